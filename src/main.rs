@@ -1,0 +1,3 @@
+//! The `paramscope` binary.
+
+fn main() {}
