@@ -1,6 +1,21 @@
 //! paramscope: explore, re-initialize and run the parameters of neural networks.
 //!
 //! The crate map:
+//! - [`model`]: the module tree, parameter identity, the chapter's demos, init schemes, forward passes,
+//!   and the `print(model)` architecture language.
+//! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
+//! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`.
+//! - [`io`]: reading and writing safetensors files and `.npy` arrays.
+//! - [`source`]: turning a `MODEL` argument into a [`model::Model`].
 //! - [`kernel`]: the cache-blocked matrix multiply every forward pass goes through.
+//! - [`math`]: erf and QR, for the formulas.
+//! - [`text`]: showing untrusted names safely on a terminal.
 
+pub mod cli;
+pub mod io;
 pub mod kernel;
+pub mod math;
+pub mod model;
+pub mod source;
+pub mod tensor;
+pub mod text;

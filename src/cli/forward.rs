@@ -1,0 +1,98 @@
+//! `paramscope forward`: run the model on an `.npy` input or a random batch.
+
+use ndarray::{ArrayD, IxDyn};
+use serde_json::{Value, json};
+
+use std::fmt::Write as _;
+
+use super::{ForwardArgs, json_number, json_text};
+use crate::io::npy;
+use crate::model::forward::{Activation, ForwardPlan};
+use crate::model::rng::TorchGenerator;
+use crate::tensor::DType;
+use crate::tensor::decode::encode_f32;
+use crate::tensor::stats::stats;
+use crate::text::escape;
+
+pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
+    let model = args.model.load()?;
+    let plan = ForwardPlan::new(&model).map_err(|e| e.to_string())?;
+    let x = match (&args.input, args.batch) {
+        (Some(path), _) => npy::read(path)?,
+        (None, Some(batch)) => random_batch(&plan, batch as usize, args.model.seed)?,
+        (None, None) => unreachable!("clap requires --input or --batch"),
+    };
+    let activations = plan.run(&x).map_err(|e| e.to_string())?;
+    let output = &activations
+        .last()
+        .expect("run yields at least one activation")
+        .output;
+    if let Some(path) = &args.output {
+        npy::write(path, output)
+            .map_err(|e| format!("{}: {e}", escape(&path.display().to_string())))?;
+    }
+    if args.json {
+        return Ok(json_text(&json!({
+            "input_shape": x.shape(),
+            "output_shape": output.shape(),
+            "output": nested(output),
+            "layers": activations.iter().map(layer_json).collect::<Vec<_>>(),
+        })));
+    }
+    let mut out = format!(
+        "input  {:?}\noutput {:?}\n{output:.6}\n\nlayer outputs:\n",
+        x.shape(),
+        output.shape()
+    );
+    for a in &activations {
+        let (mean, std, zeros) = summary(a);
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<52} mean {mean:>9.5}  std {std:>9.5}  zeros {:>5.1}%",
+            escape(&a.path),
+            escape(&a.repr),
+            100.0 * zeros
+        );
+    }
+    Ok(out)
+}
+
+/// `torch.manual_seed(seed); torch.rand(batch, in_features)`.
+fn random_batch(plan: &ForwardPlan, batch: usize, seed: u64) -> Result<ArrayD<f32>, String> {
+    let width = plan.in_features().ok_or(
+        "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
+    )?;
+    let mut values = vec![0f32; batch * width];
+    TorchGenerator::new(seed).fill_uniform(&mut values, 0.0, 1.0);
+    Ok(ArrayD::from_shape_vec(IxDyn(&[batch, width]), values).expect("batch·width values"))
+}
+
+/// Mean, unbiased std, and the fraction of exact zeros (what a ReLU switched off).
+fn summary(a: &Activation) -> (f64, f64, f64) {
+    let values: Vec<f32> = a.output.iter().copied().collect();
+    let s = stats(DType::F32, &encode_f32(&values), values.len()).expect("F32 always decodes");
+    (s.mean, s.std, s.zeros as f64 / values.len().max(1) as f64)
+}
+
+fn layer_json(a: &Activation) -> Value {
+    let (mean, std, zeros) = summary(a);
+    json!({
+        "path": a.path,
+        "repr": a.repr,
+        "shape": a.output.shape(),
+        "mean": json_number(mean),
+        "std": json_number(std),
+        "zero_fraction": zeros,
+    })
+}
+
+/// An N-D array as nested JSON lists.
+fn nested(a: &ArrayD<f32>) -> Value {
+    if a.ndim() == 0 {
+        return json_number(f64::from(a[IxDyn(&[])]));
+    }
+    if a.ndim() == 1 {
+        return Value::Array(a.iter().map(|v| json_number(f64::from(*v))).collect());
+    }
+    Value::Array(a.outer_iter().map(|sub| nested(&sub.to_owned())).collect())
+}

@@ -1,0 +1,40 @@
+//! `paramscope init`: re-initialize every Linear under a module, as `net[at].apply(fn)`, and save.
+
+use super::InitArgs;
+use crate::io::model_file::save_model;
+use crate::model::init::{InitPlan, InitScheme};
+use crate::text::escape;
+
+pub(super) fn run(args: &InitArgs) -> Result<String, String> {
+    let parse = |flag: &str, text: &str| {
+        text.parse::<InitScheme>()
+            .map_err(|e| format!("--{flag} {}: {e}", escape(text)))
+    };
+    let plan = InitPlan {
+        weight: Some(parse("weight", &args.weight)?),
+        bias: args.bias.as_deref().map(|b| parse("bias", b)).transpose()?,
+        seed: args.model.seed,
+    };
+    let mut model = args.model.load()?;
+    let report = plan
+        .apply(&mut model, &args.at)
+        .map_err(|e| e.to_string())?;
+    if report.written.is_empty() {
+        return Err(format!(
+            "no Linear layer under {:?}: nothing to initialize (paramscope tree lists the modules)",
+            escape(&args.at)
+        ));
+    }
+    save_model(&model, &args.output).map_err(|e| e.to_string())?;
+    let names: Vec<_> = report
+        .written
+        .iter()
+        .map(|(n, _)| escape(n).into_owned())
+        .collect();
+    eprintln!(
+        "initialized {}; wrote {}",
+        names.join(", "),
+        escape(&args.output.display().to_string())
+    );
+    Ok(String::new())
+}

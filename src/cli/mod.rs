@@ -1,0 +1,182 @@
+//! The command line: clap's types, and one module per subcommand (text or `--json` on stdout).
+
+mod export;
+mod forward;
+mod init;
+mod show;
+mod tree;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::Model;
+use crate::source::{self, LoadOptions};
+
+/// Explore, re-initialize and run the parameters of neural networks.
+///
+/// MODEL is demo:mlp, demo:rgnet or demo:shared (the nets of d2l's "parameter management" chapter),
+/// a .safetensors checkpoint, or a text file holding a model as PyTorch's print(model) shows it.
+#[derive(Debug, Parser)]
+#[command(name = "paramscope", version, about, long_about)]
+pub struct Cli {
+    /// What to do; without one, the interactive app opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the module tree as print(model) does, then every parameter in state_dict order.
+    Tree(TreeArgs),
+    /// Show one parameter: dtype, shape, statistics and values.
+    Show(ShowArgs),
+    /// Run a forward pass on an .npy input or a random batch.
+    Forward(ForwardArgs),
+    /// Re-initialize every Linear under a module with torch.nn.init schemes, and save the result.
+    Init(InitArgs),
+    /// Save the model as a .safetensors file that PyTorch's load_model reads.
+    Export(ExportArgs),
+}
+
+/// Where the model comes from; shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// demo:mlp | demo:rgnet | demo:shared | FILE.safetensors | ARCH.txt
+    #[arg(value_name = "MODEL")]
+    pub model: String,
+    /// The architecture of a checkpoint, as the text print(model) shows.
+    #[arg(long, value_name = "FILE")]
+    pub arch: Option<PathBuf>,
+    /// torch.manual_seed for every random step: building a demo or an architecture text, an init, a batch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl ModelArgs {
+    /// Loads the model these arguments name.
+    pub fn load(&self) -> Result<Model, String> {
+        source::load(
+            &self.model,
+            &LoadOptions {
+                arch: self.arch.as_deref(),
+                seed: self.seed,
+            },
+        )
+    }
+}
+
+/// `paramscope tree`.
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `paramscope show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A state_dict key (0.block1.0.bias) or the chapter's indexing ([0][1][0].bias).
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// How many values to print, in C order.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    limit: usize,
+}
+
+/// `paramscope forward`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["input", "batch"]))]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The input, a float32 or float64 .npy array whose last dimension is the model's input width.
+    #[arg(long, value_name = "X.npy")]
+    input: Option<PathBuf>,
+    /// Draw the input as torch.rand(B, in_features) from --seed.
+    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch: Option<u64>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write the output to this .npy file.
+    #[arg(short = 'o', long = "output", value_name = "OUT.npy")]
+    output: Option<PathBuf>,
+}
+
+/// `paramscope init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The module whose Linear layers are re-initialized (dotted or [i] indexing); default: the whole model.
+    #[arg(long, value_name = "PATH", default_value = "")]
+    at: String,
+    /// The scheme for each weight, NAME[:k=v,...], e.g. normal:std=0.01 or xavier_uniform.
+    #[arg(long, value_name = "SCHEME")]
+    weight: String,
+    /// The scheme for each bias; without it, biases are left as they are.
+    #[arg(long, value_name = "SCHEME")]
+    bias: Option<String>,
+    /// Where to save the result.
+    #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
+    output: PathBuf,
+}
+
+/// `paramscope export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Where to save the model.
+    #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
+    output: PathBuf,
+}
+
+/// Runs one subcommand and returns what it prints on stdout; the error is the one line to show
+/// after `error: `.
+pub fn run(command: Command) -> Result<String, String> {
+    match command {
+        Command::Tree(args) => tree::run(&args),
+        Command::Show(args) => show::run(&args),
+        Command::Forward(args) => forward::run(&args),
+        Command::Init(args) => init::run(&args),
+        Command::Export(args) => export::run(&args),
+    }
+}
+
+/// JSON text followed by a newline.
+fn json_text(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
+    text.push('\n');
+    text
+}
+
+/// A number for JSON: NaN and ±Inf (which JSON cannot hold) become null.
+fn json_number(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+impl TreeArgs {
+    /// `tree demo:mlp`: what a bare `paramscope` shows until the app opens instead.
+    #[must_use]
+    pub fn default_demo() -> Self {
+        TreeArgs {
+            model: ModelArgs {
+                model: "demo:mlp".into(),
+                arch: None,
+                seed: 0,
+            },
+            json: false,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! `paramscope tree`: the module tree as `print(model)` shows it, and every parameter.
+
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value, json};
+
+use super::{TreeArgs, json_text};
+use crate::model::Model;
+use crate::model::arch;
+use crate::text::escape;
+
+pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
+    let model = args.model.load()?;
+    Ok(if args.json {
+        json_text(&to_json(&model))
+    } else {
+        to_text(&model)
+    })
+}
+
+/// Each state_dict entry with the other paths of its tensor.
+fn entries(model: &Model) -> Vec<(String, crate::model::ParamId, Vec<String>)> {
+    let state_dict = model.state_dict();
+    state_dict
+        .iter()
+        .map(|(name, id)| {
+            let others = state_dict
+                .iter()
+                .filter(|(other, other_id)| other_id == id && other != name)
+                .map(|(other, _)| other.clone())
+                .collect();
+            (name.clone(), *id, others)
+        })
+        .collect()
+}
+
+fn to_text(model: &Model) -> String {
+    // Escaped line by line: a checkpoint's module names are untrusted text.
+    let mut out = String::new();
+    for line in arch::print(&model.root).lines() {
+        let _ = writeln!(out, "{}", escape(line));
+    }
+    let rows: Vec<[String; 3]> = entries(model)
+        .into_iter()
+        .map(|(name, id, others)| {
+            let tensor = model.store.get(id);
+            let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype());
+            if !others.is_empty() {
+                let _ = write!(kind, "  shared with {}", others.join(", "));
+            }
+            [escape(&name).into_owned(), kind, String::new()]
+        })
+        .collect();
+    let width = rows.iter().map(|r| r[0].chars().count()).max().unwrap_or(0);
+    out.push_str("\nparameters (state_dict order):\n");
+    for [name, kind, _] in rows {
+        let _ = writeln!(out, "  {name:width$}  {kind}");
+    }
+    let _ = writeln!(out, "total: {} parameters", model.total_params());
+    out
+}
+
+fn to_json(model: &Model) -> Value {
+    let params: Vec<Value> = entries(model)
+        .into_iter()
+        .map(|(name, id, others)| {
+            let tensor = model.store.get(id);
+            json!({
+                "name": name,
+                "shape": tensor.shape(),
+                "dtype": tensor.dtype().name(),
+                "shared_with": others,
+            })
+        })
+        .collect();
+    let mut modules = Map::new();
+    model.root.walk("", &mut |path, module| {
+        let params: Vec<String> = module
+            .params
+            .iter()
+            .map(|(local, _)| crate::model::tree::join(path, local))
+            .collect();
+        let children: Vec<&str> = module.children.iter().map(|c| c.name.as_str()).collect();
+        modules.insert(
+            path.to_owned(),
+            json!({
+                "kind": module.class_name(),
+                "repr": module.repr(),
+                "params": params,
+                "children": children,
+                "num_params": model.count_params(module),
+            }),
+        );
+    });
+    json!({
+        "total_params": model.total_params(),
+        "params": params,
+        "modules": modules,
+    })
+}

@@ -1,0 +1,7 @@
+//! Files: safetensors checkpoints read through a map and written by rename, and `.npy` arrays.
+
+pub mod atomic;
+pub mod model_file;
+pub mod npy;
+pub mod safetensors;
+pub mod sniff;

@@ -1,0 +1,51 @@
+//! Saving a whole model as safetensors' `save_model` does: a tied tensor stored once under its
+//! first name (sorted), each dropped name mapped to the kept one in `__metadata__`, and the
+//! architecture text alongside so the file runs `forward` on its own.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use super::safetensors::{self, FileError};
+use crate::model::arch::{self, METADATA_KEY};
+use crate::model::tree::{Module, ModuleKind};
+use crate::model::{Model, ParamId};
+use crate::tensor::Tensor;
+
+/// Writes `model` to `path` (temp file and rename), keeping the source's metadata and dtypes.
+pub fn save_model(model: &Model, path: &Path) -> Result<(), FileError> {
+    let (tensors, metadata) = contents(model);
+    safetensors::save(path, &tensors, &metadata)
+}
+
+/// The tensors to store and the metadata to write for `model`.
+#[must_use]
+pub fn contents(model: &Model) -> (Vec<(String, &Tensor)>, BTreeMap<String, String>) {
+    let state_dict = model.state_dict();
+    let mut names_of: HashMap<ParamId, Vec<&str>> = HashMap::new();
+    for (name, id) in &state_dict {
+        names_of.entry(*id).or_default().push(name);
+    }
+    let mut metadata = model.metadata.clone();
+    // Old tie entries describe the source file; the ties are written anew below.
+    metadata.retain(|key, _| !state_dict.iter().any(|(name, _)| name == key));
+    let mut tensors = Vec::new();
+    for (id, mut names) in names_of {
+        names.sort_unstable();
+        let kept = names[0];
+        for dropped in &names[1..] {
+            metadata.insert((*dropped).to_owned(), kept.to_owned());
+        }
+        tensors.push((kept.to_owned(), model.store.get(id)));
+    }
+    if fully_known(&model.root) {
+        metadata.insert(METADATA_KEY.to_owned(), arch::print(&model.root));
+    } else {
+        metadata.remove(METADATA_KEY);
+    }
+    (tensors, metadata)
+}
+
+/// Whether every module's kind is known, so that the architecture text describes the model.
+fn fully_known(module: &Module) -> bool {
+    module.kind != ModuleKind::Unknown && module.children.iter().all(fully_known)
+}

@@ -1,0 +1,185 @@
+//! safetensors files: opened read-only through a map with only the header parsed, checked as the
+//! reference crate checks them (and for duplicate names), and saved by temp file and rename.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::fs::File;
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+use safetensors::SafeTensors;
+use safetensors::tensor::{Dtype, TensorInfo, View};
+use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+
+use super::atomic::write_atomically;
+use super::sniff;
+use crate::tensor::{Bytes, DType, Tensor};
+use crate::text::escape;
+
+/// A failure to read or write a file, naming the file (and the tensor, when there is one).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct FileError {
+    /// The file, as the user named it.
+    pub path: String,
+    /// What went wrong, in one line.
+    pub reason: String,
+}
+
+impl FileError {
+    /// An error about `path`.
+    pub fn new(path: &Path, reason: impl fmt::Display) -> Self {
+        FileError {
+            path: escape(&path.display().to_string()).into_owned(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// The tensors of one file, in the order the header lists their data, and its `__metadata__`.
+pub struct Checkpoint {
+    /// `(name, tensor)` for every tensor in the file.
+    pub tensors: Vec<(String, Tensor)>,
+    /// The `__metadata__` map (empty when absent).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Opens `path` read-only. Only the header is parsed; tensor bytes stay on disk until read.
+pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
+    let fail = |reason: String| FileError::new(path, reason);
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
+    if len == 0 {
+        return Err(fail("the file is empty".into()));
+    }
+    // SAFETY: the map is read-only and paramscope never writes a file it has mapped (saves go to a
+    // temp file and are renamed over). Another process truncating the file while it is open could
+    // still fault a read; that is the accepted cost of not reading whole checkpoints into memory.
+    #[expect(
+        unsafe_code,
+        reason = "memory-mapping is the only way to open a 100 GB file at once"
+    )]
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
+    let map = Arc::new(map);
+    let explain = |reason: String| {
+        let head = &map[..map.len().min(512)];
+        fail(sniff::identify(head).map_or(reason, str::to_owned))
+    };
+    let (header_len, metadata) = SafeTensors::read_metadata(&map)
+        .map_err(|e| explain(format!("not a valid safetensors file: {}", describe(&e))))?;
+    check_unique_names(&map[8..8 + header_len]).map_err(explain)?;
+    let data_start = 8 + header_len;
+    let mut infos: Vec<(String, &TensorInfo)> = metadata.tensors().into_iter().collect();
+    infos.sort_by_key(|(_, info)| info.data_offsets);
+    let mut tensors = Vec::with_capacity(infos.len());
+    for (name, info) in infos {
+        let dtype = DType::from_name(&info.dtype.to_string()).ok_or_else(|| {
+            fail(format!(
+                "tensor {}: dtype {} is not supported",
+                escape(&name),
+                info.dtype
+            ))
+        })?;
+        let (start, end) = info.data_offsets;
+        let bytes = Bytes::Mapped {
+            map: Arc::clone(&map),
+            start: data_start + start,
+            end: data_start + end,
+        };
+        tensors.push((name, Tensor::new(info.shape.clone(), dtype, bytes)));
+    }
+    let metadata = metadata
+        .metadata()
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    Ok(Checkpoint { tensors, metadata })
+}
+
+/// The reference crate's errors, in words a user can act on.
+fn describe(error: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match error {
+        E::HeaderTooSmall => "the file is shorter than the 8-byte header length".into(),
+        E::HeaderTooLarge => "the header length is over the 100 MB limit".into(),
+        E::InvalidHeaderLength => "the header length points past the end of the file (truncated?)".into(),
+        E::InvalidHeader(_) => "the header is not valid UTF-8".into(),
+        E::InvalidHeaderDeserialization(e) => format!("the header is not a valid safetensors JSON header: {e}"),
+        E::MetadataIncompleteBuffer => "the data does not end where the header says (truncated, or bytes after the last tensor)".into(),
+        E::InvalidOffset(name) => format!("tensor {}: its data offsets leave a hole, overlap another tensor, or run past the data", escape(name)),
+        E::TensorInvalidInfo => "a tensor's shape and dtype do not match its byte length".into(),
+        E::ValidationOverflow => "a tensor's shape overflows when multiplied out".into(),
+        E::MisalignedSlice => "a tensor's byte length is not a whole number of elements".into(),
+        other => other.to_string(),
+    }
+}
+
+/// Rejects a header that names one tensor twice: JSON parsers keep only one of the two silently.
+fn check_unique_names(header: &[u8]) -> Result<(), String> {
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut seen = HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                map.next_value::<IgnoredAny>()?;
+                if !seen.insert(key.clone()) {
+                    return Ok(Some(key));
+                }
+            }
+            Ok(None)
+        }
+    }
+    let mut reader = serde_json::Deserializer::from_slice(header);
+    match reader.deserialize_map(Keys) {
+        Ok(None) => Ok(()),
+        Ok(Some(name)) => Err(format!("the header names tensor {} twice", escape(&name))),
+        Err(e) => Err(format!("the header is not valid JSON: {e}")),
+    }
+}
+
+/// One tensor handed to the reference serializer, its bytes borrowed from wherever they live.
+struct Borrowed<'a>(&'a Tensor);
+
+impl View for Borrowed<'_> {
+    fn dtype(&self) -> Dtype {
+        serde_json::from_value(serde_json::Value::String(self.0.dtype().name().to_owned()))
+            .expect("every DType name is a safetensors dtype")
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        std::borrow::Cow::Borrowed(self.0.bytes())
+    }
+    fn data_len(&self) -> usize {
+        self.0.bytes().len()
+    }
+}
+
+/// Saves `tensors` with `metadata` to `path` by temp file, fsync and rename. Saving over a file that
+/// is open (and mapped) here is safe: the old inode lives on until its map is dropped.
+pub fn save(
+    path: &Path,
+    tensors: &[(String, &Tensor)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), FileError> {
+    let info: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let views = tensors.iter().map(|(name, t)| (name.as_str(), Borrowed(t)));
+    write_atomically(path, |temp| {
+        safetensors::serialize_to_file(views, Some(info), temp).map_err(std::io::Error::other)
+    })
+    .map_err(|e| FileError::new(path, format!("cannot write: {e}")))
+}
+
+/// Reads the first `n` bytes of a file (for recognising what it is without mapping it).
+pub fn head(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(n);
+    File::open(path)?.take(n as u64).read_to_end(&mut buf)?;
+    Ok(buf)
+}

@@ -1,0 +1,76 @@
+//! Saying what a file really is when it is not safetensors: a Git LFS pointer, a web page, a zip…
+
+/// A sentence naming what `head` (the first bytes of a file) looks like, when it is recognisably
+/// something other than a safetensors file.
+#[must_use]
+pub fn identify(head: &[u8]) -> Option<&'static str> {
+    let text_start = head.trim_ascii_start();
+    let lower: Vec<u8> = text_start
+        .iter()
+        .take(16)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    let checks: [(bool, &str); 9] = [
+        (
+            head.starts_with(b"version https://git-lfs.github.com/spec/v1"),
+            "this is a Git LFS pointer, not the file itself: fetch the real file (git lfs pull)",
+        ),
+        (
+            lower.starts_with(b"<!doctype html")
+                || lower.starts_with(b"<html")
+                || lower.starts_with(b"<head"),
+            "this is an HTML page, not a checkpoint: the download probably failed (a login or error page)",
+        ),
+        (
+            head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06"),
+            "this is a zip archive (a PyTorch .pt/.bin from torch.save, or a numpy .npz), not safetensors: convert it with safetensors.torch.save_file",
+        ),
+        (
+            head.starts_with(b"GGUF"),
+            "this is a GGUF file (llama.cpp), not safetensors",
+        ),
+        (
+            head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]),
+            "this is a raw Python pickle (an old-style torch.save), not safetensors: never unpickle untrusted files; convert it with safetensors.torch.save_file",
+        ),
+        (
+            head.starts_with(b"\x93NUMPY"),
+            "this is a numpy .npy array, not a safetensors checkpoint",
+        ),
+        (
+            head.starts_with(b"\x1f\x8b"),
+            "this is a gzip file: decompress it first",
+        ),
+        (
+            head.starts_with(b"\x89HDF"),
+            "this is an HDF5 file (Keras .h5), not safetensors",
+        ),
+        (
+            lower.starts_with(b"{"),
+            "this is a JSON file, not a safetensors checkpoint (a sharded model is opened through its model.safetensors.index.json or its folder)",
+        ),
+    ];
+    checks
+        .into_iter()
+        .find_map(|(hit, what)| hit.then_some(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identify;
+
+    #[test]
+    fn recognises_common_impostors() {
+        let says =
+            |head: &[u8], word: &str| assert!(identify(head).unwrap().contains(word), "{word}");
+        says(
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n",
+            "Git LFS pointer",
+        );
+        says(b"\n  <!DOCTYPE html><html>", "HTML page");
+        says(b"PK\x03\x04\x14\x00", "zip archive");
+        says(b"GGUF\x03\x00\x00\x00", "GGUF");
+        says(b"\x80\x02}q\x00", "pickle");
+        assert_eq!(identify(b"\x10\x00\x00\x00\x00\x00\x00\x00{}"), None);
+    }
+}

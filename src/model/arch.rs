@@ -1,0 +1,433 @@
+//! The architecture language: PyTorch's own `print(model)` text, printed and parsed back.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use thiserror::Error;
+
+use super::Model;
+use super::demos::Builder;
+use super::layers::Layer;
+use super::tree::{Module, ModuleKind, join};
+
+/// The metadata key under which an exported file carries its architecture text.
+pub const METADATA_KEY: &str = "paramscope.arch";
+
+/// Why an architecture text could not be read, with the 1-based line where it went wrong.
+#[derive(Debug, Error, PartialEq)]
+#[error("line {line}: {message}")]
+pub struct ArchError {
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong there.
+    pub message: String,
+}
+
+/// The text `print(model)` shows for `root`.
+#[must_use]
+pub fn print(root: &Module) -> String {
+    let mut out = String::new();
+    write_module(root, &mut out, 0);
+    out.push('\n');
+    out
+}
+
+fn write_module(module: &Module, out: &mut String, depth: usize) {
+    if module.children.is_empty() {
+        out.push_str(&leaf_repr(module));
+        return;
+    }
+    out.push_str(&module.repr());
+    out.push_str("(\n");
+    for child in &module.children {
+        let _ = write!(
+            out,
+            "{:width$}({}): ",
+            "",
+            child.name,
+            width = 2 * (depth + 1)
+        );
+        write_module(child, out, depth + 1);
+        out.push('\n');
+    }
+    let _ = write!(out, "{:width$})", "", width = 2 * depth);
+}
+
+/// A module without children prints its layer repr; containers print `Sequential()`.
+fn leaf_repr(module: &Module) -> String {
+    match &module.kind {
+        ModuleKind::Layer(layer) => layer.to_string(),
+        ModuleKind::Sequential | ModuleKind::Unknown => format!("{}()", module.repr()),
+    }
+}
+
+/// Parses `print(model)` text into a module tree without parameters.
+pub fn parse(text: &str) -> Result<Module, ArchError> {
+    let lines: Vec<(usize, &str)> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty())
+        .collect();
+    let Some(&(first_line, first)) = lines.first() else {
+        return Err(ArchError {
+            line: 1,
+            message: "the architecture text is empty".into(),
+        });
+    };
+    let mut parser = Parser {
+        lines: &lines,
+        next: 1,
+    };
+    let root = parser.module(String::new(), first, first_line)?;
+    if let Some(&(line, extra)) = lines.get(parser.next) {
+        return Err(ArchError {
+            line,
+            message: format!("unexpected text after the model's closing parenthesis: {extra:?}"),
+        });
+    }
+    Ok(root)
+}
+
+struct Parser<'a> {
+    lines: &'a [(usize, &'a str)],
+    next: usize,
+}
+
+impl Parser<'_> {
+    /// Reads the module whose head is `head` (already consumed); its children follow when it opens.
+    fn module(&mut self, name: String, head: &str, line: usize) -> Result<Module, ArchError> {
+        let err = |message: String| ArchError { line, message };
+        if let Some(class) = head.strip_suffix('(') {
+            if class != "Sequential" && class != "ModuleList" {
+                return Err(err(format!(
+                    "unknown container {class:?}: paramscope runs Sequential containers of {}",
+                    KNOWN_LAYERS.join(", ")
+                )));
+            }
+            let mut module = Module::new(name, ModuleKind::Sequential);
+            loop {
+                let Some(&(child_line, text)) = self.lines.get(self.next) else {
+                    return Err(err(format!("{class}( is never closed")));
+                };
+                self.next += 1;
+                if text == ")" {
+                    return Ok(module);
+                }
+                module.children.extend(self.children(text, child_line)?);
+            }
+        }
+        let (class, args) = split_call(head).ok_or_else(|| {
+            err(format!(
+                "expected a module like Linear(...) or Sequential(, found {head:?}"
+            ))
+        })?;
+        if class == "Sequential" && args.trim().is_empty() {
+            return Ok(Module::new(name, ModuleKind::Sequential));
+        }
+        let layer = parse_layer(class, args).map_err(err)?;
+        Ok(Module::new(name, ModuleKind::Layer(layer)))
+    }
+
+    /// Reads one child line `(name): Head`, or a repeat `(0-3): 4 x Head`, into its modules.
+    fn children(&mut self, text: &str, line: usize) -> Result<Vec<Module>, ArchError> {
+        let err = |message: String| ArchError { line, message };
+        let (label, head) = text
+            .strip_prefix('(')
+            .and_then(|t| t.split_once("): "))
+            .ok_or_else(|| {
+                err(format!(
+                    "expected a child like (0): Linear(...), found {text:?}"
+                ))
+            })?;
+        if let Some((range, head)) = repeat(label, head) {
+            let module = self.module(String::new(), head, line)?;
+            return Ok(range
+                .map(|i| Module {
+                    name: i.to_string(),
+                    ..module.clone()
+                })
+                .collect());
+        }
+        Ok(vec![self.module(label.to_owned(), head, line)?])
+    }
+}
+
+/// PyTorch's compressed repeat `(0-3): 4 x Linear(...)`: the names and the repeated head.
+fn repeat<'h>(label: &str, head: &'h str) -> Option<(std::ops::RangeInclusive<usize>, &'h str)> {
+    let (first, last) = label.split_once('-')?;
+    let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
+    let (count, head) = head.split_once(" x ")?;
+    (count.parse::<usize>().ok()? == last.checked_sub(first)? + 1).then_some((first..=last, head))
+}
+
+/// The layer kinds the language knows.
+const KNOWN_LAYERS: [&str; 9] = [
+    "Linear",
+    "ReLU",
+    "Sigmoid",
+    "Tanh",
+    "GELU",
+    "LeakyReLU",
+    "Identity",
+    "Dropout",
+    "Flatten",
+];
+
+/// `Class(args)` into its class and argument text.
+fn split_call(head: &str) -> Option<(&str, &str)> {
+    let open = head.find('(')?;
+    let args = head[open + 1..].strip_suffix(')')?;
+    let class = &head[..open];
+    (!class.is_empty() && class.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .then_some((class, args))
+}
+
+/// Builds a layer from its class and `k=v` arguments, as its PyTorch repr writes them.
+fn parse_layer(class: &str, args: &str) -> Result<Layer, String> {
+    if !KNOWN_LAYERS.contains(&class) {
+        return Err(format!(
+            "unknown module kind {class:?} (paramscope knows Sequential, {})",
+            KNOWN_LAYERS.join(", ")
+        ));
+    }
+    let mut kwargs: BTreeMap<&str, &str> = BTreeMap::new();
+    for pair in args.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{class}: expected key=value, found {pair:?}"))?;
+        kwargs.insert(k.trim(), v.trim());
+    }
+    // Every activation may say inplace=…, which changes nothing for a forward pass.
+    kwargs.remove("inplace");
+    let mut take = |key: &str| kwargs.remove(key);
+    let number = |key: &str, v: &str| -> Result<f64, String> {
+        v.parse()
+            .map_err(|_| format!("{class}: {key}={v} is not a number"))
+    };
+    let layer = match class {
+        "Linear" => {
+            let size = |key: &str, v: Option<&str>| -> Result<usize, String> {
+                v.ok_or_else(|| format!("Linear needs {key}"))?
+                    .parse()
+                    .map_err(|_| format!("Linear: {key} must be a whole number"))
+            };
+            let in_features = size("in_features", take("in_features"))?;
+            let out_features = size("out_features", take("out_features"))?;
+            let bias = match take("bias").unwrap_or("True") {
+                "True" => true,
+                "False" => false,
+                other => return Err(format!("Linear: bias={other} is not True or False")),
+            };
+            Layer::Linear {
+                in_features,
+                out_features,
+                bias,
+            }
+        }
+        "ReLU" => Layer::ReLU,
+        "Sigmoid" => Layer::Sigmoid,
+        "Tanh" => Layer::Tanh,
+        "Identity" => Layer::Identity,
+        "GELU" => match take("approximate").map(|v| v.trim_matches(['\'', '"'])) {
+            None | Some("none") => Layer::Gelu { tanh: false },
+            Some("tanh") => Layer::Gelu { tanh: true },
+            Some(other) => {
+                return Err(format!("GELU: approximate={other} is not 'none' or 'tanh'"));
+            }
+        },
+        "LeakyReLU" => Layer::LeakyReLU {
+            negative_slope: take("negative_slope")
+                .map_or(Ok(0.01), |v| number("negative_slope", v))?,
+        },
+        "Dropout" => Layer::Dropout {
+            p: take("p").map_or(Ok(0.5), |v| number("p", v))?,
+        },
+        "Flatten" => {
+            let dim = |key: &str, v: Option<&str>, default: i64| -> Result<i64, String> {
+                v.map_or(Ok(default), |v| {
+                    v.parse()
+                        .map_err(|_| format!("Flatten: {key}={v} is not an integer"))
+                })
+            };
+            Layer::Flatten {
+                start_dim: dim("start_dim", take("start_dim"), 1)?,
+                end_dim: dim("end_dim", take("end_dim"), -1)?,
+            }
+        }
+        _ => unreachable!("checked against KNOWN_LAYERS"),
+    };
+    if let Some((key, _)) = kwargs.into_iter().next() {
+        return Err(format!("{class} has no argument {key:?}"));
+    }
+    Ok(layer)
+}
+
+/// A fresh model of this architecture, initialized as PyTorch's constructors would from `seed`
+/// (layers draw in the order they appear, as `nn.Sequential(...)`'s arguments are evaluated).
+#[must_use]
+pub fn instantiate(arch: &Module, seed: u64) -> Model {
+    let mut builder = Builder::new(seed);
+    let root = with_fresh_params(arch, &mut builder);
+    Model {
+        root,
+        store: builder.store,
+        metadata: BTreeMap::new(),
+    }
+}
+
+fn with_fresh_params(arch: &Module, builder: &mut Builder) -> Module {
+    let mut module = match arch.layer() {
+        Some(layer) => builder.layer(&arch.name, layer.clone()),
+        None => Module::new(arch.name.clone(), arch.kind.clone()),
+    };
+    module.children = arch
+        .children
+        .iter()
+        .map(|c| with_fresh_params(c, builder))
+        .collect();
+    module
+}
+
+/// Puts a checkpoint's tensors into this architecture, checking names and shapes as PyTorch's
+/// `load_state_dict(strict=True)` does: every expected key present with its shape, nothing left over.
+pub fn bind(arch: &Module, checkpoint: &Model) -> Result<Model, String> {
+    let available: BTreeMap<String, _> = checkpoint.state_dict().into_iter().collect();
+    let mut used = std::collections::HashSet::new();
+    let mut problems = Vec::new();
+    let root = bind_module(arch, "", checkpoint, &available, &mut used, &mut problems);
+    let unexpected: Vec<_> = available
+        .keys()
+        .filter(|k| !used.contains(*k))
+        .cloned()
+        .collect();
+    if !unexpected.is_empty() {
+        problems.push(format!(
+            "unexpected key(s) in the checkpoint: {}",
+            unexpected.join(", ")
+        ));
+    }
+    if problems.is_empty() {
+        Ok(Model {
+            root,
+            store: checkpoint.store.clone(),
+            metadata: checkpoint.metadata.clone(),
+        })
+    } else {
+        Err(format!(
+            "the checkpoint does not fit the architecture: {}",
+            problems.join("; ")
+        ))
+    }
+}
+
+fn bind_module(
+    arch: &Module,
+    path: &str,
+    checkpoint: &Model,
+    available: &BTreeMap<String, super::ParamId>,
+    used: &mut std::collections::HashSet<String>,
+    problems: &mut Vec<String>,
+) -> Module {
+    let mut module = Module::new(arch.name.clone(), arch.kind.clone());
+    if let Some(Layer::Linear {
+        in_features,
+        out_features,
+        bias,
+    }) = arch.layer()
+    {
+        let mut expected = vec![("weight", vec![*out_features, *in_features])];
+        if *bias {
+            expected.push(("bias", vec![*out_features]));
+        }
+        for (local, shape) in expected {
+            let key = join(path, local);
+            match available.get(&key) {
+                None => problems.push(format!("missing key {key}")),
+                Some(&id) => {
+                    let found = checkpoint.store.get(id).shape();
+                    if found == shape.as_slice() {
+                        module.params.push((local.to_owned(), id));
+                    } else {
+                        problems.push(format!(
+                            "{key} has shape {found:?}, the architecture needs {shape:?}"
+                        ));
+                    }
+                    used.insert(key);
+                }
+            }
+        }
+    }
+    module.children = arch
+        .children
+        .iter()
+        .map(|c| {
+            bind_module(
+                c,
+                &join(path, &c.name),
+                checkpoint,
+                available,
+                used,
+                problems,
+            )
+        })
+        .collect();
+    module
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::demos;
+
+    const MLP: &str = "Sequential(
+  (0): Linear(in_features=4, out_features=8, bias=True)
+  (1): ReLU()
+  (2): Linear(in_features=8, out_features=1, bias=True)
+)
+";
+
+    #[test]
+    fn prints_as_pytorch_and_parses_back() {
+        let mlp = demos::build("mlp", 0).unwrap();
+        assert_eq!(print(&mlp.root), MLP);
+        let rgnet = demos::build("rgnet", 0).unwrap();
+        let text = print(&rgnet.root);
+        let parsed = parse(&text).unwrap();
+        assert_eq!(print(&parsed), text);
+        assert_eq!(instantiate(&parsed, 0).total_params(), 309);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let text = "Sequential(\n  (0): Linear(in_features=4, out_features=8, bias=True)\n  (1): Conv2d(3, 8, kernel_size=(3, 3))\n)\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(
+            err.message.contains("unknown module kind \"Conv2d\""),
+            "{err}"
+        );
+        assert_eq!(parse("Sequential(\n  (0): ReLU()\n").unwrap_err().line, 1);
+        assert!(
+            parse("Linear(in_features=4)")
+                .unwrap_err()
+                .message
+                .contains("needs out_features")
+        );
+        assert!(
+            parse("ReLU(foo=1)")
+                .unwrap_err()
+                .message
+                .contains("no argument \"foo\"")
+        );
+    }
+
+    #[test]
+    fn reads_compressed_repeats_and_activation_arguments() {
+        let text = "Sequential(\n  (0-2): 3 x Linear(in_features=4, out_features=4, bias=False)\n  (3): ReLU(inplace=True)\n  (4): GELU(approximate='tanh')\n)";
+        let root = parse(text).unwrap();
+        let names: Vec<_> = root.children.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["0", "1", "2", "3", "4"]);
+        assert_eq!(root.children[4].layer(), Some(&Layer::Gelu { tanh: true }));
+    }
+}

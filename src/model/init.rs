@@ -1,0 +1,834 @@
+//! Every `torch.nn.init` scheme, its fan and gain rules, and applying schemes to a subtree as
+//! `net.apply(fn)` does.
+//!
+//! Each formula follows `torch/nn/init.py` operation for operation (the same f64 arithmetic, then the
+//! same `uniform_`/`normal_` on the generator), so a seeded re-init gives PyTorch's values.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::Array2;
+use thiserror::Error;
+
+use super::Model;
+use super::layers::Layer;
+use super::param::ParamId;
+use super::rng::TorchGenerator;
+use super::tree::{Module, join};
+use crate::math;
+
+/// Fan mode of the Kaiming schemes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanMode {
+    /// Preserve the variance of the forward pass.
+    FanIn,
+    /// Preserve the variance of the backward pass.
+    FanOut,
+}
+
+/// A `torch.nn.init` scheme with its arguments, named as PyTorch names them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitScheme {
+    /// `zeros_`.
+    Zeros,
+    /// `ones_`.
+    Ones,
+    /// `constant_(val)`.
+    Constant {
+        /// The value.
+        val: f64,
+    },
+    /// `uniform_(a, b)`: U(a, b).
+    Uniform {
+        /// Lower bound.
+        a: f64,
+        /// Upper bound.
+        b: f64,
+    },
+    /// `normal_(mean, std)`.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
+    /// `xavier_uniform_(gain)`: U(-a, a), a = gain·√(6/(fan_in+fan_out)).
+    XavierUniform {
+        /// Scaling factor.
+        gain: f64,
+    },
+    /// `xavier_normal_(gain)`: N(0, gain²·2/(fan_in+fan_out)).
+    XavierNormal {
+        /// Scaling factor.
+        gain: f64,
+    },
+    /// `kaiming_uniform_(a, mode, nonlinearity)`: U(-b, b), b = gain·√(3/fan).
+    KaimingUniform {
+        /// Negative slope of the rectifier (for `leaky_relu`).
+        a: f64,
+        /// Which fan to preserve.
+        mode: FanMode,
+        /// The nonlinearity the gain is computed for.
+        nonlinearity: String,
+    },
+    /// `kaiming_normal_(a, mode, nonlinearity)`: N(0, (gain/√fan)²).
+    KaimingNormal {
+        /// Negative slope of the rectifier (for `leaky_relu`).
+        a: f64,
+        /// Which fan to preserve.
+        mode: FanMode,
+        /// The nonlinearity the gain is computed for.
+        nonlinearity: String,
+    },
+    /// `trunc_normal_(mean, std, a, b)`: N(mean, std²) truncated to the absolute range [a, b].
+    TruncNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+        /// Lower cut-off.
+        a: f64,
+        /// Upper cut-off.
+        b: f64,
+    },
+    /// `orthogonal_(gain)`: a (semi-)orthogonal matrix from the QR of a normal one.
+    Orthogonal {
+        /// Scaling factor.
+        gain: f64,
+    },
+    /// `nn.Linear.reset_parameters`: weight kaiming_uniform(a=√5), bias U(±1/√fan_in).
+    Default,
+    /// The chapter's `my_init`: U(a, b), then every |w| < threshold set to zero.
+    MaskedUniform {
+        /// Lower bound.
+        a: f64,
+        /// Upper bound.
+        b: f64,
+        /// Magnitudes below this become zero.
+        threshold: f64,
+    },
+}
+
+/// Why a scheme could not be read or applied.
+#[derive(Debug, Error, PartialEq)]
+pub enum InitError {
+    /// The scheme's name is not one paramscope knows.
+    #[error("unknown init scheme {0:?}; known: {KNOWN}")]
+    UnknownScheme(String),
+    /// A `k=v` names an argument the scheme does not take.
+    #[error("{scheme} takes no argument {key:?}; it takes: {accepted}")]
+    UnknownArgument {
+        /// The scheme.
+        scheme: &'static str,
+        /// The argument given.
+        key: String,
+        /// What it accepts.
+        accepted: String,
+    },
+    /// An argument's value is not valid.
+    #[error("{scheme}: bad value for {key}: {reason}")]
+    BadValue {
+        /// The scheme.
+        scheme: &'static str,
+        /// The argument.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The scheme does not fit this tensor (fans of a 1-D tensor, …).
+    #[error("{scheme} cannot initialize a tensor of shape {shape:?}: {reason}")]
+    Unfit {
+        /// The scheme.
+        scheme: &'static str,
+        /// The tensor's shape.
+        shape: Vec<usize>,
+        /// PyTorch's reason.
+        reason: String,
+    },
+}
+
+const KNOWN: &str = "zeros, ones, constant, uniform, normal, xavier_uniform, xavier_normal, \
+kaiming_uniform, kaiming_normal, trunc_normal, orthogonal, default, masked_uniform";
+
+const NONLINEARITIES: [&str; 11] = [
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+];
+
+/// `torch.nn.init.calculate_gain(nonlinearity, param)`.
+pub fn calculate_gain(nonlinearity: &str, param: Option<f64>) -> Result<f64, String> {
+    Ok(match nonlinearity {
+        "linear" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d"
+        | "conv_transpose3d" | "sigmoid" => 1.0,
+        "tanh" => 5.0 / 3.0,
+        "relu" => 2f64.sqrt(),
+        "leaky_relu" => {
+            let slope = param.unwrap_or(0.01);
+            (2.0 / (1.0 + slope * slope)).sqrt()
+        }
+        "selu" => 3.0 / 4.0,
+        other => {
+            return Err(format!(
+                "unsupported nonlinearity {other:?} (one of {}, selu)",
+                NONLINEARITIES.join(", ")
+            ));
+        }
+    })
+}
+
+/// `(fan_in, fan_out)` by PyTorch's rule: `shape[1]·∏shape[2:]` and `shape[0]·∏shape[2:]`.
+pub fn fans(shape: &[usize]) -> Result<(usize, usize), String> {
+    if shape.len() < 2 {
+        return Err(
+            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions".into(),
+        );
+    }
+    let receptive: usize = shape[2..].iter().product();
+    Ok((shape[1] * receptive, shape[0] * receptive))
+}
+
+/// Where a tensor sits, for the schemes whose formula depends on it (`default`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A weight (or any tensor outside a Linear).
+    Weight,
+    /// A Linear's bias; `fan_in` is that of its weight.
+    Bias {
+        /// The fan-in of the layer's weight.
+        fan_in: usize,
+    },
+}
+
+impl InitScheme {
+    /// The scheme's name as written on the command line.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            InitScheme::Zeros => "zeros",
+            InitScheme::Ones => "ones",
+            InitScheme::Constant { .. } => "constant",
+            InitScheme::Uniform { .. } => "uniform",
+            InitScheme::Normal { .. } => "normal",
+            InitScheme::XavierUniform { .. } => "xavier_uniform",
+            InitScheme::XavierNormal { .. } => "xavier_normal",
+            InitScheme::KaimingUniform { .. } => "kaiming_uniform",
+            InitScheme::KaimingNormal { .. } => "kaiming_normal",
+            InitScheme::TruncNormal { .. } => "trunc_normal",
+            InitScheme::Orthogonal { .. } => "orthogonal",
+            InitScheme::Default => "default",
+            InitScheme::MaskedUniform { .. } => "masked_uniform",
+        }
+    }
+
+    /// The scheme with PyTorch's default arguments (`uniform` is U(0, 1), `normal` N(0, 1), …).
+    pub fn with_defaults(name: &str) -> Result<InitScheme, InitError> {
+        let kaiming = |uniform: bool| {
+            let (a, mode, nonlinearity) = (0.0, FanMode::FanIn, "leaky_relu".to_owned());
+            if uniform {
+                InitScheme::KaimingUniform {
+                    a,
+                    mode,
+                    nonlinearity,
+                }
+            } else {
+                InitScheme::KaimingNormal {
+                    a,
+                    mode,
+                    nonlinearity,
+                }
+            }
+        };
+        Ok(match name {
+            "zeros" => InitScheme::Zeros,
+            "ones" => InitScheme::Ones,
+            "constant" => InitScheme::Constant { val: 0.0 },
+            "uniform" => InitScheme::Uniform { a: 0.0, b: 1.0 },
+            "normal" => InitScheme::Normal {
+                mean: 0.0,
+                std: 1.0,
+            },
+            "xavier_uniform" => InitScheme::XavierUniform { gain: 1.0 },
+            "xavier_normal" => InitScheme::XavierNormal { gain: 1.0 },
+            "kaiming_uniform" => kaiming(true),
+            "kaiming_normal" => kaiming(false),
+            "trunc_normal" => InitScheme::TruncNormal {
+                mean: 0.0,
+                std: 1.0,
+                a: -2.0,
+                b: 2.0,
+            },
+            "orthogonal" => InitScheme::Orthogonal { gain: 1.0 },
+            "default" => InitScheme::Default,
+            "masked_uniform" => InitScheme::MaskedUniform {
+                a: -10.0,
+                b: 10.0,
+                threshold: 5.0,
+            },
+            other => return Err(InitError::UnknownScheme(other.to_owned())),
+        })
+    }
+
+    /// The scheme's arguments as `(name, value)` in PyTorch's order, for display and editing.
+    #[must_use]
+    pub fn arguments(&self) -> Vec<(&'static str, String)> {
+        let num = |v: &f64| super::layers::python_float(*v);
+        let mode = |m: &FanMode| match m {
+            FanMode::FanIn => "fan_in".to_owned(),
+            FanMode::FanOut => "fan_out".to_owned(),
+        };
+        match self {
+            InitScheme::Zeros | InitScheme::Ones | InitScheme::Default => vec![],
+            InitScheme::Constant { val } => vec![("val", num(val))],
+            InitScheme::Uniform { a, b } => vec![("a", num(a)), ("b", num(b))],
+            InitScheme::Normal { mean, std } => vec![("mean", num(mean)), ("std", num(std))],
+            InitScheme::XavierUniform { gain }
+            | InitScheme::XavierNormal { gain }
+            | InitScheme::Orthogonal { gain } => vec![("gain", num(gain))],
+            InitScheme::KaimingUniform {
+                a,
+                mode: m,
+                nonlinearity,
+            }
+            | InitScheme::KaimingNormal {
+                a,
+                mode: m,
+                nonlinearity,
+            } => vec![
+                ("a", num(a)),
+                ("mode", mode(m)),
+                ("nonlinearity", nonlinearity.clone()),
+            ],
+            InitScheme::TruncNormal { mean, std, a, b } => vec![
+                ("mean", num(mean)),
+                ("std", num(std)),
+                ("a", num(a)),
+                ("b", num(b)),
+            ],
+            InitScheme::MaskedUniform { a, b, threshold } => {
+                vec![("a", num(a)), ("b", num(b)), ("threshold", num(threshold))]
+            }
+        }
+    }
+
+    /// Sets one argument from its text, checking it as PyTorch would.
+    pub fn set_argument(&mut self, key: &str, value: &str) -> Result<(), InitError> {
+        let scheme = self.name();
+        let bad = |reason: String| InitError::BadValue {
+            scheme,
+            key: key.to_owned(),
+            reason,
+        };
+        let number = || -> Result<f64, InitError> {
+            let v: f64 = value
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("{value:?} is not a number")))?;
+            if v.is_finite() {
+                Ok(v)
+            } else {
+                Err(bad(format!("{value:?} is not finite")))
+            }
+        };
+        let slot: &mut f64 = match (&mut *self, key) {
+            (InitScheme::Constant { val }, "val") => val,
+            (
+                InitScheme::Uniform { a, .. }
+                | InitScheme::TruncNormal { a, .. }
+                | InitScheme::MaskedUniform { a, .. }
+                | InitScheme::KaimingUniform { a, .. }
+                | InitScheme::KaimingNormal { a, .. },
+                "a",
+            ) => a,
+            (
+                InitScheme::Uniform { b, .. }
+                | InitScheme::TruncNormal { b, .. }
+                | InitScheme::MaskedUniform { b, .. },
+                "b",
+            ) => b,
+            (InitScheme::Normal { mean, .. } | InitScheme::TruncNormal { mean, .. }, "mean") => {
+                mean
+            }
+            (InitScheme::Normal { std, .. } | InitScheme::TruncNormal { std, .. }, "std") => std,
+            (
+                InitScheme::XavierUniform { gain }
+                | InitScheme::XavierNormal { gain }
+                | InitScheme::Orthogonal { gain },
+                "gain",
+            ) => gain,
+            (InitScheme::MaskedUniform { threshold, .. }, "threshold") => threshold,
+            (
+                InitScheme::KaimingUniform { mode, .. } | InitScheme::KaimingNormal { mode, .. },
+                "mode",
+            ) => {
+                *mode = match value.trim().trim_matches(['\'', '"']) {
+                    "fan_in" => FanMode::FanIn,
+                    "fan_out" => FanMode::FanOut,
+                    other => {
+                        return Err(bad(format!(
+                            "Mode {other} not supported, please use one of fan_in, fan_out"
+                        )));
+                    }
+                };
+                return Ok(());
+            }
+            (
+                InitScheme::KaimingUniform { nonlinearity, .. }
+                | InitScheme::KaimingNormal { nonlinearity, .. },
+                "nonlinearity",
+            ) => {
+                let name = value.trim().trim_matches(['\'', '"']);
+                calculate_gain(name, None).map_err(bad)?;
+                name.clone_into(nonlinearity);
+                return Ok(());
+            }
+            _ => {
+                let accepted: Vec<_> = self.arguments().into_iter().map(|(k, _)| k).collect();
+                return Err(InitError::UnknownArgument {
+                    scheme,
+                    key: key.to_owned(),
+                    accepted: if accepted.is_empty() {
+                        "no arguments".to_owned()
+                    } else {
+                        accepted.join(", ")
+                    },
+                });
+            }
+        };
+        *slot = number()?;
+        self.check()
+    }
+
+    /// Checks the argument combination as PyTorch's kernels do before drawing anything.
+    fn check(&self) -> Result<(), InitError> {
+        let scheme = self.name();
+        let bad = |key: &str, reason: String| {
+            Err(InitError::BadValue {
+                scheme,
+                key: key.to_owned(),
+                reason,
+            })
+        };
+        match *self {
+            InitScheme::Uniform { a, b } | InitScheme::MaskedUniform { a, b, .. } if a > b => bad(
+                "b",
+                format!(
+                    "uniform_ expects to return a [from, to) range, but found from={a} > to={b}"
+                ),
+            ),
+            InitScheme::Normal { std, .. } if std < 0.0 => bad(
+                "std",
+                format!("normal expects std >= 0.0, but found std {std}"),
+            ),
+            InitScheme::TruncNormal { std, .. } if std <= 0.0 => {
+                bad("std", format!("trunc_normal needs std > 0, got {std}"))
+            }
+            InitScheme::TruncNormal { a, b, .. } if a >= b => {
+                bad("b", format!("the cut-offs need a < b, got a={a}, b={b}"))
+            }
+            InitScheme::MaskedUniform { threshold, .. } if threshold < 0.0 => bad(
+                "threshold",
+                format!("a magnitude threshold cannot be negative, got {threshold}"),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// New values for a tensor of `shape` in `role`, drawn from `rng` exactly as PyTorch draws them.
+    pub fn sample(
+        &self,
+        shape: &[usize],
+        role: Role,
+        rng: &mut TorchGenerator,
+    ) -> Result<Vec<f32>, InitError> {
+        let numel: usize = shape.iter().product();
+        let mut out = vec![0f32; numel];
+        let unfit = |reason: String| InitError::Unfit {
+            scheme: self.name(),
+            shape: shape.to_vec(),
+            reason,
+        };
+        let fans = || fans(shape).map_err(unfit);
+        match self {
+            InitScheme::Zeros => {}
+            InitScheme::Ones => out.fill(1.0),
+            InitScheme::Constant { val } => out.fill(*val as f32),
+            InitScheme::Uniform { a, b } => rng.fill_uniform(&mut out, *a, *b),
+            InitScheme::Normal { mean, std } => rng.fill_normal(&mut out, *mean, *std),
+            InitScheme::XavierUniform { gain } => {
+                let (fan_in, fan_out) = fans()?;
+                let std = gain * (2.0 / (fan_in + fan_out) as f64).sqrt();
+                let bound = 3f64.sqrt() * std;
+                rng.fill_uniform(&mut out, -bound, bound);
+            }
+            InitScheme::XavierNormal { gain } => {
+                let (fan_in, fan_out) = fans()?;
+                let std = gain * (2.0 / (fan_in + fan_out) as f64).sqrt();
+                rng.fill_normal(&mut out, 0.0, std);
+            }
+            InitScheme::KaimingUniform {
+                a,
+                mode,
+                nonlinearity,
+            } => {
+                if numel > 0 {
+                    let std = kaiming_std(*a, *mode, nonlinearity, fans()?).map_err(unfit)?;
+                    let bound = 3f64.sqrt() * std;
+                    rng.fill_uniform(&mut out, -bound, bound);
+                }
+            }
+            InitScheme::KaimingNormal {
+                a,
+                mode,
+                nonlinearity,
+            } => {
+                if numel > 0 {
+                    let std = kaiming_std(*a, *mode, nonlinearity, fans()?).map_err(unfit)?;
+                    rng.fill_normal(&mut out, 0.0, std);
+                }
+            }
+            InitScheme::TruncNormal { mean, std, a, b } => {
+                trunc_normal(&mut out, (*mean, *std, *a, *b), rng);
+            }
+            InitScheme::Orthogonal { gain } => {
+                if shape.len() < 2 {
+                    return Err(unfit(
+                        "Only tensors with 2 or more dimensions are supported".into(),
+                    ));
+                }
+                if numel > 0 {
+                    orthogonal(&mut out, shape[0], *gain, rng);
+                }
+            }
+            InitScheme::Default => match role {
+                Role::Weight => {
+                    return InitScheme::KaimingUniform {
+                        a: 5f64.sqrt(),
+                        mode: FanMode::FanIn,
+                        nonlinearity: "leaky_relu".into(),
+                    }
+                    .sample(shape, role, rng)
+                    .map_err(|e| match e {
+                        InitError::Unfit { shape, reason, .. } => InitError::Unfit {
+                            scheme: "default",
+                            shape,
+                            reason: format!(
+                                "{reason} (default initializes a Linear's weight and bias)"
+                            ),
+                        },
+                        other => other,
+                    });
+                }
+                Role::Bias { fan_in } => {
+                    let bound = if fan_in > 0 {
+                        1.0 / (fan_in as f64).sqrt()
+                    } else {
+                        0.0
+                    };
+                    rng.fill_uniform(&mut out, -bound, bound);
+                }
+            },
+            InitScheme::MaskedUniform { a, b, threshold } => {
+                rng.fill_uniform(&mut out, *a, *b);
+                // `w *= w.abs() >= t`: a multiply, so small negatives become -0.0 as in PyTorch.
+                let t = *threshold as f32;
+                for v in &mut out {
+                    *v *= f32::from(u8::from(v.abs() >= t));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The standard deviation of the Kaiming schemes: gain/√fan.
+fn kaiming_std(
+    a: f64,
+    mode: FanMode,
+    nonlinearity: &str,
+    fans: (usize, usize),
+) -> Result<f64, String> {
+    let fan = match mode {
+        FanMode::FanIn => fans.0,
+        FanMode::FanOut => fans.1,
+    };
+    let gain = calculate_gain(nonlinearity, Some(a))?;
+    Ok(gain / (fan as f64).sqrt())
+}
+
+/// `trunc_normal_` as PyTorch 2.15 draws it: by rejection. When [a, b] holds more than 30% of the
+/// mass, normals are redrawn (a whole tensor at a time) where they fall outside; otherwise uniforms on
+/// [a, b] are accepted with the normal density relative to its peak.
+fn trunc_normal(
+    out: &mut [f32],
+    (mean, std, a, b): (f64, f64, f64, f64),
+    rng: &mut TorchGenerator,
+) {
+    let norm_cdf = |x: f64| f64::midpoint(1.0, math::erf(x / 2f64.sqrt()));
+    let mass = norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std);
+    let n = out.len();
+    let mut fresh = vec![0f32; n];
+    if mass > 0.3 {
+        let (low, high) = (a as f32, b as f32);
+        rng.fill_normal(out, mean, std);
+        while out.iter().any(|v| *v < low || *v > high) {
+            rng.fill_normal(&mut fresh, mean, std);
+            for (v, f) in out.iter_mut().zip(&fresh) {
+                if *v < low || *v > high {
+                    *v = *f;
+                }
+            }
+        }
+        return;
+    }
+    let mode = a.max(mean.min(b));
+    let log_peak = (-0.5 * ((mode - mean) / std).powi(2)) as f32;
+    let (mean32, std32) = (mean as f32, std as f32);
+    // The log-density relative to the peak, in f32 as torch's in-place ops compute it.
+    let log_density = |v: f32| {
+        let z = (v - mean32) / std32;
+        z * z * -0.5 - log_peak
+    };
+    let mut accept = vec![0f32; n];
+    rng.fill_uniform(out, a, b);
+    rng.fill_uniform(&mut accept, 0.0, 1.0);
+    let mut pending: Vec<bool> = out
+        .iter()
+        .zip(&accept)
+        .map(|(v, u)| u.ln() > log_density(*v))
+        .collect();
+    while pending.iter().any(|p| *p) {
+        rng.fill_uniform(&mut fresh, a, b);
+        rng.fill_uniform(&mut accept, 0.0, 1.0);
+        for i in 0..n {
+            if pending[i] {
+                out[i] = fresh[i];
+                pending[i] = accept[i].ln() > log_density(fresh[i]);
+            }
+        }
+    }
+}
+
+/// `orthogonal_`: QR of a rows×cols normal matrix (transposed when wide), columns signed by R's diagonal.
+fn orthogonal(out: &mut [f32], rows: usize, gain: f64, rng: &mut TorchGenerator) {
+    let cols = out.len() / rows;
+    rng.fill_normal(out, 0.0, 1.0);
+    let flat = Array2::from_shape_fn((rows, cols), |(i, j)| f64::from(out[i * cols + j]));
+    let wide = rows < cols;
+    let tall = if wide { flat.t().to_owned() } else { flat };
+    let (mut q, r) = math::qr(&tall);
+    for (j, mut column) in q.columns_mut().into_iter().enumerate() {
+        let sign = r[[j, j]].signum() * f64::from(u8::from(r[[j, j]] != 0.0));
+        column *= sign;
+    }
+    let q = if wide { q.t().to_owned() } else { q };
+    for (v, q) in out.iter_mut().zip(q.iter()) {
+        *v = (*q as f32) * gain as f32;
+    }
+}
+
+impl FromStr for InitScheme {
+    type Err = InitError;
+
+    /// Reads `NAME[:k=v,...]`; `nn.init.` and a trailing `_` are accepted (`nn.init.xavier_uniform_`).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, args) = text.split_once(':').unwrap_or((text, ""));
+        let name = name.trim();
+        let name = name.strip_prefix("nn.init.").unwrap_or(name);
+        let name = name.strip_suffix('_').unwrap_or(name);
+        let mut scheme = InitScheme::with_defaults(name)?;
+        for pair in args.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| InitError::BadValue {
+                scheme: scheme.name(),
+                key: pair.to_owned(),
+                reason: "arguments are written key=value".to_owned(),
+            })?;
+            scheme.set_argument(key.trim(), value)?;
+        }
+        Ok(scheme)
+    }
+}
+
+impl fmt::Display for InitScheme {
+    /// The scheme as it is typed: `kaiming_normal:a=0.0,mode=fan_out,nonlinearity=relu`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())?;
+        let args = self.arguments();
+        for (i, (k, v)) in args.iter().enumerate() {
+            write!(f, "{}{k}={v}", if i == 0 { ':' } else { ',' })?;
+        }
+        Ok(())
+    }
+}
+
+/// A re-initialization of every Linear under a module, as `model[path].apply(fn)` does.
+#[derive(Debug, Clone)]
+pub struct InitPlan {
+    /// The scheme for each Linear's weight.
+    pub weight: Option<InitScheme>,
+    /// The scheme for each Linear's bias; `None` leaves biases as they are.
+    pub bias: Option<InitScheme>,
+    /// The seed of the generator (`torch.manual_seed(seed)` just before `apply`).
+    pub seed: u64,
+}
+
+/// The tensors one apply wrote, each with its canonical path, so that a caller may report or undo.
+#[derive(Debug, Clone, Default)]
+pub struct InitReport {
+    /// `(state_dict key, id)` of every tensor written, in the order they were drawn.
+    pub written: Vec<(String, ParamId)>,
+}
+
+impl InitPlan {
+    /// Applies the plan to every Linear under the module at `path` (the module itself included).
+    ///
+    /// Modules are visited children first, as `nn.Module.apply` does, and a module reached twice
+    /// (a tied layer) is initialized once. Nothing is written unless every tensor succeeds.
+    pub fn apply(&self, model: &mut Model, path: &str) -> Result<InitReport, InitError> {
+        let (path, module) = model.find_module(path).map_err(|e| InitError::BadValue {
+            scheme: "init",
+            key: "at".into(),
+            reason: e.to_string(),
+        })?;
+        let mut linears = Vec::new();
+        collect_linears_post_order(module, &path, &mut linears);
+        let mut rng = TorchGenerator::new(self.seed);
+        let mut seen = HashSet::new();
+        let mut updates = Vec::new();
+        let mut report = InitReport::default();
+        for (path, weight, bias, in_features) in linears {
+            if !seen.insert(weight) {
+                continue;
+            }
+            let targets = [
+                (self.weight.as_ref(), Some(weight), "weight", Role::Weight),
+                (
+                    self.bias.as_ref(),
+                    bias,
+                    "bias",
+                    Role::Bias {
+                        fan_in: in_features,
+                    },
+                ),
+            ];
+            for (scheme, id, local, role) in targets {
+                let (Some(scheme), Some(id)) = (scheme, id) else {
+                    continue;
+                };
+                let tensor = model.store.get(id);
+                let values = scheme.sample(tensor.shape(), role, &mut rng)?;
+                let updated = tensor.with_values(&values).map_err(|e| InitError::Unfit {
+                    scheme: scheme.name(),
+                    shape: tensor.shape().to_vec(),
+                    reason: e.to_string(),
+                })?;
+                updates.push((id, updated));
+                report.written.push((join(&path, local), id));
+            }
+        }
+        for (id, tensor) in updates {
+            model.store.set(id, tensor);
+        }
+        Ok(report)
+    }
+}
+
+/// `(path, weight, bias, in_features)` of every Linear under `module`, children before parents.
+fn collect_linears_post_order(
+    module: &Module,
+    path: &str,
+    out: &mut Vec<(String, ParamId, Option<ParamId>, usize)>,
+) {
+    for child in &module.children {
+        collect_linears_post_order(child, &join(path, &child.name), out);
+    }
+    if let (Some(Layer::Linear { in_features, .. }), Some(weight)) =
+        (module.layer(), module.param("weight"))
+    {
+        out.push((path.to_owned(), weight, module.param("bias"), *in_features));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemes_parse_with_pytorch_argument_names() {
+        let s: InitScheme = "kaiming_normal:mode=fan_out,nonlinearity=relu"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            s,
+            InitScheme::KaimingNormal {
+                a: 0.0,
+                mode: FanMode::FanOut,
+                nonlinearity: "relu".into()
+            }
+        );
+        assert_eq!(
+            "nn.init.xavier_uniform_".parse(),
+            Ok(InitScheme::XavierUniform { gain: 1.0 })
+        );
+        assert_eq!(
+            s.to_string(),
+            "kaiming_normal:a=0.0,mode=fan_out,nonlinearity=relu"
+        );
+        assert_eq!(s.to_string().parse(), Ok(s));
+    }
+
+    #[test]
+    fn bad_schemes_are_errors_that_say_why() {
+        let err = |t: &str| t.parse::<InitScheme>().unwrap_err().to_string();
+        assert!(err("gaussian").contains("unknown init scheme \"gaussian\""));
+        assert!(err("normal:sd=1").contains("takes no argument \"sd\"; it takes: mean, std"));
+        assert!(err("normal:std=-1").contains("normal expects std >= 0.0"));
+        assert!(err("uniform:a=2,b=1").contains("from=2 > to=1"));
+        assert!(err("constant:val=abc").contains("\"abc\" is not a number"));
+        assert!(err("kaiming_uniform:mode=fan_middle").contains("Mode fan_middle not supported"));
+        assert!(err("kaiming_uniform:nonlinearity=swish").contains("unsupported nonlinearity"));
+        assert!(err("zeros:val=1").contains("it takes: no arguments"));
+        assert!(err("normal:std").contains("key=value"));
+    }
+
+    #[test]
+    fn gains_follow_calculate_gain() {
+        assert_eq!(calculate_gain("tanh", None), Ok(5.0 / 3.0));
+        assert_eq!(calculate_gain("relu", None), Ok(2f64.sqrt()));
+        assert_eq!(
+            calculate_gain("leaky_relu", None),
+            Ok((2.0 / (1.0 + 0.0001f64)).sqrt())
+        );
+        assert_eq!(calculate_gain("selu", None), Ok(0.75));
+        assert_eq!(calculate_gain("sigmoid", None), Ok(1.0));
+    }
+
+    #[test]
+    fn fans_follow_pytorch() {
+        assert_eq!(fans(&[8, 4]), Ok((4, 8)));
+        assert_eq!(fans(&[16, 3, 5, 5]), Ok((75, 400)));
+        assert!(fans(&[8]).is_err());
+    }
+
+    #[test]
+    fn schemes_that_need_fans_refuse_a_bias() {
+        let mut rng = TorchGenerator::new(0);
+        let err = InitScheme::XavierUniform { gain: 1.0 }
+            .sample(&[8], Role::Weight, &mut rng)
+            .unwrap_err();
+        assert!(err.to_string().contains("fewer than 2 dimensions"));
+        let err = InitScheme::Orthogonal { gain: 1.0 }
+            .sample(&[8], Role::Weight, &mut rng)
+            .unwrap_err();
+        assert!(err.to_string().contains("2 or more dimensions"));
+    }
+}

@@ -1,0 +1,155 @@
+//! Turning little-endian bytes of any dtype into numbers, and numbers back into bytes.
+//!
+//! Every float format is decoded exactly (each of its values is representable in f64), so what is
+//! shown is what PyTorch gets when it loads the file.
+
+use half::{bf16, f16};
+use thiserror::Error;
+
+use super::DType;
+
+/// A dtype whose values paramscope does not turn into numbers.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+#[error("values of dtype {0} cannot be decoded")]
+pub struct Undecodable(pub DType);
+
+/// Whether values of `dtype` can be decoded to real numbers.
+#[must_use]
+pub fn is_decodable(dtype: DType) -> bool {
+    !matches!(
+        dtype,
+        DType::F4 | DType::F6_E2M3 | DType::F6_E3M2 | DType::C64
+    )
+}
+
+/// Decodes the `count` elements starting at element `first` into `out` (cleared first).
+///
+/// `bytes` holds the whole tensor; the range must lie inside it.
+pub fn decode_f64(
+    dtype: DType,
+    bytes: &[u8],
+    first: usize,
+    count: usize,
+    out: &mut Vec<f64>,
+) -> Result<(), Undecodable> {
+    out.clear();
+    if !is_decodable(dtype) {
+        return Err(Undecodable(dtype));
+    }
+    let size = dtype.bits() / 8;
+    let window = &bytes[first * size..(first + count) * size];
+    out.extend(window.chunks_exact(size).map(|e| element_f64(dtype, e)));
+    Ok(())
+}
+
+/// Decodes every element to f32 (64-bit integers and F64 are rounded).
+pub fn to_f32(dtype: DType, bytes: &[u8], numel: usize) -> Result<Vec<f32>, Undecodable> {
+    if dtype == DType::F32 {
+        return Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect());
+    }
+    let mut wide = Vec::with_capacity(numel);
+    decode_f64(dtype, bytes, 0, numel, &mut wide)?;
+    Ok(wide.into_iter().map(|v| v as f32).collect())
+}
+
+/// One element of a byte-aligned dtype, from its little-endian bytes.
+fn element_f64(dtype: DType, e: &[u8]) -> f64 {
+    match dtype {
+        DType::BOOL => f64::from(u8::from(e[0] != 0)),
+        DType::U8 => f64::from(e[0]),
+        DType::I8 => f64::from(e[0] as i8),
+        DType::F8_E4M3 => f8_e4m3fn(e[0]),
+        DType::F8_E5M2 => f8_e5m2(e[0]),
+        DType::F8_E4M3FNUZ => f8_fnuz(e[0], 3, 8),
+        DType::F8_E5M2FNUZ => f8_fnuz(e[0], 2, 16),
+        DType::F8_E8M0 => f8_e8m0(e[0]),
+        DType::I16 => f64::from(i16::from_le_bytes([e[0], e[1]])),
+        DType::U16 => f64::from(u16::from_le_bytes([e[0], e[1]])),
+        DType::F16 => f16::from_le_bytes([e[0], e[1]]).to_f64(),
+        DType::BF16 => bf16::from_le_bytes([e[0], e[1]]).to_f64(),
+        DType::I32 => f64::from(i32::from_le_bytes([e[0], e[1], e[2], e[3]])),
+        DType::U32 => f64::from(u32::from_le_bytes([e[0], e[1], e[2], e[3]])),
+        DType::F32 => f64::from(f32::from_le_bytes([e[0], e[1], e[2], e[3]])),
+        DType::F64 => f64::from_le_bytes(e.try_into().expect("8 bytes")),
+        DType::I64 => i64::from_le_bytes(e.try_into().expect("8 bytes")) as f64,
+        DType::U64 => u64::from_le_bytes(e.try_into().expect("8 bytes")) as f64,
+        DType::F4 | DType::F6_E2M3 | DType::F6_E3M2 | DType::C64 => {
+            unreachable!("checked by is_decodable")
+        }
+    }
+}
+
+/// A float of `exp_bits` and `man_bits` with IEEE subnormals, given its sign, exponent and mantissa.
+fn compose(negative: bool, exponent: i32, mantissa: u32, man_bits: u32, bias: i32) -> f64 {
+    let scale = f64::from(1u32 << man_bits);
+    let magnitude = if exponent == 0 {
+        f64::from(mantissa) / scale * 2f64.powi(1 - bias)
+    } else {
+        (1.0 + f64::from(mantissa) / scale) * 2f64.powi(exponent - bias)
+    };
+    if negative { -magnitude } else { magnitude }
+}
+
+/// `float8_e4m3fn`: bias 7, no infinities, NaN only at exponent and mantissa all ones.
+fn f8_e4m3fn(b: u8) -> f64 {
+    let (exponent, mantissa) = (i32::from((b >> 3) & 0xf), u32::from(b & 0x7));
+    if exponent == 0xf && mantissa == 0x7 {
+        return f64::NAN;
+    }
+    compose(b & 0x80 != 0, exponent, mantissa, 3, 7)
+}
+
+/// `float8_e5m2`: IEEE-style with bias 15, infinities and NaNs.
+fn f8_e5m2(b: u8) -> f64 {
+    f16::from_bits(u16::from(b) << 8).to_f64()
+}
+
+/// The AMD "fnuz" 8-bit floats: no infinities, no negative zero, 0x80 is the only NaN.
+fn f8_fnuz(b: u8, man_bits: u32, bias: i32) -> f64 {
+    if b == 0x80 {
+        return f64::NAN;
+    }
+    let exponent = i32::from((b & 0x7f) >> man_bits);
+    let mantissa = u32::from(b) & ((1 << man_bits) - 1);
+    compose(b & 0x80 != 0, exponent, mantissa, man_bits, bias)
+}
+
+/// `float8_e8m0fnu`: an unsigned power of two, 2^(b-127); 0xff is NaN.
+fn f8_e8m0(b: u8) -> f64 {
+    if b == 0xff {
+        f64::NAN
+    } else {
+        2f64.powi(i32::from(b) - 127)
+    }
+}
+
+/// F32 values as little-endian bytes.
+#[must_use]
+pub fn encode_f32(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Values rounded to `dtype` (round to nearest even) as little-endian bytes.
+///
+/// Only the float types a re-init writes are supported: F16, BF16, F32, F64.
+pub fn encode_as(dtype: DType, values: &[f32]) -> Result<Vec<u8>, Undecodable> {
+    Ok(match dtype {
+        DType::F32 => encode_f32(values),
+        DType::F64 => values
+            .iter()
+            .flat_map(|v| f64::from(*v).to_le_bytes())
+            .collect(),
+        DType::F16 => values
+            .iter()
+            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
+            .collect(),
+        DType::BF16 => values
+            .iter()
+            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
+            .collect(),
+        other => return Err(Undecodable(other)),
+    })
+}
