@@ -1,7 +1,7 @@
 //! safetensors files: opened read-only through a map with only the header parsed, checked as the
 //! reference crate checks them (and for duplicate names), and saved by temp file and rename.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::Read as _;
@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 use safetensors::SafeTensors;
-use safetensors::tensor::{Dtype, TensorInfo, View};
+use safetensors::tensor::TensorInfo;
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 
-use super::atomic::write_atomically;
+use super::atomic::{write_atomically, write_buffered};
 use super::sniff;
 use crate::tensor::{Bytes, DType, Tensor};
 use crate::text::escape;
@@ -143,36 +143,51 @@ fn check_unique_names(header: &[u8]) -> Result<(), String> {
     }
 }
 
-/// One tensor handed to the reference serializer, its bytes borrowed from wherever they live.
-struct Borrowed<'a>(&'a Tensor);
-
-impl View for Borrowed<'_> {
-    fn dtype(&self) -> Dtype {
-        serde_json::from_value(serde_json::Value::String(self.0.dtype().name().to_owned()))
-            .expect("every DType name is a safetensors dtype")
-    }
-    fn shape(&self) -> &[usize] {
-        self.0.shape()
-    }
-    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
-        std::borrow::Cow::Borrowed(self.0.bytes())
-    }
-    fn data_len(&self) -> usize {
-        self.0.bytes().len()
-    }
-}
-
 /// Saves `tensors` with `metadata` to `path` by temp file, fsync and rename. Saving over a file that
 /// is open (and mapped) here is safe: the old inode lives on until its map is dropped.
+///
+/// The layout is the reference serializer's (data ordered by dtype size, largest first, then by name;
+/// the header padded with spaces to 8 bytes), written here so that the header's key order is fixed:
+/// the same model always gives the same bytes.
 pub fn save(
     path: &Path,
     tensors: &[(String, &Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), FileError> {
-    let info: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let views = tensors.iter().map(|(name, t)| (name.as_str(), Borrowed(t)));
+    let mut order: Vec<&(String, &Tensor)> = tensors.iter().collect();
+    order.sort_by(|(a, ta), (b, tb)| {
+        tb.dtype()
+            .bits()
+            .cmp(&ta.dtype().bits())
+            .then_with(|| a.cmp(b))
+    });
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        let metadata = serde_json::to_value(metadata).expect("strings serialize");
+        header.insert("__metadata__".into(), metadata);
+    }
+    let mut offset = 0usize;
+    for (name, tensor) in &order {
+        let end = offset + tensor.bytes().len();
+        let info = serde_json::json!({
+            "dtype": tensor.dtype().name(),
+            "shape": tensor.shape(),
+            "data_offsets": [offset, end],
+        });
+        header.insert(name.clone(), info);
+        offset = end;
+    }
+    let mut header = serde_json::to_vec(&header).expect("a JSON map serializes");
+    header.resize(header.len().next_multiple_of(8), b' ');
     write_atomically(path, |temp| {
-        safetensors::serialize_to_file(views, Some(info), temp).map_err(std::io::Error::other)
+        write_buffered(temp, |w| {
+            w.write_all(&(header.len() as u64).to_le_bytes())?;
+            w.write_all(&header)?;
+            for (_, tensor) in &order {
+                w.write_all(tensor.bytes())?;
+            }
+            Ok(())
+        })
     })
     .map_err(|e| FileError::new(path, format!("cannot write: {e}")))
 }
