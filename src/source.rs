@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::io::safetensors::{self, Checkpoint, FileError};
+use crate::io::sharded;
 use crate::io::sniff;
 use crate::model::arch::{self, METADATA_KEY};
 use crate::model::layers::Layer;
@@ -21,8 +22,21 @@ pub struct LoadOptions<'a> {
     pub seed: u64,
 }
 
+/// A model and what the user should hear about how it was read.
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// Oddities that did not stop the load (tensors a shard index does not list, …).
+    pub warnings: Vec<String>,
+}
+
 /// Loads `spec` as the command line's `MODEL`. The error is one line that names what failed.
 pub fn load(spec: &str, options: &LoadOptions) -> Result<Model, String> {
+    open(spec, options).map(|loaded| loaded.model)
+}
+
+/// Loads `spec` as [`load`] does, keeping the warnings.
+pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, String> {
     if let Some(name) = spec.strip_prefix("demo:") {
         if options.arch.is_some() {
             return Err(
@@ -33,32 +47,48 @@ pub fn load(spec: &str, options: &LoadOptions) -> Result<Model, String> {
             .iter()
             .map(|(n, _)| format!("demo:{n}"))
             .collect();
-        return demos::build(name, options.seed).ok_or_else(|| {
+        let model = demos::build(name, options.seed).ok_or_else(|| {
             format!(
                 "unknown demo {:?}; the demos are {}",
                 escape(spec),
                 names.join(", ")
             )
+        })?;
+        return Ok(Loaded {
+            model,
+            warnings: Vec::new(),
         });
     }
     let path = Path::new(spec);
     if !path.exists() {
         return Err(format!(
-            "{}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, or a print(model) text file)",
+            "{}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, a model.safetensors.index.json, a folder holding either, or a print(model) text file)",
             escape(spec)
         ));
     }
-    if path.is_dir() {
-        return Err(format!(
-            "{}: is a folder; name the .safetensors file inside it",
-            escape(spec)
-        ));
+    let file = if path.is_dir() {
+        checkpoint_in(path)?
+    } else {
+        path.to_path_buf()
+    };
+    if is_index(&file) {
+        let sharded = sharded::open(&file).map_err(|e| e.to_string())?;
+        let model = from_checkpoint(sharded.checkpoint, &config_ties(&file));
+        let model = apply_architecture(model, options.arch, spec)?;
+        return Ok(Loaded {
+            model,
+            warnings: sharded.warnings,
+        });
     }
-    let head = safetensors::head(path, 512).map_err(|e| format!("{}: {e}", escape(spec)))?;
-    if looks_like_safetensors(path, &head) {
-        let checkpoint = safetensors::open(path).map_err(|e| e.to_string())?;
-        let model = from_checkpoint(checkpoint);
-        return apply_architecture(model, options.arch, spec);
+    let head = safetensors::head(&file, 512).map_err(|e| format!("{}: {e}", escape(spec)))?;
+    if looks_like_safetensors(&file, &head) {
+        let checkpoint = safetensors::open(&file).map_err(|e| e.to_string())?;
+        let model = from_checkpoint(checkpoint, &config_ties(&file));
+        let model = apply_architecture(model, options.arch, spec)?;
+        return Ok(Loaded {
+            model,
+            warnings: Vec::new(),
+        });
     }
     if options.arch.is_some() {
         return Err(format!(
@@ -68,18 +98,96 @@ pub fn load(spec: &str, options: &LoadOptions) -> Result<Model, String> {
     }
     let text = std::str::from_utf8(&head)
         .ok()
-        .and_then(|_| std::fs::read_to_string(path).ok());
+        .and_then(|_| std::fs::read_to_string(&file).ok());
     let Some(text) = text else {
         let what = sniff::identify(&head)
             .unwrap_or("not a safetensors file, and not a print(model) architecture text");
-        return Err(FileError::new(path, what).to_string());
+        return Err(FileError::new(&file, what).to_string());
     };
     let root = arch::parse(&text).map_err(|e| {
         let what = sniff::identify(&head)
             .map_or_else(|| format!("as an architecture text, {e}"), str::to_owned);
-        FileError::new(path, what).to_string()
+        FileError::new(&file, what).to_string()
     })?;
-    Ok(arch::instantiate(&root, options.seed))
+    Ok(Loaded {
+        model: arch::instantiate(&root, options.seed),
+        warnings: Vec::new(),
+    })
+}
+
+/// The checkpoint a folder holds: its shard index, else its one `.safetensors` file.
+fn checkpoint_in(folder: &Path) -> Result<std::path::PathBuf, String> {
+    let index = folder.join("model.safetensors.index.json");
+    if index.is_file() {
+        return Ok(index);
+    }
+    let entries = std::fs::read_dir(folder)
+        .map_err(|e| format!("{}: {e}", escape(&folder.display().to_string())))?;
+    let mut files: Vec<std::path::PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file() && (is_index(p) || p.extension().is_some_and(|e| e == "safetensors"))
+        })
+        .collect();
+    files.sort();
+    match files.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!(
+            "{}: the folder holds no .safetensors file and no model.safetensors.index.json",
+            escape(&folder.display().to_string())
+        )),
+        many => Err(format!(
+            "{}: the folder holds {} checkpoints and no model.safetensors.index.json; name one: {}",
+            escape(&folder.display().to_string()),
+            many.len(),
+            many.iter()
+                .filter_map(|p| p.file_name())
+                .map(|n| escape(&n.to_string_lossy()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// Whether `path` names a shard index (`*.safetensors.index.json`, or any `*.index.json`).
+fn is_index(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".index.json"))
+}
+
+/// Embedding names that Hugging Face models tie `lm_head.weight` to, most common first.
+const EMBEDDING_NAMES: [&str; 6] = [
+    "embed_tokens.weight",
+    "wte.weight",
+    "word_embeddings.weight",
+    "tok_embeddings.weight",
+    "embed_in.weight",
+    "shared.weight",
+];
+
+/// `(dropped, kept)` ties that a `config.json` beside the checkpoint declares: with
+/// `tie_word_embeddings: true`, `lm_head.weight` is the input embedding, whether or not it was saved.
+fn config_ties(checkpoint: &Path) -> Vec<(String, String)> {
+    let config = checkpoint
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("config.json");
+    let Ok(text) = std::fs::read(&config) else {
+        return Vec::new();
+    };
+    let tied = serde_json::from_slice::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|c| {
+            c.get("tie_word_embeddings")
+                .and_then(serde_json::Value::as_bool)
+        });
+    if tied == Some(true) {
+        vec![("lm_head.weight".to_owned(), String::new())]
+    } else {
+        Vec::new()
+    }
 }
 
 /// A `.safetensors` name, or bytes that start as safetensors do: a length, then a JSON object.
@@ -110,9 +218,10 @@ fn apply_architecture(model: Model, arch_file: Option<&Path>, spec: &str) -> Res
     arch::bind(&root, &model).map_err(|e| format!("{}: {e}", escape(spec)))
 }
 
-/// Builds the module tree of a checkpoint from its dotted names, with ties from `__metadata__`.
+/// Builds the module tree of a checkpoint from its dotted names, with ties from `__metadata__` and
+/// from `config_ties` (`(dropped, kept)`; an empty `kept` means "the model's input embedding").
 #[must_use]
-pub fn from_checkpoint(checkpoint: Checkpoint) -> Model {
+pub fn from_checkpoint(checkpoint: Checkpoint, config_ties: &[(String, String)]) -> Model {
     let Checkpoint { tensors, metadata } = checkpoint;
     let mut store = ParamStore::default();
     let mut ids = BTreeMap::new();
@@ -121,11 +230,35 @@ pub fn from_checkpoint(checkpoint: Checkpoint) -> Model {
     }
     // safetensors' save_model drops all but one name of a shared tensor and records
     // `"dropped": "kept"` in the metadata.
-    let aliases: Vec<(String, _)> = metadata
+    let embedding = ids
+        .keys()
+        .filter_map(|name| {
+            let rank = EMBEDDING_NAMES
+                .iter()
+                .position(|e| name == e || name.ends_with(&format!(".{e}")))?;
+            Some((rank, name.clone()))
+        })
+        .min()
+        .map(|(_, name)| name);
+    let config_ties = config_ties.iter().filter_map(|(dropped, kept)| {
+        let kept = if kept.is_empty() {
+            embedding.clone()?
+        } else {
+            kept.clone()
+        };
+        Some((dropped.clone(), kept))
+    });
+    let mut aliases: Vec<(String, _)> = Vec::new();
+    for (dropped, kept) in metadata
         .iter()
-        .filter(|(dropped, _)| !ids.contains_key(*dropped))
-        .filter_map(|(dropped, kept)| ids.get(kept).map(|id| (dropped.clone(), *id)))
-        .collect();
+        .map(|(d, k)| (d.clone(), k.clone()))
+        .chain(config_ties)
+    {
+        let is_new = !ids.contains_key(&dropped) && aliases.iter().all(|(d, _)| *d != dropped);
+        if let (true, Some(id)) = (is_new, ids.get(&kept)) {
+            aliases.push((dropped, *id));
+        }
+    }
     let mut root = Module::new("", ModuleKind::Unknown);
     for (name, id) in ids.into_iter().chain(aliases) {
         insert_param(&mut root, &name, id);
@@ -224,7 +357,8 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
 }
 
 /// Recognises what names alone make certain: a leaf with a 2-D float `weight` and an optional
-/// matching 1-D `bias` is a Linear; a module whose children are exactly `0..n` is a Sequential.
+/// matching 1-D `bias` is a Linear (unless its name says embedding, which has the same shape);
+/// a module whose children are exactly `0..n` is a Sequential.
 fn infer_kinds(module: &mut Module, store: &ParamStore) {
     module
         .children
@@ -247,6 +381,10 @@ fn infer_kinds(module: &mut Module, store: &ParamStore) {
 }
 
 fn linear_from_params(module: &Module, store: &ParamStore) -> Option<Layer> {
+    let name = module.name.to_ascii_lowercase();
+    if name.contains("embed") || name == "wte" || name == "wpe" {
+        return None;
+    }
     let weight = store.get(module.param("weight")?);
     let &[out_features, in_features] = weight.shape() else {
         return None;

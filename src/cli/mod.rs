@@ -55,15 +55,17 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Loads the model these arguments name.
+    /// Loads the model these arguments name; warnings go to stderr.
     pub fn load(&self) -> Result<Model, String> {
-        source::load(
-            &self.model,
-            &LoadOptions {
-                arch: self.arch.as_deref(),
-                seed: self.seed,
-            },
-        )
+        let options = LoadOptions {
+            arch: self.arch.as_deref(),
+            seed: self.seed,
+        };
+        let loaded = source::open(&self.model, &options)?;
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(loaded.model)
     }
 }
 

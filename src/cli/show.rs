@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{ShowArgs, json_number, json_text};
-use crate::tensor::decode::decode_f64;
+use crate::tensor::Tensor;
+use crate::tensor::decode::{Scalar, decode_scalars};
 use crate::tensor::stats::{Stats, stats};
-use crate::tensor::{DType, Tensor};
 use crate::text::escape;
 
 pub(super) fn run(args: &ShowArgs) -> Result<String, String> {
@@ -20,16 +20,12 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, String> {
         .filter(|p| *p != name)
         .collect();
     let stats = stats(tensor.dtype(), tensor.bytes(), tensor.numel()).ok();
-    let mut values = Vec::new();
     let shown = args.limit.min(tensor.numel());
-    let decodable = decode_f64(tensor.dtype(), tensor.bytes(), 0, shown, &mut values).is_ok();
+    let values = decode_scalars(tensor.dtype(), tensor.bytes(), 0, shown).ok();
     Ok(if args.json {
-        let values = decodable.then(|| {
-            values
-                .iter()
-                .map(|v| value_json(tensor.dtype(), *v))
-                .collect::<Vec<_>>()
-        });
+        let values = values
+            .as_ref()
+            .map(|v| v.iter().map(scalar_json).collect::<Vec<_>>());
         json_text(&json!({
             "name": name,
             "dtype": tensor.dtype().name(),
@@ -45,18 +41,38 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, String> {
             tensor,
             &shared_with,
             stats.as_ref(),
-            decodable.then_some(&values[..]),
+            values.as_deref(),
         )
     })
 }
 
-/// Integers and booleans print as integers, floats as the f64 of the stored value (as `.tolist()`).
-fn value_json(dtype: DType, v: f64) -> Value {
-    if !dtype.is_float() && v.is_finite() && v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15
-    {
-        json!(v as i64)
+/// A value as JSON: booleans and integers exactly, floats as the f64 of the stored value (what
+/// `.tolist()` gives), complex as `[re, im]`; NaN and ±Inf, which JSON cannot hold, as null.
+fn scalar_json(v: &Scalar) -> Value {
+    match *v {
+        Scalar::Bool(b) => json!(b),
+        Scalar::Int(i) => i64::try_from(i).map_or_else(|_| json!(i as u64), |i| json!(i)),
+        Scalar::Float(f) => json_number(f),
+        Scalar::Complex(re, im) => json!([json_number(f64::from(re)), json_number(f64::from(im))]),
+    }
+}
+
+/// A float with six decimals, or in scientific notation when that would hide it.
+fn number_text(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e6).contains(&v.abs()) {
+        format!("{v:.6e}")
     } else {
-        json_number(v)
+        format!("{v:.6}")
+    }
+}
+
+/// A value as text, as PyTorch prints it: `True`, `7`, `-0.250000`, `(1+2j)`.
+fn scalar_text(v: &Scalar) -> String {
+    match *v {
+        Scalar::Bool(b) => if b { "True" } else { "False" }.to_owned(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => number_text(f),
+        Scalar::Complex(re, im) => format!("({re}{im:+}j)"),
     }
 }
 
@@ -77,7 +93,7 @@ fn to_text(
     tensor: &Tensor,
     shared_with: &[String],
     stats: Option<&Stats>,
-    values: Option<&[f64]>,
+    values: Option<&[Scalar]>,
 ) -> String {
     let mut out = String::new();
     let mut line = |label: &str, value: String| {
@@ -96,10 +112,10 @@ fn to_text(
     }
     match stats {
         Some(s) => {
-            line("min", format!("{:.6}", s.min));
-            line("max", format!("{:.6}", s.max));
-            line("mean", format!("{:.6}", s.mean));
-            line("std", format!("{:.6}  (unbiased)", s.std));
+            line("min", number_text(s.min));
+            line("max", number_text(s.max));
+            line("mean", number_text(s.mean));
+            line("std", format!("{}  (unbiased)", number_text(s.std)));
             line("zeros", s.zeros.to_string());
             line("nan", s.nan.to_string());
             line("inf", s.inf.to_string());
@@ -121,7 +137,10 @@ fn to_text(
         );
         let row = tensor.shape().last().copied().unwrap_or(1).max(1);
         for chunk in values.chunks(row) {
-            let cells: Vec<String> = chunk.iter().map(|v| format!("{v:>10.6}")).collect();
+            let cells: Vec<String> = chunk
+                .iter()
+                .map(|v| format!("{:>10}", scalar_text(v)))
+                .collect();
             let _ = writeln!(out, "  {}", cells.join(" "));
         }
     }

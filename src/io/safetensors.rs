@@ -1,7 +1,7 @@
 //! safetensors files: opened read-only through a map with only the header parsed, checked as the
 //! reference crate checks them (and for duplicate names), and saved by temp file and rename.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::Read as _;
@@ -11,10 +11,9 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use safetensors::SafeTensors;
 use safetensors::tensor::TensorInfo;
-use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 
 use super::atomic::{write_atomically, write_buffered};
-use super::sniff;
+use super::{diagnose, sniff};
 use crate::tensor::{Bytes, DType, Tensor};
 use crate::text::escape;
 
@@ -67,9 +66,16 @@ pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
         let head = &map[..map.len().min(512)];
         fail(sniff::identify(head).map_or(reason, str::to_owned))
     };
-    let (header_len, metadata) = SafeTensors::read_metadata(&map)
-        .map_err(|e| explain(format!("not a valid safetensors file: {}", describe(&e))))?;
-    check_unique_names(&map[8..8 + header_len]).map_err(explain)?;
+    let (header_len, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
+        explain(format!(
+            "not a valid safetensors file: {}",
+            diagnose::explain(&map, &e)
+        ))
+    })?;
+    // JSON parsers keep one of two equal keys silently; a checkpoint must not.
+    let header = std::str::from_utf8(&map[8..8 + header_len]).expect("read_metadata checked UTF-8");
+    diagnose::shape_problem(header)
+        .map_err(|e| explain(format!("not a valid safetensors file: {e}")))?;
     let data_start = 8 + header_len;
     let mut infos: Vec<(String, &TensorInfo)> = metadata.tensors().into_iter().collect();
     infos.sort_by_key(|(_, info)| info.data_offsets);
@@ -96,51 +102,6 @@ pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     Ok(Checkpoint { tensors, metadata })
-}
-
-/// The reference crate's errors, in words a user can act on.
-fn describe(error: &safetensors::SafeTensorError) -> String {
-    use safetensors::SafeTensorError as E;
-    match error {
-        E::HeaderTooSmall => "the file is shorter than the 8-byte header length".into(),
-        E::HeaderTooLarge => "the header length is over the 100 MB limit".into(),
-        E::InvalidHeaderLength => "the header length points past the end of the file (truncated?)".into(),
-        E::InvalidHeader(_) => "the header is not valid UTF-8".into(),
-        E::InvalidHeaderDeserialization(e) => format!("the header is not a valid safetensors JSON header: {e}"),
-        E::MetadataIncompleteBuffer => "the data does not end where the header says (truncated, or bytes after the last tensor)".into(),
-        E::InvalidOffset(name) => format!("tensor {}: its data offsets leave a hole, overlap another tensor, or run past the data", escape(name)),
-        E::TensorInvalidInfo => "a tensor's shape and dtype do not match its byte length".into(),
-        E::ValidationOverflow => "a tensor's shape overflows when multiplied out".into(),
-        E::MisalignedSlice => "a tensor's byte length is not a whole number of elements".into(),
-        other => other.to_string(),
-    }
-}
-
-/// Rejects a header that names one tensor twice: JSON parsers keep only one of the two silently.
-fn check_unique_names(header: &[u8]) -> Result<(), String> {
-    struct Keys;
-    impl<'de> Visitor<'de> for Keys {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut seen = HashSet::new();
-            while let Some(key) = map.next_key::<String>()? {
-                map.next_value::<IgnoredAny>()?;
-                if !seen.insert(key.clone()) {
-                    return Ok(Some(key));
-                }
-            }
-            Ok(None)
-        }
-    }
-    let mut reader = serde_json::Deserializer::from_slice(header);
-    match reader.deserialize_map(Keys) {
-        Ok(None) => Ok(()),
-        Ok(Some(name)) => Err(format!("the header names tensor {} twice", escape(&name))),
-        Err(e) => Err(format!("the header is not valid JSON: {e}")),
-    }
 }
 
 /// Saves `tensors` with `metadata` to `path` by temp file, fsync and rename. Saving over a file that

@@ -4,6 +4,11 @@
 /// something other than a safetensors file.
 #[must_use]
 pub fn identify(head: &[u8]) -> Option<&'static str> {
+    // A plausible header length (under 4 GiB) followed by '{' is a safetensors file gone wrong
+    // inside, not a file of another kind, even when the length's first byte happens to be '{'.
+    if head.len() > 8 && head[4..8] == [0; 4] && head[8] == b'{' {
+        return None;
+    }
     let text_start = head.trim_ascii_start();
     let lower: Vec<u8> = text_start
         .iter()

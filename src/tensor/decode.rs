@@ -13,13 +13,70 @@ use super::DType;
 #[error("values of dtype {0} cannot be decoded")]
 pub struct Undecodable(pub DType);
 
-/// Whether values of `dtype` can be decoded to real numbers.
+/// Whether values of `dtype` can be decoded to real numbers (for statistics).
 #[must_use]
 pub fn is_decodable(dtype: DType) -> bool {
     !matches!(
         dtype,
         DType::F4 | DType::F6_E2M3 | DType::F6_E3M2 | DType::C64
     )
+}
+
+/// One value exactly as PyTorch holds it after loading: integers in full, floats, complex pairs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scalar {
+    /// A BOOL element.
+    Bool(bool),
+    /// Any integer dtype, exact (i128 holds both I64 and U64).
+    Int(i128),
+    /// Any real float dtype, exactly (every format's values are f64 values).
+    Float(f64),
+    /// A C64 element: real and imaginary parts.
+    Complex(f32, f32),
+}
+
+/// Decodes the `count` elements from element `first` as exact scalars.
+///
+/// The packed sub-byte floats (F4, F6_*) are not decoded: their bit order within a byte could not be
+/// confirmed against a file PyTorch reads as numbers (torch cannot convert `float4_e2m1fn_x2`).
+pub fn decode_scalars(
+    dtype: DType,
+    bytes: &[u8],
+    first: usize,
+    count: usize,
+) -> Result<Vec<Scalar>, Undecodable> {
+    if matches!(dtype, DType::F4 | DType::F6_E2M3 | DType::F6_E3M2) {
+        return Err(Undecodable(dtype));
+    }
+    let size = dtype.bits() / 8;
+    let window = &bytes[first * size..(first + count) * size];
+    Ok(window
+        .chunks_exact(size)
+        .map(|e| match dtype {
+            DType::BOOL => Scalar::Bool(e[0] != 0),
+            DType::U8 => Scalar::Int(i128::from(e[0])),
+            DType::I8 => Scalar::Int(i128::from(e[0] as i8)),
+            DType::I16 => Scalar::Int(i128::from(i16::from_le_bytes([e[0], e[1]]))),
+            DType::U16 => Scalar::Int(i128::from(u16::from_le_bytes([e[0], e[1]]))),
+            DType::I32 => Scalar::Int(i128::from(i32::from_le_bytes(
+                e.try_into().expect("4 bytes"),
+            ))),
+            DType::U32 => Scalar::Int(i128::from(u32::from_le_bytes(
+                e.try_into().expect("4 bytes"),
+            ))),
+            DType::I64 => Scalar::Int(i128::from(i64::from_le_bytes(
+                e.try_into().expect("8 bytes"),
+            ))),
+            DType::U64 => Scalar::Int(i128::from(u64::from_le_bytes(
+                e.try_into().expect("8 bytes"),
+            ))),
+            DType::C64 => Scalar::Complex(
+                f32::from_le_bytes(e[..4].try_into().expect("4 bytes")),
+                f32::from_le_bytes(e[4..].try_into().expect("4 bytes")),
+            ),
+            _ => Scalar::Float(element_f64(dtype, e)),
+        })
+        .collect())
 }
 
 /// Decodes the `count` elements starting at element `first` into `out` (cleared first).

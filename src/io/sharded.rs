@@ -1,0 +1,152 @@
+//! Sharded checkpoints: `model.safetensors.index.json` maps each tensor name to a shard file in the
+//! same folder. Every shard's header is read (its data stays on disk), and the index is checked
+//! against what the shards really hold.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use super::safetensors::{self, Checkpoint, FileError};
+use crate::text::escape;
+
+/// The index's largest accepted size: a weight map of a million names fits in far less.
+const MAX_INDEX_BYTES: u64 = 100 * 1024 * 1024;
+
+/// A sharded checkpoint opened through its index, and the notes a user should see.
+pub struct Sharded {
+    /// All tensors of all shards, in the index's order, then any the index did not list.
+    pub checkpoint: Checkpoint,
+    /// Things that are odd but not fatal (tensors the index does not list).
+    pub warnings: Vec<String>,
+}
+
+/// Opens the shards named by the index at `index_path`.
+pub fn open(index_path: &Path) -> Result<Sharded, FileError> {
+    let fail = |reason: String| FileError::new(index_path, reason);
+    let size = std::fs::metadata(index_path)
+        .map_err(|e| fail(e.to_string()))?
+        .len();
+    if size > MAX_INDEX_BYTES {
+        return Err(fail(format!(
+            "the index is {size} bytes, over the 100 MB limit"
+        )));
+    }
+    let text = std::fs::read(index_path).map_err(|e| fail(e.to_string()))?;
+    let index: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| fail(format!("the index is not valid JSON: {e}")))?;
+    let weight_map = index
+        .get("weight_map")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| fail("the index has no \"weight_map\" object".into()))?;
+    let folder = index_path.parent().unwrap_or(Path::new("."));
+    let mut wanted: Vec<(String, String)> = Vec::with_capacity(weight_map.len());
+    for (name, shard) in weight_map {
+        let shard = shard
+            .as_str()
+            .ok_or_else(|| fail(format!("weight_map[{}] is not a file name", escape(name))))?;
+        check_shard_name(shard)
+            .map_err(|reason| fail(format!("shard {}: {reason}", escape(shard))))?;
+        wanted.push((name.clone(), shard.to_owned()));
+    }
+    let mut shard_names: Vec<&str> = wanted.iter().map(|(_, s)| s.as_str()).collect();
+    shard_names.sort_unstable();
+    shard_names.dedup();
+
+    // Where each tensor really is, refusing a name held by two shards.
+    let mut found: HashMap<String, (&str, crate::tensor::Tensor)> = HashMap::new();
+    let mut metadata = BTreeMap::new();
+    for shard in &shard_names {
+        let opened = safetensors::open(&folder.join(shard))?;
+        for (key, value) in opened.metadata {
+            metadata.entry(key).or_insert(value);
+        }
+        for (name, tensor) in opened.tensors {
+            if let Some((other, _)) = found.get(&name) {
+                return Err(fail(format!(
+                    "tensor {} is in both {} and {}",
+                    escape(&name),
+                    escape(other),
+                    escape(shard)
+                )));
+            }
+            found.insert(name, (shard, tensor));
+        }
+    }
+    let mut tensors = Vec::with_capacity(found.len());
+    for (name, shard) in &wanted {
+        match found.remove(name) {
+            Some((holder, tensor)) if holder == shard => tensors.push((name.clone(), tensor)),
+            Some((holder, _)) => {
+                return Err(fail(format!(
+                    "the index puts {} in {} but it is in {}",
+                    escape(name),
+                    escape(shard),
+                    escape(holder)
+                )));
+            }
+            None => {
+                return Err(fail(format!(
+                    "the index puts {} in {}, which does not hold it",
+                    escape(name),
+                    escape(shard)
+                )));
+            }
+        }
+    }
+    let mut unlisted: Vec<(String, (&str, crate::tensor::Tensor))> = found.into_iter().collect();
+    unlisted.sort_by(|a, b| a.0.cmp(&b.0));
+    let warnings = if unlisted.is_empty() {
+        Vec::new()
+    } else {
+        let names: Vec<String> = unlisted
+            .iter()
+            .map(|(name, (shard, _))| format!("{} (in {})", escape(name), escape(shard)))
+            .collect();
+        vec![format!(
+            "{}: the shards hold tensors the index does not list: {}",
+            escape(&index_path.display().to_string()),
+            names.join(", ")
+        )]
+    };
+    tensors.extend(
+        unlisted
+            .into_iter()
+            .map(|(name, (_, tensor))| (name, tensor)),
+    );
+    Ok(Sharded {
+        checkpoint: Checkpoint { tensors, metadata },
+        warnings,
+    })
+}
+
+/// A shard must be a plain file name in the index's folder: no separators, no `..`, not absolute.
+fn check_shard_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        Err("an empty file name")
+    } else if name.contains(['/', '\\']) || name == ".." || name == "." {
+        Err("shard names must be file names in the index's folder, without '/' or '..'")
+    } else if name.contains('\0') {
+        Err("a file name cannot hold a NUL byte")
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_shard_name;
+
+    #[test]
+    fn shard_names_cannot_leave_the_folder() {
+        assert!(check_shard_name("model-00001-of-00002.safetensors").is_ok());
+        for bad in [
+            "../secret.safetensors",
+            "/etc/passwd",
+            "a/b.safetensors",
+            "..",
+            "",
+            "a\\b",
+        ] {
+            assert!(check_shard_name(bad).is_err(), "{bad}");
+        }
+    }
+}
