@@ -110,7 +110,7 @@ fn stats_count_nan_and_inf_apart() {
     let t = model.store.get(id);
     let s = paramscope::tensor::stats::stats(t.dtype(), t.bytes(), t.numel()).unwrap();
     assert_eq!((s.nan, s.inf, s.zeros, s.finite), (1, 2, 2, 9));
-    assert_eq!(s.max, 1e30f32 as f64);
+    assert_eq!(s.max, f64::from(1e30f32));
 }
 
 #[test]
