@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{ShowArgs, json_number, json_text};
 use crate::tensor::Tensor;
 use crate::tensor::decode::{Scalar, decode_scalars};
-use crate::tensor::stats::{Stats, stats};
+use crate::tensor::stats::Stats;
 use crate::text::escape;
 
 pub(super) fn run(args: &ShowArgs) -> Result<String, String> {
@@ -19,7 +19,7 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, String> {
         .into_iter()
         .filter(|p| *p != name)
         .collect();
-    let stats = stats(tensor.dtype(), tensor.bytes(), tensor.numel()).ok();
+    let stats = tensor.stats().ok();
     let shown = args.limit.min(tensor.numel());
     let values = decode_scalars(tensor.dtype(), tensor.bytes(), 0, shown).ok();
     Ok(if args.json {

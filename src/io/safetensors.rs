@@ -62,46 +62,92 @@ pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
     )]
     let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
     let map = Arc::new(map);
+    let header = read_header(&map).map_err(fail)?;
+    let tensors = header
+        .tensors
+        .into_iter()
+        .map(|entry| {
+            let bytes = Bytes::Mapped {
+                map: Arc::clone(&map),
+                start: header.data_start + entry.offsets.0,
+                end: header.data_start + entry.offsets.1,
+            };
+            (entry.name, Tensor::new(entry.shape, entry.dtype, bytes))
+        })
+        .collect();
+    Ok(Checkpoint {
+        tensors,
+        metadata: header.metadata,
+    })
+}
+
+/// One tensor's entry in a validated header.
+pub struct HeaderEntry {
+    /// The tensor's name.
+    pub name: String,
+    /// Its element type.
+    pub dtype: DType,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Its byte range within the data section.
+    pub offsets: (usize, usize),
+}
+
+/// A validated header: where the data starts, each tensor in data order, and `__metadata__`.
+pub struct Header {
+    /// Byte offset of the data section in the file.
+    pub data_start: usize,
+    /// The tensors, ordered by their data offsets.
+    pub tensors: Vec<HeaderEntry>,
+    /// The `__metadata__` map (empty when absent).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// Validates the header of a whole safetensors file as the reference crate does, and for duplicate
+/// names, reading nothing past the header. The error says what the file is or what is wrong.
+pub fn read_header(file: &[u8]) -> Result<Header, String> {
     let explain = |reason: String| {
-        let head = &map[..map.len().min(512)];
-        fail(sniff::identify(head).map_or(reason, str::to_owned))
+        let head = &file[..file.len().min(512)];
+        sniff::identify(head).map_or_else(
+            || format!("not a valid safetensors file: {reason}"),
+            str::to_owned,
+        )
     };
-    let (header_len, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
-        explain(format!(
-            "not a valid safetensors file: {}",
-            diagnose::explain(&map, &e)
-        ))
-    })?;
+    let (header_len, metadata) =
+        SafeTensors::read_metadata(file).map_err(|e| explain(diagnose::explain(file, &e)))?;
     // JSON parsers keep one of two equal keys silently; a checkpoint must not.
-    let header = std::str::from_utf8(&map[8..8 + header_len]).expect("read_metadata checked UTF-8");
-    diagnose::shape_problem(header)
-        .map_err(|e| explain(format!("not a valid safetensors file: {e}")))?;
-    let data_start = 8 + header_len;
+    let text = std::str::from_utf8(&file[8..8 + header_len]).expect("read_metadata checked UTF-8");
+    diagnose::shape_problem(text).map_err(explain)?;
     let mut infos: Vec<(String, &TensorInfo)> = metadata.tensors().into_iter().collect();
     infos.sort_by_key(|(_, info)| info.data_offsets);
-    let mut tensors = Vec::with_capacity(infos.len());
-    for (name, info) in infos {
-        let dtype = DType::from_name(&info.dtype.to_string()).ok_or_else(|| {
-            fail(format!(
-                "tensor {}: dtype {} is not supported",
-                escape(&name),
-                info.dtype
-            ))
-        })?;
-        let (start, end) = info.data_offsets;
-        let bytes = Bytes::Mapped {
-            map: Arc::clone(&map),
-            start: data_start + start,
-            end: data_start + end,
-        };
-        tensors.push((name, Tensor::new(info.shape.clone(), dtype, bytes)));
-    }
+    let tensors = infos
+        .into_iter()
+        .map(|(name, info)| {
+            let dtype = DType::from_name(&info.dtype.to_string()).ok_or_else(|| {
+                format!(
+                    "tensor {}: dtype {} is not supported",
+                    escape(&name),
+                    info.dtype
+                )
+            })?;
+            Ok(HeaderEntry {
+                name,
+                dtype,
+                shape: info.shape.clone(),
+                offsets: info.data_offsets,
+            })
+        })
+        .collect::<Result<_, String>>()?;
     let metadata = metadata
         .metadata()
         .as_ref()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
-    Ok(Checkpoint { tensors, metadata })
+    Ok(Header {
+        data_start: 8 + header_len,
+        tensors,
+        metadata,
+    })
 }
 
 /// Saves `tensors` with `metadata` to `path` by temp file, fsync and rename. Saving over a file that

@@ -90,6 +90,22 @@ impl Tensor {
         }
     }
 
+    /// The statistics of every value: one pass, on every core for a large tensor. A mapped tensor's
+    /// pages are faulted in ahead of the reading, 2 MiB at a time.
+    pub fn stats(&self) -> Result<stats::Stats, decode::Undecodable> {
+        let fault_in = |range: std::ops::Range<usize>| {
+            if let Bytes::Mapped { map, start, .. } = &self.bytes {
+                // Only a hint: where the kernel lacks MADV_POPULATE_READ, pages fault in one by one.
+                let _ = map.advise_range(
+                    memmap2::Advice::PopulateRead,
+                    start + range.start,
+                    range.len(),
+                );
+            }
+        };
+        stats::stats_with(self.dtype, self.bytes(), self.numel(), &fault_in)
+    }
+
     /// Every value as f32, in C order, or why this dtype cannot be read as numbers.
     pub fn to_f32_vec(&self) -> Result<Vec<f32>, decode::Undecodable> {
         decode::to_f32(self.dtype, self.bytes(), self.numel())
