@@ -19,6 +19,10 @@ pub fn gemm_reference(
             acc += f64::from(a[[i, p]]) * f64::from(b[[p, j]]);
         }
         let product = alpha * acc as f32;
-        *out = if beta == 0.0 { product } else { product + beta * *out };
+        *out = if beta == 0.0 {
+            product
+        } else {
+            product + beta * *out
+        };
     }
 }
