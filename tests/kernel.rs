@@ -226,7 +226,7 @@ fn just_past_each_block_edge() {
             (mr + 1, 7, nr + 1, Layout::RowMajor),
             (2 * mr + 1, kc + 1, nr - 1, Layout::ColMajor),
             (mc + 1, 9, 2 * nr + 1, Layout::Transposed),
-            (mr - 1, 2 * kc + 1, 3 * nr + 1, Layout::Strided),
+            (mr - 1, 2 * kc + 1, nr + 1, Layout::Strided),
         ];
         for (i, (m, k, n, layout)) in shapes.into_iter().enumerate() {
             let case = Case {
