@@ -1,13 +1,140 @@
 //! Matrix multiplication: the one door through which every product in paramscope passes.
 //!
-//! `matmul` and `gemm` accept views of any layout (row-major, column-major, transposed, strided)
-//! and check shapes before any arithmetic.
+//! `matmul`, `gemm` and `gemm_packed` accept views of any layout (row-major, column-major,
+//! transposed, strided) and check shapes before any arithmetic. Inside, a product takes one of
+//! three paths:
+//! - tiny products (small.rs): a direct loop, no packing, no threads, no allocation;
+//! - M = 1 (gemv.rs): one streaming pass over B;
+//! - the rest (driver.rs): the five BLIS loops with packed panels (pack.rs, blocking.rs) around a
+//!   micro-kernel chosen at run time (avx512.rs, avx2.rs, generic.rs), split across threads
+//!   (threads.rs) when the product is big enough.
+//!
+//! `unsafe` lives only in the micro-kernels, their write-out (tile.rs) and the calls that
+//! dispatch to code compiled for an instruction set, each block with its `SAFETY` argument.
+#![expect(
+    unsafe_code,
+    reason = "SIMD micro-kernels write C through raw pointers and need CPU-feature dispatch"
+)]
+#![expect(
+    clippy::needless_pass_by_value,
+    reason = "ndarray views are cheap handles, passed by value as ndarray's own API does"
+)]
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod blocking;
+mod driver;
+mod gemv;
+mod generic;
+mod pack;
+mod packed;
 mod reference;
+mod small;
+mod threads;
+mod tile;
 
+pub use packed::PackedWeight;
 pub use reference::gemm_reference;
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
+
+use driver::{BSource, MicroKernel};
+use packed::PackedSource;
+
+/// What happens to each element of C after `alpha·A·B + beta·C`, in the same pass: a bias per
+/// column, then `ReLU`.
+///
+/// For a Linear layer, `C = x·wᵀ`, so the columns are the layer's outputs and the bias is the
+/// layer's. `ReLU` keeps NaN, as `PyTorch`'s does.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// Added to every row of C; one value per column.
+    pub bias: Option<&'a [f32]>,
+    /// Replace negative results by zero.
+    pub relu: bool,
+}
+
+impl Epilogue<'_> {
+    /// The epilogue of the columns `j0 .. j0 + width`.
+    fn columns(self, j0: usize, width: usize) -> Self {
+        Self {
+            bias: self.bias.map(|b| &b[j0..j0 + width]),
+            relu: self.relu,
+        }
+    }
+}
+
+/// A micro-kernel implementation, for tests and benchmarks that force one.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// 12×32 tile in zmm registers; x86-64 with AVX-512F.
+    Avx512,
+    /// 6×16 tile in ymm registers; x86-64 with AVX2 and FMA.
+    Avx2,
+    /// 4×8 tile of plain Rust that LLVM vectorizes; everywhere.
+    Generic,
+}
+
+impl Backend {
+    /// Whether this CPU can run the backend.
+    #[must_use]
+    pub fn is_available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            Self::Generic => true,
+            #[cfg(not(target_arch = "x86_64"))]
+            Self::Avx512 | Self::Avx2 => false,
+        }
+    }
+
+    /// The fastest backend this CPU can run.
+    #[must_use]
+    pub fn best() -> Self {
+        [Self::Avx512, Self::Avx2]
+            .into_iter()
+            .find(|b| b.is_available())
+            .unwrap_or(Self::Generic)
+    }
+
+    /// The register tile and block sizes, `[MR, NR, MC, KC, NC]`, so tests can aim just past each
+    /// edge.
+    #[must_use]
+    pub fn block_sizes(self) -> [usize; 5] {
+        let uk = self.micro_kernel();
+        let b = blocking::Blocking::new(uk.mr, uk.nr);
+        [uk.mr, uk.nr, b.mc, b.kc, b.nc]
+    }
+
+    /// The backend's micro-kernel; callers make sure the backend is available.
+    fn micro_kernel(self) -> MicroKernel {
+        assert!(self.is_available(), "{self:?} is not available on this CPU");
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => MicroKernel {
+                mr: avx512::MR,
+                nr: avx512::NR,
+                run: avx512::kernel,
+            },
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => MicroKernel {
+                mr: avx2::MR,
+                nr: avx2::NR,
+                run: avx2::kernel,
+            },
+            _ => MicroKernel {
+                mr: generic::MR,
+                nr: generic::NR,
+                run: generic::kernel,
+            },
+        }
+    }
+}
 
 /// Returns `a · b`.
 ///
@@ -28,7 +155,121 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
 /// When the shapes do not agree: `a` m×k, `b` k×n, `c` m×n.
 pub fn gemm(alpha: f32, a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
     check_shapes(&a, &b, &c);
-    gemm_reference(alpha, a, b, beta, c);
+    dispatch(alpha, a, b, beta, c, Epilogue::default());
+}
+
+/// Computes `C = alpha·A·wᵀ + beta·C`, then the epilogue, with a prepacked Linear weight `w`.
+///
+/// This is a Linear layer's forward pass (`alpha = 1`, `beta = 0`, the layer's bias): it writes
+/// into the caller's `c`, and for small layers it allocates nothing.
+///
+/// # Panics
+/// When the shapes do not agree: `a` m×in, `c` m×out, the bias `out` values.
+pub fn gemm_packed(
+    alpha: f32,
+    a: ArrayView2<f32>,
+    w: &PackedWeight,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+    epilogue: Epilogue<'_>,
+) {
+    assert_eq!(
+        a.ncols(),
+        w.in_features(),
+        "gemm_packed: A has {} columns but the weight has {} inputs",
+        a.ncols(),
+        w.in_features()
+    );
+    assert_eq!(
+        c.dim(),
+        (a.nrows(), w.out_features()),
+        "gemm_packed: C is {:?} but A·wᵀ is {}x{}",
+        c.dim(),
+        a.nrows(),
+        w.out_features()
+    );
+    check_bias(epilogue, w.out_features());
+    match w.source() {
+        PackedSource::Plain(b) => dispatch(alpha, a, b, beta, c, epilogue),
+        PackedSource::Panels(backend, b) => {
+            blocked(backend.micro_kernel(), alpha, a, b, beta, c, epilogue);
+        }
+    }
+}
+
+/// [`gemm`] through the blocked path with a chosen micro-kernel, bypassing the direct and
+/// matrix-vector paths, so tests reach every micro-kernel's edge tiles.
+///
+/// # Panics
+/// As [`gemm`], and when the backend is not available on this CPU.
+#[doc(hidden)]
+pub fn gemm_with(
+    backend: Backend,
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+) {
+    check_shapes(&a, &b, &c);
+    let uk = backend.micro_kernel();
+    blocked(uk, alpha, a, BSource::View(b), beta, c, Epilogue::default());
+}
+
+/// Picks the path for a product whose shapes are checked.
+fn dispatch(
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+    epi: Epilogue,
+) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    if m * n * k <= small::MAX_WORK {
+        small::gemm_small(alpha, a, b, beta, c, epi);
+    } else if gemv::handles(&a, &b) {
+        gemv::gemv(Backend::best(), alpha, a, b, beta, c, epi);
+    } else {
+        let uk = Backend::best().micro_kernel();
+        blocked(uk, alpha, a, BSource::View(b), beta, c, epi);
+    }
+}
+
+/// The blocked path, split across threads along the longer side of C when it is big enough.
+fn blocked(
+    uk: MicroKernel,
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: BSource,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+    epi: Epilogue,
+) {
+    let (m, k) = a.dim();
+    let n = c.ncols();
+    let (axis, unit) = if n >= m {
+        (Axis(1), uk.nr)
+    } else {
+        (Axis(0), uk.mr)
+    };
+    let parts = threads::count(m * n * k, c.len_of(axis).div_ceil(unit));
+    if parts <= 1 {
+        driver::gemm_blocked(uk, alpha, a, b, beta, c, epi);
+        return;
+    }
+    let pieces = threads::split(c, axis, parts, unit);
+    threads::run(pieces, |(start, piece)| {
+        let (rows, cols) = piece.dim();
+        if axis == Axis(1) {
+            let (b, epi) = (b.columns(start, cols), epi.columns(start, cols));
+            driver::gemm_blocked(uk, alpha, a, b, beta, piece, epi);
+        } else {
+            let a = a.slice(s![start..start + rows, ..]);
+            driver::gemm_blocked(uk, alpha, a, b, beta, piece, epi);
+        }
+    });
 }
 
 fn check_shapes(a: &ArrayView2<f32>, b: &ArrayView2<f32>, c: &ArrayViewMut2<f32>) {
@@ -49,4 +290,15 @@ fn check_shapes(a: &ArrayView2<f32>, b: &ArrayView2<f32>, c: &ArrayViewMut2<f32>
         a.nrows(),
         b.ncols()
     );
+}
+
+fn check_bias(epi: Epilogue, n: usize) {
+    if let Some(bias) = epi.bias {
+        assert_eq!(
+            bias.len(),
+            n,
+            "gemm: the bias has {} values for {n} columns",
+            bias.len()
+        );
+    }
 }

@@ -1,0 +1,97 @@
+//! The AVX-512 micro-kernel: a 12×32 tile of C held in 24 zmm registers.
+//!
+//! Why 12×32: each k step loads one row of the B micro-panel as two zmm vectors and broadcasts 12
+//! values of A straight from memory into the FMAs (embedded broadcast), so 24 accumulators + 2 B
+//! vectors + scratch fit the 32 zmm registers, and the 24 independent FMAs per step cover the
+//! FMA latency (4 cycles) on both FMA pipes several times over. NR = 32 floats = two cache lines,
+//! so a row of C's tile is written with two full-width stores when C is row-major.
+
+use core::arch::x86_64::{
+    __m512, _MM_HINT_T0, _mm_prefetch, _mm512_add_ps, _mm512_fmadd_ps, _mm512_load_ps,
+    _mm512_loadu_ps, _mm512_max_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_setzero_ps,
+    _mm512_storeu_ps,
+};
+
+use super::tile::{Tile, write_scalar};
+
+/// Rows of the register tile.
+pub(crate) const MR: usize = 12;
+/// Columns of the register tile: two zmm vectors.
+pub(crate) const NR: usize = 32;
+
+/// See [`super::tile::KernelFn`] for the contract.
+///
+/// # Safety
+/// That of `KernelFn`, and the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    // Warm the C tile's lines while the k loop runs: the write-out otherwise waits on them.
+    if t.beta != 0.0 && t.cs == 1 {
+        for i in 0..t.rows {
+            // SAFETY: row i < rows is inside C; prefetching never faults anyway.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(t.c.offset(i as isize * t.rs).cast()) };
+        }
+    }
+    for p in 0..kc {
+        // SAFETY: p < kc, and the packed panels hold kc rows of NR (B, 64-byte aligned) and of
+        // MR (A) floats.
+        unsafe {
+            let bp = b.add(p * NR);
+            let ap = a.add(p * MR);
+            let b0 = _mm512_load_ps(bp);
+            let b1 = _mm512_load_ps(bp.add(16));
+            for (i, row) in acc.iter_mut().enumerate() {
+                let ai = _mm512_set1_ps(*ap.add(i));
+                row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
+                row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
+            }
+        }
+    }
+    if t.rows == MR && t.cols == NR && t.cs == 1 {
+        // SAFETY: the tile is whole and its rows are contiguous, so each row's NR floats are
+        // inside C (and the bias, when present, has NR values).
+        unsafe { write_full(&acc, t) };
+    } else {
+        let mut spill = [0.0f32; MR * NR];
+        for (i, row) in acc.iter().enumerate() {
+            // SAFETY: each store writes 16 floats inside row i of the MR×NR spill array.
+            unsafe {
+                _mm512_storeu_ps(spill.as_mut_ptr().add(i * NR), row[0]);
+                _mm512_storeu_ps(spill.as_mut_ptr().add(i * NR + 16), row[1]);
+            }
+        }
+        // SAFETY: forwarded from the caller's contract.
+        unsafe { write_scalar(&spill, NR, t) };
+    }
+}
+
+/// The vector write-out of a whole tile into row-major C.
+#[target_feature(enable = "avx512f")]
+unsafe fn write_full(acc: &[[__m512; 2]; MR], t: &Tile) {
+    let alpha = _mm512_set1_ps(t.alpha);
+    let beta = _mm512_set1_ps(t.beta);
+    let zero = _mm512_setzero_ps();
+    for (i, row) in acc.iter().enumerate() {
+        for (h, &sum) in row.iter().enumerate() {
+            // SAFETY: the caller checked the tile is whole with unit column stride, so these 16
+            // floats are inside row i of C, and inside the bias when there is one.
+            unsafe {
+                let dst = t.c.offset(i as isize * t.rs).add(16 * h);
+                let mut v = _mm512_mul_ps(alpha, sum);
+                // beta == 0 must not read C: it may hold NaN.
+                if t.beta != 0.0 {
+                    v = _mm512_fmadd_ps(beta, _mm512_loadu_ps(dst), v);
+                }
+                if !t.bias.is_null() {
+                    v = _mm512_add_ps(v, _mm512_loadu_ps(t.bias.add(16 * h)));
+                }
+                if t.relu {
+                    // max(0, v) returns v when v is NaN: ReLU keeps NaN, as PyTorch's does.
+                    v = _mm512_max_ps(zero, v);
+                }
+                _mm512_storeu_ps(dst, v);
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! The five BLIS loops around a micro-kernel, on one thread.
+//!
+//! LOOP 5 walks NC columns of B and C; LOOP 4 walks KC of the shared dimension and packs that
+//! KC×NC block of B (unless the weight came prepacked); LOOP 3 walks MC rows of A and packs the
+//! MC×KC block; LOOP 2 and LOOP 1 walk NR and MR register tiles, and the micro-kernel accumulates
+//! one MR×NR tile of C over KC. See blocking.rs for why each block fits the cache it does.
+
+use std::cell::RefCell;
+
+use ndarray::{ArrayView2, ArrayViewMut2, s};
+
+use super::Epilogue;
+use super::blocking::Blocking;
+use super::pack::{AlignedBuf, pack_a, pack_b, packed_a_len, packed_b_len};
+use super::tile::{KernelFn, Tile, finish};
+
+/// A micro-kernel and its register tile.
+#[derive(Clone, Copy)]
+pub(crate) struct MicroKernel {
+    pub mr: usize,
+    pub nr: usize,
+    pub run: KernelFn,
+}
+
+/// Where B comes from: a view to pack block by block, or panels packed ahead of time.
+#[derive(Clone, Copy)]
+pub(crate) enum BSource<'a> {
+    View(ArrayView2<'a, f32>),
+    /// A [`super::PackedWeight`]'s panels: for each KC block of the shared dimension, `panels`
+    /// micro-panels of KC×NR. `col0` (a multiple of NR) is the first column used here.
+    Panels {
+        data: &'a [f32],
+        kc: usize,
+        panels: usize,
+        col0: usize,
+    },
+}
+
+impl BSource<'_> {
+    /// The columns `j0 .. j0 + width` of this B; for panels `j0` must be a multiple of NR.
+    pub(crate) fn columns(self, j0: usize, width: usize) -> Self {
+        match self {
+            Self::View(b) => Self::View(b.slice_move(s![.., j0..j0 + width])),
+            Self::Panels {
+                data,
+                kc,
+                panels,
+                col0,
+            } => Self::Panels {
+                data,
+                kc,
+                panels,
+                col0: col0 + j0,
+            },
+        }
+    }
+}
+
+thread_local! {
+    /// Packing buffers, kept per thread so that repeated products allocate nothing.
+    static SCRATCH: RefCell<(AlignedBuf, AlignedBuf)> =
+        const { RefCell::new((AlignedBuf::new(), AlignedBuf::new())) };
+}
+
+/// `C = alpha·A·B + beta·C`, then the epilogue, on the calling thread.
+///
+/// Shapes are checked by the caller: `a` m×k, `b` k×n, `c` m×n, bias (if any) n values.
+pub(crate) fn gemm_blocked(
+    uk: MicroKernel,
+    alpha: f32,
+    a: ArrayView2<f32>,
+    b: BSource,
+    beta: f32,
+    mut c: ArrayViewMut2<f32>,
+    epi: Epilogue,
+) {
+    let (m, k) = a.dim();
+    let n = c.ncols();
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        scale(beta, c, epi);
+        return;
+    }
+    let MicroKernel { mr, nr, run } = uk;
+    let blocking = Blocking::new(mr, nr);
+    // Prepacked panels were cut with their own KC: follow it.
+    let kc_max = match b {
+        BSource::Panels { kc, .. } => kc,
+        BSource::View(_) => blocking.kc,
+    };
+    let (mc, nc) = (blocking.mc, blocking.nc);
+    let (rsc, csc) = (c.strides()[0], c.strides()[1]);
+    let c00 = c.as_mut_ptr();
+
+    SCRATCH.with_borrow_mut(|(abuf, bbuf)| {
+        // LOOP 5: NC columns of B and C at a time.
+        for jc in (0..n).step_by(nc) {
+            let nc_len = nc.min(n - jc);
+            // LOOP 4: KC of the shared dimension; pack the KC×NC block of B.
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
+                let bblock: &[f32] = match b {
+                    BSource::View(bv) => {
+                        let dst = bbuf.get_mut(packed_b_len(kc, nc_len, nr));
+                        pack_b(bv.slice(s![pc..pc + kc, jc..jc + nc_len]), nr, dst);
+                        dst
+                    }
+                    BSource::Panels {
+                        data, panels, col0, ..
+                    } => {
+                        // Block pc starts after pc rows of every panel; within it, panel q
+                        // starts after q panels of kc rows.
+                        &data[pc * panels * nr + (col0 + jc) / nr * kc * nr..]
+                    }
+                };
+                // Later KC blocks add to what the first one wrote; the epilogue runs once, last.
+                let beta_now = if pc == 0 { beta } else { 1.0 };
+                let last = pc + kc == k;
+                // LOOP 3: MC rows of A; pack the MC×KC block.
+                for ic in (0..m).step_by(mc) {
+                    let mc_len = mc.min(m - ic);
+                    let ablock = abuf.get_mut(packed_a_len(mc_len, kc, mr));
+                    pack_a(a.slice(s![ic..ic + mc_len, pc..pc + kc]), mr, ablock);
+                    // LOOP 2: NR columns; this KC×NR micro-panel of B stays in L1.
+                    for jr in (0..nc_len).step_by(nr) {
+                        let bpanel = &bblock[jr / nr * kc * nr..][..kc * nr];
+                        let bias = match epi.bias {
+                            Some(bias) if last => bias[jc + jr..].as_ptr(),
+                            _ => std::ptr::null(),
+                        };
+                        // LOOP 1: MR rows; the micro-kernel keeps MR×NR of C in registers.
+                        for ir in (0..mc_len).step_by(mr) {
+                            let apanel = &ablock[ir / mr * kc * mr..][..kc * mr];
+                            let tile = Tile {
+                                c: c00.wrapping_offset(
+                                    (ic + ir) as isize * rsc + (jc + jr) as isize * csc,
+                                ),
+                                rs: rsc,
+                                cs: csc,
+                                rows: mr.min(mc_len - ir),
+                                cols: nr.min(nc_len - jr),
+                                alpha,
+                                beta: beta_now,
+                                bias,
+                                relu: last && epi.relu,
+                            };
+                            // SAFETY: the panels were sliced to kc·MR and kc·NR floats (B's from
+                            // a 64-byte aligned buffer in whole panels of kc·NR floats); the tile
+                            // starts at C[ic+ir, jc+jr] and spans rows×cols inside C's m×n, and
+                            // the bias (checked to have n values) has cols values from jc+jr.
+                            // The kernel was chosen by a Backend available on this CPU.
+                            unsafe { run(kc, apanel.as_ptr(), bpanel.as_ptr(), &tile) };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `C = beta·C`, then the epilogue: the whole product when A·B is empty or alpha is zero.
+pub(crate) fn scale(beta: f32, mut c: ArrayViewMut2<f32>, epi: Epilogue) {
+    for mut row in c.rows_mut() {
+        for (j, x) in row.iter_mut().enumerate() {
+            let bias = epi.bias.map_or(0.0, |b| b[j]);
+            let old = *x;
+            *x = finish(0.0, 0.0, beta, || old, bias, epi.relu);
+        }
+    }
+}
