@@ -86,7 +86,7 @@ impl Moments {
         }
         lanes
             .iter()
-            .map(|l| l.finish())
+            .map(Accumulator::finish)
             .fold(Moments::EMPTY, Moments::merge)
     }
 
@@ -163,7 +163,7 @@ impl Accumulator {
         }
     }
 
-    #[inline(always)]
+    #[inline]
     fn add(&mut self, v: f64) {
         let finite = v.is_finite();
         let d = if finite { v - self.shift } else { 0.0 };
