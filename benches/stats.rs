@@ -1,0 +1,51 @@
+//! Statistics throughput: paramscope's one-pass, multi-core stats against a plain Rust loop.
+//!
+//! `cargo bench --bench stats`. The whole-process comparison with PyTorch on a 1 GiB checkpoint is
+//! `benches/checkpoints.py` (see README).
+
+use divan::counter::BytesCount;
+use divan::{Bencher, black_box};
+use paramscope::tensor::DType;
+use paramscope::tensor::stats::stats;
+
+fn main() {
+    divan::main();
+}
+
+/// 64 Mi F32 values (256 MiB): far larger than the caches, as a weight matrix is.
+fn data() -> Vec<u8> {
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..64 << 20)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / 16_777_216.0 - 0.5).to_le_bytes()
+        })
+        .collect()
+}
+
+#[divan::bench(sample_count = 10)]
+fn paramscope_stats(bencher: Bencher) {
+    let bytes = data();
+    bencher
+        .counter(BytesCount::new(bytes.len()))
+        .bench(|| stats(DType::F32, black_box(&bytes), bytes.len() / 4).unwrap());
+}
+
+/// What one would write first: one thread, min/max/sum/sum of squares in f64, NaN-unaware.
+#[divan::bench(sample_count = 10)]
+fn plain_loop(bencher: Bencher) {
+    let bytes = data();
+    bencher.counter(BytesCount::new(bytes.len())).bench(|| {
+        let (mut min, mut max, mut sum, mut squares) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0.0);
+        for c in black_box(&bytes).chunks_exact(4) {
+            let v = f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+            min = min.min(v);
+            max = max.max(v);
+            sum += v;
+            squares += v * v;
+        }
+        (min, max, sum, squares)
+    });
+}
