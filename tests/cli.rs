@@ -449,7 +449,9 @@ fn control_characters_in_names_are_escaped() {
     let data = vec![0u8; 8];
     let view =
         safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![2], &data).unwrap();
-    let bytes = safetensors::serialize([("evil\x1b[2J.weight", view)], None).unwrap();
+    let metadata =
+        std::collections::HashMap::from([("note\u{9b}31m".to_owned(), "red\x1b[31m".to_owned())]);
+    let bytes = safetensors::serialize([("evil\x1b[2J.weight", view)], Some(metadata)).unwrap();
     let path = temp_file(&dir, "evil.safetensors", &bytes);
     let out = paramscope(&["tree", &path]);
     assert!(out.status.success());

@@ -9,6 +9,9 @@ use crate::model::Model;
 use crate::model::arch;
 use crate::text::escape;
 
+/// Characters of a metadata value shown in text (the whole value is in `--json`).
+const METADATA_WIDTH: usize = 100;
+
 pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
     let model = args.model.load()?;
     Ok(if args.json {
@@ -57,6 +60,19 @@ fn to_text(model: &Model) -> String {
         let _ = writeln!(out, "  {name:width$}  {kind}");
     }
     let _ = writeln!(out, "total: {} parameters", model.total_params());
+    if !model.metadata.is_empty() {
+        out.push_str("\nmetadata:\n");
+        for (key, value) in &model.metadata {
+            let value = escape(value);
+            let shown: String = value.chars().take(METADATA_WIDTH).collect();
+            let more = if shown.len() < value.len() {
+                " ..."
+            } else {
+                ""
+            };
+            let _ = writeln!(out, "  {}: {shown}{more}", escape(key));
+        }
+    }
     out
 }
 
@@ -94,6 +110,7 @@ fn to_json(model: &Model) -> Value {
     });
     json!({
         "total_params": model.total_params(),
+        "metadata": model.metadata,
         "params": params,
         "modules": modules,
     })
