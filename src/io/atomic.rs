@@ -46,7 +46,10 @@ fn set_permissions(temp: &Path, old: Option<fs::Permissions>) -> io::Result<()> 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        fs::set_permissions(temp, old.unwrap_or_else(|| fs::Permissions::from_mode(0o644)))
+        fs::set_permissions(
+            temp,
+            old.unwrap_or_else(|| fs::Permissions::from_mode(0o644)),
+        )
     }
     #[cfg(not(unix))]
     {

@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod dtype;
+pub mod histogram;
 pub mod stats;
 
 use std::sync::Arc;

@@ -125,6 +125,17 @@ const CHUNK: usize = 4096;
 
 /// The stats of `numel` elements of `dtype` stored in `bytes`.
 pub fn stats(dtype: DType, bytes: &[u8], numel: usize) -> Result<Stats, Undecodable> {
+    stats_with_progress(dtype, bytes, numel, |_| {})
+}
+
+/// [`stats`], telling `progress` how many elements are done after each chunk, so that a caller
+/// streaming a 1 GiB tensor can show how far it got.
+pub fn stats_with_progress(
+    dtype: DType,
+    bytes: &[u8],
+    numel: usize,
+    mut progress: impl FnMut(usize),
+) -> Result<Stats, Undecodable> {
     let mut buffer = Vec::with_capacity(CHUNK.min(numel));
     let mut total = Moments::EMPTY;
     let mut first = 0;
@@ -133,6 +144,7 @@ pub fn stats(dtype: DType, bytes: &[u8], numel: usize) -> Result<Stats, Undecoda
         decode::decode_f64(dtype, bytes, first, count, &mut buffer)?;
         total = total.merge(Moments::of_chunk(&buffer));
         first += count;
+        progress(first);
     }
     if numel == 0 && !decode::is_decodable(dtype) {
         return Err(Undecodable(dtype));
