@@ -559,6 +559,7 @@ fn filter(app: &mut App, action: Action) {
         Action::Backspace => {
             app.filter.pop();
             refresh_rows(app);
+            select_first_match(app);
         }
         Action::Submit => app.mode = Mode::Browse,
         Action::Cancel => {

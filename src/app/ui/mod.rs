@@ -64,7 +64,8 @@ fn count(n: usize) -> String {
     }
 }
 
-/// A value in at most 9 characters: fixed point when readable, else scientific.
+/// A value in at most 9 characters: whole numbers exactly, others in fixed point when readable,
+/// else scientific.
 fn num(v: f64) -> String {
     if v.is_nan() {
         "nan".into()
@@ -72,10 +73,14 @@ fn num(v: f64) -> String {
         if v > 0.0 { "inf".into() } else { "-inf".into() }
     } else if v == 0.0 {
         "0".into()
-    } else if v.abs() >= 1e3 || v.abs() < 1e-3 {
-        format!("{v:.2e}")
-    } else {
+    } else if v.fract() == 0.0 && v.abs() < 1e8 {
+        format!("{v:.0}")
+    } else if (1e-3..1e3).contains(&v.abs()) {
         format!("{v:.4}")
+    } else if (1e3..1e5).contains(&v.abs()) {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.2e}")
     }
 }
 

@@ -23,7 +23,11 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let focused = has_focus(app, Focus::Tensor);
     match node.kind {
         NodeKind::Param { id } => {
-            let title = format!(" {} ", app.view.title());
+            let title = if summaries(app, id).1.is_some() {
+                format!(" {} · before → after re-init ", app.view.title())
+            } else {
+                format!(" {} ", app.view.title())
+            };
             pane(app, title, focused).render(area, buf);
             let (header, body) = tensor_split(inner(area));
             header_lines(app, id).render(header, buf);
@@ -136,22 +140,16 @@ fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>) -> Vec<Line<'stati
         Line::from(vec![
             label("mean "),
             Span::raw(value(|s| s.mean)),
-            label("  std "),
-            Span::raw(value(|s| s.std)),
-            label(" (unbiased)"),
+            label("  zeros "),
+            Span::raw(value(|s| s.zeros as f64)),
         ]),
         Line::from(vec![
-            label("zeros "),
-            Span::raw(value(|s| s.zeros as f64)),
+            label("std (unbiased) "),
+            Span::raw(value(|s| s.std)),
             label("  NaN "),
             Span::styled(now.nan.to_string(), bad(now.nan)),
             label("  Inf "),
             Span::styled(now.inf.to_string(), bad(now.inf)),
-            if before.is_some() {
-                label("  (before → after re-init)")
-            } else {
-                label("")
-            },
         ]),
     ]
 }
@@ -169,15 +167,17 @@ fn tabs(app: &App, shape: &[usize]) -> Line<'static> {
         spans.push(Span::styled(format!(" {} ", view.title()), style));
     }
     let (slices, rows, cols) = grid_dims(shape);
-    let mut at = format!(
-        "  [{}, {}]",
-        app.grid.row.min(rows.saturating_sub(1)),
-        app.grid.col.min(cols.saturating_sub(1))
-    );
-    if slices > 1 {
-        let lead = unravel(app.grid.slice.min(slices - 1), &shape[..shape.len() - 2]);
-        at = format!("  slice {lead:?} of {slices}{at}");
+    // The cursor's full index: the slice's leading indices, then row and column.
+    let mut index = if slices > 1 {
+        unravel(app.grid.slice.min(slices - 1), &shape[..shape.len() - 2])
+    } else {
+        Vec::new()
+    };
+    index.push(app.grid.row.min(rows.saturating_sub(1)));
+    if shape.len() != 1 {
+        index.push(app.grid.col.min(cols.saturating_sub(1)));
     }
+    let at = format!("  {index:?}");
     spans.push(Span::styled(at, t.style(Role::Dim)));
     Line::from(spans)
 }

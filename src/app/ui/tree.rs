@@ -83,7 +83,7 @@ fn row_line(app: &App, index: usize, selected_id: Option<crate::model::ParamId>)
             if shared && selected_id == Some(id) && index != app.selected {
                 spans[1].style = t.style(Role::Alias);
                 spans.push(Span::styled(
-                    format!(" {SHARED_MARK} same tensor"),
+                    format!(" {SHARED_MARK} alias"),
                     t.style(Role::Alias),
                 ));
             } else if shared {
