@@ -18,8 +18,8 @@ use crate::tensor::histogram::{Histogram, histogram};
 use crate::tensor::stats::{Stats, stats_with_progress};
 use crate::tensor::{DType, Tensor};
 
-/// Bins of every histogram; the screen merges neighbours to fit its width.
-pub const BINS: usize = 128;
+/// The most bins a histogram has; the screen merges neighbours to fit its width.
+pub const MAX_BINS: usize = 128;
 
 /// A tensor's statistics and value distribution.
 #[derive(Debug, Clone, PartialEq)]
@@ -226,7 +226,9 @@ pub fn summarize(tensor: &Tensor, progress: &mut dyn FnMut(f64)) -> Result<Summa
     } else {
         (stats.min, stats.max)
     };
-    let histogram = histogram(dtype, bytes, numel, range, BINS, |done| {
+    // About √n bins: enough to show a shape, few enough that small tensors do not look sparse.
+    let bins = ((numel as f64).sqrt().ceil() as usize).clamp(8, MAX_BINS);
+    let histogram = histogram(dtype, bytes, numel, range, bins, |done| {
         progress((numel + done) as f64 / whole);
     })
     .map_err(|e| e.to_string())?;

@@ -37,6 +37,13 @@ pub(super) fn render(app: &App, summary: Option<&Summary>, body: Rect, buf: &mut
         })
         .collect();
     let peak = heights.iter().copied().max().unwrap_or(0).max(1);
+    // Few bins get wide bars, with a gap between them once they are wide enough to spare one.
+    let bar_width = usize::from(body.width) / columns;
+    let bar_cells = if bar_width >= 3 {
+        bar_width - 1
+    } else {
+        bar_width
+    };
     let bar = t.style(Role::Bar);
     for (j, &n) in heights.iter().enumerate() {
         // In eighths of a cell; any non-empty column shows at least one eighth.
@@ -45,12 +52,12 @@ pub(super) fn render(app: &App, summary: Option<&Summary>, body: Rect, buf: &mut
         } else {
             (n * bars_h * 8 / peak).max(1)
         };
-        let x = body.x + j as u16;
+        let x = body.x + (j * bar_width) as u16;
         for level in 0..bars_h {
             let filled = eighths.saturating_sub(level * 8).min(8);
             if filled > 0 {
                 let y = body.y + (bars_h - 1 - level) as u16;
-                buf.set_string(x, y, EIGHTHS[filled - 1], bar);
+                buf.set_string(x, y, EIGHTHS[filled - 1].repeat(bar_cells), bar);
             }
         }
     }
