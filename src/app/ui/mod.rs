@@ -108,7 +108,7 @@ fn title_bar(app: &App, area: Rect, buf: &mut Buffer) {
         Span::styled(
             format!(
                 "  {} params · {} tensors",
-                count(app.model.total_params()),
+                count(total_params(app)),
                 app.model.store.len()
             ),
             t.style(Role::Dim),
@@ -118,6 +118,14 @@ fn title_bar(app: &App, area: Rect, buf: &mut Buffer) {
         spans.push(Span::styled("  ● unsaved re-init", t.style(Role::Bad)));
     }
     Line::from(spans).render(area, buf);
+}
+
+/// The model's parameter count, as the outline computed it once (a re-init keeps every shape).
+fn total_params(app: &App) -> usize {
+    match app.outline.nodes.first().map(|n| &n.kind) {
+        Some(super::outline::NodeKind::Module { params }) => *params,
+        _ => 0,
+    }
 }
 
 fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
