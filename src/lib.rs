@@ -4,6 +4,7 @@
 //! - [`model`]: the module tree, parameter identity, the chapter's demos, init schemes, forward passes,
 //!   and the `print(model)` architecture language.
 //! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
+//! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
 //! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`.
 //! - [`io`]: reading and writing safetensors files and `.npy` arrays.
 //! - [`source`]: turning a `MODEL` argument into a [`model::Model`].
@@ -11,6 +12,7 @@
 //! - [`math`]: erf and QR, for the formulas.
 //! - [`text`]: showing untrusted names safely on a terminal.
 
+pub mod app;
 pub mod cli;
 pub mod io;
 pub mod kernel;

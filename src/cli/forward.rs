@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 use super::{ForwardArgs, json_number, json_text};
 use crate::io::npy;
 use crate::model::forward::{Activation, ForwardPlan};
-use crate::model::rng::TorchGenerator;
 use crate::tensor::DType;
 use crate::tensor::decode::encode_f32;
 use crate::tensor::stats::stats;
@@ -59,12 +58,9 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
 
 /// `torch.manual_seed(seed); torch.rand(batch, in_features)`.
 fn random_batch(plan: &ForwardPlan, batch: usize, seed: u64) -> Result<ArrayD<f32>, String> {
-    let width = plan.in_features().ok_or(
-        "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
-    )?;
-    let mut values = vec![0f32; batch * width];
-    TorchGenerator::new(seed).fill_uniform(&mut values, 0.0, 1.0);
-    Ok(ArrayD::from_shape_vec(IxDyn(&[batch, width]), values).expect("batch·width values"))
+    plan.random_input(batch, seed).ok_or_else(|| {
+        "the model has no Linear layer, so its input width is unknown: pass --input X.npy".into()
+    })
 }
 
 /// Mean, unbiased std, and the fraction of exact zeros (what a ReLU switched off).

@@ -19,11 +19,37 @@ use crate::source::{self, LoadOptions};
 /// MODEL is demo:mlp, demo:rgnet or demo:shared (the nets of d2l's "parameter management" chapter),
 /// a .safetensors checkpoint, or a text file holding a model as PyTorch's print(model) shows it.
 #[derive(Debug, Parser)]
-#[command(name = "paramscope", version, about, long_about)]
+#[command(
+    name = "paramscope",
+    version,
+    about,
+    long_about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     /// What to do; without one, the interactive app opens.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The app's options, when there is no subcommand.
+    #[command(flatten)]
+    pub app: AppArgs,
+}
+
+/// `paramscope [MODEL]`: the interactive app.
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    /// The model the app opens (default demo:mlp; the others are a key away).
+    #[arg(value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Open with this parameter or module selected (0.block1.0.bias or [0][1][0].bias).
+    #[arg(long, value_name = "NAME")]
+    pub select: Option<String>,
+    /// The forward pass's input, a float32 or float64 .npy array (default: a random batch).
+    #[arg(long, value_name = "X.npy")]
+    pub input: Option<PathBuf>,
+    /// torch.manual_seed for building a demo and for the random batch.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// The subcommands.
@@ -177,19 +203,4 @@ fn json_text(value: &serde_json::Value) -> String {
 /// A number for JSON: NaN and ±Inf (which JSON cannot hold) become null.
 fn json_number(v: f64) -> serde_json::Value {
     serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
-}
-
-impl TreeArgs {
-    /// `tree demo:mlp`: what a bare `paramscope` shows until the app opens instead.
-    #[must_use]
-    pub fn default_demo() -> Self {
-        TreeArgs {
-            model: ModelArgs {
-                model: "demo:mlp".into(),
-                arch: None,
-                seed: 0,
-            },
-            json: false,
-        }
-    }
 }

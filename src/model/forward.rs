@@ -5,6 +5,7 @@ use thiserror::Error;
 
 use super::Model;
 use super::layers::{self, Layer};
+use super::rng::TorchGenerator;
 use super::tree::{Module, ModuleKind, join};
 
 /// Why a model cannot run, or cannot run on this input.
@@ -79,8 +80,28 @@ impl ForwardPlan {
         })
     }
 
+    /// `torch.manual_seed(seed); torch.rand(batch, in_features)`: the random batch of `--batch`;
+    /// `None` when the model has no Linear to give the width.
+    #[must_use]
+    pub fn random_input(&self, batch: usize, seed: u64) -> Option<ArrayD<f32>> {
+        let width = self.in_features()?;
+        let mut values = vec![0f32; batch * width];
+        TorchGenerator::new(seed).fill_uniform(&mut values, 0.0, 1.0);
+        Some(ArrayD::from_shape_vec(IxDyn(&[batch, width]), values).expect("batch·width values"))
+    }
+
     /// Runs the model on `x`, returning every layer's output in order (the last is the model's).
     pub fn run(&self, x: &ArrayD<f32>) -> Result<Vec<Activation>, ForwardError> {
+        self.run_with_progress(x, &mut |_, _| {})
+    }
+
+    /// [`run`](Self::run), telling `progress` (layers done, layers in all) after each layer, for the
+    /// app's progress bar.
+    pub fn run_with_progress(
+        &self,
+        x: &ArrayD<f32>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<Activation>, ForwardError> {
         let mut activations: Vec<Activation> = Vec::with_capacity(self.steps.len());
         for (path, repr, op) in &self.steps {
             let input = activations.last().map_or(x, |a| &a.output);
@@ -112,6 +133,7 @@ impl ForwardPlan {
                 repr: repr.clone(),
                 output,
             });
+            progress(activations.len(), self.steps.len());
         }
         if activations.is_empty() {
             activations.push(Activation {

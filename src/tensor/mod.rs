@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod dtype;
+pub mod histogram;
 pub mod stats;
 
 use std::sync::Arc;
@@ -93,18 +94,16 @@ impl Tensor {
     /// The statistics of every value: one pass, on every core for a large tensor. A mapped tensor's
     /// pages are faulted in ahead of the reading, 2 MiB at a time.
     pub fn stats(&self) -> Result<stats::Stats, decode::Undecodable> {
-        self.stats_with_progress(&|_| {})
+        self.stats_with_progress(&mut |_| {})
     }
 
-    /// [`Tensor::stats`], telling `progress` the fraction of the bytes read so far (from any of
-    /// the reading threads) before each 2 MiB stretch, for a progress bar on a large tensor.
+    /// [`Tensor::stats`], telling `progress` the fraction of the bytes read so far, about every
+    /// 2 MiB, on the calling thread: for a progress bar on a large tensor.
     pub fn stats_with_progress(
         &self,
-        progress: &(dyn Fn(f64) + Sync),
+        progress: &mut dyn FnMut(f64),
     ) -> Result<stats::Stats, decode::Undecodable> {
-        let done = std::sync::atomic::AtomicUsize::new(0);
-        let total = self.bytes().len().max(1) as f64;
-        let prepare = |range: std::ops::Range<usize>| {
+        let fault_in = |range: std::ops::Range<usize>| {
             if let Bytes::Mapped { map, start, .. } = &self.bytes {
                 // Only a hint: where the kernel lacks MADV_POPULATE_READ, pages fault in one by one.
                 let _ = map.advise_range(
@@ -113,10 +112,15 @@ impl Tensor {
                     range.len(),
                 );
             }
-            let before = done.fetch_add(range.len(), std::sync::atomic::Ordering::Relaxed);
-            progress(before as f64 / total);
         };
-        stats::stats_with(self.dtype, self.bytes(), self.numel(), &prepare)
+        let total = self.bytes().len().max(1) as f64;
+        stats::stats_with(
+            self.dtype,
+            self.bytes(),
+            self.numel(),
+            &fault_in,
+            &mut |done| progress(done as f64 / total),
+        )
     }
 
     /// Every value as f32, in C order, or why this dtype cannot be read as numbers.

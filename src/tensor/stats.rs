@@ -1,6 +1,8 @@
 //! Summary statistics of a tensor in one streaming, NaN-aware pass, accumulated in f64.
 
 use super::DType;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use super::decode::{self, Undecodable};
 
 /// What `show` reports about a tensor's values. NaN and ±Inf are counted and left out of the rest.
@@ -251,7 +253,7 @@ const PARALLEL_BYTES: usize = 8 << 20;
 /// The stats of `numel` elements of `dtype` stored in `bytes`: one streaming pass, split across
 /// the machine's cores for large tensors.
 pub fn stats(dtype: DType, bytes: &[u8], numel: usize) -> Result<Stats, Undecodable> {
-    stats_with(dtype, bytes, numel, &|_| {})
+    stats_with(dtype, bytes, numel, &|_| {}, &mut |_| {})
 }
 
 /// Elements per call of the `prepare` hook of [`stats_with`]: 2 MiB of F32.
@@ -259,12 +261,14 @@ const PREPARE_ELEMENTS: usize = 128 * CHUNK;
 
 /// [`stats`], calling `prepare(byte_range)` before each stretch of about 2 MiB is read (from the
 /// thread that reads it): a mapped tensor uses it to fault its pages in bulk, which is much
-/// cheaper than one page fault per 4 KiB.
+/// cheaper than one page fault per 4 KiB. `progress(bytes_done)` is called on the calling thread
+/// only, after each of its stretches, with the bytes all threads have read so far.
 pub fn stats_with(
     dtype: DType,
     bytes: &[u8],
     numel: usize,
     prepare: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Stats, Undecodable> {
     if !decode::is_decodable(dtype) {
         return Err(Undecodable(dtype));
@@ -281,15 +285,19 @@ pub fn stats_with(
         .step_by(per_thread.max(1))
         .map(|first| (first, (first + per_thread).min(numel)))
         .collect();
+    let done = AtomicUsize::new(0);
     let moments = std::thread::scope(|scope| {
+        let done = &done;
         let handles: Vec<_> = ranges
             .iter()
             .skip(1)
-            .map(|&range| scope.spawn(move || moments_of(dtype, bytes, range, prepare)))
+            .map(|&range| {
+                scope.spawn(move || moments_of(dtype, bytes, range, prepare, done, &mut |_| {}))
+            })
             .collect();
-        let first = ranges
-            .first()
-            .map_or(Moments::EMPTY, |&r| moments_of(dtype, bytes, r, prepare));
+        let first = ranges.first().map_or(Moments::EMPTY, |&r| {
+            moments_of(dtype, bytes, r, prepare, done, progress)
+        });
         handles
             .into_iter()
             .map(|h| h.join().expect("a stats thread does not panic"))
@@ -298,12 +306,15 @@ pub fn stats_with(
     Ok(moments.finish())
 }
 
-/// The moments of elements `first..end`, chunk by chunk, preparing each stretch before reading it.
+/// The moments of elements `first..end`, chunk by chunk, preparing each stretch before reading it
+/// and adding its bytes to `done` after.
 fn moments_of(
     dtype: DType,
     bytes: &[u8],
     (first, end): (usize, usize),
     prepare: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    done: &AtomicUsize,
+    progress: &mut dyn FnMut(usize),
 ) -> Moments {
     let size = dtype.bits() / 8;
     let mut total = Moments::EMPTY;
@@ -321,6 +332,8 @@ fn moments_of(
                 Moments::of_f64(&buffer)
             });
         }
+        let stretch_bytes = (stretch_end - stretch) * size;
+        progress(done.fetch_add(stretch_bytes, Ordering::Relaxed) + stretch_bytes);
     }
     total
 }

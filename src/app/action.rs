@@ -1,0 +1,80 @@
+//! Every user intent the app understands, free of terminal types so that tests can send them.
+
+/// One thing the user asked for. The keymap turns keys into these; `update` carries them out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Leave the app (asks first when re-inits are not written).
+    Quit,
+    /// Leave at once, whatever is unsaved (Ctrl-C).
+    ForceQuit,
+    /// Show or hide the help screen.
+    ToggleHelp,
+    /// Move the focus to the other pane.
+    FocusNext,
+    /// Move up: the tree selection, the values cursor, or a dialog field.
+    Up,
+    /// Move down.
+    Down,
+    /// Move left: collapse a module, the values cursor, or the previous choice in a dialog.
+    Left,
+    /// Move right: expand a module, the values cursor, or the next choice in a dialog.
+    Right,
+    /// One page up.
+    PageUp,
+    /// One page down.
+    PageDown,
+    /// To the first row.
+    Home,
+    /// To the last row.
+    End,
+    /// Expand or collapse the selected module.
+    Toggle,
+    /// Start typing a filter on parameter and module names.
+    StartFilter,
+    /// Select the next path that refers to the same tensor as the selection.
+    NextAlias,
+    /// Cycle the tensor view: values, histogram, heatmap.
+    CycleView,
+    /// Show the previous slice of an N-D tensor (its leading index).
+    PrevSlice,
+    /// Show the next slice of an N-D tensor.
+    NextSlice,
+    /// Run a forward pass and show its panel, or hide the panel.
+    Forward,
+    /// Grow the random batch of the forward pass.
+    BatchUp,
+    /// Shrink the random batch.
+    BatchDown,
+    /// Use the next seed for the random batch.
+    SeedUp,
+    /// Use the previous seed.
+    SeedDown,
+    /// Open the re-initialize dialog for the selected subtree.
+    OpenInit,
+    /// Undo the last re-initialization.
+    Undo,
+    /// Open the prompt to write the model to a file.
+    OpenWrite,
+    /// Open the list of models to switch to.
+    OpenModels,
+    /// Type a character into the field being edited.
+    Type(char),
+    /// Delete the character before the cursor of the field being edited.
+    Backspace,
+    /// Confirm the dialog or field (Enter).
+    Submit,
+    /// Close the dialog or field without acting (Esc).
+    Cancel,
+    /// Answer yes to a question.
+    Yes,
+    /// Answer no to a question.
+    No,
+    /// The terminal now has this many columns and rows.
+    Resize(u16, u16),
+    /// The mouse wheel turned up over the cell at (column, row).
+    ScrollUp(u16, u16),
+    /// The mouse wheel turned down over the cell at (column, row).
+    ScrollDown(u16, u16),
+    /// A mouse click at (column, row).
+    Click(u16, u16),
+}

@@ -1,0 +1,255 @@
+//! The one table of keys: for each context, which keys give which action, and the help line.
+//! The help screen and the status-bar hints are both generated from it.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::action::Action;
+use super::state::{App, Mode};
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// Everywhere.
+    Global,
+    /// Moving around the tree and tensor panes.
+    Browse,
+    /// While the forward panel is shown.
+    Forward,
+    /// Typing the filter.
+    Filter,
+    /// The re-initialize dialog.
+    Init,
+    /// Typing a path.
+    Prompt,
+    /// A yes/no question.
+    Ask,
+    /// The list of models.
+    Models,
+    /// The help screen.
+    Help,
+}
+
+impl Context {
+    /// The heading of this context on the help screen.
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Context::Global => "Everywhere",
+            Context::Browse => "Tree and tensor panes",
+            Context::Forward => "Forward panel",
+            Context::Filter => "Filter",
+            Context::Init => "Re-initialize dialog",
+            Context::Prompt => "Write prompt",
+            Context::Ask => "Questions",
+            Context::Models => "Model list",
+            Context::Help => "Help",
+        }
+    }
+}
+
+/// A key: a code with modifiers, or any printable character (for text fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Key {
+    /// This code with exactly these modifiers (Shift is ignored for characters).
+    Code(KeyCode, KeyModifiers),
+    /// Any character without Ctrl or Alt; the action's character is replaced by the one typed.
+    AnyChar,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct Binding {
+    /// Where it applies.
+    pub context: Context,
+    /// The keys, the first being the one hints show.
+    pub keys: &'static [Key],
+    /// What they do.
+    pub action: Action,
+    /// The help text.
+    pub help: &'static str,
+    /// The short word for the status-bar hints, if the binding is hinted there.
+    pub hint: Option<&'static str>,
+}
+
+const fn k(code: KeyCode) -> Key {
+    Key::Code(code, KeyModifiers::NONE)
+}
+
+const fn c(ch: char) -> Key {
+    Key::Code(KeyCode::Char(ch), KeyModifiers::NONE)
+}
+
+const fn ctrl(ch: char) -> Key {
+    Key::Code(KeyCode::Char(ch), KeyModifiers::CONTROL)
+}
+
+const fn bind(
+    context: Context,
+    keys: &'static [Key],
+    action: Action,
+    help: &'static str,
+    hint: Option<&'static str>,
+) -> Binding {
+    Binding {
+        context,
+        keys,
+        action,
+        help,
+        hint,
+    }
+}
+
+use Context as X;
+use KeyCode as K;
+
+/// Every binding of the app.
+#[rustfmt::skip]
+pub const KEYMAP: &[Binding] = &[
+    bind(X::Global, &[ctrl('c')], Action::ForceQuit, "quit at once", None),
+    bind(X::Browse, &[c('q')], Action::Quit, "quit", Some("quit")),
+    bind(X::Browse, &[c('?')], Action::ToggleHelp, "help", Some("help")),
+    bind(X::Browse, &[k(K::Tab), k(K::BackTab)], Action::FocusNext, "switch pane", Some("pane")),
+    bind(X::Browse, &[k(K::Up), c('k')], Action::Up, "up: tree row or values cursor", None),
+    bind(X::Browse, &[k(K::Down), c('j')], Action::Down, "down", None),
+    bind(X::Browse, &[k(K::Left), c('h')], Action::Left, "collapse / parent; values: left", None),
+    bind(X::Browse, &[k(K::Right), c('l')], Action::Right, "expand; values: right", None),
+    bind(X::Browse, &[k(K::PageUp)], Action::PageUp, "page up", None),
+    bind(X::Browse, &[k(K::PageDown)], Action::PageDown, "page down", None),
+    bind(X::Browse, &[k(K::Home), c('g')], Action::Home, "first row", None),
+    bind(X::Browse, &[k(K::End), c('G')], Action::End, "last row", None),
+    bind(X::Browse, &[k(K::Enter), c(' ')], Action::Toggle, "expand / collapse module", None),
+    bind(X::Browse, &[c('/')], Action::StartFilter, "filter names", Some("filter")),
+    bind(X::Browse, &[c('a')], Action::NextAlias, "next path of a shared tensor", None),
+    bind(X::Browse, &[c('v')], Action::CycleView, "values / histogram / heatmap", Some("view")),
+    bind(X::Browse, &[c('[')], Action::PrevSlice, "previous slice of an N-D tensor", None),
+    bind(X::Browse, &[c(']')], Action::NextSlice, "next slice of an N-D tensor", None),
+    bind(X::Browse, &[c('f')], Action::Forward, "forward pass (again: hide)", Some("forward")),
+    bind(X::Browse, &[c('i')], Action::OpenInit, "re-initialize the selection", Some("init")),
+    bind(X::Browse, &[c('u')], Action::Undo, "undo the last re-init", None),
+    bind(X::Browse, &[c('w')], Action::OpenWrite, "write the model to a file", Some("write")),
+    bind(X::Browse, &[c('o')], Action::OpenModels, "open another model", None),
+    bind(X::Browse, &[k(K::Esc)], Action::Cancel, "clear filter / message", None),
+    bind(X::Forward, &[c('+'), c('=')], Action::BatchUp, "larger random batch", Some("batch")),
+    bind(X::Forward, &[c('-')], Action::BatchDown, "smaller random batch", None),
+    bind(X::Forward, &[c('s')], Action::SeedUp, "next seed", Some("seed")),
+    bind(X::Forward, &[c('S')], Action::SeedDown, "previous seed", None),
+    bind(X::Filter, &[k(K::Enter)], Action::Submit, "keep the filter", Some("keep")),
+    bind(X::Filter, &[k(K::Esc)], Action::Cancel, "clear the filter", Some("clear")),
+    bind(X::Filter, &[k(K::Up)], Action::Up, "previous row", None),
+    bind(X::Filter, &[k(K::Down)], Action::Down, "next row", None),
+    bind(X::Filter, &[k(K::Backspace)], Action::Backspace, "delete a character", None),
+    bind(X::Filter, &[Key::AnyChar], Action::Type(' '), "type", None),
+    bind(X::Init, &[k(K::Enter)], Action::Submit, "apply", Some("apply")),
+    bind(X::Init, &[k(K::Esc)], Action::Cancel, "cancel", Some("cancel")),
+    bind(X::Init, &[k(K::Up), k(K::BackTab)], Action::Up, "previous field", None),
+    bind(X::Init, &[k(K::Down), k(K::Tab)], Action::Down, "next field", Some("field")),
+    bind(X::Init, &[k(K::Left)], Action::Left, "previous scheme / toggle", None),
+    bind(X::Init, &[k(K::Right)], Action::Right, "next scheme / toggle", Some("change")),
+    bind(X::Init, &[k(K::Backspace)], Action::Backspace, "delete a character", None),
+    bind(X::Init, &[Key::AnyChar], Action::Type(' '), "type a value (space toggles)", None),
+    bind(X::Prompt, &[k(K::Enter)], Action::Submit, "write", Some("write")),
+    bind(X::Prompt, &[k(K::Esc)], Action::Cancel, "cancel", Some("cancel")),
+    bind(X::Prompt, &[k(K::Backspace)], Action::Backspace, "delete a character", None),
+    bind(X::Prompt, &[Key::AnyChar], Action::Type(' '), "type the path", None),
+    bind(X::Ask, &[c('y')], Action::Yes, "yes", Some("yes")),
+    bind(X::Ask, &[c('n'), k(K::Esc)], Action::No, "no", Some("no")),
+    bind(X::Models, &[k(K::Up), c('k')], Action::Up, "previous model", None),
+    bind(X::Models, &[k(K::Down), c('j')], Action::Down, "next model", None),
+    bind(X::Models, &[k(K::Enter)], Action::Submit, "open it", Some("open")),
+    bind(X::Models, &[k(K::Esc), c('q')], Action::Cancel, "cancel", Some("cancel")),
+    bind(X::Help, &[k(K::Esc), c('?'), c('q')], Action::Cancel, "close help", Some("close")),
+    bind(X::Help, &[k(K::Up), c('k')], Action::Up, "scroll up", None),
+    bind(X::Help, &[k(K::Down), c('j')], Action::Down, "scroll down", None),
+    bind(X::Help, &[k(K::PageUp)], Action::PageUp, "page up", None),
+    bind(X::Help, &[k(K::PageDown)], Action::PageDown, "page down", None),
+];
+
+/// The contexts in force, most specific first.
+#[must_use]
+pub fn contexts(app: &App) -> Vec<Context> {
+    let own = match app.mode {
+        Mode::Browse if app.forward.open => vec![X::Forward, X::Browse],
+        Mode::Browse => vec![X::Browse],
+        Mode::Filter => vec![X::Filter],
+        Mode::Init(_) => vec![X::Init],
+        Mode::Write(_) => vec![X::Prompt],
+        Mode::Ask(_) => vec![X::Ask],
+        Mode::Models(_) => vec![X::Models],
+        Mode::Help(_) => vec![X::Help],
+    };
+    std::iter::once(X::Global).chain(own).collect()
+}
+
+/// The action a key press means in `app`'s current contexts.
+#[must_use]
+pub fn action_for(app: &App, event: KeyEvent) -> Option<Action> {
+    if event.kind == KeyEventKind::Release {
+        return None;
+    }
+    let active = contexts(app);
+    active.iter().find_map(|context| {
+        KEYMAP
+            .iter()
+            .filter(|b| b.context == *context)
+            .find_map(|b| b.keys.iter().find_map(|key| matches(*key, event, b.action)))
+    })
+}
+
+/// The action if `key` matches `event`, with a typed character filled in.
+fn matches(key: Key, event: KeyEvent, action: Action) -> Option<Action> {
+    let mods = event.modifiers - KeyModifiers::SHIFT;
+    match (key, event.code) {
+        (Key::AnyChar, KeyCode::Char(ch))
+            if !mods.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(Action::Type(ch))
+        }
+        (Key::Code(code, want), got) if code == got => {
+            // Shift is part of the character itself ('G', '?'); for other keys it must match.
+            let have = if matches!(got, KeyCode::Char(_)) {
+                mods
+            } else {
+                event.modifiers
+            };
+            (have == want).then_some(action)
+        }
+        _ => None,
+    }
+}
+
+/// How a key is written in help and hints.
+#[must_use]
+pub fn label(key: Key) -> String {
+    let Key::Code(code, mods) = key else {
+        return "any key".into();
+    };
+    let name = match code {
+        KeyCode::Char(' ') => "Space".into(),
+        KeyCode::Char(ch) => ch.to_string(),
+        KeyCode::Up => "↑".into(),
+        KeyCode::Down => "↓".into(),
+        KeyCode::Left => "←".into(),
+        KeyCode::Right => "→".into(),
+        KeyCode::PageUp => "PgUp".into(),
+        KeyCode::PageDown => "PgDn".into(),
+        KeyCode::BackTab => "S-Tab".into(),
+        KeyCode::Enter => "Enter".into(),
+        KeyCode::Esc => "Esc".into(),
+        other => other.to_string(),
+    };
+    if mods.contains(KeyModifiers::CONTROL) {
+        format!("Ctrl-{}", name.to_uppercase())
+    } else {
+        name
+    }
+}
+
+/// The hinted bindings of the current contexts, as `(key, word)`.
+#[must_use]
+pub fn hints(app: &App) -> Vec<(String, &'static str)> {
+    contexts(app)
+        .into_iter()
+        .flat_map(|context| KEYMAP.iter().filter(move |b| b.context == context))
+        .filter_map(|b| b.hint.map(|word| (label(b.keys[0]), word)))
+        .collect()
+}

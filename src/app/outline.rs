@@ -1,0 +1,213 @@
+//! The module tree flattened for display: one node per module and per parameter path, in
+//! `state_dict` order, with what is open, what the filter keeps, and which paths share a tensor.
+
+use std::collections::HashMap;
+
+use crate::model::tree::join;
+use crate::model::{Model, Module, ParamId};
+
+/// What a row of the tree stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeKind {
+    /// A module, with the elements of the distinct tensors under it (PyTorch's `parameters()`).
+    Module {
+        /// Parameter elements in the subtree, each tensor counted once.
+        params: usize,
+    },
+    /// A parameter path; several paths may share one id.
+    Param {
+        /// The tensor behind this path.
+        id: ParamId,
+    },
+}
+
+/// One module or parameter path of the tree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Nesting depth; the root is 0.
+    pub depth: usize,
+    /// The enclosing module's node.
+    pub parent: Option<usize>,
+    /// One past the last node of this node's subtree (nodes are in pre-order).
+    pub end: usize,
+    /// The dotted module path or `state_dict` key (`0.block1`, `0.block1.0.bias`); empty for the root.
+    pub path: String,
+    /// What the tree shows: `(0): Linear(in_features=4, …)`, or the local name `weight`.
+    pub label: String,
+    /// Module or parameter.
+    pub kind: NodeKind,
+}
+
+impl Node {
+    /// Whether the node has anything below it to expand.
+    #[must_use]
+    pub fn has_children(&self, index: usize) -> bool {
+        self.end > index + 1
+    }
+
+    /// The parameter id, for a parameter row.
+    #[must_use]
+    pub fn param(&self) -> Option<ParamId> {
+        match self.kind {
+            NodeKind::Param { id } => Some(id),
+            NodeKind::Module { .. } => None,
+        }
+    }
+}
+
+/// Every node of a model's tree, and the paths of each tensor.
+#[derive(Debug, Clone, Default)]
+pub struct Outline {
+    /// The nodes in pre-order: a module, its own parameters, then its children.
+    pub nodes: Vec<Node>,
+    /// Every node that shows a given tensor, in `state_dict` order (more than one for a tie).
+    pub aliases: HashMap<ParamId, Vec<usize>>,
+}
+
+impl Outline {
+    /// Flattens `model`'s tree.
+    #[must_use]
+    pub fn new(model: &Model) -> Self {
+        let mut outline = Outline::default();
+        outline.push_module(model, &model.root, String::new(), 0, None);
+        for (i, node) in outline.nodes.iter().enumerate() {
+            if let Some(id) = node.param() {
+                outline.aliases.entry(id).or_default().push(i);
+            }
+        }
+        outline
+    }
+
+    fn push_module(
+        &mut self,
+        model: &Model,
+        module: &Module,
+        path: String,
+        depth: usize,
+        parent: Option<usize>,
+    ) {
+        let index = self.nodes.len();
+        let label = if depth == 0 {
+            module.repr()
+        } else {
+            format!("({}): {}", module.name, module.repr())
+        };
+        self.nodes.push(Node {
+            depth,
+            parent,
+            end: 0,
+            path: path.clone(),
+            label,
+            kind: NodeKind::Module {
+                params: model.count_params(module),
+            },
+        });
+        for (local, id) in &module.params {
+            self.nodes.push(Node {
+                depth: depth + 1,
+                parent: Some(index),
+                end: self.nodes.len() + 1,
+                path: join(&path, local),
+                label: local.clone(),
+                kind: NodeKind::Param { id: *id },
+            });
+        }
+        for child in &module.children {
+            self.push_module(
+                model,
+                child,
+                join(&path, &child.name),
+                depth + 1,
+                Some(index),
+            );
+        }
+        self.nodes[index].end = self.nodes.len();
+    }
+
+    /// The rows on screen: open subtrees only, or, with a filter, every node whose path or label
+    /// contains it (ignoring case) together with its ancestors.
+    #[must_use]
+    pub fn visible(&self, opened: &[bool], filter: &str) -> Vec<usize> {
+        if filter.is_empty() {
+            let mut rows = Vec::new();
+            let mut i = 0;
+            while i < self.nodes.len() {
+                rows.push(i);
+                i = if opened.get(i).copied().unwrap_or(false) {
+                    i + 1
+                } else {
+                    self.nodes[i].end
+                };
+            }
+            return rows;
+        }
+        let needle = filter.to_lowercase();
+        let mut keep = vec![false; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate().rev() {
+            let hit = node.path.to_lowercase().contains(&needle)
+                || node.label.to_lowercase().contains(&needle);
+            if hit || keep[i] {
+                keep[i] = true;
+                if let Some(parent) = node.parent {
+                    keep[parent] = true;
+                }
+            }
+        }
+        (0..self.nodes.len()).filter(|&i| keep[i]).collect()
+    }
+
+    /// The node of a parameter key or module path, as `find_param` / `find_module` name them.
+    #[must_use]
+    pub fn find(&self, path: &str, param: bool) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|n| n.path == path && n.param().is_some() == param)
+    }
+
+    /// The other nodes that show the same tensor as node `index`.
+    #[must_use]
+    pub fn other_aliases(&self, index: usize) -> Vec<usize> {
+        self.nodes[index]
+            .param()
+            .and_then(|id| self.aliases.get(&id))
+            .map(|all| all.iter().copied().filter(|&i| i != index).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::demos;
+
+    #[test]
+    fn the_shared_demo_has_two_paths_for_one_tensor() {
+        let model = demos::build("shared", 0).unwrap();
+        let outline = Outline::new(&model);
+        let at2 = outline.find("2.weight", true).unwrap();
+        let at4 = outline.find("4.weight", true).unwrap();
+        assert_eq!(outline.other_aliases(at2), [at4]);
+        assert_eq!(
+            outline.nodes[0].kind,
+            NodeKind::Module { params: 121 },
+            "the tied tensor counts once"
+        );
+    }
+
+    #[test]
+    fn closed_modules_hide_their_subtree_and_a_filter_keeps_ancestors() {
+        let model = demos::build("rgnet", 0).unwrap();
+        let outline = Outline::new(&model);
+        let closed = vec![false; outline.nodes.len()];
+        assert_eq!(outline.visible(&closed, ""), [0]);
+        let rows = outline.visible(&closed, "block1.0.bias");
+        let paths: Vec<&str> = rows
+            .iter()
+            .map(|&i| outline.nodes[i].path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            ["", "0", "0.block1", "0.block1.0", "0.block1.0.bias"]
+        );
+    }
+}

@@ -1,0 +1,489 @@
+//! `update()` driven by actions alone, without a terminal: every action, and the worker's replies.
+
+mod app_support;
+
+use app_support::{demo, find, render, send, text, with_model, work};
+use paramscope::app::action::Action::{self, *};
+use paramscope::app::state::{App, Focus, Input, Message, Mode, Question, View};
+use paramscope::app::update::update;
+use paramscope::model::{Model, Module, ModuleKind, ParamStore};
+use paramscope::tensor::Tensor;
+
+fn selected_path(app: &App) -> &str {
+    &app.outline.nodes[app.selected].path
+}
+
+fn values(app: &App, name: &str) -> Vec<f32> {
+    let (_, id) = app.model.find_param(name).unwrap();
+    app.model.store.get(id).to_f32_vec().unwrap()
+}
+
+/// Every action leaves a screen that renders, at the size the app was told.
+fn send_and_draw(app: &mut App, actions: &[Action]) {
+    send(app, actions);
+    let buf = render(app, app.size.0, app.size.1);
+    assert_eq!(text(&buf).lines().count(), usize::from(app.size.1));
+}
+
+#[test]
+fn the_first_parameter_is_selected_and_summarized_at_start() {
+    let app = demo("mlp");
+    assert_eq!(selected_path(&app), "0.weight");
+    assert_eq!(
+        app.summaries.len(),
+        1,
+        "a small tensor is summarized at once"
+    );
+    assert!(app.outbox.is_empty());
+    assert!(app.dirty);
+}
+
+#[test]
+fn moving_through_the_tree() {
+    let mut app = demo("rgnet");
+    send_and_draw(&mut app, &[Down]);
+    assert_eq!(selected_path(&app), "0.block0.0.bias");
+    send_and_draw(&mut app, &[Up, Up]);
+    assert_eq!(selected_path(&app), "0.block0.0");
+    send_and_draw(&mut app, &[Home]);
+    assert_eq!(selected_path(&app), "");
+    send_and_draw(&mut app, &[End]);
+    assert_eq!(selected_path(&app), "1.bias");
+    send_and_draw(&mut app, &[PageUp]);
+    let after_page_up = app.visible.iter().position(|&n| n == app.selected).unwrap();
+    assert_eq!(
+        after_page_up,
+        app.visible.len() - 1 - 20,
+        "a page is the pane's 20 rows"
+    );
+    send_and_draw(&mut app, &[PageDown]);
+    assert_eq!(selected_path(&app), "1.bias");
+}
+
+#[test]
+fn left_collapses_then_goes_to_the_parent_and_right_expands() {
+    let mut app = demo("rgnet");
+    send(&mut app, &[Left]);
+    assert_eq!(
+        selected_path(&app),
+        "0.block0.0",
+        "a parameter's Left goes to its module"
+    );
+    let rows = app.visible.len();
+    send(&mut app, &[Left]);
+    assert_eq!(
+        app.visible.len(),
+        rows - 2,
+        "the Linear's two parameters are hidden"
+    );
+    send(&mut app, &[Left]);
+    assert_eq!(selected_path(&app), "0.block0");
+    send(&mut app, &[Right]);
+    assert_eq!(
+        selected_path(&app),
+        "0.block0.0",
+        "an open module's Right enters it"
+    );
+    send(&mut app, &[Right]);
+    assert_eq!(app.visible.len(), rows, "Right opens a closed module");
+    send(&mut app, &[Toggle]);
+    assert_eq!(app.visible.len(), rows - 2, "Enter toggles");
+    send(&mut app, &[Toggle]);
+    assert_eq!(app.visible.len(), rows);
+}
+
+#[test]
+fn the_filter_keeps_matches_and_their_ancestors() {
+    let mut app = demo("rgnet");
+    send(&mut app, &[StartFilter]);
+    assert_eq!(app.mode, Mode::Filter);
+    for ch in "block2.2.biass".chars() {
+        send(&mut app, &[Type(ch)]);
+    }
+    assert_eq!(app.visible.len(), 0, "nothing matches the typo");
+    send(&mut app, &[Backspace]);
+    assert_eq!(selected_path(&app), "0.block2.2.bias");
+    assert_eq!(app.visible.len(), 5);
+    send(&mut app, &[Up]);
+    assert_eq!(selected_path(&app), "0.block2.2");
+    send(&mut app, &[Submit]);
+    assert_eq!(
+        (app.mode.clone(), app.filter.as_str()),
+        (Mode::Browse, "block2.2.bias")
+    );
+    send(&mut app, &[Cancel]);
+    assert!(app.filter.is_empty(), "Esc in the panes clears the filter");
+    send(&mut app, &[StartFilter, Type('x'), Cancel]);
+    assert!(app.filter.is_empty() && app.mode == Mode::Browse);
+}
+
+#[test]
+fn tab_moves_the_focus_and_arrows_then_move_the_values_cursor() {
+    let mut app = demo("mlp");
+    send(&mut app, &[FocusNext]);
+    assert_eq!(app.focus, Focus::Tensor);
+    send(&mut app, &[Down, Down, Right, Right, Right, Right, Right]);
+    assert_eq!(
+        (app.grid.row, app.grid.col),
+        (2, 3),
+        "clamped to the 4 columns"
+    );
+    send(&mut app, &[End]);
+    assert_eq!(app.grid.row, 7);
+    send(&mut app, &[Home, PageDown]);
+    assert_eq!(app.grid.row, 7, "a page covers the 8 rows");
+    send(&mut app, &[PageUp, Left]);
+    assert_eq!((app.grid.row, app.grid.col), (0, 2));
+    send(&mut app, &[FocusNext]);
+    assert_eq!(app.focus, Focus::Tree);
+}
+
+#[test]
+fn a_large_matrix_scrolls_by_moving_its_window() {
+    let mut store = ParamStore::default();
+    let values: Vec<f32> = (0..1000 * 300).map(|i| i as f32).collect();
+    let id = store.insert(Tensor::from_f32(vec![1000, 300], &values));
+    let mut root = Module::new("", ModuleKind::Unknown);
+    root.params.push(("big".into(), id));
+    let model = Model {
+        root,
+        store,
+        metadata: std::collections::BTreeMap::default(),
+    };
+    let mut app = with_model(model, "big", Some("big"));
+    assert_eq!(app.outbox.len(), 1, "1.2 MB goes to the worker");
+    work(&mut app);
+    assert!(app.pending.is_none() && app.summaries.len() == 1);
+    send(&mut app, &[FocusNext, End]);
+    assert_eq!(app.grid.row, 999);
+    assert!(app.grid.row_offset > 900);
+    for _ in 0..299 {
+        update(&mut app, Right);
+    }
+    assert_eq!(app.grid.col, 299);
+    assert!(app.grid.col_offset > 290);
+    let buf = render(&app, 80, 24);
+    assert!(find(&buf, "299999").is_some(), "{}", text(&buf));
+}
+
+#[test]
+fn slices_of_an_nd_tensor() {
+    let mut store = ParamStore::default();
+    let values: Vec<f32> = (0..2 * 3 * 4 * 5).map(|i| i as f32).collect();
+    let id = store.insert(Tensor::from_f32(vec![2, 3, 4, 5], &values));
+    let mut root = Module::new("", ModuleKind::Unknown);
+    root.params.push(("conv".into(), id));
+    let model = Model {
+        root,
+        store,
+        metadata: std::collections::BTreeMap::default(),
+    };
+    let mut app = with_model(model, "conv", Some("conv"));
+    send(&mut app, &[NextSlice, NextSlice]);
+    assert_eq!(app.grid.slice, 2);
+    let buf = render(&app, 80, 24);
+    assert!(find(&buf, "[0, 2, 0, 0]").is_some(), "{}", text(&buf));
+    assert!(find(&buf, "40").is_some(), "slice 2 starts at 2·4·5");
+    send(&mut app, &[PrevSlice, PrevSlice, PrevSlice]);
+    assert_eq!(app.grid.slice, 0);
+    for _ in 0..9 {
+        update(&mut app, NextSlice);
+    }
+    assert_eq!(app.grid.slice, 5);
+}
+
+#[test]
+fn views_cycle() {
+    let mut app = demo("mlp");
+    send(&mut app, &[CycleView]);
+    assert_eq!(app.view, View::Histogram);
+    send(&mut app, &[CycleView]);
+    assert_eq!(app.view, View::Heatmap);
+    send(&mut app, &[CycleView]);
+    assert_eq!(app.view, View::Values);
+}
+
+#[test]
+fn next_alias_walks_the_paths_of_a_tied_tensor() {
+    let mut app = with_model(
+        paramscope::model::demos::build("shared", 0).unwrap(),
+        "demo:shared",
+        Some("2.weight"),
+    );
+    send(&mut app, &[NextAlias]);
+    assert_eq!(selected_path(&app), "4.weight");
+    send(&mut app, &[NextAlias]);
+    assert_eq!(selected_path(&app), "2.weight");
+    send(&mut app, &[Home, NextAlias]);
+    assert!(matches!(app.message, Some(Message::Info(_))));
+    send(&mut app, &[Down, Down, NextAlias]);
+    assert_eq!(
+        selected_path(&app),
+        "0.weight",
+        "one path: nothing to jump to"
+    );
+}
+
+#[test]
+fn forward_runs_on_the_worker_and_its_input_changes() {
+    let mut app = demo("mlp");
+    update(&mut app, Forward);
+    assert!(app.forward.open && app.forward.running.is_some());
+    assert_eq!(app.outbox.len(), 1);
+    work(&mut app);
+    let result = app.forward.result.clone().unwrap().unwrap();
+    assert_eq!(result.output.shape(), [2, 1]);
+    assert_eq!(result.layers.len(), 3);
+    assert!(
+        result.layers[1].zeros > 0.0,
+        "a ReLU zeroes some activations"
+    );
+    send(
+        &mut app,
+        &[BatchUp, BatchUp, BatchDown, SeedUp, SeedUp, SeedDown],
+    );
+    assert!(matches!(
+        app.forward.input,
+        Input::Random { batch: 3, seed: 1 }
+    ));
+    assert_eq!(
+        app.forward.result.clone().unwrap().unwrap().output.shape(),
+        [3, 1]
+    );
+    send(&mut app, &[Down, PageDown, Up, Home, End]);
+    send(&mut app, &[Forward]);
+    assert!(!app.forward.open);
+    send(&mut app, &[Forward, Cancel]);
+    assert!(!app.forward.open, "Esc hides the panel");
+}
+
+#[test]
+fn a_stale_forward_reply_is_dropped() {
+    let mut app = demo("mlp");
+    update(&mut app, Forward);
+    let first = app.outbox.pop().unwrap();
+    update(&mut app, SeedUp);
+    let mut replies = Vec::new();
+    paramscope::app::worker::execute(first, &mut |r| replies.push(r));
+    for r in replies {
+        paramscope::app::update::receive(&mut app, r);
+    }
+    assert!(app.forward.result.is_none(), "the first run is outdated");
+    work(&mut app);
+    assert!(app.forward.result.is_some());
+}
+
+#[test]
+fn reinit_through_one_path_changes_every_alias_and_undo_restores() {
+    let mut app = with_model(
+        paramscope::model::demos::build("shared", 0).unwrap(),
+        "demo:shared",
+        Some("2.weight"),
+    );
+    let before = values(&app, "4.weight");
+    send(&mut app, &[Forward]);
+    let output_before = app.forward.result.clone().unwrap().unwrap().output;
+    send(&mut app, &[OpenInit]);
+    let Mode::Init(dialog) = &app.mode else {
+        panic!("the dialog opens")
+    };
+    assert_eq!(dialog.path, "2");
+    assert!(dialog.weights && !dialog.biases, "a weight selects weights");
+    // Scheme → zeros.
+    send(&mut app, &[Right, Submit]);
+    assert!(app.mode == Mode::Browse && app.busy.is_none());
+    assert!(values(&app, "4.weight").iter().all(|&v| v == 0.0));
+    assert!(app.unsaved);
+    let output_after = app.forward.result.clone().unwrap().unwrap().output;
+    assert_ne!(output_before, output_after, "the forward pass ran again");
+    send(&mut app, &[Forward]);
+    let buf = render(&app, 80, 24);
+    assert!(find(&buf, "before → after").is_some(), "{}", text(&buf));
+    send(&mut app, &[Undo]);
+    assert_eq!(values(&app, "4.weight"), before);
+    assert_eq!(
+        app.forward.result.clone().unwrap().unwrap().output,
+        output_before
+    );
+    send(&mut app, &[Undo]);
+    assert_eq!(app.message, Some(Message::Info("nothing to undo".into())));
+}
+
+#[test]
+fn the_init_dialog_edits_schemes_arguments_targets_and_seed() {
+    let mut app = demo("rgnet");
+    send(&mut app, &[Home, OpenInit]);
+    // default → zeros → ones → constant, whose one argument is val.
+    send(&mut app, &[Right, Right, Right, Down]);
+    send(&mut app, &[Backspace, Backspace, Backspace, Type('7')]);
+    send(
+        &mut app,
+        &[
+            Down,
+            Type(' '),
+            Down,
+            Left,
+            Down,
+            Backspace,
+            Type('4'),
+            Type('x'),
+        ],
+    );
+    let Mode::Init(d) = app.mode.clone() else {
+        panic!("{:?}", app.mode)
+    };
+    assert_eq!(d.args, [("val", "7".to_owned())]);
+    assert!(!d.weights && !d.biases);
+    assert_eq!(d.seed, "4", "only digits go in the seed");
+    send(&mut app, &[Submit]);
+    let Mode::Init(d) = app.mode.clone() else {
+        panic!("an empty plan is refused")
+    };
+    assert_eq!(d.error.as_deref(), Some("choose weights, biases, or both"));
+    send(
+        &mut app,
+        &[Up, Up, Type(' '), Up, Backspace, Type('x'), Submit],
+    );
+    let Mode::Init(d) = app.mode.clone() else {
+        panic!()
+    };
+    assert!(d.error.unwrap().contains("\"x\" is not a number"));
+    send(&mut app, &[Backspace, Type('7'), Left, Right, Submit]);
+    assert!(values(&app, "0.block3.2.weight").iter().all(|&v| v == 7.0));
+    assert!(
+        values(&app, "1.bias").iter().all(|&v| v != 7.0),
+        "biases untouched"
+    );
+    send(&mut app, &[OpenInit, Cancel]);
+    assert_eq!(app.mode, Mode::Browse);
+}
+
+#[test]
+fn write_asks_before_replacing_a_file_and_never_overwrites_the_source_silently() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("shared.safetensors");
+    paramscope::io::model_file::save_model(
+        &paramscope::model::demos::build("shared", 0).unwrap(),
+        &source,
+    )
+    .unwrap();
+    let spec = source.display().to_string();
+    let model =
+        paramscope::source::load(&spec, &paramscope::source::LoadOptions::default()).unwrap();
+    let mut app = with_model(model, &spec, None);
+    send(&mut app, &[OpenWrite]);
+    let Mode::Write(default) = app.mode.clone() else {
+        panic!()
+    };
+    assert_eq!(
+        default,
+        dir.path()
+            .join("shared.reinit.safetensors")
+            .display()
+            .to_string()
+    );
+    send(&mut app, &[Type('x'), Backspace, Submit]);
+    assert_eq!(app.message, Some(Message::Info(format!("wrote {default}"))));
+    assert!(std::path::Path::new(&default).exists());
+    // The same path again exists now: asked, and No leaves it.
+    send(&mut app, &[OpenWrite, Submit]);
+    assert!(matches!(app.mode, Mode::Ask(Question::Overwrite(_))));
+    send(&mut app, &[No]);
+    assert_eq!(app.mode, Mode::Browse);
+    // The source itself: asked before anything is written.
+    send(&mut app, &[OpenWrite]);
+    for _ in 0..default.len() {
+        update(&mut app, Backspace);
+    }
+    for ch in spec.chars() {
+        update(&mut app, Type(ch));
+    }
+    send(&mut app, &[Submit]);
+    assert_eq!(app.mode, Mode::Ask(Question::Overwrite(source.clone())));
+    assert!(
+        app.outbox.is_empty(),
+        "nothing is written before the answer"
+    );
+    send(&mut app, &[Yes]);
+    assert!(matches!(app.message, Some(Message::Info(ref m)) if m.starts_with("wrote")));
+    send(&mut app, &[OpenWrite, Cancel]);
+    assert_eq!(app.mode, Mode::Browse);
+}
+
+#[test]
+fn quitting_asks_when_reinits_are_unsaved() {
+    let mut app = demo("mlp");
+    send(&mut app, &[Quit]);
+    assert!(app.quit);
+    let mut app = demo("mlp");
+    send(&mut app, &[OpenInit, Submit, Quit]);
+    assert_eq!(app.mode, Mode::Ask(Question::QuitUnsaved));
+    send(&mut app, &[No]);
+    assert!(!app.quit);
+    send(&mut app, &[Quit, Yes]);
+    assert!(app.quit);
+    let mut app = demo("mlp");
+    send(&mut app, &[OpenInit, ForceQuit]);
+    assert!(app.quit, "Ctrl-C quits from anywhere");
+}
+
+#[test]
+fn another_model_opens_from_the_list() {
+    let mut app = demo("mlp");
+    send(&mut app, &[OpenModels]);
+    assert_eq!(app.mode, Mode::Models(0));
+    send(&mut app, &[Down, Down, Up, Down, Submit]);
+    assert_eq!(app.source, "demo:shared");
+    assert_eq!(app.model.total_params(), 121);
+    assert_eq!(selected_path(&app), "0.weight");
+    send(&mut app, &[OpenModels, Cancel]);
+    assert_eq!(app.mode, Mode::Browse);
+    send(&mut app, &[OpenInit, Submit, OpenModels, Submit]);
+    assert!(
+        matches!(app.message, Some(Message::Error(_))),
+        "unsaved work is kept"
+    );
+    assert_eq!(app.source, "demo:shared");
+}
+
+#[test]
+fn help_opens_scrolls_and_closes() {
+    let mut app = demo("mlp");
+    send(&mut app, &[ToggleHelp]);
+    assert_eq!(app.mode, Mode::Help(0));
+    send(&mut app, &[Down, PageDown, Up, PageUp, Down]);
+    assert_eq!(app.mode, Mode::Help(1));
+    send_and_draw(&mut app, &[Cancel]);
+    assert_eq!(app.mode, Mode::Browse);
+}
+
+#[test]
+fn resize_and_the_mouse() {
+    let mut app = demo("rgnet");
+    send_and_draw(&mut app, &[Resize(50, 10)]);
+    assert_eq!(app.size, (50, 10));
+    send_and_draw(&mut app, &[End]);
+    assert!(
+        app.tree_offset > 0,
+        "the 6-row pane scrolls to the last row"
+    );
+    send_and_draw(
+        &mut app,
+        &[
+            Resize(120, 40),
+            ScrollUp(5, 5),
+            ScrollDown(5, 5),
+            ScrollUp(5, 5),
+        ],
+    );
+    assert_eq!(selected_path(&app), "1.weight");
+    // Row 3 of the screen is the tree's third row.
+    send(&mut app, &[Home, Click(5, 3)]);
+    assert_eq!(selected_path(&app), "0");
+    send(&mut app, &[Click(5, 3)]);
+    assert!(!app.opened[app.selected], "a second click folds");
+    send(&mut app, &[Click(100, 10)]);
+    assert_eq!(app.focus, Focus::Tensor);
+    send(&mut app, &[Cancel]);
+    assert!(app.message.is_none());
+}
