@@ -487,3 +487,18 @@ fn resize_and_the_mouse() {
     send(&mut app, &[Cancel]);
     assert!(app.message.is_none());
 }
+
+#[test]
+fn reinit_of_a_module_without_linears_says_so_and_changes_nothing() {
+    let mut app = demo("mlp");
+    send(&mut app, &[Home]);
+    while selected_path(&app) != "1" {
+        send(&mut app, &[Down]);
+    }
+    send(&mut app, &[OpenInit, Submit]);
+    assert!(!app.unsaved, "nothing was re-initialized");
+    match &app.message {
+        Some(Message::Error(text)) => assert!(text.contains("no Linear layer under"), "{text}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}

@@ -184,14 +184,19 @@ pub fn execute(job: Job, reply: &mut dyn FnMut(Reply)) {
         } => {
             let result = plan
                 .apply(&mut model, &path)
-                .map(|report| {
-                    report
+                .map_err(|e| e.to_string())
+                .and_then(|report| {
+                    if report.written.is_empty() {
+                        return Err(format!(
+                            "no Linear layer under {label}: nothing to initialize"
+                        ));
+                    }
+                    Ok(report
                         .written
                         .into_iter()
                         .map(|(_, id)| (id, model.store.get(id).clone()))
-                        .collect()
-                })
-                .map_err(|e| e.to_string());
+                        .collect())
+                });
             reply(Reply::Init(label, result));
         }
         Job::Save {
