@@ -28,6 +28,7 @@ mod blocking;
 mod driver;
 mod gemv;
 mod generic;
+pub mod moments;
 mod pack;
 mod packed;
 mod reference;

@@ -4,6 +4,7 @@ use super::DType;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::decode::{self, Undecodable};
+use crate::kernel;
 
 /// What `show` reports about a tensor's values. NaN and ±Inf are counted and left out of the rest.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,69 +67,33 @@ impl Moments {
         acc.finish()
     }
 
-    /// The same for little-endian f32 bytes, the common case. The chunk is first copied into an
-    /// f32 buffer, then read by two simple loops (min/max/counts in f32, the shifted sums in f64)
-    /// in independent lanes, which the compiler vectorizes with the baseline instruction set.
-    /// These loops are what run at memory speed.
-    fn of_f32_bytes(bytes: &[u8]) -> Moments {
-        const LANES: usize = 8;
-        let mut x = [0f32; CHUNK];
+    /// The same for little-endian f32 bytes, the common case, using `scratch` (one chunk long):
+    /// whole blocks of 16 go through the SIMD moments micro-kernel, a ragged tail through the
+    /// scalar accumulator. This is what runs at memory speed.
+    fn of_f32_bytes(bytes: &[u8], scratch: &mut [f32]) -> Moments {
         let n = bytes.len() / 4;
+        let x = &mut scratch[..n];
         for (x, c) in x.iter_mut().zip(bytes.chunks_exact(4)) {
             *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         }
-        let x = &x[..n];
-        let shift32 = x.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0);
-        let shift = f64::from(shift32);
-
-        let mut min = [f32::INFINITY; LANES];
-        let mut max = [f32::NEG_INFINITY; LANES];
-        let mut finite = [0u32; LANES];
-        let mut zeros = [0u32; LANES];
-        let mut nan = [0u32; LANES];
-        let mut sum = [0f64; LANES];
-        let mut squares = [0f64; LANES];
-        let blocks = x.chunks_exact(LANES);
-        let tail = blocks.remainder();
-        for block in blocks.clone() {
-            for l in 0..LANES {
-                let v = block[l];
-                let is_finite = v.abs() < f32::INFINITY;
-                let low = if is_finite { v } else { f32::INFINITY };
-                let high = if is_finite { v } else { f32::NEG_INFINITY };
-                min[l] = if low < min[l] { low } else { min[l] };
-                max[l] = if high > max[l] { high } else { max[l] };
-                finite[l] += u32::from(is_finite);
-                zeros[l] += u32::from(v == 0.0);
-                nan[l] += u32::from(v.is_nan());
-            }
-        }
-        for block in blocks {
-            for l in 0..LANES {
-                let v = block[l];
-                // A non-finite value becomes the shift, so that it adds zero to both sums.
-                let d = f64::from(if v.abs() < f32::INFINITY { v } else { shift32 }) - shift;
-                sum[l] += d;
-                squares[l] += d * d;
-            }
-        }
-        let count: u32 = finite.iter().sum();
-        let nan: u32 = nan.iter().sum();
-        let lanes = Accumulator {
-            shift,
-            count: f64::from(count),
-            sum: sum.iter().sum(),
-            squares: squares.iter().sum(),
-            min: f64::from(min.iter().copied().fold(f32::INFINITY, f32::min)),
-            max: f64::from(max.iter().copied().fold(f32::NEG_INFINITY, f32::max)),
-            zeros: f64::from(zeros.iter().sum::<u32>()),
-            nan: f64::from(nan),
-            inf: f64::from((n - tail.len()) as u32 - count - nan),
-        };
-        let mut rest = Accumulator::new(shift);
-        for &v in tail {
+        let shift = x.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0);
+        let blocks = n - n % 16;
+        let mut rest = Accumulator::new(f64::from(shift));
+        for &v in &x[blocks..] {
             rest.add(f64::from(v));
         }
+        let s = kernel::moments::chunk_sums(&mut x[..blocks], shift);
+        let lanes = Accumulator {
+            shift: f64::from(shift),
+            count: f64::from(s.finite),
+            sum: s.sum,
+            squares: s.squares,
+            min: f64::from(s.min),
+            max: f64::from(s.max),
+            zeros: f64::from(s.zeros),
+            nan: f64::from(s.nan),
+            inf: f64::from(blocks as u32 - s.finite - s.nan),
+        };
         lanes.finish().merge(rest.finish())
     }
 
@@ -319,13 +284,14 @@ fn moments_of(
     let size = dtype.bits() / 8;
     let mut total = Moments::EMPTY;
     let mut buffer = Vec::with_capacity(CHUNK);
+    let mut scratch = vec![0f32; if dtype == DType::F32 { CHUNK } else { 0 }];
     for stretch in (first..end).step_by(PREPARE_ELEMENTS) {
         let stretch_end = (stretch + PREPARE_ELEMENTS).min(end);
         prepare(stretch * size..stretch_end * size);
         for at in (stretch..stretch_end).step_by(CHUNK) {
             let count = CHUNK.min(stretch_end - at);
             total = total.merge(if dtype == DType::F32 {
-                Moments::of_f32_bytes(&bytes[at * 4..(at + count) * 4])
+                Moments::of_f32_bytes(&bytes[at * 4..(at + count) * 4], &mut scratch)
             } else {
                 decode::decode_f64(dtype, bytes, at, count, &mut buffer)
                     .expect("checked decodable");
@@ -366,6 +332,35 @@ mod tests {
             / (n - 1.0);
         assert!((s.mean - mean).abs() < 1e-9);
         assert!((s.std - var.sqrt()).abs() < 1e-9);
+    }
+
+    #[test]
+    fn non_finite_values_inside_the_lanes_are_left_out() {
+        // 10,003 values: whole lane blocks, several chunks, and a ragged tail, with NaN and ±Inf
+        // scattered through all of them (the first value too, so that the shift skips it).
+        let values: Vec<f32> = (0..10_003)
+            .map(|i| match i % 97 {
+                0 => f32::NAN,
+                13 => f32::INFINITY,
+                50 => f32::NEG_INFINITY,
+                _ => (i % 11) as f32 - 5.0,
+            })
+            .collect();
+        let s = stats(DType::F32, &encode_f32(&values), values.len()).unwrap();
+        let finite: Vec<f64> = values
+            .iter()
+            .filter(|v| v.is_finite())
+            .map(|&v| f64::from(v))
+            .collect();
+        let n = finite.len() as f64;
+        let mean = finite.iter().sum::<f64>() / n;
+        let std = (finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        assert_eq!(s.nan, values.iter().filter(|v| v.is_nan()).count());
+        assert_eq!(s.inf, values.iter().filter(|v| v.is_infinite()).count());
+        assert_eq!(s.zeros, values.iter().filter(|v| **v == 0.0).count());
+        assert_eq!(s.finite, finite.len());
+        assert_eq!((s.min, s.max), (-5.0, 5.0));
+        assert!((s.mean - mean).abs() < 1e-12 && (s.std - std).abs() < 1e-12);
     }
 
     #[test]
