@@ -87,6 +87,13 @@ const BIGGER: &str = "Sequential(
   (7): Flatten(start_dim=0, end_dim=-1)
 )";
 
+/// Layers big enough to be split across the kernel's thread pool when there are two cores.
+const WIDE: &str = "Sequential(
+  (0): Linear(in_features=256, out_features=512, bias=True)
+  (1): ReLU()
+  (2): Linear(in_features=512, out_features=64, bias=True)
+)";
+
 #[test]
 fn passes_after_the_first_allocate_nothing() {
     let bigger = arch::instantiate(&arch::parse(BIGGER).unwrap(), 1);
@@ -95,6 +102,13 @@ fn passes_after_the_first_allocate_nothing() {
         ("mlp", demos::build("mlp", 0).unwrap(), vec![3, 4]),
         ("shared", demos::build("shared", 0).unwrap(), vec![2, 4]),
         ("bigger", bigger, vec![2, 16, 64]),
+        // The pool's hand-off allocates nothing on the calling thread (its workers keep their
+        // own packing buffers, sized on their first part).
+        (
+            "wide",
+            arch::instantiate(&arch::parse(WIDE).unwrap(), 3),
+            vec![64, 256],
+        ),
     ];
     for (name, model, shape) in cases {
         let plan = ForwardPlan::new(&model).unwrap();

@@ -66,8 +66,7 @@ pub(crate) fn gemv(
         );
         return;
     }
-    let pieces = threads::split(c, Axis(1), parts, MIN_COLS_PER_THREAD);
-    threads::run(pieces, |(j0, piece)| {
+    threads::run_split(c, Axis(1), parts, MIN_COLS_PER_THREAD, &|j0, piece| {
         let width = piece.ncols();
         one(
             backend,

@@ -299,8 +299,7 @@ fn blocked(
         driver::gemm_blocked(uk, alpha, a, b, beta, c, epi);
         return;
     }
-    let pieces = threads::split(c, axis, parts, unit);
-    threads::run(pieces, |(start, piece)| {
+    threads::run_split(c, axis, parts, unit, &|start, piece| {
         let (rows, cols) = piece.dim();
         if axis == Axis(1) {
             let (b, epi) = (b.columns(start, cols), epi.columns(start, cols));
