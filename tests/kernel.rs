@@ -102,10 +102,15 @@ enum Path {
 const SCALARS: [f32; 3] = [0.0, 1.0, 0.5];
 
 fn backends() -> Vec<Backend> {
-    [Backend::Avx512, Backend::Avx2, Backend::Generic]
-        .into_iter()
-        .filter(|b| b.is_available())
-        .collect()
+    [
+        Backend::Avx512,
+        Backend::Avx512Short,
+        Backend::Avx2,
+        Backend::Generic,
+    ]
+    .into_iter()
+    .filter(|b| b.is_available())
+    .collect()
 }
 
 fn paths() -> Vec<Path> {
@@ -466,5 +471,36 @@ proptest! {
         seed in any::<u64>(),
     ) {
         check(path, Case { m, k, n, la, lb, lc, alpha, beta }, seed);
+    }
+}
+
+#[test]
+fn a_read_in_place_whatever_its_row_stride() {
+    // Row-major A small enough to be read in place by the AVX-512 kernels, as a column slice of a
+    // wider array (rows further apart than k), with a partial last tile or none, across KC blocks;
+    // the row counts reach both the 12-row and the 8-row kernel through the public entry.
+    let mut rng = Rng(0x5eed);
+    for backend in backends() {
+        let [mr, nr, _, kc, _] = backend.block_sizes();
+        for m in [8, 12, 13, 24, 25, 32, 64, 65, 2 * mr + 1] {
+            for k in [5, kc - 1, kc + 3, 2 * kc + 1] {
+                let n = nr + 3;
+                let wide = Array2::from_shape_fn((m, k + 7), |_| rng.next());
+                let a = wide.slice(s![.., 3..3 + k]);
+                let b = Array2::from_shape_fn((k, n), |_| rng.next());
+                let mut want = Array2::from_elem((m, n), 0.25f32);
+                gemm_reference(0.5, a, b.view(), 0.5, want.view_mut());
+                for forced in [true, false] {
+                    let mut c = Array2::from_elem((m, n), 0.25f32);
+                    if forced {
+                        gemm_with(backend, 0.5, a, b.view(), 0.5, c.view_mut());
+                    } else {
+                        gemm(0.5, a, b.view(), 0.5, c.view_mut());
+                    }
+                    let what = format!("{backend:?} forced {forced} {m}x{k}x{n}");
+                    assert_close(&c.view(), &want.view(), k, &what);
+                }
+            }
+        }
     }
 }

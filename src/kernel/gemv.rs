@@ -96,7 +96,7 @@ fn one(
     match backend {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a Backend is only used once `is_available` said the CPU has its features.
-        Backend::Avx512 => unsafe { one_avx512(alpha, x, b, beta, c, epi) },
+        Backend::Avx512 | Backend::Avx512Short => unsafe { one_avx512(alpha, x, b, beta, c, epi) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Backend::Avx2 => unsafe { one_avx2(alpha, x, b, beta, c, epi) },

@@ -72,6 +72,9 @@ impl Epilogue<'_> {
 pub enum Backend {
     /// 12×32 tile in zmm registers; x86-64 with AVX-512F.
     Avx512,
+    /// 8×32 tile in zmm registers, which `Avx512` switches to for products of few rows that are
+    /// closer to a multiple of 8 than of 12; x86-64 with AVX-512F.
+    Avx512Short,
     /// 6×16 tile in ymm registers; x86-64 with AVX2 and FMA.
     Avx2,
     /// 4×8 tile of plain Rust that LLVM vectorizes; everywhere.
@@ -84,12 +87,12 @@ impl Backend {
     pub fn is_available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Self::Avx512 => is_x86_feature_detected!("avx512f"),
+            Self::Avx512 | Self::Avx512Short => is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             Self::Generic => true,
             #[cfg(not(target_arch = "x86_64"))]
-            Self::Avx512 | Self::Avx2 => false,
+            Self::Avx512 | Self::Avx512Short | Self::Avx2 => false,
         }
     }
 
@@ -120,21 +123,39 @@ impl Backend {
                 mr: avx512::MR,
                 nr: avx512::NR,
                 run: avx512::kernel,
+                unpacked: Some(avx512::kernel_unpacked),
+                short: Some(&AVX512_SHORT),
             },
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Short => AVX512_SHORT,
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => MicroKernel {
                 mr: avx2::MR,
                 nr: avx2::NR,
                 run: avx2::kernel,
+                unpacked: None,
+                short: None,
             },
             _ => MicroKernel {
                 mr: generic::MR,
                 nr: generic::NR,
                 run: generic::kernel,
+                unpacked: None,
+                short: None,
             },
         }
     }
 }
+
+/// The 8×32 AVX-512 kernel, which the 12×32 one hands products of few rows to.
+#[cfg(target_arch = "x86_64")]
+static AVX512_SHORT: MicroKernel = MicroKernel {
+    mr: avx512::MR_SHORT,
+    nr: avx512::NR,
+    run: avx512::kernel_short,
+    unpacked: Some(avx512::kernel_short_unpacked),
+    short: None,
+};
 
 /// Returns `a · b`.
 ///
@@ -232,7 +253,8 @@ fn packed_product(
     match w.source() {
         PackedSource::Plain(b) => dispatch(alpha, a, b, beta, c, epilogue),
         PackedSource::Panels(backend, b) => {
-            blocked(backend.micro_kernel(), alpha, a, b, beta, c, epilogue);
+            let uk = backend.micro_kernel().for_rows(a.nrows());
+            blocked(uk, alpha, a, b, beta, c, epilogue);
         }
     }
 }
@@ -272,7 +294,7 @@ fn dispatch(
     } else if gemv::handles(&a, &b) {
         gemv::gemv(Backend::best(), alpha, a, b, beta, c, epi);
     } else {
-        let uk = Backend::best().micro_kernel();
+        let uk = Backend::best().micro_kernel().for_rows(m);
         blocked(uk, alpha, a, BSource::View(b), beta, c, epi);
     }
 }
