@@ -272,7 +272,14 @@ fn threads_split_uneven_shapes() {
 #[test]
 fn matrix_vector_layouts() {
     // M = 1 takes the streaming path when A's row and B's rows or columns are contiguous.
-    for (k, n) in [(300, 70), (64, 129), (17, 301), (1000, 5)] {
+    for (k, n) in [
+        (300, 70),
+        (64, 129),
+        (17, 301),
+        (1000, 5),
+        (48, 9),
+        (31, 16),
+    ] {
         for lb in [
             Layout::RowMajor,
             Layout::Transposed,

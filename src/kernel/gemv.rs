@@ -3,7 +3,9 @@
 //!
 //! Two layouts are handled, the rest go to the blocked path:
 //! - NT, `b = w.t()` with `w` [N, K] row-major: each output is a dot product of x with a contiguous
-//!   row of `w`, four rows at a time so x is loaded once per four.
+//!   row of `w`, several rows at a time so x is loaded once per several: eight rows with explicit
+//!   AVX-512 (two accumulators a row, prefetch ahead of each row: 1.5× the throughput LLVM's
+//!   vectorization of the four-row loop reached), four rows in portable Rust elsewhere.
 //! - NN, B row-major: C accumulates `x[p]·B[p, ..]` over p, a column chunk at a time so the
 //!   partial sums stay in L1.
 //!
@@ -22,8 +24,10 @@ use super::{Backend, Epilogue, threads};
 
 /// Lanes per accumulator: one zmm, two ymm or four xmm registers.
 const LANES: usize = 16;
-/// How far ahead of the reads the prefetches go, in floats.
-const PREFETCH: usize = 1024;
+/// How far ahead of the reads the prefetches go, in floats: 1 KiB of each row. Measured on Zen 5
+/// (1×4096×4096, one thread, AVX-512 path): 128 to 256 floats gave 24-25 GFLOP/s, 512 gave 22,
+/// 1024 20, 2048 18, and prefetching the line being read (no help at all) 21.
+const PREFETCH: usize = 256;
 /// Columns per chunk on the NN path: 1 KiB of partial sums, in L1 for the whole pass over K.
 const CHUNK: usize = 256;
 /// Columns a thread must get, so a part streams whole cache lines of several rows.
@@ -100,7 +104,7 @@ fn one(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Backend::Avx2 => unsafe { one_avx2(alpha, x, b, beta, c, epi) },
-        _ => one_impl::<false>(alpha, x, b, beta, c, epi),
+        _ => one_impl::<false, false>(alpha, x, b, beta, c, epi),
     }
 }
 
@@ -114,7 +118,7 @@ fn one_avx512(
     c: ArrayViewMut1<f32>,
     epi: Epilogue,
 ) {
-    one_impl::<true>(alpha, x, b, beta, c, epi);
+    one_impl::<true, true>(alpha, x, b, beta, c, epi);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -127,7 +131,7 @@ fn one_avx2(
     c: ArrayViewMut1<f32>,
     epi: Epilogue,
 ) {
-    one_impl::<true>(alpha, x, b, beta, c, epi);
+    one_impl::<true, false>(alpha, x, b, beta, c, epi);
 }
 
 /// `s + u·v`, fused when the instruction set has FMA (without it `mul_add` is a libm call).
@@ -137,7 +141,7 @@ fn madd<const FMA: bool>(u: f32, v: f32, s: f32) -> f32 {
 }
 
 #[inline(always)]
-fn one_impl<const FMA: bool>(
+fn one_impl<const FMA: bool, const AVX512: bool>(
     alpha: f32,
     x: &[f32],
     b: ArrayView2<f32>,
@@ -153,6 +157,28 @@ fn one_impl<const FMA: bool>(
     };
     if is_nt(&b) {
         let rows = b.t();
+        #[cfg(target_arch = "x86_64")]
+        if AVX512 {
+            let mut j = 0;
+            for oct in rows.axis_chunks_iter(Axis(0), ROWS) {
+                let mut sums = [0.0f32; ROWS];
+                // SAFETY: AVX512 is set only by `one_avx512`, which runs on a CPU with AVX-512F;
+                // each row of an NT weight is contiguous and as long as x.
+                unsafe {
+                    dots_avx512(
+                        x,
+                        |q| contiguous(oct.row(q)).as_ptr(),
+                        oct.nrows(),
+                        &mut sums,
+                    );
+                }
+                for (q, &acc) in sums[..oct.nrows()].iter().enumerate() {
+                    put(j + q, acc);
+                }
+                j += oct.nrows();
+            }
+            return;
+        }
         let mut j = 0;
         for quad in rows.axis_chunks_iter(Axis(0), 4) {
             if quad.nrows() == 4 {
@@ -241,4 +267,63 @@ fn dot1<const FMA: bool>(x: &[f32], w: &[f32]) -> f32 {
     }
     let tail: f32 = x[whole..].iter().zip(&w[whole..]).map(|(u, v)| u * v).sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// Rows of an NT weight the AVX-512 path streams at once.
+const ROWS: usize = 8;
+
+/// Dot products of `x` with `count <= ROWS` rows of its length (`row(q)` points at row q), into
+/// `sums`: eight streams in flight, two zmm accumulators per row (32 floats a step), the next lines
+/// of each row prefetched, and the tail of x read with a mask.
+///
+/// # Safety
+/// The CPU must support AVX-512F, and each `row(q)` for q < count must point at `x.len()` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dots_avx512(
+    x: &[f32],
+    row: impl Fn(usize) -> *const f32,
+    count: usize,
+    sums: &mut [f32; ROWS],
+) {
+    use core::arch::x86_64::{
+        __m512, _MM_HINT_T0, _mm_prefetch, _mm512_add_ps, _mm512_fmadd_ps, _mm512_loadu_ps,
+        _mm512_maskz_loadu_ps, _mm512_reduce_add_ps, _mm512_setzero_ps,
+    };
+    let k = x.len();
+    let xp = x.as_ptr();
+    // Missing rows (count < ROWS) repeat the first, so the loop stays branch-free.
+    let ptrs: [*const f32; ROWS] = std::array::from_fn(|q| row(if q < count { q } else { 0 }));
+    let mut acc: [[__m512; 2]; ROWS] = [[_mm512_setzero_ps(); 2]; ROWS];
+    let whole = k / 32 * 32;
+    let mut p = 0;
+    while p < whole {
+        // SAFETY: p + 32 <= k, so x and every row hold the 32 floats read; a prefetch never faults.
+        unsafe {
+            let x0 = _mm512_loadu_ps(xp.add(p));
+            let x1 = _mm512_loadu_ps(xp.add(p + 16));
+            for (a, &r) in acc.iter_mut().zip(&ptrs) {
+                _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(p + PREFETCH).cast());
+                _mm_prefetch::<_MM_HINT_T0>(r.wrapping_add(p + PREFETCH + 16).cast());
+                a[0] = _mm512_fmadd_ps(x0, _mm512_loadu_ps(r.add(p)), a[0]);
+                a[1] = _mm512_fmadd_ps(x1, _mm512_loadu_ps(r.add(p + 16)), a[1]);
+            }
+        }
+        p += 32;
+    }
+    while p < k {
+        let width = (k - p).min(16);
+        let mask = (u32::MAX >> (32 - width)) as u16;
+        // SAFETY: the mask reads only the `width` floats left in x and in every row.
+        unsafe {
+            let xv = _mm512_maskz_loadu_ps(mask, xp.add(p));
+            for (a, &r) in acc.iter_mut().zip(&ptrs) {
+                a[0] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mask, r.add(p)), a[0]);
+            }
+        }
+        p += width;
+    }
+    for (s, a) in sums.iter_mut().zip(&acc) {
+        *s = _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]));
+    }
 }
