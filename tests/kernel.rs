@@ -396,7 +396,8 @@ fn prepacked_weights_with_epilogue() {
         }
     }
     // The public constructor: plain copies for tiny layers, panels for the rest.
-    for (n, k) in [(8, 4), (4, 8), (70, 90), (300, 40)] {
+    // (M = 1 against panels streams them, split across threads when big enough.)
+    for (n, k) in [(8, 4), (4, 8), (70, 90), (300, 40), (33, 701), (300, 2001)] {
         let mut rng = Rng(seed);
         let w = Array2::from_shape_fn((n, k), |_| rng.next());
         let packed = PackedWeight::new(w.view());

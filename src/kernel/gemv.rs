@@ -327,3 +327,131 @@ unsafe fn dots_avx512(
         *s = _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]));
     }
 }
+
+/// `c = alpha·x·B + beta·c`, then the epilogue, for one row `x` and B a prepacked weight's
+/// AVX-512 panels (see [`super::PackedWeight`]): the M = 1 product of a forward pass at batch 1,
+/// streamed panel by panel instead of padding one row to a 12-row tile.
+///
+/// `panels` is the weight's panel count, `kc` the depth of its blocks; `c` has `panels·32` or
+/// fewer columns, all of this weight (its `col0` is 0).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of a product and its panel layout"
+)]
+pub(crate) fn gemv_panels(
+    alpha: f32,
+    x: &[f32],
+    data: &[f32],
+    kc: usize,
+    panels: usize,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+    epi: Epilogue,
+) {
+    const NR: usize = super::avx512::NR;
+    let n = c.ncols();
+    assert!(data.len() >= panels * NR * x.len() && n <= panels * NR);
+    let parts = threads::count(n * x.len(), n.div_ceil(NR));
+    threads::run_split(c, Axis(1), parts, NR, &|j0, piece| {
+        let width = piece.ncols();
+        let out = piece.index_axis_move(Axis(0), 0);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: panels exist only for a backend available on this CPU, and this path is taken
+        // for AVX-512 panels only; the data holds `panels` panels of 32 columns over all of x
+        // (asserted above), and j0 is a multiple of 32.
+        unsafe {
+            panels_avx512(
+                alpha,
+                x,
+                data,
+                kc,
+                panels,
+                j0 / NR,
+                beta,
+                out,
+                epi.columns(j0, width),
+            );
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (alpha, x, data, kc, panels, beta, out, epi, width);
+    });
+}
+
+/// One thread's columns of [`gemv_panels`], starting at panel `q0`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `data` must hold `panels` panels of 32 columns over `x.len()`
+/// rows, in blocks of `kc` rows, and `c` at most `(panels - q0)·32` columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the pieces of a product and its panel layout"
+)]
+unsafe fn panels_avx512(
+    alpha: f32,
+    x: &[f32],
+    data: &[f32],
+    kc_max: usize,
+    panels: usize,
+    q0: usize,
+    beta: f32,
+    mut c: ArrayViewMut1<f32>,
+    epi: Epilogue,
+) {
+    use core::arch::x86_64::{
+        _mm512_add_ps, _mm512_fmadd_ps, _mm512_load_ps, _mm512_set1_ps, _mm512_setzero_ps,
+        _mm512_storeu_ps,
+    };
+    const NR: usize = super::avx512::NR;
+    /// k steps in flight: four independent pairs of accumulators hide the FMA latency.
+    const U: usize = 4;
+    let k = x.len();
+    let n = c.len();
+    for (qi, j) in (0..n).step_by(NR).enumerate() {
+        let q = q0 + qi;
+        let mut acc = [[_mm512_setzero_ps(); 2]; U];
+        for pc in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - pc);
+            // Block pc starts after pc rows of every panel; panel q after q panels of kc rows.
+            let block = &data[pc * panels * NR + q * kc * NR..][..kc * NR];
+            let xs = &x[pc..pc + kc];
+            let mut p = 0;
+            while p + U <= kc {
+                for (u, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: p + u < kc, so row p + u of the panel (32 floats, 64-byte aligned as
+                    // packed panels are) is inside `block`.
+                    unsafe {
+                        let row = block.as_ptr().add((p + u) * NR);
+                        let xv = _mm512_set1_ps(*xs.get_unchecked(p + u));
+                        a[0] = _mm512_fmadd_ps(xv, _mm512_load_ps(row), a[0]);
+                        a[1] = _mm512_fmadd_ps(xv, _mm512_load_ps(row.add(16)), a[1]);
+                    }
+                }
+                p += U;
+            }
+            for (pp, &xp) in xs.iter().enumerate().skip(p) {
+                // SAFETY: pp < kc, as above.
+                unsafe {
+                    let row = block.as_ptr().add(pp * NR);
+                    let xv = _mm512_set1_ps(xp);
+                    acc[0][0] = _mm512_fmadd_ps(xv, _mm512_load_ps(row), acc[0][0]);
+                    acc[0][1] = _mm512_fmadd_ps(xv, _mm512_load_ps(row.add(16)), acc[0][1]);
+                }
+            }
+        }
+        let mut sums = [0.0f32; NR];
+        let [a0, a1, a2, a3] = acc;
+        for h in 0..2 {
+            let v = _mm512_add_ps(_mm512_add_ps(a0[h], a1[h]), _mm512_add_ps(a2[h], a3[h]));
+            // SAFETY: 16 floats into the 32-float array, at 0 or 16.
+            unsafe { _mm512_storeu_ps(sums.as_mut_ptr().add(16 * h), v) };
+        }
+        for (jj, &sum) in sums.iter().enumerate().take(NR.min(n - j)) {
+            let bias = epi.bias.map_or(0.0, |b| b[j + jj]);
+            let dst = &mut c[j + jj];
+            let old = *dst;
+            *dst = finish(sum, alpha, beta, || old, bias, epi.relu);
+        }
+    }
+}

@@ -252,6 +252,17 @@ fn packed_product(
 ) {
     match w.source() {
         PackedSource::Plain(b) => dispatch(alpha, a, b, beta, c, epilogue),
+        #[cfg(target_arch = "x86_64")]
+        PackedSource::Panels(
+            Backend::Avx512,
+            BSource::Panels {
+                data, kc, panels, ..
+            },
+        ) if a.nrows() == 1 && a.row(0).as_slice().is_some() => {
+            let x = a.row(0);
+            let x = x.as_slice().expect("checked contiguous");
+            gemv::gemv_panels(alpha, x, data, kc, panels, beta, c, epilogue);
+        }
         PackedSource::Panels(backend, b) => {
             let uk = backend.micro_kernel().for_rows(a.nrows());
             blocked(uk, alpha, a, b, beta, c, epilogue);
