@@ -1,12 +1,13 @@
 //! Matrix multiplication: the one door through which every product in paramscope passes.
 //!
 //! `matmul`, `gemm` and `gemm_packed` accept views of any layout (row-major, column-major,
-//! transposed, strided) and check shapes before any arithmetic. Inside, a product takes one of
-//! three paths:
+//! transposed, strided) and check shapes before any arithmetic; `linear_packed` is `gemm_packed`
+//! for a forward pass's flat C-order slices. Inside, a product takes one of three paths:
 //! - tiny products (small.rs): a direct loop, no packing, no threads, no allocation;
-//! - M = 1 (gemv.rs): one streaming pass over B;
+//! - M = 1 (gemv.rs): one streaming pass over B, or over a prepacked weight's panels;
 //! - the rest (driver.rs): the five BLIS loops with packed panels (pack.rs, blocking.rs) around a
-//!   micro-kernel chosen at run time (avx512.rs, avx2.rs, generic.rs), split across threads
+//!   micro-kernel chosen at run time (avx512.rs, avx2.rs, generic.rs), reading a small row-major A
+//!   in place where the micro-kernel can, and split across a persistent pool of threads
 //!   (threads.rs) when the product is big enough.
 //!
 //! `unsafe` lives only in the micro-kernels, their write-out (tile.rs) and the calls that

@@ -5,8 +5,9 @@
 //! keys on the model as it was then: after a re-init or a load, make a new plan
 //! ([`ForwardPlan::is_current`] tells whether it is still valid).
 //!
-//! A pass writes into a [`ForwardBuffers`]: one array per step, allocated on the first pass (or when
-//! the input's shape changes) and reused after, so repeated passes allocate nothing. Each Linear
+//! A pass writes into a [`ForwardBuffers`]: one flat vector per step, allocated on the first pass (or
+//! when the input's shape changes) and reused after, so repeated passes allocate nothing
+//! (`tests/forward_alloc.rs` counts). Each Linear
 //! adds its bias in the kernel's write-out (the epilogue). A `ReLU` that follows a Linear is *not*
 //! fused into that write-out: the app and `forward` show every layer's own output, and the
 //! Linear's is the one before the `ReLU`. Fusing would drop it, and at the chapter's sizes the
