@@ -77,10 +77,14 @@ unsafe fn kernel_rows<const MR: usize, const PACKED: bool>(
     let (row_step, k_step) = if PACKED { (1, MR as isize) } else { (t.ars, 1) };
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     // Warm the C tile's lines while the k loop runs: the write-out otherwise waits on them.
+    // A row of the tile is 32 floats, two cache lines (when C's rows are 64-byte aligned): warm
+    // both.
     if t.beta != 0.0 && t.cs == 1 {
         for i in 0..t.rows {
-            // SAFETY: row i < rows is inside C; prefetching never faults anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(t.c.offset(i as isize * t.rs).cast()) };
+            let row = t.c.wrapping_offset(i as isize * t.rs);
+            // A prefetch is a hint: it never faults, whatever the address.
+            _mm_prefetch::<_MM_HINT_T0>(row.cast());
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1).cast());
         }
     }
     for p in 0..kc {
