@@ -242,8 +242,9 @@ impl ForwardPlan {
     /// Runs the model on `x` into `buffers` and returns them, holding every step's output in the
     /// order of [`layers`](Self::layers) (the last is the model's).
     ///
-    /// After the first pass with an input of this shape, a pass allocates nothing, as long as no
-    /// product in it is big enough to be split across threads.
+    /// After the first pass with an input of this shape, a pass allocates nothing (the kernel's
+    /// pool threads, when a product is big enough to use them, size their own packing buffers on
+    /// their first part and keep them).
     pub fn run_reusing<'b>(
         &self,
         buffers: &'b mut ForwardBuffers,
