@@ -13,6 +13,7 @@ use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
 use ndarray::{Array2, ArrayView2};
 use paramscope::kernel::{Epilogue, PackedWeight, gemm, gemm_packed};
+use paramscope::model::forward::{ForwardBuffers, ForwardPlan};
 
 fn main() {
     divan::main();
@@ -206,5 +207,20 @@ fn gemm_crate(bencher: Bencher, shape: Shape) {
                 parallelism,
             );
         }
+    });
+}
+
+/// One forward pass of the chapter's `rgnet` at batch 2 with reused buffers: what
+/// `paramscope forward demo:rgnet --batch 2 --repeat N` times (benches/peers_torch.py is PyTorch's).
+#[divan::bench(max_time = MAX_TIME)]
+fn forward_rgnet_batch2(bencher: Bencher) {
+    let model = paramscope::model::demos::build("rgnet", 0).expect("a demo");
+    let plan = ForwardPlan::new(&model).expect("rgnet runs");
+    let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[2, 4]), |i| i[1] as f32 / 4.0);
+    let mut buffers = ForwardBuffers::default();
+    bencher.bench_local(|| {
+        plan.run_reusing(&mut buffers, black_box(&x))
+            .expect("the input fits")
+            .len()
     });
 }

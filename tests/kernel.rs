@@ -102,10 +102,15 @@ enum Path {
 const SCALARS: [f32; 3] = [0.0, 1.0, 0.5];
 
 fn backends() -> Vec<Backend> {
-    [Backend::Avx512, Backend::Avx2, Backend::Generic]
-        .into_iter()
-        .filter(|b| b.is_available())
-        .collect()
+    [
+        Backend::Avx512,
+        Backend::Avx512Short,
+        Backend::Avx2,
+        Backend::Generic,
+    ]
+    .into_iter()
+    .filter(|b| b.is_available())
+    .collect()
 }
 
 fn paths() -> Vec<Path> {
@@ -267,7 +272,14 @@ fn threads_split_uneven_shapes() {
 #[test]
 fn matrix_vector_layouts() {
     // M = 1 takes the streaming path when A's row and B's rows or columns are contiguous.
-    for (k, n) in [(300, 70), (64, 129), (17, 301), (1000, 5)] {
+    for (k, n) in [
+        (300, 70),
+        (64, 129),
+        (17, 301),
+        (1000, 5),
+        (48, 9),
+        (31, 16),
+    ] {
         for lb in [
             Layout::RowMajor,
             Layout::Transposed,
@@ -384,7 +396,8 @@ fn prepacked_weights_with_epilogue() {
         }
     }
     // The public constructor: plain copies for tiny layers, panels for the rest.
-    for (n, k) in [(8, 4), (4, 8), (70, 90), (300, 40)] {
+    // (M = 1 against panels streams them, split across threads when big enough.)
+    for (n, k) in [(8, 4), (4, 8), (70, 90), (300, 40), (33, 701), (300, 2001)] {
         let mut rng = Rng(seed);
         let w = Array2::from_shape_fn((n, k), |_| rng.next());
         let packed = PackedWeight::new(w.view());
@@ -466,5 +479,36 @@ proptest! {
         seed in any::<u64>(),
     ) {
         check(path, Case { m, k, n, la, lb, lc, alpha, beta }, seed);
+    }
+}
+
+#[test]
+fn a_read_in_place_whatever_its_row_stride() {
+    // Row-major A small enough to be read in place by the AVX-512 kernels, as a column slice of a
+    // wider array (rows further apart than k), with a partial last tile or none, across KC blocks;
+    // the row counts reach both the 12-row and the 8-row kernel through the public entry.
+    let mut rng = Rng(0x5eed);
+    for backend in backends() {
+        let [mr, nr, _, kc, _] = backend.block_sizes();
+        for m in [8, 12, 13, 24, 25, 32, 64, 65, 2 * mr + 1] {
+            for k in [5, kc - 1, kc + 3, 2 * kc + 1] {
+                let n = nr + 3;
+                let wide = Array2::from_shape_fn((m, k + 7), |_| rng.next());
+                let a = wide.slice(s![.., 3..3 + k]);
+                let b = Array2::from_shape_fn((k, n), |_| rng.next());
+                let mut want = Array2::from_elem((m, n), 0.25f32);
+                gemm_reference(0.5, a, b.view(), 0.5, want.view_mut());
+                for forced in [true, false] {
+                    let mut c = Array2::from_elem((m, n), 0.25f32);
+                    if forced {
+                        gemm_with(backend, 0.5, a, b.view(), 0.5, c.view_mut());
+                    } else {
+                        gemm(0.5, a, b.view(), 0.5, c.view_mut());
+                    }
+                    let what = format!("{backend:?} forced {forced} {m}x{k}x{n}");
+                    assert_close(&c.view(), &want.view(), k, &what);
+                }
+            }
+        }
     }
 }

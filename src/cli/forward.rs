@@ -4,10 +4,12 @@ use ndarray::{ArrayD, IxDyn};
 use serde_json::{Value, json};
 
 use std::fmt::Write as _;
+use std::time::Instant;
 
 use super::{ForwardArgs, json_number, json_text};
 use crate::io::npy;
-use crate::model::forward::{Activation, ForwardPlan};
+use crate::model::forward::{Activation, ForwardBuffers, ForwardPlan};
+use crate::model::rng::TorchGenerator;
 use crate::tensor::DType;
 use crate::tensor::decode::encode_f32;
 use crate::tensor::stats::stats;
@@ -22,6 +24,10 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
         (None, None) => unreachable!("clap requires --input or --batch"),
     };
     let activations = plan.run(&x).map_err(|e| e.to_string())?;
+    let time_us = match args.repeat {
+        Some(n) => Some(median_pass_us(&plan, &x, n)?),
+        None => None,
+    };
     let output = &activations
         .last()
         .expect("run yields at least one activation")
@@ -31,12 +37,17 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
             .map_err(|e| format!("{}: {e}", escape(&path.display().to_string())))?;
     }
     if args.json {
-        return Ok(json_text(&json!({
+        let mut value = json!({
             "input_shape": x.shape(),
             "output_shape": output.shape(),
             "output": nested(output),
             "layers": activations.iter().map(layer_json).collect::<Vec<_>>(),
-        })));
+        });
+        if let Some(t) = time_us {
+            // To the nanosecond: more digits would be noise.
+            value["time_us"] = json_number((t * 1e3).round() / 1e3);
+        }
+        return Ok(json_text(&value));
     }
     let mut out = format!(
         "input  {:?}\noutput {:?}\n{output:.6}\n\nlayer outputs:\n",
@@ -53,14 +64,46 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
             100.0 * zeros
         );
     }
+    if let (Some(t), Some(n)) = (time_us, args.repeat) {
+        let _ = writeln!(out, "\ntime per pass: {t:.3} us (median of {n})");
+    }
     Ok(out)
+}
+
+/// The median wall time of one pass over `n` passes, in microseconds.
+///
+/// Every pass keeps every layer's output, as `run` does, but writes into buffers sized by a first,
+/// untimed pass, so a timed pass allocates nothing.
+fn median_pass_us(plan: &ForwardPlan, x: &ArrayD<f32>, n: u64) -> Result<f64, String> {
+    let mut buffers = ForwardBuffers::default();
+    plan.run_reusing(&mut buffers, x)
+        .map_err(|e| e.to_string())?;
+    let mut times = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let start = Instant::now();
+        let outputs = plan
+            .run_reusing(&mut buffers, x)
+            .map_err(|e| e.to_string())?;
+        std::hint::black_box(outputs);
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    let mid = times.len() / 2;
+    Ok(if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        f64::midpoint(times[mid - 1], times[mid])
+    })
 }
 
 /// `torch.manual_seed(seed); torch.rand(batch, in_features)`.
 fn random_batch(plan: &ForwardPlan, batch: usize, seed: u64) -> Result<ArrayD<f32>, String> {
-    plan.random_input(batch, seed).ok_or_else(|| {
-        "the model has no Linear layer, so its input width is unknown: pass --input X.npy".into()
-    })
+    let width = plan.in_features().ok_or(
+        "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
+    )?;
+    let mut values = vec![0f32; batch * width];
+    TorchGenerator::new(seed).fill_uniform(&mut values, 0.0, 1.0);
+    Ok(ArrayD::from_shape_vec(IxDyn(&[batch, width]), values).expect("batch·width values"))
 }
 
 /// Mean, unbiased std, and the fraction of exact zeros (what a ReLU switched off).

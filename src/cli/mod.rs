@@ -140,6 +140,9 @@ pub struct ForwardArgs {
     /// Also write the output to this .npy file.
     #[arg(short = 'o', long = "output", value_name = "OUT.npy")]
     output: Option<PathBuf>,
+    /// Time N more passes (reusing buffers) and report the median time of one, excluding load.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    repeat: Option<u64>,
 }
 
 /// `paramscope init`.

@@ -16,6 +16,10 @@ use super::tile::{Tile, write_scalar};
 
 /// Rows of the register tile.
 pub(crate) const MR: usize = 12;
+/// Rows of the short tile: 8×32 in 16 zmm registers, for products whose rows are a multiple of 8
+/// and few (64 rows are 5⅓ tiles of 12, so the 12-row kernel would spend 11% of its FMAs on
+/// padding); 16 independent FMAs per k step still cover the FMA latency on both pipes.
+pub(crate) const MR_SHORT: usize = 8;
 /// Columns of the register tile: two zmm vectors.
 pub(crate) const NR: usize = 32;
 
@@ -25,24 +29,74 @@ pub(crate) const NR: usize = 32;
 /// That of `KernelFn`, and the CPU must support AVX-512F.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { kernel_rows::<MR, true>(kc, a, b, t) }
+}
+
+/// [`kernel`] reading A in place: see [`super::tile::KernelFn`] for the unpacked contract.
+///
+/// # Safety
+/// That of `KernelFn` for an unpacked A, and the CPU must support AVX-512F.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn kernel_unpacked(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { kernel_rows::<MR, false>(kc, a, b, t) }
+}
+
+/// [`kernel_short`] reading A in place.
+///
+/// # Safety
+/// As for [`kernel_unpacked`], with tiles of [`MR_SHORT`] rows.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn kernel_short_unpacked(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { kernel_rows::<MR_SHORT, false>(kc, a, b, t) }
+}
+
+/// The 8×32 kernel; see [`MR_SHORT`].
+///
+/// # Safety
+/// As for [`kernel`], with tiles of [`MR_SHORT`] rows.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn kernel_short(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { kernel_rows::<MR_SHORT, true>(kc, a, b, t) }
+}
+
+/// The micro-kernel for a tile of `MR` rows: A packed (MR floats per k step) or, unless `PACKED`,
+/// read in place (unit column stride, `t.ars` floats between rows).
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn kernel_rows<const MR: usize, const PACKED: bool>(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    t: &Tile,
+) {
+    // Element (i, p) of the A panel: packed k-major, or row i of A in place.
+    let (row_step, k_step) = if PACKED { (1, MR as isize) } else { (t.ars, 1) };
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     // Warm the C tile's lines while the k loop runs: the write-out otherwise waits on them.
+    // A row of the tile is 32 floats, two cache lines (when C's rows are 64-byte aligned): warm
+    // both.
     if t.beta != 0.0 && t.cs == 1 {
         for i in 0..t.rows {
-            // SAFETY: row i < rows is inside C; prefetching never faults anyway.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(t.c.offset(i as isize * t.rs).cast()) };
+            let row = t.c.wrapping_offset(i as isize * t.rs);
+            // A prefetch is a hint: it never faults, whatever the address.
+            _mm_prefetch::<_MM_HINT_T0>(row.cast());
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1).cast());
         }
     }
     for p in 0..kc {
-        // SAFETY: p < kc, and the packed panels hold kc rows of NR (B, 64-byte aligned) and of
-        // MR (A) floats.
+        // SAFETY: p < kc, the packed B panel holds kc rows of NR floats (64-byte aligned), and
+        // A's panel holds kc·MR floats packed, or MR rows of kc floats at `ars` apart in place.
         unsafe {
             let bp = b.add(p * NR);
-            let ap = a.add(p * MR);
+            let ap = a.offset(p as isize * k_step);
             let b0 = _mm512_load_ps(bp);
             let b1 = _mm512_load_ps(bp.add(16));
             for (i, row) in acc.iter_mut().enumerate() {
-                let ai = _mm512_set1_ps(*ap.add(i));
+                let ai = _mm512_set1_ps(*ap.offset(i as isize * row_step));
                 row[0] = _mm512_fmadd_ps(ai, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(ai, b1, row[1]);
             }
@@ -53,7 +107,8 @@ pub(crate) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
         // inside C (and the bias, when present, has NR values).
         unsafe { write_full(&acc, t) };
     } else {
-        let mut spill = [0.0f32; MR * NR];
+        // Sized for the tallest tile: MR * NR is not a constant expression in a generic.
+        let mut spill = [0.0f32; self::MR * NR];
         for (i, row) in acc.iter().enumerate() {
             // SAFETY: each store writes 16 floats inside row i of the MR×NR spill array.
             unsafe {
@@ -68,7 +123,7 @@ pub(crate) unsafe fn kernel(kc: usize, a: *const f32, b: *const f32, t: &Tile) {
 
 /// The vector write-out of a whole tile into row-major C.
 #[target_feature(enable = "avx512f")]
-unsafe fn write_full(acc: &[[__m512; 2]; MR], t: &Tile) {
+unsafe fn write_full<const MR: usize>(acc: &[[__m512; 2]; MR], t: &Tile) {
     let alpha = _mm512_set1_ps(t.alpha);
     let beta = _mm512_set1_ps(t.beta);
     let zero = _mm512_setzero_ps();

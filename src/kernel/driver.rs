@@ -20,7 +20,31 @@ pub(crate) struct MicroKernel {
     pub mr: usize,
     pub nr: usize,
     pub run: KernelFn,
+    /// The same kernel reading A in place (see [`KernelFn`]), if there is one.
+    pub unpacked: Option<KernelFn>,
+    /// A kernel of the same NR (so the same B panels) and fewer rows, for products whose rows it
+    /// tiles with less padding.
+    pub short: Option<&'static MicroKernel>,
 }
+
+impl MicroKernel {
+    /// This kernel or its short variant, whichever pads `m` rows less, counting the short
+    /// variant's lower throughput (more loads per FMA: about 4% on Zen 5).
+    pub(crate) fn for_rows(self, m: usize) -> Self {
+        match self.short {
+            Some(short)
+                if m.next_multiple_of(self.mr) * 100
+                    > m.next_multiple_of(short.mr) * SHORT_PENALTY =>
+            {
+                *short
+            }
+            _ => self,
+        }
+    }
+}
+
+/// How much slower the short kernel runs per multiply-add, in percent of the full one (+100).
+const SHORT_PENALTY: usize = 104;
 
 /// Where B comes from: a view to pack block by block, or panels packed ahead of time.
 #[derive(Clone, Copy)]
@@ -83,8 +107,19 @@ pub(crate) fn gemm_blocked(
         scale(beta, c, epi);
         return;
     }
-    let MicroKernel { mr, nr, run } = uk;
+    let MicroKernel {
+        mr,
+        nr,
+        run,
+        unpacked,
+        ..
+    } = uk;
     let blocking = Blocking::new(mr, nr);
+    // A small, row-contiguous A is read in place by a kernel that can: packing it would cost a
+    // third of a 64³ product (a transpose, element by element), and a block that fits half of L2
+    // needs no packing to stay there.
+    let in_place = unpacked.filter(|_| a.strides()[1] == 1 && m * k <= blocking.mc * blocking.kc);
+    let (a00, rsa, csa) = (a.as_ptr(), a.strides()[0], a.strides()[1]);
     // Prepacked panels were cut with their own KC: follow it.
     let kc_max = match b {
         BSource::Panels { kc, .. } => kc,
@@ -118,11 +153,22 @@ pub(crate) fn gemm_blocked(
                 // Later KC blocks add to what the first one wrote; the epilogue runs once, last.
                 let beta_now = if pc == 0 { beta } else { 1.0 };
                 let last = pc + kc == k;
-                // LOOP 3: MC rows of A; pack the MC×KC block.
+                // LOOP 3: MC rows of A; pack the MC×KC block (or, read in place, only the
+                // last tile of fewer than MR rows).
                 for ic in (0..m).step_by(mc) {
                     let mc_len = mc.min(m - ic);
-                    let ablock = abuf.get_mut(packed_a_len(mc_len, kc, mr));
-                    pack_a(a.slice(s![ic..ic + mc_len, pc..pc + kc]), mr, ablock);
+                    let whole = if in_place.is_some() {
+                        mc_len / mr * mr
+                    } else {
+                        0
+                    };
+                    let ablock = abuf.get_mut(packed_a_len(mc_len - whole, kc, mr));
+                    pack_a(
+                        a.slice(s![ic + whole..ic + mc_len, pc..pc + kc]),
+                        mr,
+                        ablock,
+                    );
+                    let ablock: &[f32] = ablock;
                     // LOOP 2: NR columns; this KC×NR micro-panel of B stays in L1.
                     for jr in (0..nc_len).step_by(nr) {
                         let bpanel = &bblock[jr / nr * kc * nr..][..kc * nr];
@@ -132,7 +178,18 @@ pub(crate) fn gemm_blocked(
                         };
                         // LOOP 1: MR rows; the micro-kernel keeps MR×NR of C in registers.
                         for ir in (0..mc_len).step_by(mr) {
-                            let apanel = &ablock[ir / mr * kc * mr..][..kc * mr];
+                            let (kernel, apanel) = match in_place {
+                                Some(unpacked) if ir < whole => (
+                                    unpacked,
+                                    a00.wrapping_offset(
+                                        (ic + ir) as isize * rsa + pc as isize * csa,
+                                    ),
+                                ),
+                                _ => (
+                                    run,
+                                    ablock[(ir - whole) / mr * kc * mr..][..kc * mr].as_ptr(),
+                                ),
+                            };
                             let tile = Tile {
                                 c: c00.wrapping_offset(
                                     (ic + ir) as isize * rsc + (jc + jr) as isize * csc,
@@ -145,13 +202,16 @@ pub(crate) fn gemm_blocked(
                                 beta: beta_now,
                                 bias,
                                 relu: last && epi.relu,
+                                ars: rsa,
                             };
-                            // SAFETY: the panels were sliced to kc·MR and kc·NR floats (B's from
-                            // a 64-byte aligned buffer in whole panels of kc·NR floats); the tile
-                            // starts at C[ic+ir, jc+jr] and spans rows×cols inside C's m×n, and
-                            // the bias (checked to have n values) has cols values from jc+jr.
-                            // The kernel was chosen by a Backend available on this CPU.
-                            unsafe { run(kc, apanel.as_ptr(), bpanel.as_ptr(), &tile) };
+                            // SAFETY: the packed panels were sliced to kc·MR and kc·NR floats (B's
+                            // from a 64-byte aligned buffer in whole panels of kc·NR floats); an A
+                            // read in place is MR whole rows ic+ir.. < m of A, columns pc..pc+kc
+                            // <= k, unit column stride, rows `ars` apart. The tile starts at
+                            // C[ic+ir, jc+jr] and spans rows×cols inside C's m×n, and the bias
+                            // (checked to have n values) has cols values from jc+jr. The kernel
+                            // was chosen by a Backend available on this CPU.
+                            unsafe { kernel(kc, apanel, bpanel.as_ptr(), &tile) };
                         }
                     }
                 }

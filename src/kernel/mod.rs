@@ -1,12 +1,13 @@
 //! Matrix multiplication: the one door through which every product in paramscope passes.
 //!
 //! `matmul`, `gemm` and `gemm_packed` accept views of any layout (row-major, column-major,
-//! transposed, strided) and check shapes before any arithmetic. Inside, a product takes one of
-//! three paths:
+//! transposed, strided) and check shapes before any arithmetic; `linear_packed` is `gemm_packed`
+//! for a forward pass's flat C-order slices. Inside, a product takes one of three paths:
 //! - tiny products (small.rs): a direct loop, no packing, no threads, no allocation;
-//! - M = 1 (gemv.rs): one streaming pass over B;
+//! - M = 1 (gemv.rs): one streaming pass over B, or over a prepacked weight's panels;
 //! - the rest (driver.rs): the five BLIS loops with packed panels (pack.rs, blocking.rs) around a
-//!   micro-kernel chosen at run time (avx512.rs, avx2.rs, generic.rs), split across threads
+//!   micro-kernel chosen at run time (avx512.rs, avx2.rs, generic.rs), reading a small row-major A
+//!   in place where the micro-kernel can, and split across a persistent pool of threads
 //!   (threads.rs) when the product is big enough.
 //!
 //! `unsafe` lives only in the micro-kernels, their write-out (tile.rs) and the calls that
@@ -73,6 +74,9 @@ impl Epilogue<'_> {
 pub enum Backend {
     /// 12×32 tile in zmm registers; x86-64 with AVX-512F.
     Avx512,
+    /// 8×32 tile in zmm registers, which `Avx512` switches to for products of few rows that are
+    /// closer to a multiple of 8 than of 12; x86-64 with AVX-512F.
+    Avx512Short,
     /// 6×16 tile in ymm registers; x86-64 with AVX2 and FMA.
     Avx2,
     /// 4×8 tile of plain Rust that LLVM vectorizes; everywhere.
@@ -85,12 +89,12 @@ impl Backend {
     pub fn is_available(self) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
-            Self::Avx512 => is_x86_feature_detected!("avx512f"),
+            Self::Avx512 | Self::Avx512Short => is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             Self::Generic => true,
             #[cfg(not(target_arch = "x86_64"))]
-            Self::Avx512 | Self::Avx2 => false,
+            Self::Avx512 | Self::Avx512Short | Self::Avx2 => false,
         }
     }
 
@@ -121,21 +125,39 @@ impl Backend {
                 mr: avx512::MR,
                 nr: avx512::NR,
                 run: avx512::kernel,
+                unpacked: Some(avx512::kernel_unpacked),
+                short: Some(&AVX512_SHORT),
             },
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Short => AVX512_SHORT,
             #[cfg(target_arch = "x86_64")]
             Self::Avx2 => MicroKernel {
                 mr: avx2::MR,
                 nr: avx2::NR,
                 run: avx2::kernel,
+                unpacked: None,
+                short: None,
             },
             _ => MicroKernel {
                 mr: generic::MR,
                 nr: generic::NR,
                 run: generic::kernel,
+                unpacked: None,
+                short: None,
             },
         }
     }
 }
+
+/// The 8×32 AVX-512 kernel, which the 12×32 one hands products of few rows to.
+#[cfg(target_arch = "x86_64")]
+static AVX512_SHORT: MicroKernel = MicroKernel {
+    mr: avx512::MR_SHORT,
+    nr: avx512::NR,
+    run: avx512::kernel_short,
+    unpacked: Some(avx512::kernel_short_unpacked),
+    short: None,
+};
 
 /// Returns `a · b`.
 ///
@@ -190,10 +212,62 @@ pub fn gemm_packed(
         w.out_features()
     );
     check_bias(epilogue, w.out_features());
+    packed_product(alpha, a, w, beta, c, epilogue);
+}
+
+/// `y = x·wᵀ`, then the epilogue, for C-order `x` [rows, in] and `y` [rows, out] given as flat
+/// slices: [`gemm_packed`] for a forward pass that keeps its activations as vectors, without the
+/// cost of checking a view's shape and strides on every call (a tenth of a tiny layer's time).
+///
+/// # Panics
+/// When `x` does not hold `rows·in` values, `y` `rows·out`, or the bias `out`.
+pub fn linear_packed(
+    x: &[f32],
+    rows: usize,
+    w: &PackedWeight,
+    y: &mut [f32],
+    epilogue: Epilogue<'_>,
+) {
+    let (k, n) = (w.in_features(), w.out_features());
+    assert_eq!(x.len(), rows * k, "linear_packed: x is not rows·in values");
+    assert_eq!(y.len(), rows * n, "linear_packed: y is not rows·out values");
+    check_bias(epilogue, n);
+    // SAFETY: `x` holds rows·k floats and `y` rows·n (asserted above), so C-order views of those
+    // shapes stay inside them; `y` is borrowed uniquely for the view's life.
+    let (a, c) = unsafe {
+        (
+            ArrayView2::from_shape_ptr((rows, k), x.as_ptr()),
+            ArrayViewMut2::from_shape_ptr((rows, n), y.as_mut_ptr()),
+        )
+    };
+    packed_product(1.0, a, w, 0.0, c, epilogue);
+}
+
+/// [`gemm_packed`] once its shapes are checked.
+fn packed_product(
+    alpha: f32,
+    a: ArrayView2<f32>,
+    w: &PackedWeight,
+    beta: f32,
+    c: ArrayViewMut2<f32>,
+    epilogue: Epilogue<'_>,
+) {
     match w.source() {
         PackedSource::Plain(b) => dispatch(alpha, a, b, beta, c, epilogue),
+        #[cfg(target_arch = "x86_64")]
+        PackedSource::Panels(
+            Backend::Avx512,
+            BSource::Panels {
+                data, kc, panels, ..
+            },
+        ) if a.nrows() == 1 && a.row(0).as_slice().is_some() => {
+            let x = a.row(0);
+            let x = x.as_slice().expect("checked contiguous");
+            gemv::gemv_panels(alpha, x, data, kc, panels, beta, c, epilogue);
+        }
         PackedSource::Panels(backend, b) => {
-            blocked(backend.micro_kernel(), alpha, a, b, beta, c, epilogue);
+            let uk = backend.micro_kernel().for_rows(a.nrows());
+            blocked(uk, alpha, a, b, beta, c, epilogue);
         }
     }
 }
@@ -233,7 +307,7 @@ fn dispatch(
     } else if gemv::handles(&a, &b) {
         gemv::gemv(Backend::best(), alpha, a, b, beta, c, epi);
     } else {
-        let uk = Backend::best().micro_kernel();
+        let uk = Backend::best().micro_kernel().for_rows(m);
         blocked(uk, alpha, a, BSource::View(b), beta, c, epi);
     }
 }
@@ -260,8 +334,7 @@ fn blocked(
         driver::gemm_blocked(uk, alpha, a, b, beta, c, epi);
         return;
     }
-    let pieces = threads::split(c, axis, parts, unit);
-    threads::run(pieces, |(start, piece)| {
+    threads::run_split(c, axis, parts, unit, &|start, piece| {
         let (rows, cols) = piece.dim();
         if axis == Axis(1) {
             let (b, epi) = (b.columns(start, cols), epi.columns(start, cols));

@@ -25,7 +25,8 @@ pub struct PackedWeight {
 }
 
 enum Layout {
-    /// A row-major copy of `w`, for tiny layers.
+    /// A row-major copy of `wᵀ` [in, out], for tiny layers: B with contiguous rows, which the
+    /// direct loop walks as whole rows of C at a time.
     Plain(Array2<f32>),
     /// For each KC block of the shared dimension, NR-column micro-panels of `wᵀ` covering every
     /// output, in the layout of `backend`'s micro-kernel.
@@ -46,7 +47,7 @@ impl PackedWeight {
             return Self {
                 k,
                 n,
-                layout: Layout::Plain(w.to_owned()),
+                layout: Layout::Plain(w.t().as_standard_layout().into_owned()),
             };
         }
         Self::with_backend(Backend::best(), w)
@@ -98,7 +99,7 @@ impl PackedWeight {
     /// How the product reads this weight.
     pub(crate) fn source(&self) -> PackedSource<'_> {
         match &self.layout {
-            Layout::Plain(w) => PackedSource::Plain(w.t()),
+            Layout::Plain(wt) => PackedSource::Plain(wt.view()),
             Layout::Panels {
                 backend,
                 kc,

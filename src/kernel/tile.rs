@@ -23,15 +23,20 @@ pub(crate) struct Tile {
     /// The bias of the tile's first column, or null for none.
     pub bias: *const f32,
     pub relu: bool,
+    /// For a kernel reading A in place: the distance between A's rows, in elements.
+    pub ars: isize,
 }
 
 /// A micro-kernel: accumulates a packed MR×kc panel of A times a packed kc×NR panel of B and
 /// writes the finished MR×NR product into the tile.
 ///
+/// An *unpacked* kernel reads A in place instead: `a` points at A[row0, p0], and row i of the
+/// panel is the `kc` contiguous floats at `a + i·tile.ars`.
+///
 /// # Safety
-/// `a` must hold `kc·MR` floats and `b` `kc·NR` floats (64-byte aligned for the SIMD kernels); the
-/// tile's `rows`×`cols` addresses (and `cols` bias values, if any) must be valid for writing and
-/// reading, with `rows <= MR` and `cols <= NR`.
+/// `a` must hold `kc·MR` floats (or, unpacked, MR rows of `kc` floats `ars` apart) and `b` `kc·NR`
+/// floats (64-byte aligned for the SIMD kernels); the tile's `rows`×`cols` addresses (and `cols`
+/// bias values, if any) must be valid for writing and reading, with `rows <= MR`, `cols <= NR`.
 pub(crate) type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, tile: &Tile);
 
 /// Finishes one element: `alpha·acc + beta·old + bias`, then `ReLU`.

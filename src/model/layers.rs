@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use ndarray::{ArrayD, Axis, IxDyn};
+use ndarray::{ArrayD, IxDyn};
 
 use crate::{kernel, math};
 
@@ -76,7 +76,8 @@ impl Layer {
     /// Applies an element-wise layer in place (Linear and Flatten are handled by the forward pass).
     pub fn apply_elementwise(&self, x: &mut ArrayD<f32>) {
         match *self {
-            Layer::ReLU => x.mapv_inplace(|v| v.max(0.0)),
+            // Not `max`: `ReLU` keeps NaN, as PyTorch's (and the kernel's fused one) does.
+            Layer::ReLU => x.mapv_inplace(|v| if v < 0.0 { 0.0 } else { v }),
             Layer::Sigmoid => x.mapv_inplace(|v| 1.0 / (1.0 + (-v).exp())),
             Layer::Tanh => x.mapv_inplace(f32::tanh),
             Layer::Gelu { tanh: false } => x.mapv_inplace(gelu_erf),
@@ -107,24 +108,52 @@ fn gelu_tanh(v: f32) -> f32 {
 }
 
 /// `x Wᵀ + b` over the last dimension of `x`, through the kernel; `w` is `[out, in]` in C order.
+///
+/// Packs `w` for this one call: a forward pass keeps its weights packed and calls [`linear_into`].
 #[must_use]
 pub fn linear(x: &ArrayD<f32>, w: &ndarray::Array2<f32>, b: Option<&[f32]>) -> ArrayD<f32> {
     let in_features = w.ncols();
-    let mut out_shape = x.shape().to_vec();
-    let rows = x.len() / in_features.max(1);
+    let rows = x.shape()[..x.ndim().saturating_sub(1)].iter().product();
     let x2 = x
-        .view()
+        .as_standard_layout()
+        .into_owned()
         .into_shape_with_order((rows, in_features))
         .expect("the caller checked the last dimension");
-    let mut y = kernel::matmul(x2, w.t());
-    if let Some(b) = b {
-        for mut row in y.axis_iter_mut(Axis(0)) {
-            row.iter_mut().zip(b).for_each(|(v, bias)| *v += bias);
-        }
-    }
+    let mut y = ndarray::Array2::zeros((rows, w.nrows()));
+    kernel::gemm_packed(
+        1.0,
+        x2.view(),
+        &kernel::PackedWeight::new(w.view()),
+        0.0,
+        y.view_mut(),
+        kernel::Epilogue {
+            bias: b,
+            relu: false,
+        },
+    );
+    let mut out_shape = x.shape().to_vec();
     *out_shape.last_mut().expect("rank >= 1") = w.nrows();
     y.into_shape_with_order(IxDyn(&out_shape))
         .expect("same number of elements")
+}
+
+/// `y = x Wᵀ + b` (then `ReLU` when `relu`) for `x` [rows, in] into `y` [rows, out], both in C
+/// order, with the weight prepacked; the bias and `ReLU` are applied as the kernel writes `y`, and
+/// nothing is allocated for products small enough to stay on one thread.
+///
+/// The fused `ReLU` keeps NaN, as `PyTorch`'s does.
+///
+/// # Panics
+/// When the lengths disagree with the weight, or the bias has not `out` values.
+pub fn linear_into(
+    x: &[f32],
+    rows: usize,
+    w: &kernel::PackedWeight,
+    b: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    kernel::linear_packed(x, rows, w, y, kernel::Epilogue { bias: b, relu });
 }
 
 impl fmt::Display for Layer {
