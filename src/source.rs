@@ -26,8 +26,23 @@ pub struct LoadOptions<'a> {
 pub struct Loaded {
     /// The model.
     pub model: Model,
+    /// Where its architecture came from.
+    pub architecture: Architecture,
     /// Oddities that did not stop the load (tensors a shard index does not list, …).
     pub warnings: Vec<String>,
+}
+
+/// Where a model's architecture (its module kinds and their order) came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// Built here: a demo, or a `print(model)` text.
+    Built,
+    /// A checkpoint bound to the `--arch` text.
+    Given,
+    /// A checkpoint bound to the text an export stored in its metadata.
+    Stored,
+    /// A checkpoint's tree read from its tensor names: layers without parameters are invisible.
+    Inferred,
 }
 
 /// Loads `spec` as the command line's `MODEL`. The error is one line that names what failed.
@@ -56,6 +71,7 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, String> {
         })?;
         return Ok(Loaded {
             model,
+            architecture: Architecture::Built,
             warnings: Vec::new(),
         });
     }
@@ -74,9 +90,10 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, String> {
     if is_index(&file) {
         let sharded = sharded::open(&file).map_err(|e| e.to_string())?;
         let model = from_checkpoint(sharded.checkpoint, &config_ties(&file));
-        let model = apply_architecture(model, options.arch, spec)?;
+        let (model, architecture) = apply_architecture(model, options.arch, spec)?;
         return Ok(Loaded {
             model,
+            architecture,
             warnings: sharded.warnings,
         });
     }
@@ -84,9 +101,10 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, String> {
     if looks_like_safetensors(&file, &head) {
         let checkpoint = safetensors::open(&file).map_err(|e| e.to_string())?;
         let model = from_checkpoint(checkpoint, &config_ties(&file));
-        let model = apply_architecture(model, options.arch, spec)?;
+        let (model, architecture) = apply_architecture(model, options.arch, spec)?;
         return Ok(Loaded {
             model,
+            architecture,
             warnings: Vec::new(),
         });
     }
@@ -111,6 +129,7 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, String> {
     })?;
     Ok(Loaded {
         model: arch::instantiate(&root, options.seed),
+        architecture: Architecture::Built,
         warnings: Vec::new(),
     })
 }
@@ -199,23 +218,30 @@ fn looks_like_safetensors(path: &Path, head: &[u8]) -> bool {
 
 /// Gives a checkpoint its architecture: `--arch`, else the one an export stored, else the tree inferred
 /// from its names.
-fn apply_architecture(model: Model, arch_file: Option<&Path>, spec: &str) -> Result<Model, String> {
-    let (text, origin) = match arch_file {
+fn apply_architecture(
+    model: Model,
+    arch_file: Option<&Path>,
+    spec: &str,
+) -> Result<(Model, Architecture), String> {
+    let (text, origin, architecture) = match arch_file {
         Some(file) => (
             std::fs::read_to_string(file)
                 .map_err(|e| format!("{}: {e}", escape(&file.display().to_string())))?,
             escape(&file.display().to_string()).into_owned(),
+            Architecture::Given,
         ),
         None => match model.metadata.get(METADATA_KEY) {
             Some(text) => (
                 text.clone(),
                 format!("{} (its {METADATA_KEY} metadata)", escape(spec)),
+                Architecture::Stored,
             ),
-            None => return Ok(model),
+            None => return Ok((model, Architecture::Inferred)),
         },
     };
     let root = arch::parse(&text).map_err(|e| format!("{origin}: {e}"))?;
-    arch::bind(&root, &model).map_err(|e| format!("{}: {e}", escape(spec)))
+    let model = arch::bind(&root, &model).map_err(|e| format!("{}: {e}", escape(spec)))?;
+    Ok((model, architecture))
 }
 
 /// Builds the module tree of a checkpoint from its dotted names, with ties from `__metadata__` and

@@ -489,3 +489,46 @@ fn committed_demo_models_are_what_export_writes() {
         );
     }
 }
+
+#[test]
+fn a_chain_inferred_from_names_runs_with_a_warning() {
+    // Linear layers 0 and 1 and nothing else: the names allow a forward pass, but cannot rule out
+    // an activation after the last layer, so the user is told where the architecture came from.
+    let dir = tempfile::tempdir().unwrap();
+    let zeros = vec![0u8; 4 * (8 * 4 + 8 + 2 * 8)];
+    let view = |shape: Vec<usize>, range: std::ops::Range<usize>| {
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &zeros[range]).unwrap()
+    };
+    let bytes = safetensors::serialize(
+        [
+            ("0.weight", view(vec![8, 4], 0..128)),
+            ("0.bias", view(vec![8], 128..160)),
+            ("1.weight", view(vec![2, 8], 160..224)),
+        ],
+        None,
+    )
+    .unwrap();
+    let path = temp_file(&dir, "chain.safetensors", &bytes);
+    let out = paramscope(&["forward", &path, "--batch", "3", "--json"]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("warning: ") && stderr.contains("read from the tensor names"),
+        "{stderr}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["output_shape"], serde_json::json!([3, 2]));
+    // An exported file carries its architecture: no warning.
+    let exported = dir.path().join("mlp.safetensors");
+    assert!(
+        paramscope(&["export", "demo:mlp", "-o", exported.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let out = paramscope(&["forward", exported.to_str().unwrap(), "--batch", "1"]);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

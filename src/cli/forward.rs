@@ -10,14 +10,22 @@ use super::{ForwardArgs, json_number, json_text};
 use crate::io::npy;
 use crate::model::forward::{Activation, ForwardBuffers, ForwardPlan};
 use crate::model::rng::TorchGenerator;
+use crate::source::Architecture;
 use crate::tensor::DType;
 use crate::tensor::decode::encode_f32;
 use crate::tensor::stats::stats;
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
-    let model = args.model.load()?;
+    let loaded = args.model.open()?;
+    let model = loaded.model;
     let plan = ForwardPlan::new(&model).map_err(|e| e.to_string())?;
+    if loaded.architecture == Architecture::Inferred {
+        eprintln!(
+            "warning: {}: the layers were read from the tensor names as a chain of Linear layers; a checkpoint does not record layers without parameters (activations), so if the model has any, pass --arch FILE (the text print(model) shows)",
+            escape(&args.model.model)
+        );
+    }
     let x = match (&args.input, args.batch) {
         (Some(path), _) => npy::read(path)?,
         (None, Some(batch)) => random_batch(&plan, batch as usize, args.model.seed)?,

@@ -84,6 +84,11 @@ pub struct ModelArgs {
 impl ModelArgs {
     /// Loads the model these arguments name; warnings go to stderr.
     pub fn load(&self) -> Result<Model, String> {
+        self.open().map(|loaded| loaded.model)
+    }
+
+    /// [`ModelArgs::load`], keeping where the architecture came from.
+    pub fn open(&self) -> Result<source::Loaded, String> {
         let options = LoadOptions {
             arch: self.arch.as_deref(),
             seed: self.seed,
@@ -92,7 +97,7 @@ impl ModelArgs {
         for warning in &loaded.warnings {
             eprintln!("warning: {warning}");
         }
-        Ok(loaded.model)
+        Ok(loaded)
     }
 }
 

@@ -33,9 +33,14 @@ use crate::kernel::PackedWeight;
 pub enum ForwardError {
     /// Some module's computation is unknown (a checkpoint read without an architecture).
     #[error(
-        "cannot run a forward pass: module {0:?} has no known kind; give its architecture with --arch FILE (the text print(model) shows)"
+        "cannot run a forward pass: module {path:?} has no known kind{why}; give the architecture with --arch FILE (the text print(model) shows)"
     )]
-    UnknownModule(String),
+    UnknownModule {
+        /// The module's path (empty for the root).
+        path: String,
+        /// What the names show, starting with "; " (or nothing).
+        why: String,
+    },
     /// A parameter's values cannot be read as numbers.
     #[error("cannot run a forward pass: {0}")]
     Unreadable(String),
@@ -398,7 +403,19 @@ impl Builder<'_> {
                     self.collect(child, &join(path, &child.name))?;
                 }
             }
-            ModuleKind::Unknown => return Err(ForwardError::UnknownModule(path.to_owned())),
+            ModuleKind::Unknown => {
+                let why = module.numbering_gaps().map_or_else(String::new, |gaps| {
+                    let gaps: Vec<String> = gaps.iter().map(ToString::to_string).collect();
+                    format!(
+                        "; its children are numbered with {} missing, which were layers without parameters (activations) that a checkpoint does not record",
+                        gaps.join(", ")
+                    )
+                });
+                return Err(ForwardError::UnknownModule {
+                    path: path.to_owned(),
+                    why,
+                });
+            }
             ModuleKind::Layer(Layer::Linear {
                 in_features,
                 out_features,

@@ -67,6 +67,20 @@ impl Module {
         }
     }
 
+    /// The positions missing from children named by number (`0`, `2`, `3` misses `1`), when every
+    /// child is numbered and some are missing: a Sequential whose activations were not saved.
+    #[must_use]
+    pub fn numbering_gaps(&self) -> Option<Vec<usize>> {
+        let numbers: Vec<usize> = self
+            .children
+            .iter()
+            .map(|c| c.name.parse().ok())
+            .collect::<Option<_>>()?;
+        let last = *numbers.iter().max()?;
+        let gaps: Vec<usize> = (0..last).filter(|i| !numbers.contains(i)).collect();
+        (!gaps.is_empty()).then_some(gaps)
+    }
+
     /// The id of the own parameter called `local` (`"weight"`).
     #[must_use]
     pub fn param(&self, local: &str) -> Option<ParamId> {
