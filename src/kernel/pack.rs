@@ -173,9 +173,14 @@ impl AlignedBuf {
     /// An aligned slice of `len` floats; old contents are unspecified. Grows only when too small,
     /// so a thread's buffers stop allocating once they have seen the largest block.
     pub(crate) fn get_mut(&mut self, len: usize) -> &mut [f32] {
+        self.get_mut_reserving(len, len)
+    }
+
+    /// [`Self::get_mut`], growing straight to `reserve` floats (at least `len`) when it must grow.
+    pub(crate) fn get_mut_reserving(&mut self, len: usize, reserve: usize) -> &mut [f32] {
         if self.buf.len() < len + ALIGN_FLOATS {
             // Replaced, not resized: nothing in it is worth copying.
-            self.buf = vec![0.0; len + ALIGN_FLOATS];
+            self.buf = vec![0.0; reserve.max(len) + ALIGN_FLOATS];
         }
         self.off = self.buf.as_ptr().align_offset(64);
         self.len = len;
