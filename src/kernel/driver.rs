@@ -162,13 +162,9 @@ pub(crate) fn gemm_blocked(
                     } else {
                         0
                     };
-                    // Sized for a whole MC×KC block the first time: a thread that next sees a
-                    // larger batch then packs it without allocating (a forward pass allocates
-                    // nothing after its first run, whichever thread claims which part).
-                    let ablock = abuf.get_mut_reserving(
-                        packed_a_len(mc_len - whole, kc, mr),
-                        packed_a_len(mc, kc_max, mr),
-                    );
+                    // Sized for a whole MC×KC block at once, so no later batch size allocates.
+                    let most = packed_a_len(mc, kc_max, mr);
+                    let ablock = abuf.get_mut_reserving(packed_a_len(mc_len - whole, kc, mr), most);
                     pack_a(
                         a.slice(s![ic + whole..ic + mc_len, pc..pc + kc]),
                         mr,
