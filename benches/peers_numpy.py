@@ -4,7 +4,7 @@ Run with the machine's OpenBLAS overrides unset, so OpenBLAS picks its own kerne
 and the thread count given explicitly:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS=1 \
-        /work/venv/bin/python benches/peers_numpy.py
+        $VENV/bin/python benches/peers_numpy.py
 
 threadpoolctl's report at the end names the kernel that ran ("architecture").
 """

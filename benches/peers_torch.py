@@ -3,32 +3,21 @@
 The peer of `paramscope forward demo:rgnet --batch 2 --repeat N --json` ("time_us"): the same net,
 built as tests/fixtures/make_fixtures.py builds it, called as `rgnet(X)` under `torch.no_grad()`.
 
-    /work/venv/bin/python benches/peers_torch.py            # torch's default threads
-    /work/venv/bin/python benches/peers_torch.py --threads 1
+    $VENV/bin/python benches/peers_torch.py            # torch's default threads
+    $VENV/bin/python benches/peers_torch.py --threads 1
 
 Prints the median time of one call in microseconds, over several rounds.
 """
 
 import argparse
+import os
+import sys
 import time
 
 import torch
-from torch import nn
 
-
-def block1():
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 4), nn.ReLU())
-
-
-def block2():
-    net = nn.Sequential()
-    for i in range(4):
-        net.add_module(f"block{i}", block1())
-    return net
-
-
-def rgnet():
-    return nn.Sequential(block2(), nn.Linear(4, 1))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+from make_fixtures import rgnet  # noqa: E402  the chapter's net, built once for tests and benches
 
 
 def median_us(fn, calls):
