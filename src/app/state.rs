@@ -285,8 +285,9 @@ pub struct App {
     pub busy: Option<Busy>,
     /// Re-inits that can be undone, the last on top.
     pub undo: Vec<InitRecord>,
-    /// Re-inits not yet written to a file.
-    pub unsaved: bool,
+    /// How many re-inits the undo stack held when the model was last written, or `None` when it
+    /// was not written or that state can no longer be reached by undoing (a re-init replaced it).
+    pub saved_at: Option<usize>,
     /// Where `w` proposes to write: a new file beside the source.
     pub default_out: String,
     /// The status line.
@@ -301,4 +302,13 @@ pub struct App {
     pub quit: bool,
     /// Set by every change that shows; the loop draws only when it is set.
     pub dirty: bool,
+}
+
+impl App {
+    /// Whether quitting would lose re-inits: the model differs both from what was loaded (the
+    /// undo stack is not empty) and from what was last written.
+    #[must_use]
+    pub fn unsaved(&self) -> bool {
+        !self.undo.is_empty() && self.saved_at != Some(self.undo.len())
+    }
 }

@@ -86,7 +86,7 @@ impl App {
             pending: None,
             busy: None,
             undo: Vec::new(),
-            unsaved: false,
+            saved_at: None,
             default_out: String::new(),
             message: None,
             theme: options.theme,
@@ -123,7 +123,7 @@ fn load(app: &mut App, model: Model, source: String) {
     app.summaries.clear();
     app.pending = None;
     app.undo.clear();
-    app.unsaved = false;
+    app.saved_at = None;
     app.forward.result = None;
     app.forward.scroll = 0;
     app.tree_offset = 0;
@@ -194,7 +194,7 @@ pub fn update(app: &mut App, action: Action) {
 fn browse(app: &mut App, action: Action) {
     let on_tensor = app.focus == Focus::Tensor;
     match action {
-        Action::Quit if app.unsaved => app.mode = Mode::Ask(Question::QuitUnsaved),
+        Action::Quit if app.unsaved() => app.mode = Mode::Ask(Question::QuitUnsaved),
         Action::Quit => app.quit = true,
         Action::ToggleHelp => app.mode = Mode::Help(0),
         Action::FocusNext => {
@@ -737,7 +737,6 @@ fn undo(app: &mut App) {
     for (id, _, _, old) in record.changes {
         app.model.store.set(id, old);
     }
-    app.unsaved = true;
     app.message = Some(Message::Info(format!("undid {}", record.label)));
     after_change(app);
 }
@@ -808,7 +807,7 @@ fn models(app: &mut App, index: usize, action: Action) {
         Action::Cancel => app.mode = Mode::Browse,
         Action::Submit => {
             app.mode = Mode::Browse;
-            if app.unsaved {
+            if app.unsaved() {
                 app.message = Some(Message::Error(
                     "re-inits are not written: write them (w) or undo them (u) first".into(),
                 ));
@@ -879,8 +878,11 @@ pub fn receive(app: &mut App, reply: Reply) {
                         "re-initialized {} tensor(s): {label}; u undoes",
                         changes.len()
                     )));
+                    // A written state deeper on the stack than this one is gone for good.
+                    if app.saved_at.is_some_and(|at| at > app.undo.len()) {
+                        app.saved_at = None;
+                    }
                     app.undo.push(InitRecord { label, changes });
-                    app.unsaved = true;
                     after_change(app);
                 }
                 Err(e) => app.message = Some(Message::Error(e)),
@@ -894,7 +896,7 @@ pub fn receive(app: &mut App, reply: Reply) {
             app.busy = None;
             app.message = Some(match result {
                 Ok(path) => {
-                    app.unsaved = false;
+                    app.saved_at = Some(app.undo.len());
                     Message::Info(format!("wrote {}", path.display()))
                 }
                 Err(e) => Message::Error(e),

@@ -114,7 +114,7 @@ fn title_bar(app: &App, area: Rect, buf: &mut Buffer) {
             t.style(Role::Dim),
         ),
     ];
-    if app.unsaved {
+    if app.unsaved() {
         spans.push(Span::styled("  ● unsaved re-init", t.style(Role::Bad)));
     }
     Line::from(spans).render(area, buf);
