@@ -289,8 +289,23 @@ fn reinit_through_one_path_changes_every_alias_and_undo_restores() {
     };
     assert_eq!(dialog.path, "2");
     assert!(dialog.weights && !dialog.biases, "a weight selects weights");
+    assert_eq!(dialog.target(), "2.weight", "only the weight is written");
+    let buf = render(&app, 80, 24);
+    assert!(
+        find(&buf, "re-initialize 2.weight").is_some(),
+        "{}",
+        text(&buf)
+    );
+    assert!(find(&buf, "writes 2.weight").is_some(), "{}", text(&buf));
+    assert!(find(&buf, "at 2").is_none());
     // Scheme → zeros.
     send(&mut app, &[Right, Submit]);
+    assert_eq!(
+        app.message,
+        Some(Message::Info(
+            "re-initialized 1 tensor(s): zeros on 2.weight; u undoes".into()
+        ))
+    );
     assert!(app.mode == Mode::Browse && app.busy.is_none());
     assert!(values(&app, "4.weight").iter().all(|&v| v == 0.0));
     assert!(app.unsaved());
@@ -408,6 +423,51 @@ fn write_asks_before_replacing_a_file_and_never_overwrites_the_source_silently()
     assert!(matches!(app.message, Some(Message::Info(ref m)) if m.starts_with("wrote")));
     send(&mut app, &[OpenWrite, Cancel]);
     assert_eq!(app.mode, Mode::Browse);
+}
+
+#[test]
+fn init_targets_are_named_as_what_is_written() {
+    let mut app = demo("rgnet");
+    let target = |app: &App| match &app.mode {
+        Mode::Init(d) => d.target(),
+        other => panic!("{other:?}"),
+    };
+    // On a bias: the bias only; toggling weights on makes it the whole layer.
+    send(&mut app, &[Down, OpenInit]);
+    assert_eq!(selected_path(&app), "0.block0.0.bias");
+    assert_eq!(target(&app), "0.block0.0.bias");
+    send(&mut app, &[Down, Type(' ')]);
+    assert_eq!(target(&app), "0.block0.0");
+    send(&mut app, &[Cancel, Up, Up, Up, OpenInit]);
+    assert_eq!(selected_path(&app), "0.block0");
+    assert_eq!(target(&app), "0.block0", "a block: every Linear under it");
+    send(&mut app, &[Down, Down, Type(' ')]);
+    assert_eq!(target(&app), "the weights under 0.block0");
+    send(&mut app, &[Cancel, Home, OpenInit]);
+    assert_eq!(target(&app), "the model");
+}
+
+#[test]
+fn work_on_the_worker_shows_working_not_a_stuck_gauge() {
+    let mut app = demo("mlp");
+    update(&mut app, OpenInit);
+    update(&mut app, Submit);
+    assert!(app.busy.is_some() && !app.outbox.is_empty());
+    let buf = render(&app, 80, 24);
+    let status = text(&buf).lines().last().unwrap().to_owned();
+    assert!(
+        status.contains("re-initializing: default on 0.weight … working"),
+        "{status}"
+    );
+    assert!(!status.contains('░') && !status.contains('%'), "{status}");
+    work(&mut app);
+    assert!(app.busy.is_none());
+    let status = text(&render(&app, 80, 24))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert!(!status.contains("working"), "{status}");
 }
 
 #[test]

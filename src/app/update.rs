@@ -615,19 +615,23 @@ fn open_init(app: &mut App) {
         return;
     }
     let node = &app.outline.nodes[app.selected];
-    let (path, weights, biases) = match node.kind {
-        NodeKind::Module { .. } => (node.path.clone(), true, true),
-        NodeKind::Param { .. } => {
-            let parent = node.parent.map_or("", |p| &app.outline.nodes[p].path);
-            (
-                parent.to_owned(),
-                node.label == "weight",
-                node.label == "bias",
-            )
-        }
+    let (module, weights, biases) = match node.kind {
+        NodeKind::Module { .. } => (app.selected, true, true),
+        NodeKind::Param { .. } => (
+            node.parent.unwrap_or(0),
+            node.label == "weight",
+            node.label == "bias",
+        ),
     };
+    let m = &app.outline.nodes[module];
+    // A layer: parameters right below it and nothing else.
+    let layer = m.has_children(module)
+        && app.outline.nodes[module + 1..m.end]
+            .iter()
+            .all(|n| n.param().is_some());
     let mut dialog = InitDialog {
-        path,
+        path: m.path.clone(),
+        layer,
         scheme: 0,
         args: Vec::new(),
         weights,
@@ -651,20 +655,15 @@ fn init_dialog(app: &mut App, mut d: InitDialog, action: Action) {
             match plan_of(&d) {
                 Ok(plan) => {
                     let label = format!(
-                        "{} at {}",
+                        "{} on {}",
                         plan.weight
                             .as_ref()
                             .or(plan.bias.as_ref())
                             .map_or("", InitScheme::name),
-                        if d.path.is_empty() {
-                            "the model"
-                        } else {
-                            &d.path
-                        }
+                        d.target()
                     );
                     app.busy = Some(Busy {
                         what: format!("re-initializing: {label}"),
-                        done: 0.0,
                     });
                     app.outbox.push(Job::Init {
                         label,
@@ -780,7 +779,6 @@ fn write_prompt(app: &mut App, mut path: String, action: Action) {
 fn save(app: &mut App, path: PathBuf, overwrite: bool) {
     app.busy = Some(Busy {
         what: format!("writing {}", path.display()),
-        done: 0.0,
     });
     app.outbox.push(Job::Save {
         model: app.model.clone(),
@@ -814,7 +812,6 @@ fn models(app: &mut App, index: usize, action: Action) {
             } else if let Some(spec) = app.choices.get(index).cloned() {
                 app.busy = Some(Busy {
                     what: format!("opening {spec}"),
-                    done: 0.0,
                 });
                 app.outbox.push(Job::Load { spec });
             }
