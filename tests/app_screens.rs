@@ -87,6 +87,48 @@ fn after_a_reinit_the_pane_shows_before_and_after() {
     insta::assert_snapshot!("reinit_before_after", screen(&app));
 }
 
+/// The text of screen row `y`.
+fn row(buf: &Buffer, y: u16) -> String {
+    text(buf)
+        .lines()
+        .nth(usize::from(y))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn the_tree_is_readable_at_80_columns_and_shows_the_full_repr_when_wide() {
+    let mut app = demo("rgnet");
+    let buf = render(&app, 80, 24);
+    // The compact label, and the subtree's parameter count against the pane's right border.
+    let (_, y) = find(&buf, "(0): Linear(4→8)").expect("a compact Linear label");
+    assert!(
+        row(&buf, y).contains("(0): Linear(4→8)     40│"),
+        "{}",
+        text(&buf)
+    );
+    let (_, y) = find(&buf, "▾ Sequential").unwrap();
+    assert!(row(&buf, y).contains("309│"), "{}", row(&buf, y));
+    assert!(find(&buf, "(block0): Sequential   76│").is_some());
+    // The module pane keeps PyTorch's whole repr, wrapped, and every statistic column.
+    send(&mut app, &[Up]);
+    let buf = render(&app, 80, 24);
+    assert!(find(&buf, "(0): Linear(in_features=4, out_features=8,").is_some());
+    assert!(find(&buf, "  bias=True)").is_some(), "{}", text(&buf));
+    assert!(find(&buf, "min      max│").is_some(), "{}", text(&buf));
+    // Wide enough, the tree itself shows PyTorch's repr.
+    let buf = render(&app, 200, 40);
+    assert!(
+        find(
+            &buf,
+            "(0): Linear(in_features=4, out_features=8, bias=True)"
+        )
+        .is_some(),
+        "{}",
+        text(&buf)
+    );
+}
+
 #[test]
 fn shared_highlight() {
     let app = shared_at("2.weight");

@@ -289,11 +289,26 @@ fn reinit_through_one_path_changes_every_alias_and_undo_restores() {
     };
     assert_eq!(dialog.path, "2");
     assert!(dialog.weights && !dialog.biases, "a weight selects weights");
+    assert_eq!(dialog.target(), "2.weight", "only the weight is written");
+    let buf = render(&app, 80, 24);
+    assert!(
+        find(&buf, "re-initialize 2.weight").is_some(),
+        "{}",
+        text(&buf)
+    );
+    assert!(find(&buf, "writes 2.weight").is_some(), "{}", text(&buf));
+    assert!(find(&buf, "at 2").is_none());
     // Scheme → zeros.
     send(&mut app, &[Right, Submit]);
+    assert_eq!(
+        app.message,
+        Some(Message::Info(
+            "re-initialized 1 tensor(s): zeros on 2.weight; u undoes".into()
+        ))
+    );
     assert!(app.mode == Mode::Browse && app.busy.is_none());
     assert!(values(&app, "4.weight").iter().all(|&v| v == 0.0));
-    assert!(app.unsaved);
+    assert!(app.unsaved());
     let output_after = app.forward.result.clone().unwrap().unwrap().output;
     assert_ne!(output_before, output_after, "the forward pass ran again");
     send(&mut app, &[Forward]);
@@ -411,6 +426,101 @@ fn write_asks_before_replacing_a_file_and_never_overwrites_the_source_silently()
 }
 
 #[test]
+fn init_targets_are_named_as_what_is_written() {
+    let mut app = demo("rgnet");
+    let target = |app: &App| match &app.mode {
+        Mode::Init(d) => d.target(),
+        other => panic!("{other:?}"),
+    };
+    // On a bias: the bias only; toggling weights on makes it the whole layer.
+    send(&mut app, &[Down, OpenInit]);
+    assert_eq!(selected_path(&app), "0.block0.0.bias");
+    assert_eq!(target(&app), "0.block0.0.bias");
+    send(&mut app, &[Down, Type(' ')]);
+    assert_eq!(target(&app), "0.block0.0");
+    send(&mut app, &[Cancel, Up, Up, Up, OpenInit]);
+    assert_eq!(selected_path(&app), "0.block0");
+    assert_eq!(target(&app), "0.block0", "a block: every Linear under it");
+    send(&mut app, &[Down, Down, Type(' ')]);
+    assert_eq!(target(&app), "the weights under 0.block0");
+    send(&mut app, &[Cancel, Home, OpenInit]);
+    assert_eq!(target(&app), "the model");
+}
+
+#[test]
+fn work_on_the_worker_shows_working_not_a_stuck_gauge() {
+    let mut app = demo("mlp");
+    update(&mut app, OpenInit);
+    update(&mut app, Submit);
+    assert!(app.busy.is_some() && !app.outbox.is_empty());
+    let buf = render(&app, 80, 24);
+    let status = text(&buf).lines().last().unwrap().to_owned();
+    assert!(
+        status.contains("re-initializing: default on 0.weight … working"),
+        "{status}"
+    );
+    assert!(!status.contains('░') && !status.contains('%'), "{status}");
+    work(&mut app);
+    assert!(app.busy.is_none());
+    let status = text(&render(&app, 80, 24))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert!(!status.contains("working"), "{status}");
+}
+
+#[test]
+fn the_unsaved_marker_follows_undo_and_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mlp.reinit.safetensors");
+    let marker = |app: &App| find(&render(app, 80, 24), "● unsaved re-init").is_some();
+    let mut app = demo("mlp");
+    assert!(!app.unsaved() && !marker(&app));
+    // Two re-inits, then undo both: back to the model as loaded, so nothing is unsaved.
+    send(
+        &mut app,
+        &[OpenInit, Right, Submit, OpenInit, Right, Right, Submit],
+    );
+    assert!(app.unsaved() && marker(&app));
+    send(&mut app, &[Undo]);
+    assert!(app.unsaved(), "one re-init is still applied");
+    send(&mut app, &[Undo]);
+    assert!(
+        !app.unsaved() && !marker(&app),
+        "undone back to the loaded model"
+    );
+    send(&mut app, &[Quit]);
+    assert!(app.quit, "nothing to lose, so no question");
+    // Written after one re-init: saved; another re-init is not; undoing it is saved again.
+    let mut app = demo("mlp");
+    send(&mut app, &[OpenInit, Right, Submit, OpenWrite]);
+    let Mode::Write(default) = app.mode.clone() else {
+        panic!()
+    };
+    for _ in 0..default.len() {
+        update(&mut app, Backspace);
+    }
+    for ch in out.display().to_string().chars() {
+        update(&mut app, Type(ch));
+    }
+    send(&mut app, &[Submit]);
+    assert!(!app.unsaved() && !marker(&app), "{:?}", app.message);
+    send(&mut app, &[OpenInit, Right, Right, Submit]);
+    assert!(app.unsaved());
+    send(&mut app, &[Undo]);
+    assert!(!app.unsaved(), "the state that was written");
+    // Undo below the written state, then a different re-init: the written state is gone.
+    send(&mut app, &[Undo, OpenInit, Right, Right, Submit]);
+    assert!(
+        app.unsaved(),
+        "same depth as the write, but not what was written"
+    );
+    send(&mut app, &[Quit]);
+    assert_eq!(app.mode, Mode::Ask(Question::QuitUnsaved));
+}
+
+#[test]
 fn quitting_asks_when_reinits_are_unsaved() {
     let mut app = demo("mlp");
     send(&mut app, &[Quit]);
@@ -496,7 +606,7 @@ fn reinit_of_a_module_without_linears_says_so_and_changes_nothing() {
         send(&mut app, &[Down]);
     }
     send(&mut app, &[OpenInit, Submit]);
-    assert!(!app.unsaved, "nothing was re-initialized");
+    assert!(!app.unsaved(), "nothing was re-initialized");
     match &app.message {
         Some(Message::Error(text)) => assert!(text.contains("no Linear layer under"), "{text}"),
         other => panic!("expected an error, got {other:?}"),

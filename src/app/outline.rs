@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use crate::model::layers::Layer;
 use crate::model::tree::join;
 use crate::model::{Model, Module, ParamId};
 
@@ -34,6 +35,8 @@ pub struct Node {
     pub path: String,
     /// What the tree shows: `(0): Linear(in_features=4, …)`, or the local name `weight`.
     pub label: String,
+    /// The label for a narrow pane: `(0): Linear(4→8)`; the same as `label` when nothing is shorter.
+    pub short: String,
     /// Module or parameter.
     pub kind: NodeKind,
 }
@@ -87,17 +90,20 @@ impl Outline {
         parent: Option<usize>,
     ) {
         let index = self.nodes.len();
-        let label = if depth == 0 {
-            module.repr()
-        } else {
-            format!("({}): {}", module.name, module.repr())
+        let named = |repr: String| {
+            if depth == 0 {
+                repr
+            } else {
+                format!("({}): {repr}", module.name)
+            }
         };
         self.nodes.push(Node {
             depth,
             parent,
             end: 0,
             path: path.clone(),
-            label,
+            label: named(module.repr()),
+            short: named(compact_repr(module)),
             kind: NodeKind::Module {
                 params: model.count_params(module),
             },
@@ -109,6 +115,7 @@ impl Outline {
                 end: self.nodes.len() + 1,
                 path: join(&path, local),
                 label: local.clone(),
+                short: local.clone(),
                 kind: NodeKind::Param { id: *id },
             });
         }
@@ -175,6 +182,30 @@ impl Outline {
     }
 }
 
+/// A module's repr in few columns: `Linear(4→8)` (`, no bias` when it has none), and for other
+/// layers PyTorch's repr without its keywords (`LeakyReLU(0.01)`).
+#[must_use]
+pub fn compact_repr(module: &Module) -> String {
+    if let Some(Layer::Linear {
+        in_features,
+        out_features,
+        bias,
+    }) = module.layer()
+    {
+        let bias = if *bias { "" } else { ", no bias" };
+        return format!("Linear({in_features}→{out_features}{bias})");
+    }
+    let repr = module.repr();
+    let Some((head, args)) = repr.strip_suffix(')').and_then(|r| r.split_once('(')) else {
+        return repr;
+    };
+    let args: Vec<&str> = args
+        .split(", ")
+        .map(|arg| arg.split_once('=').map_or(arg, |(_, value)| value))
+        .collect();
+    format!("{head}({})", args.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +223,36 @@ mod tests {
             NodeKind::Module { params: 121 },
             "the tied tensor counts once"
         );
+    }
+
+    #[test]
+    fn compact_labels_keep_the_layer_shape() {
+        let model = demos::build("rgnet", 0).unwrap();
+        let outline = Outline::new(&model);
+        let linear = &outline.nodes[outline.find("0.block0.0", false).unwrap()];
+        assert_eq!(
+            linear.label,
+            "(0): Linear(in_features=4, out_features=8, bias=True)"
+        );
+        assert_eq!(linear.short, "(0): Linear(4→8)");
+        let no_bias = Module::new(
+            "3",
+            crate::model::ModuleKind::Layer(Layer::Linear {
+                in_features: 16,
+                out_features: 2,
+                bias: false,
+            }),
+        );
+        assert_eq!(compact_repr(&no_bias), "Linear(16→2, no bias)");
+        let leaky = Module::new(
+            "1",
+            crate::model::ModuleKind::Layer(Layer::LeakyReLU {
+                negative_slope: 0.01,
+            }),
+        );
+        assert_eq!(compact_repr(&leaky), "LeakyReLU(0.01)");
+        let relu = Module::new("1", crate::model::ModuleKind::Layer(Layer::ReLU));
+        assert_eq!(compact_repr(&relu), "ReLU()");
     }
 
     #[test]

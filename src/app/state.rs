@@ -94,6 +94,9 @@ pub enum InitField {
 pub struct InitDialog {
     /// The module path the plan applies to.
     pub path: String,
+    /// Whether that module is a single layer (its own weight and bias, no submodules), so that
+    /// the targets can be named as tensors: `2.weight`.
+    pub layer: bool,
     /// Index into [`SCHEMES`].
     pub scheme: usize,
     /// The scheme's arguments as `(name, text being edited)`, PyTorch's defaults to start.
@@ -142,6 +145,30 @@ impl InitDialog {
     pub fn current(&self) -> InitField {
         let fields = self.fields();
         fields[self.field.min(fields.len() - 1)]
+    }
+
+    /// What submitting writes, in words: `2.weight`, `the biases under 0.block1`, `the model`.
+    #[must_use]
+    pub fn target(&self) -> String {
+        let module = if self.path.is_empty() {
+            "the model".to_owned()
+        } else {
+            self.path.clone()
+        };
+        let dot = |local: &str| {
+            if self.path.is_empty() {
+                local.to_owned()
+            } else {
+                format!("{}.{local}", self.path)
+            }
+        };
+        match (self.layer, self.weights, self.biases) {
+            (_, true, true) | (_, false, false) => module,
+            (true, true, false) => dot("weight"),
+            (true, false, true) => dot("bias"),
+            (false, true, false) => format!("the weights under {module}"),
+            (false, false, true) => format!("the biases under {module}"),
+        }
     }
 
     /// Switches to scheme `index`, with PyTorch's default arguments.
@@ -221,7 +248,7 @@ pub struct ForwardPanel {
 /// A re-initialization that `u` can take back.
 #[derive(Clone)]
 pub struct InitRecord {
-    /// What was done, for the status line: `xavier_uniform at 0.block1`.
+    /// What was done, for the status line: `xavier_uniform on 0.block1`, `zeros on 2.weight`.
     pub label: String,
     /// Each tensor written: its id, its version before and after, and its old values.
     pub changes: Vec<(ParamId, u64, u64, Tensor)>,
@@ -236,13 +263,13 @@ pub enum Message {
     Error(String),
 }
 
-/// Work in progress on the worker, shown in the status bar.
+/// A re-init, a write or a load on the worker, shown in the status bar as `… working`: these
+/// report no fraction done, so no gauge is drawn that would sit at 0% (the statistics of a big
+/// tensor, which do report one, have their own gauge in the tensor pane).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Busy {
-    /// What runs: `stats of 0.weight`, `re-initializing`, `writing`.
+    /// What runs: `re-initializing: xavier_uniform on 2.weight`, `writing x.safetensors`.
     pub what: String,
-    /// Fraction done, from 0 to 1.
-    pub done: f64,
 }
 
 /// The whole state of the app.
@@ -285,8 +312,9 @@ pub struct App {
     pub busy: Option<Busy>,
     /// Re-inits that can be undone, the last on top.
     pub undo: Vec<InitRecord>,
-    /// Re-inits not yet written to a file.
-    pub unsaved: bool,
+    /// How many re-inits the undo stack held when the model was last written, or `None` when it
+    /// was not written or that state can no longer be reached by undoing (a re-init replaced it).
+    pub saved_at: Option<usize>,
     /// Where `w` proposes to write: a new file beside the source.
     pub default_out: String,
     /// The status line.
@@ -301,4 +329,13 @@ pub struct App {
     pub quit: bool,
     /// Set by every change that shows; the loop draws only when it is set.
     pub dirty: bool,
+}
+
+impl App {
+    /// Whether quitting would lose re-inits: the model differs both from what was loaded (the
+    /// undo stack is not empty) and from what was last written.
+    #[must_use]
+    pub fn unsaved(&self) -> bool {
+        !self.undo.is_empty() && self.saved_at != Some(self.undo.len())
+    }
 }

@@ -86,7 +86,7 @@ impl App {
             pending: None,
             busy: None,
             undo: Vec::new(),
-            unsaved: false,
+            saved_at: None,
             default_out: String::new(),
             message: None,
             theme: options.theme,
@@ -123,7 +123,7 @@ fn load(app: &mut App, model: Model, source: String) {
     app.summaries.clear();
     app.pending = None;
     app.undo.clear();
-    app.unsaved = false;
+    app.saved_at = None;
     app.forward.result = None;
     app.forward.scroll = 0;
     app.tree_offset = 0;
@@ -194,7 +194,7 @@ pub fn update(app: &mut App, action: Action) {
 fn browse(app: &mut App, action: Action) {
     let on_tensor = app.focus == Focus::Tensor;
     match action {
-        Action::Quit if app.unsaved => app.mode = Mode::Ask(Question::QuitUnsaved),
+        Action::Quit if app.unsaved() => app.mode = Mode::Ask(Question::QuitUnsaved),
         Action::Quit => app.quit = true,
         Action::ToggleHelp => app.mode = Mode::Help(0),
         Action::FocusNext => {
@@ -615,19 +615,23 @@ fn open_init(app: &mut App) {
         return;
     }
     let node = &app.outline.nodes[app.selected];
-    let (path, weights, biases) = match node.kind {
-        NodeKind::Module { .. } => (node.path.clone(), true, true),
-        NodeKind::Param { .. } => {
-            let parent = node.parent.map_or("", |p| &app.outline.nodes[p].path);
-            (
-                parent.to_owned(),
-                node.label == "weight",
-                node.label == "bias",
-            )
-        }
+    let (module, weights, biases) = match node.kind {
+        NodeKind::Module { .. } => (app.selected, true, true),
+        NodeKind::Param { .. } => (
+            node.parent.unwrap_or(0),
+            node.label == "weight",
+            node.label == "bias",
+        ),
     };
+    let m = &app.outline.nodes[module];
+    // A layer: parameters right below it and nothing else.
+    let layer = m.has_children(module)
+        && app.outline.nodes[module + 1..m.end]
+            .iter()
+            .all(|n| n.param().is_some());
     let mut dialog = InitDialog {
-        path,
+        path: m.path.clone(),
+        layer,
         scheme: 0,
         args: Vec::new(),
         weights,
@@ -651,20 +655,15 @@ fn init_dialog(app: &mut App, mut d: InitDialog, action: Action) {
             match plan_of(&d) {
                 Ok(plan) => {
                     let label = format!(
-                        "{} at {}",
+                        "{} on {}",
                         plan.weight
                             .as_ref()
                             .or(plan.bias.as_ref())
                             .map_or("", InitScheme::name),
-                        if d.path.is_empty() {
-                            "the model"
-                        } else {
-                            &d.path
-                        }
+                        d.target()
                     );
                     app.busy = Some(Busy {
                         what: format!("re-initializing: {label}"),
-                        done: 0.0,
                     });
                     app.outbox.push(Job::Init {
                         label,
@@ -737,7 +736,6 @@ fn undo(app: &mut App) {
     for (id, _, _, old) in record.changes {
         app.model.store.set(id, old);
     }
-    app.unsaved = true;
     app.message = Some(Message::Info(format!("undid {}", record.label)));
     after_change(app);
 }
@@ -781,7 +779,6 @@ fn write_prompt(app: &mut App, mut path: String, action: Action) {
 fn save(app: &mut App, path: PathBuf, overwrite: bool) {
     app.busy = Some(Busy {
         what: format!("writing {}", path.display()),
-        done: 0.0,
     });
     app.outbox.push(Job::Save {
         model: app.model.clone(),
@@ -808,14 +805,13 @@ fn models(app: &mut App, index: usize, action: Action) {
         Action::Cancel => app.mode = Mode::Browse,
         Action::Submit => {
             app.mode = Mode::Browse;
-            if app.unsaved {
+            if app.unsaved() {
                 app.message = Some(Message::Error(
                     "re-inits are not written: write them (w) or undo them (u) first".into(),
                 ));
             } else if let Some(spec) = app.choices.get(index).cloned() {
                 app.busy = Some(Busy {
                     what: format!("opening {spec}"),
-                    done: 0.0,
                 });
                 app.outbox.push(Job::Load { spec });
             }
@@ -879,8 +875,11 @@ pub fn receive(app: &mut App, reply: Reply) {
                         "re-initialized {} tensor(s): {label}; u undoes",
                         changes.len()
                     )));
+                    // A written state deeper on the stack than this one is gone for good.
+                    if app.saved_at.is_some_and(|at| at > app.undo.len()) {
+                        app.saved_at = None;
+                    }
                     app.undo.push(InitRecord { label, changes });
-                    app.unsaved = true;
                     after_change(app);
                 }
                 Err(e) => app.message = Some(Message::Error(e)),
@@ -894,7 +893,7 @@ pub fn receive(app: &mut App, reply: Reply) {
             app.busy = None;
             app.message = Some(match result {
                 Ok(path) => {
-                    app.unsaved = false;
+                    app.saved_at = Some(app.undo.len());
                     Message::Info(format!("wrote {}", path.display()))
                 }
                 Err(e) => Message::Error(e),

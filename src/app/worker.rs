@@ -187,8 +187,9 @@ pub fn execute(job: Job, reply: &mut dyn FnMut(Reply)) {
                 .map_err(|e| e.to_string())
                 .and_then(|report| {
                     if report.written.is_empty() {
+                        let under = if path.is_empty() { "the model" } else { &path };
                         return Err(format!(
-                            "no Linear layer under {label}: nothing to initialize"
+                            "no Linear layer under {under}: nothing to initialize"
                         ));
                     }
                     Ok(report

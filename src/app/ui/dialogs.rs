@@ -94,15 +94,17 @@ fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let current = d.current();
     let check = |on: bool| if on { "[x]" } else { "[ ]" };
-    let target = if d.path.is_empty() {
-        "the whole model".to_owned()
+    let heading = if d.layer && d.weights != d.biases {
+        format!("writes {}", escape(&d.target()))
     } else {
-        escape(&d.path).into_owned()
+        let module = if d.path.is_empty() {
+            "the whole model".to_owned()
+        } else {
+            escape(&d.path).into_owned()
+        };
+        format!("every Linear under {module}, as net.apply(fn)")
     };
-    let mut lines = vec![Line::styled(
-        format!("every Linear under {target}, as net.apply(fn)"),
-        t.style(Role::Dim),
-    )];
+    let mut lines = vec![Line::styled(heading, t.style(Role::Dim))];
     for field in d.fields() {
         let (name, value) = match field {
             InitField::Scheme => ("scheme".to_owned(), format!("◀ {} ▶", SCHEMES[d.scheme])),
@@ -122,7 +124,13 @@ fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
     if let Some(e) = &d.error {
         lines.push(Line::styled(format!("✗ {e}"), t.style(Role::Bad)));
     }
-    boxed(app, " re-initialize ", lines, area, buf);
+    boxed(
+        app,
+        &format!(" re-initialize {} ", escape(&d.target())),
+        lines,
+        area,
+        buf,
+    );
 }
 
 fn help(app: &App, offset: usize, area: Rect, buf: &mut Buffer) {

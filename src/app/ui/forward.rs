@@ -82,15 +82,25 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 t.style(Role::Heading),
             ));
             for layer in result.layers.iter().skip(app.forward.scroll) {
+                let numbers = format!(
+                    "{:<path_width$} {:>9} {:>9} {:>5.1}%  ",
+                    escape(&layer.path),
+                    num(layer.mean),
+                    num(layer.std),
+                    100.0 * layer.zeros
+                );
+                // The full repr where it fits, else the tree's compact one (`Linear(4→8)`).
+                let room = usize::from(body.width).saturating_sub(numbers.chars().count());
+                let mut repr = escape(&layer.repr).into_owned();
+                if Span::raw(repr.as_str()).width() > room
+                    && let Some(node) = app.outline.find(&layer.path, false)
+                {
+                    let short = &app.outline.nodes[node].short;
+                    repr = escape(short.split_once("): ").map_or(short, |(_, r)| r)).into_owned();
+                }
                 lines.push(Line::from(vec![
-                    Span::raw(format!(
-                        "{:<path_width$} {:>9} {:>9} {:>5.1}%  ",
-                        escape(&layer.path),
-                        num(layer.mean),
-                        num(layer.std),
-                        100.0 * layer.zeros
-                    )),
-                    Span::styled(escape(&layer.repr).into_owned(), dim),
+                    Span::raw(numbers),
+                    Span::styled(repr, dim),
                 ]));
             }
         }

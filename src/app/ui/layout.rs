@@ -51,7 +51,7 @@ pub fn areas(area: Rect, focus: Focus) -> Areas {
         };
     }
     let (tree, right) = if area.width >= TWO_PANES_MIN_WIDTH {
-        let tree_width = (area.width * 21 / 50).clamp(24, 60);
+        let tree_width = (area.width * 21 / 50).clamp(24, 72);
         let tree = Rect {
             width: tree_width,
             ..body

@@ -114,7 +114,7 @@ fn title_bar(app: &App, area: Rect, buf: &mut Buffer) {
             t.style(Role::Dim),
         ),
     ];
-    if app.unsaved {
+    if app.unsaved() {
         spans.push(Span::styled("  ● unsaved re-init", t.style(Role::Bad)));
     }
     Line::from(spans).render(area, buf);
@@ -143,7 +143,7 @@ fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
     } else if let Some(busy) = &app.busy {
         Line::from(vec![
             Span::styled(format!(" {} ", busy.what), t.style(Role::Bar)),
-            Span::styled(gauge(busy.done, 10), t.style(Role::Bar)),
+            Span::styled("… working", t.style(Role::Dim)),
         ])
     } else if let Some(message) = &app.message {
         match message {

@@ -43,7 +43,8 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
         NodeKind::Module { params } => {
             pane(app, " module ", focused).render(area, buf);
-            module_summary(app, params).render(inner(area), buf);
+            let body = inner(area);
+            module_summary(app, params, usize::from(body.width)).render(body, buf);
         }
     }
 }
@@ -192,7 +193,9 @@ pub(super) fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
     index
 }
 
-fn module_summary(app: &App, params: usize) -> Paragraph<'static> {
+/// A module's full repr (wrapped after its commas when the pane is narrow), its parameter count,
+/// and a table of its parameters' statistics, with narrower columns when the pane is narrow.
+fn module_summary(app: &App, params: usize, pane_width: usize) -> Paragraph<'static> {
     let t = app.theme;
     let node = &app.outline.nodes[app.selected];
     let module_path = if node.path.is_empty() {
@@ -211,8 +214,13 @@ fn module_summary(app: &App, params: usize) -> Paragraph<'static> {
         .max()
         .unwrap_or(0)
         .clamp(9, 24);
-    let mut lines = vec![
-        Line::styled(escape(&node.label).into_owned(), t.style(Role::Heading)),
+    // Four numbers of up to 9 characters; 8 columns each still fit the usual -0.1234 at 80 wide.
+    let c = if width + 40 <= pane_width { 9 } else { 8 };
+    let mut lines: Vec<Line<'static>> = wrap_after_commas(&escape(&node.label), pane_width)
+        .into_iter()
+        .map(|part| Line::styled(part, t.style(Role::Heading)))
+        .collect();
+    lines.extend([
         Line::styled(
             format!("{module_path} · {} parameters", count(params)),
             t.style(Role::Dim),
@@ -220,16 +228,16 @@ fn module_summary(app: &App, params: usize) -> Paragraph<'static> {
         Line::raw(""),
         Line::styled(
             format!(
-                "{:<width$} {:>9} {:>9} {:>9} {:>9}",
+                "{:<width$} {:>c$} {:>c$} {:>c$} {:>c$}",
                 "parameter", "mean", "std", "min", "max"
             ),
             t.style(Role::Heading),
         ),
-    ];
+    ]);
     for (local, id) in rows {
         let stats = match app.summaries.get(&(id, app.model.store.version(id))) {
             Some(Ok(s)) => format!(
-                "{:>9} {:>9} {:>9} {:>9}",
+                "{:>c$} {:>c$} {:>c$} {:>c$}",
                 num(s.stats.mean),
                 num(s.stats.std),
                 num(s.stats.min),
@@ -243,8 +251,42 @@ fn module_summary(app: &App, params: usize) -> Paragraph<'static> {
     Paragraph::new(lines)
 }
 
+/// `text` in lines of at most `width` columns, broken after `, ` where it is too long (a line
+/// with no comma to break at is left long).
+fn wrap_after_commas(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for piece in text.split_inclusive(", ") {
+        let line = lines.last_mut().expect("never empty");
+        let cols = |s: &str| Span::raw(s).width();
+        if !line.is_empty() && cols(line) + cols(piece.trim_end()) > width {
+            let done = line.trim_end().to_owned();
+            *line = done;
+            lines.push(format!("  {piece}"));
+        } else {
+            line.push_str(piece);
+        }
+    }
+    lines
+}
+
 /// `path` relative to the module at `module` (`0.block1.0.bias` under `0.block1` is `0.bias`).
 fn local_path<'a>(path: &'a str, module: &str) -> &'a str {
     path.strip_prefix(module)
         .map_or(path, |rest| rest.trim_start_matches('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap_after_commas;
+
+    #[test]
+    fn a_long_repr_wraps_after_its_commas() {
+        let repr = "(0): Linear(in_features=4, out_features=8, bias=True)";
+        assert_eq!(wrap_after_commas(repr, 80), [repr]);
+        assert_eq!(
+            wrap_after_commas(repr, 45),
+            ["(0): Linear(in_features=4, out_features=8,", "  bias=True)"]
+        );
+        assert_eq!(wrap_after_commas("Sequential", 4), ["Sequential"]);
+    }
 }

@@ -36,7 +36,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let offset = follow(app.tree_offset, row, page).min(app.visible.len().saturating_sub(1));
     let selected_id = app.outline.nodes[app.selected].param();
     for (y, &node) in (body.y..body.bottom()).zip(app.visible.iter().skip(offset)) {
-        let line = row_line(app, node, selected_id);
+        let line = row_line(app, node, selected_id, usize::from(body.width));
         let r = Rect {
             y,
             height: 1,
@@ -49,8 +49,15 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// One row: indent, fold glyph, label, and the shape or count.
-fn row_line(app: &App, index: usize, selected_id: Option<crate::model::ParamId>) -> Line<'static> {
+/// One row: indent, fold glyph, label, and the shape; a module's parameter count sits at the
+/// right edge, and its label is the full PyTorch repr where it fits, else the compact one
+/// (`Linear(4→8)`), cut with `…` only when even that does not fit.
+fn row_line(
+    app: &App,
+    index: usize,
+    selected_id: Option<crate::model::ParamId>,
+    width: usize,
+) -> Line<'static> {
     let t = app.theme;
     let node = &app.outline.nodes[index];
     let glyph = if !node.has_children(index) {
@@ -60,20 +67,28 @@ fn row_line(app: &App, index: usize, selected_id: Option<crate::model::ParamId>)
     } else {
         "▸ "
     };
-    let mut spans = vec![
-        Span::raw(format!("{}{glyph}", "  ".repeat(node.depth))),
-        Span::raw(escape(&node.label).into_owned()),
-    ];
+    let indent = format!("{}{glyph}", "  ".repeat(node.depth));
+    let mut spans = vec![Span::raw(indent.clone()), Span::raw(String::new())];
     match node.kind {
         NodeKind::Module { params } => {
-            if params > 0 {
+            let tail = if params > 0 {
+                format!(" {}", count(params))
+            } else {
+                String::new()
+            };
+            let room = width.saturating_sub(cols(&indent) + cols(&tail));
+            let label = fit_label(&escape(&node.label), &escape(&node.short), room);
+            let gap = room.saturating_sub(cols(&label));
+            spans[1] = Span::raw(label);
+            if !tail.is_empty() {
                 spans.push(Span::styled(
-                    format!(" · {}", count(params)),
+                    format!("{}{tail}", " ".repeat(gap)),
                     t.style(Role::Dim),
                 ));
             }
         }
         NodeKind::Param { id } => {
+            spans[1] = Span::raw(escape(&node.label).into_owned());
             let tensor = app.model.store.get(id);
             spans.push(Span::styled(
                 format!(" {:?} {}", tensor.shape(), tensor.dtype()),
@@ -95,4 +110,46 @@ fn row_line(app: &App, index: usize, selected_id: Option<crate::model::ParamId>)
         }
     }
     Line::from(spans)
+}
+
+/// Terminal columns of `text` (wide characters count two).
+fn cols(text: &str) -> usize {
+    Span::raw(text).width()
+}
+
+/// The full label if it fits in `room` columns, else the short one, else the short one cut with `…`.
+fn fit_label(full: &str, short: &str, room: usize) -> String {
+    if cols(full) <= room {
+        return full.to_owned();
+    }
+    if cols(short) <= room {
+        return short.to_owned();
+    }
+    let mut cut = String::new();
+    for ch in short.chars() {
+        cut.push(ch);
+        if cols(&cut) + 1 > room {
+            cut.pop();
+            break;
+        }
+    }
+    if room > 0 {
+        cut.push('…');
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_label;
+
+    #[test]
+    fn labels_shorten_then_cut() {
+        let full = "(0): Linear(in_features=4, out_features=8, bias=True)";
+        let short = "(0): Linear(4→8)";
+        assert_eq!(fit_label(full, short, 60), full);
+        assert_eq!(fit_label(full, short, 20), short);
+        assert_eq!(fit_label(full, short, 8), "(0): Li…");
+        assert_eq!(fit_label(full, short, 0), "");
+    }
 }
