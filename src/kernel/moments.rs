@@ -24,54 +24,75 @@ pub struct ChunkSums {
 /// Independent accumulators per lane: 16 f32 lanes fill one AVX-512 register.
 const LANES: usize = 16;
 
-/// Sums over `x` (whose length must be a multiple of 16) about `shift`, which must be a finite
-/// value. `x` is used as scratch: each non-finite value is replaced by `shift`.
+/// Sums over the little-endian f32 values in `bytes` (a whole number of 16-value blocks) about
+/// `shift`, which must be finite. `scratch` (at least as many values) receives the values with each
+/// non-finite one replaced by `shift`: decoding, cleaning and the f32 statistics take one read of
+/// the bytes, and the f64 sums then read the cleaned copy from L1.
 #[must_use]
-pub fn chunk_sums(x: &mut [f32], shift: f32) -> ChunkSums {
-    assert!(x.len().is_multiple_of(LANES), "whole lane blocks only");
+pub fn chunk_sums(bytes: &[u8], scratch: &mut [f32], shift: f32) -> ChunkSums {
+    assert!(
+        bytes.len().is_multiple_of(4 * LANES),
+        "whole lane blocks only"
+    );
+    let x = &mut scratch[..bytes.len() / 4];
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F, checked on the line above.
-            return unsafe { chunk_sums_avx512(x, shift) };
+            return unsafe { chunk_sums_avx512(bytes, x, shift) };
         }
         if is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked on the line above.
-            return unsafe { chunk_sums_avx2(x, shift) };
+            return unsafe { chunk_sums_avx2(bytes, x, shift) };
         }
     }
-    chunk_sums_portable(x, shift)
+    chunk_sums_portable(bytes, x, shift)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn chunk_sums_avx512(x: &mut [f32], shift: f32) -> ChunkSums {
-    chunk_sums_portable(x, shift)
+fn chunk_sums_avx512(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
+    let mut sums = clean_and_count(bytes, x, shift);
+    (sums.sum, sums.squares) = shifted_sums_avx512(x, f64::from(shift));
+    sums
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn chunk_sums_avx2(x: &mut [f32], shift: f32) -> ChunkSums {
-    chunk_sums_portable(x, shift)
+fn chunk_sums_avx2(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
+    chunk_sums_portable(bytes, x, shift)
 }
 
-/// The loops, written in lanes with selects instead of branches so that the compiler vectorizes
-/// them for whatever instruction set the caller was compiled for (it is always inlined). No FMA is
-/// formed (Rust does not contract `a * b + c`), so every path gives the same bits.
+/// Both passes, as the baseline and AVX2 builds run them.
+#[expect(
+    clippy::inline_always,
+    reason = "inlining into the target_feature wrappers is what compiles it for AVX2"
+)]
+#[inline(always)]
+fn chunk_sums_portable(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
+    let mut sums = clean_and_count(bytes, x, shift);
+    (sums.sum, sums.squares) = shifted_sums(x, f64::from(shift));
+    sums
+}
+
+/// Pass one: decodes `bytes` into `x`, replacing each non-finite value by `shift`, and takes the
+/// f32 statistics. Written in lanes with selects instead of branches, so that the compiler
+/// vectorizes it for whatever instruction set the caller was compiled for (it is always inlined).
 #[expect(
     clippy::inline_always,
     reason = "inlining into the target_feature wrappers is what compiles it for AVX-512 and AVX2"
 )]
 #[inline(always)]
-fn chunk_sums_portable(x: &mut [f32], shift: f32) -> ChunkSums {
+fn clean_and_count(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
     let mut min = [f32::INFINITY; LANES];
     let mut max = [f32::NEG_INFINITY; LANES];
     let mut finite = [0u32; LANES];
     let mut zeros = [0u32; LANES];
     let mut nan = [0u32; LANES];
-    for block in x.chunks_exact_mut(LANES) {
+    for (block, raw) in x.chunks_exact_mut(LANES).zip(bytes.chunks_exact(4 * LANES)) {
         for l in 0..LANES {
-            let v = block[l];
+            let c = &raw[4 * l..4 * l + 4];
+            let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             let is_finite = v.abs() < f32::INFINITY;
             let low = if is_finite { v } else { f32::INFINITY };
             let high = if is_finite { v } else { f32::NEG_INFINITY };
@@ -84,7 +105,26 @@ fn chunk_sums_portable(x: &mut [f32], shift: f32) -> ChunkSums {
             block[l] = if is_finite { v } else { shift };
         }
     }
-    let shift = f64::from(shift);
+    ChunkSums {
+        finite: finite.iter().sum(),
+        nan: nan.iter().sum(),
+        zeros: zeros.iter().sum(),
+        min: min.iter().copied().fold(f32::INFINITY, f32::min),
+        max: max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        sum: 0.0,
+        squares: 0.0,
+    }
+}
+
+/// Pass two: Σ(x − shift) and Σ(x − shift)² in f64, lane `l` taking the values at `l` mod 16.
+/// No FMA is formed (Rust does not contract `a * b + c`), so the AVX-512 version below, which
+/// keeps the same lanes and the same order, gives the same bits.
+#[expect(
+    clippy::inline_always,
+    reason = "inlining into the target_feature wrappers is what compiles it for AVX2"
+)]
+#[inline(always)]
+fn shifted_sums(x: &[f32], shift: f64) -> (f64, f64) {
     let mut sum = [0f64; LANES];
     let mut squares = [0f64; LANES];
     for block in x.chunks_exact(LANES) {
@@ -94,15 +134,45 @@ fn chunk_sums_portable(x: &mut [f32], shift: f32) -> ChunkSums {
             squares[l] += d * d;
         }
     }
-    ChunkSums {
-        finite: finite.iter().sum(),
-        nan: nan.iter().sum(),
-        zeros: zeros.iter().sum(),
-        min: min.iter().copied().fold(f32::INFINITY, f32::min),
-        max: max.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-        sum: sum.iter().sum(),
-        squares: squares.iter().sum(),
+    (sum.iter().sum(), squares.iter().sum())
+}
+
+/// [`shifted_sums`] with explicit AVX-512: the compiler leaves that loop's f32→f64 conversions
+/// scalar, which made it the slowest part of a statistics pass.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn shifted_sums_avx512(x: &[f32], shift: f64) -> (f64, f64) {
+    use std::arch::x86_64::{
+        _mm256_loadu_ps, _mm512_add_pd, _mm512_cvtps_pd, _mm512_mul_pd, _mm512_set1_pd,
+        _mm512_setzero_pd, _mm512_storeu_pd, _mm512_sub_pd,
+    };
+    let s = _mm512_set1_pd(shift);
+    let (mut sum_low, mut sum_high) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+    let (mut sq_low, mut sq_high) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+    for block in x.chunks_exact(LANES) {
+        // SAFETY: `block` holds 16 f32, so both 8-float loads are in bounds; loadu needs no alignment.
+        let (low, high) = unsafe {
+            (
+                _mm256_loadu_ps(block.as_ptr()),
+                _mm256_loadu_ps(block.as_ptr().add(8)),
+            )
+        };
+        let d_low = _mm512_sub_pd(_mm512_cvtps_pd(low), s);
+        let d_high = _mm512_sub_pd(_mm512_cvtps_pd(high), s);
+        sum_low = _mm512_add_pd(sum_low, d_low);
+        sum_high = _mm512_add_pd(sum_high, d_high);
+        sq_low = _mm512_add_pd(sq_low, _mm512_mul_pd(d_low, d_low));
+        sq_high = _mm512_add_pd(sq_high, _mm512_mul_pd(d_high, d_high));
     }
+    let mut lanes = [[0f64; LANES]; 2];
+    // SAFETY: each array holds 16 f64; the four stores write 8 each, inside them.
+    unsafe {
+        _mm512_storeu_pd(lanes[0].as_mut_ptr(), sum_low);
+        _mm512_storeu_pd(lanes[0].as_mut_ptr().add(8), sum_high);
+        _mm512_storeu_pd(lanes[1].as_mut_ptr(), sq_low);
+        _mm512_storeu_pd(lanes[1].as_mut_ptr().add(8), sq_high);
+    }
+    (lanes[0].iter().sum(), lanes[1].iter().sum())
 }
 
 #[cfg(test)]
@@ -120,23 +190,21 @@ mod tests {
             })
             .collect();
         let shift = values[0];
-        let portable = chunk_sums_portable(&mut values.clone(), shift);
-        assert_eq!(chunk_sums(&mut values.clone(), shift), portable);
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut scratch = vec![0f32; values.len()];
+        let portable = chunk_sums_portable(&bytes, &mut scratch, shift);
+        assert_eq!(chunk_sums(&bytes, &mut scratch, shift), portable);
         #[cfg(target_arch = "x86_64")]
         {
             if is_x86_feature_detected!("avx2") {
                 // SAFETY: checked just above.
-                assert_eq!(
-                    unsafe { chunk_sums_avx2(&mut values.clone(), shift) },
-                    portable
-                );
+                let avx2 = unsafe { chunk_sums_avx2(&bytes, &mut scratch, shift) };
+                assert_eq!(avx2, portable);
             }
             if is_x86_feature_detected!("avx512f") {
                 // SAFETY: checked just above.
-                assert_eq!(
-                    unsafe { chunk_sums_avx512(&mut values.clone(), shift) },
-                    portable
-                );
+                let avx512 = unsafe { chunk_sums_avx512(&bytes, &mut scratch, shift) };
+                assert_eq!(avx512, portable);
             }
         }
         assert_eq!((portable.nan, portable.finite), (41, 4096 - 41 * 3));

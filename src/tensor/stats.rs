@@ -71,18 +71,19 @@ impl Moments {
     /// whole blocks of 16 go through the SIMD moments micro-kernel, a ragged tail through the
     /// scalar accumulator. This is what runs at memory speed.
     fn of_f32_bytes(bytes: &[u8], scratch: &mut [f32]) -> Moments {
+        let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         let n = bytes.len() / 4;
-        let x = &mut scratch[..n];
-        for (x, c) in x.iter_mut().zip(bytes.chunks_exact(4)) {
-            *x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        let shift = x.iter().copied().find(|v| v.is_finite()).unwrap_or(0.0);
+        let shift = bytes
+            .chunks_exact(4)
+            .map(value)
+            .find(|v| v.is_finite())
+            .unwrap_or(0.0);
         let blocks = n - n % 16;
         let mut rest = Accumulator::new(f64::from(shift));
-        for &v in &x[blocks..] {
-            rest.add(f64::from(v));
+        for c in bytes[blocks * 4..].chunks_exact(4) {
+            rest.add(f64::from(value(c)));
         }
-        let s = kernel::moments::chunk_sums(&mut x[..blocks], shift);
+        let s = kernel::moments::chunk_sums(&bytes[..blocks * 4], scratch, shift);
         let lanes = Accumulator {
             shift: f64::from(shift),
             count: f64::from(s.finite),
