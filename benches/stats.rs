@@ -49,3 +49,22 @@ fn plain_loop(bencher: Bencher) {
         (min, max, sum, squares)
     });
 }
+
+/// The memory's read speed, for scale: two threads summing the same bytes as 64-bit words (no
+/// decoding, nothing but loads and integer adds), the most a streaming pass could reach.
+#[divan::bench(sample_count = 10)]
+fn memory_read_two_threads(bencher: Bencher) {
+    let bytes = data();
+    bencher.counter(BytesCount::new(bytes.len())).bench(|| {
+        let (left, right) = black_box(&bytes).split_at(bytes.len() / 2);
+        let words = |half: &[u8]| {
+            half.chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .fold(0u64, u64::wrapping_add)
+        };
+        std::thread::scope(|s| {
+            let other = s.spawn(|| words(right));
+            words(left).wrapping_add(other.join().expect("no panic"))
+        })
+    });
+}
