@@ -3,14 +3,16 @@
 //!
 //! Allocations are counted on the test's own thread only, so the harness's threads do not count.
 
+mod forward_support;
+
+use forward_support::random;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use ndarray::{ArrayD, IxDyn};
 use paramscope::model::arch;
 use paramscope::model::demos;
 use paramscope::model::forward::{ForwardBuffers, ForwardPlan};
-use paramscope::model::rng::TorchGenerator;
 
 struct Counting;
 
@@ -66,12 +68,6 @@ fn allocations(f: impl FnOnce()) -> usize {
     f();
     COUNTING.with(|on| on.set(false));
     COUNT.with(Cell::get)
-}
-
-fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
-    let mut values = vec![0f32; shape.iter().product()];
-    TorchGenerator::new(seed).fill_uniform(&mut values, -1.0, 1.0);
-    ArrayD::from_shape_vec(IxDyn(shape), values).unwrap()
 }
 
 /// A net with every kind of step, and Linear layers big enough for the blocked path (packed

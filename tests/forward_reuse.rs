@@ -1,18 +1,15 @@
 //! The reusing forward paths (`run_reusing`, `run_last`) compute what `run` computes, and `run`
 //! computes what the layers' own formulas give, layer by layer.
 
+mod forward_support;
+
+use forward_support::random;
+
 use ndarray::{ArrayD, Ix2, IxDyn};
 use paramscope::model::forward::{ForwardBuffers, ForwardError, ForwardPlan};
 use paramscope::model::layers::{self, Layer};
-use paramscope::model::rng::TorchGenerator;
 use paramscope::model::tree::ModuleKind;
 use paramscope::model::{Model, Module, arch, demos};
-
-fn random(shape: &[usize], seed: u64) -> ArrayD<f32> {
-    let mut values = vec![0f32; shape.iter().product()];
-    TorchGenerator::new(seed).fill_uniform(&mut values, -1.0, 1.0);
-    ArrayD::from_shape_vec(IxDyn(shape), values).unwrap()
-}
 
 const BIGGER: &str = "Sequential(
   (0): Linear(in_features=64, out_features=96, bias=True)
