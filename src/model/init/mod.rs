@@ -1,22 +1,19 @@
-//! Every `torch.nn.init` scheme, its fan and gain rules, and applying schemes to a subtree as
-//! `net.apply(fn)` does.
+//! Every `torch.nn.init` scheme as data: its name, PyTorch's arguments and defaults, reading it
+//! from `NAME[:k=v,...]` and writing it back.
 //!
-//! Each formula follows `torch/nn/init.py` operation for operation (the same f64 arithmetic, then the
-//! same `uniform_`/`normal_` on the generator), so a seeded re-init gives PyTorch's values.
+//! The formulas that draw values are in [`formulas`]; applying a scheme to a subtree as
+//! `net.apply(fn)` does is in [`apply`].
 
-use std::collections::HashSet;
+mod apply;
+mod formulas;
+
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::Array2;
 use thiserror::Error;
 
-use super::Model;
-use super::layers::Layer;
-use super::param::ParamId;
-use super::rng::TorchGenerator;
-use super::tree::{Module, join};
-use crate::math;
+pub use apply::{InitPlan, InitReport};
+pub use formulas::{calculate_gain, fans};
 
 /// Fan mode of the Kaiming schemes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,38 +161,6 @@ const NONLINEARITIES: [&str; 11] = [
     "relu",
     "leaky_relu",
 ];
-
-/// `torch.nn.init.calculate_gain(nonlinearity, param)`.
-pub fn calculate_gain(nonlinearity: &str, param: Option<f64>) -> Result<f64, String> {
-    Ok(match nonlinearity {
-        "linear" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d"
-        | "conv_transpose3d" | "sigmoid" => 1.0,
-        "tanh" => 5.0 / 3.0,
-        "relu" => 2f64.sqrt(),
-        "leaky_relu" => {
-            let slope = param.unwrap_or(0.01);
-            (2.0 / (1.0 + slope * slope)).sqrt()
-        }
-        "selu" => 3.0 / 4.0,
-        other => {
-            return Err(format!(
-                "unsupported nonlinearity {other:?} (one of {}, selu)",
-                NONLINEARITIES.join(", ")
-            ));
-        }
-    })
-}
-
-/// `(fan_in, fan_out)` by PyTorch's rule: `shape[1]·∏shape[2:]` and `shape[0]·∏shape[2:]`.
-pub fn fans(shape: &[usize]) -> Result<(usize, usize), String> {
-    if shape.len() < 2 {
-        return Err(
-            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions".into(),
-        );
-    }
-    let receptive: usize = shape[2..].iter().product();
-    Ok((shape[1] * receptive, shape[0] * receptive))
-}
 
 /// Where a tensor sits, for the schemes whose formula depends on it (`default`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -442,198 +407,6 @@ impl InitScheme {
             _ => Ok(()),
         }
     }
-
-    /// New values for a tensor of `shape` in `role`, drawn from `rng` exactly as PyTorch draws them.
-    pub fn sample(
-        &self,
-        shape: &[usize],
-        role: Role,
-        rng: &mut TorchGenerator,
-    ) -> Result<Vec<f32>, InitError> {
-        let numel: usize = shape.iter().product();
-        let mut out = vec![0f32; numel];
-        let unfit = |reason: String| InitError::Unfit {
-            scheme: self.name(),
-            shape: shape.to_vec(),
-            reason,
-        };
-        let fans = || fans(shape).map_err(unfit);
-        match self {
-            InitScheme::Zeros => {}
-            InitScheme::Ones => out.fill(1.0),
-            InitScheme::Constant { val } => out.fill(*val as f32),
-            InitScheme::Uniform { a, b } => rng.fill_uniform(&mut out, *a, *b),
-            InitScheme::Normal { mean, std } => rng.fill_normal(&mut out, *mean, *std),
-            InitScheme::XavierUniform { gain } => {
-                let (fan_in, fan_out) = fans()?;
-                let std = gain * (2.0 / (fan_in + fan_out) as f64).sqrt();
-                let bound = 3f64.sqrt() * std;
-                rng.fill_uniform(&mut out, -bound, bound);
-            }
-            InitScheme::XavierNormal { gain } => {
-                let (fan_in, fan_out) = fans()?;
-                let std = gain * (2.0 / (fan_in + fan_out) as f64).sqrt();
-                rng.fill_normal(&mut out, 0.0, std);
-            }
-            InitScheme::KaimingUniform {
-                a,
-                mode,
-                nonlinearity,
-            } => {
-                if numel > 0 {
-                    let std = kaiming_std(*a, *mode, nonlinearity, fans()?).map_err(unfit)?;
-                    let bound = 3f64.sqrt() * std;
-                    rng.fill_uniform(&mut out, -bound, bound);
-                }
-            }
-            InitScheme::KaimingNormal {
-                a,
-                mode,
-                nonlinearity,
-            } => {
-                if numel > 0 {
-                    let std = kaiming_std(*a, *mode, nonlinearity, fans()?).map_err(unfit)?;
-                    rng.fill_normal(&mut out, 0.0, std);
-                }
-            }
-            InitScheme::TruncNormal { mean, std, a, b } => {
-                trunc_normal(&mut out, (*mean, *std, *a, *b), rng);
-            }
-            InitScheme::Orthogonal { gain } => {
-                if shape.len() < 2 {
-                    return Err(unfit(
-                        "Only tensors with 2 or more dimensions are supported".into(),
-                    ));
-                }
-                if numel > 0 {
-                    orthogonal(&mut out, shape[0], *gain, rng);
-                }
-            }
-            InitScheme::Default => match role {
-                Role::Weight => {
-                    return InitScheme::KaimingUniform {
-                        a: 5f64.sqrt(),
-                        mode: FanMode::FanIn,
-                        nonlinearity: "leaky_relu".into(),
-                    }
-                    .sample(shape, role, rng)
-                    .map_err(|e| match e {
-                        InitError::Unfit { shape, reason, .. } => InitError::Unfit {
-                            scheme: "default",
-                            shape,
-                            reason: format!(
-                                "{reason} (default initializes a Linear's weight and bias)"
-                            ),
-                        },
-                        other => other,
-                    });
-                }
-                Role::Bias { fan_in } => {
-                    let bound = if fan_in > 0 {
-                        1.0 / (fan_in as f64).sqrt()
-                    } else {
-                        0.0
-                    };
-                    rng.fill_uniform(&mut out, -bound, bound);
-                }
-            },
-            InitScheme::MaskedUniform { a, b, threshold } => {
-                rng.fill_uniform(&mut out, *a, *b);
-                // `w *= w.abs() >= t`: a multiply, so small negatives become -0.0 as in PyTorch.
-                let t = *threshold as f32;
-                for v in &mut out {
-                    *v *= f32::from(u8::from(v.abs() >= t));
-                }
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The standard deviation of the Kaiming schemes: gain/√fan.
-fn kaiming_std(
-    a: f64,
-    mode: FanMode,
-    nonlinearity: &str,
-    fans: (usize, usize),
-) -> Result<f64, String> {
-    let fan = match mode {
-        FanMode::FanIn => fans.0,
-        FanMode::FanOut => fans.1,
-    };
-    let gain = calculate_gain(nonlinearity, Some(a))?;
-    Ok(gain / (fan as f64).sqrt())
-}
-
-/// `trunc_normal_` as PyTorch 2.15 draws it: by rejection. When [a, b] holds more than 30% of the
-/// mass, normals are redrawn (a whole tensor at a time) where they fall outside; otherwise uniforms on
-/// [a, b] are accepted with the normal density relative to its peak.
-fn trunc_normal(
-    out: &mut [f32],
-    (mean, std, a, b): (f64, f64, f64, f64),
-    rng: &mut TorchGenerator,
-) {
-    let norm_cdf = |x: f64| f64::midpoint(1.0, math::erf(x / 2f64.sqrt()));
-    let mass = norm_cdf((b - mean) / std) - norm_cdf((a - mean) / std);
-    let n = out.len();
-    let mut fresh = vec![0f32; n];
-    if mass > 0.3 {
-        let (low, high) = (a as f32, b as f32);
-        rng.fill_normal(out, mean, std);
-        while out.iter().any(|v| *v < low || *v > high) {
-            rng.fill_normal(&mut fresh, mean, std);
-            for (v, f) in out.iter_mut().zip(&fresh) {
-                if *v < low || *v > high {
-                    *v = *f;
-                }
-            }
-        }
-        return;
-    }
-    let mode = a.max(mean.min(b));
-    let log_peak = (-0.5 * ((mode - mean) / std).powi(2)) as f32;
-    let (mean32, std32) = (mean as f32, std as f32);
-    // The log-density relative to the peak, in f32 as torch's in-place ops compute it.
-    let log_density = |v: f32| {
-        let z = (v - mean32) / std32;
-        z * z * -0.5 - log_peak
-    };
-    let mut accept = vec![0f32; n];
-    rng.fill_uniform(out, a, b);
-    rng.fill_uniform(&mut accept, 0.0, 1.0);
-    let mut pending: Vec<bool> = out
-        .iter()
-        .zip(&accept)
-        .map(|(v, u)| u.ln() > log_density(*v))
-        .collect();
-    while pending.iter().any(|p| *p) {
-        rng.fill_uniform(&mut fresh, a, b);
-        rng.fill_uniform(&mut accept, 0.0, 1.0);
-        for i in 0..n {
-            if pending[i] {
-                out[i] = fresh[i];
-                pending[i] = accept[i].ln() > log_density(fresh[i]);
-            }
-        }
-    }
-}
-
-/// `orthogonal_`: QR of a rows×cols normal matrix (transposed when wide), columns signed by R's diagonal.
-fn orthogonal(out: &mut [f32], rows: usize, gain: f64, rng: &mut TorchGenerator) {
-    let cols = out.len() / rows;
-    rng.fill_normal(out, 0.0, 1.0);
-    let flat = Array2::from_shape_fn((rows, cols), |(i, j)| f64::from(out[i * cols + j]));
-    let wide = rows < cols;
-    let tall = if wide { flat.t().to_owned() } else { flat };
-    let (mut q, r) = math::qr(&tall);
-    for (j, mut column) in q.columns_mut().into_iter().enumerate() {
-        let sign = r[[j, j]].signum() * f64::from(u8::from(r[[j, j]] != 0.0));
-        column *= sign;
-    }
-    let q = if wide { q.t().to_owned() } else { q };
-    for (v, q) in out.iter_mut().zip(q.iter()) {
-        *v = (*q as f32) * gain as f32;
-    }
 }
 
 impl FromStr for InitScheme {
@@ -670,97 +443,10 @@ impl fmt::Display for InitScheme {
     }
 }
 
-/// A re-initialization of every Linear under a module, as `model[path].apply(fn)` does.
-#[derive(Debug, Clone)]
-pub struct InitPlan {
-    /// The scheme for each Linear's weight.
-    pub weight: Option<InitScheme>,
-    /// The scheme for each Linear's bias; `None` leaves biases as they are.
-    pub bias: Option<InitScheme>,
-    /// The seed of the generator (`torch.manual_seed(seed)` just before `apply`).
-    pub seed: u64,
-}
-
-/// The tensors one apply wrote, each with its canonical path, so that a caller may report or undo.
-#[derive(Debug, Clone, Default)]
-pub struct InitReport {
-    /// `(state_dict key, id)` of every tensor written, in the order they were drawn.
-    pub written: Vec<(String, ParamId)>,
-}
-
-impl InitPlan {
-    /// Applies the plan to every Linear under the module at `path` (the module itself included).
-    ///
-    /// Modules are visited children first, as `nn.Module.apply` does, and a module reached twice
-    /// (a tied layer) is initialized once. Nothing is written unless every tensor succeeds.
-    pub fn apply(&self, model: &mut Model, path: &str) -> Result<InitReport, InitError> {
-        let (path, module) = model.find_module(path).map_err(|e| InitError::BadValue {
-            scheme: "init",
-            key: "at".into(),
-            reason: e.to_string(),
-        })?;
-        let mut linears = Vec::new();
-        collect_linears_post_order(module, &path, &mut linears);
-        let mut rng = TorchGenerator::new(self.seed);
-        let mut seen = HashSet::new();
-        let mut updates = Vec::new();
-        let mut report = InitReport::default();
-        for (path, weight, bias, in_features) in linears {
-            if !seen.insert(weight) {
-                continue;
-            }
-            let targets = [
-                (self.weight.as_ref(), Some(weight), "weight", Role::Weight),
-                (
-                    self.bias.as_ref(),
-                    bias,
-                    "bias",
-                    Role::Bias {
-                        fan_in: in_features,
-                    },
-                ),
-            ];
-            for (scheme, id, local, role) in targets {
-                let (Some(scheme), Some(id)) = (scheme, id) else {
-                    continue;
-                };
-                let tensor = model.store.get(id);
-                let values = scheme.sample(tensor.shape(), role, &mut rng)?;
-                let updated = tensor.with_values(&values).map_err(|e| InitError::Unfit {
-                    scheme: scheme.name(),
-                    shape: tensor.shape().to_vec(),
-                    reason: e.to_string(),
-                })?;
-                updates.push((id, updated));
-                report.written.push((join(&path, local), id));
-            }
-        }
-        for (id, tensor) in updates {
-            model.store.set(id, tensor);
-        }
-        Ok(report)
-    }
-}
-
-/// `(path, weight, bias, in_features)` of every Linear under `module`, children before parents.
-fn collect_linears_post_order(
-    module: &Module,
-    path: &str,
-    out: &mut Vec<(String, ParamId, Option<ParamId>, usize)>,
-) {
-    for child in &module.children {
-        collect_linears_post_order(child, &join(path, &child.name), out);
-    }
-    if let (Some(Layer::Linear { in_features, .. }), Some(weight)) =
-        (module.layer(), module.param("weight"))
-    {
-        out.push((path.to_owned(), weight, module.param("bias"), *in_features));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::rng::TorchGenerator;
 
     #[test]
     fn schemes_parse_with_pytorch_argument_names() {
