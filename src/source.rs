@@ -114,19 +114,21 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, String> {
             escape(spec)
         ));
     }
-    let text = std::str::from_utf8(&head)
-        .ok()
-        .and_then(|_| std::fs::read_to_string(&file).ok());
-    let Some(text) = text else {
-        let what = sniff::identify(&head)
-            .unwrap_or("not a safetensors file, and not a print(model) architecture text");
+    if let Some(what) = sniff::identify(&head) {
         return Err(FileError::new(&file, what).to_string());
+    }
+    let not_text = |why: &str| {
+        let reason =
+            format!("not a safetensors file, and not a print(model) architecture text ({why})");
+        FileError::new(&file, reason).to_string()
     };
-    let root = arch::parse(&text).map_err(|e| {
-        let what = sniff::identify(&head)
-            .map_or_else(|| format!("as an architecture text, {e}"), str::to_owned);
-        FileError::new(&file, what).to_string()
-    })?;
+    let size = std::fs::metadata(&file).map_or(0, |m| m.len());
+    if size > MAX_ARCH_BYTES {
+        return Err(not_text(&format!("{size} bytes is far too long for one")));
+    }
+    let text = std::fs::read_to_string(&file).map_err(|e| not_text(&e.to_string()))?;
+    let root = arch::parse(&text)
+        .map_err(|e| FileError::new(&file, format!("as an architecture text, {e}")).to_string())?;
     Ok(Loaded {
         model: arch::instantiate(&root, options.seed),
         architecture: Architecture::Built,
@@ -168,6 +170,9 @@ fn checkpoint_in(folder: &Path) -> Result<std::path::PathBuf, String> {
         )),
     }
 }
+
+/// The longest architecture text read: `print(model)` of a model with a million modules fits.
+const MAX_ARCH_BYTES: u64 = 64 << 20;
 
 /// Whether `path` names a shard index (`*.safetensors.index.json`, or any `*.index.json`).
 fn is_index(path: &Path) -> bool {

@@ -83,7 +83,10 @@ pub fn parse(text: &str) -> Result<Module, ArchError> {
     if let Some(&(line, extra)) = lines.get(parser.next) {
         return Err(ArchError {
             line,
-            message: format!("unexpected text after the model's closing parenthesis: {extra:?}"),
+            message: format!(
+                "unexpected text after the model's closing parenthesis: {:?}",
+                excerpt(extra)
+            ),
         });
     }
     Ok(root)
@@ -119,7 +122,8 @@ impl Parser<'_> {
         }
         let (class, args) = split_call(head).ok_or_else(|| {
             err(format!(
-                "expected a module like Linear(...) or Sequential(, found {head:?}"
+                "expected a module like Linear(...) or Sequential(, found {:?}",
+                excerpt(head)
             ))
         })?;
         if class == "Sequential" && args.trim().is_empty() {
@@ -137,7 +141,8 @@ impl Parser<'_> {
             .and_then(|t| t.split_once("): "))
             .ok_or_else(|| {
                 err(format!(
-                    "expected a child like (0): Linear(...), found {text:?}"
+                    "expected a child like (0): Linear(...), found {:?}",
+                    excerpt(text)
                 ))
             })?;
         if let Some((range, head)) = repeat(label, head) {
@@ -159,6 +164,14 @@ fn repeat<'h>(label: &str, head: &'h str) -> Option<(std::ops::RangeInclusive<us
     let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
     let (count, head) = head.split_once(" x ")?;
     (count.parse::<usize>().ok()? == last.checked_sub(first)? + 1).then_some((first..=last, head))
+}
+
+/// At most the first 60 characters of a line, for quoting it in an error.
+fn excerpt(line: &str) -> String {
+    match line.char_indices().nth(60) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line.to_owned(),
+    }
 }
 
 /// The layer kinds the language knows.
@@ -195,7 +208,7 @@ fn parse_layer(class: &str, args: &str) -> Result<Layer, String> {
     for pair in args.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = pair
             .split_once('=')
-            .ok_or_else(|| format!("{class}: expected key=value, found {pair:?}"))?;
+            .ok_or_else(|| format!("{class}: expected key=value, found {:?}", excerpt(pair)))?;
         kwargs.insert(k.trim(), v.trim());
     }
     // Every activation may say inplace=…, which changes nothing for a forward pass.
