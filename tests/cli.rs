@@ -532,3 +532,15 @@ fn a_chain_inferred_from_names_runs_with_a_warning() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn an_architecture_text_may_hold_any_unicode() {
+    // A module name of 300 two-byte characters straddles the 512 bytes read to recognise a file.
+    let dir = tempfile::tempdir().unwrap();
+    let name = "é".repeat(300);
+    let text =
+        format!("Sequential(\n  ({name}): Linear(in_features=2, out_features=3, bias=True)\n)\n");
+    let arch = temp_file(&dir, "unicode.txt", text.as_bytes());
+    let tree = stdout_json(&["tree", &arch, "--json"]);
+    assert_eq!(tree["params"][0]["name"], format!("{name}.weight"));
+}
