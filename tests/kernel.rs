@@ -512,3 +512,41 @@ fn a_read_in_place_whatever_its_row_stride() {
         }
     }
 }
+
+#[test]
+fn alpha_zero_never_forms_the_product() {
+    // As BLAS: with alpha = 0, A·B is not formed, so Inf in A cannot turn C into NaN through 0·Inf,
+    // whichever path the shape takes (direct loop, matrix-vector, blocked, prepacked).
+    for (m, k, n) in [
+        (2, 3, 4),
+        (1, 300, 70),
+        (40, 40, 40),
+        (1, 4096, 64),
+        (64, 256, 512),
+    ] {
+        let mut a = Array2::from_elem((m, k), 1.0f32);
+        a[[0, 0]] = f32::INFINITY;
+        let b = Array2::from_elem((k, n), 2.0f32);
+        let mut c = Array2::from_elem((m, n), 3.0f32);
+        gemm(0.0, a.view(), b.view(), 0.5, c.view_mut());
+        assert!(
+            c.iter().all(|&v| v == 1.5),
+            "{m}x{k}x{n}: alpha 0 leaked A·B"
+        );
+        let w = Array2::from_elem((n, k), 2.0f32);
+        let packed = PackedWeight::new(w.view());
+        let mut c = Array2::from_elem((m, n), 3.0f32);
+        gemm_packed(
+            0.0,
+            a.view(),
+            &packed,
+            0.5,
+            c.view_mut(),
+            Epilogue::default(),
+        );
+        assert!(
+            c.iter().all(|&v| v == 1.5),
+            "{m}x{k}x{n}: packed alpha 0 leaked A·B"
+        );
+    }
+}

@@ -152,8 +152,8 @@ fn one_impl<const FMA: bool, const AVX512: bool>(
     let mut put = |j: usize, acc: f32| {
         let bias = epi.bias.map_or(0.0, |bias| bias[j]);
         let dst = &mut c[j];
-        let old = *dst;
-        *dst = finish(acc, alpha, beta, || old, bias, epi.relu);
+        // C is read only when beta asks for it (it may hold NaN when beta is 0).
+        *dst = finish(acc, alpha, beta, || *dst, bias, epi.relu);
     };
     if is_nt(&b) {
         let rows = b.t();
@@ -450,8 +450,7 @@ unsafe fn panels_avx512(
         for (jj, &sum) in sums.iter().enumerate().take(NR.min(n - j)) {
             let bias = epi.bias.map_or(0.0, |b| b[j + jj]);
             let dst = &mut c[j + jj];
-            let old = *dst;
-            *dst = finish(sum, alpha, beta, || old, bias, epi.relu);
+            *dst = finish(sum, alpha, beta, || *dst, bias, epi.relu);
         }
     }
 }

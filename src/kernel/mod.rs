@@ -39,6 +39,7 @@ mod tile;
 
 pub use packed::PackedWeight;
 pub use reference::gemm_reference;
+pub use threads::max_threads;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
@@ -229,8 +230,17 @@ pub fn linear_packed(
     epilogue: Epilogue<'_>,
 ) {
     let (k, n) = (w.in_features(), w.out_features());
-    assert_eq!(x.len(), rows * k, "linear_packed: x is not rows·in values");
-    assert_eq!(y.len(), rows * n, "linear_packed: y is not rows·out values");
+    // Checked products: a wrapped rows·k would make the views below longer than the slices.
+    assert_eq!(
+        Some(x.len()),
+        rows.checked_mul(k),
+        "linear_packed: x is not rows·in values"
+    );
+    assert_eq!(
+        Some(y.len()),
+        rows.checked_mul(n),
+        "linear_packed: y is not rows·out values"
+    );
     check_bias(epilogue, n);
     // SAFETY: `x` holds rows·k floats and `y` rows·n (asserted above), so C-order views of those
     // shapes stay inside them; `y` is borrowed uniquely for the view's life.
@@ -252,6 +262,11 @@ fn packed_product(
     c: ArrayViewMut2<f32>,
     epilogue: Epilogue<'_>,
 ) {
+    if alpha == 0.0 || a.ncols() == 0 {
+        // As BLAS: A·B is not formed, so Inf or NaN in A or B cannot leak through 0·x.
+        driver::scale(beta, c, epilogue);
+        return;
+    }
     match w.source() {
         PackedSource::Plain(b) => dispatch(alpha, a, b, beta, c, epilogue),
         #[cfg(target_arch = "x86_64")]
@@ -302,7 +317,12 @@ fn dispatch(
 ) {
     let (m, k) = a.dim();
     let n = b.ncols();
-    if m * n * k <= small::MAX_WORK {
+    if alpha == 0.0 || k == 0 {
+        // As BLAS: A·B is not formed, so every path agrees when A or B holds Inf or NaN.
+        driver::scale(beta, c, epi);
+        return;
+    }
+    if m.saturating_mul(n).saturating_mul(k) <= small::MAX_WORK {
         small::gemm_small(alpha, a, b, beta, c, epi);
     } else if gemv::handles(&a, &b) {
         gemv::gemv(Backend::best(), alpha, a, b, beta, c, epi);

@@ -38,12 +38,14 @@ const IDLE_SPIN: u32 = 1 << 11;
 /// against 30-33 with a 50 µs spin.
 const WAIT_SPIN: u32 = 1 << 14;
 
-/// The cap on threads: `PARAMSCOPE_THREADS` if set to a positive number, else the cores available.
-pub(crate) fn max_threads() -> usize {
+/// The cap on threads: every core available, or fewer if `PARAMSCOPE_THREADS` is a smaller positive
+/// number (more threads than cores would only spin against each other).
+pub fn max_threads() -> usize {
     static MAX: OnceLock<usize> = OnceLock::new();
     *MAX.get_or_init(|| {
+        let cores = thread::available_parallelism().map_or(1, usize::from);
         parse_threads(std::env::var("PARAMSCOPE_THREADS").ok().as_deref())
-            .unwrap_or_else(|| thread::available_parallelism().map_or(1, usize::from))
+            .map_or(cores, |n| n.min(cores))
     })
 }
 

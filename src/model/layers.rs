@@ -67,12 +67,6 @@ impl Layer {
         }
     }
 
-    /// Whether this layer is an activation applied element by element.
-    #[must_use]
-    pub fn is_elementwise(&self) -> bool {
-        !matches!(self, Layer::Linear { .. } | Layer::Flatten { .. })
-    }
-
     /// Applies an element-wise layer in place (Linear and Flatten are handled by the forward pass).
     pub fn apply_elementwise(&self, x: &mut ArrayD<f32>) {
         match *self {

@@ -141,7 +141,7 @@ fn f32_histogram(
     let threads = if numel * 4 < PARALLEL_BYTES {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        crate::kernel::max_threads()
     };
     let per_thread = numel.div_ceil(threads).div_ceil(CHUNK).max(1) * CHUNK;
     let done = AtomicUsize::new(0);

@@ -229,6 +229,9 @@ const PREPARE_ELEMENTS: usize = 128 * CHUNK;
 /// thread that reads it): a mapped tensor uses it to fault its pages in bulk, which is much
 /// cheaper than one page fault per 4 KiB. `progress(bytes_done)` is called on the calling thread
 /// only, after each of its stretches, with the bytes all threads have read so far.
+///
+/// # Panics
+/// When `bytes` is not exactly `numel` values of `dtype`.
 pub fn stats_with(
     dtype: DType,
     bytes: &[u8],
@@ -239,10 +242,16 @@ pub fn stats_with(
     if !decode::is_decodable(dtype) {
         return Err(Undecodable(dtype));
     }
+    assert_eq!(
+        dtype.byte_len(numel),
+        Some(bytes.len()),
+        "stats: {numel} values of {dtype} do not fill {} bytes",
+        bytes.len()
+    );
     let threads = if bytes.len() < PARALLEL_BYTES {
         1
     } else {
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        crate::kernel::max_threads()
     };
     // Whole chunks per thread, so that every thread's ranges start on a chunk boundary.
     let chunks = numel.div_ceil(CHUNK);
