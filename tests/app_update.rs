@@ -612,3 +612,67 @@ fn reinit_of_a_module_without_linears_says_so_and_changes_nothing() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+/// A model of tensors without elements (a zero-length dimension, leading or not) and a 0-D scalar.
+fn degenerate_model() -> Model {
+    let mut store = ParamStore::default();
+    let mut root = Module::new("", ModuleKind::Unknown);
+    let tensors = [
+        ("lead0", vec![0, 3, 4], vec![]),
+        ("zero", vec![0], vec![]),
+        ("cols0", vec![3, 0], vec![]),
+        ("both0", vec![0, 0], vec![]),
+        ("mid0", vec![2, 0, 4], vec![]),
+        ("scalar", vec![], vec![1.5]),
+    ];
+    for (name, shape, values) in tensors {
+        let id = store.insert(Tensor::from_f32(shape, &values));
+        root.params.push((name.into(), id));
+    }
+    Model {
+        root,
+        store,
+        metadata: std::collections::BTreeMap::default(),
+    }
+}
+
+#[test]
+fn tensors_without_elements_render_and_take_every_key() {
+    for name in ["lead0", "zero", "cols0", "both0", "mid0", "scalar"] {
+        let mut app = with_model(degenerate_model(), "degenerate", Some(name));
+        for view in 0..3 {
+            send_and_draw(&mut app, &[FocusNext]);
+            let keys = [
+                NextSlice, NextSlice, PrevSlice, NextSlice, Down, Right, End, PageDown, Up, Left,
+                Home, PageUp, End,
+            ];
+            for key in keys {
+                send_and_draw(&mut app, &[key]);
+            }
+            let screen = text(&render(&app, 80, 24));
+            if name == "scalar" {
+                assert_eq!(app.grid.slice, 0);
+            } else if view != 1 {
+                assert!(screen.contains("(empty)"), "{name}, view {view}:\n{screen}");
+            }
+            send_and_draw(&mut app, &[FocusNext, Up, Down, CycleView]);
+            assert_eq!(selected_path(&app), name);
+        }
+    }
+}
+
+#[test]
+fn decoding_past_the_end_gives_what_is_there_instead_of_panicking() {
+    use paramscope::tensor::DType;
+    use paramscope::tensor::decode::{decode_f64, decode_scalars};
+    let bytes = paramscope::tensor::decode::encode_f32(&[1.0, 2.0, 3.0]);
+    let mut out = Vec::new();
+    decode_f64(DType::F32, &bytes, 2, 5, &mut out).unwrap();
+    assert_eq!(out, [3.0]);
+    decode_f64(DType::F32, &bytes, 7, 2, &mut out).unwrap();
+    assert!(out.is_empty());
+    decode_f64(DType::F32, &bytes, usize::MAX, usize::MAX, &mut out).unwrap();
+    assert!(out.is_empty());
+    assert!(decode_scalars(DType::F32, &[], 3, 4).unwrap().is_empty());
+    assert_eq!(decode_scalars(DType::F32, &bytes, 1, 9).unwrap().len(), 2);
+}

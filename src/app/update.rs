@@ -248,8 +248,9 @@ fn browse(app: &mut App, action: Action) {
         Action::CycleView => app.view = app.view.next(),
         Action::PrevSlice | Action::NextSlice => {
             if let Some((slices, _, _)) = selected_dims(app) {
+                // A zero-length leading dimension has no slice at all: stay at 0.
                 app.grid.slice = if action == Action::NextSlice {
-                    (app.grid.slice + 1).min(slices - 1)
+                    (app.grid.slice + 1).min(slices.saturating_sub(1))
                 } else {
                     app.grid.slice.saturating_sub(1)
                 };
@@ -464,9 +465,13 @@ fn grid_body(app: &App) -> Option<Rect> {
 }
 
 fn move_cursor(app: &mut App, action: Action) {
-    let Some((_, rows, cols)) = selected_dims(app) else {
+    let Some((slices, rows, cols)) = selected_dims(app) else {
         return;
     };
+    if slices == 0 || rows == 0 || cols == 0 {
+        // An empty tensor has no cell to move to.
+        return;
+    }
     let (_, page_rows, page_cols) =
         grid_body(app).map_or((0, 1, 1), |b| layout::grid_page(b, rows));
     let g = &mut app.grid;
