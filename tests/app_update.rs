@@ -676,3 +676,61 @@ fn decoding_past_the_end_gives_what_is_there_instead_of_panicking() {
     assert!(decode_scalars(DType::F32, &[], 3, 4).unwrap().is_empty());
     assert_eq!(decode_scalars(DType::F32, &bytes, 1, 9).unwrap().len(), 2);
 }
+
+fn jobs(app: &App) -> Vec<&'static str> {
+    use paramscope::app::worker::Job;
+    app.outbox
+        .iter()
+        .map(|j| match j {
+            Job::Summarize { .. } => "summarize",
+            Job::Forward { .. } => "forward",
+            Job::Init { .. } => "init",
+            Job::Save { .. } => "save",
+            Job::Load { .. } => "load",
+        })
+        .collect()
+}
+
+fn wait_message(app: &App) -> bool {
+    app.message == Some(Message::Error("wait for the work in progress".into()))
+}
+
+#[test]
+fn opening_writing_and_undoing_wait_for_the_work_in_progress() {
+    let mut app = demo("mlp");
+    // The worker is not run between these: the re-init is still in flight.
+    update(&mut app, OpenInit);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["init"]);
+    update(&mut app, OpenModels);
+    update(&mut app, Down);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["init"], "no load races the re-init");
+    assert!(wait_message(&app), "{:?}", app.message);
+    app.message = None;
+    update(&mut app, OpenWrite);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["init"], "no write while re-initializing");
+    assert!(wait_message(&app), "{:?}", app.message);
+    app.message = None;
+    update(&mut app, Undo);
+    update(&mut app, OpenInit);
+    assert!(wait_message(&app) && app.mode == Mode::Browse);
+    work(&mut app);
+    assert!(app.unsaved(), "the re-init landed");
+    assert_eq!(app.source, "demo:mlp");
+    // A load in flight likewise blocks a write and a re-init.
+    send(&mut app, &[Undo]);
+    update(&mut app, OpenModels);
+    update(&mut app, Down);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["load"]);
+    update(&mut app, OpenWrite);
+    update(&mut app, Submit);
+    update(&mut app, OpenInit);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["load"]);
+    work(&mut app);
+    assert_ne!(app.source, "demo:mlp");
+    assert!(app.busy.is_none());
+}

@@ -268,6 +268,7 @@ fn browse(app: &mut App, action: Action) {
         }
         Action::OpenInit => open_init(app),
         Action::Undo => undo(app),
+        Action::OpenWrite | Action::OpenModels if refused_while_busy(app) => {}
         Action::OpenWrite => app.mode = Mode::Write(app.default_out.clone()),
         Action::OpenModels => {
             let at = app.choices.iter().position(|c| *c == app.source);
@@ -614,9 +615,18 @@ fn run_forward(app: &mut App) {
     });
 }
 
-fn open_init(app: &mut App) {
+/// Refuses an action that would start a re-init, a write or a load while one is on the worker:
+/// `busy` has one slot, and a second job would race the first (a load dropping a re-init's result).
+fn refused_while_busy(app: &mut App) -> bool {
     if app.busy.is_some() {
         app.message = Some(Message::Error("wait for the work in progress".into()));
+        return true;
+    }
+    false
+}
+
+fn open_init(app: &mut App) {
+    if refused_while_busy(app) {
         return;
     }
     let node = &app.outline.nodes[app.selected];
@@ -654,6 +664,10 @@ fn init_dialog(app: &mut App, mut d: InitDialog, action: Action) {
     match (action, d.current()) {
         (Action::Cancel, _) => {
             app.mode = Mode::Browse;
+            return;
+        }
+        (Action::Submit, _) if refused_while_busy(app) => {
+            app.mode = Mode::Init(d);
             return;
         }
         (Action::Submit, _) => {
@@ -730,8 +744,7 @@ fn plan_of(d: &InitDialog) -> Result<InitPlan, String> {
 }
 
 fn undo(app: &mut App) {
-    if app.busy.is_some() {
-        app.message = Some(Message::Error("wait for the work in progress".into()));
+    if refused_while_busy(app) {
         return;
     }
     let Some(record) = app.undo.pop() else {
@@ -782,6 +795,9 @@ fn write_prompt(app: &mut App, mut path: String, action: Action) {
 }
 
 fn save(app: &mut App, path: PathBuf, overwrite: bool) {
+    if refused_while_busy(app) {
+        return;
+    }
     app.busy = Some(Busy {
         what: format!("writing {}", path.display()),
     });
@@ -810,6 +826,9 @@ fn models(app: &mut App, index: usize, action: Action) {
         Action::Cancel => app.mode = Mode::Browse,
         Action::Submit => {
             app.mode = Mode::Browse;
+            if refused_while_busy(app) {
+                return;
+            }
             if app.unsaved() {
                 app.message = Some(Message::Error(
                     "re-inits are not written: write them (w) or undo them (u) first".into(),
