@@ -734,3 +734,41 @@ fn opening_writing_and_undoing_wait_for_the_work_in_progress() {
     assert_ne!(app.source, "demo:mlp");
     assert!(app.busy.is_none());
 }
+
+#[test]
+fn q_waits_for_a_write_in_progress() {
+    let mut app = demo("mlp");
+    update(&mut app, OpenWrite);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["save"]);
+    update(&mut app, Quit);
+    assert!(
+        !app.quit,
+        "q does not cut the write of the model as loaded short"
+    );
+    app.outbox.clear();
+    app.busy = None;
+    app.message = None;
+    send(&mut app, &[OpenInit, Submit]);
+    assert!(app.unsaved());
+    // The write is queued, not run: it is in flight when q comes.
+    update(&mut app, OpenWrite);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["save"]);
+    update(&mut app, Quit);
+    assert!(!app.quit, "q does not cut the write short");
+    assert_eq!(app.mode, Mode::Browse, "nor asks about unsaved re-inits");
+    let status = text(&render(&app, 80, 24))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert!(
+        status.contains("writing") && status.contains("wait for the work in progress"),
+        "{status}"
+    );
+    // Nothing is written by this test.
+    app.outbox.clear();
+    update(&mut app, ForceQuit);
+    assert!(app.quit, "ctrl-c still quits at once");
+}

@@ -194,6 +194,7 @@ pub fn update(app: &mut App, action: Action) {
 fn browse(app: &mut App, action: Action) {
     let on_tensor = app.focus == Focus::Tensor;
     match action {
+        Action::Quit if app.busy.is_some() => refuse_quit(app),
         Action::Quit if app.unsaved() => app.mode = Mode::Ask(Question::QuitUnsaved),
         Action::Quit => app.quit = true,
         Action::ToggleHelp => app.mode = Mode::Help(0),
@@ -625,6 +626,13 @@ fn refused_while_busy(app: &mut App) -> bool {
     false
 }
 
+/// `q` while a job runs: quitting could cut a write short (or drop a re-init), so it waits.
+fn refuse_quit(app: &mut App) {
+    app.message = Some(Message::Error(
+        "wait for the work in progress; ctrl-c quits at once".into(),
+    ));
+}
+
 fn open_init(app: &mut App) {
     if refused_while_busy(app) {
         return;
@@ -681,6 +689,8 @@ fn init_dialog(app: &mut App, mut d: InitDialog, action: Action) {
                             .map_or("", InitScheme::name),
                         d.target()
                     );
+                    // The status bar shows the job now, and what is said about it while it runs.
+                    app.message = None;
                     app.busy = Some(Busy {
                         what: format!("re-initializing: {label}"),
                     });
@@ -798,6 +808,8 @@ fn save(app: &mut App, path: PathBuf, overwrite: bool) {
     if refused_while_busy(app) {
         return;
     }
+    // The status bar shows the job now, and what is said about it while it runs.
+    app.message = None;
     app.busy = Some(Busy {
         what: format!("writing {}", path.display()),
     });
@@ -812,6 +824,7 @@ fn ask(app: &mut App, question: &Question, action: Action) {
     app.mode = Mode::Browse;
     match (question, action) {
         (Question::Overwrite(path), Action::Yes) => save(app, path.clone(), true),
+        (Question::QuitUnsaved, Action::Yes) if app.busy.is_some() => refuse_quit(app),
         (Question::QuitUnsaved, Action::Yes) => app.quit = true,
         (_, Action::No | Action::Cancel) => {}
         _ => app.mode = Mode::Ask(question.clone()),
@@ -834,6 +847,8 @@ fn models(app: &mut App, index: usize, action: Action) {
                     "re-inits are not written: write them (w) or undo them (u) first".into(),
                 ));
             } else if let Some(spec) = app.choices.get(index).cloned() {
+                // The status bar shows the job now, and what is said about it while it runs.
+                app.message = None;
                 app.busy = Some(Busy {
                     what: format!("opening {spec}"),
                 });
