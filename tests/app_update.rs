@@ -772,3 +772,72 @@ fn q_waits_for_a_write_in_progress() {
     update(&mut app, ForceQuit);
     assert!(app.quit, "ctrl-c still quits at once");
 }
+
+#[test]
+fn end_in_the_forward_panel_stops_at_the_last_page_so_up_moves_at_once() {
+    let mut app = demo("rgnet");
+    send(&mut app, &[Forward]);
+    let layers: Vec<String> = match &app.forward.result {
+        Some(Ok(result)) => result.layers.iter().map(|l| l.path.clone()).collect(),
+        _ => panic!("the forward pass runs"),
+    };
+    // At 80x24 the panel's inside has 20 rows: input, output shape, 2 output rows, the heading,
+    // then 15 layers.
+    assert!(layers.len() > 15, "{}", layers.len());
+    let max = layers.len() - 15;
+    // The panel's last inside row, from its first column (the tree takes 33, the border 1).
+    let last_row = |app: &App| {
+        let buf = render(app, 80, 24);
+        let line = text(&buf).lines().nth(21).unwrap().to_owned();
+        line.chars().skip(34).collect::<String>()
+    };
+    send(&mut app, &[End]);
+    assert_eq!(app.forward.scroll, max);
+    let row = last_row(&app);
+    assert!(
+        row.starts_with(&format!("{} ", layers[layers.len() - 1])),
+        "{row}"
+    );
+    send(&mut app, &[Up]);
+    assert_eq!(app.forward.scroll, max - 1, "one Up shows one row earlier");
+    let row = last_row(&app);
+    assert!(
+        row.starts_with(&format!("{} ", layers[layers.len() - 2])),
+        "{row}"
+    );
+    for action in [Down, Down, Down, PageDown, PageDown, End, Down] {
+        send(&mut app, &[action]);
+        assert!(
+            app.forward.scroll <= max,
+            "{action:?}: {}",
+            app.forward.scroll
+        );
+    }
+    // A taller screen shows more layers: the scroll shrinks to fill it.
+    send(&mut app, &[Resize(80, 30)]);
+    assert_eq!(app.forward.scroll, layers.len().saturating_sub(21));
+    send(&mut app, &[Resize(80, 24), Home]);
+    assert_eq!(app.forward.scroll, 0);
+}
+
+#[test]
+fn end_in_help_stops_at_the_last_page_so_up_moves_at_once() {
+    let mut app = demo("mlp");
+    send(&mut app, &[ToggleHelp]);
+    let screen = |app: &App| text(&render(app, 80, 24));
+    send(&mut app, &[End]);
+    let Mode::Help(max) = app.mode else {
+        panic!("help is open")
+    };
+    assert!(max > 0 && max < 200, "{max}");
+    let at_end = screen(&app);
+    send(&mut app, &[Up]);
+    assert_eq!(app.mode, Mode::Help(max - 1));
+    assert_ne!(screen(&app), at_end, "one Up scrolls the help at once");
+    for action in [Down, Down, Down, PageDown, PageDown, End, Down] {
+        send(&mut app, &[action]);
+        assert_eq!(app.mode, Mode::Help(max), "{action:?}");
+    }
+    send(&mut app, &[Resize(80, 30)]);
+    assert_eq!(app.mode, Mode::Help(max - 6), "a taller screen shows more");
+}

@@ -178,6 +178,10 @@ pub fn update(app: &mut App, action: Action) {
             app.size = (w, h);
             scroll_tree(app);
             scroll_grid(app);
+            clamp_forward_scroll(app);
+            if let Mode::Help(offset) = app.mode {
+                app.mode = Mode::Help(offset.min(help_page(app).1));
+            }
         }
         _ => match app.mode.clone() {
             Mode::Browse => browse(app, action),
@@ -212,8 +216,7 @@ fn browse(app: &mut App, action: Action) {
         | Action::End
             if on_tensor && app.forward.open =>
         {
-            let delta = step(action, 5, app.forward.scroll, usize::MAX / 2);
-            app.forward.scroll = app.forward.scroll.saturating_add_signed(delta);
+            scroll_forward(app, action);
         }
         Action::Up
         | Action::Down
@@ -307,6 +310,45 @@ fn step(action: Action, page: usize, at: usize, len: usize) -> isize {
         Action::End => len as isize - 1 - at as isize,
         _ => 0,
     }
+}
+
+/// The forward panel's layer rows on screen (at least 1), and the largest scroll that still
+/// fills them: the table ends at the panel's bottom, not above it.
+fn forward_page(app: &App) -> (usize, usize) {
+    let Some(Ok(result)) = &app.forward.result else {
+        return (1, 0);
+    };
+    // The panel is where the tensor pane is when it has the focus (narrow screens show one pane).
+    let screen = Rect::new(0, 0, app.size.0, app.size.1);
+    let Some(right) = layout::areas(screen, Focus::Tensor).right else {
+        return (1, 0);
+    };
+    let width = result.output.shape().last().copied().unwrap_or(1).max(1);
+    let above =
+        layout::forward_rows_above(app.forward.running.is_some(), result.output.len() / width);
+    let page = usize::from(layout::inner(right).height)
+        .saturating_sub(above)
+        .max(1);
+    (page, result.layers.len().saturating_sub(page))
+}
+
+/// Moves the forward panel's layer table, no further than its last page.
+fn scroll_forward(app: &mut App, action: Action) {
+    let (page, max) = forward_page(app);
+    let delta = step(action, page, app.forward.scroll, max + 1);
+    app.forward.scroll = app.forward.scroll.saturating_add_signed(delta).min(max);
+}
+
+/// Keeps the forward panel's scroll within [`forward_page`]'s range after the page changed.
+fn clamp_forward_scroll(app: &mut App) {
+    app.forward.scroll = app.forward.scroll.min(forward_page(app).1);
+}
+
+/// The help screen's lines on screen (at least 1), and the largest offset that still fills them.
+fn help_page(app: &App) -> (usize, usize) {
+    let screen = Rect::new(0, 0, app.size.0, app.size.1);
+    let page = usize::from(layout::inner(layout::help_box(screen)).height).max(1);
+    (page, super::keymap::help_line_count().saturating_sub(page))
 }
 
 fn screen_areas(app: &App) -> Areas {
@@ -863,8 +905,9 @@ fn help(app: &mut App, offset: usize, action: Action) {
     app.mode = match action {
         Action::Cancel | Action::ToggleHelp => Mode::Browse,
         other => {
-            let delta = step(other, 10, offset, usize::MAX / 2);
-            Mode::Help(offset.saturating_add_signed(delta))
+            let (page, max) = help_page(app);
+            let delta = step(other, page, offset, max + 1);
+            Mode::Help(offset.saturating_add_signed(delta).min(max))
         }
     };
 }
@@ -895,6 +938,8 @@ pub fn receive(app: &mut App, reply: Reply) {
             if generation == app.forward.generation {
                 app.forward.running = None;
                 app.forward.result = Some(result);
+                // A model with fewer layers, or the progress line gone: the page changed.
+                clamp_forward_scroll(app);
             }
         }
         Reply::Init(label, result) => {

@@ -6,14 +6,11 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::layout::inner;
+use super::layout::{FORWARD_OUTPUT_ROWS as OUTPUT_ROWS, inner};
 use super::theme::Role;
 use super::{gauge, has_focus, num, pane};
 use crate::app::state::{App, Focus, Input};
 use crate::text::escape;
-
-/// Output rows shown above the layer table.
-const OUTPUT_ROWS: usize = 4;
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
