@@ -841,3 +841,73 @@ fn end_in_help_stops_at_the_last_page_so_up_moves_at_once() {
     send(&mut app, &[Resize(80, 30)]);
     assert_eq!(app.mode, Mode::Help(max - 6), "a taller screen shows more");
 }
+
+/// A small Linear, then one whose weight is too big to summarize at once (1.2 MB).
+fn big_linear() -> Model {
+    use paramscope::model::layers::Layer;
+    let mut store = ParamStore::default();
+    let weight = store.insert(Tensor::from_f32(vec![1000, 300], &vec![0.5; 300_000]));
+    let bias = store.insert(Tensor::from_f32(vec![1000], &[0.0; 1000]));
+    let mut linear = Module::new(
+        "0",
+        ModuleKind::Layer(Layer::Linear {
+            in_features: 300,
+            out_features: 1000,
+            bias: true,
+        }),
+    );
+    linear.params = vec![("weight".into(), weight), ("bias".into(), bias)];
+    // A small layer first, so that the big weight is not selected (and summarized) at start.
+    let small_weight = store.insert(Tensor::from_f32(vec![300, 2], &[0.25; 600]));
+    let mut small = Module::new(
+        "0",
+        ModuleKind::Layer(Layer::Linear {
+            in_features: 2,
+            out_features: 300,
+            bias: false,
+        }),
+    );
+    small.params = vec![("weight".into(), small_weight)];
+    linear.name = "1".into();
+    let mut root = Module::new("", ModuleKind::Sequential);
+    root.children.push(small);
+    root.children.push(linear);
+    Model {
+        root,
+        store,
+        metadata: std::collections::BTreeMap::default(),
+    }
+}
+
+#[test]
+fn the_before_statistics_of_a_big_tensor_survive_the_workers_batching() {
+    use paramscope::app::update::receive;
+    use paramscope::app::worker;
+    let mut app = with_model(big_linear(), "big", Some("1"));
+    assert!(app.outbox.is_empty() && app.pending.is_none());
+    // Re-initialized from its module, the weight has neither its old nor its new summary yet.
+    send(&mut app, &[OpenInit, Submit]);
+    assert!(app.unsaved(), "{:?}", app.message);
+    update(&mut app, Down);
+    assert_eq!(selected_path(&app), "1.weight");
+    // The jobs arrive at the worker together, and it picks as it does from its channel.
+    let batch = std::mem::take(&mut app.outbox);
+    for job in worker::pick(batch) {
+        let mut replies = Vec::new();
+        worker::execute(job, &mut |r| replies.push(r));
+        for reply in replies {
+            receive(&mut app, reply);
+        }
+    }
+    let (_, id) = app.model.find_param("1.weight").unwrap();
+    let now = app.model.store.version(id);
+    let before = app.undo.last().unwrap().changes[0].1;
+    assert!(app.summaries.contains_key(&(id, now)), "the new statistics");
+    assert!(
+        app.summaries.contains_key(&(id, before)),
+        "the old statistics"
+    );
+    assert!(app.pending.is_none());
+    let buf = render(&app, 80, 24);
+    assert!(find(&buf, "before → after").is_some(), "{}", text(&buf));
+}

@@ -460,9 +460,21 @@ fn request_summaries(app: &mut App) {
                 .map(|(_, old_version, _, old)| (*old_version, old.clone()))
         });
         let current = (app.model.store.version(id), app.model.store.get(id).clone());
-        for (version, tensor) in before.into_iter().chain([current]) {
-            summarize(app, (id, version), tensor, true);
+        // The big ones go to the worker in one job, so that its newest-job-wins keeps both.
+        let big: Vec<_> = before
+            .into_iter()
+            .chain([current])
+            .filter_map(|(version, tensor)| summarize(app, (id, version), tensor, true))
+            .collect();
+        let Some(&(last, _)) = big.last() else {
+            return;
+        };
+        // Already on its way (the user came back while it runs): not again.
+        if big.len() == 1 && app.pending.map(|(k, _)| k) == Some(last) {
+            return;
         }
+        app.pending = Some((last, 0.0));
+        app.outbox.push(Job::Summarize { tensors: big });
     } else {
         let start = app.selected;
         let ids: Vec<ParamId> = app.outline.nodes[start..node.end]
@@ -477,22 +489,23 @@ fn request_summaries(app: &mut App) {
     }
 }
 
-/// A summary now when the tensor is small, else on the worker (only for the selected tensor).
+/// A summary now when the tensor is small; else, with `big_too` (only for the selected tensor),
+/// the tensor back for the worker.
 fn summarize(
     app: &mut App,
     key: super::state::SummaryKey,
     tensor: crate::tensor::Tensor,
     big_too: bool,
-) {
+) -> Option<(super::state::SummaryKey, crate::tensor::Tensor)> {
     if app.summaries.contains_key(&key) {
-        return;
+        return None;
     }
     if tensor.bytes().len() <= INLINE_BYTES {
         let summary = worker::summarize(&tensor, &mut |_| {});
         app.summaries.insert(key, summary);
-    } else if big_too && app.pending.map(|(k, _)| k) != Some(key) {
-        app.pending = Some((key, 0.0));
-        app.outbox.push(Job::Summarize { key, tensor });
+        None
+    } else {
+        big_too.then_some((key, tensor))
     }
 }
 

@@ -60,12 +60,11 @@ pub struct ForwardResult {
 
 /// Slow work for the worker.
 pub enum Job {
-    /// Statistics and histogram of one tensor version.
+    /// Statistics and histograms of the tensor versions one screen shows (a tensor, and its
+    /// state before a re-init), in order, each under its cache key.
     Summarize {
-        /// The cache key of the result.
-        key: SummaryKey,
-        /// The tensor (its bytes are shared, not copied).
-        tensor: Tensor,
+        /// The cache keys and the tensors (their bytes are shared, not copied).
+        tensors: Vec<(SummaryKey, Tensor)>,
     },
     /// A forward pass.
     Forward {
@@ -138,33 +137,42 @@ fn serve(rx: &Receiver<Job>, reply: &impl Fn(Reply)) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        // Only the newest summary matters: the user has moved on from the others, and they are
-        // asked for again if the user comes back.
-        let newest_summary = jobs
-            .iter()
-            .rposition(|j| matches!(j, Job::Summarize { .. }));
-        for (i, job) in jobs.into_iter().enumerate() {
-            if matches!(job, Job::Summarize { .. }) && Some(i) != newest_summary {
-                continue;
-            }
+        for job in pick(jobs) {
             execute(job, &mut |r| reply(r));
         }
     }
 }
 
+/// Of the jobs that arrived together, those worth doing, in order: only the newest summary job
+/// matters (the user has moved on from the others, and they are asked for again if the user
+/// comes back); it holds every tensor version its screen shows.
+#[must_use]
+pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
+    let newest_summary = jobs
+        .iter()
+        .rposition(|j| matches!(j, Job::Summarize { .. }));
+    jobs.into_iter()
+        .enumerate()
+        .filter(|(i, job)| !matches!(job, Job::Summarize { .. }) || Some(*i) == newest_summary)
+        .map(|(_, job)| job)
+        .collect()
+}
+
 /// Runs one job, sending progress and the result to `reply` (tests call this directly).
 pub fn execute(job: Job, reply: &mut dyn FnMut(Reply)) {
     match job {
-        Job::Summarize { key, tensor } => {
-            let mut last = -1.0;
-            let result = summarize(&tensor, &mut |done| {
-                // One message per percent, however many chunks.
-                if done - last >= 0.01 {
-                    last = done;
-                    reply(Reply::SummaryProgress(key, done));
-                }
-            });
-            reply(Reply::Summary(key, result));
+        Job::Summarize { tensors } => {
+            for (key, tensor) in tensors {
+                let mut last = -1.0;
+                let result = summarize(&tensor, &mut |done| {
+                    // One message per percent, however many chunks.
+                    if done - last >= 0.01 {
+                        last = done;
+                        reply(Reply::SummaryProgress(key, done));
+                    }
+                });
+                reply(Reply::Summary(key, result));
+            }
         }
         Job::Forward {
             model,
