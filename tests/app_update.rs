@@ -911,3 +911,14 @@ fn the_before_statistics_of_a_big_tensor_survive_the_workers_batching() {
     let buf = render(&app, 80, 24);
     assert!(find(&buf, "before → after").is_some(), "{}", text(&buf));
 }
+
+#[test]
+fn another_model_opens_with_the_values_cursor_at_the_top_left() {
+    let mut app = demo("mlp");
+    send(&mut app, &[FocusNext, Down, Down, Right, NextSlice]);
+    assert_eq!((app.grid.row, app.grid.col), (2, 1));
+    send(&mut app, &[OpenModels, Down, Down, Submit]);
+    assert_eq!(app.source, "demo:shared");
+    assert_eq!(app.grid, paramscope::app::state::Grid::default());
+    assert_eq!((app.grid.row, app.grid.col), (0, 0));
+}

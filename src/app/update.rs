@@ -127,6 +127,8 @@ fn load(app: &mut App, model: Model, source: String) {
     app.forward.result = None;
     app.forward.scroll = 0;
     app.tree_offset = 0;
+    // The first tensor may sit at the same node as the old selection: start its grid afresh.
+    app.grid = Grid::default();
     refresh_rows(app);
     let first_param = app
         .visible
