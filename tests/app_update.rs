@@ -922,3 +922,17 @@ fn another_model_opens_with_the_values_cursor_at_the_top_left() {
     assert_eq!(app.grid, paramscope::app::state::Grid::default());
     assert_eq!((app.grid.row, app.grid.col), (0, 0));
 }
+
+#[test]
+fn a_very_wide_terminal_renders() {
+    let mut app = demo("rgnet");
+    for width in [3120, 3121, 4000, u16::MAX] {
+        send_and_draw(&mut app, &[Resize(width, 30)]);
+        for action in [
+            FocusNext, CycleView, CycleView, Forward, Forward, ToggleHelp,
+        ] {
+            send_and_draw(&mut app, &[action]);
+        }
+        send_and_draw(&mut app, &[Cancel]);
+    }
+}

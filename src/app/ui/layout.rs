@@ -51,7 +51,8 @@ pub fn areas(area: Rect, focus: Focus) -> Areas {
         };
     }
     let (tree, right) = if area.width >= TWO_PANES_MIN_WIDTH {
-        let tree_width = (area.width * 21 / 50).clamp(24, 72);
+        // In u32: 21 times a width of 3121 or more does not fit in u16.
+        let tree_width = (u32::from(area.width) * 21 / 50).clamp(24, 72) as u16;
         let tree = Rect {
             width: tree_width,
             ..body
