@@ -936,3 +936,43 @@ fn a_very_wide_terminal_renders() {
         send_and_draw(&mut app, &[Cancel]);
     }
 }
+
+#[test]
+fn of_forward_passes_queued_together_only_the_newest_runs() {
+    use paramscope::app::update::receive;
+    use paramscope::app::worker::{self, Job};
+    let mut app = demo("mlp");
+    send(&mut app, &[Forward]);
+    // Five runs queued before the worker looks.
+    for action in [BatchUp, BatchUp, BatchUp, BatchUp, SeedUp] {
+        update(&mut app, action);
+    }
+    assert_eq!(jobs(&app), ["forward"; 5]);
+    let picked = worker::pick(std::mem::take(&mut app.outbox));
+    let generations: Vec<u64> = picked
+        .iter()
+        .filter_map(|j| match j {
+            Job::Forward { generation, .. } => Some(*generation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(generations, [app.forward.generation]);
+    for job in picked {
+        let mut replies = Vec::new();
+        worker::execute(job, &mut |r| replies.push(r));
+        for reply in replies {
+            receive(&mut app, reply);
+        }
+    }
+    assert!(app.forward.running.is_none());
+    let result = app.forward.result.clone().unwrap().unwrap();
+    assert_eq!(result.input_shape[0], 6, "the newest batch ran");
+    let last = result.layers.last().unwrap().path.clone();
+    let buf = render(&app, 80, 24);
+    assert!(find(&buf, "… 6 rows in all").is_some(), "{}", text(&buf));
+    assert!(
+        text(&buf).lines().any(|l| l.contains(&format!("│{last} "))),
+        "{}",
+        text(&buf)
+    );
+}

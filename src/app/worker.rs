@@ -145,15 +145,21 @@ fn serve(rx: &Receiver<Job>, reply: &impl Fn(Reply)) {
 
 /// Of the jobs that arrived together, those worth doing, in order: only the newest summary job
 /// matters (the user has moved on from the others, and they are asked for again if the user
-/// comes back); it holds every tensor version its screen shows.
+/// comes back; it holds every tensor version its screen shows), and only the newest forward pass
+/// (the app drops the replies of older runs anyway).
 #[must_use]
 pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
     let newest_summary = jobs
         .iter()
         .rposition(|j| matches!(j, Job::Summarize { .. }));
+    let newest_forward = jobs.iter().rposition(|j| matches!(j, Job::Forward { .. }));
     jobs.into_iter()
         .enumerate()
-        .filter(|(i, job)| !matches!(job, Job::Summarize { .. }) || Some(*i) == newest_summary)
+        .filter(|(i, job)| match job {
+            Job::Summarize { .. } => Some(*i) == newest_summary,
+            Job::Forward { .. } => Some(*i) == newest_forward,
+            _ => true,
+        })
         .map(|(_, job)| job)
         .collect()
 }
@@ -269,20 +275,21 @@ fn forward(
     let layers = activations
         .iter()
         .map(|a| {
-            let values: Vec<f32> = a.output.iter().copied().collect();
-            let s = crate::tensor::stats::stats(
-                DType::F32,
-                &crate::tensor::decode::encode_f32(&values),
-                values.len(),
-            )
-            .expect("F32 always decodes");
+            // The output's bytes, encoded once (straight from its memory when contiguous).
+            let bytes = match a.output.as_slice() {
+                Some(values) => crate::tensor::decode::encode_f32(values),
+                None => a.output.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            };
+            let numel = a.output.len();
+            let s =
+                crate::tensor::stats::stats(DType::F32, &bytes, numel).expect("F32 always decodes");
             LayerStats {
                 path: a.path.clone(),
                 repr: a.repr.clone(),
                 shape: a.output.shape().to_vec(),
                 mean: s.mean,
                 std: s.std,
-                zeros: s.zeros as f64 / values.len().max(1) as f64,
+                zeros: s.zeros as f64 / numel.max(1) as f64,
             }
         })
         .collect();
