@@ -652,8 +652,17 @@ fn tensors_without_elements_render_and_take_every_key() {
             let screen = text(&render(&app, 80, 24));
             if name == "scalar" {
                 assert_eq!(app.grid.slice, 0);
-            } else if view != 1 {
-                assert!(screen.contains("(empty)"), "{name}, view {view}:\n{screen}");
+            } else {
+                if view != 1 {
+                    assert!(screen.contains("(empty)"), "{name}, view {view}:\n{screen}");
+                }
+                // The tab row of the tensor pane, right of the tree's 33 columns.
+                let tabs = screen.lines().find(|l| l.contains(" heatmap ")).unwrap();
+                let tabs: String = tabs.chars().skip(33).collect();
+                assert!(
+                    !tabs.contains('['),
+                    "no cursor index without elements: {tabs}"
+                );
             }
             send_and_draw(&mut app, &[FocusNext, Up, Down, CycleView]);
             assert_eq!(selected_path(&app), name);
