@@ -612,3 +612,376 @@ fn reinit_of_a_module_without_linears_says_so_and_changes_nothing() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+/// A model of tensors without elements (a zero-length dimension, leading or not) and a 0-D scalar.
+fn degenerate_model() -> Model {
+    let mut store = ParamStore::default();
+    let mut root = Module::new("", ModuleKind::Unknown);
+    let tensors = [
+        ("lead0", vec![0, 3, 4], vec![]),
+        ("zero", vec![0], vec![]),
+        ("cols0", vec![3, 0], vec![]),
+        ("both0", vec![0, 0], vec![]),
+        ("mid0", vec![2, 0, 4], vec![]),
+        ("scalar", vec![], vec![1.5]),
+    ];
+    for (name, shape, values) in tensors {
+        let id = store.insert(Tensor::from_f32(shape, &values));
+        root.params.push((name.into(), id));
+    }
+    Model {
+        root,
+        store,
+        metadata: std::collections::BTreeMap::default(),
+    }
+}
+
+#[test]
+fn tensors_without_elements_render_and_take_every_key() {
+    for name in ["lead0", "zero", "cols0", "both0", "mid0", "scalar"] {
+        let mut app = with_model(degenerate_model(), "degenerate", Some(name));
+        for view in 0..3 {
+            send_and_draw(&mut app, &[FocusNext]);
+            let keys = [
+                NextSlice, NextSlice, PrevSlice, NextSlice, Down, Right, End, PageDown, Up, Left,
+                Home, PageUp, End,
+            ];
+            for key in keys {
+                send_and_draw(&mut app, &[key]);
+            }
+            let screen = text(&render(&app, 80, 24));
+            if name == "scalar" {
+                assert_eq!(app.grid.slice, 0);
+            } else {
+                if view != 1 {
+                    assert!(screen.contains("(empty)"), "{name}, view {view}:\n{screen}");
+                }
+                // The tab row of the tensor pane, right of the tree's 33 columns.
+                let tabs = screen.lines().find(|l| l.contains(" heatmap ")).unwrap();
+                let tabs: String = tabs.chars().skip(33).collect();
+                assert!(
+                    !tabs.contains('['),
+                    "no cursor index without elements: {tabs}"
+                );
+            }
+            send_and_draw(&mut app, &[FocusNext, Up, Down, CycleView]);
+            assert_eq!(selected_path(&app), name);
+        }
+    }
+}
+
+#[test]
+fn decoding_past_the_end_gives_what_is_there_instead_of_panicking() {
+    use paramscope::tensor::DType;
+    use paramscope::tensor::decode::{decode_f64, decode_scalars};
+    let bytes = paramscope::tensor::decode::encode_f32(&[1.0, 2.0, 3.0]);
+    let mut out = Vec::new();
+    decode_f64(DType::F32, &bytes, 2, 5, &mut out).unwrap();
+    assert_eq!(out, [3.0]);
+    decode_f64(DType::F32, &bytes, 7, 2, &mut out).unwrap();
+    assert!(out.is_empty());
+    decode_f64(DType::F32, &bytes, usize::MAX, usize::MAX, &mut out).unwrap();
+    assert!(out.is_empty());
+    assert!(decode_scalars(DType::F32, &[], 3, 4).unwrap().is_empty());
+    assert_eq!(decode_scalars(DType::F32, &bytes, 1, 9).unwrap().len(), 2);
+}
+
+fn jobs(app: &App) -> Vec<&'static str> {
+    use paramscope::app::worker::Job;
+    app.outbox
+        .iter()
+        .map(|j| match j {
+            Job::Summarize { .. } => "summarize",
+            Job::Forward { .. } => "forward",
+            Job::Init { .. } => "init",
+            Job::Save { .. } => "save",
+            Job::Load { .. } => "load",
+        })
+        .collect()
+}
+
+fn wait_message(app: &App) -> bool {
+    app.message == Some(Message::Error("wait for the work in progress".into()))
+}
+
+#[test]
+fn opening_writing_and_undoing_wait_for_the_work_in_progress() {
+    let mut app = demo("mlp");
+    // The worker is not run between these: the re-init is still in flight.
+    update(&mut app, OpenInit);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["init"]);
+    update(&mut app, OpenModels);
+    update(&mut app, Down);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["init"], "no load races the re-init");
+    assert!(wait_message(&app), "{:?}", app.message);
+    app.message = None;
+    update(&mut app, OpenWrite);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["init"], "no write while re-initializing");
+    assert!(wait_message(&app), "{:?}", app.message);
+    app.message = None;
+    update(&mut app, Undo);
+    update(&mut app, OpenInit);
+    assert!(wait_message(&app) && app.mode == Mode::Browse);
+    work(&mut app);
+    assert!(app.unsaved(), "the re-init landed");
+    assert_eq!(app.source, "demo:mlp");
+    // A load in flight likewise blocks a write and a re-init.
+    send(&mut app, &[Undo]);
+    update(&mut app, OpenModels);
+    update(&mut app, Down);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["load"]);
+    update(&mut app, OpenWrite);
+    update(&mut app, Submit);
+    update(&mut app, OpenInit);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["load"]);
+    work(&mut app);
+    assert_ne!(app.source, "demo:mlp");
+    assert!(app.busy.is_none());
+}
+
+#[test]
+fn q_waits_for_a_write_in_progress() {
+    let mut app = demo("mlp");
+    update(&mut app, OpenWrite);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["save"]);
+    update(&mut app, Quit);
+    assert!(
+        !app.quit,
+        "q does not cut the write of the model as loaded short"
+    );
+    app.outbox.clear();
+    app.busy = None;
+    app.message = None;
+    send(&mut app, &[OpenInit, Submit]);
+    assert!(app.unsaved());
+    // The write is queued, not run: it is in flight when q comes.
+    update(&mut app, OpenWrite);
+    update(&mut app, Submit);
+    assert_eq!(jobs(&app), ["save"]);
+    update(&mut app, Quit);
+    assert!(!app.quit, "q does not cut the write short");
+    assert_eq!(app.mode, Mode::Browse, "nor asks about unsaved re-inits");
+    let status = text(&render(&app, 80, 24))
+        .lines()
+        .last()
+        .unwrap()
+        .to_owned();
+    assert!(
+        status.contains("writing") && status.contains("wait for the work in progress"),
+        "{status}"
+    );
+    // Nothing is written by this test.
+    app.outbox.clear();
+    update(&mut app, ForceQuit);
+    assert!(app.quit, "ctrl-c still quits at once");
+}
+
+#[test]
+fn end_in_the_forward_panel_stops_at_the_last_page_so_up_moves_at_once() {
+    let mut app = demo("rgnet");
+    send(&mut app, &[Forward]);
+    let layers: Vec<String> = match &app.forward.result {
+        Some(Ok(result)) => result.layers.iter().map(|l| l.path.clone()).collect(),
+        _ => panic!("the forward pass runs"),
+    };
+    // At 80x24 the panel's inside has 20 rows: input, output shape, 2 output rows, the heading,
+    // then 15 layers.
+    assert!(layers.len() > 15, "{}", layers.len());
+    let max = layers.len() - 15;
+    // The panel's last inside row, from its first column (the tree takes 33, the border 1).
+    let last_row = |app: &App| {
+        let buf = render(app, 80, 24);
+        let line = text(&buf).lines().nth(21).unwrap().to_owned();
+        line.chars().skip(34).collect::<String>()
+    };
+    send(&mut app, &[End]);
+    assert_eq!(app.forward.scroll, max);
+    let row = last_row(&app);
+    assert!(
+        row.starts_with(&format!("{} ", layers[layers.len() - 1])),
+        "{row}"
+    );
+    send(&mut app, &[Up]);
+    assert_eq!(app.forward.scroll, max - 1, "one Up shows one row earlier");
+    let row = last_row(&app);
+    assert!(
+        row.starts_with(&format!("{} ", layers[layers.len() - 2])),
+        "{row}"
+    );
+    for action in [Down, Down, Down, PageDown, PageDown, End, Down] {
+        send(&mut app, &[action]);
+        assert!(
+            app.forward.scroll <= max,
+            "{action:?}: {}",
+            app.forward.scroll
+        );
+    }
+    // A taller screen shows more layers: the scroll shrinks to fill it.
+    send(&mut app, &[Resize(80, 30)]);
+    assert_eq!(app.forward.scroll, layers.len().saturating_sub(21));
+    send(&mut app, &[Resize(80, 24), Home]);
+    assert_eq!(app.forward.scroll, 0);
+}
+
+#[test]
+fn end_in_help_stops_at_the_last_page_so_up_moves_at_once() {
+    let mut app = demo("mlp");
+    send(&mut app, &[ToggleHelp]);
+    let screen = |app: &App| text(&render(app, 80, 24));
+    send(&mut app, &[End]);
+    let Mode::Help(max) = app.mode else {
+        panic!("help is open")
+    };
+    assert!(max > 0 && max < 200, "{max}");
+    let at_end = screen(&app);
+    send(&mut app, &[Up]);
+    assert_eq!(app.mode, Mode::Help(max - 1));
+    assert_ne!(screen(&app), at_end, "one Up scrolls the help at once");
+    for action in [Down, Down, Down, PageDown, PageDown, End, Down] {
+        send(&mut app, &[action]);
+        assert_eq!(app.mode, Mode::Help(max), "{action:?}");
+    }
+    send(&mut app, &[Resize(80, 30)]);
+    assert_eq!(app.mode, Mode::Help(max - 6), "a taller screen shows more");
+}
+
+/// A small Linear, then one whose weight is too big to summarize at once (1.2 MB).
+fn big_linear() -> Model {
+    use paramscope::model::layers::Layer;
+    let mut store = ParamStore::default();
+    let weight = store.insert(Tensor::from_f32(vec![1000, 300], &vec![0.5; 300_000]));
+    let bias = store.insert(Tensor::from_f32(vec![1000], &[0.0; 1000]));
+    let mut linear = Module::new(
+        "0",
+        ModuleKind::Layer(Layer::Linear {
+            in_features: 300,
+            out_features: 1000,
+            bias: true,
+        }),
+    );
+    linear.params = vec![("weight".into(), weight), ("bias".into(), bias)];
+    // A small layer first, so that the big weight is not selected (and summarized) at start.
+    let small_weight = store.insert(Tensor::from_f32(vec![300, 2], &[0.25; 600]));
+    let mut small = Module::new(
+        "0",
+        ModuleKind::Layer(Layer::Linear {
+            in_features: 2,
+            out_features: 300,
+            bias: false,
+        }),
+    );
+    small.params = vec![("weight".into(), small_weight)];
+    linear.name = "1".into();
+    let mut root = Module::new("", ModuleKind::Sequential);
+    root.children.push(small);
+    root.children.push(linear);
+    Model {
+        root,
+        store,
+        metadata: std::collections::BTreeMap::default(),
+    }
+}
+
+#[test]
+fn the_before_statistics_of_a_big_tensor_survive_the_workers_batching() {
+    use paramscope::app::update::receive;
+    use paramscope::app::worker;
+    let mut app = with_model(big_linear(), "big", Some("1"));
+    assert!(app.outbox.is_empty() && app.pending.is_none());
+    // Re-initialized from its module, the weight has neither its old nor its new summary yet.
+    send(&mut app, &[OpenInit, Submit]);
+    assert!(app.unsaved(), "{:?}", app.message);
+    update(&mut app, Down);
+    assert_eq!(selected_path(&app), "1.weight");
+    // The jobs arrive at the worker together, and it picks as it does from its channel.
+    let batch = std::mem::take(&mut app.outbox);
+    for job in worker::pick(batch) {
+        let mut replies = Vec::new();
+        worker::execute(job, &mut |r| replies.push(r));
+        for reply in replies {
+            receive(&mut app, reply);
+        }
+    }
+    let (_, id) = app.model.find_param("1.weight").unwrap();
+    let now = app.model.store.version(id);
+    let before = app.undo.last().unwrap().changes[0].1;
+    assert!(app.summaries.contains_key(&(id, now)), "the new statistics");
+    assert!(
+        app.summaries.contains_key(&(id, before)),
+        "the old statistics"
+    );
+    assert!(app.pending.is_none());
+    let buf = render(&app, 80, 24);
+    assert!(find(&buf, "before → after").is_some(), "{}", text(&buf));
+}
+
+#[test]
+fn another_model_opens_with_the_values_cursor_at_the_top_left() {
+    let mut app = demo("mlp");
+    send(&mut app, &[FocusNext, Down, Down, Right, NextSlice]);
+    assert_eq!((app.grid.row, app.grid.col), (2, 1));
+    send(&mut app, &[OpenModels, Down, Down, Submit]);
+    assert_eq!(app.source, "demo:shared");
+    assert_eq!(app.grid, paramscope::app::state::Grid::default());
+    assert_eq!((app.grid.row, app.grid.col), (0, 0));
+}
+
+#[test]
+fn a_very_wide_terminal_renders() {
+    let mut app = demo("rgnet");
+    for width in [3120, 3121, 4000, u16::MAX] {
+        send_and_draw(&mut app, &[Resize(width, 30)]);
+        for action in [
+            FocusNext, CycleView, CycleView, Forward, Forward, ToggleHelp,
+        ] {
+            send_and_draw(&mut app, &[action]);
+        }
+        send_and_draw(&mut app, &[Cancel]);
+    }
+}
+
+#[test]
+fn of_forward_passes_queued_together_only_the_newest_runs() {
+    use paramscope::app::update::receive;
+    use paramscope::app::worker::{self, Job};
+    let mut app = demo("mlp");
+    send(&mut app, &[Forward]);
+    // Five runs queued before the worker looks.
+    for action in [BatchUp, BatchUp, BatchUp, BatchUp, SeedUp] {
+        update(&mut app, action);
+    }
+    assert_eq!(jobs(&app), ["forward"; 5]);
+    let picked = worker::pick(std::mem::take(&mut app.outbox));
+    let generations: Vec<u64> = picked
+        .iter()
+        .filter_map(|j| match j {
+            Job::Forward { generation, .. } => Some(*generation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(generations, [app.forward.generation]);
+    for job in picked {
+        let mut replies = Vec::new();
+        worker::execute(job, &mut |r| replies.push(r));
+        for reply in replies {
+            receive(&mut app, reply);
+        }
+    }
+    assert!(app.forward.running.is_none());
+    let result = app.forward.result.clone().unwrap().unwrap();
+    assert_eq!(result.input_shape[0], 6, "the newest batch ran");
+    let last = result.layers.last().unwrap().path.clone();
+    let buf = render(&app, 80, 24);
+    assert!(find(&buf, "… 6 rows in all").is_some(), "{}", text(&buf));
+    assert!(
+        text(&buf).lines().any(|l| l.contains(&format!("│{last} "))),
+        "{}",
+        text(&buf)
+    );
+}

@@ -29,6 +29,28 @@ pub enum Context {
     Help,
 }
 
+/// The contexts in the order the help screen lists them.
+pub const HELP_CONTEXTS: [Context; 9] = [
+    Context::Browse,
+    Context::Forward,
+    Context::Filter,
+    Context::Init,
+    Context::Prompt,
+    Context::Ask,
+    Context::Models,
+    Context::Help,
+    Context::Global,
+];
+
+/// The help screen's lines: a heading per context, then a line per binding.
+#[must_use]
+pub fn help_line_count() -> usize {
+    HELP_CONTEXTS
+        .iter()
+        .map(|&c| 1 + KEYMAP.iter().filter(|b| b.context == c).count())
+        .sum()
+}
+
 impl Context {
     /// The heading of this context on the help screen.
     #[must_use]

@@ -129,9 +129,29 @@ fn enter() -> io::Result<Term> {
         restore();
         previous(info);
     }));
-    enable_raw_mode()?;
-    execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
-    Terminal::new(CrosstermBackend::new(io::stdout()))
+    set_up(
+        enable_raw_mode,
+        || {
+            execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+            Terminal::new(CrosstermBackend::new(io::stdout()))
+        },
+        restore,
+    )
+}
+
+/// Runs `first`, then `rest`; when `rest` fails, `undo` takes `first` (and whatever part of
+/// `rest` was done) back before the error is returned: a failed set-up leaves no raw mode behind.
+fn set_up<T>(
+    first: impl FnOnce() -> io::Result<()>,
+    rest: impl FnOnce() -> io::Result<T>,
+    undo: impl FnOnce(),
+) -> io::Result<T> {
+    first()?;
+    let done = rest();
+    if done.is_err() {
+        undo();
+    }
+    done
 }
 
 /// Undoes [`enter`], each step on its own so that one failure (a vanished terminal after SIGHUP)
@@ -254,5 +274,45 @@ fn listen_for_signals(tx: mpsc::Sender<Event>) {
             "paramscope: signals will not restore the terminal: {}",
             escape(&e.to_string())
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::io;
+
+    use super::set_up;
+
+    #[test]
+    fn a_failed_set_up_undoes_its_first_step() {
+        let log = RefCell::new(Vec::new());
+        let result: io::Result<()> = set_up(
+            || {
+                log.borrow_mut().push("raw on");
+                Ok(())
+            },
+            || Err(io::Error::other("no alternate screen")),
+            || log.borrow_mut().push("restored"),
+        );
+        assert!(result.is_err());
+        assert_eq!(*log.borrow(), ["raw on", "restored"]);
+    }
+
+    #[test]
+    fn a_set_up_is_undone_only_when_it_fails() {
+        let log = RefCell::new(Vec::new());
+        let failed_first: io::Result<()> = set_up(
+            || Err(io::Error::other("not a terminal")),
+            || Ok(()),
+            || log.borrow_mut().push("restored"),
+        );
+        assert!(
+            failed_first.is_err(),
+            "nothing was changed, nothing to undo"
+        );
+        let done = set_up(|| Ok(()), || Ok(7), || log.borrow_mut().push("restored"));
+        assert_eq!(done.unwrap(), 7);
+        assert!(log.borrow().is_empty());
     }
 }

@@ -127,6 +127,8 @@ fn load(app: &mut App, model: Model, source: String) {
     app.forward.result = None;
     app.forward.scroll = 0;
     app.tree_offset = 0;
+    // The first tensor may sit at the same node as the old selection: start its grid afresh.
+    app.grid = Grid::default();
     refresh_rows(app);
     let first_param = app
         .visible
@@ -178,6 +180,10 @@ pub fn update(app: &mut App, action: Action) {
             app.size = (w, h);
             scroll_tree(app);
             scroll_grid(app);
+            clamp_forward_scroll(app);
+            if let Mode::Help(offset) = app.mode {
+                app.mode = Mode::Help(offset.min(help_page(app).1));
+            }
         }
         _ => match app.mode.clone() {
             Mode::Browse => browse(app, action),
@@ -194,6 +200,7 @@ pub fn update(app: &mut App, action: Action) {
 fn browse(app: &mut App, action: Action) {
     let on_tensor = app.focus == Focus::Tensor;
     match action {
+        Action::Quit if app.busy.is_some() => refuse_quit(app),
         Action::Quit if app.unsaved() => app.mode = Mode::Ask(Question::QuitUnsaved),
         Action::Quit => app.quit = true,
         Action::ToggleHelp => app.mode = Mode::Help(0),
@@ -211,8 +218,7 @@ fn browse(app: &mut App, action: Action) {
         | Action::End
             if on_tensor && app.forward.open =>
         {
-            let delta = step(action, 5, app.forward.scroll, usize::MAX / 2);
-            app.forward.scroll = app.forward.scroll.saturating_add_signed(delta);
+            scroll_forward(app, action);
         }
         Action::Up
         | Action::Down
@@ -248,8 +254,9 @@ fn browse(app: &mut App, action: Action) {
         Action::CycleView => app.view = app.view.next(),
         Action::PrevSlice | Action::NextSlice => {
             if let Some((slices, _, _)) = selected_dims(app) {
+                // A zero-length leading dimension has no slice at all: stay at 0.
                 app.grid.slice = if action == Action::NextSlice {
-                    (app.grid.slice + 1).min(slices - 1)
+                    (app.grid.slice + 1).min(slices.saturating_sub(1))
                 } else {
                     app.grid.slice.saturating_sub(1)
                 };
@@ -267,6 +274,7 @@ fn browse(app: &mut App, action: Action) {
         }
         Action::OpenInit => open_init(app),
         Action::Undo => undo(app),
+        Action::OpenWrite | Action::OpenModels if refused_while_busy(app) => {}
         Action::OpenWrite => app.mode = Mode::Write(app.default_out.clone()),
         Action::OpenModels => {
             let at = app.choices.iter().position(|c| *c == app.source);
@@ -304,6 +312,45 @@ fn step(action: Action, page: usize, at: usize, len: usize) -> isize {
         Action::End => len as isize - 1 - at as isize,
         _ => 0,
     }
+}
+
+/// The forward panel's layer rows on screen (at least 1), and the largest scroll that still
+/// fills them: the table ends at the panel's bottom, not above it.
+fn forward_page(app: &App) -> (usize, usize) {
+    let Some(Ok(result)) = &app.forward.result else {
+        return (1, 0);
+    };
+    // The panel is where the tensor pane is when it has the focus (narrow screens show one pane).
+    let screen = Rect::new(0, 0, app.size.0, app.size.1);
+    let Some(right) = layout::areas(screen, Focus::Tensor).right else {
+        return (1, 0);
+    };
+    let width = result.output.shape().last().copied().unwrap_or(1).max(1);
+    let above =
+        layout::forward_rows_above(app.forward.running.is_some(), result.output.len() / width);
+    let page = usize::from(layout::inner(right).height)
+        .saturating_sub(above)
+        .max(1);
+    (page, result.layers.len().saturating_sub(page))
+}
+
+/// Moves the forward panel's layer table, no further than its last page.
+fn scroll_forward(app: &mut App, action: Action) {
+    let (page, max) = forward_page(app);
+    let delta = step(action, page, app.forward.scroll, max + 1);
+    app.forward.scroll = app.forward.scroll.saturating_add_signed(delta).min(max);
+}
+
+/// Keeps the forward panel's scroll within [`forward_page`]'s range after the page changed.
+fn clamp_forward_scroll(app: &mut App) {
+    app.forward.scroll = app.forward.scroll.min(forward_page(app).1);
+}
+
+/// The help screen's lines on screen (at least 1), and the largest offset that still fills them.
+fn help_page(app: &App) -> (usize, usize) {
+    let screen = Rect::new(0, 0, app.size.0, app.size.1);
+    let page = usize::from(layout::inner(layout::help_box(screen)).height).max(1);
+    (page, super::keymap::help_line_count().saturating_sub(page))
 }
 
 fn screen_areas(app: &App) -> Areas {
@@ -415,9 +462,21 @@ fn request_summaries(app: &mut App) {
                 .map(|(_, old_version, _, old)| (*old_version, old.clone()))
         });
         let current = (app.model.store.version(id), app.model.store.get(id).clone());
-        for (version, tensor) in before.into_iter().chain([current]) {
-            summarize(app, (id, version), tensor, true);
+        // The big ones go to the worker in one job, so that its newest-job-wins keeps both.
+        let big: Vec<_> = before
+            .into_iter()
+            .chain([current])
+            .filter_map(|(version, tensor)| summarize(app, (id, version), tensor, true))
+            .collect();
+        let Some(&(last, _)) = big.last() else {
+            return;
+        };
+        // Already on its way (the user came back while it runs): not again.
+        if big.len() == 1 && app.pending.map(|(k, _)| k) == Some(last) {
+            return;
         }
+        app.pending = Some((last, 0.0));
+        app.outbox.push(Job::Summarize { tensors: big });
     } else {
         let start = app.selected;
         let ids: Vec<ParamId> = app.outline.nodes[start..node.end]
@@ -432,22 +491,23 @@ fn request_summaries(app: &mut App) {
     }
 }
 
-/// A summary now when the tensor is small, else on the worker (only for the selected tensor).
+/// A summary now when the tensor is small; else, with `big_too` (only for the selected tensor),
+/// the tensor back for the worker.
 fn summarize(
     app: &mut App,
     key: super::state::SummaryKey,
     tensor: crate::tensor::Tensor,
     big_too: bool,
-) {
+) -> Option<(super::state::SummaryKey, crate::tensor::Tensor)> {
     if app.summaries.contains_key(&key) {
-        return;
+        return None;
     }
     if tensor.bytes().len() <= INLINE_BYTES {
         let summary = worker::summarize(&tensor, &mut |_| {});
         app.summaries.insert(key, summary);
-    } else if big_too && app.pending.map(|(k, _)| k) != Some(key) {
-        app.pending = Some((key, 0.0));
-        app.outbox.push(Job::Summarize { key, tensor });
+        None
+    } else {
+        big_too.then_some((key, tensor))
     }
 }
 
@@ -464,9 +524,13 @@ fn grid_body(app: &App) -> Option<Rect> {
 }
 
 fn move_cursor(app: &mut App, action: Action) {
-    let Some((_, rows, cols)) = selected_dims(app) else {
+    let Some((slices, rows, cols)) = selected_dims(app) else {
         return;
     };
+    if slices == 0 || rows == 0 || cols == 0 {
+        // An empty tensor has no cell to move to.
+        return;
+    }
     let (_, page_rows, page_cols) =
         grid_body(app).map_or((0, 1, 1), |b| layout::grid_page(b, rows));
     let g = &mut app.grid;
@@ -609,9 +673,25 @@ fn run_forward(app: &mut App) {
     });
 }
 
-fn open_init(app: &mut App) {
+/// Refuses an action that would start a re-init, a write or a load while one is on the worker:
+/// `busy` has one slot, and a second job would race the first (a load dropping a re-init's result).
+fn refused_while_busy(app: &mut App) -> bool {
     if app.busy.is_some() {
         app.message = Some(Message::Error("wait for the work in progress".into()));
+        return true;
+    }
+    false
+}
+
+/// `q` while a job runs: quitting could cut a write short (or drop a re-init), so it waits.
+fn refuse_quit(app: &mut App) {
+    app.message = Some(Message::Error(
+        "wait for the work in progress; ctrl-c quits at once".into(),
+    ));
+}
+
+fn open_init(app: &mut App) {
+    if refused_while_busy(app) {
         return;
     }
     let node = &app.outline.nodes[app.selected];
@@ -651,6 +731,10 @@ fn init_dialog(app: &mut App, mut d: InitDialog, action: Action) {
             app.mode = Mode::Browse;
             return;
         }
+        (Action::Submit, _) if refused_while_busy(app) => {
+            app.mode = Mode::Init(d);
+            return;
+        }
         (Action::Submit, _) => {
             match plan_of(&d) {
                 Ok(plan) => {
@@ -662,6 +746,8 @@ fn init_dialog(app: &mut App, mut d: InitDialog, action: Action) {
                             .map_or("", InitScheme::name),
                         d.target()
                     );
+                    // The status bar shows the job now, and what is said about it while it runs.
+                    app.message = None;
                     app.busy = Some(Busy {
                         what: format!("re-initializing: {label}"),
                     });
@@ -725,8 +811,7 @@ fn plan_of(d: &InitDialog) -> Result<InitPlan, String> {
 }
 
 fn undo(app: &mut App) {
-    if app.busy.is_some() {
-        app.message = Some(Message::Error("wait for the work in progress".into()));
+    if refused_while_busy(app) {
         return;
     }
     let Some(record) = app.undo.pop() else {
@@ -777,6 +862,11 @@ fn write_prompt(app: &mut App, mut path: String, action: Action) {
 }
 
 fn save(app: &mut App, path: PathBuf, overwrite: bool) {
+    if refused_while_busy(app) {
+        return;
+    }
+    // The status bar shows the job now, and what is said about it while it runs.
+    app.message = None;
     app.busy = Some(Busy {
         what: format!("writing {}", path.display()),
     });
@@ -791,6 +881,7 @@ fn ask(app: &mut App, question: &Question, action: Action) {
     app.mode = Mode::Browse;
     match (question, action) {
         (Question::Overwrite(path), Action::Yes) => save(app, path.clone(), true),
+        (Question::QuitUnsaved, Action::Yes) if app.busy.is_some() => refuse_quit(app),
         (Question::QuitUnsaved, Action::Yes) => app.quit = true,
         (_, Action::No | Action::Cancel) => {}
         _ => app.mode = Mode::Ask(question.clone()),
@@ -805,11 +896,16 @@ fn models(app: &mut App, index: usize, action: Action) {
         Action::Cancel => app.mode = Mode::Browse,
         Action::Submit => {
             app.mode = Mode::Browse;
+            if refused_while_busy(app) {
+                return;
+            }
             if app.unsaved() {
                 app.message = Some(Message::Error(
                     "re-inits are not written: write them (w) or undo them (u) first".into(),
                 ));
             } else if let Some(spec) = app.choices.get(index).cloned() {
+                // The status bar shows the job now, and what is said about it while it runs.
+                app.message = None;
                 app.busy = Some(Busy {
                     what: format!("opening {spec}"),
                 });
@@ -824,8 +920,9 @@ fn help(app: &mut App, offset: usize, action: Action) {
     app.mode = match action {
         Action::Cancel | Action::ToggleHelp => Mode::Browse,
         other => {
-            let delta = step(other, 10, offset, usize::MAX / 2);
-            Mode::Help(offset.saturating_add_signed(delta))
+            let (page, max) = help_page(app);
+            let delta = step(other, page, offset, max + 1);
+            Mode::Help(offset.saturating_add_signed(delta).min(max))
         }
     };
 }
@@ -856,6 +953,8 @@ pub fn receive(app: &mut App, reply: Reply) {
             if generation == app.forward.generation {
                 app.forward.running = None;
                 app.forward.result = Some(result);
+                // A model with fewer layers, or the progress line gone: the page changed.
+                clamp_forward_scroll(app);
             }
         }
         Reply::Init(label, result) => {

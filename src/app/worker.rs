@@ -60,12 +60,11 @@ pub struct ForwardResult {
 
 /// Slow work for the worker.
 pub enum Job {
-    /// Statistics and histogram of one tensor version.
+    /// Statistics and histograms of the tensor versions one screen shows (a tensor, and its
+    /// state before a re-init), in order, each under its cache key.
     Summarize {
-        /// The cache key of the result.
-        key: SummaryKey,
-        /// The tensor (its bytes are shared, not copied).
-        tensor: Tensor,
+        /// The cache keys and the tensors (their bytes are shared, not copied).
+        tensors: Vec<(SummaryKey, Tensor)>,
     },
     /// A forward pass.
     Forward {
@@ -138,33 +137,48 @@ fn serve(rx: &Receiver<Job>, reply: &impl Fn(Reply)) {
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
-        // Only the newest summary matters: the user has moved on from the others, and they are
-        // asked for again if the user comes back.
-        let newest_summary = jobs
-            .iter()
-            .rposition(|j| matches!(j, Job::Summarize { .. }));
-        for (i, job) in jobs.into_iter().enumerate() {
-            if matches!(job, Job::Summarize { .. }) && Some(i) != newest_summary {
-                continue;
-            }
+        for job in pick(jobs) {
             execute(job, &mut |r| reply(r));
         }
     }
 }
 
+/// Of the jobs that arrived together, those worth doing, in order: only the newest summary job
+/// matters (the user has moved on from the others, and they are asked for again if the user
+/// comes back; it holds every tensor version its screen shows), and only the newest forward pass
+/// (the app drops the replies of older runs anyway).
+#[must_use]
+pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
+    let newest_summary = jobs
+        .iter()
+        .rposition(|j| matches!(j, Job::Summarize { .. }));
+    let newest_forward = jobs.iter().rposition(|j| matches!(j, Job::Forward { .. }));
+    jobs.into_iter()
+        .enumerate()
+        .filter(|(i, job)| match job {
+            Job::Summarize { .. } => Some(*i) == newest_summary,
+            Job::Forward { .. } => Some(*i) == newest_forward,
+            _ => true,
+        })
+        .map(|(_, job)| job)
+        .collect()
+}
+
 /// Runs one job, sending progress and the result to `reply` (tests call this directly).
 pub fn execute(job: Job, reply: &mut dyn FnMut(Reply)) {
     match job {
-        Job::Summarize { key, tensor } => {
-            let mut last = -1.0;
-            let result = summarize(&tensor, &mut |done| {
-                // One message per percent, however many chunks.
-                if done - last >= 0.01 {
-                    last = done;
-                    reply(Reply::SummaryProgress(key, done));
-                }
-            });
-            reply(Reply::Summary(key, result));
+        Job::Summarize { tensors } => {
+            for (key, tensor) in tensors {
+                let mut last = -1.0;
+                let result = summarize(&tensor, &mut |done| {
+                    // One message per percent, however many chunks.
+                    if done - last >= 0.01 {
+                        last = done;
+                        reply(Reply::SummaryProgress(key, done));
+                    }
+                });
+                reply(Reply::Summary(key, result));
+            }
         }
         Job::Forward {
             model,
@@ -261,20 +275,21 @@ fn forward(
     let layers = activations
         .iter()
         .map(|a| {
-            let values: Vec<f32> = a.output.iter().copied().collect();
-            let s = crate::tensor::stats::stats(
-                DType::F32,
-                &crate::tensor::decode::encode_f32(&values),
-                values.len(),
-            )
-            .expect("F32 always decodes");
+            // The output's bytes, encoded once (straight from its memory when contiguous).
+            let bytes = match a.output.as_slice() {
+                Some(values) => crate::tensor::decode::encode_f32(values),
+                None => a.output.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            };
+            let numel = a.output.len();
+            let s =
+                crate::tensor::stats::stats(DType::F32, &bytes, numel).expect("F32 always decodes");
             LayerStats {
                 path: a.path.clone(),
                 repr: a.repr.clone(),
                 shape: a.output.shape().to_vec(),
                 mean: s.mean,
                 std: s.std,
-                zeros: s.zeros as f64 / values.len().max(1) as f64,
+                zeros: s.zeros as f64 / numel.max(1) as f64,
             }
         })
         .collect();

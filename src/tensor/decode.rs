@@ -35,7 +35,8 @@ pub enum Scalar {
     Complex(f32, f32),
 }
 
-/// Decodes the `count` elements from element `first` as exact scalars.
+/// Decodes the `count` elements from element `first` as exact scalars (those of the range that
+/// lie inside `bytes`: a range past the end gives fewer, or none).
 ///
 /// The packed sub-byte floats (F4, F6_*) are not decoded: their bit order within a byte could not be
 /// confirmed against a file PyTorch reads as numbers (torch cannot convert `float4_e2m1fn_x2`).
@@ -49,8 +50,7 @@ pub fn decode_scalars(
         return Err(Undecodable(dtype));
     }
     let size = dtype.bits() / 8;
-    let window = &bytes[first * size..(first + count) * size];
-    Ok(window
+    Ok(window(bytes, size, first, count)
         .chunks_exact(size)
         .map(|e| match dtype {
             DType::BOOL => Scalar::Bool(e[0] != 0),
@@ -81,7 +81,8 @@ pub fn decode_scalars(
 
 /// Decodes the `count` elements starting at element `first` into `out` (cleared first).
 ///
-/// `bytes` holds the whole tensor; the range must lie inside it.
+/// `bytes` holds the whole tensor; only the part of the range inside it is decoded, so a range
+/// past the end leaves `out` shorter than `count`, or empty.
 pub fn decode_f64(
     dtype: DType,
     bytes: &[u8],
@@ -94,9 +95,23 @@ pub fn decode_f64(
         return Err(Undecodable(dtype));
     }
     let size = dtype.bits() / 8;
-    let window = &bytes[first * size..(first + count) * size];
-    out.extend(window.chunks_exact(size).map(|e| element_f64(dtype, e)));
+    out.extend(
+        window(bytes, size, first, count)
+            .chunks_exact(size)
+            .map(|e| element_f64(dtype, e)),
+    );
     Ok(())
+}
+
+/// The bytes of the `count` elements of `size` bytes from element `first`, cut to what `bytes`
+/// holds: a range past the end yields fewer elements, or none, rather than a panic.
+fn window(bytes: &[u8], size: usize, first: usize, count: usize) -> &[u8] {
+    let start = first.saturating_mul(size).min(bytes.len());
+    let end = first
+        .saturating_add(count)
+        .saturating_mul(size)
+        .min(bytes.len());
+    &bytes[start..end.max(start)]
 }
 
 /// Decodes every element to f32 (64-bit integers and F64 are rounded).

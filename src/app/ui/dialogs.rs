@@ -6,9 +6,9 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget};
 
-use super::layout::{centered, inner};
+use super::layout::{centered, help_box, inner};
 use super::theme::Role;
-use crate::app::keymap::{self, Context, KEYMAP};
+use crate::app::keymap::{self, HELP_CONTEXTS, KEYMAP};
 use crate::app::state::{App, InitDialog, InitField, Mode, Question, SCHEMES};
 use crate::text::escape;
 
@@ -136,17 +136,7 @@ fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
 fn help(app: &App, offset: usize, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let mut lines = Vec::new();
-    for context in [
-        Context::Browse,
-        Context::Forward,
-        Context::Filter,
-        Context::Init,
-        Context::Prompt,
-        Context::Ask,
-        Context::Models,
-        Context::Help,
-        Context::Global,
-    ] {
+    for context in HELP_CONTEXTS {
         lines.push(Line::styled(context.title(), t.style(Role::Heading)));
         for b in KEYMAP.iter().filter(|b| b.context == context) {
             let keys: Vec<String> = b.keys.iter().map(|k| keymap::label(*k)).collect();
@@ -156,12 +146,7 @@ fn help(app: &App, offset: usize, area: Rect, buf: &mut Buffer) {
             ]));
         }
     }
-    let r = Rect {
-        x: area.x + area.width.min(2),
-        y: area.y + area.height.min(1),
-        width: area.width.saturating_sub(4),
-        height: area.height.saturating_sub(2),
-    };
+    let r = help_box(area);
     Clear.render(r, buf);
     Block::bordered()
         .title(" help · ↑↓ scroll · Esc close ")

@@ -6,14 +6,11 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::layout::inner;
+use super::layout::{FORWARD_OUTPUT_ROWS as OUTPUT_ROWS, inner};
 use super::theme::Role;
 use super::{gauge, has_focus, num, pane};
 use crate::app::state::{App, Focus, Input};
 use crate::text::escape;
-
-/// Output rows shown above the layer table.
-const OUTPUT_ROWS: usize = 4;
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.theme;
@@ -50,7 +47,9 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 Span::raw(format!("{:?}", output.shape())),
             ]));
             let width = output.shape().last().copied().unwrap_or(1).max(1);
-            let values: Vec<f32> = output.iter().copied().collect();
+            let rows = output.len() / width;
+            // Only the rows shown are copied, however big the batch.
+            let values: Vec<f32> = output.iter().take(OUTPUT_ROWS * width).copied().collect();
             let per_line = (usize::from(body.width) / 10).max(1);
             for row in values.chunks(width).take(OUTPUT_ROWS) {
                 let cells: Vec<String> = row
@@ -61,11 +60,8 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 let more = if row.len() > per_line { " …" } else { "" };
                 lines.push(Line::raw(format!("{}{more}", cells.join(" "))));
             }
-            if values.len() / width > OUTPUT_ROWS {
-                lines.push(Line::styled(
-                    format!("… {} rows in all", values.len() / width),
-                    dim,
-                ));
+            if rows > OUTPUT_ROWS {
+                lines.push(Line::styled(format!("… {rows} rows in all"), dim));
             }
             let path_width = result
                 .layers
@@ -81,7 +77,9 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 ),
                 t.style(Role::Heading),
             ));
-            for layer in result.layers.iter().skip(app.forward.scroll) {
+            // Only the rows on screen: each may look its layer up in the outline.
+            let room = usize::from(body.height).saturating_sub(lines.len());
+            for layer in result.layers.iter().skip(app.forward.scroll).take(room) {
                 let numbers = format!(
                     "{:<path_width$} {:>9} {:>9} {:>5.1}%  ",
                     escape(&layer.path),

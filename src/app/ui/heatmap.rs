@@ -44,7 +44,9 @@ pub(super) fn render(
         Line::styled("waiting for the statistics…", t.style(Role::Dim)).render(body, buf);
         return;
     };
-    if rows == 0 || cols == 0 {
+    // No element at all (a zero-length dimension, leading ones included): nothing to colour.
+    if slices == 0 || rows == 0 || cols == 0 {
+        Line::styled("(empty)", t.style(Role::Dim)).render(body, buf);
         return;
     }
     let scale = summary.stats.min.abs().max(summary.stats.max.abs());
@@ -143,9 +145,10 @@ impl Pixels<'_> {
                 let at = self.base + r * self.cols + c;
                 let t = self.tensor;
                 if decode_f64(t.dtype(), t.bytes(), at, 1, &mut self.scratch).is_ok()
-                    && self.scratch[0].is_finite()
+                    && let Some(&v) = self.scratch.first()
+                    && v.is_finite()
                 {
-                    sum += self.scratch[0];
+                    sum += v;
                     n += 1;
                 }
             }

@@ -51,7 +51,8 @@ pub fn areas(area: Rect, focus: Focus) -> Areas {
         };
     }
     let (tree, right) = if area.width >= TWO_PANES_MIN_WIDTH {
-        let tree_width = (area.width * 21 / 50).clamp(24, 72);
+        // In u32: 21 times a width of 3121 or more does not fit in u16.
+        let tree_width = (u32::from(area.width) * 21 / 50).clamp(24, 72) as u16;
         let tree = Rect {
             width: tree_width,
             ..body
@@ -134,6 +135,32 @@ pub fn follow(offset: usize, cursor: usize, page: usize) -> usize {
     } else {
         offset
     }
+}
+
+/// The help screen's box: the whole screen but a margin.
+#[must_use]
+pub fn help_box(area: Rect) -> Rect {
+    Rect {
+        x: area.x + area.width.min(2),
+        y: area.y + area.height.min(1),
+        width: area.width.saturating_sub(4),
+        height: area.height.saturating_sub(2),
+    }
+}
+
+/// Output rows the forward panel shows above its layer table.
+pub const FORWARD_OUTPUT_ROWS: usize = 4;
+
+/// Lines of the forward panel above its layer table, for an output of `output_rows` rows: the
+/// input, the progress while `running`, the output's shape, its first rows, how many rows in all
+/// when some are not shown, and the table's heading.
+#[must_use]
+pub fn forward_rows_above(running: bool, output_rows: usize) -> usize {
+    1 + usize::from(running)
+        + 1
+        + output_rows.min(FORWARD_OUTPUT_ROWS)
+        + usize::from(output_rows > FORWARD_OUTPUT_ROWS)
+        + 1
 }
 
 /// A box of at most `width` x `height` centred in `area`.

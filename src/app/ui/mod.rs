@@ -141,10 +141,15 @@ fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
             ),
         ])
     } else if let Some(busy) = &app.busy {
-        Line::from(vec![
+        let mut spans = vec![
             Span::styled(format!(" {} ", busy.what), t.style(Role::Bar)),
             Span::styled("… working", t.style(Role::Dim)),
-        ])
+        ];
+        // Said while the job runs: why a key was refused.
+        if let Some(Message::Error(text)) = &app.message {
+            spans.push(Span::styled(format!("  ✗ {text}"), t.style(Role::Bad)));
+        }
+        Line::from(spans)
     } else if let Some(message) = &app.message {
         match message {
             Message::Info(text) => Line::styled(format!(" {text}"), t.style(Role::Good)),

@@ -168,6 +168,10 @@ fn tabs(app: &App, shape: &[usize]) -> Line<'static> {
         spans.push(Span::styled(format!(" {} ", view.title()), style));
     }
     let (slices, rows, cols) = grid_dims(shape);
+    if slices == 0 || rows == 0 || cols == 0 {
+        // No element, so no cursor to locate.
+        return Line::from(spans);
+    }
     // The cursor's full index: the slice's leading indices, then row and column.
     let mut index = if slices > 1 {
         unravel(app.grid.slice.min(slices - 1), &shape[..shape.len() - 2])

@@ -18,7 +18,8 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
     let t = app.theme;
     let tensor = app.model.store.get(id);
     let (slices, rows, cols) = grid_dims(tensor.shape());
-    if rows == 0 || cols == 0 {
+    // No element at all (a zero-length dimension, leading ones included).
+    if slices == 0 || rows == 0 || cols == 0 {
         buf.set_stringn(
             body.x,
             body.y,
