@@ -985,3 +985,37 @@ fn of_forward_passes_queued_together_only_the_newest_runs() {
         text(&buf)
     );
 }
+
+#[test]
+fn a_module_summary_reads_at_most_a_budget_on_the_key_thread() {
+    // Eight 256 KiB weights (2 MiB in all) under the root: 1 MiB is summarized at once, the rest
+    // goes to the worker in one job, so the key loop never reads a module's worth of tensors.
+    let layers: String = (0..8)
+        .map(|i| format!("  ({i}): Linear(in_features=256, out_features=256, bias=True)\n"))
+        .collect();
+    let root = paramscope::model::arch::parse(&format!("Sequential(\n{layers})\n")).unwrap();
+    let mut app = with_model(paramscope::model::arch::instantiate(&root, 0), "arch", None);
+    work(&mut app);
+    app.summaries.clear();
+    update(&mut app, Home);
+    assert_eq!(selected_path(&app), "");
+    let inline_bytes: usize = app
+        .summaries
+        .keys()
+        .map(|(id, _)| app.model.store.get(*id).bytes().len())
+        .sum();
+    assert!(
+        inline_bytes <= paramscope::app::update::INLINE_BYTES,
+        "{inline_bytes} bytes read inline"
+    );
+    assert!(
+        app.summaries.len() < 16,
+        "not everything was summarized inline"
+    );
+    assert!(matches!(
+        app.outbox.as_slice(),
+        [paramscope::app::worker::Job::Summarize { .. }]
+    ));
+    work(&mut app);
+    assert_eq!(app.summaries.len(), 16, "the worker summarized the rest");
+}

@@ -484,9 +484,26 @@ fn request_summaries(app: &mut App) {
             .filter_map(super::outline::Node::param)
             .take(SUMMARY_ROWS)
             .collect();
+        // At most INLINE_BYTES are read on the key thread per request; the other small tensors go
+        // to the worker in one job (big ones are summarized only when selected).
+        let mut spent = 0;
+        let mut rest = Vec::new();
         for id in ids {
-            let tensor = app.model.store.get(id).clone();
-            summarize(app, (id, app.model.store.version(id)), tensor, false);
+            let key = (id, app.model.store.version(id));
+            let tensor = app.model.store.get(id);
+            let bytes = tensor.bytes().len();
+            if app.summaries.contains_key(&key) || bytes > INLINE_BYTES {
+                continue;
+            }
+            if spent + bytes <= INLINE_BYTES {
+                spent += bytes;
+                summarize(app, key, tensor.clone(), false);
+            } else {
+                rest.push((key, tensor.clone()));
+            }
+        }
+        if !rest.is_empty() {
+            app.outbox.push(Job::Summarize { tensors: rest });
         }
     }
 }
