@@ -990,11 +990,11 @@ fn of_forward_passes_queued_together_only_the_newest_runs() {
 fn a_module_summary_reads_at_most_a_budget_on_the_key_thread() {
     // Eight 256 KiB weights (2 MiB in all) under the root: 1 MiB is summarized at once, the rest
     // goes to the worker in one job, so the key loop never reads a module's worth of tensors.
-    let mut layers = String::new();
-    for i in 0..8 {
-        layers += &format!("  ({i}): Linear(in_features=256, out_features=256, bias=True)\n");
-    }
-    let root = paramscope::model::arch::parse(&format!("Sequential(\n{layers})\n")).unwrap();
+    let layers = (0..8)
+        .map(|i| format!("  ({i}): Linear(in_features=256, out_features=256, bias=True)"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let root = paramscope::model::arch::parse(&format!("Sequential(\n{layers}\n)\n")).unwrap();
     let mut app = with_model(paramscope::model::arch::instantiate(&root, 0), "arch", None);
     work(&mut app);
     app.summaries.clear();
