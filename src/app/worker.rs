@@ -14,9 +14,9 @@ use crate::model::forward::ForwardPlan;
 use crate::model::init::InitPlan;
 use crate::model::{Model, ParamId};
 use crate::source::{self, LoadOptions};
+use crate::tensor::Tensor;
 use crate::tensor::histogram::{Histogram, histogram};
 use crate::tensor::stats::Stats;
-use crate::tensor::{DType, Tensor};
 
 /// The most bins a histogram has; the screen merges neighbours to fit its width.
 pub const MAX_BINS: usize = 128;
@@ -275,21 +275,14 @@ fn forward(
     let layers = activations
         .iter()
         .map(|a| {
-            // The output's bytes, encoded once (straight from its memory when contiguous).
-            let bytes = match a.output.as_slice() {
-                Some(values) => crate::tensor::decode::encode_f32(values),
-                None => a.output.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            };
-            let numel = a.output.len();
-            let s =
-                crate::tensor::stats::stats(DType::F32, &bytes, numel).expect("F32 always decodes");
+            let s = a.stats();
             LayerStats {
                 path: a.path.clone(),
                 repr: a.repr.clone(),
                 shape: a.output.shape().to_vec(),
                 mean: s.mean,
                 std: s.std,
-                zeros: s.zeros as f64 / numel.max(1) as f64,
+                zeros: s.zero_fraction,
             }
         })
         .collect();

@@ -8,12 +8,8 @@ use std::time::Instant;
 
 use super::{ForwardArgs, json_number, json_text};
 use crate::io::npy;
-use crate::model::forward::{Activation, ForwardBuffers, ForwardPlan};
-use crate::model::rng::TorchGenerator;
+use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
 use crate::source::Architecture;
-use crate::tensor::DType;
-use crate::tensor::decode::encode_f32;
-use crate::tensor::stats::stats;
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
@@ -28,7 +24,9 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
     }
     let x = match (&args.input, args.batch) {
         (Some(path), _) => npy::read(path)?,
-        (None, Some(batch)) => random_batch(&plan, batch as usize, args.model.seed)?,
+        (None, Some(batch)) => plan.random_input(batch as usize, args.model.seed).ok_or(
+            "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
+        )?,
         (None, None) => unreachable!("clap requires --input or --batch"),
     };
     let activations = plan.run(&x).map_err(|e| e.to_string())?;
@@ -63,13 +61,17 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
         output.shape()
     );
     for a in &activations {
-        let (mean, std, zeros) = summary(a);
+        let ActivationStats {
+            mean,
+            std,
+            zero_fraction,
+        } = a.stats();
         let _ = writeln!(
             out,
             "  {:<12} {:<52} mean {mean:>9.5}  std {std:>9.5}  zeros {:>5.1}%",
             escape(&a.path),
             escape(&a.repr),
-            100.0 * zeros
+            100.0 * zero_fraction
         );
     }
     if let (Some(t), Some(n)) = (time_us, args.repeat) {
@@ -104,32 +106,15 @@ fn median_pass_us(plan: &ForwardPlan, x: &ArrayD<f32>, n: u64) -> Result<f64, St
     })
 }
 
-/// `torch.manual_seed(seed); torch.rand(batch, in_features)`.
-fn random_batch(plan: &ForwardPlan, batch: usize, seed: u64) -> Result<ArrayD<f32>, String> {
-    let width = plan.in_features().ok_or(
-        "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
-    )?;
-    let mut values = vec![0f32; batch * width];
-    TorchGenerator::new(seed).fill_uniform(&mut values, 0.0, 1.0);
-    Ok(ArrayD::from_shape_vec(IxDyn(&[batch, width]), values).expect("batch·width values"))
-}
-
-/// Mean, unbiased std, and the fraction of exact zeros (what a ReLU switched off).
-fn summary(a: &Activation) -> (f64, f64, f64) {
-    let values: Vec<f32> = a.output.iter().copied().collect();
-    let s = stats(DType::F32, &encode_f32(&values), values.len()).expect("F32 always decodes");
-    (s.mean, s.std, s.zeros as f64 / values.len().max(1) as f64)
-}
-
 fn layer_json(a: &Activation) -> Value {
-    let (mean, std, zeros) = summary(a);
+    let s = a.stats();
     json!({
         "path": a.path,
         "repr": a.repr,
         "shape": a.output.shape(),
-        "mean": json_number(mean),
-        "std": json_number(std),
-        "zero_fraction": zeros,
+        "mean": json_number(s.mean),
+        "std": json_number(s.std),
+        "zero_fraction": s.zero_fraction,
     })
 }
 

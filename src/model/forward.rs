@@ -27,6 +27,9 @@ use super::param::ParamId;
 use super::rng::TorchGenerator;
 use super::tree::{Module, ModuleKind, join};
 use crate::kernel::PackedWeight;
+use crate::tensor::DType;
+use crate::tensor::decode::encode_f32;
+use crate::tensor::stats;
 
 /// Why a model cannot run, or cannot run on this input.
 #[derive(Debug, Error)]
@@ -67,6 +70,35 @@ pub struct Activation {
     pub repr: String,
     /// What the layer produced.
     pub output: ArrayD<f32>,
+}
+
+/// What a layer's output looks like: what `forward` prints and the app shows per layer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActivationStats {
+    /// Mean of the output's finite values.
+    pub mean: f64,
+    /// Their unbiased standard deviation.
+    pub std: f64,
+    /// The fraction of exact zeros (what a ReLU switched off).
+    pub zero_fraction: f64,
+}
+
+impl Activation {
+    /// The output's mean, std and zero fraction, in one statistics pass.
+    #[must_use]
+    pub fn stats(&self) -> ActivationStats {
+        let bytes = match self.output.as_slice() {
+            Some(values) => encode_f32(values),
+            None => self.output.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        };
+        let numel = self.output.len();
+        let s = stats::stats(DType::F32, &bytes, numel).expect("F32 always decodes");
+        ActivationStats {
+            mean: s.mean,
+            std: s.std,
+            zero_fraction: s.zeros as f64 / numel.max(1) as f64,
+        }
+    }
 }
 
 /// What a Linear needs at run time: its weight packed for the kernel, and its bias.
