@@ -1,5 +1,6 @@
 //! `paramscope tree`: the module tree as `print(model)` shows it, and every parameter.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
@@ -21,16 +22,21 @@ pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
     })
 }
 
-/// Each state_dict entry with the other paths of its tensor.
+/// Each state_dict entry with the other paths of its tensor (one pass to group paths by tensor,
+/// so a checkpoint of many tensors does not compare every name with every other).
 fn entries(model: &Model) -> Vec<(String, crate::model::ParamId, Vec<String>)> {
     let state_dict = model.state_dict();
+    let mut paths: HashMap<crate::model::ParamId, Vec<&str>> = HashMap::new();
+    for (name, id) in &state_dict {
+        paths.entry(*id).or_default().push(name);
+    }
     state_dict
         .iter()
         .map(|(name, id)| {
-            let others = state_dict
+            let others = paths[id]
                 .iter()
-                .filter(|(other, other_id)| other_id == id && other != name)
-                .map(|(other, _)| other.clone())
+                .filter(|other| **other != name.as_str())
+                .map(|other| (*other).to_owned())
                 .collect();
             (name.clone(), *id, others)
         })
@@ -43,7 +49,7 @@ fn to_text(model: &Model) -> String {
     for line in arch::print(&model.root).lines() {
         let _ = writeln!(out, "{}", escape(line));
     }
-    let rows: Vec<[String; 3]> = entries(model)
+    let rows: Vec<(String, String)> = entries(model)
         .into_iter()
         .map(|(name, id, others)| {
             let tensor = model.store.get(id);
@@ -51,12 +57,16 @@ fn to_text(model: &Model) -> String {
             if !others.is_empty() {
                 let _ = write!(kind, "  shared with {}", others.join(", "));
             }
-            [escape(&name).into_owned(), kind, String::new()]
+            (escape(&name).into_owned(), kind)
         })
         .collect();
-    let width = rows.iter().map(|r| r[0].chars().count()).max().unwrap_or(0);
+    let width = rows
+        .iter()
+        .map(|(name, _)| name.chars().count())
+        .max()
+        .unwrap_or(0);
     out.push_str("\nparameters (state_dict order):\n");
-    for [name, kind, _] in rows {
+    for (name, kind) in rows {
         let _ = writeln!(out, "  {name:width$}  {kind}");
     }
     let _ = writeln!(out, "total: {} parameters", model.total_params());
