@@ -22,11 +22,11 @@ use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn};
 use thiserror::Error;
 
 use super::Model;
-use super::layers::{self, Layer};
+use super::layers::Layer;
 use super::param::ParamId;
 use super::rng::TorchGenerator;
 use super::tree::{Module, ModuleKind, join};
-use crate::kernel::PackedWeight;
+use crate::kernel::{self, PackedWeight};
 use crate::tensor::DType;
 use crate::tensor::decode::encode_f32;
 use crate::tensor::stats;
@@ -349,13 +349,8 @@ impl ForwardPlan {
             match &step.op {
                 Op::Linear(linear) => {
                     let bias = linear.bias.as_deref();
-                    layers::linear_into(input, rows[i], &linear.weight, bias, fused, out);
-                }
-                Op::Layer(Layer::ReLU) => {
-                    // Not `max`: ReLU keeps NaN, as PyTorch's does.
-                    for (o, &v) in out.iter_mut().zip(input) {
-                        *o = if v < 0.0 { 0.0 } else { v };
-                    }
+                    let epilogue = kernel::Epilogue { bias, relu: fused };
+                    kernel::linear_packed(input, rows[i], &linear.weight, out, epilogue);
                 }
                 Op::Layer(Layer::Flatten { .. } | Layer::Identity | Layer::Dropout { .. }) => {
                     out.copy_from_slice(input);

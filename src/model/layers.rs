@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 
-use crate::{kernel, math};
+use crate::math;
 
 /// A leaf module of the architecture language.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,55 +99,6 @@ fn gelu_tanh(v: f32) -> f32 {
     let x = f64::from(v);
     let inner = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044_715 * x * x * x);
     (0.5 * x * (1.0 + inner.tanh())) as f32
-}
-
-/// `x Wᵀ + b` over the last dimension of `x`, through the kernel; `w` is `[out, in]` in C order.
-///
-/// Packs `w` for this one call: a forward pass keeps its weights packed and calls [`linear_into`].
-#[must_use]
-pub fn linear(x: &ArrayD<f32>, w: &ndarray::Array2<f32>, b: Option<&[f32]>) -> ArrayD<f32> {
-    let in_features = w.ncols();
-    let rows = x.shape()[..x.ndim().saturating_sub(1)].iter().product();
-    let x2 = x
-        .as_standard_layout()
-        .into_owned()
-        .into_shape_with_order((rows, in_features))
-        .expect("the caller checked the last dimension");
-    let mut y = ndarray::Array2::zeros((rows, w.nrows()));
-    kernel::gemm_packed(
-        1.0,
-        x2.view(),
-        &kernel::PackedWeight::new(w.view()),
-        0.0,
-        y.view_mut(),
-        kernel::Epilogue {
-            bias: b,
-            relu: false,
-        },
-    );
-    let mut out_shape = x.shape().to_vec();
-    *out_shape.last_mut().expect("rank >= 1") = w.nrows();
-    y.into_shape_with_order(IxDyn(&out_shape))
-        .expect("same number of elements")
-}
-
-/// `y = x Wᵀ + b` (then `ReLU` when `relu`) for `x` [rows, in] into `y` [rows, out], both in C
-/// order, with the weight prepacked; the bias and `ReLU` are applied as the kernel writes `y`, and
-/// nothing is allocated for products small enough to stay on one thread.
-///
-/// The fused `ReLU` keeps NaN, as `PyTorch`'s does.
-///
-/// # Panics
-/// When the lengths disagree with the weight, or the bias has not `out` values.
-pub fn linear_into(
-    x: &[f32],
-    rows: usize,
-    w: &kernel::PackedWeight,
-    b: Option<&[f32]>,
-    relu: bool,
-    y: &mut [f32],
-) {
-    kernel::linear_packed(x, rows, w, y, kernel::Epilogue { bias: b, relu });
 }
 
 impl fmt::Display for Layer {
