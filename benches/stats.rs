@@ -68,3 +68,22 @@ fn memory_read_two_threads(bencher: Bencher) {
         })
     });
 }
+
+/// The app's histogram pass over the same bytes, with the range the statistics found.
+#[divan::bench(sample_count = 10)]
+fn paramscope_histogram(bencher: Bencher) {
+    let bytes = data();
+    let numel = bytes.len() / 4;
+    let s = stats(DType::F32, &bytes, numel).unwrap();
+    bencher.counter(BytesCount::new(bytes.len())).bench(|| {
+        paramscope::tensor::histogram::histogram(
+            DType::F32,
+            black_box(&bytes),
+            numel,
+            (s.min, s.max),
+            128,
+            |_| {},
+        )
+        .unwrap()
+    });
+}

@@ -174,25 +174,10 @@ fn f32_part(
     progress: &mut dyn FnMut(usize),
 ) -> Histogram {
     let mut hist = Histogram::new(lo, hi, bins);
-    let width = hi - lo;
-    let slots = hist.counts.len() as f64;
-    let last = hist.counts.len() - 1;
     for stretch in elements.clone().step_by(STRETCH) {
         let stretch_end = (stretch + STRETCH).min(elements.end);
         for c in bytes[stretch * 4..stretch_end * 4].chunks_exact(4) {
-            let v = f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-            if v >= lo && v <= hi && v.is_finite() {
-                let bin = if width > 0.0 {
-                    // `bin_of`'s very arithmetic (a multiply by slots / width could round a
-                    // value on a bin edge into its neighbour).
-                    (((v - lo) / width * slots) as usize).min(last)
-                } else {
-                    0
-                };
-                hist.counts[bin] += 1;
-            } else {
-                hist.add(v);
-            }
+            hist.add(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
         }
         let n = stretch_end - stretch;
         progress(done.fetch_add(n, Ordering::Relaxed) + n);
@@ -302,35 +287,5 @@ mod tests {
             .collect();
         let generic = histogram(DType::F64, &wide, values.len(), (0.0, 1.0), 33, |_| {}).unwrap();
         assert_eq!(narrow, generic);
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    /// `cargo test --release --lib timing -- --ignored --nocapture`: stats then histogram of a
-    /// 1 GiB F32 tensor, as the app's summary runs them.
-    #[test]
-    #[ignore = "a manual timing on 1 GiB"]
-    fn one_gib_stats_and_histogram() {
-        let n = 1usize << 28;
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut bytes = Vec::with_capacity(n * 4);
-        for _ in 0..n {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let v = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        let start = std::time::Instant::now();
-        let s = crate::tensor::stats::stats(DType::F32, &bytes, n).unwrap();
-        let stats_time = start.elapsed();
-        let start = std::time::Instant::now();
-        let h = histogram(DType::F32, &bytes, n, (s.min, s.max), 128, |_| {}).unwrap();
-        let hist_time = start.elapsed();
-        assert_eq!(h.finite(), n);
-        println!("stats {stats_time:?}, histogram {hist_time:?}");
     }
 }
