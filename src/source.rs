@@ -89,7 +89,7 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, String> {
     };
     if is_index(&file) {
         let sharded = sharded::open(&file).map_err(|e| e.to_string())?;
-        let model = from_checkpoint(sharded.checkpoint, &config_ties(&file));
+        let model = from_checkpoint(sharded.checkpoint, ties_word_embeddings(&file));
         let (model, architecture) = apply_architecture(model, options.arch, spec)?;
         return Ok(Loaded {
             model,
@@ -100,7 +100,7 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, String> {
     let head = safetensors::head(&file, 512).map_err(|e| format!("{}: {e}", escape(spec)))?;
     if looks_like_safetensors(&file, &head) {
         let checkpoint = safetensors::open(&file).map_err(|e| e.to_string())?;
-        let model = from_checkpoint(checkpoint, &config_ties(&file));
+        let model = from_checkpoint(checkpoint, ties_word_embeddings(&file));
         let (model, architecture) = apply_architecture(model, options.arch, spec)?;
         return Ok(Loaded {
             model,
@@ -181,6 +181,19 @@ fn is_index(path: &Path) -> bool {
         .is_some_and(|n| n.ends_with(".index.json"))
 }
 
+/// The input embedding among `names`: the first of [`EMBEDDING_NAMES`] that some name ends with.
+fn input_embedding<'a>(names: impl Iterator<Item = &'a String>) -> Option<String> {
+    names
+        .filter_map(|name| {
+            let rank = EMBEDDING_NAMES
+                .iter()
+                .position(|e| name == e || name.ends_with(&format!(".{e}")))?;
+            Some((rank, name.clone()))
+        })
+        .min()
+        .map(|(_, name)| name)
+}
+
 /// Embedding names that Hugging Face models tie `lm_head.weight` to, most common first.
 const EMBEDDING_NAMES: [&str; 6] = [
     "embed_tokens.weight",
@@ -191,27 +204,21 @@ const EMBEDDING_NAMES: [&str; 6] = [
     "shared.weight",
 ];
 
-/// `(dropped, kept)` ties that a `config.json` beside the checkpoint declares: with
-/// `tie_word_embeddings: true`, `lm_head.weight` is the input embedding, whether or not it was saved.
-fn config_ties(checkpoint: &Path) -> Vec<(String, String)> {
+/// Whether a `config.json` beside the checkpoint says `tie_word_embeddings: true`: then
+/// `lm_head.weight` is the input embedding, whether or not it was saved.
+fn ties_word_embeddings(checkpoint: &Path) -> bool {
     let config = checkpoint
         .parent()
         .unwrap_or(Path::new("."))
         .join("config.json");
-    let Ok(text) = std::fs::read(&config) else {
-        return Vec::new();
-    };
-    let tied = serde_json::from_slice::<serde_json::Value>(&text)
+    std::fs::read(&config)
         .ok()
+        .and_then(|text| serde_json::from_slice::<serde_json::Value>(&text).ok())
         .and_then(|c| {
             c.get("tie_word_embeddings")
                 .and_then(serde_json::Value::as_bool)
-        });
-    if tied == Some(true) {
-        vec![("lm_head.weight".to_owned(), String::new())]
-    } else {
-        Vec::new()
-    }
+        })
+        == Some(true)
 }
 
 /// A `.safetensors` name, or bytes that start as safetensors do: a length, then a JSON object.
@@ -249,10 +256,10 @@ fn apply_architecture(
     Ok((model, architecture))
 }
 
-/// Builds the module tree of a checkpoint from its dotted names, with ties from `__metadata__` and
-/// from `config_ties` (`(dropped, kept)`; an empty `kept` means "the model's input embedding").
+/// Builds the module tree of a checkpoint from its dotted names, with ties from `__metadata__`,
+/// and `lm_head.weight` tied to the input embedding when `tie_word_embeddings` says so.
 #[must_use]
-pub fn from_checkpoint(checkpoint: Checkpoint, config_ties: &[(String, String)]) -> Model {
+pub fn from_checkpoint(checkpoint: Checkpoint, tie_word_embeddings: bool) -> Model {
     let Checkpoint { tensors, metadata } = checkpoint;
     let mut store = ParamStore::default();
     let mut ids = BTreeMap::new();
@@ -261,30 +268,15 @@ pub fn from_checkpoint(checkpoint: Checkpoint, config_ties: &[(String, String)])
     }
     // safetensors' save_model drops all but one name of a shared tensor and records
     // `"dropped": "kept"` in the metadata.
-    let embedding = ids
-        .keys()
-        .filter_map(|name| {
-            let rank = EMBEDDING_NAMES
-                .iter()
-                .position(|e| name == e || name.ends_with(&format!(".{e}")))?;
-            Some((rank, name.clone()))
-        })
-        .min()
-        .map(|(_, name)| name);
-    let config_ties = config_ties.iter().filter_map(|(dropped, kept)| {
-        let kept = if kept.is_empty() {
-            embedding.clone()?
-        } else {
-            kept.clone()
-        };
-        Some((dropped.clone(), kept))
-    });
-    let mut aliases: Vec<(String, _)> = Vec::new();
-    for (dropped, kept) in metadata
+    let mut ties: Vec<(String, String)> = metadata
         .iter()
         .map(|(d, k)| (d.clone(), k.clone()))
-        .chain(config_ties)
-    {
+        .collect();
+    if tie_word_embeddings && let Some(embedding) = input_embedding(ids.keys()) {
+        ties.push(("lm_head.weight".to_owned(), embedding));
+    }
+    let mut aliases: Vec<(String, _)> = Vec::new();
+    for (dropped, kept) in ties {
         let is_new = !ids.contains_key(&dropped) && aliases.iter().all(|(d, _)| *d != dropped);
         if let (true, Some(id)) = (is_new, ids.get(&kept)) {
             aliases.push((dropped, *id));
