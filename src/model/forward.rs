@@ -324,7 +324,6 @@ impl ForwardPlan {
         let ForwardBuffers {
             input,
             outputs,
-            shapes,
             rows,
             ..
         } = buffers;
@@ -352,18 +351,7 @@ impl ForwardPlan {
                     let epilogue = kernel::Epilogue { bias, relu: fused };
                     kernel::linear_packed(input, rows[i], &linear.weight, out, epilogue);
                 }
-                Op::Layer(Layer::Flatten { .. } | Layer::Identity | Layer::Dropout { .. }) => {
-                    out.copy_from_slice(input);
-                }
-                Op::Layer(layer) => {
-                    out.copy_from_slice(input);
-                    // Lent to an array for the layer's formula and taken back: no copy, no
-                    // allocation (shapes of up to four dimensions are stored inline).
-                    let mut array = ArrayD::from_shape_vec(shapes[i].clone(), std::mem::take(out))
-                        .expect("a buffer fits its shape");
-                    layer.apply_elementwise(&mut array);
-                    (*out, _) = array.into_raw_vec_and_offset();
-                }
+                Op::Layer(layer) => layer.apply_elementwise(input, out),
             }
             i += 1 + usize::from(fused);
             progress(i, total);
