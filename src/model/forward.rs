@@ -7,7 +7,10 @@
 //!
 //! A pass writes into a [`ForwardBuffers`]: one flat vector per step, allocated on the first pass (or
 //! when the input's shape changes) and reused after, so repeated passes allocate nothing
-//! (`tests/forward_alloc.rs` counts). Each Linear
+//! (`tests/forward_alloc.rs` counts). Every step reads and writes plain C-order slices (a Linear's
+//! input seen as a rows×in matrix, its row count fixed when the buffers are sized): a pass builds no
+//! ndarray array, view or dynamic shape, whose set-up cost more than the arithmetic of the chapter's
+//! layers. The shapes are kept only to show the outputs. Each Linear
 //! adds its bias in the kernel's write-out (the epilogue). A `ReLU` that follows a Linear is *not*
 //! fused into that write-out: the app and `forward` show every layer's own output, and the
 //! Linear's is the one before the `ReLU`. Fusing would drop it, and at the chapter's sizes the

@@ -50,6 +50,10 @@ impl Bins {
     }
 
     /// The bin of an in-range `v`, as f64; the same arithmetic in scalar and vector code.
+    #[expect(
+        clippy::inline_always,
+        reason = "part of the kernel's body, which must inline into the target_feature wrappers"
+    )]
     #[inline(always)]
     fn index(&self, v: f64) -> f64 {
         ((v - self.lo) * self.scale).min((self.count - 1) as f64)
@@ -114,45 +118,46 @@ fn count_avx2(bytes: &[u8], bins: &Bins, counts: &mut [u32]) -> Specials {
 }
 
 /// The kernel: per block, the 16 slot indices are computed in lanes (decode, range test, scale,
-/// clamp, convert: all vectorized), then the 16 counts are bumped one by one.
+/// clamp, floor: all vectorized), then the 16 counts are bumped one by one. A block with a value
+/// outside the bins (rare: NaN, ±∞, or a range narrower than the data) is scanned again for NaN
+/// and ±∞.
 #[expect(
     clippy::inline_always,
     reason = "inlining into the target_feature wrappers is what compiles it for AVX-512 and AVX2"
 )]
 #[inline(always)]
 fn count_portable(bytes: &[u8], bins: &Bins, counts: &mut [u32]) -> Specials {
-    let way = bins.count + 1;
+    let way = bins.count as u32 + 1;
     let outside = bins.count as u32;
-    let mut nan = [0u32; LANES];
-    let mut pos_inf = [0u32; LANES];
-    let mut neg_inf = [0u32; LANES];
+    // Adding 2⁵² to a whole number below 2³² leaves it in the low bits of the f64: a conversion
+    // in two vector operations, where `as u32` would add its saturation checks.
+    let two_52 = f64::from_bits(0x4330_0000_0000_0000);
+    let mut specials = Specials::default();
     let mut slots = [0u32; LANES];
     for raw in bytes.chunks_exact(4 * LANES) {
+        let mut any_outside = 0u32;
         for l in 0..LANES {
             let c = &raw[4 * l..4 * l + 4];
-            let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            let d = f64::from(v);
+            let d = f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
             let inside = d >= bins.lo && d <= bins.hi;
-            // In range, the index is in [0, count − 1], so the cast is exact truncation.
-            let bin = if inside {
-                bins.index(d) as u32
-            } else {
-                outside
-            };
-            slots[l] = bin + (l % WAYS) as u32 * way as u32;
-            nan[l] += u32::from(v.is_nan());
-            pos_inf[l] += u32::from(v == f32::INFINITY);
-            neg_inf[l] += u32::from(v == f32::NEG_INFINITY);
+            // In range, the index is a whole number in [0, count − 1] once floored.
+            let bin = (bins.index(d).floor() + two_52).to_bits() as u32;
+            slots[l] = if inside { bin } else { outside } + (l % WAYS) as u32 * way;
+            any_outside |= u32::from(!inside);
         }
         for &slot in &slots {
             counts[slot as usize] += 1;
         }
+        if any_outside != 0 {
+            for c in raw.chunks_exact(4) {
+                let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                specials.nan += u32::from(v.is_nan());
+                specials.pos_inf += u32::from(v == f32::INFINITY);
+                specials.neg_inf += u32::from(v == f32::NEG_INFINITY);
+            }
+        }
     }
-    Specials {
-        nan: nan.iter().sum(),
-        pos_inf: pos_inf.iter().sum(),
-        neg_inf: neg_inf.iter().sum(),
-    }
+    specials
 }
 
 #[cfg(test)]
