@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use paramscope::checkpoint::{self, LoadOptions};
 use paramscope::io::{safetensors, sharded};
-use paramscope::source::{self, LoadOptions};
 use paramscope::tensor::decode::{Scalar, decode_scalars};
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn load(path: &Path) -> paramscope::model::Model {
-    source::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap()
+    checkpoint::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap()
 }
 
 /// Whether our exact value equals PyTorch's, written as text by the fixture script.
@@ -254,15 +254,16 @@ fn a_folder_with_several_checkpoints_and_no_index_asks_which() {
     for name in ["a.safetensors", "b.safetensors"] {
         std::fs::copy(fixture("zoo.safetensors"), dir.path().join(name)).unwrap();
     }
-    let err = source::load(dir.path().to_str().unwrap(), &LoadOptions::default())
+    let err = checkpoint::load(dir.path().to_str().unwrap(), &LoadOptions::default())
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("holds 2 checkpoints") && err.contains("a.safetensors, b.safetensors"),
         "{err}"
     );
     std::fs::remove_file(dir.path().join("b.safetensors")).unwrap();
-    assert!(source::load(dir.path().to_str().unwrap(), &LoadOptions::default()).is_ok());
+    assert!(checkpoint::load(dir.path().to_str().unwrap(), &LoadOptions::default()).is_ok());
 }
 
 #[test]

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use super::{ForwardArgs, json_number, json_text};
+use crate::checkpoint::Architecture;
 use crate::io::npy;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
-use crate::source::Architecture;
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {

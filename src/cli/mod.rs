@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::checkpoint::{self, LoadOptions};
 use crate::model::Model;
-use crate::source::{self, LoadOptions};
 
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
@@ -88,12 +88,13 @@ impl ModelArgs {
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from.
-    pub fn open(&self) -> Result<source::Loaded, String> {
+    pub fn open(&self) -> Result<checkpoint::Loaded, String> {
         let options = LoadOptions {
             arch: self.arch.as_deref(),
             seed: self.seed,
         };
-        let loaded = source::open(&self.model, &options)?;
+        let loaded = checkpoint::open(&self.model, &options)
+            .map_err(|e| crate::text::escape(&e.to_string()).into_owned())?;
         for warning in &loaded.warnings {
             eprintln!("warning: {warning}");
         }
