@@ -130,16 +130,17 @@ pub struct ShowArgs {
 
 /// `paramscope forward`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("source").required(true).args(["input", "batch"]))]
 pub struct ForwardArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// The input, a float32 or float64 .npy array whose last dimension is the model's input width.
     #[arg(long, value_name = "X.npy")]
     input: Option<PathBuf>,
-    /// Draw the input as torch.rand(B, in_features) from --seed.
-    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    batch: Option<u64>,
+    /// Draw the input as torch.rand(B, in_features) from --seed (without --input: a batch of 2, as
+    /// the app runs).
+    #[arg(long, value_name = "B", conflicts_with = "input", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch: u64,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,

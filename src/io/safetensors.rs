@@ -153,7 +153,7 @@ pub fn read_header(file: &[u8]) -> Result<Header, String> {
 /// Saves `tensors` with `metadata` to `path` by temp file, fsync and rename. Saving over a file that
 /// is open (and mapped) here is safe: the old inode lives on until its map is dropped.
 ///
-/// The layout is the reference serializer's (data ordered by dtype size, largest first, then by name;
+/// The layout is the reference serializer's (data ordered by its dtype enum, last first, then by name;
 /// the header padded with spaces to 8 bytes), written here so that the header's key order is fixed:
 /// the same model always gives the same bytes.
 pub fn save(
@@ -163,9 +163,8 @@ pub fn save(
 ) -> Result<(), FileError> {
     let mut order: Vec<&(String, &Tensor)> = tensors.iter().collect();
     order.sort_by(|(a, ta), (b, tb)| {
-        tb.dtype()
-            .bits()
-            .cmp(&ta.dtype().bits())
+        format_order(tb.dtype())
+            .cmp(&format_order(ta.dtype()))
             .then_with(|| a.cmp(b))
     });
     let mut header = serde_json::Map::new();
@@ -197,6 +196,12 @@ pub fn save(
         })
     })
     .map_err(|e| FileError::new(path, format!("cannot write: {e}")))
+}
+
+/// The reference crate's own order of dtypes (its enum's), by which its serializer lays out data:
+/// sorting on it rather than on our list or on sizes gives the very bytes `safetensors` writes.
+fn format_order(dtype: DType) -> Option<safetensors::Dtype> {
+    serde_json::from_value(serde_json::Value::from(dtype.name())).ok()
 }
 
 /// Reads the first `n` bytes of a file (for recognising what it is without mapping it).
