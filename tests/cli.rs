@@ -610,3 +610,24 @@ fn forward_runs_a_batch_of_two_by_default_as_the_app_does() {
     assert_eq!(default["output"], two["output"]);
     assert_eq!(default["input_shape"], serde_json::json!([2, 4]));
 }
+
+#[test]
+fn show_says_when_statistics_skip_non_finite_values_and_when_a_tensor_is_empty() {
+    use paramscope::tensor::Tensor;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.safetensors");
+    let empty = Tensor::from_f32(vec![0, 4], &[]);
+    let with_nan = Tensor::from_f32(vec![3], &[1.0, f32::NAN, 3.0]);
+    let tensors = vec![("empty".to_owned(), &empty), ("nan".to_owned(), &with_nan)];
+    paramscope::io::safetensors::save(&path, &tensors, &std::collections::BTreeMap::new()).unwrap();
+    let path = path.to_str().unwrap();
+    let text = |name: &str| String::from_utf8(paramscope(&["show", path, name]).stdout).unwrap();
+    let empty = text("empty");
+    assert!(
+        empty.contains("(empty)") && !empty.contains("nan  "),
+        "{empty}"
+    );
+    let nan = text("nan");
+    assert!(nan.contains("finite values only"), "{nan}");
+    assert!(nan.contains("max      3.000000"), "{nan}");
+}
