@@ -323,3 +323,38 @@ fn each_malformed_file_is_refused_with_its_reason() {
         );
     }
 }
+
+#[test]
+fn a_fifo_or_a_device_as_model_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.safetensors");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for model in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paramscope"))
+            .args(["tree", model])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{model}: still reading after 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "{model}: {stderr}");
+        assert!(stderr.contains("not a regular file"), "{model}: {stderr}");
+    }
+}

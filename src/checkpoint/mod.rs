@@ -122,6 +122,8 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
             warnings: sharded.warnings,
         });
     }
+    // Only a regular file is read: a FIFO would block and a device stream forever.
+    small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
     let head = safetensors::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
     if looks_like_safetensors(&file, &head) {
         let checkpoint = safetensors::open(&file)?;

@@ -27,9 +27,15 @@ pub enum SmallFileError {
     Io(#[from] io::Error),
 }
 
-/// Opens `path` for reading after checking that it is a regular file (following symlinks).
+/// Opens `path` for reading when it is a regular file (following symlinks). The open itself does
+/// not wait (`O_NONBLOCK`: opening a FIFO with no writer would), and the type is checked on the
+/// opened file, so a path swapped between a check and the open cannot slip through.
 pub fn open_regular(path: &Path) -> Result<File, SmallFileError> {
-    let file = File::open(path)?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
     let kind = file.metadata()?.file_type();
     if kind.is_file() {
         return Ok(file);
