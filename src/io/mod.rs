@@ -8,4 +8,5 @@ pub mod pickle;
 pub mod pytorch;
 pub mod safetensors;
 pub mod sharded;
+pub mod small_file;
 pub mod sniff;
