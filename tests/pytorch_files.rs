@@ -53,7 +53,11 @@ fn dtype_name(torch: &str) -> &'static str {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }
 
 /// Every tensor (name, dtype, shape, bytes) and tie matches torch's; with `values`, every plain
@@ -84,7 +88,11 @@ fn check_against_torch(name: &str, values: bool) {
             .map(|d| d.as_u64().unwrap() as usize)
             .collect();
         assert_eq!(tensor.shape(), shape.as_slice(), "{context}");
-        assert_eq!(hex(tensor.bytes()), w["hex"].as_str().unwrap(), "{context}: bytes");
+        assert_eq!(
+            hex(tensor.bytes()),
+            w["hex"].as_str().unwrap(),
+            "{context}: bytes"
+        );
     }
     let ties: Vec<(String, String)> = want["ties"]
         .as_object()
@@ -123,8 +131,7 @@ fn training_checkpoints_flatten_to_dotted_names_with_their_values() {
             got.values
                 .iter()
                 .find(|(k, _)| k == key)
-                .map(|(_, v)| v.to_string())
-                .unwrap_or_else(|| panic!("{name}: no {key}"))
+                .map_or_else(|| panic!("{name}: no {key}"), |(_, v)| v.to_string())
         };
         assert_eq!(value("epoch"), "7");
         assert_eq!(value("optimizer.param_groups.0.lr"), "0.001");
