@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use super::{TreeArgs, json_text};
-use crate::model::Model;
 use crate::model::arch;
-use crate::text::escape;
+use crate::model::{Model, ParamId};
+use crate::text::{self, escape};
 
 /// Characters of a metadata value shown in text (the whole value is in `--json`).
 const METADATA_WIDTH: usize = 100;
@@ -22,25 +22,37 @@ pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
     })
 }
 
-/// Each state_dict entry with the other paths of its tensor (one pass to group paths by tensor,
-/// so a checkpoint of many tensors does not compare every name with every other).
-fn entries(model: &Model) -> Vec<(String, crate::model::ParamId, Vec<String>)> {
+/// The state_dict entries, and the groups of paths that share one tensor: each group is built once
+/// (one pass over the names), and every entry points at its group instead of copying the other
+/// paths, so a tensor shared by many paths costs linear, not quadratic, time and output.
+struct Entries {
+    /// `(name, id, group)`: the index into `groups` when the tensor has several paths.
+    rows: Vec<(String, ParamId, Option<usize>)>,
+    /// Every path of each shared tensor, in state_dict order; groups ordered by their first path.
+    groups: Vec<Vec<String>>,
+}
+
+fn entries(model: &Model) -> Entries {
     let state_dict = model.state_dict();
-    let mut paths: HashMap<crate::model::ParamId, Vec<&str>> = HashMap::new();
+    let mut paths: HashMap<ParamId, Vec<&str>> = HashMap::new();
     for (name, id) in &state_dict {
         paths.entry(*id).or_default().push(name);
     }
-    state_dict
+    let mut group_of: HashMap<ParamId, usize> = HashMap::new();
+    let mut groups = Vec::new();
+    let rows = state_dict
         .iter()
         .map(|(name, id)| {
-            let others = paths[id]
-                .iter()
-                .filter(|other| **other != name.as_str())
-                .map(|other| (*other).to_owned())
-                .collect();
-            (name.clone(), *id, others)
+            let group = (paths[id].len() > 1).then(|| {
+                *group_of.entry(*id).or_insert_with(|| {
+                    groups.push(paths[id].iter().map(|p| (*p).to_owned()).collect());
+                    groups.len() - 1
+                })
+            });
+            (name.clone(), *id, group)
         })
-        .collect()
+        .collect();
+    Entries { rows, groups }
 }
 
 fn to_text(model: &Model) -> String {
@@ -49,25 +61,34 @@ fn to_text(model: &Model) -> String {
     for line in arch::print(&model.root).lines() {
         let _ = writeln!(out, "{}", escape(line));
     }
-    let rows: Vec<(String, String)> = entries(model)
+    let Entries { rows, groups } = entries(model);
+    let rows: Vec<(String, String)> = rows
         .into_iter()
-        .map(|(name, id, others)| {
+        .map(|(name, id, group)| {
             let tensor = model.store.get(id);
             let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype());
-            if !others.is_empty() {
-                let _ = write!(kind, "  shared with {}", others.join(", "));
+            // The first path names the others; each other names the first: linear in the group.
+            if let Some(group) = group.map(|g| &groups[g]) {
+                let others = if group[0] == name {
+                    escape(&group[1..].join(", ")).into_owned()
+                } else {
+                    escape(&group[0]).into_owned()
+                };
+                let _ = write!(kind, "  shared with {others}");
             }
             (escape(&name).into_owned(), kind)
         })
         .collect();
     let width = rows
         .iter()
-        .map(|(name, _)| name.chars().count())
+        .map(|(name, _)| text::width(name))
         .max()
         .unwrap_or(0);
     out.push_str("\nparameters (state_dict order):\n");
     for (name, kind) in rows {
-        let _ = writeln!(out, "  {name:width$}  {kind}");
+        out.push_str("  ");
+        text::pad(&mut out, &name, width);
+        let _ = writeln!(out, "  {kind}");
     }
     let _ = writeln!(out, "total: {} parameters", model.total_params());
     if !model.metadata.is_empty() {
@@ -87,41 +108,45 @@ fn to_text(model: &Model) -> String {
 }
 
 fn to_json(model: &Model) -> Value {
-    let params: Vec<Value> = entries(model)
+    let Entries { rows, groups } = entries(model);
+    let params: Vec<Value> = rows
         .into_iter()
-        .map(|(name, id, others)| {
+        .map(|(name, id, group)| {
             let tensor = model.store.get(id);
             json!({
                 "name": name,
                 "shape": tensor.shape(),
                 "dtype": tensor.dtype().name(),
-                "shared_with": others,
+                "shared": group,
             })
         })
         .collect();
     let mut modules = Map::new();
-    model.root.walk("", &mut |path, module| {
+    let counts = model.root.param_counts(|id| model.store.get(id).numel());
+    let total = counts.first().map_or(0, |(_, _, n)| *n);
+    for (path, module, count) in counts {
         let params: Vec<String> = module
             .params
             .iter()
-            .map(|(local, _)| crate::model::tree::join(path, local))
+            .map(|(local, _)| crate::model::tree::join(&path, local))
             .collect();
         let children: Vec<&str> = module.children.iter().map(|c| c.name.as_str()).collect();
         modules.insert(
-            path.to_owned(),
+            path,
             json!({
                 "kind": module.class_name(),
                 "repr": module.repr(),
                 "params": params,
                 "children": children,
-                "num_params": model.count_params(module),
+                "num_params": count,
             }),
         );
-    });
+    }
     json!({
-        "total_params": model.total_params(),
+        "total_params": total,
         "metadata": model.metadata,
         "params": params,
+        "shared": groups,
         "modules": modules,
     })
 }

@@ -2,7 +2,7 @@
 //! first name (sorted), each dropped name mapped to the kept one in `__metadata__`, and the
 //! architecture text alongside so the file runs `forward` on its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use super::safetensors::{self, FileError};
@@ -27,7 +27,8 @@ pub fn contents(model: &Model) -> (Vec<(String, &Tensor)>, BTreeMap<String, Stri
     }
     let mut metadata = model.metadata.clone();
     // Old tie entries describe the source file; the ties are written anew below.
-    metadata.retain(|key, _| !state_dict.iter().any(|(name, _)| name == key));
+    let names: HashSet<&str> = state_dict.iter().map(|(name, _)| name.as_str()).collect();
+    metadata.retain(|key, _| !names.contains(key.as_str()));
     let mut tensors = Vec::new();
     for (id, mut names) in names_of {
         names.sort_unstable();

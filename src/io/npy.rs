@@ -5,7 +5,7 @@ use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::atomic::{write_atomically, write_buffered};
+use super::atomic::write_atomically;
 
 /// Writes `array` as `<f4` in C order.
 pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
@@ -26,8 +26,9 @@ pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
     header.push('\n');
     let header_len = u16::try_from(header.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "shape too long for .npy"))?;
-    write_atomically(path, |temp| {
-        write_buffered(temp, |w| {
+    write_atomically(
+        path,
+        |w| {
             w.write_all(b"\x93NUMPY\x01\x00")?;
             w.write_all(&header_len.to_le_bytes())?;
             w.write_all(header.as_bytes())?;
@@ -35,13 +36,15 @@ pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
                 w.write_all(&v.to_le_bytes())?;
             }
             Ok(())
-        })
-    })
+        },
+        |temp| read(temp).map(drop),
+    )
+    .map_err(io::Error::other)
 }
 
 /// Reads a `.npy` of f32 or f64 (little-endian, C order) as f32.
 pub fn read(path: &Path) -> Result<ArrayD<f32>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let bytes = super::input::read_regular(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 use thiserror::Error;
 
 use super::Model;
+use super::budget::{self, TooBig};
 use super::demos::Builder;
 use super::layers::Layer;
-use super::tree::{Module, ModuleKind, join};
+use super::tree::{MAX_DEPTH, Module, ModuleKind, join};
 
 /// The metadata key under which an exported file carries its architecture text.
 pub const METADATA_KEY: &str = "paramscope.arch";
@@ -61,7 +62,13 @@ fn leaf_repr(module: &Module) -> String {
     }
 }
 
-/// Parses `print(model)` text into a module tree without parameters.
+/// The most modules a text may describe once its repeats (`(0-99): 100 x ...`) are expanded: a
+/// few lines must not unfold into billions of modules.
+pub const MAX_MODULES: usize = 1 << 20;
+
+/// Parses `print(model)` text into a module tree without parameters. Nesting deeper than
+/// [`MAX_DEPTH`] and more than [`MAX_MODULES`] modules are errors, so no text makes the parser (or
+/// any walk of the tree it returns) recurse without bound.
 pub fn parse(text: &str) -> Result<Module, ArchError> {
     let lines: Vec<(usize, &str)> = text
         .lines()
@@ -78,8 +85,9 @@ pub fn parse(text: &str) -> Result<Module, ArchError> {
     let mut parser = Parser {
         lines: &lines,
         next: 1,
+        modules: 0,
     };
-    let root = parser.module(String::new(), first, first_line)?;
+    let root = parser.module(String::new(), first, first_line, 0)?;
     if let Some(&(line, extra)) = lines.get(parser.next) {
         return Err(ArchError {
             line,
@@ -95,13 +103,28 @@ pub fn parse(text: &str) -> Result<Module, ArchError> {
 struct Parser<'a> {
     lines: &'a [(usize, &'a str)],
     next: usize,
+    /// Modules made so far, repeats expanded.
+    modules: usize,
 }
 
 impl Parser<'_> {
-    /// Reads the module whose head is `head` (already consumed); its children follow when it opens.
-    fn module(&mut self, name: String, head: &str, line: usize) -> Result<Module, ArchError> {
+    /// Reads the module whose head is `head` (already consumed), `depth` containers deep; its
+    /// children follow when it opens.
+    fn module(
+        &mut self,
+        name: String,
+        head: &str,
+        line: usize,
+        depth: usize,
+    ) -> Result<Module, ArchError> {
+        self.count(Some(1), line)?;
         let err = |message: String| ArchError { line, message };
         if let Some(class) = head.strip_suffix('(') {
+            if depth >= MAX_DEPTH {
+                return Err(err(format!(
+                    "containers nest more than {MAX_DEPTH} deep; paramscope reads at most that"
+                )));
+            }
             if class != "Sequential" && class != "ModuleList" {
                 return Err(err(format!(
                     "unknown container {class:?}: paramscope runs Sequential containers of {}",
@@ -117,7 +140,9 @@ impl Parser<'_> {
                 if text == ")" {
                     return Ok(module);
                 }
-                module.children.extend(self.children(text, child_line)?);
+                module
+                    .children
+                    .extend(self.children(text, child_line, depth + 1)?);
             }
         }
         let (class, args) = split_call(head).ok_or_else(|| {
@@ -134,7 +159,12 @@ impl Parser<'_> {
     }
 
     /// Reads one child line `(name): Head`, or a repeat `(0-3): 4 x Head`, into its modules.
-    fn children(&mut self, text: &str, line: usize) -> Result<Vec<Module>, ArchError> {
+    fn children(
+        &mut self,
+        text: &str,
+        line: usize,
+        depth: usize,
+    ) -> Result<Vec<Module>, ArchError> {
         let err = |message: String| ArchError { line, message };
         let (label, head) = text
             .strip_prefix('(')
@@ -146,7 +176,12 @@ impl Parser<'_> {
                 ))
             })?;
         if let Some((range, head)) = repeat(label, head) {
-            let module = self.module(String::new(), head, line)?;
+            let before = self.modules;
+            let module = self.module(String::new(), head, line, depth)?;
+            // The subtree was counted once; its copies add (count - 1) more of its size.
+            let size = self.modules - before;
+            let copies = range.end() - range.start();
+            self.count(size.checked_mul(copies), line)?;
             return Ok(range
                 .map(|i| Module {
                     name: i.to_string(),
@@ -154,7 +189,23 @@ impl Parser<'_> {
                 })
                 .collect());
         }
-        Ok(vec![self.module(label.to_owned(), head, line)?])
+        Ok(vec![self.module(label.to_owned(), head, line, depth)?])
+    }
+
+    /// Adds `more` modules (`None`: past any count) to the total, refusing past [`MAX_MODULES`].
+    fn count(&mut self, more: Option<usize>, line: usize) -> Result<(), ArchError> {
+        match more.and_then(|m| self.modules.checked_add(m)) {
+            Some(total) if total <= MAX_MODULES => {
+                self.modules = total;
+                Ok(())
+            }
+            _ => Err(ArchError {
+                line,
+                message: format!(
+                    "the text describes more than {MAX_MODULES} modules; paramscope reads at most that"
+                ),
+            }),
+        }
     }
 }
 
@@ -163,7 +214,8 @@ fn repeat<'h>(label: &str, head: &'h str) -> Option<(std::ops::RangeInclusive<us
     let (first, last) = label.split_once('-')?;
     let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
     let (count, head) = head.split_once(" x ")?;
-    (count.parse::<usize>().ok()? == last.checked_sub(first)? + 1).then_some((first..=last, head))
+    (count.parse::<usize>().ok()? == last.checked_sub(first)?.checked_add(1)?)
+        .then_some((first..=last, head))
 }
 
 /// At most the first 60 characters of a line, for quoting it in an error.
@@ -287,6 +339,27 @@ pub fn instantiate(arch: &Module, seed: u64) -> Model {
         store: builder.store,
         metadata: BTreeMap::new(),
     }
+}
+
+/// The elements of every Linear's weight and bias under `arch`; `None` when the count overflows.
+fn parameter_count(arch: &Module) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut stack = vec![arch];
+    while let Some(module) = stack.pop() {
+        if let Some(Layer::Linear {
+            in_features,
+            out_features,
+            bias,
+        }) = module.layer()
+        {
+            let (n_in, n_out) = (*in_features as u64, *out_features as u64);
+            let weight = n_in.checked_mul(n_out)?;
+            let bias = if *bias { n_out } else { 0 };
+            total = total.checked_add(weight)?.checked_add(bias)?;
+        }
+        stack.extend(&module.children);
+    }
+    Some(total)
 }
 
 fn with_fresh_params(arch: &Module, builder: &mut Builder) -> Module {
@@ -442,5 +515,25 @@ mod tests {
         let names: Vec<_> = root.children.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["0", "1", "2", "3", "4"]);
         assert_eq!(root.children[4].layer(), Some(&Layer::Gelu { tanh: true }));
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_repeats_are_errors_not_overflows() {
+        let deep = format!(
+            "{}{}",
+            "Sequential(\n(0): ".repeat(100_000),
+            ")\n".repeat(100_000)
+        );
+        assert!(matches!(parse(&deep), Err(e) if e.message.contains("nest more than")));
+        let fine = format!(
+            "{}ReLU()\n{}",
+            "Sequential(\n(0): ".repeat(MAX_DEPTH - 1),
+            ")\n".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&fine).is_ok());
+        let wide = "Sequential(\n(0-99999999999): 100000000000 x ReLU()\n)";
+        assert!(matches!(parse(wide), Err(e) if e.message.contains("more than")));
+        let nested = "Sequential(\n(0-1999): 2000 x Sequential(\n(0-999): 1000 x ReLU()\n)\n)";
+        assert!(matches!(parse(nested), Err(e) if e.message.contains("more than")));
     }
 }

@@ -151,12 +151,21 @@ fn f32_histogram(
             .step_by(per_thread)
             .map(|first| {
                 let end = (first + per_thread).min(numel);
-                scope.spawn(move || f32_part(bytes, first..end, range, bins, done, &mut |_| {}))
+                // A part whose thread cannot start is done here, after the first.
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || {
+                        f32_part(bytes, first..end, range, bins, done, &mut |_| {})
+                    })
+                    .map_err(|_| first..end)
             })
             .collect();
         let mut hist = f32_part(bytes, 0..per_thread.min(numel), range, bins, done, progress);
         for handle in handles {
-            hist.merge(&handle.join().expect("a histogram thread does not panic"));
+            let part = match handle {
+                Ok(h) => h.join().expect("a histogram thread does not panic"),
+                Err(part) => f32_part(bytes, part, range, bins, done, &mut |_| {}),
+            };
+            hist.merge(&part);
         }
         progress(numel);
         hist

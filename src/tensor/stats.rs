@@ -267,7 +267,12 @@ pub fn stats_with(
             .iter()
             .skip(1)
             .map(|&range| {
-                scope.spawn(move || moments_of(dtype, bytes, range, prepare, done, &mut |_| {}))
+                // A range whose thread cannot start is done here, after the first.
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, move || {
+                        moments_of(dtype, bytes, range, prepare, done, &mut |_| {})
+                    })
+                    .map_err(|_| range)
             })
             .collect();
         let first = ranges.first().map_or(Moments::EMPTY, |&r| {
@@ -275,7 +280,10 @@ pub fn stats_with(
         });
         handles
             .into_iter()
-            .map(|h| h.join().expect("a stats thread does not panic"))
+            .map(|h| match h {
+                Ok(h) => h.join().expect("a stats thread does not panic"),
+                Err(range) => moments_of(dtype, bytes, range, prepare, done, &mut |_| {}),
+            })
             .fold(first, Moments::merge)
     });
     Ok(moments.finish())
