@@ -384,7 +384,8 @@ fn write_asks_before_replacing_a_file_and_never_overwrites_the_source_silently()
     .unwrap();
     let spec = source.display().to_string();
     let model =
-        paramscope::source::load(&spec, &paramscope::source::LoadOptions::default()).unwrap();
+        paramscope::checkpoint::load(&spec, &paramscope::checkpoint::LoadOptions::default())
+            .unwrap();
     let mut app = with_model(model, &spec, None);
     send(&mut app, &[OpenWrite]);
     let Mode::Write(default) = app.mode.clone() else {
@@ -995,7 +996,11 @@ fn a_module_summary_reads_at_most_a_budget_on_the_key_thread() {
         .collect::<Vec<_>>()
         .join("\n");
     let root = paramscope::model::arch::parse(&format!("Sequential(\n{layers}\n)\n")).unwrap();
-    let mut app = with_model(paramscope::model::arch::instantiate(&root, 0), "arch", None);
+    let mut app = with_model(
+        paramscope::model::arch::instantiate(&root, 0).unwrap(),
+        "arch",
+        None,
+    );
     work(&mut app);
     app.summaries.clear();
     update(&mut app, Home);

@@ -3,12 +3,14 @@
 //! target and no byte reaching the terminal that could drive it.
 
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs the binary, killing it (and failing the test) if it has not finished within 20 s: a
-/// FIFO or device read forever must show up as a failure, not as a hung test run.
+/// FIFO or device read forever must show up as a failure, not as a hung test run. The output is
+/// drained on threads meanwhile, so a long one cannot fill the pipe and stall the child.
 fn paramscope(args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_paramscope"))
         .args(args)
@@ -17,15 +19,31 @@ fn paramscope(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the binary runs");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).expect("the pipe reads");
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let start = Instant::now();
-    while child.try_wait().expect("wait works").is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait works") {
+            break status;
+        }
         if start.elapsed() > Duration::from_secs(20) {
             child.kill().expect("kill works");
             panic!("paramscope {args:?} did not finish in 20 s");
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
-    child.wait_with_output().expect("output is collected")
 }
 
 /// Fails with exit 1 and one `error:` line containing `needle`.
@@ -98,10 +116,7 @@ fn assert_terminal_safe(text: &str) {
 #[test]
 fn a_device_node_as_output_is_refused_and_stays_a_device() {
     use std::os::unix::fs::FileTypeExt as _;
-    fails_with(
-        &["export", "demo:mlp", "-o", "/dev/null"],
-        "a character device",
-    );
+    fails_with(&["export", "demo:mlp", "-o", "/dev/null"], "a device");
     assert!(
         fs::metadata("/dev/null")
             .unwrap()
@@ -169,9 +184,10 @@ fn a_reserved_alias_is_refused_on_read_and_the_source_kept() {
         "reserved name __metadata__",
     );
     assert_eq!(fs::read(&file).unwrap(), before);
+    // Entries that name no tensor are plain metadata: a "cycle" of them is not followed.
     let cycle = dir.path().join("cycle.safetensors");
     checkpoint(&cycle, &[("w", vec![1])], &[("a", "b"), ("b", "a")]);
-    fails_with(&["tree", s(&cycle)], "cycle");
+    assert!(succeeds(&["tree", s(&cycle)]).contains("a: b"));
 }
 
 #[test]
@@ -207,7 +223,7 @@ fn escape_bytes_reach_no_output_raw() {
     // Errors: a name that is not there, and a file whose architecture text is hostile.
     let err = fails_with(
         &["show", s(&file), "no\u{1b}[2J\u{202e}such"],
-        "no parameter",
+        "cannot read",
     );
     assert_terminal_safe(&err);
     let arch = dir.path().join("arch.safetensors");
@@ -228,23 +244,17 @@ fn fifos_and_devices_as_inputs_are_refused_without_waiting() {
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success());
     fails_with(&["tree", s(&fifo)], "FIFO");
-    fails_with(&["tree", "/dev/zero"], "a character device");
+    fails_with(&["tree", "/dev/zero"], "a device");
     fails_with(&["forward", "demo:mlp", "--input", s(&fifo)], "FIFO");
-    fails_with(
-        &["forward", "demo:mlp", "--input", "/dev/zero"],
-        "a character device",
-    );
+    fails_with(&["forward", "demo:mlp", "--input", "/dev/zero"], "a device");
     let file = dir.path().join("m.safetensors");
     checkpoint(&file, &[("0.weight", vec![2, 2])], &[]);
     fails_with(&["tree", s(&file), "--arch", s(&fifo)], "FIFO");
-    fails_with(
-        &["tree", s(&file), "--arch", "/dev/zero"],
-        "a character device",
-    );
-    // A config.json beside the checkpoint that is a FIFO.
+    fails_with(&["tree", s(&file), "--arch", "/dev/zero"], "a device");
+    // A config.json beside the checkpoint that is a FIFO is not read (it holds no settings).
     let config = dir.path().join("config.json");
     Command::new("mkfifo").arg(&config).status().unwrap();
-    fails_with(&["tree", s(&file)], "config.json");
+    assert!(succeeds(&["tree", s(&file)]).contains("total: 4 parameters"));
 }
 
 #[test]
@@ -262,10 +272,11 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     )
     .unwrap();
     fails_with(&["tree", s(&arch)], "nest more than");
+    // A name deeper than the bound stays whole at the root: listed, not nested 33,000 deep.
     let file = dir.path().join("deep.safetensors");
     let name = format!("{}weight", "a.".repeat(33_000));
     checkpoint(&file, &[(&name, vec![1])], &[]);
-    fails_with(&["tree", s(&file)], "deep");
+    assert!(succeeds(&["tree", s(&file), "--json"]).contains(&name));
 }
 
 #[test]

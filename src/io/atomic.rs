@@ -91,35 +91,16 @@ fn target_of(path: &Path) -> Result<(PathBuf, fs::Permissions), WriteError> {
     if meta.is_file() {
         Ok((target, meta.permissions()))
     } else {
-        Err(WriteError::NotRegular(format!("it is {}", kind_of(&meta))))
+        Err(WriteError::NotRegular(format!(
+            "it is {}",
+            super::small_file::describe(meta.file_type())
+        )))
     }
 }
 
 fn new_file() -> fs::Permissions {
     use std::os::unix::fs::PermissionsExt as _;
     fs::Permissions::from_mode(0o644)
-}
-
-/// What a non-regular file is, in words: "a character device", "a FIFO", ...
-#[must_use]
-pub fn kind_of(meta: &fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt as _;
-    let kind = meta.file_type();
-    if kind.is_dir() {
-        "a folder"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_symlink() {
-        "a symlink"
-    } else {
-        "a regular file"
-    }
 }
 
 #[cfg(test)]
@@ -167,7 +148,7 @@ mod tests {
             0o600
         );
         let err = write_atomically(Path::new("/dev/null"), |w| w.write_all(b"x"), ok).unwrap_err();
-        assert!(err.to_string().contains("a character device"), "{err}");
+        assert!(err.to_string().contains("a device"), "{err}");
         let err = write_atomically(dir.path(), |w| w.write_all(b"x"), ok).unwrap_err();
         assert!(err.to_string().contains("a folder"), "{err}");
     }

@@ -1,6 +1,6 @@
 //! `.npy` arrays of f32 (version 1.0, little-endian, C order): numpy's own format for inputs and outputs.
 
-use std::io;
+use std::io::{self, Read as _};
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
@@ -44,7 +44,12 @@ pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
 
 /// Reads a `.npy` of f32 or f64 (little-endian, C order) as f32.
 pub fn read(path: &Path) -> Result<ArrayD<f32>, String> {
-    let bytes = super::input::read_regular(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Only a regular file: a FIFO would block and /dev/zero stream forever.
+    let mut bytes = Vec::new();
+    super::small_file::open_regular(path)
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| f.read_to_end(&mut bytes).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 

@@ -58,7 +58,9 @@ fn write_module(module: &Module, out: &mut String, depth: usize) {
 fn leaf_repr(module: &Module) -> String {
     match &module.kind {
         ModuleKind::Layer(layer) => layer.to_string(),
-        ModuleKind::Sequential | ModuleKind::Unknown => format!("{}()", module.repr()),
+        ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
+            format!("{}()", module.repr())
+        }
     }
 }
 
@@ -330,15 +332,22 @@ fn parse_layer(class: &str, args: &str) -> Result<Layer, String> {
 
 /// A fresh model of this architecture, initialized as PyTorch's constructors would from `seed`
 /// (layers draw in the order they appear, as `nn.Sequential(...)`'s arguments are evaluated).
-#[must_use]
-pub fn instantiate(arch: &Module, seed: u64) -> Model {
+///
+/// Refused before anything is allocated when its parameters (counted with checked arithmetic:
+/// `Linear(in_features=18446744073709551615, ...)` overflows) exceed the memory available.
+pub fn instantiate(arch: &Module, seed: u64) -> Result<Model, TooBig> {
+    budget::check(
+        "the architecture",
+        "parameters",
+        budget::bytes_of(parameter_count(arch), 4),
+    )?;
     let mut builder = Builder::new(seed);
     let root = with_fresh_params(arch, &mut builder);
-    Model {
+    Ok(Model {
         root,
         store: builder.store,
         metadata: BTreeMap::new(),
-    }
+    })
 }
 
 /// The elements of every Linear's weight and bias under `arch`; `None` when the count overflows.
@@ -481,7 +490,7 @@ mod tests {
         let text = print(&rgnet.root);
         let parsed = parse(&text).unwrap();
         assert_eq!(print(&parsed), text);
-        assert_eq!(instantiate(&parsed, 0).total_params(), 309);
+        assert_eq!(instantiate(&parsed, 0).unwrap().total_params(), 309);
     }
 
     #[test]
@@ -535,5 +544,22 @@ mod tests {
         assert!(matches!(parse(wide), Err(e) if e.message.contains("more than")));
         let nested = "Sequential(\n(0-1999): 2000 x Sequential(\n(0-999): 1000 x ReLU()\n)\n)";
         assert!(matches!(parse(nested), Err(e) if e.message.contains("more than")));
+    }
+
+    #[test]
+    fn a_huge_linear_is_refused_before_allocating() {
+        let huge =
+            parse("Linear(in_features=100000000, out_features=100000000, bias=True)").unwrap();
+        let err = instantiate(&huge, 0).err().unwrap().to_string();
+        assert!(err.starts_with("the architecture needs 40"), "{err}");
+        let max = format!(
+            "Linear(in_features={}, out_features=3, bias=True)",
+            u64::MAX
+        );
+        let err = instantiate(&parse(&max).unwrap(), 0)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("more than 18 EB"), "{err}");
     }
 }

@@ -14,6 +14,8 @@ pub const MAX_DEPTH: usize = 256;
 pub enum ModuleKind {
     /// `nn.Sequential`: runs its children in order.
     Sequential,
+    /// `nn.ModuleList`: holds numbered children that its owner runs in its own way.
+    ModuleList,
     /// A leaf layer of the architecture language.
     Layer(Layer),
     /// A module known only from a checkpoint's names, whose class is unknown.
@@ -50,6 +52,7 @@ impl Module {
     pub fn class_name(&self) -> &'static str {
         match &self.kind {
             ModuleKind::Sequential => "Sequential",
+            ModuleKind::ModuleList => "ModuleList",
             ModuleKind::Layer(layer) => layer.kind(),
             ModuleKind::Unknown => "Module",
         }
@@ -60,7 +63,9 @@ impl Module {
     pub fn repr(&self) -> String {
         match &self.kind {
             ModuleKind::Layer(layer) => layer.to_string(),
-            ModuleKind::Sequential | ModuleKind::Unknown => self.class_name().to_owned(),
+            ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
+                self.class_name().to_owned()
+            }
         }
     }
 
