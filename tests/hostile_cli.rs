@@ -315,7 +315,7 @@ fn huge_sizes_are_refused_before_allocating() {
         r#"{"w":{"dtype":"F32","shape":[3,6148914691236517206],"data_offsets":[0,8]}}"#,
         8,
     );
-    fails_with(&["tree", s(&wrap)], "w");
+    fails_with(&["tree", s(&wrap)], "overflows when multiplied out");
 }
 
 #[test]

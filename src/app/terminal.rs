@@ -14,7 +14,7 @@ use crossterm::event::{
 };
 use crossterm::execute;
 use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+    Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
@@ -108,11 +108,23 @@ pub fn suspend(terminal: &mut Term) -> io::Result<()> {
 
 /// Takes the terminal again after the process was stopped (raw mode, alternate screen, mouse),
 /// and clears it so that the next draw repaints everything.
+///
+/// Not `Terminal::clear`, which asks the terminal for the cursor position: the input thread is
+/// the one reading replies, so the question would time out. The screen is cleared here, and
+/// swapping buffers twice blanks ratatui's copy of it, so the next draw sends every cell.
 pub fn resume(terminal: &mut Term) -> io::Result<()> {
     enable_raw_mode()?;
-    execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    execute!(
+        io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        Clear(ClearType::All),
+        crossterm::cursor::Hide
+    )?;
     fault::set_terminal_active(true);
-    terminal.clear()
+    terminal.swap_buffers();
+    terminal.swap_buffers();
+    Ok(())
 }
 
 /// Reads terminal events on a thread of their own; Ctrl-Z becomes [`Event::Suspend`] (in raw mode
