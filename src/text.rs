@@ -42,6 +42,10 @@ const FORMAT: [(u32, u32); 21] = [
 #[must_use]
 pub fn is_unsafe(c: char) -> bool {
     let code = c as u32;
+    // Printable ASCII, nearly every character of a name, is decided at once.
+    if (0x20..0x7f).contains(&code) {
+        return false;
+    }
     c.is_control()
         || code == 0x2028
         || code == 0x2029
@@ -89,10 +93,14 @@ fn escape_keeping(text: &str, keep: Option<char>) -> Cow<'_, str> {
 /// only U+0000..U+001F itself. Outside strings JSON holds only ASCII punctuation, digits, spaces and
 /// newlines, so the newlines kept here are the layout's own.
 #[must_use]
-pub fn escape_json(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
+pub fn escape_json(json: &str) -> Cow<'_, str> {
+    let must = |c: char| is_unsafe(c) && c != '\n';
+    if !json.chars().any(must) {
+        return Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if is_unsafe(c) && c != '\n' {
+        if must(c) {
             let mut units = [0u16; 2];
             for unit in c.encode_utf16(&mut units) {
                 let _ = write!(out, "\\u{unit:04x}");
@@ -101,7 +109,7 @@ pub fn escape_json(json: &str) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Terminal columns `text` takes (wide characters two, combining marks none); call it on escaped

@@ -193,10 +193,14 @@ pub fn run(command: Command) -> Result<String, String> {
 }
 
 /// JSON text followed by a newline, with every unsafe character (controls, bidi, format
-/// characters: [`crate::text::is_unsafe`]) inside strings written as `\uXXXX`.
-fn json_text(value: &serde_json::Value) -> String {
-    let raw = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
-    let mut text = crate::text::escape_json(&raw);
+/// characters: [`crate::text::is_unsafe`]) inside strings written as `\uXXXX`. Written straight
+/// from `value` (no intermediate `Value` tree), and copied again only when something is escaped.
+fn json_text(value: &impl serde::Serialize) -> String {
+    let raw = serde_json::to_string_pretty(value).expect("paramscope's JSON always serializes");
+    let mut text = match crate::text::escape_json(&raw) {
+        std::borrow::Cow::Borrowed(_) => raw,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    };
     text.push('\n');
     text
 }

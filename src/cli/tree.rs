@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::SerializeMap as _;
 
 use super::{TreeArgs, json_text};
 use crate::model::arch;
-use crate::model::{Model, ParamId};
+use crate::model::{Model, Module, ParamId};
 use crate::text::{self, escape};
 
 /// Characters of a metadata value shown in text (the whole value is in `--json`).
@@ -107,46 +108,78 @@ fn to_text(model: &Model) -> String {
     out
 }
 
-fn to_json(model: &Model) -> Value {
+/// `tree --json`, serialized straight from the model: a million tensors cost the output's size,
+/// not a `Value` tree several times larger.
+#[derive(Serialize)]
+struct TreeJson<'a> {
+    total_params: usize,
+    metadata: &'a std::collections::BTreeMap<String, String>,
+    params: Vec<ParamJson<'a>>,
+    shared: Vec<Vec<String>>,
+    modules: ModulesJson<'a>,
+}
+
+#[derive(Serialize)]
+struct ParamJson<'a> {
+    name: String,
+    shape: &'a [usize],
+    dtype: &'static str,
+    shared: Option<usize>,
+}
+
+/// Every module by path, each made into its JSON object only as it is written.
+struct ModulesJson<'a>(Vec<(String, &'a Module, usize)>);
+
+#[derive(Serialize)]
+struct ModuleJson<'a> {
+    kind: &'static str,
+    repr: String,
+    params: Vec<String>,
+    children: Vec<&'a str>,
+    num_params: usize,
+}
+
+impl Serialize for ModulesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (path, module, count) in &self.0 {
+            let entry = ModuleJson {
+                kind: module.class_name(),
+                repr: module.repr(),
+                params: module
+                    .params
+                    .iter()
+                    .map(|(local, _)| crate::model::tree::join(path, local))
+                    .collect(),
+                children: module.children.iter().map(|c| c.name.as_str()).collect(),
+                num_params: *count,
+            };
+            map.serialize_entry(path, &entry)?;
+        }
+        map.end()
+    }
+}
+
+fn to_json(model: &Model) -> TreeJson<'_> {
     let Entries { rows, groups } = entries(model);
-    let params: Vec<Value> = rows
+    let params = rows
         .into_iter()
         .map(|(name, id, group)| {
             let tensor = model.store.get(id);
-            json!({
-                "name": name,
-                "shape": tensor.shape(),
-                "dtype": tensor.dtype().name(),
-                "shared": group,
-            })
+            ParamJson {
+                name,
+                shape: tensor.shape(),
+                dtype: tensor.dtype().name(),
+                shared: group,
+            }
         })
         .collect();
-    let mut modules = Map::new();
     let counts = model.root.param_counts(|id| model.store.get(id).numel());
-    let total = counts.first().map_or(0, |(_, _, n)| *n);
-    for (path, module, count) in counts {
-        let params: Vec<String> = module
-            .params
-            .iter()
-            .map(|(local, _)| crate::model::tree::join(&path, local))
-            .collect();
-        let children: Vec<&str> = module.children.iter().map(|c| c.name.as_str()).collect();
-        modules.insert(
-            path,
-            json!({
-                "kind": module.class_name(),
-                "repr": module.repr(),
-                "params": params,
-                "children": children,
-                "num_params": count,
-            }),
-        );
+    TreeJson {
+        total_params: counts.first().map_or(0, |(_, _, n)| *n),
+        metadata: &model.metadata,
+        params,
+        shared: groups,
+        modules: ModulesJson(counts),
     }
-    json!({
-        "total_params": total,
-        "metadata": model.metadata,
-        "params": params,
-        "shared": groups,
-        "modules": modules,
-    })
 }
