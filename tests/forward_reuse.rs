@@ -30,7 +30,7 @@ fn models() -> Vec<(&'static str, Model, Vec<usize>)> {
         ("shared", demos::build("shared", 5).unwrap(), vec![2, 4]),
         (
             "bigger",
-            arch::instantiate(&arch::parse(BIGGER).unwrap(), 2),
+            arch::instantiate(&arch::parse(BIGGER).unwrap(), 2).unwrap(),
             vec![3, 33, 64],
         ),
     ]

@@ -212,7 +212,7 @@ fn a_torch_made_file_runs_forward_with_its_printed_architecture() {
 #[test]
 fn save_model_ties_are_read_as_one_tensor() {
     let path = fixture("shared_save_model.safetensors");
-    let model = checkpoint::from_checkpoint(safetensors::open(&path).unwrap(), false);
+    let model = checkpoint::from_checkpoint(safetensors::open(&path).unwrap(), false).unwrap();
     let (_, id) = model.find_param("4.weight").unwrap();
     assert_eq!(model.paths_of(id), ["2.weight", "4.weight"]);
     assert_eq!(model.total_params(), 121);

@@ -21,6 +21,7 @@ use crate::io::safetensors::{self, FileError};
 use crate::io::small_file::{self, SmallFileError};
 use crate::io::{sharded, sniff};
 use crate::model::arch::{self, ArchError};
+use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
 
 pub use architecture::Architecture;
@@ -91,6 +92,14 @@ pub enum OpenError {
         /// Where the text went wrong.
         error: ArchError,
     },
+    /// An architecture text whose parameters would not fit in memory.
+    #[error("{path}: {error}")]
+    TooBig {
+        /// The file.
+        path: String,
+        /// How much it needs.
+        error: TooBig,
+    },
     /// A checkpoint whose architecture text is unreadable or does not fit it.
     #[error(transparent)]
     Architecture(#[from] architecture::ArchitectureError),
@@ -146,7 +155,14 @@ pub fn open_keyed(
             warnings,
             metadata_is_ties: false,
         };
-        return from_opened(opened, key, config.tie_word_embeddings, options, spec);
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
     // Only a regular file is read: a FIFO would block and a device stream forever.
     small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
@@ -158,11 +174,25 @@ pub fn open_keyed(
             warnings: Vec::new(),
             metadata_is_ties: false,
         };
-        return from_opened(opened, key, config.tie_word_embeddings, options, spec);
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
     if pytorch::is_pytorch(&head) {
         let opened = pytorch::open(&file)?;
-        return from_opened(opened, key, config.tie_word_embeddings, options, spec);
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
 
     if let Some(what) = sniff::identify(&head) {
@@ -178,6 +208,7 @@ pub fn open_keyed(
 /// bound to its architecture.
 fn from_opened(
     opened: pytorch::Opened,
+    file: &Path,
     key: Option<&str>,
     tie_word_embeddings: bool,
     options: &LoadOptions,
@@ -187,7 +218,8 @@ fn from_opened(
         Some(key) => pytorch::select(opened, key)?,
         None => opened,
     };
-    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings);
+    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings)
+        .map_err(|e| FileError::new(file, e))?;
     if opened.metadata_is_ties {
         model.metadata.clear();
     }
@@ -238,7 +270,10 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         error,
     })?;
     Ok(Loaded {
-        model: arch::instantiate(&root, options.seed),
+        model: arch::instantiate(&root, options.seed).map_err(|error| OpenError::TooBig {
+            path: display(),
+            error,
+        })?,
         architecture: Architecture::Built,
         warnings: Vec::new(),
         values: Vec::new(),

@@ -59,11 +59,18 @@ pub fn split<T: Send>(
     let done = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let done = &done;
+        // A range whose thread cannot be started (a process at its thread limit) is done on this
+        // thread after its own, so the work falls back to fewer threads instead of failing.
         let others: Vec<_> = (per_thread..numel)
             .step_by(per_thread)
             .map(|first| {
                 let range = first..(first + per_thread).min(numel);
-                scope.spawn(move || part(range, &mut Progress { done, report: None }))
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, {
+                        let range = range.clone();
+                        move || part(range, &mut Progress { done, report: None })
+                    })
+                    .map_err(|_| range)
             })
             .collect();
         let mut own = Progress {
@@ -71,10 +78,13 @@ pub fn split<T: Send>(
             report: Some(progress),
         };
         let mut results = vec![part(0..per_thread.min(numel), &mut own)];
-        results.extend(others.into_iter().map(|handle| {
-            handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        results.extend(others.into_iter().map(|started| {
+            match started {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(range) => part(range, &mut Progress { done, report: None }),
+            }
         }));
         results
     })
