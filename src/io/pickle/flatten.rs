@@ -2,6 +2,7 @@
 //! (`model.0.weight`, `optimizer.state.0.exp_avg`, `optimizer.param_groups.0.lr`), walked with an
 //! explicit stack so that a file's nesting can never overflow ours.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use super::value::{Heap, Object, TensorRef, Value};
@@ -9,13 +10,13 @@ use super::vm::Unpickled;
 
 /// The deepest nesting walked: real checkpoints nest a handful of levels.
 pub const MAX_DEPTH: usize = 200;
-/// The most names produced (also stops a pickle whose shared lists multiply out).
+/// The most names produced.
 pub const MAX_NAMES: usize = 1 << 24;
 
 /// A nesting or size beyond any checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlattenError {
-    /// Deeper than [`MAX_DEPTH`] (or a container that holds itself).
+    /// Deeper than [`MAX_DEPTH`].
     #[error("the pickle nests deeper than {MAX_DEPTH} levels (at {0})")]
     TooDeep(String),
     /// More names than [`MAX_NAMES`].
@@ -46,6 +47,9 @@ pub enum Scalar {
     Global(String),
     /// An empty container: `{}`, `[]`, `()`.
     Empty(&'static str),
+    /// A container met before, under the name given: listed once, so that shared (or
+    /// self-containing) containers cannot multiply the names.
+    Same(String),
 }
 
 impl fmt::Display for Scalar {
@@ -66,6 +70,7 @@ impl fmt::Display for Scalar {
             Scalar::Object(class) => write!(f, "<{class}>"),
             Scalar::Global(path) => f.write_str(path),
             Scalar::Empty(text) => f.write_str(text),
+            Scalar::Same(name) => write!(f, "<the same object as {name}>"),
         }
     }
 }
@@ -126,6 +131,7 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
     let mut todo: Vec<(String, Value, usize, Place)> =
         vec![(String::new(), unpickled.root.clone(), 0, Place::Plain)];
     let mut visits = 0usize;
+    let mut expanded: HashMap<usize, String> = HashMap::new();
     while let Some((name, value, depth, place)) = todo.pop() {
         visits += 1;
         if visits > MAX_NAMES || out.len() >= MAX_NAMES {
@@ -145,7 +151,20 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
             Value::Str(s) => Some(Scalar::Str(s.to_string())),
             Value::Bytes(b) => Some(Scalar::Bytes(b.len())),
             Value::Global(g) => Some(Scalar::Global(g.path.clone())),
-            Value::Obj(id) => match heap.get(*id) {
+            Value::Obj(id) if !is_empty(heap, &value) && expands(heap.get(*id)) => {
+                if let Some(first) = expanded.get(id) {
+                    let first = if first.is_empty() { "the root" } else { first };
+                    out.push((name, Leaf::Value(Scalar::Same(first.to_owned()))));
+                    continue;
+                }
+                expanded.insert(*id, name.clone());
+                None
+            }
+            Value::Obj(_) => None,
+        };
+        let leaf = match (&value, leaf) {
+            (_, Some(scalar)) => Some(scalar),
+            (Value::Obj(id), None) => match heap.get(*id) {
                 Object::Tensor(t) => {
                     out.push((name, Leaf::Tensor(t.clone())));
                     continue;
@@ -194,6 +213,7 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
                     Some(Scalar::Object(o.class.to_string()))
                 }
             },
+            (_, None) => None,
         };
         if let Some(scalar) = leaf {
             out.push((name.clone(), Leaf::Value(scalar)));
@@ -232,6 +252,11 @@ impl Place {
             _ => Place::Plain,
         }
     }
+}
+
+/// Whether `object` is a container whose contents are listed under it.
+fn expands(object: &Object) -> bool {
+    !matches!(object, Object::Tensor(_) | Object::Storage(_))
 }
 
 /// Whether `value` is an empty container.

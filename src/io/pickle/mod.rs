@@ -18,6 +18,9 @@ mod vm;
 
 pub mod flatten;
 
+#[cfg(test)]
+mod tests;
+
 pub use flatten::{Leaf, Scalar, flatten};
 pub use globals::is_dangerous;
 pub use value::{Dict, Heap, Object, Storage, TensorRef, TorchDtype, Value};
