@@ -361,8 +361,9 @@ fn a_sharded_pytorch_checkpoint_opens_through_its_index_or_folder() {
         path_of("sharded/pytorch_model.bin.index.json"),
         path_of("sharded"),
     ] {
-        let loaded = paramscope::checkpoint::open(&spec, &Default::default())
-            .unwrap_or_else(|e| panic!("{spec}: {e}"));
+        let loaded =
+            paramscope::checkpoint::open(&spec, &paramscope::checkpoint::LoadOptions::default())
+                .unwrap_or_else(|e| panic!("{spec}: {e}"));
         let state = loaded.model.state_dict();
         assert_eq!(state.len(), 4, "{spec}");
         for (name, id) in state {

@@ -143,77 +143,28 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
         }
         let mut children: Vec<(String, Value, Place)> = Vec::new();
         let leaf = match &value {
-            Value::None => Some(Scalar::None),
-            Value::Bool(b) => Some(Scalar::Bool(*b)),
-            Value::Int(i) => Some(Scalar::Int(*i)),
-            Value::BigInt(b) => Some(Scalar::BigInt(b.len())),
-            Value::Float(x) => Some(Scalar::Float(*x)),
-            Value::Str(s) => Some(Scalar::Str(s.to_string())),
-            Value::Bytes(b) => Some(Scalar::Bytes(b.len())),
-            Value::Global(g) => Some(Scalar::Global(g.path.clone())),
-            Value::Obj(id) if !is_empty(heap, &value) && expands(heap.get(*id)) => {
-                if let Some(first) = expanded.get(id) {
-                    let first = if first.is_empty() { "the root" } else { first };
-                    out.push((name, Leaf::Value(Scalar::Same(first.to_owned()))));
-                    continue;
-                }
-                expanded.insert(*id, name.clone());
-                None
-            }
-            Value::Obj(_) => None,
-        };
-        let leaf = match (&value, leaf) {
-            (_, Some(scalar)) => Some(scalar),
-            (Value::Obj(id), None) => match heap.get(*id) {
-                Object::Tensor(t) => {
+            Value::Obj(id) => {
+                let object = heap.get(*id);
+                if let Object::Tensor(t) = object {
                     out.push((name, Leaf::Tensor(t.clone())));
                     continue;
                 }
-                Object::Storage(_) => Some(Scalar::Object("storage".into())),
+                let empty = is_empty(heap, &value);
                 // An empty `_parameters` of a pickled module says nothing.
-                _ if place == Place::ModuleLevel && is_empty(heap, &value) => continue,
-                Object::List(items) | Object::Set(items) if items.is_empty() => {
-                    Some(Scalar::Empty("[]"))
+                if empty && place == Place::ModuleLevel {
+                    continue;
                 }
-                Object::Tuple(items) if items.is_empty() => Some(Scalar::Empty("()")),
-                Object::Dict(d) if d.entries.is_empty() => Some(Scalar::Empty("{}")),
-                Object::List(items) | Object::Tuple(items) | Object::Set(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        children.push((i.to_string(), item.clone(), Place::Plain));
+                if !empty && expands(object) {
+                    if let Some(first) = expanded.get(id) {
+                        let first = if first.is_empty() { "the root" } else { first };
+                        out.push((name, Leaf::Value(Scalar::Same(first.to_owned()))));
+                        continue;
                     }
-                    None
+                    expanded.insert(*id, name.clone());
                 }
-                Object::Dict(d) => {
-                    for (k, v) in &d.entries {
-                        children.push((key_text(heap, k), v.clone(), Place::Plain));
-                    }
-                    None
-                }
-                Object::Opaque(o) => {
-                    if let Some(state) = &o.state {
-                        match state {
-                            Value::Obj(sid) if matches!(heap.get(*sid), Object::Dict(_)) => {
-                                if let Object::Dict(d) = heap.get(*sid) {
-                                    for (k, v) in &d.entries {
-                                        let key = key_text(heap, k);
-                                        let place = Place::in_state(&key);
-                                        children.push((key, v.clone(), place));
-                                    }
-                                }
-                            }
-                            other => children.push(("state".into(), other.clone(), Place::Plain)),
-                        }
-                    }
-                    for (k, v) in &o.items {
-                        children.push((key_text(heap, k), v.clone(), Place::Plain));
-                    }
-                    for (i, v) in o.elements.iter().enumerate() {
-                        children.push((i.to_string(), v.clone(), Place::Plain));
-                    }
-                    Some(Scalar::Object(o.class.to_string()))
-                }
-            },
-            (_, None) => None,
+                open_object(heap, object, &mut children)
+            }
+            plain => Some(scalar(plain)),
         };
         if let Some(scalar) = leaf {
             out.push((name.clone(), Leaf::Value(scalar)));
@@ -229,6 +180,71 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
         }
     }
     Ok(out)
+}
+
+/// A value that is not in the heap.
+fn scalar(value: &Value) -> Scalar {
+    match value {
+        Value::None => Scalar::None,
+        Value::Bool(b) => Scalar::Bool(*b),
+        Value::Int(i) => Scalar::Int(*i),
+        Value::BigInt(b) => Scalar::BigInt(b.len()),
+        Value::Float(x) => Scalar::Float(*x),
+        Value::Str(s) => Scalar::Str(s.to_string()),
+        Value::Bytes(b) => Scalar::Bytes(b.len()),
+        Value::Global(g) => Scalar::Global(g.path.clone()),
+        Value::Obj(_) => Scalar::Object("object".into()),
+    }
+}
+
+/// What a heap object shows as a value (an empty container, an opaque object's class), with
+/// what it holds pushed onto `children` to be named under it.
+fn open_object(
+    heap: &Heap,
+    object: &Object,
+    children: &mut Vec<(String, Value, Place)>,
+) -> Option<Scalar> {
+    match object {
+        Object::Tensor(_) => None,
+        Object::Storage(_) => Some(Scalar::Object("storage".into())),
+        Object::List(items) | Object::Set(items) if items.is_empty() => Some(Scalar::Empty("[]")),
+        Object::Tuple(items) if items.is_empty() => Some(Scalar::Empty("()")),
+        Object::Dict(d) if d.entries.is_empty() => Some(Scalar::Empty("{}")),
+        Object::List(items) | Object::Tuple(items) | Object::Set(items) => {
+            for (i, item) in items.iter().enumerate() {
+                children.push((i.to_string(), item.clone(), Place::Plain));
+            }
+            None
+        }
+        Object::Dict(d) => {
+            for (k, v) in &d.entries {
+                children.push((key_text(heap, k), v.clone(), Place::Plain));
+            }
+            None
+        }
+        Object::Opaque(o) => {
+            match &o.state {
+                Some(Value::Obj(sid)) if matches!(heap.get(*sid), Object::Dict(_)) => {
+                    if let Object::Dict(d) = heap.get(*sid) {
+                        for (k, v) in &d.entries {
+                            let key = key_text(heap, k);
+                            let place = Place::in_state(&key);
+                            children.push((key, v.clone(), place));
+                        }
+                    }
+                }
+                Some(other) => children.push(("state".into(), other.clone(), Place::Plain)),
+                None => {}
+            }
+            for (k, v) in &o.items {
+                children.push((key_text(heap, k), v.clone(), Place::Plain));
+            }
+            for (i, v) in o.elements.iter().enumerate() {
+                children.push((i.to_string(), v.clone(), Place::Plain));
+            }
+            Some(Scalar::Object(o.class.to_string()))
+        }
+    }
 }
 
 /// Where a value sits, for naming it.
