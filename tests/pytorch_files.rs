@@ -376,3 +376,56 @@ fn a_sharded_pytorch_checkpoint_opens_through_its_index_or_folder() {
         }
     }
 }
+
+/// training.pt's pickle, as torch wrote it.
+fn training_pickle() -> Vec<u8> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(fixture("training.pt")).unwrap();
+    let mut zip = zip::ZipArchive::new(file).unwrap();
+    let mut entry = zip.by_name("training/data.pkl").unwrap();
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Whatever the bytes, the machine answers with values or an error, never a panic.
+    #[test]
+    fn mutated_pickles_never_panic(
+        edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..6),
+        cut in proptest::prelude::any::<usize>(),
+    ) {
+        let mut bytes = training_pickle();
+        for (at, byte) in edits {
+            let at = at % bytes.len();
+            bytes[at] = byte;
+        }
+        bytes.truncate(cut % (bytes.len() + 1));
+        if let Ok(unpickled) = paramscope::io::pickle::unpickle(&bytes, 0) {
+            proptest::prop_assert!(unpickled.end <= bytes.len());
+            let _ = paramscope::io::pickle::flatten(&unpickled);
+        }
+    }
+
+    /// A mutated legacy file opens or fails with an error; every tensor it gives lies in the file.
+    #[test]
+    fn mutated_legacy_files_never_panic(
+        edits in proptest::collection::vec((proptest::prelude::any::<usize>(), proptest::prelude::any::<u8>()), 1..4),
+    ) {
+        let mut bytes = std::fs::read(fixture("training_legacy.pt")).unwrap();
+        for (at, byte) in edits {
+            let at = at % bytes.len();
+            bytes[at] = byte;
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &bytes).unwrap();
+        if let Ok(contents) = pytorch::open(file.path()) {
+            for (_, tensor) in &contents.tensors {
+                let want = tensor.dtype().byte_len(tensor.numel());
+                proptest::prop_assert_eq!(Some(tensor.bytes().len()), want);
+            }
+        }
+    }
+}
