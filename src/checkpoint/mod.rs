@@ -67,7 +67,7 @@ pub enum OpenError {
     ArchForText(String),
     /// Nothing at that path.
     #[error(
-        "{0}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, a model.safetensors.index.json, a folder holding either, or a print(model) text file)"
+        "{0}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, a PyTorch .pt/.pth/.bin file, a model.safetensors.index.json or pytorch_model.bin.index.json, a folder holding one, or a print(model) text file)"
     )]
     NoSuchFile(String),
     /// A folder that holds no single checkpoint.
