@@ -23,7 +23,7 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
         );
     }
     let x = match (&args.input, args.batch) {
-        (Some(path), _) => npy::read(path)?,
+        (Some(path), _) => npy::read(path).map_err(|e| e.to_string())?,
         (None, Some(batch)) => plan.random_input(batch as usize, args.model.seed).ok_or(
             "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
         )?,

@@ -2,8 +2,10 @@
 
 pub mod atomic;
 pub mod diagnose;
+pub mod gguf;
 pub mod model_file;
 pub mod npy;
+pub mod npz;
 pub mod safetensors;
 pub mod sharded;
 pub mod sniff;

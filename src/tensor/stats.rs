@@ -291,13 +291,14 @@ fn moments_of(
     done: &AtomicUsize,
     progress: &mut dyn FnMut(usize),
 ) -> Moments {
-    let size = dtype.bits() / 8;
+    // Quantized types have no whole bytes per element, but chunk ends fall on block ends.
+    let byte_at = |element: usize| dtype.byte_len(element).unwrap_or(bytes.len());
     let mut total = Moments::EMPTY;
     let mut buffer = Vec::with_capacity(CHUNK);
     let mut scratch = vec![0f32; if dtype == DType::F32 { CHUNK } else { 0 }];
     for stretch in (first..end).step_by(PREPARE_ELEMENTS) {
         let stretch_end = (stretch + PREPARE_ELEMENTS).min(end);
-        prepare(stretch * size..stretch_end * size);
+        prepare(byte_at(stretch)..byte_at(stretch_end));
         for at in (stretch..stretch_end).step_by(CHUNK) {
             let count = CHUNK.min(stretch_end - at);
             total = total.merge(if dtype == DType::F32 {
@@ -308,7 +309,7 @@ fn moments_of(
                 Moments::of_f64(&buffer)
             });
         }
-        let stretch_bytes = (stretch_end - stretch) * size;
+        let stretch_bytes = byte_at(stretch_end) - byte_at(stretch);
         progress(done.fetch_add(stretch_bytes, Ordering::Relaxed) + stretch_bytes);
     }
     total
