@@ -275,3 +275,73 @@ fn streaming_stats_of_a_large_quantized_tensor_match_the_whole_copy() {
     );
     assert!((stats.mean - mean).abs() < 1e-9 && (stats.std - var.sqrt()).abs() < 1e-9);
 }
+
+fn paramscope(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_paramscope"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (out.status.success(), text(out.stdout), text(out.stderr))
+}
+
+#[test]
+fn tree_show_and_export_of_a_gguf() {
+    let path = fixture("all_types.gguf");
+    let path = path.to_str().unwrap();
+    let (ok, tree, _) = paramscope(&["tree", path]);
+    assert!(ok);
+    let metadata_at = tree.find("llama.context_length: u32 = 4096").unwrap();
+    assert!(
+        metadata_at < tree.find("parameters").unwrap(),
+        "metadata before the tensors"
+    );
+    assert!(tree.contains("tokenizer.ggml.tokens: arr = [100 strings]"));
+    let row = tree
+        .lines()
+        .find(|l| l.trim_start().starts_with("blk.0.q4_k.weight"))
+        .unwrap();
+    assert!(row.ends_with(" [2, 512] Q4_K (4.5 bpw)"), "{row}");
+    let (ok, json, _) = paramscope(&["tree", "--json", path]);
+    assert!(ok);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(
+        json["metadata"]["test.i16"],
+        serde_json::json!({"type": "i16", "value": -30000})
+    );
+    assert_eq!(
+        json["metadata"]["tokenizer.ggml.tokens"]["value"]["len"],
+        100
+    );
+    let (ok, show, _) = paramscope(&["show", path, "blk.0.q6_k.weight"]);
+    assert!(ok && show.contains("Q6_K (6.5625 bpw)"), "{show}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let out = out.to_str().unwrap();
+    let (ok, _, err) = paramscope(&["export", path, "-o", out]);
+    assert!(
+        !ok && err.contains("22 tensors are ggml-quantized") && err.contains("--dequantize"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(out).exists(), "nothing written");
+    let (ok, _, err) = paramscope(&["export", path, "-o", out, "--dequantize"]);
+    assert!(ok, "{err}");
+    // The exported F32 values are gguf-py's dequantized values.
+    let written = std::fs::read(out).unwrap();
+    let written = SafeTensors::deserialize(&written).unwrap();
+    let expected_bytes = std::fs::read(fixture("expected.safetensors")).unwrap();
+    let expected = SafeTensors::deserialize(&expected_bytes).unwrap();
+    for q in ggml::ALL {
+        let name = format!("blk.0.{}.weight", q.name().to_lowercase());
+        let (w, e) = (
+            written.tensor(&name).unwrap(),
+            expected.tensor(&name).unwrap(),
+        );
+        assert_eq!(
+            (w.dtype(), w.shape(), w.data()),
+            (Dtype::F32, e.shape(), e.data()),
+            "{name}"
+        );
+    }
+}

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use super::{TreeArgs, json_text};
+use crate::io::gguf;
+use crate::io::pickle::Scalar;
 use crate::model::Model;
 use crate::model::arch;
 use crate::text::escape;
@@ -14,12 +16,61 @@ use crate::text::escape;
 const METADATA_WIDTH: usize = 100;
 
 pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
-    let model = args.model.load()?;
+    let loaded = args.model.open()?;
+    let (model, values) = (&loaded.model, &loaded.values);
     Ok(if args.json {
-        json_text(&to_json(&model))
+        let mut json = to_json(model);
+        if !loaded.gguf.is_empty() {
+            json["metadata"] = gguf_json(&loaded.gguf);
+        }
+        if !values.is_empty() {
+            let values: Map<String, Value> = values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect();
+            json["values"] = Value::Object(values);
+        }
+        json_text(&json)
     } else {
-        to_text(&model)
+        gguf_text(&loaded.gguf) + &to_text(model) + &values_text(values)
     })
+}
+
+/// A GGUF file's metadata, before the tree: `  llama.context_length: u32 = 4096`, arrays
+/// summarized (`tokenizer.ggml.tokens: arr = [32000 strings]`).
+fn gguf_text(metadata: &[(String, gguf::Value)]) -> String {
+    let mut out = String::new();
+    if metadata.is_empty() {
+        return out;
+    }
+    out.push_str("metadata (GGUF):\n");
+    for (key, value) in metadata {
+        let value_text = value.to_string();
+        let value_text = escape(&value_text);
+        let shown: String = value_text.chars().take(METADATA_WIDTH).collect();
+        let more = if shown.len() < value_text.len() {
+            " ..."
+        } else {
+            ""
+        };
+        let ty = value.value_type().name();
+        let _ = writeln!(out, "  {}: {ty} = {shown}{more}", escape(key));
+    }
+    out.push('\n');
+    out
+}
+
+/// GGUF metadata as JSON, in file order: `{"key": {"type": "u32", "value": 4096}}`, an array's
+/// value being `{"type", "len", "head"}`.
+fn gguf_json(metadata: &[(String, gguf::Value)]) -> Value {
+    metadata
+        .iter()
+        .map(|(key, value)| {
+            let entry = json!({"type": value.value_type().name(), "value": value.to_json()});
+            (key.clone(), entry)
+        })
+        .collect::<Map<String, Value>>()
+        .into()
 }
 
 /// Each state_dict entry with the other paths of its tensor (one pass to group paths by tensor,
@@ -53,7 +104,7 @@ fn to_text(model: &Model) -> String {
         .into_iter()
         .map(|(name, id, others)| {
             let tensor = model.store.get(id);
-            let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype());
+            let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype().label());
             if !others.is_empty() {
                 let _ = write!(kind, "  shared with {}", others.join(", "));
             }
@@ -82,6 +133,27 @@ fn to_text(model: &Model) -> String {
             };
             let _ = writeln!(out, "  {}: {shown}{more}", escape(key));
         }
+    }
+    out
+}
+
+/// A PyTorch checkpoint's plain values, one per line: `  epoch = 7`.
+fn values_text(values: &[(String, Scalar)]) -> String {
+    let mut out = String::new();
+    if values.is_empty() {
+        return out;
+    }
+    out.push_str("\nvalues:\n");
+    for (name, value) in values {
+        let value = value.to_string();
+        let value = escape(&value);
+        let shown: String = value.chars().take(METADATA_WIDTH).collect();
+        let more = if shown.len() < value.len() {
+            " ..."
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {} = {shown}{more}", escape(name));
     }
     out
 }

@@ -18,10 +18,14 @@ use crate::text::escape;
 /// Deflate expands at most about 1032 to 1: a member claiming more is lying about its size.
 const MAX_RATIO: u64 = 1032;
 
-/// Whether the zip archive in `file` is an `.npz`: it has members, and all are `.npy` files.
+/// Whether the file at `path` is an `.npz`: a zip archive whose members are all `.npy` files
+/// (only the central directory is read).
 #[must_use]
-pub fn is_npz(file: &[u8]) -> bool {
-    let Ok(archive) = ZipArchive::new(Cursor::new(file)) else {
+pub fn is_npz(path: &Path) -> bool {
+    let Ok(archive) = File::open(path).map(ZipArchive::new) else {
+        return false;
+    };
+    let Ok(archive) = archive else {
         return false;
     };
     archive.len() > 0

@@ -151,6 +151,16 @@ impl DType {
         }
     }
 
+    /// The dtype as a person reads it: a quantized type with its bits per weight
+    /// (`Q4_K (4.5 bpw)`), any other by its name.
+    #[must_use]
+    pub fn label(self) -> String {
+        match self {
+            DType::Ggml(q) => format!("{q} ({} bpw)", q.bits_per_weight()),
+            plain => plain.name().to_owned(),
+        }
+    }
+
     /// Bytes taken by `numel` elements, or `None` when that overflows or does not fill whole bytes
     /// (or, for a quantized type, whole blocks).
     #[must_use]
