@@ -28,7 +28,7 @@ pub fn is_npz(path: &Path) -> bool {
     let Ok(archive) = archive else {
         return false;
     };
-    archive.len() > 0
+    !archive.is_empty()
         && archive
             .file_names()
             .all(|n| n.is_ok_and(|n| n.ends_with(".npy")))

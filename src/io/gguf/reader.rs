@@ -352,7 +352,7 @@ fn place(
             name: escape(&name).into_owned(),
             why: format!("shape {shape:?} of {dtype} overflows"),
         })?;
-    if offset % alignment as u64 != 0 {
+    if !offset.is_multiple_of(alignment as u64) {
         return Err(data_error(format!(
             "is not a multiple of the alignment {alignment}"
         )));

@@ -4,6 +4,7 @@
 
 /// `iq1s_grid`: row i is 8 signed bytes, element j in byte j.
 #[rustfmt::skip]
+#[expect(clippy::unreadable_literal, reason = "one row per literal, as ggml writes them")]
 pub(super) static IQ1S_GRID: [u64; 2048] = [
     0xffffffffffffffff, 0xffffffffffffff01, 0xffffffffffff0000, 0xffffffffffff01ff, 0xffffffffffff0101, 0xffffffffff00ff00,
     0xffffffffff000000, 0xffffffffff01ffff, 0xffffffffff01ff01, 0xffffffffff0101ff, 0xffffffffff010101, 0xffffffff00ff0000,

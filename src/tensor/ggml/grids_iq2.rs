@@ -4,6 +4,7 @@
 
 /// `iq2xxs_grid`: 256 rows of 8 bytes.
 #[rustfmt::skip]
+#[expect(clippy::unreadable_literal, reason = "one row per literal, as ggml writes them")]
 pub(super) static IQ2XXS_GRID: [u64; 256] = [
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08, 0x0808080808082b2b, 0x0808080808190819,
     0x0808080808191908, 0x08080808082b0808, 0x08080808082b082b, 0x08080808082b2b08, 0x08080808082b2b2b, 0x0808080819080819,
@@ -52,6 +53,7 @@ pub(super) static IQ2XXS_GRID: [u64; 256] = [
 
 /// `iq2xs_grid`: 512 rows of 8 bytes.
 #[rustfmt::skip]
+#[expect(clippy::unreadable_literal, reason = "one row per literal, as ggml writes them")]
 pub(super) static IQ2XS_GRID: [u64; 512] = [
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08, 0x0808080808082b2b, 0x0808080808190819,
     0x0808080808191908, 0x080808080819192b, 0x0808080808192b19, 0x08080808082b0808, 0x08080808082b082b, 0x08080808082b1919,
@@ -143,6 +145,7 @@ pub(super) static IQ2XS_GRID: [u64; 512] = [
 
 /// `iq2s_grid`: 1024 rows of 8 bytes.
 #[rustfmt::skip]
+#[expect(clippy::unreadable_literal, reason = "one row per literal, as ggml writes them")]
 pub(super) static IQ2S_GRID: [u64; 1024] = [
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08, 0x0808080808082b2b, 0x0808080808190819,
     0x0808080808191908, 0x080808080819192b, 0x0808080808192b19, 0x08080808082b0808, 0x08080808082b082b, 0x08080808082b1919,

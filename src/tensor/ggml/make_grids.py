@@ -43,6 +43,7 @@ def table(name, cls, doc):
     return (
         f"/// {doc}\n"
         "#[rustfmt::skip]\n"
+        "#[expect(clippy::unreadable_literal, reason = \"one row per literal, as ggml writes them\")]\n"
         f"pub(super) static {name}: [{kind}; {len(packed)}] = [\n{body}\n];\n"
     )
 

@@ -194,7 +194,8 @@ impl Quant {
     /// Bytes taken by `numel` values: whole blocks only, `None` otherwise or on overflow.
     #[must_use]
     pub fn byte_len(self, numel: usize) -> Option<usize> {
-        (numel % self.block_size() == 0)
+        numel
+            .is_multiple_of(self.block_size())
             .then(|| (numel / self.block_size()).checked_mul(self.type_size()))
             .flatten()
     }
@@ -263,7 +264,7 @@ mod tests {
         let mut bytes = Vec::new();
         for b in 0..2u8 {
             bytes.extend_from_slice(&f16::from_f32(1.0).to_le_bytes());
-            bytes.extend((0..32).map(|i| (b * 32 + i) as u8));
+            bytes.extend((0..32).map(|i| b * 32 + i));
         }
         let mut out = Vec::new();
         Quant::Q8_0.dequantize_range(&bytes, 30, 4, &mut out);
