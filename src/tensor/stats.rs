@@ -295,7 +295,8 @@ fn moments_of(
     let byte_at = |element: usize| dtype.byte_len(element).unwrap_or(bytes.len());
     let mut total = Moments::EMPTY;
     let mut buffer = Vec::with_capacity(CHUNK);
-    let mut scratch = vec![0f32; if dtype == DType::F32 { CHUNK } else { 0 }];
+    let mut scratch = vec![0f32; CHUNK];
+    let mut dequantized = decode::F32Chunk::default();
     for stretch in (first..end).step_by(PREPARE_ELEMENTS) {
         let stretch_end = (stretch + PREPARE_ELEMENTS).min(end);
         prepare(byte_at(stretch)..byte_at(stretch_end));
@@ -303,6 +304,8 @@ fn moments_of(
             let count = CHUNK.min(stretch_end - at);
             total = total.merge(if dtype == DType::F32 {
                 Moments::of_f32_bytes(&bytes[at * 4..(at + count) * 4], &mut scratch)
+            } else if let Some(f32_bytes) = dequantized.dequantize(dtype, bytes, at, count) {
+                Moments::of_f32_bytes(f32_bytes, &mut scratch)
             } else {
                 decode::decode_f64(dtype, bytes, at, count, &mut buffer)
                     .expect("checked decodable");

@@ -71,11 +71,19 @@ fn scale_min(packed: &[u8], j: usize) -> (u8, u8) {
 pub(super) fn q4_k(block: &[u8], out: &mut [f32]) {
     let (d, dmin) = (half(block, 0), half(block, 2));
     let (packed, qs) = (&block[4..16], &block[16..144]);
-    for (j, group) in out.chunks_exact_mut(32).enumerate() {
-        let (sc, m) = scale_min(packed, j);
-        let (d1, m1) = (d * f32::from(sc), dmin * f32::from(m));
-        for (l, y) in group.iter_mut().enumerate() {
-            *y = d1 * f32::from(nibble64(qs, j * 32 + l)) - m1;
+    // Each 32 bytes hold two groups: the low nibbles, then the high ones.
+    for (c, (pair, bytes)) in out
+        .chunks_exact_mut(64)
+        .zip(qs.chunks_exact(32))
+        .enumerate()
+    {
+        let (low, high) = pair.split_at_mut(32);
+        for (half, shift, j) in [(low, 0, 2 * c), (high, 4, 2 * c + 1)] {
+            let (sc, m) = scale_min(packed, j);
+            let (d1, m1) = (d * f32::from(sc), dmin * f32::from(m));
+            for (y, &q) in half.iter_mut().zip(bytes) {
+                *y = d1 * f32::from((q >> shift) & 0x0f) - m1;
+            }
         }
     }
 }

@@ -213,11 +213,20 @@ impl Quant {
         let mut at = first;
         while at < end {
             let index = at / size;
-            let values = &mut block[..size];
-            self.block(&bytes[index * type_size..(index + 1) * type_size], values);
+            let source = &bytes[index * type_size..(index + 1) * type_size];
             let within = at - index * size;
             let take = (size - within).min(end - at);
-            out.extend_from_slice(&values[within..within + take]);
+            if take == size {
+                // A whole block (the common case: ranges start on chunk boundaries) is written
+                // straight into `out`.
+                let filled = out.len();
+                out.resize(filled + size, 0.0);
+                self.block(source, &mut out[filled..]);
+            } else {
+                let values = &mut block[..size];
+                self.block(source, values);
+                out.extend_from_slice(&values[within..within + take]);
+            }
             at += take;
         }
     }
