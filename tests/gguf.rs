@@ -345,3 +345,24 @@ fn tree_show_and_export_of_a_gguf() {
         );
     }
 }
+
+#[test]
+fn version_2_reads_like_3_and_deep_arrays_are_refused() {
+    let (mut bytes, _) = fixture_bytes();
+    bytes[4..8].copy_from_slice(&2u32.to_le_bytes());
+    assert_eq!(read_header(&bytes).unwrap().tensors.len(), 30);
+    // One metadata pair: an array of arrays nested ten deep (arrays of one array each).
+    let mut f = b"GGUF".to_vec();
+    f.extend(3u32.to_le_bytes());
+    f.extend(0u64.to_le_bytes());
+    f.extend(1u64.to_le_bytes());
+    f.extend(1u64.to_le_bytes());
+    f.push(b'k');
+    f.extend(9u32.to_le_bytes());
+    for _ in 0..10 {
+        f.extend(9u32.to_le_bytes());
+        f.extend(1u64.to_le_bytes());
+    }
+    f.resize(f.len() + 64, 0);
+    assert!(matches!(read_header(&f), Err(GgufError::TooDeep { .. })));
+}

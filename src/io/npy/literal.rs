@@ -76,8 +76,9 @@ impl Parser<'_> {
         }
     }
 
-    /// The items of a tuple or list up to `close`, the opening bracket already read. A tuple of
-    /// one item is written `(a,)`; `(a)` is the item itself in Python, and taken as one here too.
+    /// The items of a tuple or list up to `close`, the opening bracket already read. numpy writes
+    /// a one-item shape `(a,)`; `(a)`, which Python reads as plain `a`, is read as that same
+    /// one-item tuple here, the only meaning it can have in a header.
     fn sequence(&mut self, close: u8, depth: usize) -> Result<Vec<Value>, NpyError> {
         let mut items = Vec::new();
         loop {
