@@ -72,7 +72,10 @@ pub fn run(args: Args) -> Result<(), String> {
     )
     .map_err(|e| crate::text::escape(&e.to_string()).into_owned())?;
     let input = match &args.input {
-        Some(path) => Some((path.display().to_string(), npy::read(path)?)),
+        Some(path) => Some((
+            path.display().to_string(),
+            npy::read(path).map_err(|e| e.to_string())?,
+        )),
         None => None,
     };
     let mut choices = model_choices(Path::new("demo-models"));

@@ -183,6 +183,9 @@ pub struct ExportArgs {
     /// Where to save the model.
     #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
     output: PathBuf,
+    /// Write GGUF quantized tensors as F32 (their dequantized values); without it they are refused.
+    #[arg(long)]
+    dequantize: bool,
 }
 
 /// Runs one subcommand and returns what it prints on stdout; the error is the one line to show
