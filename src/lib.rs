@@ -5,7 +5,8 @@
 //!   and the `print(model)` architecture language.
 //! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
 //! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
-//! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`.
+//! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`, `diff`, `check`.
+//! - [`compare`]: the diff of two models, the health findings and spectral figures of one.
 //! - [`io`]: reading and writing safetensors files and `.npy` arrays.
 //! - [`source`]: turning a `MODEL` argument into a [`model::Model`].
 //! - [`kernel`]: the cache-blocked matrix multiply every forward pass goes through.
@@ -14,6 +15,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod compare;
 pub mod io;
 pub mod kernel;
 pub mod math;

@@ -13,14 +13,14 @@ fn main() -> ExitCode {
         return run_app(cli.app);
     };
     match cli::run(command) {
-        Ok(stdout) => {
+        Ok(output) => {
             // A closed pipe (`paramscope tree | head`) is the reader's choice, not an error.
-            match std::io::stdout().lock().write_all(stdout.as_bytes()) {
+            match std::io::stdout().lock().write_all(output.stdout.as_bytes()) {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     eprintln!("error: cannot write to stdout: {e}");
                     ExitCode::FAILURE
                 }
-                _ => ExitCode::SUCCESS,
+                _ => ExitCode::from(output.code),
             }
         }
         Err(message) => {
