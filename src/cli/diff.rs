@@ -4,16 +4,22 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{DiffArgs, Output, json_number, json_text};
+use super::{DiffArgs, ModelArgs, Output, json_number, json_text};
 use crate::compare::diff::{self, Entry, Status};
-use crate::source::{self, LoadOptions};
 use crate::text::escape;
 
 /// The exit code of `--exit-code` when the models differ (1 is taken by errors, as in git).
 const DIFFERENT: u8 = 3;
 
 pub(super) fn run(args: &DiffArgs) -> Result<Output, String> {
-    let load = |spec: &str| source::load(spec, &LoadOptions::default());
+    let load = |spec: &str| {
+        ModelArgs {
+            model: spec.to_owned(),
+            arch: None,
+            seed: 0,
+        }
+        .load()
+    };
     let (a, b) = (load(&args.a)?, load(&args.b)?);
     let entries = diff::diff(&a, &b, &args.map).map_err(|e| e.to_string())?;
     let summary = diff::summary(&entries);
