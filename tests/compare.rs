@@ -66,8 +66,16 @@ fn diff_figures_equal_numpys() {
             let want_figure = w.get(figure).unwrap_or(&Value::Null);
             assert_close(&t[figure], want_figure, &format!("{name} {figure}"));
         }
-        let rows = t.get("rows").and_then(Value::as_array).cloned().unwrap_or_default();
-        let want_rows = w.get("rows").and_then(Value::as_array).cloned().unwrap_or_default();
+        let rows = t
+            .get("rows")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let want_rows = w
+            .get("rows")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(rows.len(), want_rows.len(), "{name} rows");
         for (r, wr) in rows.iter().zip(&want_rows) {
             assert_eq!(r["row"], wr["row"], "{name} rows");
@@ -95,7 +103,10 @@ fn without_the_map_names_do_not_match() {
     let got = json(&["diff", &base, &tune, "--json"]);
     let s = &got["summary"];
     // Only lm_head.weight carries no "model." prefix; it matches, with another dtype.
-    assert_eq!((s["same"].as_u64(), s["mismatched"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (s["same"].as_u64(), s["mismatched"].as_u64()),
+        (Some(0), Some(1))
+    );
     assert_eq!(s["only_a"].as_u64().unwrap() + 1, 21);
 }
 
@@ -127,10 +138,16 @@ fn the_text_table_is_sorted_by_rel_l2_with_the_unchanged_summed_up() {
     assert!(rel.windows(2).all(|w| w[0] >= w[1]), "{text}");
     // The biggest move is down_proj's two planted rows, named in its line.
     let first = text.lines().nth(1).unwrap();
-    assert!(first.ends_with("layers.1.mlp.down_proj.weight  rows 3, 7"), "{first}");
+    assert!(
+        first.ends_with("layers.1.mlp.down_proj.weight  rows 3, 7"),
+        "{first}"
+    );
     let want = expected("diff.json");
     let same = want["summary"]["same"].as_u64().unwrap();
-    assert!(text.contains(&format!("{same} tensors unchanged")), "{text}");
+    assert!(
+        text.contains(&format!("{same} tensors unchanged")),
+        "{text}"
+    );
 }
 
 /// A finding as a comparable string: duplicates as an unordered pair (which of the two is
@@ -181,7 +198,11 @@ fn check_names_exactly_the_planted_defects() {
 
 #[test]
 fn clean_models_have_no_findings() {
-    for model in ["clean.safetensors", "trained.safetensors", "base.safetensors"] {
+    for model in [
+        "clean.safetensors",
+        "trained.safetensors",
+        "base.safetensors",
+    ] {
         let got = json(&["check", &fixture(model), "--json"]);
         assert_eq!(got["findings"], Value::Array(vec![]), "{model}");
     }
@@ -192,7 +213,10 @@ fn clean_models_have_no_findings() {
 #[test]
 fn spectral_figures_equal_numpys_and_weightwatchers_fit() {
     let want = expected("spectral.json");
-    for (model, file) in [("base", "base.safetensors"), ("trained", "trained.safetensors")] {
+    for (model, file) in [
+        ("base", "base.safetensors"),
+        ("trained", "trained.safetensors"),
+    ] {
         let got = json(&["check", &fixture(file), "--json", "--spectral"]);
         let spectral = got["spectral"].as_array().unwrap();
         let want = want[model].as_object().unwrap();
@@ -200,7 +224,11 @@ fn spectral_figures_equal_numpys_and_weightwatchers_fit() {
         for s in spectral {
             let name = s["tensor"].as_str().unwrap();
             for figure in ["spectral_norm", "stable_rank", "alpha"] {
-                assert_close(&s[figure], &want[name][figure], &format!("{model} {name} {figure}"));
+                assert_close(
+                    &s[figure],
+                    &want[name][figure],
+                    &format!("{model} {name} {figure}"),
+                );
             }
         }
     }
@@ -220,7 +248,10 @@ fn names_from_the_file_are_escaped_in_text_and_valid_in_json() {
     let base = fixture("base.safetensors");
     let text = paramscope(&["diff", &base, &path]);
     let text = String::from_utf8(text.stdout).unwrap();
-    assert!(!text.contains('\u{1b}') && text.contains("\\x1b[2Jw"), "{text}");
+    assert!(
+        !text.contains('\u{1b}') && text.contains("\\x1b[2Jw"),
+        "{text}"
+    );
     let value = json(&["diff", &base, &path, "--json"]);
     let names: Vec<&str> = value["tensors"]
         .as_array()

@@ -138,7 +138,9 @@ fn to_text(model: &Model, findings: &[Finding], spectra: Option<&[(String, Spect
             "spectral_norm", "stable_rank", "alpha"
         );
         for (name, s) in spectra {
-            let alpha = s.alpha.map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"));
+            let alpha = s
+                .alpha
+                .map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"));
             let _ = writeln!(
                 out,
                 "{:>14.6e} {:>12.4} {alpha:>8}  {}",

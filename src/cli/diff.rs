@@ -31,7 +31,11 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, String> {
     };
     Ok(Output {
         stdout,
-        code: if args.exit_code && differs { DIFFERENT } else { 0 },
+        code: if args.exit_code && differs {
+            DIFFERENT
+        } else {
+            0
+        },
     })
 }
 
@@ -62,7 +66,7 @@ fn entry_json(e: &Entry) -> Value {
         "name": e.name,
         "status": e.status.name(),
         "shape": shape,
-        "dtype": dtype.map(|d| d.name()),
+        "dtype": dtype.map(crate::tensor::DType::name),
         "max_abs_diff": figure(|f| f.max_abs_diff),
         "rel_l2": figure(|f| f.rel_l2),
         "cosine": figure(|f| f.cosine),
@@ -82,7 +86,9 @@ fn entry_json(e: &Entry) -> Value {
         value["rows"] = f
             .top_rows
             .iter()
-            .map(|r| json!({"row": r.row, "l2": json_number(r.l2), "rel_l2": json_number(r.rel_l2)}))
+            .map(
+                |r| json!({"row": r.row, "l2": json_number(r.l2), "rel_l2": json_number(r.rel_l2)}),
+            )
             .collect();
     }
     value
@@ -90,7 +96,11 @@ fn entry_json(e: &Entry) -> Value {
 
 /// A figure in a table cell: scientific notation, "-" when undefined.
 fn cell(v: f64) -> String {
-    if v.is_nan() { "nan".to_owned() } else { format!("{v:.3e}") }
+    if v.is_nan() {
+        "nan".to_owned()
+    } else {
+        format!("{v:.3e}")
+    }
 }
 
 fn to_text(entries: &[Entry], summary: [usize; 5], a: &crate::model::Model) -> String {
@@ -116,7 +126,14 @@ fn to_text(entries: &[Entry], summary: [usize; 5], a: &crate::model::Model) -> S
     );
     for e in measured.into_iter().chain(unmeasured) {
         let (rel_l2, max, cosine, identical) = e.figures.as_ref().map_or_else(
-            || ("-".to_owned(), "-".to_owned(), "-".to_owned(), "-".to_owned()),
+            || {
+                (
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                    "-".to_owned(),
+                )
+            },
             |f| {
                 (
                     cell(f.rel_l2),
@@ -134,7 +151,10 @@ fn to_text(entries: &[Entry], summary: [usize; 5], a: &crate::model::Model) -> S
         );
         let _ = writeln!(out, "{}", detail(e));
     }
-    let same: Vec<&Entry> = entries.iter().filter(|e| e.status == Status::Same).collect();
+    let same: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.status == Status::Same)
+        .collect();
     if !same.is_empty() {
         let elements: usize = same
             .iter()

@@ -132,7 +132,10 @@ impl std::str::FromStr for Rename {
 fn renamed(name: &str, renames: &[Rename]) -> String {
     renames
         .iter()
-        .find_map(|r| name.strip_prefix(r.from.as_str()).map(|rest| format!("{}{rest}", r.to)))
+        .find_map(|r| {
+            name.strip_prefix(r.from.as_str())
+                .map(|rest| format!("{}{rest}", r.to))
+        })
         .unwrap_or_else(|| name.to_owned())
 }
 
@@ -266,7 +269,11 @@ pub fn figures(a: &Tensor, b: &Tensor) -> Figures {
     top_rows.sort_by(|x, y| y.l2.total_cmp(&x.l2).then(x.row.cmp(&y.row)));
     top_rows.truncate(TOP_ROWS);
     Figures {
-        max_abs_diff: if total.nan > 0 { f64::NAN } else { total.max_abs },
+        max_abs_diff: if total.nan > 0 {
+            f64::NAN
+        } else {
+            total.max_abs
+        },
         rel_l2: (total.dd / total.aa).sqrt(),
         cosine: total.ab / (total.aa.sqrt() * total.bb.sqrt()),
         identical_fraction: if numel == 0 {
@@ -332,7 +339,10 @@ mod tests {
         ]);
         let renames = ["model.=".parse::<Rename>().unwrap()];
         let entries = diff(&a, &b, &renames).unwrap();
-        let got: Vec<(&str, Status)> = entries.iter().map(|e| (e.name.as_str(), e.status)).collect();
+        let got: Vec<(&str, Status)> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.status))
+            .collect();
         assert_eq!(
             got,
             [
@@ -354,7 +364,10 @@ mod tests {
         let t = Tensor::from_f32(vec![1], &[1.0]);
         let a = model(&[("model.w", t.clone()), ("w", t)]);
         let renames = ["model.=".parse::<Rename>().unwrap()];
-        assert!(matches!(diff(&a, &a, &renames), Err(DiffError::Collision { .. })));
+        assert!(matches!(
+            diff(&a, &a, &renames),
+            Err(DiffError::Collision { .. })
+        ));
         assert!("nothing".parse::<Rename>().is_err());
     }
 

@@ -171,7 +171,11 @@ pub fn check(model: &Model) -> Vec<Finding> {
 fn of_values(name: &str, tensor: &Tensor) -> Vec<Finding> {
     let shape = tensor.shape();
     let two_d = shape.len() == 2 && is_real_float(tensor.dtype());
-    let rows = shape.first().copied().filter(|_| shape.len() >= 2).unwrap_or(1);
+    let rows = shape
+        .first()
+        .copied()
+        .filter(|_| shape.len() >= 2)
+        .unwrap_or(1);
     let rows = if tensor.numel() == 0 { 0 } else { rows };
     let scan = scan(tensor, rows, two_d);
     let mut out = Vec::new();
@@ -200,7 +204,11 @@ fn of_values(name: &str, tensor: &Tensor) -> Vec<Finding> {
 fn of_matrix(name: &str, scan: &Scan, embedding: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let indices = |flags: &mut dyn Iterator<Item = bool>| -> Vec<usize> {
-        flags.enumerate().filter(|(_, f)| *f).map(|(i, _)| i).collect()
+        flags
+            .enumerate()
+            .filter(|(_, f)| *f)
+            .map(|(i, _)| i)
+            .collect()
     };
     if embedding {
         let norms: Vec<f64> = scan.row_squares.iter().map(|s| s.sqrt()).collect();
@@ -329,7 +337,8 @@ fn varied(tensor: &Tensor) -> bool {
 fn duplicates(model: &Model, tensors: &[(String, ParamId)], skip: Option<ParamId>) -> Vec<Finding> {
     // Only tensors of one dtype and shape can be equal; within such a group, each tensor is
     // compared with one representative per class, and unequal bytes differ within a few elements.
-    let mut groups: HashMap<(DType, &[usize]), Vec<(&str, &Tensor)>> = HashMap::new();
+    type Classes<'a> = Vec<(&'a str, &'a Tensor)>;
+    let mut groups: HashMap<(DType, &[usize]), Classes> = HashMap::new();
     let mut out = Vec::new();
     for (name, id) in tensors {
         let tensor = model.store.get(*id);

@@ -67,7 +67,7 @@ pub fn paired(a: &Tensor, b: &Tensor, row_len: usize) -> Paired {
     let numel = a.numel();
     assert_eq!(numel, b.numel(), "paired: element counts differ");
     assert!(decode::is_decodable(a.dtype()) && decode::is_decodable(b.dtype()));
-    let rows = if row_len == 0 { 0 } else { numel / row_len };
+    let rows = numel.checked_div(row_len).unwrap_or(0);
     let bytes = a.bytes().len() + b.bytes().len();
     let threads = if bytes < PARALLEL_BYTES {
         1
@@ -88,7 +88,11 @@ pub fn paired(a: &Tensor, b: &Tensor, row_len: usize) -> Paired {
         let first = ranges.first().map(|&range| part(a, b, range, row_len));
         first
             .into_iter()
-            .chain(handles.into_iter().map(|h| h.join().expect("a diff thread does not panic")))
+            .chain(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a diff thread does not panic")),
+            )
             .collect()
     });
     let mut out = Paired {
@@ -137,17 +141,12 @@ fn part(a: &Tensor, b: &Tensor, (first, end): (usize, usize), row_len: usize) ->
         let mut start = 0;
         while start < count {
             // The segment ends at the chunk's end or the next row boundary, whichever is first.
-            let stop = if row_len == 0 {
-                count
-            } else {
-                let row_end = ((at + start) / row_len + 1) * row_len;
-                count.min(row_end - at)
-            };
+            let row = (at + start).checked_div(row_len);
+            let stop = row.map_or(count, |r| count.min((r + 1) * row_len - at));
             let sums = chunk.sums(start..stop);
-            if row_len != 0 {
-                let row = (at + start) / row_len - first_row;
-                out.row_dd[row] += sums.dd;
-                out.row_aa[row] += sums.aa;
+            if let Some(r) = row {
+                out.row_dd[r - first_row] += sums.dd;
+                out.row_aa[r - first_row] += sums.aa;
             }
             out.total.merge(&sums);
             start = stop;
@@ -159,8 +158,16 @@ fn part(a: &Tensor, b: &Tensor, (first, end): (usize, usize), row_len: usize) ->
 /// One chunk of both tensors, decoded: F32 pairs stay as bits (the common case, and the fast
 /// one); any other pair of dtypes is decoded to f64 with a flag per element for bit identity.
 enum Chunk {
-    F32 { a: Vec<u32>, b: Vec<u32> },
-    Wide { a: Vec<f64>, b: Vec<f64>, same: Vec<bool>, same_dtype: bool },
+    F32 {
+        a: Vec<u32>,
+        b: Vec<u32>,
+    },
+    Wide {
+        a: Vec<f64>,
+        b: Vec<f64>,
+        same: Vec<bool>,
+        same_dtype: bool,
+    },
 }
 
 impl Chunk {
@@ -207,15 +214,19 @@ impl Chunk {
                 if *same_dtype {
                     // Bit identity is a property of the stored bytes, not of the decoded values.
                     let size = ta.dtype().bits() / 8;
-                    let window = |t: &Tensor| &t.bytes()[at * size..(at + count) * size];
+                    let range = at * size..(at + count) * size;
                     same.extend(
-                        window(ta)
+                        ta.bytes()[range.clone()]
                             .chunks_exact(size)
-                            .zip(window(tb).chunks_exact(size))
+                            .zip(tb.bytes()[range].chunks_exact(size))
                             .map(|(x, y)| x == y),
                     );
                 } else {
-                    same.extend(a.iter().zip(b.iter()).map(|(x, y)| x.to_bits() == y.to_bits()));
+                    same.extend(
+                        a.iter()
+                            .zip(b.iter())
+                            .map(|(x, y)| x.to_bits() == y.to_bits()),
+                    );
                 }
             }
         }
@@ -226,7 +237,11 @@ impl Chunk {
         match self {
             Chunk::F32 { a, b } => sums_of(range.len(), |i| {
                 let (x, y) = (a[range.start + i], b[range.start + i]);
-                (f64::from(f32::from_bits(x)), f64::from(f32::from_bits(y)), x == y)
+                (
+                    f64::from(f32::from_bits(x)),
+                    f64::from(f32::from_bits(y)),
+                    x == y,
+                )
             }),
             Chunk::Wide { a, b, same, .. } => sums_of(range.len(), |i| {
                 let j = range.start + i;
@@ -277,7 +292,7 @@ mod tests {
 
     fn plain(a: &[f32], b: &[f32], row_len: usize) -> (Sums, Vec<f64>) {
         let mut s = Sums::default();
-        let mut rows = vec![0.0; if row_len == 0 { 0 } else { a.len() / row_len }];
+        let mut rows = vec![0.0; a.len().checked_div(row_len).unwrap_or(0)];
         for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
             let (x64, y64) = (f64::from(x), f64::from(y));
             let d = y64 - x64;
@@ -288,8 +303,8 @@ mod tests {
             s.max_abs = s.max_abs.max(d.abs());
             s.nan += usize::from(d.is_nan());
             s.identical += usize::from(x.to_bits() == y.to_bits());
-            if row_len != 0 {
-                rows[i / row_len] += d * d;
+            if let Some(r) = i.checked_div(row_len) {
+                rows[r] += d * d;
             }
         }
         (s, rows)
@@ -303,11 +318,19 @@ mod tests {
     fn threads_chunks_and_rows_agree_with_one_plain_loop() {
         // 3M elements take the parallel path; rows of 1000 straddle chunks and thread ranges.
         let n = 3_000_000;
-        let a: Vec<f32> = (0..n).map(|i| ((i * 7919) % 10007) as f32 / 1e3 - 5.0).collect();
+        let a: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 10007) as f32 / 1e3 - 5.0)
+            .collect();
         let b: Vec<f32> = a
             .iter()
             .enumerate()
-            .map(|(i, &x)| if i % 3 == 0 { x } else { x + (i % 13) as f32 * 1e-3 })
+            .map(|(i, &x)| {
+                if i % 3 == 0 {
+                    x
+                } else {
+                    x + (i % 13) as f32 * 1e-3
+                }
+            })
             .collect();
         let (ta, tb) = (
             Tensor::from_f32(vec![3000, 1000], &a),

@@ -35,7 +35,7 @@ const PARALLEL_BYTES: usize = 8 << 20;
 pub fn scan(tensor: &Tensor, rows: usize, columns: bool) -> Scan {
     let numel = tensor.numel();
     assert!(decode::is_decodable(tensor.dtype()));
-    let cols = if rows == 0 { 0 } else { numel / rows };
+    let cols = numel.checked_div(rows).unwrap_or(0);
     assert_eq!(rows * cols, numel, "scan: rows do not divide the tensor");
     let threads = if tensor.bytes().len() < PARALLEL_BYTES {
         1
@@ -59,7 +59,11 @@ pub fn scan(tensor: &Tensor, rows: usize, columns: bool) -> Scan {
             .map(|&r| scan_rows(tensor, r, cols, column_len));
         first
             .into_iter()
-            .chain(handles.into_iter().map(|h| h.join().expect("a scan thread does not panic")))
+            .chain(
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a scan thread does not panic")),
+            )
             .collect()
     });
     let mut out = Scan {
@@ -87,7 +91,12 @@ pub fn scan(tensor: &Tensor, rows: usize, columns: bool) -> Scan {
 }
 
 /// The scan of rows `first..end`.
-fn scan_rows(tensor: &Tensor, (first, end): (usize, usize), cols: usize, column_len: usize) -> Scan {
+fn scan_rows(
+    tensor: &Tensor,
+    (first, end): (usize, usize),
+    cols: usize,
+    column_len: usize,
+) -> Scan {
     let mut out = Scan {
         nan: (0, None),
         inf: (0, None),
@@ -101,8 +110,14 @@ fn scan_rows(tensor: &Tensor, (first, end): (usize, usize), cols: usize, column_
         let (mut zero, mut squares) = (true, 0.0);
         for at in (0..cols).step_by(CHUNK) {
             let start = row * cols + at;
-            decode::decode_f64(tensor.dtype(), tensor.bytes(), start, CHUNK.min(cols - at), &mut buffer)
-                .expect("checked decodable");
+            decode::decode_f64(
+                tensor.dtype(),
+                tensor.bytes(),
+                start,
+                CHUNK.min(cols - at),
+                &mut buffer,
+            )
+            .expect("checked decodable");
             for (i, &v) in buffer.iter().enumerate() {
                 if v.is_nan() {
                     out.nan.0 += 1;
@@ -136,7 +151,17 @@ mod tests {
     fn rows_columns_and_non_finite_values() {
         let t = Tensor::from_f32(
             vec![3, 3],
-            &[0.0, 0.0, 0.0, 1.0, f32::NAN, -4.0, 2.0, f32::INFINITY, f32::NAN],
+            &[
+                0.0,
+                0.0,
+                0.0,
+                1.0,
+                f32::NAN,
+                -4.0,
+                2.0,
+                f32::INFINITY,
+                f32::NAN,
+            ],
         );
         let s = scan(&t, 3, true);
         assert_eq!((s.nan, s.inf), ((2, Some(4)), (1, Some(7))));
@@ -151,14 +176,22 @@ mod tests {
         // 4 MiB of F32 times two: past the parallel threshold, in rows of 3 chunks and a bit.
         let (rows, cols) = (170, 12_500);
         let values: Vec<f32> = (0..rows * cols)
-            .map(|i| if i / cols == 77 { 0.0 } else { ((i * 31) % 1001) as f32 - 500.0 })
+            .map(|i| {
+                if i / cols == 77 {
+                    0.0
+                } else {
+                    ((i * 31) % 1001) as f32 - 500.0
+                }
+            })
             .collect();
         let t = Tensor::from_f32(vec![rows, cols], &values);
         let s = scan(&t, rows, true);
         assert_eq!(s.zero_rows.iter().filter(|z| **z).count(), 1);
         assert!(s.zero_rows[77]);
         for c in [0, 4096, 12_499] {
-            let want = (0..rows).map(|r| f64::from(values[r * cols + c]).abs()).fold(0.0, f64::max);
+            let want = (0..rows)
+                .map(|r| f64::from(values[r * cols + c]).abs())
+                .fold(0.0, f64::max);
             assert_eq!(s.column_max[c], want);
         }
     }

@@ -107,7 +107,11 @@ fn aview2_row(v: &[f32]) -> ArrayView2<'_, f32> {
 
 /// Scales `v` to unit length; false when it is zero (or not finite) and cannot be.
 fn normalize(v: &mut [f32]) -> bool {
-    let norm = v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>().sqrt();
+    let norm = v
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
     if norm == 0.0 || !norm.is_finite() {
         return false;
     }
@@ -135,7 +139,11 @@ pub fn fit_alpha(evals: &[f64]) -> Option<f64> {
     if evals.len() < MIN_NUM_EVALS {
         return None;
     }
-    let mut data: Vec<f64> = evals.iter().copied().filter(|&e| e > EVALS_THRESH).collect();
+    let mut data: Vec<f64> = evals
+        .iter()
+        .copied()
+        .filter(|&e| e > EVALS_THRESH)
+        .collect();
     if data.len() < 2 {
         return None;
     }
@@ -191,7 +199,7 @@ mod tests {
         // Quantiles of a Pareto law with density ∝ x^-3 (alpha 3) from xmin = 1.
         let n = 2000;
         let evals: Vec<f64> = (0..n)
-            .map(|i| (1.0 - (i as f64 + 0.5) / n as f64).powf(-1.0 / 2.0))
+            .map(|i| (1.0 - (f64::from(i) + 0.5) / f64::from(n)).powf(-1.0 / 2.0))
             .collect();
         let alpha = fit_alpha(&evals).unwrap();
         assert!((alpha - 3.0).abs() < 0.05, "{alpha}");
