@@ -356,7 +356,11 @@ mod tests {
         let a = Tensor::from_f32(vec![4], &[1.0, f32::NAN, -0.0, 2.0]);
         let b = Tensor::from_f32(vec![4], &[1.0, 1.0, 0.0, 2.5]);
         let got = paired(&a, &b, 0);
-        assert_eq!((got.total.nan, got.total.identical), (1, 1), "-0.0 and 0.0 differ in bits");
+        assert_eq!(
+            (got.total.nan, got.total.identical),
+            (1, 1),
+            "-0.0 and 0.0 differ in bits"
+        );
         assert_eq!(got.total.max_abs, 0.5);
         // F64 against F32: equal values count as identical, their bit patterns being equal in f64.
         let wide = Tensor::new(
