@@ -5,7 +5,8 @@
 //!   and the `print(model)` architecture language.
 //! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
 //! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
-//! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`.
+//! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`, `diff`, `check`.
+//! - [`compare`]: the diff of two models, the health findings and spectral figures of one.
 //! - [`checkpoint`]: a `MODEL` argument (demo, checkpoint file or folder, architecture text) made
 //!   into a [`model::Model`], its tree inferred from the tensor names.
 //! - [`io`]: pure codecs: safetensors files, `.npy` arrays, safe small-file reads.
@@ -16,6 +17,7 @@
 pub mod app;
 pub mod checkpoint;
 pub mod cli;
+pub mod compare;
 pub mod io;
 pub mod kernel;
 pub mod math;

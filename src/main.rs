@@ -18,17 +18,17 @@ fn main() -> ExitCode {
     };
     exit_cleanly_on_signals();
     match cli::run(command) {
-        Ok(stdout) => {
+        Ok(output) => {
             // A closed pipe (`paramscope tree | head`) is the reader's choice, not an error.
             match std::io::stdout()
                 .lock()
-                .write_all(escape_lines(&stdout).as_bytes())
+                .write_all(escape_lines(&output.stdout).as_bytes())
             {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     eprintln!("error: cannot write to stdout: {e}");
                     ExitCode::FAILURE
                 }
-                _ => ExitCode::SUCCESS,
+                _ => ExitCode::from(output.code),
             }
         }
         Err(message) => {

@@ -1,5 +1,7 @@
 //! The command line: clap's types, and one module per subcommand (text or `--json` on stdout).
 
+mod check;
+mod diff;
 mod export;
 mod forward;
 mod init;
@@ -65,6 +67,11 @@ pub enum Command {
     Init(InitArgs),
     /// Save the model as a .safetensors file that PyTorch's load_model reads.
     Export(ExportArgs),
+    /// Compare two models tensor by tensor: what changed, and by how much.
+    Diff(DiffArgs),
+    /// Look for broken tensors: NaN/Inf, dead rows or columns, duplicates, outlier columns,
+    /// untrained embedding rows, an untied copy of the embedding.
+    Check(CheckArgs),
 }
 
 /// Where the model comes from; shared by every subcommand.
@@ -188,16 +195,60 @@ pub struct ExportArgs {
     dequantize: bool,
 }
 
+/// `paramscope diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first model (any MODEL paramscope opens).
+    #[arg(value_name = "A")]
+    a: String,
+    /// The second model; its format may differ from A's.
+    #[arg(value_name = "B")]
+    b: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Rename a name prefix in both models before matching (--map model.= drops "model.").
+    #[arg(long, value_name = "FROM=TO")]
+    map: Vec<crate::compare::diff::Rename>,
+    /// Exit with 3 when the models differ (errors still exit 1).
+    #[arg(long)]
+    exit_code: bool,
+}
+
+/// `paramscope check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also give each 2-D weight's spectral norm, stable rank and power-law alpha.
+    #[arg(long)]
+    spectral: bool,
+}
+
+/// What a subcommand prints on stdout, and the exit code it asks for.
+pub struct Output {
+    /// The text for stdout.
+    pub stdout: String,
+    /// 0, or `diff --exit-code`'s 3 when the models differ.
+    pub code: u8,
+}
+
 /// Runs one subcommand and returns what it prints on stdout; the error is the one line to show
 /// after `error: `.
-pub fn run(command: Command) -> Result<String, String> {
-    match command {
+pub fn run(command: Command) -> Result<Output, String> {
+    let stdout = match command {
         Command::Tree(args) => tree::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Forward(args) => forward::run(&args),
         Command::Init(args) => init::run(&args),
         Command::Export(args) => export::run(&args),
-    }
+        Command::Check(args) => check::run(&args),
+        Command::Diff(args) => return diff::run(&args),
+    }?;
+    Ok(Output { stdout, code: 0 })
 }
 
 /// JSON text followed by a newline, with every unsafe character (controls, bidi, format

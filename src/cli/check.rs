@@ -1,0 +1,154 @@
+//! `paramscope check MODEL`: the tensors that look broken, and with `--spectral` the spectral
+//! figures of every 2-D weight.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::{CheckArgs, json_number, json_text};
+use crate::compare::health::{self, Finding};
+use crate::compare::spectral::{self, Spectral};
+use crate::model::Model;
+use crate::text::escape;
+
+/// Indices listed per finding in text; JSON lists them all.
+const SHOWN: usize = 12;
+
+pub(super) fn run(args: &CheckArgs) -> Result<String, String> {
+    let model = args.model.load()?;
+    let findings = health::check(&model);
+    let spectra = if args.spectral {
+        Some(spectra(&model))
+    } else {
+        None
+    };
+    Ok(if args.json {
+        let mut value = json!({"findings": findings.iter().map(finding_json).collect::<Vec<_>>()});
+        if let Some(spectra) = &spectra {
+            value["spectral"] = spectra
+                .iter()
+                .map(|(name, s)| {
+                    json!({
+                        "tensor": name,
+                        "spectral_norm": json_number(s.spectral_norm),
+                        "stable_rank": json_number(s.stable_rank),
+                        "alpha": s.alpha.map_or(Value::Null, json_number),
+                        "iterations": s.iterations,
+                    })
+                })
+                .collect();
+        }
+        json_text(&value)
+    } else {
+        to_text(&model, &findings, spectra.as_deref())
+    })
+}
+
+/// The spectral figures of each 2-D floating-point tensor, in state_dict order (once per tensor).
+fn spectra(model: &Model) -> Vec<(String, Spectral)> {
+    model
+        .named_parameters()
+        .into_iter()
+        .filter(|(_, id)| {
+            let tensor = model.store.get(*id);
+            tensor.shape().len() == 2 && tensor.dtype().is_float()
+        })
+        .filter_map(|(name, id)| {
+            spectral::spectral(model.store.get(id))
+                .ok()
+                .map(|s| (name, s))
+        })
+        .collect()
+}
+
+fn finding_json(f: &Finding) -> Value {
+    let mut value = json!({"kind": f.kind(), "tensor": f.tensor()});
+    match f {
+        Finding::Nan { count, first, .. } | Finding::Inf { count, first, .. } => {
+            value["count"] = json!(count);
+            value["first_index"] = json!(first);
+        }
+        Finding::DeadRows { rows, .. } => value["rows"] = json!(rows),
+        Finding::DeadColumns { columns, .. } => value["columns"] = json!(columns),
+        Finding::OutlierColumns {
+            columns, median, ..
+        } => {
+            value["columns"] = json!(columns);
+            value["median_column_max"] = json_number(*median);
+        }
+        Finding::TinyNormRows { rows, median, .. } => {
+            value["rows"] = json!(rows);
+            value["median_row_norm"] = json_number(*median);
+        }
+        Finding::Duplicate { of, .. } | Finding::UntiedHead { of, .. } => value["of"] = json!(of),
+    }
+    value
+}
+
+/// Up to [`SHOWN`] indices, then how many more.
+fn list(indices: &[usize]) -> String {
+    let shown: Vec<String> = indices.iter().take(SHOWN).map(usize::to_string).collect();
+    let more = indices.len().saturating_sub(SHOWN);
+    if more == 0 {
+        shown.join(", ")
+    } else {
+        format!("{}, … ({more} more)", shown.join(", "))
+    }
+}
+
+fn to_text(model: &Model, findings: &[Finding], spectra: Option<&[(String, Spectral)]>) -> String {
+    let mut out = String::new();
+    for f in findings {
+        let what = match f {
+            Finding::Nan { count, first, .. } | Finding::Inf { count, first, .. } => {
+                format!("{count} values, the first at {first:?}")
+            }
+            Finding::DeadRows { rows, .. } => format!("all-zero rows {}", list(rows)),
+            Finding::DeadColumns { columns, .. } => format!("all-zero columns {}", list(columns)),
+            Finding::OutlierColumns {
+                columns, median, ..
+            } => format!(
+                "columns {} reach {}x the median column's max |w| ({median:.3e})",
+                list(columns),
+                health::OUTLIER_RATIO
+            ),
+            Finding::TinyNormRows { rows, median, .. } => format!(
+                "rows {} have norms under {} of the median ({median:.3e})",
+                list(rows),
+                health::TINY_NORM
+            ),
+            Finding::Duplicate { of, .. } => format!("byte-identical to {}", escape(of)),
+            Finding::UntiedHead { of, .. } => {
+                format!("equal to {} but stored twice (not tied)", escape(of))
+            }
+        };
+        let _ = writeln!(out, "{:<16} {}  {what}", f.kind(), escape(f.tensor()));
+    }
+    if findings.is_empty() {
+        let _ = writeln!(
+            out,
+            "no findings in {} tensors",
+            model.named_parameters().len()
+        );
+    }
+    if let Some(spectra) = spectra {
+        let _ = writeln!(
+            out,
+            "\n{:>14} {:>12} {:>8}  tensor",
+            "spectral_norm", "stable_rank", "alpha"
+        );
+        for (name, s) in spectra {
+            let alpha = s
+                .alpha
+                .map_or_else(|| "-".to_owned(), |a| format!("{a:.4}"));
+            let _ = writeln!(
+                out,
+                "{:>14.6e} {:>12.4} {alpha:>8}  {}",
+                s.spectral_norm,
+                s.stable_rank,
+                escape(name)
+            );
+        }
+    }
+    out
+}
