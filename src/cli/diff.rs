@@ -17,6 +17,7 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, String> {
             model: spec.to_owned(),
             arch: None,
             seed: 0,
+            key: None,
         }
         .load()
     };
