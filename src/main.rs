@@ -41,6 +41,7 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
     }
     let result = app::run(app::Args {
         model: args.model,
+        arch: args.arch,
         select: args.select,
         input: args.input,
         seed: args.seed,

@@ -1,6 +1,7 @@
 //! The real binary in a real terminal: tmux runs it at 80x24, keys go in with `send-keys`, the
 //! screen comes back with `capture-pane`, and after every way out (`q`, SIGTERM, SIGHUP) `stty`
-//! must find the terminal in cooked mode again. Skipped, with a note, where tmux is absent.
+//! must find the terminal in cooked mode again. Skipped, with a note, where tmux is absent; under
+//! CI (`CI=true`) a missing tmux fails the test instead, so the run cannot pass without running.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +19,10 @@ impl Tmux {
     /// Starts `paramscope ARGS` at 80x24; when it exits, `stty -a` records the terminal's mode.
     fn start(name: &str, args: &str) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "tmux is not installed, and under CI the end-to-end test must run: install tmux"
+            );
             eprintln!("note: tmux is not installed; skipping the end-to-end test");
             return None;
         }
