@@ -6,18 +6,19 @@
 //! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
 //! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
 //! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`.
-//! - [`io`]: reading and writing safetensors files and `.npy` arrays.
-//! - [`source`]: turning a `MODEL` argument into a [`model::Model`].
+//! - [`checkpoint`]: a `MODEL` argument (demo, checkpoint file or folder, architecture text) made
+//!   into a [`model::Model`], its tree inferred from the tensor names.
+//! - [`io`]: pure codecs: safetensors files, `.npy` arrays, safe small-file reads.
 //! - [`kernel`]: the cache-blocked matrix multiply every forward pass goes through.
 //! - [`math`]: erf and QR, for the formulas.
 //! - [`text`]: showing untrusted names safely on a terminal.
 
 pub mod app;
+pub mod checkpoint;
 pub mod cli;
 pub mod io;
 pub mod kernel;
 pub mod math;
 pub mod model;
-pub mod source;
 pub mod tensor;
 pub mod text;

@@ -3,12 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
+use paramscope::checkpoint::{self, LoadOptions};
 use paramscope::io::{model_file, npy, safetensors};
 use paramscope::model::forward::ForwardPlan;
 use paramscope::model::init::{InitPlan, InitScheme};
 use paramscope::model::rng::TorchGenerator;
 use paramscope::model::{Model, arch, demos};
-use paramscope::source::{self, LoadOptions};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -170,7 +170,7 @@ fn a_torch_made_file_runs_forward_with_its_printed_architecture() {
         arch: Some(&fixture("zoo_arch.txt")),
         seed: 0,
     };
-    let model = source::load(fixture("zoo.safetensors").to_str().unwrap(), &options).unwrap();
+    let model = checkpoint::load(fixture("zoo.safetensors").to_str().unwrap(), &options).unwrap();
     let x = npy::read(&fixture("zoo_input.npy")).unwrap();
     let want = npy::read(&fixture("zoo_output.npy")).unwrap();
     let out = ForwardPlan::new(&model).unwrap().run(&x).unwrap();
@@ -184,7 +184,7 @@ fn a_torch_made_file_runs_forward_with_its_printed_architecture() {
 #[test]
 fn save_model_ties_are_read_as_one_tensor() {
     let path = fixture("shared_save_model.safetensors");
-    let model = source::from_checkpoint(safetensors::open(&path).unwrap(), false);
+    let model = checkpoint::from_checkpoint(safetensors::open(&path).unwrap(), false);
     let (_, id) = model.find_param("4.weight").unwrap();
     assert_eq!(model.paths_of(id), ["2.weight", "4.weight"]);
     assert_eq!(model.total_params(), 121);

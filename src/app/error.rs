@@ -2,6 +2,7 @@
 
 use thiserror::Error;
 
+use crate::checkpoint::OpenError;
 use crate::io::safetensors::FileError;
 use crate::model::forward::ForwardError;
 use crate::model::init::InitError;
@@ -10,9 +11,9 @@ use crate::tensor::decode::Undecodable;
 /// Everything the app can report as failed.
 #[derive(Debug, Error)]
 pub enum AppError {
-    /// A model could not be opened (the loader's own one-line reason).
-    #[error("{0}")]
-    Open(String),
+    /// A model could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
     /// The `--input` array could not be read.
     #[error("--input {path}: {reason}")]
     Input {

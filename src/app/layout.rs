@@ -179,7 +179,7 @@ pub fn forward_head(panel: &ForwardPanel, width: usize) -> Vec<ForwardLine> {
     match &panel.result {
         None => {}
         Some(Err(e)) => lines.extend(
-            wrap(&e.to_string(), width)
+            wrap(&escape(&e.to_string()), width)
                 .into_iter()
                 .map(ForwardLine::Error),
         ),

@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use super::{ForwardArgs, json_number, json_text};
+use crate::checkpoint::Architecture;
 use crate::io::npy;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
-use crate::source::Architecture;
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
@@ -22,12 +22,13 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
             escape(&args.model.model)
         );
     }
-    let x = match (&args.input, args.batch) {
-        (Some(path), _) => npy::read(path)?,
-        (None, Some(batch)) => plan.random_input(batch as usize, args.model.seed).ok_or(
-            "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
-        )?,
-        (None, None) => unreachable!("clap requires --input or --batch"),
+    let x = match &args.input {
+        Some(path) => npy::read(path)?,
+        None => plan
+            .random_input(args.batch as usize, args.model.seed)
+            .ok_or(
+                "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
+            )?,
     };
     let activations = plan.run(&x).map_err(|e| e.to_string())?;
     let time_us = match args.repeat {

@@ -6,4 +6,5 @@ pub mod model_file;
 pub mod npy;
 pub mod safetensors;
 pub mod sharded;
+pub mod small_file;
 pub mod sniff;

@@ -57,7 +57,9 @@ fn write_module(module: &Module, out: &mut String, depth: usize) {
 fn leaf_repr(module: &Module) -> String {
     match &module.kind {
         ModuleKind::Layer(layer) => layer.to_string(),
-        ModuleKind::Sequential | ModuleKind::Unknown => format!("{}()", module.repr()),
+        ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
+            format!("{}()", module.repr())
+        }
     }
 }
 

@@ -36,7 +36,7 @@ use crate::tensor::stats;
 pub enum ForwardError {
     /// Some module's computation is unknown (a checkpoint read without an architecture).
     #[error(
-        "cannot run a forward pass: module {path:?} has no known kind{why}; give the architecture with --arch FILE (the text print(model) shows)"
+        "cannot run a forward pass: module {path:?} has no known forward order{why}; only chains of Linear and activation layers run without an architecture: give it with --arch FILE (the text print(model) shows)"
     )]
     UnknownModule {
         /// The module's path (empty for the root).
@@ -430,7 +430,7 @@ impl Builder<'_> {
                     self.collect(child, &join(path, &child.name))?;
                 }
             }
-            ModuleKind::Unknown => {
+            ModuleKind::ModuleList | ModuleKind::Unknown => {
                 let why = module.numbering_gaps().map_or_else(String::new, |gaps| {
                     let gaps: Vec<String> = gaps.iter().map(ToString::to_string).collect();
                     format!(

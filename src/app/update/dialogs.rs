@@ -74,7 +74,7 @@ pub(super) fn init(app: &mut App, mut d: InitDialog, action: Action, fx: &mut Ef
                 return;
             }
             Err(e) => {
-                d.error = Some(e.to_string());
+                d.error = Some(escape(&e.to_string()).into_owned());
                 app.mode = Mode::Init(d);
                 return;
             }

@@ -264,7 +264,8 @@ fn refused_while_busy(app: &mut App) -> bool {
 /// Says that something failed: in the status bar, and whole in a popup when it does not fit
 /// there and nothing else has the keyboard. The one place an error becomes text.
 fn report(app: &mut App, error: &AppError) {
-    let text = error.to_string();
+    // Names travel raw inside errors; this is where they reach the screen.
+    let text = crate::text::escape(&error.to_string()).into_owned();
     let room = usize::from(app.screen.size.0).saturating_sub(3);
     if text.chars().count() > room && app.mode == Mode::Browse {
         app.mode = Mode::Popup(Popup {

@@ -64,7 +64,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
                 // The dialog comes back with the message, its choices as they were.
                 Err(e) => match app.last_init.clone() {
                     Some(mut dialog) if app.mode == Mode::Browse => {
-                        dialog.error = Some(e.to_string());
+                        dialog.error = Some(escape(&e.to_string()).into_owned());
                         app.mode = Mode::Init(dialog);
                     }
                     _ => report(app, &e),
