@@ -52,7 +52,7 @@ fn reinit_through_one_path_changes_every_alias_and_undo_restores() {
     assert_eq!(
         app.message,
         Some(Message::Info(
-            "re-initialized 1 tensor(s): zeros on 2.weight; u undoes".into()
+            "zeros on 2.weight · 1 tensor(s) · u undoes".into()
         ))
     );
     assert!(app.mode == Mode::Browse && app.busy.is_none());
@@ -168,10 +168,7 @@ fn write_asks_before_replacing_a_file_and_never_overwrites_the_source_silently()
             .to_string()
     );
     send(&mut app, &[Type('x'), Edit(DeleteBack), Submit]);
-    assert_eq!(
-        app.message,
-        Some(Message::Info(format!("wrote {default}; o reopens it")))
-    );
+    assert_eq!(app.message, Some(Message::Info(format!("wrote {default}"))));
     assert!(std::path::Path::new(&default).exists());
     // The same path again exists now: asked, and No leaves it.
     send(&mut app, &[OpenWrite, Submit]);

@@ -92,9 +92,16 @@ pub fn scan() -> Vec<String> {
         .map(|(name, _)| format!("demo:{name}"))
         .collect();
     for folder in ["demo-models", "."] {
-        let mut files: Vec<String> = entries(Path::new(folder))
-            .into_iter()
-            .filter(|name| is_model_file(name))
+        let names = entries(Path::new(folder));
+        // An architecture text beside its checkpoint is that checkpoint's, not a model to open.
+        let paired = |name: &str| {
+            name.strip_suffix(".arch.txt")
+                .is_some_and(|stem| names.iter().any(|n| *n == format!("{stem}.safetensors")))
+        };
+        let mut files: Vec<String> = names
+            .iter()
+            .filter(|name| is_model_file(name) && !paired(name))
+            .cloned()
             .map(|name| {
                 if folder == "." {
                     name

@@ -157,6 +157,10 @@ impl TreeView {
         }
         filter.clone_into(&mut self.filter);
         self.refresh(outline, page);
+        if filter.is_empty() {
+            // Every node holds the empty string: the selection stays where it is.
+            return true;
+        }
         let hit = self
             .visible
             .iter()

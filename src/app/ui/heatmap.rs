@@ -79,10 +79,12 @@ pub(super) fn render(
     // the pane is magnified by whole factors, so that every element gets equal room.
     let fit = |room: usize, n: usize| if n <= room { n * (room / n) } else { room };
     let px_w = fit(usize::from(map.width), cols);
+    // Rows grow no more than columns do (a pixel is about square), so a short matrix stays short.
+    let widened = (px_w / cols).max(1);
     let px_h = if strip {
         per_cell
     } else {
-        fit(usize::from(map.height) * per_cell, rows)
+        fit(usize::from(map.height) * per_cell, rows).min(rows * widened)
     };
     let g = app.tensor.grid;
     let (row, col) = if strip {

@@ -31,11 +31,20 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
     } else {
         escape(&node.short).into_owned()
     };
+    let cells = cells(app, &rows);
+    // One dtype for all: said once above the table instead of in a column.
+    let dtype = cells
+        .first()
+        .map(|c| c[2].clone())
+        .filter(|d| cells.iter().all(|c| c[2] == *d));
+    let dtype_note = dtype
+        .as_ref()
+        .map_or(String::new(), |d| format!(" · all {d}"));
     let head = vec![
         Line::styled(repr, t.style(Role::Heading)),
         Line::styled(
             format!(
-                "{module_path} · {} parameters · {} tensor paths",
+                "{module_path} · {} params · {} tensors{dtype_note}",
                 count(params),
                 rows.len()
             ),
@@ -48,44 +57,77 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
         height: body.height.saturating_sub(MODULE_ROWS_ABOVE - 1),
         ..body
     };
-    let cells = cells(app, &rows);
-    let widest = |i: usize, heading: &str| {
+    table(app, cells, dtype.is_some(), rows.len(), table_area, buf);
+}
+
+/// The table of the module's tensors in `area`, scrolled to the module cursor, with a scrollbar
+/// when it does not fit; `one_dtype` drops the dtype column (said above instead).
+fn table(
+    app: &App,
+    mut cells: Vec<Vec<String>>,
+    one_dtype: bool,
+    len: usize,
+    table_area: Rect,
+    buf: &mut Buffer,
+) {
+    let t = app.screen.theme;
+    let page = usize::from(table_area.height.saturating_sub(1));
+    let bar = len > page;
+    // The scrollbar takes the last column.
+    let table_area = Rect {
+        width: table_area.width.saturating_sub(u16::from(bar)),
+        ..table_area
+    };
+    let mut headings = vec!["tensor", "shape", "dtype", "numel", "mean", "std"];
+    if one_dtype {
+        headings.remove(2);
+        for c in &mut cells {
+            c.remove(2);
+        }
+    }
+    let numbers = headings.len() - 3;
+    let widest = |i: usize| {
         cells
             .iter()
             .map(|c| Span::raw(c[i].as_str()).width())
-            .chain([heading.len()])
+            .chain([headings[i].len()])
             .max()
-            .unwrap_or(0) as u16
+            .unwrap_or(0)
+            .min(14) as u16
     };
-    let headings = ["tensor", "shape", "dtype", "numel", "mean", "std"];
-    let widths = [
-        Constraint::Fill(1),
-        Constraint::Length(widest(1, headings[1]).min(14)),
-        Constraint::Length(widest(2, headings[2])),
-        Constraint::Length(widest(3, headings[3])),
-        Constraint::Length(widest(4, headings[4]).min(9)),
-        Constraint::Length(widest(5, headings[5]).min(9)),
-    ];
+    let fixed: Vec<u16> = (1..headings.len()).map(widest).collect();
+    let spacing = headings.len() as u16 - 1;
+    let name_room = usize::from(
+        table_area
+            .width
+            .saturating_sub(fixed.iter().sum::<u16>() + spacing),
+    );
+    for c in &mut cells {
+        c[0] = cut_left(&c[0], name_room);
+    }
+    let widths: Vec<Constraint> = std::iter::once(Constraint::Fill(1))
+        .chain(fixed.iter().map(|&w| Constraint::Length(w)))
+        .collect();
+    let cell = |i: usize, text: String| {
+        if i >= numbers {
+            right(text)
+        } else {
+            Cell::from(text)
+        }
+    };
     let table = Table::new(
-        cells.into_iter().map(|c| {
-            Row::new(c.into_iter().enumerate().map(|(i, text)| {
-                if i >= 3 {
-                    right(text)
-                } else {
-                    Cell::from(text)
-                }
-            }))
-        }),
+        cells
+            .into_iter()
+            .map(|c| Row::new(c.into_iter().enumerate().map(|(i, text)| cell(i, text)))),
         widths,
     )
     .header(
-        Row::new(headings.iter().enumerate().map(|(i, h)| {
-            if i >= 3 {
-                right((*h).to_owned())
-            } else {
-                Cell::from(*h)
-            }
-        }))
+        Row::new(
+            headings
+                .iter()
+                .enumerate()
+                .map(|(i, h)| cell(i, (*h).to_owned())),
+        )
         .style(t.style(Role::Heading)),
     )
     .column_spacing(1)
@@ -99,14 +141,14 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
         .with_offset(scroll.offset)
         .with_selected(Some(scroll.cursor));
     StatefulWidget::render(table, table_area, buf, &mut state);
-    let page = usize::from(table_area.height.saturating_sub(1));
-    if rows.len() > page {
-        let mut bar = ScrollbarState::new(rows.len().saturating_sub(page)).position(scroll.offset);
+    if bar {
+        let mut bar = ScrollbarState::new(len.saturating_sub(page)).position(scroll.offset);
         Scrollbar::new(ScrollbarOrientation::VerticalRight).render(
             Rect {
+                x: table_area.x,
                 y: table_area.y + 1,
+                width: table_area.width + 1,
                 height: table_area.height.saturating_sub(1),
-                ..table_area
             },
             buf,
             &mut bar,
@@ -114,8 +156,22 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
     }
 }
 
+/// `text` in at most `room` columns: its end kept (the tensor's own name), its start cut to `…`.
+fn cut_left(text: &str, room: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= room {
+        return text.to_owned();
+    }
+    if room == 0 {
+        return String::new();
+    }
+    std::iter::once('…')
+        .chain(chars[chars.len() - (room - 1)..].iter().copied())
+        .collect()
+}
+
 /// The table's text: name, shape, dtype, count, mean, std (`·` until computed).
-fn cells(app: &App, rows: &[(String, crate::model::ParamId)]) -> Vec<[String; 6]> {
+fn cells(app: &App, rows: &[(String, crate::model::ParamId)]) -> Vec<Vec<String>> {
     let store = &app.doc.model.store;
     rows.iter()
         .map(|(local, id)| {
@@ -129,7 +185,7 @@ fn cells(app: &App, rows: &[(String, crate::model::ParamId)]) -> Vec<[String; 6]
                         (num(s.stats.mean), num(s.stats.std))
                     }
                 });
-            [
+            vec![
                 escape(local).into_owned(),
                 format!("{:?}", tensor.shape()),
                 tensor.dtype().to_string(),
@@ -144,4 +200,16 @@ fn cells(app: &App, rows: &[(String, crate::model::ParamId)]) -> Vec<[String; 6]
 /// A right-aligned cell, for numbers.
 fn right(text: String) -> Cell<'static> {
     Cell::from(Line::raw(text).right_aligned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut_left;
+
+    #[test]
+    fn long_names_keep_their_end() {
+        assert_eq!(cut_left("0.block3.2.weight", 9), "…2.weight");
+        assert_eq!(cut_left("bias", 9), "bias");
+        assert_eq!(cut_left("bias", 0), "");
+    }
 }

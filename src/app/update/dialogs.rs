@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::{Effects, browse, open_model, refused_while_busy, report, step_of};
+use super::{Effects, after_select, browse, open_model, refused_while_busy, report, step_of};
 use crate::app::action::Action;
 use crate::app::error::AppError;
 use crate::app::field::{Edit, Field};
@@ -24,14 +24,22 @@ fn edit_of(action: Action) -> Option<Edit> {
     }
 }
 
-pub(super) fn filter(app: &mut App, mut field: Field, action: Action) {
+pub(super) fn filter(app: &mut App, mut field: Field, action: Action, fx: &mut Effects) {
     let page = layout::tree_page(app);
+    let selected = app.tree.selected();
     if let Some(edit) = edit_of(action) {
         field.edit(edit);
         app.tree.set_filter(&app.doc.outline, field.value(), page);
         app.mode = Mode::Filter(field);
-        return;
+    } else {
+        filter_keys(app, action, page);
     }
+    if app.tree.selected() != selected {
+        after_select(app, fx);
+    }
+}
+
+fn filter_keys(app: &mut App, action: Action, page: usize) {
     match action {
         Action::Submit => app.mode = Mode::Browse,
         Action::Cancel => {

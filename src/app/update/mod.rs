@@ -194,7 +194,7 @@ pub fn update(app: &mut App, action: Action) -> Effects {
         }
         _ => match app.mode.clone() {
             Mode::Browse => browse::browse(app, action, &mut fx),
-            Mode::Filter(field) => dialogs::filter(app, field, action),
+            Mode::Filter(field) => dialogs::filter(app, field, action, &mut fx),
             Mode::Init(dialog) => dialogs::init(app, dialog, action, &mut fx),
             Mode::Write(field) => dialogs::write(app, field, action, &mut fx),
             Mode::Ask(question) => dialogs::ask(app, &question, action, &mut fx),

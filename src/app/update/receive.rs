@@ -50,9 +50,9 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
                         })
                         .collect::<Vec<_>>();
                     app.message = Some(Message::Info(format!(
-                        "re-initialized {} tensor(s): {}; u undoes",
+                        "{} · {} tensor(s) · u undoes",
+                        escape(&label),
                         changes.len(),
-                        escape(&label)
                     )));
                     // A written state deeper on the stack than this one is gone for good.
                     if app.doc.saved_at.is_some_and(|at| at > app.doc.undo.len()) {
@@ -81,7 +81,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
                 Ok(path) => {
                     app.doc.saved_at = Some(app.doc.undo.len());
                     app.message = Some(Message::Info(format!(
-                        "wrote {}; o reopens it",
+                        "wrote {}",
                         escape(&path.display().to_string())
                     )));
                 }
