@@ -115,7 +115,12 @@ fn the_tree_is_readable_at_80_columns_and_shows_the_full_repr_when_wide() {
         "{}",
         text(&buf)
     );
-    assert!(find(&buf, "│weight      [8, 4] F32      32 -0.0243 0.2794│").is_some());
+    assert!(
+        find(&buf, "[8, 4]    32 -0.0243 0.2794│").is_some(),
+        "{}",
+        text(&buf)
+    );
+    assert!(find(&buf, "· all F32").is_some(), "one dtype, said once");
     // Wider, the module pane has PyTorch's whole repr.
     let buf = render(&app, 140, 30);
     assert!(

@@ -4,6 +4,7 @@ use thiserror::Error;
 
 use crate::checkpoint::OpenError;
 use crate::io::safetensors::FileError;
+use crate::model::LookupError;
 use crate::model::forward::ForwardError;
 use crate::model::init::InitError;
 use crate::tensor::decode::Undecodable;
@@ -24,7 +25,10 @@ pub enum AppError {
     },
     /// `--select` names nothing in the model.
     #[error("--select: {0}")]
-    Select(String),
+    Select(#[from] LookupError),
+    /// `--select` names something the tree does not show.
+    #[error("--select: {0:?} is not in the module tree")]
+    NotInTree(String),
     /// The terminal could not be set up or drawn on.
     #[error("the terminal: {0}")]
     Terminal(#[from] std::io::Error),

@@ -67,14 +67,6 @@ impl Scroll {
     pub fn follow(&mut self, page: usize) {
         self.offset = follow(self.offset, self.cursor, page);
     }
-
-    /// Puts the cursor on `at` (below `len`), the window following.
-    pub fn set(&mut self, at: usize, len: usize, page: usize) -> bool {
-        let before = *self;
-        self.cursor = at.min(len.saturating_sub(1));
-        self.follow(page);
-        *self != before
-    }
 }
 
 /// The first row (or column) to show so that `cursor` stays on a page of `page` rows starting

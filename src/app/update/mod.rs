@@ -128,7 +128,7 @@ impl App {
             &mut fx,
         );
         if let Some(name) = options.select {
-            let node = find_node(&app, &name).map_err(AppError::Select)?;
+            let node = find_node(&app, &name)?;
             let page = layout::tree_page(&app);
             app.tree.reveal(&app.doc.outline, node, page);
             after_select(&mut app, &mut fx);
@@ -163,17 +163,17 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
 }
 
 /// The node of a parameter or module name (state_dict key or the chapter's indexing), or why not.
-fn find_node(app: &App, name: &str) -> Result<usize, String> {
+fn find_node(app: &App, name: &str) -> Result<usize, AppError> {
     let (model, outline) = (&app.doc.model, &app.doc.outline);
     if let Ok((key, _)) = model.find_param(name) {
-        return outline.find(&key, true).ok_or(key);
+        return outline.find(&key, true).ok_or(AppError::NotInTree(key));
     }
     match model.find_module(name) {
-        Ok((path, _)) => outline.find(&path, false).ok_or(path),
+        Ok((path, _)) => outline.find(&path, false).ok_or(AppError::NotInTree(path)),
         Err(_) => Err(model
             .find_param(name)
             .err()
-            .map_or_else(|| name.to_owned(), |e| e.to_string())),
+            .map_or_else(|| AppError::NotInTree(name.to_owned()), AppError::Select)),
     }
 }
 
