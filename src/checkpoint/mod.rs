@@ -10,11 +10,13 @@ pub mod architecture;
 pub mod config;
 pub mod infer;
 pub mod locate;
+pub mod pytorch;
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::io::pickle::Scalar;
 use crate::io::safetensors::{self, FileError};
 use crate::io::small_file::{self, SmallFileError};
 use crate::io::{sharded, sniff};
@@ -41,6 +43,8 @@ pub struct Loaded {
     pub architecture: Architecture,
     /// Oddities that did not stop the load (tensors a shard index does not list, …).
     pub warnings: Vec<String>,
+    /// A PyTorch checkpoint's plain values by dotted name (`epoch = 7`); empty for other formats.
+    pub values: Vec<(String, Scalar)>,
 }
 
 /// Why a `MODEL` argument could not be opened. Names travel raw; they are escaped where printed.
@@ -90,6 +94,12 @@ pub enum OpenError {
     /// A checkpoint whose architecture text is unreadable or does not fit it.
     #[error(transparent)]
     Architecture(#[from] architecture::ArchitectureError),
+    /// `--key` naming nothing in the checkpoint.
+    #[error(transparent)]
+    Key(#[from] pytorch::KeyError),
+    /// `--key` given with a demo or an architecture text.
+    #[error("--key takes part of a checkpoint file; {0} is not one")]
+    KeyWithoutCheckpoint(String),
 }
 
 /// Loads `spec` as the command line's `MODEL`.
@@ -99,7 +109,19 @@ pub fn load(spec: &str, options: &LoadOptions) -> Result<Model, OpenError> {
 
 /// Loads `spec` as [`load`] does, keeping the warnings.
 pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
+    open_keyed(spec, options, None)
+}
+
+/// Loads `spec` as [`open`] does; with `key`, the model is the part of the checkpoint under it.
+pub fn open_keyed(
+    spec: &str,
+    options: &LoadOptions,
+    key: Option<&str>,
+) -> Result<Loaded, OpenError> {
     if let Some(name) = spec.strip_prefix("demo:") {
+        if key.is_some() {
+            return Err(OpenError::KeyWithoutCheckpoint(spec.to_owned()));
+        }
         return open_demo(spec, name, options);
     }
     let path = Path::new(spec);
@@ -113,36 +135,93 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
     };
     let config = config::Config::beside(&file);
     if locate::is_index(&file) {
-        let sharded = sharded::open(&file)?;
-        let model = from_checkpoint(sharded.checkpoint, config.tie_word_embeddings);
-        let mut warnings = sharded.warnings;
-        let arch = arch_for(&file, options.arch, &model, &mut warnings);
-        let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
-        return Ok(Loaded {
-            model,
-            architecture,
+        let mut warnings = Vec::new();
+        let sharded = sharded::open_with(&file, &mut |shard| {
+            pytorch::open_shard(shard, &mut warnings)
+        })?;
+        warnings.extend(sharded.warnings);
+        let opened = pytorch::Opened {
+            checkpoint: sharded.checkpoint,
+            values: Vec::new(),
             warnings,
-        });
+            metadata_is_ties: false,
+        };
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
     // Only a regular file is read: a FIFO would block and a device stream forever.
     small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
     let head = safetensors::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
     if looks_like_safetensors(&file, &head) {
-        let checkpoint = safetensors::open(&file)?;
-        let model = from_checkpoint(checkpoint, config.tie_word_embeddings);
-        let mut warnings = Vec::new();
-        let arch = arch_for(&file, options.arch, &model, &mut warnings);
-        let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
-        return Ok(Loaded {
-            model,
-            architecture,
-            warnings,
-        });
+        let opened = pytorch::Opened {
+            checkpoint: safetensors::open(&file)?,
+            values: Vec::new(),
+            warnings: Vec::new(),
+            metadata_is_ties: false,
+        };
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
+    if pytorch::is_pytorch(&head) {
+        let opened = pytorch::open(&file)?;
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
+    }
+
     if let Some(what) = sniff::identify(&head) {
         return Err(FileError::new(&file, what).into());
     }
+    if key.is_some() {
+        return Err(OpenError::KeyWithoutCheckpoint(spec.to_owned()));
+    }
     open_text(&file, options)
+}
+
+/// A checkpoint made into a model: the part under `key`, its tree inferred from its names, then
+/// bound to its architecture.
+fn from_opened(
+    opened: pytorch::Opened,
+    file: &Path,
+    key: Option<&str>,
+    tie_word_embeddings: bool,
+    options: &LoadOptions,
+    spec: &str,
+) -> Result<Loaded, OpenError> {
+    let opened = match key {
+        Some(key) => pytorch::select(opened, key)?,
+        None => opened,
+    };
+    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings);
+    if opened.metadata_is_ties {
+        model.metadata.clear();
+    }
+    let mut warnings = opened.warnings;
+    let arch = arch_for(file, options.arch, &model, &mut warnings);
+    let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
+    Ok(Loaded {
+        model,
+        architecture,
+        warnings,
+        values: opened.values,
+    })
 }
 
 /// A demo of the chapter, built from the seed.
@@ -162,6 +241,7 @@ fn open_demo(spec: &str, name: &str, options: &LoadOptions) -> Result<Loaded, Op
         model,
         architecture: Architecture::Built,
         warnings: Vec::new(),
+        values: Vec::new(),
     })
 }
 
@@ -185,6 +265,7 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         model: arch::instantiate(&root, options.seed),
         architecture: Architecture::Built,
         warnings: Vec::new(),
+        values: Vec::new(),
     })
 }
 

@@ -83,6 +83,10 @@ pub struct ModelArgs {
     /// torch.manual_seed for every random step: building a demo or an architecture text, an init, a batch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Take the part of a nested checkpoint under this key as the model (--key model of a
+    /// training checkpoint {"model": ..., "optimizer": ..., "epoch": 7}).
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
 }
 
 impl ModelArgs {
@@ -97,7 +101,7 @@ impl ModelArgs {
             arch: self.arch.as_deref(),
             seed: self.seed,
         };
-        let loaded = checkpoint::open(&self.model, &options)
+        let loaded = checkpoint::open_keyed(&self.model, &options, self.key.as_deref())
             .map_err(|e| crate::text::escape(&e.to_string()).into_owned())?;
         for warning in &loaded.warnings {
             eprintln!("warning: {warning}");
