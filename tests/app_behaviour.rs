@@ -258,7 +258,11 @@ fn the_module_table_scrolls_to_its_last_row() {
         .collect::<Vec<_>>()
         .join("\n");
     let root = paramscope::model::arch::parse(&format!("Sequential(\n{layers}\n)\n")).unwrap();
-    let mut app = with_model(paramscope::model::arch::instantiate(&root, 0), "arch", None);
+    let mut app = with_model(
+        paramscope::model::arch::instantiate(&root, 0).unwrap(),
+        "arch",
+        None,
+    );
     send(&mut app, &[Home]);
     assert!(!screen(&app).contains("39.bias"));
     send(&mut app, &[FocusNext, End]);

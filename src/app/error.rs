@@ -47,9 +47,6 @@ pub enum AppError {
     /// A forward pass failed for another reason.
     #[error("{0}")]
     Forward(ForwardError),
-    /// The random batch needs a first Linear to know its width.
-    #[error("the model has no Linear layer, so its input width is unknown: pass --input X.npy")]
-    NoInputWidth,
     /// A scheme or its arguments are not valid, or do not fit a tensor.
     #[error("{0}")]
     Init(#[from] InitError),

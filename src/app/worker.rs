@@ -160,9 +160,7 @@ fn forward(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<ForwardResult, AppError> {
     let x = match input {
-        Input::Random { batch, seed } => plan
-            .random_input(*batch, *seed)
-            .ok_or(AppError::NoInputWidth)?,
+        Input::Random { batch, seed } => plan.random_input(*batch, *seed)?,
         Input::File { array, .. } => array.clone(),
     };
     let activations = plan.run_with_progress(&x, progress)?;

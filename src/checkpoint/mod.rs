@@ -21,6 +21,7 @@ use crate::io::safetensors::{self, FileError};
 use crate::io::small_file::{self, SmallFileError};
 use crate::io::{sharded, sniff};
 use crate::model::arch::{self, ArchError};
+use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
 
 pub use architecture::Architecture;
@@ -90,6 +91,14 @@ pub enum OpenError {
         path: String,
         /// Where the text went wrong.
         error: ArchError,
+    },
+    /// An architecture text whose parameters would not fit in memory.
+    #[error("{path}: {error}")]
+    TooBig {
+        /// The file.
+        path: String,
+        /// How much it needs.
+        error: TooBig,
     },
     /// A checkpoint whose architecture text is unreadable or does not fit it.
     #[error(transparent)]
@@ -209,7 +218,8 @@ fn from_opened(
         Some(key) => pytorch::select(opened, key)?,
         None => opened,
     };
-    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings);
+    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings)
+        .map_err(|e| FileError::new(file, e))?;
     if opened.metadata_is_ties {
         model.metadata.clear();
     }
@@ -262,7 +272,10 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         error,
     })?;
     Ok(Loaded {
-        model: arch::instantiate(&root, options.seed),
+        model: arch::instantiate(&root, options.seed).map_err(|error| OpenError::TooBig {
+            path: display(),
+            error,
+        })?,
         architecture: Architecture::Built,
         warnings: Vec::new(),
         values: Vec::new(),

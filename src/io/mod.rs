@@ -1,7 +1,9 @@
 //! Files: safetensors checkpoints read through a map and written by rename, and `.npy` arrays.
 
+pub mod aliases;
 pub mod atomic;
 pub mod diagnose;
+pub mod fault;
 pub mod model_file;
 pub mod npy;
 pub mod pickle;

@@ -1,11 +1,11 @@
 //! `.npy` arrays of f32 (version 1.0, little-endian, C order): numpy's own format for inputs and outputs.
 
-use std::io;
+use std::io::{self, Read as _};
 use std::path::Path;
 
 use ndarray::{ArrayD, IxDyn};
 
-use super::atomic::{write_atomically, write_buffered};
+use super::atomic::write_atomically;
 
 /// Writes `array` as `<f4` in C order.
 pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
@@ -26,8 +26,9 @@ pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
     header.push('\n');
     let header_len = u16::try_from(header.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "shape too long for .npy"))?;
-    write_atomically(path, |temp| {
-        write_buffered(temp, |w| {
+    write_atomically(
+        path,
+        |w| {
             w.write_all(b"\x93NUMPY\x01\x00")?;
             w.write_all(&header_len.to_le_bytes())?;
             w.write_all(header.as_bytes())?;
@@ -35,13 +36,20 @@ pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
                 w.write_all(&v.to_le_bytes())?;
             }
             Ok(())
-        })
-    })
+        },
+        |temp| read(temp).map(drop),
+    )
+    .map_err(io::Error::other)
 }
 
 /// Reads a `.npy` of f32 or f64 (little-endian, C order) as f32.
 pub fn read(path: &Path) -> Result<ArrayD<f32>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Only a regular file: a FIFO would block and /dev/zero stream forever.
+    let mut bytes = Vec::new();
+    super::small_file::open_regular(path)
+        .map_err(|e| e.to_string())
+        .and_then(|mut f| f.read_to_end(&mut bytes).map_err(|e| e.to_string()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
