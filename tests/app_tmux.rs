@@ -178,8 +178,10 @@ fn launch_navigate_forward_init_quit() {
     assert!(screen.contains("forward pass"), "{screen}");
     tmux.keys(&["f", "i"]);
     tmux.wait_for("re-initialize");
-    // zeros, applied to the weight through path 2.
-    tmux.keys(&["Right", "Enter"]);
+    // zeros, applied to the weight through path 2: typed, since an arrow's escape sequence can
+    // arrive split on a loaded machine and read as Esc.
+    tmux.type_text("zer");
+    tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("1 tensor(s) · u undoes");
     assert!(screen.contains("before → after"), "{screen}");
     tmux.keys(&["?"]);
