@@ -15,14 +15,9 @@ pub enum AppError {
     /// A model could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
-    /// The `--input` array could not be read.
-    #[error("--input {path}: {reason}")]
-    Input {
-        /// The file.
-        path: String,
-        /// The reader's reason.
-        reason: String,
-    },
+    /// The `--input` array could not be read (the error names the file).
+    #[error("--input {0}")]
+    Input(FileError),
     /// `--select` names nothing in the model.
     #[error("--select: {0}")]
     Select(#[from] LookupError),

@@ -44,7 +44,6 @@ use theme::Theme;
 use update::{Effects, Options, receive, update};
 
 use crate::io::npy;
-use crate::text::escape;
 
 /// The shortest time between two draws: input that comes faster is gathered into one frame.
 const FRAME: Duration = Duration::from_millis(16);
@@ -85,14 +84,10 @@ pub fn run(args: Args) -> Result<(), AppError> {
     };
     let opened = open::open(&spec)?;
     let input = match &args.input {
-        Some(path) => {
-            let name = path.display().to_string();
-            let array = npy::read(path).map_err(|reason| AppError::Input {
-                path: escape(&name).into_owned(),
-                reason,
-            })?;
-            Some((name, array))
-        }
+        Some(path) => Some((
+            path.display().to_string(),
+            npy::read(path).map_err(AppError::Input)?,
+        )),
         None => None,
     };
     let (app, effects) = App::new(

@@ -19,7 +19,7 @@ use thiserror::Error;
 use crate::io::pickle::Scalar;
 use crate::io::safetensors::{self, FileError};
 use crate::io::small_file::{self, SmallFileError};
-use crate::io::{sharded, sniff};
+use crate::io::{gguf, npy, npz, sharded, sniff};
 use crate::model::arch::{self, ArchError};
 use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
@@ -46,6 +46,8 @@ pub struct Loaded {
     pub warnings: Vec<String>,
     /// A PyTorch checkpoint's plain values by dotted name (`epoch = 7`); empty for other formats.
     pub values: Vec<(String, Scalar)>,
+    /// A GGUF file's metadata pairs, in file order; empty for other formats.
+    pub gguf: Vec<(String, gguf::Value)>,
 }
 
 /// Why a `MODEL` argument could not be opened. Names travel raw; they are escaped where printed.
@@ -67,7 +69,7 @@ pub enum OpenError {
     ArchForText(String),
     /// Nothing at that path.
     #[error(
-        "{0}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, a model.safetensors.index.json, a folder holding either, or a print(model) text file)"
+        "{0}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, a PyTorch .pt/.pth/.bin file, a model.safetensors.index.json or pytorch_model.bin.index.json, a folder holding one, or a print(model) text file)"
     )]
     NoSuchFile(String),
     /// A folder that holds no single checkpoint.
@@ -167,6 +169,31 @@ pub fn open_keyed(
     // Only a regular file is read: a FIFO would block and a device stream forever.
     small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
     let head = safetensors::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
+    // Formats with a magic number first: a GGUF tensor count can look like safetensors' '{'.
+    if let Some(opened) = open_array_file(&file, &head)? {
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
+    }
+    if gguf::sniff(&head) {
+        let gguf = gguf::open(&file)?;
+        let opened = plain(gguf.tensors);
+        let mut loaded = from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        )?;
+        loaded.gguf = gguf.metadata;
+        return Ok(loaded);
+    }
     if looks_like_safetensors(&file, &head) {
         let opened = pytorch::Opened {
             checkpoint: safetensors::open(&file)?,
@@ -204,6 +231,30 @@ pub fn open_keyed(
     open_text(&file, options)
 }
 
+/// A `.npy` array or an `.npz` archive (told from a PyTorch zip by its `.npy` members).
+fn open_array_file(file: &Path, head: &[u8]) -> Result<Option<pytorch::Opened>, FileError> {
+    Ok(if head.starts_with(b"\x93NUMPY") {
+        Some(plain(npy::open(file)?))
+    } else if head.starts_with(b"PK\x03\x04") && npz::is_npz(file) {
+        Some(plain(npz::open(file)?))
+    } else {
+        None
+    })
+}
+
+/// Named tensors with nothing else (no ties, values or warnings) as an opened checkpoint.
+fn plain(tensors: Vec<(String, crate::tensor::Tensor)>) -> pytorch::Opened {
+    pytorch::Opened {
+        checkpoint: safetensors::Checkpoint {
+            tensors,
+            metadata: std::collections::BTreeMap::new(),
+        },
+        values: Vec::new(),
+        warnings: Vec::new(),
+        metadata_is_ties: false,
+    }
+}
+
 /// A checkpoint made into a model: the part under `key`, its tree inferred from its names, then
 /// bound to its architecture.
 fn from_opened(
@@ -231,6 +282,7 @@ fn from_opened(
         architecture,
         warnings,
         values: opened.values,
+        gguf: Vec::new(),
     })
 }
 
@@ -252,6 +304,7 @@ fn open_demo(spec: &str, name: &str, options: &LoadOptions) -> Result<Loaded, Op
         architecture: Architecture::Built,
         warnings: Vec::new(),
         values: Vec::new(),
+        gguf: Vec::new(),
     })
 }
 
@@ -279,6 +332,7 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         architecture: Architecture::Built,
         warnings: Vec::new(),
         values: Vec::new(),
+        gguf: Vec::new(),
     })
 }
 

@@ -2,9 +2,12 @@
 
 use super::ExportArgs;
 use crate::io::model_file::save_model;
+use crate::model::Model;
+use crate::tensor::{DType, Tensor};
 
 pub(super) fn run(args: &ExportArgs) -> Result<String, String> {
-    let model = args.model.load()?;
+    let mut model = args.model.load()?;
+    dequantize(&mut model, args.dequantize)?;
     save_model(&model, &args.output).map_err(|e| e.to_string())?;
     eprintln!(
         "wrote {} ({} tensors, {} parameters)",
@@ -13,4 +16,48 @@ pub(super) fn run(args: &ExportArgs) -> Result<String, String> {
         model.total_params()
     );
     Ok(String::new())
+}
+
+/// GGUF quantized tensors have no safetensors dtype: with `--dequantize` each becomes F32 (ggml's
+/// own dequantized values, exactly); without it they are named and nothing is written.
+fn dequantize(model: &mut Model, allowed: bool) -> Result<(), String> {
+    let quantized: Vec<(String, crate::model::ParamId)> = model
+        .named_parameters()
+        .into_iter()
+        .filter(|(_, id)| matches!(model.store.get(*id).dtype(), DType::Ggml(_)))
+        .collect();
+    if quantized.is_empty() {
+        return Ok(());
+    }
+    if !allowed {
+        let names: Vec<String> = quantized
+            .iter()
+            .take(5)
+            .map(|(n, id)| {
+                format!(
+                    "{} ({})",
+                    crate::text::escape(n),
+                    model.store.get(*id).dtype()
+                )
+            })
+            .collect();
+        let more = quantized.len().saturating_sub(names.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "{} tensors are ggml-quantized, which safetensors cannot hold: {}{more}; pass --dequantize to write them as F32",
+            quantized.len(),
+            names.join(", ")
+        ));
+    }
+    for (_, id) in quantized {
+        let tensor = model.store.get(id);
+        let values = tensor.to_f32_vec().map_err(|e| e.to_string())?;
+        let f32 = Tensor::from_f32(tensor.shape().to_vec(), &values);
+        model.store.set(id, f32);
+    }
+    Ok(())
 }

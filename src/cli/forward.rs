@@ -23,7 +23,7 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
         );
     }
     let x = match &args.input {
-        Some(path) => npy::read(path)?,
+        Some(path) => npy::read(path).map_err(|e| e.to_string())?,
         None => plan
             .random_input(args.batch as usize, args.model.seed)
             .map_err(|e| e.to_string())?,

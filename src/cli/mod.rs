@@ -16,7 +16,8 @@ use crate::model::Model;
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
 /// MODEL is demo:mlp, demo:rgnet or demo:shared (the nets of d2l's "parameter management" chapter),
-/// a .safetensors checkpoint, or a text file holding a model as PyTorch's print(model) shows it.
+/// a .safetensors checkpoint, a PyTorch .pt/.pth/.bin file (read without running its pickle), or a
+/// text file holding a model as PyTorch's print(model) shows it.
 #[derive(Debug, Parser)]
 #[command(
     name = "paramscope",
@@ -73,7 +74,7 @@ pub enum Command {
 /// Where the model comes from; shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// demo:mlp | demo:rgnet | demo:shared | FILE.safetensors | ARCH.txt
+    /// demo:mlp | demo:rgnet | demo:shared | FILE.safetensors | FILE.pt | ARCH.txt
     #[arg(value_name = "MODEL")]
     pub model: String,
     /// The architecture of a checkpoint, as the text print(model) shows.
@@ -186,6 +187,9 @@ pub struct ExportArgs {
     /// Where to save the model.
     #[arg(short = 'o', long = "output", value_name = "OUT.safetensors")]
     output: PathBuf,
+    /// Write GGUF quantized tensors as F32 (their dequantized values); without it they are refused.
+    #[arg(long)]
+    dequantize: bool,
 }
 
 /// Runs one subcommand and returns what it prints on stdout; the error is the one line to show

@@ -29,6 +29,7 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, String> {
         json_text(&json!({
             "name": name,
             "dtype": tensor.dtype().name(),
+            "bits_per_weight": tensor.dtype().bits_per_weight(),
             "shape": tensor.shape(),
             "numel": tensor.numel(),
             "shared_with": shared_with,
@@ -100,7 +101,7 @@ fn to_text(
         let _ = writeln!(out, "{label:<8} {value}");
     };
     line("name", escape(name).into_owned());
-    line("dtype", tensor.dtype().name().to_owned());
+    line("dtype", tensor.dtype().label());
     line("shape", format!("{:?}", tensor.shape()));
     line("numel", tensor.numel().to_string());
     line("bytes", tensor.bytes().len().to_string());

@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap as _;
 
 use super::{TreeArgs, json_text};
+use crate::io::gguf;
 use crate::io::pickle::Scalar;
 use crate::model::arch;
 use crate::model::{Model, Module, ParamId};
@@ -19,9 +20,9 @@ pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
     let loaded = args.model.open()?;
     let (model, values) = (&loaded.model, &loaded.values);
     Ok(if args.json {
-        json_text(&to_json(model, values))
+        json_text(&to_json(model, values, &loaded.gguf))
     } else {
-        to_text(model) + &values_text(values)
+        gguf_text(&loaded.gguf) + &to_text(model) + &values_text(values)
     })
 }
 
@@ -103,6 +104,26 @@ fn to_text(model: &Model) -> String {
     out
 }
 
+/// A GGUF file's metadata, before the tree: `  llama.context_length: u32 = 4096`.
+fn gguf_text(metadata: &[(String, gguf::Value)]) -> String {
+    let mut out = String::new();
+    if metadata.is_empty() {
+        return out;
+    }
+    out.push_str("metadata (GGUF):\n");
+    for (key, value) in metadata {
+        let ty = value.value_type().name();
+        let _ = writeln!(
+            out,
+            "  {}: {ty} = {}",
+            escape(key),
+            shortened(&value.to_string())
+        );
+    }
+    out.push('\n');
+    out
+}
+
 /// A PyTorch checkpoint's plain values, one per line: `  epoch = 7`.
 fn values_text(values: &[(String, Scalar)]) -> String {
     let mut out = String::new();
@@ -136,13 +157,39 @@ fn shortened(value: &str) -> String {
 #[derive(Serialize)]
 struct TreeJson<'a> {
     total_params: usize,
-    metadata: &'a std::collections::BTreeMap<String, String>,
+    metadata: MetadataJson<'a>,
     params: Vec<ParamJson<'a>>,
     shared: Vec<Vec<String>>,
     modules: ModulesJson<'a>,
     /// A PyTorch checkpoint's plain values (`epoch`, `optimizer.param_groups.0.lr`), by name.
     #[serde(skip_serializing_if = "ValuesJson::is_empty")]
     values: ValuesJson<'a>,
+}
+
+/// A file's metadata: safetensors' `__metadata__` strings, or GGUF's typed keys in file order
+/// (`{"key": {"type": "u32", "value": 4096}}`).
+enum MetadataJson<'a> {
+    Strings(&'a std::collections::BTreeMap<String, String>),
+    Gguf(&'a [(String, gguf::Value)]),
+}
+
+impl Serialize for MetadataJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetadataJson::Strings(map) => map.serialize(serializer),
+            MetadataJson::Gguf(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in *entries {
+                    let entry = serde_json::json!({
+                        "type": value.value_type().name(),
+                        "value": value.to_json(),
+                    });
+                    map.serialize_entry(key, &entry)?;
+                }
+                map.end()
+            }
+        }
+    }
 }
 
 /// Plain values as one JSON object, name to value.
@@ -205,7 +252,11 @@ impl Serialize for ModulesJson<'_> {
     }
 }
 
-fn to_json<'a>(model: &'a Model, values: &'a [(String, Scalar)]) -> TreeJson<'a> {
+fn to_json<'a>(
+    model: &'a Model,
+    values: &'a [(String, Scalar)],
+    gguf: &'a [(String, gguf::Value)],
+) -> TreeJson<'a> {
     let Entries { rows, groups } = entries(model);
     let params = rows
         .into_iter()
@@ -222,7 +273,11 @@ fn to_json<'a>(model: &'a Model, values: &'a [(String, Scalar)]) -> TreeJson<'a>
     let counts = model.root.param_counts(|id| model.store.get(id).numel());
     TreeJson {
         total_params: counts.first().map_or(0, |(_, _, n)| *n),
-        metadata: &model.metadata,
+        metadata: if gguf.is_empty() {
+            MetadataJson::Strings(&model.metadata)
+        } else {
+            MetadataJson::Gguf(gguf)
+        },
         params,
         shared: groups,
         modules: ModulesJson(counts),

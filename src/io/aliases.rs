@@ -25,9 +25,9 @@ pub enum AliasError {
 }
 
 /// The aliases among `metadata` as `(dropped, kept)`, in the metadata's order. Linear time.
-pub fn resolve<'m>(
+pub fn resolve<'m, S: std::hash::BuildHasher>(
     metadata: impl IntoIterator<Item = (&'m str, &'m str)>,
-    tensors: &HashSet<&str>,
+    tensors: &HashSet<&str, S>,
 ) -> Result<Vec<(&'m str, &'m str)>, AliasError> {
     let mut aliases = Vec::new();
     for (key, value) in metadata {

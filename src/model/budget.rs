@@ -85,7 +85,7 @@ fn check_against(
         (None, _) => false,
         (Some(n), Some(a)) => n <= a,
         // Without /proc/meminfo, the allocator is the judge; isize::MAX is its hard limit.
-        (Some(n), None) => n <= isize::MAX as u64,
+        (Some(n), None) => isize::try_from(n).is_ok(),
     };
     if fits {
         Ok(())

@@ -271,7 +271,7 @@ mod tests {
         }
         let mut deepest = 0;
         root.walk("", &mut |path, _| {
-            deepest = deepest.max(path.split('.').count())
+            deepest = deepest.max(path.split('.').count());
         });
         assert_eq!(deepest, 100);
     }

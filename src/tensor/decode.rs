@@ -1,7 +1,8 @@
 //! Turning little-endian bytes of any dtype into numbers, and numbers back into bytes.
 //!
 //! Every float format is decoded exactly (each of its values is representable in f64), so what is
-//! shown is what PyTorch gets when it loads the file.
+//! shown is what PyTorch gets when it loads the file. A ggml quantized type is dequantized block
+//! by block, exactly as ggml computes it in f32.
 
 use half::{bf16, f16};
 use thiserror::Error;
@@ -49,6 +50,14 @@ pub fn decode_scalars(
     if matches!(dtype, DType::F4 | DType::F6_E2M3 | DType::F6_E3M2) {
         return Err(Undecodable(dtype));
     }
+    if let DType::Ggml(q) = dtype {
+        let mut values = Vec::new();
+        q.dequantize_range(bytes, first, count, &mut values);
+        return Ok(values
+            .into_iter()
+            .map(|v| Scalar::Float(f64::from(v)))
+            .collect());
+    }
     let size = dtype.bits() / 8;
     Ok(window(bytes, size, first, count)
         .chunks_exact(size)
@@ -94,6 +103,12 @@ pub fn decode_f64(
     if !is_decodable(dtype) {
         return Err(Undecodable(dtype));
     }
+    if let DType::Ggml(q) = dtype {
+        let mut values = Vec::with_capacity(count.min(bytes.len()));
+        q.dequantize_range(bytes, first, count, &mut values);
+        out.extend(values.into_iter().map(f64::from));
+        return Ok(());
+    }
     let size = dtype.bits() / 8;
     out.extend(
         window(bytes, size, first, count)
@@ -101,6 +116,36 @@ pub fn decode_f64(
             .map(|e| element_f64(dtype, e)),
     );
     Ok(())
+}
+
+/// A reusable buffer holding one chunk of a quantized tensor as little-endian F32 bytes, so that
+/// the statistics read it with the F32 kernel, a chunk at a time: no whole-tensor copy is made.
+#[derive(Default)]
+pub struct F32Chunk {
+    values: Vec<f32>,
+    bytes: Vec<u8>,
+}
+
+impl F32Chunk {
+    /// The values `first..first + count` of a quantized tensor's `bytes`, dequantized (ggml does it
+    /// in f32, so nothing is rounded); `None` for a dtype that is not quantized.
+    pub fn dequantize(
+        &mut self,
+        dtype: DType,
+        bytes: &[u8],
+        first: usize,
+        count: usize,
+    ) -> Option<&[u8]> {
+        let DType::Ggml(q) = dtype else {
+            return None;
+        };
+        self.values.clear();
+        q.dequantize_range(bytes, first, count, &mut self.values);
+        self.bytes.clear();
+        self.bytes
+            .extend(self.values.iter().flat_map(|v| v.to_le_bytes()));
+        Some(&self.bytes)
+    }
 }
 
 /// The bytes of the `count` elements of `size` bytes from element `first`, cut to what `bytes`
@@ -114,13 +159,22 @@ fn window(bytes: &[u8], size: usize, first: usize, count: usize) -> &[u8] {
     &bytes[start..end.max(start)]
 }
 
-/// Decodes every element to f32 (64-bit integers and F64 are rounded).
+/// Decodes every element to f32 (64-bit integers and F64 are rounded; quantized types are
+/// dequantized, which ggml does in f32, so exactly).
 pub fn to_f32(dtype: DType, bytes: &[u8], numel: usize) -> Result<Vec<f32>, Undecodable> {
-    if dtype == DType::F32 {
-        return Ok(bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect());
+    match dtype {
+        DType::F32 => {
+            return Ok(bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect());
+        }
+        DType::Ggml(q) => {
+            let mut values = Vec::with_capacity(numel);
+            q.dequantize_range(bytes, 0, numel, &mut values);
+            return Ok(values);
+        }
+        _ => {}
     }
     let mut wide = Vec::with_capacity(numel);
     decode_f64(dtype, bytes, 0, numel, &mut wide)?;
@@ -148,8 +202,8 @@ fn element_f64(dtype: DType, e: &[u8]) -> f64 {
         DType::F64 => f64::from_le_bytes(e.try_into().expect("8 bytes")),
         DType::I64 => i64::from_le_bytes(e.try_into().expect("8 bytes")) as f64,
         DType::U64 => u64::from_le_bytes(e.try_into().expect("8 bytes")) as f64,
-        DType::F4 | DType::F6_E2M3 | DType::F6_E3M2 | DType::C64 => {
-            unreachable!("checked by is_decodable")
+        DType::F4 | DType::F6_E2M3 | DType::F6_E3M2 | DType::C64 | DType::Ggml(_) => {
+            unreachable!("checked by is_decodable, dequantized by the caller")
         }
     }
 }

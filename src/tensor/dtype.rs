@@ -1,8 +1,10 @@
-//! The element types of the safetensors format, their sizes, and their decoding to f64.
+//! The element types: safetensors' dtypes and ggml's block-quantized types, and their sizes.
 
 use std::fmt;
 
-/// Every dtype safetensors 0.8 names, spelled as the file spells it.
+use super::ggml::Quant;
+
+/// Every dtype safetensors 0.8 names, spelled as the file spells it, and ggml's quantized types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[expect(non_camel_case_types, reason = "the names are the file format's own")]
 pub enum DType {
@@ -50,9 +52,11 @@ pub enum DType {
     I64,
     /// Unsigned 64-bit integer.
     U64,
+    /// A ggml block-quantized type (from a GGUF file): whole blocks of values, never single ones.
+    Ggml(Quant),
 }
 
-/// All dtypes, in the order the format lists them.
+/// All safetensors dtypes, in the order the format lists them.
 pub const ALL_DTYPES: [DType; 22] = [
     DType::BOOL,
     DType::F4,
@@ -79,10 +83,11 @@ pub const ALL_DTYPES: [DType; 22] = [
 ];
 
 impl DType {
-    /// The name the safetensors header uses.
+    /// The name the safetensors header uses (ggml's for a quantized type).
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
+            DType::Ggml(q) => q.name(),
             DType::BOOL => "BOOL",
             DType::F4 => "F4",
             DType::F6_E2M3 => "F6_E2M3",
@@ -108,16 +113,19 @@ impl DType {
         }
     }
 
-    /// Parses a header's dtype name; `None` for a name the format does not have.
+    /// Parses a safetensors header's dtype name; `None` for a name the format does not have.
     #[must_use]
     pub fn from_name(name: &str) -> Option<DType> {
         ALL_DTYPES.into_iter().find(|d| d.name() == name)
     }
 
-    /// The size of one element in bits (sub-byte types pack several elements per byte).
+    /// The size of one element in bits (sub-byte types pack several elements per byte). A
+    /// quantized type's block overhead is rounded up (Q4_K: 5): sizes come from
+    /// [`DType::byte_len`], the exact figure from [`DType::bits_per_weight`].
     #[must_use]
     pub fn bits(self) -> usize {
         match self {
+            DType::Ggml(q) => (q.type_size() * 8).div_ceil(q.block_size()),
             DType::F4 => 4,
             DType::F6_E2M3 | DType::F6_E3M2 => 6,
             DType::BOOL
@@ -134,9 +142,32 @@ impl DType {
         }
     }
 
-    /// Bytes taken by `numel` elements, or `None` when that overflows or does not fill whole bytes.
+    /// Storage bits per value, a quantized type's block overhead included (Q4_K: 4.5).
+    #[must_use]
+    pub fn bits_per_weight(self) -> f64 {
+        match self {
+            DType::Ggml(q) => q.bits_per_weight(),
+            plain => plain.bits() as f64,
+        }
+    }
+
+    /// The dtype as a person reads it: a quantized type with its bits per weight
+    /// (`Q4_K (4.5 bpw)`), any other by its name.
+    #[must_use]
+    pub fn label(self) -> String {
+        match self {
+            DType::Ggml(q) => format!("{q} ({} bpw)", q.bits_per_weight()),
+            plain => plain.name().to_owned(),
+        }
+    }
+
+    /// Bytes taken by `numel` elements, or `None` when that overflows or does not fill whole bytes
+    /// (or, for a quantized type, whole blocks).
     #[must_use]
     pub fn byte_len(self, numel: usize) -> Option<usize> {
+        if let DType::Ggml(q) = self {
+            return q.byte_len(numel);
+        }
         let bits = numel.checked_mul(self.bits())?;
         (bits % 8 == 0).then_some(bits / 8)
     }

@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod dtype;
+pub mod ggml;
 pub mod histogram;
 pub mod parallel;
 mod simd;

@@ -268,12 +268,11 @@ pub fn stats_with(
         "stats: {numel} values of {dtype} do not fill {} bytes",
         bytes.len()
     );
-    let size = dtype.bits() / 8;
     let parts = parallel::split(
         numel,
         bytes.len(),
         CHUNK,
-        &|range, done| moments_of(dtype, bytes, range, prepare, size, done),
+        &|range, done| moments_of(dtype, bytes, range, prepare, done),
         progress,
     );
     Ok(parts
@@ -289,26 +288,30 @@ fn moments_of(
     bytes: &[u8],
     range: std::ops::Range<usize>,
     prepare: &(dyn Fn(std::ops::Range<usize>) + Sync),
-    size: usize,
     done: &mut Progress,
 ) -> Moments {
+    // Quantized types have no whole bytes per element, but chunk ends fall on block ends.
+    let byte_at = |element: usize| dtype.byte_len(element).unwrap_or(bytes.len());
     let mut total = Moments::EMPTY;
     let mut buffer = Vec::with_capacity(CHUNK);
-    let mut scratch = vec![0f32; if dtype == DType::F32 { CHUNK } else { 0 }];
+    let mut scratch = vec![0f32; CHUNK];
+    let mut dequantized = decode::F32Chunk::default();
     for stretch in range.clone().step_by(PREPARE_ELEMENTS) {
         let stretch_end = (stretch + PREPARE_ELEMENTS).min(range.end);
-        prepare(stretch * size..stretch_end * size);
+        prepare(byte_at(stretch)..byte_at(stretch_end));
         for at in (stretch..stretch_end).step_by(CHUNK) {
             let count = CHUNK.min(stretch_end - at);
             total = total.merge(if dtype == DType::F32 {
                 Moments::of_f32_bytes(&bytes[at * 4..(at + count) * 4], &mut scratch)
+            } else if let Some(f32_bytes) = dequantized.dequantize(dtype, bytes, at, count) {
+                Moments::of_f32_bytes(f32_bytes, &mut scratch)
             } else {
                 decode::decode_f64(dtype, bytes, at, count, &mut buffer)
                     .expect("checked decodable");
                 Moments::of_f64(&buffer)
             });
         }
-        done.add((stretch_end - stretch) * size);
+        done.add(byte_at(stretch_end) - byte_at(stretch));
     }
     total
 }

@@ -1,0 +1,65 @@
+//! GGUF files (llama.cpp's format, versions 2 and 3): opened read-only through a map with only
+//! the header parsed; each tensor is a range of the map in its ggml type, dequantized only when
+//! its values are asked for.
+
+mod reader;
+pub mod value;
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+pub use reader::{GgufError, Header, TensorInfo, read_header};
+pub use value::{Value, ValueType};
+
+use super::safetensors::FileError;
+use crate::tensor::{Bytes, Tensor};
+
+/// An opened GGUF file: its metadata in file order and its tensors over the map.
+pub struct Gguf {
+    /// 2 or 3.
+    pub version: u32,
+    /// Every metadata pair, in file order.
+    pub metadata: Vec<(String, Value)>,
+    /// `(name, tensor)` for every tensor, in file order, shapes outermost first.
+    pub tensors: Vec<(String, Tensor)>,
+}
+
+/// Whether `head` (a file's first bytes) starts like a GGUF file.
+#[must_use]
+pub fn sniff(head: &[u8]) -> bool {
+    head.starts_with(b"GGUF")
+}
+
+/// Opens `path` read-only, parsing and checking the header; tensor bytes stay on disk.
+pub fn open(path: &Path) -> Result<Gguf, FileError> {
+    let fail = |reason: String| FileError::new(path, reason);
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    // SAFETY: as in `safetensors::open`: read-only, and paramscope never writes a file it maps.
+    #[expect(
+        unsafe_code,
+        reason = "memory-mapping is the only way to open a 100 GB file at once"
+    )]
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
+    let map = Arc::new(map);
+    let header = read_header(&map).map_err(|e| fail(e.to_string()))?;
+    let tensors = header
+        .tensors
+        .into_iter()
+        .map(|info| {
+            let bytes = Bytes::Mapped {
+                map: Arc::clone(&map),
+                start: info.range.start,
+                end: info.range.end,
+            };
+            (info.name, Tensor::new(info.shape, info.dtype, bytes))
+        })
+        .collect();
+    Ok(Gguf {
+        version: header.version,
+        metadata: header.metadata,
+        tensors,
+    })
+}
