@@ -1,7 +1,7 @@
 //! Render time of the app's screen for a model of 10,000 tensors: it must stay well under 5 ms.
 
 use paramscope::app::state::App;
-use paramscope::app::ui::theme::{ColorLevel, Theme};
+use paramscope::app::theme::{ColorLevel, Theme};
 use paramscope::app::update::Options;
 use paramscope::model::demos::Builder;
 use paramscope::model::{Model, Module, ModuleKind};
@@ -36,7 +36,6 @@ fn app(size: (u16, u16)) -> App {
         big_model(),
         Options {
             source: "bench".into(),
-            choices: vec![],
             select: None,
             input: None,
             seed: 0,
@@ -44,9 +43,11 @@ fn app(size: (u16, u16)) -> App {
                 level: ColorLevel::TrueColor,
             },
             size,
+            notices: Vec::new(),
         },
     )
     .expect("the model loads")
+    .0
 }
 
 #[divan::bench(args = [(80, 24), (300, 100)])]

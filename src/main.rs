@@ -69,6 +69,7 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
     }
     let result = app::run(app::Args {
         model: args.model,
+        arch: args.arch,
         select: args.select,
         input: args.input,
         seed: args.seed,
@@ -81,7 +82,7 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {}", escape(&message));
+            eprintln!("error: {}", escape(&message.to_string()));
             ExitCode::FAILURE
         }
     }

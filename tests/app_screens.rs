@@ -4,11 +4,10 @@
 
 mod app_support;
 
-use app_support::{demo, find, render, send, text, with_model, work};
+use app_support::{Harness, demo, find, render, send, text, type_text, with_model};
 use paramscope::app::action::Action::{self, *};
 use paramscope::app::state::App;
-use paramscope::app::ui::theme::{ColorLevel, Theme};
-use paramscope::app::update::update;
+use paramscope::app::theme::{ColorLevel, Theme};
 use ratatui::buffer::Buffer;
 use ratatui::style::{Color, Modifier};
 
@@ -16,7 +15,7 @@ fn screen(app: &App) -> String {
     text(&render(app, 80, 24))
 }
 
-fn shared_at(name: &str) -> App {
+fn shared_at(name: &str) -> Harness {
     with_model(
         paramscope::model::demos::build("shared", 0).unwrap(),
         "demo:shared",
@@ -60,12 +59,9 @@ fn help() {
 #[test]
 fn init_dialog() {
     let mut app = demo("rgnet");
-    send(
-        &mut app,
-        &[
-            Up, Up, OpenInit, Right, Right, Right, Right, Right, Right, Down,
-        ],
-    );
+    send(&mut app, &[Up, Up, OpenInit]);
+    type_text(&mut app, "xav");
+    send(&mut app, &[Down]);
     insta::assert_snapshot!("init_dialog", screen(&app));
 }
 
@@ -110,12 +106,32 @@ fn the_tree_is_readable_at_80_columns_and_shows_the_full_repr_when_wide() {
     let (_, y) = find(&buf, "▾ Sequential").unwrap();
     assert!(row(&buf, y).contains("309│"), "{}", row(&buf, y));
     assert!(find(&buf, "(block0): Sequential   76│").is_some());
-    // The module pane keeps PyTorch's whole repr, wrapped, and every statistic column.
+    // The module pane: the compact repr when the whole one does not fit, and an aligned table.
     send(&mut app, &[Up]);
     let buf = render(&app, 80, 24);
-    assert!(find(&buf, "(0): Linear(in_features=4, out_features=8,").is_some());
-    assert!(find(&buf, "  bias=True)").is_some(), "{}", text(&buf));
-    assert!(find(&buf, "min      max│").is_some(), "{}", text(&buf));
+    assert!(find(&buf, "│(0): Linear(4→8) ").is_some(), "{}", text(&buf));
+    assert!(
+        find(&buf, "numel    mean    std│").is_some(),
+        "{}",
+        text(&buf)
+    );
+    assert!(
+        find(&buf, "[8, 4]    32 -0.0243 0.2794│").is_some(),
+        "{}",
+        text(&buf)
+    );
+    assert!(find(&buf, "· all F32").is_some(), "one dtype, said once");
+    // Wider, the module pane has PyTorch's whole repr.
+    let buf = render(&app, 140, 30);
+    assert!(
+        find(
+            &buf,
+            "│(0): Linear(in_features=4, out_features=8, bias=True)"
+        )
+        .is_some(),
+        "{}",
+        text(&buf)
+    );
     // Wide enough, the tree itself shows PyTorch's repr.
     let buf = render(&app, 200, 40);
     assert!(
@@ -156,7 +172,7 @@ fn shared_highlight() {
 #[test]
 fn without_colour_nothing_is_coloured_and_markers_remain() {
     let mut app = shared_at("2.weight");
-    app.theme = Theme {
+    app.screen.theme = Theme {
         level: ColorLevel::None,
     };
     for view in 0..3 {
@@ -169,7 +185,7 @@ fn without_colour_nothing_is_coloured_and_markers_remain() {
             );
         }
         assert!(find(&buf, "⇄ alias").is_some());
-        update(&mut app, CycleView);
+        app.hold(CycleView);
     }
 }
 
@@ -180,7 +196,7 @@ fn colours_degrade_to_256_and_16() {
         (ColorLevel::Ansi16, Color::Magenta),
     ] {
         let mut app = shared_at("2.weight");
-        app.theme = Theme { level };
+        app.screen.theme = Theme { level };
         let buf = render(&app, 80, 24);
         let (x, y) = find(&buf, "⇄ alias").unwrap();
         assert_eq!(buf[(x, y)].fg, expect);
@@ -231,8 +247,8 @@ fn every_screen_renders_at_odd_sizes_and_tiny_ones() {
         send(&mut app, &actions);
         for &(w, h) in &sizes {
             // As the terminal would: a resize, then a draw.
-            update(&mut app, Resize(w, h));
-            work(&mut app);
+            app.hold(Resize(w, h));
+            app.work();
             let buf = render(&app, w, h);
             assert_eq!(
                 buf.area.area(),
@@ -250,7 +266,7 @@ fn widgets_in_odd_areas_stay_inside_them() {
     send(&mut app, &[Forward]);
     let area = ratatui::layout::Rect::new(3, 2, 41, 13);
     let mut buf = Buffer::empty(ratatui::layout::Rect::new(0, 0, 50, 20));
-    ratatui::widgets::Widget::render(&app, area, &mut buf);
+    ratatui::widgets::Widget::render(&*app, area, &mut buf);
     for y in 0..20 {
         for x in 0..50 {
             if !area.contains(ratatui::layout::Position { x, y }) {

@@ -1,6 +1,7 @@
 //! The real binary in a real terminal: tmux runs it at 80x24, keys go in with `send-keys`, the
 //! screen comes back with `capture-pane`, and after every way out (`q`, SIGTERM, SIGHUP) `stty`
-//! must find the terminal in cooked mode again. Skipped, with a note, where tmux is absent.
+//! must find the terminal in cooked mode again. Skipped, with a note, where tmux is absent; under
+//! CI (`CI=true`) a missing tmux fails the test instead, so the run cannot pass without running.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,9 +16,19 @@ struct Tmux {
 }
 
 impl Tmux {
-    /// Starts `paramscope ARGS` at 80x24; when it exits, `stty -a` records the terminal's mode.
+    /// Starts `paramscope ARGS` at 80x24 in a 256-colour xterm, in the crate's folder.
     fn start(name: &str, args: &str) -> Option<Tmux> {
+        Tmux::start_in(name, args, &["TERM=xterm-256color", "NO_COLOR="], None)
+    }
+
+    /// Starts `paramscope ARGS` at 80x24 with `env`, in `dir` (else the crate's folder); when it
+    /// exits, `stty -a` records the terminal's mode.
+    fn start_in(name: &str, args: &str, env: &[&str], cwd: Option<&Path>) -> Option<Tmux> {
         if Command::new("tmux").arg("-V").output().is_err() {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "tmux is not installed, and under CI the end-to-end test must run: install tmux"
+            );
             eprintln!("note: tmux is not installed; skipping the end-to-end test");
             return None;
         }
@@ -32,12 +43,16 @@ impl Tmux {
             pid = pid.display(),
             stty = stty.display()
         );
-        let status = tmux
-            .command()
-            .args(["new-session", "-d", "-x", "80", "-y", "24", "-s", "app"])
-            .args(["-e", "TERM=xterm-256color", "-e", "NO_COLOR="])
+        let mut command = tmux.command();
+        command.args(["new-session", "-d", "-x", "80", "-y", "24", "-s", "app"]);
+        for var in env {
+            command.args(["-e", var]);
+        }
+        let cwd = cwd.unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR")));
+        let status = command
+            .args(["-c", &cwd.display().to_string()])
             .arg(script)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .current_dir(cwd)
             .status()
             .unwrap();
         assert!(status.success());
@@ -66,12 +81,25 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = self
-            .command()
-            .args(["capture-pane", "-p", "-t", "app"])
-            .output()
-            .unwrap();
+        self.capture(false)
+    }
+
+    /// The screen, with its escape sequences (`-e`) when `escapes`.
+    fn capture(&self, escapes: bool) -> String {
+        let mut command = self.command();
+        command.args(["capture-pane", "-p", "-t", "app"]);
+        if escapes {
+            command.arg("-e");
+        }
+        let out = command.output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Types `text` one key at a time, as a person would.
+    fn type_text(&self, text: &str) {
+        for ch in text.chars() {
+            self.keys(&[&ch.to_string()]);
+        }
     }
 
     /// Waits until the screen shows `text` (the app draws within a frame; CI may be slow).
@@ -150,15 +178,79 @@ fn launch_navigate_forward_init_quit() {
     assert!(screen.contains("forward pass"), "{screen}");
     tmux.keys(&["f", "i"]);
     tmux.wait_for("re-initialize");
-    // zeros, applied to the weight through path 2.
-    tmux.keys(&["Right", "Enter"]);
-    let screen = tmux.wait_for("re-initialized 1 tensor");
+    // zeros, applied to the weight through path 2: typed, since an arrow's escape sequence can
+    // arrive split on a loaded machine and read as Esc.
+    tmux.type_text("zer");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("1 tensor(s) · u undoes");
     assert!(screen.contains("before → after"), "{screen}");
     tmux.keys(&["?"]);
     tmux.wait_for("Tree and tensor panes");
     tmux.keys(&["Escape", "q"]);
     tmux.wait_for("Quit anyway?");
     tmux.keys(&["y"]);
+    assert_cooked(&tmux.stty_after_exit());
+}
+
+/// A checkpoint as PyTorch saves one (no architecture inside), with its `print(model)` text beside
+/// it as `net.arch.txt`, in `dir`.
+fn pytorch_checkpoint_with_its_architecture(dir: &Path) {
+    let model = paramscope::model::demos::build("rgnet", 0).unwrap();
+    let (tensors, mut metadata) = paramscope::io::model_file::contents(&model);
+    metadata.remove(paramscope::model::arch::METADATA_KEY);
+    paramscope::io::safetensors::save(&dir.join("net.safetensors"), &tensors, &metadata).unwrap();
+    std::fs::write(
+        dir.join("net.arch.txt"),
+        paramscope::model::arch::print(&model.root),
+    )
+    .unwrap();
+}
+
+/// A new user's session over a plain terminal (vt100, NO_COLOR) at 80x24: open a PyTorch
+/// checkpoint, find a tensor, run it forward, re-initialize a block, write it, and reopen it.
+#[test]
+fn a_session_on_a_vt100_without_colour() {
+    let files = tempfile::tempdir().unwrap();
+    pytorch_checkpoint_with_its_architecture(files.path());
+    let Some(tmux) = Tmux::start_in(
+        "vt100",
+        "net.safetensors",
+        &["TERM=vt100", "NO_COLOR=1", "COLORTERM=truecolor"],
+        Some(files.path()),
+    ) else {
+        return;
+    };
+    tmux.wait_for("architecture from");
+    // No colour escapes at all: SGR 30-37/90-97 set a colour, 38 an indexed or RGB one.
+    let raw = tmux.capture(true);
+    for colour in ["\x1b[38;", "\x1b[48;", "[31m", "[34m", "[36m", "[33m"] {
+        assert!(!raw.contains(colour), "{colour:?} on a vt100:\n{raw}");
+    }
+    // Find a tensor with a glob.
+    tmux.keys(&["/"]);
+    tmux.type_text("block2.*.weight");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("│0.block2.0.weight");
+    tmux.keys(&["f"]);
+    tmux.wait_for("output [2, 1]");
+    tmux.keys(&["f", "Escape", "/"]);
+    tmux.type_text("block2");
+    tmux.keys(&["Enter", "i"]);
+    tmux.wait_for("re-initialize 0.block2");
+    tmux.type_text("xav");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for("xavier_uniform on 0.block2 (biases: default) · 4 tensor(s)");
+    tmux.wait_for("● unsaved");
+    tmux.keys(&["w", "Enter"]);
+    tmux.wait_for("wrote net.reinit.safetensors");
+    tmux.keys(&["o"]);
+    tmux.type_text("reinit");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("opened net.reinit.safetensors");
+    assert!(!screen.contains("● unsaved"), "{screen}");
+    tmux.keys(&["f"]);
+    tmux.wait_for("output [2, 1]");
+    tmux.keys(&["q"]);
     assert_cooked(&tmux.stty_after_exit());
 }
 

@@ -1,5 +1,7 @@
 //! Every user intent the app understands, free of terminal types so that tests can send them.
 
+use super::field::Edit;
+
 /// One thing the user asked for. The keymap turns keys into these; `update` carries them out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -59,8 +61,12 @@ pub enum Action {
     OpenModels,
     /// Type a character into the field being edited.
     Type(char),
-    /// Delete the character before the cursor of the field being edited.
-    Backspace,
+    /// Edit the field being typed in: delete, move the cursor (Backspace, Ctrl-W, Ctrl-U, Home…).
+    Edit(Edit),
+    /// Complete the typed path (Tab in the model picker).
+    Complete,
+    /// Switch the histogram between counts and log counts.
+    ToggleLog,
     /// Confirm the dialog or field (Enter).
     Submit,
     /// Close the dialog or field without acting (Esc).

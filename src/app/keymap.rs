@@ -4,7 +4,8 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::action::Action;
-use super::state::{App, Mode};
+use super::field::Edit;
+use super::state::{App, Mode, View};
 
 /// Where a binding applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,28 +28,49 @@ pub enum Context {
     Models,
     /// The help screen.
     Help,
+    /// A long message in a popup.
+    Popup,
+    /// Any text being typed: the filter, a path, a number in the dialog.
+    Field,
 }
 
 /// The contexts in the order the help screen lists them.
-pub const HELP_CONTEXTS: [Context; 9] = [
+pub const HELP_CONTEXTS: [Context; 11] = [
     Context::Browse,
     Context::Forward,
     Context::Filter,
     Context::Init,
     Context::Prompt,
-    Context::Ask,
     Context::Models,
+    Context::Field,
+    Context::Ask,
+    Context::Popup,
     Context::Help,
     Context::Global,
 ];
 
-/// The help screen's lines: a heading per context, then a line per binding.
+/// One line of the help screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelpLine {
+    /// A context's heading.
+    Heading(&'static str),
+    /// A binding: its keys as written, and what it does.
+    Binding(String, &'static str),
+}
+
+/// The help screen's lines: a heading per context, then a line per binding. The screen draws
+/// these, and scrolling counts them.
 #[must_use]
-pub fn help_line_count() -> usize {
-    HELP_CONTEXTS
-        .iter()
-        .map(|&c| 1 + KEYMAP.iter().filter(|b| b.context == c).count())
-        .sum()
+pub fn help_lines() -> Vec<HelpLine> {
+    let mut lines = Vec::new();
+    for context in HELP_CONTEXTS {
+        lines.push(HelpLine::Heading(context.title()));
+        for b in KEYMAP.iter().filter(|b| b.context == context) {
+            let keys: Vec<String> = b.keys.iter().map(|k| label(*k)).collect();
+            lines.push(HelpLine::Binding(keys.join(" "), b.help));
+        }
+    }
+    lines
 }
 
 impl Context {
@@ -65,6 +87,8 @@ impl Context {
             Context::Ask => "Questions",
             Context::Models => "Model list",
             Context::Help => "Help",
+            Context::Popup => "Message",
+            Context::Field => "Text fields",
         }
     }
 }
@@ -91,6 +115,21 @@ pub struct Binding {
     pub help: &'static str,
     /// The short word for the status-bar hints, if the binding is hinted there.
     pub hint: Option<&'static str>,
+    /// When the hint is shown.
+    pub when: When,
+}
+
+/// When a binding's hint shows in the status bar: only where the key does something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum When {
+    /// Always.
+    Always,
+    /// On a tensor with more than one path.
+    Shared,
+    /// When there is a re-init to undo.
+    Undo,
+    /// In the histogram view of a tensor.
+    Histogram,
 }
 
 const fn k(code: KeyCode) -> Key {
@@ -118,6 +157,22 @@ const fn bind(
         action,
         help,
         hint,
+        when: When::Always,
+    }
+}
+
+const fn bind_when(
+    context: Context,
+    keys: &'static [Key],
+    action: Action,
+    help: &'static str,
+    hint: &'static str,
+    when: When,
+) -> Binding {
+    Binding {
+        hint: Some(hint),
+        when,
+        ..bind(context, keys, action, help, None)
     }
 }
 
@@ -141,15 +196,16 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Browse, &[k(K::End), c('G')], Action::End, "last row", None),
     bind(X::Browse, &[k(K::Enter), c(' ')], Action::Toggle, "expand / collapse module", None),
     bind(X::Browse, &[c('/')], Action::StartFilter, "filter names", Some("filter")),
-    bind(X::Browse, &[c('a')], Action::NextAlias, "next path of a shared tensor", None),
+    bind_when(X::Browse, &[c('a')], Action::NextAlias, "next path of a shared tensor", "alias", When::Shared),
     bind(X::Browse, &[c('v')], Action::CycleView, "values / histogram / heatmap", Some("view")),
+    bind_when(X::Browse, &[c('L')], Action::ToggleLog, "histogram: counts / log counts", "log", When::Histogram),
     bind(X::Browse, &[c('[')], Action::PrevSlice, "previous slice of an N-D tensor", None),
     bind(X::Browse, &[c(']')], Action::NextSlice, "next slice of an N-D tensor", None),
     bind(X::Browse, &[c('f')], Action::Forward, "forward pass (again: hide)", Some("forward")),
     bind(X::Browse, &[c('i')], Action::OpenInit, "re-initialize the selection", Some("init")),
-    bind(X::Browse, &[c('u')], Action::Undo, "undo the last re-init", None),
+    bind_when(X::Browse, &[c('u')], Action::Undo, "undo the last re-init", "undo", When::Undo),
     bind(X::Browse, &[c('w')], Action::OpenWrite, "write the model to a file", Some("write")),
-    bind(X::Browse, &[c('o')], Action::OpenModels, "open another model", None),
+    bind(X::Browse, &[c('o')], Action::OpenModels, "open another model or file", Some("open")),
     bind(X::Browse, &[k(K::Esc)], Action::Cancel, "clear filter / message", None),
     bind(X::Forward, &[c('+'), c('=')], Action::BatchUp, "larger random batch", Some("batch")),
     bind(X::Forward, &[c('-')], Action::BatchDown, "smaller random batch", None),
@@ -159,26 +215,33 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Filter, &[k(K::Esc)], Action::Cancel, "clear the filter", Some("clear")),
     bind(X::Filter, &[k(K::Up)], Action::Up, "previous row", None),
     bind(X::Filter, &[k(K::Down)], Action::Down, "next row", None),
-    bind(X::Filter, &[k(K::Backspace)], Action::Backspace, "delete a character", None),
-    bind(X::Filter, &[Key::AnyChar], Action::Type(' '), "type", None),
     bind(X::Init, &[k(K::Enter)], Action::Submit, "apply", Some("apply")),
     bind(X::Init, &[k(K::Esc)], Action::Cancel, "cancel", Some("cancel")),
     bind(X::Init, &[k(K::Up), k(K::BackTab)], Action::Up, "previous field", None),
     bind(X::Init, &[k(K::Down), k(K::Tab)], Action::Down, "next field", Some("field")),
-    bind(X::Init, &[k(K::Left)], Action::Left, "previous scheme / toggle", None),
-    bind(X::Init, &[k(K::Right)], Action::Right, "next scheme / toggle", Some("change")),
-    bind(X::Init, &[k(K::Backspace)], Action::Backspace, "delete a character", None),
-    bind(X::Init, &[Key::AnyChar], Action::Type(' '), "type a value (space toggles)", None),
+    bind(X::Init, &[k(K::Left)], Action::Left, "previous choice / toggle", None),
+    bind(X::Init, &[k(K::Right)], Action::Right, "next choice / toggle", Some("change")),
     bind(X::Prompt, &[k(K::Enter)], Action::Submit, "write", Some("write")),
     bind(X::Prompt, &[k(K::Esc)], Action::Cancel, "cancel", Some("cancel")),
-    bind(X::Prompt, &[k(K::Backspace)], Action::Backspace, "delete a character", None),
-    bind(X::Prompt, &[Key::AnyChar], Action::Type(' '), "type the path", None),
+    bind(X::Models, &[k(K::Up)], Action::Up, "previous model", None),
+    bind(X::Models, &[k(K::Down)], Action::Down, "next model", None),
+    bind(X::Models, &[k(K::Tab)], Action::Complete, "complete the typed path", Some("complete")),
+    bind(X::Models, &[k(K::Enter)], Action::Submit, "open it (or the typed path)", Some("open")),
+    bind(X::Models, &[k(K::Esc)], Action::Cancel, "cancel", Some("cancel")),
+    bind(X::Field, &[k(K::Backspace)], Action::Edit(Edit::DeleteBack), "delete a character", None),
+    bind(X::Field, &[k(K::Delete)], Action::Edit(Edit::DeleteForward), "delete under the cursor", None),
+    bind(X::Field, &[ctrl('w')], Action::Edit(Edit::DeleteWord), "delete a word", None),
+    bind(X::Field, &[ctrl('u')], Action::Edit(Edit::DeleteToStart), "delete to the start", None),
+    bind(X::Field, &[k(K::Left)], Action::Edit(Edit::Left), "cursor left", None),
+    bind(X::Field, &[k(K::Right)], Action::Edit(Edit::Right), "cursor right", None),
+    bind(X::Field, &[k(K::Home), ctrl('a')], Action::Edit(Edit::Start), "cursor to the start", None),
+    bind(X::Field, &[k(K::End), ctrl('e')], Action::Edit(Edit::End), "cursor to the end", None),
+    bind(X::Field, &[Key::AnyChar], Action::Type(' '), "type (pasting works too)", None),
     bind(X::Ask, &[c('y')], Action::Yes, "yes", Some("yes")),
     bind(X::Ask, &[c('n'), k(K::Esc)], Action::No, "no", Some("no")),
-    bind(X::Models, &[k(K::Up), c('k')], Action::Up, "previous model", None),
-    bind(X::Models, &[k(K::Down), c('j')], Action::Down, "next model", None),
-    bind(X::Models, &[k(K::Enter)], Action::Submit, "open it", Some("open")),
-    bind(X::Models, &[k(K::Esc), c('q')], Action::Cancel, "cancel", Some("cancel")),
+    bind(X::Popup, &[k(K::Esc), k(K::Enter), c('q')], Action::Cancel, "close", Some("close")),
+    bind(X::Popup, &[k(K::Up), c('k')], Action::Up, "scroll up", None),
+    bind(X::Popup, &[k(K::Down), c('j')], Action::Down, "scroll down", Some("scroll")),
     bind(X::Help, &[k(K::Esc), c('?'), c('q')], Action::Cancel, "close help", Some("close")),
     bind(X::Help, &[k(K::Up), c('k')], Action::Up, "scroll up", None),
     bind(X::Help, &[k(K::Down), c('j')], Action::Down, "scroll down", None),
@@ -192,12 +255,13 @@ pub fn contexts(app: &App) -> Vec<Context> {
     let own = match app.mode {
         Mode::Browse if app.forward.open => vec![X::Forward, X::Browse],
         Mode::Browse => vec![X::Browse],
-        Mode::Filter => vec![X::Filter],
-        Mode::Init(_) => vec![X::Init],
-        Mode::Write(_) => vec![X::Prompt],
+        Mode::Filter(_) => vec![X::Filter, X::Field],
+        Mode::Init(_) => vec![X::Init, X::Field],
+        Mode::Write(_) => vec![X::Prompt, X::Field],
         Mode::Ask(_) => vec![X::Ask],
-        Mode::Models(_) => vec![X::Models],
+        Mode::Open(_) => vec![X::Models, X::Field],
         Mode::Help(_) => vec![X::Help],
+        Mode::Popup(_) => vec![X::Popup],
     };
     std::iter::once(X::Global).chain(own).collect()
 }
@@ -256,6 +320,7 @@ pub fn label(key: Key) -> String {
         KeyCode::PageDown => "PgDn".into(),
         KeyCode::BackTab => "S-Tab".into(),
         KeyCode::Enter => "Enter".into(),
+        KeyCode::Tab => "Tab".into(),
         KeyCode::Esc => "Esc".into(),
         other => other.to_string(),
     };
@@ -266,12 +331,26 @@ pub fn label(key: Key) -> String {
     }
 }
 
-/// The hinted bindings of the current contexts, as `(key, word)`.
+/// The hinted bindings of the current contexts that do something now, as `(key, word)`.
 #[must_use]
 pub fn hints(app: &App) -> Vec<(String, &'static str)> {
+    let applies = |when: When| match when {
+        When::Always => true,
+        When::Shared => app
+            .selected_param()
+            .and_then(|id| app.doc.outline.aliases.get(&id))
+            .is_some_and(|paths| paths.len() > 1),
+        When::Undo => !app.doc.undo.is_empty(),
+        When::Histogram => {
+            app.tensor.view == View::Histogram
+                && app.selected_param().is_some()
+                && !app.forward.open
+        }
+    };
     contexts(app)
         .into_iter()
         .flat_map(|context| KEYMAP.iter().filter(move |b| b.context == context))
+        .filter(|b| applies(b.when))
         .filter_map(|b| b.hint.map(|word| (label(b.keys[0]), word)))
         .collect()
 }

@@ -7,30 +7,43 @@
 //! way out: a key, a panic, SIGTERM, SIGHUP.
 
 pub mod action;
+pub mod error;
+pub mod field;
+pub mod format;
+pub mod init_dialog;
+pub mod job;
 pub mod keymap;
+pub mod layout;
+pub mod open;
 pub mod outline;
+pub mod picker;
+pub mod scroll;
 pub mod state;
+pub mod summary;
 pub mod terminal;
+pub mod theme;
+pub mod tree_view;
 pub mod ui;
 pub mod update;
 pub mod worker;
 
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, MouseButton, MouseEventKind};
+use crossterm::execute;
 
 use action::Action;
+use error::AppError;
+use job::{OpenSpec, Reply};
 use state::App;
-use ui::theme::Theme;
-use update::{Options, receive, update};
-use worker::Reply;
-
-use crate::checkpoint::{self, LoadOptions};
-use crate::io::npy;
-use crate::model::demos::DEMOS;
 use terminal::Term;
+use theme::Theme;
+use update::{Effects, Options, receive, update};
+
+use crate::io::npy;
 
 /// The shortest time between two draws: input that comes faster is gathered into one frame.
 const FRAME: Duration = Duration::from_millis(16);
@@ -40,6 +53,8 @@ const FRAME: Duration = Duration::from_millis(16);
 pub struct Args {
     /// The model to open; the chapter's first demo when absent.
     pub model: Option<String>,
+    /// The architecture of a checkpoint, as the text print(model) shows.
+    pub arch: Option<PathBuf>,
     /// A parameter or module to select first.
     pub select: Option<String>,
     /// An `.npy` input for the forward pass.
@@ -61,65 +76,43 @@ enum Event {
 }
 
 /// Opens the app, runs it until the user quits, and restores the terminal.
-pub fn run(args: Args) -> Result<(), String> {
-    let spec = args.model.unwrap_or_else(|| "demo:mlp".to_owned());
-    let model = checkpoint::load(
-        &spec,
-        &LoadOptions {
-            arch: None,
-            seed: args.seed,
-        },
-    )
-    .map_err(|e| crate::text::escape(&e.to_string()).into_owned())?;
+pub fn run(args: Args) -> Result<(), AppError> {
+    let spec = OpenSpec {
+        model: args.model.unwrap_or_else(|| "demo:mlp".to_owned()),
+        arch: args.arch,
+        seed: args.seed,
+    };
+    let opened = open::open(&spec)?;
     let input = match &args.input {
         Some(path) => Some((
             path.display().to_string(),
-            npy::read(path).map_err(|e| e.to_string())?,
+            npy::read(path).map_err(AppError::Input)?,
         )),
         None => None,
     };
-    let mut choices = model_choices(Path::new("demo-models"));
-    if !choices.contains(&spec) {
-        choices.push(spec.clone());
-    }
-    let app = App::new(
-        model,
+    let (app, effects) = App::new(
+        opened.model,
         Options {
-            source: spec,
-            choices,
+            source: spec.model,
             select: args.select,
             input,
             seed: args.seed,
             theme: Theme::detect(),
             size: crossterm::terminal::size().unwrap_or((80, 24)),
+            notices: opened.notices,
         },
     )?;
-    let mut terminal = terminal::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
-    let result = event_loop(app, &mut terminal);
+    let mut terminal = terminal::enter()?;
+    // Pasted text arrives whole, so a newline in it does not press Enter.
+    let _ = execute!(io::stdout(), crossterm::event::EnableBracketedPaste);
+    let result = event_loop(app, effects, &mut terminal);
+    let _ = execute!(io::stdout(), crossterm::event::DisableBracketedPaste);
     drop(terminal);
     terminal::restore();
     result
 }
 
-/// The demos, then the `.safetensors` files of `folder` in name order.
-fn model_choices(folder: &Path) -> Vec<String> {
-    let mut files: Vec<String> = std::fs::read_dir(folder)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| entry.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .map(|p| p.display().to_string())
-        .collect();
-    files.sort();
-    DEMOS
-        .iter()
-        .map(|(name, _)| format!("demo:{name}"))
-        .chain(files)
-        .collect()
-}
-
-fn event_loop(mut app: App, terminal: &mut Term) -> Result<(), String> {
+fn event_loop(mut app: App, first: Effects, terminal: &mut Term) -> Result<(), AppError> {
     let (tx, rx) = mpsc::channel();
     let worker = {
         let tx = tx.clone();
@@ -128,26 +121,25 @@ fn event_loop(mut app: App, terminal: &mut Term) -> Result<(), String> {
         })
     };
     terminal::listen_for_signals(tx.clone());
-    terminal::spawn_input(tx).map_err(|e| e.to_string())?;
+    terminal::spawn_input(tx)?;
     let mut last_draw = Instant::now()
         .checked_sub(FRAME)
         .unwrap_or_else(Instant::now);
+    let mut effects = first;
+    // Every event may change what shows; the screen is drawn at most once a frame after one.
+    let mut dirty = true;
     loop {
-        for job in app.outbox.drain(..) {
-            if worker.send(job).is_err() {
-                return Err("the worker thread stopped".into());
-            }
+        for job in effects.jobs.drain(..) {
+            worker.send(job).map_err(|_| AppError::WorkerGone)?;
         }
-        if app.quit {
+        if effects.quit {
             return Ok(());
         }
-        let event = if app.dirty {
+        let event = if dirty {
             let wait = FRAME.saturating_sub(last_draw.elapsed());
             if wait.is_zero() {
-                terminal
-                    .draw(|frame| frame.render_widget(&app, frame.area()))
-                    .map_err(|e| format!("cannot draw: {e}"))?;
-                app.dirty = false;
+                terminal.draw(|frame| frame.render_widget(&app, frame.area()))?;
+                dirty = false;
                 last_draw = Instant::now();
                 continue;
             }
@@ -162,26 +154,30 @@ fn event_loop(mut app: App, terminal: &mut Term) -> Result<(), String> {
                 Err(_) => return Ok(()),
             }
         };
+        dirty = true;
         match event {
-            Event::Terminal(event) => {
-                if let Some(action) = action_of(&app, &event) {
-                    update(&mut app, action);
+            Event::Terminal(TermEvent::Paste(text)) => {
+                // A paste types its characters; line breaks in it are not Enter.
+                for ch in text.chars().filter(|c| !c.is_control()) {
+                    effects.absorb(update(&mut app, Action::Type(ch)));
                 }
             }
-            Event::Reply(reply) => receive(&mut app, reply),
-            Event::Signal => app.quit = true,
-            Event::Suspend | Event::Resume => {
-                let taken = if matches!(event, Event::Suspend) {
-                    terminal::suspend(terminal)
-                } else {
-                    terminal::resume(terminal)
-                };
-                taken.map_err(|e| format!("cannot take the terminal back: {e}"))?;
-                // The terminal may have been resized meanwhile; the clear makes the draw full.
-                if let Ok((w, h)) = crossterm::terminal::size() {
-                    update(&mut app, Action::Resize(w, h));
+            Event::Terminal(event) => {
+                if let Some(action) = action_of(&app, &event) {
+                    effects.absorb(update(&mut app, action));
                 }
-                app.dirty = true;
+            }
+            Event::Reply(reply) => effects.absorb(receive(&mut app, reply)),
+            Event::Signal => effects.quit = true,
+            Event::Suspend | Event::Resume => {
+                if matches!(event, Event::Suspend) {
+                    terminal::suspend(terminal)?;
+                } else {
+                    terminal::resume(terminal)?;
+                }
+                if let Ok((w, h)) = crossterm::terminal::size() {
+                    effects.absorb(update(&mut app, Action::Resize(w, h)));
+                }
             }
         }
     }

@@ -131,8 +131,24 @@ impl Outline {
         self.nodes[index].end = self.nodes.len();
     }
 
-    /// The rows on screen: open subtrees only, or, with a filter, every node whose path or label
-    /// contains it (ignoring case) together with its ancestors.
+    /// Whether node `i`'s path or label holds `filter`, ignoring case: as a substring, or as a glob
+    /// (`*` any run of characters, `?` one) anywhere in it: `layer.*.attention`.
+    #[must_use]
+    pub fn matches(&self, i: usize, filter: &str) -> bool {
+        let node = &self.nodes[i];
+        let needle = filter.to_lowercase();
+        [&node.path, &node.label].iter().any(|text| {
+            let text = text.to_lowercase();
+            if needle.contains(['*', '?']) {
+                glob_within(&needle, &text)
+            } else {
+                text.contains(&needle)
+            }
+        })
+    }
+
+    /// The rows on screen: open subtrees only, or, with a filter, every node that
+    /// [`matches`](Self::matches) it together with its ancestors.
     #[must_use]
     pub fn visible(&self, opened: &[bool], filter: &str) -> Vec<usize> {
         if filter.is_empty() {
@@ -148,12 +164,9 @@ impl Outline {
             }
             return rows;
         }
-        let needle = filter.to_lowercase();
         let mut keep = vec![false; self.nodes.len()];
         for (i, node) in self.nodes.iter().enumerate().rev() {
-            let hit = node.path.to_lowercase().contains(&needle)
-                || node.label.to_lowercase().contains(&needle);
-            if hit || keep[i] {
+            if keep[i] || self.matches(i, filter) {
                 keep[i] = true;
                 if let Some(parent) = node.parent {
                     keep[parent] = true;
@@ -180,6 +193,35 @@ impl Outline {
             .map(|all| all.iter().copied().filter(|&i| i != index).collect())
             .unwrap_or_default()
     }
+}
+
+/// Whether `pattern` (`*` and `?` wild) matches some part of `text`: the classic two-pointer
+/// match of `*pattern*`, linear in practice and without recursion.
+#[must_use]
+pub fn glob_within(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = std::iter::once('*')
+        .chain(pattern.chars())
+        .chain(std::iter::once('*'))
+        .collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// A module's repr in few columns: `Linear(4→8)` (`, no bias` when it has none), and for other
@@ -253,6 +295,26 @@ mod tests {
         assert_eq!(compact_repr(&leaky), "LeakyReLU(0.01)");
         let relu = Module::new("1", crate::model::ModuleKind::Layer(Layer::ReLU));
         assert_eq!(compact_repr(&relu), "ReLU()");
+    }
+
+    #[test]
+    fn globs_match_anywhere_and_substrings_still_work() {
+        assert!(glob_within(
+            "layer.*.attention",
+            "model.layer.3.attention.self.query"
+        ));
+        assert!(!glob_within("layer.*.attention", "model.layer.3.output"));
+        assert!(glob_within("block?.0", "0.block2.0.bias"));
+        assert!(glob_within("*", ""));
+        let model = demos::build("rgnet", 0).unwrap();
+        let outline = Outline::new(&model);
+        let open = vec![true; outline.nodes.len()];
+        let rows = outline.visible(&open, "block*.2.bias");
+        let hits = rows
+            .iter()
+            .filter(|&&i| outline.nodes[i].path.ends_with(".2.bias"))
+            .count();
+        assert_eq!(hits, 4, "one per block");
     }
 
     #[test]

@@ -1,21 +1,22 @@
-//! The app's one state: the model, what is selected and open, the dialogs, the caches of
-//! statistics, and the work handed to the worker. Only `update` changes it; the screen only reads it.
+//! The app's one state, grouped by what each part is about: the document (model and history), the
+//! tree view, the tensor pane, the forward panel, the cache of statistics, and the mode (dialogs).
+//! Only `update` changes it; the screen only reads it.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use ndarray::ArrayD;
-
-use super::outline::Outline;
-use super::ui::theme::Theme;
-use super::worker::{ForwardResult, Job, Summary};
-use crate::model::init::InitScheme;
+use super::error::AppError;
+use super::field::Field;
+use super::init_dialog::InitDialog;
+use super::job::{ForwardResult, Input, Summary, SummaryKey};
+use super::outline::{NodeKind, Outline};
+use super::picker::Picker;
+use super::scroll::Scroll;
+use super::theme::Theme;
+use super::tree_view::TreeView;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
-
-/// A cache key: a tensor at one version; a re-init bumps the version, so old entries stay valid
-/// (they are the "before" of a re-init).
-pub type SummaryKey = (ParamId, u64);
+use crate::tensor::decode::Undecodable;
 
 /// Which pane takes the movement keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +34,14 @@ pub enum View {
     Values,
     /// The distribution of the values.
     Histogram,
-    /// The matrix as colours, two pixels per cell.
+    /// The matrix as colours (or signed glyphs), with a cursor.
     Heatmap,
 }
 
 impl View {
+    /// Every view, in the order `v` cycles and the tabs list them.
+    pub const ALL: [View; 3] = [View::Values, View::Histogram, View::Heatmap];
+
     /// The view after this one.
     #[must_use]
     pub fn next(self) -> View {
@@ -59,126 +63,15 @@ impl View {
     }
 }
 
-/// The values grid's cursor and scroll position within the shown slice.
+/// The cursor of the values grid and the heatmap within the shown slice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Grid {
     /// The slice of an N-D tensor (flat index over its leading dimensions).
     pub slice: usize,
-    /// Cursor row.
-    pub row: usize,
-    /// Cursor column.
-    pub col: usize,
-    /// First row on screen.
-    pub row_offset: usize,
-    /// First column on screen.
-    pub col_offset: usize,
-}
-
-/// One field of the init dialog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InitField {
-    /// The scheme, chosen with ←/→.
-    Scheme,
-    /// The scheme's argument at this position, typed.
-    Arg(usize),
-    /// Whether weights are re-initialized.
-    Weights,
-    /// Whether biases are re-initialized.
-    Biases,
-    /// The seed, typed.
-    Seed,
-}
-
-/// The re-initialize dialog.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InitDialog {
-    /// The module path the plan applies to.
-    pub path: String,
-    /// Whether that module is a single layer (its own weight and bias, no submodules), so that
-    /// the targets can be named as tensors: `2.weight`.
-    pub layer: bool,
-    /// Index into [`SCHEMES`].
-    pub scheme: usize,
-    /// The scheme's arguments as `(name, text being edited)`, PyTorch's defaults to start.
-    pub args: Vec<(&'static str, String)>,
-    /// Re-initialize weights.
-    pub weights: bool,
-    /// Re-initialize biases.
-    pub biases: bool,
-    /// The seed as typed.
-    pub seed: String,
-    /// The field with the cursor.
-    pub field: usize,
-    /// Why the last submit was refused.
-    pub error: Option<String>,
-}
-
-/// Every scheme of the foundation, in the order the dialog cycles through them.
-pub const SCHEMES: [&str; 13] = [
-    "default",
-    "zeros",
-    "ones",
-    "constant",
-    "uniform",
-    "normal",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "trunc_normal",
-    "orthogonal",
-    "masked_uniform",
-];
-
-impl InitDialog {
-    /// The dialog's fields in order, for the scheme now chosen.
-    #[must_use]
-    pub fn fields(&self) -> Vec<InitField> {
-        let mut fields = vec![InitField::Scheme];
-        fields.extend((0..self.args.len()).map(InitField::Arg));
-        fields.extend([InitField::Weights, InitField::Biases, InitField::Seed]);
-        fields
-    }
-
-    /// The field with the cursor.
-    #[must_use]
-    pub fn current(&self) -> InitField {
-        let fields = self.fields();
-        fields[self.field.min(fields.len() - 1)]
-    }
-
-    /// What submitting writes, in words: `2.weight`, `the biases under 0.block1`, `the model`.
-    #[must_use]
-    pub fn target(&self) -> String {
-        let module = if self.path.is_empty() {
-            "the model".to_owned()
-        } else {
-            self.path.clone()
-        };
-        let dot = |local: &str| {
-            if self.path.is_empty() {
-                local.to_owned()
-            } else {
-                format!("{}.{local}", self.path)
-            }
-        };
-        match (self.layer, self.weights, self.biases) {
-            (_, true, true) | (_, false, false) => module,
-            (true, true, false) => dot("weight"),
-            (true, false, true) => dot("bias"),
-            (false, true, false) => format!("the weights under {module}"),
-            (false, false, true) => format!("the biases under {module}"),
-        }
-    }
-
-    /// Switches to scheme `index`, with PyTorch's default arguments.
-    pub fn choose(&mut self, index: usize) {
-        self.scheme = index % SCHEMES.len();
-        self.args = InitScheme::with_defaults(SCHEMES[self.scheme])
-            .map(|s| s.arguments())
-            .unwrap_or_default();
-        self.error = None;
-    }
+    /// Cursor row and first row on screen.
+    pub rows: Scroll,
+    /// Cursor column and first column on screen.
+    pub cols: Scroll,
 }
 
 /// A question waiting for y or n.
@@ -188,6 +81,17 @@ pub enum Question {
     Overwrite(PathBuf),
     /// Quit although re-inits are not written?
     QuitUnsaved,
+    /// Open this model although re-inits are not written?
+    OpenUnsaved(String),
+}
+
+/// A long message shown whole, wrapped, until dismissed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Popup {
+    /// The text.
+    pub text: String,
+    /// Lines scrolled past.
+    pub offset: usize,
 }
 
 /// What has the keyboard besides the two panes.
@@ -196,53 +100,36 @@ pub enum Mode {
     /// Moving around the panes.
     Browse,
     /// Typing the tree filter.
-    Filter,
+    Filter(Field),
     /// The re-initialize dialog.
     Init(InitDialog),
     /// Typing the path to write to.
-    Write(String),
+    Write(Field),
     /// A yes/no question.
     Ask(Question),
-    /// Choosing another model; the index of the highlighted choice.
-    Models(usize),
+    /// Choosing another model.
+    Open(Picker),
     /// The help screen, scrolled by this many lines.
     Help(usize),
-}
-
-/// Where the forward pass takes its input.
-#[derive(Debug, Clone)]
-pub enum Input {
-    /// `torch.rand(batch, in_features)` after `torch.manual_seed(seed)`.
-    Random {
-        /// Rows of the batch.
-        batch: usize,
-        /// The seed.
-        seed: u64,
-    },
-    /// An `.npy` array given with `--input`.
-    File {
-        /// The file name, for the panel's title.
-        name: String,
-        /// Its values.
-        array: ArrayD<f32>,
-    },
+    /// A long error, whole.
+    Popup(Popup),
 }
 
 /// The forward panel.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ForwardPanel {
     /// Whether the panel is shown in place of the tensor pane.
     pub open: bool,
     /// The input of the next run.
     pub input: Input,
     /// The last run's result, or why it failed.
-    pub result: Option<Result<ForwardResult, String>>,
+    pub result: Option<Result<ForwardResult, AppError>>,
     /// Layers done and layers in all, while a run is on the worker.
     pub running: Option<(usize, usize)>,
     /// Bumped per run, so that the reply of an outdated run is dropped.
     pub generation: u64,
-    /// First layer row on screen.
-    pub scroll: usize,
+    /// The layer table's window.
+    pub scroll: Scroll,
 }
 
 /// A re-initialization that `u` can take back.
@@ -263,79 +150,184 @@ pub enum Message {
     Error(String),
 }
 
-/// A re-init, a write or a load on the worker, shown in the status bar as `… working`: these
-/// report no fraction done, so no gauge is drawn that would sit at 0% (the statistics of a big
-/// tensor, which do report one, have their own gauge in the tensor pane).
+/// A re-init, a write or a load on the worker, shown in the status bar as `… working`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Busy {
     /// What runs: `re-initializing: xavier_uniform on 2.weight`, `writing x.safetensors`.
     pub what: String,
 }
 
-/// The whole state of the app.
-pub struct App {
+/// The model and its history: what was loaded, the re-inits since, and what was written.
+pub struct Doc {
     /// The model being explored, with any re-inits applied.
     pub model: Model,
     /// What the model was loaded from, as the user typed it (`demo:mlp`, a path).
     pub source: String,
     /// The source file, when the model came from one (never overwritten without asking).
     pub source_path: Option<PathBuf>,
-    /// The models the picker offers: the demos and the files of `demo-models/`.
-    pub choices: Vec<String>,
     /// The tree, flattened.
     pub outline: Outline,
-    /// Open modules, by node.
-    pub opened: Vec<bool>,
-    /// Rows on screen, by node, after folding and filtering.
-    pub visible: Vec<usize>,
-    /// The selected node.
-    pub selected: usize,
-    /// First tree row on screen.
-    pub tree_offset: usize,
-    /// The tree filter.
-    pub filter: String,
-    /// The pane with the focus.
-    pub focus: Focus,
-    /// The tensor view.
-    pub view: View,
-    /// The values grid of the selected tensor.
-    pub grid: Grid,
-    /// Dialogs and prompts.
-    pub mode: Mode,
-    /// The forward panel.
-    pub forward: ForwardPanel,
-    /// Statistics and histograms computed so far.
-    pub summaries: HashMap<SummaryKey, Result<Summary, String>>,
-    /// The summary being computed on the worker, and how far it got (0 to 1).
-    pub pending: Option<(SummaryKey, f64)>,
-    /// A re-init or a write on the worker.
-    pub busy: Option<Busy>,
     /// Re-inits that can be undone, the last on top.
     pub undo: Vec<InitRecord>,
     /// How many re-inits the undo stack held when the model was last written, or `None` when it
-    /// was not written or that state can no longer be reached by undoing (a re-init replaced it).
+    /// was not written or that state can no longer be reached by undoing.
     pub saved_at: Option<usize>,
-    /// Where `w` proposes to write: a new file beside the source.
-    pub default_out: String,
-    /// The status line.
-    pub message: Option<Message>,
-    /// Colours for this terminal.
-    pub theme: Theme,
-    /// The terminal's columns and rows.
-    pub size: (u16, u16),
-    /// Jobs for the worker, sent by the event loop after each update.
-    pub outbox: Vec<Job>,
-    /// Set when the app should end.
-    pub quit: bool,
-    /// Set by every change that shows; the loop draws only when it is set.
-    pub dirty: bool,
+    /// Counts the loads, so the worker knows when a kept forward plan belongs to another model.
+    pub load: u64,
 }
 
-impl App {
-    /// Whether quitting would lose re-inits: the model differs both from what was loaded (the
-    /// undo stack is not empty) and from what was last written.
+impl Doc {
+    /// Whether quitting would lose re-inits: the model differs both from what was loaded and
+    /// from what was last written.
     #[must_use]
     pub fn unsaved(&self) -> bool {
         !self.undo.is_empty() && self.saved_at != Some(self.undo.len())
+    }
+
+    /// Where `w` proposes to write: `x.safetensors` -> `x.reinit.safetensors` beside it; a demo
+    /// -> `NAME.reinit.safetensors` here.
+    #[must_use]
+    pub fn default_output(&self) -> String {
+        if let Some(name) = self.source.strip_prefix("demo:") {
+            return format!("{name}.reinit.safetensors");
+        }
+        let path = std::path::Path::new(&self.source);
+        let stem = path
+            .file_stem()
+            .map_or_else(|| "model".to_owned(), |s| s.to_string_lossy().into_owned());
+        let stem = stem.strip_suffix(".safetensors").unwrap_or(&stem);
+        path.with_file_name(format!("{stem}.reinit.safetensors"))
+            .display()
+            .to_string()
+    }
+
+    /// The model's parameter count, as the outline computed it once.
+    #[must_use]
+    pub fn total_params(&self) -> usize {
+        match self.outline.nodes.first().map(|n| &n.kind) {
+            Some(NodeKind::Module { params }) => *params,
+            _ => 0,
+        }
+    }
+}
+
+/// The tensor pane: the view, its cursor, and the module table's cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TensorPane {
+    /// The tensor view.
+    pub view: View,
+    /// The values grid and heatmap cursor of the selected tensor.
+    pub grid: Grid,
+    /// Whether the histogram's bars are log-scaled counts.
+    pub log_counts: bool,
+    /// The module table's cursor.
+    pub module: Scroll,
+}
+
+/// Statistics and histograms computed so far.
+#[derive(Default)]
+pub struct Cache {
+    /// By tensor version.
+    pub summaries: HashMap<SummaryKey, Result<Summary, Undecodable>>,
+    /// The summary being computed on the worker, and how far it got (0 to 1).
+    pub pending: Option<(SummaryKey, f64)>,
+}
+
+impl Cache {
+    /// The summary of `id` at `version`, if done and readable.
+    #[must_use]
+    pub fn get(&self, id: ParamId, version: u64) -> Option<&Summary> {
+        self.summaries
+            .get(&(id, version))
+            .and_then(|s| s.as_ref().ok())
+    }
+}
+
+/// The terminal: its colours and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Screen {
+    /// Colours for this terminal.
+    pub theme: Theme,
+    /// Columns and rows.
+    pub size: (u16, u16),
+}
+
+/// The whole state of the app.
+pub struct App {
+    /// The model and its history.
+    pub doc: Doc,
+    /// The tree pane.
+    pub tree: TreeView,
+    /// The tensor pane.
+    pub tensor: TensorPane,
+    /// The forward panel.
+    pub forward: ForwardPanel,
+    /// Statistics computed so far.
+    pub cache: Cache,
+    /// Dialogs and prompts.
+    pub mode: Mode,
+    /// The pane with the focus.
+    pub focus: Focus,
+    /// A re-init, a write or a load on the worker.
+    pub busy: Option<Busy>,
+    /// The status line.
+    pub message: Option<Message>,
+    /// The terminal.
+    pub screen: Screen,
+    /// The last re-init dialog submitted, whose choices the next one starts from.
+    pub last_init: Option<InitDialog>,
+    /// How the model was opened (for `--arch` and the seed of the next open).
+    pub seed: u64,
+}
+
+impl App {
+    /// The selected node's tensor id, if it is a parameter.
+    #[must_use]
+    pub fn selected_param(&self) -> Option<ParamId> {
+        self.doc.outline.nodes[self.tree.selected()].param()
+    }
+
+    /// The selected node's path.
+    #[must_use]
+    pub fn selected_path(&self) -> &str {
+        &self.doc.outline.nodes[self.tree.selected()].path
+    }
+
+    /// The summary of tensor `id` as it is now.
+    #[must_use]
+    pub fn summary(&self, id: ParamId) -> Option<&Summary> {
+        self.cache.get(id, self.doc.model.store.version(id))
+    }
+
+    /// The summary of `id` before the last re-init, if that re-init touched `id`.
+    #[must_use]
+    pub fn summary_before(&self, id: ParamId) -> Option<&Summary> {
+        let now = self.doc.model.store.version(id);
+        self.doc.undo.last().and_then(|record| {
+            record
+                .changes
+                .iter()
+                .find(|(changed, _, after, _)| *changed == id && *after == now)
+                .and_then(|(_, before, ..)| self.cache.get(id, *before))
+        })
+    }
+
+    /// The module table's rows: `(path relative to the module, id)` of every parameter path
+    /// under the selected module, in `state_dict` order.
+    #[must_use]
+    pub fn module_rows(&self) -> Vec<(String, ParamId)> {
+        let selected = self.tree.selected();
+        let nodes = &self.doc.outline.nodes;
+        let module = &nodes[selected];
+        nodes[selected..module.end]
+            .iter()
+            .filter_map(|n| {
+                let local = n
+                    .path
+                    .strip_prefix(module.path.as_str())
+                    .map_or(n.path.as_str(), |rest| rest.trim_start_matches('.'));
+                n.param().map(|id| (local.to_owned(), id))
+            })
+            .collect()
     }
 }

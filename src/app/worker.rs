@@ -2,126 +2,16 @@
 //! forward passes, re-inits, loading and writing files), so that keys keep working meanwhile.
 //! Each job reports progress and its result as [`Reply`] messages on the app's event channel.
 
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
-use ndarray::ArrayD;
-
-use super::state::{Input, SummaryKey};
-use crate::checkpoint::{self, LoadOptions};
+use super::error::AppError;
+use super::job::{ForwardResult, Input, Job, LayerStats, Reply};
+use super::open;
+use super::summary::summarize;
 use crate::io::model_file;
+use crate::model::Model;
 use crate::model::forward::ForwardPlan;
-use crate::model::init::InitPlan;
-use crate::model::{Model, ParamId};
-use crate::tensor::Tensor;
-use crate::tensor::histogram::{Histogram, histogram};
-use crate::tensor::stats::Stats;
-
-/// The most bins a histogram has; the screen merges neighbours to fit its width.
-pub const MAX_BINS: usize = 128;
-
-/// A tensor's statistics and value distribution.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    /// min, max, mean, unbiased std, zeros, NaN, Inf.
-    pub stats: Stats,
-    /// Bins over [min, max].
-    pub histogram: Histogram,
-}
-
-/// One layer's output, summarized.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LayerStats {
-    /// The layer's path.
-    pub path: String,
-    /// Its repr.
-    pub repr: String,
-    /// The output's shape.
-    pub shape: Vec<usize>,
-    /// Mean of the output.
-    pub mean: f64,
-    /// Unbiased std of the output.
-    pub std: f64,
-    /// Fraction of exact zeros (what a ReLU switched off).
-    pub zeros: f64,
-}
-
-/// What a forward pass produced.
-#[derive(Debug, Clone)]
-pub struct ForwardResult {
-    /// The input's shape.
-    pub input_shape: Vec<usize>,
-    /// The model's output.
-    pub output: ArrayD<f32>,
-    /// Every layer's output, summarized, in order.
-    pub layers: Vec<LayerStats>,
-}
-
-/// Slow work for the worker.
-pub enum Job {
-    /// Statistics and histograms of the tensor versions one screen shows (a tensor, and its
-    /// state before a re-init), in order, each under its cache key.
-    Summarize {
-        /// The cache keys and the tensors (their bytes are shared, not copied).
-        tensors: Vec<(SummaryKey, Tensor)>,
-    },
-    /// A forward pass.
-    Forward {
-        /// The model as it is now.
-        model: Model,
-        /// The input.
-        input: Input,
-        /// The panel's run number.
-        generation: u64,
-    },
-    /// A re-initialization, drawn on a copy of the model whose new tensors come back.
-    Init {
-        /// What is done, for the status line and the undo record.
-        label: String,
-        /// The model as it is now.
-        model: Model,
-        /// The module the plan applies to.
-        path: String,
-        /// The schemes and seed.
-        plan: InitPlan,
-    },
-    /// Saving the model; without `overwrite`, an existing file is asked about first.
-    Save {
-        /// The model to write.
-        model: Model,
-        /// Where.
-        path: PathBuf,
-        /// Whether replacing an existing file was confirmed.
-        overwrite: bool,
-    },
-    /// Loading another model.
-    Load {
-        /// A `MODEL` argument: `demo:rgnet` or a file.
-        spec: String,
-    },
-}
-
-/// What the worker tells the app.
-#[derive(Clone)]
-pub enum Reply {
-    /// A summary is this far along (0 to 1).
-    SummaryProgress(SummaryKey, f64),
-    /// A summary is done.
-    Summary(SummaryKey, Result<Summary, String>),
-    /// A forward pass has run this many layers of all of them.
-    ForwardProgress(u64, usize, usize),
-    /// A forward pass is done.
-    Forward(u64, Result<ForwardResult, String>),
-    /// A re-init is done (its label echoed): the new tensors, or why it failed.
-    Init(String, Result<Vec<(ParamId, Tensor)>, String>),
-    /// The file exists and was not written; the user must confirm.
-    SaveExists(PathBuf),
-    /// The model was written, or why not.
-    Saved(Result<PathBuf, String>),
-    /// Another model is loaded.
-    Loaded(String, Result<Box<Model>, String>),
-}
 
 /// Starts the worker thread; `reply` carries its messages to the event loop.
 pub fn spawn(reply: impl Fn(Reply) + Send + 'static) -> Sender<Job> {
@@ -134,13 +24,23 @@ pub fn spawn(reply: impl Fn(Reply) + Send + 'static) -> Sender<Job> {
 }
 
 fn serve(rx: &Receiver<Job>, reply: &impl Fn(Reply)) {
+    let mut worker = Worker::default();
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
         for job in pick(jobs) {
-            execute(job, &mut |r| reply(r));
+            worker.execute(job, &mut |r| reply(r));
         }
     }
+}
+
+/// What the worker keeps between jobs: the forward plan (Linear weights packed), reused until a
+/// re-init changes a weight or another model is loaded.
+#[derive(Default)]
+pub struct Worker {
+    plan: Option<(u64, ForwardPlan)>,
+    /// How many plans were built, for tests that check the reuse.
+    pub plans_built: usize,
 }
 
 /// Of the jobs that arrived together, those worth doing, in order: only the newest summary job
@@ -164,116 +64,106 @@ pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
         .collect()
 }
 
-/// Runs one job, sending progress and the result to `reply` (tests call this directly).
-pub fn execute(job: Job, reply: &mut dyn FnMut(Reply)) {
-    match job {
-        Job::Summarize { tensors } => {
-            for (key, tensor) in tensors {
-                let mut last = -1.0;
-                let result = summarize(&tensor, &mut |done| {
-                    // One message per percent, however many chunks.
-                    if done - last >= 0.01 {
-                        last = done;
-                        reply(Reply::SummaryProgress(key, done));
-                    }
-                });
-                reply(Reply::Summary(key, result));
+impl Worker {
+    /// Runs one job, sending progress and the result to `reply` (tests call this directly).
+    pub fn execute(&mut self, job: Job, reply: &mut dyn FnMut(Reply)) {
+        match job {
+            Job::Summarize { tensors } => {
+                for (key, tensor) in tensors {
+                    let mut last = -1.0;
+                    let result = summarize(&tensor, &mut |done| {
+                        // One message per percent, however many chunks.
+                        if done - last >= 0.01 {
+                            last = done;
+                            reply(Reply::SummaryProgress(key, done));
+                        }
+                    });
+                    reply(Reply::Summary(key, result));
+                }
             }
-        }
-        Job::Forward {
-            model,
-            input,
-            generation,
-        } => {
-            let result = forward(&model, &input, &mut |done, all| {
-                reply(Reply::ForwardProgress(generation, done, all));
-            });
-            reply(Reply::Forward(generation, result));
-        }
-        Job::Init {
-            label,
-            mut model,
-            path,
-            plan,
-        } => {
-            let result = plan
-                .apply(&mut model, &path)
-                .map_err(|e| e.to_string())
-                .and_then(|report| {
-                    if report.written.is_empty() {
-                        let under = if path.is_empty() { "the model" } else { &path };
-                        return Err(format!(
-                            "no Linear layer under {under}: nothing to initialize"
-                        ));
-                    }
-                    Ok(report
-                        .written
-                        .into_iter()
-                        .map(|(_, id)| (id, model.store.get(id).clone()))
-                        .collect())
+            Job::Forward {
+                model,
+                load,
+                input,
+                generation,
+            } => {
+                let result = self.plan(&model, load).and_then(|plan| {
+                    forward(plan, &input, &mut |done, all| {
+                        reply(Reply::ForwardProgress(generation, done, all));
+                    })
                 });
-            reply(Reply::Init(label, result));
-        }
-        Job::Save {
-            model,
-            path,
-            overwrite,
-        } => {
-            if !overwrite && path.exists() {
-                reply(Reply::SaveExists(path));
-                return;
+                reply(Reply::Forward(generation, result));
             }
-            let result = model_file::save_model(&model, &path)
-                .map(|()| path)
-                .map_err(|e| e.to_string());
-            reply(Reply::Saved(result));
-        }
-        Job::Load { spec } => {
-            let result = checkpoint::load(&spec, &LoadOptions::default())
-                .map(Box::new)
-                .map_err(|e| e.to_string());
-            reply(Reply::Loaded(spec, result));
+            Job::Init {
+                label,
+                mut model,
+                path,
+                plan,
+            } => {
+                let result = plan
+                    .apply(&mut model, &path)
+                    .map_err(AppError::from)
+                    .and_then(|report| {
+                        if report.written.is_empty() {
+                            let under = if path.is_empty() { "the model" } else { &path };
+                            return Err(AppError::NothingToInit(under.to_owned()));
+                        }
+                        Ok(report
+                            .written
+                            .into_iter()
+                            .map(|(_, id)| (id, model.store.get(id).clone()))
+                            .collect())
+                    });
+                reply(Reply::Init(label, result));
+            }
+            Job::Save {
+                model,
+                path,
+                overwrite,
+            } => {
+                if !overwrite && path.exists() {
+                    reply(Reply::SaveExists(path));
+                    return;
+                }
+                let result = model_file::save_model(&model, &path)
+                    .map(|()| path)
+                    .map_err(AppError::from);
+                reply(Reply::Saved(result));
+            }
+            Job::Load(spec) => {
+                let result = open::open(&spec).map(Box::new);
+                reply(Reply::Loaded(spec.model, result));
+            }
         }
     }
-}
 
-/// Statistics then histogram of `tensor`: two streaming passes, `progress` from 0 to 1 over both.
-pub fn summarize(tensor: &Tensor, progress: &mut dyn FnMut(f64)) -> Result<Summary, String> {
-    let (dtype, bytes, numel) = (tensor.dtype(), tensor.bytes(), tensor.numel());
-    let whole = 2.0 * numel.max(1) as f64;
-    let stats = tensor
-        .stats_with_progress(&mut |fraction| progress(fraction / 2.0))
-        .map_err(|e| e.to_string())?;
-    let range = if stats.finite == 0 {
-        (0.0, 0.0)
-    } else {
-        (stats.min, stats.max)
-    };
-    // About √n bins: enough to show a shape, few enough that small tensors do not look sparse.
-    let bins = ((numel as f64).sqrt().ceil() as usize).clamp(8, MAX_BINS);
-    let histogram = histogram(dtype, bytes, numel, range, bins, |done| {
-        progress((numel + done) as f64 / whole);
-    })
-    .map_err(|e| e.to_string())?;
-    Ok(Summary { stats, histogram })
+    /// The kept plan when it was made for this load and no weight changed since, else a new one.
+    fn plan(&mut self, model: &Model, load: u64) -> Result<&ForwardPlan, AppError> {
+        let kept = self
+            .plan
+            .as_ref()
+            .is_some_and(|(l, plan)| *l == load && plan.is_current(model));
+        if !kept {
+            self.plan = None;
+            let plan = ForwardPlan::new(model)?;
+            self.plans_built += 1;
+            self.plan = Some((load, plan));
+        }
+        Ok(&self.plan.as_ref().expect("just made").1)
+    }
 }
 
 /// Runs the model on `input`, reporting layers done; the error is one line.
 fn forward(
-    model: &Model,
+    plan: &ForwardPlan,
     input: &Input,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<ForwardResult, String> {
-    let plan = ForwardPlan::new(model).map_err(|e| e.to_string())?;
+) -> Result<ForwardResult, AppError> {
     let x = match input {
-        Input::Random { batch, seed } => plan
-            .random_input(*batch, *seed)
-            .map_err(|e| e.to_string())?,
+        Input::Random { batch, seed } => plan.random_input(*batch, *seed)?,
         Input::File { array, .. } => array.clone(),
     };
-    let activations = plan
-        .run_with_progress(&x, progress)
-        .map_err(|e| e.to_string())?;
+    let activations = plan.run_with_progress(&x, progress)?;
     let layers = activations
         .iter()
         .map(|a| {

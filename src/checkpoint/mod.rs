@@ -274,11 +274,13 @@ fn from_opened(
     if opened.metadata_is_ties {
         model.metadata.clear();
     }
-    let (model, architecture) = architecture::apply(model, options.arch, spec)?;
+    let mut warnings = opened.warnings;
+    let arch = arch_for(file, options.arch, &model, &mut warnings);
+    let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
     Ok(Loaded {
         model,
         architecture,
-        warnings: opened.warnings,
+        warnings,
         values: opened.values,
         gguf: Vec::new(),
     })
@@ -339,6 +341,32 @@ fn looks_like_safetensors(path: &Path, head: &[u8]) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
         || head.get(8) == Some(&b'{')
+}
+
+/// The architecture text for a checkpoint: `--arch`, else (when the file stores none) a
+/// `NAME.arch.txt` beside `NAME.safetensors` (or beside the shard index), which `notes` mentions.
+fn arch_for(
+    file: &Path,
+    given: Option<&Path>,
+    model: &Model,
+    notes: &mut Vec<String>,
+) -> Option<PathBuf> {
+    if let Some(given) = given {
+        return Some(given.to_path_buf());
+    }
+    if model.metadata.contains_key(arch::METADATA_KEY) {
+        return None;
+    }
+    let name = file.file_name()?.to_str()?;
+    let stem = [".safetensors.index.json", ".index.json", ".safetensors"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
+    let text = beside(file, &format!("{stem}.arch.txt"));
+    text.is_file().then(|| {
+        notes.push(format!("architecture from {}", text.display()));
+        text
+    })
 }
 
 /// The path a checkpoint's companion file (`config.json`, `NAME.arch.txt`) would have.

@@ -43,6 +43,10 @@ pub struct AppArgs {
     /// The model the app opens (default demo:mlp; the others are a key away).
     #[arg(value_name = "MODEL")]
     pub model: Option<String>,
+    /// The architecture of a checkpoint, as the text print(model) shows (NAME.arch.txt beside
+    /// the checkpoint is used when this is not given).
+    #[arg(long, value_name = "FILE")]
+    pub arch: Option<PathBuf>,
     /// Open with this parameter or module selected (0.block1.0.bias or [0][1][0].bias).
     #[arg(long, value_name = "NAME")]
     pub select: Option<String>,

@@ -1,18 +1,49 @@
 //! What the app's tests share: an app on a demo at a fixed size, the worker run in the test's own
 //! thread, and a screen rendered to text.
 
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the support"
+)]
+
 use paramscope::app::action::Action;
+use paramscope::app::job::Job;
 use paramscope::app::state::App;
-use paramscope::app::ui::theme::{ColorLevel, Theme};
-use paramscope::app::update::{Options, receive, update};
-use paramscope::app::worker;
+use paramscope::app::theme::{ColorLevel, Theme};
+use paramscope::app::update::{Effects, Options, receive, update};
+use paramscope::app::worker::Worker;
 use paramscope::model::{Model, demos};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::widgets::Widget;
 
+/// An app, and a worker that runs its jobs in the test's thread.
+pub struct Harness {
+    /// The app.
+    pub app: App,
+    /// The worker, keeping its forward plan across jobs as the real one does.
+    pub worker: Worker,
+    /// Jobs queued and not yet run (see [`Harness::hold`]).
+    pub queued: Vec<Job>,
+    /// Whether an update asked to quit.
+    pub quit: bool,
+}
+
+impl std::ops::Deref for Harness {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.app
+    }
+}
+
+impl std::ops::DerefMut for Harness {
+    fn deref_mut(&mut self) -> &mut App {
+        &mut self.app
+    }
+}
+
 /// The app on `demo:NAME` (seed 0) at 80x24 in truecolor.
-pub fn demo(name: &str) -> App {
+pub fn demo(name: &str) -> Harness {
     with_model(
         demos::build(name, 0).expect("a demo"),
         &format!("demo:{name}"),
@@ -20,43 +51,90 @@ pub fn demo(name: &str) -> App {
     )
 }
 
-/// The app on `model`, selecting `select` if given.
-pub fn with_model(model: Model, source: &str, select: Option<&str>) -> App {
-    App::new(
+/// The app on `model`, selecting `select` if given; the jobs of the start are left queued.
+pub fn with_model(model: Model, source: &str, select: Option<&str>) -> Harness {
+    with_theme(model, source, select, ColorLevel::TrueColor)
+}
+
+/// [`with_model`] in this many colours.
+pub fn with_theme(model: Model, source: &str, select: Option<&str>, level: ColorLevel) -> Harness {
+    let (app, fx) = App::new(
         model,
         Options {
             source: source.to_owned(),
-            choices: vec!["demo:mlp".into(), "demo:rgnet".into(), "demo:shared".into()],
             select: select.map(str::to_owned),
             input: None,
             seed: 0,
-            theme: Theme {
-                level: ColorLevel::TrueColor,
-            },
+            theme: Theme { level },
             size: (80, 24),
+            notices: Vec::new(),
         },
     )
-    .expect("the app opens")
+    .expect("the app opens");
+    let mut h = Harness {
+        app,
+        worker: Worker::default(),
+        queued: Vec::new(),
+        quit: false,
+    };
+    h.take(fx);
+    h
 }
 
-/// Sends actions, then does the worker's jobs here and hands their replies back.
-pub fn send(app: &mut App, actions: &[Action]) {
-    for &action in actions {
-        update(app, action);
-        work(app);
+impl Harness {
+    /// Queues an update's effects.
+    pub fn take(&mut self, fx: Effects) {
+        self.queued.extend(fx.jobs);
+        self.quit |= fx.quit;
+    }
+
+    /// One action, its jobs left queued (to look at them, or race them).
+    pub fn hold(&mut self, action: Action) {
+        let fx = update(&mut self.app, action);
+        self.take(fx);
+    }
+
+    /// Runs every queued job to completion, feeding replies back (which may queue more jobs).
+    pub fn work(&mut self) {
+        while !self.queued.is_empty() {
+            for job in std::mem::take(&mut self.queued) {
+                let mut replies = Vec::new();
+                self.worker.execute(job, &mut |r| replies.push(r));
+                for reply in replies {
+                    let fx = receive(&mut self.app, reply);
+                    self.take(fx);
+                }
+            }
+        }
+    }
+
+    /// The kinds of the queued jobs, in order.
+    pub fn jobs(&self) -> Vec<&'static str> {
+        self.queued
+            .iter()
+            .map(|job| match job {
+                Job::Summarize { .. } => "summarize",
+                Job::Forward { .. } => "forward",
+                Job::Init { .. } => "init",
+                Job::Save { .. } => "save",
+                Job::Load(_) => "load",
+            })
+            .collect()
     }
 }
 
-/// Runs every queued job to completion, feeding replies back (which may queue more jobs).
-pub fn work(app: &mut App) {
-    while !app.outbox.is_empty() {
-        for job in std::mem::take(&mut app.outbox) {
-            let mut replies = Vec::new();
-            worker::execute(job, &mut |r| replies.push(r));
-            for reply in replies {
-                receive(app, reply);
-            }
-        }
+/// Sends actions, then does the worker's jobs here and hands their replies back.
+pub fn send(h: &mut Harness, actions: &[Action]) {
+    for &action in actions {
+        h.hold(action);
+        h.work();
+    }
+}
+
+/// Types `text` into whatever field has the keyboard.
+pub fn type_text(h: &mut Harness, text: &str) {
+    for ch in text.chars() {
+        send(h, &[Action::Type(ch)]);
     }
 }
 
@@ -87,4 +165,22 @@ pub fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
         line.find(needle)
             .map(|byte| (line[..byte].chars().count() as u16, y as u16))
     })
+}
+
+/// The selected node's path.
+pub fn selected_path(app: &App) -> &str {
+    app.selected_path()
+}
+
+/// The values of parameter `name`.
+pub fn values(app: &App, name: &str) -> Vec<f32> {
+    let (_, id) = app.doc.model.find_param(name).unwrap();
+    app.doc.model.store.get(id).to_f32_vec().unwrap()
+}
+
+/// Sends actions; every one leaves a screen that renders, at the size the app was told.
+pub fn send_and_draw(app: &mut Harness, actions: &[Action]) {
+    send(app, actions);
+    let buf = render(app, app.screen.size.0, app.screen.size.1);
+    assert_eq!(text(&buf).lines().count(), usize::from(app.screen.size.1));
 }

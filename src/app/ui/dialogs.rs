@@ -6,26 +6,27 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget};
 
-use super::layout::{centered, help_box, inner};
-use super::theme::Role;
-use crate::app::keymap::{self, HELP_CONTEXTS, KEYMAP};
-use crate::app::state::{App, InitDialog, InitField, Mode, Question, SCHEMES};
+use super::field_spans;
+use crate::app::init_dialog::{ArgValue, InitDialog, InitField, fan_based};
+use crate::app::keymap::{self, HelpLine, help_lines};
+use crate::app::layout::{centered, help_box, inner, popup_box, popup_lines};
+use crate::app::picker::Picker;
+use crate::app::state::{App, Mode, Popup, Question};
+use crate::app::theme::Role;
 use crate::text::escape;
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    let t = app.screen.theme;
     match &app.mode {
-        Mode::Browse | Mode::Filter => {}
+        Mode::Browse | Mode::Filter(_) => {}
         Mode::Init(dialog) => init(app, dialog, area, buf),
-        Mode::Write(path) => {
+        Mode::Write(field) => {
             let lines = vec![
                 Line::raw("Write the model, with its re-inits, to:"),
-                Line::from(vec![
-                    Span::raw(escape(path).into_owned()),
-                    Span::styled("█", app.theme.style(Role::Dim)),
-                ]),
+                Line::from(field_spans(app, field)),
                 Line::styled(
                     "(a temp file, then renamed; an existing file is asked about)",
-                    app.theme.style(Role::Dim),
+                    t.style(Role::Dim),
                 ),
             ];
             boxed(app, " write ", lines, area, buf);
@@ -33,7 +34,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         Mode::Ask(question) => {
             let text = match question {
                 Question::Overwrite(path) => {
-                    let source = app.source_path.as_deref() == Some(path.as_path());
+                    let source = app.doc.source_path.as_deref() == Some(path.as_path());
                     format!(
                         "{} exists{}. Overwrite it?",
                         escape(&path.display().to_string()),
@@ -45,33 +46,22 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     )
                 }
                 Question::QuitUnsaved => "The re-inits are not written. Quit anyway?".to_owned(),
+                Question::OpenUnsaved(spec) => format!(
+                    "The re-inits are not written. Open {} anyway?",
+                    escape(spec)
+                ),
             };
             boxed(app, " confirm ", vec![Line::raw(text)], area, buf);
         }
-        Mode::Models(index) => {
-            let lines = app
-                .choices
-                .iter()
-                .enumerate()
-                .map(|(i, choice)| {
-                    let marker = if *choice == app.source { " (open)" } else { "" };
-                    let line = Line::raw(format!("{}{marker}", escape(choice)));
-                    if i == *index {
-                        line.style(app.theme.style(Role::Selected))
-                    } else {
-                        line
-                    }
-                })
-                .collect();
-            boxed(app, " open a model ", lines, area, buf);
-        }
+        Mode::Open(picker) => open(app, picker, area, buf),
         Mode::Help(offset) => help(app, *offset, area, buf),
+        Mode::Popup(popup) => message(app, popup, area, buf),
     }
 }
 
 /// A centred bordered box sized to `lines`, with the hints of the current context at the bottom.
 fn boxed(app: &App, title: &str, mut lines: Vec<Line<'static>>, area: Rect, buf: &mut Buffer) {
-    let t = app.theme;
+    let t = app.screen.theme;
     lines.push(Line::raw(""));
     let mut hints = Vec::new();
     for (key, word) in keymap::hints(app) {
@@ -90,11 +80,46 @@ fn boxed(app: &App, title: &str, mut lines: Vec<Line<'static>>, area: Rect, buf:
     Paragraph::new(lines).render(inner(r).inner(ratatui::layout::Margin::new(1, 0)), buf);
 }
 
+/// The model picker: the typed text, then the entries that hold it.
+fn open(app: &App, p: &Picker, area: Rect, buf: &mut Buffer) {
+    let t = app.screen.theme;
+    let shown = p.shown();
+    let mut lines = vec![Line::from(
+        [Span::styled("open: ", t.style(Role::Dim))]
+            .into_iter()
+            .chain(field_spans(app, &p.field))
+            .collect::<Vec<_>>(),
+    )];
+    let room = usize::from(area.height.saturating_sub(8)).max(1);
+    let first = p.index.saturating_sub(room - 1);
+    for (i, choice) in shown.iter().enumerate().skip(first).take(room) {
+        let marker = if *choice == app.doc.source {
+            " (open)"
+        } else {
+            ""
+        };
+        let line = Line::raw(format!("{}{marker}", escape(choice)));
+        lines.push(if i == p.index {
+            line.style(t.style(Role::Selected))
+        } else {
+            line
+        });
+    }
+    if shown.is_empty() {
+        let hint = if p.field.value().is_empty() {
+            "no models here: type a path"
+        } else {
+            "Enter opens the typed path; Tab completes it"
+        };
+        lines.push(Line::styled(hint, t.style(Role::Dim)));
+    }
+    boxed(app, " open a model ", lines, area, buf);
+}
+
 fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
-    let t = app.theme;
+    let t = app.screen.theme;
     let current = d.current();
-    let check = |on: bool| if on { "[x]" } else { "[ ]" };
-    let heading = if d.layer && d.weights != d.biases {
+    let heading = if d.layer && (d.weights != (d.biases != crate::app::init_dialog::Biases::Keep)) {
         format!("writes {}", escape(&d.target()))
     } else {
         let module = if d.path.is_empty() {
@@ -106,23 +131,74 @@ fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
     };
     let mut lines = vec![Line::styled(heading, t.style(Role::Dim))];
     for field in d.fields() {
-        let (name, value) = match field {
-            InitField::Scheme => ("scheme".to_owned(), format!("◀ {} ▶", SCHEMES[d.scheme])),
-            InitField::Arg(i) => (format!("  {}", d.args[i].0), d.args[i].1.clone()),
-            InitField::Weights => ("weights".to_owned(), check(d.weights).to_owned()),
-            InitField::Biases => ("biases".to_owned(), check(d.biases).to_owned()),
-            InitField::Seed => ("seed".to_owned(), d.seed.clone()),
+        let here = field == current;
+        let (name, value): (String, Vec<Span<'static>>) = match field {
+            InitField::Scheme => {
+                let mut spans = if here || !d.query.value().is_empty() {
+                    let mut s = vec![Span::raw("[")];
+                    s.extend(field_spans(app, &d.query));
+                    s.push(Span::raw("] "));
+                    s
+                } else {
+                    Vec::new()
+                };
+                spans.push(Span::raw(format!("◀ {} ▶", d.scheme)));
+                ("scheme".to_owned(), spans)
+            }
+            InitField::Arg(i) => {
+                let (arg, value) = &d.args[i];
+                let spans = match value {
+                    ArgValue::Text(f) if here => field_spans(app, f),
+                    ArgValue::Text(f) => vec![Span::raw(escape(f.value()).into_owned())],
+                    ArgValue::Choice { options, index } => {
+                        vec![Span::raw(format!("◀ {} ▶", options[*index]))]
+                    }
+                };
+                (format!("  {arg}"), spans)
+            }
+            InitField::Weights => (
+                "weights".to_owned(),
+                vec![Span::raw(if d.weights { "[x]" } else { "[ ]" })],
+            ),
+            InitField::Biases => (
+                "biases".to_owned(),
+                vec![Span::raw(format!("◀ {} ▶", d.biases.label()))],
+            ),
+            InitField::Seed if here => ("seed".to_owned(), field_spans(app, &d.seed)),
+            InitField::Seed => (
+                "seed".to_owned(),
+                vec![Span::raw(d.seed.value().to_owned())],
+            ),
         };
-        let marker = if field == current { "›" } else { " " };
-        let line = Line::raw(format!("{marker} {name:<14} {}", escape(&value)));
-        lines.push(if field == current {
-            line.style(t.style(Role::Selected))
+        let marker = if here { "›" } else { " " };
+        let mut spans = vec![Span::raw(format!("{marker} {name:<14} "))];
+        spans.extend(value);
+        let line = Line::from(spans);
+        lines.push(if here {
+            line.style(t.style(Role::Heading))
         } else {
             line
         });
     }
+    if current == InitField::Scheme {
+        let candidates = d.candidates();
+        let text = if candidates.is_empty() {
+            "no scheme has that in its name".to_owned()
+        } else {
+            format!("type to narrow: {}", candidates.join(" "))
+        };
+        lines.push(Line::styled(text, t.style(Role::Dim)));
+    } else if fan_based(d.scheme) && d.biases == crate::app::init_dialog::Biases::Same {
+        lines.push(Line::styled(
+            "a 1-D bias has no fan: this scheme fails on biases",
+            t.style(Role::Dim),
+        ));
+    }
     if let Some(e) = &d.error {
-        lines.push(Line::styled(format!("✗ {e}"), t.style(Role::Bad)));
+        let width = usize::from(area.width.saturating_sub(8)).max(20);
+        for part in crate::app::layout::wrap(&format!("✗ {e}"), width) {
+            lines.push(Line::styled(part, t.style(Role::Bad)));
+        }
     }
     boxed(
         app,
@@ -134,18 +210,17 @@ fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
 }
 
 fn help(app: &App, offset: usize, area: Rect, buf: &mut Buffer) {
-    let t = app.theme;
-    let mut lines = Vec::new();
-    for context in HELP_CONTEXTS {
-        lines.push(Line::styled(context.title(), t.style(Role::Heading)));
-        for b in KEYMAP.iter().filter(|b| b.context == context) {
-            let keys: Vec<String> = b.keys.iter().map(|k| keymap::label(*k)).collect();
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {:<16}", keys.join(" ")), t.style(Role::Key)),
-                Span::raw(b.help),
-            ]));
-        }
-    }
+    let t = app.screen.theme;
+    let lines: Vec<Line> = help_lines()
+        .into_iter()
+        .map(|line| match line {
+            HelpLine::Heading(title) => Line::styled(title, t.style(Role::Heading)),
+            HelpLine::Binding(keys, help) => Line::from(vec![
+                Span::styled(format!("  {keys:<16}"), t.style(Role::Key)),
+                Span::raw(help),
+            ]),
+        })
+        .collect();
     let r = help_box(area);
     Clear.render(r, buf);
     Block::bordered()
@@ -155,4 +230,30 @@ fn help(app: &App, offset: usize, area: Rect, buf: &mut Buffer) {
     let body = inner(r);
     let offset = offset.min(lines.len().saturating_sub(usize::from(body.height)));
     Paragraph::new(lines.into_iter().skip(offset).collect::<Vec<_>>()).render(body, buf);
+}
+
+/// A long message, wrapped, scrolled by `offset` lines.
+fn message(app: &App, popup: &Popup, area: Rect, buf: &mut Buffer) {
+    let t = app.screen.theme;
+    let (lines, page) = popup_lines(area, &popup.text);
+    let r = popup_box(area, lines.len());
+    Clear.render(r, buf);
+    let more = if lines.len() > page {
+        format!(" {}/{} ", popup.offset + page.min(lines.len()), lines.len())
+    } else {
+        String::new()
+    };
+    Block::bordered()
+        .title(" error ")
+        .title_bottom(format!(" Esc close{more}"))
+        .border_style(t.style(Role::Bad))
+        .render(r, buf);
+    let body = inner(r).inner(ratatui::layout::Margin::new(1, 0));
+    let shown: Vec<Line> = lines
+        .into_iter()
+        .skip(popup.offset)
+        .take(page)
+        .map(Line::raw)
+        .collect();
+    Paragraph::new(shown).render(body, buf);
 }

@@ -1,27 +1,45 @@
 //! The heatmap view: the matrix downsampled to the pane, two pixels per cell (the upper half block
 //! takes the top pixel as its colour and the bottom one as its background), blue below zero, dark
-//! at zero, red above; without colour, a shade per cell by magnitude. Each pixel averages a few
-//! samples of its block, so even a 1 GiB matrix draws in a frame.
+//! at zero, red above; without colour, one pixel per cell in glyphs that differ by sign (`░▒▓█`
+//! above zero, `-=≡■` below). A vector is a one-row strip. The cursor (shared with the values
+//! grid) is marked, and its value read out under the map. Each pixel averages a few samples of
+//! its block, so even a 1 GiB matrix draws in a frame.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use super::layout::grid_dims;
-use super::num;
-use super::theme::{ColorLevel, Role};
+use crate::app::format::num;
+use crate::app::job::Summary;
+use crate::app::layout::grid_dims;
 use crate::app::state::App;
-use crate::app::worker::Summary;
+use crate::app::theme::{ColorLevel, Role};
 use crate::model::ParamId;
 use crate::tensor::Tensor;
 use crate::tensor::decode::decode_f64;
 
 /// Samples per pixel along each axis: enough to see a block's level, few enough for big matrices.
 const SAMPLES: usize = 3;
-/// Shades from zero to the largest magnitude, for terminals without colour.
-const SHADES: [char; 5] = [' ', '░', '▒', '▓', '█'];
+/// Glyphs for magnitudes 1 to 4 quarters of the scale above zero, without colour.
+const POSITIVE: [char; 4] = ['░', '▒', '▓', '█'];
+/// The same below zero.
+const NEGATIVE: [char; 4] = ['-', '=', '≡', '■'];
+
+/// The glyph of `v` in [-1, 1] without colour: blank at zero (and for NaN).
+#[must_use]
+pub fn glyph(v: f64) -> char {
+    if v.is_nan() {
+        return ' ';
+    }
+    let level = ((v.abs() * 4.0).round() as usize).min(4);
+    match level {
+        0 => ' ',
+        l if v > 0.0 => POSITIVE[l - 1],
+        l => NEGATIVE[l - 1],
+    }
+}
 
 pub(super) fn render(
     app: &App,
@@ -30,14 +48,15 @@ pub(super) fn render(
     body: Rect,
     buf: &mut Buffer,
 ) {
-    let t = app.theme;
-    if body.height < 2 || body.width == 0 {
+    let t = app.screen.theme;
+    if body.height < 3 || body.width == 0 {
         return;
     }
-    let tensor = app.model.store.get(id);
-    // A vector reads better as one row of colour than as a column.
+    let tensor = app.doc.model.store.get(id);
+    let strip = tensor.shape().len() == 1;
+    // A vector reads better as one row than as a column.
     let (slices, rows, cols) = match grid_dims(tensor.shape()) {
-        (1, n, 1) => (1, 1, n),
+        (1, n, 1) if strip => (1, 1, n),
         dims => dims,
     };
     let Some(summary) = summary else {
@@ -49,25 +68,33 @@ pub(super) fn render(
         Line::styled("(empty)", t.style(Role::Dim)).render(body, buf);
         return;
     }
-    let scale = summary.stats.min.abs().max(summary.stats.max.abs());
-    let scale = if scale > 0.0 && scale.is_finite() {
-        scale
-    } else {
-        1.0
-    };
+    let scale = scale_of(summary);
+    let mono = t.level == ColorLevel::None;
+    let per_cell = if mono { 1 } else { 2 };
     let map = Rect {
-        height: body.height - 1,
+        height: if strip { 1 } else { body.height - 2 },
         ..body
     };
-    let mono = t.level == ColorLevel::None;
     // Pixels: one column per cell, two rows per cell (one without colour). A matrix smaller than
     // the pane is magnified by whole factors, so that every element gets equal room.
     let fit = |room: usize, n: usize| if n <= room { n * (room / n) } else { room };
     let px_w = fit(usize::from(map.width), cols);
-    let px_h = fit(usize::from(map.height) * if mono { 1 } else { 2 }, rows);
+    // Rows grow no more than columns do (a pixel is about square), so a short matrix stays short.
+    let widened = (px_w / cols).max(1);
+    let px_h = if strip {
+        per_cell
+    } else {
+        fit(usize::from(map.height) * per_cell, rows).min(rows * widened)
+    };
+    let g = app.tensor.grid;
+    let (row, col) = if strip {
+        (0, g.rows.cursor.min(cols - 1))
+    } else {
+        (g.rows.cursor.min(rows - 1), g.cols.cursor.min(cols - 1))
+    };
     let mut pixels = Pixels {
         tensor,
-        base: app.grid.slice.min(slices - 1) * rows * cols,
+        base: g.slice.min(slices - 1) * rows * cols,
         rows,
         cols,
         px_h,
@@ -75,46 +102,84 @@ pub(super) fn render(
         scale,
         scratch: Vec::with_capacity(1),
     };
-    let mut pixel = |py, px| pixels.value(py, px);
+    let cursor = (
+        (col * px_w / cols) as u16,
+        (row * px_h / rows / per_cell) as u16,
+    );
     for cy in 0..map.height {
         for cx in 0..px_w as u16 {
             let Some(cell) = buf.cell_mut((map.x + cx, map.y + cy)) else {
                 continue;
             };
             let px = usize::from(cx);
-            if mono {
-                let py = usize::from(cy);
-                if py >= px_h {
-                    break;
-                }
-                let v = pixel(py, px).abs();
-                let shade = if v.is_nan() {
-                    0
-                } else {
-                    ((v * 4.0).round() as usize).min(4)
-                };
-                cell.set_char(SHADES[shade]);
-                continue;
-            }
-            let (top, bottom) = (2 * usize::from(cy), 2 * usize::from(cy) + 1);
+            let (top, bottom) = if strip {
+                (0, 0)
+            } else {
+                (per_cell * usize::from(cy), per_cell * usize::from(cy) + 1)
+            };
             if top >= px_h {
                 break;
             }
-            let style = Style::new().fg(t.heat(pixel(top, px)).unwrap_or_default());
-            let style = if bottom < px_h {
-                style.bg(t.heat(pixel(bottom, px)).unwrap_or_default())
+            if mono {
+                cell.set_char(glyph(pixels.value(top, px)));
             } else {
-                style
-            };
-            cell.set_char('▀').set_style(style);
+                let style = Style::new().fg(t.heat(pixels.value(top, px)).unwrap_or_default());
+                let below = if bottom < px_h { bottom } else { top };
+                let style = style.bg(t.heat(pixels.value(below, px)).unwrap_or_default());
+                cell.set_char('▀').set_style(style);
+            }
+            if (cx, cy) == cursor {
+                cell.modifier.insert(Modifier::REVERSED | Modifier::BOLD);
+                if !mono {
+                    cell.set_char('◆');
+                }
+            }
         }
     }
-    let legend_area = Rect {
-        y: map.bottom(),
-        height: 1,
-        ..body
-    };
-    legend(app, scale).render(legend_area, buf);
+    let value = pixels.element(row * cols + col);
+    let index = if strip { vec![col] } else { vec![row, col] };
+    let under = map.bottom().min(body.bottom() - 2);
+    readout(
+        app,
+        &format!("{index:?}"),
+        value,
+        scale,
+        Rect {
+            y: under,
+            height: 2,
+            ..body
+        },
+        buf,
+    );
+}
+
+/// The largest magnitude, which maps to the ends of the scale (1 when there is none).
+fn scale_of(summary: &Summary) -> f64 {
+    let scale = summary.stats.min.abs().max(summary.stats.max.abs());
+    if scale > 0.0 && scale.is_finite() {
+        scale
+    } else {
+        1.0
+    }
+}
+
+/// The value under the cursor, then the scale.
+fn readout(app: &App, index: &str, value: f64, scale: f64, area: Rect, buf: &mut Buffer) {
+    let t = app.screen.theme;
+    let line = Line::from(vec![
+        Span::styled(format!("{index} = "), t.style(Role::Dim)),
+        Span::styled(num(value), t.style(Role::Heading)),
+        Span::styled("  ←↑↓→ move", t.style(Role::Dim)),
+    ]);
+    line.render(Rect { height: 1, ..area }, buf);
+    legend(app, scale).render(
+        Rect {
+            y: area.y + 1,
+            height: 1,
+            ..area
+        },
+        buf,
+    );
 }
 
 /// The downsampling of one matrix to `px_h` x `px_w` pixels.
@@ -130,6 +195,16 @@ struct Pixels<'a> {
 }
 
 impl Pixels<'_> {
+    /// The element at flat index `at` of the slice; NaN when it cannot be read.
+    fn element(&mut self, at: usize) -> f64 {
+        let t = self.tensor;
+        if decode_f64(t.dtype(), t.bytes(), self.base + at, 1, &mut self.scratch).is_ok() {
+            self.scratch.first().copied().unwrap_or(f64::NAN)
+        } else {
+            f64::NAN
+        }
+    }
+
     /// The mean of a few samples of the block under pixel (`py`, `px`), over the scale, so in
     /// [-1, 1]; NaN when the block holds no finite value.
     fn value(&mut self, py: usize, px: usize) -> f64 {
@@ -167,9 +242,9 @@ fn sample(a: usize, b: usize) -> impl Iterator<Item = usize> {
     (0..n).map(move |k| a + k * (b - a) / n)
 }
 
-/// The colour scale with its ends, so the colours can be read as numbers.
+/// The colour (or glyph) scale with its ends, so the map can be read as numbers.
 fn legend(app: &App, scale: f64) -> Line<'static> {
-    let t = app.theme;
+    let t = app.screen.theme;
     let mut spans = vec![Span::styled(
         format!("{} ", num(-scale)),
         t.style(Role::Dim),
@@ -178,10 +253,23 @@ fn legend(app: &App, scale: f64) -> Line<'static> {
         let v = f64::from(k) / 4.0;
         let span = match t.heat(v) {
             Some(colour) => Span::styled("█", Style::new().fg(colour)),
-            None => Span::raw(SHADES[(v.abs() * 4.0) as usize].to_string()),
+            None => Span::raw(glyph(v).to_string()),
         };
         spans.push(span);
     }
     spans.push(Span::styled(format!(" {}", num(scale)), t.style(Role::Dim)));
     Line::from(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glyph;
+
+    #[test]
+    fn glyphs_tell_the_sign_without_colour() {
+        assert_eq!(glyph(0.0), ' ');
+        assert_eq!(glyph(f64::NAN), ' ');
+        assert_ne!(glyph(0.45), glyph(-0.48));
+        assert_eq!((glyph(1.0), glyph(-1.0)), ('█', '■'));
+    }
 }

@@ -6,36 +6,34 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
-use super::layout::{grid_dims, inner, tensor_split};
-use super::theme::Role;
 use super::tree::SHARED_MARK;
-use super::{bytes, count, gauge, has_focus, num, pane};
+use super::{has_focus, pane};
+use crate::app::format::{bytes, count, gauge, num};
+use crate::app::job::{QUANTILES, Summary};
+use crate::app::layout::{HEADER_ROWS, grid_dims, inner, tensor_split};
 use crate::app::outline::NodeKind;
 use crate::app::state::{App, Focus, View};
-use crate::app::update::SUMMARY_ROWS;
-use crate::app::worker::Summary;
+use crate::app::theme::Role;
 use crate::model::ParamId;
 use crate::tensor::stats::Stats;
 use crate::text::escape;
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let node = &app.outline.nodes[app.selected];
+    let node = &app.doc.outline.nodes[app.tree.selected()];
     let focused = has_focus(app, Focus::Tensor);
+    let view = app.tensor.view;
     match node.kind {
         NodeKind::Param { id } => {
-            let title = if summaries(app, id).1.is_some() {
-                format!(" {} · before → after re-init ", app.view.title())
+            let title = if app.summary_before(id).is_some() {
+                format!(" {} · before → after re-init ", view.title())
             } else {
-                format!(" {} ", app.view.title())
+                format!(" {} ", view.title())
             };
             pane(app, title, focused).render(area, buf);
             let (header, body) = tensor_split(inner(area));
             header_lines(app, id).render(header, buf);
-            let summary = app
-                .summaries
-                .get(&(id, app.model.store.version(id)))
-                .and_then(|s| s.as_ref().ok());
-            match app.view {
+            let summary = app.summary(id);
+            match view {
                 View::Values => super::values::render(app, id, body, buf),
                 View::Histogram => super::histogram::render(app, summary, body, buf),
                 View::Heatmap => super::heatmap::render(app, id, summary, body, buf),
@@ -43,39 +41,26 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
         NodeKind::Module { params } => {
             pane(app, " module ", focused).render(area, buf);
-            let body = inner(area);
-            module_summary(app, params, usize::from(body.width)).render(body, buf);
+            super::module::render(app, params, inner(area), buf);
         }
     }
 }
 
-/// The summary of `id` at its current version, and before the last re-init if it touched `id`.
-fn summaries(app: &App, id: ParamId) -> (Option<&Result<Summary, String>>, Option<&Summary>) {
-    let now = app.summaries.get(&(id, app.model.store.version(id)));
-    let before = app.undo.last().and_then(|record| {
-        record
-            .changes
-            .iter()
-            .find(|(changed, _, after, _)| *changed == id && *after == app.model.store.version(id))
-            .and_then(|(_, before, ..)| app.summaries.get(&(id, *before)))
-            .and_then(|s| s.as_ref().ok())
-    });
-    (now, before)
-}
-
 fn header_lines(app: &App, id: ParamId) -> Paragraph<'static> {
-    let t = app.theme;
-    let node = &app.outline.nodes[app.selected];
-    let tensor = app.model.store.get(id);
+    let t = app.screen.theme;
+    let selected = app.tree.selected();
+    let node = &app.doc.outline.nodes[selected];
+    let tensor = app.doc.model.store.get(id);
     let mut name = vec![Span::styled(
         escape(&node.path).into_owned(),
         t.style(Role::Heading),
     )];
     let others: Vec<String> = app
+        .doc
         .outline
-        .other_aliases(app.selected)
+        .other_aliases(selected)
         .iter()
-        .map(|&i| app.outline.nodes[i].path.clone())
+        .map(|&i| app.doc.outline.nodes[i].path.clone())
         .collect();
     if !others.is_empty() {
         name.push(Span::styled(
@@ -96,12 +81,22 @@ fn header_lines(app: &App, id: ParamId) -> Paragraph<'static> {
             t.style(Role::Dim),
         ),
     ];
-    let (now, before) = summaries(app, id);
+    let now = app
+        .cache
+        .summaries
+        .get(&(id, app.doc.model.store.version(id)));
     match now {
-        Some(Ok(s)) => lines.extend(stat_lines(app, &s.stats, before.map(|b| &b.stats))),
-        Some(Err(e)) => lines.push(Line::styled(e.clone(), t.style(Role::Bad))),
+        Some(Ok(_)) if tensor.numel() == 0 => {
+            lines.push(Line::styled("(empty)", t.style(Role::Dim)));
+        }
+        Some(Ok(s)) => {
+            let before = app.summary_before(id).map(|b| &b.stats);
+            lines.extend(stat_lines(app, &s.stats, before));
+            lines.extend(quantile_lines(app, s));
+        }
+        Some(Err(e)) => lines.push(Line::styled(e.to_string(), t.style(Role::Bad))),
         None => {
-            let done = app.pending.map_or(0.0, |(_, d)| d);
+            let done = app.cache.pending.map_or(0.0, |(_, d)| d);
             lines.push(Line::from(vec![
                 Span::styled("computing stats ", t.style(Role::Dim)),
                 Span::styled(gauge(done, 12), t.style(Role::Bar)),
@@ -109,16 +104,17 @@ fn header_lines(app: &App, id: ParamId) -> Paragraph<'static> {
             ]));
         }
     }
-    while lines.len() < 5 {
+    while lines.len() < usize::from(HEADER_ROWS) - 1 {
         lines.push(Line::raw(""));
     }
     lines.push(tabs(app, tensor.shape()));
     Paragraph::new(lines)
 }
 
-/// min/max, mean/std, zeros/NaN/Inf; with `before`, each as `before → now`.
+/// min/max, mean/std, zeros/NaN/Inf; with `before`, each as `before → now`. With NaN or Inf
+/// present, the figures say they are over the finite values only.
 fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>) -> Vec<Line<'static>> {
-    let t = app.theme;
+    let t = app.screen.theme;
     let value = |f: fn(&Stats) -> f64| match before {
         Some(b) => format!("{} → {}", num(f(b)), num(f(now))),
         None => num(f(now)),
@@ -131,6 +127,17 @@ fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>) -> Vec<Line<'stati
             t.style(Role::Text)
         }
     };
+    let mut last = vec![
+        label("zeros "),
+        Span::raw(value(|s| s.zeros as f64)),
+        label("  NaN "),
+        Span::styled(now.nan.to_string(), bad(now.nan)),
+        label("  Inf "),
+        Span::styled(now.inf.to_string(), bad(now.inf)),
+    ];
+    if now.nan + now.inf > 0 {
+        last.push(Span::styled("  (over finite values)", t.style(Role::Bad)));
+    }
     vec![
         Line::from(vec![
             label("min "),
@@ -141,26 +148,53 @@ fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>) -> Vec<Line<'stati
         Line::from(vec![
             label("mean "),
             Span::raw(value(|s| s.mean)),
-            label("  zeros "),
-            Span::raw(value(|s| s.zeros as f64)),
-        ]),
-        Line::from(vec![
-            label("std (unbiased) "),
+            label("  std "),
             Span::raw(value(|s| s.std)),
-            label("  NaN "),
-            Span::styled(now.nan.to_string(), bad(now.nan)),
-            label("  Inf "),
-            Span::styled(now.inf.to_string(), bad(now.inf)),
         ]),
+        Line::from(last),
     ]
+}
+
+/// The quantiles, on two lines, in three significant digits (they come from the fine histogram,
+/// so they are good to 1/2520 of the range, not to the last digit).
+fn quantile_lines(app: &App, summary: &Summary) -> Vec<Line<'static>> {
+    let t = app.screen.theme;
+    let Some(q) = summary.quantiles else {
+        return Vec::new();
+    };
+    let spans = |range: std::ops::Range<usize>| {
+        let mut spans = Vec::new();
+        for i in range {
+            let gap = if spans.is_empty() { "" } else { "  " };
+            spans.push(Span::styled(
+                format!("{gap}{}% ", QUANTILES[i]),
+                t.style(Role::Dim),
+            ));
+            spans.push(Span::raw(short(q[i])));
+        }
+        Line::from(spans)
+    };
+    vec![spans(0..4), spans(4..7)]
+}
+
+/// A value in three significant digits at most, for the quantiles.
+fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        num(v)
+    } else if (0.01..1000.0).contains(&v.abs()) {
+        let digits = 2 - v.abs().log10().floor().clamp(-2.0, 2.0) as i32;
+        format!("{v:.*}", digits.max(0) as usize)
+    } else {
+        format!("{v:.2e}")
+    }
 }
 
 /// The view tabs, and where the cursor is in an N-D tensor.
 fn tabs(app: &App, shape: &[usize]) -> Line<'static> {
-    let t = app.theme;
+    let t = app.screen.theme;
     let mut spans = Vec::new();
-    for view in [View::Values, View::Histogram, View::Heatmap] {
-        let style = if view == app.view {
+    for view in View::ALL {
+        let style = if view == app.tensor.view {
             t.style(Role::Selected)
         } else {
             t.style(Role::Dim)
@@ -172,15 +206,16 @@ fn tabs(app: &App, shape: &[usize]) -> Line<'static> {
         // No element, so no cursor to locate.
         return Line::from(spans);
     }
+    let g = app.tensor.grid;
     // The cursor's full index: the slice's leading indices, then row and column.
     let mut index = if slices > 1 {
-        unravel(app.grid.slice.min(slices - 1), &shape[..shape.len() - 2])
+        unravel(g.slice.min(slices - 1), &shape[..shape.len() - 2])
     } else {
         Vec::new()
     };
-    index.push(app.grid.row.min(rows.saturating_sub(1)));
+    index.push(g.rows.cursor.min(rows.saturating_sub(1)));
     if shape.len() != 1 {
-        index.push(app.grid.col.min(cols.saturating_sub(1)));
+        index.push(g.cols.cursor.min(cols.saturating_sub(1)));
     }
     let at = format!("  {index:?}");
     spans.push(Span::styled(at, t.style(Role::Dim)));
@@ -195,102 +230,4 @@ pub(super) fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
         i /= d.max(1);
     }
     index
-}
-
-/// A module's full repr (wrapped after its commas when the pane is narrow), its parameter count,
-/// and a table of its parameters' statistics, with narrower columns when the pane is narrow.
-fn module_summary(app: &App, params: usize, pane_width: usize) -> Paragraph<'static> {
-    let t = app.theme;
-    let node = &app.outline.nodes[app.selected];
-    let module_path = if node.path.is_empty() {
-        "(the whole model)".to_owned()
-    } else {
-        escape(&node.path).into_owned()
-    };
-    let rows: Vec<(&str, ParamId)> = app.outline.nodes[app.selected..node.end]
-        .iter()
-        .filter_map(|n| n.param().map(|id| (local_path(&n.path, &node.path), id)))
-        .take(SUMMARY_ROWS)
-        .collect();
-    let width = rows
-        .iter()
-        .map(|(p, _)| p.len())
-        .max()
-        .unwrap_or(0)
-        .clamp(9, 24);
-    // Four numbers of up to 9 characters; 8 columns each still fit the usual -0.1234 at 80 wide.
-    let c = if width + 40 <= pane_width { 9 } else { 8 };
-    let mut lines: Vec<Line<'static>> = wrap_after_commas(&escape(&node.label), pane_width)
-        .into_iter()
-        .map(|part| Line::styled(part, t.style(Role::Heading)))
-        .collect();
-    lines.extend([
-        Line::styled(
-            format!("{module_path} · {} parameters", count(params)),
-            t.style(Role::Dim),
-        ),
-        Line::raw(""),
-        Line::styled(
-            format!(
-                "{:<width$} {:>c$} {:>c$} {:>c$} {:>c$}",
-                "parameter", "mean", "std", "min", "max"
-            ),
-            t.style(Role::Heading),
-        ),
-    ]);
-    for (local, id) in rows {
-        let stats = match app.summaries.get(&(id, app.model.store.version(id))) {
-            Some(Ok(s)) => format!(
-                "{:>c$} {:>c$} {:>c$} {:>c$}",
-                num(s.stats.mean),
-                num(s.stats.std),
-                num(s.stats.min),
-                num(s.stats.max)
-            ),
-            Some(Err(e)) => e.clone(),
-            None => "  (select it to compute)".to_owned(),
-        };
-        lines.push(Line::raw(format!("{:<width$} {stats}", escape(local))));
-    }
-    Paragraph::new(lines)
-}
-
-/// `text` in lines of at most `width` columns, broken after `, ` where it is too long (a line
-/// with no comma to break at is left long).
-fn wrap_after_commas(text: &str, width: usize) -> Vec<String> {
-    let mut lines = vec![String::new()];
-    for piece in text.split_inclusive(", ") {
-        let line = lines.last_mut().expect("never empty");
-        let cols = |s: &str| Span::raw(s).width();
-        if !line.is_empty() && cols(line) + cols(piece.trim_end()) > width {
-            let done = line.trim_end().to_owned();
-            *line = done;
-            lines.push(format!("  {piece}"));
-        } else {
-            line.push_str(piece);
-        }
-    }
-    lines
-}
-
-/// `path` relative to the module at `module` (`0.block1.0.bias` under `0.block1` is `0.bias`).
-fn local_path<'a>(path: &'a str, module: &str) -> &'a str {
-    path.strip_prefix(module)
-        .map_or(path, |rest| rest.trim_start_matches('.'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap_after_commas;
-
-    #[test]
-    fn a_long_repr_wraps_after_its_commas() {
-        let repr = "(0): Linear(in_features=4, out_features=8, bias=True)";
-        assert_eq!(wrap_after_commas(repr, 80), [repr]);
-        assert_eq!(
-            wrap_after_commas(repr, 45),
-            ["(0): Linear(in_features=4, out_features=8,", "  bias=True)"]
-        );
-        assert_eq!(wrap_after_commas("Sequential", 4), ["Sequential"]);
-    }
 }

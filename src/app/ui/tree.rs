@@ -6,36 +6,36 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use super::layout::{follow, inner};
-use super::theme::Role;
-use super::{count, has_focus, pane};
+use super::{has_focus, pane};
+use crate::app::format::count;
+use crate::app::layout::inner;
 use crate::app::outline::NodeKind;
+use crate::app::scroll::follow;
 use crate::app::state::{App, Focus};
+use crate::app::theme::Role;
 use crate::text::escape;
 
 /// Marks every path of a tensor that has more than one (so a tie is visible without colour).
 pub const SHARED_MARK: &str = "⇄";
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
-    let title = if app.filter.is_empty() {
+    let filter = app.tree.filter();
+    let title = if filter.is_empty() {
         " model ".to_owned()
     } else {
-        format!(" model · filter {:?} ", escape(&app.filter))
+        format!(" model · filter {:?} ", escape(filter))
     };
     pane(app, title, has_focus(app, Focus::Tree)).render(area, buf);
     let body = inner(area);
     if body.is_empty() {
         return;
     }
-    let row = app
-        .visible
-        .iter()
-        .position(|&n| n == app.selected)
-        .unwrap_or(0);
+    let visible = app.tree.visible();
     let page = usize::from(body.height);
-    let offset = follow(app.tree_offset, row, page).min(app.visible.len().saturating_sub(1));
-    let selected_id = app.outline.nodes[app.selected].param();
-    for (y, &node) in (body.y..body.bottom()).zip(app.visible.iter().skip(offset)) {
+    let offset =
+        follow(app.tree.offset(), app.tree.row(), page).min(visible.len().saturating_sub(1));
+    let selected_id = app.selected_param();
+    for (y, &node) in (body.y..body.bottom()).zip(visible.iter().skip(offset)) {
         let line = row_line(app, node, selected_id, usize::from(body.width));
         let r = Rect {
             y,
@@ -43,8 +43,8 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             ..body
         };
         line.render(r, buf);
-        if node == app.selected {
-            buf.set_style(r, app.theme.style(Role::Selected));
+        if node == app.tree.selected() {
+            buf.set_style(r, app.screen.theme.style(Role::Selected));
         }
     }
 }
@@ -58,11 +58,11 @@ fn row_line(
     selected_id: Option<crate::model::ParamId>,
     width: usize,
 ) -> Line<'static> {
-    let t = app.theme;
-    let node = &app.outline.nodes[index];
+    let t = app.screen.theme;
+    let node = &app.doc.outline.nodes[index];
     let glyph = if !node.has_children(index) {
         "  "
-    } else if app.opened[index] || !app.filter.is_empty() {
+    } else if app.tree.is_open(index) {
         "▾ "
     } else {
         "▸ "
@@ -89,13 +89,18 @@ fn row_line(
         }
         NodeKind::Param { id } => {
             spans[1] = Span::raw(escape(&node.label).into_owned());
-            let tensor = app.model.store.get(id);
+            let tensor = app.doc.model.store.get(id);
             spans.push(Span::styled(
                 format!(" {:?} {}", tensor.shape(), tensor.dtype()),
                 t.style(Role::Dim),
             ));
-            let shared = app.outline.aliases.get(&id).is_some_and(|a| a.len() > 1);
-            if shared && selected_id == Some(id) && index != app.selected {
+            let shared = app
+                .doc
+                .outline
+                .aliases
+                .get(&id)
+                .is_some_and(|a| a.len() > 1);
+            if shared && selected_id == Some(id) && index != app.tree.selected() {
                 spans[1].style = t.style(Role::Alias);
                 spans.push(Span::styled(
                     format!(" {SHARED_MARK} alias"),

@@ -4,10 +4,12 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 
-use super::layout::{CELL_WIDTH, follow, grid_dims, grid_page};
-use super::theme::Role;
-use super::{has_focus, num};
+use super::has_focus;
+use crate::app::format::num;
+use crate::app::layout::{CELL_WIDTH, grid_dims, grid_page};
+use crate::app::scroll::follow;
 use crate::app::state::{App, Focus};
+use crate::app::theme::Role;
 use crate::model::ParamId;
 use crate::tensor::decode::decode_f64;
 
@@ -15,8 +17,8 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
     if body.is_empty() {
         return;
     }
-    let t = app.theme;
-    let tensor = app.model.store.get(id);
+    let t = app.screen.theme;
+    let tensor = app.doc.model.store.get(id);
     let (slices, rows, cols) = grid_dims(tensor.shape());
     // No element at all (a zero-length dimension, leading ones included).
     if slices == 0 || rows == 0 || cols == 0 {
@@ -30,10 +32,10 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
         return;
     }
     let (label, page_rows, page_cols) = grid_page(body, rows);
-    let g = app.grid;
-    let (row, col) = (g.row.min(rows - 1), g.col.min(cols - 1));
-    let row0 = follow(g.row_offset, row, page_rows);
-    let col0 = follow(g.col_offset, col, page_cols);
+    let g = app.tensor.grid;
+    let (row, col) = (g.rows.cursor.min(rows - 1), g.cols.cursor.min(cols - 1));
+    let row0 = follow(g.rows.offset, row, page_rows);
+    let col0 = follow(g.cols.offset, col, page_cols);
     let shown_cols = page_cols.min(cols - col0);
     let base = g.slice.min(slices - 1) * rows * cols;
     let width = usize::from(body.width);

@@ -153,7 +153,8 @@ pub enum InitError {
 const KNOWN: &str = "zeros, ones, constant, uniform, normal, xavier_uniform, xavier_normal, \
 kaiming_uniform, kaiming_normal, trunc_normal, orthogonal, default, masked_uniform";
 
-const NONLINEARITIES: [&str; 11] = [
+/// The nonlinearities `calculate_gain` knows, as PyTorch names them.
+pub const NONLINEARITIES: [&str; 11] = [
     "linear",
     "conv1d",
     "conv2d",
@@ -180,6 +181,23 @@ pub enum Role {
 }
 
 impl InitScheme {
+    /// Every scheme's name, in the order a menu lists them.
+    pub const ALL: [&'static str; 13] = [
+        "default",
+        "zeros",
+        "ones",
+        "constant",
+        "uniform",
+        "normal",
+        "xavier_uniform",
+        "xavier_normal",
+        "kaiming_uniform",
+        "kaiming_normal",
+        "trunc_normal",
+        "orthogonal",
+        "masked_uniform",
+    ];
+
     /// The scheme's name as written on the command line.
     #[must_use]
     pub fn name(&self) -> &'static str {

@@ -1,5 +1,5 @@
 //! Colours that degrade with the terminal: truecolor where it says so, 256 or 16 colours otherwise,
-//! none with `NO_COLOR`. Every style that carries meaning also has a non-colour form (bold,
+//! none with `NO_COLOR` or on a vt100. Every style that carries meaning also has a non-colour form (bold,
 //! underline, reverse), and the screen adds a marker wherever colour would otherwise be alone.
 
 use ratatui::style::{Color, Modifier, Style};
@@ -56,10 +56,19 @@ impl Theme {
     #[must_use]
     pub fn detect() -> Theme {
         let var = |name| std::env::var(name).unwrap_or_default();
-        let term = var("TERM");
-        let level = if !var("NO_COLOR").is_empty() || term == "dumb" {
+        Theme::from_env(&var("NO_COLOR"), &var("COLORTERM"), &var("TERM"))
+    }
+
+    /// The level for these variables. `TERM` has the last word over `COLORTERM`, which SSH passes
+    /// on from the user's desktop even into a console that cannot show it: a vt100 has no colour,
+    /// the Linux console 16.
+    #[must_use]
+    pub fn from_env(no_color: &str, colorterm: &str, term: &str) -> Theme {
+        let level = if !no_color.is_empty() || term == "dumb" || term.starts_with("vt") {
             ColorLevel::None
-        } else if matches!(var("COLORTERM").as_str(), "truecolor" | "24bit") {
+        } else if term == "linux" || term.starts_with("ansi") || term.starts_with("cons") {
+            ColorLevel::Ansi16
+        } else if matches!(colorterm, "truecolor" | "24bit") || term.contains("direct") {
             ColorLevel::TrueColor
         } else if term.contains("256") {
             ColorLevel::Ansi256
@@ -138,5 +147,24 @@ impl Theme {
             (mix(dark.0, end.0), mix(dark.1, end.1), mix(dark.2, end.2)),
             basic,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ColorLevel, Theme};
+
+    #[test]
+    fn term_caps_what_colorterm_claims() {
+        let level = |n, c, t| Theme::from_env(n, c, t).level;
+        assert_eq!(
+            level("", "truecolor", "xterm-256color"),
+            ColorLevel::TrueColor
+        );
+        assert_eq!(level("", "truecolor", "vt100"), ColorLevel::None);
+        assert_eq!(level("", "truecolor", "linux"), ColorLevel::Ansi16);
+        assert_eq!(level("", "", "screen-256color"), ColorLevel::Ansi256);
+        assert_eq!(level("", "", "xterm"), ColorLevel::Ansi16);
+        assert_eq!(level("1", "truecolor", "xterm-256color"), ColorLevel::None);
     }
 }

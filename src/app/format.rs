@@ -1,0 +1,87 @@
+//! Numbers as the screen writes them: counts, values in at most 9 columns, byte sizes, gauges,
+//! and paths shortened in the middle.
+
+/// A count as people read it: 1234 -> 1234; big ones shortened (1.2M).
+#[must_use]
+pub fn count(n: usize) -> String {
+    match n {
+        0..10_000 => n.to_string(),
+        10_000..1_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        _ => format!("{:.1}G", n as f64 / 1e9),
+    }
+}
+
+/// A value in at most 9 characters: whole numbers exactly, others in fixed point when readable,
+/// else scientific.
+#[must_use]
+pub fn num(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else if v == 0.0 {
+        "0".into()
+    } else if v.fract() == 0.0 && v.abs() < 1e8 {
+        format!("{v:.0}")
+    } else if (1e-3..1e3).contains(&v.abs()) {
+        format!("{v:.4}")
+    } else if (1e3..1e5).contains(&v.abs()) {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+/// Bytes as people read them.
+#[must_use]
+pub fn bytes(n: usize) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        1_048_576..1_073_741_824 => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+        _ => format!("{:.2} GiB", n as f64 / 1_073_741_824.0),
+    }
+}
+
+/// A text progress bar of `width` cells.
+#[must_use]
+pub fn gauge(done: f64, width: usize) -> String {
+    let filled = ((done.clamp(0.0, 1.0) * width as f64).round() as usize).min(width);
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
+/// `text` in at most `width` characters: whole when it fits, else its start and end around `…`,
+/// the end (the file name) given the larger part.
+#[must_use]
+pub fn middle_ellipsis(text: &str, width: usize) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= width {
+        return text.to_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let keep = width - 1;
+    let head = keep / 3;
+    let tail = keep - head;
+    let mut out: String = chars[..head].iter().collect();
+    out.push('…');
+    out.extend(&chars[chars.len() - tail..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::middle_ellipsis;
+
+    #[test]
+    fn long_paths_keep_their_start_and_their_file_name() {
+        assert_eq!(middle_ellipsis("demo:mlp", 20), "demo:mlp");
+        assert_eq!(
+            middle_ellipsis("/home/user/models/run-42/model.safetensors", 20),
+            "/home/…l.safetensors"
+        );
+        assert_eq!(middle_ellipsis("abc", 0), "");
+    }
+}

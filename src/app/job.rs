@@ -1,0 +1,162 @@
+//! The messages between the app and its worker: the jobs it is given, the replies it sends, and
+//! what those carry. The one thing the state and the worker share, so neither imports the other.
+
+use std::path::PathBuf;
+
+use ndarray::ArrayD;
+
+use super::error::AppError;
+use crate::model::init::InitPlan;
+use crate::model::{Model, ParamId};
+use crate::tensor::Tensor;
+use crate::tensor::decode::Undecodable;
+use crate::tensor::histogram::Histogram;
+use crate::tensor::stats::Stats;
+
+/// A cache key: a tensor at one version; a re-init bumps the version, so old entries stay valid
+/// (they are the "before" of a re-init).
+pub type SummaryKey = (ParamId, u64);
+
+/// The quantiles the statistics block shows, in percent.
+pub const QUANTILES: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
+
+/// A tensor's statistics and value distribution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// min, max, mean, unbiased std, zeros, NaN, Inf.
+    pub stats: Stats,
+    /// Fine bins over [min, max]; the screen groups them evenly to fit its width.
+    pub histogram: Histogram,
+    /// The [`QUANTILES`] of the finite values, read from the fine histogram (so within one fine
+    /// bin of the exact ones); `None` without finite values.
+    pub quantiles: Option<[f64; 7]>,
+}
+
+/// One layer's output, summarized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerStats {
+    /// The layer's path.
+    pub path: String,
+    /// Its repr.
+    pub repr: String,
+    /// The output's shape.
+    pub shape: Vec<usize>,
+    /// Mean of the output.
+    pub mean: f64,
+    /// Unbiased std of the output.
+    pub std: f64,
+    /// Fraction of exact zeros (what a ReLU switched off).
+    pub zeros: f64,
+}
+
+/// What a forward pass produced.
+#[derive(Debug, Clone)]
+pub struct ForwardResult {
+    /// The input's shape.
+    pub input_shape: Vec<usize>,
+    /// The model's output.
+    pub output: ArrayD<f32>,
+    /// Every layer's output, summarized, in order.
+    pub layers: Vec<LayerStats>,
+}
+
+/// Where the forward pass takes its input.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// `torch.rand(batch, in_features)` after `torch.manual_seed(seed)`.
+    Random {
+        /// Rows of the batch.
+        batch: usize,
+        /// The seed.
+        seed: u64,
+    },
+    /// An `.npy` array given with `--input`.
+    File {
+        /// The file name, for the panel's title.
+        name: String,
+        /// Its values.
+        array: ArrayD<f32>,
+    },
+}
+
+/// How to open a model: what the user typed, and an architecture text to bind it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSpec {
+    /// A `MODEL` argument: `demo:rgnet` or a path.
+    pub model: String,
+    /// `--arch FILE`, if given.
+    pub arch: Option<PathBuf>,
+    /// The seed of a demo or an architecture text.
+    pub seed: u64,
+}
+
+/// A model opened, and what the user should be told about how.
+pub struct Opened {
+    /// The model.
+    pub model: Model,
+    /// Notices: an architecture found beside the file, the loader's warnings.
+    pub notices: Vec<String>,
+}
+
+/// Slow work for the worker.
+pub enum Job {
+    /// Statistics and histograms of the tensor versions one screen shows (a tensor, and its
+    /// state before a re-init), in order, each under its cache key.
+    Summarize {
+        /// The cache keys and the tensors (their bytes are shared, not copied).
+        tensors: Vec<(SummaryKey, Tensor)>,
+    },
+    /// A forward pass.
+    Forward {
+        /// The model as it is now.
+        model: Model,
+        /// Which load of the app this model is: a plan made for another load is not reused.
+        load: u64,
+        /// The input.
+        input: Input,
+        /// The panel's run number.
+        generation: u64,
+    },
+    /// A re-initialization, drawn on a copy of the model whose new tensors come back.
+    Init {
+        /// What is done, for the status line and the undo record.
+        label: String,
+        /// The model as it is now.
+        model: Model,
+        /// The module the plan applies to.
+        path: String,
+        /// The schemes and seed.
+        plan: InitPlan,
+    },
+    /// Saving the model; without `overwrite`, an existing file is asked about first.
+    Save {
+        /// The model to write.
+        model: Model,
+        /// Where.
+        path: PathBuf,
+        /// Whether replacing an existing file was confirmed.
+        overwrite: bool,
+    },
+    /// Loading another model.
+    Load(OpenSpec),
+}
+
+/// What the worker tells the app.
+pub enum Reply {
+    /// A summary is this far along (0 to 1).
+    SummaryProgress(SummaryKey, f64),
+    /// A summary is done.
+    Summary(SummaryKey, Result<Summary, Undecodable>),
+    /// A forward pass has run this many layers of all of them.
+    ForwardProgress(u64, usize, usize),
+    /// A forward pass is done.
+    Forward(u64, Result<ForwardResult, AppError>),
+    /// A re-init is done (its label echoed): the new tensors, or why it failed.
+    Init(String, Result<Vec<(ParamId, Tensor)>, AppError>),
+    /// The file exists and was not written; the user must confirm.
+    SaveExists(PathBuf),
+    /// The model was written, or why not.
+    Saved(Result<PathBuf, AppError>),
+    /// Another model is loaded.
+    Loaded(String, Result<Box<Opened>, AppError>),
+}

@@ -1,0 +1,344 @@
+//! Where each part of the screen goes, as pure functions of the terminal size, shared by the
+//! render and by `update` (which needs page sizes to scroll).
+
+use ratatui::layout::Rect;
+
+use super::format::num;
+use super::job::Input;
+use super::keymap::help_lines;
+use super::state::{App, Focus, ForwardPanel};
+use crate::text::escape;
+
+/// Terminals narrower than this show one pane at a time (the focused one).
+pub const TWO_PANES_MIN_WIDTH: u16 = 60;
+/// Rows of the tensor pane above its view: name, shape, three lines of stats, two of quantiles,
+/// the view tabs.
+pub const HEADER_ROWS: u16 = 8;
+/// Rows of the module pane above its table: the repr (one line, more when wrapped is not worth
+/// it), the count, and the table's heading.
+pub const MODULE_ROWS_ABOVE: u16 = 3;
+/// Width of one number in the values grid, its separating space included.
+pub const CELL_WIDTH: u16 = 10;
+
+/// The parts of the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Areas {
+    /// The title bar.
+    pub title: Rect,
+    /// The tree pane, when shown.
+    pub tree: Option<Rect>,
+    /// The tensor pane (or forward panel), when shown.
+    pub right: Option<Rect>,
+    /// The status bar.
+    pub status: Rect,
+}
+
+/// Splits the screen: a title row, the panes, a status row. Any size works, down to 0x0.
+#[must_use]
+pub fn areas(area: Rect, focus: Focus) -> Areas {
+    let title = Rect {
+        height: area.height.min(1),
+        ..area
+    };
+    let status = Rect {
+        y: area.bottom().saturating_sub(1).max(title.bottom()),
+        height: area.height.saturating_sub(1).min(1),
+        ..area
+    };
+    let body = Rect {
+        y: title.bottom(),
+        height: area.height.saturating_sub(title.height + status.height),
+        ..area
+    };
+    if body.height == 0 {
+        return Areas {
+            title,
+            tree: None,
+            right: None,
+            status,
+        };
+    }
+    let (tree, right) = if area.width >= TWO_PANES_MIN_WIDTH {
+        // In u32: 21 times a width of 3121 or more does not fit in u16.
+        let tree_width = (u32::from(area.width) * 21 / 50).clamp(24, 72) as u16;
+        let tree = Rect {
+            width: tree_width,
+            ..body
+        };
+        let right = Rect {
+            x: body.x + tree_width,
+            width: body.width - tree_width,
+            ..body
+        };
+        (Some(tree), Some(right))
+    } else if focus == Focus::Tree {
+        (Some(body), None)
+    } else {
+        (None, Some(body))
+    };
+    Areas {
+        title,
+        tree,
+        right,
+        status,
+    }
+}
+
+/// The inside of a bordered pane.
+#[must_use]
+pub fn inner(r: Rect) -> Rect {
+    Rect {
+        x: r.x.saturating_add(1),
+        y: r.y.saturating_add(1),
+        width: r.width.saturating_sub(2),
+        height: r.height.saturating_sub(2),
+    }
+}
+
+/// The tensor pane's inside split into its header and its view.
+#[must_use]
+pub fn tensor_split(inner: Rect) -> (Rect, Rect) {
+    let header = Rect {
+        height: inner.height.min(HEADER_ROWS),
+        ..inner
+    };
+    let body = Rect {
+        y: header.bottom(),
+        height: inner.height - header.height,
+        ..inner
+    };
+    (header, body)
+}
+
+/// `(slices, rows, columns)` of the matrix a tensor is shown as: a scalar is 1x1, a vector a
+/// column, an N-D tensor its last two dimensions for each index of the leading ones.
+#[must_use]
+pub fn grid_dims(shape: &[usize]) -> (usize, usize, usize) {
+    match shape {
+        [] => (1, 1, 1),
+        [n] => (1, *n, 1),
+        [lead @ .., r, c] => (lead.iter().product(), *r, *c),
+    }
+}
+
+/// How the values grid fits in `body`: the row-label width, and the rows and columns on screen.
+#[must_use]
+pub fn grid_page(body: Rect, rows: usize) -> (u16, usize, usize) {
+    let digits = rows.saturating_sub(1).max(1).ilog10() as u16 + 1;
+    let label = digits.max(3) + 1;
+    let page_rows = usize::from(body.height.saturating_sub(1)).max(1);
+    let page_cols = usize::from(body.width.saturating_sub(label) / CELL_WIDTH).max(1);
+    (label, page_rows, page_cols)
+}
+
+/// The help screen's box: the whole screen but a margin.
+#[must_use]
+pub fn help_box(area: Rect) -> Rect {
+    Rect {
+        x: area.x + area.width.min(2),
+        y: area.y + area.height.min(1),
+        width: area.width.saturating_sub(4),
+        height: area.height.saturating_sub(2),
+    }
+}
+
+/// Output rows the forward panel shows above its layer table.
+pub const FORWARD_OUTPUT_ROWS: usize = 4;
+
+/// A line of the forward panel above its layer table. The screen draws these, and the panel's
+/// paging counts them, so the two cannot disagree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForwardLine {
+    /// Where the input comes from.
+    Input(String),
+    /// Layers done and in all, while a run is on the worker.
+    Running(usize, usize),
+    /// One wrapped line of the error of the last run.
+    Error(String),
+    /// The output's shape.
+    Output(Vec<usize>),
+    /// One row of the output's first values.
+    Values(String),
+    /// How many rows the output has, when not all are shown.
+    More(usize),
+    /// The layer table's heading.
+    Heading,
+}
+
+/// The forward panel's lines above its layer table, for a panel `width` columns wide.
+#[must_use]
+pub fn forward_head(panel: &ForwardPanel, width: usize) -> Vec<ForwardLine> {
+    let input = match &panel.input {
+        Input::Random { batch, seed } => format!("torch.rand({batch}, in) · seed {seed}"),
+        Input::File { name, array } => format!("{} {:?}", escape(name), array.shape()),
+    };
+    let mut lines = vec![ForwardLine::Input(input)];
+    if let Some((done, all)) = panel.running {
+        lines.push(ForwardLine::Running(done, all));
+    }
+    match &panel.result {
+        None => {}
+        Some(Err(e)) => lines.extend(
+            wrap(&escape(&e.to_string()), width)
+                .into_iter()
+                .map(ForwardLine::Error),
+        ),
+        Some(Ok(result)) => {
+            let output = &result.output;
+            lines.push(ForwardLine::Output(output.shape().to_vec()));
+            let cols = output.shape().last().copied().unwrap_or(1).max(1);
+            let rows = output.len() / cols;
+            let per_line = (width / 10).max(1);
+            // Only the rows shown are read, however big the batch.
+            let values: Vec<f32> = output
+                .iter()
+                .take(FORWARD_OUTPUT_ROWS * cols)
+                .copied()
+                .collect();
+            for row in values.chunks(cols).take(FORWARD_OUTPUT_ROWS) {
+                let cells: Vec<String> = row
+                    .iter()
+                    .take(per_line)
+                    .map(|v| format!("{:>9}", num(f64::from(*v))))
+                    .collect();
+                let more = if row.len() > per_line { " …" } else { "" };
+                lines.push(ForwardLine::Values(format!("{}{more}", cells.join(" "))));
+            }
+            if rows > FORWARD_OUTPUT_ROWS {
+                lines.push(ForwardLine::More(rows));
+            }
+            lines.push(ForwardLine::Heading);
+        }
+    }
+    lines
+}
+
+/// `text` in lines of at most `width` columns, broken at spaces (a word longer than a line is
+/// cut into pieces).
+#[must_use]
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.extend(word.iter());
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            let rest = word.split_off(width);
+            lines.push(word.iter().collect());
+            word = rest;
+        }
+    }
+    lines.push(line);
+    lines
+}
+
+/// The app's screen split into its parts.
+#[must_use]
+pub fn screen_areas(app: &App) -> Areas {
+    areas(screen(app), app.focus)
+}
+
+/// The whole screen.
+#[must_use]
+pub fn screen(app: &App) -> Rect {
+    Rect::new(0, 0, app.screen.size.0, app.screen.size.1)
+}
+
+/// Rows of the tree pane (at least 1).
+#[must_use]
+pub fn tree_page(app: &App) -> usize {
+    screen_areas(app)
+        .tree
+        .map_or(1, |r| usize::from(inner(r).height).max(1))
+}
+
+/// The view part of the tensor pane: where the grid, histogram or heatmap go.
+#[must_use]
+pub fn tensor_body(app: &App) -> Option<Rect> {
+    let right = screen_areas(app).right?;
+    Some(tensor_split(inner(right)).1)
+}
+
+/// The forward panel's layer rows on screen (at least 1), with the panel where the tensor pane
+/// is when it has the focus (narrow screens show one pane).
+#[must_use]
+pub fn forward_page(app: &App) -> usize {
+    let Some(right) = areas(screen(app), Focus::Tensor).right else {
+        return 1;
+    };
+    let body = inner(right);
+    let above = forward_head(&app.forward, usize::from(body.width)).len();
+    usize::from(body.height).saturating_sub(above).max(1)
+}
+
+/// Rows of the module table on screen (at least 1).
+#[must_use]
+pub fn module_page(app: &App) -> usize {
+    screen_areas(app).right.map_or(1, |r| {
+        usize::from(inner(r).height.saturating_sub(MODULE_ROWS_ABOVE)).max(1)
+    })
+}
+
+/// The help screen's lines on screen (at least 1), and the largest offset that still fills them.
+#[must_use]
+pub fn help_page(app: &App) -> (usize, usize) {
+    let page = usize::from(inner(help_box(screen(app))).height).max(1);
+    (page, help_lines().len().saturating_sub(page))
+}
+
+/// The popup's box for `lines` lines of text, and its text width.
+#[must_use]
+pub fn popup_box(area: Rect, lines: usize) -> Rect {
+    let width = area.width.saturating_sub(4).min(76);
+    let height = (lines as u16)
+        .saturating_add(3)
+        .min(area.height.saturating_sub(2));
+    centered(area, width, height)
+}
+
+/// The popup's text wrapped to its box, and the lines that fit on screen.
+#[must_use]
+pub fn popup_lines(area: Rect, text: &str) -> (Vec<String>, usize) {
+    let width = usize::from(area.width.saturating_sub(4).min(76).saturating_sub(4));
+    let lines = wrap(text, width);
+    let page = usize::from(inner(popup_box(area, lines.len())).height.saturating_sub(1)).max(1);
+    (lines, page)
+}
+
+/// A box of at most `width` x `height` centred in `area`.
+#[must_use]
+pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_cuts_long_words() {
+        assert_eq!(wrap("cannot run module 0", 10), ["cannot run", "module 0"]);
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 4), [""]);
+    }
+}

@@ -1,0 +1,106 @@
+//! The worker's replies taken into the state: statistics, forward passes, re-inits, writes, loads.
+
+use super::{Effects, browse, load, report};
+use crate::app::job::Reply;
+use crate::app::state::{App, InitRecord, Message, Mode, Question};
+use crate::text::escape;
+
+/// Takes in a message from the worker.
+pub fn receive(app: &mut App, reply: Reply) -> Effects {
+    let mut fx = Effects::default();
+    match reply {
+        Reply::SummaryProgress(key, done) => {
+            if let Some((pending, progress)) = &mut app.cache.pending
+                && *pending == key
+            {
+                *progress = done;
+            }
+        }
+        Reply::Summary(key, summary) => {
+            if app.cache.pending.is_some_and(|(k, _)| k == key) {
+                app.cache.pending = None;
+            }
+            app.cache.summaries.insert(key, summary);
+        }
+        Reply::ForwardProgress(generation, done, all) => {
+            if generation == app.forward.generation {
+                app.forward.running = Some((done, all));
+            }
+        }
+        Reply::Forward(generation, result) => {
+            if generation == app.forward.generation {
+                app.forward.running = None;
+                app.forward.result = Some(result);
+                // A model with fewer layers, or the progress line gone: the page changed.
+                browse::clamp_forward(app);
+            }
+        }
+        Reply::Init(label, result) => {
+            app.busy = None;
+            match result {
+                Ok(written) => {
+                    let store = &mut app.doc.model.store;
+                    let changes = written
+                        .into_iter()
+                        .map(|(id, tensor)| {
+                            let before = store.version(id);
+                            let old = store.get(id).clone();
+                            store.set(id, tensor);
+                            (id, before, store.version(id), old)
+                        })
+                        .collect::<Vec<_>>();
+                    app.message = Some(Message::Info(format!(
+                        "{} · {} tensor(s) · u undoes",
+                        escape(&label),
+                        changes.len(),
+                    )));
+                    // A written state deeper on the stack than this one is gone for good.
+                    if app.doc.saved_at.is_some_and(|at| at > app.doc.undo.len()) {
+                        app.doc.saved_at = None;
+                    }
+                    app.doc.undo.push(InitRecord { label, changes });
+                    browse::after_change(app, &mut fx);
+                }
+                // The dialog comes back with the message, its choices as they were.
+                Err(e) => match app.last_init.clone() {
+                    Some(mut dialog) if app.mode == Mode::Browse => {
+                        dialog.error = Some(escape(&e.to_string()).into_owned());
+                        app.mode = Mode::Init(dialog);
+                    }
+                    _ => report(app, &e),
+                },
+            }
+        }
+        Reply::SaveExists(path) => {
+            app.busy = None;
+            app.mode = Mode::Ask(Question::Overwrite(path));
+        }
+        Reply::Saved(result) => {
+            app.busy = None;
+            match result {
+                Ok(path) => {
+                    app.doc.saved_at = Some(app.doc.undo.len());
+                    app.message = Some(Message::Info(format!(
+                        "wrote {}",
+                        escape(&path.display().to_string())
+                    )));
+                }
+                Err(e) => report(app, &e),
+            }
+        }
+        Reply::Loaded(spec, result) => {
+            app.busy = None;
+            match result {
+                Ok(opened) => {
+                    let mut opened = *opened;
+                    opened
+                        .notices
+                        .insert(0, format!("opened {}", escape(&spec)));
+                    load(app, opened, spec, &mut fx);
+                }
+                Err(e) => report(app, &e),
+            }
+        }
+    }
+    fx
+}
