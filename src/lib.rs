@@ -5,6 +5,7 @@
 //!   and the `print(model)` architecture language.
 //! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
 //! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
+//! - [`families`]: BERT, GPT-2 and Llama-family checkpoints run as code from their config.json.
 //! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`.
 //! - [`io`]: reading and writing safetensors files and `.npy` arrays.
 //! - [`source`]: turning a `MODEL` argument into a [`model::Model`].
@@ -14,6 +15,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod families;
 pub mod io;
 pub mod kernel;
 pub mod math;
