@@ -7,19 +7,20 @@
 //! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
 //! - [`families`]: BERT, GPT-2 and Llama-family checkpoints run as code from their config.json.
 //! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`.
-//! - [`io`]: reading and writing safetensors files and `.npy` arrays.
-//! - [`source`]: turning a `MODEL` argument into a [`model::Model`].
+//! - [`checkpoint`]: a `MODEL` argument (demo, checkpoint file or folder, architecture text) made
+//!   into a [`model::Model`], its tree inferred from the tensor names.
+//! - [`io`]: pure codecs: safetensors files, `.npy` arrays, safe small-file reads.
 //! - [`kernel`]: the cache-blocked matrix multiply every forward pass goes through.
 //! - [`math`]: erf and QR, for the formulas.
 //! - [`text`]: showing untrusted names safely on a terminal.
 
 pub mod app;
+pub mod checkpoint;
 pub mod cli;
 pub mod families;
 pub mod io;
 pub mod kernel;
 pub mod math;
 pub mod model;
-pub mod source;
 pub mod tensor;
 pub mod text;

@@ -384,7 +384,8 @@ fn write_asks_before_replacing_a_file_and_never_overwrites_the_source_silently()
     .unwrap();
     let spec = source.display().to_string();
     let model =
-        paramscope::source::load(&spec, &paramscope::source::LoadOptions::default()).unwrap();
+        paramscope::checkpoint::load(&spec, &paramscope::checkpoint::LoadOptions::default())
+            .unwrap();
     let mut app = with_model(model, &spec, None);
     send(&mut app, &[OpenWrite]);
     let Mode::Write(default) = app.mode.clone() else {

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use paramscope::checkpoint::{self, LoadOptions};
 use paramscope::io::{safetensors, sharded};
-use paramscope::source::{self, LoadOptions};
 use paramscope::tensor::decode::{Scalar, decode_scalars};
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn load(path: &Path) -> paramscope::model::Model {
-    source::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap()
+    checkpoint::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap()
 }
 
 /// Whether our exact value equals PyTorch's, written as text by the fixture script.
@@ -254,15 +254,16 @@ fn a_folder_with_several_checkpoints_and_no_index_asks_which() {
     for name in ["a.safetensors", "b.safetensors"] {
         std::fs::copy(fixture("zoo.safetensors"), dir.path().join(name)).unwrap();
     }
-    let err = source::load(dir.path().to_str().unwrap(), &LoadOptions::default())
+    let err = checkpoint::load(dir.path().to_str().unwrap(), &LoadOptions::default())
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("holds 2 checkpoints") && err.contains("a.safetensors, b.safetensors"),
         "{err}"
     );
     std::fs::remove_file(dir.path().join("b.safetensors")).unwrap();
-    assert!(source::load(dir.path().to_str().unwrap(), &LoadOptions::default()).is_ok());
+    assert!(checkpoint::load(dir.path().to_str().unwrap(), &LoadOptions::default()).is_ok());
 }
 
 #[test]
@@ -320,5 +321,40 @@ fn each_malformed_file_is_refused_with_its_reason() {
             err.contains(&format!("{name}.safetensors")),
             "{name}: the file is named"
         );
+    }
+}
+
+#[test]
+fn a_fifo_or_a_device_as_model_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("model.safetensors");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for model in [fifo.to_str().unwrap(), "/dev/zero"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paramscope"))
+            .args(["tree", model])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("{model}: still reading after 20 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "{model}: {stderr}");
+        assert!(stderr.contains("not a regular file"), "{model}: {stderr}");
     }
 }

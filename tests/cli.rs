@@ -433,7 +433,8 @@ fn usage_errors_exit_2() {
             .code(),
         Some(2)
     );
-    assert_eq!(paramscope(&["forward", "demo:mlp"]).status.code(), Some(2));
+    let input_and_batch = ["forward", "demo:mlp", "--input", "x.npy", "--batch", "2"];
+    assert_eq!(paramscope(&input_and_batch).status.code(), Some(2));
     assert_eq!(
         paramscope(&["forward", "demo:mlp", "--batch", "0"])
             .status
@@ -543,4 +544,90 @@ fn an_architecture_text_may_hold_any_unicode() {
     let arch = temp_file(&dir, "unicode.txt", text.as_bytes());
     let tree = stdout_json(&["tree", &arch, "--json"]);
     assert_eq!(tree["params"][0]["name"], format!("{name}.weight"));
+}
+
+#[test]
+fn typos_get_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.safetensors");
+    let out = out.to_str().unwrap();
+    fails_with(
+        &["init", "demo:mlp", "--weight", "xavier_unifrom", "-o", out],
+        "did you mean \"xavier_uniform\"?",
+    );
+    fails_with(
+        &[
+            "init",
+            "demo:rgnet",
+            "--at",
+            "0.blok1",
+            "--weight",
+            "zeros",
+            "-o",
+            out,
+        ],
+        "did you mean \"0.block1\"?",
+    );
+    fails_with(
+        &["show", "demo:mlp", "0.wieght"],
+        "did you mean \"0.weight\"?",
+    );
+}
+
+#[test]
+fn init_at_a_parameter_writes_only_that_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.safetensors");
+    let out = out.to_str().unwrap();
+    let args = [
+        "init",
+        "demo:mlp",
+        "--at",
+        "[0].weight",
+        "--weight",
+        "zeros",
+        "-o",
+        out,
+    ];
+    let run = paramscope(&args);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let weight = stdout_json(&["show", out, "0.weight", "--json"]);
+    assert_eq!(weight["stats"]["max"], 0.0);
+    assert_eq!(weight["stats"]["min"], 0.0);
+    let before = stdout_json(&["show", "demo:mlp", "0.bias", "--json"]);
+    let bias = stdout_json(&["show", out, "0.bias", "--json"]);
+    assert_eq!(bias["values"], before["values"]);
+}
+
+#[test]
+fn forward_runs_a_batch_of_two_by_default_as_the_app_does() {
+    let default = stdout_json(&["forward", "demo:mlp", "--json"]);
+    let two = stdout_json(&["forward", "demo:mlp", "--batch", "2", "--json"]);
+    assert_eq!(default["output"], two["output"]);
+    assert_eq!(default["input_shape"], serde_json::json!([2, 4]));
+}
+
+#[test]
+fn show_says_when_statistics_skip_non_finite_values_and_when_a_tensor_is_empty() {
+    use paramscope::tensor::Tensor;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.safetensors");
+    let empty = Tensor::from_f32(vec![0, 4], &[]);
+    let with_nan = Tensor::from_f32(vec![3], &[1.0, f32::NAN, 3.0]);
+    let tensors = vec![("empty".to_owned(), &empty), ("nan".to_owned(), &with_nan)];
+    paramscope::io::safetensors::save(&path, &tensors, &std::collections::BTreeMap::new()).unwrap();
+    let path = path.to_str().unwrap();
+    let text = |name: &str| String::from_utf8(paramscope(&["show", path, name]).stdout).unwrap();
+    let empty = text("empty");
+    assert!(
+        empty.contains("(empty)") && !empty.contains("nan  "),
+        "{empty}"
+    );
+    let nan = text("nan");
+    assert!(nan.contains("finite values only"), "{nan}");
+    assert!(nan.contains("max      3.000000"), "{nan}");
 }

@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use paramscope::checkpoint::{self, LoadOptions};
 use paramscope::families::sentence::Pooling;
 use paramscope::families::tokenize::TextTokenizer;
 use paramscope::families::{self, Batch, Family, FamilyError, Plan, predict, structure};
 use paramscope::io::safetensors;
 use paramscope::model::Model;
-use paramscope::source::{self, LoadOptions};
 use serde_json::Value;
 
 const TEXTS: [&str; 2] = [
@@ -41,9 +41,10 @@ fn expected(name: &str) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
 
 fn load(name: &str) -> (Model, Family, families::Config) {
     let path = folder(name);
-    let model = source::load(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
-    let (family, config) = structure::detect(&path).unwrap().unwrap();
-    (model, family, config)
+    let loaded = checkpoint::open(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let (family, config) = loaded.family.expect("config.json names the family");
+    (loaded.model, family, config)
 }
 
 /// Max absolute error relative to the reference's largest magnitude.
@@ -164,7 +165,7 @@ fn the_tree_follows_pytorch_state_dict_order_and_classes() {
     for name in FAMILIES {
         let (model, family, config) = load(name);
         let file_names: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
-        let applied = structure::apply(family, &config, model).unwrap();
+        let applied = structure::apply(family, &config, &model).unwrap();
         assert!(
             applied.extra.is_empty(),
             "{name}: unknown tensors {:?}",
@@ -186,13 +187,16 @@ fn the_tree_follows_pytorch_state_dict_order_and_classes() {
         assert_eq!(ours, theirs, "{name}: state_dict order");
     }
     let (model, family, config) = load("llama");
-    let root = structure::apply(family, &config, model).unwrap().model.root;
+    let root = structure::apply(family, &config, &model)
+        .unwrap()
+        .model
+        .root;
     assert_eq!(root.class_name(), "LlamaForCausalLM");
     let layer = &root.children[0].children[1].children[0];
     assert_eq!(layer.class_name(), "LlamaDecoderLayer");
     assert_eq!(layer.children[3].repr(), "LlamaRMSNorm((32,), eps=1e-06)");
     let (model, family, config) = load("bert");
-    let applied = structure::apply(family, &config, model).unwrap().model;
+    let applied = structure::apply(family, &config, &model).unwrap().model;
     let embeddings = &applied.root.children[0];
     assert_eq!(embeddings.class_name(), "BertEmbeddings");
     assert_eq!(

@@ -95,7 +95,8 @@ fn by_hand(model: &Model, x: &ArrayD<f32>) -> Vec<ArrayD<f32>> {
             }
             ModuleKind::Layer(layer) => {
                 let mut y = current.clone();
-                layer.apply_elementwise(&mut y);
+                let x: Vec<f32> = current.iter().copied().collect();
+                layer.apply_elementwise(&x, y.as_slice_mut().unwrap());
                 y
             }
             _ => unreachable!(),

@@ -36,9 +36,9 @@ use ui::theme::Theme;
 use update::{Options, receive, update};
 use worker::Reply;
 
+use crate::checkpoint::{self, LoadOptions};
 use crate::io::npy;
 use crate::model::demos::DEMOS;
-use crate::source::{self, LoadOptions};
 use crate::text::escape;
 
 /// The shortest time between two draws: input that comes faster is gathered into one frame.
@@ -68,13 +68,14 @@ enum Event {
 /// Opens the app, runs it until the user quits, and restores the terminal.
 pub fn run(args: Args) -> Result<(), String> {
     let spec = args.model.unwrap_or_else(|| "demo:mlp".to_owned());
-    let model = source::load(
+    let model = checkpoint::load(
         &spec,
         &LoadOptions {
             arch: None,
             seed: args.seed,
         },
-    )?;
+    )
+    .map_err(|e| crate::text::escape(&e.to_string()).into_owned())?;
     let input = match &args.input {
         Some(path) => Some((path.display().to_string(), npy::read(path)?)),
         None => None,

@@ -9,11 +9,11 @@ use std::thread;
 use ndarray::ArrayD;
 
 use super::state::{Input, SummaryKey};
+use crate::checkpoint::{self, LoadOptions};
 use crate::io::model_file;
 use crate::model::forward::ForwardPlan;
 use crate::model::init::InitPlan;
 use crate::model::{Model, ParamId};
-use crate::source::{self, LoadOptions};
 use crate::tensor::Tensor;
 use crate::tensor::histogram::{Histogram, histogram};
 use crate::tensor::stats::Stats;
@@ -229,7 +229,9 @@ pub fn execute(job: Job, reply: &mut dyn FnMut(Reply)) {
             reply(Reply::Saved(result));
         }
         Job::Load { spec } => {
-            let result = source::load(&spec, &LoadOptions::default()).map(Box::new);
+            let result = checkpoint::load(&spec, &LoadOptions::default())
+                .map(Box::new)
+                .map_err(|e| e.to_string());
             reply(Reply::Loaded(spec, result));
         }
     }

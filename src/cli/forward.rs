@@ -5,21 +5,24 @@ use ndarray::{ArrayD, IxDyn};
 use serde_json::{Value, json};
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use super::{ForwardArgs, json_number, json_text};
+use crate::checkpoint::Architecture;
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
 use crate::families::{self, Batch, Config, Family, Plan, predict};
 use crate::io::npy;
+use crate::model::Model;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
-use crate::source::Architecture;
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
-    if let Some(found) = family_of(args)? {
-        return run_family(args, found);
+    let loaded = args.model.open()?;
+    if let Some((family, config)) = loaded.family {
+        let folder = families::structure::folder_of(Path::new(&args.model.model));
+        return run_family(args, &loaded.model, family, &config, &folder);
     }
     if !args.text.is_empty() || !args.tokens.is_empty() {
         return Err(format!(
@@ -28,7 +31,6 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
             families::SUPPORTED
         ));
     }
-    let loaded = args.model.open()?;
     let model = loaded.model;
     let plan = ForwardPlan::new(&model).map_err(|e| e.to_string())?;
     if loaded.architecture == Architecture::Inferred {
@@ -37,12 +39,13 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
             escape(&args.model.model)
         );
     }
-    let x = match (&args.input, args.batch) {
-        (Some(path), _) => npy::read(path)?,
-        (None, Some(batch)) => plan.random_input(batch as usize, args.model.seed).ok_or(
-            "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
-        )?,
-        (None, None) => unreachable!("clap requires --input or --batch"),
+    let x = match &args.input {
+        Some(path) => npy::read(path)?,
+        None => plan
+            .random_input(args.batch as usize, args.model.seed)
+            .ok_or(
+                "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
+            )?,
     };
     let activations = plan.run(&x).map_err(|e| e.to_string())?;
     let time_us = match args.repeat {
@@ -146,49 +149,28 @@ fn nested(a: &ArrayD<f32>) -> Value {
     Value::Array(a.outer_iter().map(|sub| nested(&sub.to_owned())).collect())
 }
 
-/// A checkpoint whose config.json names a family: the family, its config, and its folder.
-struct Found {
-    family: Family,
-    config: Config,
-    folder: PathBuf,
-}
-
-/// The family of `MODEL` when it is a checkpoint with a config.json naming one; an unknown
-/// `model_type` is an error only when text or ids were given (otherwise the old paths apply).
-fn family_of(args: &ForwardArgs) -> Result<Option<Found>, String> {
-    let path = Path::new(&args.model.model);
-    if args.model.model.starts_with("demo:") || args.model.arch.is_some() || !path.exists() {
-        return Ok(None);
-    }
-    let wants_tokens = !args.text.is_empty() || !args.tokens.is_empty();
-    match families::structure::detect(path) {
-        Ok(Some((family, config))) => Ok(Some(Found {
-            family,
-            config,
-            folder: families::structure::folder_of(path),
-        })),
-        Ok(None) => Ok(None),
-        Err(e) if wants_tokens => Err(e.to_string()),
-        Err(_) => Ok(None),
-    }
-}
-
 /// `forward` on a family checkpoint: tokens in, every module boundary out.
-fn run_family(args: &ForwardArgs, found: Found) -> Result<String, String> {
-    let Found {
-        family,
-        config,
-        folder,
-    } = found;
-    let model = args.model.load()?;
+fn run_family(
+    args: &ForwardArgs,
+    model: &Model,
+    family: Family,
+    config: &Config,
+    folder: &Path,
+) -> Result<String, String> {
+    if args.text.is_empty() && args.tokens.is_empty() {
+        return Err(format!(
+            "{}: a {family:?} checkpoint runs on text or token ids: give --text \"...\" or --tokens 1,2,3",
+            escape(&args.model.model)
+        ));
+    }
     let tokenizer = if args.text.is_empty() {
-        TextTokenizer::open(&folder).ok()
+        TextTokenizer::open(folder).ok()
     } else {
-        Some(TextTokenizer::open(&folder).map_err(|e| e.to_string())?)
+        Some(TextTokenizer::open(folder).map_err(|e| e.to_string())?)
     };
     let sequences = sequences(args, tokenizer.as_ref())?;
     let batch = Batch::new(&sequences, 0).map_err(|e| e.to_string())?;
-    let plan = Plan::new(family, &model, &config).map_err(|e| e.to_string())?;
+    let plan = Plan::new(family, model, config).map_err(|e| e.to_string())?;
     let pass = plan.run(&batch).map_err(|e| e.to_string())?;
     let time_us = match args.repeat {
         Some(n) => Some(median_us(n, || {
@@ -214,7 +196,7 @@ fn run_family(args: &ForwardArgs, found: Found) -> Result<String, String> {
         Vec::new()
     };
     let pooling = if family == Family::Bert {
-        Pooling::detect(&folder).map_err(|e| e.to_string())?
+        Pooling::detect(folder).map_err(|e| e.to_string())?
     } else {
         None
     };

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::checkpoint::{self, LoadOptions};
 use crate::model::Model;
-use crate::source::{self, LoadOptions};
 
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
@@ -79,6 +79,10 @@ pub struct ModelArgs {
     /// torch.manual_seed for every random step: building a demo or an architecture text, an init, a batch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Take the part of a nested checkpoint under this key as the model (--key model of a
+    /// training checkpoint {"model": ..., "optimizer": ..., "epoch": 7}).
+    #[arg(long, value_name = "K")]
+    pub key: Option<String>,
 }
 
 impl ModelArgs {
@@ -88,12 +92,13 @@ impl ModelArgs {
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from.
-    pub fn open(&self) -> Result<source::Loaded, String> {
+    pub fn open(&self) -> Result<checkpoint::Loaded, String> {
         let options = LoadOptions {
             arch: self.arch.as_deref(),
             seed: self.seed,
         };
-        let loaded = source::open(&self.model, &options)?;
+        let loaded = checkpoint::open_keyed(&self.model, &options, self.key.as_deref())
+            .map_err(|e| crate::text::escape(&e.to_string()).into_owned())?;
         for warning in &loaded.warnings {
             eprintln!("warning: {warning}");
         }
@@ -129,7 +134,6 @@ pub struct ShowArgs {
 
 /// `paramscope forward`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("source").required(true).args(["input", "batch", "text", "tokens"]))]
 pub struct ForwardArgs {
     #[command(flatten)]
     model: ModelArgs,
@@ -145,9 +149,11 @@ pub struct ForwardArgs {
     /// The input, a float32 or float64 .npy array whose last dimension is the model's input width.
     #[arg(long, value_name = "X.npy")]
     input: Option<PathBuf>,
-    /// Draw the input as torch.rand(B, in_features) from --seed.
-    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    batch: Option<u64>,
+    /// Draw the input as torch.rand(B, in_features) from --seed (without --input: a batch of 2, as
+    /// the app runs).
+    #[arg(long, value_name = "B", conflicts_with = "input", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    batch: u64,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,

@@ -111,7 +111,14 @@ fn to_text(
         );
     }
     match stats {
+        Some(_) if tensor.numel() == 0 => line("values", "(empty)".to_owned()),
         Some(s) => {
+            if s.nan + s.inf > 0 {
+                line(
+                    "over",
+                    "finite values only (NaN and Inf are counted apart)".to_owned(),
+                );
+            }
             line("min", number_text(s.min));
             line("max", number_text(s.max));
             line("mean", number_text(s.mean));

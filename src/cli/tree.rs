@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use super::{TreeArgs, json_text};
+use crate::io::pickle::Scalar;
 use crate::model::Model;
 use crate::model::arch;
 use crate::text::escape;
@@ -14,11 +15,20 @@ use crate::text::escape;
 const METADATA_WIDTH: usize = 100;
 
 pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
-    let model = args.model.load()?;
+    let loaded = args.model.open()?;
+    let (model, values) = (&loaded.model, &loaded.values);
     Ok(if args.json {
-        json_text(&to_json(&model))
+        let mut json = to_json(model);
+        if !values.is_empty() {
+            let values: Map<String, Value> = values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect();
+            json["values"] = Value::Object(values);
+        }
+        json_text(&json)
     } else {
-        to_text(&model)
+        to_text(model) + &values_text(values)
     })
 }
 
@@ -82,6 +92,27 @@ fn to_text(model: &Model) -> String {
             };
             let _ = writeln!(out, "  {}: {shown}{more}", escape(key));
         }
+    }
+    out
+}
+
+/// A PyTorch checkpoint's plain values, one per line: `  epoch = 7`.
+fn values_text(values: &[(String, Scalar)]) -> String {
+    let mut out = String::new();
+    if values.is_empty() {
+        return out;
+    }
+    out.push_str("\nvalues:\n");
+    for (name, value) in values {
+        let value = value.to_string();
+        let value = escape(&value);
+        let shown: String = value.chars().take(METADATA_WIDTH).collect();
+        let more = if shown.len() < value.len() {
+            " ..."
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "  {} = {shown}{more}", escape(name));
     }
     out
 }

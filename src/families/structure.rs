@@ -187,7 +187,7 @@ pub struct Applied {
 
 /// Rebuilds `model`'s tree as `family` registers its modules. Modules none of whose tensors the
 /// checkpoint holds are left out; tensors the family does not know are kept at the root, whole.
-pub fn apply(family: Family, config: &Config, model: Model) -> Result<Applied, FamilyError> {
+pub fn apply(family: Family, config: &Config, model: &Model) -> Result<Applied, FamilyError> {
     let state_dict = model.state_dict();
     let names: HashSet<String> = state_dict.iter().map(|(n, _)| n.clone()).collect();
     let node = skeleton(family, config, &names)?;
@@ -204,7 +204,10 @@ pub fn apply(family: Family, config: &Config, model: Model) -> Result<Applied, F
         }
     }
     Ok(Applied {
-        model: Model { root, ..model },
+        model: Model {
+            root,
+            ..model.clone()
+        },
         extra,
     })
 }

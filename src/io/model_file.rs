@@ -2,7 +2,7 @@
 //! first name (sorted), each dropped name mapped to the kept one in `__metadata__`, and the
 //! architecture text alongside so the file runs `forward` on its own.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use super::safetensors::{self, FileError};
@@ -25,14 +25,15 @@ pub fn contents(model: &Model) -> (Vec<(String, &Tensor)>, BTreeMap<String, Stri
     for (name, id) in &state_dict {
         names_of.entry(*id).or_default().push(name);
     }
-    let mut metadata = model.metadata.clone();
     // Old tie entries describe the source file; the ties are written anew below.
-    metadata.retain(|key, _| !state_dict.iter().any(|(name, _)| name == key));
+    let names: HashSet<&str> = state_dict.iter().map(|(name, _)| name.as_str()).collect();
+    let mut metadata = model.metadata.clone();
+    metadata.retain(|key, _| !names.contains(key.as_str()));
     let mut tensors = Vec::new();
     for (id, mut names) in names_of {
         names.sort_unstable();
-        let kept = names[0];
-        for dropped in &names[1..] {
+        let kept = stored_name(&names, &model.metadata);
+        for dropped in names.iter().filter(|n| **n != kept) {
             metadata.insert((*dropped).to_owned(), kept.to_owned());
         }
         tensors.push((kept.to_owned(), model.store.get(id)));
@@ -44,6 +45,23 @@ pub fn contents(model: &Model) -> (Vec<(String, &Tensor)>, BTreeMap<String, Stri
     }
     (tensors, metadata)
 }
+
+/// Which of a shared tensor's `names` (sorted) is stored: the one the source stored, so that a
+/// re-written file keeps its tie direction. A name the source's metadata maps to another was an
+/// alias there; `lm_head.weight` tied by `config.json`'s `tie_word_embeddings` was never stored.
+/// A tie made here (the demos') keeps save_model's choice, the first name.
+fn stored_name<'a>(names: &[&'a str], source_metadata: &BTreeMap<String, String>) -> &'a str {
+    let stored_in_source = |name: &&&str| !source_metadata.contains_key(**name);
+    names
+        .iter()
+        .filter(stored_in_source)
+        .find(|name| **name != TIED_HEAD)
+        .or_else(|| names.iter().find(stored_in_source))
+        .unwrap_or(&names[0])
+}
+
+/// The output head that `tie_word_embeddings` ties to the input embedding.
+const TIED_HEAD: &str = "lm_head.weight";
 
 /// Whether every module's kind is known, so that the architecture text describes the model.
 fn fully_known(module: &Module) -> bool {

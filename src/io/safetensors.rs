@@ -62,7 +62,7 @@ pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
     )]
     let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
     let map = Arc::new(map);
-    let header = read_header(&map).map_err(fail)?;
+    let header = read_header(&map).map_err(|e| fail(e.to_string()))?;
     let tensors = header
         .tensors
         .into_iter()
@@ -103,15 +103,31 @@ pub struct Header {
     pub metadata: BTreeMap<String, String>,
 }
 
+/// Why a file's header was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The file is recognisably of another kind (the sentence says which, and what to do).
+    #[error("{0}")]
+    Foreign(&'static str),
+    /// The header breaks a rule of the format.
+    #[error("not a valid safetensors file: {0}")]
+    Invalid(#[from] diagnose::Problem),
+    /// A dtype the format has but paramscope does not know.
+    #[error("tensor {tensor}: dtype {dtype} is not supported")]
+    Unsupported {
+        /// The tensor.
+        tensor: String,
+        /// Its dtype.
+        dtype: String,
+    },
+}
+
 /// Validates the header of a whole safetensors file as the reference crate does, and for duplicate
 /// names, reading nothing past the header. The error says what the file is or what is wrong.
-pub fn read_header(file: &[u8]) -> Result<Header, String> {
-    let explain = |reason: String| {
+pub fn read_header(file: &[u8]) -> Result<Header, HeaderError> {
+    let explain = |problem: diagnose::Problem| {
         let head = &file[..file.len().min(512)];
-        sniff::identify(head).map_or_else(
-            || format!("not a valid safetensors file: {reason}"),
-            str::to_owned,
-        )
+        sniff::identify(head).map_or(HeaderError::Invalid(problem), HeaderError::Foreign)
     };
     let (header_len, metadata) =
         SafeTensors::read_metadata(file).map_err(|e| explain(diagnose::explain(file, &e)))?;
@@ -124,11 +140,10 @@ pub fn read_header(file: &[u8]) -> Result<Header, String> {
         .into_iter()
         .map(|(name, info)| {
             let dtype = DType::from_name(&info.dtype.to_string()).ok_or_else(|| {
-                format!(
-                    "tensor {}: dtype {} is not supported",
-                    escape(&name),
-                    info.dtype
-                )
+                HeaderError::Unsupported {
+                    tensor: name.clone(),
+                    dtype: info.dtype.to_string(),
+                }
             })?;
             Ok(HeaderEntry {
                 name,
@@ -137,7 +152,7 @@ pub fn read_header(file: &[u8]) -> Result<Header, String> {
                 offsets: info.data_offsets,
             })
         })
-        .collect::<Result<_, String>>()?;
+        .collect::<Result<_, HeaderError>>()?;
     let metadata = metadata
         .metadata()
         .as_ref()
@@ -153,7 +168,7 @@ pub fn read_header(file: &[u8]) -> Result<Header, String> {
 /// Saves `tensors` with `metadata` to `path` by temp file, fsync and rename. Saving over a file that
 /// is open (and mapped) here is safe: the old inode lives on until its map is dropped.
 ///
-/// The layout is the reference serializer's (data ordered by dtype size, largest first, then by name;
+/// The layout is the reference serializer's (data ordered by its dtype enum, last first, then by name;
 /// the header padded with spaces to 8 bytes), written here so that the header's key order is fixed:
 /// the same model always gives the same bytes.
 pub fn save(
@@ -163,9 +178,8 @@ pub fn save(
 ) -> Result<(), FileError> {
     let mut order: Vec<&(String, &Tensor)> = tensors.iter().collect();
     order.sort_by(|(a, ta), (b, tb)| {
-        tb.dtype()
-            .bits()
-            .cmp(&ta.dtype().bits())
+        format_order(tb.dtype())
+            .cmp(&format_order(ta.dtype()))
             .then_with(|| a.cmp(b))
     });
     let mut header = serde_json::Map::new();
@@ -197,6 +211,12 @@ pub fn save(
         })
     })
     .map_err(|e| FileError::new(path, format!("cannot write: {e}")))
+}
+
+/// The reference crate's own order of dtypes (its enum's), by which its serializer lays out data:
+/// sorting on it rather than on our list or on sizes gives the very bytes `safetensors` writes.
+fn format_order(dtype: DType) -> Option<safetensors::Dtype> {
+    serde_json::from_value(serde_json::Value::from(dtype.name())).ok()
 }
 
 /// Reads the first `n` bytes of a file (for recognising what it is without mapping it).

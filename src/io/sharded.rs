@@ -19,8 +19,17 @@ pub struct Sharded {
     pub warnings: Vec<String>,
 }
 
-/// Opens the shards named by the index at `index_path`.
+/// Opens the safetensors shards named by the index at `index_path`.
 pub fn open(index_path: &Path) -> Result<Sharded, FileError> {
+    open_with(index_path, &mut safetensors::open)
+}
+
+/// Opens the shards named by the index at `index_path` with `open_shard` (which reads one shard
+/// of whatever format the index's files are: safetensors, or PyTorch for `pytorch_model.bin`).
+pub fn open_with(
+    index_path: &Path,
+    open_shard: &mut dyn FnMut(&Path) -> Result<Checkpoint, FileError>,
+) -> Result<Sharded, FileError> {
     let fail = |reason: String| FileError::new(index_path, reason);
     let size = std::fs::metadata(index_path)
         .map_err(|e| fail(e.to_string()))?
@@ -55,7 +64,7 @@ pub fn open(index_path: &Path) -> Result<Sharded, FileError> {
     let mut found: HashMap<String, (&str, crate::tensor::Tensor)> = HashMap::new();
     let mut metadata = BTreeMap::new();
     for shard in &shard_names {
-        let opened = safetensors::open(&folder.join(shard))?;
+        let opened = open_shard(&folder.join(shard))?;
         for (key, value) in opened.metadata {
             metadata.entry(key).or_insert(value);
         }

@@ -58,7 +58,9 @@ fn leaf_repr(module: &Module) -> String {
     match &module.kind {
         ModuleKind::Layer(layer) => layer.to_string(),
         ModuleKind::Class { repr, .. } => repr.clone(),
-        ModuleKind::Sequential | ModuleKind::Unknown => format!("{}()", module.repr()),
+        ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
+            format!("{}()", module.repr())
+        }
     }
 }
 

@@ -7,7 +7,10 @@
 //!
 //! A pass writes into a [`ForwardBuffers`]: one flat vector per step, allocated on the first pass (or
 //! when the input's shape changes) and reused after, so repeated passes allocate nothing
-//! (`tests/forward_alloc.rs` counts). Each Linear
+//! (`tests/forward_alloc.rs` counts). Every step reads and writes plain C-order slices (a Linear's
+//! input seen as a rows×in matrix, its row count fixed when the buffers are sized): a pass builds no
+//! ndarray array, view or dynamic shape, whose set-up cost more than the arithmetic of the chapter's
+//! layers. The shapes are kept only to show the outputs. Each Linear
 //! adds its bias in the kernel's write-out (the epilogue). A `ReLU` that follows a Linear is *not*
 //! fused into that write-out: the app and `forward` show every layer's own output, and the
 //! Linear's is the one before the `ReLU`. Fusing would drop it, and at the chapter's sizes the
@@ -36,7 +39,7 @@ use crate::tensor::stats;
 pub enum ForwardError {
     /// Some module's computation is unknown (a checkpoint read without an architecture).
     #[error(
-        "cannot run a forward pass: module {path:?} has no known kind{why}; give the architecture with --arch FILE (the text print(model) shows)"
+        "cannot run a forward pass: module {path:?} has no known forward order{why}; only chains of Linear and activation layers run without an architecture: give it with --arch FILE (the text print(model) shows)"
     )]
     UnknownModule {
         /// The module's path (empty for the root).
@@ -324,7 +327,6 @@ impl ForwardPlan {
         let ForwardBuffers {
             input,
             outputs,
-            shapes,
             rows,
             ..
         } = buffers;
@@ -352,18 +354,7 @@ impl ForwardPlan {
                     let epilogue = kernel::Epilogue { bias, relu: fused };
                     kernel::linear_packed(input, rows[i], &linear.weight, out, epilogue);
                 }
-                Op::Layer(Layer::Flatten { .. } | Layer::Identity | Layer::Dropout { .. }) => {
-                    out.copy_from_slice(input);
-                }
-                Op::Layer(layer) => {
-                    out.copy_from_slice(input);
-                    // Lent to an array for the layer's formula and taken back: no copy, no
-                    // allocation (shapes of up to four dimensions are stored inline).
-                    let mut array = ArrayD::from_shape_vec(shapes[i].clone(), std::mem::take(out))
-                        .expect("a buffer fits its shape");
-                    layer.apply_elementwise(&mut array);
-                    (*out, _) = array.into_raw_vec_and_offset();
-                }
+                Op::Layer(layer) => layer.apply_elementwise(input, out),
             }
             i += 1 + usize::from(fused);
             progress(i, total);
@@ -430,7 +421,7 @@ impl Builder<'_> {
                     self.collect(child, &join(path, &child.name))?;
                 }
             }
-            ModuleKind::Unknown | ModuleKind::Class { .. } => {
+            ModuleKind::ModuleList | ModuleKind::Unknown | ModuleKind::Class { .. } => {
                 let why = module.numbering_gaps().map_or_else(String::new, |gaps| {
                     let gaps: Vec<String> = gaps.iter().map(ToString::to_string).collect();
                     format!(

@@ -44,8 +44,13 @@ pub enum LookupError {
         hint: String,
     },
     /// No module at this path.
-    #[error("no module {0:?} in this model")]
-    NoModule(String),
+    #[error("no module {name:?} in this model{hint}")]
+    NoModule {
+        /// What the user asked for.
+        name: String,
+        /// A suggestion, starting with "; ".
+        hint: String,
+    },
 }
 
 impl Model {
@@ -130,8 +135,17 @@ impl Model {
     /// Resolves a module path (dotted or indexed; empty for the whole model) to its canonical path.
     pub fn find_module(&self, path: &str) -> Result<(String, &Module), LookupError> {
         let steps = self.parse_path(path)?;
-        self.resolve(&steps)
-            .ok_or_else(|| LookupError::NoModule(path.to_owned()))
+        self.resolve(&steps).ok_or_else(|| {
+            let mut paths = Vec::new();
+            self.root.walk("", &mut |p, _| paths.push(p.to_owned()));
+            LookupError::NoModule {
+                name: path.to_owned(),
+                hint: suggest(
+                    path,
+                    paths.iter().map(String::as_str).filter(|p| !p.is_empty()),
+                ),
+            }
+        })
     }
 
     /// Walks `steps` from the root, returning the dotted path of the module reached.
@@ -182,16 +196,21 @@ impl Model {
     }
 }
 
-/// "; did you mean …" with the known name closest to `name`, or a pointer to `tree`.
+/// "; did you mean …" with the model's name closest to `name`, or a pointer to `tree`.
 fn suggest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> String {
-    let best = known
+    did_you_mean(name, known)
+        .unwrap_or_else(|| "; `paramscope tree MODEL` lists the names".to_owned())
+}
+
+/// "; did you mean …" with the known name closest to `name`, when one is close enough to be a typo
+/// (an edit distance of about a third of the name's length).
+#[must_use]
+pub fn did_you_mean<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Option<String> {
+    known
         .map(|k| (edit_distance(name, k), k))
         .min_by_key(|(d, _)| *d)
-        .filter(|(d, _)| *d <= name.len().max(3) / 3 + 1);
-    match best {
-        Some((_, k)) => format!("; did you mean {k:?}?"),
-        None => "; `paramscope tree MODEL` lists the names".to_owned(),
-    }
+        .filter(|(d, _)| *d <= name.len().max(3) / 3 + 1)
+        .map(|(_, k)| format!("; did you mean {k:?}?"))
 }
 
 /// Levenshtein distance between two short strings.

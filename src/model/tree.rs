@@ -8,6 +8,8 @@ use super::param::ParamId;
 pub enum ModuleKind {
     /// `nn.Sequential`: runs its children in order.
     Sequential,
+    /// `nn.ModuleList`: holds numbered children that its owner runs in its own way.
+    ModuleList,
     /// A leaf layer of the architecture language.
     Layer(Layer),
     /// A module known only from a checkpoint's names, whose class is unknown.
@@ -53,6 +55,7 @@ impl Module {
     pub fn class_name(&self) -> &str {
         match &self.kind {
             ModuleKind::Sequential => "Sequential",
+            ModuleKind::ModuleList => "ModuleList",
             ModuleKind::Layer(layer) => layer.kind(),
             ModuleKind::Unknown => "Module",
             ModuleKind::Class { name, .. } => name,
@@ -71,7 +74,9 @@ impl Module {
         match &self.kind {
             ModuleKind::Layer(layer) => layer.to_string(),
             ModuleKind::Class { repr, .. } => repr.clone(),
-            ModuleKind::Sequential | ModuleKind::Unknown => self.class_name().to_owned(),
+            ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
+                self.class_name().to_owned()
+            }
         }
     }
 

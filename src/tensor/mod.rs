@@ -3,6 +3,8 @@
 pub mod decode;
 pub mod dtype;
 pub mod histogram;
+pub mod parallel;
+mod simd;
 pub mod stats;
 
 use std::sync::Arc;

@@ -33,13 +33,10 @@ impl InitPlan {
     /// Modules are visited children first, as `nn.Module.apply` does, and a module reached twice
     /// (a tied layer) is initialized once. Nothing is written unless every tensor succeeds.
     pub fn apply(&self, model: &mut Model, path: &str) -> Result<InitReport, InitError> {
-        let (path, module) = model.find_module(path).map_err(|e| InitError::BadValue {
-            scheme: "init",
-            key: "at".into(),
-            reason: e.to_string(),
-        })?;
+        let (module_path, only) = resolve_target(model, path)?;
+        let module = model.find_module(&module_path).map_err(bad_at)?.1;
         let mut linears = Vec::new();
-        collect_linears_post_order(module, &path, &mut linears);
+        collect_linears_post_order(module, &module_path, &mut linears);
         let mut rng = TorchGenerator::new(self.seed);
         let mut seen = HashSet::new();
         let mut updates = Vec::new();
@@ -63,6 +60,9 @@ impl InitPlan {
                 let (Some(scheme), Some(id)) = (scheme, id) else {
                     continue;
                 };
+                if only.is_some_and(|only| only != id) {
+                    continue;
+                }
                 let tensor = model.store.get(id);
                 let values = scheme.sample(tensor.shape(), role, &mut rng)?;
                 let updated = tensor.with_values(&values).map_err(|e| InitError::Unfit {
@@ -78,6 +78,34 @@ impl InitPlan {
             model.store.set(id, tensor);
         }
         Ok(report)
+    }
+}
+
+/// The module a re-init walks, and the one tensor it is limited to when `path` names a parameter
+/// (`0.weight`, as `nn.init.normal_(net[0].weight)`): then the walk starts at its module.
+fn resolve_target(model: &Model, path: &str) -> Result<(String, Option<ParamId>), InitError> {
+    let module_error = match model.find_module(path) {
+        Ok((module_path, _)) => return Ok((module_path, None)),
+        Err(e) => e,
+    };
+    let (key, id) = model.find_param(path).map_err(|_| bad_at(module_error))?;
+    // The module that owns the key: the root for a name kept whole there (`a..b`).
+    let module_path = key
+        .rsplit_once('.')
+        .map_or("", |(module, _)| module)
+        .to_owned();
+    if model.find_module(&module_path).is_err() {
+        return Ok((String::new(), Some(id)));
+    }
+    Ok((module_path, Some(id)))
+}
+
+/// `--at` that names neither a module nor a parameter.
+fn bad_at(error: crate::model::LookupError) -> InitError {
+    InitError::BadValue {
+        scheme: "init",
+        key: "at".into(),
+        reason: error.to_string(),
     }
 }
 

@@ -111,8 +111,13 @@ pub enum InitScheme {
 #[derive(Debug, Error, PartialEq)]
 pub enum InitError {
     /// The scheme's name is not one paramscope knows.
-    #[error("unknown init scheme {0:?}; known: {KNOWN}")]
-    UnknownScheme(String),
+    #[error("unknown init scheme {name:?}{hint}; known: {KNOWN}")]
+    UnknownScheme {
+        /// What was asked for.
+        name: String,
+        /// A suggestion, starting with "; ".
+        hint: String,
+    },
     /// A `k=v` names an argument the scheme does not take.
     #[error("{scheme} takes no argument {key:?}; it takes: {accepted}")]
     UnknownArgument {
@@ -239,7 +244,12 @@ impl InitScheme {
                 b: 10.0,
                 threshold: 5.0,
             },
-            other => return Err(InitError::UnknownScheme(other.to_owned())),
+            other => {
+                return Err(InitError::UnknownScheme {
+                    name: other.to_owned(),
+                    hint: crate::model::did_you_mean(other, KNOWN.split(", ")).unwrap_or_default(),
+                });
+            }
         })
     }
 

@@ -1,0 +1,322 @@
+//! The module tree of a checkpoint, read from its dotted tensor names, with its ties.
+//!
+//! Names are put into the tree through a map per module, so a million `layers.{i}.weight` take
+//! linear time; a name deeper than [`MAX_DEPTH`] stays whole at the root, so no walk of the tree
+//! recurses deeper than that, whatever the file says.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use crate::io::safetensors::Checkpoint;
+use crate::model::layers::Layer;
+use crate::model::tree::{Module, ModuleKind};
+use crate::model::{Model, ParamId, ParamStore};
+
+/// The deepest module nesting built from names; real models nest fewer than 20 levels.
+pub const MAX_DEPTH: usize = 256;
+
+/// Embedding names that Hugging Face models tie `lm_head.weight` to, most common first.
+const EMBEDDING_NAMES: [&str; 6] = [
+    "embed_tokens.weight",
+    "wte.weight",
+    "word_embeddings.weight",
+    "tok_embeddings.weight",
+    "embed_in.weight",
+    "shared.weight",
+];
+
+/// Builds the module tree of a checkpoint from its dotted names, with ties from `__metadata__`,
+/// and `lm_head.weight` tied to the input embedding when `tie_word_embeddings` says so.
+#[must_use]
+pub fn from_checkpoint(checkpoint: Checkpoint, tie_word_embeddings: bool) -> Model {
+    let Checkpoint { tensors, metadata } = checkpoint;
+    let mut store = ParamStore::default();
+    let mut ids = HashMap::with_capacity(tensors.len());
+    let mut named = Vec::with_capacity(tensors.len());
+    for (name, tensor) in tensors {
+        let id = store.insert(tensor);
+        ids.insert(name.clone(), id);
+        named.push((name, id));
+    }
+    // safetensors' save_model drops all but one name of a shared tensor and records
+    // `"dropped": "kept"` in the metadata. Only a name no tensor has, and a kept name that is a
+    // tensor, make an alias: so an alias never points at another alias (no chains, no cycles).
+    let mut aliases: Vec<(String, ParamId)> = Vec::new();
+    let mut alias_names = std::collections::HashSet::new();
+    let tie = tie_word_embeddings
+        .then(|| input_embedding(ids.keys()))
+        .flatten()
+        .map(|embedding| ("lm_head.weight".to_owned(), embedding));
+    let ties = metadata
+        .iter()
+        .map(|(d, k)| (d.clone(), k.clone()))
+        .chain(tie);
+    for (dropped, kept) in ties {
+        if let Some(&id) = ids.get(&kept)
+            && !ids.contains_key(&dropped)
+            && alias_names.insert(dropped.clone())
+        {
+            aliases.push((dropped, id));
+        }
+    }
+    let mut tree = Builder::default();
+    for (name, id) in named.into_iter().chain(aliases) {
+        tree.insert(&name, id);
+    }
+    let mut root = tree.finish();
+    sort_naturally(&mut root);
+    infer_kinds(&mut root, &store);
+    Model {
+        root,
+        store,
+        metadata,
+    }
+}
+
+/// The input embedding among `names`: the first of [`EMBEDDING_NAMES`] that some name ends with.
+fn input_embedding<'a>(names: impl Iterator<Item = &'a String>) -> Option<String> {
+    names
+        .filter_map(|name| {
+            let rank = EMBEDDING_NAMES.iter().position(|e| {
+                name.strip_suffix(e)
+                    .is_some_and(|head| head.is_empty() || head.ends_with('.'))
+            })?;
+            Some((rank, name.clone()))
+        })
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// A module being built: its children found by name through a map.
+#[derive(Default)]
+struct Node {
+    name: String,
+    params: Vec<(String, ParamId)>,
+    children: Vec<usize>,
+    by_name: HashMap<String, usize>,
+}
+
+/// The tree under construction, as an arena of nodes; node 0 is the root.
+struct Builder {
+    nodes: Vec<Node>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            nodes: vec![Node::default()],
+        }
+    }
+}
+
+impl Builder {
+    /// Puts `name` into the tree: every segment but the last is a module. A name with an empty
+    /// segment (`a..b`), or nested deeper than [`MAX_DEPTH`], stays whole at the root, so that its
+    /// key survives unchanged.
+    fn insert(&mut self, name: &str, id: ParamId) {
+        let segments: Vec<&str> = name.split('.').collect();
+        let Some((local, modules)) = segments.split_last() else {
+            return;
+        };
+        if segments.iter().any(|s| s.is_empty()) || modules.len() > MAX_DEPTH {
+            self.nodes[0].params.push((name.to_owned(), id));
+            return;
+        }
+        let mut at = 0;
+        for segment in modules {
+            at = if let Some(&child) = self.nodes[at].by_name.get(*segment) {
+                child
+            } else {
+                let child = self.nodes.len();
+                self.nodes.push(Node {
+                    name: (*segment).to_owned(),
+                    ..Node::default()
+                });
+                let parent = &mut self.nodes[at];
+                parent.by_name.insert((*segment).to_owned(), child);
+                parent.children.push(child);
+                child
+            };
+        }
+        self.nodes[at].params.push(((*local).to_owned(), id));
+    }
+
+    /// The finished tree. Children always come after their parent in the arena, so building
+    /// modules from the last node to the first finds every child already built: no recursion.
+    fn finish(self) -> Module {
+        let mut built: Vec<Option<Module>> = Vec::with_capacity(self.nodes.len());
+        built.resize_with(self.nodes.len(), || None);
+        for (index, node) in self.nodes.into_iter().enumerate().rev() {
+            let mut module = Module::new(node.name, ModuleKind::Unknown);
+            module.params = node.params;
+            module.children = node
+                .children
+                .iter()
+                .filter_map(|&child| built[child].take())
+                .collect();
+            built[index] = Some(module);
+        }
+        built[0]
+            .take()
+            .unwrap_or_else(|| Module::new("", ModuleKind::Unknown))
+    }
+}
+
+/// Orders children naturally (`2` before `10`) and parameters as PyTorch registers them (weight first).
+fn sort_naturally(module: &mut Module) {
+    module
+        .children
+        .sort_by(|a, b| natural_cmp(&a.name, &b.name));
+    module.params.sort_by(|(a, _), (b, _)| {
+        let rank = |n: &str| match n {
+            "weight" => 0,
+            "bias" => 1,
+            _ => 2,
+        };
+        rank(a).cmp(&rank(b)).then_with(|| natural_cmp(a, b))
+    });
+    module.children.iter_mut().for_each(sort_naturally);
+}
+
+/// Compares strings with runs of digits taken as numbers: `layers.2` < `layers.10`.
+#[must_use]
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a, b);
+    loop {
+        match (a.chars().next(), b.chars().next()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let digits = |s: &str| s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+                let (na, nb) = (digits(a), digits(b));
+                let (da, db) = (
+                    a[..na].trim_start_matches('0'),
+                    b[..nb].trim_start_matches('0'),
+                );
+                let order = da
+                    .len()
+                    .cmp(&db.len())
+                    .then_with(|| da.cmp(db))
+                    .then_with(|| na.cmp(&nb));
+                if order != Ordering::Equal {
+                    return order;
+                }
+                (a, b) = (&a[na..], &b[nb..]);
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(&y);
+                }
+                (a, b) = (&a[x.len_utf8()..], &b[y.len_utf8()..]);
+            }
+        }
+    }
+}
+
+/// Recognises what names alone make certain: a leaf with a 2-D float `weight` and an optional
+/// matching 1-D `bias` is a Linear (unless its name says embedding, which has the same shape).
+/// A module whose children are exactly `0..n` is a Sequential when they are Linear layers (a
+/// chain a forward pass can run), else a ModuleList (transformer blocks, which are not chained).
+fn infer_kinds(module: &mut Module, store: &ParamStore) {
+    module
+        .children
+        .iter_mut()
+        .for_each(|c| infer_kinds(c, store));
+    let numbered = !module.children.is_empty()
+        && module.params.is_empty()
+        && module
+            .children
+            .iter()
+            .enumerate()
+            .all(|(i, c)| c.name == i.to_string());
+    if numbered {
+        let chain = module.children.iter().all(|c| c.layer().is_some());
+        module.kind = if chain {
+            ModuleKind::Sequential
+        } else {
+            ModuleKind::ModuleList
+        };
+    } else if module.children.is_empty()
+        && let Some(layer) = linear_from_params(module, store)
+    {
+        module.kind = ModuleKind::Layer(layer);
+    }
+}
+
+fn linear_from_params(module: &Module, store: &ParamStore) -> Option<Layer> {
+    let name = module.name.to_ascii_lowercase();
+    if name.contains("embed") || name == "wte" || name == "wpe" {
+        return None;
+    }
+    let weight = store.get(module.param("weight")?);
+    let &[out_features, in_features] = weight.shape() else {
+        return None;
+    };
+    let bias = module.param("bias").map(|id| store.get(id));
+    let fits = |t: &crate::tensor::Tensor| t.dtype().is_float();
+    let bias_fits = bias.is_none_or(|b| b.shape() == [out_features] && fits(b));
+    let only_these = module.params.len() == 1 + usize::from(bias.is_some());
+    (fits(weight) && bias_fits && only_these).then_some(Layer::Linear {
+        in_features,
+        out_features,
+        bias: bias.is_some(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_DEPTH, from_checkpoint, natural_cmp};
+    use crate::io::safetensors::Checkpoint;
+    use crate::model::tree::ModuleKind;
+    use crate::tensor::Tensor;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn natural_order_compares_numbers_as_numbers() {
+        assert_eq!(natural_cmp("layers.2", "layers.10"), Ordering::Less);
+        assert_eq!(natural_cmp("block 10", "block 9"), Ordering::Greater);
+        assert_eq!(natural_cmp("a", "a.0"), Ordering::Less);
+        assert_eq!(natural_cmp("x01", "x1"), Ordering::Greater);
+        assert_eq!(natural_cmp("bias", "weight"), Ordering::Less);
+    }
+
+    fn model_of(names: &[&str]) -> crate::model::Model {
+        let tensors = names
+            .iter()
+            .map(|n| ((*n).to_owned(), Tensor::from_f32(vec![2, 2], &[0.0; 4])))
+            .collect();
+        from_checkpoint(
+            Checkpoint {
+                tensors,
+                metadata: std::collections::BTreeMap::new(),
+            },
+            false,
+        )
+    }
+
+    #[test]
+    fn numbered_blocks_are_a_module_list_and_numbered_linears_a_sequential() {
+        let model = model_of(&["layers.0.attn.weight", "layers.1.attn.weight"]);
+        assert_eq!(model.root.children[0].kind, ModuleKind::ModuleList);
+        let model = model_of(&["0.weight", "1.weight"]);
+        assert_eq!(model.root.kind, ModuleKind::Sequential);
+    }
+
+    #[test]
+    fn names_deeper_than_the_bound_stay_whole_at_the_root() {
+        let deep = vec!["a"; MAX_DEPTH + 2].join(".");
+        let model = model_of(&[&deep, "b.weight"]);
+        assert_eq!(model.root.params[0].0, deep);
+        assert_eq!(model.state_dict().len(), 2);
+    }
+
+    #[test]
+    fn a_hundred_thousand_siblings_build_in_linear_time() {
+        let names: Vec<String> = (0..100_000).map(|i| format!("layers.{i}.weight")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let model = model_of(&refs);
+        assert_eq!(model.root.children[0].children.len(), 100_000);
+        assert_eq!(model.root.children[0].children[10].name, "10");
+    }
+}

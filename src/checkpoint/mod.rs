@@ -1,0 +1,294 @@
+//! A `MODEL` argument made into a [`Model`]: a demo, a checkpoint file or folder (its format sniffed
+//! from its bytes), or a `print(model)` architecture text.
+//!
+//! - [`locate`]: which file a folder or an index stands for;
+//! - [`infer`]: the module tree read from a checkpoint's dotted names, with its ties;
+//! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
+//! - [`config`]: what a `config.json` beside the checkpoint says.
+
+pub mod architecture;
+pub mod config;
+pub mod family;
+pub mod infer;
+pub mod locate;
+pub mod pytorch;
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::families::{Config as FamilyConfig, Family};
+use crate::io::pickle::Scalar;
+use crate::io::safetensors::{self, FileError};
+use crate::io::small_file::{self, SmallFileError};
+use crate::io::{sharded, sniff};
+use crate::model::arch::{self, ArchError};
+use crate::model::{Model, demos};
+
+pub use architecture::Architecture;
+pub use infer::{from_checkpoint, natural_cmp};
+
+/// How to load a model.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions<'a> {
+    /// A `print(model)` text file giving the architecture of a checkpoint.
+    pub arch: Option<&'a Path>,
+    /// `torch.manual_seed(seed)` before building a demo or an architecture text.
+    pub seed: u64,
+}
+
+/// A model and what the user should hear about how it was read.
+pub struct Loaded {
+    /// The model.
+    pub model: Model,
+    /// Where its architecture came from.
+    pub architecture: Architecture,
+    /// Oddities that did not stop the load (tensors a shard index does not list, …).
+    pub warnings: Vec<String>,
+    /// A PyTorch checkpoint's plain values by dotted name (`epoch = 7`); empty for other formats.
+    pub values: Vec<(String, Scalar)>,
+    /// The family config.json names, when paramscope runs it (the tree is then the family's).
+    pub family: Option<(Family, FamilyConfig)>,
+}
+
+/// Why a `MODEL` argument could not be opened. Names travel raw; they are escaped where printed.
+#[derive(Debug, Error)]
+pub enum OpenError {
+    /// `demo:NAME` with an unknown name.
+    #[error("unknown demo {spec:?}; the demos are {known}")]
+    UnknownDemo {
+        /// What the user typed.
+        spec: String,
+        /// The demos, comma-separated.
+        known: String,
+    },
+    /// `--arch` given with a demo.
+    #[error("--arch gives the architecture of a checkpoint file; a demo has its own")]
+    ArchForDemo,
+    /// `--arch` given with an architecture text.
+    #[error("{0}: --arch applies to checkpoint files, and this is an architecture text")]
+    ArchForText(String),
+    /// Nothing at that path.
+    #[error(
+        "{0}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, a model.safetensors.index.json, a folder holding either, or a print(model) text file)"
+    )]
+    NoSuchFile(String),
+    /// A folder that holds no single checkpoint.
+    #[error(transparent)]
+    Folder(#[from] locate::LocateError),
+    /// A checkpoint file that could not be read.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A file that is neither a checkpoint nor a readable architecture text.
+    #[error("{path}: not a safetensors file, and not a print(model) architecture text ({why})")]
+    NotText {
+        /// The file.
+        path: String,
+        /// Why it cannot be read as text.
+        why: SmallFileError,
+    },
+    /// A file that reads as text but not as an architecture.
+    #[error("{path}: as an architecture text, {error}")]
+    BadText {
+        /// The file.
+        path: String,
+        /// Where the text went wrong.
+        error: ArchError,
+    },
+    /// A checkpoint whose architecture text is unreadable or does not fit it.
+    #[error(transparent)]
+    Architecture(#[from] architecture::ArchitectureError),
+    /// `--key` naming nothing in the checkpoint.
+    #[error(transparent)]
+    Key(#[from] pytorch::KeyError),
+    /// `--key` given with a demo or an architecture text.
+    #[error("--key takes part of a checkpoint file; {0} is not one")]
+    KeyWithoutCheckpoint(String),
+}
+
+/// Loads `spec` as the command line's `MODEL`.
+pub fn load(spec: &str, options: &LoadOptions) -> Result<Model, OpenError> {
+    open(spec, options).map(|loaded| loaded.model)
+}
+
+/// Loads `spec` as [`load`] does, keeping the warnings.
+pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
+    open_keyed(spec, options, None)
+}
+
+/// Loads `spec` as [`open`] does; with `key`, the model is the part of the checkpoint under it.
+pub fn open_keyed(
+    spec: &str,
+    options: &LoadOptions,
+    key: Option<&str>,
+) -> Result<Loaded, OpenError> {
+    if let Some(name) = spec.strip_prefix("demo:") {
+        if key.is_some() {
+            return Err(OpenError::KeyWithoutCheckpoint(spec.to_owned()));
+        }
+        return open_demo(spec, name, options);
+    }
+    let path = Path::new(spec);
+    if !path.exists() {
+        return Err(OpenError::NoSuchFile(spec.to_owned()));
+    }
+    let file = if path.is_dir() {
+        locate::checkpoint_in(path)?
+    } else {
+        path.to_path_buf()
+    };
+    let config = config::Config::beside(&file);
+    if locate::is_index(&file) {
+        let mut warnings = Vec::new();
+        let sharded = sharded::open_with(&file, &mut |shard| {
+            pytorch::open_shard(shard, &mut warnings)
+        })?;
+        warnings.extend(sharded.warnings);
+        let opened = pytorch::Opened {
+            checkpoint: sharded.checkpoint,
+            values: Vec::new(),
+            warnings,
+            metadata_is_ties: false,
+        };
+        return from_opened(
+            opened,
+            key,
+            &file,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
+    }
+    // Only a regular file is read: a FIFO would block and a device stream forever.
+    small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
+    let head = safetensors::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
+    if looks_like_safetensors(&file, &head) {
+        let opened = pytorch::Opened {
+            checkpoint: safetensors::open(&file)?,
+            values: Vec::new(),
+            warnings: Vec::new(),
+            metadata_is_ties: false,
+        };
+        return from_opened(
+            opened,
+            key,
+            &file,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
+    }
+    if pytorch::is_pytorch(&head) {
+        let opened = pytorch::open(&file)?;
+        return from_opened(
+            opened,
+            key,
+            &file,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
+    }
+
+    if let Some(what) = sniff::identify(&head) {
+        return Err(FileError::new(&file, what).into());
+    }
+    if key.is_some() {
+        return Err(OpenError::KeyWithoutCheckpoint(spec.to_owned()));
+    }
+    open_text(&file, options)
+}
+
+/// A checkpoint made into a model: the part under `key`, its tree inferred from its names, then
+/// bound to its architecture.
+fn from_opened(
+    opened: pytorch::Opened,
+    key: Option<&str>,
+    file: &Path,
+    tie_word_embeddings: bool,
+    options: &LoadOptions,
+    spec: &str,
+) -> Result<Loaded, OpenError> {
+    let opened = match key {
+        Some(key) => pytorch::select(opened, key)?,
+        None => opened,
+    };
+    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings);
+    if opened.metadata_is_ties {
+        model.metadata.clear();
+    }
+    let (model, architecture) = architecture::apply(model, options.arch, spec)?;
+    let mut warnings = opened.warnings;
+    let (model, family) = if architecture == Architecture::Inferred && key.is_none() {
+        family::apply(model, file, &mut warnings)
+    } else {
+        (model, None)
+    };
+    Ok(Loaded {
+        model,
+        architecture,
+        warnings,
+        values: opened.values,
+        family,
+    })
+}
+
+/// A demo of the chapter, built from the seed.
+fn open_demo(spec: &str, name: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
+    if options.arch.is_some() {
+        return Err(OpenError::ArchForDemo);
+    }
+    let model = demos::build(name, options.seed).ok_or_else(|| OpenError::UnknownDemo {
+        spec: spec.to_owned(),
+        known: demos::DEMOS
+            .iter()
+            .map(|(n, _)| format!("demo:{n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    Ok(Loaded {
+        model,
+        architecture: Architecture::Built,
+        warnings: Vec::new(),
+        values: Vec::new(),
+        family: None,
+    })
+}
+
+/// A `print(model)` text, built fresh with PyTorch's default init.
+fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
+    let display = || file.display().to_string();
+    if options.arch.is_some() {
+        return Err(OpenError::ArchForText(display()));
+    }
+    let text = small_file::read_text(file, architecture::MAX_ARCH_BYTES).map_err(|why| {
+        OpenError::NotText {
+            path: display(),
+            why,
+        }
+    })?;
+    let root = arch::parse(&text).map_err(|error| OpenError::BadText {
+        path: display(),
+        error,
+    })?;
+    Ok(Loaded {
+        model: arch::instantiate(&root, options.seed),
+        architecture: Architecture::Built,
+        warnings: Vec::new(),
+        values: Vec::new(),
+        family: None,
+    })
+}
+
+/// A `.safetensors` name, or bytes that start as safetensors do: a length, then a JSON object.
+fn looks_like_safetensors(path: &Path, head: &[u8]) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+        || head.get(8) == Some(&b'{')
+}
+
+/// The path a checkpoint's companion file (`config.json`, `NAME.arch.txt`) would have.
+#[must_use]
+pub fn beside(checkpoint: &Path, name: &str) -> PathBuf {
+    checkpoint.parent().unwrap_or(Path::new(".")).join(name)
+}

@@ -1,0 +1,322 @@
+//! The values the pickle machine builds: scalars held inline, containers and torch objects in a heap
+//! addressed by index, so that a memo hit is a cheap copy and Python's aliasing (a list filled after
+//! it was memoized) is kept.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::globals::Global;
+use crate::tensor::DType;
+
+/// An index into the [`Heap`].
+pub type ObjId = usize;
+
+/// One pickle value.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// `None`.
+    None,
+    /// `True` / `False`.
+    Bool(bool),
+    /// An int that fits in 64 bits.
+    Int(i64),
+    /// A longer int: its little-endian two's complement bytes, as LONG1/LONG4 store them.
+    BigInt(Rc<[u8]>),
+    /// A float.
+    Float(f64),
+    /// A str.
+    Str(Rc<str>),
+    /// A bytes or bytearray.
+    Bytes(Rc<[u8]>),
+    /// A class or function named by GLOBAL / STACK_GLOBAL (never imported).
+    Global(Rc<Global>),
+    /// A container or object in the heap.
+    Obj(ObjId),
+}
+
+impl Value {
+    /// The int, when this is one.
+    #[must_use]
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Value::Int(i) => Some(*i),
+            Value::Bool(b) => Some(i64::from(*b)),
+            _ => None,
+        }
+    }
+}
+
+/// A dict's key, for the values Python checkpoints use as keys (others are never merged).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    None,
+    Int(i64),
+    Str(Rc<str>),
+}
+
+impl Key {
+    fn of(value: &Value) -> Option<Key> {
+        match value {
+            Value::None => Some(Key::None),
+            Value::Bool(b) => Some(Key::Int(i64::from(*b))),
+            Value::Int(i) => Some(Key::Int(*i)),
+            Value::Str(s) => Some(Key::Str(Rc::clone(s))),
+            _ => None,
+        }
+    }
+}
+
+/// A dict in insertion order, where setting a key again replaces its value as Python does.
+#[derive(Debug, Default)]
+pub struct Dict {
+    /// `(key, value)` in insertion order.
+    pub entries: Vec<(Value, Value)>,
+    index: HashMap<Key, usize>,
+}
+
+impl Dict {
+    /// Sets `key` to `value`.
+    pub fn insert(&mut self, key: Value, value: Value) {
+        if let Some(k) = Key::of(&key) {
+            if let Some(&i) = self.index.get(&k) {
+                self.entries[i].1 = value;
+                return;
+            }
+            self.index.insert(k, self.entries.len());
+        }
+        self.entries.push((key, value));
+    }
+}
+
+/// A torch element type, as an index into [`DTYPES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TorchDtype(u8);
+
+/// One torch dtype: its name, its legacy storage class, paramscope's dtype, and its size.
+struct DtypeInfo {
+    torch: &'static str,
+    storage: Option<&'static str>,
+    dtype: Option<DType>,
+    size: usize,
+}
+
+const fn info(
+    torch: &'static str,
+    storage: Option<&'static str>,
+    dtype: Option<DType>,
+    size: usize,
+) -> DtypeInfo {
+    DtypeInfo {
+        torch,
+        storage,
+        dtype,
+        size,
+    }
+}
+
+/// Every torch dtype a checkpoint can hold (torch/storage.py `_dtype_to_storage_type_map` and
+/// `_new_dtypes`); the first is uint8, which an untyped storage counts in.
+const DTYPES: [DtypeInfo; 25] = [
+    info("uint8", Some("ByteStorage"), Some(DType::U8), 1),
+    info("float32", Some("FloatStorage"), Some(DType::F32), 4),
+    info("float64", Some("DoubleStorage"), Some(DType::F64), 8),
+    info("float16", Some("HalfStorage"), Some(DType::F16), 2),
+    info("bfloat16", Some("BFloat16Storage"), Some(DType::BF16), 2),
+    info("int64", Some("LongStorage"), Some(DType::I64), 8),
+    info("int32", Some("IntStorage"), Some(DType::I32), 4),
+    info("int16", Some("ShortStorage"), Some(DType::I16), 2),
+    info("int8", Some("CharStorage"), Some(DType::I8), 1),
+    info("bool", Some("BoolStorage"), Some(DType::BOOL), 1),
+    info(
+        "complex64",
+        Some("ComplexFloatStorage"),
+        Some(DType::C64),
+        8,
+    ),
+    info("complex128", Some("ComplexDoubleStorage"), None, 16),
+    info("qint8", Some("QInt8Storage"), None, 1),
+    info("qint32", Some("QInt32Storage"), None, 4),
+    info("quint8", Some("QUInt8Storage"), None, 1),
+    info("quint4x2", Some("QUInt4x2Storage"), None, 1),
+    info("quint2x4", Some("QUInt2x4Storage"), None, 1),
+    info("float8_e5m2", None, Some(DType::F8_E5M2), 1),
+    info("float8_e4m3fn", None, Some(DType::F8_E4M3), 1),
+    info("float8_e5m2fnuz", None, Some(DType::F8_E5M2FNUZ), 1),
+    info("float8_e4m3fnuz", None, Some(DType::F8_E4M3FNUZ), 1),
+    info("float8_e8m0fnu", None, Some(DType::F8_E8M0), 1),
+    info("uint16", None, Some(DType::U16), 2),
+    info("uint32", None, Some(DType::U32), 4),
+    info("uint64", None, Some(DType::U64), 8),
+];
+
+impl TorchDtype {
+    /// uint8, the unit of an untyped storage.
+    pub const UINT8: TorchDtype = TorchDtype(0);
+
+    /// The dtype `torch.NAME` (with torch's aliases `float`, `long`, `half`…).
+    #[must_use]
+    pub fn from_torch_name(name: &str) -> Option<TorchDtype> {
+        let name = match name {
+            "float" => "float32",
+            "double" => "float64",
+            "half" => "float16",
+            "long" => "int64",
+            "int" => "int32",
+            "short" => "int16",
+            "cfloat" => "complex64",
+            "cdouble" => "complex128",
+            other => other,
+        };
+        Self::find(|d| d.torch == name)
+    }
+
+    /// The dtype of the legacy storage class `torch.NAME` (`FloatStorage`…).
+    #[must_use]
+    pub fn from_storage_class(name: &str) -> Option<TorchDtype> {
+        Self::find(|d| d.storage == Some(name))
+    }
+
+    fn find(test: impl Fn(&DtypeInfo) -> bool) -> Option<TorchDtype> {
+        DTYPES.iter().position(test).map(|i| TorchDtype(i as u8))
+    }
+
+    fn info(self) -> &'static DtypeInfo {
+        &DTYPES[usize::from(self.0)]
+    }
+
+    /// torch's name (`float32`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        self.info().torch
+    }
+
+    /// paramscope's dtype, when it has this one.
+    #[must_use]
+    pub fn dtype(self) -> Option<DType> {
+        self.info().dtype
+    }
+
+    /// Bytes per element.
+    #[must_use]
+    pub fn size(self) -> usize {
+        self.info().size
+    }
+}
+
+/// A storage named by a persistent id: its bytes live elsewhere in the file under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    /// The key of its bytes (`data/<key>` in a zip, the key list in a legacy file).
+    pub key: String,
+    /// The element type it counts in.
+    pub dtype: TorchDtype,
+    /// Its length in elements, as the pickle states it.
+    pub numel: u64,
+    /// A legacy storage view: `(view key, offset, length)` in elements of the root storage.
+    pub view: Option<(String, u64, u64)>,
+}
+
+/// A tensor as `_rebuild_tensor_v2` would make it: a view of a storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorRef {
+    /// The storage it views.
+    pub storage: Rc<Storage>,
+    /// Its element type (the storage's, or `_rebuild_tensor_v3`'s dtype argument).
+    pub dtype: TorchDtype,
+    /// The offset of its first element, in elements.
+    pub offset: u64,
+    /// Its shape.
+    pub shape: Vec<u64>,
+    /// Its strides, in elements.
+    pub strides: Vec<u64>,
+}
+
+/// An object built by a global that is not on the allow-list: named, never constructed. The
+/// pickle's later opcodes may still fill it (BUILD state, SETITEMS, APPENDS), and what they put
+/// in is kept so that tensors inside (a pickled `nn.Module`, a TorchScript module) can be listed.
+#[derive(Debug)]
+pub struct Opaque {
+    /// `module.name` of the global.
+    pub class: Rc<str>,
+    /// The state BUILD gave it.
+    pub state: Option<Value>,
+    /// Items SETITEM(S) put in it.
+    pub items: Vec<(Value, Value)>,
+    /// Elements APPEND(S) put in it.
+    pub elements: Vec<Value>,
+}
+
+/// Everything the heap holds.
+#[derive(Debug)]
+pub enum Object {
+    /// A list.
+    List(Vec<Value>),
+    /// A tuple (also a `torch.Size`).
+    Tuple(Vec<Value>),
+    /// A dict or OrderedDict.
+    Dict(Dict),
+    /// A set or frozenset.
+    Set(Vec<Value>),
+    /// A storage.
+    Storage(Rc<Storage>),
+    /// A tensor.
+    Tensor(TensorRef),
+    /// An object of a class paramscope does not build.
+    Opaque(Opaque),
+}
+
+/// The objects of one pickle.
+#[derive(Debug, Default)]
+pub struct Heap {
+    objects: Vec<Object>,
+}
+
+impl Heap {
+    /// Adds `object` and returns its value.
+    pub fn add(&mut self, object: Object) -> Value {
+        self.objects.push(object);
+        Value::Obj(self.objects.len() - 1)
+    }
+
+    /// How many objects there are.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// The object `id`.
+    #[must_use]
+    pub fn get(&self, id: ObjId) -> &Object {
+        &self.objects[id]
+    }
+
+    /// The object `id`, to fill.
+    pub fn get_mut(&mut self, id: ObjId) -> &mut Object {
+        &mut self.objects[id]
+    }
+
+    /// The elements of a tuple or list value.
+    #[must_use]
+    pub fn sequence(&self, value: &Value) -> Option<&[Value]> {
+        match value {
+            Value::Obj(id) => match self.get(*id) {
+                Object::Tuple(items) | Object::List(items) => Some(items),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+impl Heap {
+    /// Every object, in creation order.
+    pub fn objects(&self) -> impl Iterator<Item = &Object> {
+        self.objects.iter()
+    }
+}

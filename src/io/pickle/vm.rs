@@ -1,0 +1,718 @@
+//! The machine: a stack, a memo and a heap, run opcode by opcode until STOP. Calls go through the
+//! allow-list in `globals`; nothing is ever imported or executed.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::globals::{Global, Kind};
+use super::reader::{Reader, op};
+use super::value::{Dict, Heap, Object, Opaque, Storage, TensorRef, TorchDtype, Value};
+use super::{Error, Problem};
+
+/// The most values the stack may hold: a state dict of a million tensors needs two million.
+const MAX_STACK: usize = 1 << 22;
+/// The most memo entries.
+const MAX_MEMO: usize = 1 << 22;
+/// The most heap objects.
+const MAX_OBJECTS: usize = 1 << 23;
+/// The most values copied by calls (`list(x)`, argument tuples), so that copying one big list
+/// over and over cannot take hours.
+const MAX_COPIES: usize = 1 << 26;
+/// The most dimensions a tensor may have.
+const MAX_DIMS: usize = 64;
+
+/// A pickle run to its STOP.
+#[derive(Debug)]
+pub struct Unpickled {
+    /// The value STOP returned.
+    pub root: Value,
+    /// The objects it refers to.
+    pub heap: Heap,
+    /// Globals that can run code which the pickle calls, `module.name`, each once, in order.
+    pub dangerous_calls: Vec<String>,
+    /// The file offset just past STOP (where a legacy file's next pickle starts).
+    pub end: usize,
+}
+
+/// Runs the pickle in `bytes`, which start at file offset `base`.
+pub fn unpickle(bytes: &[u8], base: usize) -> Result<Unpickled, Error> {
+    let mut vm = Machine {
+        r: Reader::new(bytes, base),
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        heap: Heap::default(),
+        storages: HashMap::new(),
+        dangerous_calls: Vec::new(),
+        copies: 0,
+    };
+    let root = vm.run()?;
+    Ok(Unpickled {
+        root,
+        heap: vm.heap,
+        dangerous_calls: vm.dangerous_calls,
+        end: vm.r.offset(),
+    })
+}
+
+struct Machine<'a> {
+    r: Reader<'a>,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: HashMap<u32, Value>,
+    heap: Heap,
+    storages: HashMap<String, Rc<Storage>>,
+    dangerous_calls: Vec<String>,
+    copies: usize,
+}
+
+impl Machine<'_> {
+    fn fail(&self, problem: Problem) -> Error {
+        self.r.error(problem)
+    }
+
+    fn malformed(&self, what: &str) -> Error {
+        self.fail(Problem::Malformed(what.to_owned()))
+    }
+
+    fn push(&mut self, value: Value) -> Result<(), Error> {
+        if self.stack.len() >= MAX_STACK {
+            return Err(self.fail(Problem::TooMany {
+                what: "values on the stack",
+                limit: MAX_STACK,
+            }));
+        }
+        self.stack.push(value);
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Result<Value, Error> {
+        // A MARK's position is a floor: values below it belong to the outer level.
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(self.fail(Problem::StackUnderflow));
+        }
+        Ok(self.stack.pop().expect("checked above"))
+    }
+
+    fn top(&self) -> Result<&Value, Error> {
+        self.stack
+            .last()
+            .ok_or_else(|| self.fail(Problem::StackUnderflow))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>, Error> {
+        let mark = self.marks.pop().ok_or_else(|| self.fail(Problem::NoMark))?;
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn add(&mut self, object: Object) -> Result<Value, Error> {
+        if self.heap.len() >= MAX_OBJECTS {
+            return Err(self.fail(Problem::TooMany {
+                what: "objects",
+                limit: MAX_OBJECTS,
+            }));
+        }
+        Ok(self.heap.add(object))
+    }
+
+    fn count_copies(&mut self, n: usize) -> Result<(), Error> {
+        self.copies = self.copies.saturating_add(n);
+        if self.copies > MAX_COPIES {
+            return Err(self.fail(Problem::TooMany {
+                what: "values copied by calls",
+                limit: MAX_COPIES,
+            }));
+        }
+        Ok(())
+    }
+
+    fn memo_put(&mut self, index: u32) -> Result<(), Error> {
+        let value = self.top()?.clone();
+        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&index) {
+            return Err(self.fail(Problem::TooMany {
+                what: "memo entries",
+                limit: MAX_MEMO,
+            }));
+        }
+        self.memo.insert(index, value);
+        Ok(())
+    }
+
+    fn memo_get(&mut self, index: u32) -> Result<(), Error> {
+        let value = self
+            .memo
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| self.fail(Problem::MemoMiss(u64::from(index))))?;
+        self.push(value)
+    }
+
+    fn text_index(&mut self) -> Result<u32, Error> {
+        let line = self.r.line()?;
+        std::str::from_utf8(line)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| self.malformed("a memo index that is not a number"))
+    }
+
+    fn run(&mut self) -> Result<Value, Error> {
+        loop {
+            let op = self.r.opcode()?;
+            if op == op::STOP {
+                return self.pop();
+            }
+            let handled = self.frame_op(op)?
+                || self.literal_op(op)?
+                || self.container_op(op)?
+                || self.call_op(op)?;
+            if !handled && !self.memo_op(op)? {
+                return Err(self.fail(Problem::UnknownOpcode));
+            }
+        }
+    }
+
+    /// Protocol, framing, marks and plain stack moves.
+    fn frame_op(&mut self, op: u8) -> Result<bool, Error> {
+        match op {
+            op::PROTO => {
+                self.r.u8()?;
+            }
+            // Frames only group opcodes for buffered reading; the bytes are all here.
+            op::FRAME => {
+                self.r.take(8)?;
+            }
+            op::MARK => {
+                if self.marks.len() >= MAX_STACK {
+                    return Err(self.fail(Problem::TooMany {
+                        what: "marks",
+                        limit: MAX_STACK,
+                    }));
+                }
+                self.marks.push(self.stack.len());
+            }
+            op::POP => {
+                self.pop()?;
+            }
+            op::POP_MARK => {
+                self.pop_mark()?;
+            }
+            op::DUP => {
+                let top = self.top()?.clone();
+                self.push(top)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// None, booleans, numbers, strings and bytes.
+    fn literal_op(&mut self, op: u8) -> Result<bool, Error> {
+        let value = match op {
+            op::NONE => Value::None,
+            op::NEWTRUE => Value::Bool(true),
+            op::NEWFALSE => Value::Bool(false),
+            op::BININT => Value::Int(i64::from(i32::from_le_bytes(self.r.array()?))),
+            op::BININT1 => Value::Int(i64::from(self.r.u8()?)),
+            op::BININT2 => Value::Int(i64::from(self.r.u16()?)),
+            op::LONG1 => {
+                let n = usize::from(self.r.u8()?);
+                long(self.r.take(n)?)
+            }
+            op::LONG4 => {
+                let n = self.r.u32()? as usize;
+                long(self.r.take(n)?)
+            }
+            op::INT | op::LONG => {
+                let line = self.r.line()?;
+                text_int(line).ok_or_else(|| self.malformed("a bad INT"))?
+            }
+            op::BINFLOAT => Value::Float(f64::from_be_bytes(self.r.array()?)),
+            op::FLOAT => {
+                let line = self.r.line()?;
+                let v = std::str::from_utf8(line)
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .ok_or_else(|| self.malformed("a bad FLOAT"))?;
+                Value::Float(v)
+            }
+            op::SHORT_BINUNICODE | op::SHORT_BINSTRING => {
+                let n = usize::from(self.r.u8()?);
+                text(self.r.take(n)?)
+            }
+            op::BINUNICODE | op::BINSTRING => {
+                let n = self.r.u32()? as usize;
+                text(self.r.take(n)?)
+            }
+            op::BINUNICODE8 => {
+                let n = self.r.len_u64()?;
+                text(self.r.take(n)?)
+            }
+            op::UNICODE => text(self.r.line()?),
+            op::STRING => {
+                let line = self.r.line()?;
+                let unquoted = line
+                    .strip_prefix(b"'")
+                    .and_then(|l| l.strip_suffix(b"'"))
+                    .or_else(|| line.strip_prefix(b"\"")?.strip_suffix(b"\""))
+                    .unwrap_or(line);
+                text(unquoted)
+            }
+            op::SHORT_BINBYTES => {
+                let n = usize::from(self.r.u8()?);
+                Value::Bytes(self.r.take(n)?.into())
+            }
+            op::BINBYTES => {
+                let n = self.r.u32()? as usize;
+                Value::Bytes(self.r.take(n)?.into())
+            }
+            op::BINBYTES8 | op::BYTEARRAY8 => {
+                let n = self.r.len_u64()?;
+                Value::Bytes(self.r.take(n)?.into())
+            }
+            _ => return Ok(false),
+        };
+        self.push(value)?;
+        Ok(true)
+    }
+
+    /// Building and filling lists, tuples, dicts and sets.
+    fn container_op(&mut self, op: u8) -> Result<bool, Error> {
+        match op {
+            op::EMPTY_DICT | op::EMPTY_LIST | op::EMPTY_TUPLE | op::EMPTY_SET => {
+                let object = match op {
+                    op::EMPTY_DICT => Object::Dict(Dict::default()),
+                    op::EMPTY_LIST => Object::List(Vec::new()),
+                    op::EMPTY_TUPLE => Object::Tuple(Vec::new()),
+                    _ => Object::Set(Vec::new()),
+                };
+                let v = self.add(object)?;
+                self.push(v)?;
+            }
+            op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
+                let n = usize::from(op - op::TUPLE1 + 1);
+                let floor = self.marks.last().copied().unwrap_or(0);
+                if self.stack.len() < floor + n {
+                    return Err(self.fail(Problem::StackUnderflow));
+                }
+                let items = self.stack.split_off(self.stack.len() - n);
+                let v = self.add(Object::Tuple(items))?;
+                self.push(v)?;
+            }
+            op::TUPLE | op::LIST | op::FROZENSET | op::DICT => {
+                let items = self.pop_mark()?;
+                let object = match op {
+                    op::TUPLE => Object::Tuple(items),
+                    op::LIST => Object::List(items),
+                    op::FROZENSET => Object::Set(items),
+                    _ => Object::Dict(self.pairs(items)?),
+                };
+                let v = self.add(object)?;
+                self.push(v)?;
+            }
+            op::APPEND => {
+                let item = self.pop()?;
+                self.extend(vec![item])?;
+            }
+            op::APPENDS | op::ADDITEMS => {
+                let items = self.pop_mark()?;
+                self.extend(items)?;
+            }
+            op::SETITEM => {
+                let value = self.pop()?;
+                let key = self.pop()?;
+                self.set_items(vec![key, value])?;
+            }
+            op::SETITEMS => {
+                let items = self.pop_mark()?;
+                self.set_items(items)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Naming globals, calling them (through the allow-list), BUILD and persistent ids.
+    fn call_op(&mut self, op: u8) -> Result<bool, Error> {
+        let v = match op {
+            op::GLOBAL => {
+                let module = String::from_utf8_lossy(self.r.line()?).into_owned();
+                let name = String::from_utf8_lossy(self.r.line()?).into_owned();
+                Value::Global(Rc::new(Global::new(&module, &name)))
+            }
+            op::STACK_GLOBAL => {
+                let name = self.pop()?;
+                let module = self.pop()?;
+                let (Value::Str(module), Value::Str(name)) = (module, name) else {
+                    return Err(self.malformed("STACK_GLOBAL wants two strings"));
+                };
+                Value::Global(Rc::new(Global::new(&module, &name)))
+            }
+            op::REDUCE | op::NEWOBJ | op::NEWOBJ_EX => {
+                if op == op::NEWOBJ_EX {
+                    self.pop()?; // keyword arguments: no allowed global takes any
+                }
+                let args = self.pop()?;
+                let callee = self.pop()?;
+                self.call(&callee, &args, 0)?
+            }
+            op::INST => {
+                let module = String::from_utf8_lossy(self.r.line()?).into_owned();
+                let name = String::from_utf8_lossy(self.r.line()?).into_owned();
+                let args = self.pop_mark()?;
+                let args = self.add(Object::Tuple(args))?;
+                let callee = Value::Global(Rc::new(Global::new(&module, &name)));
+                self.call(&callee, &args, 0)?
+            }
+            op::OBJ => {
+                let mut items = self.pop_mark()?.into_iter();
+                let callee = items
+                    .next()
+                    .ok_or_else(|| self.fail(Problem::StackUnderflow))?;
+                let args = self.add(Object::Tuple(items.collect()))?;
+                self.call(&callee, &args, 0)?
+            }
+            op::BUILD => {
+                let state = self.pop()?;
+                self.build(state)?;
+                return Ok(true);
+            }
+            op::BINPERSID => {
+                let pid = self.pop()?;
+                self.persistent(&pid)?
+            }
+            op::PERSID => {
+                return Err(self.malformed("a text persistent id (torch writes BINPERSID)"));
+            }
+            _ => return Ok(false),
+        };
+        self.push(v)?;
+        Ok(true)
+    }
+
+    /// Storing to and reading from the memo.
+    fn memo_op(&mut self, op: u8) -> Result<bool, Error> {
+        match op {
+            op::BINPUT => {
+                let i = self.r.u8()?;
+                self.memo_put(u32::from(i))?;
+            }
+            op::LONG_BINPUT => {
+                let i = self.r.u32()?;
+                self.memo_put(i)?;
+            }
+            op::PUT => {
+                let i = self.text_index()?;
+                self.memo_put(i)?;
+            }
+            op::MEMOIZE => {
+                let i = u32::try_from(self.memo.len()).unwrap_or(u32::MAX);
+                self.memo_put(i)?;
+            }
+            op::BINGET => {
+                let i = self.r.u8()?;
+                self.memo_get(u32::from(i))?;
+            }
+            op::LONG_BINGET => {
+                let i = self.r.u32()?;
+                self.memo_get(i)?;
+            }
+            op::GET => {
+                let i = self.text_index()?;
+                self.memo_get(i)?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// key, value, key, value… as a dict.
+    fn pairs(&self, items: Vec<Value>) -> Result<Dict, Error> {
+        if !items.len().is_multiple_of(2) {
+            return Err(self.malformed("a dict from an odd number of values"));
+        }
+        let mut dict = Dict::default();
+        let mut items = items.into_iter();
+        while let (Some(k), Some(v)) = (items.next(), items.next()) {
+            dict.insert(k, v);
+        }
+        Ok(dict)
+    }
+
+    /// APPEND(S) / ADDITEMS into the list, set or opaque object under the mark.
+    fn extend(&mut self, items: Vec<Value>) -> Result<(), Error> {
+        let Value::Obj(id) = *self.top()? else {
+            return Err(self.malformed("APPENDS to something that is not a list"));
+        };
+        match self.heap.get_mut(id) {
+            Object::List(list) | Object::Set(list) => list.extend(items),
+            Object::Opaque(o) => o.elements.extend(items),
+            _ => return Err(self.malformed("APPENDS to something that is not a list")),
+        }
+        Ok(())
+    }
+
+    /// SETITEM(S): `items` are key, value, key, value…
+    fn set_items(&mut self, items: Vec<Value>) -> Result<(), Error> {
+        if !items.len().is_multiple_of(2) {
+            return Err(self.malformed("SETITEMS with an odd number of values"));
+        }
+        let Value::Obj(id) = *self.top()? else {
+            return Err(self.malformed("SETITEMS on something that is not a dict"));
+        };
+        let mut pairs = items.into_iter();
+        match self.heap.get_mut(id) {
+            Object::Dict(dict) => {
+                while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
+                    dict.insert(k, v);
+                }
+            }
+            Object::Opaque(o) => {
+                while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
+                    o.items.push((k, v));
+                }
+            }
+            _ => return Err(self.malformed("SETITEMS on something that is not a dict")),
+        }
+        Ok(())
+    }
+
+    /// BUILD: an opaque object keeps its state; torch's own objects ignore theirs (an
+    /// OrderedDict's `_metadata`, a tensor's hooks).
+    fn build(&mut self, state: Value) -> Result<(), Error> {
+        let target = self.top()?.clone();
+        if let Value::Obj(id) = target
+            && let Object::Opaque(o) = self.heap.get_mut(id)
+        {
+            o.state = Some(state);
+        }
+        Ok(())
+    }
+
+    fn opaque(&mut self, class: &str) -> Result<Value, Error> {
+        self.add(Object::Opaque(Opaque {
+            class: class.into(),
+            state: None,
+            items: Vec::new(),
+            elements: Vec::new(),
+        }))
+    }
+
+    /// What calling `callee(*args)` gives, built only for allowed globals. `depth` is 1 inside
+    /// `_rebuild_from_type_v2`, which may not nest.
+    fn call(&mut self, callee: &Value, args: &Value, depth: u8) -> Result<Value, Error> {
+        let Value::Global(global) = callee else {
+            return self.opaque("<a call of a non-class>");
+        };
+        let args = self.heap.sequence(args).map(<[Value]>::to_vec);
+        let args = args.ok_or_else(|| self.malformed("call arguments are not a tuple"))?;
+        self.count_copies(args.len())?;
+        match global.kind {
+            Kind::Dangerous => {
+                if !self.dangerous_calls.contains(&global.path) {
+                    self.dangerous_calls.push(global.path.clone());
+                }
+                self.opaque(&global.path)
+            }
+            Kind::Opaque | Kind::StorageClass(_) | Kind::Dtype(_) => self.opaque(&global.path),
+            Kind::Dict => self.add(Object::Dict(Dict::default())),
+            Kind::List | Kind::Tuple | Kind::Set => {
+                let items = match args.first() {
+                    None => Vec::new(),
+                    Some(v) => self
+                        .heap
+                        .sequence(v)
+                        .map(<[Value]>::to_vec)
+                        .ok_or_else(|| self.malformed("a container built from a non-sequence"))?,
+                };
+                self.count_copies(items.len())?;
+                self.add(match global.kind {
+                    Kind::List => Object::List(items),
+                    Kind::Tuple => Object::Tuple(items),
+                    _ => Object::Set(items),
+                })
+            }
+            Kind::ByteArray => Ok(match args.first() {
+                Some(Value::Bytes(b)) => Value::Bytes(Rc::clone(b)),
+                _ => Value::Bytes(Rc::from(&[][..])),
+            }),
+            Kind::Encode => match args.first() {
+                Some(Value::Str(s)) => Ok(Value::Bytes(latin1(s).into())),
+                _ => Err(self.malformed("_codecs.encode wants a string")),
+            },
+            Kind::Device => Ok(args.first().cloned().unwrap_or(Value::None)),
+            Kind::RebuildTensor => self.rebuild_tensor(&args, None),
+            Kind::RebuildTensorV3 => {
+                let dtype = match args.get(6) {
+                    Some(Value::Global(g)) => match g.kind {
+                        Kind::Dtype(d) => d,
+                        _ => return Err(self.malformed("_rebuild_tensor_v3 without a dtype")),
+                    },
+                    _ => return Err(self.malformed("_rebuild_tensor_v3 without a dtype")),
+                };
+                self.rebuild_tensor(&args, Some(dtype))
+            }
+            Kind::RebuildParameter => args
+                .into_iter()
+                .next()
+                .ok_or_else(|| self.malformed("_rebuild_parameter without a tensor")),
+            Kind::RebuildFromType => {
+                if depth > 0 {
+                    return Err(self.malformed("_rebuild_from_type_v2 nested in itself"));
+                }
+                let (Some(func), Some(inner)) = (args.first(), args.get(2)) else {
+                    return Err(
+                        self.malformed("_rebuild_from_type_v2 wants (func, type, args, state)")
+                    );
+                };
+                self.call(func, inner, depth + 1)
+            }
+        }
+    }
+
+    /// `_rebuild_tensor_v2(storage, offset, size, stride, …)`.
+    fn rebuild_tensor(
+        &mut self,
+        args: &[Value],
+        dtype: Option<TorchDtype>,
+    ) -> Result<Value, Error> {
+        let bad = || "a tensor rebuild wants (storage, offset, size, stride, …)";
+        let storage = match args.first() {
+            Some(Value::Obj(id)) => match self.heap.get(*id) {
+                Object::Storage(s) => Rc::clone(s),
+                _ => return Err(self.malformed(bad())),
+            },
+            _ => return Err(self.malformed(bad())),
+        };
+        let offset = args.get(1).and_then(Value::as_int);
+        let shape = args.get(2).and_then(|v| self.dims(v));
+        let strides = args.get(3).and_then(|v| self.dims(v));
+        let (Some(offset), Some(shape), Some(strides)) = (offset, shape, strides) else {
+            return Err(self.malformed(bad()));
+        };
+        let offset =
+            u64::try_from(offset).map_err(|_| self.malformed("a negative storage offset"))?;
+        if shape.len() != strides.len() {
+            return Err(self.malformed("a tensor's shape and strides differ in length"));
+        }
+        let tensor = TensorRef {
+            dtype: dtype.unwrap_or(storage.dtype),
+            storage,
+            offset,
+            shape,
+            strides,
+        };
+        self.add(Object::Tensor(tensor))
+    }
+
+    /// A tuple of non-negative ints (a shape or strides).
+    fn dims(&self, value: &Value) -> Option<Vec<u64>> {
+        let items = self.heap.sequence(value)?;
+        if items.len() > MAX_DIMS {
+            return None;
+        }
+        items
+            .iter()
+            .map(|v| v.as_int().and_then(|i| u64::try_from(i).ok()))
+            .collect()
+    }
+
+    /// BINPERSID: `('storage', storage_class, key, location, numel[, view])`, the form both torch
+    /// layouts use. The same key always gives the same storage.
+    fn persistent(&mut self, pid: &Value) -> Result<Value, Error> {
+        let bad = "a persistent id that is not ('storage', class, key, location, numel)";
+        let items = self
+            .heap
+            .sequence(pid)
+            .ok_or_else(|| self.malformed(bad))?
+            .to_vec();
+        let [kind, class, key, _location, numel, rest @ ..] = items.as_slice() else {
+            return Err(self.malformed(bad));
+        };
+        let is_storage = matches!(kind, Value::Str(s) if &**s == "storage");
+        let dtype = match class {
+            Value::Global(g) => match g.kind {
+                Kind::StorageClass(d) => Some(d),
+                _ => None,
+            },
+            _ => None,
+        };
+        let key = match key {
+            Value::Str(s) => s.to_string(),
+            Value::Int(i) => i.to_string(),
+            _ => return Err(self.malformed(bad)),
+        };
+        let numel = numel.as_int().and_then(|n| u64::try_from(n).ok());
+        let (true, Some(dtype), Some(numel)) = (is_storage, dtype, numel) else {
+            return Err(self.malformed(bad));
+        };
+        let view = match rest.first() {
+            None | Some(Value::None) => None,
+            Some(v) => {
+                let parts = self.heap.sequence(v).unwrap_or(&[]);
+                match parts {
+                    [Value::Str(k), offset, size] => {
+                        let offset = offset.as_int().and_then(|n| u64::try_from(n).ok());
+                        let size = size.as_int().and_then(|n| u64::try_from(n).ok());
+                        match (offset, size) {
+                            (Some(o), Some(s)) => Some((k.to_string(), o, s)),
+                            _ => return Err(self.malformed("a bad storage view")),
+                        }
+                    }
+                    _ => return Err(self.malformed("a bad storage view")),
+                }
+            }
+        };
+        let storage = Storage {
+            key: key.clone(),
+            dtype,
+            numel,
+            view,
+        };
+        let storage = match self.storages.get(&key) {
+            Some(known) if **known == storage => Rc::clone(known),
+            Some(_) => return Err(self.malformed("one storage key with two different storages")),
+            None => {
+                let rc = Rc::new(storage);
+                self.storages.insert(key, Rc::clone(&rc));
+                rc
+            }
+        };
+        self.add(Object::Storage(storage))
+    }
+}
+
+/// LONG1/LONG4's little-endian two's complement.
+fn long(bytes: &[u8]) -> Value {
+    if bytes.len() > 8 {
+        return Value::BigInt(bytes.into());
+    }
+    let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
+    let mut buf = if negative { [0xff; 8] } else { [0; 8] };
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Value::Int(i64::from_le_bytes(buf))
+}
+
+/// A str from the file's bytes (invalid UTF-8 replaced: names are for showing).
+fn text(bytes: &[u8]) -> Value {
+    Value::Str(String::from_utf8_lossy(bytes).into())
+}
+
+/// INT / LONG's decimal text (`I01\n` is True in protocol 0).
+fn text_int(line: &[u8]) -> Option<Value> {
+    let text = std::str::from_utf8(line).ok()?.trim();
+    match text {
+        "01" => return Some(Value::Bool(true)),
+        "00" => return Some(Value::Bool(false)),
+        _ => {}
+    }
+    let text = text.strip_suffix('L').unwrap_or(text);
+    text.parse().ok().map(Value::Int)
+}
+
+/// `_codecs.encode(s, 'latin1')`: protocol 2's way of storing bytes, each char one byte.
+fn latin1(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}

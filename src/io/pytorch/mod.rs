@@ -1,0 +1,174 @@
+//! PyTorch checkpoints (`torch.save`'s `.pt`, `.pth`, `.bin`, `.ckpt`), recognised by their bytes:
+//! the zip layout (torch >= 1.6, and TorchScript archives) and the legacy layout. The pickle is run
+//! by [`crate::io::pickle`], which never calls anything; storages stay in the file's map.
+
+mod archive;
+mod legacy;
+mod views;
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use super::pickle::{self, Leaf, Scalar};
+use super::safetensors::FileError;
+use crate::tensor::Tensor;
+use crate::text::escape;
+
+/// What a PyTorch file holds, flattened to dotted names.
+#[derive(Default)]
+pub struct Contents {
+    /// Every tensor, once, in the pickle's order.
+    pub tensors: Vec<(String, Tensor)>,
+    /// `(name, earlier name)`: a second name for a tensor already listed (same storage, offset,
+    /// shape and strides), as a tied weight is.
+    pub ties: Vec<(String, String)>,
+    /// Every plain value (ints, floats, strings, None, opaque objects) in the pickle's order.
+    pub values: Vec<(String, Scalar)>,
+    /// What the user should hear (dangerous globals the pickle calls, a TorchScript archive…),
+    /// each starting with the file's name.
+    pub warnings: Vec<String>,
+    /// Whether this is a TorchScript archive (`torch.jit.save`).
+    pub torchscript: bool,
+}
+
+/// Why a PyTorch file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The pickle is broken or hostile.
+    #[error(transparent)]
+    Pickle(#[from] pickle::Error),
+    /// The flattened checkpoint is beyond any real one.
+    #[error(transparent)]
+    Flatten(#[from] pickle::flatten::FlattenError),
+    /// The zip or legacy layout around the pickle is broken.
+    #[error("{0}")]
+    Layout(String),
+    /// One tensor cannot be made.
+    #[error("tensor {name}: {reason}")]
+    Tensor {
+        /// Its name (escaped).
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file holds no tensors, only a call that would run code.
+    #[error(
+        "the pickle calls {0}; torch.load(weights_only=False) would run it; paramscope did not (and the file holds no tensors)"
+    )]
+    OnlyDangerous(String),
+}
+
+/// Which PyTorch layout the first bytes of a file show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// A zip archive (any zip: whether it holds `data.pkl` is checked when opened).
+    Zip,
+    /// The legacy layout: a pickled magic number first.
+    Legacy,
+}
+
+/// The legacy layout's first pickle: protocol 2, then LONG1 of `0x1950a86a20f9469cfc6c`.
+const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/// The layout `head` (a file's first bytes) starts, if it is one of torch's.
+#[must_use]
+pub fn layout(head: &[u8]) -> Option<Layout> {
+    if head.starts_with(b"PK\x03\x04") {
+        return Some(Layout::Zip);
+    }
+    let pickled_magic = head.len() >= 14
+        && head[0] == 0x80
+        && (2..=5).contains(&head[1])
+        && head[2] == 0x8a
+        && head[3] == 10
+        && head[4..14] == LEGACY_MAGIC;
+    pickled_magic.then_some(Layout::Legacy)
+}
+
+/// Opens the PyTorch file at `path` (either layout). Only the pickle is read; tensor bytes stay
+/// on disk until asked for, except views that must be gathered and big-endian data.
+pub fn open(path: &Path) -> Result<Contents, FileError> {
+    let fail = |reason: String| FileError::new(path, reason);
+    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    // SAFETY: as in `safetensors::open`: a read-only map of a file paramscope never writes.
+    #[expect(
+        unsafe_code,
+        reason = "memory-mapping is the only way to open a 100 GB file at once"
+    )]
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
+    let map = Arc::new(map);
+    let shown = escape(&path.display().to_string()).into_owned();
+    let contents = match layout(&map[..map.len().min(64)]) {
+        Some(Layout::Zip) => archive::open(&map, &shown),
+        Some(Layout::Legacy) => legacy::open(&map, &shown),
+        None => Err(Error::Layout(
+            "not a PyTorch file (neither a zip nor a legacy torch.save pickle)".into(),
+        )),
+    };
+    contents.map_err(|e| fail(e.to_string()))
+}
+
+/// Turns an unpickled checkpoint into [`Contents`]: tensors made over their storages (found by
+/// `storage`), plain values listed, dangerous calls warned about.
+fn assemble(
+    unpickled: &pickle::Unpickled,
+    shown: &str,
+    storage: &mut dyn FnMut(&pickle::Storage) -> Result<views::Backing, Error>,
+    limit: usize,
+) -> Result<Contents, Error> {
+    let leaves = pickle::flatten(unpickled)?;
+    let mut contents = Contents::default();
+    let mut ties = views::Ties::default();
+    for (name, leaf) in leaves {
+        match leaf {
+            Leaf::Tensor(t) => {
+                let name = if name.is_empty() {
+                    "tensor".into()
+                } else {
+                    name
+                };
+                let Some(dtype) = t.dtype.dtype() else {
+                    let what = format!("{} tensor of shape {:?}", t.dtype.name(), t.shape);
+                    contents.values.push((name, Scalar::Object(what)));
+                    continue;
+                };
+                if let Some(first) = ties.seen(&t, &name) {
+                    contents.ties.push((name, first));
+                    continue;
+                }
+                let backing = storage(&t.storage)?;
+                let tensor =
+                    views::tensor(&t, dtype, &backing, limit).map_err(|reason| Error::Tensor {
+                        name: escape(&name).into_owned(),
+                        reason,
+                    })?;
+                contents.tensors.push((name, tensor));
+            }
+            // The root object's own class says nothing its contents do not.
+            Leaf::Value(Scalar::Object(_)) if name.is_empty() => {}
+            Leaf::Value(v) => {
+                let name = if name.is_empty() {
+                    "value".into()
+                } else {
+                    name
+                };
+                contents.values.push((name, v));
+            }
+        }
+    }
+    if let Some(first) = unpickled.dangerous_calls.first()
+        && contents.tensors.is_empty()
+    {
+        return Err(Error::OnlyDangerous(escape(first).into_owned()));
+    }
+    for call in &unpickled.dangerous_calls {
+        contents.warnings.push(format!(
+            "{shown}: the pickle calls {}; torch.load(weights_only=False) would run it; paramscope did not",
+            escape(call)
+        ));
+    }
+    Ok(contents)
+}
