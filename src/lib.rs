@@ -5,6 +5,7 @@
 //!   and the `print(model)` architecture language.
 //! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
 //! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
+//! - [`families`]: BERT, GPT-2 and Llama-family checkpoints run as code from their config.json.
 //! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`, `diff`, `check`.
 //! - [`compare`]: the diff of two models, the health findings and spectral figures of one.
 //! - [`checkpoint`]: a `MODEL` argument (demo, checkpoint file or folder, architecture text) made
@@ -18,6 +19,7 @@ pub mod app;
 pub mod checkpoint;
 pub mod cli;
 pub mod compare;
+pub mod families;
 pub mod io;
 pub mod kernel;
 pub mod math;

@@ -8,6 +8,7 @@
 
 pub mod architecture;
 pub mod config;
+pub mod family;
 pub mod infer;
 pub mod locate;
 pub mod pytorch;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::families::{Config as FamilyConfig, Family};
 use crate::io::pickle::Scalar;
 use crate::io::safetensors::{self, FileError};
 use crate::io::small_file::{self, SmallFileError};
@@ -48,6 +50,8 @@ pub struct Loaded {
     pub values: Vec<(String, Scalar)>,
     /// A GGUF file's metadata pairs, in file order; empty for other formats.
     pub gguf: Vec<(String, gguf::Value)>,
+    /// The family config.json names, when paramscope runs it (the tree is then the family's).
+    pub family: Option<(Family, FamilyConfig)>,
 }
 
 /// Why a `MODEL` argument could not be opened. Names travel raw; they are escaped where printed.
@@ -277,12 +281,18 @@ fn from_opened(
     let mut warnings = opened.warnings;
     let arch = arch_for(file, options.arch, &model, &mut warnings);
     let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
+    let (model, family) = if architecture == Architecture::Inferred && key.is_none() {
+        family::apply(model, file, &mut warnings)
+    } else {
+        (model, None)
+    };
     Ok(Loaded {
         model,
         architecture,
         warnings,
         values: opened.values,
         gguf: Vec::new(),
+        family,
     })
 }
 
@@ -305,6 +315,7 @@ fn open_demo(spec: &str, name: &str, options: &LoadOptions) -> Result<Loaded, Op
         warnings: Vec::new(),
         values: Vec::new(),
         gguf: Vec::new(),
+        family: None,
     })
 }
 
@@ -333,6 +344,7 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         warnings: Vec::new(),
         values: Vec::new(),
         gguf: Vec::new(),
+        family: None,
     })
 }
 

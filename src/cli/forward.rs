@@ -1,19 +1,36 @@
-//! `paramscope forward`: run the model on an `.npy` input or a random batch.
+//! `paramscope forward`: run the model on an `.npy` input or a random batch, or a family checkpoint
+//! (BERT, GPT-2, Llama...) on text or token ids.
 
 use ndarray::{ArrayD, IxDyn};
 use serde_json::{Value, json};
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::Instant;
 
 use super::{ForwardArgs, json_number, json_text};
 use crate::checkpoint::Architecture;
+use crate::families::sentence::Pooling;
+use crate::families::tokenize::TextTokenizer;
+use crate::families::{self, Batch, Config, Family, Plan, predict};
 use crate::io::npy;
+use crate::model::Model;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
     let loaded = args.model.open()?;
+    if let Some((family, config)) = loaded.family {
+        let folder = families::structure::folder_of(Path::new(&args.model.model));
+        return run_family(args, &loaded.model, family, &config, &folder);
+    }
+    if !args.text.is_empty() || !args.tokens.is_empty() {
+        return Err(format!(
+            "{}: --text and --tokens run checkpoints whose config.json names a family paramscope runs ({})",
+            escape(&args.model.model),
+            families::SUPPORTED
+        ));
+    }
     let model = loaded.model;
     let plan = ForwardPlan::new(&model).map_err(|e| e.to_string())?;
     if loaded.architecture == Architecture::Inferred {
@@ -96,13 +113,7 @@ fn median_pass_us(plan: &ForwardPlan, x: &ArrayD<f32>, n: u64) -> Result<f64, St
         std::hint::black_box(outputs);
         times.push(start.elapsed().as_secs_f64() * 1e6);
     }
-    times.sort_by(f64::total_cmp);
-    let mid = times.len() / 2;
-    Ok(if times.len() % 2 == 1 {
-        times[mid]
-    } else {
-        f64::midpoint(times[mid - 1], times[mid])
-    })
+    Ok(median(&mut times))
 }
 
 fn layer_json(a: &Activation) -> Value {
@@ -113,8 +124,16 @@ fn layer_json(a: &Activation) -> Value {
         "shape": a.output.shape(),
         "mean": json_number(s.mean),
         "std": json_number(s.std),
+        "absmax": json_number(f64::from(absmax(&a.output))),
         "zero_fraction": s.zero_fraction,
     })
+}
+
+/// The largest magnitude among the finite values (what shows an exploding activation).
+fn absmax(a: &ArrayD<f32>) -> f32 {
+    a.iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0, |m, v| m.max(v.abs()))
 }
 
 /// An N-D array as nested JSON lists.
@@ -126,4 +145,190 @@ fn nested(a: &ArrayD<f32>) -> Value {
         return Value::Array(a.iter().map(|v| json_number(f64::from(*v))).collect());
     }
     Value::Array(a.outer_iter().map(|sub| nested(&sub.to_owned())).collect())
+}
+
+/// `forward` on a family checkpoint: tokens in, every module boundary out.
+fn run_family(
+    args: &ForwardArgs,
+    model: &Model,
+    family: Family,
+    config: &Config,
+    folder: &Path,
+) -> Result<String, String> {
+    if args.text.is_empty() && args.tokens.is_empty() {
+        return Err(format!(
+            "{}: a {family:?} checkpoint runs on text or token ids: give --text \"...\" or --tokens 1,2,3",
+            escape(&args.model.model)
+        ));
+    }
+    let tokenizer = if args.text.is_empty() {
+        TextTokenizer::open(folder).ok()
+    } else {
+        Some(TextTokenizer::open(folder).map_err(|e| e.to_string())?)
+    };
+    let sequences = sequences(args, tokenizer.as_ref())?;
+    let batch = Batch::new(&sequences, 0).map_err(|e| e.to_string())?;
+    let plan = Plan::new(family, model, config).map_err(|e| e.to_string())?;
+    let pass = plan.run(&batch).map_err(|e| e.to_string())?;
+    let time_us = match args.repeat {
+        Some(n) => Some(median_us(n, || {
+            plan.run(&batch).map(|_| ()).map_err(|e| e.to_string())
+        })?),
+        None => None,
+    };
+    if let Some(path) = &args.output {
+        npy::write(path, &pass.output)
+            .map_err(|e| format!("{}: {e}", escape(&path.display().to_string())))?;
+    }
+    let top_k: Vec<Vec<predict::Candidate>> = if plan.is_causal() && pass.output.ndim() == 3 {
+        batch
+            .lens
+            .iter()
+            .enumerate()
+            .map(|(b, &n)| {
+                let row = pass.output.slice(ndarray::s![b, n - 1, ..]);
+                predict::top_k(&row.to_vec(), args.top_k)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let pooling = if family == Family::Bert {
+        Pooling::detect(folder).map_err(|e| e.to_string())?
+    } else {
+        None
+    };
+    let embedding = pooling.map(|p| p.embed(&pass.output, &batch.lens));
+    let token_text = |id: u32| tokenizer.as_ref().and_then(|t| t.token(id));
+    if args.json {
+        let mut value = json!({
+            "tokens": sequences,
+            "output_shape": pass.output.shape(),
+            "output": nested(&pass.output),
+            "layers": pass.activations.iter().map(layer_json).collect::<Vec<_>>(),
+        });
+        if !top_k.is_empty() {
+            let lists: Vec<Value> = top_k
+                .iter()
+                .map(|list| {
+                    Value::Array(
+                        list.iter()
+                            .map(|c| {
+                                json!({
+                                    "id": c.id,
+                                    "token": token_text(c.id),
+                                    "logit": json_number(f64::from(c.logit)),
+                                    "prob": json_number(f64::from(c.prob)),
+                                })
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            // One sequence: its list; a batch: one list per sequence.
+            value["top_k"] = match <[Value; 1]>::try_from(lists) {
+                Ok([one]) => one,
+                Err(lists) => Value::Array(lists),
+            };
+        }
+        if let Some(e) = &embedding {
+            value["embedding"] = nested(&e.clone().into_dyn());
+        }
+        if let Some(t) = time_us {
+            value["time_us"] = json_number((t * 1e3).round() / 1e3);
+        }
+        return Ok(json_text(&value));
+    }
+    let mut out = String::new();
+    for (b, s) in sequences.iter().enumerate() {
+        let _ = writeln!(out, "tokens[{b}] {s:?}");
+    }
+    let _ = writeln!(out, "output {:?}", pass.output.shape());
+    for (b, list) in top_k.iter().enumerate() {
+        let _ = writeln!(out, "\nnext token after sequence {b}:");
+        for c in list {
+            let text = token_text(c.id).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {:>8}  {:<20} logit {:>9.4}  p {:.4}",
+                c.id,
+                format!("{:?}", escape(&text)),
+                c.logit,
+                c.prob
+            );
+        }
+    }
+    if let Some(e) = &embedding {
+        let _ = writeln!(out, "\nsentence embedding {:?}\n{e:.6}", e.shape());
+    }
+    out.push_str("\nlayer outputs:\n");
+    for a in &pass.activations {
+        let s = a.stats();
+        let _ = writeln!(
+            out,
+            "  {:<40} {:<22} mean {:>9.5}  std {:>9.5}  absmax {:>9.4}",
+            escape(&a.path),
+            escape(&a.repr),
+            s.mean,
+            s.std,
+            absmax(&a.output)
+        );
+    }
+    if let (Some(t), Some(n)) = (time_us, args.repeat) {
+        let _ = writeln!(out, "\ntime per pass: {t:.3} us (median of {n})");
+    }
+    Ok(out)
+}
+
+/// The batch's id sequences: each `--text` tokenized, or each `--tokens` list parsed.
+fn sequences(
+    args: &ForwardArgs,
+    tokenizer: Option<&TextTokenizer>,
+) -> Result<Vec<Vec<u32>>, String> {
+    if !args.text.is_empty() {
+        let tokenizer = tokenizer.expect("opened when --text is given");
+        return args
+            .text
+            .iter()
+            .map(|t| tokenizer.encode(t).map_err(|e| e.to_string()))
+            .collect();
+    }
+    args.tokens
+        .iter()
+        .map(|list| {
+            list.split(',')
+                .map(|id| {
+                    id.trim().parse::<u32>().map_err(|_| {
+                        format!(
+                            "--tokens {}: {:?} is not a token id",
+                            escape(list),
+                            escape(id)
+                        )
+                    })
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The median wall time of `n` runs of `pass`, in microseconds.
+fn median_us(n: u64, mut pass: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+    let mut times = Vec::with_capacity(n.min(1 << 20) as usize);
+    for _ in 0..n {
+        let start = Instant::now();
+        pass()?;
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(median(&mut times))
+}
+
+/// The median of `times` (sorted in place).
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    let mid = times.len() / 2;
+    if times.len() % 2 == 1 {
+        times[mid]
+    } else {
+        f64::midpoint(times[mid - 1], times[mid])
+    }
 }

@@ -148,6 +148,15 @@ pub struct ShowArgs {
 pub struct ForwardArgs {
     #[command(flatten)]
     model: ModelArgs,
+    /// Text for a BERT, GPT-2, Llama, Mistral or Qwen2 checkpoint, tokenized with its tokenizer.json; repeat for a batch.
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["input", "batch", "tokens"])]
+    text: Vec<String>,
+    /// Token ids for such a checkpoint, comma-separated (1,5,9); repeat for a batch.
+    #[arg(long, value_name = "IDS", conflicts_with_all = ["input", "batch"])]
+    tokens: Vec<String>,
+    /// How many next tokens a causal LM lists.
+    #[arg(long, value_name = "K", default_value_t = 10)]
+    top_k: usize,
     /// The input, a float32 or float64 .npy array whose last dimension is the model's input width.
     #[arg(long, value_name = "X.npy")]
     input: Option<PathBuf>,

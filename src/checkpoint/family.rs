@@ -1,0 +1,48 @@
+//! The family a `config.json` beside the checkpoint names (BERT, GPT-2, Llama...) gives a tree read
+//! from names its real structure: PyTorch's classes and state_dict order, buffers apart.
+
+use std::path::Path;
+
+use crate::families::{Config, Family, structure};
+use crate::model::Model;
+use crate::text::escape;
+
+/// `model` with its family's tree, and the family with its config, when config.json names one
+/// paramscope runs. An unknown `model_type` or a config that does not fit adds one warning line and
+/// leaves the tree as the names gave it.
+pub fn apply(
+    model: Model,
+    file: &Path,
+    warnings: &mut Vec<String>,
+) -> (Model, Option<(Family, Config)>) {
+    let (family, config) = match structure::detect(file) {
+        Ok(Some(found)) => found,
+        Ok(None) => return (model, None),
+        Err(e) => {
+            warnings.push(e.to_string());
+            return (model, None);
+        }
+    };
+    match structure::apply(family, &config, &model) {
+        Ok(applied) => {
+            if !applied.extra.is_empty() {
+                warnings.push(format!(
+                    "{} tensor(s) that the {family:?} family does not have are listed at the root: {}",
+                    applied.extra.len(),
+                    applied
+                        .extra
+                        .iter()
+                        .take(5)
+                        .map(|n| escape(n).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            (applied.model, Some((family, config)))
+        }
+        Err(e) => {
+            warnings.push(e.to_string());
+            (model, None)
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Scaled dot-product attention over heads, multi-head or grouped-query, with a padding mask and
+//! optionally a causal one: QKᵀ and AV for each (sequence, head) are small GEMMs through the kernel,
+//! on strided views of the projected activations (no copies per head).
+
+use ndarray::{ArrayView2, ArrayViewMut2, s};
+
+use super::ops::softmax;
+use crate::kernel;
+
+/// Which keys each query may see.
+#[derive(Debug, Clone, Copy)]
+pub struct Mask<'a> {
+    /// The real length of each sequence of the batch; keys past it are padding.
+    pub lens: &'a [usize],
+    /// Whether a query sees only keys at or before its position.
+    pub causal: bool,
+    /// A sliding window (Mistral): a query sees only the last `window` keys up to itself.
+    pub window: Option<usize>,
+}
+
+impl Mask<'_> {
+    fn allows(&self, seq: usize, query: usize, key: usize) -> bool {
+        key < self.lens[seq]
+            && (!self.causal || key <= query)
+            && self.window.is_none_or(|w| query < key + w)
+    }
+}
+
+/// The head layout: `heads` query heads of `head_dim`, sharing `kv_heads` key/value heads.
+#[derive(Debug, Clone, Copy)]
+pub struct Heads {
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads; `heads` is a multiple.
+    pub kv_heads: usize,
+    /// The width of one head.
+    pub head_dim: usize,
+    /// What QKᵀ is multiplied by: `1/√head_dim` in all three families (GPT-2 may also divide by the
+    /// layer's number).
+    pub scale: f32,
+}
+
+impl Heads {
+    /// `heads` query heads sharing `kv_heads`, scaled by `1/√head_dim`.
+    #[must_use]
+    pub fn new(heads: usize, kv_heads: usize, head_dim: usize) -> Self {
+        Self {
+            heads,
+            kv_heads,
+            head_dim,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+        }
+    }
+}
+
+/// `softmax(QKᵀ·scale + mask)·V` for every sequence and head.
+///
+/// `q` and `out` are `batch·len × heads·head_dim`, `k` and `v` `batch·len × kv_heads·head_dim`
+/// (views, so a fused QKV projection is read in place); `scores` is scratch, resized as needed.
+pub fn attend(
+    q: ArrayView2<f32>,
+    k: ArrayView2<f32>,
+    v: ArrayView2<f32>,
+    mut out: ArrayViewMut2<f32>,
+    len: usize,
+    shape: Heads,
+    mask: Mask,
+    scores: &mut Vec<f32>,
+) {
+    let Heads {
+        heads,
+        kv_heads,
+        head_dim,
+        scale,
+    } = shape;
+    let batch = mask.lens.len();
+    scores.resize(len * len, 0.0);
+    let group = heads / kv_heads;
+    for b in 0..batch {
+        let r = b * len..(b + 1) * len;
+        for h in 0..heads {
+            let cols = h * head_dim..(h + 1) * head_dim;
+            let kv_cols = (h / group) * head_dim..(h / group + 1) * head_dim;
+            let qh = q.slice(s![r.clone(), cols.clone()]);
+            let kh = k.slice(s![r.clone(), kv_cols.clone()]);
+            let vh = v.slice(s![r.clone(), kv_cols]);
+            let a = ArrayViewMut2::from_shape((len, len), &mut scores[..])
+                .expect("scores is len × len");
+            kernel::gemm(scale, qh, kh.t(), 0.0, a);
+            for (i, row) in scores.chunks_exact_mut(len).enumerate() {
+                for (j, x) in row.iter_mut().enumerate() {
+                    if !mask.allows(b, i, j) {
+                        *x = f32::NEG_INFINITY;
+                    }
+                }
+                softmax(row);
+            }
+            let a = ArrayView2::from_shape((len, len), &scores[..]).expect("scores is len × len");
+            kernel::gemm(1.0, a, vh, 0.0, out.slice_mut(s![r.clone(), cols]));
+        }
+    }
+}
+
+/// C-order views of flat buffers: `rows × width`.
+///
+/// # Panics
+/// When a buffer does not hold `rows·width` values.
+#[must_use]
+pub fn view(x: &[f32], width: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((x.len() / width, width), x).expect("a buffer of whole rows")
+}
+
+/// [`view`], mutable.
+///
+/// # Panics
+/// When a buffer does not hold whole rows.
+pub fn view_mut(x: &mut [f32], width: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((x.len() / width, width), x).expect("a buffer of whole rows")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causal_first_row_copies_the_first_value_and_groups_share_kv() {
+        // One sequence of 2, two query heads of width 1 sharing one kv head.
+        let q = [1.0, 2.0, 3.0, 4.0];
+        let k = [0.5, -0.5];
+        let v = [10.0, 20.0];
+        let mut out = [0.0; 4];
+        let shape = Heads::new(2, 1, 1);
+        let mask = Mask {
+            lens: &[2],
+            causal: true,
+            window: None,
+        };
+        attend(
+            view(&q, 2),
+            view(&k, 1),
+            view(&v, 1),
+            view_mut(&mut out, 2),
+            2,
+            shape,
+            mask,
+            &mut Vec::new(),
+        );
+        assert_eq!(&out[..2], &[10.0, 10.0]);
+        // Second row, head 0: scores 3·0.5 and 3·-0.5.
+        let w = 1.0 / (1.0 + (-3.0f32).exp());
+        assert!((out[2] - (w * 10.0 + (1.0 - w) * 20.0)).abs() < 1e-5);
+    }
+}

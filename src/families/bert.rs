@@ -1,0 +1,326 @@
+//! BERT (`model_type: bert`): embeddings, post-norm encoder layers, GELU MLP; the last hidden state
+//! is the output (what sentence-transformers pools).
+
+use std::collections::HashSet;
+
+use ndarray::{ArrayD, IxDyn};
+
+use super::attention::{self, Heads, Mask, view, view_mut};
+use super::config::Config;
+use super::ops::{self, Activation};
+use super::structure::{Node, wrap};
+use super::weights::{Embedding, Linear, Weights};
+use super::{Batch, FamilyError, Recorder};
+use crate::model::{Model, ParamId};
+
+/// BERT's weights, read and packed.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    prefix: String,
+    heads: Heads,
+    act: Activation,
+    word: Embedding,
+    position: Embedding,
+    token_type: Embedding,
+    norm: Norm,
+    layers: Vec<Layer>,
+    pub(super) versions: Vec<(ParamId, u64)>,
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attention_out: Linear,
+    attention_norm: Norm,
+    intermediate: Linear,
+    output: Linear,
+    output_norm: Norm,
+}
+
+/// A LayerNorm's weight, bias and eps.
+#[derive(Debug, Clone)]
+pub(super) struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    pub(super) fn read(
+        w: &mut Weights,
+        path: &str,
+        width: usize,
+        eps: f64,
+    ) -> Result<Self, FamilyError> {
+        Ok(Self {
+            weight: w.get(&format!("{path}.weight"), &[width])?,
+            bias: w.get(&format!("{path}.bias"), &[width])?,
+            eps: eps as f32,
+        })
+    }
+
+    pub(super) fn apply(&self, x: &mut [f32]) {
+        ops::layer_norm(x, &self.weight, &self.bias, self.eps);
+    }
+}
+
+struct Sizes {
+    hidden: usize,
+    heads: usize,
+    layers: usize,
+    intermediate: usize,
+    vocab: usize,
+    positions: usize,
+    types: usize,
+    eps: f64,
+}
+
+fn sizes(c: &Config) -> Result<Sizes, FamilyError> {
+    let shape = c.attention_shape()?;
+    Ok(Sizes {
+        hidden: shape.hidden,
+        heads: shape.heads,
+        layers: Config::need("num_hidden_layers", c.num_hidden_layers)?,
+        intermediate: Config::need("intermediate_size", c.intermediate_size)?,
+        vocab: Config::need("vocab_size", c.vocab_size)?,
+        positions: Config::need(
+            "max_position_embeddings",
+            c.max_position_embeddings.or(Some(512)),
+        )?,
+        types: Config::need("type_vocab_size", c.type_vocab_size.or(Some(2)))?,
+        eps: c.layer_norm_eps.unwrap_or(1e-12),
+    })
+}
+
+fn activation(c: &Config) -> Result<Activation, FamilyError> {
+    let name = c.hidden_act.as_deref().unwrap_or("gelu");
+    Activation::from_name(name).ok_or_else(|| {
+        FamilyError::Input(format!(
+            "config.json: hidden_act {:?} is not supported (gelu, gelu_new, gelu_pytorch_tanh, silu, relu are)",
+            crate::text::escape(name)
+        ))
+    })
+}
+
+/// `bert.` when the checkpoint is a task model (`BertForMaskedLM`...), else nothing.
+fn find_prefix(has: impl Fn(&str) -> bool) -> String {
+    ["", "bert."]
+        .into_iter()
+        .find(|p| has(&format!("{p}embeddings.word_embeddings.weight")))
+        .unwrap_or("")
+        .to_owned()
+}
+
+impl Plan {
+    pub(super) fn new(model: &Model, c: &Config) -> Result<Self, FamilyError> {
+        let s = sizes(c)?;
+        let act = activation(c)?;
+        let mut w = Weights::new(model);
+        let p = find_prefix(|n| w.has(n));
+        let h = s.hidden;
+        let mut layers = Vec::with_capacity(s.layers);
+        for i in 0..s.layers {
+            let l = format!("{p}encoder.layer.{i}");
+            layers.push(Layer {
+                query: w.linear(&format!("{l}.attention.self.query"), h, h, true)?,
+                key: w.linear(&format!("{l}.attention.self.key"), h, h, true)?,
+                value: w.linear(&format!("{l}.attention.self.value"), h, h, true)?,
+                attention_out: w.linear(&format!("{l}.attention.output.dense"), h, h, true)?,
+                attention_norm: Norm::read(
+                    &mut w,
+                    &format!("{l}.attention.output.LayerNorm"),
+                    h,
+                    s.eps,
+                )?,
+                intermediate: w.linear(
+                    &format!("{l}.intermediate.dense"),
+                    h,
+                    s.intermediate,
+                    true,
+                )?,
+                output: w.linear(&format!("{l}.output.dense"), s.intermediate, h, true)?,
+                output_norm: Norm::read(&mut w, &format!("{l}.output.LayerNorm"), h, s.eps)?,
+            });
+        }
+        let e = format!("{p}embeddings");
+        Ok(Self {
+            heads: Heads::new(s.heads, s.heads, h / s.heads),
+            act,
+            word: Embedding::read(&mut w, &format!("{e}.word_embeddings"), s.vocab, h)?,
+            position: Embedding::read(&mut w, &format!("{e}.position_embeddings"), s.positions, h)?,
+            token_type: Embedding::read(&mut w, &format!("{e}.token_type_embeddings"), s.types, h)?,
+            norm: Norm::read(&mut w, &format!("{e}.LayerNorm"), h, s.eps)?,
+            layers,
+            versions: w.versions,
+            prefix: p,
+        })
+    }
+
+    /// The last hidden state `[batch, len, hidden]`, recording embeddings, each layer, its
+    /// attention, intermediate and output.
+    pub(super) fn run(
+        &self,
+        batch: &Batch,
+        rec: &mut Recorder,
+    ) -> Result<ArrayD<f32>, FamilyError> {
+        let len = batch.len;
+        if len > self.position.count() {
+            return Err(FamilyError::Input(format!(
+                "{len} tokens is more than the model's {} positions",
+                self.position.count()
+            )));
+        }
+        let p = &self.prefix;
+        let mut h = Vec::new();
+        for (r, &id) in batch.ids.iter().enumerate() {
+            self.word.push(id as usize, &mut h)?;
+            let row = h.len() - self.norm.weight.len()..;
+            // token_type_ids default to zeros, position_ids to 0..len.
+            self.token_type.add(0, &mut h[row.clone()])?;
+            self.position.add(r % len, &mut h[row])?;
+        }
+        self.norm.apply(&mut h);
+        rec.record(&format!("{p}embeddings"), "BertEmbeddings", &h);
+        let mask = Mask {
+            lens: &batch.lens,
+            causal: false,
+            window: None,
+        };
+        let [
+            mut q,
+            mut k,
+            mut v,
+            mut ctx,
+            mut a,
+            mut mid,
+            mut out,
+            mut scores,
+        ]: [Vec<f32>; 8] = Default::default();
+        let h_width = self.norm.weight.len();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let l = format!("{p}encoder.layer.{i}");
+            layer.query.forward(&h, &mut q);
+            layer.key.forward(&h, &mut k);
+            layer.value.forward(&h, &mut v);
+            ctx.resize(q.len(), 0.0);
+            attention::attend(
+                view(&q, h_width),
+                view(&k, h_width),
+                view(&v, h_width),
+                view_mut(&mut ctx, h_width),
+                len,
+                self.heads,
+                mask,
+                &mut scores,
+            );
+            layer.attention_out.forward(&ctx, &mut a);
+            add(&mut a, &h);
+            layer.attention_norm.apply(&mut a);
+            rec.record(&format!("{l}.attention"), "BertAttention", &a);
+            layer.intermediate.forward(&a, &mut mid);
+            self.act.apply(&mut mid);
+            rec.record(&format!("{l}.intermediate"), "BertIntermediate", &mid);
+            layer.output.forward(&mid, &mut out);
+            add(&mut out, &a);
+            layer.output_norm.apply(&mut out);
+            rec.record(&format!("{l}.output"), "BertOutput", &out);
+            std::mem::swap(&mut h, &mut out);
+            rec.record(&l, "BertLayer", &h);
+            rec.block_done(i + 1, self.layers.len());
+        }
+        let width = self.norm.weight.len();
+        Ok(
+            ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), h)
+                .expect("batch·len·hidden"),
+        )
+    }
+}
+
+/// `a += b`, element by element (a residual connection).
+pub(super) fn add(a: &mut [f32], b: &[f32]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+}
+
+/// BERT's modules as transformers registers them.
+pub(super) fn skeleton(c: &Config, names: &HashSet<String>) -> Result<Node, FamilyError> {
+    let s = sizes(c)?;
+    let p = find_prefix(|n| names.contains(n));
+    let h = s.hidden;
+    let pad = c.pad_token_id.as_ref().and_then(serde_json::Value::as_u64);
+    let embeddings = Node::class(
+        "embeddings",
+        "BertEmbeddings",
+        vec![
+            Node::embedding("word_embeddings", s.vocab, h, pad),
+            Node::embedding("position_embeddings", s.positions, h, None),
+            Node::embedding("token_type_embeddings", s.types, h, None),
+            Node::layer_norm("LayerNorm", h, s.eps),
+        ],
+    )
+    .with_buffers(&["position_ids", "token_type_ids"]);
+    let layer = |i: usize| {
+        let attention = Node::class(
+            "attention",
+            "BertAttention",
+            vec![
+                Node::class(
+                    "self",
+                    "BertSelfAttention",
+                    vec![
+                        Node::linear("query", h, h, true),
+                        Node::linear("key", h, h, true),
+                        Node::linear("value", h, h, true),
+                    ],
+                ),
+                Node::class(
+                    "output",
+                    "BertSelfOutput",
+                    vec![
+                        Node::linear("dense", h, h, true),
+                        Node::layer_norm("LayerNorm", h, s.eps),
+                    ],
+                ),
+            ],
+        );
+        Node::class(
+            i.to_string(),
+            "BertLayer",
+            vec![
+                attention,
+                Node::class(
+                    "intermediate",
+                    "BertIntermediate",
+                    vec![Node::linear("dense", h, s.intermediate, true)],
+                ),
+                Node::class(
+                    "output",
+                    "BertOutput",
+                    vec![
+                        Node::linear("dense", s.intermediate, h, true),
+                        Node::layer_norm("LayerNorm", h, s.eps),
+                    ],
+                ),
+            ],
+        )
+    };
+    let model = Node::class(
+        p.trim_end_matches('.'),
+        "BertModel",
+        vec![
+            embeddings,
+            Node::class(
+                "encoder",
+                "BertEncoder",
+                vec![Node::list("layer", (0..s.layers).map(layer).collect())],
+            ),
+            Node::class(
+                "pooler",
+                "BertPooler",
+                vec![Node::linear("dense", h, h, true)],
+            ),
+        ],
+    );
+    Ok(wrap(model, &p, c, "BertPreTrainedModel"))
+}

@@ -1,0 +1,248 @@
+//! `config.json` of a Hugging Face checkpoint: read with a size cap, parsed into typed fields, each
+//! family taking what it needs and naming what is missing.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::text::escape;
+
+/// The largest `config.json` read: real ones are a few KB.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Why a `config.json` cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", escape(&.path.display().to_string()))]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The file is too long to be a config.
+    #[error("{}: {size} bytes is too long for a config.json (at most {MAX_CONFIG_BYTES})", escape(&.path.display().to_string()))]
+    TooLong {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        size: u64,
+    },
+    /// Not JSON, or a field of the wrong type.
+    #[error("{}: {source}", escape(&.path.display().to_string()))]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+    /// A field the family needs is absent or out of range.
+    #[error("config.json: {field} {why}")]
+    Field {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+/// RoPE's frequency scaling (`rope_scaling`, or the scaling part of `rope_parameters`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct RopeScaling {
+    /// `default`, `linear`, `dynamic` or `llama3` (older files say `type`).
+    #[serde(alias = "type")]
+    pub rope_type: Option<String>,
+    /// The scaling factor.
+    pub factor: Option<f64>,
+    /// llama3: `low_freq_factor`.
+    pub low_freq_factor: Option<f64>,
+    /// llama3: `high_freq_factor`.
+    pub high_freq_factor: Option<f64>,
+    /// llama3: the context length the model was trained with.
+    pub original_max_position_embeddings: Option<f64>,
+    /// transformers 5 keeps the base here.
+    pub rope_theta: Option<f64>,
+}
+
+/// Every field the families read, each optional; [`Config::need`] turns an absent one into an error.
+/// GPT-2's own names (`n_embd`, ...) are aliases of the common ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[expect(missing_docs, reason = "the fields are Hugging Face's config names")]
+pub struct Config {
+    pub model_type: Option<String>,
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    pub vocab_size: Option<usize>,
+    #[serde(alias = "n_embd")]
+    pub hidden_size: Option<usize>,
+    #[serde(alias = "n_layer")]
+    pub num_hidden_layers: Option<usize>,
+    #[serde(alias = "n_head")]
+    pub num_attention_heads: Option<usize>,
+    pub num_key_value_heads: Option<usize>,
+    pub head_dim: Option<usize>,
+    #[serde(alias = "n_inner")]
+    pub intermediate_size: Option<usize>,
+    #[serde(alias = "activation_function")]
+    pub hidden_act: Option<String>,
+    #[serde(alias = "layer_norm_epsilon")]
+    pub layer_norm_eps: Option<f64>,
+    pub rms_norm_eps: Option<f64>,
+    #[serde(alias = "n_positions")]
+    pub max_position_embeddings: Option<usize>,
+    pub type_vocab_size: Option<usize>,
+    pub rope_theta: Option<f64>,
+    pub rope_scaling: Option<RopeScaling>,
+    pub rope_parameters: Option<RopeScaling>,
+    pub tie_word_embeddings: Option<bool>,
+    pub attention_bias: Option<bool>,
+    pub mlp_bias: Option<bool>,
+    pub pad_token_id: Option<serde_json::Value>,
+    pub scale_attn_weights: Option<bool>,
+    pub scale_attn_by_inverse_layer_idx: Option<bool>,
+    pub reorder_and_upcast_attn: Option<bool>,
+    pub sliding_window: Option<usize>,
+    pub use_sliding_window: Option<bool>,
+}
+
+/// Sizes past these are not real models: refusing them keeps allocations bounded.
+const MAX_DIM: usize = 1 << 17;
+const MAX_LAYERS: usize = 4096;
+
+impl Config {
+    /// Reads `path`, refusing files over a megabyte.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let read = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let size = std::fs::metadata(path).map_err(read)?.len();
+        if size > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLong {
+                path: path.to_owned(),
+                size,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(read)?;
+        serde_json::from_slice(&bytes).map_err(|source| ConfigError::Json {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    /// A size field that must be present, positive and plausible.
+    pub fn need(field: &'static str, value: Option<usize>) -> Result<usize, ConfigError> {
+        let limit = if field == "num_hidden_layers" {
+            MAX_LAYERS
+        } else {
+            MAX_DIM * 64
+        };
+        match value {
+            None => Err(ConfigError::Field {
+                field,
+                why: "is missing".into(),
+            }),
+            Some(0) => Err(ConfigError::Field {
+                field,
+                why: "is 0".into(),
+            }),
+            Some(v) if v > limit => Err(ConfigError::Field {
+                field,
+                why: format!("is {v}, more than {limit}"),
+            }),
+            Some(v) => Ok(v),
+        }
+    }
+
+    /// `hidden_size / num_attention_heads` (or `head_dim`), checked to divide evenly.
+    pub fn attention_shape(&self) -> Result<AttentionShape, ConfigError> {
+        let hidden = Self::need("hidden_size", self.hidden_size)?;
+        let heads = Self::need("num_attention_heads", self.num_attention_heads)?;
+        let kv_heads = Self::need(
+            "num_key_value_heads",
+            Some(self.num_key_value_heads.unwrap_or(heads)),
+        )?;
+        let head_dim = match self.head_dim {
+            Some(d) => Self::need("head_dim", Some(d))?,
+            None if hidden % heads == 0 => hidden / heads,
+            None => {
+                return Err(ConfigError::Field {
+                    field: "num_attention_heads",
+                    why: format!("({heads}) does not divide hidden_size ({hidden})"),
+                });
+            }
+        };
+        if heads % kv_heads != 0 {
+            return Err(ConfigError::Field {
+                field: "num_key_value_heads",
+                why: format!("({kv_heads}) does not divide num_attention_heads ({heads})"),
+            });
+        }
+        if head_dim > MAX_DIM || heads > MAX_DIM {
+            return Err(ConfigError::Field {
+                field: "head_dim",
+                why: format!("{head_dim} x {heads} heads is implausible"),
+            });
+        }
+        Ok(AttentionShape {
+            hidden,
+            heads,
+            kv_heads,
+            head_dim,
+        })
+    }
+
+    /// The RoPE settings: transformers 5's `rope_parameters`, else `rope_theta` and `rope_scaling`.
+    #[must_use]
+    pub fn rope(&self) -> (f64, RopeScaling) {
+        let scaling = self
+            .rope_parameters
+            .clone()
+            .or_else(|| self.rope_scaling.clone())
+            .unwrap_or_default();
+        let theta = scaling.rope_theta.or(self.rope_theta).unwrap_or(10_000.0);
+        (theta, scaling)
+    }
+}
+
+/// The head layout of an attention layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    /// The model width.
+    pub hidden: usize,
+    /// Query heads.
+    pub heads: usize,
+    /// Key/value heads (fewer than `heads` in grouped-query attention).
+    pub kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpt2_names_are_aliases_and_rope_parameters_win() {
+        let c: Config = serde_json::from_str(
+            r#"{"model_type":"gpt2","n_embd":8,"n_head":2,"n_layer":1,
+                "rope_theta":5.0,"rope_parameters":{"rope_type":"llama3","rope_theta":7.0,"factor":8}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.attention_shape().unwrap().head_dim, 4);
+        let (theta, scaling) = c.rope();
+        assert_eq!(theta, 7.0);
+        assert_eq!(scaling.rope_type.as_deref(), Some("llama3"));
+    }
+
+    #[test]
+    fn uneven_heads_and_absurd_sizes_are_refused() {
+        let c: Config =
+            serde_json::from_str(r#"{"hidden_size":10,"num_attention_heads":3}"#).unwrap();
+        assert!(c.attention_shape().is_err());
+        assert!(Config::need("num_hidden_layers", Some(1 << 30)).is_err());
+        assert!(Config::need("vocab_size", None).is_err());
+    }
+}

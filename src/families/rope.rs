@@ -1,0 +1,211 @@
+//! Rotary position embeddings in Hugging Face's half-split layout: the first half of each head's
+//! dimensions pairs with the second half (`rotate_half`), not neighbouring dimensions.
+
+use std::f64::consts::PI;
+
+use super::config::{ConfigError, RopeScaling};
+
+/// The inverse frequencies of one head, after the config's scaling, and the positions they were
+/// scaled for.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    /// `head_dim / 2` inverse frequencies.
+    inv_freq: Vec<f64>,
+    /// `theta`, kept for `dynamic` scaling, which recomputes the frequencies for long inputs.
+    theta: f64,
+    scaling: Scaling,
+    head_dim: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Scaling {
+    None,
+    /// NTK-aware: past `max_positions`, the base grows with the input's length.
+    Dynamic {
+        factor: f64,
+        max_positions: f64,
+    },
+}
+
+impl Rope {
+    /// The frequencies for heads of `head_dim` with base `theta` and the config's scaling.
+    pub fn new(
+        head_dim: usize,
+        theta: f64,
+        scaling: &RopeScaling,
+        max_positions: usize,
+    ) -> Result<Self, ConfigError> {
+        if head_dim % 2 != 0 {
+            return Err(ConfigError::Field {
+                field: "head_dim",
+                why: format!("{head_dim} is odd; RoPE pairs the dimensions"),
+            });
+        }
+        let factor = || {
+            scaling
+                .factor
+                .filter(|f| f.is_finite() && *f > 0.0)
+                .ok_or(ConfigError::Field {
+                    field: "rope_scaling",
+                    why: "needs a positive factor".into(),
+                })
+        };
+        let mut inv_freq = frequencies(head_dim, theta);
+        let kind = match scaling.rope_type.as_deref().unwrap_or("default") {
+            "default" => Scaling::None,
+            "linear" => {
+                // As transformers: the frequencies divided, which is the positions divided.
+                let factor = factor()?;
+                inv_freq.iter_mut().for_each(|f| *f /= factor);
+                Scaling::None
+            }
+            "dynamic" => Scaling::Dynamic {
+                factor: factor()?,
+                max_positions: max_positions as f64,
+            },
+            "llama3" => {
+                llama3(&mut inv_freq, factor()?, scaling)?;
+                Scaling::None
+            }
+            other => {
+                return Err(ConfigError::Field {
+                    field: "rope_scaling",
+                    why: format!(
+                        "type {:?} is not supported (default, linear, dynamic, llama3 are)",
+                        crate::text::escape(other)
+                    ),
+                });
+            }
+        };
+        Ok(Self {
+            inv_freq,
+            theta,
+            scaling: kind,
+            head_dim,
+        })
+    }
+
+    /// The cos and sin tables for positions `0..len`, each `len × head_dim` (the half repeated, as
+    /// transformers' `cat((freqs, freqs))`).
+    #[must_use]
+    pub fn tables(&self, len: usize) -> (Vec<f32>, Vec<f32>) {
+        let inv_freq = match self.scaling {
+            Scaling::Dynamic {
+                factor,
+                max_positions,
+            } if len as f64 > max_positions => {
+                let d = self.head_dim as f64;
+                let base = self.theta
+                    * (factor * len as f64 / max_positions - (factor - 1.0)).powf(d / (d - 2.0));
+                frequencies(self.head_dim, base)
+            }
+            Scaling::None | Scaling::Dynamic { .. } => self.inv_freq.clone(),
+        };
+        let half = self.head_dim / 2;
+        let mut cos = vec![0.0; len * self.head_dim];
+        let mut sin = vec![0.0; len * self.head_dim];
+        for p in 0..len {
+            for (i, f) in inv_freq.iter().enumerate() {
+                // transformers multiplies in f32; the angle is rounded to f32 the same way here.
+                let angle = f64::from(p as f32 * *f as f32);
+                let (s, c) = angle.sin_cos();
+                for at in [p * self.head_dim + i, p * self.head_dim + half + i] {
+                    cos[at] = c as f32;
+                    sin[at] = s as f32;
+                }
+            }
+        }
+        (cos, sin)
+    }
+}
+
+/// `1 / theta^(2i/d)` for `i` in `0..d/2`.
+fn frequencies(head_dim: usize, theta: f64) -> Vec<f64> {
+    (0..head_dim / 2)
+        .map(|i| {
+            let exponent = (2 * i) as f64 / head_dim as f64;
+            f64::from(1.0 / theta.powf(exponent) as f32)
+        })
+        .collect()
+}
+
+/// Llama 3's scaling: long wavelengths divided by the factor, short ones kept, a smooth blend between.
+fn llama3(inv_freq: &mut [f64], factor: f64, s: &RopeScaling) -> Result<(), ConfigError> {
+    let missing = |what: &str| ConfigError::Field {
+        field: "rope_scaling",
+        why: format!("llama3 needs {what}"),
+    };
+    let low = s
+        .low_freq_factor
+        .ok_or_else(|| missing("low_freq_factor"))?;
+    let high = s
+        .high_freq_factor
+        .ok_or_else(|| missing("high_freq_factor"))?;
+    let context = s
+        .original_max_position_embeddings
+        .ok_or_else(|| missing("original_max_position_embeddings"))?;
+    if high <= low {
+        return Err(missing("high_freq_factor above low_freq_factor"));
+    }
+    let low_wavelen = context / low;
+    let high_wavelen = context / high;
+    for f in inv_freq {
+        let wavelen = 2.0 * PI / *f;
+        if wavelen > low_wavelen {
+            *f /= factor;
+        } else if wavelen >= high_wavelen {
+            let smooth = (context / wavelen - low) / (high - low);
+            *f = (1.0 - smooth) * *f / factor + smooth * *f;
+        }
+    }
+    Ok(())
+}
+
+/// Rotates each head of `x` (`rows × heads·head_dim`, row `r` at position `r % len`) in place:
+/// `x·cos + rotate_half(x)·sin`.
+pub fn apply(x: &mut [f32], heads: usize, head_dim: usize, len: usize, cos: &[f32], sin: &[f32]) {
+    let half = head_dim / 2;
+    for (r, row) in x.chunks_exact_mut(heads * head_dim).enumerate() {
+        let p = r % len;
+        let (cos, sin) = (
+            &cos[p * head_dim..][..head_dim],
+            &sin[p * head_dim..][..head_dim],
+        );
+        for head in row.chunks_exact_mut(head_dim) {
+            let (a, b) = head.split_at_mut(half);
+            for i in 0..half {
+                let (x1, x2) = (a[i], b[i]);
+                a[i] = x1 * cos[i] - x2 * sin[i];
+                b[i] = x2 * cos[half + i] + x1 * sin[half + i];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_zero_is_the_identity_and_llama3_divides_long_wavelengths() {
+        let rope = Rope::new(4, 10_000.0, &RopeScaling::default(), 128).unwrap();
+        let (cos, sin) = rope.tables(2);
+        let mut x = vec![1.0, 2.0, 3.0, 4.0, 1.0, 0.0, 0.0, 0.0];
+        apply(&mut x, 1, 4, 2, &cos, &sin);
+        assert_eq!(&x[..4], &[1.0, 2.0, 3.0, 4.0]);
+        // Position 1, first pair: (cos 1, sin 1) rotation of (1, 0).
+        assert!((x[4] - 1f32.cos()).abs() < 1e-7 && (x[6] - 1f32.sin()).abs() < 1e-7);
+        let scaling = RopeScaling {
+            rope_type: Some("llama3".into()),
+            factor: Some(8.0),
+            low_freq_factor: Some(1.0),
+            high_freq_factor: Some(4.0),
+            original_max_position_embeddings: Some(8.0),
+            rope_theta: None,
+        };
+        let scaled = Rope::new(4, 10_000.0, &scaling, 128).unwrap();
+        // Wavelength 2π (first) is under 8/4: kept; 2π·100 (second) is over 8: divided by 8.
+        assert_eq!(scaled.inv_freq[0], rope.inv_freq[0]);
+        assert_eq!(scaled.inv_freq[1], rope.inv_freq[1] / 8.0);
+    }
+}

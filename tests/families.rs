@@ -1,0 +1,321 @@
+//! The families against transformers' eager fp32 forward (tests/fixtures/families/make.py): tiny
+//! random BERT, GPT-2, Llama (llama3 RoPE scaling, grouped-query), Mistral (sliding window) and
+//! Qwen2 (QKV bias, tied head) checkpoints, with every module boundary's output, the top-5 next
+//! tokens, the tokenizer's ids, and sentence-transformers' pooled embedding.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use paramscope::checkpoint::{self, LoadOptions};
+use paramscope::families::sentence::Pooling;
+use paramscope::families::tokenize::TextTokenizer;
+use paramscope::families::{self, Batch, Family, FamilyError, Plan, predict, structure};
+use paramscope::io::safetensors;
+use paramscope::model::Model;
+use serde_json::Value;
+
+const TEXTS: [&str; 2] = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Hello world",
+];
+const FAMILIES: [&str; 5] = ["bert", "gpt2", "llama", "mistral", "qwen2"];
+
+fn folder(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/families")
+        .join(name)
+}
+
+/// What transformers computed: every tensor of expected.safetensors as (shape, f32 values).
+fn expected(name: &str) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let file = safetensors::open(&folder(name).join("expected.safetensors")).unwrap();
+    file.tensors
+        .into_iter()
+        .map(|(n, t)| {
+            let values = t.to_f32_vec().unwrap();
+            (n, (t.shape().to_vec(), values))
+        })
+        .collect()
+}
+
+fn load(name: &str) -> (Model, Family, families::Config) {
+    let path = folder(name);
+    let loaded = checkpoint::open(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let (family, config) = loaded.family.expect("config.json names the family");
+    (loaded.model, family, config)
+}
+
+/// Max absolute error relative to the reference's largest magnitude.
+fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
+    assert_eq!(ours.len(), theirs.len());
+    let scale = theirs
+        .iter()
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(f32::MIN_POSITIVE);
+    let err = ours
+        .iter()
+        .zip(theirs)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    err / scale
+}
+
+/// The ids our tokenizer gives each text, checked against transformers' (unpadded).
+fn tokens(name: &str, want: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> Vec<Vec<u32>> {
+    let tokenizer = TextTokenizer::open(&folder(name)).unwrap();
+    let (shape, ids) = &want["input_ids"];
+    let (_, mask) = &want["attention_mask"];
+    TEXTS
+        .iter()
+        .enumerate()
+        .map(|(b, text)| {
+            let ours = tokenizer.encode(text).unwrap();
+            let row = b * shape[1]..(b + 1) * shape[1];
+            let theirs: Vec<u32> = ids[row.clone()]
+                .iter()
+                .zip(&mask[row])
+                .filter(|(_, m)| **m == 1.0)
+                .map(|(id, _)| *id as u32)
+                .collect();
+            assert_eq!(ours, theirs, "{name}: token ids of {text:?}");
+            ours
+        })
+        .collect()
+}
+
+#[test]
+fn every_family_matches_transformers_layer_by_layer() {
+    for name in FAMILIES {
+        let want = expected(name);
+        let (model, family, config) = load(name);
+        let sequences = tokens(name, &want);
+        let batch = Batch::new(&sequences, 0).unwrap();
+        let plan = Plan::new(family, &model, &config).unwrap();
+        let mut blocks = Vec::new();
+        let pass = plan
+            .run_with_progress(&batch, &mut |done, total| blocks.push((done, total)))
+            .unwrap();
+        assert_eq!(blocks, [(1, 2), (2, 2)], "{name}: progress per block");
+        let (shape, output) = &want["output"];
+        assert_eq!(
+            pass.output.shape(),
+            shape.as_slice(),
+            "{name}: output shape"
+        );
+        let err = relative_error(pass.output.as_slice().unwrap(), output);
+        assert!(err <= 1e-4, "{name}: output off by {err}");
+        let layers: Vec<&str> = want
+            .keys()
+            .filter_map(|k| k.strip_prefix("layer."))
+            .collect();
+        assert_eq!(
+            pass.activations.len(),
+            layers.len(),
+            "{name}: one activation per boundary"
+        );
+        for a in &pass.activations {
+            let (shape, theirs) = want
+                .get(&format!("layer.{}", a.path))
+                .unwrap_or_else(|| panic!("{name}: transformers has no module {}", a.path));
+            assert_eq!(a.output.shape(), shape.as_slice(), "{name}: {}", a.path);
+            let err = relative_error(a.output.as_slice().unwrap(), theirs);
+            assert!(err <= 1e-4, "{name}: {} off by {err}", a.path);
+        }
+        if let Some((_, top5)) = want.get("top5") {
+            let vocab = pass.output.shape()[2];
+            for (b, &n) in batch.lens.iter().enumerate() {
+                let start = (b * batch.len + n - 1) * vocab;
+                let logits = &pass.output.as_slice().unwrap()[start..start + vocab];
+                let ours: Vec<f32> = predict::top_k(logits, 5)
+                    .iter()
+                    .map(|c| c.id as f32)
+                    .collect();
+                assert_eq!(
+                    ours,
+                    top5[b * 5..(b + 1) * 5],
+                    "{name}: top-5 of sequence {b}"
+                );
+            }
+        }
+        assert!(plan.is_current(&model));
+    }
+}
+
+#[test]
+fn sentence_transformers_folder_pools_and_normalizes() {
+    let want = expected("bert");
+    let (model, family, config) = load("bert");
+    let batch = Batch::new(&tokens("bert", &want), 0).unwrap();
+    let pass = Plan::new(family, &model, &config)
+        .unwrap()
+        .run(&batch)
+        .unwrap();
+    let pooling = Pooling::detect(&folder("bert"))
+        .unwrap()
+        .expect("modules.json");
+    let ours = pooling.embed(&pass.output, &batch.lens);
+    let (_, theirs) = &want["embedding"];
+    let err = relative_error(ours.as_slice().unwrap(), theirs);
+    assert!(err <= 1e-4, "embedding off by {err}");
+}
+
+#[test]
+fn the_tree_follows_pytorch_state_dict_order_and_classes() {
+    for name in FAMILIES {
+        let (model, family, config) = load(name);
+        let file_names: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
+        let applied = structure::apply(family, &config, &model).unwrap();
+        assert!(
+            applied.extra.is_empty(),
+            "{name}: unknown tensors {:?}",
+            applied.extra
+        );
+        let text = std::fs::read_to_string(folder(name).join("state_dict.json")).unwrap();
+        let theirs: Vec<String> = serde_json::from_str(&text).unwrap();
+        // transformers' model may have modules the file lacks (BERT's pooler here).
+        let theirs: Vec<String> = theirs
+            .into_iter()
+            .filter(|k| file_names.contains(k))
+            .collect();
+        let ours: Vec<String> = applied
+            .model
+            .state_dict()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(ours, theirs, "{name}: state_dict order");
+    }
+    let (model, family, config) = load("llama");
+    let root = structure::apply(family, &config, &model)
+        .unwrap()
+        .model
+        .root;
+    assert_eq!(root.class_name(), "LlamaForCausalLM");
+    let layer = &root.children[0].children[1].children[0];
+    assert_eq!(layer.class_name(), "LlamaDecoderLayer");
+    assert_eq!(layer.children[3].repr(), "LlamaRMSNorm((32,), eps=1e-06)");
+    let (model, family, config) = load("bert");
+    let applied = structure::apply(family, &config, &model).unwrap().model;
+    let embeddings = &applied.root.children[0];
+    assert_eq!(embeddings.class_name(), "BertEmbeddings");
+    assert_eq!(
+        embeddings.children[0].repr(),
+        "Embedding(30522, 8, padding_idx=0)"
+    );
+    assert_eq!(applied.count_buffers(&applied.root), 0);
+}
+
+#[test]
+fn unknown_model_types_name_the_supported_families() {
+    let config: families::Config = serde_json::from_str(r#"{"model_type": "t5"}"#).unwrap();
+    let err = Family::detect(&config).unwrap_err();
+    assert!(matches!(err, FamilyError::Unsupported(_)));
+    let text = err.to_string();
+    for family in FAMILIES {
+        assert!(text.contains(family), "{text}");
+    }
+}
+
+#[test]
+fn bad_ids_and_empty_sequences_are_errors_not_panics() {
+    let (model, family, config) = load("gpt2");
+    let plan = Plan::new(family, &model, &config).unwrap();
+    let err = plan
+        .run(&Batch::new(&[vec![1, 100_000]], 0).unwrap())
+        .unwrap_err();
+    assert!(err.to_string().contains("100000"), "{err}");
+    assert!(Batch::new(&[vec![]], 0).is_err());
+    let too_long = Batch::new(&[vec![1; 33]], 0).unwrap();
+    assert!(plan.run(&too_long).is_err());
+}
+
+fn paramscope(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_paramscope"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn forward_json_has_tokens_layers_top_k_and_embedding() {
+    let gpt2 = folder("gpt2");
+    let out = paramscope(&[
+        "forward",
+        gpt2.to_str().unwrap(),
+        "--text",
+        TEXTS[0],
+        "--json",
+        "--top-k",
+        "5",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let want = expected("gpt2");
+    let (_, top5) = &want["top5"];
+    let ids: Vec<f32> = json["top_k"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(ids, top5[..5]);
+    assert!(json["top_k"][0]["token"].is_string());
+    let layers = json["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 9);
+    for key in [
+        "path",
+        "repr",
+        "shape",
+        "mean",
+        "std",
+        "absmax",
+        "zero_fraction",
+    ] {
+        assert!(!layers[0][key].is_null(), "{key}");
+    }
+    assert_eq!(json["output_shape"], serde_json::json!([1, 23, 320]));
+
+    let bert = folder("bert");
+    let out = paramscope(&[
+        "forward",
+        bert.to_str().unwrap(),
+        "--text",
+        TEXTS[0],
+        "--text",
+        TEXTS[1],
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, theirs) = &want_embedding();
+    let ours: Vec<f32> = json["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+        })
+        .collect();
+    assert!(relative_error(&ours, theirs) <= 1e-4);
+    assert!(json.get("top_k").is_none());
+
+    let out = paramscope(&["forward", gpt2.to_str().unwrap(), "--tokens", "1,2,x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a token id"));
+}
+
+fn want_embedding() -> (Vec<usize>, Vec<f32>) {
+    expected("bert").remove("embedding").unwrap()
+}
