@@ -3,12 +3,13 @@
 //! The crate map:
 //! - [`model`]: the module tree, parameter identity, the chapter's demos, init schemes, forward passes,
 //!   and the `print(model)` architecture language.
-//! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
+//! - [`tensor`]: tensors as bytes of any safetensors dtype or ggml quantized type, their decoding
+//!   (dequantization) and their statistics.
 //! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
 //! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`.
 //! - [`checkpoint`]: a `MODEL` argument (demo, checkpoint file or folder, architecture text) made
 //!   into a [`model::Model`], its tree inferred from the tensor names.
-//! - [`io`]: pure codecs: safetensors files, `.npy` arrays, safe small-file reads.
+//! - [`io`]: pure codecs: safetensors, PyTorch, GGUF, `.npy`/`.npz` files, safe small-file reads.
 //! - [`kernel`]: the cache-blocked matrix multiply every forward pass goes through.
 //! - [`math`]: erf and QR, for the formulas.
 //! - [`text`]: showing untrusted names safely on a terminal.
