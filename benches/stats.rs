@@ -1,15 +1,59 @@
-//! Statistics throughput: paramscope's one-pass, multi-core stats against a plain Rust loop.
+//! Statistics and histogram throughput: paramscope's one-pass, multi-core stats against a plain
+//! Rust loop, and the histogram pass against the stats pass.
 //!
-//! `cargo bench --bench stats`. The whole-process comparison with PyTorch on a 1 GiB checkpoint is
-//! `benches/checkpoints.py` (see README).
+//! `cargo bench --bench stats`. After divan's table, one line gives both passes' bandwidth (the
+//! best of ten runs each over the same 256 MiB) and their ratio: the histogram pass should keep
+//! at least half the statistics pass's speed. The whole-process comparison with PyTorch on a
+//! 1 GiB checkpoint is `benches/checkpoints.py` (see README).
+
+use std::time::{Duration, Instant};
 
 use divan::counter::BytesCount;
 use divan::{Bencher, black_box};
 use paramscope::tensor::DType;
+use paramscope::tensor::histogram::histogram;
 use paramscope::tensor::stats::stats;
+
+/// Bins of the app's histogram of a large tensor.
+const BINS: usize = 128;
 
 fn main() {
     divan::main();
+    let bytes = data();
+    let numel = bytes.len() / 4;
+    let best = |pass: &dyn Fn()| {
+        (0..10)
+            .map(|_| {
+                let start = Instant::now();
+                pass();
+                start.elapsed()
+            })
+            .min()
+            .unwrap_or(Duration::MAX)
+    };
+    let gbps = |t: Duration| bytes.len() as f64 / t.as_secs_f64() / 1e9;
+    let s = stats(DType::F32, &bytes, numel).unwrap();
+    let stats_time = best(&|| {
+        black_box(stats(DType::F32, black_box(&bytes), numel).unwrap());
+    });
+    let histogram_time = best(&|| {
+        let h = histogram(
+            DType::F32,
+            black_box(&bytes),
+            numel,
+            (s.min, s.max),
+            BINS,
+            |_| {},
+        );
+        black_box(h.unwrap());
+    });
+    println!(
+        "statistics pass {:.1} GB/s, histogram pass {:.1} GB/s ({:.0}% of statistics), over {} MiB",
+        gbps(stats_time),
+        gbps(histogram_time),
+        100.0 * stats_time.as_secs_f64() / histogram_time.as_secs_f64(),
+        bytes.len() >> 20
+    );
 }
 
 /// 64 Mi F32 values (256 MiB): far larger than the caches, as a weight matrix is.
@@ -76,12 +120,12 @@ fn paramscope_histogram(bencher: Bencher) {
     let numel = bytes.len() / 4;
     let s = stats(DType::F32, &bytes, numel).unwrap();
     bencher.counter(BytesCount::new(bytes.len())).bench(|| {
-        paramscope::tensor::histogram::histogram(
+        histogram(
             DType::F32,
             black_box(&bytes),
             numel,
             (s.min, s.max),
-            128,
+            BINS,
             |_| {},
         )
         .unwrap()

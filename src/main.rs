@@ -1,4 +1,5 @@
-//! The `paramscope` binary: a subcommand, or the app when there is none.
+//! The binary: a subcommand, or the app when there is none. Every byte it prints from a file or an
+//! argument goes through [`paramscope::text`] here, once, at the edge.
 
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
@@ -6,16 +7,23 @@ use std::process::ExitCode;
 use clap::Parser;
 use paramscope::app;
 use paramscope::cli::{self, Cli};
+use paramscope::io::fault;
+use paramscope::text::{escape, escape_lines};
 
 fn main() -> ExitCode {
+    fault::install();
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         return run_app(cli.app);
     };
+    exit_cleanly_on_signals();
     match cli::run(command) {
         Ok(stdout) => {
             // A closed pipe (`paramscope tree | head`) is the reader's choice, not an error.
-            match std::io::stdout().lock().write_all(stdout.as_bytes()) {
+            match std::io::stdout()
+                .lock()
+                .write_all(escape_lines(&stdout).as_bytes())
+            {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     eprintln!("error: cannot write to stdout: {e}");
                     ExitCode::FAILURE
@@ -24,9 +32,29 @@ fn main() -> ExitCode {
             }
         }
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", escape(&message));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGINT, SIGTERM and SIGHUP during a subcommand remove the temp file of a write in progress
+/// before the process ends with 128 + the signal, as the default action would report it.
+fn exit_cleanly_on_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("paramscope-signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                fault::remove_temps();
+                std::process::exit(128 + signal);
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("paramscope: a signal may leave a temp file behind: {e}");
     }
 }
 
@@ -35,7 +63,7 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         eprintln!(
             "error: the app needs a terminal; for text, use a subcommand (paramscope tree {})",
-            args.model.as_deref().unwrap_or("demo:mlp")
+            escape(args.model.as_deref().unwrap_or("demo:mlp"))
         );
         return ExitCode::from(2);
     }
@@ -45,10 +73,15 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
         input: args.input,
         seed: args.seed,
     });
+    // A write the worker had not finished leaves no temp file behind.
+    fault::remove_temps();
+    if let Some(signal) = app::terminal::quit_signal() {
+        return ExitCode::from(u8::try_from(128 + signal).unwrap_or(1));
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", escape(&message));
             ExitCode::FAILURE
         }
     }

@@ -996,7 +996,11 @@ fn a_module_summary_reads_at_most_a_budget_on_the_key_thread() {
         .collect::<Vec<_>>()
         .join("\n");
     let root = paramscope::model::arch::parse(&format!("Sequential(\n{layers}\n)\n")).unwrap();
-    let mut app = with_model(paramscope::model::arch::instantiate(&root, 0), "arch", None);
+    let mut app = with_model(
+        paramscope::model::arch::instantiate(&root, 0).unwrap(),
+        "arch",
+        None,
+    );
     work(&mut app);
     app.summaries.clear();
     update(&mut app, Home);

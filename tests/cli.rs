@@ -73,8 +73,13 @@ fn tree_json_lists_every_alias_and_counts_each_tensor_once() {
     let p2 = &tree["params"][2];
     assert_eq!(p2["shape"], serde_json::json!([8, 8]));
     assert_eq!(p2["dtype"], "F32");
-    assert_eq!(p2["shared_with"], serde_json::json!(["4.weight"]));
-    assert_eq!(tree["params"][0]["shared_with"], serde_json::json!([]));
+    // A shared tensor's paths are listed once, as a group each of its entries points at.
+    assert_eq!(p2["shared"], 0);
+    assert_eq!(
+        tree["shared"][0],
+        serde_json::json!(["2.weight", "4.weight"])
+    );
+    assert_eq!(tree["params"][0]["shared"], serde_json::Value::Null);
     assert_eq!(
         tree["modules"]["4"]["repr"],
         "Linear(in_features=8, out_features=8, bias=True)"
@@ -192,8 +197,8 @@ fn an_export_runs_forward_alone_and_keeps_its_ties() {
     let tree = stdout_json(&["tree", file, "--json"]);
     assert_eq!(tree["total_params"], 121);
     assert_eq!(
-        tree["params"][4]["shared_with"],
-        serde_json::json!(["2.weight"])
+        tree["shared"][tree["params"][4]["shared"].as_u64().unwrap() as usize],
+        serde_json::json!(["2.weight", "4.weight"])
     );
     let from_file = stdout_json(&["forward", file, "--batch", "3", "--json"]);
     let from_demo = stdout_json(&["forward", "demo:shared", "--batch", "3", "--json"]);

@@ -92,7 +92,7 @@ const WIDE: &str = "Sequential(
 
 #[test]
 fn passes_after_the_first_allocate_nothing() {
-    let bigger = arch::instantiate(&arch::parse(BIGGER).unwrap(), 1);
+    let bigger = arch::instantiate(&arch::parse(BIGGER).unwrap(), 1).unwrap();
     let cases = [
         ("rgnet", demos::build("rgnet", 0).unwrap(), vec![2, 4]),
         ("mlp", demos::build("mlp", 0).unwrap(), vec![3, 4]),
@@ -102,7 +102,7 @@ fn passes_after_the_first_allocate_nothing() {
         // own packing buffers, sized on their first part).
         (
             "wide",
-            arch::instantiate(&arch::parse(WIDE).unwrap(), 3),
+            arch::instantiate(&arch::parse(WIDE).unwrap(), 3).unwrap(),
             vec![64, 256],
         ),
     ];

@@ -30,7 +30,7 @@ fn models() -> Vec<(&'static str, Model, Vec<usize>)> {
         ("shared", demos::build("shared", 5).unwrap(), vec![2, 4]),
         (
             "bigger",
-            arch::instantiate(&arch::parse(BIGGER).unwrap(), 2),
+            arch::instantiate(&arch::parse(BIGGER).unwrap(), 2).unwrap(),
             vec![3, 33, 64],
         ),
     ]
@@ -95,7 +95,8 @@ fn by_hand(model: &Model, x: &ArrayD<f32>) -> Vec<ArrayD<f32>> {
             }
             ModuleKind::Layer(layer) => {
                 let mut y = current.clone();
-                layer.apply_elementwise(&mut y);
+                let x: Vec<f32> = current.iter().copied().collect();
+                layer.apply_elementwise(&x, y.as_slice_mut().unwrap());
                 y
             }
             _ => unreachable!(),

@@ -1,5 +1,6 @@
 //! Untrusted bytes: whatever a file holds, the header reader answers with a header or an error,
-//! never a panic, and a header it accepts never points outside the file.
+//! never a panic, and a header it accepts never points outside the file; any names, whatever
+//! their length, depth or Unicode, list with nothing a terminal would obey.
 
 use paramscope::io::safetensors::read_header;
 use proptest::prelude::*;
@@ -55,4 +56,89 @@ fn the_unmutated_file_is_valid() {
     let header = read_header(&valid_file()).unwrap();
     assert_eq!(header.tensors.len(), 2);
     assert_eq!(header.metadata["4.weight"], "2.weight");
+}
+
+/// One character from each class a hostile name may carry: printable ASCII, C0/C1 controls and
+/// DEL, bidi controls, format characters (Cf), line/paragraph separators, wide CJK, combining
+/// marks, emoji, and the characters the formats give meaning to (`.`, `"`, `\`, `(`, `)`, `:`).
+fn name_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        4 => proptest::char::range('a', 'z'),
+        1 => proptest::char::range('0', '9'),
+        1 => proptest::char::range('\u{0}', '\u{1f}'),
+        1 => proptest::char::range('\u{7f}', '\u{9f}'),
+        1 => prop::sample::select(vec!['\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}']),
+        1 => prop::sample::select(vec!['\u{200b}', '\u{200d}', '\u{ad}', '\u{feff}', '\u{e0041}']),
+        1 => prop::sample::select(vec!['\u{2028}', '\u{2029}']),
+        1 => prop::sample::select(vec!['日', '本', '\u{301}', '😀', '.', '"', '\\', '(', ')', ':', ' ']),
+    ]
+}
+
+/// A dotted name: 1 to 300 segments (past the 256-level bound), each up to 12 characters.
+fn name() -> impl Strategy<Value = String> {
+    proptest::collection::vec(proptest::collection::vec(name_char(), 1..12), 1..300).prop_map(
+        |segments| {
+            segments
+                .into_iter()
+                .map(|s| s.into_iter().collect::<String>())
+                .collect::<Vec<_>>()
+                .join(".")
+        },
+    )
+}
+
+/// `paramscope tree FILE [--json]` through the library, as the binary runs it.
+fn tree(path: &std::path::Path, json: bool) -> String {
+    use clap::Parser as _;
+    let mut args = vec!["paramscope", "tree", path.to_str().unwrap()];
+    if json {
+        args.push("--json");
+    }
+    let cli = paramscope::cli::Cli::try_parse_from(args).unwrap();
+    paramscope::cli::run(cli.command.unwrap()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any names list, in text and JSON, with nothing a terminal obeys, and read back from JSON
+    /// exactly as they were written.
+    #[test]
+    fn hostile_names_list_safely(names in proptest::collection::btree_set(name(), 1..6)) {
+        use paramscope::tensor::Tensor;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("names.safetensors");
+        let tensor = Tensor::from_f32(vec![1], &[0.5]);
+        let tensors: Vec<(String, &Tensor)> = names.iter().map(|n| (n.clone(), &tensor)).collect();
+        paramscope::io::safetensors::save(&path, &tensors, &std::collections::BTreeMap::new()).unwrap();
+        let text = tree(&path, false);
+        let raw: Vec<char> = text.chars().filter(|&c| c != '\n' && paramscope::text::is_unsafe(c)).collect();
+        prop_assert!(raw.is_empty(), "raw {:?}", raw);
+        let json = tree(&path, true);
+        prop_assert!(!json.chars().any(|c| c != '\n' && paramscope::text::is_unsafe(c)));
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let listed: std::collections::BTreeSet<String> = value["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect();
+        prop_assert_eq!(listed, names);
+    }
+}
+
+#[test]
+fn a_very_long_name_lists_aligned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.safetensors");
+    let tensor = paramscope::tensor::Tensor::from_f32(vec![1], &[0.5]);
+    let long = "\u{200d}".repeat(70_000);
+    let tensors = vec![(long.clone(), &tensor), ("b".to_owned(), &tensor)];
+    paramscope::io::safetensors::save(&path, &tensors, &std::collections::BTreeMap::new()).unwrap();
+    let text = tree(&path, false);
+    // Widths are counted on the escaped text, so the short name is padded to the long one.
+    let escaped = "\\u{200d}".repeat(70_000);
+    let long_row = text.lines().find(|l| l.contains(&escaped)).unwrap();
+    let short_row = text.lines().find(|l| l.starts_with("  b ")).unwrap();
+    assert_eq!(long_row.find("[1]"), short_row.find("[1]"));
 }

@@ -10,25 +10,16 @@ pub mod action;
 pub mod keymap;
 pub mod outline;
 pub mod state;
+pub mod terminal;
 pub mod ui;
 pub mod update;
 pub mod worker;
 
-use std::io::{self, Stdout};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use crossterm::event::{
-    DisableMouseCapture, EnableMouseCapture, Event as TermEvent, MouseButton, MouseEventKind,
-};
-use crossterm::execute;
-use crossterm::terminal::{
-    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
-};
-use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use crossterm::event::{Event as TermEvent, MouseButton, MouseEventKind};
 
 use action::Action;
 use state::App;
@@ -39,7 +30,7 @@ use worker::Reply;
 use crate::checkpoint::{self, LoadOptions};
 use crate::io::npy;
 use crate::model::demos::DEMOS;
-use crate::text::escape;
+use terminal::Term;
 
 /// The shortest time between two draws: input that comes faster is gathered into one frame.
 const FRAME: Duration = Duration::from_millis(16);
@@ -63,6 +54,10 @@ enum Event {
     Reply(Reply),
     /// SIGTERM, SIGHUP or SIGINT: leave as `q` would, restoring the terminal.
     Signal,
+    /// Ctrl-Z or SIGTSTP: give the terminal back and stop until continued.
+    Suspend,
+    /// SIGCONT: take the terminal again (after a stop the app did not see coming) and repaint.
+    Resume,
 }
 
 /// Opens the app, runs it until the user quits, and restores the terminal.
@@ -99,10 +94,10 @@ pub fn run(args: Args) -> Result<(), String> {
             size: crossterm::terminal::size().unwrap_or((80, 24)),
         },
     )?;
-    let mut terminal = enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
+    let mut terminal = terminal::enter().map_err(|e| format!("cannot set up the terminal: {e}"))?;
     let result = event_loop(app, &mut terminal);
     drop(terminal);
-    restore();
+    terminal::restore();
     result
 }
 
@@ -124,60 +119,6 @@ fn model_choices(folder: &Path) -> Vec<String> {
         .collect()
 }
 
-type Term = Terminal<CrosstermBackend<Stdout>>;
-
-/// Raw mode, the alternate screen and the mouse; a panic hook that undoes them first.
-fn enter() -> io::Result<Term> {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        restore();
-        previous(info);
-    }));
-    set_up(
-        enable_raw_mode,
-        || {
-            execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
-            Terminal::new(CrosstermBackend::new(io::stdout()))
-        },
-        restore,
-    )
-}
-
-/// Runs `first`, then `rest`; when `rest` fails, `undo` takes `first` (and whatever part of
-/// `rest` was done) back before the error is returned: a failed set-up leaves no raw mode behind.
-fn set_up<T>(
-    first: impl FnOnce() -> io::Result<()>,
-    rest: impl FnOnce() -> io::Result<T>,
-    undo: impl FnOnce(),
-) -> io::Result<T> {
-    first()?;
-    let done = rest();
-    if done.is_err() {
-        undo();
-    }
-    done
-}
-
-/// Undoes [`enter`], each step on its own so that one failure (a vanished terminal after SIGHUP)
-/// does not skip the others; failures are reported, never panicked on.
-fn restore() {
-    let steps: [(&str, io::Result<()>); 3] = [
-        ("mouse", execute!(io::stdout(), DisableMouseCapture)),
-        ("raw mode", disable_raw_mode()),
-        (
-            "screen",
-            execute!(io::stdout(), LeaveAlternateScreen, crossterm::cursor::Show),
-        ),
-    ];
-    for (what, result) in steps {
-        if let Err(e) = result
-            && e.kind() != io::ErrorKind::BrokenPipe
-        {
-            eprintln!("paramscope: could not restore the terminal's {what}: {e}");
-        }
-    }
-}
-
 fn event_loop(mut app: App, terminal: &mut Term) -> Result<(), String> {
     let (tx, rx) = mpsc::channel();
     let worker = {
@@ -186,18 +127,8 @@ fn event_loop(mut app: App, terminal: &mut Term) -> Result<(), String> {
             let _ = tx.send(Event::Reply(reply));
         })
     };
-    listen_for_signals(tx.clone());
-    thread::Builder::new()
-        .name("paramscope-input".into())
-        .spawn(move || {
-            // Ends when the terminal goes away or the loop has stopped listening.
-            while let Ok(event) = crossterm::event::read() {
-                if tx.send(Event::Terminal(event)).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|e| e.to_string())?;
+    terminal::listen_for_signals(tx.clone());
+    terminal::spawn_input(tx).map_err(|e| e.to_string())?;
     let mut last_draw = Instant::now()
         .checked_sub(FRAME)
         .unwrap_or_else(Instant::now);
@@ -239,6 +170,19 @@ fn event_loop(mut app: App, terminal: &mut Term) -> Result<(), String> {
             }
             Event::Reply(reply) => receive(&mut app, reply),
             Event::Signal => app.quit = true,
+            Event::Suspend | Event::Resume => {
+                let taken = if matches!(event, Event::Suspend) {
+                    terminal::suspend(terminal)
+                } else {
+                    terminal::resume(terminal)
+                };
+                taken.map_err(|e| format!("cannot take the terminal back: {e}"))?;
+                // The terminal may have been resized meanwhile; the clear makes the draw full.
+                if let Ok((w, h)) = crossterm::terminal::size() {
+                    update(&mut app, Action::Resize(w, h));
+                }
+                app.dirty = true;
+            }
         }
     }
 }
@@ -255,68 +199,5 @@ fn action_of(app: &App, event: &TermEvent) -> Option<Action> {
             _ => None,
         },
         _ => None,
-    }
-}
-
-/// Turns SIGTERM, SIGHUP (a dropped SSH connection) and SIGINT into a clean exit.
-fn listen_for_signals(tx: mpsc::Sender<Event>) {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    match signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT]) {
-        Ok(mut signals) => {
-            let spawned = thread::Builder::new()
-                .name("paramscope-signals".into())
-                .spawn(move || {
-                    if signals.forever().next().is_some() {
-                        let _ = tx.send(Event::Signal);
-                    }
-                });
-            if let Err(e) = spawned {
-                eprintln!("paramscope: signals will not restore the terminal: {e}");
-            }
-        }
-        Err(e) => eprintln!(
-            "paramscope: signals will not restore the terminal: {}",
-            escape(&e.to_string())
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-    use std::io;
-
-    use super::set_up;
-
-    #[test]
-    fn a_failed_set_up_undoes_its_first_step() {
-        let log = RefCell::new(Vec::new());
-        let result: io::Result<()> = set_up(
-            || {
-                log.borrow_mut().push("raw on");
-                Ok(())
-            },
-            || Err(io::Error::other("no alternate screen")),
-            || log.borrow_mut().push("restored"),
-        );
-        assert!(result.is_err());
-        assert_eq!(*log.borrow(), ["raw on", "restored"]);
-    }
-
-    #[test]
-    fn a_set_up_is_undone_only_when_it_fails() {
-        let log = RefCell::new(Vec::new());
-        let failed_first: io::Result<()> = set_up(
-            || Err(io::Error::other("not a terminal")),
-            || Ok(()),
-            || log.borrow_mut().push("restored"),
-        );
-        assert!(
-            failed_first.is_err(),
-            "nothing was changed, nothing to undo"
-        );
-        let done = set_up(|| Ok(()), || Ok(7), || log.borrow_mut().push("restored"));
-        assert_eq!(done.unwrap(), 7);
-        assert!(log.borrow().is_empty());
     }
 }

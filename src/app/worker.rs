@@ -266,9 +266,9 @@ fn forward(
 ) -> Result<ForwardResult, String> {
     let plan = ForwardPlan::new(model).map_err(|e| e.to_string())?;
     let x = match input {
-        Input::Random { batch, seed } => plan.random_input(*batch, *seed).ok_or(
-            "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
-        )?,
+        Input::Random { batch, seed } => plan
+            .random_input(*batch, *seed)
+            .map_err(|e| e.to_string())?,
         Input::File { array, .. } => array.clone(),
     };
     let activations = plan

@@ -5,15 +5,17 @@
 //! recurses deeper than that, whatever the file says.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use crate::io::aliases::{self, AliasError};
 
 use crate::io::safetensors::Checkpoint;
 use crate::model::layers::Layer;
-use crate::model::tree::{Module, ModuleKind};
+use crate::model::tree::{MAX_DEPTH, Module, ModuleKind};
 use crate::model::{Model, ParamId, ParamStore};
 
-/// The deepest module nesting built from names; real models nest fewer than 20 levels.
-pub const MAX_DEPTH: usize = 256;
+/// The name a tied language-model head has (`tie_word_embeddings`).
+const TIED_HEAD: &str = "lm_head.weight";
 
 /// Embedding names that Hugging Face models tie `lm_head.weight` to, most common first.
 const EMBEDDING_NAMES: [&str; 6] = [
@@ -25,10 +27,13 @@ const EMBEDDING_NAMES: [&str; 6] = [
     "shared.weight",
 ];
 
-/// Builds the module tree of a checkpoint from its dotted names, with ties from `__metadata__`,
-/// and `lm_head.weight` tied to the input embedding when `tie_word_embeddings` says so.
-#[must_use]
-pub fn from_checkpoint(checkpoint: Checkpoint, tie_word_embeddings: bool) -> Model {
+/// Builds the module tree of a checkpoint from its dotted names, with ties from `__metadata__`
+/// (validated: [`aliases`]), and `lm_head.weight` tied to the input embedding when
+/// `tie_word_embeddings` says so.
+pub fn from_checkpoint(
+    checkpoint: Checkpoint,
+    tie_word_embeddings: bool,
+) -> Result<Model, AliasError> {
     let Checkpoint { tensors, metadata } = checkpoint;
     let mut store = ParamStore::default();
     let mut ids = HashMap::with_capacity(tensors.len());
@@ -38,26 +43,18 @@ pub fn from_checkpoint(checkpoint: Checkpoint, tie_word_embeddings: bool) -> Mod
         ids.insert(name.clone(), id);
         named.push((name, id));
     }
-    // safetensors' save_model drops all but one name of a shared tensor and records
-    // `"dropped": "kept"` in the metadata. Only a name no tensor has, and a kept name that is a
-    // tensor, make an alias: so an alias never points at another alias (no chains, no cycles).
-    let mut aliases: Vec<(String, ParamId)> = Vec::new();
-    let mut alias_names = std::collections::HashSet::new();
-    let tie = tie_word_embeddings
-        .then(|| input_embedding(ids.keys()))
-        .flatten()
-        .map(|embedding| ("lm_head.weight".to_owned(), embedding));
-    let ties = metadata
-        .iter()
-        .map(|(d, k)| (d.clone(), k.clone()))
-        .chain(tie);
-    for (dropped, kept) in ties {
-        if let Some(&id) = ids.get(&kept)
-            && !ids.contains_key(&dropped)
-            && alias_names.insert(dropped.clone())
-        {
-            aliases.push((dropped, id));
-        }
+    let names: HashSet<&str> = ids.keys().map(String::as_str).collect();
+    let pairs = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let mut aliases: Vec<(String, ParamId)> = aliases::resolve(pairs, &names)?
+        .into_iter()
+        .map(|(dropped, kept)| (dropped.to_owned(), ids[kept]))
+        .collect();
+    if tie_word_embeddings
+        && !ids.contains_key(TIED_HEAD)
+        && !aliases.iter().any(|(dropped, _)| dropped == TIED_HEAD)
+        && let Some(embedding) = input_embedding(ids.keys())
+    {
+        aliases.push((TIED_HEAD.to_owned(), ids[&embedding]));
     }
     let mut tree = Builder::default();
     for (name, id) in named.into_iter().chain(aliases) {
@@ -66,11 +63,11 @@ pub fn from_checkpoint(checkpoint: Checkpoint, tie_word_embeddings: bool) -> Mod
     let mut root = tree.finish();
     sort_naturally(&mut root);
     infer_kinds(&mut root, &store);
-    Model {
+    Ok(Model {
         root,
         store,
         metadata,
-    }
+    })
 }
 
 /// The input embedding among `names`: the first of [`EMBEDDING_NAMES`] that some name ends with.
@@ -266,8 +263,9 @@ fn linear_from_params(module: &Module, store: &ParamStore) -> Option<Layer> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_DEPTH, from_checkpoint, natural_cmp};
+    use super::{from_checkpoint, natural_cmp};
     use crate::io::safetensors::Checkpoint;
+    use crate::model::tree::MAX_DEPTH;
     use crate::model::tree::ModuleKind;
     use crate::tensor::Tensor;
     use std::cmp::Ordering;
@@ -293,6 +291,7 @@ mod tests {
             },
             false,
         )
+        .unwrap()
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::io::safetensors::{self, FileError};
 use crate::io::small_file::{self, SmallFileError};
 use crate::io::{gguf, npy, npz, sharded, sniff};
 use crate::model::arch::{self, ArchError};
+use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
 
 pub use architecture::Architecture;
@@ -68,7 +69,7 @@ pub enum OpenError {
     ArchForText(String),
     /// Nothing at that path.
     #[error(
-        "{0}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, a model.safetensors.index.json, a folder holding either, or a print(model) text file)"
+        "{0}: no such file (a MODEL is demo:mlp, demo:rgnet, demo:shared, a .safetensors file, a PyTorch .pt/.pth/.bin file, a model.safetensors.index.json or pytorch_model.bin.index.json, a folder holding one, or a print(model) text file)"
     )]
     NoSuchFile(String),
     /// A folder that holds no single checkpoint.
@@ -92,6 +93,14 @@ pub enum OpenError {
         path: String,
         /// Where the text went wrong.
         error: ArchError,
+    },
+    /// An architecture text whose parameters would not fit in memory.
+    #[error("{path}: {error}")]
+    TooBig {
+        /// The file.
+        path: String,
+        /// How much it needs.
+        error: TooBig,
     },
     /// A checkpoint whose architecture text is unreadable or does not fit it.
     #[error(transparent)]
@@ -148,20 +157,41 @@ pub fn open_keyed(
             warnings,
             metadata_is_ties: false,
         };
-        return from_opened(opened, key, config.tie_word_embeddings, options, spec);
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
     // Only a regular file is read: a FIFO would block and a device stream forever.
     small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
     let head = safetensors::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
     // Formats with a magic number first: a GGUF tensor count can look like safetensors' '{'.
     if let Some(opened) = open_array_file(&file, &head)? {
-        return from_opened(opened, key, config.tie_word_embeddings, options, spec);
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
     if gguf::sniff(&head) {
-        let file = gguf::open(&file)?;
-        let opened = plain(file.tensors);
-        let mut loaded = from_opened(opened, key, config.tie_word_embeddings, options, spec)?;
-        loaded.gguf = file.metadata;
+        let gguf = gguf::open(&file)?;
+        let opened = plain(gguf.tensors);
+        let mut loaded = from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        )?;
+        loaded.gguf = gguf.metadata;
         return Ok(loaded);
     }
     if looks_like_safetensors(&file, &head) {
@@ -171,11 +201,25 @@ pub fn open_keyed(
             warnings: Vec::new(),
             metadata_is_ties: false,
         };
-        return from_opened(opened, key, config.tie_word_embeddings, options, spec);
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
     if pytorch::is_pytorch(&head) {
         let opened = pytorch::open(&file)?;
-        return from_opened(opened, key, config.tie_word_embeddings, options, spec);
+        return from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        );
     }
 
     if let Some(what) = sniff::identify(&head) {
@@ -215,6 +259,7 @@ fn plain(tensors: Vec<(String, crate::tensor::Tensor)>) -> pytorch::Opened {
 /// bound to its architecture.
 fn from_opened(
     opened: pytorch::Opened,
+    file: &Path,
     key: Option<&str>,
     tie_word_embeddings: bool,
     options: &LoadOptions,
@@ -224,7 +269,8 @@ fn from_opened(
         Some(key) => pytorch::select(opened, key)?,
         None => opened,
     };
-    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings);
+    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings)
+        .map_err(|e| FileError::new(file, e))?;
     if opened.metadata_is_ties {
         model.metadata.clear();
     }
@@ -277,7 +323,10 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         error,
     })?;
     Ok(Loaded {
-        model: arch::instantiate(&root, options.seed),
+        model: arch::instantiate(&root, options.seed).map_err(|error| OpenError::TooBig {
+            path: display(),
+            error,
+        })?,
         architecture: Architecture::Built,
         warnings: Vec::new(),
         values: Vec::new(),

@@ -13,11 +13,11 @@ use crate::tensor::Tensor;
 
 /// A `--key` that names nothing in the checkpoint.
 #[derive(Debug, Error)]
-#[error("--key {key}: no tensor is under {key:?}; the checkpoint's top-level keys are {known}")]
+#[error("--key {key}: no tensor is under {key:?}; the top-level keys holding tensors are {known}")]
 pub struct KeyError {
     /// The key asked for.
     pub key: String,
-    /// The top-level keys, comma-separated.
+    /// The top-level keys that hold tensors, comma-separated.
     pub known: String,
 }
 
@@ -100,11 +100,8 @@ pub fn select(opened: Opened, key: &str) -> Result<Opened, KeyError> {
         let mut known: Vec<&str> = checkpoint
             .tensors
             .iter()
-            .map(|(n, _)| n.as_str())
-            .chain(values.iter().map(|(n, _)| n.as_str()))
-            .map(|n| n.split('.').next().unwrap_or(n))
+            .map(|(n, _)| n.split('.').next().unwrap_or(n))
             .collect();
-        known.dedup();
         known.sort_unstable();
         known.dedup();
         return Err(KeyError {

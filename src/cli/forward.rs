@@ -26,9 +26,7 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
         Some(path) => npy::read(path).map_err(|e| e.to_string())?,
         None => plan
             .random_input(args.batch as usize, args.model.seed)
-            .ok_or(
-                "the model has no Linear layer, so its input width is unknown: pass --input X.npy",
-            )?,
+            .map_err(|e| e.to_string())?,
     };
     let activations = plan.run(&x).map_err(|e| e.to_string())?;
     let time_us = match args.repeat {

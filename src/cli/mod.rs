@@ -6,7 +6,6 @@ mod init;
 mod show;
 mod tree;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -17,7 +16,8 @@ use crate::model::Model;
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
 /// MODEL is demo:mlp, demo:rgnet or demo:shared (the nets of d2l's "parameter management" chapter),
-/// a .safetensors checkpoint, or a text file holding a model as PyTorch's print(model) shows it.
+/// a .safetensors checkpoint, a PyTorch .pt/.pth/.bin file (read without running its pickle), or a
+/// text file holding a model as PyTorch's print(model) shows it.
 #[derive(Debug, Parser)]
 #[command(
     name = "paramscope",
@@ -70,7 +70,7 @@ pub enum Command {
 /// Where the model comes from; shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct ModelArgs {
-    /// demo:mlp | demo:rgnet | demo:shared | FILE.safetensors | ARCH.txt
+    /// demo:mlp | demo:rgnet | demo:shared | FILE.safetensors | FILE.pt | ARCH.txt
     #[arg(value_name = "MODEL")]
     pub model: String,
     /// The architecture of a checkpoint, as the text print(model) shows.
@@ -200,19 +200,15 @@ pub fn run(command: Command) -> Result<String, String> {
     }
 }
 
-/// JSON text followed by a newline, with every control character escaped: serde_json escapes
-/// those below 0x20, and this also escapes DEL and the C1 range (U+0080..U+009F, where U+009B is
-/// an 8-bit CSI some terminals obey), which only ever occur inside strings.
-fn json_text(value: &serde_json::Value) -> String {
-    let raw = serde_json::to_string_pretty(value).expect("a JSON value always serializes");
-    let mut text = String::with_capacity(raw.len() + 1);
-    for c in raw.chars() {
-        if c.is_control() && c != '\n' {
-            let _ = write!(text, "\\u{:04x}", c as u32);
-        } else {
-            text.push(c);
-        }
-    }
+/// JSON text followed by a newline, with every unsafe character (controls, bidi, format
+/// characters: [`crate::text::is_unsafe`]) inside strings written as `\uXXXX`. Written straight
+/// from `value` (no intermediate `Value` tree), and copied again only when something is escaped.
+fn json_text(value: &impl serde::Serialize) -> String {
+    let raw = serde_json::to_string_pretty(value).expect("paramscope's JSON always serializes");
+    let mut text = match crate::text::escape_json(&raw) {
+        std::borrow::Cow::Borrowed(_) => raw,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    };
     text.push('\n');
     text
 }

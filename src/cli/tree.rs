@@ -3,14 +3,15 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::SerializeMap as _;
 
 use super::{TreeArgs, json_text};
 use crate::io::gguf;
 use crate::io::pickle::Scalar;
-use crate::model::Model;
 use crate::model::arch;
-use crate::text::escape;
+use crate::model::{Model, Module, ParamId};
+use crate::text::{self, escape};
 
 /// Characters of a metadata value shown in text (the whole value is in `--json`).
 const METADATA_WIDTH: usize = 100;
@@ -19,79 +20,43 @@ pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
     let loaded = args.model.open()?;
     let (model, values) = (&loaded.model, &loaded.values);
     Ok(if args.json {
-        let mut json = to_json(model);
-        if !loaded.gguf.is_empty() {
-            json["metadata"] = gguf_json(&loaded.gguf);
-        }
-        if !values.is_empty() {
-            let values: Map<String, Value> = values
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
-                .collect();
-            json["values"] = Value::Object(values);
-        }
-        json_text(&json)
+        json_text(&to_json(model, values, &loaded.gguf))
     } else {
         gguf_text(&loaded.gguf) + &to_text(model) + &values_text(values)
     })
 }
 
-/// A GGUF file's metadata, before the tree: `  llama.context_length: u32 = 4096`, arrays
-/// summarized (`tokenizer.ggml.tokens: arr = [32000 strings]`).
-fn gguf_text(metadata: &[(String, gguf::Value)]) -> String {
-    let mut out = String::new();
-    if metadata.is_empty() {
-        return out;
-    }
-    out.push_str("metadata (GGUF):\n");
-    for (key, value) in metadata {
-        let value_text = value.to_string();
-        let value_text = escape(&value_text);
-        let shown: String = value_text.chars().take(METADATA_WIDTH).collect();
-        let more = if shown.len() < value_text.len() {
-            " ..."
-        } else {
-            ""
-        };
-        let ty = value.value_type().name();
-        let _ = writeln!(out, "  {}: {ty} = {shown}{more}", escape(key));
-    }
-    out.push('\n');
-    out
+/// The state_dict entries, and the groups of paths that share one tensor: each group is built once
+/// (one pass over the names), and every entry points at its group instead of copying the other
+/// paths, so a tensor shared by many paths costs linear, not quadratic, time and output.
+struct Entries {
+    /// `(name, id, group)`: the index into `groups` when the tensor has several paths.
+    rows: Vec<(String, ParamId, Option<usize>)>,
+    /// Every path of each shared tensor, in state_dict order; groups ordered by their first path.
+    groups: Vec<Vec<String>>,
 }
 
-/// GGUF metadata as JSON, in file order: `{"key": {"type": "u32", "value": 4096}}`, an array's
-/// value being `{"type", "len", "head"}`.
-fn gguf_json(metadata: &[(String, gguf::Value)]) -> Value {
-    metadata
-        .iter()
-        .map(|(key, value)| {
-            let entry = json!({"type": value.value_type().name(), "value": value.to_json()});
-            (key.clone(), entry)
-        })
-        .collect::<Map<String, Value>>()
-        .into()
-}
-
-/// Each state_dict entry with the other paths of its tensor (one pass to group paths by tensor,
-/// so a checkpoint of many tensors does not compare every name with every other).
-fn entries(model: &Model) -> Vec<(String, crate::model::ParamId, Vec<String>)> {
+fn entries(model: &Model) -> Entries {
     let state_dict = model.state_dict();
-    let mut paths: HashMap<crate::model::ParamId, Vec<&str>> = HashMap::new();
+    let mut paths: HashMap<ParamId, Vec<&str>> = HashMap::new();
     for (name, id) in &state_dict {
         paths.entry(*id).or_default().push(name);
     }
-    state_dict
+    let mut group_of: HashMap<ParamId, usize> = HashMap::new();
+    let mut groups = Vec::new();
+    let rows = state_dict
         .iter()
         .map(|(name, id)| {
-            let others = paths[id]
-                .iter()
-                .filter(|other| **other != name.as_str())
-                .map(|other| (*other).to_owned())
-                .collect();
-            (name.clone(), *id, others)
+            let group = (paths[id].len() > 1).then(|| {
+                *group_of.entry(*id).or_insert_with(|| {
+                    groups.push(paths[id].iter().map(|p| (*p).to_owned()).collect());
+                    groups.len() - 1
+                })
+            });
+            (name.clone(), *id, group)
         })
-        .collect()
+        .collect();
+    Entries { rows, groups }
 }
 
 fn to_text(model: &Model) -> String {
@@ -100,100 +65,222 @@ fn to_text(model: &Model) -> String {
     for line in arch::print(&model.root).lines() {
         let _ = writeln!(out, "{}", escape(line));
     }
-    let rows: Vec<(String, String)> = entries(model)
+    let Entries { rows, groups } = entries(model);
+    let rows: Vec<(String, String)> = rows
         .into_iter()
-        .map(|(name, id, others)| {
+        .map(|(name, id, group)| {
             let tensor = model.store.get(id);
-            let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype().label());
-            if !others.is_empty() {
-                let _ = write!(kind, "  shared with {}", others.join(", "));
+            let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype());
+            // The first path names the others; each other names the first: linear in the group.
+            if let Some(group) = group.map(|g| &groups[g]) {
+                let others = if group[0] == name {
+                    escape(&group[1..].join(", ")).into_owned()
+                } else {
+                    escape(&group[0]).into_owned()
+                };
+                let _ = write!(kind, "  shared with {others}");
             }
             (escape(&name).into_owned(), kind)
         })
         .collect();
     let width = rows
         .iter()
-        .map(|(name, _)| name.chars().count())
+        .map(|(name, _)| text::width(name))
         .max()
         .unwrap_or(0);
     out.push_str("\nparameters (state_dict order):\n");
     for (name, kind) in rows {
-        let _ = writeln!(out, "  {name:width$}  {kind}");
+        out.push_str("  ");
+        text::pad(&mut out, &name, width);
+        let _ = writeln!(out, "  {kind}");
     }
     let _ = writeln!(out, "total: {} parameters", model.total_params());
     if !model.metadata.is_empty() {
         out.push_str("\nmetadata:\n");
         for (key, value) in &model.metadata {
-            let value = escape(value);
-            let shown: String = value.chars().take(METADATA_WIDTH).collect();
-            let more = if shown.len() < value.len() {
-                " ..."
-            } else {
-                ""
-            };
-            let _ = writeln!(out, "  {}: {shown}{more}", escape(key));
+            let _ = writeln!(out, "  {}: {}", escape(key), shortened(value));
         }
     }
+    out
+}
+
+/// A GGUF file's metadata, before the tree: `  llama.context_length: u32 = 4096`.
+fn gguf_text(metadata: &[(String, gguf::Value)]) -> String {
+    let mut out = String::new();
+    if metadata.is_empty() {
+        return out;
+    }
+    out.push_str("metadata (GGUF):\n");
+    for (key, value) in metadata {
+        let ty = value.value_type().name();
+        let _ = writeln!(
+            out,
+            "  {}: {ty} = {}",
+            escape(key),
+            shortened(&value.to_string())
+        );
+    }
+    out.push('\n');
     out
 }
 
 /// A PyTorch checkpoint's plain values, one per line: `  epoch = 7`.
 fn values_text(values: &[(String, Scalar)]) -> String {
     let mut out = String::new();
-    if values.is_empty() {
-        return out;
+    if !values.is_empty() {
+        out.push_str("\nvalues:\n");
     }
-    out.push_str("\nvalues:\n");
     for (name, value) in values {
-        let value = value.to_string();
-        let value = escape(&value);
-        let shown: String = value.chars().take(METADATA_WIDTH).collect();
-        let more = if shown.len() < value.len() {
-            " ..."
-        } else {
-            ""
-        };
-        let _ = writeln!(out, "  {} = {shown}{more}", escape(name));
+        let _ = writeln!(
+            out,
+            "  {} = {}",
+            escape(name),
+            shortened(&value.to_string())
+        );
     }
     out
 }
 
-fn to_json(model: &Model) -> Value {
-    let params: Vec<Value> = entries(model)
+/// `value` escaped and cut to [`METADATA_WIDTH`] characters, with ` ...` when cut (the whole
+/// value is in `--json`).
+fn shortened(value: &str) -> String {
+    let value = escape(value);
+    let mut shown: String = value.chars().take(METADATA_WIDTH).collect();
+    if shown.len() < value.len() {
+        shown.push_str(" ...");
+    }
+    shown
+}
+
+/// `tree --json`, serialized straight from the model: a million tensors cost the output's size,
+/// not a `Value` tree several times larger.
+#[derive(Serialize)]
+struct TreeJson<'a> {
+    total_params: usize,
+    metadata: MetadataJson<'a>,
+    params: Vec<ParamJson<'a>>,
+    shared: Vec<Vec<String>>,
+    modules: ModulesJson<'a>,
+    /// A PyTorch checkpoint's plain values (`epoch`, `optimizer.param_groups.0.lr`), by name.
+    #[serde(skip_serializing_if = "ValuesJson::is_empty")]
+    values: ValuesJson<'a>,
+}
+
+/// A file's metadata: safetensors' `__metadata__` strings, or GGUF's typed keys in file order
+/// (`{"key": {"type": "u32", "value": 4096}}`).
+enum MetadataJson<'a> {
+    Strings(&'a std::collections::BTreeMap<String, String>),
+    Gguf(&'a [(String, gguf::Value)]),
+}
+
+impl Serialize for MetadataJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            MetadataJson::Strings(map) => map.serialize(serializer),
+            MetadataJson::Gguf(entries) => {
+                let mut map = serializer.serialize_map(Some(entries.len()))?;
+                for (key, value) in *entries {
+                    let entry = serde_json::json!({
+                        "type": value.value_type().name(),
+                        "value": value.to_json(),
+                    });
+                    map.serialize_entry(key, &entry)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// Plain values as one JSON object, name to value.
+struct ValuesJson<'a>(&'a [(String, Scalar)]);
+
+impl ValuesJson<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for ValuesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, &value.to_json())?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct ParamJson<'a> {
+    name: String,
+    shape: &'a [usize],
+    dtype: &'static str,
+    shared: Option<usize>,
+}
+
+/// Every module by path, each made into its JSON object only as it is written.
+struct ModulesJson<'a>(Vec<(String, &'a Module, usize)>);
+
+#[derive(Serialize)]
+struct ModuleJson<'a> {
+    kind: &'static str,
+    repr: String,
+    params: Vec<String>,
+    children: Vec<&'a str>,
+    num_params: usize,
+}
+
+impl Serialize for ModulesJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (path, module, count) in &self.0 {
+            let entry = ModuleJson {
+                kind: module.class_name(),
+                repr: module.repr(),
+                params: module
+                    .params
+                    .iter()
+                    .map(|(local, _)| crate::model::tree::join(path, local))
+                    .collect(),
+                children: module.children.iter().map(|c| c.name.as_str()).collect(),
+                num_params: *count,
+            };
+            map.serialize_entry(path, &entry)?;
+        }
+        map.end()
+    }
+}
+
+fn to_json<'a>(
+    model: &'a Model,
+    values: &'a [(String, Scalar)],
+    gguf: &'a [(String, gguf::Value)],
+) -> TreeJson<'a> {
+    let Entries { rows, groups } = entries(model);
+    let params = rows
         .into_iter()
-        .map(|(name, id, others)| {
+        .map(|(name, id, group)| {
             let tensor = model.store.get(id);
-            json!({
-                "name": name,
-                "shape": tensor.shape(),
-                "dtype": tensor.dtype().name(),
-                "shared_with": others,
-            })
+            ParamJson {
+                name,
+                shape: tensor.shape(),
+                dtype: tensor.dtype().name(),
+                shared: group,
+            }
         })
         .collect();
-    let mut modules = Map::new();
-    model.root.walk("", &mut |path, module| {
-        let params: Vec<String> = module
-            .params
-            .iter()
-            .map(|(local, _)| crate::model::tree::join(path, local))
-            .collect();
-        let children: Vec<&str> = module.children.iter().map(|c| c.name.as_str()).collect();
-        modules.insert(
-            path.to_owned(),
-            json!({
-                "kind": module.class_name(),
-                "repr": module.repr(),
-                "params": params,
-                "children": children,
-                "num_params": model.count_params(module),
-            }),
-        );
-    });
-    json!({
-        "total_params": model.total_params(),
-        "metadata": model.metadata,
-        "params": params,
-        "modules": modules,
-    })
+    let counts = model.root.param_counts(|id| model.store.get(id).numel());
+    TreeJson {
+        total_params: counts.first().map_or(0, |(_, _, n)| *n),
+        metadata: if gguf.is_empty() {
+            MetadataJson::Strings(&model.metadata)
+        } else {
+            MetadataJson::Gguf(gguf)
+        },
+        params,
+        shared: groups,
+        modules: ModulesJson(counts),
+        values: ValuesJson(values),
+    }
 }

@@ -1,8 +1,10 @@
 //! Files: safetensors checkpoints read through a map and written by rename, PyTorch, GGUF and
 //! NumPy (`.npy`, `.npz`) files read through a map.
 
+pub mod aliases;
 pub mod atomic;
 pub mod diagnose;
+pub mod fault;
 pub mod gguf;
 pub mod model_file;
 pub mod npy;

@@ -2,7 +2,6 @@
 //! (`{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }`), parsed as one; the data is
 //! mapped in place when it is little-endian in C order, converted into an owned copy otherwise.
 
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use memmap2::Mmap;
 use ndarray::{ArrayD, IxDyn};
 use thiserror::Error;
 
-use super::atomic::{write_atomically, write_buffered};
+use super::atomic::write_atomically;
 use super::safetensors::FileError;
 use crate::tensor::{Bytes, DType, Tensor};
 use crate::text::escape;
@@ -265,7 +264,8 @@ fn fortran_to_c(data: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
 /// Opens a `.npy` file as one named tensor (named by the file's stem), mapped when it can be.
 pub fn open(path: &Path) -> Result<Vec<(String, Tensor)>, FileError> {
     let fail = |reason: String| FileError::new(path, reason);
-    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    // Only a regular file: a FIFO would block and /dev/zero stream forever.
+    let file = super::small_file::open_regular(path).map_err(|e| fail(e.to_string()))?;
     // SAFETY: as in `safetensors::open`: read-only, and paramscope never writes a file it maps.
     #[expect(unsafe_code, reason = "arrays are read in place, as checkpoints are")]
     let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
@@ -306,8 +306,9 @@ pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
     header.push('\n');
     let header_len = u16::try_from(header.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "shape too long for .npy"))?;
-    write_atomically(path, |temp| {
-        write_buffered(temp, |w| {
+    write_atomically(
+        path,
+        |w| {
             w.write_all(b"\x93NUMPY\x01\x00")?;
             w.write_all(&header_len.to_le_bytes())?;
             w.write_all(header.as_bytes())?;
@@ -315,8 +316,10 @@ pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
                 w.write_all(&v.to_le_bytes())?;
             }
             Ok(())
-        })
-    })
+        },
+        |temp| read(temp).map(drop).map_err(|e| e.to_string()),
+    )
+    .map_err(io::Error::other)
 }
 
 mod literal;

@@ -12,7 +12,7 @@ use memmap2::Mmap;
 use safetensors::SafeTensors;
 use safetensors::tensor::TensorInfo;
 
-use super::atomic::{write_atomically, write_buffered};
+use super::atomic::write_atomically;
 use super::{diagnose, sniff};
 use crate::tensor::{Bytes, DType, Tensor};
 use crate::text::escape;
@@ -48,7 +48,7 @@ pub struct Checkpoint {
 /// Opens `path` read-only. Only the header is parsed; tensor bytes stay on disk until read.
 pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
     let fail = |reason: String| FileError::new(path, reason);
-    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
+    let file = super::small_file::open_regular(path).map_err(|e| fail(e.to_string()))?;
     let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
     if len == 0 {
         return Err(fail("the file is empty".into()));
@@ -61,6 +61,7 @@ pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
         reason = "memory-mapping is the only way to open a 100 GB file at once"
     )]
     let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
+    super::fault::register_map(map.as_ptr(), map.len(), path);
     let map = Arc::new(map);
     let header = read_header(&map).map_err(|e| fail(e.to_string()))?;
     let tensors = header
@@ -200,16 +201,25 @@ pub fn save(
     }
     let mut header = serde_json::to_vec(&header).expect("a JSON map serializes");
     header.resize(header.len().next_multiple_of(8), b' ');
-    write_atomically(path, |temp| {
-        write_buffered(temp, |w| {
+    write_atomically(
+        path,
+        |w| {
             w.write_all(&(header.len() as u64).to_le_bytes())?;
             w.write_all(&header)?;
             for (_, tensor) in &order {
                 w.write_all(tensor.bytes())?;
             }
             Ok(())
-        })
-    })
+        },
+        // Re-read as any reader would, aliases included, before it replaces anything.
+        |temp| {
+            let written = open(temp).map_err(|e| e.reason)?;
+            super::aliases::check(
+                &written.metadata,
+                written.tensors.iter().map(|(n, _)| n.as_str()),
+            )
+        },
+    )
     .map_err(|e| FileError::new(path, format!("cannot write: {e}")))
 }
 

@@ -65,7 +65,7 @@ pub fn read_text(path: &Path, cap: u64) -> Result<String, SmallFileError> {
 }
 
 /// A word for a file type that is not a regular file.
-fn describe(kind: std::fs::FileType) -> &'static str {
+pub(crate) fn describe(kind: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt as _;
     if kind.is_dir() {
         "a folder"

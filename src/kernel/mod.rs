@@ -29,7 +29,6 @@ mod blocking;
 mod driver;
 mod gemv;
 mod generic;
-pub mod moments;
 mod pack;
 mod packed;
 mod reference;

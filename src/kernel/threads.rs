@@ -223,8 +223,10 @@ impl Slot {
 impl Pool {
     /// A pool of `workers` threads (0 is allowed: every part then runs on the caller).
     pub(crate) fn new(workers: usize) -> Self {
+        // A thread the system refuses (a process or memory limit) leaves a smaller pool; the
+        // caller's thread always works, so even none at all only means less parallelism.
         let workers = (0..workers)
-            .map(|i| {
+            .map_while(|i| {
                 let slot: &'static Slot = Box::leak(Box::new(Slot {
                     full: AtomicBool::new(false),
                     job: Mutex::new(None),
@@ -233,9 +235,9 @@ impl Pool {
                 let handle = thread::Builder::new()
                     .name(format!("paramscope-kernel-{}", i + 1))
                     .spawn(move || worker(slot))
-                    .expect("cannot start a kernel thread");
+                    .ok()?;
                 slot.thread.set(handle.thread().clone()).expect("set once");
-                slot
+                Some(slot)
             })
             .collect();
         Self {

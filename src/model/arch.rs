@@ -6,9 +6,10 @@ use std::fmt::Write as _;
 use thiserror::Error;
 
 use super::Model;
+use super::budget::{self, TooBig};
 use super::demos::Builder;
 use super::layers::Layer;
-use super::tree::{Module, ModuleKind, join};
+use super::tree::{MAX_DEPTH, Module, ModuleKind, join};
 
 /// The metadata key under which an exported file carries its architecture text.
 pub const METADATA_KEY: &str = "paramscope.arch";
@@ -63,7 +64,13 @@ fn leaf_repr(module: &Module) -> String {
     }
 }
 
-/// Parses `print(model)` text into a module tree without parameters.
+/// The most modules a text may describe once its repeats (`(0-99): 100 x ...`) are expanded: a
+/// few lines must not unfold into billions of modules.
+pub const MAX_MODULES: usize = 1 << 20;
+
+/// Parses `print(model)` text into a module tree without parameters. Nesting deeper than
+/// [`MAX_DEPTH`] and more than [`MAX_MODULES`] modules are errors, so no text makes the parser (or
+/// any walk of the tree it returns) recurse without bound.
 pub fn parse(text: &str) -> Result<Module, ArchError> {
     let lines: Vec<(usize, &str)> = text
         .lines()
@@ -80,8 +87,9 @@ pub fn parse(text: &str) -> Result<Module, ArchError> {
     let mut parser = Parser {
         lines: &lines,
         next: 1,
+        modules: 0,
     };
-    let root = parser.module(String::new(), first, first_line)?;
+    let root = parser.module(String::new(), first, first_line, 0)?;
     if let Some(&(line, extra)) = lines.get(parser.next) {
         return Err(ArchError {
             line,
@@ -97,13 +105,28 @@ pub fn parse(text: &str) -> Result<Module, ArchError> {
 struct Parser<'a> {
     lines: &'a [(usize, &'a str)],
     next: usize,
+    /// Modules made so far, repeats expanded.
+    modules: usize,
 }
 
 impl Parser<'_> {
-    /// Reads the module whose head is `head` (already consumed); its children follow when it opens.
-    fn module(&mut self, name: String, head: &str, line: usize) -> Result<Module, ArchError> {
+    /// Reads the module whose head is `head` (already consumed), `depth` containers deep; its
+    /// children follow when it opens.
+    fn module(
+        &mut self,
+        name: String,
+        head: &str,
+        line: usize,
+        depth: usize,
+    ) -> Result<Module, ArchError> {
+        self.count(Some(1), line)?;
         let err = |message: String| ArchError { line, message };
         if let Some(class) = head.strip_suffix('(') {
+            if depth >= MAX_DEPTH {
+                return Err(err(format!(
+                    "containers nest more than {MAX_DEPTH} deep; paramscope reads at most that"
+                )));
+            }
             if class != "Sequential" && class != "ModuleList" {
                 return Err(err(format!(
                     "unknown container {class:?}: paramscope runs Sequential containers of {}",
@@ -119,7 +142,9 @@ impl Parser<'_> {
                 if text == ")" {
                     return Ok(module);
                 }
-                module.children.extend(self.children(text, child_line)?);
+                module
+                    .children
+                    .extend(self.children(text, child_line, depth + 1)?);
             }
         }
         let (class, args) = split_call(head).ok_or_else(|| {
@@ -136,7 +161,12 @@ impl Parser<'_> {
     }
 
     /// Reads one child line `(name): Head`, or a repeat `(0-3): 4 x Head`, into its modules.
-    fn children(&mut self, text: &str, line: usize) -> Result<Vec<Module>, ArchError> {
+    fn children(
+        &mut self,
+        text: &str,
+        line: usize,
+        depth: usize,
+    ) -> Result<Vec<Module>, ArchError> {
         let err = |message: String| ArchError { line, message };
         let (label, head) = text
             .strip_prefix('(')
@@ -148,7 +178,12 @@ impl Parser<'_> {
                 ))
             })?;
         if let Some((range, head)) = repeat(label, head) {
-            let module = self.module(String::new(), head, line)?;
+            let before = self.modules;
+            let module = self.module(String::new(), head, line, depth)?;
+            // The subtree was counted once; its copies add (count - 1) more of its size.
+            let size = self.modules - before;
+            let copies = range.end() - range.start();
+            self.count(size.checked_mul(copies), line)?;
             return Ok(range
                 .map(|i| Module {
                     name: i.to_string(),
@@ -156,7 +191,23 @@ impl Parser<'_> {
                 })
                 .collect());
         }
-        Ok(vec![self.module(label.to_owned(), head, line)?])
+        Ok(vec![self.module(label.to_owned(), head, line, depth)?])
+    }
+
+    /// Adds `more` modules (`None`: past any count) to the total, refusing past [`MAX_MODULES`].
+    fn count(&mut self, more: Option<usize>, line: usize) -> Result<(), ArchError> {
+        match more.and_then(|m| self.modules.checked_add(m)) {
+            Some(total) if total <= MAX_MODULES => {
+                self.modules = total;
+                Ok(())
+            }
+            _ => Err(ArchError {
+                line,
+                message: format!(
+                    "the text describes more than {MAX_MODULES} modules; paramscope reads at most that"
+                ),
+            }),
+        }
     }
 }
 
@@ -165,7 +216,8 @@ fn repeat<'h>(label: &str, head: &'h str) -> Option<(std::ops::RangeInclusive<us
     let (first, last) = label.split_once('-')?;
     let (first, last): (usize, usize) = (first.parse().ok()?, last.parse().ok()?);
     let (count, head) = head.split_once(" x ")?;
-    (count.parse::<usize>().ok()? == last.checked_sub(first)? + 1).then_some((first..=last, head))
+    (count.parse::<usize>().ok()? == last.checked_sub(first)?.checked_add(1)?)
+        .then_some((first..=last, head))
 }
 
 /// At most the first 60 characters of a line, for quoting it in an error.
@@ -280,15 +332,43 @@ fn parse_layer(class: &str, args: &str) -> Result<Layer, String> {
 
 /// A fresh model of this architecture, initialized as PyTorch's constructors would from `seed`
 /// (layers draw in the order they appear, as `nn.Sequential(...)`'s arguments are evaluated).
-#[must_use]
-pub fn instantiate(arch: &Module, seed: u64) -> Model {
+///
+/// Refused before anything is allocated when its parameters (counted with checked arithmetic:
+/// `Linear(in_features=18446744073709551615, ...)` overflows) exceed the memory available.
+pub fn instantiate(arch: &Module, seed: u64) -> Result<Model, TooBig> {
+    budget::check(
+        "the architecture",
+        "parameters",
+        budget::bytes_of(parameter_count(arch), 4),
+    )?;
     let mut builder = Builder::new(seed);
     let root = with_fresh_params(arch, &mut builder);
-    Model {
+    Ok(Model {
         root,
         store: builder.store,
         metadata: BTreeMap::new(),
+    })
+}
+
+/// The elements of every Linear's weight and bias under `arch`; `None` when the count overflows.
+fn parameter_count(arch: &Module) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut stack = vec![arch];
+    while let Some(module) = stack.pop() {
+        if let Some(Layer::Linear {
+            in_features,
+            out_features,
+            bias,
+        }) = module.layer()
+        {
+            let (n_in, n_out) = (*in_features as u64, *out_features as u64);
+            let weight = n_in.checked_mul(n_out)?;
+            let bias = if *bias { n_out } else { 0 };
+            total = total.checked_add(weight)?.checked_add(bias)?;
+        }
+        stack.extend(&module.children);
     }
+    Some(total)
 }
 
 fn with_fresh_params(arch: &Module, builder: &mut Builder) -> Module {
@@ -410,7 +490,7 @@ mod tests {
         let text = print(&rgnet.root);
         let parsed = parse(&text).unwrap();
         assert_eq!(print(&parsed), text);
-        assert_eq!(instantiate(&parsed, 0).total_params(), 309);
+        assert_eq!(instantiate(&parsed, 0).unwrap().total_params(), 309);
     }
 
     #[test]
@@ -444,5 +524,42 @@ mod tests {
         let names: Vec<_> = root.children.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["0", "1", "2", "3", "4"]);
         assert_eq!(root.children[4].layer(), Some(&Layer::Gelu { tanh: true }));
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_repeats_are_errors_not_overflows() {
+        let deep = format!(
+            "{}{}",
+            "Sequential(\n(0): ".repeat(100_000),
+            ")\n".repeat(100_000)
+        );
+        assert!(matches!(parse(&deep), Err(e) if e.message.contains("nest more than")));
+        let fine = format!(
+            "{}ReLU()\n{}",
+            "Sequential(\n(0): ".repeat(MAX_DEPTH - 1),
+            ")\n".repeat(MAX_DEPTH - 1)
+        );
+        assert!(parse(&fine).is_ok());
+        let wide = "Sequential(\n(0-99999999999): 100000000000 x ReLU()\n)";
+        assert!(matches!(parse(wide), Err(e) if e.message.contains("more than")));
+        let nested = "Sequential(\n(0-1999): 2000 x Sequential(\n(0-999): 1000 x ReLU()\n)\n)";
+        assert!(matches!(parse(nested), Err(e) if e.message.contains("more than")));
+    }
+
+    #[test]
+    fn a_huge_linear_is_refused_before_allocating() {
+        let huge =
+            parse("Linear(in_features=100000000, out_features=100000000, bias=True)").unwrap();
+        let err = instantiate(&huge, 0).err().unwrap().to_string();
+        assert!(err.starts_with("the architecture needs 40"), "{err}");
+        let max = format!(
+            "Linear(in_features={}, out_features=3, bias=True)",
+            u64::MAX
+        );
+        let err = instantiate(&parse(&max).unwrap(), 0)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("more than 18 EB"), "{err}");
     }
 }

@@ -7,7 +7,10 @@
 //!
 //! A pass writes into a [`ForwardBuffers`]: one flat vector per step, allocated on the first pass (or
 //! when the input's shape changes) and reused after, so repeated passes allocate nothing
-//! (`tests/forward_alloc.rs` counts). Each Linear
+//! (`tests/forward_alloc.rs` counts). Every step reads and writes plain C-order slices (a Linear's
+//! input seen as a rows×in matrix, its row count fixed when the buffers are sized): a pass builds no
+//! ndarray array, view or dynamic shape, whose set-up cost more than the arithmetic of the chapter's
+//! layers. The shapes are kept only to show the outputs. Each Linear
 //! adds its bias in the kernel's write-out (the epilogue). A `ReLU` that follows a Linear is *not*
 //! fused into that write-out: the app and `forward` show every layer's own output, and the
 //! Linear's is the one before the `ReLU`. Fusing would drop it, and at the chapter's sizes the
@@ -22,6 +25,7 @@ use ndarray::{Array2, ArrayD, ArrayViewD, IxDyn};
 use thiserror::Error;
 
 use super::Model;
+use super::budget::{self, TooBig};
 use super::layers::Layer;
 use super::param::ParamId;
 use super::rng::TorchGenerator;
@@ -34,6 +38,12 @@ use crate::tensor::stats;
 /// Why a model cannot run, or cannot run on this input.
 #[derive(Debug, Error)]
 pub enum ForwardError {
+    /// A random batch was asked of a model without a Linear layer.
+    #[error("the model has no Linear layer, so its input width is unknown: pass --input X.npy")]
+    NoInputWidth,
+    /// The activations would not fit in memory.
+    #[error(transparent)]
+    TooBig(#[from] TooBig),
     /// Some module's computation is unknown (a checkpoint read without an architecture).
     #[error(
         "cannot run a forward pass: module {path:?} has no known forward order{why}; only chains of Linear and activation layers run without an architecture: give it with --arch FILE (the text print(model) shows)"
@@ -240,14 +250,20 @@ impl ForwardPlan {
             .map(|s| (s.path.as_str(), s.repr.as_str()))
     }
 
-    /// `torch.manual_seed(seed); torch.rand(batch, in_features)`: the random batch of `--batch`;
-    /// `None` when the model has no Linear to give the width.
-    #[must_use]
-    pub fn random_input(&self, batch: usize, seed: u64) -> Option<ArrayD<f32>> {
-        let width = self.in_features()?;
+    /// `torch.manual_seed(seed); torch.rand(batch, in_features)`: the random batch of `--batch`.
+    /// An error when the model has no Linear to give the width, or when the batch would not fit.
+    pub fn random_input(&self, batch: usize, seed: u64) -> Result<ArrayD<f32>, ForwardError> {
+        let width = self.in_features().ok_or(ForwardError::NoInputWidth)?;
+        // A width from a file times a batch from an argument: counted, not wrapped.
+        let elements = batch.checked_mul(width);
+        budget::check(
+            "the random batch",
+            "values",
+            budget::bytes_of(elements.map(|n| n as u64), 4),
+        )?;
         let mut values = vec![0f32; batch * width];
         TorchGenerator::new(seed).fill_uniform(&mut values, 0.0, 1.0);
-        Some(ArrayD::from_shape_vec(IxDyn(&[batch, width]), values).expect("batch·width values"))
+        Ok(ArrayD::from_shape_vec(IxDyn(&[batch, width]), values).expect("batch·width values"))
     }
 
     /// Runs the model on `x`, returning every layer's output in order (the last is the model's).
@@ -324,7 +340,6 @@ impl ForwardPlan {
         let ForwardBuffers {
             input,
             outputs,
-            shapes,
             rows,
             ..
         } = buffers;
@@ -352,18 +367,7 @@ impl ForwardPlan {
                     let epilogue = kernel::Epilogue { bias, relu: fused };
                     kernel::linear_packed(input, rows[i], &linear.weight, out, epilogue);
                 }
-                Op::Layer(Layer::Flatten { .. } | Layer::Identity | Layer::Dropout { .. }) => {
-                    out.copy_from_slice(input);
-                }
-                Op::Layer(layer) => {
-                    out.copy_from_slice(input);
-                    // Lent to an array for the layer's formula and taken back: no copy, no
-                    // allocation (shapes of up to four dimensions are stored inline).
-                    let mut array = ArrayD::from_shape_vec(shapes[i].clone(), std::mem::take(out))
-                        .expect("a buffer fits its shape");
-                    layer.apply_elementwise(&mut array);
-                    (*out, _) = array.into_raw_vec_and_offset();
-                }
+                Op::Layer(layer) => layer.apply_elementwise(input, out),
             }
             i += 1 + usize::from(fused);
             progress(i, total);
@@ -380,6 +384,7 @@ impl ForwardPlan {
         buffers.outputs.clear();
         buffers.shapes.clear();
         buffers.rows.clear();
+        let mut total = Some(0u64);
         for step in &self.steps {
             let shape_error = |shape: &[usize], reason: String| ForwardError::Shape {
                 path: step.path.clone(),
@@ -407,8 +412,20 @@ impl ForwardPlan {
                 }
                 Op::Layer(_) => {}
             }
-            buffers.outputs.push(vec![0.0; shape.iter().product()]);
+            // Counted with checked arithmetic; nothing is allocated until all of it is known to fit.
+            let elements = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+            total = total.zip(elements).and_then(|(t, e)| t.checked_add(e));
             buffers.shapes.push(IxDyn(&shape));
+        }
+        budget::check(
+            "the forward pass",
+            "activations",
+            budget::bytes_of(total, 4),
+        )?;
+        for shape in &buffers.shapes {
+            buffers
+                .outputs
+                .push(vec![0.0; ndarray::Dimension::size(shape)]);
         }
         Ok(())
     }

@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use ndarray::ArrayD;
-
 use crate::math;
 
 /// A leaf module of the architecture language.
@@ -67,23 +65,42 @@ impl Layer {
         }
     }
 
-    /// Applies an element-wise layer in place (Linear and Flatten are handled by the forward pass).
-    pub fn apply_elementwise(&self, x: &mut ArrayD<f32>) {
+    /// Writes an element-wise layer's output for `input` into `output` (of the same length); a
+    /// layer that changes nothing (Identity, Dropout at inference, Flatten's values) copies.
+    /// Linear is the forward pass's own.
+    ///
+    /// # Panics
+    /// When the lengths differ.
+    pub fn apply_elementwise(&self, input: &[f32], output: &mut [f32]) {
+        assert_eq!(
+            input.len(),
+            output.len(),
+            "an element-wise layer keeps the length"
+        );
+        let map = |f: &dyn Fn(f32) -> f32, output: &mut [f32]| {
+            for (y, &x) in output.iter_mut().zip(input) {
+                *y = f(x);
+            }
+        };
         match *self {
             // Not `max`: `ReLU` keeps NaN, as PyTorch's (and the kernel's fused one) does.
-            Layer::ReLU => x.mapv_inplace(|v| if v < 0.0 { 0.0 } else { v }),
-            Layer::Sigmoid => x.mapv_inplace(|v| 1.0 / (1.0 + (-v).exp())),
-            Layer::Tanh => x.mapv_inplace(f32::tanh),
-            Layer::Gelu { tanh: false } => x.mapv_inplace(gelu_erf),
-            Layer::Gelu { tanh: true } => x.mapv_inplace(gelu_tanh),
+            Layer::ReLU => {
+                for (y, &x) in output.iter_mut().zip(input) {
+                    *y = if x < 0.0 { 0.0 } else { x };
+                }
+            }
+            Layer::Sigmoid => map(&|v| 1.0 / (1.0 + (-v).exp()), output),
+            Layer::Tanh => map(&f32::tanh, output),
+            Layer::Gelu { tanh: false } => map(&gelu_erf, output),
+            Layer::Gelu { tanh: true } => map(&gelu_tanh, output),
             Layer::LeakyReLU { negative_slope } => {
                 let slope = negative_slope as f32;
-                x.mapv_inplace(|v| if v >= 0.0 { v } else { v * slope });
+                map(&|v| if v >= 0.0 { v } else { v * slope }, output);
             }
             Layer::Identity
             | Layer::Dropout { .. }
             | Layer::Linear { .. }
-            | Layer::Flatten { .. } => {}
+            | Layer::Flatten { .. } => output.copy_from_slice(input),
         }
     }
 }

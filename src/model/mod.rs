@@ -1,6 +1,7 @@
 //! The vocabulary of the chapter: a model is a module tree over a store of parameter tensors.
 
 pub mod arch;
+pub mod budget;
 pub mod demos;
 pub mod forward;
 pub mod init;

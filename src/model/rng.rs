@@ -81,17 +81,20 @@ impl TorchGenerator {
         }
     }
 
-    /// Fills `out` as `tensor.normal_(mean, std)` does on a contiguous CPU tensor.
+    /// Fills `out` as `tensor.normal_(mean, std)` does on a contiguous CPU float tensor.
     ///
-    /// torch takes two paths: from 16 elements on, uniforms for the whole tensor are turned into
-    /// normals 16 at a time (Box–Muller on pairs `j`, `j+8`; a ragged tail redraws the last 16);
-    /// below 16, each value comes from the f64 Box–Muller with a cached second sample.
+    /// torch takes two paths. From 16 elements on, uniforms for the whole tensor are turned into
+    /// normals 16 at a time (Box–Muller on pairs `j`, `j+8`; a ragged tail redraws the last 16),
+    /// in f32 with the Cephes-style log and sincos of its `avx_mathfun.h`: x86 builds run that
+    /// kernel for every CPU with AVX2 (torch keeps `normal_` off its AVX-512 dispatch). Below 16,
+    /// each value comes from the f64 Box–Muller with a cached second sample.
     pub fn fill_normal(&mut self, out: &mut [f32], mean: f64, std: f64) {
         if out.len() >= 16 {
             self.fill_normal_blocked(out, mean as f32, std as f32);
         } else {
             for v in out {
-                *v = (self.normal_f64() * std + mean) as f32;
+                // torch's `val * std + mean` is compiled to one fused multiply-add.
+                *v = self.normal_f64().mul_add(std, mean) as f32;
             }
         }
     }
@@ -101,8 +104,8 @@ impl TorchGenerator {
         for v in out.iter_mut() {
             *v = self.uniform_f32(0.0, 1.0);
         }
-        for start in (0..=n - 16).step_by(16) {
-            box_muller_16(&mut out[start..start + 16], mean, std);
+        for block in out.chunks_exact_mut(16) {
+            box_muller_16(block, mean, std);
         }
         if !n.is_multiple_of(16) {
             let tail = &mut out[n - 16..];
@@ -132,15 +135,94 @@ impl TorchGenerator {
     }
 }
 
-/// torch's `normal_fill_16`: turns 16 uniforms into 16 normals in place.
+/// torch's `normal_fill_16` as its AVX2 build computes it: turns 16 uniforms into 16 normals in
+/// place, lane `j` pairing with lane `j + 8`.
 fn box_muller_16(data: &mut [f32], mean: f32, std: f32) {
     for j in 0..8 {
         let u1 = 1.0 - data[j];
         let u2 = data[j + 8];
-        let radius = (-2.0 * u1.ln()).sqrt();
-        let theta = 2.0 * std::f32::consts::PI * u2;
-        data[j] = radius * theta.cos() * std + mean;
-        data[j + 8] = radius * theta.sin() * std + mean;
+        let radius = (-2.0 * cephes::log(u1)).sqrt();
+        let (sin, cos) = cephes::sincos(2.0 * std::f32::consts::PI * u2);
+        data[j] = (radius * cos).mul_add(std, mean);
+        data[j + 8] = (radius * sin).mul_add(std, mean);
+    }
+}
+
+/// The f32 log and sincos of torch's `avx_mathfun.h` (Cephes polynomials), one lane at a time,
+/// with the fused multiply-adds GCC forms when it compiles them for AVX2+FMA (read from the
+/// disassembly of `libtorch_cpu.so`): every rounding as torch's, so every bit as torch's.
+mod cephes {
+    const LOG_P: [f32; 9] = [
+        7.037_683_6E-2,
+        -1.151_461E-1,
+        1.167_699_84E-1,
+        -1.242_014_1E-1,
+        1.424_932_3E-1,
+        -1.666_805_8E-1,
+        2.000_071_4E-1,
+        -2.499_999_4E-1,
+        3.333_333E-1,
+    ];
+    const LOG_Q1: f32 = -2.121_944_4E-4;
+    const LOG_Q2: f32 = 0.693_359_4;
+
+    /// `log256_ps` for one lane: NaN for x <= 0, denormals read as the smallest normal.
+    pub fn log(x: f32) -> f32 {
+        if x.is_nan() || x <= 0.0 {
+            return f32::NAN;
+        }
+        let x = x.max(f32::MIN_POSITIVE);
+        // The exponent, and the mantissa as a number in [0.5, 1).
+        let mut e = ((x.to_bits() >> 23) as i32 - 0x7f) as f32 + 1.0;
+        let mut m = f32::from_bits((x.to_bits() & !0x7f80_0000) | 0.5f32.to_bits());
+        // Below √½, use 2m − 1 and one less in the exponent, so the polynomial's argument stays small.
+        if m < std::f32::consts::FRAC_1_SQRT_2 {
+            e -= 1.0;
+            m = (m - 1.0) + m;
+        } else {
+            m -= 1.0;
+        }
+        let z = m * m;
+        let mut y = LOG_P[0];
+        for p in &LOG_P[1..] {
+            y = y.mul_add(m, *p);
+        }
+        y = (y * m).mul_add(z, e * LOG_Q1);
+        y = (-z).mul_add(0.5, y);
+        e.mul_add(LOG_Q2, m + y)
+    }
+
+    const DP: [f32; 3] = [-0.785_156_25, -2.418_756_5E-4, -3.774_895E-8];
+    const SIN_P: [f32; 3] = [-1.951_529_6E-4, 8.332_161E-3, -1.666_665_5E-1];
+    const COS_P: [f32; 3] = [2.443_315_7E-5, -1.388_731_6E-3, 4.166_664_6E-2];
+    const FOUR_OVER_PI: f32 = 1.273_239_5;
+
+    /// `sincos256_ps` for one lane: (sin x, cos x), for the finite arguments Box–Muller gives it.
+    pub fn sincos(x: f32) -> (f32, f32) {
+        let sign_of_x = x.to_bits() & 0x8000_0000;
+        let a = x.abs();
+        // The octant, rounded up to even (as Cephes does), truncated like `cvttps`.
+        let j = ((a * FOUR_OVER_PI) as i32 + 1) & !1;
+        let y = j as f32;
+        // The argument reduced by y·π/4 in three parts, for extra precision.
+        let r = y.mul_add(DP[2], y.mul_add(DP[1], y.mul_add(DP[0], a)));
+        let sin_sign = sign_of_x ^ (((j & 4) as u32) << 29);
+        let cos_sign = ((!(j - 2) & 4) as u32) << 29;
+        let z = r * r;
+        let cos_poly =
+            (COS_P[0].mul_add(z, COS_P[1]).mul_add(z, COS_P[2]) * z).mul_add(z, -(z * 0.5)) + 1.0;
+        let sin_poly = (SIN_P[0].mul_add(z, SIN_P[1]).mul_add(z, SIN_P[2]) * z).mul_add(r, r);
+        // In octants 1 and 2 (mod 4) the polynomials swap roles. torch selects by masking and
+        // adding, so a chosen −0 comes out as +0: adding +0 does the same.
+        let (s, c) = if j & 2 == 0 {
+            (0.0 + sin_poly, 0.0 + cos_poly)
+        } else {
+            (0.0 + cos_poly, 0.0 + sin_poly)
+        };
+        (
+            f32::from_bits(s.to_bits() ^ sin_sign),
+            f32::from_bits(c.to_bits() ^ cos_sign),
+        )
     }
 }
 

@@ -3,6 +3,12 @@
 use super::layers::Layer;
 use super::param::ParamId;
 
+/// The deepest nesting of modules paramscope builds, from an architecture text or from a
+/// checkpoint's dotted names. Real models nest a few dozen deep at most; the bound keeps every
+/// recursive pass over a tree (printing, binding, dropping) far from the stack's end whatever a file
+/// says, and past it the reader gives an error instead.
+pub const MAX_DEPTH: usize = 256;
+
 /// What a module is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModuleKind {
@@ -72,17 +78,30 @@ impl Module {
         }
     }
 
-    /// The positions missing from children named by number (`0`, `2`, `3` misses `1`), when every
-    /// child is numbered and some are missing: a Sequential whose activations were not saved.
+    /// The first positions (at most [`GAPS_SHOWN`]) missing from children named by number (`0`,
+    /// `2`, `3` misses `1`), when every child is numbered and some are missing: a Sequential whose
+    /// activations were not saved. Time is linear in the children, whatever numbers they carry.
     #[must_use]
     pub fn numbering_gaps(&self) -> Option<Vec<usize>> {
-        let numbers: Vec<usize> = self
+        let mut numbers: Vec<usize> = self
             .children
             .iter()
             .map(|c| c.name.parse().ok())
             .collect::<Option<_>>()?;
-        let last = *numbers.iter().max()?;
-        let gaps: Vec<usize> = (0..last).filter(|i| !numbers.contains(i)).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut gaps = Vec::new();
+        let mut expected = 0;
+        for n in numbers {
+            while expected < n && gaps.len() < GAPS_SHOWN {
+                gaps.push(expected);
+                expected += 1;
+            }
+            if gaps.len() == GAPS_SHOWN {
+                break;
+            }
+            expected = n + 1;
+        }
         (!gaps.is_empty()).then_some(gaps)
     }
 
@@ -97,12 +116,69 @@ impl Module {
 
     /// Visits this module and every descendant, parents before children, with dotted paths.
     ///
-    /// This is PyTorch's `named_modules` order, without its removal of repeated modules.
+    /// This is PyTorch's `named_modules` order, without its removal of repeated modules. The walk
+    /// keeps its own stack, so its depth costs heap, not call stack.
     pub fn walk<'a>(&'a self, path: &str, visit: &mut impl FnMut(&str, &'a Module)) {
-        visit(path, self);
-        for child in &self.children {
-            child.walk(&join(path, &child.name), visit);
+        let mut stack = vec![(path.to_owned(), self)];
+        while let Some((path, module)) = stack.pop() {
+            visit(&path, module);
+            // Pushed last-first, so the first child is visited next.
+            for child in module.children.iter().rev() {
+                stack.push((join(&path, &child.name), child));
+            }
         }
+    }
+
+    /// Every module with its dotted path and the elements of the distinct tensors under it (each
+    /// tied tensor once, as PyTorch's `parameters()` counts), in [`walk`](Self::walk) order.
+    ///
+    /// Computed in one pass, bottom-up: a tensor seen again under a module that already counted it
+    /// is taken back off at the lowest module holding both paths, so the sums up the tree count it
+    /// once. Time is linear in the tree (plus the tied paths' depths), not modules x descendants.
+    #[must_use]
+    pub fn param_counts(&self, numel: impl Fn(ParamId) -> usize) -> Vec<(String, &Module, usize)> {
+        let mut order: Vec<(String, &Module, Option<usize>)> = Vec::new();
+        let mut stack = vec![(String::new(), self, None)];
+        while let Some((path, module, parent)) = stack.pop() {
+            let index = order.len();
+            for child in module.children.iter().rev() {
+                stack.push((join(&path, &child.name), child, Some(index)));
+            }
+            order.push((path, module, parent));
+        }
+        let mut counts: Vec<isize> = vec![0; order.len()];
+        let mut holders: std::collections::HashMap<ParamId, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (index, (_, module, _)) in order.iter().enumerate() {
+            for (_, id) in &module.params {
+                counts[index] += numel(*id) as isize;
+                holders.entry(*id).or_default().push(index);
+            }
+        }
+        for (id, holders) in holders.into_iter().filter(|(_, h)| h.len() > 1) {
+            let mut counted = std::collections::HashSet::new();
+            for holder in holders {
+                let mut at = Some(holder);
+                while let Some(node) = at {
+                    if !counted.insert(node) {
+                        counts[node] -= numel(id) as isize;
+                        break;
+                    }
+                    at = order[node].2;
+                }
+            }
+        }
+        // Children come after their parent in walk order, so one backward pass sums them up.
+        for index in (1..order.len()).rev() {
+            if let Some(parent) = order[index].2 {
+                counts[parent] += counts[index];
+            }
+        }
+        order
+            .into_iter()
+            .zip(counts)
+            .map(|((path, module, _), count)| (path, module, count as usize))
+            .collect()
     }
 
     /// Every `(dotted name, id)` in `state_dict` order: a module's own parameters, then its children's.
@@ -133,6 +209,9 @@ impl Module {
     }
 }
 
+/// How many missing positions [`Module::numbering_gaps`] lists.
+pub const GAPS_SHOWN: usize = 8;
+
 /// One step down a module path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathStep {
@@ -149,5 +228,51 @@ pub fn join(path: &str, name: &str) -> String {
         name.to_owned()
     } else {
         format!("{path}.{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::demos;
+
+    #[test]
+    fn counts_bottom_up_match_counting_each_subtree() {
+        for name in ["mlp", "rgnet", "shared"] {
+            let model = demos::build(name, 0).unwrap();
+            let counts = model.root.param_counts(|id| model.store.get(id).numel());
+            let mut walked = Vec::new();
+            model.root.walk("", &mut |path, module| {
+                walked.push((path.to_owned(), model.count_params(module)));
+            });
+            let fast: Vec<_> = counts.into_iter().map(|(p, _, n)| (p, n)).collect();
+            assert_eq!(fast, walked, "{name}");
+        }
+    }
+
+    #[test]
+    fn gaps_are_listed_first_few_whatever_the_numbers() {
+        let mut module = Module::new("", ModuleKind::Unknown);
+        for name in ["0", "2", "99999999999"] {
+            module.children.push(Module::new(name, ModuleKind::Unknown));
+        }
+        assert_eq!(module.numbering_gaps(), Some(vec![1, 3, 4, 5, 6, 7, 8, 9]));
+        module.children.truncate(1);
+        assert_eq!(module.numbering_gaps(), None);
+    }
+
+    #[test]
+    fn walks_a_deep_chain_without_recursing() {
+        let mut root = Module::new("", ModuleKind::Unknown);
+        let mut at = &mut root;
+        for _ in 0..100 {
+            at.children.push(Module::new("a", ModuleKind::Unknown));
+            at = &mut at.children[0];
+        }
+        let mut deepest = 0;
+        root.walk("", &mut |path, _| {
+            deepest = deepest.max(path.split('.').count());
+        });
+        assert_eq!(deepest, 100);
     }
 }

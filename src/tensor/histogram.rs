@@ -1,9 +1,11 @@
 //! The distribution of a tensor's values: equal bins over [min, max], streamed in chunks, with NaN
 //! and ±Inf counted apart (they have no place on the axis).
 
-use super::DType;
 use super::decode::{self, Undecodable};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use super::parallel::{self, Progress};
+use super::simd::bins::{self, Bins};
+use super::stats::Stats;
+use super::{DType, Tensor};
 
 /// Counts of finite values in equal-width bins over `[lo, hi]`, and of the values outside the axis.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +29,9 @@ pub struct Histogram {
 /// Elements decoded per chunk, as the stats pass does, so that progress comes in steady steps.
 const CHUNK: usize = 4096;
 
-/// F32 elements between two progress reports of the fast path: 2 MiB, as the stats pass.
+/// F32 elements between two progress reports of the fast path: 2 MiB, as the stats pass. Also
+/// what the kernel's u32 counts hold before they are added to the histogram's.
 const STRETCH: usize = 128 * CHUNK;
-
-/// Below this many bytes a second thread costs more than it saves (as in the stats pass).
-const PARALLEL_BYTES: usize = 8 << 20;
 
 impl Histogram {
     /// An empty histogram of `bins` bins (at least one) over `[lo, hi]`.
@@ -63,18 +63,15 @@ impl Histogram {
         }
     }
 
-    /// The bin a finite value falls in; a zero-width range (a constant tensor) puts it in the first.
+    /// The bin a finite value falls in: `⌊(v − lo)·bins/(hi − lo)⌋`, the maximum in the last; a
+    /// zero-width range (a constant tensor) puts it in the first.
     #[must_use]
     pub fn bin_of(&self, v: f64) -> Option<usize> {
-        if !(self.lo..=self.hi).contains(&v) {
-            return None;
-        }
-        let width = self.hi - self.lo;
-        if width <= 0.0 {
-            return Some(0);
-        }
-        let last = self.counts.len() - 1;
-        Some((((v - self.lo) / width * self.counts.len() as f64) as usize).min(last))
+        self.bins().of(v)
+    }
+
+    fn bins(&self) -> Bins {
+        Bins::new(self.lo, self.hi, self.counts.len())
     }
 
     /// Adds `other`'s counts (same bins) to these.
@@ -95,6 +92,28 @@ impl Histogram {
     }
 }
 
+/// A tensor's statistics and its histogram over `[min, max]` of its finite values (`[0, 0]` when
+/// there is none), in `bins(numel)` bins: the two passes back to back, each on every core, the
+/// second reading pages the first faulted in. `progress` hears the fraction done over both.
+pub fn summary(
+    tensor: &Tensor,
+    bins: usize,
+    progress: &mut dyn FnMut(f64),
+) -> Result<(Stats, Histogram), Undecodable> {
+    let stats = tensor.stats_with_progress(&mut |fraction| progress(fraction / 2.0))?;
+    let numel = tensor.numel();
+    let whole = 2.0 * numel.max(1) as f64;
+    let hist = histogram(
+        tensor.dtype(),
+        tensor.bytes(),
+        numel,
+        stats.range().unwrap_or((0.0, 0.0)),
+        bins,
+        |done| progress((numel + done) as f64 / whole),
+    )?;
+    Ok((stats, hist))
+}
+
 /// The histogram of `numel` elements of `dtype` in `bytes`, over `[lo, hi]` in `bins` bins;
 /// `progress` hears how many elements are done after each chunk (each 2 MiB for F32).
 ///
@@ -113,7 +132,9 @@ pub fn histogram(
         return Err(Undecodable(dtype));
     }
     if dtype == DType::F32 {
-        return Ok(f32_histogram(bytes, numel, (lo, hi), bins, &mut progress));
+        let hist = f32_histogram(bytes, numel, (lo, hi), bins, &mut progress);
+        progress(numel);
+        return Ok(hist);
     }
     let mut hist = Histogram::new(lo, hi, bins);
     let mut buffer = Vec::with_capacity(CHUNK.min(numel));
@@ -134,53 +155,61 @@ pub fn histogram(
 fn f32_histogram(
     bytes: &[u8],
     numel: usize,
-    range: (f64, f64),
+    (lo, hi): (f64, f64),
     bins: usize,
     progress: &mut dyn FnMut(usize),
 ) -> Histogram {
-    let threads = if numel * 4 < PARALLEL_BYTES {
-        1
-    } else {
-        crate::kernel::max_threads()
-    };
-    let per_thread = numel.div_ceil(threads).div_ceil(CHUNK).max(1) * CHUNK;
-    let done = AtomicUsize::new(0);
-    std::thread::scope(|scope| {
-        let done = &done;
-        let handles: Vec<_> = (per_thread..numel)
-            .step_by(per_thread)
-            .map(|first| {
-                let end = (first + per_thread).min(numel);
-                scope.spawn(move || f32_part(bytes, first..end, range, bins, done, &mut |_| {}))
-            })
-            .collect();
-        let mut hist = f32_part(bytes, 0..per_thread.min(numel), range, bins, done, progress);
-        for handle in handles {
-            hist.merge(&handle.join().expect("a histogram thread does not panic"));
-        }
-        progress(numel);
-        hist
-    })
+    let parts = parallel::split(
+        numel,
+        bytes.len(),
+        CHUNK,
+        &|range, done| f32_part(bytes, range, (lo, hi), bins, done),
+        progress,
+    );
+    let mut hist = Histogram::new(lo, hi, bins);
+    for part in &parts {
+        hist.merge(part);
+    }
+    hist
 }
 
-/// Counts elements `elements` of little-endian F32 `bytes`, adding each stretch to `done` and
-/// telling `progress` the total so far.
+/// Counts elements `elements` of little-endian F32 `bytes` through the SIMD kernel (a ragged end
+/// through [`Histogram::add`]), adding each stretch to `done`.
 fn f32_part(
     bytes: &[u8],
     elements: std::ops::Range<usize>,
     (lo, hi): (f64, f64),
     bins: usize,
-    done: &AtomicUsize,
-    progress: &mut dyn FnMut(usize),
+    done: &mut Progress,
 ) -> Histogram {
     let mut hist = Histogram::new(lo, hi, bins);
+    let layout = hist.bins();
+    let mut counts = vec![0u32; layout.slots()];
     for stretch in elements.clone().step_by(STRETCH) {
-        let stretch_end = (stretch + STRETCH).min(elements.end);
-        for c in bytes[stretch * 4..stretch_end * 4].chunks_exact(4) {
+        let end = (stretch + STRETCH).min(elements.end);
+        let whole = stretch + (end - stretch) / bins::LANES * bins::LANES;
+        counts.fill(0);
+        let specials = bins::count_f32(&bytes[stretch * 4..whole * 4], &layout, &mut counts);
+        let mut beyond = 0;
+        for way in counts.chunks_exact(layout.count + 1) {
+            for (total, &n) in hist.counts.iter_mut().zip(way) {
+                *total += n as usize;
+            }
+            beyond += way[layout.count] as usize;
+        }
+        let (nan, pos_inf, neg_inf) = (
+            specials.nan as usize,
+            specials.pos_inf as usize,
+            specials.neg_inf as usize,
+        );
+        hist.nan += nan;
+        hist.pos_inf += pos_inf;
+        hist.neg_inf += neg_inf;
+        hist.outside += beyond - nan - pos_inf - neg_inf;
+        for c in bytes[whole * 4..end * 4].chunks_exact(4) {
             hist.add(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
         }
-        let n = stretch_end - stretch;
-        progress(done.fetch_add(n, Ordering::Relaxed) + n);
+        done.add(end - stretch);
     }
     hist
 }
@@ -233,6 +262,8 @@ mod tests {
         assert_eq!(done, 10_000);
         let empty = histogram(DType::F32, &[], 0, (0.0, 0.0), 8, |_| {}).unwrap();
         assert_eq!((empty.finite(), empty.counts.len()), (0, 8));
+        let (stats, summed) = summary(&Tensor::from_f32(vec![0], &[]), 8, &mut |_| {}).unwrap();
+        assert_eq!((stats.range(), summed), (None, empty));
         assert!(histogram(DType::F4, &[], 0, (0.0, 1.0), 4, |_| {}).is_err());
     }
 
@@ -271,6 +302,17 @@ mod tests {
             assert_eq!(last, values.len(), "progress reaches the end");
         }
         let fast = histogram(DType::F32, &bytes, values.len(), (-1.5, 2.5), 128, |_| {}).unwrap();
+        let tensor = Tensor::from_f32(vec![values.len()], &values);
+        let mut last = 0.0;
+        let (stats, summed) = summary(&tensor, 128, &mut |f| {
+            assert!(f >= last && f <= 1.0);
+            last = f;
+        })
+        .unwrap();
+        assert_eq!(
+            (stats.range(), &summed, last),
+            (Some((-1.5, 2.5)), &fast, 1.0)
+        );
         assert_eq!(fast.nan, values.iter().filter(|v| v.is_nan()).count());
         assert_eq!(fast.pos_inf + fast.neg_inf, 2 * fast.nan);
         assert_eq!(fast.outside, 0);

@@ -4,6 +4,8 @@ pub mod decode;
 pub mod dtype;
 pub mod ggml;
 pub mod histogram;
+pub mod parallel;
+mod simd;
 pub mod stats;
 
 use std::sync::Arc;

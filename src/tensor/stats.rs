@@ -1,12 +1,13 @@
 //! Summary statistics of a tensor in one streaming, NaN-aware pass, accumulated in f64.
 
 use super::DType;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use super::decode::{self, Undecodable};
-use crate::kernel;
+use super::parallel::{self, Progress};
+use super::simd::moments;
 
-/// What `show` reports about a tensor's values. NaN and ±Inf are counted and left out of the rest.
+/// What `show` reports about a tensor's values. NaN and ±Inf are counted and left out of the rest:
+/// min, max, mean and std are over the finite values ([`Stats::all_finite`] tells whether that is
+/// all of them).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stats {
     /// Finite values seen.
@@ -25,6 +26,28 @@ pub struct Stats {
     pub nan: usize,
     /// Infinite values of either sign.
     pub inf: usize,
+}
+
+impl Stats {
+    /// Every value counted: finite, NaN and infinite.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.finite + self.nan + self.inf
+    }
+
+    /// Whether every value is finite, so that the statistics are over all of them; otherwise they
+    /// are over the finite values only, and a caller should say so.
+    #[must_use]
+    pub fn all_finite(&self) -> bool {
+        self.nan == 0 && self.inf == 0
+    }
+
+    /// `(min, max)` of the finite values, or `None` when there is none (an empty tensor, or one of
+    /// NaN and ±Inf only): the fields then hold NaN.
+    #[must_use]
+    pub fn range(&self) -> Option<(f64, f64)> {
+        (self.finite > 0).then_some((self.min, self.max))
+    }
 }
 
 /// Running moments of one chunk, merged with Chan's formula so that chunks may come in any order.
@@ -83,7 +106,7 @@ impl Moments {
         for c in bytes[blocks * 4..].chunks_exact(4) {
             rest.add(f64::from(value(c)));
         }
-        let s = kernel::moments::chunk_sums(&bytes[..blocks * 4], scratch, shift);
+        let s = moments::chunk_sums(&bytes[..blocks * 4], scratch, shift);
         let lanes = Accumulator {
             shift: f64::from(shift),
             count: f64::from(s.finite),
@@ -213,9 +236,6 @@ impl Accumulator {
 /// Elements per chunk: each chunk's sums are small enough to stay exact, and its shift is local.
 const CHUNK: usize = 4096;
 
-/// Below this many bytes a second thread costs more than it saves.
-const PARALLEL_BYTES: usize = 8 << 20;
-
 /// The stats of `numel` elements of `dtype` stored in `bytes`: one streaming pass, split across
 /// the machine's cores for large tensors.
 pub fn stats(dtype: DType, bytes: &[u8], numel: usize) -> Result<Stats, Undecodable> {
@@ -248,48 +268,27 @@ pub fn stats_with(
         "stats: {numel} values of {dtype} do not fill {} bytes",
         bytes.len()
     );
-    let threads = if bytes.len() < PARALLEL_BYTES {
-        1
-    } else {
-        crate::kernel::max_threads()
-    };
-    // Whole chunks per thread, so that every thread's ranges start on a chunk boundary.
-    let chunks = numel.div_ceil(CHUNK);
-    let per_thread = chunks.div_ceil(threads).max(1) * CHUNK;
-    let ranges: Vec<(usize, usize)> = (0..numel)
-        .step_by(per_thread.max(1))
-        .map(|first| (first, (first + per_thread).min(numel)))
-        .collect();
-    let done = AtomicUsize::new(0);
-    let moments = std::thread::scope(|scope| {
-        let done = &done;
-        let handles: Vec<_> = ranges
-            .iter()
-            .skip(1)
-            .map(|&range| {
-                scope.spawn(move || moments_of(dtype, bytes, range, prepare, done, &mut |_| {}))
-            })
-            .collect();
-        let first = ranges.first().map_or(Moments::EMPTY, |&r| {
-            moments_of(dtype, bytes, r, prepare, done, progress)
-        });
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("a stats thread does not panic"))
-            .fold(first, Moments::merge)
-    });
-    Ok(moments.finish())
+    let parts = parallel::split(
+        numel,
+        bytes.len(),
+        CHUNK,
+        &|range, done| moments_of(dtype, bytes, range, prepare, done),
+        progress,
+    );
+    Ok(parts
+        .into_iter()
+        .fold(Moments::EMPTY, Moments::merge)
+        .finish())
 }
 
-/// The moments of elements `first..end`, chunk by chunk, preparing each stretch before reading it
-/// and adding its bytes to `done` after.
+/// The moments of elements `range`, chunk by chunk, preparing each stretch before reading it and
+/// adding its bytes to `done` after.
 fn moments_of(
     dtype: DType,
     bytes: &[u8],
-    (first, end): (usize, usize),
+    range: std::ops::Range<usize>,
     prepare: &(dyn Fn(std::ops::Range<usize>) + Sync),
-    done: &AtomicUsize,
-    progress: &mut dyn FnMut(usize),
+    done: &mut Progress,
 ) -> Moments {
     // Quantized types have no whole bytes per element, but chunk ends fall on block ends.
     let byte_at = |element: usize| dtype.byte_len(element).unwrap_or(bytes.len());
@@ -297,8 +296,8 @@ fn moments_of(
     let mut buffer = Vec::with_capacity(CHUNK);
     let mut scratch = vec![0f32; CHUNK];
     let mut dequantized = decode::F32Chunk::default();
-    for stretch in (first..end).step_by(PREPARE_ELEMENTS) {
-        let stretch_end = (stretch + PREPARE_ELEMENTS).min(end);
+    for stretch in range.clone().step_by(PREPARE_ELEMENTS) {
+        let stretch_end = (stretch + PREPARE_ELEMENTS).min(range.end);
         prepare(byte_at(stretch)..byte_at(stretch_end));
         for at in (stretch..stretch_end).step_by(CHUNK) {
             let count = CHUNK.min(stretch_end - at);
@@ -312,8 +311,7 @@ fn moments_of(
                 Moments::of_f64(&buffer)
             });
         }
-        let stretch_bytes = byte_at(stretch_end) - byte_at(stretch);
-        progress(done.fetch_add(stretch_bytes, Ordering::Relaxed) + stretch_bytes);
+        done.add(byte_at(stretch_end) - byte_at(stretch));
     }
     total
 }
@@ -329,6 +327,10 @@ mod tests {
         let s = stats(DType::F32, &encode_f32(&values), values.len()).unwrap();
         assert_eq!((s.nan, s.inf, s.zeros, s.finite), (1, 2, 1, 3));
         assert_eq!((s.min, s.max, s.mean), (0.0, 3.0, 4.0 / 3.0));
+        assert_eq!(
+            (s.range(), s.total(), s.all_finite()),
+            (Some((0.0, 3.0)), 6, false)
+        );
         // Unbiased: sum of squared deviations 14/3 over n-1 = 2.
         assert!((s.std - (7.0f64 / 3.0).sqrt()).abs() < 1e-12);
     }
@@ -421,7 +423,10 @@ mod tests {
     #[test]
     fn an_empty_tensor_has_no_moments() {
         let s = stats(DType::F32, &[], 0).unwrap();
-        assert_eq!(s.finite, 0);
+        assert_eq!((s.finite, s.total(), s.range()), (0, 0, None));
         assert!(s.mean.is_nan() && s.std.is_nan() && s.min.is_nan());
+        let only_nan = stats(DType::F32, &encode_f32(&[f32::NAN, f32::INFINITY]), 2).unwrap();
+        assert_eq!((only_nan.range(), only_nan.total()), (None, 2));
+        assert!(!only_nan.all_finite());
     }
 }

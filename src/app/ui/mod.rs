@@ -133,7 +133,7 @@ fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
     let line = if let Mode::Filter = app.mode {
         Line::from(vec![
             Span::styled(" /", t.style(Role::Key)),
-            Span::raw(app.filter.clone()),
+            Span::raw(crate::text::escape(&app.filter).into_owned()),
             Span::styled("█", t.style(Role::Dim)),
             Span::styled(
                 format!("  {} rows · Enter keep · Esc clear", app.visible.len()),
@@ -147,13 +147,23 @@ fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
         ];
         // Said while the job runs: why a key was refused.
         if let Some(Message::Error(text)) = &app.message {
-            spans.push(Span::styled(format!("  ✗ {text}"), t.style(Role::Bad)));
+            spans.push(Span::styled(
+                format!("  ✗ {}", crate::text::escape(text)),
+                t.style(Role::Bad),
+            ));
         }
         Line::from(spans)
     } else if let Some(message) = &app.message {
         match message {
-            Message::Info(text) => Line::styled(format!(" {text}"), t.style(Role::Good)),
-            Message::Error(text) => Line::styled(format!(" ✗ {text}"), t.style(Role::Bad)),
+            // Messages carry names and errors from files: escaped here, where they are shown.
+            Message::Info(text) => Line::styled(
+                format!(" {}", crate::text::escape(text)),
+                t.style(Role::Good),
+            ),
+            Message::Error(text) => Line::styled(
+                format!(" ✗ {}", crate::text::escape(text)),
+                t.style(Role::Bad),
+            ),
         }
     } else {
         hint_line(app)

@@ -2,6 +2,7 @@
 //! (`model.0.weight`, `optimizer.state.0.exp_avg`, `optimizer.param_groups.0.lr`), walked with an
 //! explicit stack so that a file's nesting can never overflow ours.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use super::value::{Heap, Object, TensorRef, Value};
@@ -9,13 +10,13 @@ use super::vm::Unpickled;
 
 /// The deepest nesting walked: real checkpoints nest a handful of levels.
 pub const MAX_DEPTH: usize = 200;
-/// The most names produced (also stops a pickle whose shared lists multiply out).
+/// The most names produced.
 pub const MAX_NAMES: usize = 1 << 24;
 
 /// A nesting or size beyond any checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FlattenError {
-    /// Deeper than [`MAX_DEPTH`] (or a container that holds itself).
+    /// Deeper than [`MAX_DEPTH`].
     #[error("the pickle nests deeper than {MAX_DEPTH} levels (at {0})")]
     TooDeep(String),
     /// More names than [`MAX_NAMES`].
@@ -46,6 +47,9 @@ pub enum Scalar {
     Global(String),
     /// An empty container: `{}`, `[]`, `()`.
     Empty(&'static str),
+    /// A container met before, under the name given: listed once, so that shared (or
+    /// self-containing) containers cannot multiply the names.
+    Same(String),
 }
 
 impl fmt::Display for Scalar {
@@ -60,13 +64,13 @@ impl fmt::Display for Scalar {
             Scalar::Float(x) if x.is_infinite() => {
                 f.write_str(if *x > 0.0 { "inf" } else { "-inf" })
             }
-            Scalar::Float(x) if x.fract() == 0.0 && x.abs() < 1e16 => write!(f, "{x:.1}"),
-            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Float(x) => f.write_str(&python_float(*x)),
             Scalar::Str(s) => write!(f, "{s:?}"),
             Scalar::Bytes(n) => write!(f, "<{n} bytes>"),
             Scalar::Object(class) => write!(f, "<{class}>"),
             Scalar::Global(path) => f.write_str(path),
             Scalar::Empty(text) => f.write_str(text),
+            Scalar::Same(name) => write!(f, "<the same object as {name}>"),
         }
     }
 }
@@ -88,6 +92,26 @@ impl Scalar {
     }
 }
 
+/// A finite float as Python's `repr` writes it: the shortest digits that read back the same, in
+/// scientific notation below 1e-4 and from 1e16 (`1e-08`, `0.001`, `7.0`).
+fn python_float(x: f64) -> String {
+    let magnitude = x.abs();
+    if x != 0.0 && !(1e-4..1e16).contains(&magnitude) {
+        let text = format!("{x:e}");
+        let (mantissa, exponent) = text.split_once('e').expect("{:e} has an exponent");
+        let (sign, digits) = match exponent.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exponent),
+        };
+        return format!("{mantissa}e{sign}{digits:0>2}");
+    }
+    if x.fract() == 0.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x}")
+    }
+}
+
 /// One named thing in a checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Leaf {
@@ -104,11 +128,11 @@ pub enum Leaf {
 pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenError> {
     let heap = &unpickled.heap;
     let mut out = Vec::new();
-    // (name, value, depth, inside an opaque object's state)
-    let mut todo: Vec<(String, Value, usize, bool)> =
-        vec![(String::new(), unpickled.root.clone(), 0, false)];
+    let mut todo: Vec<(String, Value, usize, Place)> =
+        vec![(String::new(), unpickled.root.clone(), 0, Place::Plain)];
     let mut visits = 0usize;
-    while let Some((name, value, depth, in_object)) = todo.pop() {
+    let mut expanded: HashMap<usize, String> = HashMap::new();
+    while let Some((name, value, depth, place)) = todo.pop() {
         visits += 1;
         if visits > MAX_NAMES || out.len() >= MAX_NAMES {
             return Err(FlattenError::TooMany);
@@ -117,81 +141,150 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
             let shown: String = name.chars().take(60).collect();
             return Err(FlattenError::TooDeep(shown));
         }
-        let mut children: Vec<(String, Value, bool)> = Vec::new();
+        let mut children: Vec<(String, Value, Place)> = Vec::new();
         let leaf = match &value {
-            Value::None => Some(Scalar::None),
-            Value::Bool(b) => Some(Scalar::Bool(*b)),
-            Value::Int(i) => Some(Scalar::Int(*i)),
-            Value::BigInt(b) => Some(Scalar::BigInt(b.len())),
-            Value::Float(x) => Some(Scalar::Float(*x)),
-            Value::Str(s) => Some(Scalar::Str(s.to_string())),
-            Value::Bytes(b) => Some(Scalar::Bytes(b.len())),
-            Value::Global(g) => Some(Scalar::Global(g.path.clone())),
-            Value::Obj(id) => match heap.get(*id) {
-                Object::Tensor(t) => {
+            Value::Obj(id) => {
+                let object = heap.get(*id);
+                if let Object::Tensor(t) = object {
                     out.push((name, Leaf::Tensor(t.clone())));
                     continue;
                 }
-                Object::Storage(_) => Some(Scalar::Object("storage".into())),
-                Object::List(items) | Object::Set(items) if items.is_empty() => {
-                    Some(Scalar::Empty("[]"))
+                let empty = is_empty(heap, &value);
+                // An empty `_parameters` of a pickled module says nothing.
+                if empty && place == Place::ModuleLevel {
+                    continue;
                 }
-                Object::Tuple(items) if items.is_empty() => Some(Scalar::Empty("()")),
-                Object::Dict(d) if d.entries.is_empty() => Some(Scalar::Empty("{}")),
-                Object::List(items) | Object::Tuple(items) | Object::Set(items) => {
-                    for (i, item) in items.iter().enumerate() {
-                        children.push((i.to_string(), item.clone(), false));
+                if !empty && expands(object) {
+                    if let Some(first) = expanded.get(id) {
+                        let first = if first.is_empty() { "the root" } else { first };
+                        out.push((name, Leaf::Value(Scalar::Same(first.to_owned()))));
+                        continue;
                     }
-                    None
+                    expanded.insert(*id, name.clone());
                 }
-                Object::Dict(d) => {
-                    for (k, v) in &d.entries {
-                        children.push((key_text(heap, k), v.clone(), in_object));
-                    }
-                    None
-                }
-                Object::Opaque(o) => {
-                    if let Some(state) = &o.state {
-                        match state {
-                            Value::Obj(sid) if matches!(heap.get(*sid), Object::Dict(_)) => {
-                                if let Object::Dict(d) = heap.get(*sid) {
-                                    for (k, v) in &d.entries {
-                                        children.push((key_text(heap, k), v.clone(), true));
-                                    }
-                                }
-                            }
-                            other => children.push(("state".into(), other.clone(), false)),
-                        }
-                    }
-                    for (k, v) in &o.items {
-                        children.push((key_text(heap, k), v.clone(), false));
-                    }
-                    for (i, v) in o.elements.iter().enumerate() {
-                        children.push((i.to_string(), v.clone(), false));
-                    }
-                    Some(Scalar::Object(o.class.to_string()))
-                }
-            },
+                open_object(heap, object, &mut children)
+            }
+            plain => Some(scalar(plain)),
         };
         if let Some(scalar) = leaf {
             out.push((name.clone(), Leaf::Value(scalar)));
         }
-        for (key, child, skip_module_levels) in children.into_iter().rev() {
-            // A pickled nn.Module keeps its parameters in `_parameters`, `_buffers` and
-            // `_modules`; its state_dict names leave those levels out.
-            let skip = skip_module_levels
-                && matches!(key.as_str(), "_parameters" | "_buffers" | "_modules");
-            let child_name = if skip {
-                name.clone()
-            } else if name.is_empty() {
-                key
-            } else {
-                format!("{name}.{key}")
+        for (key, child, place) in children.into_iter().rev() {
+            let child_name = match place {
+                Place::Private => continue,
+                Place::ModuleLevel => name.clone(),
+                Place::Plain if name.is_empty() => key,
+                Place::Plain => format!("{name}.{key}"),
             };
-            todo.push((child_name, child, depth + 1, skip));
+            todo.push((child_name, child, depth + 1, place));
         }
     }
     Ok(out)
+}
+
+/// A value that is not in the heap.
+fn scalar(value: &Value) -> Scalar {
+    match value {
+        Value::None => Scalar::None,
+        Value::Bool(b) => Scalar::Bool(*b),
+        Value::Int(i) => Scalar::Int(*i),
+        Value::BigInt(b) => Scalar::BigInt(b.len()),
+        Value::Float(x) => Scalar::Float(*x),
+        Value::Str(s) => Scalar::Str(s.to_string()),
+        Value::Bytes(b) => Scalar::Bytes(b.len()),
+        Value::Global(g) => Scalar::Global(g.path.clone()),
+        Value::Obj(_) => Scalar::Object("object".into()),
+    }
+}
+
+/// What a heap object shows as a value (an empty container, an opaque object's class), with
+/// what it holds pushed onto `children` to be named under it.
+fn open_object(
+    heap: &Heap,
+    object: &Object,
+    children: &mut Vec<(String, Value, Place)>,
+) -> Option<Scalar> {
+    match object {
+        Object::Tensor(_) => None,
+        Object::Storage(_) => Some(Scalar::Object("storage".into())),
+        Object::List(items) | Object::Set(items) if items.is_empty() => Some(Scalar::Empty("[]")),
+        Object::Tuple(items) if items.is_empty() => Some(Scalar::Empty("()")),
+        Object::Dict(d) if d.entries.is_empty() => Some(Scalar::Empty("{}")),
+        Object::List(items) | Object::Tuple(items) | Object::Set(items) => {
+            for (i, item) in items.iter().enumerate() {
+                children.push((i.to_string(), item.clone(), Place::Plain));
+            }
+            None
+        }
+        Object::Dict(d) => {
+            for (k, v) in &d.entries {
+                children.push((key_text(heap, k), v.clone(), Place::Plain));
+            }
+            None
+        }
+        Object::Opaque(o) => {
+            match &o.state {
+                Some(Value::Obj(sid)) if matches!(heap.get(*sid), Object::Dict(_)) => {
+                    if let Object::Dict(d) = heap.get(*sid) {
+                        for (k, v) in &d.entries {
+                            let key = key_text(heap, k);
+                            let place = Place::in_state(&key);
+                            children.push((key, v.clone(), place));
+                        }
+                    }
+                }
+                Some(other) => children.push(("state".into(), other.clone(), Place::Plain)),
+                None => {}
+            }
+            for (k, v) in &o.items {
+                children.push((key_text(heap, k), v.clone(), Place::Plain));
+            }
+            for (i, v) in o.elements.iter().enumerate() {
+                children.push((i.to_string(), v.clone(), Place::Plain));
+            }
+            Some(Scalar::Object(o.class.to_string()))
+        }
+    }
+}
+
+/// Where a value sits, for naming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Named by its key.
+    Plain,
+    /// `_parameters`, `_buffers` or `_modules` of a pickled `nn.Module`: its state_dict names leave
+    /// these levels out, and so do ours.
+    ModuleLevel,
+    /// Another `_private` attribute of an opaque object (hooks, caches): not listed.
+    Private,
+}
+
+impl Place {
+    /// The place of the attribute `key` of an opaque object.
+    fn in_state(key: &str) -> Place {
+        match key {
+            "_parameters" | "_buffers" | "_modules" => Place::ModuleLevel,
+            k if k.starts_with('_') => Place::Private,
+            _ => Place::Plain,
+        }
+    }
+}
+
+/// Whether `object` is a container whose contents are listed under it.
+fn expands(object: &Object) -> bool {
+    !matches!(object, Object::Tensor(_) | Object::Storage(_))
+}
+
+/// Whether `value` is an empty container.
+fn is_empty(heap: &Heap, value: &Value) -> bool {
+    match value {
+        Value::Obj(id) => match heap.get(*id) {
+            Object::List(items) | Object::Tuple(items) | Object::Set(items) => items.is_empty(),
+            Object::Dict(d) => d.entries.is_empty(),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// A dict key as a name segment.
@@ -208,5 +301,25 @@ fn key_text(heap: &Heap, key: &Value) -> String {
             _ => "<key>".into(),
         },
         Value::BigInt(_) | Value::Bytes(_) => "<key>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_float;
+
+    #[test]
+    fn floats_print_as_python_prints_them() {
+        for (x, text) in [
+            (1e-8, "1e-08"),
+            (0.001, "0.001"),
+            (7.0, "7.0"),
+            (-2.5e-5, "-2.5e-05"),
+            (1e16, "1e+16"),
+            (0.0, "0.0"),
+            (0.9, "0.9"),
+        ] {
+            assert_eq!(python_float(x), text);
+        }
     }
 }

@@ -3,10 +3,11 @@
 //! for the globals torch's `weights_only` unpickler allows, and keeps every other global as an
 //! opaque, named node.
 //!
-//! Written here rather than taken from a crate: `serde-pickle` calls no code but has no persistent
-//! ids and copies every byte string; candle-core's reader copies tensors into memory and accepts any
-//! global; `anamnesis` executes nothing but reads whole files. paramscope needs the storage keys and
-//! views only (the bytes stay mapped), the dangerous globals named, and hard bounds on a hostile file.
+//! Written here rather than taken from a crate: paramscope needs the storage keys and views only
+//! (the bytes stay mapped), every global the file names (to show it, and to warn about the ones
+//! that run code), and hard bounds on a hostile file. `serde-pickle` has no persistent ids, which
+//! torch's tensors are; candle-core's reader copies each tensor's bytes out of the archive, and
+//! reads a state dict one key deep (no optimizer states, plain values or opaque objects).
 //!
 //! Bounded: the stack, the memo and the object count are capped, every length is checked against the
 //! bytes left, and nothing recurses on the file's nesting (see [`flatten`]).
@@ -17,6 +18,9 @@ mod value;
 mod vm;
 
 pub mod flatten;
+
+#[cfg(test)]
+mod tests;
 
 pub use flatten::{Leaf, Scalar, flatten};
 pub use globals::is_dangerous;

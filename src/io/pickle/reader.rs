@@ -118,6 +118,9 @@ impl<'a> Reader<'a> {
     pub fn opcode(&mut self) -> Result<u8, Error> {
         self.op_at = self.offset();
         self.op = 0;
+        if self.pos == self.bytes.len() {
+            return Err(self.error(Problem::NoStop));
+        }
         let [op] = self.take(1)? else { unreachable!() };
         self.op = *op;
         Ok(*op)

@@ -4,6 +4,7 @@
 //! of the file's map, found from its local header.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -11,12 +12,12 @@ use memmap2::Mmap;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::views::{Backing, swap_unit};
-use super::{Contents, Error, assemble};
+use super::{Contents, Error, assemble, read_at};
 use crate::io::pickle;
 use crate::text::escape;
 
 /// Opens a zip-layout file mapped as `map`; `shown` names it in warnings.
-pub(super) fn open(map: &Arc<Mmap>, shown: &str) -> Result<Contents, Error> {
+pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents, Error> {
     let zip = ZipArchive::new(Cursor::new(&map[..]))
         .map_err(|e| Error::Layout(format!("not a readable zip archive (truncated?): {e}")))?;
     let names: HashMap<&[u8], usize> = zip
@@ -44,7 +45,7 @@ pub(super) fn open(map: &Arc<Mmap>, shown: &str) -> Result<Contents, Error> {
         name.extend_from_slice(suffix.as_bytes());
         names.get(name.as_slice()).copied()
     };
-    let range = |index: usize, what: &str| entry_range(&zip, map, index, what);
+    let range = |index: usize, what: &str| entry_range(&zip, file, map.len(), index, what);
 
     let big_endian = match entry("byteorder") {
         Some(i) => match &map[range(i, "byteorder")?] {
@@ -108,7 +109,8 @@ pub(super) fn open(map: &Arc<Mmap>, shown: &str) -> Result<Contents, Error> {
 /// stored entry can be mapped in place.
 fn entry_range(
     zip: &ZipArchive<Cursor<&[u8]>>,
-    map: &[u8],
+    file: &File,
+    file_len: usize,
     index: usize,
     what: &str,
 ) -> Result<std::ops::Range<usize>, Error> {
@@ -124,9 +126,7 @@ fn entry_range(
         return Err(bad("the entry is encrypted".into()));
     }
     let header = usize::try_from(entry.header_start()).map_err(|_| bad("bad offset".into()))?;
-    let local = header
-        .checked_add(30)
-        .and_then(|end| map.get(header..end))
+    let local = read_at::<30>(file, header)
         .filter(|h| h.starts_with(b"PK\x03\x04"))
         .ok_or_else(|| bad("its local header is missing (a truncated or damaged zip)".into()))?;
     let name_len = usize::from(u16::from_le_bytes([local[26], local[27]]));
@@ -135,11 +135,10 @@ fn entry_range(
     let start = header + 30 + name_len + extra_len;
     let end = start
         .checked_add(size)
-        .filter(|&end| end <= map.len())
+        .filter(|&end| end <= file_len)
         .ok_or_else(|| {
             bad(format!(
-                "its {size} bytes at offset {start} run past the end of the file ({} bytes; truncated?)",
-                map.len()
+                "its {size} bytes at offset {start} run past the end of the file ({file_len} bytes; truncated?)"
             ))
         })?;
     Ok(start..end)

@@ -4,13 +4,14 @@
 //! count followed by its bytes.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use memmap2::Mmap;
 
 use super::views::{Backing, swap_unit};
-use super::{Contents, Error, LEGACY_MAGIC, assemble};
+use super::{Contents, Error, LEGACY_MAGIC, assemble, read_at};
 use crate::io::pickle::{self, Storage};
 use crate::text::escape;
 
@@ -18,7 +19,7 @@ use crate::text::escape;
 const PROTOCOL_VERSION: i64 = 1001;
 
 /// Opens a legacy-layout file mapped as `map`; `shown` names it in warnings.
-pub(super) fn open(map: &Arc<Mmap>, shown: &str) -> Result<Contents, Error> {
+pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents, Error> {
     let next = |at: usize| pickle::unpickle(&map[at..], at);
     let magic = next(0)?;
     if !matches!(&magic.root, pickle::Value::BigInt(b) if **b == LEGACY_MAGIC) {
@@ -63,10 +64,9 @@ pub(super) fn open(map: &Arc<Mmap>, shown: &str) -> Result<Contents, Error> {
                 escape(key)
             ))
         })?;
-        let count = map
-            .get(at..at + 8)
+        let count = read_at::<8>(file, at)
+            .filter(|_| at.checked_add(8).is_some_and(|end| end <= map.len()))
             .map(|b| {
-                let b: [u8; 8] = b.try_into().expect("8 bytes");
                 if big_endian {
                     u64::from_be_bytes(b)
                 } else {

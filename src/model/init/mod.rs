@@ -295,8 +295,16 @@ impl InitScheme {
         }
     }
 
-    /// Sets one argument from its text, checking it as PyTorch would.
+    /// Sets one argument from its text, then checks the whole combination as PyTorch would.
     pub fn set_argument(&mut self, key: &str, value: &str) -> Result<(), InitError> {
+        self.assign(key, value)?;
+        self.check()
+    }
+
+    /// Sets one argument from its text, checking only that value on its own: the combination
+    /// (`a <= b`) is checked once every argument is in ([`check`](Self::check)), so the order
+    /// in which they are written does not matter.
+    fn assign(&mut self, key: &str, value: &str) -> Result<(), InitError> {
         let scheme = self.name();
         let bad = |reason: String| InitError::BadValue {
             scheme,
@@ -380,7 +388,7 @@ impl InitScheme {
             }
         };
         *slot = number()?;
-        self.check()
+        Ok(())
     }
 
     /// Checks the argument combination as PyTorch's kernels do before drawing anything.
@@ -429,14 +437,25 @@ impl FromStr for InitScheme {
         let name = name.strip_prefix("nn.init.").unwrap_or(name);
         let name = name.strip_suffix('_').unwrap_or(name);
         let mut scheme = InitScheme::with_defaults(name)?;
+        // Parsed whole, then validated once: `uniform:b=3,a=2` and `uniform:a=2,b=3` are the same.
+        let mut seen = std::collections::HashSet::new();
         for pair in args.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').ok_or_else(|| InitError::BadValue {
                 scheme: scheme.name(),
                 key: pair.to_owned(),
                 reason: "arguments are written key=value".to_owned(),
             })?;
-            scheme.set_argument(key.trim(), value)?;
+            let key = key.trim();
+            if !seen.insert(key) {
+                return Err(InitError::BadValue {
+                    scheme: scheme.name(),
+                    key: key.to_owned(),
+                    reason: "given twice".to_owned(),
+                });
+            }
+            scheme.assign(key, value)?;
         }
+        scheme.check()?;
         Ok(scheme)
     }
 }
@@ -494,6 +513,18 @@ mod tests {
         assert!(err("kaiming_uniform:nonlinearity=swish").contains("unsupported nonlinearity"));
         assert!(err("zeros:val=1").contains("it takes: no arguments"));
         assert!(err("normal:std").contains("key=value"));
+        assert!(err("normal:std=1,std=2").contains("std: given twice"));
+        assert!(err("uniform:b=1,a=2").contains("from=2 > to=1"));
+    }
+
+    #[test]
+    fn arguments_are_validated_together_in_any_order() {
+        let a: InitScheme = "uniform:a=2,b=3".parse().unwrap();
+        let b: InitScheme = "uniform:b=3,a=2".parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, InitScheme::Uniform { a: 2.0, b: 3.0 });
+        let t: InitScheme = "trunc_normal:a=3,b=4,mean=3.5".parse().unwrap();
+        assert_eq!(t.to_string().parse(), Ok(t));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The moments micro-kernel: min, max, counts and shifted f64 sums over a chunk of f32 values,
-//! compiled for AVX-512 and AVX2 as well as the baseline, and chosen at run time like the matmul
-//! micro-kernels. `tensor::stats` builds its statistics on it.
+//! The moments kernel: min, max, counts and shifted f64 sums over a chunk of f32 values.
+//! `tensor::stats` builds its statistics on it.
+
+use super::{Level, level};
 
 /// What one chunk of finite-and-not values adds up to, lane totals already folded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,18 +36,17 @@ pub fn chunk_sums(bytes: &[u8], scratch: &mut [f32], shift: f32) -> ChunkSums {
         "whole lane blocks only"
     );
     let x = &mut scratch[..bytes.len() / 4];
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F, checked on the line above.
-            return unsafe { chunk_sums_avx512(bytes, x, shift) };
-        }
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked on the line above.
-            return unsafe { chunk_sums_avx2(bytes, x, shift) };
-        }
+    match level() {
+        // SAFETY: the CPU supports AVX-512F (that is what this level means).
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx512 => unsafe { chunk_sums_avx512(bytes, x, shift) },
+        // SAFETY: the CPU supports AVX2 (that is what this level means).
+        #[cfg(target_arch = "x86_64")]
+        Level::Avx2 => unsafe { chunk_sums_avx2(bytes, x, shift) },
+        Level::Baseline => chunk_sums_portable(bytes, x, shift),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => chunk_sums_portable(bytes, x, shift),
     }
-    chunk_sums_portable(bytes, x, shift)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -196,12 +196,12 @@ mod tests {
         assert_eq!(chunk_sums(&bytes, &mut scratch, shift), portable);
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx2") {
-                // SAFETY: checked just above.
+            if level() != Level::Baseline {
+                // SAFETY: either x86 level has AVX2 (Rust's AVX-512F implies it).
                 let avx2 = unsafe { chunk_sums_avx2(&bytes, &mut scratch, shift) };
                 assert_eq!(avx2, portable);
             }
-            if is_x86_feature_detected!("avx512f") {
+            if level() == Level::Avx512 {
                 // SAFETY: checked just above.
                 let avx512 = unsafe { chunk_sums_avx512(&bytes, &mut scratch, shift) };
                 assert_eq!(avx512, portable);
