@@ -70,7 +70,7 @@ fn to_text(model: &Model) -> String {
         .into_iter()
         .map(|(name, id, group)| {
             let tensor = model.store.get(id);
-            let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype());
+            let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype().label());
             // The first path names the others; each other names the first: linear in the group.
             if let Some(group) = group.map(|g| &groups[g]) {
                 let others = if group[0] == name {
