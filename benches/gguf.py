@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+# This script's own name would shadow the gguf package it benchmarks against.
+sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 ROOT = Path(__file__).resolve().parent.parent
 BINARY = ROOT / "target" / "release" / "paramscope"
 ROWS, COLS = 466_033, 4096

@@ -3,14 +3,15 @@
 //! The crate map:
 //! - [`model`]: the module tree, parameter identity, the chapter's demos, init schemes, forward passes,
 //!   and the `print(model)` architecture language.
-//! - [`tensor`]: tensors as bytes of any safetensors dtype, their decoding and their statistics.
+//! - [`tensor`]: tensors as bytes of any safetensors dtype or ggml quantized type, their decoding
+//!   (dequantization) and their statistics.
 //! - [`app`]: the interactive terminal app (tree pane, tensor pane, forward, re-init, write).
 //! - [`families`]: BERT, GPT-2 and Llama-family checkpoints run as code from their config.json.
 //! - [`cli`]: the subcommands `tree`, `show`, `forward`, `init`, `export`, `diff`, `check`.
 //! - [`compare`]: the diff of two models, the health findings and spectral figures of one.
 //! - [`checkpoint`]: a `MODEL` argument (demo, checkpoint file or folder, architecture text) made
 //!   into a [`model::Model`], its tree inferred from the tensor names.
-//! - [`io`]: pure codecs: safetensors files, `.npy` arrays, safe small-file reads.
+//! - [`io`]: pure codecs: safetensors, PyTorch, GGUF, `.npy`/`.npz` files, safe small-file reads.
 //! - [`kernel`]: the cache-blocked matrix multiply every forward pass goes through.
 //! - [`math`]: erf and QR, for the formulas.
 //! - [`text`]: showing untrusted names safely on a terminal.

@@ -1,4 +1,5 @@
-//! Files: safetensors checkpoints read through a map and written by rename, and `.npy` arrays.
+//! Files: safetensors checkpoints read through a map and written by rename, PyTorch, GGUF and
+//! NumPy (`.npy`, `.npz`) files read through a map.
 
 pub mod aliases;
 pub mod atomic;
