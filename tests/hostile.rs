@@ -95,7 +95,7 @@ fn tree(path: &std::path::Path, json: bool) -> String {
         args.push("--json");
     }
     let cli = paramscope::cli::Cli::try_parse_from(args).unwrap();
-    paramscope::cli::run(cli.command.unwrap()).unwrap()
+    paramscope::cli::run(cli.command.unwrap()).unwrap().stdout
 }
 
 proptest! {
