@@ -116,10 +116,15 @@ pub fn erf(x: f32) -> f32 {
     if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }
 }
 
-/// Softmax of one row in place, ignoring nothing: `-inf` entries become 0. The caller makes sure
-/// at least one entry is finite.
+/// Softmax of one row in place: `-inf` entries (masked) become 0. A row masked whole (a padding
+/// query outside Mistral's window) becomes uniform, as transformers' additive `finfo.min` mask
+/// makes it, rather than NaN, which would reach real positions through a product with 0 weight.
 pub fn softmax(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        row.fill(1.0 / row.len() as f32);
+        return;
+    }
     let mut sum = 0.0;
     for v in row.iter_mut() {
         *v = (*v - max).exp();

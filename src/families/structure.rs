@@ -197,8 +197,11 @@ pub fn apply(family: Family, config: &Config, model: &Model) -> Result<Applied, 
         bind(&node, "", &ids, &mut used).unwrap_or_else(|| Module::new("", node.kind.clone()));
     root.name = String::new();
     let mut extra = Vec::new();
+    let bound: HashSet<ParamId> = used.iter().map(|n| ids[n]).collect();
     for (name, id) in state_dict {
-        if !used.contains(&name) {
+        // A second name of a tensor the family already placed is a tie this family does not have
+        // (config.json's tie_word_embeddings on an encoder): it is dropped, not listed twice.
+        if !used.contains(&name) && !bound.contains(&id) {
             root.params.push((name.clone(), id));
             extra.push(name);
         }
