@@ -35,7 +35,7 @@ impl Rope {
         scaling: &RopeScaling,
         max_positions: usize,
     ) -> Result<Self, ConfigError> {
-        if head_dim % 2 != 0 {
+        if !head_dim.is_multiple_of(2) {
             return Err(ConfigError::Field {
                 field: "head_dim",
                 why: format!("{head_dim} is odd; RoPE pairs the dimensions"),
@@ -56,7 +56,9 @@ impl Rope {
             "linear" => {
                 // As transformers: the frequencies divided, which is the positions divided.
                 let factor = factor()?;
-                inv_freq.iter_mut().for_each(|f| *f /= factor);
+                for f in &mut inv_freq {
+                    *f /= factor;
+                }
                 Scaling::None
             }
             "dynamic" => Scaling::Dynamic {

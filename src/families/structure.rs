@@ -165,11 +165,7 @@ pub fn python_float(v: f64) -> String {
 
 /// The family's tree for `config`, rooted as the checkpoint's names are (with or without the base
 /// model's prefix).
-pub fn skeleton(
-    family: Family,
-    config: &Config,
-    names: &HashSet<String>,
-) -> Result<Node, FamilyError> {
+fn skeleton(family: Family, config: &Config, names: &HashSet<String>) -> Result<Node, FamilyError> {
     match family {
         Family::Bert => bert::skeleton(config, names),
         Family::Gpt2 => gpt2::skeleton(config, names),
