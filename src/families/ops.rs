@@ -97,7 +97,7 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// The error function in f32, to about 1e-7 absolute: erfc(x) = t·exp(-x² + P(t)) with
+/// The error function in f32, to about 3e-7 absolute: erfc(x) = t·exp(-x² + P(t)) with
 /// t = 1/(1 + x/2) (Numerical Recipes' erfcc, after Chebyshev), which is what an f32 GELU needs
 /// without the cost of the f64 series.
 #[must_use]
@@ -145,7 +145,7 @@ mod tests {
         for i in -400..=400 {
             let x = i as f32 / 80.0;
             let exact = crate::math::erf(f64::from(x));
-            assert!((f64::from(erf(x)) - exact).abs() < 2e-7, "erf({x})");
+            assert!((f64::from(erf(x)) - exact).abs() < 4e-7, "erf({x})");
         }
     }
 
