@@ -109,7 +109,12 @@ impl Node {
     /// `nn.ModuleList` of `items`, named `0..n`.
     #[must_use]
     pub fn list(name: impl Into<String>, items: Vec<Node>) -> Self {
-        Self::class(name, "ModuleList", items)
+        Self {
+            name: name.into(),
+            kind: ModuleKind::ModuleList,
+            tensors: Vec::new(),
+            children: items,
+        }
     }
 
     /// Adds a child after the others.
