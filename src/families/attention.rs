@@ -57,6 +57,10 @@ impl Heads {
 ///
 /// `q` and `out` are `batch·len × heads·head_dim`, `k` and `v` `batch·len × kv_heads·head_dim`
 /// (views, so a fused QKV projection is read in place); `scores` is scratch, resized as needed.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the buffers and shape of one attention call"
+)]
 pub fn attend(
     q: ArrayView2<f32>,
     k: ArrayView2<f32>,

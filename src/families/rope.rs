@@ -35,7 +35,7 @@ impl Rope {
         scaling: &RopeScaling,
         max_positions: usize,
     ) -> Result<Self, ConfigError> {
-        if head_dim % 2 != 0 {
+        if !head_dim.is_multiple_of(2) {
             return Err(ConfigError::Field {
                 field: "head_dim",
                 why: format!("{head_dim} is odd; RoPE pairs the dimensions"),
@@ -56,7 +56,9 @@ impl Rope {
             "linear" => {
                 // As transformers: the frequencies divided, which is the positions divided.
                 let factor = factor()?;
-                inv_freq.iter_mut().for_each(|f| *f /= factor);
+                for f in &mut inv_freq {
+                    *f /= factor;
+                }
                 Scaling::None
             }
             "dynamic" => Scaling::Dynamic {
@@ -198,13 +200,13 @@ mod tests {
         let scaling = RopeScaling {
             rope_type: Some("llama3".into()),
             factor: Some(8.0),
-            low_freq_factor: Some(1.0),
-            high_freq_factor: Some(4.0),
+            low_freq_factor: Some(0.5),
+            high_freq_factor: Some(1.0),
             original_max_position_embeddings: Some(8.0),
             rope_theta: None,
         };
         let scaled = Rope::new(4, 10_000.0, &scaling, 128).unwrap();
-        // Wavelength 2π (first) is under 8/4: kept; 2π·100 (second) is over 8: divided by 8.
+        // Wavelength 2π (first) is under 8/1: kept; 2π·100 (second) is over 8/0.5: divided by 8.
         assert_eq!(scaled.inv_freq[0], rope.inv_freq[0]);
         assert_eq!(scaled.inv_freq[1], rope.inv_freq[1] / 8.0);
     }

@@ -41,6 +41,10 @@ struct ModuleEntry {
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "sentence-transformers' config keys, one flag per mode"
+)]
 struct PoolingConfig {
     pooling_mode_cls_token: bool,
     pooling_mode_max_tokens: bool,

@@ -109,7 +109,12 @@ impl Node {
     /// `nn.ModuleList` of `items`, named `0..n`.
     #[must_use]
     pub fn list(name: impl Into<String>, items: Vec<Node>) -> Self {
-        Self::class(name, "ModuleList", items)
+        Self {
+            name: name.into(),
+            kind: ModuleKind::ModuleList,
+            tensors: Vec::new(),
+            children: items,
+        }
     }
 
     /// Adds a child after the others.
@@ -165,11 +170,7 @@ pub fn python_float(v: f64) -> String {
 
 /// The family's tree for `config`, rooted as the checkpoint's names are (with or without the base
 /// model's prefix).
-pub fn skeleton(
-    family: Family,
-    config: &Config,
-    names: &HashSet<String>,
-) -> Result<Node, FamilyError> {
+fn skeleton(family: Family, config: &Config, names: &HashSet<String>) -> Result<Node, FamilyError> {
     match family {
         Family::Bert => bert::skeleton(config, names),
         Family::Gpt2 => gpt2::skeleton(config, names),
@@ -197,8 +198,11 @@ pub fn apply(family: Family, config: &Config, model: &Model) -> Result<Applied, 
         bind(&node, "", &ids, &mut used).unwrap_or_else(|| Module::new("", node.kind.clone()));
     root.name = String::new();
     let mut extra = Vec::new();
+    let bound: HashSet<ParamId> = used.iter().map(|n| ids[n]).collect();
     for (name, id) in state_dict {
-        if !used.contains(&name) {
+        // A second name of a tensor the family already placed is a tie this family does not have
+        // (config.json's tie_word_embeddings on an encoder): it is dropped, not listed twice.
+        if !used.contains(&name) && !bound.contains(&id) {
             root.params.push((name.clone(), id));
             extra.push(name);
         }
