@@ -31,8 +31,8 @@ fn main() -> ExitCode {
                 _ => ExitCode::from(output.code),
             }
         }
-        Err(message) => {
-            eprintln!("error: {}", escape(&message));
+        Err(error) => {
+            eprintln!("error: {}", escape(&error.to_string()));
             ExitCode::FAILURE
         }
     }

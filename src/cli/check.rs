@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{CheckArgs, json_number, json_text};
+use super::{CheckArgs, CliError, json_number, json_text};
 use crate::compare::health::{self, Finding};
 use crate::compare::spectral::{self, Spectral};
 use crate::model::Model;
@@ -14,7 +14,7 @@ use crate::text::escape;
 /// Indices listed per finding in text; JSON lists them all.
 const SHOWN: usize = 12;
 
-pub(super) fn run(args: &CheckArgs) -> Result<String, String> {
+pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
     let model = args.model.load()?;
     let findings = health::check(&model);
     let spectra = if args.spectral {

@@ -4,14 +4,14 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{DiffArgs, ModelArgs, Output, json_number, json_text};
+use super::{CliError, DiffArgs, ModelArgs, Output, json_number, json_text};
 use crate::compare::diff::{self, Entry, Status};
 use crate::text::escape;
 
 /// The exit code of `--exit-code` when the models differ (1 is taken by errors, as in git).
 const DIFFERENT: u8 = 3;
 
-pub(super) fn run(args: &DiffArgs) -> Result<Output, String> {
+pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
     let load = |spec: &str| {
         ModelArgs {
             model: spec.to_owned(),
@@ -22,7 +22,7 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, String> {
         .load()
     };
     let (a, b) = (load(&args.a)?, load(&args.b)?);
-    let entries = diff::diff(&a, &b, &args.map).map_err(|e| e.to_string())?;
+    let entries = diff::diff(&a, &b, &args.map)?;
     let summary = diff::summary(&entries);
     let differs = summary[0] != entries.len();
     let stdout = if args.json {

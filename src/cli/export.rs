@@ -1,14 +1,15 @@
 //! `paramscope export`: the model as a `.safetensors` file PyTorch's `load_model` reads.
 
+use super::CliError;
 use super::ExportArgs;
 use crate::io::model_file::save_model;
 use crate::model::Model;
 use crate::tensor::{DType, Tensor};
 
-pub(super) fn run(args: &ExportArgs) -> Result<String, String> {
+pub(super) fn run(args: &ExportArgs) -> Result<String, CliError> {
     let mut model = args.model.load()?;
     dequantize(&mut model, args.dequantize)?;
-    save_model(&model, &args.output).map_err(|e| e.to_string())?;
+    save_model(&model, &args.output)?;
     eprintln!(
         "wrote {} ({} tensors, {} parameters)",
         crate::text::escape(&args.output.display().to_string()),
@@ -20,7 +21,7 @@ pub(super) fn run(args: &ExportArgs) -> Result<String, String> {
 
 /// GGUF quantized tensors have no safetensors dtype: with `--dequantize` each becomes F32 (ggml's
 /// own dequantized values, exactly); without it they are named and nothing is written.
-fn dequantize(model: &mut Model, allowed: bool) -> Result<(), String> {
+fn dequantize(model: &mut Model, allowed: bool) -> Result<(), CliError> {
     let quantized: Vec<(String, crate::model::ParamId)> = model
         .named_parameters()
         .into_iter()
@@ -47,15 +48,15 @@ fn dequantize(model: &mut Model, allowed: bool) -> Result<(), String> {
         } else {
             String::new()
         };
-        return Err(format!(
+        return Err(CliError::Arguments(format!(
             "{} tensors are ggml-quantized, which safetensors cannot hold: {}{more}; pass --dequantize to write them as F32",
             quantized.len(),
             names.join(", ")
-        ));
+        )));
     }
     for (_, id) in quantized {
         let tensor = model.store.get(id);
-        let values = tensor.to_f32_vec().map_err(|e| e.to_string())?;
+        let values = tensor.to_f32_vec()?;
         let f32 = Tensor::from_f32(tensor.shape().to_vec(), &values);
         model.store.set(id, f32);
     }

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{ForwardArgs, json_number, json_text};
+use super::{CliError, ForwardArgs, json_number, json_text};
 use crate::checkpoint::Architecture;
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
@@ -18,21 +18,21 @@ use crate::model::Model;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
 use crate::text::escape;
 
-pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
+pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
     let loaded = args.model.open()?;
     if let Some((family, config)) = loaded.family {
         let folder = families::structure::folder_of(Path::new(&args.model.model));
         return run_family(args, &loaded.model, family, &config, &folder);
     }
     if !args.text.is_empty() || !args.tokens.is_empty() {
-        return Err(format!(
+        return Err(CliError::Arguments(format!(
             "{}: --text and --tokens run checkpoints whose config.json names a family paramscope runs ({})",
-            escape(&args.model.model),
+            args.model.model,
             families::SUPPORTED
-        ));
+        )));
     }
     let model = loaded.model;
-    let plan = ForwardPlan::new(&model).map_err(|e| e.to_string())?;
+    let plan = ForwardPlan::new(&model)?;
     if loaded.architecture == Architecture::Inferred {
         eprintln!(
             "warning: {}: the layers were read from the tensor names as a chain of Linear layers; a checkpoint does not record layers without parameters (activations), so if the model has any, pass --arch FILE (the text print(model) shows)",
@@ -40,12 +40,10 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
         );
     }
     let x = match &args.input {
-        Some(path) => npy::read(path).map_err(|e| e.to_string())?,
-        None => plan
-            .random_input(args.batch as usize, args.model.seed)
-            .map_err(|e| e.to_string())?,
+        Some(path) => npy::read(path)?,
+        None => plan.random_input(args.batch as usize, args.model.seed)?,
     };
-    let activations = plan.run(&x).map_err(|e| e.to_string())?;
+    let activations = plan.run(&x)?;
     let time_us = match args.repeat {
         Some(n) => Some(median_pass_us(&plan, &x, n)?),
         None => None,
@@ -55,8 +53,10 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
         .expect("run yields at least one activation")
         .output;
     if let Some(path) = &args.output {
-        npy::write(path, output)
-            .map_err(|e| format!("{}: {e}", escape(&path.display().to_string())))?;
+        npy::write(path, output).map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     if args.json {
         let mut value = json!({
@@ -100,16 +100,13 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, String> {
 ///
 /// Every pass keeps every layer's output, as `run` does, but writes into buffers sized by a first,
 /// untimed pass, so a timed pass allocates nothing.
-fn median_pass_us(plan: &ForwardPlan, x: &ArrayD<f32>, n: u64) -> Result<f64, String> {
+fn median_pass_us(plan: &ForwardPlan, x: &ArrayD<f32>, n: u64) -> Result<f64, CliError> {
     let mut buffers = ForwardBuffers::default();
-    plan.run_reusing(&mut buffers, x)
-        .map_err(|e| e.to_string())?;
+    plan.run_reusing(&mut buffers, x)?;
     let mut times = Vec::with_capacity(n as usize);
     for _ in 0..n {
         let start = Instant::now();
-        let outputs = plan
-            .run_reusing(&mut buffers, x)
-            .map_err(|e| e.to_string())?;
+        let outputs = plan.run_reusing(&mut buffers, x)?;
         std::hint::black_box(outputs);
         times.push(start.elapsed().as_secs_f64() * 1e6);
     }
@@ -158,31 +155,31 @@ fn run_family(
     family: Family,
     config: &Config,
     folder: &Path,
-) -> Result<String, String> {
+) -> Result<String, CliError> {
     if args.text.is_empty() && args.tokens.is_empty() {
-        return Err(format!(
+        return Err(CliError::Arguments(format!(
             "{}: a {family:?} checkpoint runs on text or token ids: give --text \"...\" or --tokens 1,2,3",
-            escape(&args.model.model)
-        ));
+            args.model.model
+        )));
     }
     let tokenizer = if args.text.is_empty() {
         TextTokenizer::open(folder).ok()
     } else {
-        Some(TextTokenizer::open(folder).map_err(|e| e.to_string())?)
+        Some(TextTokenizer::open(folder)?)
     };
     let sequences = sequences(args, tokenizer.as_ref())?;
-    let batch = Batch::new(&sequences, 0).map_err(|e| e.to_string())?;
-    let plan = Plan::new(family, model, config).map_err(|e| e.to_string())?;
-    let pass = plan.run(&batch).map_err(|e| e.to_string())?;
+    let batch = Batch::new(&sequences, 0)?;
+    let plan = Plan::new(family, model, config)?;
+    let pass = plan.run(&batch)?;
     let time_us = match args.repeat {
-        Some(n) => Some(median_us(n, || {
-            plan.run(&batch).map(|_| ()).map_err(|e| e.to_string())
-        })?),
+        Some(n) => Some(median_us(n, || plan.run(&batch).map(drop))?),
         None => None,
     };
     if let Some(path) = &args.output {
-        npy::write(path, &pass.output)
-            .map_err(|e| format!("{}: {e}", escape(&path.display().to_string())))?;
+        npy::write(path, &pass.output).map_err(|source| CliError::Write {
+            path: path.clone(),
+            source,
+        })?;
     }
     let top_k: Vec<Vec<predict::Candidate>> = if plan.is_causal() && pass.output.ndim() == 3 {
         batch
@@ -198,7 +195,7 @@ fn run_family(
         Vec::new()
     };
     let pooling = if family == Family::Bert {
-        Pooling::detect(folder).map_err(|e| e.to_string())?
+        Pooling::detect(folder)?
     } else {
         None
     };
@@ -288,13 +285,13 @@ fn run_family(
 fn sequences(
     args: &ForwardArgs,
     tokenizer: Option<&TextTokenizer>,
-) -> Result<Vec<Vec<u32>>, String> {
+) -> Result<Vec<Vec<u32>>, CliError> {
     if !args.text.is_empty() {
         let tokenizer = tokenizer.expect("opened when --text is given");
         return args
             .text
             .iter()
-            .map(|t| tokenizer.encode(t).map_err(|e| e.to_string()))
+            .map(|t| tokenizer.encode(t).map_err(CliError::from))
             .collect();
     }
     args.tokens
@@ -303,11 +300,7 @@ fn sequences(
             list.split(',')
                 .map(|id| {
                     id.trim().parse::<u32>().map_err(|_| {
-                        format!(
-                            "--tokens {}: {:?} is not a token id",
-                            escape(list),
-                            escape(id)
-                        )
+                        CliError::Arguments(format!("--tokens {list}: {id:?} is not a token id"))
                     })
                 })
                 .collect()
@@ -316,7 +309,10 @@ fn sequences(
 }
 
 /// The median wall time of `n` runs of `pass`, in microseconds.
-fn median_us(n: u64, mut pass: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
+fn median_us(
+    n: u64,
+    mut pass: impl FnMut() -> Result<(), families::FamilyError>,
+) -> Result<f64, CliError> {
     let mut times = Vec::with_capacity(n.min(1 << 20) as usize);
     for _ in 0..n {
         let start = Instant::now();

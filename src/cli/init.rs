@@ -1,14 +1,18 @@
 //! `paramscope init`: re-initialize every Linear under a module, as `net[at].apply(fn)`, and save.
 
-use super::InitArgs;
+use super::{CliError, InitArgs};
 use crate::io::model_file::save_model;
 use crate::model::init::{InitPlan, InitScheme};
 use crate::text::escape;
 
-pub(super) fn run(args: &InitArgs) -> Result<String, String> {
-    let parse = |flag: &str, text: &str| {
+pub(super) fn run(args: &InitArgs) -> Result<String, CliError> {
+    let parse = |flag: &'static str, text: &str| {
         text.parse::<InitScheme>()
-            .map_err(|e| format!("--{flag} {}: {e}", escape(text)))
+            .map_err(|source| CliError::Scheme {
+                flag,
+                value: text.to_owned(),
+                source,
+            })
     };
     let plan = InitPlan {
         weight: Some(parse("weight", &args.weight)?),
@@ -16,16 +20,11 @@ pub(super) fn run(args: &InitArgs) -> Result<String, String> {
         seed: args.model.seed,
     };
     let mut model = args.model.load()?;
-    let report = plan
-        .apply(&mut model, &args.at)
-        .map_err(|e| e.to_string())?;
+    let report = plan.apply(&mut model, &args.at)?;
     if report.written.is_empty() {
-        return Err(format!(
-            "no Linear layer under {:?}: nothing to initialize (paramscope tree lists the modules)",
-            escape(&args.at)
-        ));
+        return Err(CliError::NothingToInit(args.at.clone()));
     }
-    save_model(&model, &args.output).map_err(|e| e.to_string())?;
+    save_model(&model, &args.output)?;
     let names: Vec<_> = report
         .written
         .iter()

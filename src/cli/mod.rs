@@ -2,6 +2,7 @@
 
 mod check;
 mod diff;
+mod error;
 mod export;
 mod forward;
 mod init;
@@ -11,6 +12,8 @@ mod tree;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use error::CliError;
 
 use crate::checkpoint::{self, LoadOptions};
 use crate::model::Model;
@@ -98,20 +101,19 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     /// Loads the model these arguments name; warnings go to stderr.
-    pub fn load(&self) -> Result<Model, String> {
+    pub fn load(&self) -> Result<Model, CliError> {
         self.open().map(|loaded| loaded.model)
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from.
-    pub fn open(&self) -> Result<checkpoint::Loaded, String> {
+    pub fn open(&self) -> Result<checkpoint::Loaded, CliError> {
         let options = LoadOptions {
             arch: self.arch.as_deref(),
             seed: self.seed,
         };
-        let loaded = checkpoint::open_keyed(&self.model, &options, self.key.as_deref())
-            .map_err(|e| crate::text::escape(&e.to_string()).into_owned())?;
+        let loaded = checkpoint::open_keyed(&self.model, &options, self.key.as_deref())?;
         for warning in &loaded.warnings {
-            eprintln!("warning: {warning}");
+            eprintln!("warning: {}", crate::text::escape(warning));
         }
         Ok(loaded)
     }
@@ -251,7 +253,7 @@ pub struct Output {
 
 /// Runs one subcommand and returns what it prints on stdout; the error is the one line to show
 /// after `error: `.
-pub fn run(command: Command) -> Result<Output, String> {
+pub fn run(command: Command) -> Result<Output, CliError> {
     let stdout = match command {
         Command::Tree(args) => tree::run(&args),
         Command::Show(args) => show::run(&args),

@@ -4,15 +4,15 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{ShowArgs, json_number, json_text};
+use super::{CliError, ShowArgs, json_number, json_text};
 use crate::tensor::Tensor;
 use crate::tensor::decode::{Scalar, decode_scalars};
 use crate::tensor::stats::Stats;
 use crate::text::escape;
 
-pub(super) fn run(args: &ShowArgs) -> Result<String, String> {
+pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
     let model = args.model.load()?;
-    let (name, id) = model.find_param(&args.name).map_err(|e| e.to_string())?;
+    let (name, id) = model.find_param(&args.name)?;
     let tensor = model.store.get(id);
     let shared_with: Vec<String> = model
         .paths_of(id)

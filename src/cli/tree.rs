@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde::ser::SerializeMap as _;
 
-use super::{TreeArgs, json_text};
+use super::{CliError, TreeArgs, json_text};
 use crate::io::gguf;
 use crate::io::pickle::Scalar;
 use crate::model::arch;
@@ -16,7 +16,7 @@ use crate::text::{self, escape};
 /// Characters of a metadata value shown in text (the whole value is in `--json`).
 const METADATA_WIDTH: usize = 100;
 
-pub(super) fn run(args: &TreeArgs) -> Result<String, String> {
+pub(super) fn run(args: &TreeArgs) -> Result<String, CliError> {
     let loaded = args.model.open()?;
     let (model, values) = (&loaded.model, &loaded.values);
     Ok(if args.json {

@@ -22,6 +22,9 @@ pub enum AliasError {
     /// An alias carries the reserved name.
     #[error("__metadata__ maps the reserved name {RESERVED} to tensor {}", escape(.0))]
     Reserved(String),
+    /// A tensor carries the reserved name.
+    #[error("a tensor is named {RESERVED}")]
+    ReservedTensor,
 }
 
 /// The aliases among `metadata` as `(dropped, kept)`, in the metadata's order. Linear time.
@@ -47,17 +50,16 @@ pub fn resolve<'m, S: std::hash::BuildHasher>(
 pub fn check<'m>(
     metadata: &'m std::collections::BTreeMap<String, String>,
     tensors: impl Iterator<Item = &'m str>,
-) -> Result<(), String> {
+) -> Result<(), AliasError> {
     let tensors: HashSet<&str> = tensors.collect();
     if tensors.contains(RESERVED) {
-        return Err(format!("a tensor is named {RESERVED}"));
+        return Err(AliasError::ReservedTensor);
     }
     resolve(
         metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         &tensors,
     )
     .map(drop)
-    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

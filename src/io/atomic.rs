@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use super::fault;
 
+/// Why a written file failed the format's own reader: that reader's typed error.
+pub type CheckError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Why a file was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -24,7 +27,7 @@ pub enum WriteError {
     NoFileName,
     /// The file written did not read back as valid.
     #[error("the written file does not read back ({0}); the target was left as it was")]
-    Invalid(String),
+    Invalid(CheckError),
     /// Creating, writing, syncing or renaming failed.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -37,7 +40,7 @@ pub enum WriteError {
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-    check: impl FnOnce(&Path) -> Result<(), String>,
+    check: impl FnOnce(&Path) -> Result<(), CheckError>,
 ) -> Result<(), WriteError> {
     let (target, permissions) = target_of(path)?;
     let dir = match target.parent() {
@@ -108,7 +111,7 @@ mod tests {
     use super::*;
 
     #[expect(clippy::unnecessary_wraps, reason = "the signature of a format check")]
-    fn ok(_: &Path) -> Result<(), String> {
+    fn ok(_: &Path) -> Result<(), CheckError> {
         Ok(())
     }
 

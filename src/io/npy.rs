@@ -317,7 +317,7 @@ pub fn write(path: &Path, array: &ArrayD<f32>) -> io::Result<()> {
             }
             Ok(())
         },
-        |temp| read(temp).map(drop).map_err(|e| e.to_string()),
+        |temp| read(temp).map(drop).map_err(Into::into),
     )
     .map_err(io::Error::other)
 }

@@ -217,7 +217,8 @@ pub fn save(
             super::aliases::check(
                 &written.metadata,
                 written.tensors.iter().map(|(n, _)| n.as_str()),
-            )
+            )?;
+            Ok(())
         },
     )
     .map_err(|e| FileError::new(path, format!("cannot write: {e}")))

@@ -52,7 +52,7 @@ pub enum Error {
         /// Its name (escaped).
         name: String,
         /// What is wrong.
-        reason: String,
+        reason: views::ViewError,
     },
     /// The file holds no tensors, only a call that would run code.
     #[error(

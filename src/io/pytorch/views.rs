@@ -86,13 +86,54 @@ impl Ties {
     }
 }
 
+/// Why a tensor's view does not fit its storage.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    /// An offset or length that overflows.
+    #[error("{0} overflows")]
+    Overflow(&'static str),
+    /// A legacy storage view past its root storage.
+    #[error("its storage view ends past its storage's {0} bytes")]
+    PastStorage(usize),
+    /// A dimension no address space holds.
+    #[error("a dimension of {0} is absurd")]
+    Dimension(u64),
+    /// A shape whose element count overflows.
+    #[error("shape {0:?} overflows when multiplied out")]
+    Shape(Vec<u64>),
+    /// Strides that reach past the storage.
+    #[error(
+        "shape {shape:?}, strides {strides:?} and offset {offset} reach past its storage's {storage} bytes"
+    )]
+    Reach {
+        /// The shape.
+        shape: Vec<u64>,
+        /// The strides.
+        strides: Vec<u64>,
+        /// The storage offset.
+        offset: u64,
+        /// The storage's bytes.
+        storage: u64,
+    },
+    /// A strided view too big to gather.
+    #[error(
+        "a strided view of {nbytes} bytes would have to be gathered into memory, more than the file's {limit}"
+    )]
+    TooBig {
+        /// The view's bytes.
+        nbytes: u64,
+        /// The cap.
+        limit: usize,
+    },
+}
+
 /// The tensor `t` of `dtype` over `backing`. `limit` caps the bytes a gathered view may take.
 pub fn tensor(
     t: &TensorRef,
     dtype: DType,
     backing: &Backing,
     limit: usize,
-) -> Result<Tensor, String> {
+) -> Result<Tensor, ViewError> {
     let size = t.dtype.size() as u64;
     let storage = backing.bytes();
     // A legacy storage view starts inside its root storage.
@@ -100,18 +141,15 @@ pub fn tensor(
         Some((_, offset, length)) => {
             let start = offset
                 .checked_mul(t.storage.dtype.size() as u64)
-                .ok_or("its storage view's offset overflows")?;
+                .ok_or(ViewError::Overflow("its storage view's offset"))?;
             let len = length
                 .checked_mul(t.storage.dtype.size() as u64)
-                .ok_or("its storage view's length overflows")?;
+                .ok_or(ViewError::Overflow("its storage view's length"))?;
             if start
                 .checked_add(len)
                 .is_none_or(|end| end > storage.len() as u64)
             {
-                return Err(format!(
-                    "its storage view ends past its storage's {} bytes",
-                    storage.len()
-                ));
+                return Err(ViewError::PastStorage(storage.len()));
             }
             (start, len)
         }
@@ -120,13 +158,13 @@ pub fn tensor(
     let shape: Vec<usize> = t
         .shape
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| format!("a dimension of {d} is absurd")))
+        .map(|&d| usize::try_from(d).map_err(|_| ViewError::Dimension(d)))
         .collect::<Result<_, _>>()?;
     let numel = t
         .shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| format!("shape {:?} overflows when multiplied out", t.shape))?;
+        .ok_or_else(|| ViewError::Shape(t.shape.clone()))?;
     if numel == 0 {
         return Ok(Tensor::new(shape, dtype, Bytes::Owned(Arc::from(&[][..]))));
     }
@@ -140,10 +178,12 @@ pub fn tensor(
         });
     let end = last.and_then(|l| l.checked_add(1)?.checked_mul(size));
     let Some(end) = end.filter(|&e| e <= storage_len) else {
-        return Err(format!(
-            "shape {:?}, strides {:?} and offset {} reach past its storage's {storage_len} bytes",
-            t.shape, t.strides, t.offset
-        ));
+        return Err(ViewError::Reach {
+            shape: t.shape.clone(),
+            strides: t.strides.clone(),
+            offset: t.offset,
+            storage: storage_len,
+        });
     };
     let nbytes = numel * size; // at most `end`, which fits in the storage
     if is_contiguous(&t.shape, &t.strides) {
@@ -161,9 +201,7 @@ pub fn tensor(
         return Ok(Tensor::new(shape, dtype, bytes));
     }
     if nbytes > limit as u64 {
-        return Err(format!(
-            "a strided view of {nbytes} bytes would have to be gathered into memory, more than the file's {limit}"
-        ));
+        return Err(ViewError::TooBig { nbytes, limit });
     }
     let source = &storage[base as usize..(base + storage_len) as usize];
     let gathered = gather(

@@ -8,8 +8,22 @@ use super::{FanMode, InitError, InitScheme, NONLINEARITIES, Role};
 use crate::math;
 use crate::model::rng::TorchGenerator;
 
+/// What `torch/nn/init.py` refuses, in its own words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormulaError {
+    /// `calculate_gain` of a nonlinearity it does not know.
+    #[error("unsupported nonlinearity {0:?} (one of {known}, selu)", known = NONLINEARITIES.join(", "))]
+    Nonlinearity(String),
+    /// Fans of a tensor of fewer than 2 dimensions.
+    #[error("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")]
+    FewDimensions,
+    /// `orthogonal_` of a tensor of fewer than 2 dimensions.
+    #[error("Only tensors with 2 or more dimensions are supported")]
+    OrthogonalDimensions,
+}
+
 /// `torch.nn.init.calculate_gain(nonlinearity, param)`.
-pub fn calculate_gain(nonlinearity: &str, param: Option<f64>) -> Result<f64, String> {
+pub fn calculate_gain(nonlinearity: &str, param: Option<f64>) -> Result<f64, FormulaError> {
     Ok(match nonlinearity {
         "linear" | "conv1d" | "conv2d" | "conv3d" | "conv_transpose1d" | "conv_transpose2d"
         | "conv_transpose3d" | "sigmoid" => 1.0,
@@ -20,21 +34,14 @@ pub fn calculate_gain(nonlinearity: &str, param: Option<f64>) -> Result<f64, Str
             (2.0 / (1.0 + slope * slope)).sqrt()
         }
         "selu" => 3.0 / 4.0,
-        other => {
-            return Err(format!(
-                "unsupported nonlinearity {other:?} (one of {}, selu)",
-                NONLINEARITIES.join(", ")
-            ));
-        }
+        other => return Err(FormulaError::Nonlinearity(other.to_owned())),
     })
 }
 
 /// `(fan_in, fan_out)` by PyTorch's rule: `shape[1]·∏shape[2:]` and `shape[0]·∏shape[2:]`.
-pub fn fans(shape: &[usize]) -> Result<(usize, usize), String> {
+pub fn fans(shape: &[usize]) -> Result<(usize, usize), FormulaError> {
     if shape.len() < 2 {
-        return Err(
-            "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions".into(),
-        );
+        return Err(FormulaError::FewDimensions);
     }
     let receptive: usize = shape[2..].iter().product();
     Ok((shape[1] * receptive, shape[0] * receptive))
@@ -50,10 +57,10 @@ impl InitScheme {
     ) -> Result<Vec<f32>, InitError> {
         let numel: usize = shape.iter().product();
         let mut out = vec![0f32; numel];
-        let unfit = |reason: String| InitError::Unfit {
+        let unfit = |error: FormulaError| InitError::Unfit {
             scheme: self.name(),
             shape: shape.to_vec(),
-            reason,
+            reason: error.to_string(),
         };
         let fans = || fans(shape).map_err(unfit);
         match self {
@@ -99,9 +106,7 @@ impl InitScheme {
             }
             InitScheme::Orthogonal { gain } => {
                 if shape.len() < 2 {
-                    return Err(unfit(
-                        "Only tensors with 2 or more dimensions are supported".into(),
-                    ));
+                    return Err(unfit(FormulaError::OrthogonalDimensions));
                 }
                 if numel > 0 {
                     orthogonal(&mut out, shape[0], *gain, rng);
@@ -154,7 +159,7 @@ fn kaiming_std(
     mode: FanMode,
     nonlinearity: &str,
     fans: (usize, usize),
-) -> Result<f64, String> {
+) -> Result<f64, FormulaError> {
     let fan = match mode {
         FanMode::FanIn => fans.0,
         FanMode::FanOut => fans.1,

@@ -388,7 +388,7 @@ impl InitScheme {
                 "nonlinearity",
             ) => {
                 let name = value.trim().trim_matches(['\'', '"']);
-                calculate_gain(name, None).map_err(bad)?;
+                calculate_gain(name, None).map_err(|e| bad(e.to_string()))?;
                 name.clone_into(nonlinearity);
                 return Ok(());
             }
