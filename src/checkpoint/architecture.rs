@@ -47,7 +47,7 @@ pub enum ArchitectureError {
         /// The checkpoint.
         spec: String,
         /// What does not fit.
-        reason: String,
+        reason: arch::BindError,
     },
 }
 

@@ -1,5 +1,9 @@
 //! The architecture language: PyTorch's own `print(model)` text, printed and parsed back.
 
+mod errors;
+
+pub use errors::{BindError, BindProblem, LayerError};
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -157,7 +161,7 @@ impl Parser<'_> {
         if class == "Sequential" && args.trim().is_empty() {
             return Ok(Module::new(name, ModuleKind::Sequential));
         }
-        let layer = parse_layer(class, args).map_err(err)?;
+        let layer = parse_layer(class, args).map_err(|e| err(e.to_string()))?;
         Ok(Module::new(name, ModuleKind::Layer(layer)))
     }
 
@@ -252,40 +256,46 @@ fn split_call(head: &str) -> Option<(&str, &str)> {
 }
 
 /// Builds a layer from its class and `k=v` arguments, as its PyTorch repr writes them.
-fn parse_layer(class: &str, args: &str) -> Result<Layer, String> {
+fn parse_layer(class: &str, args: &str) -> Result<Layer, LayerError> {
     if !KNOWN_LAYERS.contains(&class) {
-        return Err(format!(
-            "unknown module kind {class:?} (paramscope knows Sequential, {})",
-            KNOWN_LAYERS.join(", ")
-        ));
+        return Err(LayerError::UnknownKind {
+            class: class.to_owned(),
+            known: KNOWN_LAYERS.join(", "),
+        });
     }
     let mut kwargs: BTreeMap<&str, &str> = BTreeMap::new();
     for pair in args.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = pair
             .split_once('=')
-            .ok_or_else(|| format!("{class}: expected key=value, found {:?}", excerpt(pair)))?;
+            .ok_or_else(|| LayerError::NotKeyValue {
+                class: class.to_owned(),
+                found: excerpt(pair),
+            })?;
         kwargs.insert(k.trim(), v.trim());
     }
     // Every activation may say inplace=…, which changes nothing for a forward pass.
     kwargs.remove("inplace");
     let mut take = |key: &str| kwargs.remove(key);
-    let number = |key: &str, v: &str| -> Result<f64, String> {
-        v.parse()
-            .map_err(|_| format!("{class}: {key}={v} is not a number"))
+    let number = |key: &str, v: &str| -> Result<f64, LayerError> {
+        v.parse().map_err(|_| LayerError::NotNumber {
+            class: class.to_owned(),
+            key: key.to_owned(),
+            value: v.to_owned(),
+        })
     };
     let layer = match class {
         "Linear" => {
-            let size = |key: &str, v: Option<&str>| -> Result<usize, String> {
-                v.ok_or_else(|| format!("Linear needs {key}"))?
+            let size = |key: &str, v: Option<&str>| -> Result<usize, LayerError> {
+                v.ok_or_else(|| LayerError::LinearNeeds(key.to_owned()))?
                     .parse()
-                    .map_err(|_| format!("Linear: {key} must be a whole number"))
+                    .map_err(|_| LayerError::NotWhole(key.to_owned()))
             };
             let in_features = size("in_features", take("in_features"))?;
             let out_features = size("out_features", take("out_features"))?;
             let bias = match take("bias").unwrap_or("True") {
                 "True" => true,
                 "False" => false,
-                other => return Err(format!("Linear: bias={other} is not True or False")),
+                other => return Err(LayerError::Bias(other.to_owned())),
             };
             Layer::Linear {
                 in_features,
@@ -301,7 +311,7 @@ fn parse_layer(class: &str, args: &str) -> Result<Layer, String> {
             None | Some("none") => Layer::Gelu { tanh: false },
             Some("tanh") => Layer::Gelu { tanh: true },
             Some(other) => {
-                return Err(format!("GELU: approximate={other} is not 'none' or 'tanh'"));
+                return Err(LayerError::Approximate(other.to_owned()));
             }
         },
         "LeakyReLU" => Layer::LeakyReLU {
@@ -312,10 +322,12 @@ fn parse_layer(class: &str, args: &str) -> Result<Layer, String> {
             p: take("p").map_or(Ok(0.5), |v| number("p", v))?,
         },
         "Flatten" => {
-            let dim = |key: &str, v: Option<&str>, default: i64| -> Result<i64, String> {
+            let dim = |key: &str, v: Option<&str>, default: i64| -> Result<i64, LayerError> {
                 v.map_or(Ok(default), |v| {
-                    v.parse()
-                        .map_err(|_| format!("Flatten: {key}={v} is not an integer"))
+                    v.parse().map_err(|_| LayerError::NotInteger {
+                        key: key.to_owned(),
+                        value: v.to_owned(),
+                    })
                 })
             };
             Layer::Flatten {
@@ -326,7 +338,10 @@ fn parse_layer(class: &str, args: &str) -> Result<Layer, String> {
         _ => unreachable!("checked against KNOWN_LAYERS"),
     };
     if let Some((key, _)) = kwargs.into_iter().next() {
-        return Err(format!("{class} has no argument {key:?}"));
+        return Err(LayerError::NoArgument {
+            class: class.to_owned(),
+            key: key.to_owned(),
+        });
     }
     Ok(layer)
 }
@@ -387,7 +402,7 @@ fn with_fresh_params(arch: &Module, builder: &mut Builder) -> Module {
 
 /// Puts a checkpoint's tensors into this architecture, checking names and shapes as PyTorch's
 /// `load_state_dict(strict=True)` does: every expected key present with its shape, nothing left over.
-pub fn bind(arch: &Module, checkpoint: &Model) -> Result<Model, String> {
+pub fn bind(arch: &Module, checkpoint: &Model) -> Result<Model, BindError> {
     let available: BTreeMap<String, _> = checkpoint.state_dict().into_iter().collect();
     let mut used = std::collections::HashSet::new();
     let mut problems = Vec::new();
@@ -398,10 +413,7 @@ pub fn bind(arch: &Module, checkpoint: &Model) -> Result<Model, String> {
         .cloned()
         .collect();
     if !unexpected.is_empty() {
-        problems.push(format!(
-            "unexpected key(s) in the checkpoint: {}",
-            unexpected.join(", ")
-        ));
+        problems.push(BindProblem::Unexpected(unexpected));
     }
     if problems.is_empty() {
         Ok(Model {
@@ -410,10 +422,7 @@ pub fn bind(arch: &Module, checkpoint: &Model) -> Result<Model, String> {
             metadata: checkpoint.metadata.clone(),
         })
     } else {
-        Err(format!(
-            "the checkpoint does not fit the architecture: {}",
-            problems.join("; ")
-        ))
+        Err(BindError(problems))
     }
 }
 
@@ -423,7 +432,7 @@ fn bind_module(
     checkpoint: &Model,
     available: &BTreeMap<String, super::ParamId>,
     used: &mut std::collections::HashSet<String>,
-    problems: &mut Vec<String>,
+    problems: &mut Vec<BindProblem>,
 ) -> Module {
     let mut module = Module::new(arch.name.clone(), arch.kind.clone());
     if let Some(Layer::Linear {
@@ -439,15 +448,17 @@ fn bind_module(
         for (local, shape) in expected {
             let key = join(path, local);
             match available.get(&key) {
-                None => problems.push(format!("missing key {key}")),
+                None => problems.push(BindProblem::Missing(key.clone())),
                 Some(&id) => {
                     let found = checkpoint.store.get(id).shape();
                     if found == shape.as_slice() {
                         module.params.push((local.to_owned(), id));
                     } else {
-                        problems.push(format!(
-                            "{key} has shape {found:?}, the architecture needs {shape:?}"
-                        ));
+                        problems.push(BindProblem::Shape {
+                            key: key.clone(),
+                            found: found.to_vec(),
+                            needed: shape.clone(),
+                        });
                     }
                     used.insert(key);
                 }
