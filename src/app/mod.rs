@@ -27,13 +27,11 @@ pub mod ui;
 pub mod update;
 pub mod worker;
 
-use std::io;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use crossterm::event::{Event as TermEvent, MouseButton, MouseEventKind};
-use crossterm::execute;
 
 use action::Action;
 use error::AppError;
@@ -103,10 +101,7 @@ pub fn run(args: Args) -> Result<(), AppError> {
         },
     )?;
     let mut terminal = terminal::enter()?;
-    // Pasted text arrives whole, so a newline in it does not press Enter.
-    let _ = execute!(io::stdout(), crossterm::event::EnableBracketedPaste);
     let result = event_loop(app, effects, &mut terminal);
-    let _ = execute!(io::stdout(), crossterm::event::DisableBracketedPaste);
     drop(terminal);
     terminal::restore();
     result

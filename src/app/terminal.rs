@@ -51,7 +51,13 @@ pub fn enter() -> io::Result<Term> {
     let terminal = set_up(
         enable_raw_mode,
         || {
-            execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+            // Bracketed paste: pasted text arrives whole, so a newline in it does not press Enter.
+            execute!(
+                io::stdout(),
+                EnterAlternateScreen,
+                EnableMouseCapture,
+                crossterm::event::EnableBracketedPaste
+            )?;
             Terminal::new(CrosstermBackend::new(io::stdout()))
         },
         restore,
@@ -79,8 +85,12 @@ fn set_up<T>(
 /// does not skip the others; failures are reported, never panicked on.
 pub fn restore() {
     fault::set_terminal_active(false);
-    let steps: [(&str, io::Result<()>); 3] = [
+    let steps: [(&str, io::Result<()>); 4] = [
         ("mouse", execute!(io::stdout(), DisableMouseCapture)),
+        (
+            "paste mode",
+            execute!(io::stdout(), crossterm::event::DisableBracketedPaste),
+        ),
         ("raw mode", disable_raw_mode()),
         (
             "screen",
@@ -118,6 +128,7 @@ pub fn resume(terminal: &mut Term) -> io::Result<()> {
         io::stdout(),
         EnterAlternateScreen,
         EnableMouseCapture,
+        crossterm::event::EnableBracketedPaste,
         Clear(ClearType::All),
         crossterm::cursor::Hide
     )?;

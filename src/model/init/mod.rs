@@ -111,7 +111,7 @@ pub enum InitScheme {
 #[derive(Debug, Error, PartialEq)]
 pub enum InitError {
     /// The scheme's name is not one paramscope knows.
-    #[error("unknown init scheme {name:?}{hint}; known: {KNOWN}")]
+    #[error("unknown init scheme {name:?}{hint}; known: {}", InitScheme::ALL.join(", "))]
     UnknownScheme {
         /// What was asked for.
         name: String,
@@ -149,9 +149,6 @@ pub enum InitError {
         reason: String,
     },
 }
-
-const KNOWN: &str = "zeros, ones, constant, uniform, normal, xavier_uniform, xavier_normal, \
-kaiming_uniform, kaiming_normal, trunc_normal, orthogonal, default, masked_uniform";
 
 /// The nonlinearities `calculate_gain` knows, as PyTorch names them.
 pub const NONLINEARITIES: [&str; 11] = [
@@ -265,7 +262,8 @@ impl InitScheme {
             other => {
                 return Err(InitError::UnknownScheme {
                     name: other.to_owned(),
-                    hint: crate::model::did_you_mean(other, KNOWN.split(", ")).unwrap_or_default(),
+                    hint: crate::model::did_you_mean(other, InitScheme::ALL.into_iter())
+                        .unwrap_or_default(),
                 });
             }
         })
