@@ -156,10 +156,8 @@ pub fn open_keyed(
         })?;
         warnings.extend(sharded.warnings);
         let opened = pytorch::Opened {
-            checkpoint: sharded.checkpoint,
-            values: Vec::new(),
             warnings,
-            metadata_is_ties: false,
+            ..plain_checkpoint(sharded.checkpoint)
         };
         return from_opened(
             opened,
@@ -173,20 +171,7 @@ pub fn open_keyed(
     // Only a regular file is read: a FIFO would block and a device stream forever.
     small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
     let head = safetensors::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
-    // Formats with a magic number first: a GGUF tensor count can look like safetensors' '{'.
-    if let Some(opened) = open_array_file(&file, &head)? {
-        return from_opened(
-            opened,
-            &file,
-            key,
-            config.tie_word_embeddings,
-            options,
-            spec,
-        );
-    }
-    if gguf::sniff(&head) {
-        let gguf = gguf::open(&file)?;
-        let opened = plain(gguf.tensors);
+    if let Some((opened, gguf)) = open_by_content(&file, &head)? {
         let mut loaded = from_opened(
             opened,
             &file,
@@ -195,37 +180,9 @@ pub fn open_keyed(
             options,
             spec,
         )?;
-        loaded.gguf = gguf.metadata;
+        loaded.gguf = gguf;
         return Ok(loaded);
     }
-    if looks_like_safetensors(&file, &head) {
-        let opened = pytorch::Opened {
-            checkpoint: safetensors::open(&file)?,
-            values: Vec::new(),
-            warnings: Vec::new(),
-            metadata_is_ties: false,
-        };
-        return from_opened(
-            opened,
-            &file,
-            key,
-            config.tie_word_embeddings,
-            options,
-            spec,
-        );
-    }
-    if pytorch::is_pytorch(&head) {
-        let opened = pytorch::open(&file)?;
-        return from_opened(
-            opened,
-            &file,
-            key,
-            config.tie_word_embeddings,
-            options,
-            spec,
-        );
-    }
-
     if let Some(what) = sniff::identify(&head) {
         return Err(FileError::new(&file, what).into());
     }
@@ -233,6 +190,33 @@ pub fn open_keyed(
         return Err(OpenError::KeyWithoutCheckpoint(spec.to_owned()));
     }
     open_text(&file, options)
+}
+
+/// A GGUF file's metadata pairs, in file order (empty for other formats).
+type GgufMetadata = Vec<(String, gguf::Value)>;
+
+/// The checkpoint in `file` by the format its first bytes name, with a GGUF file's metadata; `None`
+/// when it is no checkpoint format (an architecture text, or something to name in an error).
+fn open_by_content(
+    file: &Path,
+    head: &[u8],
+) -> Result<Option<(pytorch::Opened, GgufMetadata)>, OpenError> {
+    // Formats with a magic number first: a GGUF tensor count can look like safetensors' '{'.
+    if let Some(opened) = open_array_file(file, head)? {
+        return Ok(Some((opened, Vec::new())));
+    }
+    if gguf::sniff(head) {
+        let gguf = gguf::open(file)?;
+        return Ok(Some((plain(gguf.tensors), gguf.metadata)));
+    }
+    let opened = if looks_like_safetensors(file, head) {
+        plain_checkpoint(safetensors::open(file)?)
+    } else if pytorch::is_pytorch(head) {
+        pytorch::open(file)?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some((opened, Vec::new())))
 }
 
 /// A `.npy` array or an `.npz` archive (told from a PyTorch zip by its `.npy` members).
@@ -248,11 +232,16 @@ fn open_array_file(file: &Path, head: &[u8]) -> Result<Option<pytorch::Opened>, 
 
 /// Named tensors with nothing else (no ties, values or warnings) as an opened checkpoint.
 fn plain(tensors: Vec<(String, crate::tensor::Tensor)>) -> pytorch::Opened {
+    plain_checkpoint(safetensors::Checkpoint {
+        tensors,
+        metadata: std::collections::BTreeMap::new(),
+    })
+}
+
+/// A checkpoint with no plain values and no warnings of its own (safetensors, shards, arrays).
+fn plain_checkpoint(checkpoint: safetensors::Checkpoint) -> pytorch::Opened {
     pytorch::Opened {
-        checkpoint: safetensors::Checkpoint {
-            tensors,
-            metadata: std::collections::BTreeMap::new(),
-        },
+        checkpoint,
         values: Vec::new(),
         warnings: Vec::new(),
         metadata_is_ties: false,
