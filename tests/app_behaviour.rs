@@ -96,7 +96,7 @@ fn the_heatmap_has_a_cursor_with_its_value_and_a_vector_is_a_strip() {
 fn an_architecture_beside_a_checkpoint_is_used_and_said() {
     let dir = tempfile::tempdir().unwrap();
     let model = paramscope::model::demos::build("rgnet", 0).unwrap();
-    let (tensors, mut metadata) = paramscope::io::model_file::contents(&model);
+    let (tensors, mut metadata) = paramscope::checkpoint::save::contents(&model);
     metadata.remove(paramscope::model::arch::METADATA_KEY);
     let file = dir.path().join("net.safetensors");
     paramscope::io::safetensors::save(&file, &tensors, &metadata).unwrap();
@@ -186,7 +186,7 @@ fn the_init_dialog_picks_by_typing_keeps_biases_default_and_remembers() {
 fn the_picker_opens_a_typed_path_and_completes_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("written.safetensors");
-    paramscope::io::model_file::save_model(
+    paramscope::checkpoint::save::save_model(
         &paramscope::model::demos::build("mlp", 0).unwrap(),
         &file,
     )

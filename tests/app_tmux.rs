@@ -196,7 +196,7 @@ fn launch_navigate_forward_init_quit() {
 /// it as `net.arch.txt`, in `dir`.
 fn pytorch_checkpoint_with_its_architecture(dir: &Path) {
     let model = paramscope::model::demos::build("rgnet", 0).unwrap();
-    let (tensors, mut metadata) = paramscope::io::model_file::contents(&model);
+    let (tensors, mut metadata) = paramscope::checkpoint::save::contents(&model);
     metadata.remove(paramscope::model::arch::METADATA_KEY);
     paramscope::io::safetensors::save(&dir.join("net.safetensors"), &tensors, &metadata).unwrap();
     std::fs::write(

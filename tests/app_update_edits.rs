@@ -145,7 +145,7 @@ fn the_init_dialog_edits_schemes_arguments_targets_and_seed() {
 fn write_asks_before_replacing_a_file_and_never_overwrites_the_source_silently() {
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("shared.safetensors");
-    paramscope::io::model_file::save_model(
+    paramscope::checkpoint::save::save_model(
         &paramscope::model::demos::build("shared", 0).unwrap(),
         &source,
     )

@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, IxDyn};
+use paramscope::checkpoint::save;
 use paramscope::checkpoint::{self, LoadOptions};
-use paramscope::io::{model_file, npy, safetensors};
+use paramscope::io::{npy, safetensors};
 use paramscope::model::forward::ForwardPlan;
 use paramscope::model::init::{InitPlan, InitScheme, Role};
 use paramscope::model::rng::TorchGenerator;
@@ -237,7 +238,7 @@ fn save_model_ties_are_read_as_one_tensor() {
 fn an_export_stores_what_save_model_stores() {
     let theirs = safetensors::open(&fixture("shared_save_model.safetensors")).unwrap();
     let model = demos::build("shared", 0).unwrap();
-    let (tensors, metadata) = model_file::contents(&model);
+    let (tensors, metadata) = save::contents(&model);
     let mut names: Vec<&str> = tensors.iter().map(|(n, _)| n.as_str()).collect();
     names.sort_unstable();
     let mut their_names: Vec<&str> = theirs.tensors.iter().map(|(n, _)| n.as_str()).collect();

@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use paramscope::checkpoint::save;
 use paramscope::checkpoint::{self, LoadOptions};
-use paramscope::io::{model_file, safetensors as st};
+use paramscope::io::safetensors as st;
 use paramscope::tensor::{Bytes, DType, Tensor};
 use safetensors::tensor::TensorView;
 
@@ -77,7 +78,7 @@ fn a_written_file_keeps_the_source_tie_direction() {
         let source = tied_file(dir.path(), stored, alias);
         let model = checkpoint::load(source.to_str().unwrap(), &LoadOptions::default()).unwrap();
         let out = dir.path().join("out.safetensors");
-        model_file::save_model(&model, &out).unwrap();
+        save::save_model(&model, &out).unwrap();
         let written = st::open(&out).unwrap();
         let names: Vec<&str> = written.tensors.iter().map(|(n, _)| n.as_str()).collect();
         assert!(

@@ -4,26 +4,17 @@
 use super::job::{QUANTILES, Summary};
 use crate::tensor::Tensor;
 use crate::tensor::decode::Undecodable;
-use crate::tensor::histogram::{Histogram, histogram};
+use crate::tensor::histogram::{self, Histogram};
 
 /// Fine bins: 2520 is divisible by every whole number up to 10 and by most column counts a pane
 /// has (12, 14, 15, 18, 20, 21, 24, 28, 30, 35, 36, 40, 42, 45, 56, 60, 63, 70, 72, 84, 90…), so
 /// the bars group the same number of bins each and flat data draws flat.
 pub const FINE_BINS: usize = 2520;
 
-/// Statistics then histogram of `tensor`: two streaming passes, `progress` from 0 to 1 over both.
+/// Statistics then histogram of `tensor` (two fast streaming passes, `progress` from 0 to 1 over
+/// both), and the quantiles read from the histogram.
 pub fn summarize(tensor: &Tensor, progress: &mut dyn FnMut(f64)) -> Result<Summary, Undecodable> {
-    let (dtype, bytes, numel) = (tensor.dtype(), tensor.bytes(), tensor.numel());
-    let whole = 2.0 * numel.max(1) as f64;
-    let stats = tensor.stats_with_progress(&mut |fraction| progress(fraction / 2.0))?;
-    let range = if stats.finite == 0 {
-        (0.0, 0.0)
-    } else {
-        (stats.min, stats.max)
-    };
-    let histogram = histogram(dtype, bytes, numel, range, FINE_BINS, |done| {
-        progress((numel + done) as f64 / whole);
-    })?;
+    let (stats, histogram) = histogram::summary(tensor, FINE_BINS, progress)?;
     let quantiles = quantiles(&histogram);
     Ok(Summary {
         stats,

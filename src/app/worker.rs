@@ -9,7 +9,7 @@ use super::error::AppError;
 use super::job::{ForwardResult, Input, Job, LayerStats, Reply};
 use super::open;
 use super::summary::summarize;
-use crate::io::model_file;
+use crate::checkpoint::save;
 use crate::model::Model;
 use crate::model::forward::ForwardPlan;
 
@@ -125,7 +125,7 @@ impl Worker {
                     reply(Reply::SaveExists(path));
                     return;
                 }
-                let result = model_file::save_model(&model, &path)
+                let result = save::save_model(&model, &path)
                     .map(|()| path)
                     .map_err(AppError::from);
                 reply(Reply::Saved(result));

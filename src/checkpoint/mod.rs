@@ -4,7 +4,8 @@
 //! - [`locate`]: which file a folder or an index stands for;
 //! - [`infer`]: the module tree read from a checkpoint's dotted names, with its ties;
 //! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
-//! - [`config`]: what a `config.json` beside the checkpoint says.
+//! - [`config`]: what a `config.json` beside the checkpoint says;
+//! - [`save`]: a model written back as safetensors' `save_model` writes it.
 
 pub mod architecture;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod family;
 pub mod infer;
 pub mod locate;
 pub mod pytorch;
+pub mod save;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 
 use super::CliError;
 use super::ExportArgs;
-use crate::io::model_file::save_model;
+use crate::checkpoint::save::save_model;
 use crate::model::Model;
 use crate::tensor::{DType, Tensor};
 

@@ -1,7 +1,7 @@
 //! `paramscope init`: re-initialize every Linear under a module, as `net[at].apply(fn)`, and save.
 
 use super::{CliError, InitArgs};
-use crate::io::model_file::save_model;
+use crate::checkpoint::save::save_model;
 use crate::model::init::{InitPlan, InitScheme};
 use crate::text::escape;
 

@@ -1,12 +1,11 @@
-//! Files: safetensors checkpoints read through a map and written by rename, PyTorch, GGUF and
-//! NumPy (`.npy`, `.npz`) files read through a map.
+//! Pure codecs, no Model: safetensors read through a map and written atomically, PyTorch, GGUF and
+//! NumPy files, safe small-file reads.
 
 pub mod aliases;
 pub mod atomic;
 pub mod diagnose;
 pub mod fault;
 pub mod gguf;
-pub mod model_file;
 pub mod npy;
 pub mod npz;
 pub mod pickle;
