@@ -166,12 +166,7 @@ impl Plan {
         rec: &mut Recorder,
     ) -> Result<ArrayD<f32>, FamilyError> {
         let len = batch.len;
-        if len > self.position.count() {
-            return Err(FamilyError::Input(format!(
-                "{len} tokens is more than the model's {} positions",
-                self.position.count()
-            )));
-        }
+        self.position.check_positions(len)?;
         let p = &self.prefix;
         let mut h = Vec::new();
         for (r, &id) in batch.ids.iter().enumerate() {

@@ -137,12 +137,7 @@ impl Plan {
         rec: &mut Recorder,
     ) -> Result<ArrayD<f32>, FamilyError> {
         let len = batch.len;
-        if len > self.wpe.count() {
-            return Err(FamilyError::Input(format!(
-                "{len} tokens is more than the model's {} positions",
-                self.wpe.count()
-            )));
-        }
+        self.wpe.check_positions(len)?;
         let (p, c) = (&self.prefix, self.hidden);
         let mut h = Vec::new();
         for &id in &batch.ids {

@@ -160,6 +160,17 @@ impl Embedding {
         self.table.len() / self.width
     }
 
+    /// Checks that a learned position table has a row for each of `len` tokens.
+    pub fn check_positions(&self, len: usize) -> Result<(), FamilyError> {
+        if len > self.count() {
+            return Err(FamilyError::Input(format!(
+                "{len} tokens is more than the model's {} positions",
+                self.count()
+            )));
+        }
+        Ok(())
+    }
+
     /// Appends row `id` to `out`, or says the id is out of range.
     pub fn push(&self, id: usize, out: &mut Vec<f32>) -> Result<(), FamilyError> {
         let row = self
