@@ -116,21 +116,28 @@ impl Model {
     /// Resolves a parameter name: a state_dict key (`0.block1.0.bias`) or the chapter's indexing
     /// (`[0][1][0].bias`, `rgnet[0][1][0].bias`). Returns the canonical key and the id.
     pub fn find_param(&self, name: &str) -> Result<(String, ParamId), LookupError> {
+        // Walking the path first spares building every key of a large model (a million names)
+        // for the common case; the keys are listed only for a name kept whole (`a..b`) or a miss.
+        let walked = self.parse_path(name).map(|mut steps| {
+            let Some(PathStep::Name(local)) = steps.pop() else {
+                return None;
+            };
+            let (path, module) = self.resolve(&steps)?;
+            let id = module.param(&local)?;
+            Some((tree::join(&path, &local), id))
+        });
+        if let Ok(Some(found)) = walked {
+            return Ok(found);
+        }
         let state_dict = self.state_dict();
         if let Some((key, id)) = state_dict.iter().find(|(key, _)| key == name) {
             return Ok((key.clone(), *id));
         }
-        let not_found = || LookupError::NoParam {
+        walked?;
+        Err(LookupError::NoParam {
             name: name.to_owned(),
             hint: suggest(name, state_dict.iter().map(|(k, _)| k.as_str())),
-        };
-        let mut steps = self.parse_path(name)?;
-        let Some(PathStep::Name(local)) = steps.pop() else {
-            return Err(not_found());
-        };
-        let (path, module) = self.resolve(&steps).ok_or_else(not_found)?;
-        let id = module.param(&local).ok_or_else(not_found)?;
-        Ok((tree::join(&path, &local), id))
+        })
     }
 
     /// Resolves a module path (dotted or indexed; empty for the whole model) to its canonical path.
