@@ -44,6 +44,7 @@ fn app(size: (u16, u16)) -> App {
             },
             size,
             notices: Vec::new(),
+            extras: paramscope::app::extras::Extras::default(),
         },
     )
     .expect("the model loads")

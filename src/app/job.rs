@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use ndarray::ArrayD;
 
 use super::error::AppError;
+use super::extras::Extras;
 use crate::model::init::InitPlan;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
@@ -96,6 +97,8 @@ pub struct Opened {
     pub model: Model,
     /// Notices: an architecture found beside the file, the loader's warnings.
     pub notices: Vec<String>,
+    /// The checkpoint's metadata and plain values.
+    pub extras: Extras,
 }
 
 /// Slow work for the worker.

@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod error;
+pub mod extras;
 pub mod field;
 pub mod format;
 pub mod init_dialog;
@@ -98,6 +99,7 @@ pub fn run(args: Args) -> Result<(), AppError> {
             theme: Theme::detect(),
             size: crossterm::terminal::size().unwrap_or((80, 24)),
             notices: opened.notices,
+            extras: opened.extras,
         },
     )?;
     let mut terminal = terminal::enter()?;

@@ -88,6 +88,8 @@ pub enum Question {
 /// A long message shown whole, wrapped, until dismissed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Popup {
+    /// Whether it tells of an error (else a notice, such as a load's warnings).
+    pub error: bool,
     /// The text.
     pub text: String,
     /// Lines scrolled past.
@@ -174,6 +176,8 @@ pub struct Doc {
     pub saved_at: Option<usize>,
     /// Counts the loads, so the worker knows when a kept forward plan belongs to another model.
     pub load: u64,
+    /// Whether the model came from a GGUF file, whose header lists dimensions innermost first.
+    pub from_gguf: bool,
 }
 
 impl Doc {

@@ -5,6 +5,7 @@ mod dialogs;
 mod forward;
 mod heatmap;
 mod histogram;
+mod info;
 mod module;
 mod tensor;
 mod tree;
