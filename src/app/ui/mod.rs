@@ -1,6 +1,7 @@
 //! The screen, drawn from the state alone: `impl Widget for &App` lays out the title bar, the tree
 //! pane, the tensor pane (or the forward panel), the status bar, and any dialog on top.
 
+mod compare;
 mod dialogs;
 mod forward;
 mod heatmap;
