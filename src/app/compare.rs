@@ -170,7 +170,7 @@ pub fn detail(a: &Tensor, b: Tensor) -> Detail {
 pub enum Mark {
     /// ‖B − A‖ / ‖A‖ of a tensor, or of a module's comparable tensors together.
     Rel(f64),
-    /// A tensor that has no figures: its status (`only_a`, `shape`, `dtype`).
+    /// A tensor whose names or types differ (`only_a`, `shape`, `dtype`), or that has no figures.
     Word(Status),
 }
 
@@ -281,7 +281,11 @@ impl Comparison {
     /// The entry of outline node `i`, for a parameter.
     #[must_use]
     pub fn entry(&self, i: usize) -> Option<&Entry> {
-        self.by_node.get(i).copied().flatten().map(|e| &self.entries[e])
+        self.by_node
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|e| &self.entries[e])
     }
 
     /// What node `i`'s row shows.
@@ -291,7 +295,12 @@ impl Comparison {
             return Some(Mark::Rel(rel));
         }
         let e = self.entry(i)?;
+        // A dtype change is named even though it has figures (the pane shows them): the
+        // rounding of a cast is not a change of the weights.
         Some(match (&e.figures, e.status) {
+            (_, status @ (Status::OnlyA | Status::OnlyB | Status::Shape | Status::Dtype)) => {
+                Mark::Word(status)
+            }
             (Some(f), _) => Mark::Rel(f.rel_l2),
             (None, Status::Same) => Mark::Rel(0.0),
             (None, status) => Mark::Word(status),

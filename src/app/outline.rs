@@ -157,7 +157,12 @@ impl Outline {
     /// [`visible`](Self::visible), keeping besides only the nodes `only` marks (a comparison's
     /// changed tensors), with their ancestors.
     #[must_use]
-    pub fn visible_where(&self, opened: &[bool], filter: &str, only: Option<&[bool]>) -> Vec<usize> {
+    pub fn visible_where(
+        &self,
+        opened: &[bool],
+        filter: &str,
+        only: Option<&[bool]>,
+    ) -> Vec<usize> {
         if filter.is_empty() && only.is_none() {
             let mut rows = Vec::new();
             let mut i = 0;

@@ -7,8 +7,8 @@ use std::thread;
 
 use super::error::AppError;
 use super::job::{ForwardResult, Input, Job, LayerStats, Reply};
-use super::{compare, open};
 use super::summary::summarize;
+use super::{compare, open};
 use crate::checkpoint::save;
 use crate::model::Model;
 use crate::model::forward::ForwardPlan;

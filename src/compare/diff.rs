@@ -230,7 +230,10 @@ pub fn guess_renames(a: &Model, b: &Model) -> Vec<Rename> {
             .map(|(head, _)| format!("{head}."))
     };
     let mut best = (matched(&[]), Vec::new());
-    for from in [commonest(&keys_a), commonest(&keys_b)].into_iter().flatten() {
+    for from in [commonest(&keys_a), commonest(&keys_b)]
+        .into_iter()
+        .flatten()
+    {
         let renames = vec![Rename {
             from,
             to: String::new(),

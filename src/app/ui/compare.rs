@@ -13,9 +13,9 @@ use crate::compare::diff::Status;
 use crate::tensor::Tensor;
 
 /// Columns of a row's mark: a bar, a space, a number.
-pub const MARK_COLS: usize = 11;
+pub const MARK_COLS: usize = 10;
 /// Cells of the bar.
-const BAR_CELLS: usize = 4;
+const BAR_CELLS: usize = 3;
 /// The smallest `rel_l2` the bar shows; it fills at 1 (B as far from A as A from zero).
 const BAR_FLOOR_LOG10: f64 = -6.0;
 /// Left parts of a cell, one to eight eighths.
@@ -140,5 +140,24 @@ pub(super) fn side_of(c: &Comparison, key: DetailKey) -> Result<(&Tensor, &Summa
     match summary {
         Ok(s) => Ok((tensor, s)),
         Err(_) => Err("B's values do not decode"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bar, short};
+
+    #[test]
+    fn the_bar_is_log_scaled_from_a_millionth_to_one() {
+        assert_eq!(bar(0.0), "   ");
+        assert_eq!(bar(f64::NAN), "   ");
+        assert_eq!(bar(1e-7), "   ");
+        assert_eq!(bar(1e-3), "█▌ ", "half way: 12 of 24 eighths");
+        assert_eq!(bar(1.0), "███");
+        assert_eq!(bar(40.0), "███");
+        assert_eq!(
+            (short(0.0), short(0.049_78), short(f64::NAN)),
+            ("0".into(), "5.0e-2".into(), "nan".into())
+        );
     }
 }

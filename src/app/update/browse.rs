@@ -3,9 +3,7 @@
 
 use ratatui::layout::Position;
 
-use super::{
-    Effects, after_select, compare, refused_while_busy, run_forward, step_of, summaries,
-};
+use super::{Effects, after_select, compare, refused_while_busy, run_forward, step_of, summaries};
 use crate::app::action::Action;
 use crate::app::field::Field;
 use crate::app::init_dialog::InitDialog;
@@ -80,14 +78,18 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         }
         Action::OpenInit => open_init(app),
         Action::Undo => undo(app, fx),
-        Action::OpenWrite | Action::OpenModels | Action::OpenCompare
-            if refused_while_busy(app) => {}
+        Action::OpenWrite | Action::OpenModels | Action::OpenCompare if refused_while_busy(app) => {
+        }
         Action::OpenWrite => app.mode = Mode::Write(Field::new(&app.doc.default_output())),
         Action::OpenModels => {
             app.mode = Mode::Open(Picker::new(picker::scan(), &app.doc.source));
         }
         Action::OpenCompare => {
-            let current = app.compare.loaded.as_ref().map_or("", |c| c.source.as_str());
+            let current = app
+                .compare
+                .loaded
+                .as_ref()
+                .map_or("", |c| c.source.as_str());
             let mut p = Picker::new(picker::scan(), current);
             p.compare = true;
             app.mode = Mode::Open(p);

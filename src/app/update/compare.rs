@@ -50,7 +50,12 @@ pub(super) fn rediff(app: &mut App, fx: &mut Effects) {
 pub(super) fn reload(app: &mut App, fx: &mut Effects) {
     if let Some(c) = app.compare.loaded.take() {
         let source = c.source;
-        ask(app, &source.clone(), Second::Model(source, Box::new(c.b)), fx);
+        ask(
+            app,
+            &source.clone(),
+            Second::Model(source, Box::new(c.b)),
+            fx,
+        );
     }
 }
 
@@ -77,7 +82,7 @@ pub(super) fn received(
         _ => String::new(),
     };
     app.message = Some(Message::Info(format!(
-        "vs {}: {changed} changed · {same} same · {only_a} only A · {only_b} only B · {mismatched} differ{renamed}",
+        "{changed} changed · {same} same · {only_a} only A · {only_b} only B · {mismatched} differ · vs {}{renamed}",
         escape(&c.source)
     )));
     let only = app.tree.changed_only().then(|| c.changed());
