@@ -188,3 +188,37 @@ fn the_compared_screen_at_80x24_without_colour() {
     send(&mut h, &[CycleSide, CycleSide]);
     insta::assert_snapshot!("compared_delta", text(&render(&h, 80, 24)));
 }
+
+#[test]
+fn c_picks_the_second_model_and_d_asks_for_its_side() {
+    let base = format!("{DIR}/base.safetensors");
+    let model = checkpoint::open(&base, &LoadOptions::default())
+        .unwrap()
+        .model;
+    let mut h = app_support::with_model(model, &base, Some("model.layers.0.mlp.up_proj.weight"));
+    h.work();
+    send(&mut h, &[CycleSide]);
+    assert!(h.compare.loaded.is_none(), "d says how to compare first");
+    send(&mut h, &[OpenCompare]);
+    assert!(matches!(&h.mode, paramscope::app::state::Mode::Open(p) if p.compare));
+    app_support::type_text(&mut h, &format!("{DIR}/finetune.safetensors"));
+    h.hold(Submit);
+    assert_eq!(h.jobs(), ["compare"]);
+    h.work();
+    let summary = h.compare.loaded.as_ref().unwrap().summary;
+    assert_eq!(summary, [8, 10, 1, 1, 2], "diff.json's summary");
+    h.hold(CycleSide);
+    assert_eq!(h.jobs(), ["detail"], "B and Δ are computed on the worker");
+    h.work();
+    let screen = text(&render(&h, 80, 24));
+    assert!(screen.contains("values · B"), "{screen}");
+    // A re-init of A diffs again against the B kept, keeping the side.
+    let (generation, node) = (h.compare.generation, h.tree.selected());
+    let before = h.compare.loaded.as_ref().unwrap().mark(node);
+    send(&mut h, &[OpenInit, Submit]);
+    assert_eq!(h.compare.generation, generation + 1);
+    let c = h.compare.loaded.as_ref().unwrap();
+    assert_eq!(c.side, Side::B);
+    assert!(c.source.ends_with("finetune.safetensors"));
+    assert_ne!(c.mark(node), before, "the figures follow the new A");
+}

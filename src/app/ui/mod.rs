@@ -89,9 +89,14 @@ fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
     let line = if let Mode::Filter(field) = &app.mode {
         let mut spans = vec![Span::styled(" /", t.style(Role::Key))];
         spans.extend(field_spans(app, field));
+        let changed = match (&app.compare.loaded, app.tree.changed_only()) {
+            (None, _) => "",
+            (Some(_), false) => " · Tab changed only",
+            (Some(_), true) => " · changed only (Tab: all)",
+        };
         spans.push(Span::styled(
             format!(
-                "  {} rows · * and ? are wild · Enter keep · Esc clear",
+                "  {} rows{changed} · * and ? are wild · Enter keep · Esc clear",
                 app.tree.visible().len()
             ),
             t.style(Role::Dim),

@@ -22,10 +22,15 @@ pub const SHARED_MARK: &str = "⇄";
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let filter = app.tree.filter();
-    let title = if filter.is_empty() {
-        " model ".to_owned()
+    let changed = if app.tree.changed_only() {
+        " · changed"
     } else {
-        format!(" model · filter {:?} ", escape(filter))
+        ""
+    };
+    let title = if filter.is_empty() {
+        format!(" model{changed} ")
+    } else {
+        format!(" model{changed} · filter {:?} ", escape(filter))
     };
     pane(app, title, has_focus(app, Focus::Tree)).render(area, buf);
     let body = inner(area);
