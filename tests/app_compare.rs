@@ -96,7 +96,7 @@ fn rows_carry_numpys_rel_l2_and_modules_their_aggregate() {
         line.chars().take(33).collect::<String>()
     };
     assert!(tree_row("(down_p").ends_with(" 5.0e-2│"), "{screen}");
-    assert!(tree_row("(mlp)").contains(&format!(" {:.1e}│", aggregate)));
+    assert!(tree_row("(mlp)").contains(&format!(" {aggregate:.1e}│")));
     let head = screen
         .lines()
         .position(|l| l.contains("(lm_head)"))

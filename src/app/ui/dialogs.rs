@@ -86,12 +86,16 @@ fn open(app: &App, p: &Picker, area: Rect, buf: &mut Buffer) {
     let shown = p.shown();
     let mut lines = vec![Line::from(
         [Span::styled(
-            if p.compare { "compare with: " } else { "open: " },
+            if p.compare {
+                "compare with: "
+            } else {
+                "open: "
+            },
             t.style(Role::Dim),
         )]
-            .into_iter()
-            .chain(field_spans(app, &p.field))
-            .collect::<Vec<_>>(),
+        .into_iter()
+        .chain(field_spans(app, &p.field))
+        .collect::<Vec<_>>(),
     )];
     let room = usize::from(area.height.saturating_sub(8)).max(1);
     let first = p.index.saturating_sub(room - 1);
