@@ -323,3 +323,56 @@ impl Comparison {
         self.b_ids[id].map(|id| self.b.store.get(id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::{Comparison, Mark, Second, compare};
+    use crate::app::outline::Outline;
+    use crate::model::{Model, Module, ModuleKind, ParamStore};
+    use crate::tensor::Tensor;
+
+    /// `enc.weight` and `dec.weight` tied to one tensor, and `dec.bias`.
+    fn tied(weight: &[f32], bias: &[f32]) -> Model {
+        let mut store = ParamStore::default();
+        let w = store.insert(Tensor::from_f32(vec![2], weight));
+        let b = store.insert(Tensor::from_f32(vec![2], bias));
+        let mut root = Module::new("", ModuleKind::Unknown);
+        let mut enc = Module::new("enc", ModuleKind::Unknown);
+        enc.params.push(("weight".into(), w));
+        let mut dec = Module::new("dec", ModuleKind::Unknown);
+        dec.params.push(("weight".into(), w));
+        dec.params.push(("bias".into(), b));
+        root.children = vec![enc, dec];
+        Model {
+            root,
+            store,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_module_counts_a_tied_tensor_once() {
+        let a = tied(&[1.0, 0.0], &[0.0, 1.0]);
+        let b = tied(&[1.0, 1.0], &[0.0, 1.0]);
+        let outline = Outline::new(&a);
+        let compared = compare(&a, Second::Model("b".into(), Box::new(b))).unwrap();
+        let c = Comparison::new(compared, &outline);
+        let rel = |path: &str, param: bool| match c.mark(outline.find(path, param).unwrap()) {
+            Some(Mark::Rel(r)) => r,
+            other => panic!("{path}: {other:?}"),
+        };
+        // The weight moved by ‖(0, 1)‖ = 1 against ‖(1, 0)‖ = 1; the bias did not move.
+        assert_eq!(rel("enc.weight", true), 1.0);
+        assert_eq!(rel("dec.bias", true), 0.0);
+        assert_eq!(rel("enc", false), 1.0);
+        let half = 0.5f64.sqrt();
+        assert!((rel("dec", false) - half).abs() < 1e-15);
+        assert!(
+            (rel("", false) - half).abs() < 1e-15,
+            "the root holds the weight once: 1/√2, not √2/√3"
+        );
+        assert_eq!(c.changed().iter().filter(|&&x| x).count(), 2);
+    }
+}
