@@ -49,6 +49,16 @@ pub fn short(rel: f64) -> String {
     }
 }
 
+/// A cosine in six decimals, or as `1 − ε` when that would round to 1 (a cast, a tiny step).
+#[must_use]
+pub fn cosine(c: f64) -> String {
+    if c < 1.0 && c > 0.999_999 {
+        format!("1 − {:.1e}", 1.0 - c)
+    } else {
+        format!("{c:.6}")
+    }
+}
+
 /// A row's mark in [`MARK_COLS`] columns.
 pub(super) fn mark_spans(app: &App, mark: Mark) -> Vec<Span<'static>> {
     let t = app.screen.theme;
@@ -105,7 +115,7 @@ pub(super) fn figure_lines(app: &App, c: &Comparison, node: usize) -> Vec<Line<'
             label("  rel_l2 "),
             Span::raw(short(f.rel_l2)),
             label("  cos "),
-            Span::raw(format!("{:.6}", f.cosine)),
+            Span::raw(cosine(f.cosine)),
         ]),
         Line::from(vec![
             label("max|Δ| "),
@@ -145,7 +155,7 @@ pub(super) fn side_of(c: &Comparison, key: DetailKey) -> Result<(&Tensor, &Summa
 
 #[cfg(test)]
 mod tests {
-    use super::{bar, short};
+    use super::{bar, cosine, short};
 
     #[test]
     fn the_bar_is_log_scaled_from_a_millionth_to_one() {
@@ -155,6 +165,9 @@ mod tests {
         assert_eq!(bar(1e-3), "█▌ ", "half way: 12 of 24 eighths");
         assert_eq!(bar(1.0), "███");
         assert_eq!(bar(40.0), "███");
+        assert_eq!(cosine(0.998_764_29), "0.998764");
+        assert_eq!(cosine(1.0 - 2.5e-8), "1 − 2.5e-8");
+        assert_eq!(cosine(1.0), "1.000000");
         assert_eq!(
             (short(0.0), short(0.049_78), short(f64::NAN)),
             ("0".into(), "5.0e-2".into(), "nan".into())
