@@ -73,6 +73,7 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
         select: args.select,
         input: args.input,
         seed: args.seed,
+        compare: args.compare,
     });
     // A write the worker had not finished leaves no temp file behind.
     fault::remove_temps();

@@ -59,6 +59,12 @@ pub enum Action {
     OpenWrite,
     /// Open the list of models to switch to.
     OpenModels,
+    /// Open the list of models to compare with.
+    OpenCompare,
+    /// Show A, B or Δ = B − A of a compared tensor.
+    CycleSide,
+    /// In the filter: keep only the tensors a comparison found changed, or all again.
+    ToggleChanged,
     /// Type a character into the field being edited.
     Type(char),
     /// Edit the field being typed in: delete, move the cursor (Backspace, Ctrl-W, Ctrl-U, Home…).

@@ -57,6 +57,9 @@ pub enum AppError {
     /// The write prompt was left empty.
     #[error("type a path to write to")]
     NoPath,
+    /// Two models cannot be compared.
+    #[error("{0}")]
+    Diff(#[from] crate::compare::diff::DiffError),
     /// Writing the model failed (the error names the file).
     #[error("{0}")]
     Save(#[from] FileError),

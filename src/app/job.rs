@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use ndarray::ArrayD;
 
+use super::compare::{Compared, Detail, DetailKey, Second};
 use super::error::AppError;
 use super::extras::Extras;
 use crate::model::init::InitPlan;
@@ -142,6 +143,24 @@ pub enum Job {
     },
     /// Loading another model.
     Load(OpenSpec),
+    /// Comparing the model with a second one, opening it first when asked to.
+    Compare {
+        /// The model as it is now.
+        a: Model,
+        /// The second model.
+        b: Second,
+        /// The comparison's number: the reply of an outdated one is dropped.
+        generation: u64,
+    },
+    /// The B side and the Δ of one compared tensor.
+    Detail {
+        /// The tree node and A's tensor version.
+        key: DetailKey,
+        /// A's tensor.
+        a: Tensor,
+        /// B's tensor.
+        b: Tensor,
+    },
 }
 
 /// What the worker tells the app.
@@ -162,4 +181,8 @@ pub enum Reply {
     Saved(Result<PathBuf, AppError>),
     /// Another model is loaded.
     Loaded(String, Result<Box<Opened>, AppError>),
+    /// A comparison is done (its number echoed), or why it failed.
+    Compared(u64, Result<Box<Compared>, AppError>),
+    /// The B side and Δ of the tensor version asked for.
+    Detail(DetailKey, Box<Detail>),
 }

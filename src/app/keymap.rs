@@ -130,6 +130,8 @@ pub enum When {
     Undo,
     /// In the histogram view of a tensor.
     Histogram,
+    /// While a second model is compared.
+    Comparing,
 }
 
 const fn k(code: KeyCode) -> Key {
@@ -206,6 +208,8 @@ pub const KEYMAP: &[Binding] = &[
     bind_when(X::Browse, &[c('u')], Action::Undo, "undo the last re-init", "undo", When::Undo),
     bind(X::Browse, &[c('w')], Action::OpenWrite, "write the model to a file", Some("write")),
     bind(X::Browse, &[c('o')], Action::OpenModels, "open another model or file", Some("open")),
+    bind(X::Browse, &[c('c')], Action::OpenCompare, "compare with a second model (B)", None),
+    bind_when(X::Browse, &[c('d')], Action::CycleSide, "compared tensor: A / B / Δ = B − A", "A/B/Δ", When::Comparing),
     bind(X::Browse, &[k(K::Esc)], Action::Cancel, "clear filter / message", None),
     bind(X::Forward, &[c('+'), c('=')], Action::BatchUp, "larger random batch", Some("batch")),
     bind(X::Forward, &[c('-')], Action::BatchDown, "smaller random batch", None),
@@ -215,6 +219,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Filter, &[k(K::Esc)], Action::Cancel, "clear the filter", Some("clear")),
     bind(X::Filter, &[k(K::Up)], Action::Up, "previous row", None),
     bind(X::Filter, &[k(K::Down)], Action::Down, "next row", None),
+    bind_when(X::Filter, &[k(K::Tab)], Action::ToggleChanged, "comparing: changed tensors only", "changed", When::Comparing),
     bind(X::Init, &[k(K::Enter)], Action::Submit, "apply", Some("apply")),
     bind(X::Init, &[k(K::Esc)], Action::Cancel, "cancel", Some("cancel")),
     bind(X::Init, &[k(K::Up), k(K::BackTab)], Action::Up, "previous field", None),
@@ -346,6 +351,7 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
                 && app.selected_param().is_some()
                 && !app.forward.open
         }
+        When::Comparing => app.compare.loaded.is_some(),
     };
     contexts(app)
         .into_iter()

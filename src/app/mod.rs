@@ -7,6 +7,7 @@
 //! way out: a key, a panic, SIGTERM, SIGHUP.
 
 pub mod action;
+pub mod compare;
 pub mod error;
 pub mod extras;
 pub mod field;
@@ -60,6 +61,8 @@ pub struct Args {
     pub input: Option<PathBuf>,
     /// The seed for building a demo and for the random batch.
     pub seed: u64,
+    /// A second model to compare with, opened on the worker.
+    pub compare: Option<String>,
 }
 
 /// Everything the event loop hears, on one channel.
@@ -89,7 +92,7 @@ pub fn run(args: Args) -> Result<(), AppError> {
         )),
         None => None,
     };
-    let (app, effects) = App::new(
+    let (mut app, mut effects) = App::new(
         opened.model,
         Options {
             source: spec.model,
@@ -102,6 +105,9 @@ pub fn run(args: Args) -> Result<(), AppError> {
             extras: opened.extras,
         },
     )?;
+    if let Some(spec) = args.compare {
+        effects.absorb(update::compare_with(&mut app, spec));
+    }
     let mut terminal = terminal::enter()?;
     let result = event_loop(app, effects, &mut terminal);
     drop(terminal);

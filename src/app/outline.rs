@@ -159,7 +159,19 @@ impl Outline {
     /// [`matches`](Self::matches) it together with its ancestors.
     #[must_use]
     pub fn visible(&self, opened: &[bool], filter: &str) -> Vec<usize> {
-        if filter.is_empty() {
+        self.visible_where(opened, filter, None)
+    }
+
+    /// [`visible`](Self::visible), keeping besides only the nodes `only` marks (a comparison's
+    /// changed tensors), with their ancestors.
+    #[must_use]
+    pub fn visible_where(
+        &self,
+        opened: &[bool],
+        filter: &str,
+        only: Option<&[bool]>,
+    ) -> Vec<usize> {
+        if filter.is_empty() && only.is_none() {
             let mut rows = Vec::new();
             let mut i = 0;
             while i < self.nodes.len() {
@@ -174,7 +186,9 @@ impl Outline {
         }
         let mut keep = vec![false; self.nodes.len()];
         for (i, node) in self.nodes.iter().enumerate().rev() {
-            if keep[i] || self.matches(i, filter) {
+            let kept = only.is_none_or(|only| only.get(i).copied().unwrap_or(false))
+                && (filter.is_empty() || self.matches(i, filter));
+            if keep[i] || kept {
                 keep[i] = true;
                 if let Some(parent) = node.parent {
                     keep[parent] = true;

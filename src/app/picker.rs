@@ -22,6 +22,8 @@ pub struct Picker {
     pub choices: Vec<String>,
     /// The highlighted row among [`Picker::shown`].
     pub index: usize,
+    /// Whether Enter picks the model to compare with (`c`) rather than the one to open (`o`).
+    pub compare: bool,
 }
 
 impl Picker {
@@ -33,6 +35,7 @@ impl Picker {
             field: Field::default(),
             choices,
             index,
+            compare: false,
         }
     }
 

@@ -282,6 +282,8 @@ pub struct App {
     pub last_init: Option<InitDialog>,
     /// How the model was opened (for `--arch` and the seed of the next open).
     pub seed: u64,
+    /// A second model compared with this one.
+    pub compare: super::compare::Compare,
 }
 
 impl App {

@@ -16,6 +16,8 @@ pub struct TreeView {
     selected: usize,
     offset: usize,
     filter: String,
+    /// With a comparison, the nodes "changed only" keeps.
+    only: Option<Vec<bool>>,
 }
 
 impl TreeView {
@@ -73,10 +75,21 @@ impl TreeView {
         self.offset
     }
 
+    /// Whether "changed only" is on.
+    #[must_use]
+    pub fn changed_only(&self) -> bool {
+        self.only.is_some()
+    }
+
+    /// Whether a filter or "changed only" picks the rows.
+    fn filtering(&self) -> bool {
+        !self.filter.is_empty() || self.only.is_some()
+    }
+
     /// Whether node `i` is open (a filter shows every kept node open).
     #[must_use]
     pub fn is_open(&self, i: usize) -> bool {
-        !self.filter.is_empty() || self.opened.get(i).copied().unwrap_or(false)
+        self.filtering() || self.opened.get(i).copied().unwrap_or(false)
     }
 
     /// The selection's row among the visible ones.
@@ -118,7 +131,7 @@ impl TreeView {
     /// ←: closes an open module, else goes to the parent.
     pub fn collapse_or_parent(&mut self, outline: &Outline, page: usize) -> bool {
         let node = self.selected;
-        if self.opened[node] && outline.nodes[node].has_children(node) && self.filter.is_empty() {
+        if self.opened[node] && outline.nodes[node].has_children(node) && !self.filtering() {
             self.opened[node] = false;
             self.refresh(outline, page);
             true
@@ -162,31 +175,51 @@ impl TreeView {
         }
         filter.clone_into(&mut self.filter);
         self.refresh(outline, page);
-        if filter.is_empty() {
-            // Every node holds the empty string: the selection stays where it is.
-            return true;
+        if !filter.is_empty() {
+            self.select_first_kept(outline, page);
         }
-        let hit = self
-            .visible
-            .iter()
-            .copied()
-            .find(|&i| outline.matches(i, &self.filter));
-        if let Some(node) = hit {
-            self.select(node, page);
+        // Every node holds the empty string: without a filter the selection stays where it is.
+        true
+    }
+
+    /// Keeps only the nodes `only` marks (with their ancestors), or drops that condition; the
+    /// first kept node is selected.
+    pub fn set_only(&mut self, outline: &Outline, only: Option<Vec<bool>>, page: usize) -> bool {
+        if only == self.only {
+            return false;
+        }
+        self.only = only;
+        self.refresh(outline, page);
+        if self.only.is_some() {
+            self.select_first_kept(outline, page);
         }
         true
     }
 
-    /// Opens every ancestor of `node`, and drops a filter that hides it; selects it.
+    /// Selects the first row kept for itself (not just as an ancestor of one).
+    fn select_first_kept(&mut self, outline: &Outline, page: usize) {
+        let only = self.only.as_deref();
+        let hit = self.visible.iter().copied().find(|&i| {
+            (self.filter.is_empty() || outline.matches(i, &self.filter))
+                && only.is_none_or(|o| o.get(i).copied().unwrap_or(false))
+        });
+        if let Some(node) = hit {
+            self.select(node, page);
+        }
+    }
+
+    /// Opens every ancestor of `node`, and drops a filter (and "changed only") that hides it;
+    /// selects it.
     pub fn reveal(&mut self, outline: &Outline, node: usize, page: usize) -> bool {
         let mut parent = outline.nodes[node].parent;
         while let Some(p) = parent {
             self.opened[p] = true;
             parent = outline.nodes[p].parent;
         }
-        self.visible = outline.visible(&self.opened, &self.filter);
+        self.visible = outline.visible_where(&self.opened, &self.filter, self.only.as_deref());
         if !self.visible.contains(&node) {
             self.filter.clear();
+            self.only = None;
             self.visible = outline.visible(&self.opened, "");
         }
         self.select(node, page)
@@ -195,7 +228,7 @@ impl TreeView {
     /// Recomputes the rows after a fold or a filter, keeping the selection on screen: the nearest
     /// shown ancestor, else the first row.
     fn refresh(&mut self, outline: &Outline, page: usize) {
-        self.visible = outline.visible(&self.opened, &self.filter);
+        self.visible = outline.visible_where(&self.opened, &self.filter, self.only.as_deref());
         if !self.visible.contains(&self.selected) {
             let mut node = Some(self.selected);
             while let Some(n) = node {

@@ -7,8 +7,8 @@ use std::thread;
 
 use super::error::AppError;
 use super::job::{ForwardResult, Input, Job, LayerStats, Reply};
-use super::open;
 use super::summary::summarize;
+use super::{compare, open};
 use crate::checkpoint::save;
 use crate::model::Model;
 use crate::model::forward::ForwardPlan;
@@ -46,18 +46,20 @@ pub struct Worker {
 /// Of the jobs that arrived together, those worth doing, in order: only the newest summary job
 /// matters (the user has moved on from the others, and they are asked for again if the user
 /// comes back; it holds every tensor version its screen shows), and only the newest forward pass
-/// (the app drops the replies of older runs anyway).
+/// (the app drops the replies of older runs anyway); likewise only the newest Δ of a compared tensor.
 #[must_use]
 pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
     let newest_summary = jobs
         .iter()
         .rposition(|j| matches!(j, Job::Summarize { .. }));
     let newest_forward = jobs.iter().rposition(|j| matches!(j, Job::Forward { .. }));
+    let newest_detail = jobs.iter().rposition(|j| matches!(j, Job::Detail { .. }));
     jobs.into_iter()
         .enumerate()
         .filter(|(i, job)| match job {
             Job::Summarize { .. } => Some(*i) == newest_summary,
             Job::Forward { .. } => Some(*i) == newest_forward,
+            Job::Detail { .. } => Some(*i) == newest_detail,
             _ => true,
         })
         .map(|(_, job)| job)
@@ -133,6 +135,13 @@ impl Worker {
             Job::Load(spec) => {
                 let result = open::open(&spec).map(Box::new);
                 reply(Reply::Loaded(spec.model, result));
+            }
+            Job::Compare { a, b, generation } => {
+                let result = compare::compare(&a, b).map(Box::new);
+                reply(Reply::Compared(generation, result));
+            }
+            Job::Detail { key, a, b } => {
+                reply(Reply::Detail(key, Box::new(compare::detail(&a, b))));
             }
         }
     }

@@ -59,6 +59,9 @@ pub struct AppArgs {
     /// torch.manual_seed for building a demo and for the random batch.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// A second model to compare with: each tree row shows how far its tensor moved (rel_l2).
+    #[arg(long, value_name = "MODEL")]
+    pub compare: Option<String>,
 }
 
 /// The subcommands.

@@ -65,6 +65,10 @@ pub struct Figures {
     pub identical_fraction: f64,
     /// The rows with the largest ‖ΔB_row‖, largest first (tensors of two or more dimensions).
     pub top_rows: Vec<RowChange>,
+    /// Σ a², so that figures of several tensors add up (the app's module aggregates).
+    pub sum_sq_a: f64,
+    /// Σ (b − a)².
+    pub sum_sq_diff: f64,
 }
 
 /// How many changed rows a tensor reports.
@@ -129,7 +133,8 @@ impl std::str::FromStr for Rename {
 }
 
 /// `name` after the first rename whose prefix it starts with.
-fn renamed(name: &str, renames: &[Rename]) -> String {
+#[must_use]
+pub fn renamed(name: &str, renames: &[Rename]) -> String {
     renames
         .iter()
         .find_map(|r| {
@@ -195,6 +200,50 @@ pub fn diff(a: &Model, b: &Model, renames: &[Rename]) -> Result<Vec<Entry>, Diff
         }
     }
     Ok(out)
+}
+
+/// For two models saved under different prefixes (`model.layers.0…` against `layers.0…`), the
+/// one rename that drops the commonest first name of either side, when it matches more names
+/// than none does; else none. The app uses it, having no `--map`.
+#[must_use]
+pub fn guess_renames(a: &Model, b: &Model) -> Vec<Rename> {
+    let keys = |m: &Model| -> Vec<String> { m.state_dict().into_iter().map(|(k, _)| k).collect() };
+    let (keys_a, keys_b) = (keys(a), keys(b));
+    let matched = |renames: &[Rename]| {
+        let set: std::collections::HashSet<String> =
+            keys_b.iter().map(|k| renamed(k, renames)).collect();
+        keys_a
+            .iter()
+            .filter(|k| set.contains(&renamed(k, renames)))
+            .count()
+    };
+    let commonest = |keys: &[String]| {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for k in keys {
+            if let Some((head, _)) = k.split_once('.') {
+                *counts.entry(head).or_default() += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(x.0)))
+            .map(|(head, _)| format!("{head}."))
+    };
+    let mut best = (matched(&[]), Vec::new());
+    for from in [commonest(&keys_a), commonest(&keys_b)]
+        .into_iter()
+        .flatten()
+    {
+        let renames = vec![Rename {
+            from,
+            to: String::new(),
+        }];
+        let n = matched(&renames);
+        if n > best.0 {
+            best = (n, renames);
+        }
+    }
+    best.1
 }
 
 fn one_side(name: &str, tensor: &Tensor, status: Status) -> Entry {
@@ -282,6 +331,8 @@ pub fn figures(a: &Tensor, b: &Tensor) -> Figures {
             total.identical as f64 / numel as f64
         },
         top_rows,
+        sum_sq_a: total.aa,
+        sum_sq_diff: total.dd,
     }
 }
 

@@ -1,10 +1,11 @@
 //! One parallel pass over two tensors' bytes at once: the sums every diff figure is made from.
 //!
 //! The bytes are decoded a chunk at a time (never a whole f32 copy), accumulated in f64, and split
-//! across threads in whole chunks as `tensor::stats` splits one tensor.
+//! across threads in whole chunks by the one split of `tensor::parallel`.
 
-use crate::tensor::decode;
-use crate::tensor::{DType, Tensor};
+use std::ops::Range;
+
+use crate::tensor::{DType, Tensor, decode, parallel};
 
 /// The sums of one stretch of element pairs `(a, b)`, with `d = b - a`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -51,9 +52,6 @@ pub struct Paired {
 /// Elements decoded at a time.
 const CHUNK: usize = 4096;
 
-/// Below this many bytes (both sides together) a second thread costs more than it saves.
-const PARALLEL_BYTES: usize = 8 << 20;
-
 /// Lanes of independent accumulators: they let the compiler keep several sums in flight.
 const LANES: usize = 4;
 
@@ -69,32 +67,13 @@ pub fn paired(a: &Tensor, b: &Tensor, row_len: usize) -> Paired {
     assert!(decode::is_decodable(a.dtype()) && decode::is_decodable(b.dtype()));
     let rows = numel.checked_div(row_len).unwrap_or(0);
     let bytes = a.bytes().len() + b.bytes().len();
-    let threads = if bytes < PARALLEL_BYTES {
-        1
-    } else {
-        crate::kernel::max_threads()
-    };
-    let per_thread = numel.div_ceil(CHUNK).div_ceil(threads).max(1) * CHUNK;
-    let ranges: Vec<(usize, usize)> = (0..numel)
-        .step_by(per_thread)
-        .map(|first| (first, (first + per_thread).min(numel)))
-        .collect();
-    let parts: Vec<Part> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .skip(1)
-            .map(|&range| scope.spawn(move || part(a, b, range, row_len)))
-            .collect();
-        let first = ranges.first().map(|&range| part(a, b, range, row_len));
-        first
-            .into_iter()
-            .chain(
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a diff thread does not panic")),
-            )
-            .collect()
-    });
+    let parts = parallel::split(
+        numel,
+        bytes,
+        CHUNK,
+        &|range, _| part(a, b, range, row_len),
+        &mut |_| {},
+    );
     let mut out = Paired {
         total: Sums::default(),
         row_dd: vec![0.0; rows],
@@ -122,7 +101,7 @@ struct Part {
 }
 
 /// The sums of elements `first..end`, a chunk at a time, cut at row boundaries.
-fn part(a: &Tensor, b: &Tensor, (first, end): (usize, usize), row_len: usize) -> Part {
+fn part(a: &Tensor, b: &Tensor, Range { start: first, end }: Range<usize>, row_len: usize) -> Part {
     let (first_row, touched) = if row_len == 0 || first == end {
         (0, 0)
     } else {

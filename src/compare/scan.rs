@@ -1,7 +1,9 @@
 //! One parallel pass over one tensor seen as rows: non-finite values, all-zero rows, row norms and
 //! column maxima, the raw material of the health findings.
 
-use crate::tensor::{Tensor, decode};
+use std::ops::Range;
+
+use crate::tensor::{Tensor, decode, parallel};
 
 /// What one pass learns about a tensor of `rows` rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,9 +25,6 @@ pub struct Scan {
 /// Elements decoded at a time.
 const CHUNK: usize = 4096;
 
-/// Below this many bytes a second thread costs more than it saves.
-const PARALLEL_BYTES: usize = 8 << 20;
-
 /// Scans `tensor` (decodable) as `rows` rows of `numel / rows` values; `columns` asks for the
 /// column maxima too.
 ///
@@ -37,35 +36,15 @@ pub fn scan(tensor: &Tensor, rows: usize, columns: bool) -> Scan {
     assert!(decode::is_decodable(tensor.dtype()));
     let cols = numel.checked_div(rows).unwrap_or(0);
     assert_eq!(rows * cols, numel, "scan: rows do not divide the tensor");
-    let threads = if tensor.bytes().len() < PARALLEL_BYTES {
-        1
-    } else {
-        crate::kernel::max_threads()
-    };
-    let per_thread = rows.div_ceil(threads).max(1);
-    let ranges: Vec<(usize, usize)> = (0..rows)
-        .step_by(per_thread)
-        .map(|first| (first, (first + per_thread).min(rows)))
-        .collect();
     let column_len = if columns { cols } else { 0 };
-    let parts: Vec<Scan> = std::thread::scope(|scope| {
-        let handles: Vec<_> = ranges
-            .iter()
-            .skip(1)
-            .map(|&r| scope.spawn(move || scan_rows(tensor, r, cols, column_len)))
-            .collect();
-        let first = ranges
-            .first()
-            .map(|&r| scan_rows(tensor, r, cols, column_len));
-        first
-            .into_iter()
-            .chain(
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("a scan thread does not panic")),
-            )
-            .collect()
-    });
+    // Whole rows per thread: a chunk of one row.
+    let parts = parallel::split(
+        rows,
+        tensor.bytes().len(),
+        1,
+        &|range, _| scan_rows(tensor, range, cols, column_len),
+        &mut |_| {},
+    );
     let mut out = Scan {
         nan: (0, None),
         inf: (0, None),
@@ -93,7 +72,7 @@ pub fn scan(tensor: &Tensor, rows: usize, columns: bool) -> Scan {
 /// The scan of rows `first..end`.
 fn scan_rows(
     tensor: &Tensor,
-    (first, end): (usize, usize),
+    Range { start: first, end }: Range<usize>,
     cols: usize,
     column_len: usize,
 ) -> Scan {

@@ -142,6 +142,8 @@ impl Harness {
                 Job::Init { .. } => "init",
                 Job::Save { .. } => "save",
                 Job::Load(_) => "load",
+                Job::Compare { .. } => "compare",
+                Job::Detail { .. } => "detail",
             })
             .collect()
     }

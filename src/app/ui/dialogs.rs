@@ -85,10 +85,17 @@ fn open(app: &App, p: &Picker, area: Rect, buf: &mut Buffer) {
     let t = app.screen.theme;
     let shown = p.shown();
     let mut lines = vec![Line::from(
-        [Span::styled("open: ", t.style(Role::Dim))]
-            .into_iter()
-            .chain(field_spans(app, &p.field))
-            .collect::<Vec<_>>(),
+        [Span::styled(
+            if p.compare {
+                "compare with: "
+            } else {
+                "open: "
+            },
+            t.style(Role::Dim),
+        )]
+        .into_iter()
+        .chain(field_spans(app, &p.field))
+        .collect::<Vec<_>>(),
     )];
     let room = usize::from(area.height.saturating_sub(8)).max(1);
     let first = p.index.saturating_sub(room - 1);
@@ -113,7 +120,12 @@ fn open(app: &App, p: &Picker, area: Rect, buf: &mut Buffer) {
         };
         lines.push(Line::styled(hint, t.style(Role::Dim)));
     }
-    boxed(app, " open a model ", lines, area, buf);
+    let title = if p.compare {
+        " compare with a model (B) "
+    } else {
+        " open a model "
+    };
+    boxed(app, title, lines, area, buf);
 }
 
 fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {

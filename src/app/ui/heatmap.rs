@@ -16,7 +16,6 @@ use crate::app::job::Summary;
 use crate::app::layout::grid_dims;
 use crate::app::state::App;
 use crate::app::theme::{ColorLevel, Role};
-use crate::model::ParamId;
 use crate::tensor::Tensor;
 use crate::tensor::decode::decode_f64;
 
@@ -43,7 +42,7 @@ pub fn glyph(v: f64) -> char {
 
 pub(super) fn render(
     app: &App,
-    id: ParamId,
+    tensor: &Tensor,
     summary: Option<&Summary>,
     body: Rect,
     buf: &mut Buffer,
@@ -52,7 +51,6 @@ pub(super) fn render(
     if body.height < 3 || body.width == 0 {
         return;
     }
-    let tensor = app.doc.model.store.get(id);
     let strip = tensor.shape().len() == 1;
     // A vector reads better as one row than as a column.
     let (slices, rows, cols) = match grid_dims(tensor.shape()) {

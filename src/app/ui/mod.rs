@@ -1,6 +1,7 @@
 //! The screen, drawn from the state alone: `impl Widget for &App` lays out the title bar, the tree
 //! pane, the tensor pane (or the forward panel), the status bar, and any dialog on top.
 
+mod compare;
 mod dialogs;
 mod forward;
 mod heatmap;
@@ -89,9 +90,14 @@ fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
     let line = if let Mode::Filter(field) = &app.mode {
         let mut spans = vec![Span::styled(" /", t.style(Role::Key))];
         spans.extend(field_spans(app, field));
+        let changed = match (&app.compare.loaded, app.tree.changed_only()) {
+            (None, _) => "",
+            (Some(_), false) => " · Tab changed only",
+            (Some(_), true) => " · changed only (Tab: all)",
+        };
         spans.push(Span::styled(
             format!(
-                "  {} rows · * and ? are wild · Enter keep · Esc clear",
+                "  {} rows{changed} · * and ? are wild · Enter keep · Esc clear",
                 app.tree.visible().len()
             ),
             t.style(Role::Dim),

@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::tree::SHARED_MARK;
-use super::{has_focus, pane};
+use super::{compare, has_focus, pane};
+use crate::app::compare::Side;
 use crate::app::format::{bytes, count, gauge, num};
 use crate::app::job::{QUANTILES, Summary};
 use crate::app::layout::{HEADER_ROWS, grid_dims, inner, tensor_split};
@@ -15,6 +16,7 @@ use crate::app::outline::NodeKind;
 use crate::app::state::{App, Focus, View};
 use crate::app::theme::Role;
 use crate::model::ParamId;
+use crate::tensor::Tensor;
 use crate::tensor::stats::Stats;
 use crate::text::escape;
 
@@ -24,19 +26,29 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let view = app.tensor.view;
     match &node.kind {
         &NodeKind::Param { id } => {
-            let title = if app.summary_before(id).is_some() {
+            let side = app.compare.loaded.as_ref().map(|c| c.side);
+            let title = if let Some(side) = side {
+                format!(" {} · {} ", view.title(), side.title())
+            } else if app.summary_before(id).is_some() {
                 format!(" {} · before → after re-init ", view.title())
             } else {
                 format!(" {} ", view.title())
             };
             pane(app, title, focused).render(area, buf);
             let (header, body) = tensor_split(inner(area));
-            header_lines(app, id).render(header, buf);
-            let summary = app.summary(id);
+            let shown = shown(app, id);
+            header_lines(app, id, &shown).render(header, buf);
+            let (tensor, summary) = match shown {
+                Ok(pair) => pair,
+                Err(why) => {
+                    Line::styled(why, app.screen.theme.style(Role::Dim)).render(body, buf);
+                    return;
+                }
+            };
             match view {
-                View::Values => super::values::render(app, id, body, buf),
+                View::Values => super::values::render(app, tensor, body, buf),
                 View::Histogram => super::histogram::render(app, summary, body, buf),
-                View::Heatmap => super::heatmap::render(app, id, summary, body, buf),
+                View::Heatmap => super::heatmap::render(app, tensor, summary, body, buf),
             }
         }
         &NodeKind::Module { params } => {
@@ -50,7 +62,24 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-fn header_lines(app: &App, id: ParamId) -> Paragraph<'static> {
+/// The tensor the view draws and its summary (A's may still be on its way); for B or Δ not come
+/// yet, why there is nothing to draw.
+fn shown(app: &App, id: ParamId) -> Result<(&Tensor, Option<&Summary>), &'static str> {
+    let a = (app.doc.model.store.get(id), app.summary(id));
+    match &app.compare.loaded {
+        Some(c) if c.side != Side::A => {
+            let key = (app.tree.selected(), (id, app.doc.model.store.version(id)));
+            compare::side_of(c, key).map(|(t, s)| (t, Some(s)))
+        }
+        _ => Ok(a),
+    }
+}
+
+fn header_lines(
+    app: &App,
+    id: ParamId,
+    shown: &Result<(&Tensor, Option<&Summary>), &'static str>,
+) -> Paragraph<'static> {
     let t = app.screen.theme;
     let selected = app.tree.selected();
     let node = &app.doc.outline.nodes[selected];
@@ -96,17 +125,26 @@ fn header_lines(app: &App, id: ParamId) -> Paragraph<'static> {
         .cache
         .summaries
         .get(&(id, app.doc.model.store.version(id)));
-    match now {
-        Some(Ok(_)) if tensor.numel() == 0 => {
+    let comparing = app.compare.loaded.as_ref();
+    match (now, shown) {
+        (_, Err(why)) => lines.push(Line::styled(*why, t.style(Role::Dim))),
+        (Some(Ok(_)), _) if tensor.numel() == 0 => {
             lines.push(Line::styled("(empty)", t.style(Role::Dim)));
         }
-        Some(Ok(s)) => {
-            let before = app.summary_before(id).map(|b| &b.stats);
-            lines.extend(stat_lines(app, &s.stats, before));
-            lines.extend(quantile_lines(app, s));
+        (Some(Ok(s)), Ok((_, shown))) => {
+            if let Some(c) = comparing {
+                // The figures of the side shown; the comparison's in place of the quantiles.
+                let s = shown.unwrap_or(s);
+                lines.extend(stat_lines(app, &s.stats, None));
+                lines.extend(compare::figure_lines(app, c, selected));
+            } else {
+                let before = app.summary_before(id).map(|b| &b.stats);
+                lines.extend(stat_lines(app, &s.stats, before));
+                lines.extend(quantile_lines(app, s));
+            }
         }
-        Some(Err(e)) => lines.push(Line::styled(e.to_string(), t.style(Role::Bad))),
-        None => {
+        (Some(Err(e)), _) => lines.push(Line::styled(e.to_string(), t.style(Role::Bad))),
+        (None, _) => {
             let done = app.cache.pending.map_or(0.0, |(_, d)| d);
             lines.push(Line::from(vec![
                 Span::styled("computing stats ", t.style(Role::Dim)),

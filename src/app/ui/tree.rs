@@ -6,7 +6,9 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
+use super::compare::{self, MARK_COLS};
 use super::{has_focus, pane};
+use crate::app::compare::Mark;
 use crate::app::format::count;
 use crate::app::layout::inner;
 use crate::app::outline::NodeKind;
@@ -20,10 +22,15 @@ pub const SHARED_MARK: &str = "⇄";
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let filter = app.tree.filter();
-    let title = if filter.is_empty() {
-        " model ".to_owned()
+    let changed = if app.tree.changed_only() {
+        " · changed"
     } else {
-        format!(" model · filter {:?} ", escape(filter))
+        ""
+    };
+    let title = if filter.is_empty() {
+        format!(" model{changed} ")
+    } else {
+        format!(" model{changed} · filter {:?} ", escape(filter))
     };
     pane(app, title, has_focus(app, Focus::Tree)).render(area, buf);
     let body = inner(area);
@@ -68,6 +75,9 @@ fn row_line(
         "▸ "
     };
     let indent = format!("{}{glyph}", "  ".repeat(node.depth));
+    if let Some(mark) = app.compare.loaded.as_ref().and_then(|c| c.mark(index)) {
+        return compared_row(app, index, indent, mark, width);
+    }
     let mut spans = vec![Span::raw(indent.clone()), Span::raw(String::new())];
     match &node.kind {
         NodeKind::Module { params } => {
@@ -125,6 +135,38 @@ fn row_line(
             ));
         }
     }
+    Line::from(spans)
+}
+
+/// A row while comparing: the label, then how far the tensor (or the module's tensors together)
+/// moved at the right edge, in place of the shape or the count.
+fn compared_row(
+    app: &App,
+    index: usize,
+    indent: String,
+    mark: Mark,
+    width: usize,
+) -> Line<'static> {
+    let node = &app.doc.outline.nodes[index];
+    let shared = node
+        .param()
+        .and_then(|id| app.doc.outline.aliases.get(&id))
+        .is_some_and(|a| a.len() > 1);
+    let tail = if shared {
+        format!(" {SHARED_MARK}")
+    } else {
+        String::new()
+    };
+    let room = width.saturating_sub(cols(&indent) + cols(&tail) + MARK_COLS + 1);
+    let label = fit_label(&escape(&node.label), &escape(&node.short), room);
+    let gap = " ".repeat(room.saturating_sub(cols(&label)) + 1);
+    let mut spans = vec![
+        Span::raw(indent),
+        Span::raw(label),
+        Span::styled(tail, app.screen.theme.style(Role::Alias)),
+        Span::raw(gap),
+    ];
+    spans.extend(compare::mark_spans(app, mark));
     Line::from(spans)
 }
 

@@ -10,15 +10,14 @@ use crate::app::layout::{CELL_WIDTH, grid_dims, grid_page};
 use crate::app::scroll::follow;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;
-use crate::model::ParamId;
+use crate::tensor::Tensor;
 use crate::tensor::decode::decode_f64;
 
-pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
+pub(super) fn render(app: &App, tensor: &Tensor, body: Rect, buf: &mut Buffer) {
     if body.is_empty() {
         return;
     }
     let t = app.screen.theme;
-    let tensor = app.doc.model.store.get(id);
     let (slices, rows, cols) = grid_dims(tensor.shape());
     // No element at all (a zero-length dimension, leading ones included).
     if slices == 0 || rows == 0 || cols == 0 {

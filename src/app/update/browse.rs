@@ -3,7 +3,7 @@
 
 use ratatui::layout::Position;
 
-use super::{Effects, after_select, refused_while_busy, run_forward, step_of, summaries};
+use super::{Effects, after_select, compare, refused_while_busy, run_forward, step_of, summaries};
 use crate::app::action::Action;
 use crate::app::field::Field;
 use crate::app::init_dialog::InitDialog;
@@ -78,17 +78,30 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         }
         Action::OpenInit => open_init(app),
         Action::Undo => undo(app, fx),
-        Action::OpenWrite | Action::OpenModels if refused_while_busy(app) => {}
+        Action::OpenWrite | Action::OpenModels | Action::OpenCompare if refused_while_busy(app) => {
+        }
         Action::OpenWrite => app.mode = Mode::Write(Field::new(&app.doc.default_output())),
         Action::OpenModels => {
             app.mode = Mode::Open(Picker::new(picker::scan(), &app.doc.source));
         }
+        Action::OpenCompare => {
+            let current = app
+                .compare
+                .loaded
+                .as_ref()
+                .map_or("", |c| c.source.as_str());
+            let mut p = Picker::new(picker::scan(), current);
+            p.compare = true;
+            app.mode = Mode::Open(p);
+        }
+        Action::CycleSide => compare::cycle_side(app, fx),
         Action::Cancel => {
             if app.forward.open {
                 app.forward.open = false;
-            } else if !app.tree.filter().is_empty() {
+            } else if !app.tree.filter().is_empty() || app.tree.changed_only() {
                 let page = layout::tree_page(app);
                 app.tree.set_filter(&app.doc.outline, "", page);
+                app.tree.set_only(&app.doc.outline, None, page);
             } else {
                 app.message = None;
             }
@@ -335,6 +348,7 @@ fn undo(app: &mut App, fx: &mut Effects) {
 /// After tensors changed: new summaries, and the last forward pass again.
 pub(super) fn after_change(app: &mut App, fx: &mut Effects) {
     summaries::request(app, fx);
+    compare::rediff(app, fx);
     if app.forward.result.is_some() || app.forward.open {
         run_forward(app, fx);
     }

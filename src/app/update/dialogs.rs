@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use super::{Effects, after_select, browse, open_model, refused_while_busy, report, step_of};
+use super::{
+    Effects, after_select, browse, compare, open_model, refused_while_busy, report, step_of,
+};
 use crate::app::action::Action;
 use crate::app::error::AppError;
 use crate::app::field::{Edit, Field};
@@ -44,8 +46,10 @@ fn filter_keys(app: &mut App, action: Action, page: usize) {
         Action::Submit => app.mode = Mode::Browse,
         Action::Cancel => {
             app.tree.set_filter(&app.doc.outline, "", page);
+            app.tree.set_only(&app.doc.outline, None, page);
             app.mode = Mode::Browse;
         }
+        Action::ToggleChanged => compare::toggle_changed(app, page),
         Action::Up | Action::Down => {
             if let Some(step) = step_of(action) {
                 app.tree.step(step, page);
@@ -171,7 +175,9 @@ pub(super) fn picker(app: &mut App, mut p: Picker, action: Action, fx: &mut Effe
             if refused_while_busy(app) {
                 return;
             }
-            if app.doc.unsaved() {
+            if p.compare {
+                fx.absorb(compare::compare_with(app, spec));
+            } else if app.doc.unsaved() {
                 app.mode = Mode::Ask(Question::OpenUnsaved(spec));
             } else {
                 open_model(app, spec, fx);

@@ -6,6 +6,7 @@
 //! popup), [`receive`] (the worker's replies); [`summaries`] asks for the statistics a screen shows.
 
 mod browse;
+mod compare;
 mod dialogs;
 mod receive;
 mod summaries;
@@ -26,6 +27,7 @@ use super::theme::Theme;
 use super::tree_view::TreeView;
 use crate::model::Model;
 
+pub use compare::compare_with;
 pub use receive::receive;
 pub use summaries::INLINE_BYTES;
 
@@ -120,6 +122,7 @@ impl App {
             },
             last_init: None,
             seed: options.seed,
+            compare: super::compare::Compare::default(),
         };
         let mut fx = Effects::default();
         load(
@@ -163,6 +166,7 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
     app.tensor.grid = Grid::default();
     app.tensor.module = super::scroll::Scroll::default();
     app.tree = TreeView::new(&app.doc.outline, layout::tree_page(app));
+    compare::reload(app, fx);
     if !notices.is_empty() {
         let escaped: Vec<String> = notices
             .iter()
@@ -238,6 +242,7 @@ fn after_select(app: &mut App, fx: &mut Effects) {
     app.tensor.grid = Grid::default();
     app.tensor.module = super::scroll::Scroll::default();
     summaries::request(app, fx);
+    compare::request_detail(app, fx);
 }
 
 /// Queues a forward pass of the model as it is now; a newer run makes older replies stale.

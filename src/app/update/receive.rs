@@ -1,6 +1,6 @@
 //! The worker's replies taken into the state: statistics, forward passes, re-inits, writes, loads.
 
-use super::{Effects, browse, load, report};
+use super::{Effects, browse, compare, load, report};
 use crate::app::job::Reply;
 use crate::app::state::{App, InitRecord, Message, Mode, Question};
 use crate::text::escape;
@@ -88,6 +88,10 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
                 Err(e) => report(app, &e),
             }
         }
+        Reply::Compared(generation, result) => {
+            compare::received(app, generation, result, &mut fx);
+        }
+        Reply::Detail(key, detail) => compare::received_detail(app, key, *detail),
         Reply::Loaded(spec, result) => {
             app.busy = None;
             match result {
