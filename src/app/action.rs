@@ -59,6 +59,8 @@ pub enum Action {
     OpenWrite,
     /// Open the list of models to switch to.
     OpenModels,
+    /// Edit the text a family checkpoint runs on.
+    EditText,
     /// Type a character into the field being edited.
     Type(char),
     /// Edit the field being typed in: delete, move the cursor (Backspace, Ctrl-W, Ctrl-U, Home…).

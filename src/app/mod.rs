@@ -8,6 +8,8 @@
 
 pub mod action;
 pub mod error;
+pub mod family;
+pub mod family_view;
 pub mod field;
 pub mod format;
 pub mod init_dialog;
@@ -98,6 +100,7 @@ pub fn run(args: Args) -> Result<(), AppError> {
             theme: Theme::detect(),
             size: crossterm::terminal::size().unwrap_or((80, 24)),
             notices: opened.notices,
+            runs: opened.runs,
         },
     )?;
     let mut terminal = terminal::enter()?;

@@ -2,6 +2,7 @@
 //! (an architecture found beside the file as `NAME.arch.txt`, tensors an index does not list).
 
 use super::error::AppError;
+use super::family::Runs;
 use super::job::{OpenSpec, Opened};
 use crate::checkpoint::{self, LoadOptions};
 
@@ -13,6 +14,7 @@ pub fn open(spec: &OpenSpec) -> Result<Opened, AppError> {
     };
     let loaded = checkpoint::open(&spec.model, &options)?;
     Ok(Opened {
+        runs: Runs::of(&spec.model, loaded.family),
         model: loaded.model,
         notices: loaded.warnings,
     })

@@ -7,6 +7,7 @@
 )]
 
 use paramscope::app::action::Action;
+use paramscope::app::family::Runs;
 use paramscope::app::job::Job;
 use paramscope::app::state::App;
 use paramscope::app::theme::{ColorLevel, Theme};
@@ -68,6 +69,7 @@ pub fn with_theme(model: Model, source: &str, select: Option<&str>, level: Color
             theme: Theme { level },
             size: (80, 24),
             notices: Vec::new(),
+            runs: Runs::Chain,
         },
     )
     .expect("the app opens");
@@ -118,6 +120,7 @@ impl Harness {
                 Job::Init { .. } => "init",
                 Job::Save { .. } => "save",
                 Job::Load(_) => "load",
+                Job::Family { .. } => "family",
             })
             .collect()
     }

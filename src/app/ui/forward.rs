@@ -14,6 +14,10 @@ use crate::app::theme::Role;
 use crate::text::escape;
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if let Some(checkpoint) = app.doc.runs.family() {
+        super::family::render(app, checkpoint, area, buf);
+        return;
+    }
     let t = app.screen.theme;
     pane(app, " forward pass ", has_focus(app, Focus::Tensor)).render(area, buf);
     let body = inner(area);

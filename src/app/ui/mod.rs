@@ -2,6 +2,7 @@
 //! pane, the tensor pane (or the forward panel), the status bar, and any dialog on top.
 
 mod dialogs;
+mod family;
 mod forward;
 mod heatmap;
 mod histogram;

@@ -3,7 +3,7 @@
 
 use ratatui::layout::Position;
 
-use super::{Effects, after_select, refused_while_busy, run_forward, step_of, summaries};
+use super::{Effects, after_select, refused_while_busy, run_forward, step_of, summaries, text};
 use crate::app::action::Action;
 use crate::app::field::Field;
 use crate::app::init_dialog::InitDialog;
@@ -70,7 +70,21 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
                 if layout::screen_areas(app).right.is_none() {
                     app.focus = Focus::Tensor;
                 }
-                run_forward(app, fx);
+                // A family runs on a text: it is asked for first, the last one offered.
+                if app.doc.runs.family().is_some() {
+                    text::edit(app);
+                } else {
+                    run_forward(app, fx);
+                }
+            }
+        }
+        Action::EditText => {
+            if app.doc.runs.family().is_some() {
+                text::edit(app);
+            } else {
+                app.message = Some(Message::Info(
+                    "the model runs on a random batch or --input, not on text".into(),
+                ));
             }
         }
         Action::BatchUp | Action::BatchDown | Action::SeedUp | Action::SeedDown => {
@@ -267,6 +281,10 @@ fn click(app: &mut App, x: u16, y: u16, fx: &mut Effects) {
 }
 
 fn change_input(app: &mut App, action: Action, fx: &mut Effects) {
+    if app.doc.runs.family().is_some() {
+        app.message = Some(Message::Info("the input is the text: e edits it".into()));
+        return;
+    }
     let Input::Random { batch, seed } = &mut app.forward.input else {
         app.message = Some(Message::Info("the input comes from --input".into()));
         return;

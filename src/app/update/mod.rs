@@ -9,11 +9,13 @@ mod browse;
 mod dialogs;
 mod receive;
 mod summaries;
+mod text;
 
 use ndarray::ArrayD;
 
 use super::action::Action;
 use super::error::AppError;
+use super::family::{Runs, SAMPLE_TEXT};
 use super::job::{Input, Job, OpenSpec, Opened};
 use super::layout;
 use super::outline::Outline;
@@ -63,6 +65,8 @@ pub struct Options {
     pub size: (u16, u16),
     /// Said in the status bar at start (an architecture found beside the file…).
     pub notices: Vec<String>,
+    /// How `f` runs the model (a family checkpoint on a text).
+    pub runs: Runs,
 }
 
 impl App {
@@ -89,6 +93,7 @@ impl App {
                 undo: Vec::new(),
                 saved_at: None,
                 load: 0,
+                runs: Runs::Chain,
             },
             tree: TreeView::default(),
             tensor: TensorPane {
@@ -100,6 +105,7 @@ impl App {
             forward: ForwardPanel {
                 open: false,
                 input,
+                text: SAMPLE_TEXT.to_owned(),
                 result: None,
                 running: None,
                 generation: 0,
@@ -123,6 +129,7 @@ impl App {
             Opened {
                 model,
                 notices: options.notices,
+                runs: options.runs,
             },
             options.source,
             &mut fx,
@@ -139,7 +146,12 @@ impl App {
 
 /// Installs a model: a fresh tree, caches and history.
 fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
-    let Opened { model, notices } = opened;
+    let Opened {
+        model,
+        notices,
+        runs,
+    } = opened;
+    app.doc.runs = runs;
     app.doc.outline = Outline::new(&model);
     app.doc.model = model;
     app.doc.source_path = (!source.starts_with("demo:")).then(|| source.clone().into());
@@ -201,6 +213,7 @@ pub fn update(app: &mut App, action: Action) -> Effects {
             Mode::Open(picker) => dialogs::picker(app, picker, action, &mut fx),
             Mode::Help(offset) => dialogs::help(app, offset, action),
             Mode::Popup(popup) => dialogs::popup(app, popup, action),
+            Mode::Text(field) => text::text(app, field, action, &mut fx),
         },
     }
     fx
@@ -230,11 +243,26 @@ fn after_select(app: &mut App, fx: &mut Effects) {
 fn run_forward(app: &mut App, fx: &mut Effects) {
     app.forward.generation += 1;
     app.forward.running = Some((0, 0));
-    fx.jobs.push(Job::Forward {
-        model: app.doc.model.clone(),
-        load: app.doc.load,
-        input: app.forward.input.clone(),
-        generation: app.forward.generation,
+    let (model, load, generation) = (app.doc.model.clone(), app.doc.load, app.forward.generation);
+    fx.jobs.push(match &app.doc.runs {
+        Runs::Chain => Job::Forward {
+            model,
+            load,
+            input: app.forward.input.clone(),
+            generation,
+        },
+        Runs::Family(checkpoint) => Job::Family {
+            model,
+            load,
+            checkpoint: checkpoint.clone(),
+            text: app.forward.text.clone(),
+            generation,
+        },
+        Runs::Refused(why) => {
+            app.forward.running = None;
+            app.forward.result = Some(Err(AppError::FamilyRefused(why.clone())));
+            return;
+        }
     });
 }
 
