@@ -101,7 +101,7 @@ impl Kept {
         progress: &mut dyn FnMut(usize, usize),
         built: &mut usize,
     ) -> Result<ForwardResult, AppError> {
-        if !self.text.as_ref().is_some_and(|(l, ..)| *l == load) {
+        if self.text.as_ref().is_none_or(|(l, ..)| *l != load) {
             self.text = None;
             let tokenizer = TextTokenizer::open(&checkpoint.folder)?;
             let pooling = if checkpoint.family == Family::Bert {

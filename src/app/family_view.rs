@@ -142,7 +142,7 @@ pub fn bar(fraction: f64, width: usize) -> String {
     };
     let eighths = (fraction * (width * 8) as f64).round() as usize;
     let mut out = "█".repeat(eighths / 8);
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         out.push(EIGHTHS[eighths % 8]);
     }
     out

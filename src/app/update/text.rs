@@ -16,19 +16,16 @@ pub(super) fn text(app: &mut App, mut field: Field, action: Action, fx: &mut Eff
             }
             app.mode = Mode::Browse;
             app.message = None;
-            app.forward.text = field.value().to_owned();
+            field.value().clone_into(&mut app.forward.text);
             run_forward(app, fx);
         }
         Action::Cancel => app.mode = Mode::Browse,
-        Action::Type(ch) => {
-            field.edit(crate::app::field::Edit::Insert(ch));
+        other => {
+            if let Some(edit) = super::dialogs::edit_of(other) {
+                field.edit(edit);
+            }
             app.mode = Mode::Text(field);
         }
-        Action::Edit(edit) => {
-            field.edit(edit);
-            app.mode = Mode::Text(field);
-        }
-        _ => app.mode = Mode::Text(field),
     }
 }
 
