@@ -129,7 +129,7 @@ fn run_sample(h: &mut Harness) {
 
 #[test]
 fn per_block_rows_and_next_tokens_match_the_cli_and_transformers() {
-    for name in ["gpt2", "llama", "qwen2"] {
+    for name in ["bert", "gpt2", "llama", "mistral", "qwen2"] {
         let mut h = opened(&folder(name), None);
         assert!(matches!(h.doc.runs, Runs::Family(_)), "{name}");
         run_sample(&mut h);
@@ -150,10 +150,46 @@ fn per_block_rows_and_next_tokens_match_the_cli_and_transformers() {
             assert!(close(row.std, *std, *absmax), "{name} {}", row.path);
             assert!(close(row.absmax, *absmax, *absmax), "{name} {}", row.path);
         }
+        // transformers' outputs of the same modules for the fixture's first sequence (the sample
+        // sentence, the longest of its batch, so unpadded).
+        let want = safetensors::open(&folder(name).with_extension("expected.safetensors")).unwrap();
+        for row in &result.layers {
+            let (_, t) = want
+                .tensors
+                .iter()
+                .find(|(n, _)| *n == format!("layer.{}", row.path))
+                .unwrap_or_else(|| panic!("{name}: transformers recorded {}", row.path));
+            assert_eq!(
+                t.shape()[1],
+                result.input_shape[1],
+                "{name}: the same tokens"
+            );
+            let all = t.to_f32_vec().unwrap();
+            let first: Vec<f64> = all[..all.len() / t.shape()[0]]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect();
+            let n = first.len() as f64;
+            let mean = first.iter().sum::<f64>() / n;
+            let std = (first.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            let absmax = first.iter().fold(0f64, |m, v| m.max(v.abs()));
+            let near = |a: f64, b: f64| (a - b).abs() <= 1e-4 * absmax;
+            assert!(
+                near(row.mean, mean) && near(row.std, std) && near(row.absmax, absmax),
+                "{name} {}: ours {} {} {}, transformers {mean} {std} {absmax}",
+                row.path,
+                row.mean,
+                row.std,
+                row.absmax
+            );
+        }
         let ours: Vec<u64> = result.next.iter().map(|t| u64::from(t.id)).collect();
         assert_eq!(ours, top, "{name}: the CLI's top-5");
-        // transformers' top-5 after the same text (the fixture's first sequence, unpadded).
-        let want = safetensors::open(&folder(name).with_extension("expected.safetensors")).unwrap();
+        if name == "bert" {
+            assert!(ours.is_empty(), "an encoder predicts no token");
+            continue;
+        }
+        // transformers' top-5 after the same text.
         let top5 = &want.tensors.iter().find(|(n, _)| n == "top5").unwrap().1;
         let ids: Vec<u64> = top5.to_f32_vec().unwrap()[..5]
             .iter()
@@ -294,6 +330,12 @@ fn an_unknown_family_says_which_families_run() {
         "{e}"
     );
     assert!(h.queued.is_empty(), "nothing runs");
+    let screen = text(&render(&h, 80, 24));
+    assert!(screen.contains("model_type \"t5\" is not a"), "{screen}");
+    assert!(
+        !screen.contains("torch.rand"),
+        "no random input is offered: {screen}"
+    );
 }
 
 #[test]
@@ -304,4 +346,23 @@ fn forward_panel_on_gpt2() {
     insta::assert_snapshot!("family_forward_gpt2", text(&render(&h, 80, 24)));
     send(&mut h, &[Forward, Forward]);
     insta::assert_snapshot!("family_forward_text", text(&render(&h, 80, 24)));
+}
+
+#[test]
+fn a_folder_without_a_tokenizer_says_so_in_the_panel() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["model.safetensors", "config.json"] {
+        std::fs::copy(folder("gpt2").join(file), dir.path().join(file)).unwrap();
+    }
+    let mut h = opened(dir.path(), None);
+    send(&mut h, &[Forward, Submit]);
+    let Some(Err(e)) = &h.forward.result else {
+        panic!("the panel says why")
+    };
+    assert!(
+        e.to_string()
+            .contains("no tokenizer.json beside the checkpoint"),
+        "{e}"
+    );
+    assert_eq!(h.forward.running, None);
 }
