@@ -1,6 +1,8 @@
 """PyTorch-file figures: `paramscope tree` of a 1 GiB zip .pt (2,000 tensors) and of the same
 checkpoint in the legacy layout, as whole processes, against `torch.load(mmap=True,
-weights_only=True)` listing the keys as a whole Python process, measured in the same run.
+weights_only=True)` listing the keys as a whole Python process; and `paramscope show` of a zip .pt
+holding one 1 GiB tensor against torch loading it and printing min/max/mean/std; all measured in
+the same run.
 
     cargo build --release
     /work/venv/bin/python benches/pytorch_files.py target/release/paramscope [WORKDIR]
@@ -44,6 +46,18 @@ LIST = ("import torch\n"
         "sd = torch.load({!r}, mmap={}, weights_only=True)\n"
         "print(len([(k, tuple(v.shape)) for k, v in sd.items()]))")
 
+STATS = ("import torch\n"
+         "t = torch.load({!r}, mmap=True, weights_only=True)['weight']\n"
+         "print(t.min().item(), t.max().item(), t.mean().item(), t.std().item())")
+
+
+def one_big_tensor(path):
+    if os.path.exists(path):
+        return
+    torch.manual_seed(0)
+    torch.save({"weight": torch.randn(16384, 16384)}, path)
+
+
 zip_path = os.path.join(work, "tree_1gib.pt")
 legacy_path = os.path.join(work, "tree_1gib_legacy.pt")
 checkpoint(zip_path, legacy=False)
@@ -56,6 +70,14 @@ for label, path, mmap in (("tree, 1 GiB zip .pt / 2,000 tensors", zip_path, True
     theirs, theirs_rss = run_process([sys.executable, "-c", LIST.format(path, mmap)])
     what = f"torch.load(mmap={mmap}, weights_only=True) + keys, whole process"
     rows.append((label, ours, rss, what, theirs, theirs_rss))
+
+big_path = os.path.join(work, "one_1gib_tensor.pt")
+one_big_tensor(big_path)
+ours, rss = run_process([binary, "show", big_path, "weight", "--json"])
+theirs, theirs_rss = run_process([sys.executable, "-c", STATS.format(big_path)])
+rows.append(("show, one 1 GiB tensor in a zip .pt", ours, rss,
+             "torch.load(mmap=True, weights_only=True) + min/max/mean/std, whole process",
+             theirs, theirs_rss))
 
 print(f"torch {torch.__version__}, {os.cpu_count()} cores; best of {RUNS}, page cache warm\n")
 print("| command | paramscope | peak RSS | reference | reference time | its RSS | ratio |")

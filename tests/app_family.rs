@@ -46,6 +46,7 @@ fn opened(path: &Path, select: Option<&str>) -> Harness {
             },
             size: (80, 24),
             notices: opened.notices,
+            extras: opened.extras,
             runs: opened.runs,
         },
     )

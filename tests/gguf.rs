@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use paramscope::io::gguf::value::PREVIEW;
 use paramscope::io::gguf::{self, GgufError, Value, ValueType, read_header};
 use paramscope::tensor::DType;
 use paramscope::tensor::decode::{Scalar, decode_f64, decode_scalars};
@@ -48,7 +49,7 @@ fn reference(view: &safetensors::tensor::TensorView<'_>) -> Vec<f64> {
 
 #[test]
 fn every_type_dequantizes_as_gguf_py_does() {
-    let file = gguf::open(&fixture("all_types.gguf")).unwrap();
+    let file = gguf::open(&fixture("all_types.gguf"), PREVIEW).unwrap();
     let expected_bytes = std::fs::read(fixture("expected.safetensors")).unwrap();
     let expected = SafeTensors::deserialize(&expected_bytes).unwrap();
     let mut seen = BTreeSet::new();
@@ -108,7 +109,7 @@ fn every_type_dequantizes_as_gguf_py_does() {
 
 #[test]
 fn metadata_keeps_its_types_and_order() {
-    let file = gguf::open(&fixture("all_types.gguf")).unwrap();
+    let file = gguf::open(&fixture("all_types.gguf"), PREVIEW).unwrap();
     assert_eq!(file.version, 3);
     let get = |key: &str| &file.metadata.iter().find(|(k, _)| k == key).unwrap().1;
     assert_eq!(file.metadata[0].0, "general.architecture", "file order");
@@ -130,16 +131,30 @@ fn metadata_keeps_its_types_and_order() {
     let tokens = get("tokenizer.ggml.tokens");
     assert_eq!(tokens.to_string(), "[100 strings]");
     let Value::Array(a) = tokens else { panic!() };
-    assert_eq!((a.len, a.head.len()), (100, gguf::value::PREVIEW));
+    assert_eq!((a.len, a.head.len()), (100, PREVIEW));
     assert_eq!(a.head[1], Value::String("tok1".into()));
     assert_eq!(get("tokenizer.ggml.scores").to_string(), "[100 floats]");
     assert_eq!(get("test.nested").to_string(), "[2 arrays]");
+    let all = gguf::open(&fixture("all_types.gguf"), 1000).unwrap();
+    let Some((_, Value::Array(a))) = all
+        .metadata
+        .iter()
+        .find(|(k, _)| k == "tokenizer.ggml.tokens")
+    else {
+        panic!("no token array")
+    };
+    assert_eq!(
+        a.head.len(),
+        100,
+        "asked for more than there are: all of them"
+    );
+    assert_eq!(a.head[99], Value::String("tok99".into()));
 }
 
 /// The fixture's header bytes, and where its data section starts.
 fn fixture_bytes() -> (Vec<u8>, usize) {
     let bytes = std::fs::read(fixture("all_types.gguf")).unwrap();
-    let start = read_header(&bytes).unwrap().data_start;
+    let start = read_header(&bytes, PREVIEW).unwrap().data_start;
     (bytes, start)
 }
 
@@ -147,10 +162,10 @@ fn fixture_bytes() -> (Vec<u8>, usize) {
 fn every_truncation_of_the_header_is_an_error() {
     let (bytes, start) = fixture_bytes();
     for cut in 0..start {
-        assert!(read_header(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(read_header(&bytes[..cut], PREVIEW).is_err(), "cut at {cut}");
     }
     // Cut inside the data: the tensor whose bytes are missing is named.
-    let err = read_header(&bytes[..bytes.len() - 1])
+    let err = read_header(&bytes[..bytes.len() - 1], PREVIEW)
         .unwrap_err()
         .to_string();
     assert!(err.contains("runs past the end of the file"), "{err}");
@@ -162,7 +177,7 @@ fn absurd_counts_and_offsets_are_refused_before_allocating() {
     let mut huge_tensors = bytes.clone();
     huge_tensors[8..16].copy_from_slice(&(1u64 << 60).to_le_bytes());
     assert!(matches!(
-        read_header(&huge_tensors),
+        read_header(&huge_tensors, PREVIEW),
         Err(GgufError::TooLong {
             what: "tensor count",
             ..
@@ -171,19 +186,19 @@ fn absurd_counts_and_offsets_are_refused_before_allocating() {
     let mut huge_kvs = bytes.clone();
     huge_kvs[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(matches!(
-        read_header(&huge_kvs),
+        read_header(&huge_kvs, PREVIEW),
         Err(GgufError::TooLong { .. })
     ));
     // The first key's length (right after the counts).
     let mut long_key = bytes.clone();
     long_key[24..32].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    assert!(read_header(&long_key).is_err());
+    assert!(read_header(&long_key, PREVIEW).is_err());
     let mut version = bytes.clone();
     version[4..8].copy_from_slice(&3u32.to_be_bytes());
-    assert_eq!(read_header(&version), Err(GgufError::BigEndian));
+    assert_eq!(read_header(&version, PREVIEW), Err(GgufError::BigEndian));
     version[4..8].copy_from_slice(&1u32.to_le_bytes());
-    assert_eq!(read_header(&version), Err(GgufError::Version(1)));
-    assert_eq!(read_header(b"GGML"), Err(GgufError::Magic));
+    assert_eq!(read_header(&version, PREVIEW), Err(GgufError::Version(1)));
+    assert_eq!(read_header(b"GGML", PREVIEW), Err(GgufError::Magic));
 }
 
 /// A minimal GGUF v3 file with one tensor info, built by hand.
@@ -206,10 +221,10 @@ fn one_tensor(dims: &[u64], type_id: u32, offset: u64, data: usize) -> Vec<u8> {
 
 #[test]
 fn tensor_infos_are_checked() {
-    let ok = read_header(&one_tensor(&[32, 2], 8, 0, 68)).unwrap();
+    let ok = read_header(&one_tensor(&[32, 2], 8, 0, 68), PREVIEW).unwrap();
     assert_eq!(ok.tensors[0].shape, [2, 32], "ggml's ne reversed");
     assert_eq!(ok.tensors[0].dtype, DType::Ggml(Quant::Q8_0));
-    let err = |f: Vec<u8>| read_header(&f).unwrap_err().to_string();
+    let err = |f: Vec<u8>| read_header(&f, PREVIEW).unwrap_err().to_string();
     assert!(err(one_tensor(&[32, 2], 8, 0, 67)).contains("runs past the end"));
     assert!(err(one_tensor(&[32, 2], 8, 1 << 62, 68)).contains("starts past the end"));
     assert!(err(one_tensor(&[32, 2], 8, 16, 68)).contains("alignment"));
@@ -225,7 +240,7 @@ fn a_bad_file_is_one_line_naming_it() {
     let path = dir.path().join("bad.gguf");
     let (bytes, _) = fixture_bytes();
     std::fs::write(&path, &bytes[..100]).unwrap();
-    let err = gguf::open(&path).err().unwrap().to_string();
+    let err = gguf::open(&path, PREVIEW).err().unwrap().to_string();
     assert!(
         err.contains("bad.gguf") && err.contains("at byte 8") && !err.contains('\n'),
         "{err}"
@@ -350,7 +365,7 @@ fn tree_show_and_export_of_a_gguf() {
 fn version_2_reads_like_3_and_deep_arrays_are_refused() {
     let (mut bytes, _) = fixture_bytes();
     bytes[4..8].copy_from_slice(&2u32.to_le_bytes());
-    assert_eq!(read_header(&bytes).unwrap().tensors.len(), 30);
+    assert_eq!(read_header(&bytes, PREVIEW).unwrap().tensors.len(), 30);
     // One metadata pair: an array of arrays nested ten deep (arrays of one array each).
     let mut f = b"GGUF".to_vec();
     f.extend(3u32.to_le_bytes());
@@ -364,5 +379,8 @@ fn version_2_reads_like_3_and_deep_arrays_are_refused() {
         f.extend(1u64.to_le_bytes());
     }
     f.resize(f.len() + 64, 0);
-    assert!(matches!(read_header(&f), Err(GgufError::TooDeep { .. })));
+    assert!(matches!(
+        read_header(&f, PREVIEW),
+        Err(GgufError::TooDeep { .. })
+    ));
 }

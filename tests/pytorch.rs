@@ -197,7 +197,7 @@ fn normal_schemes_draw_pytorchs_values_bit_for_bit() {
 fn a_torch_made_file_runs_forward_with_its_printed_architecture() {
     let options = LoadOptions {
         arch: Some(&fixture("zoo_arch.txt")),
-        seed: 0,
+        ..LoadOptions::default()
     };
     let model = checkpoint::load(fixture("zoo.safetensors").to_str().unwrap(), &options).unwrap();
     let x = npy::read(&fixture("zoo_input.npy")).unwrap();

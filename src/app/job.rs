@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ndarray::ArrayD;
 
 use super::error::AppError;
+use super::extras::Extras;
 use super::family::{FamilyCheckpoint, Runs};
 use crate::model::forward::Activation;
 use crate::model::init::InitPlan;
@@ -136,6 +137,8 @@ pub struct Opened {
     pub notices: Vec<String>,
     /// How `f` runs it.
     pub runs: Runs,
+    /// The checkpoint's metadata and plain values.
+    pub extras: Extras,
 }
 
 /// Slow work for the worker.

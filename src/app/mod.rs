@@ -8,6 +8,7 @@
 
 pub mod action;
 pub mod error;
+pub mod extras;
 pub mod family;
 pub mod family_view;
 pub mod field;
@@ -101,6 +102,7 @@ pub fn run(args: Args) -> Result<(), AppError> {
             size: crossterm::terminal::size().unwrap_or((80, 24)),
             notices: opened.notices,
             runs: opened.runs,
+            extras: opened.extras,
         },
     )?;
     let mut terminal = terminal::enter()?;

@@ -1,8 +1,10 @@
 //! The module tree flattened for display: one node per module and per parameter path, in
-//! `state_dict` order, with what is open, what the filter keeps, and which paths share a tensor.
+//! `state_dict` order, then the checkpoint's metadata and plain values; with what is open, what
+//! the filter keeps, and which paths share a tensor.
 
 use std::collections::HashMap;
 
+use super::extras::Extras;
 use crate::model::layers::Layer;
 use crate::model::tree::join;
 use crate::model::{Model, Module, ParamId};
@@ -19,6 +21,11 @@ pub enum NodeKind {
     Param {
         /// The tensor behind this path.
         id: ParamId,
+    },
+    /// Not part of the model: a metadata key, a plain value, an array item, or their heading.
+    Info {
+        /// What the row shows after its label: `: u32 = 4096`, ` = 7`.
+        value: String,
     },
 }
 
@@ -53,7 +60,7 @@ impl Node {
     pub fn param(&self) -> Option<ParamId> {
         match self.kind {
             NodeKind::Param { id } => Some(id),
-            NodeKind::Module { .. } => None,
+            NodeKind::Module { .. } | NodeKind::Info { .. } => None,
         }
     }
 }
@@ -68,9 +75,9 @@ pub struct Outline {
 }
 
 impl Outline {
-    /// Flattens `model`'s tree.
+    /// Flattens `model`'s tree, then `extras`' rows.
     #[must_use]
-    pub fn new(model: &Model) -> Self {
+    pub fn new(model: &Model, extras: &Extras) -> Self {
         let mut outline = Outline::default();
         outline.push_module(model, &model.root, String::new(), 0, None);
         for (i, node) in outline.nodes.iter().enumerate() {
@@ -78,6 +85,7 @@ impl Outline {
                 outline.aliases.entry(id).or_default().push(i);
             }
         }
+        extras.push_rows(&mut outline);
         outline
     }
 
@@ -256,7 +264,7 @@ mod tests {
     #[test]
     fn the_shared_demo_has_two_paths_for_one_tensor() {
         let model = demos::build("shared", 0).unwrap();
-        let outline = Outline::new(&model);
+        let outline = Outline::new(&model, &Extras::default());
         let at2 = outline.find("2.weight", true).unwrap();
         let at4 = outline.find("4.weight", true).unwrap();
         assert_eq!(outline.other_aliases(at2), [at4]);
@@ -270,7 +278,7 @@ mod tests {
     #[test]
     fn compact_labels_keep_the_layer_shape() {
         let model = demos::build("rgnet", 0).unwrap();
-        let outline = Outline::new(&model);
+        let outline = Outline::new(&model, &Extras::default());
         let linear = &outline.nodes[outline.find("0.block0.0", false).unwrap()];
         assert_eq!(
             linear.label,
@@ -307,7 +315,7 @@ mod tests {
         assert!(glob_within("block?.0", "0.block2.0.bias"));
         assert!(glob_within("*", ""));
         let model = demos::build("rgnet", 0).unwrap();
-        let outline = Outline::new(&model);
+        let outline = Outline::new(&model, &Extras::default());
         let open = vec![true; outline.nodes.len()];
         let rows = outline.visible(&open, "block*.2.bias");
         let hits = rows
@@ -320,7 +328,7 @@ mod tests {
     #[test]
     fn closed_modules_hide_their_subtree_and_a_filter_keeps_ancestors() {
         let model = demos::build("rgnet", 0).unwrap();
-        let outline = Outline::new(&model);
+        let outline = Outline::new(&model, &Extras::default());
         let closed = vec![false; outline.nodes.len()];
         assert_eq!(outline.visible(&closed, ""), [0]);
         let rows = outline.visible(&closed, "block1.0.bias");

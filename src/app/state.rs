@@ -89,6 +89,8 @@ pub enum Question {
 /// A long message shown whole, wrapped, until dismissed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Popup {
+    /// Whether it tells of an error (else a notice, such as a load's warnings).
+    pub error: bool,
     /// The text.
     pub text: String,
     /// Lines scrolled past.
@@ -181,6 +183,8 @@ pub struct Doc {
     pub load: u64,
     /// How `f` runs the model: as a chain, as its family's code, or not.
     pub runs: Runs,
+    /// Whether the model came from a GGUF file, whose header lists dimensions innermost first.
+    pub from_gguf: bool,
 }
 
 impl Doc {

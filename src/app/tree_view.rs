@@ -2,7 +2,7 @@
 //! follow from both, the selected node and the first row on screen. Every move says whether it
 //! changed anything, so the caller knows when to fetch statistics or redraw.
 
-use super::outline::Outline;
+use super::outline::{NodeKind, Outline};
 use super::scroll::{Scroll, Step};
 
 /// Modules with at most this many nodes open fully at start; bigger ones show their first level.
@@ -27,7 +27,12 @@ impl TreeView {
             .nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| n.has_children(i) && (all || n.depth == 0))
+            // Metadata arrays start closed however small the tree: their items are rarely the
+            // point, and a vocabulary would push the tensors off the screen.
+            .map(|(i, n)| {
+                let info = matches!(n.kind, NodeKind::Info { .. });
+                n.has_children(i) && (n.depth == 0 || (all && !info))
+            })
             .collect();
         let mut view = TreeView {
             opened,
@@ -213,7 +218,10 @@ mod tests {
     use crate::model::demos;
 
     fn rgnet() -> (Outline, TreeView) {
-        let outline = Outline::new(&demos::build("rgnet", 0).unwrap());
+        let outline = Outline::new(
+            &demos::build("rgnet", 0).unwrap(),
+            &crate::app::extras::Extras::default(),
+        );
         let view = TreeView::new(&outline, 5);
         (outline, view)
     }

@@ -38,6 +38,9 @@ pub struct LoadOptions<'a> {
     pub arch: Option<&'a Path>,
     /// `torch.manual_seed(seed)` before building a demo or an architecture text.
     pub seed: u64,
+    /// Items kept of each GGUF metadata array: `None` keeps a preview of
+    /// [`gguf::value::PREVIEW`]; the app asks for more, to list them.
+    pub array_items: Option<usize>,
 }
 
 /// A model and what the user should hear about how it was read.
@@ -173,7 +176,7 @@ pub fn open_keyed(
     // Only a regular file is read: a FIFO would block and a device stream forever.
     small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
     let head = safetensors::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
-    if let Some((opened, gguf)) = open_by_content(&file, &head)? {
+    if let Some((opened, gguf)) = open_by_content(&file, &head, options)? {
         let mut loaded = from_opened(
             opened,
             &file,
@@ -202,13 +205,15 @@ type GgufMetadata = Vec<(String, gguf::Value)>;
 fn open_by_content(
     file: &Path,
     head: &[u8],
+    options: &LoadOptions,
 ) -> Result<Option<(pytorch::Opened, GgufMetadata)>, OpenError> {
     // Formats with a magic number first: a GGUF tensor count can look like safetensors' '{'.
     if let Some(opened) = open_array_file(file, head)? {
         return Ok(Some((opened, Vec::new())));
     }
     if gguf::sniff(head) {
-        let gguf = gguf::open(file)?;
+        let keep = options.array_items.unwrap_or(gguf::value::PREVIEW);
+        let gguf = gguf::open(file, keep)?;
         return Ok(Some((plain(gguf.tensors), gguf.metadata)));
     }
     let opened = if looks_like_safetensors(file, head) {

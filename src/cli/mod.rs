@@ -110,6 +110,7 @@ impl ModelArgs {
         let options = LoadOptions {
             arch: self.arch.as_deref(),
             seed: self.seed,
+            array_items: None,
         };
         let loaded = checkpoint::open_keyed(&self.model, &options, self.key.as_deref())?;
         for warning in &loaded.warnings {

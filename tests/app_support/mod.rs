@@ -7,8 +7,9 @@
 )]
 
 use paramscope::app::action::Action;
+use paramscope::app::extras::Extras;
 use paramscope::app::family::Runs;
-use paramscope::app::job::Job;
+use paramscope::app::job::{Job, OpenSpec, Opened};
 use paramscope::app::state::App;
 use paramscope::app::theme::{ColorLevel, Theme};
 use paramscope::app::update::{Effects, Options, receive, update};
@@ -59,8 +60,31 @@ pub fn with_model(model: Model, source: &str, select: Option<&str>) -> Harness {
 
 /// [`with_model`] in this many colours.
 pub fn with_theme(model: Model, source: &str, select: Option<&str>, level: ColorLevel) -> Harness {
-    let (app, fx) = App::new(
+    let opened = Opened {
         model,
+        notices: Vec::new(),
+        extras: Extras::default(),
+        runs: Runs::Chain,
+    };
+    start(opened, source, select, level)
+}
+
+/// The app on a file, opened as the app opens its `MODEL` argument (with its notices, metadata
+/// and plain values).
+pub fn open_file(path: &std::path::Path) -> Harness {
+    let source = path.display().to_string();
+    let spec = OpenSpec {
+        model: source.clone(),
+        arch: None,
+        seed: 0,
+    };
+    let opened = paramscope::app::open::open(&spec).expect("the file opens");
+    start(opened, &source, None, ColorLevel::TrueColor)
+}
+
+fn start(opened: Opened, source: &str, select: Option<&str>, level: ColorLevel) -> Harness {
+    let (app, fx) = App::new(
+        opened.model,
         Options {
             source: source.to_owned(),
             select: select.map(str::to_owned),
@@ -68,8 +92,9 @@ pub fn with_theme(model: Model, source: &str, select: Option<&str>, level: Color
             seed: 0,
             theme: Theme { level },
             size: (80, 24),
-            notices: Vec::new(),
-            runs: Runs::Chain,
+            notices: opened.notices,
+            extras: opened.extras,
+            runs: opened.runs,
         },
     )
     .expect("the app opens");

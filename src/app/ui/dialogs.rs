@@ -255,9 +255,9 @@ fn message(app: &App, popup: &Popup, area: Rect, buf: &mut Buffer) {
         String::new()
     };
     Block::bordered()
-        .title(" error ")
+        .title(if popup.error { " error " } else { " notice " })
         .title_bottom(format!(" Esc close{more}"))
-        .border_style(t.style(Role::Bad))
+        .border_style(t.style(if popup.error { Role::Bad } else { Role::Good }))
         .render(r, buf);
     let body = inner(r).inner(ratatui::layout::Margin::new(1, 0));
     let shown: Vec<Line> = lines

@@ -6,6 +6,7 @@ mod family;
 mod forward;
 mod heatmap;
 mod histogram;
+mod info;
 mod module;
 mod tensor;
 mod tree;

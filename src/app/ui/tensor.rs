@@ -22,8 +22,8 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let node = &app.doc.outline.nodes[app.tree.selected()];
     let focused = has_focus(app, Focus::Tensor);
     let view = app.tensor.view;
-    match node.kind {
-        NodeKind::Param { id } => {
+    match &node.kind {
+        &NodeKind::Param { id } => {
             let title = if app.summary_before(id).is_some() {
                 format!(" {} · before → after re-init ", view.title())
             } else {
@@ -39,9 +39,13 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 View::Heatmap => super::heatmap::render(app, id, summary, body, buf),
             }
         }
-        NodeKind::Module { params } => {
+        &NodeKind::Module { params } => {
             pane(app, " module ", focused).render(area, buf);
             super::module::render(app, params, inner(area), buf);
+        }
+        NodeKind::Info { value } => {
+            pane(app, " value ", focused).render(area, buf);
+            super::info::render(app, app.tree.selected(), value, inner(area), buf);
         }
     }
 }
@@ -62,6 +66,13 @@ fn header_lines(app: &App, id: ParamId) -> Paragraph<'static> {
         .iter()
         .map(|&i| app.doc.outline.nodes[i].path.clone())
         .collect();
+    if app.doc.from_gguf {
+        let ggml: Vec<String> = tensor.shape().iter().rev().map(usize::to_string).collect();
+        name.push(Span::styled(
+            format!("  (ggml: {}, innermost first)", ggml.join("×")),
+            t.style(Role::Dim),
+        ));
+    }
     if !others.is_empty() {
         name.push(Span::styled(
             format!("  {SHARED_MARK} shared with {}", escape(&others.join(", "))),

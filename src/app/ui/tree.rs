@@ -69,8 +69,9 @@ fn row_line(
     };
     let indent = format!("{}{glyph}", "  ".repeat(node.depth));
     let mut spans = vec![Span::raw(indent.clone()), Span::raw(String::new())];
-    match node.kind {
+    match &node.kind {
         NodeKind::Module { params } => {
+            let params = *params;
             let tail = if params > 0 {
                 format!(" {}", count(params))
             } else {
@@ -88,6 +89,7 @@ fn row_line(
             }
         }
         NodeKind::Param { id } => {
+            let id = *id;
             spans[1] = Span::raw(escape(&node.label).into_owned());
             let tensor = app.doc.model.store.get(id);
             spans.push(Span::styled(
@@ -112,6 +114,15 @@ fn row_line(
                     t.style(Role::Alias),
                 ));
             }
+        }
+        NodeKind::Info { value } => {
+            spans[1] = Span::raw(escape(&node.label).into_owned());
+            // A value can be a 64 MiB chat template: only what fits is escaped.
+            let shown: String = value.chars().take(width).collect();
+            spans.push(Span::styled(
+                escape(&shown).into_owned(),
+                t.style(Role::Dim),
+            ));
         }
     }
     Line::from(spans)

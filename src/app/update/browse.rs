@@ -175,6 +175,7 @@ fn move_in_tensor_pane(app: &mut App, action: Action, fx: &mut Effects) {
             }
         }
         NodeKind::Param { .. } => move_cursor(app, action, step),
+        NodeKind::Info { .. } => {}
     }
 }
 
@@ -313,6 +314,13 @@ fn open_init(app: &mut App) {
             node.label == "weight",
             node.label == "bias",
         ),
+        NodeKind::Info { .. } => {
+            app.message = Some(Message::Info(
+                "metadata and plain values are not tensors: select a module or a tensor to re-initialize"
+                    .to_owned(),
+            ));
+            return;
+        }
     };
     let m = &outline.nodes[module];
     // A layer: parameters right below it and nothing else.

@@ -15,6 +15,7 @@ use ndarray::ArrayD;
 
 use super::action::Action;
 use super::error::AppError;
+use super::extras::Extras;
 use super::family::{Runs, SAMPLE_TEXT};
 use super::job::{Input, Job, OpenSpec, Opened};
 use super::layout;
@@ -67,6 +68,8 @@ pub struct Options {
     pub notices: Vec<String>,
     /// How `f` runs the model (a family checkpoint on a text).
     pub runs: Runs,
+    /// The checkpoint's metadata and plain values.
+    pub extras: Extras,
 }
 
 impl App {
@@ -94,6 +97,7 @@ impl App {
                 saved_at: None,
                 load: 0,
                 runs: Runs::Chain,
+                from_gguf: false,
             },
             tree: TreeView::default(),
             tensor: TensorPane {
@@ -130,6 +134,7 @@ impl App {
                 model,
                 notices: options.notices,
                 runs: options.runs,
+                extras: options.extras,
             },
             options.source,
             &mut fx,
@@ -150,9 +155,11 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
         model,
         notices,
         runs,
+        extras,
     } = opened;
     app.doc.runs = runs;
-    app.doc.outline = Outline::new(&model);
+    app.doc.outline = Outline::new(&model, &extras);
+    app.doc.from_gguf = !extras.gguf.is_empty();
     app.doc.model = model;
     app.doc.source_path = (!source.starts_with("demo:")).then(|| source.clone().into());
     app.doc.source = source;
@@ -166,7 +173,11 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
     app.tensor.module = super::scroll::Scroll::default();
     app.tree = TreeView::new(&app.doc.outline, layout::tree_page(app));
     if !notices.is_empty() {
-        app.message = Some(Message::Info(notices.join("; ")));
+        let escaped: Vec<String> = notices
+            .iter()
+            .map(|n| crate::text::escape(n).into_owned())
+            .collect();
+        say(app, Message::Info(escaped.join("; ")));
     }
     after_select(app, fx);
     if app.forward.open {
@@ -289,17 +300,27 @@ fn refused_while_busy(app: &mut App) -> bool {
     false
 }
 
-/// Says that something failed: in the status bar, and whole in a popup when it does not fit
-/// there and nothing else has the keyboard. The one place an error becomes text.
+/// Says that something failed. The one place an error becomes text.
 fn report(app: &mut App, error: &AppError) {
     // Names travel raw inside errors; this is where they reach the screen.
     let text = crate::text::escape(&error.to_string()).into_owned();
+    say(app, Message::Error(text));
+}
+
+/// Puts an escaped message in the status bar, and whole in a popup when it does not fit there
+/// and nothing else has the keyboard (a warning cut at 80 columns would hide what it warns of).
+fn say(app: &mut App, message: Message) {
+    let (text, error) = match &message {
+        Message::Error(text) => (text, true),
+        Message::Info(text) => (text, false),
+    };
     let room = usize::from(app.screen.size.0).saturating_sub(3);
     if text.chars().count() > room && app.mode == Mode::Browse {
         app.mode = Mode::Popup(Popup {
+            error,
             text: text.clone(),
             offset: 0,
         });
     }
-    app.message = Some(Message::Error(text));
+    app.message = Some(message);
 }

@@ -33,8 +33,9 @@ pub fn sniff(head: &[u8]) -> bool {
     head.starts_with(b"GGUF")
 }
 
-/// Opens `path` read-only, parsing and checking the header; tensor bytes stay on disk.
-pub fn open(path: &Path) -> Result<Gguf, FileError> {
+/// Opens `path` read-only, parsing and checking the header (keeping `keep` items of each metadata
+/// array); tensor bytes stay on disk.
+pub fn open(path: &Path, keep: usize) -> Result<Gguf, FileError> {
     let fail = |reason: String| FileError::new(path, reason);
     let file = File::open(path).map_err(|e| fail(e.to_string()))?;
     // SAFETY: as in `safetensors::open`: read-only, and paramscope never writes a file it maps.
@@ -44,7 +45,7 @@ pub fn open(path: &Path) -> Result<Gguf, FileError> {
     )]
     let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
     let map = Arc::new(map);
-    let header = read_header(&map).map_err(|e| fail(e.to_string()))?;
+    let header = read_header(&map, keep).map_err(|e| fail(e.to_string()))?;
     let tensors = header
         .tensors
         .into_iter()

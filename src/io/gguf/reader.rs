@@ -183,9 +183,10 @@ const MIN_TENSOR_INFO: u64 = 8 + 4 + 4 + 8;
 /// Bytes a metadata pair takes at the least (an empty key, a type, a one-byte value).
 const MIN_KV: u64 = 8 + 4 + 1;
 
-/// Parses and checks the header of a whole GGUF file: nothing is allocated that the file's
-/// length does not bound, and every tensor's bytes lie inside the file.
-pub fn read_header(file: &[u8]) -> Result<Header, GgufError> {
+/// Parses and checks the header of a whole GGUF file, keeping the first `keep` items of each
+/// metadata array: nothing is allocated that the file's length (and `keep`) does not bound, and
+/// every tensor's bytes lie inside the file.
+pub fn read_header(file: &[u8], keep: usize) -> Result<Header, GgufError> {
     let mut c = Cursor { bytes: file, at: 0 };
     if file.get(..4) != Some(b"GGUF") {
         return Err(GgufError::Magic);
@@ -206,7 +207,7 @@ pub fn read_header(file: &[u8]) -> Result<Header, GgufError> {
     for _ in 0..kv_count {
         let key = value::read_string(&mut c, MAX_NAME)?;
         let type_id = c.u32()?;
-        let value = value::read_value(&mut c, type_id)?;
+        let value = value::read_value(&mut c, type_id, keep)?;
         if !keys.insert(key.clone()) {
             return Err(GgufError::DuplicateKey(escape(&key).into_owned()));
         }

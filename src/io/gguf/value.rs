@@ -117,18 +117,19 @@ pub enum Value {
     Array(Array),
 }
 
-/// A metadata array: what it holds and how many, with the first [`PREVIEW`] items.
+/// A metadata array: what it holds and how many, with its first items (as many as the reader
+/// was asked to keep: [`PREVIEW`] for text and JSON, more for the app's expanded rows).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Array {
     /// The element type.
     pub item: ValueType,
     /// The number of elements.
     pub len: u64,
-    /// The first elements (at most [`PREVIEW`]).
+    /// The first elements (at most the count the reader kept).
     pub head: Vec<Value>,
 }
 
-/// Array items kept for display.
+/// Array items kept for `tree`'s text and JSON.
 pub const PREVIEW: usize = 8;
 
 /// Arrays nested deeper than this are refused (GGUF writers nest at most once in practice).
@@ -191,9 +192,13 @@ impl fmt::Display for Value {
     }
 }
 
-/// Reads a value of type id `type_id` at the cursor.
-pub(super) fn read_value(c: &mut Cursor<'_>, type_id: u32) -> Result<Value, GgufError> {
-    read_typed(c, value_type(c, type_id)?, 0)
+/// Reads a value of type id `type_id` at the cursor, keeping the first `keep` items of an array.
+pub(super) fn read_value(
+    c: &mut Cursor<'_>,
+    type_id: u32,
+    keep: usize,
+) -> Result<Value, GgufError> {
+    read_typed(c, value_type(c, type_id)?, 0, keep)
 }
 
 fn value_type(c: &Cursor<'_>, id: u32) -> Result<ValueType, GgufError> {
@@ -218,7 +223,12 @@ pub(super) fn read_string(c: &mut Cursor<'_>, cap: u64) -> Result<String, GgufEr
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
-fn read_typed(c: &mut Cursor<'_>, ty: ValueType, depth: usize) -> Result<Value, GgufError> {
+fn read_typed(
+    c: &mut Cursor<'_>,
+    ty: ValueType,
+    depth: usize,
+    keep: usize,
+) -> Result<Value, GgufError> {
     Ok(match ty {
         ValueType::U8 => Value::Uint(ty, u64::from(c.bytes::<1>()?[0])),
         ValueType::I8 => Value::Int(ty, i64::from(c.bytes::<1>()?[0] as i8)),
@@ -250,10 +260,11 @@ fn read_typed(c: &mut Cursor<'_>, ty: ValueType, depth: usize) -> Result<Value, 
                 });
             }
             let mut head = Vec::new();
-            for _ in 0..len.min(PREVIEW as u64) {
-                head.push(read_typed(c, item, depth + 1)?);
+            // Nested arrays keep only a preview each: the app expands one level.
+            for _ in 0..len.min(keep as u64) {
+                head.push(read_typed(c, item, depth + 1, keep.min(PREVIEW))?);
             }
-            skip(c, item, len.saturating_sub(PREVIEW as u64), depth + 1)?;
+            skip(c, item, len.saturating_sub(keep as u64), depth + 1)?;
             Value::Array(Array { item, len, head })
         }
     })
@@ -270,7 +281,7 @@ fn skip(c: &mut Cursor<'_>, ty: ValueType, count: u64, depth: usize) -> Result<(
         }
         ValueType::Array => {
             for _ in 0..count {
-                read_typed(c, ty, depth)?;
+                read_typed(c, ty, depth, 0)?;
             }
         }
         fixed => {

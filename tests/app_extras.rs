@@ -1,0 +1,91 @@
+//! What the app shows of a checkpoint besides its tensors: a GGUF file's metadata, whose arrays
+//! open into their items, a pickle's plain values, and a pickle's refused calls as a notice.
+
+mod app_support;
+
+use app_support::{open_file, render, send, text};
+use paramscope::app::action::Action;
+use paramscope::app::state::Mode;
+use std::path::{Path, PathBuf};
+
+fn fixture(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(path)
+}
+
+/// Esc (dropping any filter), `/text`, then Enter: the tree keeps the matching rows.
+fn filter(h: &mut app_support::Harness, needle: &str) {
+    send(h, &[Action::Cancel, Action::StartFilter]);
+    app_support::type_text(h, needle);
+    send(h, &[Action::Submit]);
+}
+
+#[test]
+fn gguf_metadata_lists_every_key_and_an_array_opens_into_its_items() {
+    let mut h = open_file(&fixture("gguf/all_types.gguf"));
+    filter(&mut h, "context_length");
+    let screen = text(&render(&h.app, 100, 40));
+    assert!(screen.contains("metadata ("), "{screen}");
+    assert!(
+        screen.contains("llama.context_length: u32 = 4096"),
+        "{screen}"
+    );
+    filter(&mut h, "tokenizer.ggml.tokens");
+    let screen = text(&render(&h.app, 100, 40));
+    assert!(
+        screen.contains("tokenizer.ggml.tokens: arr") && screen.contains("arr = [100 strings]"),
+        "{screen}"
+    );
+    // The array's items are rows of their own, all 100 of them (the CLI keeps a preview of 8).
+    filter(&mut h, "tokenizer.ggml.tokens[99]");
+    let screen = text(&render(&h.app, 100, 40));
+    assert!(screen.contains("[99] \"tok99\""), "{screen}");
+}
+
+#[test]
+fn a_gguf_tensor_says_that_ggml_lists_its_dimensions_innermost_first() {
+    let h = open_file(&fixture("gguf/all_types.gguf"));
+    let first = app_support::selected_path(&h).to_owned();
+    let shape = h.app.doc.model.find_param(&first).unwrap().1;
+    let shape = h.app.doc.model.store.get(shape).shape().to_vec();
+    let ggml: Vec<String> = shape.iter().rev().map(usize::to_string).collect();
+    let screen = text(&render(&h.app, 120, 30));
+    assert!(
+        screen.contains(&format!("(ggml: {}, innermost first)", ggml.join("×"))),
+        "{screen}"
+    );
+}
+
+#[test]
+fn a_training_checkpoint_lists_its_plain_values_and_the_value_pane_shows_one_whole() {
+    let mut h = open_file(&fixture("pytorch_files/training.pt"));
+    let screen = text(&render(&h.app, 100, 60));
+    assert!(screen.contains("epoch = 7"), "{screen}");
+    assert!(screen.contains("run = \"adam-small\""), "{screen}");
+    filter(&mut h, "best_loss");
+    assert_eq!(app_support::selected_path(&h), "best_loss");
+    let screen = text(&render(&h.app, 100, 30));
+    assert!(screen.contains(" value "), "{screen}");
+    assert!(screen.contains("0.25"), "{screen}");
+    // Nothing to re-initialize in a value: a message, not a dialog.
+    send(&mut h, &[Action::OpenInit]);
+    assert_eq!(h.app.mode, Mode::Browse);
+}
+
+#[test]
+fn a_pickle_that_calls_os_system_is_named_in_a_notice_at_start() {
+    let h = open_file(&fixture("pytorch_files/hostile.pt"));
+    let Mode::Popup(popup) = &h.app.mode else {
+        panic!("no notice: {:?}", h.app.mode)
+    };
+    assert!(!popup.error);
+    assert!(
+        popup.text.contains("the pickle calls posix.system"),
+        "{}",
+        popup.text
+    );
+    assert!(popup.text.contains("paramscope did not"), "{}", popup.text);
+    let screen = text(&render(&h.app, 80, 24));
+    assert!(screen.contains("payload = <posix.system>"), "{screen}");
+}
