@@ -320,7 +320,13 @@ fn an_unknown_family_says_which_families_run() {
     .unwrap();
     std::fs::write(dir.path().join("config.json"), r#"{"model_type": "t5"}"#).unwrap();
     let mut h = opened(dir.path(), None);
-    send(&mut h, &[Forward]);
+    // The load says it once, in the notice that opens; `f` says it again in the panel.
+    assert!(
+        matches!(&h.mode, Mode::Popup(p) if p.text.contains("bert, gpt2, llama, mistral, qwen2")),
+        "{:?}",
+        h.mode
+    );
+    send(&mut h, &[Cancel, Forward]);
     assert_eq!(h.mode, Mode::Browse, "no text is asked for");
     let Some(Err(e)) = &h.forward.result else {
         panic!("the panel says why")
