@@ -65,6 +65,8 @@ pub enum Action {
     CycleSide,
     /// In the filter: keep only the tensors a comparison found changed, or all again.
     ToggleChanged,
+    /// Edit the text a family checkpoint runs on.
+    EditText,
     /// Type a character into the field being edited.
     Type(char),
     /// Edit the field being typed in: delete, move the cursor (Backspace, Ctrl-W, Ctrl-U, Home…).

@@ -1,8 +1,14 @@
 //! Why something in the app failed, typed until the status bar (or `main`) turns it into words.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use crate::checkpoint::OpenError;
+use crate::families::FamilyError;
+use crate::families::sentence::SentenceError;
+use crate::families::tokenize::TokenizeError;
 use crate::io::safetensors::FileError;
 use crate::model::LookupError;
 use crate::model::forward::ForwardError;
@@ -63,6 +69,34 @@ pub enum AppError {
     /// Writing the model failed (the error names the file).
     #[error("{0}")]
     Save(#[from] FileError),
+    /// A family checkpoint could not be built or run (an unknown `model_type` names the
+    /// families paramscope runs).
+    #[error("{0}")]
+    Family(#[from] FamilyError),
+    /// The same, found when the model was opened and kept for every `f`.
+    #[error("{0}")]
+    FamilyRefused(Arc<FamilyError>),
+    /// The forward panel's text could not be tokenized.
+    #[error("{0}")]
+    Tokenize(TokenizeError),
+    /// The folder has no tokenizer for the forward panel's text.
+    #[error("{}: no tokenizer.json beside the checkpoint, so the forward panel cannot tokenize a text", crate::text::escape(&.0.display().to_string()))]
+    NoTokenizer(PathBuf),
+    /// A sentence-transformers folder's pooling could not be read.
+    #[error("{0}")]
+    Sentence(#[from] SentenceError),
+    /// The forward panel's text was left empty.
+    #[error("type a text to run the model on")]
+    NoText,
+}
+
+impl From<TokenizeError> for AppError {
+    fn from(e: TokenizeError) -> Self {
+        match e {
+            TokenizeError::Absent(folder) => AppError::NoTokenizer(folder),
+            other => AppError::Tokenize(other),
+        }
+    }
 }
 
 impl From<ForwardError> for AppError {

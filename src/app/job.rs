@@ -2,12 +2,15 @@
 //! what those carry. The one thing the state and the worker share, so neither imports the other.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ndarray::ArrayD;
 
 use super::compare::{Compared, Detail, DetailKey, Second};
 use super::error::AppError;
 use super::extras::Extras;
+use super::family::{FamilyCheckpoint, Runs};
+use crate::model::forward::Activation;
 use crate::model::init::InitPlan;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
@@ -49,6 +52,36 @@ pub struct LayerStats {
     pub std: f64,
     /// Fraction of exact zeros (what a ReLU switched off).
     pub zeros: f64,
+    /// The largest finite magnitude (what shows a spike).
+    pub absmax: f64,
+}
+
+impl LayerStats {
+    /// One layer's output summarized.
+    #[must_use]
+    pub fn of(a: &Activation) -> LayerStats {
+        let s = a.stats();
+        LayerStats {
+            path: a.path.clone(),
+            repr: a.repr.clone(),
+            shape: a.output.shape().to_vec(),
+            mean: s.mean,
+            std: s.std,
+            zeros: s.zero_fraction,
+            absmax: f64::from(a.absmax()),
+        }
+    }
+}
+
+/// A candidate next token of a causal LM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NextToken {
+    /// Its id.
+    pub id: u32,
+    /// Its text as the vocabulary spells it (raw; escaped where drawn).
+    pub text: String,
+    /// Its probability.
+    pub prob: f32,
 }
 
 /// What a forward pass produced.
@@ -58,8 +91,13 @@ pub struct ForwardResult {
     pub input_shape: Vec<usize>,
     /// The model's output.
     pub output: ArrayD<f32>,
-    /// Every layer's output, summarized, in order.
+    /// Every layer's output, summarized, in order (for a family: the blocks and the modules
+    /// around them, not what is inside a block).
     pub layers: Vec<LayerStats>,
+    /// A causal LM's most likely next tokens after the text, most likely first.
+    pub next: Vec<NextToken>,
+    /// A sentence-transformers folder's embedding norm.
+    pub embedding_norm: Option<f64>,
 }
 
 /// Where the forward pass takes its input.
@@ -98,6 +136,8 @@ pub struct Opened {
     pub model: Model,
     /// Notices: an architecture found beside the file, the loader's warnings.
     pub notices: Vec<String>,
+    /// How `f` runs it.
+    pub runs: Runs,
     /// The checkpoint's metadata and plain values.
     pub extras: Extras,
 }
@@ -118,6 +158,19 @@ pub enum Job {
         load: u64,
         /// The input.
         input: Input,
+        /// The panel's run number.
+        generation: u64,
+    },
+    /// A forward pass of a family checkpoint on a text.
+    Family {
+        /// The model as it is now.
+        model: Model,
+        /// Which load of the app this model is.
+        load: u64,
+        /// The family, its config and its folder.
+        checkpoint: Arc<FamilyCheckpoint>,
+        /// The text.
+        text: String,
         /// The panel's run number.
         generation: u64,
     },

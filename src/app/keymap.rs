@@ -22,6 +22,8 @@ pub enum Context {
     Init,
     /// Typing a path.
     Prompt,
+    /// Typing the text a family checkpoint runs on.
+    Text,
     /// A yes/no question.
     Ask,
     /// The list of models.
@@ -35,9 +37,10 @@ pub enum Context {
 }
 
 /// The contexts in the order the help screen lists them.
-pub const HELP_CONTEXTS: [Context; 11] = [
+pub const HELP_CONTEXTS: [Context; 12] = [
     Context::Browse,
     Context::Forward,
+    Context::Text,
     Context::Filter,
     Context::Init,
     Context::Prompt,
@@ -84,6 +87,7 @@ impl Context {
             Context::Filter => "Filter",
             Context::Init => "Re-initialize dialog",
             Context::Prompt => "Write prompt",
+            Context::Text => "Forward text",
             Context::Ask => "Questions",
             Context::Models => "Model list",
             Context::Help => "Help",
@@ -132,6 +136,10 @@ pub enum When {
     Histogram,
     /// While a second model is compared.
     Comparing,
+    /// On a family checkpoint (it runs on a text).
+    Family,
+    /// On a chain (it runs on a random batch).
+    Chain,
 }
 
 const fn k(code: KeyCode) -> Key {
@@ -211,9 +219,10 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Browse, &[c('c')], Action::OpenCompare, "compare with a second model (B)", None),
     bind_when(X::Browse, &[c('d')], Action::CycleSide, "compared tensor: A / B / Δ = B − A", "A/B/Δ", When::Comparing),
     bind(X::Browse, &[k(K::Esc)], Action::Cancel, "clear filter / message", None),
-    bind(X::Forward, &[c('+'), c('=')], Action::BatchUp, "larger random batch", Some("batch")),
+    bind_when(X::Forward, &[c('e')], Action::EditText, "edit the text a family model runs on", "text", When::Family),
+    bind_when(X::Forward, &[c('+'), c('=')], Action::BatchUp, "larger random batch", "batch", When::Chain),
     bind(X::Forward, &[c('-')], Action::BatchDown, "smaller random batch", None),
-    bind(X::Forward, &[c('s')], Action::SeedUp, "next seed", Some("seed")),
+    bind_when(X::Forward, &[c('s')], Action::SeedUp, "next seed", "seed", When::Chain),
     bind(X::Forward, &[c('S')], Action::SeedDown, "previous seed", None),
     bind(X::Filter, &[k(K::Enter)], Action::Submit, "keep the filter", Some("keep")),
     bind(X::Filter, &[k(K::Esc)], Action::Cancel, "clear the filter", Some("clear")),
@@ -226,6 +235,8 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Init, &[k(K::Down), k(K::Tab)], Action::Down, "next field", Some("field")),
     bind(X::Init, &[k(K::Left)], Action::Left, "previous choice / toggle", None),
     bind(X::Init, &[k(K::Right)], Action::Right, "next choice / toggle", Some("change")),
+    bind(X::Text, &[k(K::Enter)], Action::Submit, "run the model on the text", Some("run")),
+    bind(X::Text, &[k(K::Esc)], Action::Cancel, "keep the last text", Some("cancel")),
     bind(X::Prompt, &[k(K::Enter)], Action::Submit, "write", Some("write")),
     bind(X::Prompt, &[k(K::Esc)], Action::Cancel, "cancel", Some("cancel")),
     bind(X::Models, &[k(K::Up)], Action::Up, "previous model", None),
@@ -263,6 +274,7 @@ pub fn contexts(app: &App) -> Vec<Context> {
         Mode::Filter(_) => vec![X::Filter, X::Field],
         Mode::Init(_) => vec![X::Init, X::Field],
         Mode::Write(_) => vec![X::Prompt, X::Field],
+        Mode::Text(_) => vec![X::Text, X::Field],
         Mode::Ask(_) => vec![X::Ask],
         Mode::Open(_) => vec![X::Models, X::Field],
         Mode::Help(_) => vec![X::Help],
@@ -352,6 +364,8 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
                 && !app.forward.open
         }
         When::Comparing => app.compare.loaded.is_some(),
+        When::Family => app.doc.runs.family().is_some(),
+        When::Chain => app.doc.runs.family().is_none(),
     };
     contexts(app)
         .into_iter()

@@ -280,7 +280,11 @@ pub fn forward_page(app: &App) -> usize {
         return 1;
     };
     let body = inner(right);
-    let above = forward_head(&app.forward, usize::from(body.width)).len();
+    let width = usize::from(body.width);
+    let above = match app.doc.runs.family() {
+        Some(checkpoint) => super::family_view::head(&app.forward, checkpoint, width).len(),
+        None => forward_head(&app.forward, width).len(),
+    };
     usize::from(body.height).saturating_sub(above).max(1)
 }
 

@@ -10,6 +10,8 @@ pub mod action;
 pub mod compare;
 pub mod error;
 pub mod extras;
+pub mod family;
+pub mod family_view;
 pub mod field;
 pub mod format;
 pub mod init_dialog;
@@ -102,6 +104,7 @@ pub fn run(args: Args) -> Result<(), AppError> {
             theme: Theme::detect(),
             size: crossterm::terminal::size().unwrap_or((80, 24)),
             notices: opened.notices,
+            runs: opened.runs,
             extras: opened.extras,
         },
     )?;

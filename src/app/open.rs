@@ -4,6 +4,7 @@
 
 use super::error::AppError;
 use super::extras::{ARRAY_ROWS, Extras};
+use super::family::Runs;
 use super::job::{OpenSpec, Opened};
 use crate::checkpoint::{self, LoadOptions};
 
@@ -16,6 +17,7 @@ pub fn open(spec: &OpenSpec) -> Result<Opened, AppError> {
     };
     let loaded = checkpoint::open(&spec.model, &options)?;
     Ok(Opened {
+        runs: Runs::of(&spec.model, loaded.family),
         model: loaded.model,
         notices: loaded.warnings,
         extras: Extras {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::AppError;
+use super::family::Runs;
 use super::field::Field;
 use super::init_dialog::InitDialog;
 use super::job::{ForwardResult, Input, Summary, SummaryKey};
@@ -115,6 +116,8 @@ pub enum Mode {
     Help(usize),
     /// A long error, whole.
     Popup(Popup),
+    /// Typing the text a family checkpoint runs on.
+    Text(Field),
 }
 
 /// The forward panel.
@@ -124,6 +127,8 @@ pub struct ForwardPanel {
     pub open: bool,
     /// The input of the next run.
     pub input: Input,
+    /// The text of the next run, for a family checkpoint.
+    pub text: String,
     /// The last run's result, or why it failed.
     pub result: Option<Result<ForwardResult, AppError>>,
     /// Layers done and layers in all, while a run is on the worker.
@@ -176,6 +181,8 @@ pub struct Doc {
     pub saved_at: Option<usize>,
     /// Counts the loads, so the worker knows when a kept forward plan belongs to another model.
     pub load: u64,
+    /// How `f` runs the model: as a chain, as its family's code, or not.
+    pub runs: Runs,
     /// Whether the model came from a GGUF file, whose header lists dimensions innermost first.
     pub from_gguf: bool,
 }

@@ -6,6 +6,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use super::error::AppError;
+use super::family::Kept;
 use super::job::{ForwardResult, Input, Job, LayerStats, Reply};
 use super::summary::summarize;
 use super::{compare, open};
@@ -39,6 +40,8 @@ fn serve(rx: &Receiver<Job>, reply: &impl Fn(Reply)) {
 #[derive(Default)]
 pub struct Worker {
     plan: Option<(u64, ForwardPlan)>,
+    /// The same for a family checkpoint, with its tokenizer.
+    family: Kept,
     /// How many plans were built, for tests that check the reuse.
     pub plans_built: usize,
 }
@@ -52,13 +55,14 @@ pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
     let newest_summary = jobs
         .iter()
         .rposition(|j| matches!(j, Job::Summarize { .. }));
-    let newest_forward = jobs.iter().rposition(|j| matches!(j, Job::Forward { .. }));
+    let is_forward = |j: &Job| matches!(j, Job::Forward { .. } | Job::Family { .. });
+    let newest_forward = jobs.iter().rposition(is_forward);
     let newest_detail = jobs.iter().rposition(|j| matches!(j, Job::Detail { .. }));
     jobs.into_iter()
         .enumerate()
         .filter(|(i, job)| match job {
             Job::Summarize { .. } => Some(*i) == newest_summary,
-            Job::Forward { .. } => Some(*i) == newest_forward,
+            Job::Forward { .. } | Job::Family { .. } => Some(*i) == newest_forward,
             Job::Detail { .. } => Some(*i) == newest_detail,
             _ => true,
         })
@@ -94,6 +98,23 @@ impl Worker {
                         reply(Reply::ForwardProgress(generation, done, all));
                     })
                 });
+                reply(Reply::Forward(generation, result));
+            }
+            Job::Family {
+                model,
+                load,
+                checkpoint,
+                text,
+                generation,
+            } => {
+                let result = self.family.run(
+                    &model,
+                    load,
+                    &checkpoint,
+                    &text,
+                    &mut |done, all| reply(Reply::ForwardProgress(generation, done, all)),
+                    &mut self.plans_built,
+                );
                 reply(Reply::Forward(generation, result));
             }
             Job::Init {
@@ -173,20 +194,7 @@ fn forward(
         Input::File { array, .. } => array.clone(),
     };
     let activations = plan.run_with_progress(&x, progress)?;
-    let layers = activations
-        .iter()
-        .map(|a| {
-            let s = a.stats();
-            LayerStats {
-                path: a.path.clone(),
-                repr: a.repr.clone(),
-                shape: a.output.shape().to_vec(),
-                mean: s.mean,
-                std: s.std,
-                zeros: s.zero_fraction,
-            }
-        })
-        .collect();
+    let layers = activations.iter().map(LayerStats::of).collect();
     let output = activations
         .into_iter()
         .next_back()
@@ -196,5 +204,7 @@ fn forward(
         input_shape: x.shape().to_vec(),
         output,
         layers,
+        next: Vec::new(),
+        embedding_norm: None,
     })
 }

@@ -121,16 +121,9 @@ fn layer_json(a: &Activation) -> Value {
         "shape": a.output.shape(),
         "mean": json_number(s.mean),
         "std": json_number(s.std),
-        "absmax": json_number(f64::from(absmax(&a.output))),
+        "absmax": json_number(f64::from(a.absmax())),
         "zero_fraction": s.zero_fraction,
     })
-}
-
-/// The largest magnitude among the finite values (what shows an exploding activation).
-fn absmax(a: &ArrayD<f32>) -> f32 {
-    a.iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0, |m, v| m.max(v.abs()))
 }
 
 /// An N-D array as nested JSON lists.
@@ -272,7 +265,7 @@ fn run_family(
             escape(&a.repr),
             s.mean,
             s.std,
-            absmax(&a.output)
+            a.absmax()
         );
     }
     if let (Some(t), Some(n)) = (time_us, args.repeat) {

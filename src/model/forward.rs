@@ -109,6 +109,15 @@ impl Activation {
             zero_fraction: s.zeros as f64 / numel.max(1) as f64,
         }
     }
+
+    /// The largest magnitude among the finite values (what shows an exploding activation).
+    #[must_use]
+    pub fn absmax(&self) -> f32 {
+        self.output
+            .iter()
+            .filter(|v| v.is_finite())
+            .fold(0.0, |m, v| m.max(v.abs()))
+    }
 }
 
 /// What a Linear needs at run time: its weight packed for the kernel, and its bias.

@@ -8,6 +8,7 @@
 
 use paramscope::app::action::Action;
 use paramscope::app::extras::Extras;
+use paramscope::app::family::Runs;
 use paramscope::app::job::{Job, OpenSpec, Opened};
 use paramscope::app::state::App;
 use paramscope::app::theme::{ColorLevel, Theme};
@@ -63,6 +64,7 @@ pub fn with_theme(model: Model, source: &str, select: Option<&str>, level: Color
         model,
         notices: Vec::new(),
         extras: Extras::default(),
+        runs: Runs::Chain,
     };
     start(opened, source, select, level)
 }
@@ -92,6 +94,7 @@ fn start(opened: Opened, source: &str, select: Option<&str>, level: ColorLevel) 
             size: (80, 24),
             notices: opened.notices,
             extras: opened.extras,
+            runs: opened.runs,
         },
     )
     .expect("the app opens");
@@ -144,6 +147,7 @@ impl Harness {
                 Job::Load(_) => "load",
                 Job::Compare { .. } => "compare",
                 Job::Detail { .. } => "detail",
+                Job::Family { .. } => "family",
             })
             .collect()
     }

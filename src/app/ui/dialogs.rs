@@ -31,6 +31,17 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             ];
             boxed(app, " write ", lines, area, buf);
         }
+        Mode::Text(field) => {
+            let lines = vec![
+                Line::raw("Run the model on the text:"),
+                Line::from(field_spans(app, field)),
+                Line::styled(
+                    "(tokenized with the folder's tokenizer.json)",
+                    t.style(Role::Dim),
+                ),
+            ];
+            boxed(app, " forward text ", lines, area, buf);
+        }
         Mode::Ask(question) => {
             let text = match question {
                 Question::Overwrite(path) => {

@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::{has_focus, pane};
+use crate::app::family::Runs;
 use crate::app::format::{gauge, num};
 use crate::app::layout::{ForwardLine, forward_head, inner};
 use crate::app::state::{App, Focus};
@@ -14,12 +15,19 @@ use crate::app::theme::Role;
 use crate::text::escape;
 
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
+    if let Some(checkpoint) = app.doc.runs.family() {
+        super::family::render(app, checkpoint, area, buf);
+        return;
+    }
     let t = app.screen.theme;
     pane(app, " forward pass ", has_focus(app, Focus::Tensor)).render(area, buf);
     let body = inner(area);
     let dim = t.style(Role::Dim);
+    // A family paramscope does not run has no input to speak of: its one line says why.
+    let refused = matches!(app.doc.runs, Runs::Refused(_));
     let mut lines: Vec<Line> = forward_head(&app.forward, usize::from(body.width))
         .into_iter()
+        .filter(|line| !(refused && matches!(line, ForwardLine::Input(_))))
         .map(|line| match line {
             ForwardLine::Input(text) => {
                 Line::from(vec![Span::styled("input ", dim), Span::raw(text)])

@@ -3,6 +3,7 @@
 
 mod compare;
 mod dialogs;
+mod family;
 mod forward;
 mod heatmap;
 mod histogram;

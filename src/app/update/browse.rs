@@ -3,7 +3,9 @@
 
 use ratatui::layout::Position;
 
-use super::{Effects, after_select, compare, refused_while_busy, run_forward, step_of, summaries};
+use super::{
+    Effects, after_select, compare, refused_while_busy, run_forward, step_of, summaries, text,
+};
 use crate::app::action::Action;
 use crate::app::field::Field;
 use crate::app::init_dialog::InitDialog;
@@ -63,16 +65,8 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
                 };
             }
         }
-        Action::Forward => {
-            app.forward.open = !app.forward.open;
-            // The focus stays where the user put it, unless the panel would not be on screen.
-            if app.forward.open {
-                if layout::screen_areas(app).right.is_none() {
-                    app.focus = Focus::Tensor;
-                }
-                run_forward(app, fx);
-            }
-        }
+        Action::Forward => toggle_forward(app, fx),
+        Action::EditText => edit_text(app),
         Action::BatchUp | Action::BatchDown | Action::SeedUp | Action::SeedDown => {
             change_input(app, action, fx);
         }
@@ -84,16 +78,7 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         Action::OpenModels => {
             app.mode = Mode::Open(Picker::new(picker::scan(), &app.doc.source));
         }
-        Action::OpenCompare => {
-            let current = app
-                .compare
-                .loaded
-                .as_ref()
-                .map_or("", |c| c.source.as_str());
-            let mut p = Picker::new(picker::scan(), current);
-            p.compare = true;
-            app.mode = Mode::Open(p);
-        }
+        Action::OpenCompare => compare::open_picker(app),
         Action::CycleSide => compare::cycle_side(app, fx),
         Action::Cancel => {
             if app.forward.open {
@@ -113,6 +98,34 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         }
         Action::Click(x, y) => click(app, x, y, fx),
         _ => {}
+    }
+}
+
+/// `f`: shows or hides the forward panel; a family checkpoint asks for its text first (the last
+/// one offered), a chain runs at once.
+fn toggle_forward(app: &mut App, fx: &mut Effects) {
+    app.forward.open = !app.forward.open;
+    if app.forward.open {
+        // The focus stays where the user put it, unless the panel would not be on screen.
+        if layout::screen_areas(app).right.is_none() {
+            app.focus = Focus::Tensor;
+        }
+        if app.doc.runs.family().is_some() {
+            text::edit(app);
+        } else {
+            run_forward(app, fx);
+        }
+    }
+}
+
+/// `e`: edits the text a family checkpoint runs on.
+fn edit_text(app: &mut App) {
+    if app.doc.runs.family().is_some() {
+        text::edit(app);
+    } else {
+        app.message = Some(Message::Info(
+            "the model runs on a random batch or --input, not on text".into(),
+        ));
     }
 }
 
@@ -281,6 +294,10 @@ fn click(app: &mut App, x: u16, y: u16, fx: &mut Effects) {
 }
 
 fn change_input(app: &mut App, action: Action, fx: &mut Effects) {
+    if app.doc.runs.family().is_some() {
+        app.message = Some(Message::Info("the input is the text: e edits it".into()));
+        return;
+    }
     let Input::Random { batch, seed } = &mut app.forward.input else {
         app.message = Some(Message::Info("the input comes from --input".into()));
         return;

@@ -8,7 +8,8 @@ use crate::app::compare::{Compared, Comparison, Detail, DetailKey, Second, Side}
 use crate::app::error::AppError;
 use crate::app::job::{Job, OpenSpec};
 use crate::app::layout;
-use crate::app::state::{App, Busy, Message};
+use crate::app::picker::{self, Picker};
+use crate::app::state::{App, Busy, Message, Mode};
 use crate::compare::diff::Rename;
 use crate::text::escape;
 
@@ -153,4 +154,16 @@ pub(super) fn request_detail(app: &mut App, fx: &mut Effects) {
         a: store.get(id).clone(),
         b,
     });
+}
+
+/// `c`: the model picker, choosing the model B to compare with (the current B offered).
+pub(super) fn open_picker(app: &mut App) {
+    let current = app
+        .compare
+        .loaded
+        .as_ref()
+        .map_or("", |c| c.source.as_str());
+    let mut p = Picker::new(picker::scan(), current);
+    p.compare = true;
+    app.mode = Mode::Open(p);
 }

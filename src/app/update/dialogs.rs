@@ -18,7 +18,7 @@ use crate::app::state::{App, Busy, Mode, Popup, Question};
 use crate::text::escape;
 
 /// The edit a typing action makes, if it is one.
-fn edit_of(action: Action) -> Option<Edit> {
+pub(super) fn edit_of(action: Action) -> Option<Edit> {
     match action {
         Action::Type(ch) => Some(Edit::Insert(ch)),
         Action::Edit(edit) => Some(edit),

@@ -10,12 +10,14 @@ mod compare;
 mod dialogs;
 mod receive;
 mod summaries;
+mod text;
 
 use ndarray::ArrayD;
 
 use super::action::Action;
 use super::error::AppError;
 use super::extras::Extras;
+use super::family::{Runs, SAMPLE_TEXT};
 use super::job::{Input, Job, OpenSpec, Opened};
 use super::layout;
 use super::outline::Outline;
@@ -66,6 +68,8 @@ pub struct Options {
     pub size: (u16, u16),
     /// Said in the status bar at start (an architecture found beside the file…).
     pub notices: Vec<String>,
+    /// How `f` runs the model (a family checkpoint on a text).
+    pub runs: Runs,
     /// The checkpoint's metadata and plain values.
     pub extras: Extras,
 }
@@ -94,6 +98,7 @@ impl App {
                 undo: Vec::new(),
                 saved_at: None,
                 load: 0,
+                runs: Runs::Chain,
                 from_gguf: false,
             },
             tree: TreeView::default(),
@@ -106,6 +111,7 @@ impl App {
             forward: ForwardPanel {
                 open: false,
                 input,
+                text: SAMPLE_TEXT.to_owned(),
                 result: None,
                 running: None,
                 generation: 0,
@@ -130,6 +136,7 @@ impl App {
             Opened {
                 model,
                 notices: options.notices,
+                runs: options.runs,
                 extras: options.extras,
             },
             options.source,
@@ -150,8 +157,10 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
     let Opened {
         model,
         notices,
+        runs,
         extras,
     } = opened;
+    app.doc.runs = runs;
     app.doc.outline = Outline::new(&model, &extras);
     app.doc.from_gguf = !extras.gguf.is_empty();
     app.doc.model = model;
@@ -219,6 +228,7 @@ pub fn update(app: &mut App, action: Action) -> Effects {
             Mode::Open(picker) => dialogs::picker(app, picker, action, &mut fx),
             Mode::Help(offset) => dialogs::help(app, offset, action),
             Mode::Popup(popup) => dialogs::popup(app, popup, action),
+            Mode::Text(field) => text::text(app, field, action, &mut fx),
         },
     }
     fx
@@ -249,11 +259,26 @@ fn after_select(app: &mut App, fx: &mut Effects) {
 fn run_forward(app: &mut App, fx: &mut Effects) {
     app.forward.generation += 1;
     app.forward.running = Some((0, 0));
-    fx.jobs.push(Job::Forward {
-        model: app.doc.model.clone(),
-        load: app.doc.load,
-        input: app.forward.input.clone(),
-        generation: app.forward.generation,
+    let (model, load, generation) = (app.doc.model.clone(), app.doc.load, app.forward.generation);
+    fx.jobs.push(match &app.doc.runs {
+        Runs::Chain => Job::Forward {
+            model,
+            load,
+            input: app.forward.input.clone(),
+            generation,
+        },
+        Runs::Family(checkpoint) => Job::Family {
+            model,
+            load,
+            checkpoint: checkpoint.clone(),
+            text: app.forward.text.clone(),
+            generation,
+        },
+        Runs::Refused(why) => {
+            app.forward.running = None;
+            app.forward.result = Some(Err(AppError::FamilyRefused(why.clone())));
+            return;
+        }
     });
 }
 

@@ -1,0 +1,167 @@
+//! A family checkpoint (BERT, GPT-2, Llama, Mistral, Qwen2) in the app: how `f` runs the loaded
+//! model, and the worker's side of a pass on a text. The family plan (weights upcast and packed)
+//! is kept across passes until a re-init, an undo or a load, as the chain's plan is; the
+//! tokenizer until a load.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::s;
+
+use super::error::AppError;
+use super::job::{ForwardResult, LayerStats, NextToken};
+use crate::families::sentence::Pooling;
+use crate::families::tokenize::TextTokenizer;
+use crate::families::{Batch, Config, Family, FamilyError, Plan, predict, structure};
+use crate::model::Model;
+use crate::model::forward::Activation;
+
+/// The text the panel starts with.
+pub const SAMPLE_TEXT: &str = "The quick brown fox jumps over the lazy dog.";
+/// How many next tokens the panel lists.
+pub const TOP_K: usize = 5;
+
+/// How `f` runs the loaded model.
+#[derive(Debug, Clone, Default)]
+pub enum Runs {
+    /// As a chain of layers (or an architecture text), on a random batch or `--input`.
+    #[default]
+    Chain,
+    /// As its family's code, on a text.
+    Family(Arc<FamilyCheckpoint>),
+    /// Not at all: `config.json` names a family paramscope does not run, or cannot be read.
+    Refused(Arc<FamilyError>),
+}
+
+/// What a family pass needs beyond the tensors.
+#[derive(Debug)]
+pub struct FamilyCheckpoint {
+    /// The architecture.
+    pub family: Family,
+    /// Its `config.json`.
+    pub config: Config,
+    /// The folder holding `tokenizer.json` (and a sentence-transformers pooling).
+    pub folder: PathBuf,
+}
+
+impl Runs {
+    /// How the model opened from `source` runs, given the family the loader applied, if any.
+    /// Without one, `config.json` is read again only to tell why (an unknown `model_type`).
+    #[must_use]
+    pub fn of(source: &str, applied: Option<(Family, Config)>) -> Runs {
+        if source.starts_with("demo:") {
+            return Runs::Chain;
+        }
+        let path = Path::new(source);
+        let found = match applied {
+            Some(found) => Some(found),
+            None => match structure::detect(path) {
+                Ok(found) => found,
+                Err(e) => return Runs::Refused(Arc::new(e)),
+            },
+        };
+        match found {
+            Some((family, config)) => Runs::Family(Arc::new(FamilyCheckpoint {
+                family,
+                config,
+                folder: structure::folder_of(path),
+            })),
+            None => Runs::Chain,
+        }
+    }
+
+    /// The checkpoint when the model runs as a family.
+    #[must_use]
+    pub fn family(&self) -> Option<&FamilyCheckpoint> {
+        match self {
+            Runs::Family(checkpoint) => Some(checkpoint),
+            _ => None,
+        }
+    }
+}
+
+/// What the worker keeps between text passes.
+#[derive(Default)]
+pub struct Kept {
+    /// The plan and the load it was made for.
+    plan: Option<(u64, Plan)>,
+    /// The tokenizer and pooling of a load.
+    text: Option<(u64, TextTokenizer, Option<Pooling>)>,
+}
+
+impl Kept {
+    /// Runs `checkpoint` on `text` with `model`'s tensors, telling `progress` each block done;
+    /// `built` counts the plans made.
+    pub fn run(
+        &mut self,
+        model: &Model,
+        load: u64,
+        checkpoint: &FamilyCheckpoint,
+        text: &str,
+        progress: &mut dyn FnMut(usize, usize),
+        built: &mut usize,
+    ) -> Result<ForwardResult, AppError> {
+        if self.text.as_ref().is_none_or(|(l, ..)| *l != load) {
+            self.text = None;
+            let tokenizer = TextTokenizer::open(&checkpoint.folder)?;
+            let pooling = if checkpoint.family == Family::Bert {
+                Pooling::detect(&checkpoint.folder)?
+            } else {
+                None
+            };
+            self.text = Some((load, tokenizer, pooling));
+        }
+        let kept = self
+            .plan
+            .as_ref()
+            .is_some_and(|(l, plan)| *l == load && plan.is_current(model));
+        if !kept {
+            self.plan = None;
+            let plan = Plan::new(checkpoint.family, model, &checkpoint.config)?;
+            *built += 1;
+            self.plan = Some((load, plan));
+        }
+        let (_, tokenizer, pooling) = self.text.as_ref().expect("just made");
+        let (_, plan) = self.plan.as_ref().expect("just made");
+        let ids = tokenizer.encode(text)?;
+        let batch = Batch::new(&[ids], 0)?;
+        let pass = plan.run_with_progress(&batch, progress)?;
+        let next = if plan.is_causal() && pass.output.ndim() == 3 {
+            let row = pass.output.slice(s![0, batch.len - 1, ..]).to_vec();
+            predict::top_k(&row, TOP_K)
+                .into_iter()
+                .map(|c| NextToken {
+                    id: c.id,
+                    text: tokenizer.token(c.id).unwrap_or_default(),
+                    prob: c.prob,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let embedding_norm = pooling.as_ref().map(|p| {
+            let e = p.embed(&pass.output, &batch.lens);
+            e.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()
+        });
+        Ok(ForwardResult {
+            input_shape: vec![1, batch.len],
+            layers: outermost(&pass.activations).map(LayerStats::of).collect(),
+            output: pass.output,
+            next,
+            embedding_norm,
+        })
+    }
+}
+
+/// The activations not inside another recorded module: the embeddings, each block, the final
+/// norm and head, in execution order.
+fn outermost(all: &[Activation]) -> impl Iterator<Item = &Activation> {
+    all.iter().filter(|a| {
+        !all.iter().any(|outer| {
+            !outer.path.is_empty()
+                && a.path.len() > outer.path.len()
+                && a.path.starts_with(outer.path.as_str())
+                && a.path.as_bytes()[outer.path.len()] == b'.'
+        })
+    })
+}

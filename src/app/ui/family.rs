@@ -1,0 +1,68 @@
+//! The forward panel of a family checkpoint: the text, the progress per block, the most likely
+//! next tokens (or the sentence embedding's norm), and each block's activation statistics with a
+//! bar of its largest magnitude, scaled to the largest of all, so that a spike stands out.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget};
+
+use super::{has_focus, pane};
+use crate::app::family::FamilyCheckpoint;
+use crate::app::family_view::{FamilyLine, bar, columns, head, row, scale};
+use crate::app::format::gauge;
+use crate::app::layout::inner;
+use crate::app::state::{App, Focus};
+use crate::app::theme::Role;
+
+pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: &mut Buffer) {
+    let t = app.screen.theme;
+    pane(app, " forward pass ", has_focus(app, Focus::Tensor)).render(area, buf);
+    let body = inner(area);
+    let width = usize::from(body.width);
+    let dim = t.style(Role::Dim);
+    let mut lines: Vec<Line> = head(&app.forward, checkpoint, width)
+        .into_iter()
+        .map(|line| match line {
+            FamilyLine::Text(text) => Line::from(vec![Span::styled("text ", dim), Span::raw(text)]),
+            FamilyLine::About(text) => Line::styled(text, dim),
+            FamilyLine::Running(done, all) => {
+                let fraction = if all == 0 {
+                    0.0
+                } else {
+                    done as f64 / all as f64
+                };
+                Line::from(vec![
+                    Span::styled("running ", dim),
+                    Span::styled(gauge(fraction, 12), t.style(Role::Bar)),
+                    Span::styled(format!(" block {done}/{all}"), dim),
+                ])
+            }
+            FamilyLine::Error(text) => Line::styled(text, t.style(Role::Bad)),
+            FamilyLine::Next(text) => Line::raw(text),
+            FamilyLine::Norm(norm) => Line::from(vec![
+                Span::styled("embedding norm ", dim),
+                Span::raw(format!("{norm:.4}")),
+            ]),
+            FamilyLine::Heading(text) => Line::styled(text, t.style(Role::Heading)),
+        })
+        .collect();
+    if let Some(Ok(result)) = &app.forward.result {
+        let (path, cells) = columns(result, width);
+        let top = scale(result);
+        let room = usize::from(body.height).saturating_sub(lines.len());
+        for layer in result
+            .layers
+            .iter()
+            .skip(app.forward.scroll.offset)
+            .take(room)
+        {
+            let fraction = if top > 0.0 { layer.absmax / top } else { 0.0 };
+            lines.push(Line::from(vec![
+                Span::raw(row(layer, path)),
+                Span::styled(bar(fraction, cells), t.style(Role::Bar)),
+            ]));
+        }
+    }
+    Paragraph::new(lines).render(body, buf);
+}
