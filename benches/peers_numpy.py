@@ -9,6 +9,7 @@ and the thread count given explicitly:
 threadpoolctl's report at the end names the kernel that ran ("architecture").
 """
 
+import sys
 import time
 
 import numpy as np
@@ -36,8 +37,12 @@ def median_seconds(fn, budget=2.0):
 
 
 def main():
+    # An optional argument keeps only the shapes whose name contains it ("1x4096x4096").
+    only = sys.argv[1] if len(sys.argv) > 1 else ""
     rng = np.random.default_rng(0)
     for m, k, n, nt in SHAPES:
+        if only not in f"{m}x{k}x{n}{' NT' if nt else ''}":
+            continue
         a = rng.standard_normal((m, k), dtype=np.float32)
         w = rng.standard_normal((n, k) if nt else (k, n), dtype=np.float32)
         b = w.T if nt else w

@@ -150,6 +150,27 @@ fn every_family_matches_transformers_layer_by_layer() {
 }
 
 #[test]
+fn a_rerun_into_an_earlier_pass_gives_the_same_values_as_a_fresh_run() {
+    for name in FAMILIES {
+        let want = expected(name);
+        let (model, family, config) = load(name);
+        let sequences = tokens(name, &want);
+        let batch = Batch::new(&sequences, 0).unwrap();
+        let plan = Plan::new(family, &model, &config).unwrap();
+        let fresh = plan.run(&batch).unwrap();
+        // An earlier pass of another shape: its buffers are reused, its values must not leak.
+        let other = plan.run(&Batch::new(&[vec![3, 4]], 0).unwrap()).unwrap();
+        let again = plan.rerun(&batch, other).unwrap();
+        assert_eq!(again.output, fresh.output, "{name}: output");
+        assert_eq!(again.activations.len(), fresh.activations.len(), "{name}");
+        for (a, b) in again.activations.iter().zip(&fresh.activations) {
+            assert_eq!((&a.path, &a.repr), (&b.path, &b.repr), "{name}");
+            assert_eq!(a.output, b.output, "{name}: {}", a.path);
+        }
+    }
+}
+
+#[test]
 fn sentence_transformers_folder_pools_and_normalizes() {
     let want = expected("bert");
     let (model, family, config) = load("bert");

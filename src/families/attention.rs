@@ -19,10 +19,15 @@ pub struct Mask<'a> {
 }
 
 impl Mask<'_> {
-    fn allows(&self, seq: usize, query: usize, key: usize) -> bool {
-        key < self.lens[seq]
-            && (!self.causal || key <= query)
-            && self.window.is_none_or(|w| query < key + w)
+    /// The keys `query` of sequence `seq` sees: always one range, `lo..hi` (empty when none).
+    fn keys(&self, seq: usize, query: usize) -> (usize, usize) {
+        let hi = if self.causal {
+            self.lens[seq].min(query + 1)
+        } else {
+            self.lens[seq]
+        };
+        let lo = self.window.map_or(0, |w| (query + 1).saturating_sub(w));
+        (lo, hi)
     }
 }
 
@@ -92,12 +97,16 @@ pub fn attend(
                 .expect("scores is len × len");
             kernel::gemm(scale, qh, kh.t(), 0.0, a);
             for (i, row) in scores.chunks_exact_mut(len).enumerate() {
-                for (j, x) in row.iter_mut().enumerate() {
-                    if !mask.allows(b, i, j) {
-                        *x = f32::NEG_INFINITY;
-                    }
+                let (lo, hi) = mask.keys(b, i);
+                if lo >= hi {
+                    // Masked whole (a padding query outside Mistral's window): uniform, as
+                    // transformers' additive `finfo.min` mask makes it, rather than NaN.
+                    row.fill(1.0 / len as f32);
+                    continue;
                 }
-                softmax(row);
+                row[..lo].fill(0.0);
+                row[hi..].fill(0.0);
+                softmax(&mut row[lo..hi]);
             }
             let a = ArrayView2::from_shape((len, len), &scores[..]).expect("scores is len × len");
             kernel::gemm(1.0, a, vh, 0.0, out.slice_mut(s![r.clone(), cols]));

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, IxDyn, s};
 
 use super::attention::{self, Heads, Mask, view, view_mut};
 use super::config::Config;
@@ -29,9 +29,8 @@ pub struct Plan {
 
 #[derive(Debug, Clone)]
 struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
+    /// Query, key and value in one product: `[q | k | v]` side by side.
+    qkv: Linear,
     attention_out: Linear,
     attention_norm: Norm,
     intermediate: Linear,
@@ -124,9 +123,15 @@ impl Plan {
         for i in 0..s.layers {
             let l = format!("{p}encoder.layer.{i}");
             layers.push(Layer {
-                query: w.linear(&format!("{l}.attention.self.query"), h, h, true)?,
-                key: w.linear(&format!("{l}.attention.self.key"), h, h, true)?,
-                value: w.linear(&format!("{l}.attention.self.value"), h, h, true)?,
+                qkv: w.linear_stack(
+                    &[
+                        &format!("{l}.attention.self.query"),
+                        &format!("{l}.attention.self.key"),
+                        &format!("{l}.attention.self.value"),
+                    ],
+                    h,
+                    &[h, h, h],
+                )?,
                 attention_out: w.linear(&format!("{l}.attention.output.dense"), h, h, true)?,
                 attention_norm: Norm::read(
                     &mut w,
@@ -183,27 +188,18 @@ impl Plan {
             causal: false,
             window: None,
         };
-        let [
-            mut q,
-            mut k,
-            mut v,
-            mut ctx,
-            mut a,
-            mut mid,
-            mut out,
-            mut scores,
-        ]: [Vec<f32>; 8] = Default::default();
+        let [mut qkv, mut ctx, mut a, mut mid, mut out, mut scores]: [Vec<f32>; 6] =
+            Default::default();
         let h_width = self.norm.weight.len();
         for (i, layer) in self.layers.iter().enumerate() {
             let l = format!("{p}encoder.layer.{i}");
-            layer.query.forward(&h, &mut q);
-            layer.key.forward(&h, &mut k);
-            layer.value.forward(&h, &mut v);
-            ctx.resize(q.len(), 0.0);
+            layer.qkv.forward(&h, &mut qkv);
+            ctx.resize(h.len(), 0.0);
+            let all = view(&qkv, 3 * h_width);
             attention::attend(
-                view(&q, h_width),
-                view(&k, h_width),
-                view(&v, h_width),
+                all.slice(s![.., ..h_width]),
+                all.slice(s![.., h_width..2 * h_width]),
+                all.slice(s![.., 2 * h_width..]),
                 view_mut(&mut ctx, h_width),
                 len,
                 self.heads,

@@ -189,7 +189,22 @@ impl Plan {
         batch: &Batch,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Pass, FamilyError> {
-        let mut recorder = Recorder::new(batch.size(), batch.len, progress);
+        self.record(batch, Recorder::new(batch.size(), batch.len, progress))
+    }
+
+    /// [`run`](Self::run), writing into the buffers of `last`, an earlier pass's result: what a
+    /// loop of passes (`forward --repeat`, the app re-running a model) does, so that it touches
+    /// no fresh memory once the batch's shape is set.
+    pub fn rerun(&self, batch: &Batch, last: Pass) -> Result<Pass, FamilyError> {
+        let mut progress = |_, _| {};
+        let spare = last.activations;
+        self.record(
+            batch,
+            Recorder::reusing(batch.size(), batch.len, &mut progress, spare),
+        )
+    }
+
+    fn record(&self, batch: &Batch, mut recorder: Recorder) -> Result<Pass, FamilyError> {
         let output = match self {
             Self::Bert(p) => p.run(batch, &mut recorder)?,
             Self::Gpt2(p) => p.run(batch, &mut recorder)?,

@@ -83,6 +83,27 @@ impl<'m> Weights<'m> {
         self.dense(path, in_features, out_features, true, true)
     }
 
+    /// Linear layers at `paths` that read the same input, as one: their weights stacked
+    /// [Σ out, in] and packed once, their biases concatenated, so one product computes all their
+    /// outputs side by side (BERT's query, key and value).
+    pub fn linear_stack(
+        &mut self,
+        paths: &[&str],
+        in_features: usize,
+        out_features: &[usize],
+    ) -> Result<Linear, FamilyError> {
+        let (mut weight, mut bias) = (Vec::new(), Vec::new());
+        for (path, &n) in paths.iter().zip(out_features) {
+            weight.extend(self.get(&format!("{path}.weight"), &[n, in_features])?);
+            bias.extend(self.get(&format!("{path}.bias"), &[n])?);
+        }
+        let w = ArrayView2::from_shape((bias.len(), in_features), &weight).expect("rows checked");
+        Ok(Linear {
+            weight: Arc::new(PackedWeight::new(w)),
+            bias: Some(bias),
+        })
+    }
+
     fn dense(
         &mut self,
         path: &str,

@@ -5,7 +5,7 @@ pub mod dtype;
 pub mod ggml;
 pub mod histogram;
 pub mod parallel;
-mod simd;
+pub(crate) mod simd;
 pub mod stats;
 
 use std::sync::Arc;

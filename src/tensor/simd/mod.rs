@@ -1,5 +1,6 @@
-//! The SIMD kernels of the statistics and histogram passes, compiled for AVX-512 and AVX2 as well
-//! as the baseline and chosen at run time from the CPU's features, detected once.
+//! The SIMD kernels of the statistics and histogram passes and of a forward pass's element-wise
+//! maths, compiled for AVX-512 and AVX2 as well as the baseline and chosen at run time from the
+//! CPU's features, detected once.
 //!
 //! Each kernel is one body written in lanes (selects instead of branches) and always inlined into
 //! wrappers carrying `#[target_feature]`, so the compiler vectorizes the same code for each
@@ -11,6 +12,7 @@
 )]
 
 pub mod bins;
+pub mod math;
 pub mod moments;
 
 use std::sync::OnceLock;
