@@ -124,10 +124,20 @@ pub fn row(layer: &LayerStats, path: usize) -> String {
     format!(
         "{:<path$} {:>NUMBER$} {:>NUMBER$} {:>NUMBER$} ",
         middle_ellipsis(&escape(&layer.path), path),
-        short(layer.mean),
+        short(centred(layer.mean, layer.absmax)),
         short(layer.std),
         short(layer.absmax),
     )
+}
+
+/// A mean below f32's rounding of the layer's largest value (a LayerNorm's output is centred) is
+/// 0: its digits, and even its sign, are noise that changes with the order of a sum.
+fn centred(mean: f64, absmax: f64) -> f64 {
+    if mean.abs() <= absmax * f64::from(f32::EPSILON) {
+        0.0
+    } else {
+        mean
+    }
 }
 
 /// A bar of `width` cells filled to `fraction`, in eighths of a cell (plain characters, so it
