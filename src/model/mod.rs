@@ -85,13 +85,12 @@ impl Model {
     }
 
     fn count_tensors(&self, module: &Module, buffers: bool) -> usize {
-        let mut seen = HashSet::new();
+        // Ids index the store, so a flag per tensor marks the ones counted: no hashing, no paths.
+        let mut seen = vec![false; self.store.len()];
         let mut total = 0;
-        module.walk("", &mut |_, m| {
-            for (local, id) in &m.params {
-                if m.is_buffer(local) == buffers && seen.insert(*id) {
-                    total += self.store.get(*id).numel();
-                }
+        module.for_each_param(&mut |_, m, local, id| {
+            if m.is_buffer(local) == buffers && !std::mem::replace(&mut seen[id.0], true) {
+                total += self.store.get(id).numel();
             }
         });
         total
@@ -106,11 +105,13 @@ impl Model {
     /// Every state_dict key that refers to `id`, in state_dict order.
     #[must_use]
     pub fn paths_of(&self, id: ParamId) -> Vec<String> {
-        self.state_dict()
-            .into_iter()
-            .filter(|(_, other)| *other == id)
-            .map(|(name, _)| name)
-            .collect()
+        let mut paths = Vec::new();
+        self.root.for_each_param(&mut |segments, _, local, other| {
+            if other == id {
+                paths.push(tree::join_all(segments, local));
+            }
+        });
+        paths
     }
 
     /// Resolves a parameter name: a state_dict key (`0.block1.0.bias`) or the chapter's indexing
