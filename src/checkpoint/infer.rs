@@ -59,7 +59,7 @@ pub fn from_checkpoint(
             aliases.push((TIED_HEAD.to_owned(), ids[embedding]));
         }
     }
-    let mut tree = Builder::default();
+    let mut tree = Builder::with_capacity(names.len() + aliases.len());
     for (name, id) in names.iter().chain(&aliases) {
         tree.insert(name, *id);
     }
@@ -101,18 +101,23 @@ struct Node {
 struct Builder<'a> {
     nodes: Vec<Node>,
     children: HashMap<(usize, &'a str), usize>,
-}
-
-impl Default for Builder<'_> {
-    fn default() -> Self {
-        Builder {
-            nodes: vec![Node::default()],
-            children: HashMap::new(),
-        }
-    }
+    /// The last name's modules, `(segment, node)` from the root down: names come grouped by
+    /// module, so most segments are found here without hashing.
+    last: Vec<(&'a str, usize)>,
 }
 
 impl<'a> Builder<'a> {
+    /// An empty tree, sized for about one module per name (the common `layers.{i}.weight`).
+    fn with_capacity(names: usize) -> Self {
+        let mut nodes = Vec::with_capacity(names + 1);
+        nodes.push(Node::default());
+        Builder {
+            nodes,
+            children: HashMap::with_capacity(names),
+            last: Vec::new(),
+        }
+    }
+
     /// Puts `name` into the tree: every segment but the last is a module. A name with an empty
     /// segment (`a..b`), or nested deeper than [`MAX_DEPTH`], stays whole at the root, so that its
     /// key survives unchanged.
@@ -130,7 +135,15 @@ impl<'a> Builder<'a> {
             return;
         }
         let mut at = 0;
-        for segment in modules.into_iter().flat_map(|m| m.split('.')) {
+        for (depth, segment) in modules.into_iter().flat_map(|m| m.split('.')).enumerate() {
+            if let Some(&(seen, node)) = self.last.get(depth)
+                && seen == segment
+            {
+                at = node;
+                continue;
+            }
+            // From here down the path differs from the last name's.
+            self.last.truncate(depth);
             at = if let Some(&child) = self.children.get(&(at, segment)) {
                 child
             } else {
@@ -143,6 +156,7 @@ impl<'a> Builder<'a> {
                 self.nodes[at].children.push(child);
                 child
             };
+            self.last.push((segment, at));
         }
         self.nodes[at].params.push((local.to_owned(), id));
     }

@@ -37,7 +37,10 @@ pub(super) fn read(file: &[u8]) -> Option<Header> {
         return None;
     }
     let mut json = serde_json::Deserializer::from_str(text);
-    let Top { mut entries, metadata } = json.deserialize_map(TopVisitor).ok()?;
+    let Top {
+        mut entries,
+        metadata,
+    } = json.deserialize_map(TopVisitor).ok()?;
     json.end().ok()?;
     // JSON parsers keep one of two equal keys silently; a checkpoint must not.
     let mut names = HashSet::with_capacity(entries.len());
