@@ -94,7 +94,7 @@ fn odd_but_valid_headers_read_as_the_reference_reads_them() {
     for header in [
         // Escapes in a name and in a field name, an extra field, a null or repeated metadata.
         format!(r#"{{"a\u002eb":{{{entry}}}}}"#),
-        format!(r#"{{"a":{{"dt\u0079pe":"F32","shape":[1],"data_offsets":[0,4]}}}}"#),
+        r#"{"a":{"dt\u0079pe":"F32","shape":[1],"data_offsets":[0,4]}}"#.to_owned(),
         format!(r#"{{"a":{{{entry},"extra":[1,{{}}]}}}}"#),
         format!(r#"{{"__metadata__":null,"a":{{{entry}}}}}"#),
         format!(r#"{{"__metadata__":{{"k":"1","k":"2"}},"a":{{{entry}}}}}"#),
