@@ -85,15 +85,17 @@ impl Model {
     }
 
     fn count_tensors(&self, module: &Module, buffers: bool) -> usize {
-        // Ids index the store, so a flag per tensor marks the ones counted: no hashing, no paths.
-        let mut seen = vec![false; self.store.len()];
-        let mut total = 0;
+        // The subtree's ids, sorted and deduplicated: no paths built, no hashing, and the cost is
+        // the subtree's, whatever the model's size (the app counts every module).
+        let mut ids = Vec::new();
         module.for_each_param(&mut |_, m, local, id| {
-            if m.is_buffer(local) == buffers && !std::mem::replace(&mut seen[id.0], true) {
-                total += self.store.get(id).numel();
+            if m.is_buffer(local) == buffers {
+                ids.push(id);
             }
         });
-        total
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().map(|id| self.store.get(id).numel()).sum()
     }
 
     /// Elements of all distinct tensors of the model.
