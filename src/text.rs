@@ -67,7 +67,10 @@ pub fn escape_lines(text: &str) -> Cow<'_, str> {
 
 fn escape_keeping(text: &str, keep: Option<char>) -> Cow<'_, str> {
     let must = |c: char| is_unsafe(c) && Some(c) != keep;
-    if !text.chars().any(must) {
+    // Printable ASCII (and the kept character) is checked a byte at a time: a million names, or
+    // a whole command's output, pass without decoding a char.
+    let plain = |b: u8| (0x20..0x7f).contains(&b) || keep.is_some_and(|k| u32::from(b) == k as u32);
+    if text.bytes().all(plain) || !text.chars().any(must) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -116,6 +119,9 @@ pub fn escape_json(json: &str) -> Cow<'_, str> {
 /// text, whose every character has a width.
 #[must_use]
 pub fn width(text: &str) -> usize {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text.len();
+    }
     text.width()
 }
 

@@ -24,6 +24,35 @@ fn check(file: &[u8]) {
             );
         }
     }
+    agrees_with_reference(file);
+}
+
+/// Our reader (its own one-pass parse for plain headers) gives the reference crate's verdict and
+/// the same tensors; it refuses more only for a name given twice, which JSON parsers let pass.
+fn agrees_with_reference(file: &[u8]) {
+    let ours = read_header(file);
+    match (ours, safetensors::SafeTensors::read_metadata(file)) {
+        (Ok(header), Ok((length, reference))) => {
+            assert_eq!(header.data_start, 8 + length);
+            assert_eq!(header.tensors.len(), reference.tensors().len());
+            for entry in &header.tensors {
+                let info = reference.info(&entry.name).expect("the same names");
+                assert_eq!(entry.dtype.name(), info.dtype.to_string());
+                assert_eq!(entry.shape, info.shape);
+                assert_eq!(entry.offsets, info.data_offsets);
+            }
+            let metadata = reference.metadata().clone().unwrap_or_default();
+            assert_eq!(header.metadata.len(), metadata.len());
+            assert!(
+                metadata
+                    .iter()
+                    .all(|(k, v)| header.metadata.get(k) == Some(v))
+            );
+        }
+        (Ok(_), Err(e)) => panic!("accepted a file the reference refuses ({e})"),
+        (Err(e), Ok(_)) => assert!(e.to_string().contains("twice"), "refused a valid file: {e}"),
+        (Err(_), Err(_)) => {}
+    }
 }
 
 proptest! {
@@ -49,6 +78,39 @@ proptest! {
     fn random_bytes_never_panic(file in proptest::collection::vec(any::<u8>(), 0..300)) {
         check(&file);
     }
+}
+
+/// A file of `header` and `data` zero bytes.
+fn file_of(header: &str, data: usize) -> Vec<u8> {
+    let mut file = (header.len() as u64).to_le_bytes().to_vec();
+    file.extend_from_slice(header.as_bytes());
+    file.resize(file.len() + data, 0);
+    file
+}
+
+#[test]
+fn odd_but_valid_headers_read_as_the_reference_reads_them() {
+    let entry = r#""dtype":"F32","shape":[1],"data_offsets":[0,4]"#;
+    for header in [
+        // Escapes in a name and in a field name, an extra field, a null or repeated metadata.
+        format!(r#"{{"a\u002eb":{{{entry}}}}}"#),
+        r#"{"a":{"dt\u0079pe":"F32","shape":[1],"data_offsets":[0,4]}}"#.to_owned(),
+        format!(r#"{{"a":{{{entry},"extra":[1,{{}}]}}}}"#),
+        format!(r#"{{"__metadata__":null,"a":{{{entry}}}}}"#),
+        format!(r#"{{"__metadata__":{{"k":"1","k":"2"}},"a":{{{entry}}}}}"#),
+        format!(r#"  {{"a":{{{entry}}}}}  "#),
+        // Refused: a duplicate field, a missing one, a dtype of another format, a short file.
+        format!(r#"{{"a":{{{entry},"dtype":"F16"}}}}"#),
+        r#"{"a":{"dtype":"F32","shape":[1]}}"#.to_owned(),
+        r#"{"a":{"dtype":"Q4_K","shape":[32],"data_offsets":[0,4]}}"#.to_owned(),
+        format!(r#"{{"a":{{{entry}}},"b":{{"dtype":"U8","shape":[],"data_offsets":[4,5]}}}}"#),
+    ] {
+        for data in [4, 5] {
+            agrees_with_reference(&file_of(&header, data));
+        }
+    }
+    let names = read_header(&file_of(&format!(r#"{{"a\u002eb":{{{entry}}}}}"#), 4)).unwrap();
+    assert_eq!(names.tensors[0].name, "a.b");
 }
 
 #[test]

@@ -36,29 +36,32 @@ pub fn from_checkpoint(
 ) -> Result<Model, AliasError> {
     let Checkpoint { tensors, metadata } = checkpoint;
     let mut store = ParamStore::default();
-    let mut ids = HashMap::with_capacity(tensors.len());
-    let mut named = Vec::with_capacity(tensors.len());
+    let mut names = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
-        let id = store.insert(tensor);
-        ids.insert(name.clone(), id);
-        named.push((name, id));
+        names.push((name, store.insert(tensor)));
     }
-    let names: HashSet<&str> = ids.keys().map(String::as_str).collect();
-    let pairs = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    let mut aliases: Vec<(String, ParamId)> = aliases::resolve(pairs, &names)?
-        .into_iter()
-        .map(|(dropped, kept)| (dropped.to_owned(), ids[kept]))
-        .collect();
-    if tie_word_embeddings
-        && !ids.contains_key(TIED_HEAD)
-        && !aliases.iter().any(|(dropped, _)| dropped == TIED_HEAD)
-        && let Some(embedding) = input_embedding(ids.keys())
-    {
-        aliases.push((TIED_HEAD.to_owned(), ids[&embedding]));
+    // Aliases and the tied head need names looked up; most files have neither, and then a
+    // million names cost no map at all.
+    let mut aliases: Vec<(String, ParamId)> = Vec::new();
+    if !metadata.is_empty() || tie_word_embeddings {
+        let ids: HashMap<&str, ParamId> = names.iter().map(|(n, id)| (n.as_str(), *id)).collect();
+        let known: HashSet<&str> = ids.keys().copied().collect();
+        let pairs = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        aliases = aliases::resolve(pairs, &known)?
+            .into_iter()
+            .map(|(dropped, kept)| (dropped.to_owned(), ids[kept]))
+            .collect();
+        if tie_word_embeddings
+            && !ids.contains_key(TIED_HEAD)
+            && !aliases.iter().any(|(dropped, _)| dropped == TIED_HEAD)
+            && let Some(embedding) = input_embedding(ids.keys().copied())
+        {
+            aliases.push((TIED_HEAD.to_owned(), ids[embedding]));
+        }
     }
-    let mut tree = Builder::default();
-    for (name, id) in named.into_iter().chain(aliases) {
-        tree.insert(&name, id);
+    let mut tree = Builder::with_capacity(names.len() + aliases.len());
+    for (name, id) in names.iter().chain(&aliases) {
+        tree.insert(name, *id);
     }
     let mut root = tree.finish();
     sort_naturally(&mut root);
@@ -71,71 +74,91 @@ pub fn from_checkpoint(
 }
 
 /// The input embedding among `names`: the first of [`EMBEDDING_NAMES`] that some name ends with.
-fn input_embedding<'a>(names: impl Iterator<Item = &'a String>) -> Option<String> {
+fn input_embedding<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     names
         .filter_map(|name| {
             let rank = EMBEDDING_NAMES.iter().position(|e| {
                 name.strip_suffix(e)
                     .is_some_and(|head| head.is_empty() || head.ends_with('.'))
             })?;
-            Some((rank, name.clone()))
+            Some((rank, name))
         })
         .min()
         .map(|(_, name)| name)
 }
 
-/// A module being built: its children found by name through a map.
+/// A module being built.
 #[derive(Default)]
 struct Node {
     name: String,
     params: Vec<(String, ParamId)>,
     children: Vec<usize>,
-    by_name: HashMap<String, usize>,
 }
 
-/// The tree under construction, as an arena of nodes; node 0 is the root.
-struct Builder {
+/// The tree under construction, as an arena of nodes (node 0 is the root), with one map from
+/// `(parent, segment)` to child for the whole tree, its keys borrowed from the names: a million
+/// `layers.{i}.weight` cost one map, not a map and a copied key per module.
+struct Builder<'a> {
     nodes: Vec<Node>,
+    children: HashMap<(usize, &'a str), usize>,
+    /// The last name's modules, `(segment, node)` from the root down: names come grouped by
+    /// module, so most segments are found here without hashing.
+    last: Vec<(&'a str, usize)>,
 }
 
-impl Default for Builder {
-    fn default() -> Self {
+impl<'a> Builder<'a> {
+    /// An empty tree, sized for about one module per name (the common `layers.{i}.weight`).
+    fn with_capacity(names: usize) -> Self {
+        let mut nodes = Vec::with_capacity(names + 1);
+        nodes.push(Node::default());
         Builder {
-            nodes: vec![Node::default()],
+            nodes,
+            children: HashMap::with_capacity(names),
+            last: Vec::new(),
         }
     }
-}
 
-impl Builder {
     /// Puts `name` into the tree: every segment but the last is a module. A name with an empty
     /// segment (`a..b`), or nested deeper than [`MAX_DEPTH`], stays whole at the root, so that its
     /// key survives unchanged.
-    fn insert(&mut self, name: &str, id: ParamId) {
-        let segments: Vec<&str> = name.split('.').collect();
-        let Some((local, modules)) = segments.split_last() else {
-            return;
+    fn insert(&mut self, name: &'a str, id: ParamId) {
+        let (modules, local) = match name.rsplit_once('.') {
+            Some((modules, local)) => (Some(modules), local),
+            None => (None, name),
         };
-        if segments.iter().any(|s| s.is_empty()) || modules.len() > MAX_DEPTH {
+        let whole = local.is_empty()
+            || modules.is_some_and(|m| {
+                m.split('.').count() > MAX_DEPTH || m.split('.').any(str::is_empty)
+            });
+        if whole {
             self.nodes[0].params.push((name.to_owned(), id));
             return;
         }
         let mut at = 0;
-        for segment in modules {
-            at = if let Some(&child) = self.nodes[at].by_name.get(*segment) {
+        for (depth, segment) in modules.into_iter().flat_map(|m| m.split('.')).enumerate() {
+            if let Some(&(seen, node)) = self.last.get(depth)
+                && seen == segment
+            {
+                at = node;
+                continue;
+            }
+            // From here down the path differs from the last name's.
+            self.last.truncate(depth);
+            at = if let Some(&child) = self.children.get(&(at, segment)) {
                 child
             } else {
                 let child = self.nodes.len();
                 self.nodes.push(Node {
-                    name: (*segment).to_owned(),
+                    name: segment.to_owned(),
                     ..Node::default()
                 });
-                let parent = &mut self.nodes[at];
-                parent.by_name.insert((*segment).to_owned(), child);
-                parent.children.push(child);
+                self.children.insert((at, segment), child);
+                self.nodes[at].children.push(child);
                 child
             };
+            self.last.push((segment, at));
         }
-        self.nodes[at].params.push(((*local).to_owned(), id));
+        self.nodes[at].params.push((local.to_owned(), id));
     }
 
     /// The finished tree. Children always come after their parent in the arena, so building
@@ -226,7 +249,7 @@ fn infer_kinds(module: &mut Module, store: &ParamStore) {
             .children
             .iter()
             .enumerate()
-            .all(|(i, c)| c.name == i.to_string());
+            .all(|(i, c)| names_number(&c.name, i));
     if numbered {
         let chain = module.children.iter().all(|c| c.layer().is_some());
         module.kind = if chain {
@@ -241,9 +264,18 @@ fn infer_kinds(module: &mut Module, store: &ParamStore) {
     }
 }
 
+/// Whether `name` is `i` written as Rust writes it (no sign, no leading zero), without writing it.
+fn names_number(name: &str, i: usize) -> bool {
+    let canonical = name == "0" || !name.starts_with('0');
+    canonical && name.bytes().all(|b| b.is_ascii_digit()) && name.parse() == Ok(i)
+}
+
 fn linear_from_params(module: &Module, store: &ParamStore) -> Option<Layer> {
-    let name = module.name.to_ascii_lowercase();
-    if name.contains("embed") || name == "wte" || name == "wpe" {
+    let name = module.name.as_bytes();
+    let says_embedding = name.windows(5).any(|w| w.eq_ignore_ascii_case(b"embed"))
+        || name.eq_ignore_ascii_case(b"wte")
+        || name.eq_ignore_ascii_case(b"wpe");
+    if says_embedding {
         return None;
     }
     let weight = store.get(module.param("weight")?);

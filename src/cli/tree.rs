@@ -38,22 +38,25 @@ struct Entries {
 
 fn entries(model: &Model) -> Entries {
     let state_dict = model.state_dict();
-    let mut paths: HashMap<ParamId, Vec<&str>> = HashMap::new();
-    for (name, id) in &state_dict {
-        paths.entry(*id).or_default().push(name);
+    // Paths per tensor, counted in a slot per store index: only a shared tensor gets a group.
+    let mut uses = vec![0usize; model.store.len()];
+    for (_, id) in &state_dict {
+        uses[id.0] += 1;
     }
     let mut group_of: HashMap<ParamId, usize> = HashMap::new();
-    let mut groups = Vec::new();
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for (name, id) in state_dict.iter().filter(|(_, id)| uses[id.0] > 1) {
+        let group = *group_of.entry(*id).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[group].push(name.clone());
+    }
     let rows = state_dict
-        .iter()
+        .into_iter()
         .map(|(name, id)| {
-            let group = (paths[id].len() > 1).then(|| {
-                *group_of.entry(*id).or_insert_with(|| {
-                    groups.push(paths[id].iter().map(|p| (*p).to_owned()).collect());
-                    groups.len() - 1
-                })
-            });
-            (name.clone(), *id, group)
+            let group = group_of.get(&id).copied();
+            (name, id, group)
         })
         .collect();
     Entries { rows, groups }
@@ -66,33 +69,29 @@ fn to_text(model: &Model) -> String {
         let _ = writeln!(out, "{}", escape(line));
     }
     let Entries { rows, groups } = entries(model);
-    let rows: Vec<(String, String)> = rows
-        .into_iter()
-        .map(|(name, id, group)| {
-            let tensor = model.store.get(id);
-            let mut kind = format!("{:?} {}", tensor.shape(), tensor.dtype().label());
-            // The first path names the others; each other names the first: linear in the group.
-            if let Some(group) = group.map(|g| &groups[g]) {
-                let others = if group[0] == name {
-                    escape(&group[1..].join(", ")).into_owned()
-                } else {
-                    escape(&group[0]).into_owned()
-                };
-                let _ = write!(kind, "  shared with {others}");
-            }
-            (escape(&name).into_owned(), kind)
-        })
-        .collect();
+    // Widths first, then each line written straight into the text: a million rows are never
+    // held twice.
     let width = rows
         .iter()
-        .map(|(name, _)| text::width(name))
+        .map(|(name, _, _)| text::width(&escape(name)))
         .max()
         .unwrap_or(0);
     out.push_str("\nparameters (state_dict order):\n");
-    for (name, kind) in rows {
+    for (name, id, group) in &rows {
+        let tensor = model.store.get(*id);
         out.push_str("  ");
-        text::pad(&mut out, &name, width);
-        let _ = writeln!(out, "  {kind}");
+        text::pad(&mut out, &escape(name), width);
+        let _ = write!(out, "  {:?} {}", tensor.shape(), tensor.dtype().label());
+        // The first path names the others; each other names the first: linear in the group.
+        if let Some(group) = group.map(|g| &groups[g]) {
+            let others = if group[0] == *name {
+                escape(&group[1..].join(", ")).into_owned()
+            } else {
+                escape(&group[0]).into_owned()
+            };
+            let _ = write!(out, "  shared with {others}");
+        }
+        out.push('\n');
     }
     let _ = writeln!(out, "total: {} parameters", model.total_params());
     if !model.metadata.is_empty() {

@@ -85,16 +85,17 @@ impl Model {
     }
 
     fn count_tensors(&self, module: &Module, buffers: bool) -> usize {
-        let mut seen = HashSet::new();
-        let mut total = 0;
-        module.walk("", &mut |_, m| {
-            for (local, id) in &m.params {
-                if m.is_buffer(local) == buffers && seen.insert(*id) {
-                    total += self.store.get(*id).numel();
-                }
+        // The subtree's ids, sorted and deduplicated: no paths built, no hashing, and the cost is
+        // the subtree's, whatever the model's size (the app counts every module).
+        let mut ids = Vec::new();
+        module.for_each_param(&mut |_, m, local, id| {
+            if m.is_buffer(local) == buffers {
+                ids.push(id);
             }
         });
-        total
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter().map(|id| self.store.get(id).numel()).sum()
     }
 
     /// Elements of all distinct tensors of the model.
@@ -106,11 +107,13 @@ impl Model {
     /// Every state_dict key that refers to `id`, in state_dict order.
     #[must_use]
     pub fn paths_of(&self, id: ParamId) -> Vec<String> {
-        self.state_dict()
-            .into_iter()
-            .filter(|(_, other)| *other == id)
-            .map(|(name, _)| name)
-            .collect()
+        let mut paths = Vec::new();
+        self.root.for_each_param(&mut |segments, _, local, other| {
+            if other == id {
+                paths.push(tree::join_all(segments, local));
+            }
+        });
+        paths
     }
 
     /// Resolves a parameter name: a state_dict key (`0.block1.0.bias`) or the chapter's indexing

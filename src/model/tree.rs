@@ -202,12 +202,35 @@ impl Module {
     #[must_use]
     pub fn state_dict(&self) -> Vec<(String, ParamId)> {
         let mut out = Vec::new();
-        self.walk("", &mut |path, module| {
-            for (local, id) in &module.params {
-                out.push((join(path, local), *id));
-            }
+        self.for_each_param(&mut |segments, _, local, id| {
+            out.push((join_all(segments, local), id));
         });
         out
+    }
+
+    /// Visits every own tensor of this module and its descendants in `state_dict` order, as
+    /// `(module path segments, module, local name, id)`: no path text is built, so a pass that
+    /// needs few names (one tensor's paths, a count) costs no allocation per tensor. The walk keeps
+    /// its own stack, as [`walk`](Self::walk) does.
+    pub fn for_each_param<'a>(
+        &'a self,
+        visit: &mut impl FnMut(&[&'a str], &'a Module, &'a str, ParamId),
+    ) {
+        let mut segments: Vec<&str> = Vec::new();
+        let mut stack = vec![(0, self)];
+        while let Some((depth, module)) = stack.pop() {
+            // `depth` counts the segments of the module's path; the root has none.
+            segments.truncate(depth.max(1) - 1);
+            if depth > 0 {
+                segments.push(&module.name);
+            }
+            for (local, id) in &module.params {
+                visit(&segments, module, local, *id);
+            }
+            for child in module.children.iter().rev() {
+                stack.push((depth + 1, child));
+            }
+        }
     }
 
     /// The descendant at `path`: dotted names (`0.block1`) or positions (`[0][1]`); empty is self.
@@ -246,6 +269,19 @@ pub fn join(path: &str, name: &str) -> String {
     } else {
         format!("{path}.{name}")
     }
+}
+
+/// The dotted key of `local` under the module at `segments`: [`join`] applied segment by segment.
+#[must_use]
+pub fn join_all(segments: &[&str], local: &str) -> String {
+    let mut out = String::new();
+    for segment in segments.iter().chain([&local]) {
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(segment);
+    }
+    out
 }
 
 #[cfg(test)]

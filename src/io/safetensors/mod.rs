@@ -1,6 +1,8 @@
 //! safetensors files: opened read-only through a map with only the header parsed, checked as the
 //! reference crate checks them (and for duplicate names), and saved by temp file and rename.
 
+mod fast;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
@@ -126,6 +128,10 @@ pub enum HeaderError {
 /// Validates the header of a whole safetensors file as the reference crate does, and for duplicate
 /// names, reading nothing past the header. The error says what the file is or what is wrong.
 pub fn read_header(file: &[u8]) -> Result<Header, HeaderError> {
+    if let Some(header) = fast::read(file) {
+        return Ok(header);
+    }
+    // Not a plain valid header: the reference crate judges it, and the error says why.
     let explain = |problem: diagnose::Problem| {
         let head = &file[..file.len().min(512)];
         sniff::identify(head).map_or(HeaderError::Invalid(problem), HeaderError::Foreign)
