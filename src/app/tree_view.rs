@@ -24,7 +24,10 @@ impl TreeView {
     /// A small tree fully open, a big one at its first level, the first parameter selected.
     #[must_use]
     pub fn new(outline: &Outline, page: usize) -> TreeView {
-        let all = outline.nodes.len() <= OPEN_ALL_NODES;
+        // Counted over the model's own nodes: a vocabulary in the metadata does not close its
+        // layers.
+        let model_nodes = outline.nodes.first().map_or(0, |root| root.end);
+        let all = model_nodes <= OPEN_ALL_NODES;
         let opened = outline
             .nodes
             .iter()
@@ -261,6 +264,29 @@ mod tests {
 
     fn path<'a>(outline: &'a Outline, view: &TreeView) -> &'a str {
         &outline.nodes[view.selected()].path
+    }
+
+    #[test]
+    fn a_long_metadata_array_neither_opens_nor_closes_the_model() {
+        use crate::app::extras::Extras;
+        use crate::io::gguf::Value;
+        use crate::io::gguf::value::{Array, ValueType};
+        let tokens = Array {
+            item: ValueType::String,
+            len: 1000,
+            head: (0..1000).map(|i| Value::String(format!("t{i}"))).collect(),
+        };
+        let extras = Extras {
+            gguf: vec![("tokenizer.ggml.tokens".into(), Value::Array(tokens))],
+            values: Vec::new(),
+        };
+        let outline = Outline::new(&demos::build("rgnet", 0).unwrap(), &extras);
+        let view = TreeView::new(&outline, 5);
+        let model_end = outline.nodes[0].end;
+        assert!((0..model_end).all(|i| view.is_open(i) || !outline.nodes[i].has_children(i)));
+        assert!(view.is_open(model_end), "the metadata heading is open");
+        assert!(!view.is_open(model_end + 1), "the array is closed");
+        assert_eq!(view.visible().len(), model_end + 2);
     }
 
     #[test]
