@@ -8,16 +8,13 @@ mod app_support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use app_support::{Harness, render, send, text, type_text};
+use app_support::{Harness, open_file_with, render, send, text, type_text};
 use paramscope::app::action::Action::*;
 use paramscope::app::family::{Runs, SAMPLE_TEXT};
 use paramscope::app::field::Edit;
-use paramscope::app::job::{ForwardResult, Job, OpenSpec, Reply};
-use paramscope::app::open::open;
+use paramscope::app::job::{ForwardResult, Job, Reply};
 use paramscope::app::state::Mode;
-use paramscope::app::theme::{ColorLevel, Theme};
-use paramscope::app::update::Options;
-use paramscope::app::worker::Worker;
+use paramscope::app::theme::ColorLevel;
 use paramscope::io::safetensors;
 
 fn folder(name: &str) -> PathBuf {
@@ -26,38 +23,10 @@ fn folder(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The app on a folder, opened as `paramscope app FOLDER` opens it, at 80x24 without colour.
+/// The app on a folder, opened as `paramscope app FOLDER` opens it, at 80x24 without colour, with
+/// the start's work done.
 fn opened(path: &Path, select: Option<&str>) -> Harness {
-    let spec = OpenSpec {
-        model: path.display().to_string(),
-        arch: None,
-        seed: 0,
-    };
-    let opened = open(&spec).expect("the fixture opens");
-    let (app, fx) = paramscope::app::state::App::new(
-        opened.model,
-        Options {
-            source: spec.model,
-            select: select.map(str::to_owned),
-            input: None,
-            seed: 0,
-            theme: Theme {
-                level: ColorLevel::None,
-            },
-            size: (80, 24),
-            notices: opened.notices,
-            extras: opened.extras,
-            runs: opened.runs,
-        },
-    )
-    .expect("the app opens");
-    let mut h = Harness {
-        app,
-        worker: Worker::default(),
-        queued: Vec::new(),
-        quit: false,
-    };
-    h.take(fx);
+    let mut h = open_file_with(path, select, ColorLevel::None);
     h.work();
     h
 }

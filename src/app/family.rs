@@ -111,18 +111,14 @@ impl Kept {
             };
             self.text = Some((load, tokenizer, pooling));
         }
-        let kept = self
-            .plan
-            .as_ref()
-            .is_some_and(|(l, plan)| *l == load && plan.is_current(model));
-        if !kept {
-            self.plan = None;
-            let plan = Plan::new(checkpoint.family, model, &checkpoint.config)?;
-            *built += 1;
-            self.plan = Some((load, plan));
-        }
+        let plan = super::worker::keep_or_make(
+            &mut self.plan,
+            load,
+            |plan| plan.is_current(model),
+            || Plan::new(checkpoint.family, model, &checkpoint.config).map_err(AppError::from),
+            built,
+        )?;
         let (_, tokenizer, pooling) = self.text.as_ref().expect("just made");
-        let (_, plan) = self.plan.as_ref().expect("just made");
         let ids = tokenizer.encode(text)?;
         let batch = Batch::new(&[ids], 0)?;
         let pass = plan.run_with_progress(&batch, progress)?;

@@ -169,18 +169,35 @@ impl Worker {
 
     /// The kept plan when it was made for this load and no weight changed since, else a new one.
     fn plan(&mut self, model: &Model, load: u64) -> Result<&ForwardPlan, AppError> {
-        let kept = self
-            .plan
-            .as_ref()
-            .is_some_and(|(l, plan)| *l == load && plan.is_current(model));
-        if !kept {
-            self.plan = None;
-            let plan = ForwardPlan::new(model)?;
-            self.plans_built += 1;
-            self.plan = Some((load, plan));
-        }
-        Ok(&self.plan.as_ref().expect("just made").1)
+        keep_or_make(
+            &mut self.plan,
+            load,
+            |plan| plan.is_current(model),
+            || ForwardPlan::new(model).map_err(AppError::from),
+            &mut self.plans_built,
+        )
     }
+}
+
+/// The plan in `slot` when it was made for load `load` and `current` finds its weights unchanged,
+/// else the one `make` builds (counted in `built`).
+pub(super) fn keep_or_make<'s, P>(
+    slot: &'s mut Option<(u64, P)>,
+    load: u64,
+    current: impl Fn(&P) -> bool,
+    make: impl FnOnce() -> Result<P, AppError>,
+    built: &mut usize,
+) -> Result<&'s P, AppError> {
+    if !slot
+        .as_ref()
+        .is_some_and(|(l, plan)| *l == load && current(plan))
+    {
+        // The old plan goes first, so two models' packed weights are never held at once.
+        *slot = None;
+        *slot = Some((load, make()?));
+        *built += 1;
+    }
+    Ok(&slot.as_ref().expect("just made").1)
 }
 
 /// Runs the model on `input`, reporting layers done; the error is one line.

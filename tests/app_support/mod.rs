@@ -70,8 +70,13 @@ pub fn with_theme(model: Model, source: &str, select: Option<&str>, level: Color
 }
 
 /// The app on a file, opened as the app opens its `MODEL` argument (with its notices, metadata
-/// and plain values).
+/// and plain values), in truecolor.
 pub fn open_file(path: &std::path::Path) -> Harness {
+    open_file_with(path, None, ColorLevel::TrueColor)
+}
+
+/// [`open_file`] selecting `select` if given, in `level` colours; the start's jobs left queued.
+pub fn open_file_with(path: &std::path::Path, select: Option<&str>, level: ColorLevel) -> Harness {
     let source = path.display().to_string();
     let spec = OpenSpec {
         model: source.clone(),
@@ -79,7 +84,7 @@ pub fn open_file(path: &std::path::Path) -> Harness {
         seed: 0,
     };
     let opened = paramscope::app::open::open(&spec).expect("the file opens");
-    start(opened, &source, None, ColorLevel::TrueColor)
+    start(opened, &source, select, level)
 }
 
 fn start(opened: Opened, source: &str, select: Option<&str>, level: ColorLevel) -> Harness {

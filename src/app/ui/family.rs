@@ -10,7 +10,6 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::{has_focus, pane};
 use crate::app::family::FamilyCheckpoint;
 use crate::app::family_view::{FamilyLine, bar, columns, head, row, scale};
-use crate::app::format::gauge;
 use crate::app::layout::inner;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;
@@ -27,16 +26,7 @@ pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: 
             FamilyLine::Text(text) => Line::from(vec![Span::styled("text ", dim), Span::raw(text)]),
             FamilyLine::About(text) => Line::styled(text, dim),
             FamilyLine::Running(done, all) => {
-                let fraction = if all == 0 {
-                    0.0
-                } else {
-                    done as f64 / all as f64
-                };
-                Line::from(vec![
-                    Span::styled("running ", dim),
-                    Span::styled(gauge(fraction, 12), t.style(Role::Bar)),
-                    Span::styled(format!(" block {done}/{all}"), dim),
-                ])
+                super::forward::running(app, done, all, format!(" block {done}/{all}"))
             }
             FamilyLine::Error(text) => Line::styled(text, t.style(Role::Bad)),
             FamilyLine::Next(text) => Line::raw(text),

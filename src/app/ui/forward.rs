@@ -33,16 +33,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 Line::from(vec![Span::styled("input ", dim), Span::raw(text)])
             }
             ForwardLine::Running(done, all) => {
-                let fraction = if all == 0 {
-                    0.0
-                } else {
-                    done as f64 / all as f64
-                };
-                Line::from(vec![
-                    Span::styled("running ", dim),
-                    Span::styled(gauge(fraction, 12), t.style(Role::Bar)),
-                    Span::styled(format!(" {done}/{all} layers"), dim),
-                ])
+                running(app, done, all, format!(" {done}/{all} layers"))
             }
             ForwardLine::Error(text) => Line::styled(text, t.style(Role::Bad)),
             ForwardLine::Output(shape) => Line::from(vec![
@@ -105,4 +96,19 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         ]));
     }
     Paragraph::new(lines).render(body, buf);
+}
+
+/// `running ████▌ LABEL`: a run on the worker, `done` of `all` steps.
+pub(super) fn running(app: &App, done: usize, all: usize, label: String) -> Line<'static> {
+    let t = app.screen.theme;
+    let fraction = if all == 0 {
+        0.0
+    } else {
+        done as f64 / all as f64
+    };
+    Line::from(vec![
+        Span::styled("running ", t.style(Role::Dim)),
+        Span::styled(gauge(fraction, 12), t.style(Role::Bar)),
+        Span::styled(label, t.style(Role::Dim)),
+    ])
 }
