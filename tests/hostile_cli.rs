@@ -332,44 +332,61 @@ fn a_file_truncated_while_mapped_is_one_error_line() {
     if std::env::var_os("PARAMSCOPE_TRUNCATE_CHILD").is_some() {
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "truncated_child",
-            "--nocapture",
-            "--include-ignored",
-        ])
-        .env("PARAMSCOPE_TRUNCATE_CHILD", "1")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("big.safetensors changed on disk while being read"),
-        "{stderr}"
-    );
+    // Every format maps through one opener; a safetensors and an .npy file stand for them all.
+    for format in ["safetensors", "npy"] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "truncated_child",
+                "--nocapture",
+                "--include-ignored",
+            ])
+            .env("PARAMSCOPE_TRUNCATE_CHILD", format)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {stderr}");
+        assert!(
+            stderr.contains(&format!("big.{format} changed on disk while being read")),
+            "{stderr}"
+        );
+    }
 }
 
 /// Run only by [`a_file_truncated_while_mapped_is_one_error_line`] in a child process: opens a
-/// checkpoint, truncates it under the map, and reads; SIGBUS must end the process with exit 1.
+/// file of the format the parent names, truncates it under the map, and reads; SIGBUS must end the
+/// process with exit 1.
 #[test]
 #[ignore = "run as a child process by a_file_truncated_while_mapped_is_one_error_line"]
 fn truncated_child() {
-    if std::env::var_os("PARAMSCOPE_TRUNCATE_CHILD").is_none() {
+    let Some(format) = std::env::var_os("PARAMSCOPE_TRUNCATE_CHILD") else {
         return;
-    }
+    };
     paramscope::io::fault::install();
     let dir = tempfile::tempdir().unwrap();
-    let path: PathBuf = dir.path().join("big.safetensors");
-    checkpoint(&path, &[("w", vec![1 << 20])], &[]);
-    let file = paramscope::io::safetensors::open(&path).unwrap();
+    let path: PathBuf = dir.path().join(format!("big.{}", format.to_string_lossy()));
+    let tensor = if format == "npy" {
+        // An .npy v1 header (magic, version, length, a dict padded to 128 bytes), then 4 MiB of f32.
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1048576,), }";
+        let mut head = format!("{dict:<117}\n").into_bytes();
+        head.splice(0..0, *b"\x93NUMPY\x01\x00\x76\x00");
+        head.resize(128 + (1 << 22), 0);
+        fs::write(&path, head).unwrap();
+        paramscope::io::npy::open(&path).unwrap().remove(0).1
+    } else {
+        checkpoint(&path, &[("w", vec![1 << 20])], &[]);
+        paramscope::io::safetensors::open(&path)
+            .unwrap()
+            .tensors
+            .remove(0)
+            .1
+    };
     fs::OpenOptions::new()
         .write(true)
         .open(&path)
         .unwrap()
         .set_len(0)
         .unwrap();
-    let (_, tensor) = &file.tensors[0];
     let sum: u64 = tensor.bytes().iter().map(|&b| u64::from(b)).sum();
     panic!("read {sum} from a truncated file without a fault");
 }

@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod diagnose;
 pub mod fault;
 pub mod gguf;
+pub mod mapped;
 pub mod npy;
 pub mod npz;
 pub mod pickle;

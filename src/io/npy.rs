@@ -264,12 +264,7 @@ fn fortran_to_c(data: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
 /// Opens a `.npy` file as one named tensor (named by the file's stem), mapped when it can be.
 pub fn open(path: &Path) -> Result<Vec<(String, Tensor)>, FileError> {
     let fail = |reason: String| FileError::new(path, reason);
-    // Only a regular file: a FIFO would block and /dev/zero stream forever.
-    let file = super::small_file::open_regular(path).map_err(|e| fail(e.to_string()))?;
-    // SAFETY: as in `safetensors::open`: read-only, and paramscope never writes a file it maps.
-    #[expect(unsafe_code, reason = "arrays are read in place, as checkpoints are")]
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
-    let map = Arc::new(map);
+    let map = super::mapped::open(path)?.map;
     let (header, start) = read_header(&mut &map[..]).map_err(|e| fail(e.to_string()))?;
     let tensor = tensor(&header, &map[start..], Some((Arc::clone(&map), start)))
         .map_err(|e| fail(e.to_string()))?;

@@ -7,7 +7,6 @@ use std::io::{Cursor, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::npy;
@@ -37,14 +36,7 @@ pub fn is_npz(path: &Path) -> bool {
 /// Opens an `.npz`: one tensor per member, named without the `.npy` suffix, in archive order.
 pub fn open(path: &Path) -> Result<Vec<(String, Tensor)>, FileError> {
     let fail = |reason: String| FileError::new(path, reason);
-    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
-    // SAFETY: as in `safetensors::open`: read-only, and paramscope never writes a file it maps.
-    #[expect(
-        unsafe_code,
-        reason = "stored arrays are read in place, as checkpoints are"
-    )]
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
-    let map = Arc::new(map);
+    let map = super::mapped::open(path)?.map;
     let mut archive = ZipArchive::new(Cursor::new(&map[..]))
         .map_err(|e| fail(format!("not a readable zip archive (.npz): {e}")))?;
     let mut tensors = Vec::with_capacity(archive.len());

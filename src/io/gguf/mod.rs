@@ -5,11 +5,8 @@
 mod reader;
 pub mod value;
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
-
-use memmap2::Mmap;
 
 pub use reader::{GgufError, Header, TensorInfo, read_header};
 pub use value::{Value, ValueType};
@@ -37,14 +34,7 @@ pub fn sniff(head: &[u8]) -> bool {
 /// array); tensor bytes stay on disk.
 pub fn open(path: &Path, keep: usize) -> Result<Gguf, FileError> {
     let fail = |reason: String| FileError::new(path, reason);
-    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
-    // SAFETY: as in `safetensors::open`: read-only, and paramscope never writes a file it maps.
-    #[expect(
-        unsafe_code,
-        reason = "memory-mapping is the only way to open a 100 GB file at once"
-    )]
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
-    let map = Arc::new(map);
+    let map = crate::io::mapped::open(path)?.map;
     let header = read_header(&map, keep).map_err(|e| fail(e.to_string()))?;
     let tensors = header
         .tensors

@@ -8,9 +8,6 @@ mod views;
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
-
-use memmap2::Mmap;
 
 use super::pickle::{self, Leaf, Scalar};
 use super::safetensors::FileError;
@@ -92,14 +89,7 @@ pub fn layout(head: &[u8]) -> Option<Layout> {
 /// on disk until asked for, except views that must be gathered and big-endian data.
 pub fn open(path: &Path) -> Result<Contents, FileError> {
     let fail = |reason: String| FileError::new(path, reason);
-    let file = File::open(path).map_err(|e| fail(e.to_string()))?;
-    // SAFETY: as in `safetensors::open`: a read-only map of a file paramscope never writes.
-    #[expect(
-        unsafe_code,
-        reason = "memory-mapping is the only way to open a 100 GB file at once"
-    )]
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
-    let map = Arc::new(map);
+    let crate::io::mapped::Mapped { file, map } = crate::io::mapped::open(path)?;
     let shown = escape(&path.display().to_string()).into_owned();
     let contents = match layout(&map[..map.len().min(64)]) {
         Some(Layout::Zip) => archive::open(&map, &file, &shown),

@@ -10,7 +10,6 @@ use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
 use safetensors::SafeTensors;
 use safetensors::tensor::TensorInfo;
 
@@ -50,21 +49,10 @@ pub struct Checkpoint {
 /// Opens `path` read-only. Only the header is parsed; tensor bytes stay on disk until read.
 pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
     let fail = |reason: String| FileError::new(path, reason);
-    let file = super::small_file::open_regular(path).map_err(|e| fail(e.to_string()))?;
-    let len = file.metadata().map_err(|e| fail(e.to_string()))?.len();
-    if len == 0 {
+    let map = super::mapped::open(path)?.map;
+    if map.is_empty() {
         return Err(fail("the file is empty".into()));
     }
-    // SAFETY: the map is read-only and paramscope never writes a file it has mapped (saves go to a
-    // temp file and are renamed over). Another process truncating the file while it is open could
-    // still fault a read; that is the accepted cost of not reading whole checkpoints into memory.
-    #[expect(
-        unsafe_code,
-        reason = "memory-mapping is the only way to open a 100 GB file at once"
-    )]
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
-    super::fault::register_map(map.as_ptr(), map.len(), path);
-    let map = Arc::new(map);
     let header = read_header(&map).map_err(|e| fail(e.to_string()))?;
     let tensors = header
         .tensors
