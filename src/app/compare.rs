@@ -10,7 +10,7 @@ use super::job::{OpenSpec, Summary, SummaryKey};
 use super::outline::{NodeKind, Outline};
 use super::summary::summarize;
 use crate::compare::diff::{self, Entry, Rename, Status};
-use crate::model::{Model, ParamId};
+use crate::model::{Model, ParamId, budget};
 use crate::tensor::decode::{self, Undecodable};
 use crate::tensor::{Bytes, DType, Tensor, parallel};
 
@@ -115,54 +115,88 @@ pub struct Detail {
     pub b: Tensor,
     /// Its summary.
     pub b_summary: Result<Summary, Undecodable>,
-    /// B − A in f32 with its summary, when the two have one shape and both decode.
-    pub delta: Option<(Tensor, Result<Summary, Undecodable>)>,
+    /// B − A in f32 with its summary, or why there is none.
+    pub delta: Result<(Tensor, Result<Summary, Undecodable>), NoDelta>,
+}
+
+/// Why a compared tensor has no Δ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDelta {
+    /// The shapes differ, or a dtype does not decode.
+    Incomparable,
+    /// The Δ and its assembly would not fit in the memory available.
+    TooBig,
+}
+
+impl NoDelta {
+    /// What the tensor pane says in place of the Δ.
+    #[must_use]
+    pub fn why(self) -> &'static str {
+        match self {
+            NoDelta::Incomparable => "no Δ: the shapes differ or do not decode",
+            NoDelta::TooBig => "no Δ: it would not fit in the memory available",
+        }
+    }
 }
 
 /// Elements decoded at a time for the Δ.
 const CHUNK: usize = 4096;
 
 /// B's summary and, for tensors of one shape, Δ = B − A (from f64 differences) and its summary.
+/// The Δ is an f32 copy of the tensor, assembled from per-thread parts: a tensor whose two copies
+/// would not fit in the memory available gets none, rather than an abort in the allocator.
 #[must_use]
 pub fn detail(a: &Tensor, b: Tensor) -> Detail {
     let b_summary = summarize(&b, &mut |_| {});
     let comparable = a.shape() == b.shape()
         && decode::is_decodable(a.dtype())
         && decode::is_decodable(b.dtype());
-    let delta = comparable.then(|| {
-        let bytes = a.bytes().len() + b.bytes().len();
-        let parts = parallel::split(
-            a.numel(),
-            bytes,
-            CHUNK,
-            &|range, _| {
-                let (mut xa, mut xb) = (Vec::new(), Vec::new());
-                let mut out = Vec::with_capacity(range.len() * 4);
-                for at in range.clone().step_by(CHUNK) {
-                    let count = CHUNK.min(range.end - at);
-                    // Both decodable (checked above): these cannot fail.
-                    let _ = decode::decode_f64(a.dtype(), a.bytes(), at, count, &mut xa);
-                    let _ = decode::decode_f64(b.dtype(), b.bytes(), at, count, &mut xb);
-                    out.extend(
-                        xa.iter()
-                            .zip(&xb)
-                            .flat_map(|(x, y)| ((y - x) as f32).to_le_bytes()),
-                    );
-                }
-                out
-            },
-            &mut |_| {},
-        );
-        let bytes: Vec<u8> = parts.concat();
-        let delta = Tensor::new(a.shape().to_vec(), DType::F32, Bytes::Owned(bytes.into()));
-        let summary = summarize(&delta, &mut |_| {});
-        (delta, summary)
-    });
+    let needed = budget::bytes_of(Some(a.numel() as u64), 2 * 4);
+    let delta = if !comparable {
+        Err(NoDelta::Incomparable)
+    } else if budget::check("the Δ", "f32 values", needed).is_err() {
+        Err(NoDelta::TooBig)
+    } else {
+        Ok(delta(a, &b))
+    };
     Detail {
         b,
         b_summary,
         delta,
     }
+}
+
+/// Δ = B − A as an f32 tensor, and its summary.
+fn delta(a: &Tensor, b: &Tensor) -> (Tensor, Result<Summary, Undecodable>) {
+    let bytes = a.bytes().len() + b.bytes().len();
+    let parts = parallel::split(
+        a.numel(),
+        bytes,
+        CHUNK,
+        &|range, _| {
+            let (mut xa, mut xb) = (Vec::new(), Vec::new());
+            let mut out = Vec::with_capacity(range.len() * 4);
+            for at in range.clone().step_by(CHUNK) {
+                let count = CHUNK.min(range.end - at);
+                // Both decodable (checked above): these cannot fail.
+                let _ = decode::decode_f64(a.dtype(), a.bytes(), at, count, &mut xa);
+                let _ = decode::decode_f64(b.dtype(), b.bytes(), at, count, &mut xb);
+                out.extend(
+                    xa.iter()
+                        .zip(&xb)
+                        .flat_map(|(x, y)| ((y - x) as f32).to_le_bytes()),
+                );
+            }
+            out
+        },
+        &mut |_| {},
+    );
+    let joined = parts.concat();
+    // The parts go before the shared copy is made: two copies at most, as budgeted.
+    drop(parts);
+    let delta = Tensor::new(a.shape().to_vec(), DType::F32, Bytes::Owned(joined.into()));
+    let summary = summarize(&delta, &mut |_| {});
+    (delta, summary)
 }
 
 /// What a tree row shows of the comparison.
@@ -328,10 +362,20 @@ impl Comparison {
 mod tests {
     use std::collections::BTreeMap;
 
-    use super::{Comparison, Mark, Second, compare};
+    use super::{Comparison, Mark, NoDelta, Second, compare, detail};
     use crate::app::outline::Outline;
     use crate::model::{Model, Module, ModuleKind, ParamStore};
     use crate::tensor::Tensor;
+
+    #[test]
+    fn the_delta_is_b_minus_a_and_shapes_that_differ_have_none() {
+        let a = Tensor::from_f32(vec![3], &[1.0, 2.0, 3.0]);
+        let d = detail(&a, Tensor::from_f32(vec![3], &[1.5, 2.0, 1.0]));
+        let (delta, _) = d.delta.expect("one shape: a Δ");
+        assert_eq!(delta.to_f32_vec().unwrap(), [0.5, 0.0, -2.0]);
+        let d = detail(&a, Tensor::from_f32(vec![1, 3], &[1.0, 2.0, 3.0]));
+        assert_eq!(d.delta.err(), Some(NoDelta::Incomparable));
+    }
 
     /// `enc.weight` and `dec.weight` tied to one tensor, and `dec.bias`.
     fn tied(weight: &[f32], bias: &[f32]) -> Model {

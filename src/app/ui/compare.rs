@@ -140,9 +140,7 @@ pub(super) fn side_of(c: &Comparison, key: DetailKey) -> Result<(&Tensor, &Summa
     };
     let (tensor, summary) = match c.side {
         Side::Delta => {
-            let Some((delta, summary)) = &detail.delta else {
-                return Err("no Δ: the shapes differ or do not decode");
-            };
+            let (delta, summary) = detail.delta.as_ref().map_err(|no| no.why())?;
             (delta, summary)
         }
         _ => (&detail.b, &detail.b_summary),
