@@ -254,6 +254,18 @@ fn fifos_and_devices_as_inputs_are_refused_without_waiting() {
     let config = dir.path().join("config.json");
     Command::new("mkfifo").arg(&config).status().unwrap();
     assert!(succeeds(&["tree", s(&file)]).contains("total: 4 parameters"));
+    // A shard an index names is an input too: a FIFO there is refused, not waited on.
+    let sharded = tempfile::tempdir().unwrap();
+    Command::new("mkfifo")
+        .arg(sharded.path().join("shard.bin"))
+        .status()
+        .unwrap();
+    fs::write(
+        sharded.path().join("pytorch_model.bin.index.json"),
+        r#"{"metadata":{},"weight_map":{"w":"shard.bin"}}"#,
+    )
+    .unwrap();
+    fails_with(&["tree", s(sharded.path())], "FIFO");
 }
 
 #[test]

@@ -154,6 +154,16 @@ pub fn open_keyed(
         path.to_path_buf()
     };
     let config = config::Config::beside(&file);
+    let load = |opened| {
+        from_opened(
+            opened,
+            &file,
+            key,
+            config.tie_word_embeddings,
+            options,
+            spec,
+        )
+    };
     if locate::is_index(&file) {
         let mut warnings = Vec::new();
         let sharded = sharded::open_with(&file, &mut |shard| {
@@ -164,27 +174,11 @@ pub fn open_keyed(
             warnings,
             ..plain_checkpoint(sharded.checkpoint)
         };
-        return from_opened(
-            opened,
-            &file,
-            key,
-            config.tie_word_embeddings,
-            options,
-            spec,
-        );
+        return load(opened);
     }
-    // Only a regular file is read: a FIFO would block and a device stream forever.
-    small_file::open_regular(&file).map_err(|e| FileError::new(&file, e))?;
-    let head = safetensors::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
+    let head = small_file::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
     if let Some((opened, gguf)) = open_by_content(&file, &head, options)? {
-        let mut loaded = from_opened(
-            opened,
-            &file,
-            key,
-            config.tie_word_embeddings,
-            options,
-            spec,
-        )?;
+        let mut loaded = load(opened)?;
         loaded.gguf = gguf;
         return Ok(loaded);
     }

@@ -59,7 +59,7 @@ pub fn is_pytorch(head: &[u8]) -> bool {
 /// Opens one shard of an index: a PyTorch file by its bytes, else safetensors. A PyTorch shard's
 /// warnings are added to `warnings`.
 pub fn open_shard(path: &Path, warnings: &mut Vec<String>) -> Result<Checkpoint, FileError> {
-    let head = safetensors::head(path, 64).map_err(|e| FileError::new(path, e))?;
+    let head = crate::io::small_file::head(path, 64).map_err(|e| FileError::new(path, e))?;
     if !is_pytorch(&head) {
         return safetensors::open(path);
     }

@@ -59,6 +59,14 @@ pub fn read(path: &Path, cap: u64) -> Result<Vec<u8>, SmallFileError> {
     Ok(bytes)
 }
 
+/// The first `n` bytes of the regular file at `path` (fewer when it is shorter): what a format
+/// is told by, read without blocking on a FIFO or streaming a device.
+pub fn head(path: &Path, n: u64) -> Result<Vec<u8>, SmallFileError> {
+    let mut bytes = Vec::new();
+    open_regular(path)?.take(n).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 /// The regular file at `path` as UTF-8 text, when it holds at most `cap` bytes.
 pub fn read_text(path: &Path, cap: u64) -> Result<String, SmallFileError> {
     String::from_utf8(read(path, cap)?).map_err(|_| SmallFileError::NotUtf8)

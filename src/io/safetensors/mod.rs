@@ -5,8 +5,6 @@ mod fast;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
-use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -222,11 +220,4 @@ pub fn save(
 /// sorting on it rather than on our list or on sizes gives the very bytes `safetensors` writes.
 fn format_order(dtype: DType) -> Option<safetensors::Dtype> {
     serde_json::from_value(serde_json::Value::from(dtype.name())).ok()
-}
-
-/// Reads the first `n` bytes of a file (for recognising what it is without mapping it).
-pub fn head(path: &Path, n: usize) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(n);
-    File::open(path)?.take(n as u64).read_to_end(&mut buf)?;
-    Ok(buf)
 }
