@@ -67,10 +67,9 @@ pub fn escape_lines(text: &str) -> Cow<'_, str> {
 
 fn escape_keeping(text: &str, keep: Option<char>) -> Cow<'_, str> {
     let must = |c: char| is_unsafe(c) && Some(c) != keep;
-    // Printable ASCII (and the kept character) is checked a byte at a time: a million names, or
-    // a whole command's output, pass without decoding a char.
-    let plain = |b: u8| (0x20..0x7f).contains(&b) || keep.is_some_and(|k| u32::from(b) == k as u32);
-    if text.bytes().all(plain) || !text.chars().any(must) {
+    // A space stands for "no kept byte": it is printable anyway.
+    let kept = keep.and_then(|k| u8::try_from(k).ok()).unwrap_or(b' ');
+    if is_plain_ascii(text.as_bytes(), kept) || !text.chars().any(must) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -89,6 +88,16 @@ fn escape_keeping(text: &str, keep: Option<char>) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// Whether every byte is printable ASCII or `kept`: a million names, or a whole command's output,
+/// pass without decoding a char. Checked in blocks without an early exit, which the compiler turns
+/// into vector compares; a block that fails stops the scan.
+fn is_plain_ascii(bytes: &[u8], kept: u8) -> bool {
+    let plain = |b: u8| b.wrapping_sub(0x20) < 0x5f || b == kept;
+    let mut blocks = bytes.chunks_exact(64);
+    blocks.all(|block| block.iter().fold(true, |ok, &b| ok & plain(b)))
+        && blocks.remainder().iter().all(|&b| plain(b))
 }
 
 /// JSON text made terminal-safe: every unsafe character becomes a `\uXXXX` escape (a surrogate
@@ -119,18 +128,10 @@ pub fn escape_json(json: &str) -> Cow<'_, str> {
 /// text, whose every character has a width.
 #[must_use]
 pub fn width(text: &str) -> usize {
-    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if is_plain_ascii(text.as_bytes(), b' ') {
         return text.len();
     }
     text.width()
-}
-
-/// `text` followed by spaces up to `columns` columns (`format!("{:w$}")` counts characters, not
-/// columns, and panics on widths past 65,535).
-pub fn pad(out: &mut String, text: &str, columns: usize) {
-    out.push_str(text);
-    let used = width(text);
-    out.extend(std::iter::repeat_n(' ', columns.saturating_sub(used)));
 }
 
 #[cfg(test)]
@@ -186,11 +187,19 @@ mod tests {
         assert_eq!(width("abc"), 3);
         assert_eq!(width("日本"), 4);
         assert_eq!(width(&escape("a\u{200d}b")), "a\\u{200d}b".len());
-        let mut out = String::new();
-        pad(&mut out, "日", 4);
-        assert_eq!(out, "日  ");
-        let mut long = String::new();
-        pad(&mut long, "x", 70_000);
-        assert_eq!(long.len(), 70_000);
+    }
+
+    #[test]
+    fn plain_ascii_is_told_apart_in_blocks_and_in_the_tail() {
+        let long = "a".repeat(200);
+        assert!(is_plain_ascii(long.as_bytes(), b' '));
+        for at in [0, 63, 64, 130, 199] {
+            let mut bytes = long.clone().into_bytes();
+            bytes[at] = b'\n';
+            assert!(!is_plain_ascii(&bytes, b' '), "{at}");
+            assert!(is_plain_ascii(&bytes, b'\n'), "{at}");
+            bytes[at] = 0x7f;
+            assert!(!is_plain_ascii(&bytes, b'\n'), "{at}");
+        }
     }
 }

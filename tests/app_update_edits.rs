@@ -444,7 +444,7 @@ fn big_linear() -> Model {
             bias: true,
         }),
     );
-    linear.params = vec![("weight".into(), weight), ("bias".into(), bias)];
+    linear.params = vec![("weight".into(), weight), ("bias".into(), bias)].into();
     // A small layer first, so that the big weight is not selected (and summarized) at start.
     let small_weight = store.insert(Tensor::from_f32(vec![300, 2], &[0.25; 600]));
     let mut small = Module::new(
@@ -455,7 +455,7 @@ fn big_linear() -> Model {
             bias: false,
         }),
     );
-    small.params = vec![("weight".into(), small_weight)];
+    small.params = vec![("weight".into(), small_weight)].into();
     linear.name = "1".into();
     let mut root = Module::new("", ModuleKind::Sequential);
     root.children.push(small);

@@ -122,8 +122,8 @@ impl Outline {
                 parent: Some(index),
                 end: self.nodes.len() + 1,
                 path: join(&path, local),
-                label: local.clone(),
-                short: local.clone(),
+                label: local.to_string(),
+                short: local.to_string(),
                 kind: NodeKind::Param { id: *id },
             });
         }

@@ -87,34 +87,33 @@ fn input_embedding<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> 
         .map(|(_, name)| name)
 }
 
-/// A module being built.
-#[derive(Default)]
-struct Node {
-    name: String,
-    params: Vec<(String, ParamId)>,
-    children: Vec<usize>,
-}
-
-/// The tree under construction, as an arena of nodes (node 0 is the root), with one map from
-/// `(parent, segment)` to child for the whole tree, its keys borrowed from the names: a million
-/// `layers.{i}.weight` cost one map, not a map and a copied key per module.
+/// The tree under construction, built in place: each module is written once, where it stays.
+/// Every module gets an id (the root's is 0), and one map from `(parent id, segment)` to child id
+/// serves the whole tree, its keys borrowed from the names: a million `layers.{i}.weight` cost one
+/// map, not a map and a copied key per module.
 struct Builder<'a> {
-    nodes: Vec<Node>,
+    root: Module,
+    /// Each module's position among its parent's children, by id (the root's is unused).
+    positions: Vec<usize>,
     children: HashMap<(usize, &'a str), usize>,
-    /// The last name's modules, `(segment, node)` from the root down: names come grouped by
+    /// The last name's modules, `(segment, id)` from the root down: names come grouped by
     /// module, so most segments are found here without hashing.
     last: Vec<(&'a str, usize)>,
+    /// The segments of a name that are new modules, kept to spare an allocation per name.
+    fresh: Vec<&'a str>,
 }
 
 impl<'a> Builder<'a> {
     /// An empty tree, sized for about one module per name (the common `layers.{i}.weight`).
     fn with_capacity(names: usize) -> Self {
-        let mut nodes = Vec::with_capacity(names + 1);
-        nodes.push(Node::default());
+        let mut positions = Vec::with_capacity(names + 1);
+        positions.push(0);
         Builder {
-            nodes,
+            root: Module::new("", ModuleKind::Unknown),
+            positions,
             children: HashMap::with_capacity(names),
             last: Vec::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -128,57 +127,74 @@ impl<'a> Builder<'a> {
         };
         let whole = local.is_empty()
             || modules.is_some_and(|m| {
-                m.split('.').count() > MAX_DEPTH || m.split('.').any(str::is_empty)
+                let depth = m.bytes().filter(|&b| b == b'.').count() + 1;
+                depth > MAX_DEPTH || m.starts_with('.') || m.ends_with('.') || m.contains("..")
             });
         if whole {
-            self.nodes[0].params.push((name.to_owned(), id));
+            self.root.params.push((name.into(), id));
             return;
         }
-        let mut at = 0;
-        for (depth, segment) in modules.into_iter().flat_map(|m| m.split('.')).enumerate() {
+        // Down the modules that exist; the first missing one and all below it are new.
+        let mut segments = modules.into_iter().flat_map(|m| m.split('.'));
+        let (mut at, mut depth) = (0, 0);
+        self.fresh.clear();
+        for segment in segments.by_ref() {
             if let Some(&(seen, node)) = self.last.get(depth)
                 && seen == segment
             {
                 at = node;
-                continue;
-            }
-            // From here down the path differs from the last name's.
-            self.last.truncate(depth);
-            at = if let Some(&child) = self.children.get(&(at, segment)) {
-                child
+            } else if let Some(&child) = self.children.get(&(at, segment)) {
+                // From here down the path differs from the last name's.
+                self.last.truncate(depth);
+                self.last.push((segment, child));
+                at = child;
             } else {
-                let child = self.nodes.len();
-                self.nodes.push(Node {
-                    name: segment.to_owned(),
-                    ..Node::default()
-                });
-                self.children.insert((at, segment), child);
-                self.nodes[at].children.push(child);
-                child
-            };
-            self.last.push((segment, at));
+                self.fresh.push(segment);
+                break;
+            }
+            depth += 1;
         }
-        self.nodes[at].params.push((local.to_owned(), id));
+        // `last` now leads from the root to `at`, the deepest module that exists.
+        self.last.truncate(depth);
+        self.fresh.extend(segments);
+        let Builder {
+            root,
+            positions,
+            children,
+            last,
+            fresh,
+        } = self;
+        let parent = last.iter().fold(root, |module, &(_, child)| {
+            &mut module.children[positions[child]]
+        });
+        if fresh.is_empty() {
+            parent.params.push((local.into(), id));
+            return;
+        }
+        // A chain of new modules, each the only child of the one above, built inside out and
+        // moved into its parent once.
+        let mut chain = Module::new(fresh[fresh.len() - 1], ModuleKind::Unknown);
+        chain.params.push((local.into(), id));
+        for &segment in fresh.iter().rev().skip(1) {
+            let mut outer = Module::new(segment, ModuleKind::Unknown);
+            outer.children.push(chain);
+            chain = outer;
+        }
+        let mut position = parent.children.len();
+        parent.children.push(chain);
+        for &segment in fresh.iter() {
+            let child = positions.len();
+            positions.push(position);
+            children.insert((at, segment), child);
+            last.push((segment, child));
+            at = child;
+            position = 0;
+        }
     }
 
-    /// The finished tree. Children always come after their parent in the arena, so building
-    /// modules from the last node to the first finds every child already built: no recursion.
+    /// The finished tree; the map and the ids go.
     fn finish(self) -> Module {
-        let mut built: Vec<Option<Module>> = Vec::with_capacity(self.nodes.len());
-        built.resize_with(self.nodes.len(), || None);
-        for (index, node) in self.nodes.into_iter().enumerate().rev() {
-            let mut module = Module::new(node.name, ModuleKind::Unknown);
-            module.params = node.params;
-            module.children = node
-                .children
-                .iter()
-                .filter_map(|&child| built[child].take())
-                .collect();
-            built[index] = Some(module);
-        }
-        built[0]
-            .take()
-            .unwrap_or_else(|| Module::new("", ModuleKind::Unknown))
+        self.root
     }
 }
 
@@ -340,6 +356,33 @@ mod tests {
         let model = model_of(&[&deep, "b.weight"]);
         assert_eq!(model.root.params[0].0, deep);
         assert_eq!(model.state_dict().len(), 2);
+    }
+
+    #[test]
+    fn names_out_of_module_order_find_their_modules() {
+        let names = [
+            "a.b.weight",
+            "a.c.weight",
+            "a.b.bias",
+            "a.weight",
+            "x.y.z.weight",
+            "a.b.c.d",
+            "x.y.bias",
+            "top",
+        ];
+        let model = model_of(&names);
+        let mut keys: Vec<String> = model.state_dict().into_iter().map(|(k, _)| k).collect();
+        keys.sort();
+        let mut expected: Vec<&str> = names.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        let a = &model.root.children[0];
+        let names_of = |m: &crate::model::Module| -> Vec<String> {
+            m.children.iter().map(|c| c.name.to_string()).collect()
+        };
+        assert_eq!(names_of(a), ["b", "c"]);
+        assert_eq!(names_of(&a.children[0]), ["c"]);
+        assert_eq!(a.children[0].params.len(), 2);
     }
 
     #[test]

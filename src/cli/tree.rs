@@ -1,5 +1,6 @@
 //! `paramscope tree`: the module tree as `print(model)` shows it, and every parameter.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -10,6 +11,7 @@ use super::{CliError, TreeArgs, json_text};
 use crate::io::gguf;
 use crate::io::pickle::Scalar;
 use crate::model::arch;
+use crate::model::tree::join_all;
 use crate::model::{Model, Module, ParamId};
 use crate::text::{self, escape};
 
@@ -26,73 +28,78 @@ pub(super) fn run(args: &TreeArgs) -> Result<String, CliError> {
     })
 }
 
-/// The state_dict entries, and the groups of paths that share one tensor: each group is built once
-/// (one pass over the names), and every entry points at its group instead of copying the other
-/// paths, so a tensor shared by many paths costs linear, not quadratic, time and output.
-struct Entries {
-    /// `(name, id, group)`: the index into `groups` when the tensor has several paths.
-    rows: Vec<(String, ParamId, Option<usize>)>,
+/// The tensors that several paths share, each with its paths: built once (one pass over the
+/// names), and every row points at its group instead of copying the other paths, so a tensor
+/// shared by many paths costs linear, not quadratic, time and output.
+struct Shared {
+    /// The index into `groups` of each shared tensor.
+    group_of: HashMap<ParamId, usize>,
     /// Every path of each shared tensor, in state_dict order; groups ordered by their first path.
     groups: Vec<Vec<String>>,
 }
 
-fn entries(model: &Model) -> Entries {
-    let state_dict = model.state_dict();
-    // Paths per tensor, counted in a slot per store index: only a shared tensor gets a group.
-    let mut uses = vec![0usize; model.store.len()];
-    for (_, id) in &state_dict {
-        uses[id.0] += 1;
-    }
-    let mut group_of: HashMap<ParamId, usize> = HashMap::new();
+/// The shared tensors of `model`, from `uses`, its paths per store index: only a shared tensor gets
+/// a group, and only its paths are built; without one, the names are not walked again.
+fn shared(model: &Model, uses: &[usize]) -> Shared {
+    let mut group_of = HashMap::new();
     let mut groups: Vec<Vec<String>> = Vec::new();
-    for (name, id) in state_dict.iter().filter(|(_, id)| uses[id.0] > 1) {
-        let group = *group_of.entry(*id).or_insert_with(|| {
-            groups.push(Vec::new());
-            groups.len() - 1
-        });
-        groups[group].push(name.clone());
+    if uses.iter().all(|&n| n <= 1) {
+        return Shared { group_of, groups };
     }
-    let rows = state_dict
-        .into_iter()
-        .map(|(name, id)| {
-            let group = group_of.get(&id).copied();
-            (name, id, group)
-        })
-        .collect();
-    Entries { rows, groups }
+    model.root.for_each_param(&mut |segments, _, local, id| {
+        if uses[id.0] > 1 {
+            let group = *group_of.entry(id).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[group].push(join_all(segments, local));
+        }
+    });
+    Shared { group_of, groups }
 }
 
+/// `print(model)`, then one line per state_dict entry, escaped (the column widths are those of the
+/// escaped text). Keys are written segment by segment, never built: a million rows cost no
+/// allocation each.
 fn to_text(model: &Model) -> String {
-    // Escaped line by line: a checkpoint's module names are untrusted text.
-    let mut out = String::new();
-    for line in arch::print(&model.root).lines() {
-        let _ = writeln!(out, "{}", escape(line));
-    }
-    let Entries { rows, groups } = entries(model);
-    // Widths first, then each line written straight into the text: a million rows are never
-    // held twice.
-    let width = rows
-        .iter()
-        .map(|(name, _, _)| text::width(&escape(name)))
-        .max()
-        .unwrap_or(0);
+    let printed = arch::print(&model.root);
+    // Copied only when a module name holds something to escape.
+    let mut out = match text::escape_lines(&printed) {
+        Cow::Borrowed(_) => printed,
+        Cow::Owned(escaped) => escaped,
+    };
+    // One pass for the widest key and the paths per tensor.
+    let mut width = 0;
+    let mut uses = vec![0usize; model.store.len()];
+    let mut scratch = String::new();
+    model.root.for_each_param(&mut |segments, _, local, id| {
+        scratch.clear();
+        width = width.max(write_key(&mut scratch, segments, local));
+        uses[id.0] += 1;
+    });
+    let Shared { group_of, groups } = shared(model, &uses);
     out.push_str("\nparameters (state_dict order):\n");
-    for (name, id, group) in &rows {
-        let tensor = model.store.get(*id);
+    // How many paths of each shared tensor are written so far: the first names the others, each
+    // other names the first, which keeps the output linear in the group.
+    let mut written: HashMap<ParamId, usize> = HashMap::new();
+    model.root.for_each_param(&mut |segments, _, local, id| {
         out.push_str("  ");
-        text::pad(&mut out, &escape(name), width);
+        let used = write_key(&mut out, segments, local);
+        out.extend(std::iter::repeat_n(' ', width - used));
+        let tensor = model.store.get(id);
         let _ = write!(out, "  {:?} {}", tensor.shape(), tensor.dtype().label());
-        // The first path names the others; each other names the first: linear in the group.
-        if let Some(group) = group.map(|g| &groups[g]) {
-            let others = if group[0] == *name {
+        if let Some(group) = group_of.get(&id).map(|&g| &groups[g]) {
+            let nth = written.entry(id).or_default();
+            let others = if *nth == 0 {
                 escape(&group[1..].join(", ")).into_owned()
             } else {
                 escape(&group[0]).into_owned()
             };
+            *nth += 1;
             let _ = write!(out, "  shared with {others}");
         }
         out.push('\n');
-    }
+    });
     let _ = writeln!(out, "total: {} parameters", model.total_params());
     if !model.metadata.is_empty() {
         out.push_str("\nmetadata:\n");
@@ -101,6 +108,21 @@ fn to_text(model: &Model) -> String {
         }
     }
     out
+}
+
+/// Writes the dotted key of `local` under `segments`, escaped, and returns its width in columns.
+fn write_key(out: &mut String, segments: &[&str], local: &str) -> usize {
+    let mut columns = 0;
+    for (i, segment) in segments.iter().chain([&local]).enumerate() {
+        if i > 0 {
+            out.push('.');
+            columns += 1;
+        }
+        let segment = escape(segment);
+        columns += text::width(&segment);
+        out.push_str(&segment);
+    }
+    columns
 }
 
 /// A GGUF file's metadata, before the tree: `  llama.context_length: u32 = 4096`.
@@ -256,16 +278,21 @@ fn to_json<'a>(
     values: &'a [(String, Scalar)],
     gguf: &'a [(String, gguf::Value)],
 ) -> TreeJson<'a> {
-    let Entries { rows, groups } = entries(model);
-    let params = rows
+    let state_dict = model.state_dict();
+    let mut uses = vec![0usize; model.store.len()];
+    for (_, id) in &state_dict {
+        uses[id.0] += 1;
+    }
+    let Shared { group_of, groups } = shared(model, &uses);
+    let params = state_dict
         .into_iter()
-        .map(|(name, id, group)| {
+        .map(|(name, id)| {
             let tensor = model.store.get(id);
             ParamJson {
                 name,
                 shape: tensor.shape(),
                 dtype: tensor.dtype().name(),
-                shared: group,
+                shared: group_of.get(&id).copied(),
             }
         })
         .collect();

@@ -364,7 +364,7 @@ mod tests {
         let mut root = Module::new("", ModuleKind::Unknown);
         for (name, t) in tensors {
             let id = store.insert(t.clone());
-            root.params.push(((*name).to_owned(), id));
+            root.params.push(((*name).into(), id));
         }
         Model {
             root,

@@ -8,7 +8,7 @@ use super::config::Config;
 use super::{Family, FamilyError, bert, gpt2, llama};
 use crate::model::layers::Layer;
 use crate::model::tree::join;
-use crate::model::{Model, Module, ModuleKind, ParamId};
+use crate::model::{Class, Model, Module, ModuleKind, ParamId};
 
 /// A module as the family's code registers it: what it is, its own tensors, its children.
 #[derive(Debug, Clone)]
@@ -26,11 +26,11 @@ impl Node {
     pub fn class(name: impl Into<String>, class: &str, children: Vec<Node>) -> Self {
         Self {
             name: name.into(),
-            kind: ModuleKind::Class {
+            kind: ModuleKind::Class(Box::new(Class {
                 name: class.to_owned(),
                 repr: class.to_owned(),
                 buffers: Vec::new(),
-            },
+            })),
             tensors: Vec::new(),
             children,
         }
@@ -41,11 +41,11 @@ impl Node {
     pub fn leaf(name: impl Into<String>, class: &str, repr: String, params: &[&str]) -> Self {
         Self {
             name: name.into(),
-            kind: ModuleKind::Class {
+            kind: ModuleKind::Class(Box::new(Class {
                 name: class.to_owned(),
                 repr,
                 buffers: Vec::new(),
-            },
+            })),
             tensors: params.iter().map(|p| (*p).to_owned()).collect(),
             children: Vec::new(),
         }
@@ -125,8 +125,10 @@ impl Node {
     /// Adds buffers after the parameters, as state_dict lists them.
     #[must_use]
     pub fn with_buffers(mut self, buffers: &[&str]) -> Self {
-        if let ModuleKind::Class { buffers: b, .. } = &mut self.kind {
-            b.extend(buffers.iter().map(|s| (*s).to_owned()));
+        if let ModuleKind::Class(class) = &mut self.kind {
+            class
+                .buffers
+                .extend(buffers.iter().map(|s| (*s).to_owned()));
         }
         self.tensors.extend(buffers.iter().map(|s| (*s).to_owned()));
         self
@@ -196,14 +198,14 @@ pub fn apply(family: Family, config: &Config, model: &Model) -> Result<Applied, 
     let mut used = HashSet::new();
     let mut root =
         bind(&node, "", &ids, &mut used).unwrap_or_else(|| Module::new("", node.kind.clone()));
-    root.name = String::new();
+    root.name.clear();
     let mut extra = Vec::new();
     let bound: HashSet<ParamId> = used.iter().map(|n| ids[n]).collect();
     for (name, id) in state_dict {
         // A second name of a tensor the family already placed is a tie this family does not have
         // (config.json's tie_word_embeddings on an encoder): it is dropped, not listed twice.
         if !used.contains(&name) && !bound.contains(&id) {
-            root.params.push((name.clone(), id));
+            root.params.push((name.as_str().into(), id));
             extra.push(name);
         }
     }
@@ -227,7 +229,7 @@ fn bind(
     for local in &node.tensors {
         let full = join(path, local);
         if let Some(id) = ids.get(&full) {
-            module.params.push((local.clone(), *id));
+            module.params.push((local.as_str().into(), *id));
             used.insert(full);
         }
     }

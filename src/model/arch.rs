@@ -37,36 +37,49 @@ pub fn print(root: &Module) -> String {
     out
 }
 
+/// Writes `module` at `depth` straight into `out`: a checkpoint's tree can hold a million modules,
+/// so no line or repr is built apart.
 fn write_module(module: &Module, out: &mut String, depth: usize) {
+    write_head(module, out);
     if module.children.is_empty() {
-        out.push_str(&leaf_repr(module));
+        // A module without children prints its layer repr; containers print `Sequential()`.
+        if matches!(
+            module.kind,
+            ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown
+        ) {
+            out.push_str("()");
+        }
         return;
     }
-    out.push_str(&module.repr());
     out.push_str("(\n");
     for child in &module.children {
-        let _ = write!(
-            out,
-            "{:width$}({}): ",
-            "",
-            child.name,
-            width = 2 * (depth + 1)
-        );
+        indent(out, depth + 1);
+        out.push('(');
+        out.push_str(&child.name);
+        out.push_str("): ");
         write_module(child, out, depth + 1);
         out.push('\n');
     }
-    let _ = write!(out, "{:width$})", "", width = 2 * depth);
+    indent(out, depth);
+    out.push(')');
 }
 
-/// A module without children prints its layer repr; containers print `Sequential()`.
-fn leaf_repr(module: &Module) -> String {
+/// The `repr` head of `module`, as [`Module::repr`] gives it.
+fn write_head(module: &Module, out: &mut String) {
     match &module.kind {
-        ModuleKind::Layer(layer) => layer.to_string(),
-        ModuleKind::Class { repr, .. } => repr.clone(),
+        ModuleKind::Layer(layer) => {
+            let _ = write!(out, "{layer}");
+        }
+        ModuleKind::Class(class) => out.push_str(&class.repr),
         ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
-            format!("{}()", module.repr())
+            out.push_str(module.class_name());
         }
     }
+}
+
+/// Two spaces per level, as PyTorch indents.
+fn indent(out: &mut String, depth: usize) {
+    out.extend(std::iter::repeat_n(' ', 2 * depth));
 }
 
 /// The most modules a text may describe once its repeats (`(0-99): 100 x ...`) are expanded: a
@@ -191,7 +204,7 @@ impl Parser<'_> {
             self.count(size.checked_mul(copies), line)?;
             return Ok(range
                 .map(|i| Module {
-                    name: i.to_string(),
+                    name: compact_str::format_compact!("{i}"),
                     ..module.clone()
                 })
                 .collect());
@@ -452,7 +465,7 @@ fn bind_module(
                 Some(&id) => {
                     let found = checkpoint.store.get(id).shape();
                     if found == shape.as_slice() {
-                        module.params.push((local.to_owned(), id));
+                        module.params.push((local.into(), id));
                     } else {
                         problems.push(BindProblem::Shape {
                             key: key.clone(),

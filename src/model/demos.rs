@@ -61,7 +61,7 @@ pub fn build(name: &str, seed: u64) -> Option<Model> {
             // `shared = nn.Linear(8, 8)` is constructed first, so it draws first.
             let shared = net.linear("", 8, 8);
             let at = |name: &str| Module {
-                name: name.to_owned(),
+                name: name.into(),
                 ..shared.clone()
             };
             let first = net.linear("0", 4, 8);
@@ -133,7 +133,7 @@ impl Builder {
                 self.store.insert(Tensor::from_f32(shape, &values))
             };
             let weight = draw(vec![out_features, in_features], Role::Weight);
-            module.params.push(("weight".to_owned(), weight));
+            module.params.push(("weight".into(), weight));
             if bias {
                 let id = draw(
                     vec![out_features],
@@ -141,7 +141,7 @@ impl Builder {
                         fan_in: in_features,
                     },
                 );
-                module.params.push(("bias".to_owned(), id));
+                module.params.push(("bias".into(), id));
             }
         }
         module

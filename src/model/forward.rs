@@ -456,7 +456,7 @@ impl Builder<'_> {
                     self.collect(child, &join(path, &child.name))?;
                 }
             }
-            ModuleKind::ModuleList | ModuleKind::Unknown | ModuleKind::Class { .. } => {
+            ModuleKind::ModuleList | ModuleKind::Unknown | ModuleKind::Class(_) => {
                 let why = module.numbering_gaps().map_or_else(String::new, |gaps| {
                     let gaps: Vec<String> = gaps.iter().map(ToString::to_string).collect();
                     format!(

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashSet};
 use thiserror::Error;
 
 pub use param::{ParamId, ParamStore};
-pub use tree::{Module, ModuleKind, PathStep};
+pub use tree::{Class, Module, ModuleKind, PathStep};
 
 /// A loaded model: its module tree, the tensors the tree refers to, and any file metadata.
 #[derive(Clone)]

@@ -1,5 +1,8 @@
 //! The module tree: nested modules with their parameters, walked in PyTorch's `state_dict` order.
 
+use compact_str::CompactString;
+use smallvec::SmallVec;
+
 use super::layers::Layer;
 use super::param::ParamId;
 
@@ -21,25 +24,35 @@ pub enum ModuleKind {
     /// A module known only from a checkpoint's names, whose class is unknown.
     Unknown,
     /// A module of a known model family (`BertSelfAttention`, `Embedding`), run by the family's code.
-    Class {
-        /// The class name, as transformers calls it.
-        name: String,
-        /// Its `repr` head: `Embedding(30522, 384, padding_idx=0)`.
-        repr: String,
-        /// Which of its own tensors are buffers (`position_ids`), not parameters.
-        buffers: Vec<String>,
-    },
+    /// Boxed: the other kinds are small, and every module of a million-tensor file carries a kind.
+    Class(Box<Class>),
 }
+
+/// A family module's class, as transformers defines it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Class {
+    /// The class name, as transformers calls it.
+    pub name: String,
+    /// Its `repr` head: `Embedding(30522, 384, padding_idx=0)`.
+    pub repr: String,
+    /// Which of its own tensors are buffers (`position_ids`), not parameters.
+    pub buffers: Vec<String>,
+}
+
+/// A module's own tensors by local name. Most modules hold a weight and a bias, so two live inline:
+/// a checkpoint of a million modules costs no list allocation each.
+pub type Params = SmallVec<[(CompactString, ParamId); 2]>;
 
 /// A module: its attribute name in the parent, its kind, its own parameters, and its children.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Module {
-    /// The name in the parent (`"0"`, `"block1"`); empty for the root.
-    pub name: String,
+    /// The name in the parent (`"0"`, `"block1"`); empty for the root. Names are short and a
+    /// checkpoint can hold a million modules, so they are kept inline, without an allocation each.
+    pub name: CompactString,
     /// What the module is.
     pub kind: ModuleKind,
     /// Own parameters by local name (`"weight"`, `"bias"`), in registration order.
-    pub params: Vec<(String, ParamId)>,
+    pub params: Params,
     /// Child modules in registration order.
     pub children: Vec<Module>,
 }
@@ -47,11 +60,11 @@ pub struct Module {
 impl Module {
     /// A module with no parameters and no children yet.
     #[must_use]
-    pub fn new(name: impl Into<String>, kind: ModuleKind) -> Self {
+    pub fn new(name: impl Into<CompactString>, kind: ModuleKind) -> Self {
         Module {
             name: name.into(),
             kind,
-            params: Vec::new(),
+            params: Params::new(),
             children: Vec::new(),
         }
     }
@@ -64,14 +77,14 @@ impl Module {
             ModuleKind::ModuleList => "ModuleList",
             ModuleKind::Layer(layer) => layer.kind(),
             ModuleKind::Unknown => "Module",
-            ModuleKind::Class { name, .. } => name,
+            ModuleKind::Class(class) => &class.name,
         }
     }
 
     /// Whether the own tensor called `local` is a buffer rather than a parameter.
     #[must_use]
     pub fn is_buffer(&self, local: &str) -> bool {
-        matches!(&self.kind, ModuleKind::Class { buffers, .. } if buffers.iter().any(|b| b == local))
+        matches!(&self.kind, ModuleKind::Class(class) if class.buffers.iter().any(|b| b == local))
     }
 
     /// The `repr` head PyTorch prints for this module: `Sequential`, `Linear(in_features=…)`.
@@ -79,7 +92,7 @@ impl Module {
     pub fn repr(&self) -> String {
         match &self.kind {
             ModuleKind::Layer(layer) => layer.to_string(),
-            ModuleKind::Class { repr, .. } => repr.clone(),
+            ModuleKind::Class(class) => class.repr.clone(),
             ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Unknown => {
                 self.class_name().to_owned()
             }
@@ -243,7 +256,7 @@ impl Module {
     #[must_use]
     pub fn child(&self, step: &PathStep) -> Option<&Module> {
         match step {
-            PathStep::Name(name) => self.children.iter().find(|c| &c.name == name),
+            PathStep::Name(name) => self.children.iter().find(|c| c.name == *name),
             PathStep::Index(i) => self.children.get(*i),
         }
     }
