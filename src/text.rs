@@ -107,7 +107,7 @@ fn is_plain_ascii(bytes: &[u8], kept: u8) -> bool {
 #[must_use]
 pub fn escape_json(json: &str) -> Cow<'_, str> {
     let must = |c: char| is_unsafe(c) && c != '\n';
-    if !json.chars().any(must) {
+    if is_plain_ascii(json.as_bytes(), b'\n') || !json.chars().any(must) {
         return Cow::Borrowed(json);
     }
     let mut out = String::with_capacity(json.len() + 16);

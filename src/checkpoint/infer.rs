@@ -73,6 +73,21 @@ pub fn from_checkpoint(
     })
 }
 
+/// Whether the module path `modules` (`a.b.c`) has no empty segment and is at most [`MAX_DEPTH`]
+/// deep: one pass over its bytes, as every name of a million takes it.
+fn fits_the_tree(modules: &str) -> bool {
+    let (mut depth, mut after_dot) = (1, true);
+    for &byte in modules.as_bytes() {
+        let dot = byte == b'.';
+        if dot && after_dot {
+            return false;
+        }
+        depth += usize::from(dot);
+        after_dot = dot;
+    }
+    !after_dot && depth <= MAX_DEPTH
+}
+
 /// The input embedding among `names`: the first of [`EMBEDDING_NAMES`] that some name ends with.
 fn input_embedding<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
     names
@@ -125,12 +140,7 @@ impl<'a> Builder<'a> {
             Some((modules, local)) => (Some(modules), local),
             None => (None, name),
         };
-        let whole = local.is_empty()
-            || modules.is_some_and(|m| {
-                let depth = m.bytes().filter(|&b| b == b'.').count() + 1;
-                depth > MAX_DEPTH || m.starts_with('.') || m.ends_with('.') || m.contains("..")
-            });
-        if whole {
+        if local.is_empty() || modules.is_some_and(|m| !fits_the_tree(m)) {
             self.root.params.push((name.into(), id));
             return;
         }
@@ -356,6 +366,17 @@ mod tests {
         let model = model_of(&[&deep, "b.weight"]);
         assert_eq!(model.root.params[0].0, deep);
         assert_eq!(model.state_dict().len(), 2);
+    }
+
+    #[test]
+    fn module_paths_with_an_empty_segment_or_too_deep_do_not_fit() {
+        use super::fits_the_tree;
+        assert!(fits_the_tree("a") && fits_the_tree("a.b.c"));
+        for bad in ["", ".a", "a.", "a..b", "."] {
+            assert!(!fits_the_tree(bad), "{bad:?}");
+        }
+        assert!(fits_the_tree(&vec!["a"; MAX_DEPTH].join(".")));
+        assert!(!fits_the_tree(&vec!["a"; MAX_DEPTH + 1].join(".")));
     }
 
     #[test]

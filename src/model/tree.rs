@@ -177,15 +177,29 @@ impl Module {
             order.push((path, module, parent));
         }
         let mut counts: Vec<isize> = vec![0; order.len()];
+        // Only a tensor held in several places needs its holders listed: the first holder of each
+        // id (ids are store indexes) is kept in a slot, and a list starts at the second.
+        let ids = order
+            .iter()
+            .flat_map(|(_, module, _)| module.params.iter().map(|(_, id)| id.0 + 1))
+            .max()
+            .unwrap_or(0);
+        let mut first_holder: Vec<Option<usize>> = vec![None; ids];
         let mut holders: std::collections::HashMap<ParamId, Vec<usize>> =
             std::collections::HashMap::new();
         for (index, (_, module, _)) in order.iter().enumerate() {
             for (_, id) in &module.params {
                 counts[index] += numel(*id) as isize;
-                holders.entry(*id).or_default().push(index);
+                match first_holder[id.0] {
+                    None => first_holder[id.0] = Some(index),
+                    Some(first) => holders
+                        .entry(*id)
+                        .or_insert_with(|| vec![first])
+                        .push(index),
+                }
             }
         }
-        for (id, holders) in holders.into_iter().filter(|(_, h)| h.len() > 1) {
+        for (id, holders) in holders {
             let mut counted = std::collections::HashSet::new();
             for holder in holders {
                 let mut at = Some(holder);

@@ -14,8 +14,9 @@
 //! refusal always reads as it did, and an odd but valid header still opens.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{BuildHasher as _, RandomState};
 
 use serde::de::{self, Deserializer as _, MapAccess, SeqAccess, Visitor};
 
@@ -43,11 +44,9 @@ pub(super) fn read(file: &[u8]) -> Option<Header> {
     } = json.deserialize_map(TopVisitor).ok()?;
     json.end().ok()?;
     // JSON parsers keep one of two equal keys silently; a checkpoint must not.
-    let mut names = HashSet::with_capacity(entries.len());
-    if !entries.iter().all(|e| names.insert(&*e.name)) {
+    if has_equal_names(&entries) {
         return None;
     }
-    drop(names);
     // The crate's order: by data offsets (a stable sort, so equal ranges keep the header's order).
     entries.sort_by_key(|e| e.offsets);
     let mut end = 0usize;
@@ -82,6 +81,27 @@ pub(super) fn read(file: &[u8]) -> Option<Header> {
         data_start,
         tensors,
         metadata: metadata.unwrap_or_default(),
+    })
+}
+
+/// Whether two entries share a name. The names' keyed hashes are sorted and only equal hashes
+/// compare names: a million names are read in order once, where a hash set would probe a table
+/// ten times their size at random. The key is the process's random one, so a file cannot choose
+/// names whose hashes collide.
+fn has_equal_names(entries: &[Entry]) -> bool {
+    let state = RandomState::new();
+    let mut hashes: Vec<(u64, usize)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (state.hash_one(&*e.name), i))
+        .collect();
+    hashes.sort_unstable();
+    hashes.chunk_by(|a, b| a.0 == b.0).any(|same_hash| {
+        same_hash.iter().enumerate().any(|(k, &(_, i))| {
+            same_hash[k + 1..]
+                .iter()
+                .any(|&(_, j)| entries[i].name == entries[j].name)
+        })
     })
 }
 
@@ -247,5 +267,31 @@ impl Dtypes {
         let dtype = DType::from_name(name).filter(|d| super::format_order(*d).is_some())?;
         self.known.push((name.to_owned(), dtype));
         Some(dtype)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Entry, has_equal_names};
+    use crate::tensor::DType;
+
+    fn entries(names: &[&'static str]) -> Vec<Entry<'static>> {
+        names
+            .iter()
+            .map(|&name| Entry {
+                name: name.into(),
+                dtype: DType::F32,
+                shape: Vec::new(),
+                offsets: (0, 0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_name_given_twice_is_found_wherever_it_stands() {
+        assert!(!has_equal_names(&entries(&["a", "b", "c", "ab"])));
+        assert!(has_equal_names(&entries(&["a", "b", "c", "a"])));
+        assert!(has_equal_names(&entries(&["x", "y", "y"])));
+        assert!(!has_equal_names(&entries(&[])));
     }
 }
