@@ -72,6 +72,9 @@ pub struct Outline {
     pub nodes: Vec<Node>,
     /// Every node that shows a given tensor, in `state_dict` order (more than one for a tie).
     pub aliases: HashMap<ParamId, Vec<usize>>,
+    /// For each `i`, the parameter rows among `nodes[..i]`: a module's tensors are counted, and
+    /// its k-th found, without walking a subtree that can hold a million of them.
+    params_before: Vec<usize>,
 }
 
 impl Outline {
@@ -86,7 +89,28 @@ impl Outline {
             }
         }
         extras.push_rows(&mut outline);
+        outline.params_before = std::iter::once(0)
+            .chain(outline.nodes.iter().scan(0, |seen, node| {
+                *seen += usize::from(node.param().is_some());
+                Some(*seen)
+            }))
+            .collect();
         outline
+    }
+
+    /// The parameter rows among `nodes[range]`.
+    #[must_use]
+    pub fn params_in(&self, range: std::ops::Range<usize>) -> usize {
+        self.params_before[range.end] - self.params_before[range.start]
+    }
+
+    /// Where the parameter rows of `nodes[start..]` begin after skipping `skip` of them: the
+    /// first node from which a walk meets only the ones after those.
+    #[must_use]
+    pub fn skip_params(&self, start: usize, skip: usize) -> usize {
+        let target = self.params_before[start] + skip;
+        // The first index whose rows before it reach the target.
+        start + self.params_before[start..].partition_point(|&before| before < target)
     }
 
     fn push_module(
@@ -274,6 +298,23 @@ pub fn compact_repr(module: &Module) -> String {
 mod tests {
     use super::*;
     use crate::model::demos;
+
+    #[test]
+    fn counting_and_skipping_rows_agree_with_walking_them() {
+        let model = demos::build("rgnet", 0).unwrap();
+        let outline = Outline::new(&model, &Extras::default());
+        for (start, node) in outline.nodes.iter().enumerate() {
+            let walked: Vec<usize> = (start..node.end)
+                .filter(|&i| outline.nodes[i].param().is_some())
+                .collect();
+            assert_eq!(outline.params_in(start..node.end), walked.len());
+            for (skip, &row) in walked.iter().enumerate() {
+                let from = outline.skip_params(start, skip);
+                let next = (from..node.end).find(|&i| outline.nodes[i].param().is_some());
+                assert_eq!(next, Some(row), "node {start}, skip {skip}");
+            }
+        }
+    }
 
     #[test]
     fn the_shared_demo_has_two_paths_for_one_tensor() {

@@ -325,22 +325,29 @@ impl App {
         })
     }
 
-    /// The module table's rows: `(path relative to the module, id)` of every parameter path
-    /// under the selected module, in `state_dict` order.
+    /// How many rows the module table has: the parameter paths under the selected module.
     #[must_use]
-    pub fn module_rows(&self) -> Vec<(String, ParamId)> {
+    pub fn module_row_count(&self) -> usize {
         let selected = self.tree.selected();
-        let nodes = &self.doc.outline.nodes;
-        let module = &nodes[selected];
-        nodes[selected..module.end]
-            .iter()
-            .filter_map(|n| {
-                let local = n
-                    .path
-                    .strip_prefix(module.path.as_str())
-                    .map_or(n.path.as_str(), |rest| rest.trim_start_matches('.'));
-                n.param().map(|id| (local.to_owned(), id))
-            })
-            .collect()
+        let end = self.doc.outline.nodes[selected].end;
+        self.doc.outline.params_in(selected..end)
+    }
+
+    /// The module table's rows from row `first`: `(path relative to the module, id)` of the
+    /// parameter paths under the selected module, in `state_dict` order. The names are borrowed
+    /// from the outline and the first row is found without a walk: a module of a million tensors
+    /// is drawn a page at a time.
+    pub fn module_rows(&self, first: usize) -> impl Iterator<Item = (&str, ParamId)> {
+        let selected = self.tree.selected();
+        let outline = &self.doc.outline;
+        let module = &outline.nodes[selected];
+        let from = outline.skip_params(selected, first).min(module.end);
+        outline.nodes[from..module.end].iter().filter_map(|n| {
+            let local = n
+                .path
+                .strip_prefix(module.path.as_str())
+                .map_or(n.path.as_str(), |rest| rest.trim_start_matches('.'));
+            n.param().map(|id| (local, id))
+        })
     }
 }

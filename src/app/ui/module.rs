@@ -12,6 +12,7 @@ use crate::app::format::{count, num};
 use crate::app::layout::MODULE_ROWS_ABOVE;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;
+use crate::model::ParamId;
 use crate::text::escape;
 
 pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
@@ -23,7 +24,16 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
     } else {
         escape(&node.path).into_owned()
     };
-    let rows = app.module_rows();
+    let table_area = Rect {
+        y: body.y + (MODULE_ROWS_ABOVE - 1).min(body.height),
+        height: body.height.saturating_sub(MODULE_ROWS_ABOVE - 1),
+        ..body
+    };
+    // Only the rows on screen are made into text: a module can hold a million tensors.
+    let scroll = app.tensor.module;
+    let page = usize::from(table_area.height.saturating_sub(1));
+    let shown: Vec<(&str, ParamId)> = app.module_rows(scroll.offset).take(page).collect();
+    let len = app.module_row_count();
     // The full repr where it fits, else the compact one (`(0): Linear(4→8)`).
     let full = escape(&node.label);
     let repr = if Span::raw(full.as_ref()).width() <= width {
@@ -31,12 +41,14 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
     } else {
         escape(&node.short).into_owned()
     };
-    let cells = cells(app, &rows);
+    let cells = cells(app, &shown);
     // One dtype for all: said once above the table instead of in a column.
-    let dtype = cells
-        .first()
-        .map(|c| c[2].clone())
-        .filter(|d| cells.iter().all(|c| c[2] == *d));
+    let store = &app.doc.model.store;
+    let mut dtypes = app.module_rows(0).map(|(_, id)| store.get(id).dtype());
+    let dtype = dtypes
+        .next()
+        .filter(|first| dtypes.all(|d| d == *first))
+        .map(|d| d.to_string());
     let dtype_note = dtype
         .as_ref()
         .map_or(String::new(), |d| format!(" · all {d}"));
@@ -46,22 +58,18 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
             format!(
                 "{module_path} · {} params · {} tensors{dtype_note}",
                 count(params),
-                rows.len()
+                len
             ),
             t.style(Role::Dim),
         ),
     ];
     Paragraph::new(head).render(body, buf);
-    let table_area = Rect {
-        y: body.y + (MODULE_ROWS_ABOVE - 1).min(body.height),
-        height: body.height.saturating_sub(MODULE_ROWS_ABOVE - 1),
-        ..body
-    };
-    table(app, cells, dtype.is_some(), rows.len(), table_area, buf);
+    table(app, cells, dtype.is_some(), len, table_area, buf);
 }
 
-/// The table of the module's tensors in `area`, scrolled to the module cursor, with a scrollbar
-/// when it does not fit; `one_dtype` drops the dtype column (said above instead).
+/// The table of the module's tensors in `area`: `cells` are the `len` rows' page on screen, from
+/// the scroll offset; with a scrollbar when they do not all fit. `one_dtype` drops the dtype
+/// column (said above instead). Column widths are those of the page shown.
 fn table(
     app: &App,
     mut cells: Vec<Vec<String>>,
@@ -137,9 +145,8 @@ fn table(
         t.style(Role::Text)
     });
     let scroll = app.tensor.module;
-    let mut state = TableState::new()
-        .with_offset(scroll.offset)
-        .with_selected(Some(scroll.cursor));
+    let mut state =
+        TableState::new().with_selected(Some(scroll.cursor.saturating_sub(scroll.offset)));
     StatefulWidget::render(table, table_area, buf, &mut state);
     if bar {
         let mut bar = ScrollbarState::new(len.saturating_sub(page)).position(scroll.offset);
@@ -171,7 +178,7 @@ fn cut_left(text: &str, room: usize) -> String {
 }
 
 /// The table's text: name, shape, dtype, count, mean, std (`·` until computed).
-fn cells(app: &App, rows: &[(String, crate::model::ParamId)]) -> Vec<Vec<String>> {
+fn cells(app: &App, rows: &[(&str, ParamId)]) -> Vec<Vec<String>> {
     let store = &app.doc.model.store;
     rows.iter()
         .map(|(local, id)| {

@@ -179,7 +179,7 @@ fn move_in_tensor_pane(app: &mut App, action: Action, fx: &mut Effects) {
     match app.doc.outline.nodes[app.tree.selected()].kind {
         NodeKind::Module { .. } => {
             if !matches!(action, Action::Left | Action::Right) {
-                let len = app.module_rows().len();
+                let len = app.module_row_count();
                 let page = layout::module_page(app);
                 if app.tensor.module.step(step, len, page) {
                     summaries::request_more(app, fx);

@@ -54,9 +54,7 @@ fn request_module(app: &mut App, fx: &mut Effects) {
     let page = crate::app::layout::module_page(app);
     let first = app.tensor.module.offset;
     let ids: Vec<ParamId> = app
-        .module_rows()
-        .into_iter()
-        .skip(first)
+        .module_rows(first)
         .take(page * 4)
         .map(|(_, id)| id)
         .collect();
