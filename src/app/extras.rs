@@ -107,7 +107,7 @@ fn push(
         end: index + 1,
         path: path.to_owned(),
         label: label.to_owned(),
-        short: label.to_owned(),
+        short: None,
         kind: NodeKind::Info { value },
     });
     index

@@ -112,13 +112,16 @@ pub fn run(args: Args) -> Result<(), AppError> {
         effects.absorb(update::compare_with(&mut app, spec));
     }
     let mut terminal = terminal::enter()?;
-    let result = event_loop(app, effects, &mut terminal);
+    let result = event_loop(&mut app, effects, &mut terminal);
     drop(terminal);
     terminal::restore();
+    // The process ends next, and the memory goes with it: freeing a million modules one by one
+    // would only keep the user waiting for the prompt.
+    std::mem::forget(app);
     result
 }
 
-fn event_loop(mut app: App, first: Effects, terminal: &mut Term) -> Result<(), AppError> {
+fn event_loop(app: &mut App, first: Effects, terminal: &mut Term) -> Result<(), AppError> {
     let (tx, rx) = mpsc::channel();
     let worker = {
         let tx = tx.clone();
@@ -144,7 +147,7 @@ fn event_loop(mut app: App, first: Effects, terminal: &mut Term) -> Result<(), A
         let event = if dirty {
             let wait = FRAME.saturating_sub(last_draw.elapsed());
             if wait.is_zero() {
-                terminal.draw(|frame| frame.render_widget(&app, frame.area()))?;
+                terminal.draw(|frame| frame.render_widget(&*app, frame.area()))?;
                 dirty = false;
                 last_draw = Instant::now();
                 continue;
@@ -165,15 +168,15 @@ fn event_loop(mut app: App, first: Effects, terminal: &mut Term) -> Result<(), A
             Event::Terminal(TermEvent::Paste(text)) => {
                 // A paste types its characters; line breaks in it are not Enter.
                 for ch in text.chars().filter(|c| !c.is_control()) {
-                    effects.absorb(update(&mut app, Action::Type(ch)));
+                    effects.absorb(update(app, Action::Type(ch)));
                 }
             }
             Event::Terminal(event) => {
-                if let Some(action) = action_of(&app, &event) {
-                    effects.absorb(update(&mut app, action));
+                if let Some(action) = action_of(app, &event) {
+                    effects.absorb(update(app, action));
                 }
             }
-            Event::Reply(reply) => effects.absorb(receive(&mut app, reply)),
+            Event::Reply(reply) => effects.absorb(receive(app, reply)),
             Event::Signal => effects.quit = true,
             Event::Suspend | Event::Resume => {
                 if matches!(event, Event::Suspend) {
@@ -182,7 +185,7 @@ fn event_loop(mut app: App, first: Effects, terminal: &mut Term) -> Result<(), A
                     terminal::resume(terminal)?;
                 }
                 if let Ok((w, h)) = crossterm::terminal::size() {
-                    effects.absorb(update(&mut app, Action::Resize(w, h)));
+                    effects.absorb(update(app, Action::Resize(w, h)));
                 }
             }
         }

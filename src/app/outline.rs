@@ -42,8 +42,9 @@ pub struct Node {
     pub path: String,
     /// What the tree shows: `(0): Linear(in_features=4, …)`, or the local name `weight`.
     pub label: String,
-    /// The label for a narrow pane: `(0): Linear(4→8)`; the same as `label` when nothing is shorter.
-    pub short: String,
+    /// The label for a narrow pane, `(0): Linear(4→8)`; `None` when nothing is shorter than
+    /// `label` (most rows: a million of them then cost no second text).
+    pub short: Option<String>,
     /// Module or parameter.
     pub kind: NodeKind,
 }
@@ -53,6 +54,12 @@ impl Node {
     #[must_use]
     pub fn has_children(&self, index: usize) -> bool {
         self.end > index + 1
+    }
+
+    /// The label for a narrow pane: [`Node::short`], else the label.
+    #[must_use]
+    pub fn short(&self) -> &str {
+        self.short.as_deref().unwrap_or(&self.label)
     }
 
     /// The parameter id, for a parameter row.
@@ -82,7 +89,8 @@ impl Outline {
     #[must_use]
     pub fn new(model: &Model, extras: &Extras) -> Self {
         let mut outline = Outline::default();
-        outline.push_module(model, &model.root, String::new(), 0, None);
+        let counts = param_counts(model);
+        outline.push_module(&mut counts.into_iter(), &model.root, String::new(), 0, None);
         for (i, node) in outline.nodes.iter().enumerate() {
             if let Some(id) = node.param() {
                 outline.aliases.entry(id).or_default().push(i);
@@ -113,9 +121,11 @@ impl Outline {
         start + self.params_before[start..].partition_point(|&before| before < target)
     }
 
+    /// Pushes `module`'s rows and its subtree's; `counts` gives each module's parameter count in
+    /// the same pre-order.
     fn push_module(
         &mut self,
-        model: &Model,
+        counts: &mut impl Iterator<Item = usize>,
         module: &Module,
         path: String,
         depth: usize,
@@ -129,15 +139,17 @@ impl Outline {
                 format!("({}): {repr}", module.name)
             }
         };
+        let (repr, compact) = (module.repr(), compact_repr(module));
+        let short = (compact != repr).then(|| named(compact));
         self.nodes.push(Node {
             depth,
             parent,
             end: 0,
             path: path.clone(),
-            label: named(module.repr()),
-            short: named(compact_repr(module)),
+            label: named(repr),
+            short,
             kind: NodeKind::Module {
-                params: model.count_params(module),
+                params: counts.next().unwrap_or_default(),
             },
         });
         for (local, id) in &module.params {
@@ -147,13 +159,13 @@ impl Outline {
                 end: self.nodes.len() + 1,
                 path: join(&path, local),
                 label: local.to_string(),
-                short: local.to_string(),
+                short: None,
                 kind: NodeKind::Param { id: *id },
             });
         }
         for child in &module.children {
             self.push_module(
-                model,
+                counts,
                 child,
                 join(&path, &child.name),
                 depth + 1,
@@ -270,6 +282,30 @@ pub fn glob_within(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// Every module's parameter count, in pre-order, from one bottom-up pass (counting each module's
+/// subtree apart would walk a million-module tree once per module); buffers are not parameters.
+fn param_counts(model: &Model) -> Vec<usize> {
+    let mut buffers = std::collections::HashSet::new();
+    model.root.for_each_param(&mut |_, module, local, id| {
+        if module.is_buffer(local) {
+            buffers.insert(id);
+        }
+    });
+    let numel = |id| {
+        if buffers.contains(&id) {
+            0
+        } else {
+            model.store.get(id).numel()
+        }
+    };
+    model
+        .root
+        .param_counts(numel)
+        .into_iter()
+        .map(|(_, _, count)| count)
+        .collect()
+}
+
 /// A module's repr in few columns: `Linear(4→8)` (`, no bias` when it has none), and for other
 /// layers PyTorch's repr without its keywords (`LeakyReLU(0.01)`).
 #[must_use]
@@ -298,6 +334,27 @@ pub fn compact_repr(module: &Module) -> String {
 mod tests {
     use super::*;
     use crate::model::demos;
+
+    #[test]
+    fn module_counts_are_each_subtrees_parameters() {
+        for name in ["mlp", "rgnet", "shared"] {
+            let model = demos::build(name, 0).unwrap();
+            let outline = Outline::new(&model, &Extras::default());
+            let mut walked = Vec::new();
+            model
+                .root
+                .walk("", &mut |_, module| walked.push(model.count_params(module)));
+            let listed: Vec<usize> = outline
+                .nodes
+                .iter()
+                .filter_map(|node| match node.kind {
+                    NodeKind::Module { params } => Some(params),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(listed, walked, "{name}");
+        }
+    }
 
     #[test]
     fn counting_and_skipping_rows_agree_with_walking_them() {
@@ -339,7 +396,7 @@ mod tests {
             linear.label,
             "(0): Linear(in_features=4, out_features=8, bias=True)"
         );
-        assert_eq!(linear.short, "(0): Linear(4→8)");
+        assert_eq!(linear.short(), "(0): Linear(4→8)");
         let no_bias = Module::new(
             "3",
             crate::model::ModuleKind::Layer(Layer::Linear {

@@ -87,7 +87,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         if Span::raw(repr.as_str()).width() > room
             && let Some(node) = outline.find(&layer.path, false)
         {
-            let short = &outline.nodes[node].short;
+            let short = outline.nodes[node].short();
             repr = escape(short.split_once("): ").map_or(short, |(_, r)| r)).into_owned();
         }
         lines.push(Line::from(vec![

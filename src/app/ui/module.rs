@@ -39,7 +39,7 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
     let repr = if Span::raw(full.as_ref()).width() <= width {
         full.into_owned()
     } else {
-        escape(&node.short).into_owned()
+        escape(node.short()).into_owned()
     };
     let cells = cells(app, &shown);
     // One dtype for all: said once above the table instead of in a column.

@@ -88,7 +88,7 @@ fn row_line(
                 String::new()
             };
             let room = width.saturating_sub(cols(&indent) + cols(&tail));
-            let label = fit_label(&escape(&node.label), &escape(&node.short), room);
+            let label = fit_label(&escape(&node.label), &escape(node.short()), room);
             let gap = room.saturating_sub(cols(&label));
             spans[1] = Span::raw(label);
             if !tail.is_empty() {
@@ -158,7 +158,7 @@ fn compared_row(
         String::new()
     };
     let room = width.saturating_sub(cols(&indent) + cols(&tail) + MARK_COLS + 1);
-    let label = fit_label(&escape(&node.label), &escape(&node.short), room);
+    let label = fit_label(&escape(&node.label), &escape(node.short()), room);
     let gap = " ".repeat(room.saturating_sub(cols(&label)) + 1);
     let mut spans = vec![
         Span::raw(indent),
