@@ -280,7 +280,7 @@ fn packed_product(
             gemv::gemv_panels(alpha, x, data, kc, panels, beta, c, epilogue);
         }
         PackedSource::Panels(backend, b) => {
-            let uk = backend.micro_kernel().for_rows(a.nrows());
+            let uk = backend.micro_kernel().for_rows(&a);
             blocked(uk, alpha, a, b, beta, c, epilogue);
         }
     }
@@ -326,7 +326,7 @@ fn dispatch(
     } else if gemv::handles(&a, &b) {
         gemv::gemv(Backend::best(), alpha, a, b, beta, c, epi);
     } else {
-        let uk = Backend::best().micro_kernel().for_rows(m);
+        let uk = Backend::best().micro_kernel().for_rows(&a);
         blocked(uk, alpha, a, BSource::View(b), beta, c, epi);
     }
 }
