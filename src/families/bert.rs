@@ -188,8 +188,7 @@ impl Plan {
             causal: false,
             window: None,
         };
-        let [mut qkv, mut ctx, mut a, mut mid, mut out, mut scores]: [Vec<f32>; 6] =
-            Default::default();
+        let [mut qkv, mut ctx, mut a, mut mid, mut out]: [Vec<f32>; 5] = Default::default();
         let h_width = self.norm.weight.len();
         for (i, layer) in self.layers.iter().enumerate() {
             let l = format!("{p}encoder.layer.{i}");
@@ -204,7 +203,6 @@ impl Plan {
                 len,
                 self.heads,
                 mask,
-                &mut scores,
             );
             layer.attention_out.forward(&ctx, &mut a);
             add(&mut a, &h);

@@ -217,17 +217,8 @@ impl Plan {
             head_dim,
             ..
         } = self.heads;
-        let [
-            mut x,
-            mut q,
-            mut k,
-            mut v,
-            mut ctx,
-            mut a,
-            mut gate,
-            mut up,
-            mut scores,
-        ]: [Vec<f32>; 9] = Default::default();
+        let [mut x, mut q, mut k, mut v, mut ctx, mut a, mut gate, mut up]: [Vec<f32>; 8] =
+            Default::default();
         for (i, layer) in self.layers.iter().enumerate() {
             let l = format!("{p}layers.{i}");
             copy(&mut x, &h);
@@ -246,7 +237,6 @@ impl Plan {
                 len,
                 self.heads,
                 mask,
-                &mut scores,
             );
             layer.o.forward(&ctx, &mut a);
             rec.record(&format!("{l}.self_attn"), &format!("{class}Attention"), &a);

@@ -3,6 +3,9 @@
 //! Each works in place on rows of a flat C-order buffer, in f32; the arithmetic is
 //! `tensor::simd::math`'s, vectorized for the CPU it runs on.
 
+use std::sync::{Mutex, PoisonError};
+
+use crate::kernel;
 use crate::tensor::simd::math;
 pub use crate::tensor::simd::math::{layer_norm, rms_norm, softmax};
 
@@ -43,8 +46,36 @@ impl Activation {
         }
     }
 
-    /// Applies the activation to every value.
+    /// Applies the activation to every value, in blocks shared across the kernel's threads when
+    /// there are enough (a batch's MLP: millions of values, each some tens of instructions).
     pub fn apply(self, x: &mut [f32]) {
+        /// Values per block, and what one costs in the kernel's unit (a multiply-add): about as
+        /// much as 16 of them (the exact GELU's erf and exp).
+        const BLOCK: usize = 4096;
+        const COST: usize = 16;
+        let parts = kernel::parts_for(x.len().saturating_mul(COST), x.len().div_ceil(BLOCK));
+        if parts <= 1 {
+            self.apply_here(x);
+            return;
+        }
+        let per_part = x.len().div_ceil(parts).next_multiple_of(BLOCK);
+        let pieces: Vec<_> = x
+            .chunks_mut(per_part)
+            .map(|p| Mutex::new(Some(p)))
+            .collect();
+        kernel::run_parts(pieces.len(), &|i| {
+            let piece = pieces[i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(piece) = piece {
+                self.apply_here(piece);
+            }
+        });
+    }
+
+    /// [`Self::apply`] on the calling thread.
+    fn apply_here(self, x: &mut [f32]) {
         match self {
             Self::Gelu => math::gelu(x),
             Self::GeluTanh => math::gelu_tanh(x),

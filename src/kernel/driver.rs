@@ -37,7 +37,7 @@ impl MicroKernel {
             Some(short)
                 if !self.reads_in_place(a)
                     && m.next_multiple_of(self.mr) * 100
-                    > m.next_multiple_of(short.mr) * SHORT_PENALTY =>
+                        > m.next_multiple_of(short.mr) * SHORT_PENALTY =>
             {
                 *short
             }
