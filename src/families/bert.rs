@@ -139,6 +139,7 @@ impl Plan {
                     ],
                     h,
                     &[h, h, h],
+                    true,
                 )?,
                 attention_out: w.linear(&format!("{l}.attention.output.dense"), h, h, true)?,
                 attention_norm: Norm::read(
