@@ -115,8 +115,9 @@ pub fn attend(
     kernel::run_parts(parts, &|part| {
         SCORES.with_borrow_mut(|scores| {
             scores.resize(len * len, 0.0);
-            for unit in part * per_part..((part + 1) * per_part).min(units) {
-                let block = blocks[unit]
+            let first = part * per_part;
+            for (unit, block) in blocks.iter().enumerate().skip(first).take(per_part) {
+                let block = block
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .take()

@@ -116,10 +116,11 @@ unsafe fn kernel_rows<const MR: usize, const PACKED: bool>(
     // Element (i, p) of the A panel: packed k-major, or row i of A in place.
     let (row_step, k_step) = if PACKED { (1, MR as isize) } else { (t.ars, 1) };
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    // Warm the C tile's lines while the k loop runs: the write-out otherwise waits on them.
-    // A row of the tile is 32 floats, two cache lines (when C's rows are 64-byte aligned): warm
-    // both.
-    if t.beta != 0.0 && t.cs == 1 {
+    // Warm the C tile's lines while the k loop runs: the write-out otherwise waits on them, to
+    // read them (beta != 0) or to own them before its stores (a Linear layer's fresh output,
+    // beta == 0, which the stores alone fetched only at the end). A row of the tile is 32 floats,
+    // two cache lines (when C's rows are 64-byte aligned): warm both.
+    if t.cs == 1 {
         for i in 0..t.rows {
             let row = t.c.wrapping_offset(i as isize * t.rs);
             // A prefetch is a hint: it never faults, whatever the address.
