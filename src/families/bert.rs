@@ -71,6 +71,17 @@ impl Norm {
     pub(super) fn apply(&self, x: &mut [f32]) {
         ops::layer_norm(x, &self.weight, &self.bias, self.eps);
     }
+
+    /// `x += residual`, then [`Self::apply`], row blocks shared across threads (a batch's
+    /// post-norm sublayer ends).
+    fn add_and_apply(&self, x: &mut [f32], residual: &[f32]) {
+        /// Multiply-adds' worth per value: the add, two passes of moments and the scaling.
+        const COST: usize = 4;
+        ops::in_parts(x, self.weight.len(), COST, &|offset, part| {
+            add(part, &residual[offset..offset + part.len()]);
+            self.apply(part);
+        });
+    }
 }
 
 struct Sizes {
@@ -214,15 +225,13 @@ impl Plan {
                 mask,
             );
             layer.attention_out.forward(&ctx, &mut a);
-            add(&mut a, &h);
-            layer.attention_norm.apply(&mut a);
+            layer.attention_norm.add_and_apply(&mut a, &h);
             rec.record(&format!("{l}.attention"), "BertAttention", &a);
             layer.intermediate.forward(&a, &mut mid);
             self.act.apply(&mut mid);
             rec.record(&format!("{l}.intermediate"), "BertIntermediate", &mid);
             layer.output.forward(&mid, &mut out);
-            add(&mut out, &a);
-            layer.output_norm.apply(&mut out);
+            layer.output_norm.add_and_apply(&mut out, &a);
             rec.record(&format!("{l}.output"), "BertOutput", &out);
             std::mem::swap(&mut h, &mut out);
             rec.record(&l, "BertLayer", &h);
