@@ -486,11 +486,12 @@ proptest! {
 fn a_read_in_place_whatever_its_row_stride() {
     // Row-major A small enough to be read in place by the AVX-512 kernels, as a column slice of a
     // wider array (rows further apart than k), with a partial last tile or none, across KC blocks;
-    // the row counts reach both the 12-row and the 8-row kernel through the public entry.
+    // the row counts reach both the 12-row and the 8-row kernel through the public entry, and
+    // every row count of a last tile (multiplied as it is, not padded).
     let mut rng = Rng(0x5eed);
     for backend in backends() {
         let [mr, nr, _, kc, _] = backend.block_sizes();
-        for m in [8, 12, 13, 24, 25, 32, 64, 65, 2 * mr + 1] {
+        for m in (1..=2 * mr + 1).chain([32, 64, 65]) {
             for k in [5, kc - 1, kc + 3, 2 * kc + 1] {
                 let n = nr + 3;
                 let wide = Array2::from_shape_fn((m, k + 7), |_| rng.next());

@@ -2,7 +2,10 @@
 //! optionally a causal one: QKᵀ and AV for each (sequence, head) are small GEMMs through the kernel,
 //! on strided views of the projected activations (no copies per head).
 
-use ndarray::{ArrayView2, ArrayViewMut2, s};
+use std::cell::RefCell;
+use std::sync::{Mutex, PoisonError};
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::ops::softmax;
 use crate::kernel;
@@ -58,23 +61,89 @@ impl Heads {
     }
 }
 
+thread_local! {
+    /// Each thread's QKᵀ scratch (len × len), kept so that repeated passes allocate nothing.
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
 /// `softmax(QKᵀ·scale + mask)·V` for every sequence and head.
 ///
 /// `q` and `out` are `batch·len × heads·head_dim`, `k` and `v` `batch·len × kv_heads·head_dim`
-/// (views, so a fused QKV projection is read in place); `scores` is scratch, resized as needed.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the buffers and shape of one attention call"
-)]
+/// (views, so a fused QKV projection is read in place).
+///
+/// The (sequence, head) pairs are independent, so they are shared out across the kernel's
+/// threads, each pair on one thread: a 128-token head's QKᵀ is too small to split well itself
+/// (a pool hand-off per product), and the softmax between the two products would otherwise run on
+/// one core while the other waits.
+///
+/// # Panics
+/// When `out` is not `batch·len × heads·head_dim`.
 pub fn attend(
     q: ArrayView2<f32>,
     k: ArrayView2<f32>,
     v: ArrayView2<f32>,
-    mut out: ArrayViewMut2<f32>,
+    out: ArrayViewMut2<f32>,
     len: usize,
     shape: Heads,
     mask: Mask,
-    scores: &mut Vec<f32>,
+) {
+    let Heads {
+        heads, head_dim, ..
+    } = shape;
+    let batch = mask.lens.len();
+    assert_eq!(
+        out.dim(),
+        (batch * len, heads * head_dim),
+        "attend: the output is not batch·len × heads·head_dim"
+    );
+    // Each pair's block of `out`, handed to whichever thread takes the pair.
+    let mut blocks = Vec::with_capacity(batch * heads);
+    let mut rest = out;
+    for _ in 0..batch {
+        let (mut rows, tail) = rest.split_at(Axis(0), len);
+        rest = tail;
+        for _ in 0..heads {
+            let (block, others) = rows.split_at(Axis(1), head_dim);
+            blocks.push(Mutex::new(Some(block)));
+            rows = others;
+        }
+    }
+    let units = blocks.len();
+    let work = units.saturating_mul(2 * len * len * head_dim);
+    let parts = kernel::parts_for(work, units);
+    let per_part = units.div_ceil(parts.max(1));
+    kernel::run_parts(parts, &|part| {
+        SCORES.with_borrow_mut(|scores| {
+            scores.resize(len * len, 0.0);
+            let first = part * per_part;
+            for (unit, block) in blocks.iter().enumerate().skip(first).take(per_part) {
+                let block = block
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take()
+                    .expect("each pair is taken once");
+                let (seq, head) = (unit / heads, unit % heads);
+                attend_one(&q, &k, &v, block, (seq, head), len, shape, mask, scores);
+            }
+        });
+    });
+}
+
+/// One sequence's one head: `scores` is len × len scratch.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the buffers and shape of one head's attention"
+)]
+fn attend_one(
+    q: &ArrayView2<f32>,
+    k: &ArrayView2<f32>,
+    v: &ArrayView2<f32>,
+    out: ArrayViewMut2<f32>,
+    (b, h): (usize, usize),
+    len: usize,
+    shape: Heads,
+    mask: Mask,
+    scores: &mut [f32],
 ) {
     let Heads {
         heads,
@@ -82,36 +151,29 @@ pub fn attend(
         head_dim,
         scale,
     } = shape;
-    let batch = mask.lens.len();
-    scores.resize(len * len, 0.0);
     let group = heads / kv_heads;
-    for b in 0..batch {
-        let r = b * len..(b + 1) * len;
-        for h in 0..heads {
-            let cols = h * head_dim..(h + 1) * head_dim;
-            let kv_cols = (h / group) * head_dim..(h / group + 1) * head_dim;
-            let qh = q.slice(s![r.clone(), cols.clone()]);
-            let kh = k.slice(s![r.clone(), kv_cols.clone()]);
-            let vh = v.slice(s![r.clone(), kv_cols]);
-            let a = ArrayViewMut2::from_shape((len, len), &mut scores[..])
-                .expect("scores is len × len");
-            kernel::gemm(scale, qh, kh.t(), 0.0, a);
-            for (i, row) in scores.chunks_exact_mut(len).enumerate() {
-                let (lo, hi) = mask.keys(b, i);
-                if lo >= hi {
-                    // Masked whole (a padding query outside Mistral's window): uniform, as
-                    // transformers' additive `finfo.min` mask makes it, rather than NaN.
-                    row.fill(1.0 / len as f32);
-                    continue;
-                }
-                row[..lo].fill(0.0);
-                row[hi..].fill(0.0);
-                softmax(&mut row[lo..hi]);
-            }
-            let a = ArrayView2::from_shape((len, len), &scores[..]).expect("scores is len × len");
-            kernel::gemm(1.0, a, vh, 0.0, out.slice_mut(s![r.clone(), cols]));
+    let r = b * len..(b + 1) * len;
+    let cols = h * head_dim..(h + 1) * head_dim;
+    let kv_cols = (h / group) * head_dim..(h / group + 1) * head_dim;
+    let qh = q.slice(s![r.clone(), cols]);
+    let kh = k.slice(s![r.clone(), kv_cols.clone()]);
+    let vh = v.slice(s![r, kv_cols]);
+    let a = ArrayViewMut2::from_shape((len, len), &mut *scores).expect("scores is len × len");
+    kernel::gemm(scale, qh, kh.t(), 0.0, a);
+    for (i, row) in scores.chunks_exact_mut(len).enumerate() {
+        let (lo, hi) = mask.keys(b, i);
+        if lo >= hi {
+            // Masked whole (a padding query outside Mistral's window): uniform, as
+            // transformers' additive `finfo.min` mask makes it, rather than NaN.
+            row.fill(1.0 / len as f32);
+            continue;
         }
+        row[..lo].fill(0.0);
+        row[hi..].fill(0.0);
+        softmax(&mut row[lo..hi]);
     }
+    let a = ArrayView2::from_shape((len, len), &*scores).expect("scores is len × len");
+    kernel::gemm(1.0, a, vh, 0.0, out);
 }
 
 /// C-order views of flat buffers: `rows × width`.
@@ -156,7 +218,6 @@ mod tests {
             2,
             shape,
             mask,
-            &mut Vec::new(),
         );
         assert_eq!(&out[..2], &[10.0, 10.0]);
         // Second row, head 0: scores 3·0.5 and 3·-0.5.

@@ -156,8 +156,7 @@ impl Plan {
             causal: true,
             window: None,
         };
-        let [mut x, mut qkv, mut ctx, mut a, mut mid, mut scores]: [Vec<f32>; 6] =
-            Default::default();
+        let [mut x, mut qkv, mut ctx, mut a, mut mid]: [Vec<f32>; 5] = Default::default();
         for (i, block) in self.blocks.iter().enumerate() {
             let b = format!("{p}h.{i}");
             copy(&mut x, &h);
@@ -173,7 +172,6 @@ impl Plan {
                 len,
                 block.heads,
                 mask,
-                &mut scores,
             );
             block.attn_proj.forward(&ctx, &mut a);
             rec.record(&format!("{b}.attn"), "GPT2Attention", &a);

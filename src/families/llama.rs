@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, IxDyn, s};
 
 use super::attention::{self, Heads, Mask, view, view_mut};
 use super::bert::add;
@@ -37,9 +37,8 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 struct Layer {
     input_norm: RmsNorm,
-    q: Linear,
-    k: Linear,
-    v: Linear,
+    /// Query, key and value in one product: `[q | k | v]` side by side.
+    qkv: Linear,
     o: Linear,
     post_norm: RmsNorm,
     gate: Linear,
@@ -154,9 +153,16 @@ impl Plan {
             };
             layers.push(Layer {
                 input_norm: RmsNorm::read(&mut w, &format!("{l}.input_layernorm"), h, s.eps)?,
-                q: w.linear(&format!("{l}.self_attn.q_proj"), h, q_width, f.qkv_bias)?,
-                k: w.linear(&format!("{l}.self_attn.k_proj"), h, kv_width, f.qkv_bias)?,
-                v: w.linear(&format!("{l}.self_attn.v_proj"), h, kv_width, f.qkv_bias)?,
+                qkv: w.linear_stack(
+                    &[
+                        &format!("{l}.self_attn.q_proj"),
+                        &format!("{l}.self_attn.k_proj"),
+                        &format!("{l}.self_attn.v_proj"),
+                    ],
+                    h,
+                    &[q_width, kv_width, kv_width],
+                    f.qkv_bias,
+                )?,
                 o: w.linear(&format!("{l}.self_attn.o_proj"), q_width, h, f.o_bias)?,
                 post_norm: RmsNorm::read(
                     &mut w,
@@ -217,36 +223,27 @@ impl Plan {
             head_dim,
             ..
         } = self.heads;
-        let [
-            mut x,
-            mut q,
-            mut k,
-            mut v,
-            mut ctx,
-            mut a,
-            mut gate,
-            mut up,
-            mut scores,
-        ]: [Vec<f32>; 9] = Default::default();
+        let (q_width, kv_width) = (heads * head_dim, kv_heads * head_dim);
+        let width = q_width + 2 * kv_width;
+        let [mut x, mut qkv, mut ctx, mut a, mut gate, mut up]: [Vec<f32>; 6] = Default::default();
         for (i, layer) in self.layers.iter().enumerate() {
             let l = format!("{p}layers.{i}");
             copy(&mut x, &h);
             ops::rms_norm(&mut x, &layer.input_norm.weight, layer.input_norm.eps);
-            layer.q.forward(&x, &mut q);
-            layer.k.forward(&x, &mut k);
-            layer.v.forward(&x, &mut v);
-            rope::apply(&mut q, heads, head_dim, len, &cos, &sin);
-            rope::apply(&mut k, kv_heads, head_dim, len, &cos, &sin);
-            ctx.resize(q.len(), 0.0);
+            layer.qkv.forward(&x, &mut qkv);
+            let (q_cols, k_cols) = (0..q_width, q_width..q_width + kv_width);
+            rope::apply(&mut qkv, width, q_cols.clone(), head_dim, len, &cos, &sin);
+            rope::apply(&mut qkv, width, k_cols.clone(), head_dim, len, &cos, &sin);
+            ctx.resize(qkv.len() / width * q_width, 0.0);
+            let all = view(&qkv, width);
             attention::attend(
-                view(&q, heads * head_dim),
-                view(&k, kv_heads * head_dim),
-                view(&v, kv_heads * head_dim),
-                view_mut(&mut ctx, heads * head_dim),
+                all.slice(s![.., q_cols]),
+                all.slice(s![.., k_cols]),
+                all.slice(s![.., q_width + kv_width..]),
+                view_mut(&mut ctx, q_width),
                 len,
                 self.heads,
                 mask,
-                &mut scores,
             );
             layer.o.forward(&ctx, &mut a);
             rec.record(&format!("{l}.self_attn"), &format!("{class}Attention"), &a);

@@ -3,8 +3,40 @@
 //! Each works in place on rows of a flat C-order buffer, in f32; the arithmetic is
 //! `tensor::simd::math`'s, vectorized for the CPU it runs on.
 
+use std::sync::{Mutex, PoisonError};
+
+use crate::kernel;
 use crate::tensor::simd::math;
 pub use crate::tensor::simd::math::{layer_norm, rms_norm, softmax};
+
+/// Runs `f(offset, part)` over `x` cut into parts of whole `chunk`s (the last may be short),
+/// shared across the kernel's threads when `x.len()·cost` multiply-adds' worth is enough for
+/// more than one; `offset` is the part's first index in `x`.
+///
+/// For the element-wise and row-wise passes between a batch's products, which would otherwise
+/// keep one core busy while the other waits for the next product.
+pub fn in_parts(x: &mut [f32], chunk: usize, cost: usize, f: &(dyn Fn(usize, &mut [f32]) + Sync)) {
+    let chunk = chunk.max(1);
+    let parts = kernel::parts_for(x.len().saturating_mul(cost), x.len().div_ceil(chunk));
+    if parts <= 1 {
+        f(0, x);
+        return;
+    }
+    let per_part = x.len().div_ceil(parts).next_multiple_of(chunk);
+    let pieces: Vec<_> = x
+        .chunks_mut(per_part)
+        .map(|p| Mutex::new(Some(p)))
+        .collect();
+    kernel::run_parts(pieces.len(), &|i| {
+        let piece = pieces[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(piece) = piece {
+            f(i * per_part, piece);
+        }
+    });
+}
 
 /// An activation function named by `hidden_act` / `activation_function`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +75,17 @@ impl Activation {
         }
     }
 
-    /// Applies the activation to every value.
+    /// Applies the activation to every value, in blocks shared across the kernel's threads when
+    /// there are enough (a batch's MLP: millions of values, each some tens of instructions).
     pub fn apply(self, x: &mut [f32]) {
+        /// What a value costs in the kernel's unit (a multiply-add): about as much as 16 of them
+        /// (the exact GELU's erf and exp).
+        const COST: usize = 16;
+        in_parts(x, 4096, COST, &|_, part| self.apply_here(part));
+    }
+
+    /// [`Self::apply`] on the calling thread.
+    fn apply_here(self, x: &mut [f32]) {
         match self {
             Self::Gelu => math::gelu(x),
             Self::GeluTanh => math::gelu_tanh(x),

@@ -53,8 +53,12 @@ impl<'p> Recorder<'p> {
             Some(a) => (a.path, a.repr, a.output.into_raw_vec_and_offset().0),
             None => (String::new(), String::new(), Vec::new()),
         };
-        buffer.clear();
-        buffer.extend_from_slice(values);
+        // Sized first (a no-op when the buffer is an earlier pass's of this module), then copied
+        // in blocks shared across threads: 1.5-6 MB per module for a batch of 8 × 128 tokens.
+        buffer.resize(values.len(), 0.0);
+        super::ops::in_parts(&mut buffer, 1 << 14, 1, &|offset, part| {
+            part.copy_from_slice(&values[offset..offset + part.len()]);
+        });
         old_path.clear();
         old_path.push_str(path);
         old_repr.clear();

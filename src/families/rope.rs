@@ -2,6 +2,7 @@
 //! dimensions pairs with the second half (`rotate_half`), not neighbouring dimensions.
 
 use std::f64::consts::PI;
+use std::ops::Range;
 
 use super::config::{ConfigError, RopeScaling};
 
@@ -163,17 +164,26 @@ fn llama3(inv_freq: &mut [f64], factor: f64, s: &RopeScaling) -> Result<(), Conf
     Ok(())
 }
 
-/// Rotates each head of `x` (`rows × heads·head_dim`, row `r` at position `r % len`) in place:
-/// `x·cos + rotate_half(x)·sin`.
-pub fn apply(x: &mut [f32], heads: usize, head_dim: usize, len: usize, cos: &[f32], sin: &[f32]) {
+/// Rotates the heads in columns `cols` of each row of `x` (rows of `width` values, row `r` at
+/// position `r % len`) in place: `x·cos + rotate_half(x)·sin`. The columns select the queries or
+/// the keys of a fused `[q | k | v]` projection.
+pub fn apply(
+    x: &mut [f32],
+    width: usize,
+    cols: Range<usize>,
+    head_dim: usize,
+    len: usize,
+    cos: &[f32],
+    sin: &[f32],
+) {
     let half = head_dim / 2;
-    for (r, row) in x.chunks_exact_mut(heads * head_dim).enumerate() {
+    for (r, row) in x.chunks_exact_mut(width).enumerate() {
         let p = r % len;
         let (cos, sin) = (
             &cos[p * head_dim..][..head_dim],
             &sin[p * head_dim..][..head_dim],
         );
-        for head in row.chunks_exact_mut(head_dim) {
+        for head in row[cols.clone()].chunks_exact_mut(head_dim) {
             let (a, b) = head.split_at_mut(half);
             for i in 0..half {
                 let (x1, x2) = (a[i], b[i]);
@@ -193,7 +203,7 @@ mod tests {
         let rope = Rope::new(4, 10_000.0, &RopeScaling::default(), 128).unwrap();
         let (cos, sin) = rope.tables(2);
         let mut x = vec![1.0, 2.0, 3.0, 4.0, 1.0, 0.0, 0.0, 0.0];
-        apply(&mut x, 1, 4, 2, &cos, &sin);
+        apply(&mut x, 4, 0..4, 4, 2, &cos, &sin);
         assert_eq!(&x[..4], &[1.0, 2.0, 3.0, 4.0]);
         // Position 1, first pair: (cos 1, sin 1) rotation of (1, 0).
         assert!((x[4] - 1f32.cos()).abs() < 1e-7 && (x[6] - 1f32.sin()).abs() < 1e-7);

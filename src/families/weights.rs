@@ -84,23 +84,27 @@ impl<'m> Weights<'m> {
     }
 
     /// Linear layers at `paths` that read the same input, as one: their weights stacked
-    /// [Σ out, in] and packed once, their biases concatenated, so one product computes all their
-    /// outputs side by side (BERT's query, key and value).
+    /// [Σ out, in] and packed once, their biases (when they have them) concatenated, so one
+    /// product computes all their outputs side by side (query, key and value).
     pub fn linear_stack(
         &mut self,
         paths: &[&str],
         in_features: usize,
         out_features: &[usize],
+        with_bias: bool,
     ) -> Result<Linear, FamilyError> {
         let (mut weight, mut bias) = (Vec::new(), Vec::new());
         for (path, &n) in paths.iter().zip(out_features) {
             weight.extend(self.get(&format!("{path}.weight"), &[n, in_features])?);
-            bias.extend(self.get(&format!("{path}.bias"), &[n])?);
+            if with_bias {
+                bias.extend(self.get(&format!("{path}.bias"), &[n])?);
+            }
         }
-        let w = ArrayView2::from_shape((bias.len(), in_features), &weight).expect("rows checked");
+        let out: usize = out_features.iter().sum();
+        let w = ArrayView2::from_shape((out, in_features), &weight).expect("rows checked");
         Ok(Linear {
             weight: Arc::new(PackedWeight::new(w)),
-            bias: Some(bias),
+            bias: with_bias.then_some(bias),
         })
     }
 

@@ -28,18 +28,35 @@ pub(crate) struct MicroKernel {
 }
 
 impl MicroKernel {
-    /// This kernel or its short variant, whichever pads `m` rows less, counting the short
-    /// variant's lower throughput (more loads per FMA: about 4% on Zen 5).
-    pub(crate) fn for_rows(self, m: usize) -> Self {
+    /// This kernel or its short variant, whichever pads `a`'s rows less, counting the short
+    /// variant's lower throughput (more loads per FMA: about 4% on Zen 5). An A read in place is
+    /// not padded at all (its last tile has the rows it has), so it keeps the full kernel.
+    pub(crate) fn for_rows(self, a: &ArrayView2<f32>) -> Self {
+        let m = a.nrows();
         match self.short {
             Some(short)
-                if m.next_multiple_of(self.mr) * 100
-                    > m.next_multiple_of(short.mr) * SHORT_PENALTY =>
+                if !self.reads_in_place(a)
+                    && m.next_multiple_of(self.mr) * 100
+                        > m.next_multiple_of(short.mr) * SHORT_PENALTY =>
             {
                 *short
             }
             _ => self,
         }
+    }
+
+    /// Whether the blocked loops read `a` in place rather than packing it: a row-contiguous A
+    /// with a kernel that can, whose rows are not a multiple of 4 KiB apart.
+    ///
+    /// Packing costs a transpose of A per block (a third of a 64³ product; 4% of a batch of 1024
+    /// tokens through MiniLM), and buys nothing a row-major block lacks: the MC×KC block read in
+    /// place touches as many cache lines as its packed copy, so it stays in L2 just as well. Rows
+    /// 4 KiB apart would put a tile's MR rows in the same L1 set, hence the exception.
+    fn reads_in_place(self, a: &ArrayView2<f32>) -> bool {
+        const SET_STRIDE: usize = 4096 / size_of::<f32>();
+        self.unpacked.is_some()
+            && a.strides()[1] == 1
+            && (a.nrows() <= 1 || !a.strides()[0].unsigned_abs().is_multiple_of(SET_STRIDE))
     }
 }
 
@@ -115,10 +132,7 @@ pub(crate) fn gemm_blocked(
         ..
     } = uk;
     let blocking = Blocking::new(mr, nr);
-    // A small, row-contiguous A is read in place by a kernel that can: packing it would cost a
-    // third of a 64³ product (a transpose, element by element), and a block that fits half of L2
-    // needs no packing to stay there.
-    let in_place = unpacked.filter(|_| a.strides()[1] == 1 && m * k <= blocking.mc * blocking.kc);
+    let in_place = unpacked.filter(|_| uk.reads_in_place(&a));
     let (a00, rsa, csa) = (a.as_ptr(), a.strides()[0], a.strides()[1]);
     // Prepacked panels were cut with their own KC: follow it.
     let kc_max = match b {
@@ -153,24 +167,18 @@ pub(crate) fn gemm_blocked(
                 // Later KC blocks add to what the first one wrote; the epilogue runs once, last.
                 let beta_now = if pc == 0 { beta } else { 1.0 };
                 let last = pc + kc == k;
-                // LOOP 3: MC rows of A; pack the MC×KC block (or, read in place, only the
-                // last tile of fewer than MR rows).
+                // LOOP 3: MC rows of A; pack the MC×KC block (unless it is read in place).
                 for ic in (0..m).step_by(mc) {
                     let mc_len = mc.min(m - ic);
-                    let whole = if in_place.is_some() {
-                        mc_len / mr * mr
+                    let ablock: &[f32] = if in_place.is_some() {
+                        &[]
                     } else {
-                        0
+                        // Sized for a whole MC×KC block at once, so no later batch size allocates.
+                        let most = packed_a_len(mc, kc_max, mr);
+                        let ablock = abuf.get_mut_reserving(packed_a_len(mc_len, kc, mr), most);
+                        pack_a(a.slice(s![ic..ic + mc_len, pc..pc + kc]), mr, ablock);
+                        ablock
                     };
-                    // Sized for a whole MC×KC block at once, so no later batch size allocates.
-                    let most = packed_a_len(mc, kc_max, mr);
-                    let ablock = abuf.get_mut_reserving(packed_a_len(mc_len - whole, kc, mr), most);
-                    pack_a(
-                        a.slice(s![ic + whole..ic + mc_len, pc..pc + kc]),
-                        mr,
-                        ablock,
-                    );
-                    let ablock: &[f32] = ablock;
                     // LOOP 2: NR columns; this KC×NR micro-panel of B stays in L1.
                     for jr in (0..nc_len).step_by(nr) {
                         let bpanel = &bblock[jr / nr * kc * nr..][..kc * nr];
@@ -181,16 +189,13 @@ pub(crate) fn gemm_blocked(
                         // LOOP 1: MR rows; the micro-kernel keeps MR×NR of C in registers.
                         for ir in (0..mc_len).step_by(mr) {
                             let (kernel, apanel) = match in_place {
-                                Some(unpacked) if ir < whole => (
+                                Some(unpacked) => (
                                     unpacked,
                                     a00.wrapping_offset(
                                         (ic + ir) as isize * rsa + pc as isize * csa,
                                     ),
                                 ),
-                                _ => (
-                                    run,
-                                    ablock[(ir - whole) / mr * kc * mr..][..kc * mr].as_ptr(),
-                                ),
+                                None => (run, ablock[ir / mr * kc * mr..][..kc * mr].as_ptr()),
                             };
                             let tile = Tile {
                                 c: c00.wrapping_offset(
@@ -208,7 +213,7 @@ pub(crate) fn gemm_blocked(
                             };
                             // SAFETY: the packed panels were sliced to kc·MR and kc·NR floats (B's
                             // from a 64-byte aligned buffer in whole panels of kc·NR floats); an A
-                            // read in place is MR whole rows ic+ir.. < m of A, columns pc..pc+kc
+                            // read in place is the tile's rows ic+ir.. < m of A, columns pc..pc+kc
                             // <= k, unit column stride, rows `ars` apart. The tile starts at
                             // C[ic+ir, jc+jr] and spans rows×cols inside C's m×n, and the bias
                             // (checked to have n values) has cols values from jc+jr. The kernel

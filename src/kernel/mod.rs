@@ -40,6 +40,24 @@ pub use packed::PackedWeight;
 pub use reference::gemm_reference;
 pub use threads::max_threads;
 
+/// How many parts `work` multiply-adds' worth of independent work, cut into at most `units`
+/// pieces, is worth spreading over: the rule the products themselves follow (1 when it is too
+/// little for a second thread, or `PARAMSCOPE_THREADS=1`).
+#[must_use]
+pub fn parts_for(work: usize, units: usize) -> usize {
+    threads::count(work, units)
+}
+
+/// Runs `work(i)` for every `i < parts` on the products' thread pool (part 0 on the calling
+/// thread), returning when all are done; a panic in a part is raised again here.
+///
+/// For the work around the products that splits the same way (attention's heads, an activation's
+/// blocks): sharing the pool keeps the machine at one thread per core. A product inside a part
+/// finds the pool busy and runs on its part's thread alone.
+pub fn run_parts(parts: usize, work: &(dyn Fn(usize) + Sync)) {
+    threads::run(parts, work);
+}
+
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 
 use driver::{BSource, MicroKernel};
@@ -280,7 +298,7 @@ fn packed_product(
             gemv::gemv_panels(alpha, x, data, kc, panels, beta, c, epilogue);
         }
         PackedSource::Panels(backend, b) => {
-            let uk = backend.micro_kernel().for_rows(a.nrows());
+            let uk = backend.micro_kernel().for_rows(&a);
             blocked(uk, alpha, a, b, beta, c, epilogue);
         }
     }
@@ -326,7 +344,7 @@ fn dispatch(
     } else if gemv::handles(&a, &b) {
         gemv::gemv(Backend::best(), alpha, a, b, beta, c, epi);
     } else {
-        let uk = Backend::best().micro_kernel().for_rows(m);
+        let uk = Backend::best().micro_kernel().for_rows(&a);
         blocked(uk, alpha, a, BSource::View(b), beta, c, epi);
     }
 }

@@ -31,10 +31,11 @@ pub(crate) struct Tile {
 /// writes the finished MR×NR product into the tile.
 ///
 /// An *unpacked* kernel reads A in place instead: `a` points at A[row0, p0], and row i of the
-/// panel is the `kc` contiguous floats at `a + i·tile.ars`.
+/// panel is the `kc` contiguous floats at `a + i·tile.ars`, for the tile's `rows` rows only (a tile
+/// of fewer than MR rows is multiplied as it is, not padded).
 ///
 /// # Safety
-/// `a` must hold `kc·MR` floats (or, unpacked, MR rows of `kc` floats `ars` apart) and `b` `kc·NR`
+/// `a` must hold `kc·MR` floats (or, unpacked, `rows` rows of `kc` floats `ars` apart) and `b` `kc·NR`
 /// floats (64-byte aligned for the SIMD kernels); the tile's `rows`×`cols` addresses (and `cols`
 /// bias values, if any) must be valid for writing and reading, with `rows <= MR`, `cols <= NR`.
 pub(crate) type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, tile: &Tile);
