@@ -1,7 +1,8 @@
 //! The module tree of a checkpoint, read from its dotted tensor names, with its ties.
 //!
-//! Names are put into the tree through a map per module, so a million `layers.{i}.weight` take
-//! linear time; a name deeper than [`MAX_DEPTH`] stays whole at the root, so no walk of the tree
+//! Each name finds its modules from the name before it, or through one map of every module when
+//! the file does not list its names grouped by module, so a million `layers.{i}.weight` take
+//! linear time either way; a name deeper than [`MAX_DEPTH`] stays whole at the root, so no walk of the tree
 //! recurses deeper than that, whatever the file says.
 
 use std::cmp::Ordering;
@@ -59,12 +60,23 @@ pub fn from_checkpoint(
             aliases.push((TIED_HEAD.to_owned(), ids[embedding]));
         }
     }
-    let mut tree = Builder::with_capacity(names.len() + aliases.len());
-    for (name, id) in names.iter().chain(&aliases) {
-        tree.insert(name, *id);
+    let build = |lookup| {
+        let mut tree = Builder::new(names.len() + aliases.len(), lookup);
+        for (name, id) in names.iter().chain(&aliases) {
+            tree.insert(name, *id);
+        }
+        let mut root = tree.finish();
+        sort_naturally(&mut root);
+        root
+    };
+    // Nearly every file lists its names grouped by module, and then each module is met in one run
+    // and found from the name before: no map is needed. The tree is built on that guess first; a
+    // module met in two runs shows as two equal siblings once sorted, and then the names are put
+    // in again through the map.
+    let mut root = build(Lookup::Grouped);
+    if has_repeated_siblings(&root) {
+        root = build(Lookup::Map);
     }
-    let mut root = tree.finish();
-    sort_naturally(&mut root);
     infer_kinds(&mut root, &store);
     Ok(Model {
         root,
@@ -102,15 +114,41 @@ fn input_embedding<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> 
         .map(|(_, name)| name)
 }
 
+/// How [`Builder`] finds a module that is not on the previous name's path.
+#[derive(Clone, Copy)]
+enum Lookup {
+    /// It takes it to be new: right when the names come grouped by module.
+    Grouped,
+    /// It looks it up in a map of every module.
+    Map,
+}
+
+/// Whether some module has two children of one name: a tree built with [`Lookup::Grouped`] from
+/// names that were not grouped. Children must be sorted, so equal names stand side by side.
+fn has_repeated_siblings(root: &Module) -> bool {
+    let mut stack = vec![root];
+    while let Some(module) = stack.pop() {
+        if module
+            .children
+            .windows(2)
+            .any(|pair| pair[0].name == pair[1].name)
+        {
+            return true;
+        }
+        stack.extend(&module.children);
+    }
+    false
+}
+
 /// The tree under construction, built in place: each module is written once, where it stays.
-/// Every module gets an id (the root's is 0), and one map from `(parent id, segment)` to child id
-/// serves the whole tree, its keys borrowed from the names: a million `layers.{i}.weight` cost one
-/// map, not a map and a copied key per module.
+/// Every module gets an id (the root's is 0); with [`Lookup::Map`], one map from
+/// `(parent id, segment)` to child id serves the whole tree, its keys borrowed from the names.
 struct Builder<'a> {
     root: Module,
     /// Each module's position among its parent's children, by id (the root's is unused).
     positions: Vec<usize>,
-    children: HashMap<(usize, &'a str), usize>,
+    /// The map of [`Lookup::Map`]; `None` for [`Lookup::Grouped`].
+    children: Option<HashMap<(usize, &'a str), usize>>,
     /// The last name's modules, `(segment, id)` from the root down: names come grouped by
     /// module, so most segments are found here without hashing.
     last: Vec<(&'a str, usize)>,
@@ -120,13 +158,16 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     /// An empty tree, sized for about one module per name (the common `layers.{i}.weight`).
-    fn with_capacity(names: usize) -> Self {
+    fn new(names: usize, lookup: Lookup) -> Self {
         let mut positions = Vec::with_capacity(names + 1);
         positions.push(0);
         Builder {
             root: Module::new("", ModuleKind::Unknown),
             positions,
-            children: HashMap::with_capacity(names),
+            children: match lookup {
+                Lookup::Grouped => None,
+                Lookup::Map => Some(HashMap::with_capacity(names)),
+            },
             last: Vec::new(),
             fresh: Vec::new(),
         }
@@ -153,7 +194,11 @@ impl<'a> Builder<'a> {
                 && seen == segment
             {
                 at = node;
-            } else if let Some(&child) = self.children.get(&(at, segment)) {
+            } else if let Some(&child) = self
+                .children
+                .as_ref()
+                .and_then(|map| map.get(&(at, segment)))
+            {
                 // From here down the path differs from the last name's.
                 self.last.truncate(depth);
                 self.last.push((segment, child));
@@ -195,7 +240,9 @@ impl<'a> Builder<'a> {
         for &segment in fresh.iter() {
             let child = positions.len();
             positions.push(position);
-            children.insert((at, segment), child);
+            if let Some(map) = children.as_mut() {
+                map.insert((at, segment), child);
+            }
             last.push((segment, child));
             at = child;
             position = 0;
