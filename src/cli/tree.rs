@@ -68,24 +68,25 @@ fn to_text(model: &Model) -> String {
         Cow::Borrowed(_) => printed,
         Cow::Owned(escaped) => escaped,
     };
-    // One pass for the widest key and the paths per tensor.
-    let mut width = 0;
+    // One pass for each key's width and the paths per tensor.
+    let mut widths: Vec<usize> = Vec::new();
     let mut uses = vec![0usize; model.store.len()];
-    let mut scratch = String::new();
     model.root.for_each_param(&mut |segments, _, local, id| {
-        scratch.clear();
-        width = width.max(write_key(&mut scratch, segments, local));
+        widths.push(key_pieces(segments, local).map(|p| text::width(&p)).sum());
         uses[id.0] += 1;
     });
+    let width = widths.iter().copied().max().unwrap_or(0);
     let Shared { group_of, groups } = shared(model, &uses);
     out.push_str("\nparameters (state_dict order):\n");
     // How many paths of each shared tensor are written so far: the first names the others, each
     // other names the first, which keeps the output linear in the group.
     let mut written: HashMap<ParamId, usize> = HashMap::new();
+    let mut row = 0;
     model.root.for_each_param(&mut |segments, _, local, id| {
         out.push_str("  ");
-        let used = write_key(&mut out, segments, local);
-        out.extend(std::iter::repeat_n(' ', width - used));
+        key_pieces(segments, local).for_each(|piece| out.push_str(&piece));
+        out.extend(std::iter::repeat_n(' ', width - widths[row]));
+        row += 1;
         let tensor = model.store.get(id);
         let _ = write!(out, "  {:?} {}", tensor.shape(), tensor.dtype().label());
         if let Some(group) = group_of.get(&id).map(|&g| &groups[g]) {
@@ -110,19 +111,20 @@ fn to_text(model: &Model) -> String {
     out
 }
 
-/// Writes the dotted key of `local` under `segments`, escaped, and returns its width in columns.
-fn write_key(out: &mut String, segments: &[&str], local: &str) -> usize {
-    let mut columns = 0;
-    for (i, segment) in segments.iter().chain([&local]).enumerate() {
-        if i > 0 {
-            out.push('.');
-            columns += 1;
-        }
-        let segment = escape(segment);
-        columns += text::width(&segment);
-        out.push_str(&segment);
-    }
-    columns
+/// The dotted key of `local` under `segments`, escaped, in pieces (each segment and the dots
+/// between): measured once and written once, never built whole.
+fn key_pieces<'a>(segments: &[&'a str], local: &'a str) -> impl Iterator<Item = Cow<'a, str>> {
+    segments
+        .iter()
+        .copied()
+        .chain([local])
+        .enumerate()
+        .flat_map(|(i, segment)| {
+            (i > 0)
+                .then_some(Cow::Borrowed("."))
+                .into_iter()
+                .chain([escape(segment)])
+        })
 }
 
 /// A GGUF file's metadata, before the tree: `  llama.context_length: u32 = 4096`.
