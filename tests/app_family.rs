@@ -4,11 +4,12 @@
 //! runs the text again on a rebuilt plan.
 
 mod app_support;
+mod cli_support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use app_support::{Harness, open_file_with, render, send, text, type_text};
+use cli_support::stdout_json;
 use paramscope::app::action::Action::*;
 use paramscope::app::family::{Runs, SAMPLE_TEXT};
 use paramscope::app::field::Edit;
@@ -44,17 +45,14 @@ type CliLayer = (String, f64, f64, f64);
 
 /// `forward --json` on the sample text: each layer's (path, mean, std, absmax), and the top ids.
 fn cli(name: &str) -> (Vec<CliLayer>, Vec<u64>) {
-    let out = Command::new(env!("CARGO_BIN_EXE_paramscope"))
-        .args(["forward", "--json", "--text", SAMPLE_TEXT])
-        .arg(folder(name))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let folder = folder(name);
+    let v = stdout_json(&[
+        "forward",
+        "--json",
+        "--text",
+        SAMPLE_TEXT,
+        folder.to_str().unwrap(),
+    ]);
     let layers = v["layers"]
         .as_array()
         .unwrap()

@@ -1,26 +1,11 @@
 //! The command line as scripts meet it: the JSON contract, exit codes, and one clear line per error.
 
+mod cli_support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use cli_support::{paramscope, stdout_json};
 use serde_json::Value;
-
-fn paramscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_paramscope"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout_json(args: &[&str]) -> Value {
-    let out = paramscope(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
-}
 
 /// Runs a command that must fail with exit 1 and one `error:` line containing `needle`.
 fn fails_with(args: &[&str], needle: &str) {

@@ -1,18 +1,13 @@
 //! `paramscope diff` and `paramscope check` against figures numpy and torch computed
 //! (tests/fixtures/compare/make.py): every figure within 1e-4 relative, every finding exact.
 
+mod cli_support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output};
 
+use cli_support::paramscope;
 use serde_json::Value;
-
-fn paramscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_paramscope"))
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

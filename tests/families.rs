@@ -3,10 +3,12 @@
 //! Qwen2 (QKV bias, tied head) checkpoints, with every module boundary's output, the top-5 next
 //! tokens, the tokenizer's ids, and sentence-transformers' pooled embedding.
 
+mod cli_support;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use cli_support::paramscope;
 use paramscope::checkpoint::{self, LoadOptions};
 use paramscope::families::sentence::Pooling;
 use paramscope::families::tokenize::TextTokenizer;
@@ -47,6 +49,29 @@ fn load(name: &str) -> (Model, Family, families::Config) {
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let (family, config) = loaded.family.expect("config.json names the family");
     (loaded.model, family, config)
+}
+
+/// A family's fixture ready to run: transformers' figures, the model, its texts as a batch, and a
+/// plan over the model.
+struct Prepared {
+    want: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    model: Model,
+    batch: Batch,
+    plan: Plan,
+}
+
+fn prepared(name: &str) -> Prepared {
+    let want = expected(name);
+    let (model, family, config) = load(name);
+    let sequences = tokens(name, &want);
+    let batch = Batch::new(&sequences, 0).unwrap();
+    let plan = Plan::new(family, &model, &config).unwrap();
+    Prepared {
+        want,
+        model,
+        batch,
+        plan,
+    }
 }
 
 /// Max absolute error relative to the reference's largest magnitude.
@@ -94,11 +119,12 @@ fn tokens(name: &str, want: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> Vec<Vec
 #[test]
 fn every_family_matches_transformers_layer_by_layer() {
     for name in FAMILIES {
-        let want = expected(name);
-        let (model, family, config) = load(name);
-        let sequences = tokens(name, &want);
-        let batch = Batch::new(&sequences, 0).unwrap();
-        let plan = Plan::new(family, &model, &config).unwrap();
+        let Prepared {
+            want,
+            model,
+            batch,
+            plan,
+        } = prepared(name);
         let mut blocks = Vec::new();
         let pass = plan
             .run_with_progress(&batch, &mut |done, total| blocks.push((done, total)))
@@ -152,11 +178,7 @@ fn every_family_matches_transformers_layer_by_layer() {
 #[test]
 fn a_rerun_into_an_earlier_pass_gives_the_same_values_as_a_fresh_run() {
     for name in FAMILIES {
-        let want = expected(name);
-        let (model, family, config) = load(name);
-        let sequences = tokens(name, &want);
-        let batch = Batch::new(&sequences, 0).unwrap();
-        let plan = Plan::new(family, &model, &config).unwrap();
+        let Prepared { batch, plan, .. } = prepared(name);
         let fresh = plan.run(&batch).unwrap();
         // An earlier pass of another shape: its buffers are reused, its values must not leak.
         let other = plan.run(&Batch::new(&[vec![3, 4]], 0).unwrap()).unwrap();
@@ -256,13 +278,6 @@ fn bad_ids_and_empty_sequences_are_errors_not_panics() {
     assert!(Batch::new(&[vec![]], 0).is_err());
     let too_long = Batch::new(&[vec![1; 33]], 0).unwrap();
     assert!(plan.run(&too_long).is_err());
-}
-
-fn paramscope(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_paramscope"))
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 #[test]

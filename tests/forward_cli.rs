@@ -1,19 +1,13 @@
 //! `paramscope forward --repeat N`: times N passes and changes nothing else.
 
-use std::process::Command;
+mod cli_support;
 
+use cli_support::paramscope;
+
+/// `forward demo:rgnet --batch 2 --json` with `args` after.
 fn forward(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_paramscope"))
-        .args(["forward", "demo:rgnet", "--batch", "2", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    let all = [&["forward", "demo:rgnet", "--batch", "2", "--json"], args].concat();
+    cli_support::stdout_json(&all)
 }
 
 #[test]
@@ -29,20 +23,14 @@ fn repeat_adds_the_median_time_and_nothing_else() {
 
 #[test]
 fn repeat_shows_in_text_and_rejects_zero() {
-    let out = Command::new(env!("CARGO_BIN_EXE_paramscope"))
-        .args(["forward", "demo:mlp", "--batch", "3", "--repeat", "5"])
-        .output()
-        .unwrap();
+    let out = paramscope(&["forward", "demo:mlp", "--batch", "3", "--repeat", "5"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("time per pass:") && text.contains("(median of 5)"),
         "{text}"
     );
-    let zero = Command::new(env!("CARGO_BIN_EXE_paramscope"))
-        .args(["forward", "demo:mlp", "--batch", "3", "--repeat", "0"])
-        .output()
-        .unwrap();
+    let zero = paramscope(&["forward", "demo:mlp", "--batch", "3", "--repeat", "0"]);
     assert_eq!(zero.status.code(), Some(2));
 }
 
@@ -63,7 +51,7 @@ fn one_thread_and_two_give_the_same_bits() {
     )
     .unwrap();
     let run = |threads: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_paramscope"))
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_paramscope"))
             .args(["forward", arch.to_str().unwrap(), "--batch", "64", "--json"])
             .args(["--repeat", "3"])
             .env("PARAMSCOPE_THREADS", threads)

@@ -1,0 +1,27 @@
+//! What the tests that run the binary share: running it to its end, and reading its JSON.
+
+#![allow(
+    dead_code,
+    reason = "each test file uses a different part of the support"
+)]
+
+use std::process::{Command, Output};
+
+/// Runs `paramscope ARGS` and waits for it.
+pub fn paramscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_paramscope"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// What `paramscope ARGS` printed, as JSON, once it has succeeded (else its stderr is the failure).
+pub fn stdout_json(args: &[&str]) -> serde_json::Value {
+    let out = paramscope(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
