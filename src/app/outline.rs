@@ -298,12 +298,7 @@ fn param_counts(model: &Model) -> Vec<usize> {
             model.store.get(id).numel()
         }
     };
-    model
-        .root
-        .param_counts(numel)
-        .into_iter()
-        .map(|(_, _, count)| count)
-        .collect()
+    model.root.subtree_counts(numel)
 }
 
 /// A module's repr in few columns: `Linear(4→8)` (`, no bias` when it has none), and for other

@@ -161,33 +161,49 @@ impl Module {
 
     /// Every module with its dotted path and the elements of the distinct tensors under it (each
     /// tied tensor once, as PyTorch's `parameters()` counts), in [`walk`](Self::walk) order.
+    #[must_use]
+    pub fn param_counts(&self, numel: impl Fn(ParamId) -> usize) -> Vec<(String, &Module, usize)> {
+        let mut modules = Vec::new();
+        self.walk("", &mut |path, module| {
+            modules.push((path.to_owned(), module));
+        });
+        modules
+            .into_iter()
+            .zip(self.subtree_counts(numel))
+            .map(|((path, module), count)| (path, module, count))
+            .collect()
+    }
+
+    /// The elements of the distinct tensors under each module, in [`walk`](Self::walk) order,
+    /// without building any path.
     ///
     /// Computed in one pass, bottom-up: a tensor seen again under a module that already counted it
     /// is taken back off at the lowest module holding both paths, so the sums up the tree count it
     /// once. Time is linear in the tree (plus the tied paths' depths), not modules x descendants.
     #[must_use]
-    pub fn param_counts(&self, numel: impl Fn(ParamId) -> usize) -> Vec<(String, &Module, usize)> {
-        let mut order: Vec<(String, &Module, Option<usize>)> = Vec::new();
-        let mut stack = vec![(String::new(), self, None)];
-        while let Some((path, module, parent)) = stack.pop() {
+    pub fn subtree_counts(&self, numel: impl Fn(ParamId) -> usize) -> Vec<usize> {
+        // Each module with its parent's index, in walk order.
+        let mut order: Vec<(&Module, Option<usize>)> = Vec::new();
+        let mut stack = vec![(self, None)];
+        while let Some((module, parent)) = stack.pop() {
             let index = order.len();
             for child in module.children.iter().rev() {
-                stack.push((join(&path, &child.name), child, Some(index)));
+                stack.push((child, Some(index)));
             }
-            order.push((path, module, parent));
+            order.push((module, parent));
         }
         let mut counts: Vec<isize> = vec![0; order.len()];
         // Only a tensor held in several places needs its holders listed: the first holder of each
         // id (ids are store indexes) is kept in a slot, and a list starts at the second.
         let ids = order
             .iter()
-            .flat_map(|(_, module, _)| module.params.iter().map(|(_, id)| id.0 + 1))
+            .flat_map(|(module, _)| module.params.iter().map(|(_, id)| id.0 + 1))
             .max()
             .unwrap_or(0);
         let mut first_holder: Vec<Option<usize>> = vec![None; ids];
         let mut holders: std::collections::HashMap<ParamId, Vec<usize>> =
             std::collections::HashMap::new();
-        for (index, (_, module, _)) in order.iter().enumerate() {
+        for (index, (module, _)) in order.iter().enumerate() {
             for (_, id) in &module.params {
                 counts[index] += numel(*id) as isize;
                 match first_holder[id.0] {
@@ -208,21 +224,17 @@ impl Module {
                         counts[node] -= numel(id) as isize;
                         break;
                     }
-                    at = order[node].2;
+                    at = order[node].1;
                 }
             }
         }
         // Children come after their parent in walk order, so one backward pass sums them up.
         for index in (1..order.len()).rev() {
-            if let Some(parent) = order[index].2 {
+            if let Some(parent) = order[index].1 {
                 counts[parent] += counts[index];
             }
         }
-        order
-            .into_iter()
-            .zip(counts)
-            .map(|((path, module, _), count)| (path, module, count as usize))
-            .collect()
+        counts.into_iter().map(|count| count as usize).collect()
     }
 
     /// Every `(dotted name, id)` in `state_dict` order: a module's own parameters, then its children's.
