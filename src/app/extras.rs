@@ -2,6 +2,7 @@
 //! metadata (each array opening into its items) and a PyTorch checkpoint's plain values
 //! (`epoch = 7`, `optimizer.param_groups.0.lr = 0.001`).
 
+use super::format::counted;
 use super::outline::{Node, NodeKind, Outline};
 use crate::io::gguf;
 use crate::io::pickle::Scalar;
@@ -87,8 +88,7 @@ fn typed(value: &gguf::Value) -> String {
 
 /// A heading's count: ` (24 keys)`.
 fn plural(n: usize, what: &str) -> String {
-    let s = if n == 1 { "" } else { "s" };
-    format!(" ({n} {what}{s})")
+    format!(" ({})", counted(n, what))
 }
 
 /// Appends an info row whose subtree is closed later by [`close`]; its index.

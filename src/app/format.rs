@@ -1,6 +1,13 @@
 //! Numbers as the screen writes them: counts, values in at most 9 columns, byte sizes, gauges,
 //! and paths shortened in the middle.
 
+/// `n` and the noun, plural unless one: `1 tensor`, `24 keys`.
+#[must_use]
+pub fn counted(n: usize, what: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {what}{s}")
+}
+
 /// A count as people read it: 1234 -> 1234; big ones shortened (1.2M).
 #[must_use]
 pub fn count(n: usize) -> String {
@@ -73,7 +80,14 @@ pub fn middle_ellipsis(text: &str, width: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::middle_ellipsis;
+    use super::{counted, middle_ellipsis};
+
+    #[test]
+    fn one_is_singular_and_the_rest_plural() {
+        assert_eq!(counted(1, "tensor"), "1 tensor");
+        assert_eq!(counted(0, "tensor"), "0 tensors");
+        assert_eq!(counted(24, "key"), "24 keys");
+    }
 
     #[test]
     fn long_paths_keep_their_start_and_their_file_name() {

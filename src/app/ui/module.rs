@@ -8,7 +8,7 @@ use ratatui::widgets::{Cell, Paragraph, Row, Scrollbar, ScrollbarOrientation, Sc
 use ratatui::widgets::{StatefulWidget, Table, TableState, Widget};
 
 use super::has_focus;
-use crate::app::format::{count, num};
+use crate::app::format::{count, counted, num};
 use crate::app::layout::MODULE_ROWS_ABOVE;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;
@@ -56,9 +56,9 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
         Line::styled(repr, t.style(Role::Heading)),
         Line::styled(
             format!(
-                "{module_path} · {} params · {} tensors{dtype_note}",
+                "{module_path} · {} params · {}{dtype_note}",
                 count(params),
-                len
+                counted(len, "tensor")
             ),
             t.style(Role::Dim),
         ),
