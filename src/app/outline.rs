@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use super::extras::Extras;
 use crate::model::layers::Layer;
 use crate::model::tree::join;
-use crate::model::{Model, Module, ParamId};
+use crate::model::{Model, Module, ParamId, ParamStore};
+use crate::tensor::DType;
 
 /// What a row of the tree stands for.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +83,9 @@ pub struct Outline {
     /// For each `i`, the parameter rows among `nodes[..i]`: a module's tensors are counted, and
     /// its k-th found, without walking a subtree that can hold a million of them.
     params_before: Vec<usize>,
+    /// For each node, the one dtype of every tensor at or under it, if they share one. A re-init
+    /// or an undo writes values in a tensor's own dtype, so this holds until the next load.
+    one_dtype: Vec<Option<DType>>,
 }
 
 impl Outline {
@@ -97,6 +101,7 @@ impl Outline {
             }
         }
         extras.push_rows(&mut outline);
+        outline.one_dtype = one_dtype_per_node(&outline.nodes, &model.store);
         outline.params_before = std::iter::once(0)
             .chain(outline.nodes.iter().scan(0, |seen, node| {
                 *seen += usize::from(node.param().is_some());
@@ -104,6 +109,12 @@ impl Outline {
             }))
             .collect();
         outline
+    }
+
+    /// The dtype every tensor at or under node `index` has, when they all share one.
+    #[must_use]
+    pub fn one_dtype(&self, index: usize) -> Option<DType> {
+        self.one_dtype.get(index).copied().flatten()
     }
 
     /// The parameter rows among `nodes[range]`.
@@ -282,6 +293,26 @@ pub fn glob_within(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// [`Outline::one_dtype`] for every node, in one backward pass: nodes are in pre-order, so each
+/// node's subtree is complete when the pass reaches it, and it hands its answer to its parent.
+fn one_dtype_per_node(nodes: &[Node], store: &ParamStore) -> Vec<Option<DType>> {
+    // `None`: nothing seen yet; `Some(None)`: several dtypes; `Some(Some(d))`: only `d`.
+    let mut seen: Vec<Option<Option<DType>>> = vec![None; nodes.len()];
+    for index in (0..nodes.len()).rev() {
+        if let Some(id) = nodes[index].param() {
+            seen[index] = Some(Some(store.get(id).dtype()));
+        }
+        if let (Some(parent), Some(mine)) = (nodes[index].parent, seen[index]) {
+            seen[parent] = match seen[parent] {
+                None => Some(mine),
+                Some(theirs) if theirs == mine => Some(theirs),
+                Some(_) => Some(None),
+            };
+        }
+    }
+    seen.into_iter().map(Option::flatten).collect()
+}
+
 /// Every module's parameter count, in pre-order, from one bottom-up pass (counting each module's
 /// subtree apart would walk a million-module tree once per module); buffers are not parameters.
 fn param_counts(model: &Model) -> Vec<usize> {
@@ -349,6 +380,24 @@ mod tests {
                 .collect();
             assert_eq!(listed, walked, "{name}");
         }
+    }
+
+    #[test]
+    fn one_dtype_is_said_only_where_every_tensor_below_shares_it() {
+        use crate::tensor::{Bytes, DType, Tensor};
+        let mut model = demos::build("mlp", 0).unwrap();
+        let outline = Outline::new(&model, &Extras::default());
+        assert_eq!(outline.one_dtype(0), Some(DType::F32));
+        // One bias in another dtype: the root and its module mix, the other module still agrees.
+        let (_, id) = model.find_param("2.bias").unwrap();
+        let half = Tensor::new(vec![1], DType::F16, Bytes::Owned(vec![0u8; 2].into()));
+        model.store.set(id, half);
+        let outline = Outline::new(&model, &Extras::default());
+        let at = |path: &str, param: bool| outline.find(path, param).unwrap();
+        assert_eq!(outline.one_dtype(0), None);
+        assert_eq!(outline.one_dtype(at("2", false)), None);
+        assert_eq!(outline.one_dtype(at("0", false)), Some(DType::F32));
+        assert_eq!(outline.one_dtype(at("2.bias", true)), Some(DType::F16));
     }
 
     #[test]

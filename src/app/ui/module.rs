@@ -43,11 +43,10 @@ pub(super) fn render(app: &App, params: usize, body: Rect, buf: &mut Buffer) {
     };
     let cells = cells(app, &shown);
     // One dtype for all: said once above the table instead of in a column.
-    let store = &app.doc.model.store;
-    let mut dtypes = app.module_rows(0).map(|(_, id)| store.get(id).dtype());
-    let dtype = dtypes
-        .next()
-        .filter(|first| dtypes.all(|d| d == *first))
+    let dtype = app
+        .doc
+        .outline
+        .one_dtype(app.tree.selected())
         .map(|d| d.to_string());
     let dtype_note = dtype
         .as_ref()
