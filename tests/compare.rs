@@ -6,7 +6,7 @@ mod cli_support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use cli_support::paramscope;
+use cli_support::{paramscope, stdout_json as json};
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
@@ -19,16 +19,6 @@ fn fixture(name: &str) -> String {
 
 fn expected(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(fixture(name)).unwrap()).unwrap()
-}
-
-fn json(args: &[&str]) -> Value {
-    let out = paramscope(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
 /// Within 1e-4 relative of numpy's figure (exact when numpy's is zero).
