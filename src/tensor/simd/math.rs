@@ -58,27 +58,36 @@ fn exp_lane(x: f32) -> f32 {
     if x > EXP_HIGH { f32::INFINITY } else { e }
 }
 
-/// The error function in lanes, to about 3e-7 absolute: erfc(z) = t·exp(-z² + P(t)) with
-/// t = 1/(1 + z/2) (Numerical Recipes' erfcc, after Chebyshev), which is what an f32 GELU needs
-/// without the cost of the f64 series.
+/// The error function in lanes, to about 4e-7 absolute: Eigen's rational approximation
+/// `x·P(x²)/Q(x²)` on x clamped to [-4, 4] (beyond which erf is ±1 in f32), and ±1 exactly from
+/// there on, so that GELU's `1 + erf` is exactly 0 far left. It replaced Numerical Recipes'
+/// `erfcc` (`t·exp(-z² + P(t))`, 3e-7): one division and 11 multiply-adds instead of a division,
+/// an exponential and 15, for GELU, 6% of a batch's pass through MiniLM.
 #[expect(
     clippy::inline_always,
     reason = "it must inline into each loop to vectorize with it"
 )]
 #[inline(always)]
 fn erf_lane(x: f32) -> f32 {
-    let z = x.abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_2
-        + t * (1.000_023_7
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_204
-                                + t * (1.488_516 + t * (-0.822_152_2 + t * 0.170_872_8))))))));
-    let erfc = t * exp_lane(poly);
-    if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }
+    let c = if x > 4.0 { 4.0 } else { x };
+    let c = if c < -4.0 { -4.0 } else { c };
+    let z = c * c;
+    let p = -2.726_142_3e-10;
+    let p = p * z + 2.770_681_4e-8;
+    let p = p * z - 2.101_024e-6;
+    let p = p * z - 5.692_506_4e-5;
+    let p = p * z - 7.349_906_3e-4;
+    let p = p * z - 2.954_6e-3;
+    let p = p * z - 1.609_603_3e-2;
+    let q = -1.456_607_2e-5;
+    let q = q * z - 2.133_740_6e-4;
+    let q = q * z - 1.682_827e-3;
+    let q = q * z - 7.373_329_2e-3;
+    let q = q * z - 1.426_473_9e-2;
+    let erf = c * p / q;
+    // The quotient is 1 - 6e-8 at 4 and 1 + 2e-7 at its worst: ±1 exactly at and past the clamp.
+    let erf = if erf > 1.0 || c == 4.0 { 1.0 } else { erf };
+    if erf < -1.0 || c == -4.0 { -1.0 } else { erf }
 }
 
 #[expect(clippy::inline_always, reason = "inlined into the vectorized loops")]
