@@ -15,10 +15,10 @@ use super::{Batch, FamilyError, Recorder};
 use crate::model::{Model, ParamId};
 
 thread_local! {
-    /// A pass's working buffers (QKV, attention context, the two sublayers' outputs), kept for the
-    /// thread's next pass: a batch of 8 × 128 tokens needs ~20 MB of them, and fresh memory every
-    /// pass cost its page faults and zeroing, 3% of the pass.
-    static SCRATCH: RefCell<[Vec<f32>; 5]> = RefCell::default();
+    /// A pass's working buffers that the recorder does not keep (QKV, attention context), kept for
+    /// the thread's next pass: a batch of 8 × 128 tokens needs ~6 MB of them, and fresh memory
+    /// every pass cost its page faults and zeroing.
+    static SCRATCH: RefCell<[Vec<f32>; 2]> = RefCell::default();
 }
 
 /// BERT's weights, read and packed.
@@ -193,7 +193,8 @@ impl Plan {
         let len = batch.len;
         self.position.check_positions(len)?;
         let p = &self.prefix;
-        let mut h = Vec::new();
+        let mut h = rec.buffer();
+        h.clear();
         for (r, &id) in batch.ids.iter().enumerate() {
             self.word.push(id as usize, &mut h)?;
             let row = h.len() - self.norm.weight.len()..;
@@ -202,18 +203,20 @@ impl Plan {
             self.position.add(r % len, &mut h[row])?;
         }
         self.norm.apply(&mut h);
-        rec.record(&format!("{p}embeddings"), "BertEmbeddings", &h);
+        let mut h = rec.keep(&format!("{p}embeddings"), "BertEmbeddings", h);
         let mask = Mask {
             lens: &batch.lens,
             causal: false,
             window: None,
         };
-        let [mut qkv, mut ctx, mut a, mut mid, mut out] = SCRATCH.take();
+        let [mut qkv, mut ctx] = SCRATCH.take();
         let h_width = self.norm.weight.len();
+        // Each sublayer writes its output into the buffer the recorder keeps, and the next reads
+        // it from there: the only copy is a layer's output, which is also its BertOutput's.
         for (i, layer) in self.layers.iter().enumerate() {
             let l = format!("{p}encoder.layer.{i}");
-            layer.qkv.forward(&h, &mut qkv);
-            ctx.resize(h.len(), 0.0);
+            layer.qkv.forward(rec.kept(h), &mut qkv);
+            ctx.resize(qkv.len() / 3, 0.0);
             let all = view(&qkv, 3 * h_width);
             attention::attend(
                 all.slice(s![.., ..h_width]),
@@ -224,20 +227,23 @@ impl Plan {
                 self.heads,
                 mask,
             );
+            let mut a = rec.buffer();
             layer.attention_out.forward(&ctx, &mut a);
-            layer.attention_norm.add_and_apply(&mut a, &h);
-            rec.record(&format!("{l}.attention"), "BertAttention", &a);
-            layer.intermediate.forward(&a, &mut mid);
+            layer.attention_norm.add_and_apply(&mut a, rec.kept(h));
+            let a = rec.keep(&format!("{l}.attention"), "BertAttention", a);
+            let mut mid = rec.buffer();
+            layer.intermediate.forward(rec.kept(a), &mut mid);
             self.act.apply(&mut mid);
-            rec.record(&format!("{l}.intermediate"), "BertIntermediate", &mid);
-            layer.output.forward(&mid, &mut out);
-            layer.output_norm.add_and_apply(&mut out, &a);
-            rec.record(&format!("{l}.output"), "BertOutput", &out);
-            std::mem::swap(&mut h, &mut out);
-            rec.record(&l, "BertLayer", &h);
+            let mid = rec.keep(&format!("{l}.intermediate"), "BertIntermediate", mid);
+            let mut out = rec.buffer();
+            layer.output.forward(rec.kept(mid), &mut out);
+            layer.output_norm.add_and_apply(&mut out, rec.kept(a));
+            let out = rec.keep(&format!("{l}.output"), "BertOutput", out);
+            h = rec.record_kept(&l, "BertLayer", out);
             rec.block_done(i + 1, self.layers.len());
         }
-        SCRATCH.set([qkv, ctx, a, mid, out]);
+        SCRATCH.set([qkv, ctx]);
+        let h = rec.kept(h).to_vec();
         let width = self.norm.weight.len();
         Ok(
             ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), h)

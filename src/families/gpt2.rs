@@ -156,7 +156,7 @@ impl Plan {
             causal: true,
             window: None,
         };
-        let [mut x, mut qkv, mut ctx, mut a, mut mid]: [Vec<f32>; 5] = Default::default();
+        let [mut x, mut qkv, mut ctx, mut mid]: [Vec<f32>; 4] = Default::default();
         for (i, block) in self.blocks.iter().enumerate() {
             let b = format!("{p}h.{i}");
             copy(&mut x, &h);
@@ -173,16 +173,18 @@ impl Plan {
                 block.heads,
                 mask,
             );
+            let mut a = rec.buffer();
             block.attn_proj.forward(&ctx, &mut a);
-            rec.record(&format!("{b}.attn"), "GPT2Attention", &a);
-            add(&mut h, &a);
+            let a = rec.keep(&format!("{b}.attn"), "GPT2Attention", a);
+            add(&mut h, rec.kept(a));
             copy(&mut x, &h);
             block.ln_2.apply(&mut x);
             block.c_fc.forward(&x, &mut mid);
             self.act.apply(&mut mid);
-            block.mlp_proj.forward(&mid, &mut a);
-            rec.record(&format!("{b}.mlp"), "GPT2MLP", &a);
-            add(&mut h, &a);
+            let mut m = rec.buffer();
+            block.mlp_proj.forward(&mid, &mut m);
+            let m = rec.keep(&format!("{b}.mlp"), "GPT2MLP", m);
+            add(&mut h, rec.kept(m));
             rec.record(&b, "GPT2Block", &h);
             rec.block_done(i + 1, self.blocks.len());
         }

@@ -225,7 +225,7 @@ impl Plan {
         } = self.heads;
         let (q_width, kv_width) = (heads * head_dim, kv_heads * head_dim);
         let width = q_width + 2 * kv_width;
-        let [mut x, mut qkv, mut ctx, mut a, mut gate, mut up]: [Vec<f32>; 6] = Default::default();
+        let [mut x, mut qkv, mut ctx, mut gate, mut up]: [Vec<f32>; 5] = Default::default();
         for (i, layer) in self.layers.iter().enumerate() {
             let l = format!("{p}layers.{i}");
             copy(&mut x, &h);
@@ -245,18 +245,20 @@ impl Plan {
                 self.heads,
                 mask,
             );
+            let mut a = rec.buffer();
             layer.o.forward(&ctx, &mut a);
-            rec.record(&format!("{l}.self_attn"), &format!("{class}Attention"), &a);
-            add(&mut h, &a);
+            let a = rec.keep(&format!("{l}.self_attn"), &format!("{class}Attention"), a);
+            add(&mut h, rec.kept(a));
             copy(&mut x, &h);
             ops::rms_norm(&mut x, &layer.post_norm.weight, layer.post_norm.eps);
             layer.gate.forward(&x, &mut gate);
             layer.up.forward(&x, &mut up);
             self.act.apply(&mut gate);
             gate.iter_mut().zip(&up).for_each(|(g, u)| *g *= u);
-            layer.down.forward(&gate, &mut a);
-            rec.record(&format!("{l}.mlp"), &format!("{class}MLP"), &a);
-            add(&mut h, &a);
+            let mut m = rec.buffer();
+            layer.down.forward(&gate, &mut m);
+            let m = rec.keep(&format!("{l}.mlp"), &format!("{class}MLP"), m);
+            add(&mut h, rec.kept(m));
             rec.record(&l, &format!("{class}DecoderLayer"), &h);
             rec.block_done(i + 1, self.layers.len());
         }

@@ -3,10 +3,20 @@
 //! A recorder may be given the activations of an earlier pass to write into: a pass of a batch of
 //! 8 × 128 tokens keeps ~65 MB of them, and fresh memory for each pass cost more in page faults
 //! (a fifth of the pass) than the copies themselves.
+//!
+//! A module's output can be recorded two ways: [`Recorder::record`] copies values the forward
+//! goes on changing (the residual stream), while [`Recorder::buffer`] and [`Recorder::keep`] let
+//! the forward write an output straight into the buffer the recorder will hold, and read it back
+//! from there ([`Recorder::kept`]): no copy at all, for the sublayers' outputs, which are most of
+//! the ~65 MB (copying them was 4% of a batch's pass).
 
 use ndarray::{ArrayD, IxDyn};
 
 use crate::model::forward::Activation;
+
+/// An output the recorder holds, to read back with [`Recorder::kept`].
+#[derive(Debug, Clone, Copy)]
+pub struct Kept(usize);
 
 /// The activations of one pass, in execution order.
 pub struct Recorder<'p> {
@@ -47,29 +57,50 @@ impl<'p> Recorder<'p> {
 
     /// Keeps a copy of `values` (`batch·len × width`) as the output of the module at `path`.
     pub fn record(&mut self, path: &str, repr: &str, values: &[f32]) {
+        let mut buffer = self.buffer();
+        copy_in_parts(&mut buffer, values);
+        self.keep(path, repr, buffer);
+    }
+
+    /// A buffer to write the next module's output into and then [`keep`](Self::keep): an earlier
+    /// pass's (whatever it holds), or an empty one.
+    pub fn buffer(&mut self) -> Vec<f32> {
+        self.spare
+            .pop()
+            .map(|a| a.output.into_raw_vec_and_offset().0)
+            .unwrap_or_default()
+    }
+
+    /// Keeps `values` (`batch·len × width`) as the output of the module at `path`, without a copy;
+    /// [`kept`](Self::kept) reads them back.
+    pub fn keep(&mut self, path: &str, repr: &str, values: Vec<f32>) -> Kept {
         let rows = self.batch * self.len;
         let width = values.len() / rows.max(1);
-        let (mut old_path, mut old_repr, mut buffer) = match self.spare.pop() {
-            Some(a) => (a.path, a.repr, a.output.into_raw_vec_and_offset().0),
-            None => (String::new(), String::new(), Vec::new()),
-        };
-        // Sized first (a no-op when the buffer is an earlier pass's of this module), then copied
-        // in blocks shared across threads: 1.5-6 MB per module for a batch of 8 × 128 tokens.
-        buffer.resize(values.len(), 0.0);
-        super::ops::in_parts(&mut buffer, 1 << 14, 1, &|offset, part| {
-            part.copy_from_slice(&values[offset..offset + part.len()]);
-        });
-        old_path.clear();
-        old_path.push_str(path);
-        old_repr.clear();
-        old_repr.push_str(repr);
-        let output = ArrayD::from_shape_vec(IxDyn(&[self.batch, self.len, width]), buffer)
+        let output = ArrayD::from_shape_vec(IxDyn(&[self.batch, self.len, width]), values)
             .expect("values are batch·len rows");
         self.activations.push(Activation {
-            path: old_path,
-            repr: old_repr,
+            path: path.to_owned(),
+            repr: repr.to_owned(),
             output,
         });
+        Kept(self.activations.len() - 1)
+    }
+
+    /// Records a copy of a kept output as the output of another module too (a block whose output
+    /// is its last sublayer's).
+    pub fn record_kept(&mut self, path: &str, repr: &str, kept: Kept) -> Kept {
+        let mut buffer = self.buffer();
+        copy_in_parts(&mut buffer, self.kept(kept));
+        self.keep(path, repr, buffer)
+    }
+
+    /// The values kept as `kept`.
+    #[must_use]
+    pub fn kept(&self, kept: Kept) -> &[f32] {
+        self.activations[kept.0]
+            .output
+            .as_slice()
+            .expect("kept outputs are C-order")
     }
 
     /// Tells the caller that `done` of `total` blocks have run.
@@ -82,4 +113,13 @@ impl<'p> Recorder<'p> {
     pub fn into_activations(self) -> Vec<Activation> {
         self.activations
     }
+}
+
+/// `dst = src`, resized first (a no-op when `dst` is an earlier pass's buffer for the same module),
+/// then copied in blocks shared across threads: 1.5-6 MB per module for a batch of 8 × 128 tokens.
+fn copy_in_parts(dst: &mut Vec<f32>, src: &[f32]) {
+    dst.resize(src.len(), 0.0);
+    super::ops::in_parts(dst, 1 << 14, 1, &|offset, part| {
+        part.copy_from_slice(&src[offset..offset + part.len()]);
+    });
 }
