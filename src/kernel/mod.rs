@@ -40,12 +40,12 @@ pub use packed::PackedWeight;
 pub use reference::gemm_reference;
 pub use threads::max_threads;
 
-/// How many parts `work` multiply-adds' worth of independent work, cut into at most `units`
-/// pieces, is worth spreading over: the rule the products themselves follow (1 when it is too
-/// little for a second thread, or `PARAMSCOPE_THREADS=1`).
+/// How many parts to cut `work` multiply-adds' worth of independent work into, at most `units`
+/// pieces: the rule the products themselves follow (1 when it is too little for a second thread,
+/// or `PARAMSCOPE_THREADS=1`; else a few per thread, claimed as threads come free).
 #[must_use]
 pub fn parts_for(work: usize, units: usize) -> usize {
-    threads::count(work, units)
+    threads::parts(work, units)
 }
 
 /// Runs `work(i)` for every `i < parts` on the products' thread pool (part 0 on the calling
@@ -366,7 +366,7 @@ fn blocked(
     } else {
         (Axis(0), uk.mr)
     };
-    let parts = threads::count(m * n * k, c.len_of(axis).div_ceil(unit));
+    let parts = threads::parts(m * n * k, c.len_of(axis).div_ceil(unit));
     if parts <= 1 {
         driver::gemm_blocked(uk, alpha, a, b, beta, c, epi);
         return;
