@@ -131,8 +131,12 @@ pub(crate) fn gemm_blocked(
         unpacked,
         ..
     } = uk;
-    let blocking = Blocking::new(mr, nr);
     let in_place = unpacked.filter(|_| uk.reads_in_place(&a));
+    let blocking = if in_place.is_some() {
+        Blocking::in_place(mr, nr)
+    } else {
+        Blocking::new(mr, nr)
+    };
     let (a00, rsa, csa) = (a.as_ptr(), a.strides()[0], a.strides()[1]);
     // Prepacked panels were cut with their own KC: follow it.
     let kc_max = match b {
