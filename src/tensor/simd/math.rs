@@ -184,7 +184,30 @@ fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     for (a, &v) in acc.iter_mut().zip(tail) {
         *a += f(v);
     }
-    acc.iter().sum()
+    fold_halves(&mut acc, |a, b| a + b)
+}
+
+/// Replaces each value by `f(value)` and returns their sum: [`map`] and [`lane_sum`] in one pass.
+///
+/// Two vectors of accumulators, so that the adds of a short row (softmax's, 128 keys) are two
+/// chains instead of one: a row's softmax is a chain of dependent passes (max, then exponentials
+/// and their sum, then the scaling), and its latency, not its arithmetic, set the pace.
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn map_sum(x: &mut [f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 2 * LANES];
+    let mut blocks = x.chunks_exact_mut(2 * LANES);
+    for block in &mut blocks {
+        for (a, v) in acc.iter_mut().zip(block) {
+            *v = f(*v);
+            *a += *v;
+        }
+    }
+    for (a, v) in acc.iter_mut().zip(blocks.into_remainder()) {
+        *v = f(*v);
+        *a += *v;
+    }
+    fold_halves(&mut acc, |a, b| a + b)
 }
 
 /// The largest value, -∞ for none; a NaN is passed over (as `f32::max` does).
@@ -202,7 +225,24 @@ fn lane_max(x: &[f32]) -> f32 {
     for (a, &v) in acc.iter_mut().zip(tail) {
         *a = if v > *a { v } else { *a };
     }
-    acc.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+    // No NaN reaches the accumulators (a comparison with NaN is false), so any order will do.
+    fold_halves(&mut acc, |a, b| if b > a { b } else { a })
+}
+
+/// Combines the accumulators pairwise, half onto half, down to one: a few vector operations.
+/// Folding them one by one was a chain of dependent scalar adds, 16 to 32 long, once per row:
+/// the pace of a 128-key softmax row, and thus of attention.
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn fold_halves<const N: usize>(acc: &mut [f32; N], op: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut n = N;
+    while n > 1 {
+        n /= 2;
+        for i in 0..n {
+            acc[i] = op(acc[i], acc[i + n]);
+        }
+    }
+    acc[0]
 }
 
 #[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
@@ -213,8 +253,7 @@ fn softmax_body(row: &mut [f32]) {
         row.fill(1.0 / row.len() as f32);
         return;
     }
-    map(row, |v| exp_lane(v - max));
-    let inv = 1.0 / lane_sum(row, |v| v);
+    let inv = 1.0 / map_sum(row, |v| exp_lane(v - max));
     map(row, |v| v * inv);
 }
 
