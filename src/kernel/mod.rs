@@ -366,7 +366,13 @@ fn blocked(
     } else {
         (Axis(0), uk.mr)
     };
-    let parts = threads::parts(m * n * k, c.len_of(axis).div_ceil(unit));
+    let (work, units) = (m * n * k, c.len_of(axis).div_ceil(unit));
+    // Prepacked panels are only read, so a few parts per thread cost little and even out a slow
+    // core; a B to pack is packed by each part, so it is cut once per thread.
+    let parts = match b {
+        BSource::Panels { .. } => threads::parts(work, units),
+        BSource::View(_) => threads::count(work, units),
+    };
     if parts <= 1 {
         driver::gemm_blocked(uk, alpha, a, b, beta, c, epi);
         return;
