@@ -7,7 +7,7 @@ pass: one sentence of about 12 tokens on one thread, and a batch of 8 x 128 toke
 threads. paramscope times its passes itself (`forward --repeat N`, load excluded); PyTorch is timed
 in process with time.perf_counter around `model(...)` under torch.no_grad(), after warm-up.
 With --rounds R each pair runs R times back to back; the speed-up is the median of the R ratios
-(steadier than a ratio of medians on a shared machine).
+(steadier than a ratio of medians on a shared machine); each round's ratio is printed after it.
 """
 
 import argparse
@@ -74,7 +74,8 @@ def main():
         o = statistics.median(p[0] for p in pairs)
         t = statistics.median(p[1] for p in pairs)
         ratio = statistics.median(p[1] / p[0] for p in pairs)
-        print(f"{name:<28} {o:>10.0f}us {t:>10.0f}us {ratio:>8.2f}x", flush=True)
+        rounds = " ".join(f"{p[1] / p[0]:.2f}" for p in pairs)
+        print(f"{name:<28} {o:>10.0f}us {t:>10.0f}us {ratio:>8.2f}x   rounds: {rounds}", flush=True)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ impl Blocking {
     /// Measured on a Xeon (Sapphire Rapids class, 48 KiB L1d, 2 MiB L2), one thread, the sizes
     /// taking turns within one process: MiniLM's four products for a batch of 1024 tokens, over
     /// six layers' weights in turn (as a forward pass meets them), took 7% less time with MC = 96
-    /// than with half of L2 (MC = 672), and 1024³ and 2048³ ran 5-30% faster; 12 to 60 rows were
+    /// than with half of L2 (MC = 672), and 1024³ and 2048³ ran 10-13% faster; 12 to 60 rows were
     /// within 2% of 96 on MiniLM, 192 slower on the cubes.
     pub(crate) fn in_place(mr: usize, nr: usize) -> Self {
         Self {
