@@ -146,52 +146,74 @@ unsafe fn kernel_rows<const MR: usize, const PACKED: bool>(
             }
         }
     }
-    if t.cols == NR && t.cs == 1 {
-        // SAFETY: the tile is NR columns wide and its rows are contiguous, so each of its rows'
-        // NR floats are inside C (and the bias, when present, has NR values).
-        unsafe { write_full(&acc, t) };
-    } else {
-        // Sized for the tallest tile: MR * NR is not a constant expression in a generic.
-        let mut spill = [0.0f32; self::MR * NR];
+    if t.rows == MR && t.cols == NR && t.cs == 1 {
+        // A whole tile is written out here, row by row with constant indices, rather than by a
+        // function taking `&acc` or looping to `t.rows`: either made LLVM keep the accumulators
+        // in memory and zero them (1.5 KB of memset) on every call.
         for (i, row) in acc.iter().enumerate() {
-            // SAFETY: each store writes 16 floats inside row i of the MR×NR spill array.
-            unsafe {
-                _mm512_storeu_ps(spill.as_mut_ptr().add(i * NR), row[0]);
-                _mm512_storeu_ps(spill.as_mut_ptr().add(i * NR + 16), row[1]);
+            for (h, &sum) in row.iter().enumerate() {
+                // SAFETY: the tile is MR×NR with unit column stride, so these 16 floats are inside
+                // row i of C (and inside the bias, when there is one, which has NR values).
+                unsafe { store_finished(sum, t.c.offset(i as isize * t.rs).add(16 * h), h, t) };
             }
         }
+    } else {
         // SAFETY: forwarded from the caller's contract.
-        unsafe { write_scalar(&spill, NR, t) };
+        unsafe { write_edge(acc, t) };
     }
 }
 
-/// The vector write-out of a tile NR columns wide (its first `t.rows` rows) into row-major C.
+/// The write-out of an edge tile: the first `t.rows` rows with vector stores when the tile is NR
+/// wide with unit column stride, else through an array in memory, element by element. Out of
+/// line and by value, so that only this path copies the accumulators to memory.
 #[target_feature(enable = "avx512f")]
-unsafe fn write_full<const MR: usize>(acc: &[[__m512; 2]; MR], t: &Tile) {
-    let alpha = _mm512_set1_ps(t.alpha);
-    let beta = _mm512_set1_ps(t.beta);
-    let zero = _mm512_setzero_ps();
-    for (i, row) in acc.iter().enumerate().take(t.rows) {
-        for (h, &sum) in row.iter().enumerate() {
-            // SAFETY: the caller checked the tile is NR wide with unit column stride, and i is
-            // below its rows, so these 16 floats are inside row i of C, and inside the bias when
-            // there is one.
-            unsafe {
-                let dst = t.c.offset(i as isize * t.rs).add(16 * h);
-                let mut v = _mm512_mul_ps(alpha, sum);
-                // beta == 0 must not read C: it may hold NaN.
-                if t.beta != 0.0 {
-                    v = _mm512_fmadd_ps(beta, _mm512_loadu_ps(dst), v);
-                }
-                if !t.bias.is_null() {
-                    v = _mm512_add_ps(v, _mm512_loadu_ps(t.bias.add(16 * h)));
-                }
-                if t.relu {
-                    // max(0, v) returns v when v is NaN: ReLU keeps NaN, as PyTorch's does.
-                    v = _mm512_max_ps(zero, v);
-                }
-                _mm512_storeu_ps(dst, v);
+#[inline(never)]
+unsafe fn write_edge<const MR: usize>(acc: [[__m512; 2]; MR], t: &Tile) {
+    if t.cols == NR && t.cs == 1 {
+        for (i, row) in acc.iter().enumerate().take(t.rows) {
+            for (h, &sum) in row.iter().enumerate() {
+                // SAFETY: the tile is NR wide with unit column stride and i is below its rows,
+                // so these 16 floats are inside row i of C (and of the bias, when there is one).
+                unsafe { store_finished(sum, t.c.offset(i as isize * t.rs).add(16 * h), h, t) };
             }
         }
+        return;
+    }
+    // Sized for the tallest tile: MR * NR is not a constant expression in a generic.
+    let mut spill = [0.0f32; self::MR * NR];
+    for (i, row) in acc.iter().enumerate() {
+        // SAFETY: each store writes 16 floats inside row i of the MR×NR spill array.
+        unsafe {
+            _mm512_storeu_ps(spill.as_mut_ptr().add(i * NR), row[0]);
+            _mm512_storeu_ps(spill.as_mut_ptr().add(i * NR + 16), row[1]);
+        }
+    }
+    // SAFETY: forwarded from the caller's contract.
+    unsafe { write_scalar(&spill, NR, t) };
+}
+
+/// Finishes 16 accumulated columns (half `h` of a tile row) and stores them at `dst`:
+/// `alpha·sum + beta·C + bias`, then `ReLU`.
+///
+/// # Safety
+/// `dst` must hold 16 floats of C, and the tile's bias (if any) NR values.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn store_finished(sum: __m512, dst: *mut f32, h: usize, t: &Tile) {
+    // SAFETY: `dst` and the bias's half `h` hold 16 floats (the caller's contract).
+    unsafe {
+        let mut v = _mm512_mul_ps(_mm512_set1_ps(t.alpha), sum);
+        // beta == 0 must not read C: it may hold NaN.
+        if t.beta != 0.0 {
+            v = _mm512_fmadd_ps(_mm512_set1_ps(t.beta), _mm512_loadu_ps(dst), v);
+        }
+        if !t.bias.is_null() {
+            v = _mm512_add_ps(v, _mm512_loadu_ps(t.bias.add(16 * h)));
+        }
+        if t.relu {
+            // max(0, v) returns v when v is NaN: ReLU keeps NaN, as PyTorch's does.
+            v = _mm512_max_ps(_mm512_setzero_ps(), v);
+        }
+        _mm512_storeu_ps(dst, v);
     }
 }
