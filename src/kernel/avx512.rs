@@ -37,7 +37,7 @@ const PREFETCH: usize = 1024;
 /// 54 instructions per 24 FMAs, 13 of them integer, where a packed A needs 44 (objdump of the
 /// release build). Four steps per trip share that work: 182 instructions per 96 FMAs. Measured on
 /// a Xeon (Sapphire Rapids class) on MiniLM's four batch products (1024 rows), the two kernels
-/// taking turns in one process, 40 rounds a run: 3-7% faster on one thread and on two, up to 9% in
+/// taking turns in one process, 40 rounds a run: 3-7% faster on one thread and on two, up to 11% in
 /// the VM's slow phase (when, it seems, another guest shares the core: L1 read bandwidth fell from
 /// 148 to 100 GB/s while FMA throughput held). Two steps a trip gained less; eight ran 1.5x slower.
 const UNROLL: usize = 4;
