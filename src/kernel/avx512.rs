@@ -140,23 +140,10 @@ unsafe fn kernel_rows<const MR: usize, const PACKED: bool>(
     }
     // Four k steps per trip: the in-place rows' addresses are worked out once per trip rather than
     // once per step (a dozen integer operations beside 24 FMAs). See [`UNROLL`].
-    let mut p = 0;
-    while p + UNROLL <= kc {
-        for q in p..p + UNROLL {
-            // SAFETY: q < kc; see `step`.
-            unsafe {
-                step(
-                    &mut acc,
-                    a.offset(q as isize * k_step),
-                    row_step,
-                    b.add(q * NR),
-                );
-            };
-        }
-        p += UNROLL;
-    }
-    for q in p..kc {
-        // SAFETY: q < kc; see `step`.
+    let mut step_at = |q: usize| {
+        // SAFETY: every caller passes q < kc, so the packed B panel (kc rows of NR floats, 64-byte
+        // aligned) holds row q, and A's panel (kc·MR floats packed, or MR rows of kc floats `ars`
+        // apart in place) holds column q of its MR rows.
         unsafe {
             step(
                 &mut acc,
@@ -164,7 +151,17 @@ unsafe fn kernel_rows<const MR: usize, const PACKED: bool>(
                 row_step,
                 b.add(q * NR),
             );
-        };
+        }
+    };
+    let mut p = 0;
+    while p + UNROLL <= kc {
+        for q in p..p + UNROLL {
+            step_at(q);
+        }
+        p += UNROLL;
+    }
+    for q in p..kc {
+        step_at(q);
     }
     if t.rows == MR && t.cols == NR && t.cs == 1 {
         // A whole tile is written out here, row by row with constant indices, rather than by a
