@@ -180,8 +180,8 @@ unsafe fn kernel_rows<const MR: usize, const PACKED: bool>(
     }
 }
 
-/// One k step of the tile: row `p` of the B panel at `bp` (NR floats, 64-byte aligned) times A's
-/// column `p`, whose row i is at `ap + i·row_step`.
+/// One k step of the tile: the B panel's row at `bp` (NR floats, 64-byte aligned) times the A
+/// column whose row i is at `ap + i·row_step`, added into the accumulators.
 ///
 /// # Safety
 /// `bp` must hold NR floats, 64-byte aligned, and `ap + i·row_step` one float for each i < MR.
