@@ -91,3 +91,22 @@ fn a_written_file_keeps_the_source_tie_direction() {
         );
     }
 }
+
+#[test]
+fn a_written_family_model_opens_again() {
+    // A BERT folder opens with its family's module classes; writing it must not describe them as
+    // architecture text, which the reader would refuse (`unknown container "BertModel"`).
+    let folder = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/families/bert");
+    let model = checkpoint::load(folder, &LoadOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bert.safetensors");
+    save::save_model(&model, &out).unwrap();
+    let written = st::open(&out).unwrap();
+    assert!(
+        !written.metadata.contains_key("paramscope.arch"),
+        "{:?}",
+        written.metadata.keys().collect::<Vec<_>>()
+    );
+    let reopened = checkpoint::load(out.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    assert_eq!(reopened.state_dict().len(), model.state_dict().len());
+}

@@ -38,7 +38,7 @@ pub fn contents(model: &Model) -> (Vec<(String, &Tensor)>, BTreeMap<String, Stri
         }
         tensors.push((kept.to_owned(), model.store.get(id)));
     }
-    if fully_known(&model.root) {
+    if in_arch_language(&model.root) {
         metadata.insert(METADATA_KEY.to_owned(), arch::print(&model.root));
     } else {
         metadata.remove(METADATA_KEY);
@@ -63,7 +63,12 @@ fn stored_name<'a>(names: &[&'a str], source_metadata: &BTreeMap<String, String>
 /// The output head that `tie_word_embeddings` ties to the input embedding.
 const TIED_HEAD: &str = "lm_head.weight";
 
-/// Whether every module's kind is known, so that the architecture text describes the model.
-fn fully_known(module: &Module) -> bool {
-    module.kind != ModuleKind::Unknown && module.children.iter().all(fully_known)
+/// Whether the architecture text can describe the model: every module a container or a layer of
+/// its language. A family's modules (`BertModel`, `Embedding`) are not in it: their structure comes
+/// from `config.json`, and writing them as architecture text made the written file refuse to open.
+fn in_arch_language(module: &Module) -> bool {
+    matches!(
+        module.kind,
+        ModuleKind::Sequential | ModuleKind::ModuleList | ModuleKind::Layer(_)
+    ) && module.children.iter().all(in_arch_language)
 }
