@@ -9,6 +9,12 @@ use super::{gguf, npz, pytorch};
 /// The bytes a caller reads from a file's start for [`format`] to judge it.
 pub const HEAD: u64 = 512;
 
+/// A file that is recognisably no checkpoint (a [`FileError`](super::FileError)'s kind): the
+/// sentence of [`identify`] says what it is and what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Foreign(pub &'static str);
+
 /// What a file is, for opening it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
