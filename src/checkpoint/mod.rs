@@ -173,9 +173,7 @@ pub fn open_keyed(
         }
         Format::Npz => Checkpoint::new(npz::open(&file)?, BTreeMap::new()),
         Format::Npy => Checkpoint::new(npy::open(&file)?, BTreeMap::new()),
-        Format::NotCheckpoint(what) => {
-            return Err(FileError::new(&file, sniff::Foreign(what)).into());
-        }
+        Format::NotCheckpoint(what) => return Err(FileError::new(&file, what).into()),
         Format::ArchitectureText if key.is_some() => {
             return Err(OpenError::KeyWithoutCheckpoint(spec.to_owned()));
         }
