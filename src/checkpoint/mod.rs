@@ -4,11 +4,9 @@
 //! - [`locate`]: which file a folder or an index stands for;
 //! - [`infer`]: the module tree read from a checkpoint's dotted names, with its ties;
 //! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
-//! - [`config`]: what a `config.json` beside the checkpoint says;
 //! - [`save`]: a model written back as safetensors' `save_model` writes it.
 
 pub mod architecture;
-pub mod config;
 pub mod family;
 pub mod infer;
 pub mod locate;
@@ -19,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::families::{Config as FamilyConfig, Family};
+use crate::families::{Config as FamilyConfig, ConfigError, Family};
 use crate::io::pickle::Scalar;
 use crate::io::safetensors::{self, FileError};
 use crate::io::small_file::{self, SmallFileError};
@@ -153,17 +151,9 @@ pub fn open_keyed(
     } else {
         path.to_path_buf()
     };
-    let config = config::Config::beside(&file);
-    let load = |opened| {
-        from_opened(
-            opened,
-            &file,
-            key,
-            config.tie_word_embeddings,
-            options,
-            spec,
-        )
-    };
+    // Read once: it says whether the head is tied, and which family the tree is.
+    let config = FamilyConfig::beside(&file);
+    let load = |opened| from_opened(opened, &file, key, config, options, spec);
     if locate::is_index(&file) {
         let mut warnings = Vec::new();
         let sharded = sharded::open_with(&file, &mut |shard| {
@@ -255,7 +245,7 @@ fn from_opened(
     opened: pytorch::Opened,
     file: &Path,
     key: Option<&str>,
-    tie_word_embeddings: bool,
+    config: Result<Option<FamilyConfig>, ConfigError>,
     options: &LoadOptions,
     spec: &str,
 ) -> Result<Loaded, OpenError> {
@@ -263,8 +253,9 @@ fn from_opened(
         Some(key) => pytorch::select(opened, key)?,
         None => opened,
     };
-    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings)
-        .map_err(|e| FileError::new(file, e))?;
+    let ties = matches!(&config, Ok(Some(c)) if c.ties_word_embeddings());
+    let mut model =
+        from_checkpoint(opened.checkpoint, ties).map_err(|e| FileError::new(file, e))?;
     if opened.metadata_is_ties {
         model.metadata.clear();
     }
@@ -272,7 +263,7 @@ fn from_opened(
     let arch = arch_for(file, options.arch, &model, &mut warnings);
     let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
     let (model, family) = if architecture == Architecture::Inferred && key.is_none() {
-        family::apply(model, file, &mut warnings)
+        family::apply(model, config, &mut warnings)
     } else {
         (model, None)
     };
