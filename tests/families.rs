@@ -254,6 +254,25 @@ fn the_tree_follows_pytorch_state_dict_order_and_classes() {
 }
 
 #[test]
+fn a_setting_only_a_run_needs_refuses_the_run_but_keeps_the_tree() {
+    let (model, family, mut config) = load("llama");
+    config.hidden_act = Some("gelu_10".into());
+    let root = families::apply(family, &config, &model).unwrap().model.root;
+    assert_eq!(root.class_name(), "LlamaForCausalLM");
+    let err = Plan::new(family, &model, &config).unwrap_err().to_string();
+    assert!(
+        err.contains("hidden_act \"gelu_10\" is not supported"),
+        "{err}"
+    );
+    config.hidden_act = None;
+    config.rope_scaling = serde_json::from_str(r#"{"rope_type": "yarn", "factor": 4}"#).unwrap();
+    config.rope_parameters = None;
+    assert!(families::apply(family, &config, &model).is_ok());
+    let err = Plan::new(family, &model, &config).unwrap_err().to_string();
+    assert!(err.contains("\"yarn\" is not supported"), "{err}");
+}
+
+#[test]
 fn unknown_model_types_name_the_supported_families() {
     let config: families::Config = serde_json::from_str(r#"{"model_type": "t5"}"#).unwrap();
     let err = Family::detect(&config).unwrap_err();
