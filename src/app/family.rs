@@ -12,7 +12,7 @@ use super::error::AppError;
 use super::job::{ForwardResult, LayerStats, NextToken};
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
-use crate::families::{Batch, Config, Family, FamilyError, Plan, predict, structure};
+use crate::families::{self, Batch, Config, Family, FamilyError, Plan, predict};
 use crate::model::Model;
 use crate::model::forward::Activation;
 
@@ -55,7 +55,7 @@ impl Runs {
         let path = Path::new(source);
         let found = match applied {
             Some(found) => Some(found),
-            None => match structure::detect(path) {
+            None => match families::detect(path) {
                 Ok(found) => found,
                 Err(e) => return Runs::Refused(Arc::new(e)),
             },
@@ -64,7 +64,7 @@ impl Runs {
             Some((family, config)) => Runs::Family(Arc::new(FamilyCheckpoint {
                 family,
                 config,
-                folder: structure::folder_of(path),
+                folder: families::folder_of(path),
             })),
             None => Runs::Chain,
         }
@@ -104,10 +104,10 @@ impl Kept {
         if self.text.as_ref().is_none_or(|(l, ..)| *l != load) {
             self.text = None;
             let tokenizer = TextTokenizer::open(&checkpoint.folder)?;
-            let pooling = if checkpoint.family == Family::Bert {
-                Pooling::detect(&checkpoint.folder)?
-            } else {
+            let pooling = if checkpoint.family.is_causal() {
                 None
+            } else {
+                Pooling::detect(&checkpoint.folder)?
             };
             self.text = Some((load, tokenizer, pooling));
         }
