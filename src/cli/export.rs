@@ -8,6 +8,12 @@ use crate::tensor::{DType, Tensor};
 
 pub(super) fn run(args: &ExportArgs) -> Result<String, CliError> {
     let mut model = args.model.load()?;
+    // A file of no tensors is no model: an empty safetensors file with exit 0 would look like success.
+    if model.store.is_empty() {
+        return Err(CliError::Arguments(
+            "the model holds no tensors, so there is nothing to export".into(),
+        ));
+    }
     dequantize(&mut model, args.dequantize)?;
     save_model(&model, &args.output)?;
     eprintln!(

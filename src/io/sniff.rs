@@ -58,6 +58,7 @@ pub fn format(path: &Path, head: &[u8]) -> Format {
         match layout {
             pytorch::Layout::Zip => Format::PytorchZip,
             pytorch::Layout::Legacy => Format::PytorchLegacy,
+            pytorch::Layout::Tar => Format::NotCheckpoint(Foreign(pytorch::TAR)),
         }
     } else {
         identify(head).map_or(Format::ArchitectureText, Format::NotCheckpoint)

@@ -12,6 +12,9 @@ use super::vm::Unpickled;
 pub const MAX_DEPTH: usize = 200;
 /// The most names produced.
 pub const MAX_NAMES: usize = 1 << 24;
+/// The most bytes of names and text the listing may copy: a value is copied once per name it is
+/// reached by, so one memoized 1 MiB string referenced 20,000 times would be 20 GiB.
+pub const MAX_TEXT: usize = 256 << 20;
 
 /// A nesting or size beyond any checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,6 +25,11 @@ pub enum FlattenError {
     /// More names than [`MAX_NAMES`].
     #[error("the pickle holds more than {MAX_NAMES} values")]
     TooMany,
+    /// More text than [`MAX_TEXT`].
+    #[error(
+        "listing the pickle's values would copy more than {MAX_TEXT} bytes of names and strings (a string or name reached many times)"
+    )]
+    TooMuchText,
 }
 
 /// A plain value of a checkpoint, shown as Python would print it.
@@ -132,10 +140,14 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
         vec![(String::new(), unpickled.root.clone(), 0, Place::Plain)];
     let mut visits = 0usize;
     let mut expanded: HashMap<usize, String> = HashMap::new();
+    let mut text = 0usize;
     while let Some((name, value, depth, place)) = todo.pop() {
         visits += 1;
         if visits > MAX_NAMES || out.len() >= MAX_NAMES {
             return Err(FlattenError::TooMany);
+        }
+        if text > MAX_TEXT {
+            return Err(FlattenError::TooMuchText);
         }
         if depth > MAX_DEPTH {
             let shown: String = name.chars().take(60).collect();
@@ -167,6 +179,7 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
             plain => Some(scalar(plain)),
         };
         if let Some(scalar) = leaf {
+            text = text.saturating_add(name.len() + scalar_text(&scalar));
             out.push((name.clone(), Leaf::Value(scalar)));
         }
         for (key, child, place) in children.into_iter().rev() {
@@ -176,10 +189,19 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
                 Place::Plain if name.is_empty() => key,
                 Place::Plain => format!("{name}.{key}"),
             };
+            text = text.saturating_add(child_name.len());
             todo.push((child_name, child, depth + 1, place));
         }
     }
     Ok(out)
+}
+
+/// The bytes of text a listed value holds.
+fn scalar_text(scalar: &Scalar) -> usize {
+    match scalar {
+        Scalar::Str(s) | Scalar::Object(s) | Scalar::Global(s) | Scalar::Same(s) => s.len(),
+        _ => 0,
+    }
 }
 
 /// A value that is not in the heap.
@@ -192,7 +214,7 @@ fn scalar(value: &Value) -> Scalar {
         Value::Float(x) => Scalar::Float(*x),
         Value::Str(s) => Scalar::Str(s.to_string()),
         Value::Bytes(b) => Scalar::Bytes(b.len()),
-        Value::Global(g) => Scalar::Global(g.path.clone()),
+        Value::Global(g) => Scalar::Global(g.path.to_string()),
         Value::Obj(_) => Scalar::Object("object".into()),
     }
 }
@@ -226,9 +248,10 @@ fn open_object(
             match &o.state {
                 Some(Value::Obj(sid)) if matches!(heap.get(*sid), Object::Dict(_)) => {
                     if let Object::Dict(d) = heap.get(*sid) {
+                        let scripted = o.class.starts_with("__torch__.");
                         for (k, v) in &d.entries {
                             let key = key_text(heap, k);
-                            let place = Place::in_state(&key);
+                            let place = Place::in_state(&key, scripted);
                             children.push((key, v.clone(), place));
                         }
                     }
@@ -260,9 +283,12 @@ enum Place {
 }
 
 impl Place {
-    /// The place of the attribute `key` of an opaque object.
-    fn in_state(key: &str) -> Place {
+    /// The place of the attribute `key` of an opaque object. A TorchScript module's (`scripted`)
+    /// attributes are its parameters, buffers and submodules themselves, private names included
+    /// (silero-vad's `_model`), as `torch.jit.load(...).state_dict()` names them.
+    fn in_state(key: &str, scripted: bool) -> Place {
         match key {
+            _ if scripted => Place::Plain,
             "_parameters" | "_buffers" | "_modules" => Place::ModuleLevel,
             k if k.starts_with('_') => Place::Private,
             _ => Place::Plain,
@@ -295,7 +321,7 @@ fn key_text(heap: &Heap, key: &Value) -> String {
         Value::Bool(b) => if *b { "True" } else { "False" }.into(),
         Value::None => "None".into(),
         Value::Float(x) => x.to_string(),
-        Value::Global(g) => g.path.clone(),
+        Value::Global(g) => g.path.to_string(),
         Value::Obj(id) => match heap.get(*id) {
             Object::Opaque(o) => format!("<{}>", o.class),
             _ => "<key>".into(),

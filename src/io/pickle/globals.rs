@@ -1,15 +1,22 @@
-//! The allow-list: which globals paramscope builds an object for (those torch's `weights_only`
-//! unpickler allows, in torch/_weights_only_unpickler.py), and which can run code.
+//! The allow-list: which globals paramscope builds an object for, and which globals are foreign:
+//! outside the allow-list of torch's `weights_only` unpickler (torch/_weights_only_unpickler.py,
+//! `_get_allowed_globals`), so that `torch.load(weights_only=False)` would import them and could
+//! run them. Judging by an allow-list rather than a list of known-dangerous names means a global
+//! nobody thought of (a dotted name, a gadget passed as an argument) is still named.
+
+use std::rc::Rc;
 
 use super::dtype::TorchDtype;
 
 /// A global named by the pickle. Naming one imports nothing here.
 #[derive(Debug)]
 pub struct Global {
-    /// `module.name`.
-    pub path: String,
+    /// `module.name`, as the pickle spells it (shared by every object of this class).
+    pub path: Rc<str>,
     /// What calling it does in paramscope.
     pub kind: Kind,
+    /// Whether torch's `weights_only` unpickler allows it.
+    pub allowed: bool,
 }
 
 /// What paramscope does when a pickle calls a global.
@@ -41,34 +48,39 @@ pub enum Kind {
     StorageClass(TorchDtype),
     /// A dtype such as `torch.float32`, used as a value.
     Dtype(TorchDtype),
-    /// Anything else harmless-looking: never called, its objects are opaque.
+    /// Anything else: never called, its objects are opaque.
     Opaque,
-    /// A global that runs code when called: never called, and reported.
-    Dangerous,
 }
 
 impl Global {
     /// Classifies `module.name`.
     #[must_use]
     pub fn new(module: &str, name: &str) -> Global {
+        // Python 3 reads a protocol-2 pickle's Python 2 module names through `_compat_pickle`,
+        // and so does torch's allow-list check.
+        let module = match module {
+            "__builtin__" => "builtins",
+            "copy_reg" => "copyreg",
+            other => other,
+        };
+        let kind = classify(module, name);
         Global {
-            path: format!("{module}.{name}"),
-            kind: classify(module, name),
+            path: format!("{module}.{name}").into(),
+            allowed: is_allowed(module, name, kind),
+            kind,
         }
     }
 }
 
 fn classify(module: &str, name: &str) -> Kind {
-    if is_dangerous(module, name) {
-        return Kind::Dangerous;
-    }
     match (module, name) {
-        ("collections", "OrderedDict" | "defaultdict" | "Counter")
-        | ("builtins" | "__builtin__", "dict") => Kind::Dict,
-        ("builtins" | "__builtin__", "list") => Kind::List,
-        ("builtins" | "__builtin__", "tuple") | ("torch", "Size") => Kind::Tuple,
-        ("builtins" | "__builtin__", "set" | "frozenset") => Kind::Set,
-        ("builtins" | "__builtin__", "bytearray") => Kind::ByteArray,
+        ("collections", "OrderedDict" | "defaultdict" | "Counter") | ("builtins", "dict") => {
+            Kind::Dict
+        }
+        ("builtins", "list") => Kind::List,
+        ("builtins", "tuple") | ("torch", "Size") => Kind::Tuple,
+        ("builtins", "set" | "frozenset") => Kind::Set,
+        ("builtins", "bytearray") => Kind::ByteArray,
         ("_codecs", "encode") => Kind::Encode,
         ("torch", "device") => Kind::Device,
         ("torch._utils", "_rebuild_tensor" | "_rebuild_tensor_v2") => Kind::RebuildTensor,
@@ -86,83 +98,95 @@ fn classify(module: &str, name: &str) -> Kind {
     }
 }
 
-/// Whether calling `module.name` can run code, read or write files, or reach the network: what a
-/// malicious pickle calls. (torch's `weights_only=False` would call it.)
-#[must_use]
-pub fn is_dangerous(module: &str, name: &str) -> bool {
-    let top = module.split('.').next().unwrap_or(module);
-    let whole_module = matches!(
-        top,
-        "os" | "posix"
-            | "nt"
-            | "subprocess"
-            | "runpy"
-            | "importlib"
-            | "sys"
-            | "pty"
-            | "shutil"
-            | "socket"
-            | "ctypes"
-            | "code"
-            | "codeop"
-            | "marshal"
-            | "pickle"
-            | "_pickle"
-            | "dill"
-            | "cloudpickle"
-            | "webbrowser"
-            | "multiprocessing"
-            | "asyncio"
-            | "commands"
-            | "popen2"
-            | "platform"
-            | "signal"
-            | "tempfile"
-            | "urllib"
-            | "requests"
-            | "http"
-            | "ftplib"
-            | "smtplib"
-            | "telnetlib"
-            | "pdb"
-            | "bdb"
-            | "timeit"
-            | "cProfile"
-            | "profile"
-            | "trace"
-    );
-    let builtin = matches!(module, "builtins" | "__builtin__")
-        && matches!(
+/// Whether torch's `weights_only` unpickler allows `module.name`: the containers and codecs it
+/// lists, torch's dtypes, tensor and storage classes, quantization schemes, and rebuild functions.
+/// Only exact names count: `torch` with a dotted name (`os.system`) is not `torch.<dtype>`.
+fn is_allowed(module: &str, name: &str, kind: Kind) -> bool {
+    let listed = match module {
+        "collections" => matches!(name, "OrderedDict" | "Counter"),
+        "torch.nn.parameter" => name == "Parameter",
+        "torch.serialization" => name == "_get_layout",
+        "_codecs" => name == "encode",
+        "builtins" => matches!(name, "bytearray" | "set" | "complex"),
+        "torch.storage" => matches!(name, "TypedStorage" | "UntypedStorage"),
+        "torch._tensor" => name == "_rebuild_from_type_v2",
+        "torch" => matches!(
             name,
-            "eval"
-                | "exec"
-                | "execfile"
-                | "compile"
-                | "__import__"
-                | "getattr"
-                | "setattr"
-                | "delattr"
-                | "open"
-                | "input"
-                | "breakpoint"
-                | "globals"
-                | "locals"
-                | "vars"
-                | "apply"
-        );
-    let gadget = matches!(
-        (module, name),
-        ("operator", "attrgetter" | "methodcaller")
-            | ("functools", "partial" | "reduce")
-            | ("torch" | "torch.serialization", "load" | "save")
-            | ("numpy", "load" | "save" | "fromfile" | "loadtxt")
-            | ("numpy.lib.npyio", _)
-            | (
-                "types",
-                "FunctionType" | "CodeType" | "LambdaType" | "MethodType"
-            )
-    );
-    whole_module || builtin || gadget
+            "Size"
+                | "Tensor"
+                | "device"
+                | "per_tensor_affine"
+                | "per_tensor_symmetric"
+                | "per_channel_affine"
+                | "per_channel_symmetric"
+                | "per_channel_affine_float_qparams"
+                | "uint1"
+                | "uint2"
+                | "uint3"
+                | "uint4"
+                | "uint5"
+                | "uint6"
+                | "uint7"
+                | "int1"
+                | "int2"
+                | "int3"
+                | "int4"
+                | "int5"
+                | "int6"
+                | "int7"
+                | "bits1x8"
+                | "bits2x4"
+                | "bits4x2"
+                | "bits8"
+                | "bits16"
+                | "complex32"
+                | "bcomplex32"
+                | "float4_e2m1fn_x2"
+        ),
+        "torch._utils" => matches!(
+            name,
+            "_rebuild_parameter"
+                | "_rebuild_parameter_with_state"
+                | "_rebuild_qtensor"
+                | "_rebuild_tensor"
+                | "_rebuild_tensor_v2"
+                | "_rebuild_tensor_v3"
+                | "_rebuild_sparse_tensor"
+                | "_rebuild_meta_tensor_no_storage"
+                | "_rebuild_wrapper_subclass"
+                | "_rebuild_device_tensor_from_numpy"
+                | "_rebuild_device_tensor_from_cpu_tensor"
+        ),
+        _ => false,
+    };
+    // torch's own storage and dtype names, and its tensor classes (`torch.FloatTensor`,
+    // `torch.cuda.HalfTensor`, `torch.sparse.LongTensor`…), and the storage classes under `torch.cuda`.
+    let torch_class = match module {
+        "torch" => matches!(kind, Kind::StorageClass(_) | Kind::Dtype(_)) || is_tensor_class(name),
+        "torch.cuda" => TorchDtype::from_storage_class(name).is_some() || is_tensor_class(name),
+        "torch.sparse" | "torch.cuda.sparse" => is_tensor_class(name),
+        _ => false,
+    };
+    listed || torch_class
+}
+
+/// `ByteTensor`, `FloatTensor`… : torch's legacy tensor classes.
+fn is_tensor_class(name: &str) -> bool {
+    name.strip_suffix("Tensor").is_some_and(|stem| {
+        matches!(
+            stem,
+            "Byte"
+                | "Char"
+                | "Short"
+                | "Int"
+                | "Long"
+                | "Half"
+                | "Float"
+                | "Double"
+                | "BFloat16"
+                | "Bool"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -187,16 +211,42 @@ mod tests {
             Kind::Dtype(TorchDtype::from_torch_name("bfloat16").unwrap())
         );
         assert_eq!(kind("argparse", "Namespace"), Kind::Opaque);
+    }
+
+    #[test]
+    fn only_torchs_allow_list_is_allowed() {
+        let allowed = |m: &str, n: &str| Global::new(m, n).allowed;
+        for (m, n) in [
+            ("collections", "OrderedDict"),
+            ("torch._utils", "_rebuild_tensor_v2"),
+            ("torch", "FloatStorage"),
+            ("torch", "bfloat16"),
+            ("torch", "Size"),
+            ("torch.cuda", "HalfStorage"),
+            ("torch", "LongTensor"),
+            ("__builtin__", "set"),
+            ("_codecs", "encode"),
+        ] {
+            assert!(allowed(m, n), "{m}.{n}");
+        }
         for (m, n) in [
             ("os", "system"),
-            ("posix", "system"),
-            ("subprocess", "Popen"),
-            ("builtins", "eval"),
+            ("torch", "os.system"),
+            ("torch", "load"),
+            ("torch.storage", "_load_from_bytes"),
+            ("torch.fx.graph_module", "_forward_from_src"),
+            ("numpy.testing._private.utils", "runstring"),
+            ("pydoc", "pipepager"),
+            ("cPickle", "loads"),
+            ("operator", "methodcaller"),
+            ("operator", "call"),
+            ("functools", "partial"),
+            ("builtins", "map"),
             ("builtins", "getattr"),
-            ("runpy", "run_path"),
-            ("importlib", "import_module"),
+            ("collections", "defaultdict"),
+            ("argparse", "Namespace"),
         ] {
-            assert_eq!(kind(m, n), Kind::Dangerous, "{m}.{n}");
+            assert!(!allowed(m, n), "{m}.{n}");
         }
     }
 }

@@ -1,11 +1,11 @@
 //! A pickle reader that never imports or calls anything: it runs the opcodes `torch.save` emits
 //! (protocols 2 to 5, and the text opcodes of 0 and 1) over values of its own, builds objects only
-//! for the globals torch's `weights_only` unpickler allows, and keeps every other global as an
-//! opaque, named node.
+//! for the globals torch's `weights_only` unpickler allows, keeps every other global as an
+//! opaque, named node, and records every global outside that allow-list the pickle names.
 //!
 //! Written here rather than taken from a crate: paramscope needs the storage keys and views only
 //! (the bytes stay mapped), every global the file names (to show it, and to warn about the ones
-//! that run code), and hard bounds on a hostile file. `serde-pickle` has no persistent ids, which
+//! torch's `weights_only` would refuse), and hard bounds on a hostile file. `serde-pickle` has no persistent ids, which
 //! torch's tensors are; candle-core's reader copies each tensor's bytes out of the archive, and
 //! reads a state dict one key deep (no optimizer states, plain values or opaque objects).
 //!
@@ -25,7 +25,6 @@ mod tests;
 
 pub use dtype::TorchDtype;
 pub use flatten::{Leaf, Scalar, flatten};
-pub use globals::is_dangerous;
 pub use value::{Dict, Heap, Object, Storage, TensorRef, Value};
 pub use vm::{Unpickled, unpickle};
 
@@ -84,4 +83,7 @@ pub struct Error {
     pub opcode: u8,
     /// What went wrong.
     pub problem: Problem,
+    /// The foreign globals (outside torch's allow-list) the pickle named before the error, raw:
+    /// the caller says them, since torch would have imported them before failing.
+    pub foreign: Vec<String>,
 }

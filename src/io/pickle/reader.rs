@@ -111,6 +111,7 @@ impl<'a> Reader<'a> {
             offset: self.op_at,
             opcode: self.op,
             problem,
+            foreign: Vec::new(),
         }
     }
 

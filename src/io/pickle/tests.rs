@@ -67,14 +67,14 @@ fn broken_pickles_name_the_problem() {
 }
 
 #[test]
-fn calls_outside_the_allow_list_build_nothing_and_dangerous_ones_are_recorded() {
+fn calls_outside_the_allow_list_build_nothing_and_are_recorded() {
     // os.system('touch x') then argparse.Namespace() with state {'lr': 0.1}
     let body = b"}(X\x01\x00\x00\x00acos\nsystem\nX\x07\x00\x00\x00touch x\x85R\
 X\x01\x00\x00\x00bcargparse\nNamespace\n)\x81}X\x02\x00\x00\x00lrG?\xb9\x99\x99\x99\x99\x99\x9asbu.";
     let mut bytes = vec![0x80, 2];
     bytes.extend_from_slice(body);
     let unpickled = unpickle(&bytes, 0).unwrap();
-    assert_eq!(unpickled.dangerous_calls, ["os.system"]);
+    assert_eq!(unpickled.foreign, ["os.system", "argparse.Namespace"]);
     let leaves = flatten(&unpickled).unwrap();
     let names: Vec<(&str, String)> = leaves
         .iter()
@@ -126,4 +126,39 @@ fn nesting_past_the_cap_is_refused() {
     body.push(b'.');
     let err = run(&body).unwrap_err();
     assert!(err.contains("nests deeper than"), "{err}");
+}
+
+#[test]
+fn a_global_named_but_never_called_is_recorded_and_so_is_one_before_an_error() {
+    // [functools.partial] by STACK_GLOBAL, never called; then torch.os.system (a dotted name).
+    let body = b"]\x8c\tfunctools\x8c\x07partial\x93a\x8c\x05torch\x8c\tos.system\x93a.";
+    let mut bytes = vec![0x80, 4];
+    bytes.extend_from_slice(body);
+    let unpickled = unpickle(&bytes, 0).unwrap();
+    assert_eq!(unpickled.foreign, ["functools.partial", "torch.os.system"]);
+    let error = unpickle(b"\x80\x02cos\nsystem\n\xff.", 0).unwrap_err();
+    assert_eq!(error.problem, Problem::UnknownOpcode);
+    assert_eq!(error.foreign, ["os.system"]);
+}
+
+#[test]
+fn millions_of_empty_containers_meet_the_byte_budget() {
+    // MARK, 4 million EMPTY_DICTs, LIST: over 1 GiB as Python would build it.
+    let mut body = vec![b'('];
+    body.extend(std::iter::repeat_n(b'}', 4 << 20));
+    body.extend_from_slice(b"l.");
+    let err = run(&body).unwrap_err();
+    assert!(err.contains("bytes of values built"), "{err}");
+}
+
+#[test]
+fn a_memoized_string_named_many_times_meets_the_text_budget() {
+    // A 1 MiB string memoized, then a list of 400 references to it.
+    let mut body = b"X\x00\x00\x10\x00".to_vec();
+    body.extend(std::iter::repeat_n(b's', 1 << 20));
+    body.extend_from_slice(b"q\x00(");
+    body.extend(std::iter::repeat_n(*b"h\x00", 400).flatten());
+    body.extend_from_slice(b"l.");
+    let err = run(&body).unwrap_err();
+    assert!(err.contains("bytes of names and strings"), "{err}");
 }

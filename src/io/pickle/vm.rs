@@ -1,7 +1,7 @@
 //! The machine: a stack, a memo and a heap, run opcode by opcode until STOP. Calls go through the
 //! allow-list in `globals`; nothing is ever imported or executed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::globals::Global;
@@ -17,6 +17,11 @@ const MAX_STACK: usize = 1 << 22;
 const MAX_MEMO: usize = 1 << 22;
 /// The most heap objects.
 const MAX_OBJECTS: usize = 1 << 23;
+/// The longest `module` + `name` of a STACK_GLOBAL, as GLOBAL's text lines are capped.
+const MAX_GLOBAL: usize = 4096;
+/// The most bytes the values built may take, estimated as they are built (an object, a memo
+/// entry, a container's item): 4 million empty dicts would take over 1 GiB.
+const MAX_BYTES: usize = 256 << 20;
 /// The most values copied by calls (`list(x)`, argument tuples), so that copying one big list
 /// over and over cannot take hours.
 const MAX_COPIES: usize = 1 << 26;
@@ -28,8 +33,9 @@ pub struct Unpickled {
     pub root: Value,
     /// The objects it refers to.
     pub heap: Heap,
-    /// Globals that can run code which the pickle calls, `module.name`, each once, in order.
-    pub dangerous_calls: Vec<String>,
+    /// Every global outside torch's `weights_only` allow-list that the pickle names (called,
+    /// passed or stored), `module.name`, each once, in order.
+    pub foreign: Vec<String>,
     /// The file offset just past STOP (where a legacy file's next pickle starts).
     pub end: usize,
 }
@@ -43,16 +49,24 @@ pub fn unpickle(bytes: &[u8], base: usize) -> Result<Unpickled, Error> {
         memo: HashMap::new(),
         heap: Heap::default(),
         storages: HashMap::new(),
-        dangerous_calls: Vec::new(),
+        foreign: Vec::new(),
+        foreign_seen: HashSet::new(),
         copies: 0,
+        bytes: 0,
     };
-    let root = vm.run()?;
-    Ok(Unpickled {
-        root,
-        heap: vm.heap,
-        dangerous_calls: vm.dangerous_calls,
-        end: vm.r.offset(),
-    })
+    match vm.run() {
+        Ok(root) => Ok(Unpickled {
+            root,
+            heap: vm.heap,
+            foreign: vm.foreign,
+            end: vm.r.offset(),
+        }),
+        // What torch would have imported before the error still counts.
+        Err(mut error) => {
+            error.foreign = vm.foreign;
+            Err(error)
+        }
+    }
 }
 
 struct Machine<'a> {
@@ -62,11 +76,23 @@ struct Machine<'a> {
     memo: HashMap<u32, Value>,
     heap: Heap,
     storages: HashMap<String, Rc<Storage>>,
-    dangerous_calls: Vec<String>,
+    foreign: Vec<String>,
+    foreign_seen: HashSet<String>,
     copies: usize,
+    bytes: usize,
 }
 
 impl Machine<'_> {
+    /// The global `module.name`, named by the pickle: a foreign one is recorded, whatever the
+    /// pickle then does with it.
+    fn global(&mut self, module: &str, name: &str) -> Value {
+        let global = Global::new(module, name);
+        if !global.allowed && self.foreign_seen.insert(global.path.to_string()) {
+            self.foreign.push(global.path.to_string());
+        }
+        Value::Global(Rc::new(global))
+    }
+
     fn fail(&self, problem: Problem) -> Error {
         self.r.error(problem)
     }
@@ -106,7 +132,21 @@ impl Machine<'_> {
         Ok(self.stack.split_off(mark))
     }
 
+    /// Counts `n` more bytes of what the pickle built against [`MAX_BYTES`].
+    fn charge(&mut self, n: usize) -> Result<(), Error> {
+        self.bytes = self.bytes.saturating_add(n);
+        if self.bytes > MAX_BYTES {
+            return Err(self.fail(Problem::TooMany {
+                what: "bytes of values built (containers, objects and memo entries, estimated)",
+                limit: MAX_BYTES,
+            }));
+        }
+        Ok(())
+    }
+
     fn add(&mut self, object: Object) -> Result<Value, Error> {
+        // The heap's vector doubles as it grows: an object may take twice its size.
+        self.charge(2 * size_of::<Object>())?;
         if self.heap.len() >= MAX_OBJECTS {
             return Err(self.fail(Problem::TooMany {
                 what: "objects",
@@ -128,6 +168,8 @@ impl Machine<'_> {
     }
 
     fn memo_put(&mut self, index: u32) -> Result<(), Error> {
+        // A hash map entry: the key, the value and the table's slack.
+        self.charge(2 * (size_of::<u32>() + size_of::<Value>()))?;
         let value = self.top()?.clone();
         if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&index) {
             return Err(self.fail(Problem::TooMany {
@@ -301,6 +343,7 @@ impl Machine<'_> {
             }
             op::TUPLE | op::LIST | op::FROZENSET | op::DICT => {
                 let items = self.pop_mark()?;
+                self.charge(items.len() * size_of::<Value>())?;
                 let object = match op {
                     op::TUPLE => Object::Tuple(items),
                     op::LIST => Object::List(items),
@@ -338,7 +381,7 @@ impl Machine<'_> {
             op::GLOBAL => {
                 let module = String::from_utf8_lossy(self.r.line()?).into_owned();
                 let name = String::from_utf8_lossy(self.r.line()?).into_owned();
-                Value::Global(Rc::new(Global::new(&module, &name)))
+                self.global(&module, &name)
             }
             op::STACK_GLOBAL => {
                 let name = self.pop()?;
@@ -346,7 +389,12 @@ impl Machine<'_> {
                 let (Value::Str(module), Value::Str(name)) = (module, name) else {
                     return Err(self.malformed("STACK_GLOBAL wants two strings"));
                 };
-                Value::Global(Rc::new(Global::new(&module, &name)))
+                // As long as GLOBAL's lines may be: a memoized huge string named over and over
+                // must not be copied into a name each time.
+                if module.len() + name.len() > MAX_GLOBAL {
+                    return Err(self.malformed("STACK_GLOBAL with a name longer than 4096 bytes"));
+                }
+                self.global(&module, &name)
             }
             op::REDUCE | op::NEWOBJ | op::NEWOBJ_EX => {
                 if op == op::NEWOBJ_EX {
@@ -361,7 +409,7 @@ impl Machine<'_> {
                 let name = String::from_utf8_lossy(self.r.line()?).into_owned();
                 let args = self.pop_mark()?;
                 let args = self.add(Object::Tuple(args))?;
-                let callee = Value::Global(Rc::new(Global::new(&module, &name)));
+                let callee = self.global(&module, &name);
                 self.call(&callee, &args, 0)?
             }
             op::OBJ => {
@@ -441,6 +489,7 @@ impl Machine<'_> {
 
     /// APPEND(S) / ADDITEMS into the list, set or opaque object under the mark.
     fn extend(&mut self, items: Vec<Value>) -> Result<(), Error> {
+        self.charge(items.len() * size_of::<Value>())?;
         let Value::Obj(id) = *self.top()? else {
             return Err(self.malformed("APPENDS to something that is not a list"));
         };
@@ -454,6 +503,8 @@ impl Machine<'_> {
 
     /// SETITEM(S): `items` are key, value, key, value…
     fn set_items(&mut self, items: Vec<Value>) -> Result<(), Error> {
+        // Each pair is an entry and an index slot.
+        self.charge(items.len() * size_of::<Value>() * 2)?;
         if !items.len().is_multiple_of(2) {
             return Err(self.malformed("SETITEMS with an odd number of values"));
         }

@@ -6,46 +6,57 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Cursor;
+use std::ops::Range;
 use std::sync::Arc;
 
 use memmap2::Mmap;
 use zip::{CompressionMethod, ZipArchive};
 
-use super::views::{Backing, swap_unit};
+use super::foreign::Foreign;
 use super::{Contents, Error, assemble, read_at};
 use crate::io::pickle;
 
-/// Opens a zip-layout file mapped as `map`; `shown` names it in warnings.
-pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents, Error> {
+/// Opens a zip-layout file mapped as `map`. Every pickle the archive holds is run, for the foreign
+/// globals it names; the tensors come from the `data.pkl` torch would load.
+pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Result<Contents, Error> {
     let zip = ZipArchive::new(Cursor::new(&map[..]))
         .map_err(|e| Error::Layout(format!("not a readable zip archive (truncated?): {e}")))?;
+    if zip.has_duplicate_names() {
+        return Err(Error::DuplicateEntry);
+    }
     let names: HashMap<&[u8], usize> = zip
         .file_names_raw()
         .enumerate()
         .map(|(i, name)| (name, i))
         .collect();
-    let pickle_name = names
-        .keys()
-        .filter(|n| {
-            n.strip_suffix(b"/data.pkl")
-                .is_some_and(|folder| !folder.contains(&b'/'))
-        })
-        .min()
-        .copied()
-        .ok_or_else(|| {
-            Error::Layout(
-                "a zip archive without <name>/data.pkl: not a torch.save file (a numpy .npz?)"
-                    .into(),
-            )
-        })?;
-    let prefix = &pickle_name[..pickle_name.len() - b"data.pkl".len()];
+    let range = |index: usize, what: &str| entry_range(&zip, file, map.len(), index, what);
+    let is_pickle = |n: &[u8]| {
+        n.strip_suffix(b"/data.pkl")
+            .or_else(|| n.strip_suffix(b"/constants.pkl"))
+            .is_some_and(|folder| !folder.contains(&b'/'))
+    };
+    // Any pickle torch may load (another folder's data.pkl, a TorchScript constants.pkl) is run
+    // for the globals it names; its values are not shown.
+    let mut pickles: Vec<(&[u8], usize)> = names
+        .iter()
+        .filter(|(n, _)| is_pickle(n))
+        .map(|(n, i)| (*n, *i))
+        .collect();
+    pickles.sort_unstable_by_key(|&(_, i)| i);
+    let loaded = loaded_pickle(&zip, &names)?;
+    for &(name, index) in &pickles {
+        if name != loaded {
+            let span = range(index, &String::from_utf8_lossy(name))?;
+            foreign.unpickle(&map[span.clone()], span.start)?;
+        }
+    }
+
+    let prefix = &loaded[..loaded.len() - b"data.pkl".len()];
     let entry = |suffix: &str| -> Option<usize> {
         let mut name = prefix.to_vec();
         name.extend_from_slice(suffix.as_bytes());
         names.get(name.as_slice()).copied()
     };
-    let range = |index: usize, what: &str| entry_range(&zip, file, map.len(), index, what);
-
     let big_endian = match entry("byteorder") {
         Some(i) => match &map[range(i, "byteorder")?] {
             b"little" => false,
@@ -59,15 +70,26 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
         },
         None => false,
     };
-    let pickle_range = range(names[pickle_name], "data.pkl")?;
-    let unpickled = pickle::unpickle(&map[pickle_range.clone()], pickle_range.start)?;
-    let torchscript = entry("constants.pkl").is_some()
-        || names
-            .keys()
-            .any(|n| n.starts_with(prefix) && n[prefix.len()..].starts_with(b"code/"));
+    let pickle_range = range(names[loaded], "data.pkl")?;
+    let unpickled = foreign.unpickle(&map[pickle_range.clone()], pickle_range.start)?;
+    let mut code_files: Vec<(usize, String)> = names
+        .iter()
+        .filter_map(|(n, &i)| {
+            let code = n.strip_prefix(prefix)?.strip_prefix(b"code/")?;
+            code.ends_with(b".py")
+                .then(|| (i, String::from_utf8_lossy(code).into_owned()))
+        })
+        .collect();
+    code_files.sort_unstable();
+    let torchscript = entry("constants.pkl").is_some() || !code_files.is_empty();
+    if torchscript {
+        // A TorchScript archive's own classes (`__torch__.…`) are defined by its code files, and
+        // `torch.jit._pickle` rebuilds its lists: torch.jit.load runs those, and they are named
+        // as its code instead.
+        foreign.retain(|g| !g.starts_with("__torch__.") && !g.starts_with("torch.jit._pickle."));
+    }
 
-    let mut cache: HashMap<String, Arc<[u8]>> = HashMap::new();
-    let mut storage = |s: &pickle::Storage| -> Result<Backing, Error> {
+    let mut span = |s: &pickle::Storage| -> Result<Range<usize>, Error> {
         let what = format!("storage {}", s.key);
         let index = entry(&format!("data/{}", s.key)).ok_or_else(|| {
             Error::Layout(format!(
@@ -76,33 +98,51 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
                 s.key
             ))
         })?;
-        let span = range(index, &what)?;
-        let backing = Backing::Mapped(Arc::clone(map), span);
-        if !big_endian {
-            return Ok(backing);
-        }
-        let swapped =
-            cache
-                .entry(s.key.clone())
-                .or_insert_with(|| match backing.swapped(swap_unit(s)) {
-                    Backing::Owned(bytes) => bytes,
-                    Backing::Mapped(..) => unreachable!("swapped bytes are owned"),
-                });
-        Ok(Backing::Owned(Arc::clone(swapped)))
+        range(index, &what)
     };
-    let mut contents = assemble(&unpickled, shown, &mut storage, map.len())?;
+    let mut contents = assemble(&unpickled, map, &mut span, big_endian)?;
     contents.torchscript = torchscript;
-    if torchscript {
-        let note = if contents.tensors.is_empty() {
-            "a TorchScript archive (torch.jit.save) with no parameters paramscope can list without running its code"
-        } else {
-            "a TorchScript archive (torch.jit.save): its parameters are listed, its code is not run"
-        };
-        contents.warnings.push(format!("{shown}: {note}"));
-    }
+    contents.code_files = code_files.into_iter().map(|(_, name)| name).collect();
     Ok(contents)
 }
 
+/// The `<name>/data.pkl` torch loads: the one in the folder of the archive's first entry (torch's
+/// reader takes the archive's name from it), else the first by name.
+fn loaded_pickle<'a>(
+    zip: &'a ZipArchive<Cursor<&[u8]>>,
+    names: &HashMap<&'a [u8], usize>,
+) -> Result<&'a [u8], Error> {
+    let candidates = || {
+        names.keys().copied().filter(|n| {
+            n.strip_suffix(b"/data.pkl")
+                .is_some_and(|folder| !folder.contains(&b'/'))
+        })
+    };
+    let first_folder = zip
+        .file_names_raw()
+        .next()
+        .and_then(|n| n.split(|&b| b == b'/').next());
+    let in_first = candidates().find(|n| Some(&n[..n.len() - b"/data.pkl".len()]) == first_folder);
+    in_first
+        .or_else(|| candidates().min())
+        .ok_or_else(|| Error::Layout(not_torch(names.keys().copied()).into()))
+}
+
+/// What a zip without `<name>/data.pkl` is. One whose members all end in `.npy` up to a NUL byte
+/// is a numpy `.npz` (numpy reads a name up to its NUL) that the npz reader refused for that byte.
+fn not_torch<'a>(names: impl Iterator<Item = &'a [u8]>) -> &'static str {
+    let names: Vec<&[u8]> = names.collect();
+    let npy_before_nul = |n: &[u8]| {
+        n.split(|&b| b == 0)
+            .next()
+            .is_some_and(|stem| stem.ends_with(b".npy"))
+    };
+    if names.iter().any(|n| n.contains(&0)) && names.iter().all(|n| npy_before_nul(n)) {
+        "a numpy .npz archive with a NUL byte inside a member name (numpy reads the name only up to it), which paramscope refuses rather than guess the array's name"
+    } else {
+        "a zip archive without <name>/data.pkl: not a torch.save file (a numpy .npz?)"
+    }
+}
 /// The bytes of entry `index` within the map: after its local header, which the central directory
 /// points to. Compressed entries are refused: torch stores everything uncompressed, and only a
 /// stored entry can be mapped in place.

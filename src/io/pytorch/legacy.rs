@@ -5,21 +5,24 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use super::views::{Backing, swap_unit};
+use super::foreign::Foreign;
 use super::{Contents, Error, LEGACY_MAGIC, assemble, read_at};
 use crate::io::pickle::{self, Storage};
 
 /// The protocol version torch writes after the magic number.
 const PROTOCOL_VERSION: i64 = 1001;
 
-/// Opens a legacy-layout file mapped as `map`; `shown` names it in warnings.
-pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents, Error> {
-    let next = |at: usize| pickle::unpickle(&map[at..], at);
+/// Opens a legacy-layout file mapped as `map`. All five pickles are run for the foreign globals
+/// they name: torch.load unpickles each of them, so a call hidden in the magic number's pickle
+/// would run as surely as one in the object's.
+pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Result<Contents, Error> {
+    let mut next = |at: usize| foreign.unpickle(&map[at..], at);
     let magic = next(0)?;
     if !matches!(&magic.root, pickle::Value::BigInt(b) if **b == LEGACY_MAGIC) {
         return Err(Error::Layout(
@@ -54,7 +57,7 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
             named.insert(&s.key, s);
         }
     }
-    let mut spans: HashMap<String, std::ops::Range<usize>> = HashMap::new();
+    let mut spans: HashMap<String, Range<usize>> = HashMap::new();
     let mut at = keys.end;
     for key in &key_list {
         let storage = named.get(key.as_str()).ok_or_else(|| {
@@ -83,21 +86,15 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
         at = end;
     }
 
-    let mut storage = |s: &Storage| -> Result<Backing, Error> {
-        let span = spans.get(&s.key).cloned().ok_or_else(|| {
+    let mut span = |s: &Storage| -> Result<Range<usize>, Error> {
+        spans.get(&s.key).cloned().ok_or_else(|| {
             Error::Layout(format!(
                 "storage {} is missing from the file's storage list",
                 s.key
             ))
-        })?;
-        let backing = Backing::Mapped(Arc::clone(map), span);
-        Ok(if big_endian {
-            backing.swapped(swap_unit(s))
-        } else {
-            backing
         })
     };
-    assemble(&object, shown, &mut storage, map.len())
+    assemble(&object, map, &mut span, big_endian)
 }
 
 fn truncated(key: &str, at: usize, len: usize) -> Error {

@@ -3,11 +3,17 @@
 //! by [`crate::io::pickle`], which never calls anything; storages stay in the file's map.
 
 mod archive;
+mod foreign;
 mod legacy;
 mod views;
 
+use std::collections::HashMap;
 use std::fs::File;
+use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
 
 use super::FileError;
 use super::pickle::{self, Leaf, Scalar};
@@ -23,11 +29,13 @@ pub struct Contents {
     pub ties: Vec<(String, String)>,
     /// Every plain value (ints, floats, strings, None, opaque objects) in the pickle's order.
     pub values: Vec<(String, Scalar)>,
-    /// What the user should hear (dangerous globals the pickle calls, a TorchScript archive…),
+    /// What the user should hear (globals outside torch's allow-list, a TorchScript archive…),
     /// each starting with the file's name.
     pub warnings: Vec<String>,
     /// Whether this is a TorchScript archive (`torch.jit.save`).
     pub torchscript: bool,
+    /// A TorchScript archive's code files (`code/__torch__/…py`), named, never run.
+    pub code_files: Vec<String>,
 }
 
 /// Why a PyTorch file could not be read.
@@ -50,11 +58,28 @@ pub enum Error {
         /// What is wrong.
         reason: views::ViewError,
     },
-    /// The file holds no tensors, only a call that would run code.
+    /// The file holds no tensors, and its pickles name globals outside torch's allow-list.
     #[error(
-        "the pickle calls {0}; torch.load(weights_only=False) would run it; paramscope did not (and the file holds no tensors)"
+        "the file holds no tensors, and its pickles name {} ({})", foreign::list(.0), foreign::WHAT_TORCH_DOES
     )]
-    OnlyDangerous(String),
+    OnlyForeign(Vec<String>),
+    /// An error met after the file's pickles named globals outside torch's allow-list: torch
+    /// would have imported them before meeting it.
+    #[error(
+        "{error}; before it, the file's pickles name {} ({})", foreign::list(.globals), foreign::WHAT_TORCH_DOES
+    )]
+    AfterForeign {
+        /// The foreign globals, raw.
+        globals: Vec<String>,
+        /// What went wrong.
+        error: Box<Error>,
+    },
+    /// A zip whose central directory lists one name twice: torch reads one entry, other zip
+    /// readers the other, so what is shown need not be what torch loads.
+    #[error(
+        "the zip's directory lists one entry name twice (torch reads the first, other readers the last), so what torch loads cannot be told: refused"
+    )]
+    DuplicateEntry,
 }
 
 /// Which PyTorch layout the first bytes of a file show.
@@ -62,8 +87,13 @@ pub enum Error {
 pub enum Layout {
     /// A zip archive (any zip: whether it holds `data.pkl` is checked when opened).
     Zip,
-    /// The legacy layout: a pickled magic number first.
+    /// The legacy layout: pickles in a row, the first torch's magic number. Any pickle that is
+    /// not a zip is read so, as torch.load reads it (running its first pickle), so that the
+    /// globals a hostile one names are named even when it is no torch file.
     Legacy,
+    /// A tar archive: torch's first layout (members `sys_info`, `pickle`, `storages`,
+    /// `tensors`) is one; named, not read.
+    Tar,
 }
 
 /// The legacy layout's first pickle: protocol 2, then LONG1 of `0x1950a86a20f9469cfc6c`.
@@ -75,28 +105,75 @@ pub fn layout(head: &[u8]) -> Option<Layout> {
     if head.starts_with(b"PK\x03\x04") {
         return Some(Layout::Zip);
     }
-    let pickled_magic = head.len() >= 14
-        && head[0] == 0x80
-        && (2..=5).contains(&head[1])
-        && head[2] == 0x8a
-        && head[3] == 10
-        && head[4..14] == LEGACY_MAGIC;
-    pickled_magic.then_some(Layout::Legacy)
+    if head.get(257..262) == Some(b"ustar") {
+        return Some(Layout::Tar);
+    }
+    // PROTO 2 to 5 starts every binary pickle; protocols 0 and 1 have no PROTO, and a hostile
+    // one starts with a GLOBAL: `c`, a module name, a newline.
+    let binary = head.len() >= 2 && head[0] == 0x80 && (2..=5).contains(&head[1]);
+    let text_global = head.first() == Some(&b'c')
+        && head[1..].iter().position(|&b| b == b'\n').is_some_and(|n| {
+            n > 0
+                && head[1..=n]
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        });
+    (binary || text_global).then_some(Layout::Legacy)
 }
+
+/// What a tar archive is said to be.
+pub const TAR: &str = "a tar archive: torch.save's oldest layout is one (members sys_info, pickle, storages, tensors), which paramscope does not read; load it with torch and save it again";
 
 /// Opens the PyTorch file at `path` (either layout). Only the pickle is read; tensor bytes stay
 /// on disk until asked for, except views that must be gathered and big-endian data.
 pub fn open(path: &Path) -> Result<Contents, FileError> {
     let crate::io::mapped::Mapped { file, map } = crate::io::mapped::open(path)?;
     let shown = path.display().to_string();
-    let contents = match layout(&map[..map.len().min(64)]) {
-        Some(Layout::Zip) => archive::open(&map, &file, &shown),
-        Some(Layout::Legacy) => legacy::open(&map, &file, &shown),
+    let mut foreign = foreign::Foreign::default();
+    let contents = match layout(&map[..map.len().min(512)]) {
+        Some(Layout::Zip) => archive::open(&map, &file, &mut foreign),
+        Some(Layout::Legacy) => legacy::open(&map, &file, &mut foreign),
+        Some(Layout::Tar) => Err(Error::Layout(TAR.into())),
         None => Err(Error::Layout(
             "not a PyTorch file (neither a zip nor a legacy torch.save pickle)".into(),
         )),
     };
-    contents.map_err(|e| FileError::new(path, e))
+    let globals = foreign.globals;
+    let mut contents = match contents {
+        Err(error) if !globals.is_empty() => {
+            let error = Box::new(error);
+            return Err(FileError::new(path, Error::AfterForeign { globals, error }));
+        }
+        Err(error) => return Err(FileError::new(path, error)),
+        Ok(contents) if contents.tensors.is_empty() && !globals.is_empty() => {
+            return Err(FileError::new(path, Error::OnlyForeign(globals)));
+        }
+        Ok(contents) => contents,
+    };
+    if contents.torchscript {
+        let note = if contents.tensors.is_empty() {
+            "a TorchScript archive (torch.jit.save) with no tensors reachable from its data.pkl"
+        } else {
+            "a TorchScript archive (torch.jit.save): the tensors reachable from its data.pkl are listed"
+        };
+        let code = foreign::list(&contents.code_files);
+        contents
+            .warnings
+            .push(format!("{shown}: {note}; its code ({code}) is not run"));
+    }
+    for global in globals.iter().take(foreign::MAX_NAMED) {
+        contents.warnings.push(format!(
+            "{shown}: the pickle names {global} ({})",
+            foreign::WHAT_TORCH_DOES
+        ));
+    }
+    if globals.len() > foreign::MAX_NAMED {
+        contents.warnings.push(format!(
+            "{shown}: the pickles name {} more globals outside torch's weights_only allow-list",
+            globals.len() - foreign::MAX_NAMED
+        ));
+    }
+    Ok(contents)
 }
 
 /// `N` bytes of `file` at `offset`, read by system call rather than through the map: touching a
@@ -111,17 +188,20 @@ fn read_at<const N: usize>(file: &File, offset: usize) -> Option<[u8; N]> {
     Some(buf)
 }
 
-/// Turns an unpickled checkpoint into [`Contents`]: tensors made over their storages (found by
-/// `storage`), plain values listed, dangerous calls warned about.
+/// Turns an unpickled checkpoint into [`Contents`]: tensors made over their storages (each found
+/// in the map by `span`, swapped once if the file is big-endian), plain values listed. Every byte
+/// made in memory (swapped storages, gathered views) counts against one budget for the file.
 fn assemble(
     unpickled: &pickle::Unpickled,
-    shown: &str,
-    storage: &mut dyn FnMut(&pickle::Storage) -> Result<views::Backing, Error>,
-    limit: usize,
+    map: &Arc<Mmap>,
+    span: &mut dyn FnMut(&pickle::Storage) -> Result<Range<usize>, Error>,
+    big_endian: bool,
 ) -> Result<Contents, Error> {
     let leaves = pickle::flatten(unpickled)?;
     let mut contents = Contents::default();
     let mut ties = views::Ties::default();
+    let mut budget = views::Budget::for_file(map.len());
+    let mut swapped: HashMap<String, Arc<[u8]>> = HashMap::new();
     for (name, leaf) in leaves {
         match leaf {
             Leaf::Tensor(t) => {
@@ -139,12 +219,25 @@ fn assemble(
                     contents.ties.push((name, first));
                     continue;
                 }
-                let backing = storage(&t.storage)?;
-                let tensor =
-                    views::tensor(&t, dtype, &backing, limit).map_err(|reason| Error::Tensor {
-                        name: name.clone(),
-                        reason,
-                    })?;
+                let at = |reason| Error::Tensor {
+                    name: name.clone(),
+                    reason,
+                };
+                let range = span(&t.storage)?;
+                let backing = if big_endian {
+                    let bytes = if let Some(bytes) = swapped.get(&t.storage.key) {
+                        Arc::clone(bytes)
+                    } else {
+                        let bytes =
+                            views::swapped(&map[range], &t.storage, &mut budget).map_err(at)?;
+                        swapped.insert(t.storage.key.clone(), Arc::clone(&bytes));
+                        bytes
+                    };
+                    views::Backing::Owned(bytes)
+                } else {
+                    views::Backing::Mapped(Arc::clone(map), range)
+                };
+                let tensor = views::tensor(&t, dtype, &backing, &mut budget).map_err(at)?;
                 contents.tensors.push((name, tensor));
             }
             // The root object's own class says nothing its contents do not.
@@ -158,16 +251,6 @@ fn assemble(
                 contents.values.push((name, v));
             }
         }
-    }
-    if let Some(first) = unpickled.dangerous_calls.first()
-        && contents.tensors.is_empty()
-    {
-        return Err(Error::OnlyDangerous(first.clone()));
-    }
-    for call in &unpickled.dangerous_calls {
-        contents.warnings.push(format!(
-            "{shown}: the pickle calls {call}; torch.load(weights_only=False) would run it; paramscope did not"
-        ));
     }
     Ok(contents)
 }

@@ -27,28 +27,54 @@ impl Backing {
             Backing::Owned(bytes) => bytes,
         }
     }
+}
 
-    /// The same bytes as little-endian, swapping each element of `unit` bytes.
-    pub fn swapped(&self, unit: usize) -> Backing {
-        let mut bytes = self.bytes().to_vec();
-        if unit > 1 {
-            for element in bytes.chunks_exact_mut(unit) {
-                element.reverse();
-            }
-        }
-        Backing::Owned(bytes.into())
+/// The bytes one file's tensors may make in memory (swapped storages, gathered views, copies out
+/// of swapped storages), counted in total: twice the file (each storage swapped once, then each
+/// tensor copied out) and 64 MiB for strided views of small files.
+pub struct Budget {
+    left: u64,
+    cap: u64,
+}
+
+impl Budget {
+    /// The budget of a file of `len` bytes.
+    #[must_use]
+    pub fn for_file(len: usize) -> Budget {
+        let cap = (len as u64).saturating_mul(2).saturating_add(64 << 20);
+        Budget { left: cap, cap }
+    }
+
+    fn take(&mut self, nbytes: u64) -> Result<(), ViewError> {
+        self.left = self.left.checked_sub(nbytes).ok_or(ViewError::TooBig {
+            nbytes,
+            cap: self.cap,
+        })?;
+        Ok(())
     }
 }
 
-/// The bytes a storage's elements swap in: its element size, or half of it for a complex type.
-#[must_use]
-pub fn swap_unit(storage: &Storage) -> usize {
+/// The big-endian `bytes` of `storage` as little-endian, each element (or each half of a complex
+/// one) reversed.
+pub fn swapped(
+    bytes: &[u8],
+    storage: &Storage,
+    budget: &mut Budget,
+) -> Result<Arc<[u8]>, ViewError> {
+    budget.take(bytes.len() as u64)?;
     let size = storage.dtype.size();
-    if storage.dtype.name().starts_with("complex") {
+    let unit = if storage.dtype.name().starts_with("complex") {
         size / 2
     } else {
         size
+    };
+    let mut bytes = bytes.to_vec();
+    if unit > 1 {
+        for element in bytes.chunks_exact_mut(unit) {
+            element.reverse();
+        }
     }
+    Ok(bytes.into())
 }
 
 /// What makes two tensors one: storage key, legacy view, offset, shape, strides, dtype.
@@ -115,24 +141,24 @@ pub enum ViewError {
         /// The storage's bytes.
         storage: u64,
     },
-    /// A strided view too big to gather.
+    /// Bytes to make in memory beyond the file's budget.
     #[error(
-        "a strided view of {nbytes} bytes would have to be gathered into memory, more than the file's {limit}"
+        "its {nbytes} bytes would have to be made in memory (a strided view gathered or big-endian data swapped), past the cap of {cap} bytes for all of the file's tensors (twice the file's size plus 64 MiB)"
     )]
     TooBig {
-        /// The view's bytes.
+        /// The bytes asked for.
         nbytes: u64,
         /// The cap.
-        limit: usize,
+        cap: u64,
     },
 }
 
-/// The tensor `t` of `dtype` over `backing`. `limit` caps the bytes a gathered view may take.
+/// The tensor `t` of `dtype` over `backing`; the bytes it makes in memory are taken from `budget`.
 pub fn tensor(
     t: &TensorRef,
     dtype: DType,
     backing: &Backing,
-    limit: usize,
+    budget: &mut Budget,
 ) -> Result<Tensor, ViewError> {
     let size = t.dtype.size() as u64;
     let storage = backing.bytes();
@@ -195,14 +221,17 @@ pub fn tensor(
                 start: span.start + range.start,
                 end: span.start + range.end,
             },
-            Backing::Owned(owned) => Bytes::Owned(owned[range].into()),
+            // A tensor over a whole swapped storage shares it.
+            Backing::Owned(owned) if range == (0..owned.len()) => Bytes::Owned(Arc::clone(owned)),
+            Backing::Owned(owned) => {
+                budget.take(nbytes)?;
+                Bytes::Owned(owned[range].into())
+            }
         };
         debug_assert!(end <= storage_len);
         return Ok(Tensor::new(shape, dtype, bytes));
     }
-    if nbytes > limit as u64 {
-        return Err(ViewError::TooBig { nbytes, limit });
-    }
+    budget.take(nbytes)?;
     let source = &storage[base as usize..(base + storage_len) as usize];
     let gathered = gather(
         source,

@@ -1,6 +1,6 @@
 //! What the machine does when a pickle calls something: objects built only for the globals on
 //! the allow-list (torch's tensors, storages and containers), every other call an opaque object
-//! named by its global, and dangerous ones recorded.
+//! named by its global (which was recorded when the pickle named it).
 
 use std::rc::Rc;
 
@@ -26,9 +26,9 @@ impl Machine<'_> {
         Ok(())
     }
 
-    fn opaque(&mut self, class: &str) -> Result<Value, Error> {
+    fn opaque(&mut self, class: Rc<str>) -> Result<Value, Error> {
         self.add(Object::Opaque(Opaque {
-            class: class.into(),
+            class,
             state: None,
             items: Vec::new(),
             elements: Vec::new(),
@@ -39,19 +39,15 @@ impl Machine<'_> {
     /// `_rebuild_from_type_v2`, which may not nest.
     pub(super) fn call(&mut self, callee: &Value, args: &Value, depth: u8) -> Result<Value, Error> {
         let Value::Global(global) = callee else {
-            return self.opaque("<a call of a non-class>");
+            return self.opaque("<a call of a non-class>".into());
         };
         let args = self.heap.sequence(args).map(<[Value]>::to_vec);
         let args = args.ok_or_else(|| self.malformed("call arguments are not a tuple"))?;
         self.count_copies(args.len())?;
         match global.kind {
-            Kind::Dangerous => {
-                if !self.dangerous_calls.contains(&global.path) {
-                    self.dangerous_calls.push(global.path.clone());
-                }
-                self.opaque(&global.path)
+            Kind::Opaque | Kind::StorageClass(_) | Kind::Dtype(_) => {
+                self.opaque(Rc::clone(&global.path))
             }
-            Kind::Opaque | Kind::StorageClass(_) | Kind::Dtype(_) => self.opaque(&global.path),
             Kind::Dict => self.add(Object::Dict(Dict::default())),
             Kind::List | Kind::Tuple | Kind::Set => {
                 let items = match args.first() {
