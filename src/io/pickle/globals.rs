@@ -24,7 +24,7 @@ pub struct Global {
 pub enum Kind {
     /// `collections.OrderedDict`, `dict`, `defaultdict`, `Counter`: an empty dict to fill.
     Dict,
-    /// `list(iterable)`.
+    /// `list(iterable)`, and TorchScript's `torch.jit._pickle.build_*list(list)`.
     List,
     /// `tuple(iterable)`, and `torch.Size(tuple)`.
     Tuple,
@@ -40,7 +40,8 @@ pub enum Kind {
     RebuildTensor,
     /// `torch._utils._rebuild_tensor_v3`: `(storage, offset, size, stride, requires_grad, hooks, dtype, …)`.
     RebuildTensorV3,
-    /// `torch._utils._rebuild_parameter(_with_state)`: the tensor is the first argument.
+    /// `torch._utils._rebuild_parameter(_with_state)`, and TorchScript's
+    /// `torch.jit._pickle.restore_type_tag(value, type)`: the value is the first argument.
     RebuildParameter,
     /// `torch._tensor._rebuild_from_type_v2(func, type, args, state)`: `func(*args)`.
     RebuildFromType,
@@ -77,7 +78,12 @@ fn classify(module: &str, name: &str) -> Kind {
         ("collections", "OrderedDict" | "defaultdict" | "Counter") | ("builtins", "dict") => {
             Kind::Dict
         }
-        ("builtins", "list") => Kind::List,
+        // A TorchScript data.pkl's typed lists: their contents are its tensors.
+        ("builtins", "list")
+        | (
+            "torch.jit._pickle",
+            "build_intlist" | "build_tensorlist" | "build_doublelist" | "build_boollist",
+        ) => Kind::List,
         ("builtins", "tuple") | ("torch", "Size") => Kind::Tuple,
         ("builtins", "set" | "frozenset") => Kind::Set,
         ("builtins", "bytearray") => Kind::ByteArray,
@@ -85,10 +91,11 @@ fn classify(module: &str, name: &str) -> Kind {
         ("torch", "device") => Kind::Device,
         ("torch._utils", "_rebuild_tensor" | "_rebuild_tensor_v2") => Kind::RebuildTensor,
         ("torch._utils", "_rebuild_tensor_v3") => Kind::RebuildTensorV3,
-        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
-            Kind::RebuildParameter
-        }
+        // TorchScript's typed dicts are `restore_type_tag(dict, type)`.
+        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state")
+        | ("torch.jit._pickle", "restore_type_tag") => Kind::RebuildParameter,
         ("torch._tensor", "_rebuild_from_type_v2") => Kind::RebuildFromType,
+
         ("torch" | "torch.storage", "UntypedStorage") => Kind::StorageClass(TorchDtype::UINT8),
         ("torch", _) => TorchDtype::from_storage_class(name)
             .map(Kind::StorageClass)
