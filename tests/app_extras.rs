@@ -81,7 +81,7 @@ fn a_pickle_that_calls_os_system_is_named_in_a_notice_at_start() {
     };
     assert!(!popup.error);
     assert!(
-        popup.text.contains("the pickle calls posix.system"),
+        popup.text.contains("the pickle names posix.system"),
         "{}",
         popup.text
     );
