@@ -14,7 +14,7 @@ pub const MAX_DEPTH: usize = 200;
 pub const MAX_NAMES: usize = 1 << 24;
 /// The most bytes of names and text the listing may copy: a value is copied once per name it is
 /// reached by, so one memoized 1 MiB string referenced 20,000 times would be 20 GiB.
-pub const MAX_TEXT: usize = 256 << 20;
+pub const MAX_TEXT: usize = 64 << 20;
 
 /// A nesting or size beyond any checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
