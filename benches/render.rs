@@ -44,7 +44,7 @@ fn app(size: (u16, u16)) -> App {
             },
             size,
             notices: Vec::new(),
-            runs: paramscope::app::family::Runs::Chain,
+            runs: paramscope::app::job::Runs::Chain,
             extras: paramscope::app::extras::Extras::default(),
         },
     )

@@ -106,7 +106,7 @@ fn an_architecture_beside_a_checkpoint_is_used_and_said() {
         seed: 0,
     };
     // Without it, the forward error says what is missing.
-    let opened = paramscope::app::open::open(&spec(None)).unwrap();
+    let opened = paramscope::app::work::open::open(&spec(None)).unwrap();
     assert!(opened.notices.is_empty());
     let mut app = with_model(opened.model, "net", None);
     send(&mut app, &[Forward]);
@@ -119,12 +119,12 @@ fn an_architecture_beside_a_checkpoint_is_used_and_said() {
     // --arch, then the same text beside the file.
     let arch = dir.path().join("rgnet.txt");
     std::fs::write(&arch, paramscope::model::arch::print(&model.root)).unwrap();
-    let given = paramscope::app::open::open(&spec(Some(arch.clone()))).unwrap();
+    let given = paramscope::app::work::open::open(&spec(Some(arch.clone()))).unwrap();
     let mut app = with_model(given.model, "net", None);
     send(&mut app, &[Forward]);
     assert!(matches!(app.forward.result, Some(Ok(_))));
     std::fs::rename(&arch, dir.path().join("net.arch.txt")).unwrap();
-    let beside = paramscope::app::open::open(&spec(None)).unwrap();
+    let beside = paramscope::app::work::open::open(&spec(None)).unwrap();
     assert_eq!(beside.notices.len(), 1);
     assert!(
         beside.notices[0].starts_with("architecture from"),

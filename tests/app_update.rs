@@ -499,7 +499,7 @@ fn a_very_wide_terminal_renders() {
 fn of_forward_passes_queued_together_only_the_newest_runs() {
     use paramscope::app::job::Job;
     use paramscope::app::update::receive;
-    use paramscope::app::worker;
+    use paramscope::app::work as worker;
     let mut app = demo("mlp");
     send(&mut app, &[Forward]);
     // Five runs queued before the worker looks.

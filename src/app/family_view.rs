@@ -1,10 +1,9 @@
 //! What the forward panel shows for a family checkpoint, as pure functions of the state shared by
 //! the screen and by paging: the lines above the block table, and each row's text and bar.
 
-use super::family::FamilyCheckpoint;
-use super::format::middle_ellipsis;
+use super::format::{middle_ellipsis, wrap};
+use super::job::FamilyCheckpoint;
 use super::job::{ForwardResult, LayerStats};
-use super::layout::wrap;
 use super::state::ForwardPanel;
 use crate::text::escape;
 

@@ -3,11 +3,10 @@
 
 use ratatui::layout::Rect;
 
-use super::format::num;
-use super::job::Input;
+use super::format::wrap;
+use super::forward_view::forward_head;
 use super::keymap::help_lines;
-use super::state::{App, Focus, ForwardPanel};
-use crate::text::escape;
+use super::state::{App, Focus};
 
 /// Terminals narrower than this show one pane at a time (the focused one).
 pub const TWO_PANES_MIN_WIDTH: u16 = 60;
@@ -142,109 +141,6 @@ pub fn help_box(area: Rect) -> Rect {
     }
 }
 
-/// Output rows the forward panel shows above its layer table.
-pub const FORWARD_OUTPUT_ROWS: usize = 4;
-
-/// A line of the forward panel above its layer table. The screen draws these, and the panel's
-/// paging counts them, so the two cannot disagree.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ForwardLine {
-    /// Where the input comes from.
-    Input(String),
-    /// Layers done and in all, while a run is on the worker.
-    Running(usize, usize),
-    /// One wrapped line of the error of the last run.
-    Error(String),
-    /// The output's shape.
-    Output(Vec<usize>),
-    /// One row of the output's first values.
-    Values(String),
-    /// How many rows the output has, when not all are shown.
-    More(usize),
-    /// The layer table's heading.
-    Heading,
-}
-
-/// The forward panel's lines above its layer table, for a panel `width` columns wide.
-#[must_use]
-pub fn forward_head(panel: &ForwardPanel, width: usize) -> Vec<ForwardLine> {
-    let input = match &panel.input {
-        Input::Random { batch, seed } => format!("torch.rand({batch}, in) · seed {seed}"),
-        Input::File { name, array } => format!("{} {:?}", escape(name), array.shape()),
-    };
-    let mut lines = vec![ForwardLine::Input(input)];
-    if let Some((done, all)) = panel.running {
-        lines.push(ForwardLine::Running(done, all));
-    }
-    match &panel.result {
-        None => {}
-        Some(Err(e)) => lines.extend(
-            wrap(&escape(&e.to_string()), width)
-                .into_iter()
-                .map(ForwardLine::Error),
-        ),
-        Some(Ok(result)) => {
-            let output = &result.output;
-            lines.push(ForwardLine::Output(output.shape().to_vec()));
-            let cols = output.shape().last().copied().unwrap_or(1).max(1);
-            let rows = output.len() / cols;
-            let per_line = (width / 10).max(1);
-            // Only the rows shown are read, however big the batch.
-            let values: Vec<f32> = output
-                .iter()
-                .take(FORWARD_OUTPUT_ROWS * cols)
-                .copied()
-                .collect();
-            for row in values.chunks(cols).take(FORWARD_OUTPUT_ROWS) {
-                let cells: Vec<String> = row
-                    .iter()
-                    .take(per_line)
-                    .map(|v| format!("{:>9}", num(f64::from(*v))))
-                    .collect();
-                let more = if row.len() > per_line { " …" } else { "" };
-                lines.push(ForwardLine::Values(format!("{}{more}", cells.join(" "))));
-            }
-            if rows > FORWARD_OUTPUT_ROWS {
-                lines.push(ForwardLine::More(rows));
-            }
-            lines.push(ForwardLine::Heading);
-        }
-    }
-    lines
-}
-
-/// `text` in lines of at most `width` columns, broken at spaces (a word longer than a line is
-/// cut into pieces).
-#[must_use]
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let mut word: Vec<char> = word.chars().collect();
-        loop {
-            let used = line.chars().count();
-            let gap = usize::from(used > 0);
-            if used + gap + word.len() <= width {
-                if gap == 1 {
-                    line.push(' ');
-                }
-                line.extend(word.iter());
-                break;
-            }
-            if used > 0 {
-                lines.push(std::mem::take(&mut line));
-                continue;
-            }
-            let rest = word.split_off(width);
-            lines.push(word.iter().collect());
-            word = rest;
-        }
-    }
-    lines.push(line);
-    lines
-}
-
 /// The app's screen split into its parts.
 #[must_use]
 pub fn screen_areas(app: &App) -> Areas {
@@ -332,17 +228,5 @@ pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
         y: area.y + (area.height - height) / 2,
         width,
         height,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap;
-
-    #[test]
-    fn wrapping_breaks_at_spaces_and_cuts_long_words() {
-        assert_eq!(wrap("cannot run module 0", 10), ["cannot run", "module 0"]);
-        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
-        assert_eq!(wrap("", 4), [""]);
     }
 }

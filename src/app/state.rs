@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::AppError;
-use super::family::Runs;
 use super::field::Field;
 use super::init_dialog::InitDialog;
-use super::job::{ForwardResult, Input, Summary, SummaryKey};
+use super::job::{ForwardResult, Input, Runs, Summary, SummaryKey};
 use super::outline::{NodeKind, Outline};
 use super::picker::Picker;
 use super::scroll::Scroll;
@@ -18,6 +17,9 @@ use super::tree_view::TreeView;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
 use crate::tensor::decode::Undecodable;
+
+/// The text a family checkpoint's panel starts with.
+pub const SAMPLE_TEXT: &str = "The quick brown fox jumps over the lazy dog.";
 
 /// Which pane takes the movement keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::{has_focus, pane};
-use crate::app::family::FamilyCheckpoint;
 use crate::app::family_view::{FamilyLine, bar, columns, head, row, scale};
+use crate::app::job::FamilyCheckpoint;
 use crate::app::layout::inner;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;

@@ -33,7 +33,10 @@ impl Widget for &App {
         }
         if let Some(r) = areas.right {
             if self.forward.open {
-                forward::render(self, r, buf);
+                match self.doc.runs.family() {
+                    Some(checkpoint) => family::render(self, checkpoint, r, buf),
+                    None => forward::render(self, r, buf),
+                }
             } else {
                 tensor::render(self, r, buf);
             }

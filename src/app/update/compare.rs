@@ -4,8 +4,9 @@
 //! filter keeps the changed tensors only.
 
 use super::{Effects, report};
-use crate::app::compare::{Compared, Comparison, Detail, DetailKey, Second, Side};
+use crate::app::compare::{Comparison, Side};
 use crate::app::error::AppError;
+use crate::app::job::{Compared, Detail, DetailKey, Second};
 use crate::app::job::{Job, OpenSpec};
 use crate::app::layout;
 use crate::app::picker::{self, Picker};

@@ -17,13 +17,13 @@ use ndarray::ArrayD;
 use super::action::Action;
 use super::error::AppError;
 use super::extras::Extras;
-use super::family::{Runs, SAMPLE_TEXT};
-use super::job::{Input, Job, OpenSpec, Opened};
+use super::job::{Input, Job, OpenSpec, Opened, Runs};
 use super::layout;
 use super::outline::Outline;
 use super::scroll::Step;
 use super::state::{
-    App, Cache, Doc, Focus, ForwardPanel, Grid, Message, Mode, Popup, Screen, TensorPane, View,
+    App, Cache, Doc, Focus, ForwardPanel, Grid, Message, Mode, Popup, SAMPLE_TEXT, Screen,
+    TensorPane, View,
 };
 use super::theme::Theme;
 use super::tree_view::TreeView;
