@@ -374,3 +374,235 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
         .filter_map(|b| b.hint.map(|word| (label(b.keys[0]), word)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::{HELP_CONTEXTS, HelpLine, KEYMAP, Key, action_for, help_lines};
+    use crate::app::action::Action;
+    use crate::app::extras::Extras;
+    use crate::app::field::{Edit, Field};
+    use crate::app::init_dialog::InitDialog;
+    use crate::app::job::Runs;
+    use crate::app::picker::Picker;
+    use crate::app::state::{App, Mode, Popup, Question};
+    use crate::app::theme::Theme;
+    use crate::app::update::Options;
+    use crate::model::demos;
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_context() {
+        let mut seen = HashSet::new();
+        for b in KEYMAP {
+            for key in b.keys {
+                let k = match key {
+                    Key::Code(code, mods) => format!("{code:?} {mods:?}"),
+                    Key::AnyChar => "any".into(),
+                };
+                assert!(
+                    seen.insert((format!("{:?}", b.context), k.clone())),
+                    "{k} twice in {:?}",
+                    b.context
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_binding_is_on_the_help_screen() {
+        for b in KEYMAP {
+            assert!(HELP_CONTEXTS.contains(&b.context), "{:?}", b.context);
+        }
+        let lines = help_lines();
+        for b in KEYMAP {
+            let keys: Vec<String> = b.keys.iter().map(|k| super::label(*k)).collect();
+            let line = HelpLine::Binding(keys.join(" "), b.help);
+            assert!(lines.contains(&line), "{line:?} not in help");
+        }
+    }
+
+    /// Whether a key gives `action` (else a mouse or resize event does): a new variant does not
+    /// compile here until it is sorted, and then belongs in the list of the test below.
+    fn from_keys(action: Action) -> bool {
+        match action {
+            Action::Quit
+            | Action::ForceQuit
+            | Action::ToggleHelp
+            | Action::FocusNext
+            | Action::Up
+            | Action::Down
+            | Action::Left
+            | Action::Right
+            | Action::PageUp
+            | Action::PageDown
+            | Action::Home
+            | Action::End
+            | Action::Toggle
+            | Action::StartFilter
+            | Action::NextAlias
+            | Action::CycleView
+            | Action::PrevSlice
+            | Action::NextSlice
+            | Action::Forward
+            | Action::BatchUp
+            | Action::BatchDown
+            | Action::SeedUp
+            | Action::SeedDown
+            | Action::OpenInit
+            | Action::Undo
+            | Action::OpenWrite
+            | Action::OpenModels
+            | Action::OpenCompare
+            | Action::CycleSide
+            | Action::ToggleChanged
+            | Action::EditText
+            | Action::Type(_)
+            | Action::Edit(_)
+            | Action::Complete
+            | Action::ToggleLog
+            | Action::Submit
+            | Action::Cancel
+            | Action::Yes
+            | Action::No => true,
+            // Terminal events other than keys.
+            Action::Resize(..)
+            | Action::ScrollUp(..)
+            | Action::ScrollDown(..)
+            | Action::Click(..) => false,
+        }
+    }
+
+    /// The app on a demo, as it starts.
+    fn fresh() -> App {
+        App::new(
+            demos::build("mlp", 0).unwrap(),
+            Options {
+                source: "demo:mlp".into(),
+                select: None,
+                input: None,
+                seed: 0,
+                theme: Theme::from_env("1", "", ""),
+                size: (80, 24),
+                notices: Vec::new(),
+                runs: Runs::Chain,
+                extras: Extras::default(),
+            },
+        )
+        .unwrap()
+        .0
+    }
+
+    /// The app in each mode the keyboard can be in, and with the forward panel open.
+    fn every_mode() -> Vec<App> {
+        let modes = [
+            Mode::Browse,
+            Mode::Filter(Field::new("")),
+            Mode::Init(InitDialog::new(String::new(), false, true, true)),
+            Mode::Write(Field::new("")),
+            Mode::Text(Field::new("")),
+            Mode::Ask(Question::QuitUnsaved),
+            Mode::Open(Picker::new(vec!["demo:mlp".into()], "")),
+            Mode::Help(0),
+            Mode::Popup(Popup {
+                error: false,
+                text: String::new(),
+                offset: 0,
+            }),
+        ];
+        let mut apps: Vec<App> = modes
+            .into_iter()
+            .map(|mode| {
+                let mut app = fresh();
+                app.mode = mode;
+                app
+            })
+            .collect();
+        let mut forward = fresh();
+        forward.forward.open = true;
+        apps.push(forward);
+        apps
+    }
+
+    #[test]
+    fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
+        let apps = every_mode();
+        for b in KEYMAP {
+            for key in b.keys {
+                let (event, want) = match key {
+                    Key::Code(code, mods) => (KeyEvent::new(*code, *mods), b.action),
+                    // A character no context binds.
+                    Key::AnyChar => (
+                        KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE),
+                        Action::Type('x'),
+                    ),
+                };
+                assert!(
+                    apps.iter().any(|app| action_for(app, event) == Some(want)),
+                    "{:?} in {:?} is shadowed everywhere",
+                    super::label(*key),
+                    b.context
+                );
+            }
+        }
+        let bound: Vec<Action> = KEYMAP.iter().map(|b| b.action).collect();
+        let edits = [
+            Edit::DeleteBack,
+            Edit::DeleteForward,
+            Edit::DeleteWord,
+            Edit::DeleteToStart,
+            Edit::Left,
+            Edit::Right,
+            Edit::Start,
+            Edit::End,
+        ];
+        let every = [
+            Action::Quit,
+            Action::ForceQuit,
+            Action::ToggleHelp,
+            Action::FocusNext,
+            Action::Up,
+            Action::Down,
+            Action::Left,
+            Action::Right,
+            Action::PageUp,
+            Action::PageDown,
+            Action::Home,
+            Action::End,
+            Action::Toggle,
+            Action::StartFilter,
+            Action::NextAlias,
+            Action::CycleView,
+            Action::PrevSlice,
+            Action::NextSlice,
+            Action::Forward,
+            Action::BatchUp,
+            Action::BatchDown,
+            Action::SeedUp,
+            Action::SeedDown,
+            Action::OpenInit,
+            Action::Undo,
+            Action::OpenWrite,
+            Action::OpenModels,
+            Action::OpenCompare,
+            Action::CycleSide,
+            Action::ToggleChanged,
+            Action::EditText,
+            Action::Type(' '),
+            Action::Complete,
+            Action::ToggleLog,
+            Action::Submit,
+            Action::Cancel,
+            Action::Yes,
+            Action::No,
+        ]
+        .into_iter()
+        .chain(edits.map(Action::Edit));
+        for action in every {
+            assert!(from_keys(action));
+            assert!(bound.contains(&action), "no key gives {action:?}");
+        }
+    }
+}
