@@ -7,6 +7,7 @@ use super::format::wrap;
 use super::forward_view::forward_head;
 use super::keymap::help_lines;
 use super::state::{App, Focus};
+use crate::text::escape;
 
 /// Terminals narrower than this show one pane at a time (the focused one).
 pub const TWO_PANES_MIN_WIDTH: u16 = 60;
@@ -199,6 +200,13 @@ pub fn help_page(app: &App) -> (usize, usize) {
     (page, help_lines().len().saturating_sub(page))
 }
 
+/// Whether a message (raw, as the state holds it) fits the status bar once escaped.
+#[must_use]
+pub fn fits_status_bar(app: &App, text: &str) -> bool {
+    let room = usize::from(app.screen.size.0).saturating_sub(3);
+    escape(text).chars().count() <= room
+}
+
 /// The popup's box for `lines` lines of text, and its text width.
 #[must_use]
 pub fn popup_box(area: Rect, lines: usize) -> Rect {
@@ -209,11 +217,12 @@ pub fn popup_box(area: Rect, lines: usize) -> Rect {
     centered(area, width, height)
 }
 
-/// The popup's text wrapped to its box, and the lines that fit on screen.
+/// The popup's text (raw, as the state holds it) escaped and wrapped to its box, and the lines
+/// that fit on screen.
 #[must_use]
 pub fn popup_lines(area: Rect, text: &str) -> (Vec<String>, usize) {
     let width = usize::from(area.width.saturating_sub(4).min(76).saturating_sub(4));
-    let lines = wrap(text, width);
+    let lines = wrap(&escape(text), width);
     let page = usize::from(inner(popup_box(area, lines.len())).height.saturating_sub(1)).max(1);
     (lines, page)
 }

@@ -219,7 +219,7 @@ fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
     }
     if let Some(e) = &d.error {
         let width = usize::from(area.width.saturating_sub(8)).max(20);
-        for part in crate::app::format::wrap(&format!("✗ {e}"), width) {
+        for part in crate::app::format::wrap(&format!("✗ {}", escape(e)), width) {
             lines.push(Line::styled(part, t.style(Role::Bad)));
         }
     }
