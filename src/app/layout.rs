@@ -5,9 +5,9 @@ use ratatui::layout::Constraint::{Fill, Length, Max};
 use ratatui::layout::{Layout, Margin, Rect};
 
 use super::format::wrap;
-use super::forward_view::forward_head;
 use super::keymap::help_lines;
 use super::state::{App, Focus};
+use super::ui::forward_view::forward_head;
 use crate::text::escape;
 
 /// Terminals narrower than this show one pane at a time (the focused one).
@@ -139,7 +139,7 @@ pub fn forward_page(app: &App) -> usize {
     let body = right.inner(BORDER);
     let width = usize::from(body.width);
     let above = match app.doc.runs.family() {
-        Some(checkpoint) => super::family_view::head(&app.forward, checkpoint, width).len(),
+        Some(checkpoint) => super::ui::family_view::head(&app.forward, checkpoint, width).len(),
         None => forward_head(&app.forward, width).len(),
     };
     usize::from(body.height).saturating_sub(above).max(1)

@@ -7,8 +7,8 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
+use super::family_view::{FamilyLine, bar, columns, head, row, scale};
 use super::{has_focus, pane};
-use crate::app::family_view::{FamilyLine, bar, columns, head, row, scale};
 use crate::app::job::FamilyCheckpoint;
 use crate::app::layout::BORDER;
 use crate::app::state::{App, Focus};

@@ -6,9 +6,9 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
+use super::forward_view::{ForwardLine, forward_head};
 use super::{has_focus, pane};
 use crate::app::format::{gauge, num};
-use crate::app::forward_view::{ForwardLine, forward_head};
 use crate::app::job::Runs;
 use crate::app::layout::BORDER;
 use crate::app::state::{App, Focus};

@@ -4,7 +4,9 @@
 mod compare;
 mod dialogs;
 mod family;
+pub mod family_view;
 mod forward;
+pub mod forward_view;
 mod heatmap;
 mod histogram;
 mod info;

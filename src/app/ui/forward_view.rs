@@ -1,9 +1,9 @@
 //! What the forward panel shows for a chain of layers above its layer table, as a pure function
 //! of the state shared by the screen and by paging (a family checkpoint's is `family_view`).
 
-use super::format::{num, wrap};
-use super::job::Input;
-use super::state::ForwardPanel;
+use crate::app::format::{num, wrap};
+use crate::app::job::Input;
+use crate::app::state::ForwardPanel;
 use crate::text::escape;
 
 /// Output rows the forward panel shows above its layer table.

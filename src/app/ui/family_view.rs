@@ -1,10 +1,10 @@
 //! What the forward panel shows for a family checkpoint, as pure functions of the state shared by
 //! the screen and by paging: the lines above the block table, and each row's text and bar.
 
-use super::format::{middle_ellipsis, wrap};
-use super::job::FamilyCheckpoint;
-use super::job::{ForwardResult, LayerStats};
-use super::state::ForwardPanel;
+use crate::app::format::{middle_ellipsis, wrap};
+use crate::app::job::FamilyCheckpoint;
+use crate::app::job::{ForwardResult, LayerStats};
+use crate::app::state::ForwardPanel;
 use crate::text::escape;
 
 /// Columns of one number in the block table.
