@@ -25,7 +25,7 @@ fn big_model() -> Model {
         root.children.push(block);
     }
     Model {
-        root,
+        root: root.into(),
         store: builder.store,
         metadata: std::collections::BTreeMap::new(),
     }
@@ -44,7 +44,7 @@ fn app(size: (u16, u16)) -> App {
             },
             size,
             notices: Vec::new(),
-            runs: paramscope::app::family::Runs::Chain,
+            runs: paramscope::app::job::Runs::Chain,
             extras: paramscope::app::extras::Extras::default(),
         },
     )

@@ -29,7 +29,7 @@ fn tensors(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Model {
         root.params.push(((*name).into(), id));
     }
     Model {
-        root,
+        root: root.into(),
         store,
         metadata: std::collections::BTreeMap::default(),
     }
@@ -106,7 +106,7 @@ fn an_architecture_beside_a_checkpoint_is_used_and_said() {
         seed: 0,
     };
     // Without it, the forward error says what is missing.
-    let opened = paramscope::app::open::open(&spec(None)).unwrap();
+    let opened = paramscope::app::work::open::open(&spec(None)).unwrap();
     assert!(opened.notices.is_empty());
     let mut app = with_model(opened.model, "net", None);
     send(&mut app, &[Forward]);
@@ -119,12 +119,12 @@ fn an_architecture_beside_a_checkpoint_is_used_and_said() {
     // --arch, then the same text beside the file.
     let arch = dir.path().join("rgnet.txt");
     std::fs::write(&arch, paramscope::model::arch::print(&model.root)).unwrap();
-    let given = paramscope::app::open::open(&spec(Some(arch.clone()))).unwrap();
+    let given = paramscope::app::work::open::open(&spec(Some(arch.clone()))).unwrap();
     let mut app = with_model(given.model, "net", None);
     send(&mut app, &[Forward]);
     assert!(matches!(app.forward.result, Some(Ok(_))));
     std::fs::rename(&arch, dir.path().join("net.arch.txt")).unwrap();
-    let beside = paramscope::app::open::open(&spec(None)).unwrap();
+    let beside = paramscope::app::work::open::open(&spec(None)).unwrap();
     assert_eq!(beside.notices.len(), 1);
     assert!(
         beside.notices[0].starts_with("architecture from"),
@@ -340,4 +340,27 @@ fn statistics_say_over_finite_values_and_empty_tensors_say_so() {
     let shown = screen(&app);
     assert!(shown.contains("(empty)"), "{shown}");
     assert!(!shown.contains("min nan"), "{shown}");
+}
+
+/// Issue 19: the undo message printed a re-init's label (module paths from the file) raw. The
+/// state now holds every message raw and the status bar escapes what it draws, whoever wrote it.
+#[test]
+fn the_status_bar_escapes_an_undone_labels_module_path() {
+    let mut h = demo("mlp");
+    h.doc.undo.push(paramscope::app::state::InitRecord {
+        label: "zeros on evil\u{1b}]0;owned\u{7}.\u{202e}gpj".into(),
+        changes: Vec::new(),
+    });
+    send(&mut h, &[Undo]);
+    let shown = screen(&h);
+    assert!(
+        !shown.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+        "a raw control reached the screen"
+    );
+    assert!(
+        shown.contains("undid zeros on evil\\x1b]0;owned\\x07.\\u{202e}gpj"),
+        "{shown}"
+    );
+    h.message = Some(Message::Error("no module \u{1b}[2J".into()));
+    assert!(screen(&h).contains("✗ no module \\x1b[2J"));
 }

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use app_support::{Harness, open_file_with, render, send, text, type_text};
 use cli_support::stdout_json;
 use paramscope::app::action::Action::*;
-use paramscope::app::family::{Runs, SAMPLE_TEXT};
 use paramscope::app::field::Edit;
+use paramscope::app::job::Runs;
 use paramscope::app::job::{ForwardResult, Job, Reply};
 use paramscope::app::state::Mode;
+use paramscope::app::state::SAMPLE_TEXT;
 use paramscope::app::theme::ColorLevel;
 use paramscope::io::safetensors;
 

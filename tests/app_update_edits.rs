@@ -461,7 +461,7 @@ fn big_linear() -> Model {
     root.children.push(small);
     root.children.push(linear);
     Model {
-        root,
+        root: root.into(),
         store,
         metadata: std::collections::BTreeMap::default(),
     }
@@ -470,7 +470,7 @@ fn big_linear() -> Model {
 #[test]
 fn the_before_statistics_of_a_big_tensor_survive_the_workers_batching() {
     use paramscope::app::update::receive;
-    use paramscope::app::worker;
+    use paramscope::app::work as worker;
     let mut app = with_model(big_linear(), "big", Some("1"));
     assert!(app.queued.is_empty() && app.cache.pending.is_none());
     // Re-initialized from its module, the weight has neither its old nor its new summary yet.

@@ -92,3 +92,15 @@ pub enum Action {
     /// A mouse click at (column, row).
     Click(u16, u16),
 }
+
+impl Action {
+    /// The edit a typing action makes to a text field, if it is one.
+    #[must_use]
+    pub fn edit(self) -> Option<Edit> {
+        match self {
+            Action::Type(ch) => Some(Edit::Insert(ch)),
+            Action::Edit(edit) => Some(edit),
+            _ => None,
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! (`epoch = 7`, `optimizer.param_groups.0.lr = 0.001`).
 
 use super::format::counted;
-use super::outline::{Node, NodeKind, Outline};
+use super::outline::node::{Node, NodeKind};
 use crate::io::gguf;
 use crate::io::pickle::Scalar;
 
@@ -23,10 +23,10 @@ pub struct Extras {
 
 impl Extras {
     /// Appends a `metadata` and a `values` heading, each with its rows, after the model's nodes.
-    pub fn push_rows(&self, outline: &mut Outline) {
+    pub fn push_rows(&self, nodes: &mut Vec<Node>) {
         if !self.gguf.is_empty() {
             let heading = push(
-                outline,
+                nodes,
                 0,
                 None,
                 "metadata",
@@ -34,50 +34,50 @@ impl Extras {
                 plural(self.gguf.len(), "key"),
             );
             for (key, value) in &self.gguf {
-                let row = push(outline, 1, Some(heading), key, key, typed(value));
+                let row = push(nodes, 1, Some(heading), key, key, typed(value));
                 if let gguf::Value::Array(array) = value {
-                    push_items(outline, row, key, array);
+                    push_items(nodes, row, key, array);
                 }
-                close(outline, row);
+                close(nodes, row);
             }
-            close(outline, heading);
+            close(nodes, heading);
         }
         if !self.values.is_empty() {
             let summary = plural(self.values.len(), "plain value");
-            let heading = push(outline, 0, None, "values", "", summary);
+            let heading = push(nodes, 0, None, "values", "", summary);
             for (name, value) in &self.values {
-                let row = push(outline, 1, Some(heading), name, name, format!(" = {value}"));
-                close(outline, row);
+                let row = push(nodes, 1, Some(heading), name, name, format!(" = {value}"));
+                close(nodes, row);
             }
-            close(outline, heading);
+            close(nodes, heading);
         }
     }
 }
 
 /// An array's items as rows `[i]`, then one row for those not kept.
-fn push_items(outline: &mut Outline, row: usize, key: &str, array: &gguf::value::Array) {
+fn push_items(nodes: &mut Vec<Node>, row: usize, key: &str, array: &gguf::value::Array) {
     for (i, item) in array.head.iter().enumerate() {
         let item_row = push(
-            outline,
+            nodes,
             2,
             Some(row),
             &format!("[{i}]"),
             &format!("{key}[{i}]"),
             format!(" {item}"),
         );
-        close(outline, item_row);
+        close(nodes, item_row);
     }
     let listed = array.head.len() as u64;
     if array.len > listed {
         let more = push(
-            outline,
+            nodes,
             2,
             Some(row),
             "…",
             key,
             format!(" {} more items not listed", array.len - listed),
         );
-        close(outline, more);
+        close(nodes, more);
     }
 }
 
@@ -93,15 +93,15 @@ fn plural(n: usize, what: &str) -> String {
 
 /// Appends an info row whose subtree is closed later by [`close`]; its index.
 fn push(
-    outline: &mut Outline,
+    nodes: &mut Vec<Node>,
     depth: usize,
     parent: Option<usize>,
     label: &str,
     path: &str,
     value: String,
 ) -> usize {
-    let index = outline.nodes.len();
-    outline.nodes.push(Node {
+    let index = nodes.len();
+    nodes.push(Node {
         depth,
         parent,
         end: index + 1,
@@ -114,66 +114,6 @@ fn push(
 }
 
 /// Ends row `index`'s subtree at the nodes pushed so far.
-fn close(outline: &mut Outline, index: usize) {
-    outline.nodes[index].end = outline.nodes.len();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::io::gguf::value::{Array, ValueType};
-    use crate::model::demos;
-
-    fn outline_with(extras: &Extras) -> Outline {
-        Outline::new(&demos::build("mlp", 0).unwrap(), extras)
-    }
-
-    #[test]
-    fn metadata_then_values_follow_the_model_with_their_subtrees_closed() {
-        let tokens = Array {
-            item: ValueType::String,
-            len: 5,
-            head: vec![
-                gguf::Value::String("<s>".into()),
-                gguf::Value::String("a".into()),
-            ],
-        };
-        let extras = Extras {
-            gguf: vec![
-                (
-                    "general.architecture".into(),
-                    gguf::Value::String("llama".into()),
-                ),
-                ("tokenizer.ggml.tokens".into(), gguf::Value::Array(tokens)),
-            ],
-            values: vec![("epoch".into(), Scalar::Int(7))],
-        };
-        let outline = outline_with(&extras);
-        let model_end = outline.nodes[0].end;
-        let rows: Vec<(usize, &str, String)> = outline.nodes[model_end..]
-            .iter()
-            .map(|n| match &n.kind {
-                NodeKind::Info { value } => (n.depth, n.label.as_str(), value.clone()),
-                other => panic!("not an info row: {other:?}"),
-            })
-            .collect();
-        let want = [
-            (0, "metadata", " (2 keys)"),
-            (1, "general.architecture", ": str = \"llama\""),
-            (1, "tokenizer.ggml.tokens", ": arr = [5 strings]"),
-            (2, "[0]", " \"<s>\""),
-            (2, "[1]", " \"a\""),
-            (2, "…", " 3 more items not listed"),
-            (0, "values", " (1 plain value)"),
-            (1, "epoch", " = 7"),
-        ];
-        let want: Vec<(usize, &str, String)> =
-            want.iter().map(|&(d, l, v)| (d, l, v.to_owned())).collect();
-        assert_eq!(rows, want);
-        let tokens_row = model_end + 2;
-        assert_eq!(outline.nodes[tokens_row].end, model_end + 6);
-        assert_eq!(outline.nodes[model_end].end, model_end + 6);
-        assert_eq!(outline.nodes.len(), model_end + 8);
-        assert_eq!(outline.visible(&[], ""), [0, model_end, model_end + 6]);
-    }
+fn close(nodes: &mut [Node], index: usize) {
+    nodes[index].end = nodes.len();
 }

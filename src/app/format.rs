@@ -1,5 +1,5 @@
-//! Numbers as the screen writes them: counts, values in at most 9 columns, byte sizes, gauges,
-//! and paths shortened in the middle.
+//! Numbers and text as the screen writes them: counts, values in at most 9 columns, byte sizes,
+//! gauges, paths shortened in the middle, and text wrapped to a width.
 
 /// `n` and the noun, plural unless one: `1 tensor`, `24 keys`.
 #[must_use]
@@ -78,9 +78,41 @@ pub fn middle_ellipsis(text: &str, width: usize) -> String {
     out
 }
 
+/// `text` in lines of at most `width` columns, broken at spaces (a word longer than a line is
+/// cut into pieces).
+#[must_use]
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.extend(word.iter());
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            let rest = word.split_off(width);
+            lines.push(word.iter().collect());
+            word = rest;
+        }
+    }
+    lines.push(line);
+    lines
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{counted, middle_ellipsis};
+    use super::{counted, middle_ellipsis, wrap};
 
     #[test]
     fn one_is_singular_and_the_rest_plural() {
@@ -97,5 +129,12 @@ mod tests {
             "/home/…l.safetensors"
         );
         assert_eq!(middle_ellipsis("abc", 0), "");
+    }
+
+    #[test]
+    fn wrapping_breaks_at_spaces_and_cuts_long_words() {
+        assert_eq!(wrap("cannot run module 0", 10), ["cannot run", "module 0"]);
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 4), [""]);
     }
 }

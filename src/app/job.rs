@@ -1,15 +1,16 @@
 //! The messages between the app and its worker: the jobs it is given, the replies it sends, and
-//! what those carry. The one thing the state and the worker share, so neither imports the other.
+//! the plain data those carry. The one thing the state and the worker share, so neither imports
+//! the other: nothing here computes, and nothing here imports either side.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use ndarray::ArrayD;
 
-use super::compare::{Compared, Detail, DetailKey, Second};
 use super::error::AppError;
 use super::extras::Extras;
-use super::family::{FamilyCheckpoint, Runs};
+use crate::compare::diff::{Entry, Rename};
+use crate::families::{Config, Family, FamilyError};
 use crate::model::forward::Activation;
 use crate::model::init::InitPlan;
 use crate::model::{Model, ParamId};
@@ -142,6 +143,95 @@ pub struct Opened {
     pub extras: Extras,
 }
 
+/// How `f` runs the loaded model.
+#[derive(Debug, Clone, Default)]
+pub enum Runs {
+    /// As a chain of layers (or an architecture text), on a random batch or `--input`.
+    #[default]
+    Chain,
+    /// As its family's code, on a text.
+    Family(Arc<FamilyCheckpoint>),
+    /// Not at all: `config.json` names a family paramscope does not run, or cannot be read.
+    Refused(Arc<FamilyError>),
+}
+
+/// What a family pass needs beyond the tensors.
+#[derive(Debug)]
+pub struct FamilyCheckpoint {
+    /// The architecture.
+    pub family: Family,
+    /// Its `config.json`.
+    pub config: Config,
+    /// The folder holding `tokenizer.json` (and a sentence-transformers pooling).
+    pub folder: PathBuf,
+}
+
+impl Runs {
+    /// The checkpoint when the model runs as a family.
+    #[must_use]
+    pub fn family(&self) -> Option<&FamilyCheckpoint> {
+        match self {
+            Runs::Family(checkpoint) => Some(checkpoint),
+            _ => None,
+        }
+    }
+}
+
+/// Which Δ: the tree node (tied paths of A may meet different tensors in B) and A's version.
+pub type DetailKey = (usize, SummaryKey);
+
+/// Where the second model comes from.
+pub enum Second {
+    /// Opened on the worker, as `MODEL` would be.
+    Open(OpenSpec),
+    /// Already open (a re-diff after A changed), with its source.
+    Model(String, Box<Model>),
+}
+
+/// What the worker sends back for a comparison.
+pub struct Compared {
+    /// B as the user typed it.
+    pub source: String,
+    /// The second model.
+    pub b: Model,
+    /// The renames that matched the names (see `compare::diff::guess_renames`).
+    pub renames: Vec<Rename>,
+    /// One entry per state_dict key of A, in order, then the names only B has.
+    pub entries: Vec<Entry>,
+    /// Per entry, B's tensor under that name.
+    pub b_ids: Vec<Option<ParamId>>,
+}
+
+/// The B side and the Δ of one selected tensor.
+pub struct Detail {
+    /// B's tensor.
+    pub b: Tensor,
+    /// Its summary.
+    pub b_summary: Result<Summary, Undecodable>,
+    /// B − A in f32 with its summary, or why there is none.
+    pub delta: Result<(Tensor, Result<Summary, Undecodable>), NoDelta>,
+}
+
+/// Why a compared tensor has no Δ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDelta {
+    /// The shapes differ, or a dtype does not decode.
+    Incomparable,
+    /// The Δ and its assembly would not fit in the memory available.
+    TooBig,
+}
+
+impl NoDelta {
+    /// What the tensor pane says in place of the Δ.
+    #[must_use]
+    pub fn why(self) -> &'static str {
+        match self {
+            NoDelta::Incomparable => "no Δ: the shapes differ or do not decode",
+            NoDelta::TooBig => "no Δ: it would not fit in the memory available",
+        }
+    }
+}
+
 /// Slow work for the worker.
 pub enum Job {
     /// Statistics and histograms of the tensor versions one screen shows (a tensor, and its
@@ -152,7 +242,7 @@ pub enum Job {
     },
     /// A forward pass.
     Forward {
-        /// The model as it is now.
+        /// A snapshot of the model as it is now (an O(1) clone: the tree and store are shared).
         model: Model,
         /// Which load of the app this model is: a plan made for another load is not reused.
         load: u64,
@@ -163,7 +253,7 @@ pub enum Job {
     },
     /// A forward pass of a family checkpoint on a text.
     Family {
-        /// The model as it is now.
+        /// A snapshot of the model as it is now (an O(1) clone: the tree and store are shared).
         model: Model,
         /// Which load of the app this model is.
         load: u64,
@@ -178,7 +268,7 @@ pub enum Job {
     Init {
         /// What is done, for the status line and the undo record.
         label: String,
-        /// The model as it is now.
+        /// A snapshot of the model as it is now (an O(1) clone: the tree and store are shared).
         model: Model,
         /// The module the plan applies to.
         path: String,
@@ -198,7 +288,7 @@ pub enum Job {
     Load(OpenSpec),
     /// Comparing the model with a second one, opening it first when asked to.
     Compare {
-        /// The model as it is now.
+        /// A snapshot of the model as it is now (an O(1) clone: the tree and store are shared).
         a: Model,
         /// The second model.
         b: Second,

@@ -1,5 +1,6 @@
 //! The terminal app: one state ([`state::App`]), one [`update`](update::update), a render that
-//! only reads (`impl Widget for &App` in [`ui`]), and a [`worker`] thread for slow work.
+//! only reads (`impl Widget for &App` in [`ui`]), and a worker thread for slow work ([`work`]),
+//! which the state, update and render never import: they meet it only in the messages of [`job`].
 //!
 //! Keys, resizes, worker replies and signals arrive on one channel; each becomes an action or a
 //! reply applied to the state; the screen is drawn only when something changed, at most once a
@@ -10,15 +11,12 @@ pub mod action;
 pub mod compare;
 pub mod error;
 pub mod extras;
-pub mod family;
-pub mod family_view;
 pub mod field;
 pub mod format;
 pub mod init_dialog;
 pub mod job;
 pub mod keymap;
 pub mod layout;
-pub mod open;
 pub mod outline;
 pub mod picker;
 pub mod scroll;
@@ -29,7 +27,7 @@ pub mod theme;
 pub mod tree_view;
 pub mod ui;
 pub mod update;
-pub mod worker;
+pub mod work;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -86,7 +84,7 @@ pub fn run(args: Args) -> Result<(), AppError> {
         arch: args.arch,
         seed: args.seed,
     };
-    let opened = open::open(&spec)?;
+    let opened = work::open::open(&spec)?;
     let input = match &args.input {
         Some(path) => Some((
             path.display().to_string(),
@@ -125,7 +123,7 @@ fn event_loop(app: &mut App, first: Effects, terminal: &mut Term) -> Result<(), 
     let (tx, rx) = mpsc::channel();
     let worker = {
         let tx = tx.clone();
-        worker::spawn(move |reply| {
+        work::spawn(move |reply| {
             let _ = tx.send(Event::Reply(reply));
         })
     };

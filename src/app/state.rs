@@ -6,10 +6,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use super::error::AppError;
-use super::family::Runs;
 use super::field::Field;
 use super::init_dialog::InitDialog;
-use super::job::{ForwardResult, Input, Summary, SummaryKey};
+use super::job::{ForwardResult, Input, Runs, Summary, SummaryKey};
 use super::outline::{NodeKind, Outline};
 use super::picker::Picker;
 use super::scroll::Scroll;
@@ -18,6 +17,9 @@ use super::tree_view::TreeView;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
 use crate::tensor::decode::Undecodable;
+
+/// The text a family checkpoint's panel starts with.
+pub const SAMPLE_TEXT: &str = "The quick brown fox jumps over the lazy dog.";
 
 /// Which pane takes the movement keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +93,7 @@ pub enum Question {
 pub struct Popup {
     /// Whether it tells of an error (else a notice, such as a load's warnings).
     pub error: bool,
-    /// The text.
+    /// The text, raw: escaped where it is laid out (`layout::popup_lines`).
     pub text: String,
     /// Lines scrolled past.
     pub offset: usize,
@@ -151,16 +153,18 @@ pub struct InitRecord {
 /// A line for the status bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// Something done.
+    /// Something done: raw text (names as the file spells them), escaped where the status bar
+    /// draws it, so no caller can forget to.
     Info(String),
-    /// Something refused or failed.
+    /// Something refused or failed: raw, as [`Message::Info`].
     Error(String),
 }
 
 /// A re-init, a write or a load on the worker, shown in the status bar as `… working`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Busy {
-    /// What runs: `re-initializing: xavier_uniform on 2.weight`, `writing x.safetensors`.
+    /// What runs: `re-initializing: xavier_uniform on 2.weight`, `writing x.safetensors` (raw:
+    /// escaped where drawn).
     pub what: String,
 }
 

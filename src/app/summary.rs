@@ -1,5 +1,6 @@
 //! A tensor's summary for the tensor pane: statistics, a fine histogram that any pane width can
-//! group evenly, and quantiles read from that histogram.
+//! group evenly, and quantiles read from that histogram. A pure function of a tensor, shared by
+//! the update (small tensors are summarized at once, on the key thread) and the worker (the rest).
 
 use super::job::{QUANTILES, Summary};
 use crate::tensor::Tensor;
@@ -50,34 +51,10 @@ pub fn quantiles(h: &Histogram) -> Option<[f64; 7]> {
     Some(out)
 }
 
-/// How many screen columns the histogram takes at most `width` columns: the most that divides
-/// the bins evenly, and for a small tensor no more than about twice √n, so that a few values do
-/// not look like a sparse comb.
-#[must_use]
-pub fn columns(bins: usize, numel: usize, width: usize) -> usize {
-    let cap = width.min(((numel as f64).sqrt() * 2.0).ceil().max(8.0) as usize);
-    (1..=cap.max(1))
-        .rev()
-        .find(|&c| bins.is_multiple_of(c))
-        .unwrap_or(1)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{FINE_BINS, columns, quantiles, summarize};
+    use super::{quantiles, summarize};
     use crate::tensor::Tensor;
-
-    #[test]
-    fn columns_divide_the_bins_evenly() {
-        assert_eq!(columns(FINE_BINS, 1 << 20, 45), 45);
-        assert_eq!(columns(FINE_BINS, 1 << 20, 78), 72);
-        assert_eq!(
-            columns(FINE_BINS, 32, 45),
-            12,
-            "2·√32 = 11.3, then 12 divides 2520"
-        );
-        assert_eq!(columns(FINE_BINS, 1 << 20, 0), 1);
-    }
 
     #[test]
     fn quantiles_of_evenly_spread_values_are_where_they_should_be() {

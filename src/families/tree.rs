@@ -111,7 +111,7 @@ impl Tree {
         }
         Applied {
             model: Model {
-                root,
+                root: root.into(),
                 ..model.clone()
             },
             extra,

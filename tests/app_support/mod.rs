@@ -8,12 +8,12 @@
 
 use paramscope::app::action::Action;
 use paramscope::app::extras::Extras;
-use paramscope::app::family::Runs;
+use paramscope::app::job::Runs;
 use paramscope::app::job::{Job, OpenSpec, Opened};
 use paramscope::app::state::App;
 use paramscope::app::theme::{ColorLevel, Theme};
 use paramscope::app::update::{Effects, Options, receive, update};
-use paramscope::app::worker::Worker;
+use paramscope::app::work::Worker;
 use paramscope::model::{Model, demos};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -83,7 +83,7 @@ pub fn open_file_with(path: &std::path::Path, select: Option<&str>, level: Color
         arch: None,
         seed: 0,
     };
-    let opened = paramscope::app::open::open(&spec).expect("the file opens");
+    let opened = paramscope::app::work::open::open(&spec).expect("the file opens");
     start(opened, &source, select, level)
 }
 

@@ -4,9 +4,9 @@
 
 use ratatui::text::{Line, Span};
 
-use crate::app::compare::{Comparison, DetailKey, Mark, Side};
+use crate::app::compare::{Comparison, Mark, Side};
 use crate::app::format::num;
-use crate::app::job::Summary;
+use crate::app::job::{DetailKey, Summary};
 use crate::app::state::App;
 use crate::app::theme::Role;
 use crate::compare::diff::Status;

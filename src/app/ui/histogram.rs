@@ -11,7 +11,6 @@ use ratatui::widgets::Widget;
 use crate::app::format::num;
 use crate::app::job::Summary;
 use crate::app::state::App;
-use crate::app::summary::columns;
 use crate::app::theme::Role;
 
 /// Bar tops from one to eight eighths of a cell.
@@ -123,9 +122,21 @@ fn hi_len(h: &crate::tensor::histogram::Histogram) -> usize {
     num(h.hi).chars().count()
 }
 
+/// How many screen columns the histogram takes at most `width` columns: the most that divides
+/// the bins evenly, and for a small tensor no more than about twice √n, so that a few values do
+/// not look like a sparse comb.
+#[must_use]
+pub fn columns(bins: usize, numel: usize, width: usize) -> usize {
+    let cap = width.min(((numel as f64).sqrt() * 2.0).ceil().max(8.0) as usize);
+    (1..=cap.max(1))
+        .rev()
+        .find(|&c| bins.is_multiple_of(c))
+        .unwrap_or(1)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::bars;
+    use super::{bars, columns};
     use crate::app::summary::FINE_BINS;
 
     #[test]
@@ -141,5 +152,17 @@ mod tests {
         }
         let log = bars(&counts, 1 << 20, 45, true);
         assert!((log[0] - (3.0 * 56.0f64).ln_1p()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn columns_divide_the_bins_evenly() {
+        assert_eq!(columns(FINE_BINS, 1 << 20, 45), 45);
+        assert_eq!(columns(FINE_BINS, 1 << 20, 78), 72);
+        assert_eq!(
+            columns(FINE_BINS, 32, 45),
+            12,
+            "2·√32 = 11.3, then 12 divides 2520"
+        );
+        assert_eq!(columns(FINE_BINS, 1 << 20, 0), 1);
     }
 }

@@ -3,9 +3,7 @@
 
 use ratatui::layout::Position;
 
-use super::{
-    Effects, after_select, compare, refused_while_busy, run_forward, step_of, summaries, text,
-};
+use super::{Effects, after_select, compare, refused_while_busy, run_forward, step_of, summaries};
 use crate::app::action::Action;
 use crate::app::field::Field;
 use crate::app::init_dialog::InitDialog;
@@ -111,17 +109,22 @@ fn toggle_forward(app: &mut App, fx: &mut Effects) {
             app.focus = Focus::Tensor;
         }
         if app.doc.runs.family().is_some() {
-            text::edit(app);
+            open_text(app);
         } else {
             run_forward(app, fx);
         }
     }
 }
 
+/// Opens the text field on the panel's text.
+fn open_text(app: &mut App) {
+    app.mode = Mode::Text(Field::new(&app.forward.text));
+}
+
 /// `e`: edits the text a family checkpoint runs on.
 fn edit_text(app: &mut App) {
     if app.doc.runs.family().is_some() {
-        text::edit(app);
+        open_text(app);
     } else {
         app.message = Some(Message::Info(
             "the model runs on a random batch or --input, not on text".into(),
@@ -275,7 +278,10 @@ fn focus_at(app: &mut App, x: u16, y: u16) {
 
 fn click(app: &mut App, x: u16, y: u16, fx: &mut Effects) {
     focus_at(app, x, y);
-    let Some(tree) = layout::screen_areas(app).tree.map(layout::inner) else {
+    let Some(tree) = layout::screen_areas(app)
+        .tree
+        .map(|r| r.inner(layout::BORDER))
+    else {
         return;
     };
     if !tree.contains(Position { x, y }) {

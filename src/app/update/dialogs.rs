@@ -8,28 +8,18 @@ use super::{
 };
 use crate::app::action::Action;
 use crate::app::error::AppError;
-use crate::app::field::{Edit, Field};
+use crate::app::field::Field;
 use crate::app::init_dialog::InitDialog;
 use crate::app::job::Job;
 use crate::app::layout;
 use crate::app::picker::Picker;
 use crate::app::scroll::Scroll;
 use crate::app::state::{App, Busy, Mode, Popup, Question};
-use crate::text::escape;
-
-/// The edit a typing action makes, if it is one.
-pub(super) fn edit_of(action: Action) -> Option<Edit> {
-    match action {
-        Action::Type(ch) => Some(Edit::Insert(ch)),
-        Action::Edit(edit) => Some(edit),
-        _ => None,
-    }
-}
 
 pub(super) fn filter(app: &mut App, mut field: Field, action: Action, fx: &mut Effects) {
     let page = layout::tree_page(app);
     let selected = app.tree.selected();
-    if let Some(edit) = edit_of(action) {
+    if let Some(edit) = action.edit() {
         field.edit(edit);
         app.tree.set_filter(&app.doc.outline, field.value(), page);
         app.mode = Mode::Filter(field);
@@ -73,7 +63,7 @@ pub(super) fn init(app: &mut App, mut d: InitDialog, action: Action, fx: &mut Ef
                 // The status bar shows the job now, and what is said about it while it runs.
                 app.message = None;
                 app.busy = Some(Busy {
-                    what: format!("re-initializing: {}", escape(&label)),
+                    what: format!("re-initializing: {label}"),
                 });
                 fx.jobs.push(Job::Init {
                     label,
@@ -86,7 +76,7 @@ pub(super) fn init(app: &mut App, mut d: InitDialog, action: Action, fx: &mut Ef
                 return;
             }
             Err(e) => {
-                d.error = Some(escape(&e.to_string()).into_owned());
+                d.error = Some(e.to_string());
                 app.mode = Mode::Init(d);
                 return;
             }
@@ -95,7 +85,7 @@ pub(super) fn init(app: &mut App, mut d: InitDialog, action: Action, fx: &mut Ef
         Action::Down => d.field = (d.field + 1) % count,
         Action::Left | Action::Right => d.cycle(action == Action::Right),
         other => {
-            if let Some(edit) = edit_of(other) {
+            if let Some(edit) = other.edit() {
                 d.edit(edit);
             }
         }
@@ -120,7 +110,7 @@ pub(super) fn write(app: &mut App, mut field: Field, action: Action, fx: &mut Ef
             }
         }
         other => {
-            if let Some(edit) = edit_of(other) {
+            if let Some(edit) = other.edit() {
                 field.edit(edit);
             }
             app.mode = Mode::Write(field);
@@ -134,7 +124,7 @@ pub(super) fn save(app: &mut App, path: PathBuf, overwrite: bool, fx: &mut Effec
     }
     app.message = None;
     app.busy = Some(Busy {
-        what: format!("writing {}", escape(&path.display().to_string())),
+        what: format!("writing {}", path.display()),
     });
     fx.jobs.push(Job::Save {
         model: app.doc.model.clone(),
@@ -185,7 +175,7 @@ pub(super) fn picker(app: &mut App, mut p: Picker, action: Action, fx: &mut Effe
             return;
         }
         other => {
-            if let Some(edit) = edit_of(other) {
+            if let Some(edit) = other.edit() {
                 p.edit(edit);
             }
         }

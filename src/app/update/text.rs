@@ -21,15 +21,10 @@ pub(super) fn text(app: &mut App, mut field: Field, action: Action, fx: &mut Eff
         }
         Action::Cancel => app.mode = Mode::Browse,
         other => {
-            if let Some(edit) = super::dialogs::edit_of(other) {
+            if let Some(edit) = other.edit() {
                 field.edit(edit);
             }
             app.mode = Mode::Text(field);
         }
     }
-}
-
-/// Opens the text field on the panel's text.
-pub(super) fn edit(app: &mut App) {
-    app.mode = Mode::Text(Field::new(&app.forward.text));
 }

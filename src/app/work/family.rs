@@ -1,84 +1,21 @@
-//! A family checkpoint (BERT, GPT-2, Llama, Mistral, Qwen2) in the app: how `f` runs the loaded
-//! model, and the worker's side of a pass on a text. The family plan (weights upcast and packed)
+//! The worker's side of a family checkpoint's (BERT, GPT-2, Llama, Mistral, Qwen2) pass on a
+//! text. The family plan (weights upcast and packed)
 //! is kept across passes until a re-init, an undo or a load, as the chain's plan is; the
 //! tokenizer until a load.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
 use ndarray::s;
 
-use super::error::AppError;
-use super::job::{ForwardResult, LayerStats, NextToken};
+use super::kept::keep_or_make;
+use crate::app::error::AppError;
+use crate::app::job::{FamilyCheckpoint, ForwardResult, LayerStats, NextToken};
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
-use crate::families::{self, Batch, Config, Family, FamilyError, Plan, predict};
+use crate::families::{Batch, Plan, predict};
 use crate::model::Model;
 use crate::model::forward::Activation;
 
-/// The text the panel starts with.
-pub const SAMPLE_TEXT: &str = "The quick brown fox jumps over the lazy dog.";
 /// How many next tokens the panel lists.
 pub const TOP_K: usize = 5;
-
-/// How `f` runs the loaded model.
-#[derive(Debug, Clone, Default)]
-pub enum Runs {
-    /// As a chain of layers (or an architecture text), on a random batch or `--input`.
-    #[default]
-    Chain,
-    /// As its family's code, on a text.
-    Family(Arc<FamilyCheckpoint>),
-    /// Not at all: `config.json` names a family paramscope does not run, or cannot be read.
-    Refused(Arc<FamilyError>),
-}
-
-/// What a family pass needs beyond the tensors.
-#[derive(Debug)]
-pub struct FamilyCheckpoint {
-    /// The architecture.
-    pub family: Family,
-    /// Its `config.json`.
-    pub config: Config,
-    /// The folder holding `tokenizer.json` (and a sentence-transformers pooling).
-    pub folder: PathBuf,
-}
-
-impl Runs {
-    /// How the model opened from `source` runs, given the family the loader applied, if any.
-    /// Without one, `config.json` is read again only to tell why (an unknown `model_type`).
-    #[must_use]
-    pub fn of(source: &str, applied: Option<(Family, Config)>) -> Runs {
-        if source.starts_with("demo:") {
-            return Runs::Chain;
-        }
-        let path = Path::new(source);
-        let found = match applied {
-            Some(found) => Some(found),
-            None => match families::detect(path) {
-                Ok(found) => found,
-                Err(e) => return Runs::Refused(Arc::new(e)),
-            },
-        };
-        match found {
-            Some((family, config)) => Runs::Family(Arc::new(FamilyCheckpoint {
-                family,
-                config,
-                folder: families::folder_of(path),
-            })),
-            None => Runs::Chain,
-        }
-    }
-
-    /// The checkpoint when the model runs as a family.
-    #[must_use]
-    pub fn family(&self) -> Option<&FamilyCheckpoint> {
-        match self {
-            Runs::Family(checkpoint) => Some(checkpoint),
-            _ => None,
-        }
-    }
-}
 
 /// What the worker keeps between text passes.
 #[derive(Default)]
@@ -111,7 +48,7 @@ impl Kept {
             };
             self.text = Some((load, tokenizer, pooling));
         }
-        let plan = super::worker::keep_or_make(
+        let plan = keep_or_make(
             &mut self.plan,
             load,
             |plan| plan.is_current(model),

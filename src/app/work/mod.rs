@@ -1,15 +1,22 @@
-//! The worker: a thread for everything slow or touching the disk (statistics of big tensors,
+//! The worker side: a thread for everything slow or touching the disk (statistics of big tensors,
 //! forward passes, re-inits, loading and writing files), so that keys keep working meanwhile.
 //! Each job reports progress and its result as [`Reply`] messages on the app's event channel.
+//! The state, the update and the screen never import this: they meet it only in `job`.
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
-use super::error::AppError;
-use super::family::Kept;
-use super::job::{ForwardResult, Input, Job, LayerStats, Reply};
-use super::summary::summarize;
-use super::{compare, open};
+pub mod compare;
+pub mod family;
+mod kept;
+pub mod open;
+
+use family::Kept;
+use kept::keep_or_make;
+
+use crate::app::error::AppError;
+use crate::app::job::{ForwardResult, Input, Job, LayerStats, Reply};
+use crate::app::summary::summarize;
 use crate::checkpoint::save;
 use crate::model::Model;
 use crate::model::forward::ForwardPlan;
@@ -137,6 +144,9 @@ impl Worker {
                             .map(|(_, id)| (id, model.store.get(id).clone()))
                             .collect())
                     });
+                // The snapshot goes before the reply: the app then writes the new tensors into
+                // a store no one else holds, so that write copies nothing.
+                drop(model);
                 reply(Reply::Init(label, result));
             }
             Job::Save {
@@ -177,27 +187,6 @@ impl Worker {
             &mut self.plans_built,
         )
     }
-}
-
-/// The plan in `slot` when it was made for load `load` and `current` finds its weights unchanged,
-/// else the one `make` builds (counted in `built`).
-pub(super) fn keep_or_make<'s, P>(
-    slot: &'s mut Option<(u64, P)>,
-    load: u64,
-    current: impl Fn(&P) -> bool,
-    make: impl FnOnce() -> Result<P, AppError>,
-    built: &mut usize,
-) -> Result<&'s P, AppError> {
-    if !slot
-        .as_ref()
-        .is_some_and(|(l, plan)| *l == load && current(plan))
-    {
-        // The old plan goes first, so two models' packed weights are never held at once.
-        *slot = None;
-        *slot = Some((load, make()?));
-        *built += 1;
-    }
-    Ok(&slot.as_ref().expect("just made").1)
 }
 
 /// Runs the model on `input`, reporting layers done; the error is one line.

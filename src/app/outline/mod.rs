@@ -10,68 +10,9 @@ use crate::model::tree::join;
 use crate::model::{Model, Module, ParamId, ParamStore};
 use crate::tensor::DType;
 
-/// What a row of the tree stands for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NodeKind {
-    /// A module, with the elements of the distinct tensors under it (PyTorch's `parameters()`).
-    Module {
-        /// Parameter elements in the subtree, each tensor counted once.
-        params: usize,
-    },
-    /// A parameter path; several paths may share one id.
-    Param {
-        /// The tensor behind this path.
-        id: ParamId,
-    },
-    /// Not part of the model: a metadata key, a plain value, an array item, or their heading.
-    Info {
-        /// What the row shows after its label: `: u32 = 4096`, ` = 7`.
-        value: String,
-    },
-}
+pub mod node;
 
-/// One module or parameter path of the tree.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Node {
-    /// Nesting depth; the root is 0.
-    pub depth: usize,
-    /// The enclosing module's node.
-    pub parent: Option<usize>,
-    /// One past the last node of this node's subtree (nodes are in pre-order).
-    pub end: usize,
-    /// The dotted module path or `state_dict` key (`0.block1`, `0.block1.0.bias`); empty for the root.
-    pub path: String,
-    /// What the tree shows: `(0): Linear(in_features=4, …)`, or the local name `weight`.
-    pub label: String,
-    /// The label for a narrow pane, `(0): Linear(4→8)`; `None` when nothing is shorter than
-    /// `label` (most rows: a million of them then cost no second text).
-    pub short: Option<String>,
-    /// Module or parameter.
-    pub kind: NodeKind,
-}
-
-impl Node {
-    /// Whether the node has anything below it to expand.
-    #[must_use]
-    pub fn has_children(&self, index: usize) -> bool {
-        self.end > index + 1
-    }
-
-    /// The label for a narrow pane: [`Node::short`], else the label.
-    #[must_use]
-    pub fn short(&self) -> &str {
-        self.short.as_deref().unwrap_or(&self.label)
-    }
-
-    /// The parameter id, for a parameter row.
-    #[must_use]
-    pub fn param(&self) -> Option<ParamId> {
-        match self.kind {
-            NodeKind::Param { id } => Some(id),
-            NodeKind::Module { .. } | NodeKind::Info { .. } => None,
-        }
-    }
-}
+pub use node::{Node, NodeKind};
 
 /// Every node of a model's tree, and the paths of each tensor.
 #[derive(Debug, Clone, Default)]
@@ -100,7 +41,7 @@ impl Outline {
                 outline.aliases.entry(id).or_default().push(i);
             }
         }
-        extras.push_rows(&mut outline);
+        extras.push_rows(&mut outline.nodes);
         outline.one_dtype = one_dtype_per_node(&outline.nodes, &model.store);
         outline.params_before = std::iter::once(0)
             .chain(outline.nodes.iter().scan(0, |seen, node| {
@@ -359,6 +300,11 @@ pub fn compact_repr(module: &Module) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::gguf::{
+        self,
+        value::{Array, ValueType},
+    };
+    use crate::io::pickle::Scalar;
     use crate::model::demos;
 
     #[test]
@@ -496,5 +442,58 @@ mod tests {
             paths,
             ["", "0", "0.block1", "0.block1.0", "0.block1.0.bias"]
         );
+    }
+
+    fn outline_with(extras: &Extras) -> Outline {
+        Outline::new(&demos::build("mlp", 0).unwrap(), extras)
+    }
+
+    #[test]
+    fn metadata_then_values_follow_the_model_with_their_subtrees_closed() {
+        let tokens = Array {
+            item: ValueType::String,
+            len: 5,
+            head: vec![
+                gguf::Value::String("<s>".into()),
+                gguf::Value::String("a".into()),
+            ],
+        };
+        let extras = Extras {
+            gguf: vec![
+                (
+                    "general.architecture".into(),
+                    gguf::Value::String("llama".into()),
+                ),
+                ("tokenizer.ggml.tokens".into(), gguf::Value::Array(tokens)),
+            ],
+            values: vec![("epoch".into(), Scalar::Int(7))],
+        };
+        let outline = outline_with(&extras);
+        let model_end = outline.nodes[0].end;
+        let rows: Vec<(usize, &str, String)> = outline.nodes[model_end..]
+            .iter()
+            .map(|n| match &n.kind {
+                NodeKind::Info { value } => (n.depth, n.label.as_str(), value.clone()),
+                other => panic!("not an info row: {other:?}"),
+            })
+            .collect();
+        let want = [
+            (0, "metadata", " (2 keys)"),
+            (1, "general.architecture", ": str = \"llama\""),
+            (1, "tokenizer.ggml.tokens", ": arr = [5 strings]"),
+            (2, "[0]", " \"<s>\""),
+            (2, "[1]", " \"a\""),
+            (2, "…", " 3 more items not listed"),
+            (0, "values", " (1 plain value)"),
+            (1, "epoch", " = 7"),
+        ];
+        let want: Vec<(usize, &str, String)> =
+            want.iter().map(|&(d, l, v)| (d, l, v.to_owned())).collect();
+        assert_eq!(rows, want);
+        let tokens_row = model_end + 2;
+        assert_eq!(outline.nodes[tokens_row].end, model_end + 6);
+        assert_eq!(outline.nodes[model_end].end, model_end + 6);
+        assert_eq!(outline.nodes.len(), model_end + 8);
+        assert_eq!(outline.visible(&[], ""), [0, model_end, model_end + 6]);
     }
 }

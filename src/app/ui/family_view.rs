@@ -1,11 +1,10 @@
 //! What the forward panel shows for a family checkpoint, as pure functions of the state shared by
 //! the screen and by paging: the lines above the block table, and each row's text and bar.
 
-use super::family::FamilyCheckpoint;
-use super::format::middle_ellipsis;
-use super::job::{ForwardResult, LayerStats};
-use super::layout::wrap;
-use super::state::ForwardPanel;
+use crate::app::format::{middle_ellipsis, wrap};
+use crate::app::job::FamilyCheckpoint;
+use crate::app::job::{ForwardResult, LayerStats};
+use crate::app::state::ForwardPanel;
 use crate::text::escape;
 
 /// Columns of one number in the block table.

@@ -1,0 +1,55 @@
+//! Opening a model for the app: the checkpoint layer's `open`, its notes kept for the status bar
+//! (an architecture found beside the file as `NAME.arch.txt`, tensors an index does not list, a
+//! pickle's calls that were not made), its metadata and plain values kept for the tree.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::app::error::AppError;
+use crate::app::extras::{ARRAY_ROWS, Extras};
+use crate::app::job::{FamilyCheckpoint, OpenSpec, Opened, Runs};
+use crate::checkpoint::{self, LoadOptions};
+use crate::families::{self, Config, Family};
+
+/// Opens `spec` as the command line's `MODEL` would be.
+pub fn open(spec: &OpenSpec) -> Result<Opened, AppError> {
+    let options = LoadOptions {
+        arch: spec.arch.as_deref(),
+        seed: spec.seed,
+        array_items: Some(ARRAY_ROWS),
+    };
+    let loaded = checkpoint::open(&spec.model, &options)?;
+    Ok(Opened {
+        runs: runs_of(&spec.model, loaded.family),
+        model: loaded.model,
+        notices: loaded.warnings,
+        extras: Extras {
+            gguf: loaded.gguf,
+            values: loaded.values,
+        },
+    })
+}
+
+/// How the model opened from `source` runs, given the family the loader applied, if any.
+/// Without one, `config.json` is read again only to tell why (an unknown `model_type`).
+fn runs_of(source: &str, applied: Option<(Family, Config)>) -> Runs {
+    if source.starts_with("demo:") {
+        return Runs::Chain;
+    }
+    let path = Path::new(source);
+    let found = match applied {
+        Some(found) => Some(found),
+        None => match families::detect(path) {
+            Ok(found) => found,
+            Err(e) => return Runs::Refused(Arc::new(e)),
+        },
+    };
+    match found {
+        Some((family, config)) => Runs::Family(Arc::new(FamilyCheckpoint {
+            family,
+            config,
+            folder: families::folder_of(path),
+        })),
+        None => Runs::Chain,
+    }
+}
