@@ -10,8 +10,8 @@ use paramscope::compare::diff::{self, Status};
 use paramscope::compare::{health, spectral};
 use paramscope::model::demos;
 use paramscope::tensor::histogram::Histogram;
-use paramscope::tensor::quantile;
 use paramscope::tensor::{Bytes, DType, Tensor};
+use paramscope::tensor::{quantile, summary};
 use serde_json::Value;
 
 fn path(relative: &str) -> String {
@@ -208,6 +208,8 @@ fn degenerate_shapes_compare_check_and_summarize() {
             assert_eq!(e.status, Status::Same, "{dtype} {shape:?}");
             let f = e.figures.unwrap();
             assert_eq!((f.cosine, f.rel_l2, f.identical_fraction), (1.0, 0.0, 1.0));
+            let s = summary::summarize(&t, 8, &[50.0], &mut |_| {}).unwrap();
+            assert_eq!((s.stats.total(), s.quantiles), (0, None));
         }
         // 0-d: one value.
         let size = dtype.byte_len(1).unwrap();
@@ -219,6 +221,9 @@ fn degenerate_shapes_compare_check_and_summarize() {
         let (a, b) = (raw(vec![], dtype, zero), raw(vec![], dtype, one));
         assert_eq!(diff::compare("t", &a, &b).status, Status::Changed);
         assert_eq!(diff::compare("t", &a, &a).status, Status::Same);
+        let s = summary::summarize(&b, 8, &[50.0], &mut |_| {}).unwrap();
+        let one = s.stats.max;
+        assert_eq!(s.quantiles.unwrap().values, [one], "{dtype}");
     }
     for shape in [vec![huge, 0], vec![0, huge], vec![0, 0]] {
         let t = raw(shape.clone(), DType::F32, Vec::new());
