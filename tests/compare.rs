@@ -149,6 +149,16 @@ fn finding_key(f: &Value) -> String {
     let mut f = f.as_object().unwrap().clone();
     f.remove("median_column_max");
     f.remove("median_row_norm");
+    // Outlier features are information; every other kind is a defect.
+    let severity = f.remove("severity").unwrap();
+    assert_eq!(
+        severity,
+        if f["kind"] == "outlier_columns" {
+            "info"
+        } else {
+            "defect"
+        }
+    );
     if f["kind"] == "duplicate" {
         let mut pair = [f["tensor"].as_str().unwrap(), f["of"].as_str().unwrap()];
         pair.sort_unstable();

@@ -107,13 +107,10 @@ impl Comparison {
                 next += 1;
             }
         }
-        // (Σ ‖B − A‖², Σ ‖A‖²) per node; a param adds its own, a module its subtree's.
+        // (Σ ‖B − A‖², Σ ‖A‖²) per node over parameters (buffers and integer tensors left out);
+        // a param adds its own, a module its subtree's.
         let mut sums = vec![(0.0, 0.0); outline.nodes.len()];
-        let own = |i: usize| {
-            by_node[i]
-                .and_then(|e| entries[e].figures.as_ref())
-                .map(|f| (f.sum_sq_diff, f.sum_sq_a))
-        };
+        let own = |i: usize| by_node[i].and_then(|e| entries[e].norms());
         let mut any = vec![false; outline.nodes.len()];
         for i in (0..outline.nodes.len()).rev() {
             if let Some(s) = own(i) {

@@ -16,8 +16,6 @@ use crate::model::init::InitPlan;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
 use crate::tensor::decode::Undecodable;
-use crate::tensor::histogram::Histogram;
-use crate::tensor::stats::Stats;
 
 /// A cache key: a tensor at one version; a re-init bumps the version, so old entries stay valid
 /// (they are the "before" of a re-init).
@@ -26,17 +24,8 @@ pub type SummaryKey = (ParamId, u64);
 /// The quantiles the statistics block shows, in percent.
 pub const QUANTILES: [f64; 7] = [1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0];
 
-/// A tensor's statistics and value distribution.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    /// min, max, mean, unbiased std, zeros, NaN, Inf.
-    pub stats: Stats,
-    /// Fine bins over [min, max]; the screen groups them evenly to fit its width.
-    pub histogram: Histogram,
-    /// The [`QUANTILES`] of the finite values, read from the fine histogram (so within one fine
-    /// bin of the exact ones); `None` without finite values.
-    pub quantiles: Option<[f64; 7]>,
-}
+/// A tensor's statistics, value distribution and quantiles.
+pub use crate::tensor::summary::Summary;
 
 /// One layer's output, summarized.
 #[derive(Debug, Clone, PartialEq)]

@@ -34,6 +34,7 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
                         "stable_rank": json_number(s.stable_rank),
                         "alpha": s.alpha.map_or(Value::Null, json_number),
                         "iterations": s.iterations,
+                        "caps": s.caps.iter().map(ToString::to_string).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
@@ -62,7 +63,8 @@ fn spectra(model: &Model) -> Vec<(String, Spectral)> {
 }
 
 fn finding_json(f: &Finding) -> Value {
-    let mut value = json!({"kind": f.kind(), "tensor": f.tensor()});
+    let severity = if f.is_defect() { "defect" } else { "info" };
+    let mut value = json!({"kind": f.kind(), "severity": severity, "tensor": f.tensor()});
     match f {
         Finding::Nan { count, first, .. } | Finding::Inf { count, first, .. } => {
             value["count"] = json!(count);
@@ -122,13 +124,17 @@ fn to_text(model: &Model, findings: &[Finding], spectra: Option<&[(String, Spect
                 format!("equal to {} but stored twice (not tied)", escape(of))
             }
         };
-        let _ = writeln!(out, "{:<16} {}  {what}", f.kind(), escape(f.tensor()));
+        // Information (a trained model's outlier features) is told apart from defects.
+        let info = if f.is_defect() { "" } else { "info: " };
+        let _ = writeln!(out, "{:<16} {}  {info}{what}", f.kind(), escape(f.tensor()));
     }
+    let tensors = model.named_parameters().len();
     if findings.is_empty() {
+        let _ = writeln!(out, "no findings in {tensors} tensors");
+    } else if !findings.iter().any(Finding::is_defect) {
         let _ = writeln!(
             out,
-            "no findings in {} tensors",
-            model.named_parameters().len()
+            "no defects in {tensors} tensors (information only above)"
         );
     }
     if let Some(spectra) = spectra {
@@ -148,6 +154,11 @@ fn to_text(model: &Model, findings: &[Finding], spectra: Option<&[(String, Spect
                 s.stable_rank,
                 escape(name)
             );
+        }
+        for (name, s) in spectra {
+            for cap in &s.caps {
+                let _ = writeln!(out, "{}: {cap}", escape(name));
+            }
         }
     }
     out

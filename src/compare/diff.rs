@@ -1,7 +1,7 @@
 //! What changed between two models: tensors matched by name, each given a status and, where the
 //! two can be compared, the figures of one paired pass over both.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use thiserror::Error;
 
@@ -52,16 +52,19 @@ pub struct RowChange {
     pub rel_l2: f64,
 }
 
-/// The figures of two tensors of one shape (NaN where undefined, e.g. `rel_l2` when A is zero).
+/// The figures of two tensors of one shape (NaN where a NaN value makes them undefined).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figures {
     /// max |B − A|; NaN when some difference is NaN.
     pub max_abs_diff: f64,
-    /// ‖B − A‖ / ‖A‖.
+    /// ‖B − A‖ / ‖A‖: exactly 0 when nothing moved (A and B zero included), +∞ when A is zero
+    /// and B is not.
     pub rel_l2: f64,
-    /// A·B / (‖A‖ ‖B‖).
+    /// A·B / (‖A‖ ‖B‖), clamped to [−1, 1]; exactly 1 when A and B are equal (two zero tensors
+    /// included: nothing moved), 0 when only one of them is zero (no direction to share).
     pub cosine: f64,
-    /// The share of elements that are bit-identical (of equal value when the dtypes differ).
+    /// The share of elements that are bit-identical (of equal value when the dtypes differ, or
+    /// for a quantized type, whose elements have no bytes of their own).
     pub identical_fraction: f64,
     /// The rows with the largest ‖ΔB_row‖, largest first (tensors of two or more dimensions).
     pub top_rows: Vec<RowChange>,
@@ -87,6 +90,22 @@ pub struct Entry {
     pub dtype: (Option<DType>, Option<DType>),
     /// The figures, when both sides hold decodable values of one shape.
     pub figures: Option<Figures>,
+    /// Whether A's tensor is a parameter: floating point and not a module's buffer. Only
+    /// parameters count in a module's or the whole model's figure (an int64 `position_ids`
+    /// would swamp ‖A‖).
+    pub parameter: bool,
+}
+
+impl Entry {
+    /// `(Σ (b − a)², Σ a²)` when this entry counts in an aggregate (a parameter with figures):
+    /// a module's `rel_l2` is √(Σ ‖ΔW‖² / Σ ‖W‖²) over its parameters.
+    #[must_use]
+    pub fn norms(&self) -> Option<(f64, f64)> {
+        self.figures
+            .as_ref()
+            .filter(|_| self.parameter)
+            .map(|f| (f.sum_sq_diff, f.sum_sq_a))
+    }
 }
 
 /// A `--map FROM=TO` rename: a name starting with `from` starts with `to` instead.
@@ -174,12 +193,13 @@ fn names(
 pub fn diff(a: &Model, b: &Model, renames: &[Rename]) -> Result<Vec<Entry>, DiffError> {
     let names_a = names(a, renames, "A")?;
     let names_b = names(b, renames, "B")?;
+    let buffers = buffers(a);
     let mut done: HashMap<(ParamId, ParamId), Entry> = HashMap::new();
     let mut out = Vec::new();
     for (key, _) in a.state_dict() {
         let name = renamed(&key, renames);
         let id_a = names_a[&name];
-        let entry = match names_b.get(&name) {
+        let mut entry = match names_b.get(&name) {
             None => one_side(&name, a.store.get(id_a), Status::OnlyA),
             Some(&id_b) => {
                 let entry = done
@@ -191,6 +211,7 @@ pub fn diff(a: &Model, b: &Model, renames: &[Rename]) -> Result<Vec<Entry>, Diff
                 }
             }
         };
+        entry.parameter &= !buffers.contains(&id_a);
         out.push(entry);
     }
     for (key, id_b) in b.state_dict() {
@@ -200,6 +221,18 @@ pub fn diff(a: &Model, b: &Model, renames: &[Rename]) -> Result<Vec<Entry>, Diff
         }
     }
     Ok(out)
+}
+
+/// The tensors `model`'s modules declare as buffers (BatchNorm's running statistics, BERT's
+/// `position_ids`).
+fn buffers(model: &Model) -> HashSet<ParamId> {
+    let mut out = HashSet::new();
+    model.root.for_each_param(&mut |_, module, local, id| {
+        if module.is_buffer(local) {
+            out.insert(id);
+        }
+    });
+    out
 }
 
 /// For two models saved under different prefixes (`model.layers.0…` against `layers.0…`), the
@@ -246,6 +279,27 @@ pub fn guess_renames(a: &Model, b: &Model) -> Vec<Rename> {
     best.1
 }
 
+fn is_quantized(dtype: DType) -> bool {
+    matches!(dtype, DType::Ggml(_))
+}
+
+/// Whether values of `dtype` can be trained weights: any float or quantized type; integers and
+/// booleans are ids, masks and counters.
+fn holds_weights(dtype: DType) -> bool {
+    !matches!(
+        dtype,
+        DType::BOOL
+            | DType::U8
+            | DType::I8
+            | DType::I16
+            | DType::U16
+            | DType::I32
+            | DType::U32
+            | DType::I64
+            | DType::U64
+    )
+}
+
 fn one_side(name: &str, tensor: &Tensor, status: Status) -> Entry {
     let (shape, dtype) = (Some(tensor.shape().to_vec()), Some(tensor.dtype()));
     let (shape, dtype) = if status == Status::OnlyA {
@@ -259,6 +313,7 @@ fn one_side(name: &str, tensor: &Tensor, status: Status) -> Entry {
         shape,
         dtype,
         figures: None,
+        parameter: holds_weights(tensor.dtype()),
     }
 }
 
@@ -274,8 +329,9 @@ pub fn compare(name: &str, a: &Tensor, b: &Tensor) -> Entry {
         Status::Dtype
     } else if figures.as_ref().map_or_else(
         || a.bytes() == b.bytes(),
-        // The pass already counted the bit-identical elements: no second look at the bytes.
-        |f| f.identical_fraction == 1.0,
+        // The pass already counted the bit-identical elements: no second look at the bytes, but
+        // for a quantized type, whose identity is of values, the blocks must agree too.
+        |f| f.identical_fraction == 1.0 && (!is_quantized(a.dtype()) || a.bytes() == b.bytes()),
     ) {
         Status::Same
     } else {
@@ -287,6 +343,7 @@ pub fn compare(name: &str, a: &Tensor, b: &Tensor) -> Entry {
         shape: (Some(a.shape().to_vec()), Some(b.shape().to_vec())),
         dtype: (Some(a.dtype()), Some(b.dtype())),
         figures,
+        parameter: holds_weights(a.dtype()),
     }
 }
 
@@ -323,8 +380,8 @@ pub fn figures(a: &Tensor, b: &Tensor) -> Figures {
         } else {
             total.max_abs
         },
-        rel_l2: (total.dd / total.aa).sqrt(),
-        cosine: total.ab / (total.aa.sqrt() * total.bb.sqrt()),
+        rel_l2: rel_l2(total.dd, total.aa),
+        cosine: cosine(&total),
         identical_fraction: if numel == 0 {
             1.0
         } else {
@@ -333,6 +390,26 @@ pub fn figures(a: &Tensor, b: &Tensor) -> Figures {
         top_rows,
         sum_sq_a: total.aa,
         sum_sq_diff: total.dd,
+    }
+}
+
+/// ‖Δ‖ / ‖A‖ from the squares: 0 when nothing moved, whatever A is (a zero tensor left zero).
+fn rel_l2(dd: f64, aa: f64) -> f64 {
+    if dd == 0.0 { 0.0 } else { (dd / aa).sqrt() }
+}
+
+/// The cosine of A and B from the pass's sums, defined everywhere but on NaN: 1 when nothing moved
+/// (every difference zero, two zero tensors included), 0 when exactly one side is zero, and
+/// otherwise A·B / √(‖A‖²‖B‖²) clamped to [−1, 1] (rounding may step just past it).
+fn cosine(s: &pass::Sums) -> f64 {
+    if s.nan > 0 {
+        f64::NAN
+    } else if s.dd == 0.0 {
+        1.0
+    } else if s.aa == 0.0 || s.bb == 0.0 {
+        0.0
+    } else {
+        (s.ab / (s.aa.sqrt() * s.bb.sqrt())).clamp(-1.0, 1.0)
     }
 }
 

@@ -1,6 +1,7 @@
 //! What looks broken inside one model: the findings of `paramscope check`.
 //!
-//! Each rule is chosen so that a clean model, freshly initialized or well trained, has none:
+//! Each defect rule is chosen so that a clean model, freshly initialized or well trained, has
+//! none; `outlier_columns` is information, not a defect (see [`Finding::is_defect`]):
 //! - `nan`, `inf`: any non-finite value of any decodable tensor.
 //! - `dead_rows`, `dead_columns`: all-zero rows or columns of a 2-D floating-point weight (an
 //!   all-zero tensor, such as a zero-initialized adapter, is one `dead_rows` finding, not also
@@ -10,7 +11,8 @@
 //!   Tensors with fewer than three distinct values are skipped: LayerNorm ones, zero biases and
 //!   0/1 masks repeat in every layer of a healthy model.
 //! - `outlier_columns`: columns of a 2-D weight (PyTorch's `[out, in]`) whose max |w| is at least
-//!   20x the median column's; embeddings, whose columns are not inputs, are skipped.
+//!   20x the median column's; embeddings (token, position, token type), whose columns are not
+//!   inputs, are skipped.
 //! - `tiny_norm_rows`: token-embedding rows with norm under a tenth of the median (zero rows
 //!   included: a padding row that was never trained shows up here).
 //! - `untied_head`: `lm_head.weight` byte-identical to the token embedding but stored apart.
@@ -106,6 +108,15 @@ impl Finding {
         }
     }
 
+    /// Whether the finding is a defect. `outlier_columns` is not: trained transformers have real
+    /// outlier features, a few hidden dimensions that layer after layer writes large weights into
+    /// (all-MiniLM-L6-v2's dimension 99 is fed by five FFN columns of its first four layers,
+    /// and its position 0 embedding holds 1.87 there), so it is reported as information.
+    #[must_use]
+    pub fn is_defect(&self) -> bool {
+        !matches!(self, Finding::OutlierColumns { .. })
+    }
+
     /// The tensor the finding is about.
     #[must_use]
     pub fn tensor(&self) -> &str {
@@ -195,13 +206,19 @@ fn of_values(name: &str, tensor: &Tensor) -> Vec<Finding> {
         });
     }
     if two_d {
-        out.extend(of_matrix(name, &scan, is_token_embedding(name)));
+        out.extend(of_matrix(
+            name,
+            &scan,
+            is_token_embedding(name),
+            is_embedding(name),
+        ));
     }
     out
 }
 
-/// The row and column findings of a 2-D floating-point tensor.
-fn of_matrix(name: &str, scan: &Scan, embedding: bool) -> Vec<Finding> {
+/// The row and column findings of a 2-D floating-point tensor; a token `embedding` has only
+/// its row rule, and no embedding (`any_embedding`) the outlier rule.
+fn of_matrix(name: &str, scan: &Scan, embedding: bool, any_embedding: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     let indices = |flags: &mut dyn Iterator<Item = bool>| -> Vec<usize> {
         flags
@@ -242,7 +259,7 @@ fn of_matrix(name: &str, scan: &Scan, embedding: bool) -> Vec<Finding> {
         });
     }
     let median = median(&scan.column_max);
-    if median > 0.0 {
+    if median > 0.0 && !any_embedding {
         let columns = indices(&mut scan.column_max.iter().map(|m| *m >= OUTLIER_RATIO * median));
         if !columns.is_empty() {
             out.push(Finding::OutlierColumns {
@@ -306,6 +323,15 @@ fn is_token_embedding(name: &str) -> bool {
         .any(|n| name == *n || name.ends_with(&format!(".{n}")))
 }
 
+/// Any embedding table (token, position, token type), whose columns are features, not inputs:
+/// a name whose module part says `embed` (`embeddings.position_embeddings.weight`,
+/// `embed_positions.weight`), or GPT-2's `wte`/`wpe`.
+fn is_embedding(name: &str) -> bool {
+    let module = name.rsplit_once('.').map_or(name, |(m, _)| m);
+    let last = module.rsplit('.').next().unwrap_or(module);
+    is_token_embedding(name) || last.contains("embed") || matches!(last, "wte" | "wpe")
+}
+
 /// The output head that `tie_word_embeddings` ties to the embedding.
 fn is_head(name: &str) -> bool {
     name == "lm_head.weight" || name.ends_with(".lm_head.weight")
@@ -367,6 +393,42 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(unravel(7, &[2, 3, 2]), [1, 0, 1]);
         assert_eq!(unravel(0, &[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn outlier_features_are_information_and_embeddings_have_none() {
+        // A weight whose column 3 writes one hidden dimension at 50x (all-MiniLM-L6-v2's pattern),
+        // and a position embedding whose column 3 is as big (its position 0 row).
+        let values: Vec<f32> = (0..64 * 8)
+            .map(|i| {
+                if i % 8 == 3 && i < 8 {
+                    50.0
+                } else {
+                    ((i % 7) as f32 - 3.0) * 0.3 + 0.1
+                }
+            })
+            .collect();
+        let m = Tensor::from_f32(vec![64, 8], &values);
+        let findings = of_values("encoder.layer.0.output.dense.weight", &m);
+        assert!(
+            matches!(&findings[..], [f @ Finding::OutlierColumns { columns, .. }] if columns == &[3] && !f.is_defect()),
+            "{findings:?}"
+        );
+        for name in [
+            "embeddings.position_embeddings.weight",
+            "embeddings.token_type_embeddings.weight",
+            "transformer.wpe.weight",
+        ] {
+            assert_eq!(of_values(name, &m), [], "{name}");
+        }
+        assert!(
+            Finding::Nan {
+                tensor: String::new(),
+                count: 1,
+                first: vec![]
+            }
+            .is_defect()
+        );
     }
 
     #[test]

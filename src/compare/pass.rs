@@ -5,6 +5,7 @@
 
 use std::ops::Range;
 
+use crate::tensor::simd::moments;
 use crate::tensor::{DType, Tensor, decode, parallel};
 
 /// The sums of one stretch of element pairs `(a, b)`, with `d = b - a`.
@@ -51,6 +52,9 @@ pub struct Paired {
 
 /// Elements decoded at a time.
 const CHUNK: usize = 4096;
+
+/// Elements between two page fault-in hints: 2 MiB of F32, whole chunks.
+const STRETCH: usize = 128 * CHUNK;
 
 /// Lanes of independent accumulators: they let the compiler keep several sums in flight.
 const LANES: usize = 4;
@@ -114,8 +118,17 @@ fn part(a: &Tensor, b: &Tensor, Range { start: first, end }: Range<usize>, row_l
         row_aa: vec![0.0; touched],
     };
     let mut chunk = Chunk::new(a.dtype(), b.dtype());
+    let byte_at =
+        |t: &Tensor, element: usize| t.dtype().byte_len(element).unwrap_or(t.bytes().len());
     for at in (first..end).step_by(CHUNK) {
         let count = CHUNK.min(end - at);
+        if (at - first).is_multiple_of(STRETCH) {
+            // Both files' pages faulted in 2 MiB at a time (of F32), as the statistics pass does.
+            let stretch_end = (at + STRETCH).min(end);
+            for t in [a, b] {
+                t.populate(byte_at(t, at)..byte_at(t, stretch_end));
+            }
+        }
         chunk.load(a, b, at, count);
         let mut start = 0;
         while start < count {
@@ -134,12 +147,15 @@ fn part(a: &Tensor, b: &Tensor, Range { start: first, end }: Range<usize>, row_l
     out
 }
 
-/// One chunk of both tensors, decoded: F32 pairs stay as bits (the common case, and the fast
-/// one); any other pair of dtypes is decoded to f64 with a flag per element for bit identity.
-enum Chunk {
+/// One chunk of both tensors. F32 pairs are read in place (the common case, and the fast one):
+/// a chunk whose bytes are the same on both sides costs a comparison and one sum of squares.
+/// Any other pair of dtypes is decoded to f64 with a flag per element for bit identity.
+enum Chunk<'t> {
     F32 {
-        a: Vec<u32>,
-        b: Vec<u32>,
+        a: &'t [u8],
+        b: &'t [u8],
+        same: bool,
+        scratch: Vec<f32>,
     },
     Wide {
         a: Vec<f64>,
@@ -149,12 +165,14 @@ enum Chunk {
     },
 }
 
-impl Chunk {
-    fn new(a: DType, b: DType) -> Chunk {
+impl<'t> Chunk<'t> {
+    fn new(a: DType, b: DType) -> Chunk<'t> {
         if a == DType::F32 && b == DType::F32 {
             Chunk::F32 {
-                a: Vec::with_capacity(CHUNK),
-                b: Vec::with_capacity(CHUNK),
+                a: &[],
+                b: &[],
+                same: false,
+                scratch: vec![0.0; CHUNK],
             }
         } else {
             Chunk::Wide {
@@ -166,20 +184,13 @@ impl Chunk {
         }
     }
 
-    /// Decodes elements `at..at + count` of both tensors.
-    fn load(&mut self, ta: &Tensor, tb: &Tensor, at: usize, count: usize) {
+    /// Loads elements `at..at + count` of both tensors.
+    fn load(&mut self, ta: &'t Tensor, tb: &'t Tensor, at: usize, count: usize) {
         match self {
-            Chunk::F32 { a, b } => {
-                let bits = |t: &Tensor, out: &mut Vec<u32>| {
-                    out.clear();
-                    out.extend(
-                        t.bytes()[at * 4..(at + count) * 4]
-                            .chunks_exact(4)
-                            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                    );
-                };
-                bits(ta, a);
-                bits(tb, b);
+            Chunk::F32 { a, b, same, .. } => {
+                *a = &ta.bytes()[at * 4..(at + count) * 4];
+                *b = &tb.bytes()[at * 4..(at + count) * 4];
+                *same = a == b;
             }
             Chunk::Wide {
                 a,
@@ -190,7 +201,9 @@ impl Chunk {
                 decode::decode_f64(ta.dtype(), ta.bytes(), at, count, a).expect("checked");
                 decode::decode_f64(tb.dtype(), tb.bytes(), at, count, b).expect("checked");
                 same.clear();
-                if *same_dtype {
+                // A quantized element has no bytes of its own (a block shares its scale), so its
+                // identity is of the dequantized value, as across dtypes.
+                if *same_dtype && !matches!(ta.dtype(), DType::Ggml(_)) {
                     // Bit identity is a property of the stored bytes, not of the decoded values.
                     let size = ta.dtype().bits() / 8;
                     let range = at * size..(at + count) * size;
@@ -212,22 +225,70 @@ impl Chunk {
     }
 
     /// The sums of the loaded elements in `range`.
-    fn sums(&self, range: std::ops::Range<usize>) -> Sums {
+    fn sums(&mut self, range: Range<usize>) -> Sums {
         match self {
-            Chunk::F32 { a, b } => sums_of(range.len(), |i| {
-                let (x, y) = (a[range.start + i], b[range.start + i]);
-                (
-                    f64::from(f32::from_bits(x)),
-                    f64::from(f32::from_bits(y)),
-                    x == y,
-                )
-            }),
+            Chunk::F32 {
+                a,
+                b,
+                same,
+                scratch,
+            } => {
+                let (a, b) = (
+                    &a[range.start * 4..range.end * 4],
+                    &b[range.start * 4..range.end * 4],
+                );
+                if *same && let Some(sums) = identical_f32(a, scratch) {
+                    return sums;
+                }
+                let value = |bytes: &[u8], i: usize| {
+                    u32::from_le_bytes([
+                        bytes[4 * i],
+                        bytes[4 * i + 1],
+                        bytes[4 * i + 2],
+                        bytes[4 * i + 3],
+                    ])
+                };
+                sums_of(range.len(), |i| {
+                    let (x, y) = (value(a, i), value(b, i));
+                    (
+                        f64::from(f32::from_bits(x)),
+                        f64::from(f32::from_bits(y)),
+                        x == y,
+                    )
+                })
+            }
             Chunk::Wide { a, b, same, .. } => sums_of(range.len(), |i| {
                 let j = range.start + i;
                 (a[j], b[j], same[j])
             }),
         }
     }
+}
+
+/// The sums of F32 pairs whose two sides are the same bytes `a`, at the statistics kernel's
+/// speed: Σa² once for Σa², Σb² and Σab alike (so the cosine of identical tensors is exactly 1),
+/// no difference. `None` when a value is NaN or infinite, whose difference is NaN: the general
+/// path counts those.
+fn identical_f32(a: &[u8], scratch: &mut [f32]) -> Option<Sums> {
+    let n = a.len() / 4;
+    let blocks = n - n % moments::LANES;
+    let lanes = moments::chunk_sums(&a[..blocks * 4], scratch, 0.0);
+    let mut squares = lanes.squares;
+    let mut finite = lanes.finite as usize;
+    for c in a[blocks * 4..].chunks_exact(4) {
+        let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        finite += usize::from(v.is_finite());
+        squares += f64::from(v) * f64::from(v);
+    }
+    (finite == n).then_some(Sums {
+        aa: squares,
+        bb: squares,
+        ab: squares,
+        dd: 0.0,
+        max_abs: 0.0,
+        nan: 0,
+        identical: n,
+    })
 }
 
 /// The sums of `n` pairs given by `pair(i) = (a, b, bit_identical)`, in [`LANES`] interleaved

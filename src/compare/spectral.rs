@@ -10,7 +10,7 @@ use crate::kernel;
 use crate::tensor::{Tensor, decode::Undecodable};
 
 /// The spectral figures of one matrix.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Spectral {
     /// σ_max.
     pub spectral_norm: f64,
@@ -21,7 +21,48 @@ pub struct Spectral {
     pub alpha: Option<f64>,
     /// Power iterations taken.
     pub iterations: usize,
+    /// The caps this matrix met, each leaving a figure out or stopping it early.
+    pub caps: Vec<Cap>,
 }
+
+/// A bound on the work or memory of one matrix's figures, met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cap {
+    /// The full spectrum (and so `alpha`) was not computed: the matrix has more elements than
+    /// [`SPECTRUM_MAX_ELEMENTS`].
+    Spectrum {
+        /// The matrix's elements.
+        elements: usize,
+    },
+    /// Power iteration stopped after [`POWER_MAX_WORK`] multiply-adds, before converging.
+    PowerWork {
+        /// The steps it took.
+        iterations: usize,
+    },
+}
+
+impl std::fmt::Display for Cap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cap::Spectrum { elements } => write!(
+                f,
+                "no alpha: {elements} elements, over the full-spectrum cap of {SPECTRUM_MAX_ELEMENTS}"
+            ),
+            Cap::PowerWork { iterations } => write!(
+                f,
+                "spectral_norm not converged: stopped at the work cap of {POWER_MAX_WORK} multiply-adds ({iterations} steps)"
+            ),
+        }
+    }
+}
+
+/// The most elements a matrix may have for its full spectrum: the SVD copies it into f64 and
+/// works in place (about 256 MiB here), and its time grows with elements × the shorter side.
+pub const SPECTRUM_MAX_ELEMENTS: usize = 1 << 25;
+
+/// The most multiply-adds power iteration spends on one matrix (two products of its size per
+/// step): about a minute on one core, and 20,000 steps of a 4096 × 4096 matrix would be 160 times that.
+pub const POWER_MAX_WORK: usize = 1 << 37;
 
 /// Power iteration stops when σ_max² changes by less than this, relatively, from one step to the next.
 pub const TOLERANCE: f64 = 1e-6;
@@ -47,33 +88,61 @@ pub fn spectral(tensor: &Tensor) -> Result<Spectral, Undecodable> {
     let &[m, n] = tensor.shape() else {
         panic!("spectral: a 2-D tensor")
     };
+    let mut caps = Vec::new();
+    if m == 0 || n == 0 {
+        // No value, so no spectrum: nothing is allocated for the other side, however long.
+        return Ok(Spectral {
+            spectral_norm: 0.0,
+            stable_rank: f64::NAN,
+            alpha: None,
+            iterations: 0,
+            caps,
+        });
+    }
+    // The values are in memory (or mapped) already, so m·n cannot overflow.
     let values = tensor.to_f32_vec()?;
     let w = ArrayView2::from_shape((m, n), &values).expect("checked shape");
     let frobenius: f64 = values.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    let (sigma_squared, iterations) = top_eigenvalue(w);
+    let most_steps = (POWER_MAX_WORK / (2 * values.len())).clamp(1, MAX_ITERATIONS);
+    let (sigma_squared, iterations, converged) = top_eigenvalue(w, most_steps);
+    if !converged && most_steps < MAX_ITERATIONS {
+        caps.push(Cap::PowerWork { iterations });
+    }
     // NaN or Inf make every figure meaningless (and are `check`'s own findings); the SVD is not
     // asked to converge on them.
     let finite = values.iter().all(|v| v.is_finite());
-    let evals = if finite {
-        eigenvalues(&values, m, n)
-    } else {
+    let evals = if !finite {
         None
+    } else if let Some(cap) = spectrum_cap(m, n) {
+        caps.push(cap);
+        None
+    } else {
+        eigenvalues(&values, m, n)
     };
     Ok(Spectral {
         spectral_norm: sigma_squared.sqrt(),
         stable_rank: frobenius / sigma_squared,
         alpha: evals.and_then(|e| fit_alpha(&e)),
         iterations,
+        caps,
     })
+}
+
+/// The cap an `m × n` matrix meets before its full spectrum is computed, if any.
+#[must_use]
+pub fn spectrum_cap(m: usize, n: usize) -> Option<Cap> {
+    let elements = m.saturating_mul(n);
+    (elements > SPECTRUM_MAX_ELEMENTS).then_some(Cap::Spectrum { elements })
 }
 
 /// The largest eigenvalue of WᵀW by power iteration (each step `u = W·v`, `v' = Wᵀ·u` through
 /// the kernel), and the steps taken. The estimate is ‖W·v‖² for the unit vector `v`: the
-/// Rayleigh quotient of WᵀW, which converges twice as fast as the vector.
-fn top_eigenvalue(w: ArrayView2<f32>) -> (f64, usize) {
+/// Rayleigh quotient of WᵀW, which converges twice as fast as the vector. At most `most_steps`
+/// steps; the third figure says whether it converged before.
+fn top_eigenvalue(w: ArrayView2<f32>, most_steps: usize) -> (f64, usize, bool) {
     let (m, n) = w.dim();
     if m == 0 || n == 0 {
-        return (0.0, 0);
+        return (0.0, 0, true);
     }
     // A fixed, sign-mixed start: reproducible, and not orthogonal to a positive top vector.
     let mut v: Vec<f32> = (0..n)
@@ -86,7 +155,7 @@ fn top_eigenvalue(w: ArrayView2<f32>) -> (f64, usize) {
     let mut u = Array2::<f32>::zeros((1, m));
     let mut z = Array2::<f32>::zeros((1, n));
     let mut estimate = 0.0;
-    for step in 1..=MAX_ITERATIONS {
+    for step in 1..=most_steps {
         kernel::gemm(1.0, aview2_row(&v), w.t(), 0.0, u.view_mut());
         let next: f64 = u.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
         kernel::gemm(1.0, u.view(), w, 0.0, z.view_mut());
@@ -94,10 +163,10 @@ fn top_eigenvalue(w: ArrayView2<f32>) -> (f64, usize) {
         let done = (next - estimate).abs() <= TOLERANCE * next || !normalize(&mut v);
         estimate = next;
         if done {
-            return (estimate, step);
+            return (estimate, step, true);
         }
     }
-    (estimate, MAX_ITERATIONS)
+    (estimate, most_steps, false)
 }
 
 /// A one-row view of `v`.
@@ -124,7 +193,13 @@ fn normalize(v: &mut [f32]) -> bool {
 /// Every eigenvalue of WᵀW, σ² for each singular value of W (in f64); `None` when the SVD fails
 /// to converge (as on NaN input).
 fn eigenvalues(values: &[f32], m: usize, n: usize) -> Option<Vec<f64>> {
-    let w = faer::Mat::<f64>::from_fn(m, n, |i, j| f64::from(values[i * n + j]));
+    // Given tall (Wᵀ for a wide W: the same singular values), so that the SVD's work space
+    // follows the shorter side.
+    let w = if m >= n {
+        faer::Mat::<f64>::from_fn(m, n, |i, j| f64::from(values[i * n + j]))
+    } else {
+        faer::Mat::<f64>::from_fn(n, m, |j, i| f64::from(values[i * n + j]))
+    };
     let singular = w.singular_values().ok()?;
     Some(singular.iter().map(|s| s * s).collect())
 }

@@ -1,11 +1,10 @@
 //! The distribution of a tensor's values: equal bins over [min, max], streamed in chunks, with NaN
 //! and ±Inf counted apart (they have no place on the axis).
 
+use super::DType;
 use super::decode::{self, Undecodable};
 use super::parallel::{self, Progress};
 use super::simd::bins::{self, Bins};
-use super::stats::Stats;
-use super::{DType, Tensor};
 
 /// Counts of finite values in equal-width bins over `[lo, hi]`, and of the values outside the axis.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,28 +89,6 @@ impl Histogram {
     pub fn finite(&self) -> usize {
         self.counts.iter().sum()
     }
-}
-
-/// A tensor's statistics and its histogram over `[min, max]` of its finite values (`[0, 0]` when
-/// there is none), in `bins(numel)` bins: the two passes back to back, each on every core, the
-/// second reading pages the first faulted in. `progress` hears the fraction done over both.
-pub fn summary(
-    tensor: &Tensor,
-    bins: usize,
-    progress: &mut dyn FnMut(f64),
-) -> Result<(Stats, Histogram), Undecodable> {
-    let stats = tensor.stats_with_progress(&mut |fraction| progress(fraction / 2.0))?;
-    let numel = tensor.numel();
-    let whole = 2.0 * numel.max(1) as f64;
-    let hist = histogram(
-        tensor.dtype(),
-        tensor.bytes(),
-        numel,
-        stats.range().unwrap_or((0.0, 0.0)),
-        bins,
-        |done| progress((numel + done) as f64 / whole),
-    )?;
-    Ok((stats, hist))
 }
 
 /// The histogram of `numel` elements of `dtype` in `bytes`, over `[lo, hi]` in `bins` bins;
@@ -262,8 +239,6 @@ mod tests {
         assert_eq!(done, 10_000);
         let empty = histogram(DType::F32, &[], 0, (0.0, 0.0), 8, |_| {}).unwrap();
         assert_eq!((empty.finite(), empty.counts.len()), (0, 8));
-        let (stats, summed) = summary(&Tensor::from_f32(vec![0], &[]), 8, &mut |_| {}).unwrap();
-        assert_eq!((stats.range(), summed), (None, empty));
         assert!(histogram(DType::F4, &[], 0, (0.0, 1.0), 4, |_| {}).is_err());
     }
 
@@ -302,17 +277,6 @@ mod tests {
             assert_eq!(last, values.len(), "progress reaches the end");
         }
         let fast = histogram(DType::F32, &bytes, values.len(), (-1.5, 2.5), 128, |_| {}).unwrap();
-        let tensor = Tensor::from_f32(vec![values.len()], &values);
-        let mut last = 0.0;
-        let (stats, summed) = summary(&tensor, 128, &mut |f| {
-            assert!(f >= last && f <= 1.0);
-            last = f;
-        })
-        .unwrap();
-        assert_eq!(
-            (stats.range(), &summed, last),
-            (Some((-1.5, 2.5)), &fast, 1.0)
-        );
         assert_eq!(fast.nan, values.iter().filter(|v| v.is_nan()).count());
         assert_eq!(fast.pos_inf + fast.neg_inf, 2 * fast.nan);
         assert_eq!(fast.outside, 0);

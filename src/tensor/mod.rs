@@ -3,10 +3,13 @@
 pub mod decode;
 pub mod dtype;
 pub mod ggml;
+pub mod grid;
 pub mod histogram;
 pub mod parallel;
+pub mod quantile;
 pub(crate) mod simd;
 pub mod stats;
+pub mod summary;
 
 use std::sync::Arc;
 
@@ -106,16 +109,7 @@ impl Tensor {
         &self,
         progress: &mut dyn FnMut(f64),
     ) -> Result<stats::Stats, decode::Undecodable> {
-        let fault_in = |range: std::ops::Range<usize>| {
-            if let Bytes::Mapped { map, start, .. } = &self.bytes {
-                // Only a hint: where the kernel lacks MADV_POPULATE_READ, pages fault in one by one.
-                let _ = map.advise_range(
-                    memmap2::Advice::PopulateRead,
-                    start + range.start,
-                    range.len(),
-                );
-            }
-        };
+        let fault_in = |range: std::ops::Range<usize>| self.populate(range);
         let total = self.bytes().len().max(1) as f64;
         stats::stats_with(
             self.dtype,
@@ -124,6 +118,20 @@ impl Tensor {
             &fault_in,
             &mut |done| progress(done as f64 / total),
         )
+    }
+
+    /// Faults in the pages of bytes `range` of a mapped tensor in one call, ahead of reading
+    /// them: much cheaper than one page fault per 4 KiB. Nothing for a tensor in memory.
+    pub fn populate(&self, range: std::ops::Range<usize>) {
+        if let Bytes::Mapped { map, start, end } = &self.bytes {
+            let range = range.start.min(end - start)..range.end.min(end - start);
+            // Only a hint: where the kernel lacks MADV_POPULATE_READ, pages fault in one by one.
+            let _ = map.advise_range(
+                memmap2::Advice::PopulateRead,
+                start + range.start,
+                range.len(),
+            );
+        }
     }
 
     /// Every value as f32, in C order, or why this dtype cannot be read as numbers.

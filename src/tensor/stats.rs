@@ -52,19 +52,21 @@ impl Stats {
 
 /// Running moments of one chunk, merged with Chan's formula so that chunks may come in any order.
 #[derive(Debug, Clone, Copy)]
-struct Moments {
+pub(super) struct Moments {
     count: usize,
     mean: f64,
     m2: f64,
-    min: f64,
-    max: f64,
+    /// Smallest finite value (+∞ when none).
+    pub(super) min: f64,
+    /// Largest finite value (−∞ when none).
+    pub(super) max: f64,
     zeros: usize,
     nan: usize,
     inf: usize,
 }
 
 impl Moments {
-    const EMPTY: Moments = Moments {
+    pub(super) const EMPTY: Moments = Moments {
         count: 0,
         mean: 0.0,
         m2: 0.0,
@@ -93,7 +95,7 @@ impl Moments {
     /// The same for little-endian f32 bytes, the common case, using `scratch` (one chunk long):
     /// whole blocks of 16 go through the SIMD moments micro-kernel, a ragged tail through the
     /// scalar accumulator. This is what runs at memory speed.
-    fn of_f32_bytes(bytes: &[u8], scratch: &mut [f32]) -> Moments {
+    pub(super) fn of_f32_bytes(bytes: &[u8], scratch: &mut [f32]) -> Moments {
         let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         let n = bytes.len() / 4;
         let shift = bytes
@@ -121,7 +123,7 @@ impl Moments {
         lanes.finish().merge(rest.finish())
     }
 
-    fn merge(self, other: Moments) -> Moments {
+    pub(super) fn merge(self, other: Moments) -> Moments {
         let count = self.count + other.count;
         let (mean, m2) = if count == 0 {
             (0.0, 0.0)
@@ -145,7 +147,7 @@ impl Moments {
         }
     }
 
-    fn finish(self) -> Stats {
+    pub(super) fn finish(self) -> Stats {
         let none = self.count == 0;
         Stats {
             finite: self.count,
@@ -234,7 +236,7 @@ impl Accumulator {
 }
 
 /// Elements per chunk: each chunk's sums are small enough to stay exact, and its shift is local.
-const CHUNK: usize = 4096;
+pub(super) const CHUNK: usize = 4096;
 
 /// The stats of `numel` elements of `dtype` stored in `bytes`: one streaming pass, split across
 /// the machine's cores for large tensors.
@@ -243,7 +245,7 @@ pub fn stats(dtype: DType, bytes: &[u8], numel: usize) -> Result<Stats, Undecoda
 }
 
 /// Elements per call of the `prepare` hook of [`stats_with`]: 2 MiB of F32.
-const PREPARE_ELEMENTS: usize = 128 * CHUNK;
+pub(super) const PREPARE_ELEMENTS: usize = 128 * CHUNK;
 
 /// [`stats`], calling `prepare(byte_range)` before each stretch of about 2 MiB is read (from the
 /// thread that reads it): a mapped tensor uses it to fault its pages in bulk, which is much

@@ -204,11 +204,11 @@ fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>) -> Vec<Line<'stati
     ]
 }
 
-/// The quantiles, on two lines, in three significant digits (they come from the fine histogram,
-/// so they are good to 1/2520 of the range, not to the last digit).
+/// The quantiles, on two lines, in three significant digits; read from the fine histogram (a
+/// large tensor), they end with their error bound, one bin's width.
 fn quantile_lines(app: &App, summary: &Summary) -> Vec<Line<'static>> {
     let t = app.screen.theme;
-    let Some(q) = summary.quantiles else {
+    let Some(q) = &summary.quantiles else {
         return Vec::new();
     };
     let spans = |range: std::ops::Range<usize>| {
@@ -219,11 +219,18 @@ fn quantile_lines(app: &App, summary: &Summary) -> Vec<Line<'static>> {
                 format!("{gap}{}% ", QUANTILES[i]),
                 t.style(Role::Dim),
             ));
-            spans.push(Span::raw(short(q[i])));
+            spans.push(Span::raw(short(q.values[i])));
         }
         Line::from(spans)
     };
-    vec![spans(0..4), spans(4..7)]
+    let mut second = spans(4..7);
+    if !q.exact() {
+        second.push_span(Span::styled(
+            format!("  ±{}", short(q.bound)),
+            t.style(Role::Dim),
+        ));
+    }
+    vec![spans(0..4), second]
 }
 
 /// A value in three significant digits at most, for the quantiles.

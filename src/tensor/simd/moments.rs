@@ -23,7 +23,7 @@ pub struct ChunkSums {
 }
 
 /// Independent accumulators per lane: 16 f32 lanes fill one AVX-512 register.
-const LANES: usize = 16;
+pub const LANES: usize = 16;
 
 /// Sums over the little-endian f32 values in `bytes` (a whole number of 16-value blocks) about
 /// `shift`, which must be finite. `scratch` (at least as many values) receives the values with each
