@@ -51,6 +51,9 @@ pub enum AppError {
     /// A scheme or its arguments are not valid, or do not fit a tensor.
     #[error("{0}")]
     Init(#[from] InitError),
+    /// The re-init dialog's scheme field holds text no scheme's name holds.
+    #[error("no scheme has {0:?} in its name")]
+    NoScheme(String),
     /// A re-init found nothing to write.
     #[error("no Linear layer under {0}: nothing to initialize")]
     NothingToInit(String),
