@@ -520,3 +520,30 @@ fn another_model_opens_with_the_values_cursor_at_the_top_left() {
         (0, 0)
     );
 }
+
+#[test]
+fn write_refuses_a_link_planted_beside_the_model_and_keeps_the_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let mut app = demo("mlp");
+    send(&mut app, &[OpenWrite, Edit(DeleteToStart)]);
+    let link = dir.path().join("mlp.reinit.safetensors");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    type_text(&mut app, &link.display().to_string());
+    send(&mut app, &[Submit]);
+    assert!(
+        matches!(app.mode, Mode::Write(_)),
+        "asked for another name: {:?}",
+        app.mode
+    );
+    assert_eq!(
+        app.message,
+        Some(Message::Error(format!(
+            "{} is a link: give another name",
+            link.display()
+        )))
+    );
+    assert!(app.queued.is_empty(), "nothing is written");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+}

@@ -54,6 +54,9 @@ pub enum AppError {
     /// The re-init dialog's scheme field holds text no scheme's name holds.
     #[error("no scheme has {0:?} in its name")]
     NoScheme(String),
+    /// The output path is a symbolic link: writing would replace its target.
+    #[error("{} is a link: give another name", .0.display())]
+    IsLink(PathBuf),
     /// A re-init found nothing to write.
     #[error("no Linear layer under {0}: nothing to initialize")]
     NothingToInit(String),
