@@ -36,6 +36,9 @@ pub enum AppError {
     /// The worker thread is gone.
     #[error("the worker thread stopped")]
     WorkerGone,
+    /// A job on the worker panicked; the worker went on with the next.
+    #[error("a bug stopped the job (please report it): {0}")]
+    WorkerPanicked(String),
     /// A tensor's bytes cannot be read as numbers.
     #[error("{0}")]
     Undecodable(#[from] Undecodable),

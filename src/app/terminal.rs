@@ -44,6 +44,10 @@ pub fn quit_signal() -> Option<i32> {
 pub fn enter() -> io::Result<Term> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        // The worker's panics are caught and said in the status bar: the screen stays up.
+        if thread::current().name() == Some(super::work::THREAD_NAME) {
+            return;
+        }
         restore();
         previous(info);
     }));

@@ -1,6 +1,7 @@
 //! The worker's replies taken into the state: statistics, forward passes, re-inits, writes, loads.
 
 use super::{Effects, browse, compare, load, report};
+use crate::app::error::AppError;
 use crate::app::job::Reply;
 use crate::app::state::{App, InitRecord, Message, Mode, Question};
 use crate::text::escape;
@@ -92,6 +93,15 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
             compare::received(app, generation, result, &mut fx);
         }
         Reply::Detail(key, detail) => compare::received_detail(app, key, *detail),
+        Reply::Panicked(message) => {
+            // Nothing waits for the job any more: whatever it was, it is over.
+            app.busy = None;
+            app.cache.pending = None;
+            if app.forward.running.take().is_some() {
+                app.forward.result = Some(Err(AppError::WorkerPanicked(message.clone())));
+            }
+            report(app, &AppError::WorkerPanicked(message));
+        }
         Reply::Loaded(spec, result) => {
             app.busy = None;
             match result {
