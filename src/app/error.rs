@@ -9,7 +9,7 @@ use crate::checkpoint::OpenError;
 use crate::families::FamilyError;
 use crate::families::sentence::SentenceError;
 use crate::families::tokenize::TokenizeError;
-use crate::io::safetensors::FileError;
+use crate::io::FileError;
 use crate::model::LookupError;
 use crate::model::forward::ForwardError;
 use crate::model::init::InitError;

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use crate::families::{Config, Family, structure};
 use crate::model::Model;
-use crate::text::escape;
 
 /// `model` with its family's tree, and the family with its config, when config.json names one
 /// paramscope runs. An unknown `model_type` or a config that does not fit adds one warning line and
@@ -33,7 +32,7 @@ pub fn apply(
                         .extra
                         .iter()
                         .take(5)
-                        .map(|n| escape(n).into_owned())
+                        .map(String::as_str)
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::io::aliases::{self, AliasError};
 
-use crate::io::safetensors::Checkpoint;
+use crate::io::Checkpoint;
 use crate::model::layers::Layer;
 use crate::model::tree::{MAX_DEPTH, Module, ModuleKind};
 use crate::model::{Model, ParamId, ParamStore};
@@ -35,7 +35,12 @@ pub fn from_checkpoint(
     checkpoint: Checkpoint,
     tie_word_embeddings: bool,
 ) -> Result<Model, AliasError> {
-    let Checkpoint { tensors, metadata } = checkpoint;
+    let Checkpoint {
+        tensors,
+        metadata,
+        ties,
+        ..
+    } = checkpoint;
     let mut store = ParamStore::default();
     let mut names = Vec::with_capacity(tensors.len());
     for (name, tensor) in tensors {
@@ -44,10 +49,12 @@ pub fn from_checkpoint(
     // Aliases and the tied head need names looked up; most files have neither, and then a
     // million names cost no map at all.
     let mut aliases: Vec<(String, ParamId)> = Vec::new();
-    if !metadata.is_empty() || tie_word_embeddings {
+    if !metadata.is_empty() || !ties.is_empty() || tie_word_embeddings {
         let ids: HashMap<&str, ParamId> = names.iter().map(|(n, id)| (n.as_str(), *id)).collect();
         let known: HashSet<&str> = ids.keys().copied().collect();
-        let pairs = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        // A safetensors file records its ties in `__metadata__`, a PyTorch file by shared storage.
+        let pairs = (metadata.iter().chain(ties.iter().map(|(k, v)| (k, v))))
+            .map(|(k, v)| (k.as_str(), v.as_str()));
         aliases = aliases::resolve(pairs, &known)?
             .into_iter()
             .map(|(dropped, kept)| (dropped.to_owned(), ids[kept]))
@@ -369,7 +376,7 @@ fn linear_from_params(module: &Module, store: &ParamStore) -> Option<Layer> {
 #[cfg(test)]
 mod tests {
     use super::{from_checkpoint, natural_cmp};
-    use crate::io::safetensors::Checkpoint;
+    use crate::io::Checkpoint;
     use crate::model::tree::MAX_DEPTH;
     use crate::model::tree::ModuleKind;
     use crate::tensor::Tensor;
@@ -390,10 +397,7 @@ mod tests {
             .map(|n| ((*n).to_owned(), Tensor::from_f32(vec![2, 2], &[0.0; 4])))
             .collect();
         from_checkpoint(
-            Checkpoint {
-                tensors,
-                metadata: std::collections::BTreeMap::new(),
-            },
+            Checkpoint::new(tensors, std::collections::BTreeMap::new()),
             false,
         )
         .unwrap()

@@ -1,8 +1,10 @@
-//! Which checkpoint file a folder stands for, and whether a file is a shard index.
+//! Which checkpoint file a folder stands for.
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use crate::io::sniff::is_index;
 
 /// A folder that does not name one checkpoint.
 #[derive(Debug, Error)]
@@ -63,12 +65,4 @@ pub fn checkpoint_in(folder: &Path) -> Result<PathBuf, LocateError> {
                 .collect(),
         }),
     }
-}
-
-/// Whether `path` names a shard index (`*.safetensors.index.json`, or any `*.index.json`).
-#[must_use]
-pub fn is_index(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(".index.json"))
 }

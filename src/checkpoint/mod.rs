@@ -15,15 +15,16 @@ pub mod locate;
 pub mod pytorch;
 pub mod save;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use crate::families::{Config as FamilyConfig, Family};
 use crate::io::pickle::Scalar;
-use crate::io::safetensors::{self, FileError};
 use crate::io::small_file::{self, SmallFileError};
-use crate::io::{gguf, npy, npz, sharded, sniff};
+use crate::io::sniff::{self, Format};
+use crate::io::{Checkpoint, FileError, gguf, npy, npz, safetensors, sharded};
 use crate::model::arch::{self, ArchError};
 use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
@@ -153,122 +154,53 @@ pub fn open_keyed(
     } else {
         path.to_path_buf()
     };
-    let config = config::Config::beside(&file);
-    let load = |opened| {
-        from_opened(
-            opened,
-            &file,
-            key,
-            config.tie_word_embeddings,
-            options,
-            spec,
-        )
+    let head = small_file::head(&file, sniff::HEAD).map_err(|e| FileError::new(&file, e))?;
+    let checkpoint = match sniff::format(&file, &head) {
+        Format::ShardIndex => {
+            let sharded = sharded::open_with(&file, &mut pytorch::open_shard)?;
+            let mut checkpoint = sharded.checkpoint;
+            checkpoint.warnings.extend(sharded.warnings);
+            checkpoint
+        }
+        Format::Safetensors => safetensors::open(&file)?,
+        Format::PytorchZip | Format::PytorchLegacy => pytorch::open(&file)?,
+        Format::Gguf => {
+            let keep = options.array_items.unwrap_or(gguf::value::PREVIEW);
+            let gguf = gguf::open(&file, keep)?;
+            let mut checkpoint = Checkpoint::new(gguf.tensors, BTreeMap::new());
+            checkpoint.extras.gguf = gguf.metadata;
+            checkpoint
+        }
+        Format::Npz => Checkpoint::new(npz::open(&file)?, BTreeMap::new()),
+        Format::Npy => Checkpoint::new(npy::open(&file)?, BTreeMap::new()),
+        Format::NotCheckpoint(what) => return Err(FileError::new(&file, what).into()),
+        Format::ArchitectureText if key.is_some() => {
+            return Err(OpenError::KeyWithoutCheckpoint(spec.to_owned()));
+        }
+        Format::ArchitectureText => return open_text(&file, options),
     };
-    if locate::is_index(&file) {
-        let mut warnings = Vec::new();
-        let sharded = sharded::open_with(&file, &mut |shard| {
-            pytorch::open_shard(shard, &mut warnings)
-        })?;
-        warnings.extend(sharded.warnings);
-        let opened = pytorch::Opened {
-            warnings,
-            ..plain_checkpoint(sharded.checkpoint)
-        };
-        return load(opened);
-    }
-    let head = small_file::head(&file, 512).map_err(|e| FileError::new(&file, e))?;
-    if let Some((opened, gguf)) = open_by_content(&file, &head, options)? {
-        let mut loaded = load(opened)?;
-        loaded.gguf = gguf;
-        return Ok(loaded);
-    }
-    if let Some(what) = sniff::identify(&head) {
-        return Err(FileError::new(&file, what).into());
-    }
-    if key.is_some() {
-        return Err(OpenError::KeyWithoutCheckpoint(spec.to_owned()));
-    }
-    open_text(&file, options)
-}
-
-/// A GGUF file's metadata pairs, in file order (empty for other formats).
-type GgufMetadata = Vec<(String, gguf::Value)>;
-
-/// The checkpoint in `file` by the format its first bytes name, with a GGUF file's metadata; `None`
-/// when it is no checkpoint format (an architecture text, or something to name in an error).
-fn open_by_content(
-    file: &Path,
-    head: &[u8],
-    options: &LoadOptions,
-) -> Result<Option<(pytorch::Opened, GgufMetadata)>, OpenError> {
-    // Formats with a magic number first: a GGUF tensor count can look like safetensors' '{'.
-    if let Some(opened) = open_array_file(file, head)? {
-        return Ok(Some((opened, Vec::new())));
-    }
-    if gguf::sniff(head) {
-        let keep = options.array_items.unwrap_or(gguf::value::PREVIEW);
-        let gguf = gguf::open(file, keep)?;
-        return Ok(Some((plain(gguf.tensors), gguf.metadata)));
-    }
-    let opened = if looks_like_safetensors(file, head) {
-        plain_checkpoint(safetensors::open(file)?)
-    } else if pytorch::is_pytorch(head) {
-        pytorch::open(file)?
-    } else {
-        return Ok(None);
-    };
-    Ok(Some((opened, Vec::new())))
-}
-
-/// A `.npy` array or an `.npz` archive (told from a PyTorch zip by its `.npy` members).
-fn open_array_file(file: &Path, head: &[u8]) -> Result<Option<pytorch::Opened>, FileError> {
-    Ok(if head.starts_with(b"\x93NUMPY") {
-        Some(plain(npy::open(file)?))
-    } else if head.starts_with(b"PK\x03\x04") && npz::is_npz(file) {
-        Some(plain(npz::open(file)?))
-    } else {
-        None
-    })
-}
-
-/// Named tensors with nothing else (no ties, values or warnings) as an opened checkpoint.
-fn plain(tensors: Vec<(String, crate::tensor::Tensor)>) -> pytorch::Opened {
-    plain_checkpoint(safetensors::Checkpoint {
-        tensors,
-        metadata: std::collections::BTreeMap::new(),
-    })
-}
-
-/// A checkpoint with no plain values and no warnings of its own (safetensors, shards, arrays).
-fn plain_checkpoint(checkpoint: safetensors::Checkpoint) -> pytorch::Opened {
-    pytorch::Opened {
-        checkpoint,
-        values: Vec::new(),
-        warnings: Vec::new(),
-        metadata_is_ties: false,
-    }
+    let tie_word_embeddings = config::Config::beside(&file).tie_word_embeddings;
+    from_opened(checkpoint, &file, key, tie_word_embeddings, options, spec)
 }
 
 /// A checkpoint made into a model: the part under `key`, its tree inferred from its names, then
 /// bound to its architecture.
 fn from_opened(
-    opened: pytorch::Opened,
+    checkpoint: Checkpoint,
     file: &Path,
     key: Option<&str>,
     tie_word_embeddings: bool,
     options: &LoadOptions,
     spec: &str,
 ) -> Result<Loaded, OpenError> {
-    let opened = match key {
-        Some(key) => pytorch::select(opened, key)?,
-        None => opened,
+    let mut checkpoint = match key {
+        Some(key) => pytorch::select(checkpoint, key)?,
+        None => checkpoint,
     };
-    let mut model = from_checkpoint(opened.checkpoint, tie_word_embeddings)
-        .map_err(|e| FileError::new(file, e))?;
-    if opened.metadata_is_ties {
-        model.metadata.clear();
-    }
-    let mut warnings = opened.warnings;
+    let mut warnings = std::mem::take(&mut checkpoint.warnings);
+    let extras = std::mem::take(&mut checkpoint.extras);
+    let model =
+        from_checkpoint(checkpoint, tie_word_embeddings).map_err(|e| FileError::new(file, e))?;
     let arch = arch_for(file, options.arch, &model, &mut warnings);
     let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
     let (model, family) = if architecture == Architecture::Inferred && key.is_none() {
@@ -280,8 +212,8 @@ fn from_opened(
         model,
         architecture,
         warnings,
-        values: opened.values,
-        gguf: Vec::new(),
+        values: extras.values,
+        gguf: extras.gguf,
         family,
     })
 }
@@ -336,13 +268,6 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         gguf: Vec::new(),
         family: None,
     })
-}
-
-/// A `.safetensors` name, or bytes that start as safetensors do: a length, then a JSON object.
-fn looks_like_safetensors(path: &Path, head: &[u8]) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
-        || head.get(8) == Some(&b'{')
 }
 
 /// The architecture text for a checkpoint: `--arch`, else (when the file stores none) a

@@ -6,9 +6,7 @@ use std::path::Path;
 
 use thiserror::Error;
 
-use crate::io::pickle::Scalar;
-use crate::io::pytorch;
-use crate::io::safetensors::{self, Checkpoint, FileError};
+use crate::io::{Checkpoint, Extras, FileError, pytorch, safetensors};
 use crate::tensor::Tensor;
 
 /// A `--key` that names nothing in the checkpoint.
@@ -21,32 +19,18 @@ pub struct KeyError {
     pub known: String,
 }
 
-/// A PyTorch file read as a checkpoint: its tensors (ties as `__metadata__`-style `dropped: kept`
-/// entries, as safetensors' save_model writes them), its plain values, and its warnings.
-pub struct Opened {
-    /// The tensors and ties.
-    pub checkpoint: Checkpoint,
-    /// Every plain value by dotted name (`epoch = 7`).
-    pub values: Vec<(String, Scalar)>,
-    /// What the user should hear (dangerous globals named, a TorchScript archive).
-    pub warnings: Vec<String>,
-    /// Whether the checkpoint's metadata only records ties (a PyTorch file has no metadata of its
-    /// own), so that the model keeps none once the ties are made.
-    pub metadata_is_ties: bool,
-}
-
-/// Opens the PyTorch file at `path`.
-pub fn open(path: &Path) -> Result<Opened, FileError> {
+/// Opens the PyTorch file at `path`: its tensors, ties, plain values and warnings.
+pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
     let contents = pytorch::open(path)?;
-    let metadata: BTreeMap<String, String> = contents.ties.into_iter().collect();
-    Ok(Opened {
-        checkpoint: Checkpoint {
-            tensors: contents.tensors,
-            metadata,
-        },
-        values: contents.values,
+    Ok(Checkpoint {
+        tensors: contents.tensors,
+        metadata: BTreeMap::new(),
+        ties: contents.ties,
         warnings: contents.warnings,
-        metadata_is_ties: true,
+        extras: Extras {
+            values: contents.values,
+            gguf: Vec::new(),
+        },
     })
 }
 
@@ -56,28 +40,20 @@ pub fn is_pytorch(head: &[u8]) -> bool {
     pytorch::layout(head).is_some()
 }
 
-/// Opens one shard of an index: a PyTorch file by its bytes, else safetensors. A PyTorch shard's
-/// warnings are added to `warnings`.
-pub fn open_shard(path: &Path, warnings: &mut Vec<String>) -> Result<Checkpoint, FileError> {
+/// Opens one shard of an index: a PyTorch file by its bytes, else safetensors.
+pub fn open_shard(path: &Path) -> Result<Checkpoint, FileError> {
     let head = crate::io::small_file::head(path, 64).map_err(|e| FileError::new(path, e))?;
-    if !is_pytorch(&head) {
-        return safetensors::open(path);
+    if is_pytorch(&head) {
+        open(path)
+    } else {
+        safetensors::open(path)
     }
-    let opened = open(path)?;
-    warnings.extend(opened.warnings);
-    Ok(opened.checkpoint)
 }
 
-/// The part of `opened` under `key`, with `key.` taken off every name.
-pub fn select(opened: Opened, key: &str) -> Result<Opened, KeyError> {
+/// The part of `checkpoint` under `key`, with `key.` taken off every name.
+pub fn select(checkpoint: Checkpoint, key: &str) -> Result<Checkpoint, KeyError> {
     let prefix = format!("{key}.");
     let strip = |name: &str| name.strip_prefix(&prefix).map(str::to_owned);
-    let Opened {
-        checkpoint,
-        values,
-        warnings,
-        metadata_is_ties,
-    } = opened;
     let mut tensors: Vec<_> = checkpoint
         .tensors
         .iter()
@@ -89,7 +65,13 @@ pub fn select(opened: Opened, key: &str) -> Result<Opened, KeyError> {
         .iter()
         .map(|(n, t)| (n.as_str(), t))
         .collect();
-    for (dropped, kept) in &checkpoint.metadata {
+    let ties = checkpoint.metadata.iter().chain(
+        checkpoint
+            .ties
+            .iter()
+            .map(|(dropped, kept)| (dropped, kept)),
+    );
+    for (dropped, kept) in ties {
         if let (Some(name), None, Some(tensor)) =
             (strip(dropped), strip(kept), by_name.get(kept.as_str()))
         {
@@ -114,14 +96,25 @@ pub fn select(opened: Opened, key: &str) -> Result<Opened, KeyError> {
         .iter()
         .filter_map(|(dropped, kept)| Some((strip(dropped)?, strip(kept)?)))
         .collect();
-    let values = values
+    let ties = checkpoint
+        .ties
+        .iter()
+        .filter_map(|(dropped, kept)| Some((strip(dropped)?, strip(kept)?)))
+        .collect();
+    let values = checkpoint
+        .extras
+        .values
         .into_iter()
         .filter_map(|(name, v)| Some((strip(&name)?, v)))
         .collect();
-    Ok(Opened {
-        checkpoint: Checkpoint { tensors, metadata },
-        values,
-        warnings,
-        metadata_is_ties,
+    Ok(Checkpoint {
+        tensors,
+        metadata,
+        ties,
+        warnings: checkpoint.warnings,
+        extras: Extras {
+            values,
+            gguf: checkpoint.extras.gguf,
+        },
     })
 }

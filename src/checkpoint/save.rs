@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use crate::io::safetensors::{self, FileError};
+use crate::io::{FileError, safetensors};
 use crate::model::arch::{self, METADATA_KEY};
 use crate::model::tree::{Module, ModuleKind};
 use crate::model::{Model, ParamId};

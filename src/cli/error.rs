@@ -10,7 +10,7 @@ use crate::compare::diff::DiffError;
 use crate::families::FamilyError;
 use crate::families::sentence::SentenceError;
 use crate::families::tokenize::TokenizeError;
-use crate::io::safetensors::FileError;
+use crate::io::FileError;
 use crate::model::LookupError;
 use crate::model::forward::ForwardError;
 use crate::model::init::InitError;

@@ -11,8 +11,6 @@
 
 use std::collections::HashSet;
 
-use crate::text::escape;
-
 /// The header key that holds the metadata, which no tensor (and so no alias) may be named.
 pub const RESERVED: &str = "__metadata__";
 
@@ -20,7 +18,7 @@ pub const RESERVED: &str = "__metadata__";
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AliasError {
     /// An alias carries the reserved name.
-    #[error("__metadata__ maps the reserved name {RESERVED} to tensor {}", escape(.0))]
+    #[error("__metadata__ maps the reserved name {RESERVED} to tensor {0}")]
     Reserved(String),
     /// A tensor carries the reserved name.
     #[error("a tensor is named {RESERVED}")]

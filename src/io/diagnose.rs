@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use safetensors::SafeTensorError;
+use ::safetensors::SafeTensorError;
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 

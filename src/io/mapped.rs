@@ -8,7 +8,19 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use super::safetensors::FileError;
+use super::FileError;
+use super::small_file::SmallFileError;
+
+/// Why a file could not be opened to read in place (the [`FileError`]'s kind).
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    /// Not a regular file, or not readable.
+    #[error(transparent)]
+    Open(#[from] SmallFileError),
+    /// The system refused the map.
+    #[error("cannot map the file: {0}")]
+    Map(std::io::Error),
+}
 
 /// A file opened for reading in place: the handle (for reads by system call) and its map.
 pub struct Mapped {
@@ -20,8 +32,8 @@ pub struct Mapped {
 
 /// Opens and maps `path` read-only.
 pub fn open(path: &Path) -> Result<Mapped, FileError> {
-    let fail = |reason: String| FileError::new(path, reason);
-    let file = super::small_file::open_regular(path).map_err(|e| fail(e.to_string()))?;
+    let fail = |error: MapError| FileError::new(path, error);
+    let file = super::small_file::open_regular(path).map_err(|e| fail(e.into()))?;
     // SAFETY: the map is read-only and paramscope never writes a file it has mapped (saves go to a
     // temp file and are renamed over). Another process truncating the file while it is open could
     // still fault a read: the range registered below turns that fault into a one-line error.
@@ -29,7 +41,7 @@ pub fn open(path: &Path) -> Result<Mapped, FileError> {
         unsafe_code,
         reason = "memory-mapping is the only way to open a 100 GB file at once"
     )]
-    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(format!("cannot map the file: {e}")))?;
+    let map = unsafe { Mmap::map(&file) }.map_err(|e| fail(MapError::Map(e)))?;
     super::fault::register_map(map.as_ptr(), map.len(), path);
     Ok(Mapped {
         file,

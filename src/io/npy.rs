@@ -10,10 +10,9 @@ use memmap2::Mmap;
 use ndarray::{ArrayD, IxDyn};
 use thiserror::Error;
 
+use super::FileError;
 use super::atomic::write_atomically;
-use super::safetensors::FileError;
 use crate::tensor::{Bytes, DType, Tensor};
-use crate::text::escape;
 
 /// Why bytes are not a `.npy` array paramscope can read.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -156,7 +155,7 @@ fn header_from(dict: &literal::Value) -> Result<NpyHeader, NpyError> {
 
 /// The dtype of a numpy type string (`<f4`, `|b1`, `>c8`) and whether it is big-endian.
 fn dtype_of(descr: &str) -> Result<(DType, bool), NpyError> {
-    let unsupported = || NpyError::Dtype(escape(descr).into_owned());
+    let unsupported = || NpyError::Dtype(descr.to_owned());
     let mut chars = descr.chars();
     let order = chars.next().ok_or_else(unsupported)?;
     let big_endian = match order {
@@ -263,11 +262,10 @@ fn fortran_to_c(data: &[u8], shape: &[usize], size: usize) -> Vec<u8> {
 
 /// Opens a `.npy` file as one named tensor (named by the file's stem), mapped when it can be.
 pub fn open(path: &Path) -> Result<Vec<(String, Tensor)>, FileError> {
-    let fail = |reason: String| FileError::new(path, reason);
+    let fail = |error: NpyError| FileError::new(path, error);
     let map = super::mapped::open(path)?.map;
-    let (header, start) = read_header(&mut &map[..]).map_err(|e| fail(e.to_string()))?;
-    let tensor = tensor(&header, &map[start..], Some((Arc::clone(&map), start)))
-        .map_err(|e| fail(e.to_string()))?;
+    let (header, start) = read_header(&mut &map[..]).map_err(fail)?;
+    let tensor = tensor(&header, &map[start..], Some((Arc::clone(&map), start))).map_err(fail)?;
     let name = path
         .file_stem()
         .map_or_else(|| "array".into(), |s| s.to_string_lossy().into_owned());
@@ -276,10 +274,9 @@ pub fn open(path: &Path) -> Result<Vec<(String, Tensor)>, FileError> {
 
 /// Reads a `.npy` of any real dtype as f32 (a forward pass's input).
 pub fn read(path: &Path) -> Result<ArrayD<f32>, FileError> {
-    let fail = |reason: String| FileError::new(path, reason);
     let (_, tensor) = open(path)?.pop().expect("open gives one tensor");
-    let values = tensor.to_f32_vec().map_err(|e| fail(e.to_string()))?;
-    ArrayD::from_shape_vec(IxDyn(tensor.shape()), values).map_err(|e| fail(e.to_string()))
+    let values = tensor.to_f32_vec().map_err(|e| FileError::new(path, e))?;
+    ArrayD::from_shape_vec(IxDyn(tensor.shape()), values).map_err(|e| FileError::new(path, e))
 }
 
 /// Writes `array` as `<f4` in C order.

@@ -5,17 +5,74 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::safetensors::{self, Checkpoint, FileError};
-use crate::text::escape;
+use super::{Checkpoint, FileError, safetensors};
 
 /// The index's largest accepted size: a weight map of a million names fits in far less.
 const MAX_INDEX_BYTES: u64 = 100 * 1024 * 1024;
 
+/// Why a shard index was refused (the [`FileError`]'s kind, naming the index). Names are raw.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The index cannot be read.
+    #[error("{0}")]
+    Read(std::io::Error),
+    /// An index larger than any real one.
+    #[error("the index is {0} bytes, over the 100 MB limit")]
+    TooBig(u64),
+    /// Not JSON.
+    #[error("the index is not valid JSON: {0}")]
+    Json(serde_json::Error),
+    /// No `weight_map`.
+    #[error("the index has no \"weight_map\" object")]
+    NoWeightMap,
+    /// A `weight_map` value that is not a string.
+    #[error("weight_map[{0}] is not a file name")]
+    NotAFileName(String),
+    /// A shard name that could leave the index's folder.
+    #[error("shard {shard}: {why}")]
+    ShardName {
+        /// The name.
+        shard: String,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// One tensor held by two shards.
+    #[error("tensor {name} is in both {first} and {second}")]
+    InTwoShards {
+        /// The tensor.
+        name: String,
+        /// The shard met first.
+        first: String,
+        /// The other.
+        second: String,
+    },
+    /// A tensor the index places in one shard and another holds.
+    #[error("the index puts {name} in {shard} but it is in {holder}")]
+    Elsewhere {
+        /// The tensor.
+        name: String,
+        /// The shard the index names.
+        shard: String,
+        /// The shard that holds it.
+        holder: String,
+    },
+    /// A tensor no shard holds.
+    #[error("the index puts {name} in {shard}, which does not hold it")]
+    Missing {
+        /// The tensor.
+        name: String,
+        /// The shard the index names.
+        shard: String,
+    },
+}
+
 /// A sharded checkpoint opened through its index, and the notes a user should see.
 pub struct Sharded {
-    /// All tensors of all shards, in the index's order, then any the index did not list.
+    /// All tensors of all shards, in the index's order, then any the index did not list, with the
+    /// shards' ties and warnings.
     pub checkpoint: Checkpoint,
-    /// Things that are odd but not fatal (tensors the index does not list).
+    /// What is odd about the index but not fatal (tensors it does not list). Raw: escaped where
+    /// shown.
     pub warnings: Vec<String>,
 }
 
@@ -30,30 +87,32 @@ pub fn open_with(
     index_path: &Path,
     open_shard: &mut dyn FnMut(&Path) -> Result<Checkpoint, FileError>,
 ) -> Result<Sharded, FileError> {
-    let fail = |reason: String| FileError::new(index_path, reason);
+    let fail = |error: IndexError| FileError::new(index_path, error);
     let size = std::fs::metadata(index_path)
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(IndexError::Read(e)))?
         .len();
     if size > MAX_INDEX_BYTES {
-        return Err(fail(format!(
-            "the index is {size} bytes, over the 100 MB limit"
-        )));
+        return Err(fail(IndexError::TooBig(size)));
     }
-    let text = std::fs::read(index_path).map_err(|e| fail(e.to_string()))?;
-    let index: serde_json::Value = serde_json::from_slice(&text)
-        .map_err(|e| fail(format!("the index is not valid JSON: {e}")))?;
+    let text = std::fs::read(index_path).map_err(|e| fail(IndexError::Read(e)))?;
+    let index: serde_json::Value =
+        serde_json::from_slice(&text).map_err(|e| fail(IndexError::Json(e)))?;
     let weight_map = index
         .get("weight_map")
         .and_then(serde_json::Value::as_object)
-        .ok_or_else(|| fail("the index has no \"weight_map\" object".into()))?;
+        .ok_or_else(|| fail(IndexError::NoWeightMap))?;
     let folder = index_path.parent().unwrap_or(Path::new("."));
     let mut wanted: Vec<(String, String)> = Vec::with_capacity(weight_map.len());
     for (name, shard) in weight_map {
         let shard = shard
             .as_str()
-            .ok_or_else(|| fail(format!("weight_map[{}] is not a file name", escape(name))))?;
-        check_shard_name(shard)
-            .map_err(|reason| fail(format!("shard {}: {reason}", escape(shard))))?;
+            .ok_or_else(|| fail(IndexError::NotAFileName(name.clone())))?;
+        check_shard_name(shard).map_err(|why| {
+            fail(IndexError::ShardName {
+                shard: shard.to_owned(),
+                why,
+            })
+        })?;
         wanted.push((name.clone(), shard.to_owned()));
     }
     let mut shard_names: Vec<&str> = wanted.iter().map(|(_, s)| s.as_str()).collect();
@@ -63,19 +122,22 @@ pub fn open_with(
     // Where each tensor really is, refusing a name held by two shards.
     let mut found: HashMap<String, (&str, crate::tensor::Tensor)> = HashMap::new();
     let mut metadata = BTreeMap::new();
+    let mut ties = Vec::new();
+    let mut shard_warnings = Vec::new();
     for shard in &shard_names {
         let opened = open_shard(&folder.join(shard))?;
         for (key, value) in opened.metadata {
             metadata.entry(key).or_insert(value);
         }
+        ties.extend(opened.ties);
+        shard_warnings.extend(opened.warnings);
         for (name, tensor) in opened.tensors {
             if let Some((other, _)) = found.get(&name) {
-                return Err(fail(format!(
-                    "tensor {} is in both {} and {}",
-                    escape(&name),
-                    escape(other),
-                    escape(shard)
-                )));
+                return Err(fail(IndexError::InTwoShards {
+                    name,
+                    first: (*other).to_owned(),
+                    second: (*shard).to_owned(),
+                }));
             }
             found.insert(name, (shard, tensor));
         }
@@ -85,19 +147,17 @@ pub fn open_with(
         match found.remove(name) {
             Some((holder, tensor)) if holder == shard => tensors.push((name.clone(), tensor)),
             Some((holder, _)) => {
-                return Err(fail(format!(
-                    "the index puts {} in {} but it is in {}",
-                    escape(name),
-                    escape(shard),
-                    escape(holder)
-                )));
+                return Err(fail(IndexError::Elsewhere {
+                    name: name.clone(),
+                    shard: shard.clone(),
+                    holder: holder.to_owned(),
+                }));
             }
             None => {
-                return Err(fail(format!(
-                    "the index puts {} in {}, which does not hold it",
-                    escape(name),
-                    escape(shard)
-                )));
+                return Err(fail(IndexError::Missing {
+                    name: name.clone(),
+                    shard: shard.clone(),
+                }));
             }
         }
     }
@@ -108,11 +168,11 @@ pub fn open_with(
     } else {
         let names: Vec<String> = unlisted
             .iter()
-            .map(|(name, (shard, _))| format!("{} (in {})", escape(name), escape(shard)))
+            .map(|(name, (shard, _))| format!("{name} (in {shard})"))
             .collect();
         vec![format!(
             "{}: the shards hold tensors the index does not list: {}",
-            escape(&index_path.display().to_string()),
+            index_path.display(),
             names.join(", ")
         )]
     };
@@ -122,7 +182,11 @@ pub fn open_with(
             .map(|(name, (_, tensor))| (name, tensor)),
     );
     Ok(Sharded {
-        checkpoint: Checkpoint { tensors, metadata },
+        checkpoint: Checkpoint {
+            ties,
+            warnings: shard_warnings,
+            ..Checkpoint::new(tensors, metadata)
+        },
         warnings,
     })
 }

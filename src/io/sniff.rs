@@ -1,4 +1,78 @@
-//! Saying what a file really is when it is not safetensors: a Git LFS pointer, a web page, a zip…
+//! What a file is, from its first bytes (and its name, for safetensors): the checkpoint format to
+//! open it with, an architecture text, or something else, named in a sentence (a Git LFS pointer, a
+//! web page…).
+
+use std::path::Path;
+
+use super::{gguf, npz, pytorch};
+
+/// The bytes a caller reads from a file's start for [`format`] to judge it.
+pub const HEAD: u64 = 512;
+
+/// What a file is, for opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A shard index (`model.safetensors.index.json`, `pytorch_model.bin.index.json`), by its name.
+    ShardIndex,
+    /// A safetensors file (by its name, or a length followed by a JSON object).
+    Safetensors,
+    /// A PyTorch zip archive (`torch.save` since 1.6, and TorchScript archives).
+    PytorchZip,
+    /// A legacy `torch.save` file: a pickled magic number first.
+    PytorchLegacy,
+    /// A GGUF file (llama.cpp).
+    Gguf,
+    /// A NumPy `.npz` archive: a zip whose members are all `.npy` files.
+    Npz,
+    /// A NumPy `.npy` array.
+    Npy,
+    /// None of the above and nothing else recognisable: read as a `print(model)` text.
+    ArchitectureText,
+    /// Recognisably no checkpoint (a Git LFS pointer, an HTML page, a raw pickle…): the sentence
+    /// says what it is and what to do.
+    NotCheckpoint(&'static str),
+}
+
+/// The format of the file at `path`, whose first bytes (up to [`HEAD`]) are `head`. A shard index is
+/// known by its name; only an `.npz` is told from a PyTorch zip by reading more (the zip's central
+/// directory).
+#[must_use]
+pub fn format(path: &Path, head: &[u8]) -> Format {
+    // Formats with a magic number first: a GGUF tensor count can look like safetensors' '{'.
+    if is_index(path) {
+        Format::ShardIndex
+    } else if head.starts_with(b"\x93NUMPY") {
+        Format::Npy
+    } else if head.starts_with(b"PK\x03\x04") && npz::is_npz(path) {
+        Format::Npz
+    } else if gguf::sniff(head) {
+        Format::Gguf
+    } else if looks_like_safetensors(path, head) {
+        Format::Safetensors
+    } else if let Some(layout) = pytorch::layout(head) {
+        match layout {
+            pytorch::Layout::Zip => Format::PytorchZip,
+            pytorch::Layout::Legacy => Format::PytorchLegacy,
+        }
+    } else {
+        identify(head).map_or(Format::ArchitectureText, Format::NotCheckpoint)
+    }
+}
+
+/// Whether `path` names a shard index (`*.safetensors.index.json`, or any `*.index.json`).
+#[must_use]
+pub fn is_index(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(".index.json"))
+}
+
+/// A `.safetensors` name, or bytes that start as safetensors do: a length, then a JSON object.
+fn looks_like_safetensors(path: &Path, head: &[u8]) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"))
+        || head.get(8) == Some(&b'{')
+}
 
 /// A sentence naming what `head` (the first bytes of a file) looks like, when it is recognisably
 /// something other than a safetensors file.

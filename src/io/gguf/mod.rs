@@ -2,16 +2,18 @@
 //! the header parsed; each tensor is a range of the map in its ggml type, dequantized only when
 //! its values are asked for.
 
+mod cursor;
 mod reader;
 pub mod value;
 
 use std::path::Path;
 use std::sync::Arc;
 
-pub use reader::{GgufError, Header, TensorInfo, read_header};
+pub use cursor::GgufError;
+pub use reader::{Header, TensorInfo, read_header};
 pub use value::{Value, ValueType};
 
-use super::safetensors::FileError;
+use super::FileError;
 use crate::tensor::{Bytes, Tensor};
 
 /// An opened GGUF file: its metadata in file order and its tensors over the map.
@@ -33,9 +35,8 @@ pub fn sniff(head: &[u8]) -> bool {
 /// Opens `path` read-only, parsing and checking the header (keeping `keep` items of each metadata
 /// array); tensor bytes stay on disk.
 pub fn open(path: &Path, keep: usize) -> Result<Gguf, FileError> {
-    let fail = |reason: String| FileError::new(path, reason);
     let map = crate::io::mapped::open(path)?.map;
-    let header = read_header(&map, keep).map_err(|e| fail(e.to_string()))?;
+    let header = read_header(&map, keep).map_err(|e| FileError::new(path, e))?;
     let tensors = header
         .tensors
         .into_iter()

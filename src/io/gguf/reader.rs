@@ -1,143 +1,10 @@
 //! Parsing a GGUF header from the mapped bytes: magic, version, counts, every metadata pair,
 //! every tensor info, the alignment and the data section, all checked against the file length.
 
-use thiserror::Error;
-
+use super::cursor::{Cursor, GgufError};
 use super::value::{self, Value};
 use crate::tensor::DType;
 use crate::tensor::ggml::Quant;
-use crate::text::escape;
-
-/// Why a file is not a GGUF file paramscope can read. Offsets are bytes from the file's start.
-#[derive(Debug, Error, Clone, PartialEq)]
-pub enum GgufError {
-    /// No `GGUF` magic.
-    #[error("not a GGUF file (no GGUF magic)")]
-    Magic,
-    /// A version other than 2 and 3.
-    #[error("GGUF version {0} is not supported (2 and 3 are)")]
-    Version(u32),
-    /// The version reads right only byte-swapped: a big-endian file.
-    #[error("a big-endian GGUF file is not supported")]
-    BigEndian,
-    /// The file ends inside a field.
-    #[error("truncated at byte {offset}: the {what} needs {need} bytes, {left} are left")]
-    Truncated {
-        /// Where the field starts.
-        offset: usize,
-        /// What was being read.
-        what: &'static str,
-        /// Bytes it needs.
-        need: u64,
-        /// Bytes left in the file.
-        left: usize,
-    },
-    /// A length or count the file cannot hold (or beyond a cap).
-    #[error("at byte {offset}: a {what} of {len} is more than the file can hold")]
-    TooLong {
-        /// Where the length is stored.
-        offset: usize,
-        /// What it counts.
-        what: &'static str,
-        /// The length read.
-        len: u64,
-    },
-    /// Arrays nested too deep.
-    #[error("at byte {offset}: metadata arrays are nested too deep")]
-    TooDeep {
-        /// Where the array starts.
-        offset: usize,
-    },
-    /// A metadata value type number that GGUF does not have.
-    #[error("at byte {offset}: unknown metadata value type {id}")]
-    ValueType {
-        /// Where the value starts.
-        offset: usize,
-        /// The type number read.
-        id: u32,
-    },
-    /// A metadata key given twice.
-    #[error("metadata key {0} is given twice")]
-    DuplicateKey(String),
-    /// A tensor name given twice.
-    #[error("tensor {0} is given twice")]
-    DuplicateTensor(String),
-    /// `general.alignment` is not a power of two that fits.
-    #[error("general.alignment {0} is not a power of two between 1 and 2^30")]
-    Alignment(String),
-    /// A tensor whose ggml type paramscope does not know.
-    #[error("tensor {name}: ggml type {id} is not supported")]
-    TensorType {
-        /// The tensor's name.
-        name: String,
-        /// The type number.
-        id: u32,
-    },
-    /// A tensor whose shape is not one (dimensions, overflow, partial blocks).
-    #[error("tensor {name}: {why}")]
-    Shape {
-        /// The tensor's name.
-        name: String,
-        /// What is wrong with it.
-        why: String,
-    },
-    /// A tensor whose data is misplaced.
-    #[error("tensor {name}: data at offset {offset} {why}")]
-    Data {
-        /// The tensor's name.
-        name: String,
-        /// Its offset in the data section.
-        offset: u64,
-        /// What is wrong with it.
-        why: String,
-    },
-}
-
-/// A checked reader over the file's bytes.
-pub(super) struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    pub(super) fn offset(&self) -> usize {
-        self.at
-    }
-
-    pub(super) fn remaining(&self) -> usize {
-        self.bytes.len() - self.at
-    }
-
-    /// The next `len` bytes, or an error naming `what` when the file ends first.
-    pub(super) fn take(&mut self, len: u64, what: &'static str) -> Result<&'a [u8], GgufError> {
-        let truncated = GgufError::Truncated {
-            offset: self.at,
-            what,
-            need: len,
-            left: self.remaining(),
-        };
-        let len = usize::try_from(len).map_err(|_| truncated.clone())?;
-        if len > self.remaining() {
-            return Err(truncated);
-        }
-        let out = &self.bytes[self.at..self.at + len];
-        self.at += len;
-        Ok(out)
-    }
-
-    pub(super) fn bytes<const N: usize>(&mut self) -> Result<[u8; N], GgufError> {
-        let slice = self.take(N as u64, "value")?;
-        Ok(slice.try_into().expect("took N bytes"))
-    }
-
-    pub(super) fn u32(&mut self) -> Result<u32, GgufError> {
-        Ok(u32::from_le_bytes(self.bytes()?))
-    }
-
-    pub(super) fn u64(&mut self) -> Result<u64, GgufError> {
-        Ok(u64::from_le_bytes(self.bytes()?))
-    }
-}
 
 /// One tensor's entry: its name, type, PyTorch-order shape and absolute byte range in the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,11 +54,11 @@ const MIN_KV: u64 = 8 + 4 + 1;
 /// metadata array: nothing is allocated that the file's length (and `keep`) does not bound, and
 /// every tensor's bytes lie inside the file.
 pub fn read_header(file: &[u8], keep: usize) -> Result<Header, GgufError> {
-    let mut c = Cursor { bytes: file, at: 0 };
     if file.get(..4) != Some(b"GGUF") {
         return Err(GgufError::Magic);
     }
-    c.at = 4;
+    let mut c = Cursor::new(file);
+    c.take(4, "magic")?;
     let version = c.u32()?;
     if !(2..=3).contains(&version) {
         return Err(if version.swap_bytes() <= 3 {
@@ -209,7 +76,7 @@ pub fn read_header(file: &[u8], keep: usize) -> Result<Header, GgufError> {
         let type_id = c.u32()?;
         let value = value::read_value(&mut c, type_id, keep)?;
         if !keys.insert(key.clone()) {
-            return Err(GgufError::DuplicateKey(escape(&key).into_owned()));
+            return Err(GgufError::DuplicateKey(key));
         }
         metadata.push((key, value));
     }
@@ -219,7 +86,7 @@ pub fn read_header(file: &[u8], keep: usize) -> Result<Header, GgufError> {
     for _ in 0..tensor_count {
         let info = read_tensor_info(&mut c)?;
         if !names.insert(info.0.clone()) {
-            return Err(GgufError::DuplicateTensor(escape(&info.0).into_owned()));
+            return Err(GgufError::DuplicateTensor(info.0));
         }
         infos.push(info);
     }
@@ -271,7 +138,7 @@ fn alignment(metadata: &[(String, Value)]) -> Result<usize, GgufError> {
         .as_u64()
         .filter(|a| a.is_power_of_two() && *a <= 1 << 30)
         .map(|a| a as usize)
-        .ok_or_else(|| GgufError::Alignment(escape(&value.to_string()).into_owned()))
+        .ok_or_else(|| GgufError::Alignment(value.to_string()))
 }
 
 /// (name, dtype, PyTorch-order shape, offset in the data section) of one tensor info.
@@ -280,7 +147,7 @@ type RawInfo = (String, DType, Vec<usize>, u64);
 fn read_tensor_info(c: &mut Cursor<'_>) -> Result<RawInfo, GgufError> {
     let name = value::read_string(c, MAX_NAME)?;
     let shape_error = |why: String| GgufError::Shape {
-        name: escape(&name).into_owned(),
+        name: name.clone(),
         why,
     };
     let n_dims = c.u32()?;
@@ -299,7 +166,7 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<RawInfo, GgufError> {
     let type_id = c.u32()?;
     let offset = c.u64()?;
     let dtype = dtype_of(type_id).ok_or_else(|| GgufError::TensorType {
-        name: escape(&name).into_owned(),
+        name: name.clone(),
         id: type_id,
     })?;
     if let (DType::Ggml(q), Some(&inner)) = (dtype, ne.first())
@@ -341,7 +208,7 @@ fn place(
     offset: u64,
 ) -> Result<TensorInfo, GgufError> {
     let data_error = |why: String| GgufError::Data {
-        name: escape(&name).into_owned(),
+        name: name.clone(),
         offset,
         why,
     };
@@ -350,7 +217,7 @@ fn place(
         .try_fold(1usize, |n, &d| n.checked_mul(d))
         .and_then(|numel| dtype.byte_len(numel))
         .ok_or_else(|| GgufError::Shape {
-            name: escape(&name).into_owned(),
+            name: name.clone(),
             why: format!("shape {shape:?} of {dtype} overflows"),
         })?;
     if !offset.is_multiple_of(alignment as u64) {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::reader::{Cursor, GgufError};
+use super::cursor::{Cursor, GgufError};
 
 /// A metadata value type, by its GGUF number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

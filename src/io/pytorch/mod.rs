@@ -9,8 +9,8 @@ mod views;
 use std::fs::File;
 use std::path::Path;
 
+use super::FileError;
 use super::pickle::{self, Leaf, Scalar};
-use super::safetensors::FileError;
 use crate::tensor::Tensor;
 use crate::text::escape;
 
@@ -88,7 +88,6 @@ pub fn layout(head: &[u8]) -> Option<Layout> {
 /// Opens the PyTorch file at `path` (either layout). Only the pickle is read; tensor bytes stay
 /// on disk until asked for, except views that must be gathered and big-endian data.
 pub fn open(path: &Path) -> Result<Contents, FileError> {
-    let fail = |reason: String| FileError::new(path, reason);
     let crate::io::mapped::Mapped { file, map } = crate::io::mapped::open(path)?;
     let shown = escape(&path.display().to_string()).into_owned();
     let contents = match layout(&map[..map.len().min(64)]) {
@@ -98,7 +97,7 @@ pub fn open(path: &Path) -> Result<Contents, FileError> {
             "not a PyTorch file (neither a zip nor a legacy torch.save pickle)".into(),
         )),
     };
-    contents.map_err(|e| fail(e.to_string()))
+    contents.map_err(|e| FileError::new(path, e))
 }
 
 /// `N` bytes of `file` at `offset`, read by system call rather than through the map: touching a

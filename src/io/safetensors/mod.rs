@@ -4,54 +4,38 @@
 mod fast;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use safetensors::SafeTensors;
-use safetensors::tensor::TensorInfo;
+use ::safetensors::SafeTensors;
+use ::safetensors::tensor::TensorInfo;
 
-use super::atomic::write_atomically;
-use super::{diagnose, sniff};
+use super::atomic::{WriteError, write_atomically};
+use super::{Checkpoint, FileError, diagnose, sniff};
 use crate::tensor::{Bytes, DType, Tensor};
-use crate::text::escape;
 
-/// A failure to read or write a file, naming the file (and the tensor, when there is one).
+/// Why a safetensors file could not be read or written (the [`FileError`]'s kind).
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {reason}")]
-pub struct FileError {
-    /// The file, as the user named it.
-    pub path: String,
-    /// What went wrong, in one line.
-    pub reason: String,
-}
-
-impl FileError {
-    /// An error about `path`.
-    pub fn new(path: &Path, reason: impl fmt::Display) -> Self {
-        FileError {
-            path: escape(&path.display().to_string()).into_owned(),
-            reason: reason.to_string(),
-        }
-    }
-}
-
-/// The tensors of one file, in the order the header lists their data, and its `__metadata__`.
-pub struct Checkpoint {
-    /// `(name, tensor)` for every tensor in the file.
-    pub tensors: Vec<(String, Tensor)>,
-    /// The `__metadata__` map (empty when absent).
-    pub metadata: BTreeMap<String, String>,
+pub enum Error {
+    /// A file of no bytes at all.
+    #[error("the file is empty")]
+    Empty,
+    /// The header was refused.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
+    /// The file could not be written.
+    #[error("cannot write: {0}")]
+    Write(#[from] WriteError),
 }
 
 /// Opens `path` read-only. Only the header is parsed; tensor bytes stay on disk until read.
 pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
-    let fail = |reason: String| FileError::new(path, reason);
+    let fail = |error: Error| FileError::new(path, error);
     let map = super::mapped::open(path)?.map;
     if map.is_empty() {
-        return Err(fail("the file is empty".into()));
+        return Err(fail(Error::Empty));
     }
-    let header = read_header(&map).map_err(|e| fail(e.to_string()))?;
+    let header = read_header(&map).map_err(|e| fail(e.into()))?;
     let tensors = header
         .tensors
         .into_iter()
@@ -64,10 +48,7 @@ pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
             (entry.name, Tensor::new(entry.shape, entry.dtype, bytes))
         })
         .collect();
-    Ok(Checkpoint {
-        tensors,
-        metadata: header.metadata,
-    })
+    Ok(Checkpoint::new(tensors, header.metadata))
 }
 
 /// One tensor's entry in a validated header.
@@ -205,7 +186,7 @@ pub fn save(
         },
         // Re-read as any reader would, aliases included, before it replaces anything.
         |temp| {
-            let written = open(temp).map_err(|e| e.reason)?;
+            let written = open(temp).map_err(|e| e.kind)?;
             super::aliases::check(
                 &written.metadata,
                 written.tensors.iter().map(|(n, _)| n.as_str()),
@@ -213,11 +194,11 @@ pub fn save(
             Ok(())
         },
     )
-    .map_err(|e| FileError::new(path, format!("cannot write: {e}")))
+    .map_err(|e| FileError::new(path, Error::Write(e)))
 }
 
 /// The reference crate's own order of dtypes (its enum's), by which its serializer lays out data:
 /// sorting on it rather than on our list or on sizes gives the very bytes `safetensors` writes.
-fn format_order(dtype: DType) -> Option<safetensors::Dtype> {
+fn format_order(dtype: DType) -> Option<::safetensors::Dtype> {
     serde_json::from_value(serde_json::Value::from(dtype.name())).ok()
 }
