@@ -25,7 +25,7 @@ fn big_model() -> Model {
         root.children.push(block);
     }
     Model {
-        root,
+        root: root.into(),
         store: builder.store,
         metadata: std::collections::BTreeMap::new(),
     }

@@ -29,7 +29,7 @@ fn tensors(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Model {
         root.params.push(((*name).into(), id));
     }
     Model {
-        root,
+        root: root.into(),
         store,
         metadata: std::collections::BTreeMap::default(),
     }

@@ -147,7 +147,7 @@ fn a_large_matrix_scrolls_by_moving_its_window() {
     let mut root = Module::new("", ModuleKind::Unknown);
     root.params.push(("big".into(), id));
     let model = Model {
-        root,
+        root: root.into(),
         store,
         metadata: std::collections::BTreeMap::default(),
     };
@@ -175,7 +175,7 @@ fn slices_of_an_nd_tensor() {
     let mut root = Module::new("", ModuleKind::Unknown);
     root.params.push(("conv".into(), id));
     let model = Model {
-        root,
+        root: root.into(),
         store,
         metadata: std::collections::BTreeMap::default(),
     };
@@ -351,7 +351,7 @@ fn degenerate_model() -> Model {
         root.params.push((name.into(), id));
     }
     Model {
-        root,
+        root: root.into(),
         store,
         metadata: std::collections::BTreeMap::default(),
     }

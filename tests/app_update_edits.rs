@@ -461,7 +461,7 @@ fn big_linear() -> Model {
     root.children.push(small);
     root.children.push(linear);
     Model {
-        root,
+        root: root.into(),
         store,
         metadata: std::collections::BTreeMap::default(),
     }

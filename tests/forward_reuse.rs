@@ -236,7 +236,7 @@ fn a_wrong_input_is_an_error_and_the_buffers_still_work() {
 #[test]
 fn an_empty_model_returns_its_input() {
     let model = Model {
-        root: Module::new("", ModuleKind::Sequential),
+        root: Module::new("", ModuleKind::Sequential).into(),
         store: paramscope::model::ParamStore::default(),
         metadata: std::collections::BTreeMap::new(),
     };

@@ -242,7 +242,7 @@ pub enum Job {
     },
     /// A forward pass.
     Forward {
-        /// The model as it is now.
+        /// A snapshot of the model as it is now (an O(1) clone: the tree and store are shared).
         model: Model,
         /// Which load of the app this model is: a plan made for another load is not reused.
         load: u64,
@@ -253,7 +253,7 @@ pub enum Job {
     },
     /// A forward pass of a family checkpoint on a text.
     Family {
-        /// The model as it is now.
+        /// A snapshot of the model as it is now (an O(1) clone: the tree and store are shared).
         model: Model,
         /// Which load of the app this model is.
         load: u64,
@@ -268,7 +268,7 @@ pub enum Job {
     Init {
         /// What is done, for the status line and the undo record.
         label: String,
-        /// The model as it is now.
+        /// A snapshot of the model as it is now (an O(1) clone: the tree and store are shared).
         model: Model,
         /// The module the plan applies to.
         path: String,
@@ -288,7 +288,7 @@ pub enum Job {
     Load(OpenSpec),
     /// Comparing the model with a second one, opening it first when asked to.
     Compare {
-        /// The model as it is now.
+        /// A snapshot of the model as it is now (an O(1) clone: the tree and store are shared).
         a: Model,
         /// The second model.
         b: Second,

@@ -86,7 +86,7 @@ pub fn from_checkpoint(
     }
     infer_kinds(&mut root, &store);
     Ok(Model {
-        root,
+        root: root.into(),
         store,
         metadata,
     })

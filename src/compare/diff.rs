@@ -367,7 +367,7 @@ mod tests {
             root.params.push(((*name).into(), id));
         }
         Model {
-            root,
+            root: root.into(),
             store,
             metadata: BTreeMap::new(),
         }

@@ -211,7 +211,7 @@ pub fn apply(family: Family, config: &Config, model: &Model) -> Result<Applied, 
     }
     Ok(Applied {
         model: Model {
-            root,
+            root: root.into(),
             ..model.clone()
         },
         extra,

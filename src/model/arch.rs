@@ -373,7 +373,7 @@ pub fn instantiate(arch: &Module, seed: u64) -> Result<Model, TooBig> {
     let mut builder = Builder::new(seed);
     let root = with_fresh_params(arch, &mut builder);
     Ok(Model {
-        root,
+        root: root.into(),
         store: builder.store,
         metadata: BTreeMap::new(),
     })
@@ -430,7 +430,7 @@ pub fn bind(arch: &Module, checkpoint: &Model) -> Result<Model, BindError> {
     }
     if problems.is_empty() {
         Ok(Model {
-            root,
+            root: root.into(),
             store: checkpoint.store.clone(),
             metadata: checkpoint.metadata.clone(),
         })

@@ -82,7 +82,7 @@ pub fn build(name: &str, seed: u64) -> Option<Model> {
         _ => return None,
     };
     Some(Model {
-        root,
+        root: root.into(),
         store: net.store,
         metadata: BTreeMap::new(),
     })

@@ -11,6 +11,7 @@ pub mod rng;
 pub mod tree;
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -18,10 +19,14 @@ pub use param::{ParamId, ParamStore};
 pub use tree::{Class, Module, ModuleKind, PathStep};
 
 /// A loaded model: its module tree, the tensors the tree refers to, and any file metadata.
+///
+/// Cloning is O(1) but for the metadata: the tree and the store are shared with the clone and
+/// copied only when one side writes to a shared one (`Arc::make_mut` on the tree; the store does
+/// it itself). The app gives its worker such a snapshot of a million-tensor model on the key loop.
 #[derive(Clone)]
 pub struct Model {
-    /// The root module (its name is empty).
-    pub root: Module,
+    /// The root module (its name is empty); shared with clones, `Arc::make_mut` to edit it.
+    pub root: Arc<Module>,
     /// Every distinct parameter tensor.
     pub store: ParamStore,
     /// A checkpoint's `__metadata__`, kept so that an export carries it on.
@@ -162,7 +167,7 @@ impl Model {
     /// Walks `steps` from the root, returning the dotted path of the module reached.
     fn resolve(&self, steps: &[PathStep]) -> Option<(String, &Module)> {
         let mut path = String::new();
-        let mut module = &self.root;
+        let mut module: &Module = &self.root;
         for step in steps {
             module = module.child(step)?;
             path = tree::join(&path, &module.name);

@@ -88,7 +88,8 @@ impl App {
         let mut app = App {
             doc: Doc {
                 model: Model {
-                    root: crate::model::Module::new("", crate::model::ModuleKind::Sequential),
+                    root: crate::model::Module::new("", crate::model::ModuleKind::Sequential)
+                        .into(),
                     store: crate::model::ParamStore::default(),
                     metadata: std::collections::BTreeMap::new(),
                 },

@@ -134,7 +134,7 @@ mod tests {
         dec.params.push(("bias".into(), b));
         root.children = vec![enc, dec];
         Model {
-            root,
+            root: root.into(),
             store,
             metadata: BTreeMap::new(),
         }

@@ -167,6 +167,9 @@ impl Worker {
                             .map(|(_, id)| (id, model.store.get(id).clone()))
                             .collect())
                     });
+                // The snapshot goes before the reply: the app then writes the new tensors into
+                // a store no one else holds, so that write copies nothing.
+                drop(model);
                 reply(Reply::Init(label, result));
             }
             Job::Save {
