@@ -54,7 +54,9 @@ static TERMIOS_FOR_HANDLER: AtomicPtr<libc::termios> = AtomicPtr::new(ptr::null_
 const LEAVE_SCREEN: &[u8] =
     b"\x1b[?1000l\x1b[?1002l\x1b[?1003l\x1b[?1015l\x1b[?1006l\x1b[?1049l\x1b[?25h";
 
-/// Installs the SIGBUS handler (once; later calls do nothing).
+/// Installs the SIGBUS handler, and the SIGABRT one that restores the terminal and removes temp
+/// files before the abort goes on (an allocation failure aborts without unwinding or a panic hook)
+/// (once; later calls do nothing).
 pub fn install() {
     static DONE: AtomicBool = AtomicBool::new(false);
     if DONE.swap(true, Ordering::SeqCst) {
@@ -68,6 +70,13 @@ pub fn install() {
         action.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&raw mut action.sa_mask);
         libc::sigaction(libc::SIGBUS, &raw const action, ptr::null_mut());
+        // SAFETY: as above; `on_abort` calls restore_unlocked's functions, signal and raise.
+        let mut abort: libc::sigaction = std::mem::zeroed();
+        abort.sa_sigaction = on_abort as *const () as usize;
+        // Once: the default comes back before the handler runs, so raising again aborts.
+        abort.sa_flags = libc::SA_RESETHAND;
+        libc::sigemptyset(&raw mut abort.sa_mask);
+        libc::sigaction(libc::SIGABRT, &raw const abort, ptr::null_mut());
     }
 }
 
@@ -162,15 +171,7 @@ pub fn set_terminal_active(active: bool) {
 extern "C" fn on_sigbus(_signal: c_int, info: *mut libc::siginfo_t, _context: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let address = unsafe { (*info).si_addr() } as usize;
-    if TERMINAL_ACTIVE.load(Ordering::SeqCst) {
-        write_all(libc::STDOUT_FILENO, LEAVE_SCREEN);
-        let mode = TERMIOS_FOR_HANDLER.load(Ordering::SeqCst);
-        if !mode.is_null() {
-            // SAFETY: `mode` is a leaked termios, valid for the life of the process.
-            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, mode) };
-        }
-    }
-    remove_temps_unlocked();
+    restore_unlocked();
     write_all(libc::STDERR_FILENO, b"error: ");
     let named = MAP_SLOTS.iter().find(|slot| {
         let (start, end) = (
@@ -198,6 +199,27 @@ extern "C" fn on_sigbus(_signal: c_int, info: *mut libc::siginfo_t, _context: *m
     );
     // SAFETY: _exit is async-signal-safe and does not return.
     unsafe { libc::_exit(1) };
+}
+
+/// The terminal as it was (when the app's screen is up) and no temp file left: what every abrupt
+/// end does first, with async-signal-safe calls only.
+fn restore_unlocked() {
+    if TERMINAL_ACTIVE.load(Ordering::SeqCst) {
+        write_all(libc::STDOUT_FILENO, LEAVE_SCREEN);
+        let mode = TERMIOS_FOR_HANDLER.load(Ordering::SeqCst);
+        if !mode.is_null() {
+            // SAFETY: `mode` is a leaked termios, valid for the life of the process.
+            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, mode) };
+        }
+    }
+    remove_temps_unlocked();
+}
+
+extern "C" fn on_abort(_signal: c_int) {
+    restore_unlocked();
+    // SAFETY: raise is async-signal-safe; SA_RESETHAND made the default action current, so the
+    // process ends as an abort (status 134, a core if enabled).
+    unsafe { libc::raise(libc::SIGABRT) };
 }
 
 /// `write(2)` until done or failing: async-signal-safe, no allocation.

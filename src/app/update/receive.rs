@@ -93,15 +93,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
             compare::received(app, generation, result, &mut fx);
         }
         Reply::Detail(key, detail) => compare::received_detail(app, key, *detail),
-        Reply::Panicked(message) => {
-            // Nothing waits for the job any more: whatever it was, it is over.
-            app.busy = None;
-            app.cache.pending = None;
-            if app.forward.running.take().is_some() {
-                app.forward.result = Some(Err(AppError::WorkerPanicked(message.clone())));
-            }
-            report(app, &AppError::WorkerPanicked(message));
-        }
+        Reply::Panicked(message) => panicked(app, message),
         Reply::Loaded(spec, result) => {
             app.busy = None;
             match result {
@@ -117,4 +109,14 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
         }
     }
     fx
+}
+
+/// A job panicked on the worker: nothing waits for it any more, whatever it was.
+fn panicked(app: &mut App, message: String) {
+    app.busy = None;
+    app.cache.pending = None;
+    if app.forward.running.take().is_some() {
+        app.forward.result = Some(Err(AppError::WorkerPanicked(message.clone())));
+    }
+    report(app, &AppError::WorkerPanicked(message));
 }

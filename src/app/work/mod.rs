@@ -246,7 +246,7 @@ mod tests {
     fn a_panic_in_a_job_becomes_a_reply() {
         let mut replies = Vec::new();
         let panicked = guarded(|| panic!("chunk size must be non-zero"), &mut |r| {
-            replies.push(r)
+            replies.push(r);
         });
         assert!(panicked);
         assert!(
