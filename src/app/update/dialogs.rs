@@ -36,8 +36,11 @@ fn filter_keys(app: &mut App, action: Action, page: usize) {
     match action {
         Action::Submit => app.mode = Mode::Browse,
         Action::Cancel => {
+            // The row found stays selected, its folded ancestors opened.
+            let found = app.tree.selected();
             app.tree.set_filter(&app.doc.outline, "", page);
             app.tree.set_only(&app.doc.outline, None, page);
+            app.tree.reveal(&app.doc.outline, found, page);
             app.mode = Mode::Browse;
         }
         Action::ToggleChanged => compare::toggle_changed(app, page),
