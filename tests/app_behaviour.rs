@@ -341,3 +341,26 @@ fn statistics_say_over_finite_values_and_empty_tensors_say_so() {
     assert!(shown.contains("(empty)"), "{shown}");
     assert!(!shown.contains("min nan"), "{shown}");
 }
+
+/// Issue 19: the undo message printed a re-init's label (module paths from the file) raw. The
+/// state now holds every message raw and the status bar escapes what it draws, whoever wrote it.
+#[test]
+fn the_status_bar_escapes_an_undone_labels_module_path() {
+    let mut h = demo("mlp");
+    h.doc.undo.push(paramscope::app::state::InitRecord {
+        label: "zeros on evil\u{1b}]0;owned\u{7}.\u{202e}gpj".into(),
+        changes: Vec::new(),
+    });
+    send(&mut h, &[Undo]);
+    let shown = screen(&h);
+    assert!(
+        !shown.contains(['\u{1b}', '\u{7}', '\u{202e}']),
+        "a raw control reached the screen"
+    );
+    assert!(
+        shown.contains("undid zeros on evil\\x1b]0;owned\\x07.\\u{202e}gpj"),
+        "{shown}"
+    );
+    h.message = Some(Message::Error("no module \u{1b}[2J".into()));
+    assert!(screen(&h).contains("✗ no module \\x1b[2J"));
+}

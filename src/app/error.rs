@@ -1,4 +1,5 @@
 //! Why something in the app failed, typed until the status bar (or `main`) turns it into words.
+//! Names and paths are carried raw: they are escaped where those words are drawn.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ pub enum AppError {
     /// The model has a module whose computation is unknown.
     #[error(
         "cannot run {}: only chains of Linear and activation layers run without an architecture; give --arch FILE (the text print(model) shows) or put NAME.arch.txt beside the checkpoint",
-        if .0.is_empty() { "the model".to_owned() } else { format!("module {}", crate::text::escape(.0)) }
+        if .0.is_empty() { "the model".to_owned() } else { format!("module {}", .0) }
     )]
     NeedsArchitecture(String),
     /// A forward pass failed for another reason.
@@ -89,7 +90,7 @@ pub enum AppError {
     #[error("{0}")]
     Tokenize(TokenizeError),
     /// The folder has no tokenizer for the forward panel's text.
-    #[error("{}: no tokenizer.json beside the checkpoint, so the forward panel cannot tokenize a text", crate::text::escape(&.0.display().to_string()))]
+    #[error("{}: no tokenizer.json beside the checkpoint, so the forward panel cannot tokenize a text", .0.display())]
     NoTokenizer(PathBuf),
     /// A sentence-transformers folder's pooling could not be read.
     #[error("{0}")]

@@ -98,7 +98,7 @@ pub struct InitDialog {
     pub seed: Field,
     /// The field with the cursor.
     pub field: usize,
-    /// Why the last submit was refused or failed.
+    /// Why the last submit was refused or failed (raw: escaped where drawn).
     pub error: Option<String>,
 }
 

@@ -374,3 +374,41 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
         .filter_map(|b| b.hint.map(|word| (label(b.keys[0]), word)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::{HELP_CONTEXTS, HelpLine, KEYMAP, Key, help_lines};
+
+    #[test]
+    fn no_key_is_bound_twice_in_one_context() {
+        let mut seen = HashSet::new();
+        for b in KEYMAP {
+            for key in b.keys {
+                let k = match key {
+                    Key::Code(code, mods) => format!("{code:?} {mods:?}"),
+                    Key::AnyChar => "any".into(),
+                };
+                assert!(
+                    seen.insert((format!("{:?}", b.context), k.clone())),
+                    "{k} twice in {:?}",
+                    b.context
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_binding_is_on_the_help_screen() {
+        for b in KEYMAP {
+            assert!(HELP_CONTEXTS.contains(&b.context), "{:?}", b.context);
+        }
+        let lines = help_lines();
+        for b in KEYMAP {
+            let keys: Vec<String> = b.keys.iter().map(|k| super::label(*k)).collect();
+            let line = HelpLine::Binding(keys.join(" "), b.help);
+            assert!(lines.contains(&line), "{line:?} not in help");
+        }
+    }
+}

@@ -1,12 +1,14 @@
 //! Where each part of the screen goes, as pure functions of the terminal size, shared by the
 //! render and by `update` (which needs page sizes to scroll).
 
-use ratatui::layout::Rect;
+use ratatui::layout::Constraint::{Fill, Length, Max};
+use ratatui::layout::{Layout, Margin, Rect};
 
 use super::format::wrap;
 use super::forward_view::forward_head;
 use super::keymap::help_lines;
 use super::state::{App, Focus};
+use crate::text::escape;
 
 /// Terminals narrower than this show one pane at a time (the focused one).
 pub const TWO_PANES_MIN_WIDTH: u16 = 60;
@@ -32,23 +34,11 @@ pub struct Areas {
     pub status: Rect,
 }
 
-/// Splits the screen: a title row, the panes, a status row. Any size works, down to 0x0.
+/// Splits the screen: a title row, the panes, a status row. Any size works, down to 0x0; a
+/// screen of one row shows the title (the status row is `Max(1)`, the first to give way).
 #[must_use]
 pub fn areas(area: Rect, focus: Focus) -> Areas {
-    let title = Rect {
-        height: area.height.min(1),
-        ..area
-    };
-    let status = Rect {
-        y: area.bottom().saturating_sub(1).max(title.bottom()),
-        height: area.height.saturating_sub(1).min(1),
-        ..area
-    };
-    let body = Rect {
-        y: title.bottom(),
-        height: area.height.saturating_sub(title.height + status.height),
-        ..area
-    };
+    let [title, body, status] = area.layout(&Layout::vertical([Length(1), Fill(1), Max(1)]));
     if body.height == 0 {
         return Areas {
             title,
@@ -60,15 +50,7 @@ pub fn areas(area: Rect, focus: Focus) -> Areas {
     let (tree, right) = if area.width >= TWO_PANES_MIN_WIDTH {
         // In u32: 21 times a width of 3121 or more does not fit in u16.
         let tree_width = (u32::from(area.width) * 21 / 50).clamp(24, 72) as u16;
-        let tree = Rect {
-            width: tree_width,
-            ..body
-        };
-        let right = Rect {
-            x: body.x + tree_width,
-            width: body.width - tree_width,
-            ..body
-        };
+        let [tree, right] = body.layout(&Layout::horizontal([Length(tree_width), Fill(1)]));
         (Some(tree), Some(right))
     } else if focus == Focus::Tree {
         (Some(body), None)
@@ -83,29 +65,13 @@ pub fn areas(area: Rect, focus: Focus) -> Areas {
     }
 }
 
-/// The inside of a bordered pane.
-#[must_use]
-pub fn inner(r: Rect) -> Rect {
-    Rect {
-        x: r.x.saturating_add(1),
-        y: r.y.saturating_add(1),
-        width: r.width.saturating_sub(2),
-        height: r.height.saturating_sub(2),
-    }
-}
+/// The margin of a bordered pane: its inside is `area.inner(BORDER)`.
+pub const BORDER: Margin = Margin::new(1, 1);
 
 /// The tensor pane's inside split into its header and its view.
 #[must_use]
 pub fn tensor_split(inner: Rect) -> (Rect, Rect) {
-    let header = Rect {
-        height: inner.height.min(HEADER_ROWS),
-        ..inner
-    };
-    let body = Rect {
-        y: header.bottom(),
-        height: inner.height - header.height,
-        ..inner
-    };
+    let [header, body] = inner.layout(&Layout::vertical([Length(HEADER_ROWS), Fill(1)]));
     (header, body)
 }
 
@@ -133,12 +99,7 @@ pub fn grid_page(body: Rect, rows: usize) -> (u16, usize, usize) {
 /// The help screen's box: the whole screen but a margin.
 #[must_use]
 pub fn help_box(area: Rect) -> Rect {
-    Rect {
-        x: area.x + area.width.min(2),
-        y: area.y + area.height.min(1),
-        width: area.width.saturating_sub(4),
-        height: area.height.saturating_sub(2),
-    }
+    area.inner(Margin::new(2, 1))
 }
 
 /// The app's screen split into its parts.
@@ -158,14 +119,14 @@ pub fn screen(app: &App) -> Rect {
 pub fn tree_page(app: &App) -> usize {
     screen_areas(app)
         .tree
-        .map_or(1, |r| usize::from(inner(r).height).max(1))
+        .map_or(1, |r| usize::from(r.inner(BORDER).height).max(1))
 }
 
 /// The view part of the tensor pane: where the grid, histogram or heatmap go.
 #[must_use]
 pub fn tensor_body(app: &App) -> Option<Rect> {
     let right = screen_areas(app).right?;
-    Some(tensor_split(inner(right)).1)
+    Some(tensor_split(right.inner(BORDER)).1)
 }
 
 /// The forward panel's layer rows on screen (at least 1), with the panel where the tensor pane
@@ -175,7 +136,7 @@ pub fn forward_page(app: &App) -> usize {
     let Some(right) = areas(screen(app), Focus::Tensor).right else {
         return 1;
     };
-    let body = inner(right);
+    let body = right.inner(BORDER);
     let width = usize::from(body.width);
     let above = match app.doc.runs.family() {
         Some(checkpoint) => super::family_view::head(&app.forward, checkpoint, width).len(),
@@ -188,15 +149,22 @@ pub fn forward_page(app: &App) -> usize {
 #[must_use]
 pub fn module_page(app: &App) -> usize {
     screen_areas(app).right.map_or(1, |r| {
-        usize::from(inner(r).height.saturating_sub(MODULE_ROWS_ABOVE)).max(1)
+        usize::from(r.inner(BORDER).height.saturating_sub(MODULE_ROWS_ABOVE)).max(1)
     })
 }
 
 /// The help screen's lines on screen (at least 1), and the largest offset that still fills them.
 #[must_use]
 pub fn help_page(app: &App) -> (usize, usize) {
-    let page = usize::from(inner(help_box(screen(app))).height).max(1);
+    let page = usize::from(help_box(screen(app)).inner(BORDER).height).max(1);
     (page, help_lines().len().saturating_sub(page))
+}
+
+/// Whether a message (raw, as the state holds it) fits the status bar once escaped.
+#[must_use]
+pub fn fits_status_bar(app: &App, text: &str) -> bool {
+    let room = usize::from(app.screen.size.0).saturating_sub(3);
+    escape(text).chars().count() <= room
 }
 
 /// The popup's box for `lines` lines of text, and its text width.
@@ -209,16 +177,25 @@ pub fn popup_box(area: Rect, lines: usize) -> Rect {
     centered(area, width, height)
 }
 
-/// The popup's text wrapped to its box, and the lines that fit on screen.
+/// The popup's text (raw, as the state holds it) escaped and wrapped to its box, and the lines
+/// that fit on screen.
 #[must_use]
 pub fn popup_lines(area: Rect, text: &str) -> (Vec<String>, usize) {
     let width = usize::from(area.width.saturating_sub(4).min(76).saturating_sub(4));
-    let lines = wrap(text, width);
-    let page = usize::from(inner(popup_box(area, lines.len())).height.saturating_sub(1)).max(1);
+    let lines = wrap(&escape(text), width);
+    let page = usize::from(
+        popup_box(area, lines.len())
+            .inner(BORDER)
+            .height
+            .saturating_sub(1),
+    )
+    .max(1);
     (lines, page)
 }
 
-/// A box of at most `width` x `height` centred in `area`.
+/// A box of at most `width` x `height` centred in `area`, an odd cell left over going below and
+/// right. Ratatui's `Rect::centered` (`Flex::Center`) puts it above and left instead: every dialog
+/// would move by a row, so this one stays.
 #[must_use]
 pub fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);

@@ -93,7 +93,7 @@ pub enum Question {
 pub struct Popup {
     /// Whether it tells of an error (else a notice, such as a load's warnings).
     pub error: bool,
-    /// The text.
+    /// The text, raw: escaped where it is laid out (`layout::popup_lines`).
     pub text: String,
     /// Lines scrolled past.
     pub offset: usize,
@@ -153,16 +153,18 @@ pub struct InitRecord {
 /// A line for the status bar.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
-    /// Something done.
+    /// Something done: raw text (names as the file spells them), escaped where the status bar
+    /// draws it, so no caller can forget to.
     Info(String),
-    /// Something refused or failed.
+    /// Something refused or failed: raw, as [`Message::Info`].
     Error(String),
 }
 
 /// A re-init, a write or a load on the worker, shown in the status bar as `… working`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Busy {
-    /// What runs: `re-initializing: xavier_uniform on 2.weight`, `writing x.safetensors`.
+    /// What runs: `re-initializing: xavier_uniform on 2.weight`, `writing x.safetensors` (raw:
+    /// escaped where drawn).
     pub what: String,
 }
 

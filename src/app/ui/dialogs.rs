@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget};
 use super::field_spans;
 use crate::app::init_dialog::{ArgValue, InitDialog, InitField, fan_based};
 use crate::app::keymap::{self, HelpLine, help_lines};
-use crate::app::layout::{centered, help_box, inner, popup_box, popup_lines};
+use crate::app::layout::{BORDER, centered, help_box, popup_box, popup_lines};
 use crate::app::picker::Picker;
 use crate::app::state::{App, Mode, Popup, Question};
 use crate::app::theme::Role;
@@ -88,7 +88,10 @@ fn boxed(app: &App, title: &str, mut lines: Vec<Line<'static>>, area: Rect, buf:
         .title(title.to_owned())
         .border_style(t.style(Role::Focused))
         .render(r, buf);
-    Paragraph::new(lines).render(inner(r).inner(ratatui::layout::Margin::new(1, 0)), buf);
+    Paragraph::new(lines).render(
+        r.inner(BORDER).inner(ratatui::layout::Margin::new(1, 0)),
+        buf,
+    );
 }
 
 /// The model picker: the typed text, then the entries that hold it.
@@ -220,7 +223,7 @@ fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
     }
     if let Some(e) = &d.error {
         let width = usize::from(area.width.saturating_sub(8)).max(20);
-        for part in crate::app::format::wrap(&format!("✗ {e}"), width) {
+        for part in crate::app::format::wrap(&format!("✗ {}", escape(e)), width) {
             lines.push(Line::styled(part, t.style(Role::Bad)));
         }
     }
@@ -251,7 +254,7 @@ fn help(app: &App, offset: usize, area: Rect, buf: &mut Buffer) {
         .title(" help · ↑↓ scroll · Esc close ")
         .border_style(t.style(Role::Focused))
         .render(r, buf);
-    let body = inner(r);
+    let body = r.inner(BORDER);
     let offset = offset.min(lines.len().saturating_sub(usize::from(body.height)));
     Paragraph::new(lines.into_iter().skip(offset).collect::<Vec<_>>()).render(body, buf);
 }
@@ -272,7 +275,7 @@ fn message(app: &App, popup: &Popup, area: Rect, buf: &mut Buffer) {
         .title_bottom(format!(" Esc close{more}"))
         .border_style(t.style(if popup.error { Role::Bad } else { Role::Good }))
         .render(r, buf);
-    let body = inner(r).inner(ratatui::layout::Margin::new(1, 0));
+    let body = r.inner(BORDER).inner(ratatui::layout::Margin::new(1, 0));
     let shown: Vec<Line> = lines
         .into_iter()
         .skip(popup.offset)

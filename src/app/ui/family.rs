@@ -10,14 +10,14 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::{has_focus, pane};
 use crate::app::family_view::{FamilyLine, bar, columns, head, row, scale};
 use crate::app::job::FamilyCheckpoint;
-use crate::app::layout::inner;
+use crate::app::layout::BORDER;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;
 
 pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: &mut Buffer) {
     let t = app.screen.theme;
     pane(app, " forward pass ", has_focus(app, Focus::Tensor)).render(area, buf);
-    let body = inner(area);
+    let body = area.inner(BORDER);
     let width = usize::from(body.width);
     let dim = t.style(Role::Dim);
     let mut lines: Vec<Line> = head(&app.forward, checkpoint, width)

@@ -10,7 +10,7 @@ use super::{has_focus, pane};
 use crate::app::format::{gauge, num};
 use crate::app::forward_view::{ForwardLine, forward_head};
 use crate::app::job::Runs;
-use crate::app::layout::inner;
+use crate::app::layout::BORDER;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;
 use crate::text::escape;
@@ -18,7 +18,7 @@ use crate::text::escape;
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let t = app.screen.theme;
     pane(app, " forward pass ", has_focus(app, Focus::Tensor)).render(area, buf);
-    let body = inner(area);
+    let body = area.inner(BORDER);
     let dim = t.style(Role::Dim);
     // A family paramscope does not run has no input to speak of: its one line says why.
     let refused = matches!(app.doc.runs, Runs::Refused(_));

@@ -23,6 +23,7 @@ use super::keymap;
 use super::layout;
 use super::state::{App, Focus, Message, Mode};
 use super::theme::Role;
+use crate::text::escape;
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
@@ -79,7 +80,7 @@ fn title_bar(app: &App, area: Rect, buf: &mut Buffer) {
     let name = " paramscope ";
     let fixed = name.len() + Span::raw(counts.as_str()).width() + Span::raw(unsaved).width();
     let room = usize::from(area.width).saturating_sub(fixed);
-    let source = middle_ellipsis(&crate::text::escape(&app.doc.source), room);
+    let source = middle_ellipsis(&escape(&app.doc.source), room);
     Line::from(vec![
         Span::styled(name, t.style(Role::Title)),
         Span::raw(source),
@@ -109,18 +110,23 @@ fn status_bar(app: &App, area: Rect, buf: &mut Buffer) {
         Line::from(spans)
     } else if let Some(busy) = &app.busy {
         let mut spans = vec![
-            Span::styled(format!(" {} ", busy.what), t.style(Role::Bar)),
+            Span::styled(format!(" {} ", escape(&busy.what)), t.style(Role::Bar)),
             Span::styled("… working", t.style(Role::Dim)),
         ];
         // Said while the job runs: why a key was refused.
         if let Some(Message::Error(text)) = &app.message {
-            spans.push(Span::styled(format!("  ✗ {text}"), t.style(Role::Bad)));
+            spans.push(Span::styled(
+                format!("  ✗ {}", escape(text)),
+                t.style(Role::Bad),
+            ));
         }
         Line::from(spans)
     } else if let Some(message) = &app.message {
         match message {
-            Message::Info(text) => Line::styled(format!(" {text}"), t.style(Role::Good)),
-            Message::Error(text) => Line::styled(format!(" ✗ {text}"), t.style(Role::Bad)),
+            Message::Info(text) => Line::styled(format!(" {}", escape(text)), t.style(Role::Good)),
+            Message::Error(text) => {
+                Line::styled(format!(" ✗ {}", escape(text)), t.style(Role::Bad))
+            }
         }
     } else {
         hint_line(app)
@@ -143,11 +149,11 @@ fn hint_line(app: &App) -> Line<'static> {
 fn field_spans(app: &App, field: &super::field::Field) -> Vec<Span<'static>> {
     let (before, at, after) = field.split();
     vec![
-        Span::raw(crate::text::escape(&before).into_owned()),
+        Span::raw(escape(&before).into_owned()),
         Span::styled(
-            crate::text::escape(&at).into_owned(),
+            escape(&at).into_owned(),
             app.screen.theme.style(Role::Selected),
         ),
-        Span::raw(crate::text::escape(&after).into_owned()),
+        Span::raw(escape(&after).into_owned()),
     ]
 }

@@ -11,7 +11,7 @@ use super::{compare, has_focus, pane};
 use crate::app::compare::Side;
 use crate::app::format::{bytes, count, gauge, num};
 use crate::app::job::{QUANTILES, Summary};
-use crate::app::layout::{HEADER_ROWS, grid_dims, inner, tensor_split};
+use crate::app::layout::{BORDER, HEADER_ROWS, grid_dims, tensor_split};
 use crate::app::outline::NodeKind;
 use crate::app::state::{App, Focus, View};
 use crate::app::theme::Role;
@@ -35,7 +35,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 format!(" {} ", view.title())
             };
             pane(app, title, focused).render(area, buf);
-            let (header, body) = tensor_split(inner(area));
+            let (header, body) = tensor_split(area.inner(BORDER));
             let shown = shown(app, id);
             header_lines(app, id, &shown).render(header, buf);
             let (tensor, summary) = match shown {
@@ -53,11 +53,11 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         }
         &NodeKind::Module { params } => {
             pane(app, " module ", focused).render(area, buf);
-            super::module::render(app, params, inner(area), buf);
+            super::module::render(app, params, area.inner(BORDER), buf);
         }
         NodeKind::Info { value } => {
             pane(app, " value ", focused).render(area, buf);
-            super::info::render(app, app.tree.selected(), value, inner(area), buf);
+            super::info::render(app, app.tree.selected(), value, area.inner(BORDER), buf);
         }
     }
 }

@@ -10,7 +10,7 @@ use super::compare::{self, MARK_COLS};
 use super::{has_focus, pane};
 use crate::app::compare::Mark;
 use crate::app::format::count;
-use crate::app::layout::inner;
+use crate::app::layout::BORDER;
 use crate::app::outline::NodeKind;
 use crate::app::scroll::follow;
 use crate::app::state::{App, Focus};
@@ -33,7 +33,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
         format!(" model{changed} · filter {:?} ", escape(filter))
     };
     pane(app, title, has_focus(app, Focus::Tree)).render(area, buf);
-    let body = inner(area);
+    let body = area.inner(BORDER);
     if body.is_empty() {
         return;
     }

@@ -278,7 +278,10 @@ fn focus_at(app: &mut App, x: u16, y: u16) {
 
 fn click(app: &mut App, x: u16, y: u16, fx: &mut Effects) {
     focus_at(app, x, y);
-    let Some(tree) = layout::screen_areas(app).tree.map(layout::inner) else {
+    let Some(tree) = layout::screen_areas(app)
+        .tree
+        .map(|r| r.inner(layout::BORDER))
+    else {
         return;
     };
     if !tree.contains(Position { x, y }) {

@@ -12,7 +12,6 @@ use crate::app::layout;
 use crate::app::picker::{self, Picker};
 use crate::app::state::{App, Busy, Message, Mode};
 use crate::compare::diff::Rename;
-use crate::text::escape;
 
 /// Compares the open model with `spec`, opened on the worker.
 pub fn compare_with(app: &mut App, spec: String) -> Effects {
@@ -31,7 +30,7 @@ pub fn compare_with(app: &mut App, spec: String) -> Effects {
 fn ask(app: &mut App, source: &str, second: Second, fx: &mut Effects) {
     app.compare.generation += 1;
     app.busy = Some(Busy {
-        what: format!("comparing with {}", escape(source)),
+        what: format!("comparing with {source}"),
     });
     fx.jobs.push(Job::Compare {
         a: app.doc.model.clone(),
@@ -80,12 +79,12 @@ pub(super) fn received(
     c.side = app.compare.loaded.as_ref().map_or(Side::A, |old| old.side);
     let [same, changed, only_a, only_b, mismatched] = c.summary;
     let renamed = match c.renames.as_slice() {
-        [Rename { from, .. }] => format!(" · names matched without {:?}", escape(from)),
+        [Rename { from, .. }] => format!(" · names matched without {from:?}"),
         _ => String::new(),
     };
     app.message = Some(Message::Info(format!(
         "{changed} changed · {same} same · {only_a} only A · {only_b} only B · {mismatched} differ · vs {}{renamed}",
-        escape(&c.source)
+        c.source
     )));
     let only = app.tree.changed_only().then(|| c.changed());
     app.compare.loaded = Some(c);

@@ -15,7 +15,6 @@ use crate::app::layout;
 use crate::app::picker::Picker;
 use crate::app::scroll::Scroll;
 use crate::app::state::{App, Busy, Mode, Popup, Question};
-use crate::text::escape;
 
 pub(super) fn filter(app: &mut App, mut field: Field, action: Action, fx: &mut Effects) {
     let page = layout::tree_page(app);
@@ -67,7 +66,7 @@ pub(super) fn init(app: &mut App, mut d: InitDialog, action: Action, fx: &mut Ef
                 // The status bar shows the job now, and what is said about it while it runs.
                 app.message = None;
                 app.busy = Some(Busy {
-                    what: format!("re-initializing: {}", escape(&label)),
+                    what: format!("re-initializing: {label}"),
                 });
                 fx.jobs.push(Job::Init {
                     label,
@@ -80,7 +79,7 @@ pub(super) fn init(app: &mut App, mut d: InitDialog, action: Action, fx: &mut Ef
                 return;
             }
             Err(e) => {
-                d.error = Some(escape(&e.to_string()).into_owned());
+                d.error = Some(e.to_string());
                 app.mode = Mode::Init(d);
                 return;
             }
@@ -137,7 +136,7 @@ pub(super) fn save(app: &mut App, path: PathBuf, overwrite: bool, fx: &mut Effec
     }
     app.message = None;
     app.busy = Some(Busy {
-        what: format!("writing {}", escape(&path.display().to_string())),
+        what: format!("writing {}", path.display()),
     });
     fx.jobs.push(Job::Save {
         model: app.doc.model.clone(),

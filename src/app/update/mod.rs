@@ -178,11 +178,7 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
     app.tree = TreeView::new(&app.doc.outline, layout::tree_page(app));
     compare::reload(app, fx);
     if !notices.is_empty() {
-        let escaped: Vec<String> = notices
-            .iter()
-            .map(|n| crate::text::escape(n).into_owned())
-            .collect();
-        say(app, Message::Info(escaped.join("; ")));
+        say(app, Message::Info(notices.join("; ")));
     }
     after_select(app, fx);
     if app.forward.open {
@@ -287,7 +283,7 @@ fn run_forward(app: &mut App, fx: &mut Effects) {
 fn open_model(app: &mut App, spec: String, fx: &mut Effects) {
     app.message = None;
     app.busy = Some(super::state::Busy {
-        what: format!("opening {}", crate::text::escape(&spec)),
+        what: format!("opening {spec}"),
     });
     fx.jobs.push(Job::Load(OpenSpec {
         model: spec,
@@ -308,20 +304,18 @@ fn refused_while_busy(app: &mut App) -> bool {
 
 /// Says that something failed. The one place an error becomes text.
 fn report(app: &mut App, error: &AppError) {
-    // Names travel raw inside errors; this is where they reach the screen.
-    let text = crate::text::escape(&error.to_string()).into_owned();
-    say(app, Message::Error(text));
+    // Names travel raw inside errors and messages; the screen escapes them where it draws them.
+    say(app, Message::Error(error.to_string()));
 }
 
-/// Puts an escaped message in the status bar, and whole in a popup when it does not fit there
+/// Puts a message in the status bar, and whole in a popup when it does not fit there
 /// and nothing else has the keyboard (a warning cut at 80 columns would hide what it warns of).
 fn say(app: &mut App, message: Message) {
     let (text, error) = match &message {
         Message::Error(text) => (text, true),
         Message::Info(text) => (text, false),
     };
-    let room = usize::from(app.screen.size.0).saturating_sub(3);
-    if text.chars().count() > room && app.mode == Mode::Browse {
+    if !layout::fits_status_bar(app, text) && app.mode == Mode::Browse {
         app.mode = Mode::Popup(Popup {
             error,
             text: text.clone(),

@@ -4,7 +4,6 @@ use super::{Effects, browse, compare, load, report};
 use crate::app::error::AppError;
 use crate::app::job::Reply;
 use crate::app::state::{App, InitRecord, Message, Mode, Question};
-use crate::text::escape;
 
 /// Takes in a message from the worker.
 pub fn receive(app: &mut App, reply: Reply) -> Effects {
@@ -51,8 +50,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
                         })
                         .collect::<Vec<_>>();
                     app.message = Some(Message::Info(format!(
-                        "{} · {} tensor(s) · u undoes",
-                        escape(&label),
+                        "{label} · {} tensor(s) · u undoes",
                         changes.len(),
                     )));
                     // A written state deeper on the stack than this one is gone for good.
@@ -65,7 +63,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
                 // The dialog comes back with the message, its choices as they were.
                 Err(e) => match app.last_init.clone() {
                     Some(mut dialog) if app.mode == Mode::Browse => {
-                        dialog.error = Some(escape(&e.to_string()).into_owned());
+                        dialog.error = Some(e.to_string());
                         app.mode = Mode::Init(dialog);
                     }
                     _ => report(app, &e),
@@ -81,10 +79,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
             match result {
                 Ok(path) => {
                     app.doc.saved_at = Some(app.doc.undo.len());
-                    app.message = Some(Message::Info(format!(
-                        "wrote {}",
-                        escape(&path.display().to_string())
-                    )));
+                    app.message = Some(Message::Info(format!("wrote {}", path.display())));
                 }
                 Err(e) => report(app, &e),
             }
@@ -99,9 +94,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
             match result {
                 Ok(opened) => {
                     let mut opened = *opened;
-                    opened
-                        .notices
-                        .insert(0, format!("opened {}", escape(&spec)));
+                    opened.notices.insert(0, format!("opened {spec}"));
                     load(app, opened, spec, &mut fx);
                 }
                 Err(e) => report(app, &e),
