@@ -12,7 +12,7 @@ use cli_support::paramscope;
 use paramscope::checkpoint::{self, LoadOptions};
 use paramscope::families::sentence::Pooling;
 use paramscope::families::tokenize::TextTokenizer;
-use paramscope::families::{self, Batch, Family, FamilyError, Plan, predict, structure};
+use paramscope::families::{self, Batch, Family, FamilyError, Plan, predict};
 use paramscope::io::safetensors;
 use paramscope::model::Model;
 use serde_json::Value;
@@ -215,7 +215,7 @@ fn the_tree_follows_pytorch_state_dict_order_and_classes() {
     for name in FAMILIES {
         let (model, family, config) = load(name);
         let file_names: Vec<String> = model.state_dict().into_iter().map(|(n, _)| n).collect();
-        let applied = structure::apply(family, &config, &model).unwrap();
+        let applied = families::apply(family, &config, &model).unwrap();
         assert!(
             applied.extra.is_empty(),
             "{name}: unknown tensors {:?}",
@@ -237,16 +237,13 @@ fn the_tree_follows_pytorch_state_dict_order_and_classes() {
         assert_eq!(ours, theirs, "{name}: state_dict order");
     }
     let (model, family, config) = load("llama");
-    let root = structure::apply(family, &config, &model)
-        .unwrap()
-        .model
-        .root;
+    let root = families::apply(family, &config, &model).unwrap().model.root;
     assert_eq!(root.class_name(), "LlamaForCausalLM");
     let layer = &root.children[0].children[1].children[0];
     assert_eq!(layer.class_name(), "LlamaDecoderLayer");
     assert_eq!(layer.children[3].repr(), "LlamaRMSNorm((32,), eps=1e-06)");
     let (model, family, config) = load("bert");
-    let applied = structure::apply(family, &config, &model).unwrap().model;
+    let applied = families::apply(family, &config, &model).unwrap().model;
     let embeddings = &applied.root.children[0];
     assert_eq!(embeddings.class_name(), "BertEmbeddings");
     assert_eq!(
@@ -257,10 +254,29 @@ fn the_tree_follows_pytorch_state_dict_order_and_classes() {
 }
 
 #[test]
+fn a_setting_only_a_run_needs_refuses_the_run_but_keeps_the_tree() {
+    let (model, family, mut config) = load("llama");
+    config.hidden_act = Some("gelu_10".into());
+    let root = families::apply(family, &config, &model).unwrap().model.root;
+    assert_eq!(root.class_name(), "LlamaForCausalLM");
+    let err = Plan::new(family, &model, &config).unwrap_err().to_string();
+    assert!(
+        err.contains("hidden_act \"gelu_10\" is not supported"),
+        "{err}"
+    );
+    config.hidden_act = None;
+    config.rope_scaling = serde_json::from_str(r#"{"rope_type": "yarn", "factor": 4}"#).unwrap();
+    config.rope_parameters = None;
+    assert!(families::apply(family, &config, &model).is_ok());
+    let err = Plan::new(family, &model, &config).unwrap_err().to_string();
+    assert!(err.contains("\"yarn\" is not supported"), "{err}");
+}
+
+#[test]
 fn unknown_model_types_name_the_supported_families() {
     let config: families::Config = serde_json::from_str(r#"{"model_type": "t5"}"#).unwrap();
     let err = Family::detect(&config).unwrap_err();
-    assert!(matches!(err, FamilyError::Unsupported(_)));
+    assert!(matches!(err, FamilyError::Unsupported { .. }));
     let text = err.to_string();
     for family in FAMILIES {
         assert!(text.contains(family), "{text}");

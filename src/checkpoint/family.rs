@@ -1,20 +1,22 @@
 //! The family a `config.json` beside the checkpoint names (BERT, GPT-2, Llama...) gives a tree read
 //! from names its real structure: PyTorch's classes and state_dict order, buffers apart.
 
-use std::path::Path;
-
-use crate::families::{Config, Family, structure};
+use crate::families::{self, Config, ConfigError, Family};
 use crate::model::Model;
 
-/// `model` with its family's tree, and the family with its config, when config.json names one
-/// paramscope runs. An unknown `model_type` or a config that does not fit adds one warning line and
-/// leaves the tree as the names gave it.
+/// `model` with its family's tree, and the family with its config, when `config` (config.json
+/// beside the checkpoint, read once by the loader) names one paramscope runs. A config that cannot
+/// be read, an unknown `model_type` or a config that does not fit adds one warning line and leaves
+/// the tree as the names gave it.
 pub fn apply(
     model: Model,
-    file: &Path,
+    config: Result<Option<Config>, ConfigError>,
     warnings: &mut Vec<String>,
 ) -> (Model, Option<(Family, Config)>) {
-    let (family, config) = match structure::detect(file) {
+    let found = config
+        .map_err(families::FamilyError::from)
+        .and_then(families::named);
+    let (family, config) = match found {
         Ok(Some(found)) => found,
         Ok(None) => return (model, None),
         Err(e) => {
@@ -22,7 +24,7 @@ pub fn apply(
             return (model, None);
         }
     };
-    match structure::apply(family, &config, &model) {
+    match families::apply(family, &config, &model) {
         Ok(applied) => {
             if !applied.extra.is_empty() {
                 warnings.push(format!(

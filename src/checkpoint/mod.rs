@@ -4,11 +4,9 @@
 //! - [`locate`]: which file a folder or an index stands for;
 //! - [`infer`]: the module tree read from a checkpoint's dotted names, with its ties;
 //! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
-//! - [`config`]: what a `config.json` beside the checkpoint says;
 //! - [`save`]: a model written back as safetensors' `save_model` writes it.
 
 pub mod architecture;
-pub mod config;
 pub mod family;
 pub mod infer;
 pub mod locate;
@@ -20,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::families::{Config as FamilyConfig, Family};
+use crate::families::{Config as FamilyConfig, ConfigError, Family};
 use crate::io::pickle::Scalar;
 use crate::io::small_file::{self, SmallFileError};
 use crate::io::sniff::{self, Format};
@@ -179,8 +177,9 @@ pub fn open_keyed(
         }
         Format::ArchitectureText => return open_text(&file, options),
     };
-    let tie_word_embeddings = config::Config::beside(&file).tie_word_embeddings;
-    from_opened(checkpoint, &file, key, tie_word_embeddings, options, spec)
+    // Read once: it says whether the head is tied, and which family the tree is.
+    let config = FamilyConfig::beside(&file);
+    from_opened(checkpoint, &file, key, config, options, spec)
 }
 
 /// A checkpoint made into a model: the part under `key`, its tree inferred from its names, then
@@ -189,7 +188,7 @@ fn from_opened(
     checkpoint: Checkpoint,
     file: &Path,
     key: Option<&str>,
-    tie_word_embeddings: bool,
+    config: Result<Option<FamilyConfig>, ConfigError>,
     options: &LoadOptions,
     spec: &str,
 ) -> Result<Loaded, OpenError> {
@@ -197,14 +196,14 @@ fn from_opened(
         Some(key) => pytorch::select(checkpoint, key)?,
         None => checkpoint,
     };
+    let ties = matches!(&config, Ok(Some(c)) if c.ties_word_embeddings());
     let mut warnings = std::mem::take(&mut checkpoint.warnings);
     let extras = std::mem::take(&mut checkpoint.extras);
-    let model =
-        from_checkpoint(checkpoint, tie_word_embeddings).map_err(|e| FileError::new(file, e))?;
+    let model = from_checkpoint(checkpoint, ties).map_err(|e| FileError::new(file, e))?;
     let arch = arch_for(file, options.arch, &model, &mut warnings);
     let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
     let (model, family) = if architecture == Architecture::Inferred && key.is_none() {
-        family::apply(model, file, &mut warnings)
+        family::apply(model, config, &mut warnings)
     } else {
         (model, None)
     };

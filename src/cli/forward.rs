@@ -21,14 +21,14 @@ use crate::text::escape;
 pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
     let loaded = args.model.open()?;
     if let Some((family, config)) = loaded.family {
-        let folder = families::structure::folder_of(Path::new(&args.model.model));
+        let folder = families::folder_of(Path::new(&args.model.model));
         return run_family(args, &loaded.model, family, &config, &folder);
     }
     if !args.text.is_empty() || !args.tokens.is_empty() {
         return Err(CliError::Arguments(format!(
             "{}: --text and --tokens run checkpoints whose config.json names a family paramscope runs ({})",
             args.model.model,
-            families::SUPPORTED
+            families::supported()
         )));
     }
     let model = loaded.model;
@@ -195,10 +195,10 @@ fn run_family(
     } else {
         Vec::new()
     };
-    let pooling = if family == Family::Bert {
-        Pooling::detect(folder)?
-    } else {
+    let pooling = if family.is_causal() {
         None
+    } else {
+        Pooling::detect(folder)?
     };
     let embedding = pooling.map(|p| p.embed(&pass.output, &batch.lens));
     let token_text = |id: u32| tokenizer.as_ref().and_then(|t| t.token(id));

@@ -2,17 +2,26 @@
 //! is the output (what sentence-transformers pools).
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 
 use ndarray::{ArrayD, IxDyn, s};
 
 use super::attention::{self, Heads, Mask, view, view_mut};
+use super::blueprint::{Batch, Blueprint, Forward};
 use super::config::Config;
-use super::ops::{self, Activation};
-use super::structure::{Node, wrap};
-use super::weights::{Embedding, Linear, Weights};
-use super::{Batch, FamilyError, Recorder};
-use crate::model::{Model, ParamId};
+use super::error::FamilyError;
+use super::ops::{Activation, Norm};
+use super::record::{Recorder, Site};
+use super::scope::Scope;
+use super::weights::{Embedding, Linear};
+
+/// BERT in the dispatch table.
+pub(super) static BLUEPRINT: Blueprint = Blueprint {
+    name: "BERT",
+    model_types: &["bert"],
+    causal: false,
+    modules: |scope, c| Modules::new(scope, c).map(drop),
+    forward: |scope, c| Ok(Box::new(Plan::new(scope, c)?)),
+};
 
 thread_local! {
     /// A pass's working buffers that the recorder does not keep (QKV, attention context), kept for
@@ -21,67 +30,38 @@ thread_local! {
     static SCRATCH: RefCell<[Vec<f32>; 2]> = RefCell::default();
 }
 
-/// BERT's weights, read and packed.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    prefix: String,
-    heads: Heads,
+/// BERT ready to run: its settings and modules.
+#[derive(Debug)]
+struct Plan {
     act: Activation,
+    m: Modules,
+}
+
+/// BERT's modules as transformers registers them, with their weights.
+#[derive(Debug)]
+struct Modules {
+    heads: Heads,
+    embeddings: Site,
     word: Embedding,
     position: Embedding,
     token_type: Embedding,
     norm: Norm,
     layers: Vec<Layer>,
-    pub(super) versions: Vec<(ParamId, u64)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Layer {
+    site: Site,
     /// Query, key and value in one product: `[q | k | v]` side by side.
     qkv: Linear,
+    attention: Site,
     attention_out: Linear,
     attention_norm: Norm,
-    intermediate: Linear,
-    output: Linear,
+    intermediate: Site,
+    up: Linear,
+    output: Site,
+    down: Linear,
     output_norm: Norm,
-}
-
-/// A LayerNorm's weight, bias and eps.
-#[derive(Debug, Clone)]
-pub(super) struct Norm {
-    weight: Vec<f32>,
-    bias: Vec<f32>,
-    eps: f32,
-}
-
-impl Norm {
-    pub(super) fn read(
-        w: &mut Weights,
-        path: &str,
-        width: usize,
-        eps: f64,
-    ) -> Result<Self, FamilyError> {
-        Ok(Self {
-            weight: w.get(&format!("{path}.weight"), &[width])?,
-            bias: w.get(&format!("{path}.bias"), &[width])?,
-            eps: eps as f32,
-        })
-    }
-
-    pub(super) fn apply(&self, x: &mut [f32]) {
-        ops::layer_norm(x, &self.weight, &self.bias, self.eps);
-    }
-
-    /// `x += residual`, then [`Self::apply`], row blocks shared across threads (a batch's
-    /// post-norm sublayer ends).
-    fn add_and_apply(&self, x: &mut [f32], residual: &[f32]) {
-        /// Multiply-adds' worth per value: the add, two passes of moments and the scaling.
-        const COST: usize = 4;
-        ops::in_parts(x, self.weight.len(), COST, &|offset, part| {
-            add(part, &residual[offset..offset + part.len()]);
-            self.apply(part);
-        });
-    }
 }
 
 struct Sizes {
@@ -112,109 +92,117 @@ fn sizes(c: &Config) -> Result<Sizes, FamilyError> {
     })
 }
 
-fn activation(c: &Config) -> Result<Activation, FamilyError> {
-    let name = c.hidden_act.as_deref().unwrap_or("gelu");
-    Activation::from_name(name).ok_or_else(|| {
-        FamilyError::Input(format!(
-            "config.json: hidden_act {:?} is not supported (gelu, gelu_new, gelu_pytorch_tanh, silu, relu are)",
-            crate::text::escape(name)
-        ))
-    })
-}
-
-/// `bert.` when the checkpoint is a task model (`BertForMaskedLM`...), else nothing.
-fn find_prefix(has: impl Fn(&str) -> bool) -> String {
-    ["", "bert."]
-        .into_iter()
-        .find(|p| has(&format!("{p}embeddings.word_embeddings.weight")))
-        .unwrap_or("")
-        .to_owned()
-}
-
 impl Plan {
-    pub(super) fn new(model: &Model, c: &Config) -> Result<Self, FamilyError> {
-        let s = sizes(c)?;
-        let act = activation(c)?;
-        let mut w = Weights::new(model);
-        let p = find_prefix(|n| w.has(n));
-        let h = s.hidden;
-        let mut layers = Vec::with_capacity(s.layers);
-        for i in 0..s.layers {
-            let l = format!("{p}encoder.layer.{i}");
-            layers.push(Layer {
-                qkv: w.linear_stack(
-                    &[
-                        &format!("{l}.attention.self.query"),
-                        &format!("{l}.attention.self.key"),
-                        &format!("{l}.attention.self.value"),
-                    ],
-                    h,
-                    &[h, h, h],
-                    true,
-                )?,
-                attention_out: w.linear(&format!("{l}.attention.output.dense"), h, h, true)?,
-                attention_norm: Norm::read(
-                    &mut w,
-                    &format!("{l}.attention.output.LayerNorm"),
-                    h,
-                    s.eps,
-                )?,
-                intermediate: w.linear(
-                    &format!("{l}.intermediate.dense"),
-                    h,
-                    s.intermediate,
-                    true,
-                )?,
-                output: w.linear(&format!("{l}.output.dense"), s.intermediate, h, true)?,
-                output_norm: Norm::read(&mut w, &format!("{l}.output.LayerNorm"), h, s.eps)?,
-            });
-        }
-        let e = format!("{p}embeddings");
+    fn new(scope: &Scope, c: &Config) -> Result<Self, FamilyError> {
         Ok(Self {
-            heads: Heads::new(s.heads, s.heads, h / s.heads),
-            act,
-            word: Embedding::read(&mut w, &format!("{e}.word_embeddings"), s.vocab, h)?,
-            position: Embedding::read(&mut w, &format!("{e}.position_embeddings"), s.positions, h)?,
-            token_type: Embedding::read(&mut w, &format!("{e}.token_type_embeddings"), s.types, h)?,
-            norm: Norm::read(&mut w, &format!("{e}.LayerNorm"), h, s.eps)?,
-            layers,
-            versions: w.versions,
-            prefix: p,
+            act: Activation::of("hidden_act", c.hidden_act.as_deref(), "gelu")?,
+            m: Modules::new(scope, c)?,
         })
     }
+}
 
+impl Modules {
+    fn new(top: &Scope, c: &Config) -> Result<Self, FamilyError> {
+        let s = sizes(c)?;
+        let h = s.hidden;
+        // A task model (`BertForMaskedLM`...) stores the encoder under `bert.`.
+        let outer = c
+            .architectures
+            .first()
+            .map_or("BertPreTrainedModel", String::as_str);
+        let (_, bert) = top.base(
+            "bert",
+            "embeddings.word_embeddings.weight",
+            outer,
+            "BertModel",
+        );
+        let e = bert.pp("embeddings").class("BertEmbeddings");
+        let pad = c.pad_token_id.as_ref().and_then(serde_json::Value::as_u64);
+        let word = e.pp("word_embeddings").embedding(s.vocab, h, pad)?;
+        let position = e
+            .pp("position_embeddings")
+            .embedding(s.positions, h, None)?;
+        let token_type = e.pp("token_type_embeddings").embedding(s.types, h, None)?;
+        let norm = e.pp("LayerNorm").layer_norm(h, s.eps)?;
+        e.buffers(&["position_ids", "token_type_ids"]);
+        let list = bert.pp("encoder").class("BertEncoder").pp("layer").list();
+        let layers = (0..s.layers)
+            .map(|i| Layer::new(&list.pp(i).class("BertLayer"), &s))
+            .collect::<Result<_, _>>()?;
+        // The pooler is registered, but the sentence embedding pools the last hidden state itself.
+        let pooler = bert.pp("pooler").class("BertPooler").tree_only();
+        pooler.pp("dense").linear(h, h, true)?;
+        Ok(Self {
+            heads: Heads::new(s.heads, s.heads, h / s.heads),
+            embeddings: e.site(),
+            word,
+            position,
+            token_type,
+            norm,
+            layers,
+        })
+    }
+}
+
+impl Layer {
+    fn new(l: &Scope, s: &Sizes) -> Result<Self, FamilyError> {
+        let (h, eps) = (s.hidden, s.eps);
+        let attention = l.pp("attention").class("BertAttention");
+        let qkv = attention.pp("self").class("BertSelfAttention").linears(
+            &[("query", h), ("key", h), ("value", h)],
+            h,
+            true,
+        )?;
+        let out = attention.pp("output").class("BertSelfOutput");
+        let attention_out = out.pp("dense").linear(h, h, true)?;
+        let attention_norm = out.pp("LayerNorm").layer_norm(h, eps)?;
+        let intermediate = l.pp("intermediate").class("BertIntermediate");
+        let up = intermediate.pp("dense").linear(h, s.intermediate, true)?;
+        let output = l.pp("output").class("BertOutput");
+        let down = output.pp("dense").linear(s.intermediate, h, true)?;
+        let output_norm = output.pp("LayerNorm").layer_norm(h, eps)?;
+        Ok(Self {
+            site: l.site(),
+            qkv,
+            attention: attention.site(),
+            attention_out,
+            attention_norm,
+            intermediate: intermediate.site(),
+            up,
+            output: output.site(),
+            down,
+            output_norm,
+        })
+    }
+}
+
+impl Forward for Plan {
     /// The last hidden state `[batch, len, hidden]`, recording embeddings, each layer, its
     /// attention, intermediate and output.
-    pub(super) fn run(
-        &self,
-        batch: &Batch,
-        rec: &mut Recorder,
-    ) -> Result<ArrayD<f32>, FamilyError> {
-        let len = batch.len;
-        self.position.check_positions(len)?;
-        let p = &self.prefix;
+    fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
+        let (len, m) = (batch.len, &self.m);
+        m.position.check_positions(len)?;
+        let h_width = m.norm.width();
         let mut h = rec.buffer();
         h.clear();
         for (r, &id) in batch.ids.iter().enumerate() {
-            self.word.push(id as usize, &mut h)?;
-            let row = h.len() - self.norm.weight.len()..;
+            m.word.push(id as usize, &mut h)?;
+            let row = h.len() - h_width..;
             // token_type_ids default to zeros, position_ids to 0..len.
-            self.token_type.add(0, &mut h[row.clone()])?;
-            self.position.add(r % len, &mut h[row])?;
+            m.token_type.add(0, &mut h[row.clone()])?;
+            m.position.add(r % len, &mut h[row])?;
         }
-        self.norm.apply(&mut h);
-        let mut h = rec.keep(&format!("{p}embeddings"), "BertEmbeddings", h);
+        m.norm.apply(&mut h);
+        let mut h = rec.keep(&m.embeddings, h);
         let mask = Mask {
             lens: &batch.lens,
             causal: false,
             window: None,
         };
         let [mut qkv, mut ctx] = SCRATCH.take();
-        let h_width = self.norm.weight.len();
         // Each sublayer writes its output into the buffer the recorder keeps, and the next reads
         // it from there: the only copy is a layer's output, which is also its BertOutput's.
-        for (i, layer) in self.layers.iter().enumerate() {
-            let l = format!("{p}encoder.layer.{i}");
+        for (i, layer) in m.layers.iter().enumerate() {
             layer.qkv.forward(rec.kept(h), &mut qkv);
             ctx.resize(qkv.len() / 3, 0.0);
             let all = view(&qkv, 3 * h_width);
@@ -224,117 +212,29 @@ impl Plan {
                 all.slice(s![.., 2 * h_width..]),
                 view_mut(&mut ctx, h_width),
                 len,
-                self.heads,
+                m.heads,
                 mask,
             );
             let mut a = rec.buffer();
             layer.attention_out.forward(&ctx, &mut a);
             layer.attention_norm.add_and_apply(&mut a, rec.kept(h));
-            let a = rec.keep(&format!("{l}.attention"), "BertAttention", a);
+            let a = rec.keep(&layer.attention, a);
             let mut mid = rec.buffer();
-            layer.intermediate.forward(rec.kept(a), &mut mid);
+            layer.up.forward(rec.kept(a), &mut mid);
             self.act.apply(&mut mid);
-            let mid = rec.keep(&format!("{l}.intermediate"), "BertIntermediate", mid);
+            let mid = rec.keep(&layer.intermediate, mid);
             let mut out = rec.buffer();
-            layer.output.forward(rec.kept(mid), &mut out);
+            layer.down.forward(rec.kept(mid), &mut out);
             layer.output_norm.add_and_apply(&mut out, rec.kept(a));
-            let out = rec.keep(&format!("{l}.output"), "BertOutput", out);
-            h = rec.record_kept(&l, "BertLayer", out);
-            rec.block_done(i + 1, self.layers.len());
+            let out = rec.keep(&layer.output, out);
+            h = rec.record_kept(&layer.site, out);
+            rec.block_done(i + 1, m.layers.len());
         }
         SCRATCH.set([qkv, ctx]);
         let h = rec.kept(h).to_vec();
-        let width = self.norm.weight.len();
         Ok(
-            ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), h)
+            ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, h_width]), h)
                 .expect("batch·len·hidden"),
         )
     }
-}
-
-/// `a += b`, element by element (a residual connection).
-pub(super) fn add(a: &mut [f32], b: &[f32]) {
-    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-}
-
-/// BERT's modules as transformers registers them.
-pub(super) fn skeleton(c: &Config, names: &HashSet<String>) -> Result<Node, FamilyError> {
-    let s = sizes(c)?;
-    let p = find_prefix(|n| names.contains(n));
-    let h = s.hidden;
-    let pad = c.pad_token_id.as_ref().and_then(serde_json::Value::as_u64);
-    let embeddings = Node::class(
-        "embeddings",
-        "BertEmbeddings",
-        vec![
-            Node::embedding("word_embeddings", s.vocab, h, pad),
-            Node::embedding("position_embeddings", s.positions, h, None),
-            Node::embedding("token_type_embeddings", s.types, h, None),
-            Node::layer_norm("LayerNorm", h, s.eps),
-        ],
-    )
-    .with_buffers(&["position_ids", "token_type_ids"]);
-    let layer = |i: usize| {
-        let attention = Node::class(
-            "attention",
-            "BertAttention",
-            vec![
-                Node::class(
-                    "self",
-                    "BertSelfAttention",
-                    vec![
-                        Node::linear("query", h, h, true),
-                        Node::linear("key", h, h, true),
-                        Node::linear("value", h, h, true),
-                    ],
-                ),
-                Node::class(
-                    "output",
-                    "BertSelfOutput",
-                    vec![
-                        Node::linear("dense", h, h, true),
-                        Node::layer_norm("LayerNorm", h, s.eps),
-                    ],
-                ),
-            ],
-        );
-        Node::class(
-            i.to_string(),
-            "BertLayer",
-            vec![
-                attention,
-                Node::class(
-                    "intermediate",
-                    "BertIntermediate",
-                    vec![Node::linear("dense", h, s.intermediate, true)],
-                ),
-                Node::class(
-                    "output",
-                    "BertOutput",
-                    vec![
-                        Node::linear("dense", s.intermediate, h, true),
-                        Node::layer_norm("LayerNorm", h, s.eps),
-                    ],
-                ),
-            ],
-        )
-    };
-    let model = Node::class(
-        p.trim_end_matches('.'),
-        "BertModel",
-        vec![
-            embeddings,
-            Node::class(
-                "encoder",
-                "BertEncoder",
-                vec![Node::list("layer", (0..s.layers).map(layer).collect())],
-            ),
-            Node::class(
-                "pooler",
-                "BertPooler",
-                vec![Node::linear("dense", h, h, true)],
-            ),
-        ],
-    );
-    Ok(wrap(model, &p, c, "BertPreTrainedModel"))
 }

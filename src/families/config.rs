@@ -1,37 +1,29 @@
-//! `config.json` of a Hugging Face checkpoint: read with a size cap, parsed into typed fields, each
-//! family taking what it needs and naming what is missing.
+//! `config.json` of a Hugging Face checkpoint: read once, with a size cap, into typed fields that
+//! both the loader (`tie_word_embeddings`) and each family (its sizes, naming what is missing) use.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::text::escape;
+use crate::io::small_file::{self, SmallFileError};
 
 /// The largest `config.json` read: real ones are a few KB.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
-/// Why a `config.json` cannot be used.
+/// Why a `config.json` cannot be used. Paths and names travel raw; they are escaped where printed.
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: {source}", escape(&.path.display().to_string()))]
+    /// The file could not be read: not a regular file, too long, or the system's error.
+    #[error("{}: {source}", .path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
-    /// The file is too long to be a config.
-    #[error("{}: {size} bytes is too long for a config.json (at most {MAX_CONFIG_BYTES})", escape(&.path.display().to_string()))]
-    TooLong {
-        /// The file.
-        path: PathBuf,
-        /// Its length.
-        size: u64,
+        /// Why.
+        source: SmallFileError,
     },
     /// Not JSON, or a field of the wrong type.
-    #[error("{}: {source}", escape(&.path.display().to_string()))]
+    #[error("{}: {source}", .path.display())]
     Json {
         /// The file.
         path: PathBuf,
@@ -112,24 +104,27 @@ const MAX_DIM: usize = 1 << 17;
 const MAX_LAYERS: usize = 4096;
 
 impl Config {
-    /// Reads `path`, refusing files over a megabyte.
-    pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let read = |source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
+    /// The `config.json` of a checkpoint (a folder, or the file it holds); `Ok(None)` when there is
+    /// none. Only a regular file of at most 1 MiB is read, so a FIFO or a device planted there
+    /// cannot block or flood the load.
+    pub fn beside(checkpoint: &Path) -> Result<Option<Self>, ConfigError> {
+        let path = folder_of(checkpoint).join("config.json");
+        let bytes = match small_file::read(&path, MAX_CONFIG_BYTES) {
+            Ok(bytes) => bytes,
+            Err(SmallFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(source) => return Err(ConfigError::Read { path, source }),
         };
-        let size = std::fs::metadata(path).map_err(read)?.len();
-        if size > MAX_CONFIG_BYTES {
-            return Err(ConfigError::TooLong {
-                path: path.to_owned(),
-                size,
-            });
-        }
-        let bytes = std::fs::read(path).map_err(read)?;
-        serde_json::from_slice(&bytes).map_err(|source| ConfigError::Json {
-            path: path.to_owned(),
-            source,
-        })
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| ConfigError::Json { path, source })
+    }
+
+    /// Whether the LM head is the input embedding (`tie_word_embeddings: true`), stored or not.
+    #[must_use]
+    pub fn ties_word_embeddings(&self) -> bool {
+        self.tie_word_embeddings == Some(true)
     }
 
     /// A size field that must be present, positive and plausible.
@@ -218,6 +213,20 @@ pub struct AttentionShape {
     pub kv_heads: usize,
     /// Width of one head.
     pub head_dim: usize,
+}
+
+/// The folder a checkpoint argument stands for: itself, or the file's folder (where config.json,
+/// tokenizer.json and modules.json live).
+#[must_use]
+pub fn folder_of(checkpoint: &Path) -> PathBuf {
+    if checkpoint.is_dir() {
+        checkpoint.to_owned()
+    } else {
+        match checkpoint.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,42 +1,58 @@
 //! GPT-2 (`model_type: gpt2`): pre-norm blocks, a fused QKV `Conv1D` (weights stored [in, out]),
 //! the tanh GELU, and a final LayerNorm; the LM head is tied to the token embedding unless stored.
 
-use std::collections::HashSet;
-
 use ndarray::{ArrayD, IxDyn, s};
 
 use super::attention::{self, Heads, Mask, view, view_mut};
-use super::bert::{Norm, add};
+use super::blueprint::{Batch, Blueprint, Forward};
 use super::config::Config;
-use super::ops::Activation;
-use super::structure::Node;
-use super::weights::{Embedding, Linear, Weights};
-use super::{Batch, FamilyError, Recorder};
-use crate::model::{Model, ParamId};
+use super::error::FamilyError;
+use super::ops::{Activation, Norm, add, copy};
+use super::record::{Recorder, Site};
+use super::scope::Scope;
+use super::weights::{Embedding, Linear};
 
-/// GPT-2's weights, read and packed.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    prefix: String,
-    hidden: usize,
+/// GPT-2 in the dispatch table.
+pub(super) static BLUEPRINT: Blueprint = Blueprint {
+    name: "GPT-2",
+    model_types: &["gpt2"],
+    causal: true,
+    modules: |scope, c| Modules::new(scope, c).map(drop),
+    forward: |scope, c| Ok(Box::new(Plan::new(scope, c)?)),
+};
+
+/// GPT-2 ready to run: its settings and modules.
+#[derive(Debug)]
+struct Plan {
     act: Activation,
+    m: Modules,
+}
+
+/// GPT-2's modules as transformers registers them, with their weights.
+#[derive(Debug)]
+struct Modules {
+    hidden: usize,
     wte: Embedding,
+    wte_site: Site,
     wpe: Embedding,
     blocks: Vec<Block>,
     ln_f: Norm,
-    lm_head: Option<Linear>,
-    pub(super) versions: Vec<(ParamId, u64)>,
+    ln_f_site: Site,
+    lm_head: Option<(Linear, Site)>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Block {
+    site: Site,
     ln_1: Norm,
+    attn: Site,
     c_attn: Linear,
     attn_proj: Linear,
+    heads: Heads,
     ln_2: Norm,
+    mlp: Site,
     c_fc: Linear,
     mlp_proj: Linear,
-    heads: Heads,
 }
 
 struct Sizes {
@@ -65,91 +81,102 @@ fn sizes(c: &Config) -> Result<Sizes, FamilyError> {
     })
 }
 
-/// `transformer.` when the checkpoint is `GPT2LMHeadModel`'s, else nothing.
-fn find_prefix(has: impl Fn(&str) -> bool) -> String {
-    ["", "transformer."]
-        .into_iter()
-        .find(|p| has(&format!("{p}wte.weight")))
-        .unwrap_or("")
-        .to_owned()
+impl Plan {
+    fn new(scope: &Scope, c: &Config) -> Result<Self, FamilyError> {
+        Ok(Self {
+            act: Activation::of("activation_function", c.hidden_act.as_deref(), "gelu_new")?,
+            m: Modules::new(scope, c)?,
+        })
+    }
 }
 
-impl Plan {
-    pub(super) fn new(model: &Model, c: &Config) -> Result<Self, FamilyError> {
+impl Modules {
+    fn new(top: &Scope, c: &Config) -> Result<Self, FamilyError> {
         let s = sizes(c)?;
-        let act_name = c.hidden_act.as_deref().unwrap_or("gelu_new");
-        let act = Activation::from_name(act_name).ok_or_else(|| {
-            FamilyError::Input(format!(
-                "config.json: activation_function {:?} is not supported",
-                crate::text::escape(act_name)
-            ))
-        })?;
-        let mut w = Weights::new(model);
-        let p = find_prefix(|n| w.has(n));
         let h = s.hidden;
-        let head_dim = h / s.heads;
-        let mut blocks = Vec::with_capacity(s.layers);
-        for i in 0..s.layers {
-            let b = format!("{p}h.{i}");
-            let mut heads = Heads::new(s.heads, s.heads, head_dim);
-            if c.scale_attn_weights == Some(false) {
-                heads.scale = 1.0;
-            }
-            if c.scale_attn_by_inverse_layer_idx == Some(true) {
-                heads.scale /= (i + 1) as f32;
-            }
-            blocks.push(Block {
-                ln_1: Norm::read(&mut w, &format!("{b}.ln_1"), h, s.eps)?,
-                c_attn: w.conv1d(&format!("{b}.attn.c_attn"), h, 3 * h)?,
-                attn_proj: w.conv1d(&format!("{b}.attn.c_proj"), h, h)?,
-                ln_2: Norm::read(&mut w, &format!("{b}.ln_2"), h, s.eps)?,
-                c_fc: w.conv1d(&format!("{b}.mlp.c_fc"), h, s.inner)?,
-                mlp_proj: w.conv1d(&format!("{b}.mlp.c_proj"), s.inner, h)?,
-                heads,
-            });
-        }
-        // GPT-2 ties the head to wte unless the config says otherwise.
-        let lm_head = if w.has("lm_head.weight") {
-            Some(w.linear("lm_head", h, s.vocab, false)?)
-        } else if c.tie_word_embeddings.unwrap_or(true) && is_lm(c, &p) {
-            Some(w.linear(&format!("{p}wte"), h, s.vocab, false)?)
+        // `GPT2LMHeadModel`'s file stores the base model under `transformer.`.
+        let (root, base) = top.base("transformer", "wte.weight", "GPT2LMHeadModel", "GPT2Model");
+        let wte_scope = base.pp("wte");
+        let wte = wte_scope.embedding(s.vocab, h, None)?;
+        let wpe = base.pp("wpe").embedding(s.positions, h, None)?;
+        let list = base.pp("h").list();
+        let blocks = (0..s.layers)
+            .map(|i| Block::new(&list.pp(i).class("GPT2Block"), &s, i, c))
+            .collect::<Result<_, _>>()?;
+        let ln_f_scope = base.pp("ln_f");
+        let ln_f = ln_f_scope.layer_norm(h, s.eps)?;
+        // A language model computes its head even when it is tied and not stored.
+        let is_lm =
+            base.path() != root.path() || c.architectures.iter().any(|a| a.contains("LMHead"));
+        let head = root.pp("lm_head");
+        let lm_head = if root.has("lm_head.weight") {
+            Some(head.linear(h, s.vocab, false)?)
+        } else if c.tie_word_embeddings.unwrap_or(true) && is_lm {
+            Some(head.linear_of(&wte_scope, h, s.vocab)?)
         } else {
             None
         };
         Ok(Self {
             hidden: h,
-            act,
-            wte: Embedding::read(&mut w, &format!("{p}wte"), s.vocab, h)?,
-            wpe: Embedding::read(&mut w, &format!("{p}wpe"), s.positions, h)?,
+            wte,
+            wte_site: wte_scope.site(),
+            wpe,
             blocks,
-            ln_f: Norm::read(&mut w, &format!("{p}ln_f"), h, s.eps)?,
-            lm_head,
-            versions: w.versions,
-            prefix: p,
+            ln_f,
+            ln_f_site: ln_f_scope.site(),
+            lm_head: lm_head.map(|l| (l, head.site())),
         })
     }
+}
 
+impl Block {
+    fn new(b: &Scope, s: &Sizes, i: usize, c: &Config) -> Result<Self, FamilyError> {
+        let h = s.hidden;
+        let mut heads = Heads::new(s.heads, s.heads, h / s.heads);
+        if c.scale_attn_weights == Some(false) {
+            heads.scale = 1.0;
+        }
+        if c.scale_attn_by_inverse_layer_idx == Some(true) {
+            heads.scale /= (i + 1) as f32;
+        }
+        let ln_1 = b.pp("ln_1").layer_norm(h, s.eps)?;
+        let attn = b.pp("attn").class("GPT2Attention");
+        attn.buffers(&["bias", "masked_bias"]);
+        let c_attn = attn.pp("c_attn").conv1d(h, 3 * h)?;
+        let attn_proj = attn.pp("c_proj").conv1d(h, h)?;
+        let ln_2 = b.pp("ln_2").layer_norm(h, s.eps)?;
+        let mlp = b.pp("mlp").class("GPT2MLP");
+        let c_fc = mlp.pp("c_fc").conv1d(h, s.inner)?;
+        let mlp_proj = mlp.pp("c_proj").conv1d(s.inner, h)?;
+        Ok(Self {
+            site: b.site(),
+            ln_1,
+            attn: attn.site(),
+            c_attn,
+            attn_proj,
+            heads,
+            ln_2,
+            mlp: mlp.site(),
+            c_fc,
+            mlp_proj,
+        })
+    }
+}
+
+impl Forward for Plan {
     /// The logits `[batch, len, vocab]` (the last hidden state for a bare `GPT2Model`), recording
-    /// wte, each block, its attention and MLP, and ln_f.
-    pub(super) fn run(
-        &self,
-        batch: &Batch,
-        rec: &mut Recorder,
-    ) -> Result<ArrayD<f32>, FamilyError> {
-        let len = batch.len;
-        self.wpe.check_positions(len)?;
-        let (p, c) = (&self.prefix, self.hidden);
+    /// wte, each block, its attention and MLP, ln_f and the head.
+    fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
+        let (len, m) = (batch.len, &self.m);
+        let c = m.hidden;
+        m.wpe.check_positions(len)?;
         let mut h = Vec::new();
         for &id in &batch.ids {
-            self.wte.push(id as usize, &mut h)?;
+            m.wte.push(id as usize, &mut h)?;
         }
-        rec.record(
-            &format!("{p}wte"),
-            &format!("Embedding({}, {c})", self.wte.count()),
-            &h,
-        );
+        rec.record(&m.wte_site, &h);
         for (r, row) in h.chunks_exact_mut(c).enumerate() {
-            self.wpe.add(r % len, row)?;
+            m.wpe.add(r % len, row)?;
         }
         let mask = Mask {
             lens: &batch.lens,
@@ -157,8 +184,7 @@ impl Plan {
             window: None,
         };
         let [mut x, mut qkv, mut ctx, mut mid]: [Vec<f32>; 4] = Default::default();
-        for (i, block) in self.blocks.iter().enumerate() {
-            let b = format!("{p}h.{i}");
+        for (i, block) in m.blocks.iter().enumerate() {
             copy(&mut x, &h);
             block.ln_1.apply(&mut x);
             block.c_attn.forward(&x, &mut qkv);
@@ -175,26 +201,26 @@ impl Plan {
             );
             let mut a = rec.buffer();
             block.attn_proj.forward(&ctx, &mut a);
-            let a = rec.keep(&format!("{b}.attn"), "GPT2Attention", a);
+            let a = rec.keep(&block.attn, a);
             add(&mut h, rec.kept(a));
             copy(&mut x, &h);
             block.ln_2.apply(&mut x);
             block.c_fc.forward(&x, &mut mid);
             self.act.apply(&mut mid);
-            let mut m = rec.buffer();
-            block.mlp_proj.forward(&mid, &mut m);
-            let m = rec.keep(&format!("{b}.mlp"), "GPT2MLP", m);
-            add(&mut h, rec.kept(m));
-            rec.record(&b, "GPT2Block", &h);
-            rec.block_done(i + 1, self.blocks.len());
+            let mut out = rec.buffer();
+            block.mlp_proj.forward(&mid, &mut out);
+            let out = rec.keep(&block.mlp, out);
+            add(&mut h, rec.kept(out));
+            rec.record(&block.site, &h);
+            rec.block_done(i + 1, m.blocks.len());
         }
-        self.ln_f.apply(&mut h);
-        rec.record(&format!("{p}ln_f"), "LayerNorm", &h);
+        m.ln_f.apply(&mut h);
+        rec.record(&m.ln_f_site, &h);
         let mut out = h;
-        if let Some(head) = &self.lm_head {
+        if let Some((head, site)) = &m.lm_head {
             let mut logits = Vec::new();
             head.forward(&out, &mut logits);
-            rec.record("lm_head", "Linear", &logits);
+            rec.record(site, &logits);
             out = logits;
         }
         let width = out.len() / (batch.size() * len);
@@ -203,73 +229,4 @@ impl Plan {
                 .expect("batch·len·width"),
         )
     }
-}
-
-/// Whether the checkpoint is a language model (`GPT2LMHeadModel`), whose head is computed even when
-/// tied and not stored.
-fn is_lm(c: &Config, prefix: &str) -> bool {
-    !prefix.is_empty() || c.architectures.iter().any(|a| a.contains("LMHead"))
-}
-
-/// `dst = src`, reusing `dst`'s allocation.
-pub(super) fn copy(dst: &mut Vec<f32>, src: &[f32]) {
-    dst.clear();
-    dst.extend_from_slice(src);
-}
-
-/// GPT-2's modules as transformers registers them.
-pub(super) fn skeleton(c: &Config, names: &HashSet<String>) -> Result<Node, FamilyError> {
-    let s = sizes(c)?;
-    let p = find_prefix(|n| names.contains(n));
-    let h = s.hidden;
-    let conv = |name: &str, nx: usize, nf: usize| {
-        Node::leaf(
-            name,
-            "Conv1D",
-            format!("Conv1D(nf={nf}, nx={nx})"),
-            &["weight", "bias"],
-        )
-    };
-    let block = |i: usize| {
-        Node::class(
-            i.to_string(),
-            "GPT2Block",
-            vec![
-                Node::layer_norm("ln_1", h, s.eps),
-                Node::class(
-                    "attn",
-                    "GPT2Attention",
-                    vec![conv("c_attn", h, 3 * h), conv("c_proj", h, h)],
-                )
-                .with_buffers(&["bias", "masked_bias"]),
-                Node::layer_norm("ln_2", h, s.eps),
-                Node::class(
-                    "mlp",
-                    "GPT2MLP",
-                    vec![conv("c_fc", h, s.inner), conv("c_proj", s.inner, h)],
-                ),
-            ],
-        )
-    };
-    let base = Node::class(
-        p.trim_end_matches('.'),
-        "GPT2Model",
-        vec![
-            Node::embedding("wte", s.vocab, h, None),
-            Node::embedding("wpe", s.positions, h, None),
-            Node::list("h", (0..s.layers).map(block).collect()),
-            Node::layer_norm("ln_f", h, s.eps),
-        ],
-    );
-    if p.is_empty() {
-        // A head stored beside unprefixed names (rare) still shows; an absent one is left out.
-        let mut base = base;
-        base.push(Node::linear("lm_head", h, s.vocab, false));
-        return Ok(base);
-    }
-    Ok(Node::class(
-        "",
-        "GPT2LMHeadModel",
-        vec![base, Node::linear("lm_head", h, s.vocab, false)],
-    ))
 }

@@ -2,63 +2,62 @@
 //! grouped-query attention with RoPE, a SiLU-gated MLP. The flags that tell them apart: QKV biases
 //! (Qwen2, or Llama's `attention_bias`), Mistral's sliding window, and the class names.
 
-use std::collections::HashSet;
-
 use ndarray::{ArrayD, IxDyn, s};
 
 use super::attention::{self, Heads, Mask, view, view_mut};
-use super::bert::add;
+use super::blueprint::{Batch, Blueprint, Forward};
 use super::config::Config;
-use super::gpt2::copy;
-use super::ops::{self, Activation};
+use super::error::FamilyError;
+use super::ops::{Activation, RmsNorm, add, copy};
+use super::record::{Recorder, Site};
 use super::rope::{self, Rope};
-use super::structure::{Node, python_float};
-use super::weights::{Embedding, Linear, Weights};
-use super::{Batch, FamilyError, Recorder};
-use crate::model::{Model, ParamId};
+use super::scope::Scope;
+use super::weights::{Embedding, Linear};
 
-/// A Llama-family model's weights, read and packed.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    prefix: String,
-    class: &'static str,
-    hidden: usize,
-    heads: Heads,
+/// Llama, Mistral and Qwen2 in the dispatch table.
+pub(super) static BLUEPRINT: Blueprint = Blueprint {
+    name: "Llama",
+    model_types: &["llama", "mistral", "qwen2"],
+    causal: true,
+    modules: |scope, c| Modules::new(scope, c).map(drop),
+    forward: |scope, c| Ok(Box::new(Plan::new(scope, c)?)),
+};
+
+/// A Llama-family model ready to run: its settings and modules.
+#[derive(Debug)]
+struct Plan {
     act: Activation,
     rope: Rope,
     window: Option<usize>,
-    embed: Embedding,
-    layers: Vec<Layer>,
-    norm: RmsNorm,
-    lm_head: Option<Linear>,
-    pub(super) versions: Vec<(ParamId, u64)>,
+    m: Modules,
 }
 
-#[derive(Debug, Clone)]
+/// The modules as transformers registers them, with their weights.
+#[derive(Debug)]
+struct Modules {
+    hidden: usize,
+    heads: Heads,
+    embed: Embedding,
+    embed_site: Site,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    norm_site: Site,
+    lm_head: Option<(Linear, Site)>,
+}
+
+#[derive(Debug)]
 struct Layer {
-    input_norm: RmsNorm,
+    site: Site,
+    self_attn: Site,
     /// Query, key and value in one product: `[q | k | v]` side by side.
     qkv: Linear,
     o: Linear,
-    post_norm: RmsNorm,
+    mlp: Site,
     gate: Linear,
     up: Linear,
     down: Linear,
-}
-
-#[derive(Debug, Clone)]
-struct RmsNorm {
-    weight: Vec<f32>,
-    eps: f32,
-}
-
-impl RmsNorm {
-    fn read(w: &mut Weights, path: &str, width: usize, eps: f64) -> Result<Self, FamilyError> {
-        Ok(Self {
-            weight: w.get(&format!("{path}.weight"), &[width])?,
-            eps: eps as f32,
-        })
-    }
+    input_norm: RmsNorm,
+    post_norm: RmsNorm,
 }
 
 /// What tells the three apart.
@@ -99,118 +98,124 @@ fn flavour(c: &Config) -> Flavour {
 }
 
 struct Sizes {
+    hidden: usize,
+    q_width: usize,
+    kv_width: usize,
     layers: usize,
     intermediate: usize,
     vocab: usize,
     eps: f64,
 }
 
-fn sizes(c: &Config) -> Result<Sizes, FamilyError> {
-    Ok(Sizes {
-        layers: Config::need("num_hidden_layers", c.num_hidden_layers)?,
-        intermediate: Config::need("intermediate_size", c.intermediate_size)?,
-        vocab: Config::need("vocab_size", c.vocab_size)?,
-        eps: c.rms_norm_eps.unwrap_or(1e-6),
-    })
-}
-
-/// `model.` for `*ForCausalLM` checkpoints, else nothing.
-fn find_prefix(has: impl Fn(&str) -> bool) -> String {
-    ["model.", ""]
-        .into_iter()
-        .find(|p| has(&format!("{p}embed_tokens.weight")))
-        .unwrap_or("")
-        .to_owned()
-}
-
 impl Plan {
-    pub(super) fn new(model: &Model, c: &Config) -> Result<Self, FamilyError> {
-        let shape = c.attention_shape()?;
-        let s = sizes(c)?;
-        let f = flavour(c);
-        let act_name = c.hidden_act.as_deref().unwrap_or("silu");
-        let act = Activation::from_name(act_name).ok_or_else(|| {
-            FamilyError::Input(format!(
-                "config.json: hidden_act {:?} is not supported",
-                crate::text::escape(act_name)
-            ))
-        })?;
+    fn new(scope: &Scope, c: &Config) -> Result<Self, FamilyError> {
         let (theta, scaling) = c.rope();
         let positions = c.max_position_embeddings.unwrap_or(2048);
-        let rope = Rope::new(shape.head_dim, theta, &scaling, positions)?;
-        let mut w = Weights::new(model);
-        let p = find_prefix(|n| w.has(n));
-        let h = shape.hidden;
-        let (q_width, kv_width) = (
-            shape.heads * shape.head_dim,
-            shape.kv_heads * shape.head_dim,
+        let head_dim = c.attention_shape()?.head_dim;
+        Ok(Self {
+            act: Activation::of("hidden_act", c.hidden_act.as_deref(), "silu")?,
+            rope: Rope::new(head_dim, theta, &scaling, positions)?,
+            window: flavour(c).window,
+            m: Modules::new(scope, c)?,
+        })
+    }
+}
+
+impl Modules {
+    fn new(top: &Scope, c: &Config) -> Result<Self, FamilyError> {
+        let shape = c.attention_shape()?;
+        let s = Sizes {
+            hidden: shape.hidden,
+            q_width: shape.heads * shape.head_dim,
+            kv_width: shape.kv_heads * shape.head_dim,
+            layers: Config::need("num_hidden_layers", c.num_hidden_layers)?,
+            intermediate: Config::need("intermediate_size", c.intermediate_size)?,
+            vocab: Config::need("vocab_size", c.vocab_size)?,
+            eps: c.rms_norm_eps.unwrap_or(1e-6),
+        };
+        let f = flavour(c);
+        let (h, class) = (s.hidden, f.class);
+        // `*ForCausalLM`'s file stores the base model under `model.`.
+        let (root, base) = top.base(
+            "model",
+            "embed_tokens.weight",
+            &format!("{class}ForCausalLM"),
+            &format!("{class}Model"),
         );
-        let mut layers = Vec::with_capacity(s.layers);
-        for i in 0..s.layers {
-            let l = format!("{p}layers.{i}");
-            let mlp = |w: &mut Weights, name: &str, k, n| {
-                w.linear(&format!("{l}.mlp.{name}"), k, n, f.mlp_bias)
-            };
-            layers.push(Layer {
-                input_norm: RmsNorm::read(&mut w, &format!("{l}.input_layernorm"), h, s.eps)?,
-                qkv: w.linear_stack(
-                    &[
-                        &format!("{l}.self_attn.q_proj"),
-                        &format!("{l}.self_attn.k_proj"),
-                        &format!("{l}.self_attn.v_proj"),
-                    ],
-                    h,
-                    &[q_width, kv_width, kv_width],
-                    f.qkv_bias,
-                )?,
-                o: w.linear(&format!("{l}.self_attn.o_proj"), q_width, h, f.o_bias)?,
-                post_norm: RmsNorm::read(
-                    &mut w,
-                    &format!("{l}.post_attention_layernorm"),
-                    h,
-                    s.eps,
-                )?,
-                gate: mlp(&mut w, "gate_proj", h, s.intermediate)?,
-                up: mlp(&mut w, "up_proj", h, s.intermediate)?,
-                down: mlp(&mut w, "down_proj", s.intermediate, h)?,
-            });
-        }
-        let lm_head = if w.has("lm_head.weight") {
-            Some(w.linear("lm_head", h, s.vocab, false)?)
+        let pad = c.pad_token_id.as_ref().and_then(serde_json::Value::as_u64);
+        let embed_scope = base.pp("embed_tokens");
+        let embed = embed_scope.embedding(s.vocab, h, pad)?;
+        let list = base.pp("layers").list();
+        let layers = (0..s.layers)
+            .map(|i| Layer::new(&list.pp(i).class(&format!("{class}DecoderLayer")), &s, &f))
+            .collect::<Result<_, _>>()?;
+        let norm_scope = base.pp("norm");
+        let norm = norm_scope.rms_norm(&format!("{class}RMSNorm"), h, s.eps)?;
+        let head = root.pp("lm_head");
+        let lm_head = if root.has("lm_head.weight") {
+            Some(head.linear(h, s.vocab, false)?)
         } else if c.tie_word_embeddings == Some(true) {
-            Some(w.linear(&format!("{p}embed_tokens"), h, s.vocab, false)?)
+            Some(head.linear_of(&embed_scope, h, s.vocab)?)
         } else {
             None
         };
         Ok(Self {
-            class: f.class,
             hidden: h,
             heads: Heads::new(shape.heads, shape.kv_heads, shape.head_dim),
-            act,
-            rope,
-            window: f.window,
-            embed: Embedding::read(&mut w, &format!("{p}embed_tokens"), s.vocab, h)?,
+            embed,
+            embed_site: embed_scope.site(),
             layers,
-            norm: RmsNorm::read(&mut w, &format!("{p}norm"), h, s.eps)?,
-            lm_head,
-            versions: w.versions,
-            prefix: p,
+            norm,
+            norm_site: norm_scope.site(),
+            lm_head: lm_head.map(|l| (l, head.site())),
         })
     }
+}
 
+impl Layer {
+    fn new(l: &Scope, s: &Sizes, f: &Flavour) -> Result<Self, FamilyError> {
+        let (h, class) = (s.hidden, f.class);
+        let self_attn = l.pp("self_attn").class(&format!("{class}Attention"));
+        let qkv = self_attn.linears(
+            &[
+                ("q_proj", s.q_width),
+                ("k_proj", s.kv_width),
+                ("v_proj", s.kv_width),
+            ],
+            h,
+            f.qkv_bias,
+        )?;
+        let o = self_attn.pp("o_proj").linear(s.q_width, h, f.o_bias)?;
+        let mlp = l.pp("mlp").class(&format!("{class}MLP"));
+        let gate = mlp.pp("gate_proj").linear(h, s.intermediate, f.mlp_bias)?;
+        let up = mlp.pp("up_proj").linear(h, s.intermediate, f.mlp_bias)?;
+        let down = mlp.pp("down_proj").linear(s.intermediate, h, f.mlp_bias)?;
+        let norm = format!("{class}RMSNorm");
+        Ok(Self {
+            site: l.site(),
+            self_attn: self_attn.site(),
+            qkv,
+            o,
+            mlp: mlp.site(),
+            gate,
+            up,
+            down,
+            input_norm: l.pp("input_layernorm").rms_norm(&norm, h, s.eps)?,
+            post_norm: l.pp("post_attention_layernorm").rms_norm(&norm, h, s.eps)?,
+        })
+    }
+}
+
+impl Forward for Plan {
     /// The logits `[batch, len, vocab]` (the last hidden state without a head), recording the
-    /// embedding, each layer, its attention and MLP, and the final norm.
-    pub(super) fn run(
-        &self,
-        batch: &Batch,
-        rec: &mut Recorder,
-    ) -> Result<ArrayD<f32>, FamilyError> {
-        let (len, p, c, class) = (batch.len, &self.prefix, self.hidden, self.class);
+    /// embedding, each layer, its attention and MLP, the final norm and the head.
+    fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
+        let (len, m) = (batch.len, &self.m);
         let mut h = Vec::new();
         for &id in &batch.ids {
-            self.embed.push(id as usize, &mut h)?;
+            m.embed.push(id as usize, &mut h)?;
         }
-        rec.record(&format!("{p}embed_tokens"), "Embedding", &h);
+        rec.record(&m.embed_site, &h);
         let (cos, sin) = self.rope.tables(len);
         let mask = Mask {
             lens: &batch.lens,
@@ -222,14 +227,13 @@ impl Plan {
             kv_heads,
             head_dim,
             ..
-        } = self.heads;
+        } = m.heads;
         let (q_width, kv_width) = (heads * head_dim, kv_heads * head_dim);
         let width = q_width + 2 * kv_width;
         let [mut x, mut qkv, mut ctx, mut gate, mut up]: [Vec<f32>; 5] = Default::default();
-        for (i, layer) in self.layers.iter().enumerate() {
-            let l = format!("{p}layers.{i}");
+        for (i, layer) in m.layers.iter().enumerate() {
             copy(&mut x, &h);
-            ops::rms_norm(&mut x, &layer.input_norm.weight, layer.input_norm.eps);
+            layer.input_norm.apply(&mut x);
             layer.qkv.forward(&x, &mut qkv);
             let (q_cols, k_cols) = (0..q_width, q_width..q_width + kv_width);
             rope::apply(&mut qkv, width, q_cols.clone(), head_dim, len, &cos, &sin);
@@ -242,112 +246,42 @@ impl Plan {
                 all.slice(s![.., q_width + kv_width..]),
                 view_mut(&mut ctx, q_width),
                 len,
-                self.heads,
+                m.heads,
                 mask,
             );
             let mut a = rec.buffer();
             layer.o.forward(&ctx, &mut a);
-            let a = rec.keep(&format!("{l}.self_attn"), &format!("{class}Attention"), a);
+            let a = rec.keep(&layer.self_attn, a);
             add(&mut h, rec.kept(a));
             copy(&mut x, &h);
-            ops::rms_norm(&mut x, &layer.post_norm.weight, layer.post_norm.eps);
+            layer.post_norm.apply(&mut x);
             layer.gate.forward(&x, &mut gate);
             layer.up.forward(&x, &mut up);
             self.act.apply(&mut gate);
             gate.iter_mut().zip(&up).for_each(|(g, u)| *g *= u);
-            let mut m = rec.buffer();
-            layer.down.forward(&gate, &mut m);
-            let m = rec.keep(&format!("{l}.mlp"), &format!("{class}MLP"), m);
-            add(&mut h, rec.kept(m));
-            rec.record(&l, &format!("{class}DecoderLayer"), &h);
-            rec.block_done(i + 1, self.layers.len());
+            let mut out = rec.buffer();
+            layer.down.forward(&gate, &mut out);
+            let out = rec.keep(&layer.mlp, out);
+            add(&mut h, rec.kept(out));
+            rec.record(&layer.site, &h);
+            rec.block_done(i + 1, m.layers.len());
         }
-        ops::rms_norm(&mut h, &self.norm.weight, self.norm.eps);
-        rec.record(&format!("{p}norm"), &format!("{class}RMSNorm"), &h);
+        m.norm.apply(&mut h);
+        rec.record(&m.norm_site, &h);
         let mut out = h;
-        if let Some(head) = &self.lm_head {
+        if let Some((head, site)) = &m.lm_head {
             let mut logits = Vec::new();
             head.forward(&out, &mut logits);
-            rec.record("lm_head", "Linear", &logits);
+            rec.record(site, &logits);
             out = logits;
         }
         let width = out.len() / (batch.size() * len);
         debug_assert!(
-            out.len() == batch.size() * len * width && (width == c || self.lm_head.is_some())
+            out.len() == batch.size() * len * width && (width == m.hidden || m.lm_head.is_some())
         );
         Ok(
             ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), out)
                 .expect("batch·len·width"),
         )
     }
-}
-
-/// The Llama family's modules as transformers registers them.
-pub(super) fn skeleton(c: &Config, names: &HashSet<String>) -> Result<Node, FamilyError> {
-    let shape = c.attention_shape()?;
-    let s = sizes(c)?;
-    let f = flavour(c);
-    let p = find_prefix(|n| names.contains(n));
-    let (h, class) = (shape.hidden, f.class);
-    let (q_width, kv_width) = (
-        shape.heads * shape.head_dim,
-        shape.kv_heads * shape.head_dim,
-    );
-    let rms = |name: &str| {
-        Node::leaf(
-            name,
-            &format!("{class}RMSNorm"),
-            format!("{class}RMSNorm(({h},), eps={})", python_float(s.eps)),
-            &["weight"],
-        )
-    };
-    let layer = |i: usize| {
-        Node::class(
-            i.to_string(),
-            &format!("{class}DecoderLayer"),
-            vec![
-                Node::class(
-                    "self_attn",
-                    &format!("{class}Attention"),
-                    vec![
-                        Node::linear("q_proj", h, q_width, f.qkv_bias),
-                        Node::linear("k_proj", h, kv_width, f.qkv_bias),
-                        Node::linear("v_proj", h, kv_width, f.qkv_bias),
-                        Node::linear("o_proj", q_width, h, f.o_bias),
-                    ],
-                ),
-                Node::class(
-                    "mlp",
-                    &format!("{class}MLP"),
-                    vec![
-                        Node::linear("gate_proj", h, s.intermediate, f.mlp_bias),
-                        Node::linear("up_proj", h, s.intermediate, f.mlp_bias),
-                        Node::linear("down_proj", s.intermediate, h, f.mlp_bias),
-                    ],
-                ),
-                rms("input_layernorm"),
-                rms("post_attention_layernorm"),
-            ],
-        )
-    };
-    let pad = c.pad_token_id.as_ref().and_then(serde_json::Value::as_u64);
-    let mut base = Node::class(
-        p.trim_end_matches('.'),
-        &format!("{class}Model"),
-        vec![
-            Node::embedding("embed_tokens", s.vocab, h, pad),
-            Node::list("layers", (0..s.layers).map(layer).collect()),
-            rms("norm"),
-        ],
-    );
-    let head = Node::linear("lm_head", h, s.vocab, false);
-    if p.is_empty() {
-        base.push(head);
-        return Ok(base);
-    }
-    Ok(Node::class(
-        "",
-        &format!("{class}ForCausalLM"),
-        vec![base, head],
-    ))
 }

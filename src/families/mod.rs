@@ -1,150 +1,125 @@
-//! Model families run as code: BERT, GPT-2, and Llama (which also serves Mistral and Qwen2), each a
-//! forward over tensors found by their Hugging Face names, chosen by `config.json`'s `model_type`.
+//! Model families run as code: BERT, GPT-2, and Llama (which also serves Mistral and Qwen2), each
+//! one file, chosen by `config.json`'s `model_type` through the table `BLUEPRINTS`.
 //!
-//! A family gives the checkpoint its real structure ([`structure`]: PyTorch's module classes and
-//! state_dict order) and a [`Plan`]: weights upcast to f32 and packed once, run on a batch of token
-//! ids, recording every module boundary's output as the same [`Activation`] list the Sequential
-//! plan produces, under the paths the tree shows.
+//! A family file writes its modules once, through a [`scope::Scope`]: each call finds a weight by
+//! its Hugging Face name and records the module it belongs to. Drawn without reading
+//! ([`apply`]), that gives the checkpoint its real structure (PyTorch's module classes and
+//! state_dict order); read ([`Plan::new`]), a forward with weights upcast to f32 and packed once,
+//! which runs a batch of token ids and records every module boundary's output as the same
+//! [`Activation`](crate::model::forward::Activation) list the Sequential plan produces, under the
+//! paths the tree shows.
+//!
+//! A new family is one file declaring a [`Blueprint`] and one line in `BLUEPRINTS`.
 
 pub mod attention;
 mod bert;
+pub mod blueprint;
 pub mod config;
+pub mod error;
 mod gpt2;
 mod llama;
 pub mod ops;
 pub mod predict;
 mod record;
 pub mod rope;
+pub mod scope;
 pub mod sentence;
-pub mod structure;
 pub mod tokenize;
+pub mod tree;
 mod weights;
 
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
 use ndarray::ArrayD;
-use thiserror::Error;
 
-pub use config::{Config, ConfigError};
+pub use blueprint::{Batch, Blueprint, Forward};
+pub use config::{Config, ConfigError, folder_of};
+pub use error::FamilyError;
 pub use record::Recorder;
+pub use tree::Applied;
 
-use crate::model::Model;
 use crate::model::forward::Activation;
-use crate::text::escape;
+use crate::model::{Model, ParamId};
+use scope::Reading;
 
-/// The `model_type` values run as code, for messages.
-pub const SUPPORTED: &str = "bert, gpt2, llama, mistral, qwen2";
+/// The families paramscope runs, in the order messages list them.
+static BLUEPRINTS: &[&Blueprint] = &[&bert::BLUEPRINT, &gpt2::BLUEPRINT, &llama::BLUEPRINT];
 
-/// Why a family cannot be built or run.
-#[derive(Debug, Error)]
-pub enum FamilyError {
-    /// The config is unusable.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// `model_type` is not one of ours.
-    #[error(
-        "config.json: model_type {0:?} is not a family paramscope runs (it runs {SUPPORTED}); the tree still shows every tensor"
-    )]
-    Unsupported(String),
-    /// A tensor the family needs is absent.
-    #[error("no tensor {} in the checkpoint, which this family needs", escape(.0))]
-    Missing(String),
-    /// A tensor has another shape than the config implies.
-    #[error("tensor {} has shape {found:?}, but config.json implies {expected:?}", escape(.name))]
-    Shape {
-        /// The tensor.
-        name: String,
-        /// What the config implies.
-        expected: Vec<usize>,
-        /// What the file holds.
-        found: Vec<usize>,
-    },
-    /// A tensor's dtype cannot be read as numbers.
-    #[error("tensor {}: {reason}", escape(.name))]
-    Unreadable {
-        /// The tensor.
-        name: String,
-        /// Why.
-        reason: String,
-    },
-    /// A token id past the embedding table.
-    #[error("token id {id} is out of range: the embedding has {count} rows")]
-    TokenRange {
-        /// The id.
-        id: usize,
-        /// The table's rows.
-        count: usize,
-    },
-    /// The batch does not fit the model.
-    #[error("{0}")]
-    Input(String),
+/// The `model_type` values run as code, for messages: `bert, gpt2, llama, ...`.
+#[must_use]
+pub fn supported() -> String {
+    BLUEPRINTS
+        .iter()
+        .flat_map(|b| b.model_types.iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A supported architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// `bert`: an encoder.
-    Bert,
-    /// `gpt2`.
-    Gpt2,
-    /// `llama`, `mistral`, `qwen2`: the same decoder with flags.
-    Llama,
-}
+#[derive(Clone, Copy)]
+pub struct Family(&'static Blueprint);
 
 impl Family {
     /// The family a config names; `Ok(None)` when it names no `model_type` at all.
     pub fn detect(config: &Config) -> Result<Option<Self>, FamilyError> {
-        match config.model_type.as_deref() {
-            None => Ok(None),
-            Some("bert") => Ok(Some(Self::Bert)),
-            Some("gpt2") => Ok(Some(Self::Gpt2)),
-            Some("llama" | "mistral" | "qwen2") => Ok(Some(Self::Llama)),
-            Some(other) => Err(FamilyError::Unsupported(other.to_owned())),
-        }
+        let Some(model_type) = config.model_type.as_deref() else {
+            return Ok(None);
+        };
+        BLUEPRINTS
+            .iter()
+            .find(|b| b.model_types.contains(&model_type))
+            .map(|b| Some(Self(b)))
+            .ok_or_else(|| FamilyError::Unsupported {
+                model_type: model_type.to_owned(),
+                supported: supported(),
+            })
     }
 
-    /// Whether the family predicts the next token (and so has logits and top-k).
+    /// Whether the family predicts the next token (and so has logits and top-k) rather than
+    /// encoding (and so may be pooled into a sentence embedding).
     #[must_use]
     pub fn is_causal(self) -> bool {
-        self != Self::Bert
+        self.0.causal
     }
 }
 
-/// Token ids of a batch, right-padded to one length, with each sequence's real length.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Batch {
-    /// `batch × len` ids in C order; padding positions hold `pad`.
-    pub ids: Vec<u32>,
-    /// The real length of each sequence.
-    pub lens: Vec<usize>,
-    /// The padded length.
-    pub len: usize,
+impl PartialEq for Family {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
+    }
 }
 
-impl Batch {
-    /// Pads `sequences` on the right with `pad`; refuses an empty batch or an empty sequence.
-    pub fn new(sequences: &[Vec<u32>], pad: u32) -> Result<Self, FamilyError> {
-        if sequences.is_empty() || sequences.iter().any(Vec::is_empty) {
-            return Err(FamilyError::Input(
-                "every sequence needs at least one token".into(),
-            ));
-        }
-        let len = sequences.iter().map(Vec::len).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(len * sequences.len());
-        for s in sequences {
-            ids.extend_from_slice(s);
-            ids.extend(std::iter::repeat_n(pad, len - s.len()));
-        }
-        Ok(Self {
-            ids,
-            lens: sequences.iter().map(Vec::len).collect(),
-            len,
-        })
-    }
+impl Eq for Family {}
 
-    /// The number of sequences.
-    #[must_use]
-    pub fn size(&self) -> usize {
-        self.lens.len()
+impl fmt::Debug for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.name)
     }
+}
+
+/// The family a checkpoint's `config.json` names, with the config; `Ok(None)` when there is no
+/// config beside it or it names no `model_type`.
+pub fn detect(checkpoint: &Path) -> Result<Option<(Family, Config)>, FamilyError> {
+    named(Config::beside(checkpoint)?)
+}
+
+/// The family `config` names, with the config; `Ok(None)` when there is none or it names no
+/// `model_type`.
+pub fn named(config: Option<Config>) -> Result<Option<(Family, Config)>, FamilyError> {
+    let Some(config) = config else {
+        return Ok(None);
+    };
+    Ok(Family::detect(&config)?.map(|family| (family, config)))
+}
+
+/// Rebuilds `model`'s tree as `family` registers its modules, reading no tensor. Modules none of
+/// whose tensors the checkpoint holds are left out; tensors the family does not know are kept at
+/// the root, whole.
+pub fn apply(family: Family, config: &Config, model: &Model) -> Result<Applied, FamilyError> {
+    let built = scope::build(model, Reading::TreeOnly, |s| (family.0.modules)(s, config))?;
+    Ok(built.tree.bind(model))
 }
 
 /// What a pass produced.
@@ -159,22 +134,21 @@ pub struct Pass {
 
 /// A family's model ready to run: its weights read, upcast and packed once.
 #[derive(Debug, Clone)]
-pub enum Plan {
-    /// BERT.
-    Bert(bert::Plan),
-    /// GPT-2.
-    Gpt2(gpt2::Plan),
-    /// Llama, Mistral, Qwen2.
-    Llama(llama::Plan),
+pub struct Plan {
+    family: Family,
+    forward: Arc<dyn Forward>,
+    /// Every tensor read, with its version then: the plan is stale once any changes.
+    versions: Vec<(ParamId, u64)>,
 }
 
 impl Plan {
     /// Reads the weights `config` implies from `model`.
     pub fn new(family: Family, model: &Model, config: &Config) -> Result<Self, FamilyError> {
-        Ok(match family {
-            Family::Bert => Self::Bert(bert::Plan::new(model, config)?),
-            Family::Gpt2 => Self::Gpt2(gpt2::Plan::new(model, config)?),
-            Family::Llama => Self::Llama(llama::Plan::new(model, config)?),
+        let built = scope::build(model, Reading::Values, |s| (family.0.forward)(s, config))?;
+        Ok(Self {
+            family,
+            forward: built.value.into(),
+            versions: built.versions,
         })
     }
 
@@ -205,11 +179,7 @@ impl Plan {
     }
 
     fn record(&self, batch: &Batch, mut recorder: Recorder) -> Result<Pass, FamilyError> {
-        let output = match self {
-            Self::Bert(p) => p.run(batch, &mut recorder)?,
-            Self::Gpt2(p) => p.run(batch, &mut recorder)?,
-            Self::Llama(p) => p.run(batch, &mut recorder)?,
-        };
+        let output = self.forward.run(batch, &mut recorder)?;
         Ok(Pass {
             activations: recorder.into_activations(),
             output,
@@ -219,18 +189,13 @@ impl Plan {
     /// Whether the plan predicts tokens (logits and top-k) rather than encoding.
     #[must_use]
     pub fn is_causal(&self) -> bool {
-        !matches!(self, Self::Bert(_))
+        self.family.is_causal()
     }
 
     /// Whether `model`'s tensors are still those the plan read (no re-init since).
     #[must_use]
     pub fn is_current(&self, model: &Model) -> bool {
-        let versions = match self {
-            Self::Bert(p) => &p.versions,
-            Self::Gpt2(p) => &p.versions,
-            Self::Llama(p) => &p.versions,
-        };
-        versions
+        self.versions
             .iter()
             .all(|&(id, v)| id.0 < model.store.len() && model.store.version(id) == v)
     }

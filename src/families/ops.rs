@@ -1,13 +1,91 @@
-//! The element-wise and row-wise pieces of a transformer: LayerNorm, RMSNorm, GELU, SiLU, softmax.
+//! The element-wise and row-wise pieces the families share: residual adds, copies, LayerNorm,
+//! RMSNorm, the activations, softmax.
 //!
 //! Each works in place on rows of a flat C-order buffer, in f32; the arithmetic is
 //! `tensor::simd::math`'s, vectorized for the CPU it runs on.
 
 use std::sync::{Mutex, PoisonError};
 
+use super::config::ConfigError;
 use crate::kernel;
 use crate::tensor::simd::math;
-pub use crate::tensor::simd::math::{layer_norm, rms_norm, softmax};
+pub use crate::tensor::simd::math::softmax;
+
+/// `a += b`, element by element (a residual connection).
+pub fn add(a: &mut [f32], b: &[f32]) {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+}
+
+/// `dst = src`, reusing `dst`'s allocation.
+pub fn copy(dst: &mut Vec<f32>, src: &[f32]) {
+    dst.clear();
+    dst.extend_from_slice(src);
+}
+
+/// A LayerNorm's weight, bias and eps.
+#[derive(Debug, Clone)]
+pub struct Norm {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    eps: f32,
+}
+
+impl Norm {
+    /// A LayerNorm over rows as wide as `weight`.
+    #[must_use]
+    pub fn new(weight: Vec<f32>, bias: Vec<f32>, eps: f64) -> Self {
+        Self {
+            weight,
+            bias,
+            eps: eps as f32,
+        }
+    }
+
+    /// The width of a row.
+    #[must_use]
+    pub fn width(&self) -> usize {
+        self.weight.len()
+    }
+
+    /// Normalizes each row of `x` in place.
+    pub fn apply(&self, x: &mut [f32]) {
+        math::layer_norm(x, &self.weight, &self.bias, self.eps);
+    }
+
+    /// `x += residual`, then [`Self::apply`], row blocks shared across threads (a batch's
+    /// post-norm sublayer ends).
+    pub fn add_and_apply(&self, x: &mut [f32], residual: &[f32]) {
+        /// Multiply-adds' worth per value: the add, two passes of moments and the scaling.
+        const COST: usize = 4;
+        in_parts(x, self.weight.len(), COST, &|offset, part| {
+            add(part, &residual[offset..offset + part.len()]);
+            self.apply(part);
+        });
+    }
+}
+
+/// An RMSNorm's weight and eps.
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Vec<f32>,
+    eps: f32,
+}
+
+impl RmsNorm {
+    /// An RMSNorm over rows as wide as `weight`.
+    #[must_use]
+    pub fn new(weight: Vec<f32>, eps: f64) -> Self {
+        Self {
+            weight,
+            eps: eps as f32,
+        }
+    }
+
+    /// Normalizes each row of `x` in place.
+    pub fn apply(&self, x: &mut [f32]) {
+        math::rms_norm(x, &self.weight, self.eps);
+    }
+}
 
 /// Runs `f(offset, part)` over `x` cut into parts of whole `chunk`s (the last may be short),
 /// shared across the kernel's threads when `x.len()·cost` multiply-adds' worth is enough for
@@ -64,15 +142,16 @@ impl Activation {
         })
     }
 
-    /// The class transformers names it by, for the tree.
-    #[must_use]
-    pub fn class(self) -> &'static str {
-        match self {
-            Self::Gelu => "GELUActivation",
-            Self::GeluTanh => "NewGELUActivation",
-            Self::Silu => "SiLUActivation",
-            Self::Relu => "ReLU",
-        }
+    /// The activation config.json's `field` names (`hidden_act`, GPT-2's `activation_function`),
+    /// `default` when it names none.
+    pub fn of(field: &'static str, name: Option<&str>, default: &str) -> Result<Self, ConfigError> {
+        let name = name.unwrap_or(default);
+        Self::from_name(name).ok_or_else(|| ConfigError::Field {
+            field,
+            why: format!(
+                "{name:?} is not supported (gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, silu, relu are)"
+            ),
+        })
     }
 
     /// Applies the activation to every value, in blocks shared across the kernel's threads when

@@ -14,6 +14,16 @@ use ndarray::{ArrayD, IxDyn};
 
 use crate::model::forward::Activation;
 
+/// Where a module's output is recorded: its path in the tree and its repr, as the scope that built
+/// the module drew them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The module's dotted path (`encoder.layer.0.attention`).
+    pub path: String,
+    /// Its repr (`BertAttention`, `LayerNorm((8,), eps=1e-05, elementwise_affine=True)`).
+    pub repr: String,
+}
+
 /// An output the recorder holds, to read back with [`Recorder::kept`].
 #[derive(Debug, Clone, Copy)]
 pub struct Kept(usize);
@@ -55,11 +65,11 @@ impl<'p> Recorder<'p> {
         }
     }
 
-    /// Keeps a copy of `values` (`batch·len × width`) as the output of the module at `path`.
-    pub fn record(&mut self, path: &str, repr: &str, values: &[f32]) {
+    /// Keeps a copy of `values` (`batch·len × width`) as the output of the module at `site`.
+    pub fn record(&mut self, site: &Site, values: &[f32]) {
         let mut buffer = self.buffer();
         copy_in_parts(&mut buffer, values);
-        self.keep(path, repr, buffer);
+        self.keep(site, buffer);
     }
 
     /// A buffer to write the next module's output into and then [`keep`](Self::keep): an earlier
@@ -71,16 +81,16 @@ impl<'p> Recorder<'p> {
             .unwrap_or_default()
     }
 
-    /// Keeps `values` (`batch·len × width`) as the output of the module at `path`, without a copy;
+    /// Keeps `values` (`batch·len × width`) as the output of the module at `site`, without a copy;
     /// [`kept`](Self::kept) reads them back.
-    pub fn keep(&mut self, path: &str, repr: &str, values: Vec<f32>) -> Kept {
+    pub fn keep(&mut self, site: &Site, values: Vec<f32>) -> Kept {
         let rows = self.batch * self.len;
         let width = values.len() / rows.max(1);
         let output = ArrayD::from_shape_vec(IxDyn(&[self.batch, self.len, width]), values)
             .expect("values are batch·len rows");
         self.activations.push(Activation {
-            path: path.to_owned(),
-            repr: repr.to_owned(),
+            path: site.path.clone(),
+            repr: site.repr.clone(),
             output,
         });
         Kept(self.activations.len() - 1)
@@ -88,10 +98,10 @@ impl<'p> Recorder<'p> {
 
     /// Records a copy of a kept output as the output of another module too (a block whose output
     /// is its last sublayer's).
-    pub fn record_kept(&mut self, path: &str, repr: &str, kept: Kept) -> Kept {
+    pub fn record_kept(&mut self, site: &Site, kept: Kept) -> Kept {
         let mut buffer = self.buffer();
         copy_in_parts(&mut buffer, self.kept(kept));
-        self.keep(path, repr, buffer)
+        self.keep(site, buffer)
     }
 
     /// The values kept as `kept`.

@@ -74,8 +74,7 @@ impl Rope {
                 return Err(ConfigError::Field {
                     field: "rope_scaling",
                     why: format!(
-                        "type {:?} is not supported (default, linear, dynamic, llama3 are)",
-                        crate::text::escape(other)
+                        "type {other:?} is not supported (default, linear, dynamic, llama3 are)"
                     ),
                 });
             }

@@ -7,16 +7,15 @@ use ndarray::{Array2, ArrayD, Axis};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::text::escape;
-
 /// The largest `modules.json` or pooling config read.
 const MAX_BYTES: u64 = 1 << 20;
 
-/// Why a sentence-transformers folder cannot be pooled.
+/// Why a sentence-transformers folder cannot be pooled. Paths and names travel raw; they are
+/// escaped where printed.
 #[derive(Debug, Error)]
 pub enum SentenceError {
     /// A file could not be read or parsed.
-    #[error("{}: {reason}", escape(&.path.display().to_string()))]
+    #[error("{}: {reason}", .path.display())]
     File {
         /// The file.
         path: PathBuf,
@@ -24,10 +23,10 @@ pub enum SentenceError {
         reason: String,
     },
     /// A module paramscope does not run (`Dense`, ...).
-    #[error("modules.json: module {} is not supported (Transformer, Pooling and Normalize are)", escape(.0))]
+    #[error("modules.json: module {0} is not supported (Transformer, Pooling and Normalize are)")]
     Module(String),
     /// A pooling mode not supported.
-    #[error("{}: no pooling mode paramscope knows is on (cls, max, mean, mean_sqrt_len, lasttoken)", escape(&.0.display().to_string()))]
+    #[error("{}: no pooling mode paramscope knows is on (cls, max, mean, mean_sqrt_len, lasttoken)", .0.display())]
     NoMode(PathBuf),
 }
 

@@ -7,19 +7,17 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use tokenizers::Tokenizer;
 
-use crate::text::escape;
-
 /// The largest `tokenizer.json` read: real ones are a few MB (Llama 3's is 9 MB).
 const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
 
-/// Why text could not be made into ids.
+/// Why text could not be made into ids. Paths and text travel raw; they are escaped where printed.
 #[derive(Debug, Error)]
 pub enum TokenizeError {
     /// The folder has no `tokenizer.json`.
-    #[error("{}: no tokenizer.json beside the checkpoint, so --text cannot be tokenized; give ids with --tokens 1,2,3", escape(&.0.display().to_string()))]
+    #[error("{}: no tokenizer.json beside the checkpoint, so --text cannot be tokenized; give ids with --tokens 1,2,3", .0.display())]
     Absent(PathBuf),
     /// The file could not be read, or is too long.
-    #[error("{}: {reason}", escape(&.path.display().to_string()))]
+    #[error("{}: {reason}", .path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -27,7 +25,7 @@ pub enum TokenizeError {
         reason: String,
     },
     /// The text could not be encoded.
-    #[error("tokenizing {}: {reason}", escape(.text))]
+    #[error("tokenizing {text}: {reason}")]
     Encode {
         /// The text.
         text: String,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ndarray::ArrayView2;
 
-use super::FamilyError;
+use super::error::FamilyError;
 use crate::kernel::{self, Epilogue, PackedWeight};
 use crate::model::{Model, ParamId};
 
@@ -56,10 +56,12 @@ impl<'m> Weights<'m> {
             });
         }
         self.versions.push((id, self.model.store.version(id)));
-        tensor.to_f32_vec().map_err(|e| FamilyError::Unreadable {
-            name: name.to_owned(),
-            reason: e.to_string(),
-        })
+        tensor
+            .to_f32_vec()
+            .map_err(|source| FamilyError::Unreadable {
+                name: name.to_owned(),
+                source,
+            })
     }
 
     /// `nn.Linear` at `path`: `weight` [out, in] and, when `bias`, `bias` [out].
@@ -146,6 +148,17 @@ pub struct Linear {
 }
 
 impl Linear {
+    /// A layer of no weights: what a build that only draws the tree gets.
+    #[must_use]
+    pub fn empty() -> Self {
+        Self {
+            weight: Arc::new(PackedWeight::new(
+                ArrayView2::from_shape((0, 0), &[]).expect("0 × 0"),
+            )),
+            bias: None,
+        }
+    }
+
     /// `y = x·wᵀ + b` for `x` [rows, in], `y` resized to [rows, out].
     pub fn forward(&self, x: &[f32], y: &mut Vec<f32>) {
         let rows = x.len() / self.weight.in_features();
@@ -166,17 +179,10 @@ pub struct Embedding {
 }
 
 impl Embedding {
-    /// Reads `path.weight` as a [count, width] table.
-    pub fn read(
-        weights: &mut Weights,
-        path: &str,
-        count: usize,
-        width: usize,
-    ) -> Result<Self, FamilyError> {
-        Ok(Self {
-            table: weights.get(&format!("{path}.weight"), &[count, width])?,
-            width,
-        })
+    /// A table of rows of `width` values (empty when only the tree is drawn).
+    #[must_use]
+    pub fn new(table: Vec<f32>, width: usize) -> Self {
+        Self { table, width }
     }
 
     /// The number of rows.

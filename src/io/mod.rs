@@ -44,11 +44,12 @@ pub struct FileError {
 }
 
 impl FileError {
-    /// An error about `path`.
-    pub fn new(path: &Path, kind: impl Into<Kind>) -> Self {
+    /// An error about `path`: `kind` is a typed error (not a sentence made here), so that the
+    /// text is made once, where it is shown.
+    pub fn new(path: &Path, kind: impl std::error::Error + Send + Sync + 'static) -> Self {
         FileError {
             path: path.to_path_buf(),
-            kind: kind.into(),
+            kind: Box::new(kind),
         }
     }
 }

@@ -9,6 +9,12 @@ use super::{gguf, npz, pytorch};
 /// The bytes a caller reads from a file's start for [`format`] to judge it.
 pub const HEAD: u64 = 512;
 
+/// A file that is recognisably no checkpoint (a [`FileError`](super::FileError)'s kind): the
+/// sentence of [`identify`] says what it is and what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Foreign(pub &'static str);
+
 /// What a file is, for opening it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -28,9 +34,8 @@ pub enum Format {
     Npy,
     /// None of the above and nothing else recognisable: read as a `print(model)` text.
     ArchitectureText,
-    /// Recognisably no checkpoint (a Git LFS pointer, an HTML page, a raw pickle…): the sentence
-    /// says what it is and what to do.
-    NotCheckpoint(&'static str),
+    /// Recognisably no checkpoint (a Git LFS pointer, an HTML page, a raw pickle…).
+    NotCheckpoint(Foreign),
 }
 
 /// The format of the file at `path`, whose first bytes (up to [`HEAD`]) are `head`. A shard index is
@@ -77,7 +82,7 @@ fn looks_like_safetensors(path: &Path, head: &[u8]) -> bool {
 /// A sentence naming what `head` (the first bytes of a file) looks like, when it is recognisably
 /// something other than a safetensors file.
 #[must_use]
-pub fn identify(head: &[u8]) -> Option<&'static str> {
+pub fn identify(head: &[u8]) -> Option<Foreign> {
     // A plausible header length (under 4 GiB) followed by '{' is a safetensors file gone wrong
     // inside, not a file of another kind, even when the length's first byte happens to be '{'.
     if head.len() > 8 && head[4..8] == [0; 4] && head[8] == b'{' {
@@ -131,7 +136,7 @@ pub fn identify(head: &[u8]) -> Option<&'static str> {
     ];
     checks
         .into_iter()
-        .find_map(|(hit, what)| hit.then_some(what))
+        .find_map(|(hit, what)| hit.then_some(Foreign(what)))
 }
 
 #[cfg(test)]
@@ -141,7 +146,7 @@ mod tests {
     #[test]
     fn recognises_common_impostors() {
         let says =
-            |head: &[u8], word: &str| assert!(identify(head).unwrap().contains(word), "{word}");
+            |head: &[u8], word: &str| assert!(identify(head).unwrap().0.contains(word), "{word}");
         says(
             b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n",
             "Git LFS pointer",

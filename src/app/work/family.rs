@@ -10,7 +10,7 @@ use crate::app::error::AppError;
 use crate::app::job::{FamilyCheckpoint, ForwardResult, LayerStats, NextToken};
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
-use crate::families::{Batch, Family, Plan, predict};
+use crate::families::{Batch, Plan, predict};
 use crate::model::Model;
 use crate::model::forward::Activation;
 
@@ -41,10 +41,10 @@ impl Kept {
         if self.text.as_ref().is_none_or(|(l, ..)| *l != load) {
             self.text = None;
             let tokenizer = TextTokenizer::open(&checkpoint.folder)?;
-            let pooling = if checkpoint.family == Family::Bert {
-                Pooling::detect(&checkpoint.folder)?
-            } else {
+            let pooling = if checkpoint.family.is_causal() {
                 None
+            } else {
+                Pooling::detect(&checkpoint.folder)?
             };
             self.text = Some((load, tokenizer, pooling));
         }

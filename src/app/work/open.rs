@@ -9,7 +9,7 @@ use crate::app::error::AppError;
 use crate::app::extras::{ARRAY_ROWS, Extras};
 use crate::app::job::{FamilyCheckpoint, OpenSpec, Opened, Runs};
 use crate::checkpoint::{self, LoadOptions};
-use crate::families::{Config, Family, structure};
+use crate::families::{self, Config, Family};
 
 /// Opens `spec` as the command line's `MODEL` would be.
 pub fn open(spec: &OpenSpec) -> Result<Opened, AppError> {
@@ -39,7 +39,7 @@ fn runs_of(source: &str, applied: Option<(Family, Config)>) -> Runs {
     let path = Path::new(source);
     let found = match applied {
         Some(found) => Some(found),
-        None => match structure::detect(path) {
+        None => match families::detect(path) {
             Ok(found) => found,
             Err(e) => return Runs::Refused(Arc::new(e)),
         },
@@ -48,7 +48,7 @@ fn runs_of(source: &str, applied: Option<(Family, Config)>) -> Runs {
         Some((family, config)) => Runs::Family(Arc::new(FamilyCheckpoint {
             family,
             config,
-            folder: structure::folder_of(path),
+            folder: families::folder_of(path),
         })),
         None => Runs::Chain,
     }

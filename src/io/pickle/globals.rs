@@ -1,7 +1,7 @@
 //! The allow-list: which globals paramscope builds an object for (those torch's `weights_only`
 //! unpickler allows, in torch/_weights_only_unpickler.py), and which can run code.
 
-use super::value::TorchDtype;
+use super::dtype::TorchDtype;
 
 /// A global named by the pickle. Naming one imports nothing here.
 #[derive(Debug)]

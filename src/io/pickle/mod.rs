@@ -12,6 +12,7 @@
 //! Bounded: the stack, the memo and the object count are capped, every length is checked against the
 //! bytes left, and nothing recurses on the file's nesting (see [`flatten`]).
 
+mod dtype;
 mod globals;
 mod reader;
 mod value;
@@ -22,9 +23,10 @@ pub mod flatten;
 #[cfg(test)]
 mod tests;
 
+pub use dtype::TorchDtype;
 pub use flatten::{Leaf, Scalar, flatten};
 pub use globals::is_dangerous;
-pub use value::{Dict, Heap, Object, Storage, TensorRef, TorchDtype, Value};
+pub use value::{Dict, Heap, Object, Storage, TensorRef, Value};
 pub use vm::{Unpickled, unpickle};
 
 /// What went wrong in a pickle.

@@ -14,7 +14,6 @@ use zip::{CompressionMethod, ZipArchive};
 use super::views::{Backing, swap_unit};
 use super::{Contents, Error, assemble, read_at};
 use crate::io::pickle;
-use crate::text::escape;
 
 /// Opens a zip-layout file mapped as `map`; `shown` names it in warnings.
 pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents, Error> {
@@ -54,7 +53,7 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
             other => {
                 return Err(Error::Layout(format!(
                     "byteorder says {:?}, not little or big",
-                    escape(&String::from_utf8_lossy(other))
+                    String::from_utf8_lossy(other)
                 )));
             }
         },
@@ -69,12 +68,12 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
 
     let mut cache: HashMap<String, Arc<[u8]>> = HashMap::new();
     let mut storage = |s: &pickle::Storage| -> Result<Backing, Error> {
-        let what = format!("storage {}", escape(&s.key));
+        let what = format!("storage {}", s.key);
         let index = entry(&format!("data/{}", s.key)).ok_or_else(|| {
             Error::Layout(format!(
                 "{what} is missing: the archive has no {}data/{}",
-                escape(&String::from_utf8_lossy(prefix)),
-                escape(&s.key)
+                String::from_utf8_lossy(prefix),
+                s.key
             ))
         })?;
         let span = range(index, &what)?;

@@ -13,7 +13,6 @@ use memmap2::Mmap;
 use super::views::{Backing, swap_unit};
 use super::{Contents, Error, LEGACY_MAGIC, assemble, read_at};
 use crate::io::pickle::{self, Storage};
-use crate::text::escape;
 
 /// The protocol version torch writes after the magic number.
 const PROTOCOL_VERSION: i64 = 1001;
@@ -60,8 +59,7 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
     for key in &key_list {
         let storage = named.get(key.as_str()).ok_or_else(|| {
             Error::Layout(format!(
-                "storage {} is in the key list but no tensor uses it",
-                escape(key)
+                "storage {key} is in the key list but no tensor uses it"
             ))
         })?;
         let count = read_at::<8>(file, at)
@@ -89,7 +87,7 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
         let span = spans.get(&s.key).cloned().ok_or_else(|| {
             Error::Layout(format!(
                 "storage {} is missing from the file's storage list",
-                escape(&s.key)
+                s.key
             ))
         })?;
         let backing = Backing::Mapped(Arc::clone(map), span);
@@ -104,8 +102,7 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, shown: &str) -> Result<Contents
 
 fn truncated(key: &str, at: usize, len: usize) -> Error {
     Error::Layout(format!(
-        "storage {}: its data at offset {at} runs past the end of the file ({len} bytes; truncated?)",
-        escape(key)
+        "storage {key}: its data at offset {at} runs past the end of the file ({len} bytes; truncated?)"
     ))
 }
 

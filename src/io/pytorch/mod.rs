@@ -12,7 +12,6 @@ use std::path::Path;
 use super::FileError;
 use super::pickle::{self, Leaf, Scalar};
 use crate::tensor::Tensor;
-use crate::text::escape;
 
 /// What a PyTorch file holds, flattened to dotted names.
 #[derive(Default)]
@@ -46,7 +45,7 @@ pub enum Error {
     /// One tensor cannot be made.
     #[error("tensor {name}: {reason}")]
     Tensor {
-        /// Its name (escaped).
+        /// Its name (raw; escaped where shown).
         name: String,
         /// What is wrong.
         reason: views::ViewError,
@@ -89,7 +88,7 @@ pub fn layout(head: &[u8]) -> Option<Layout> {
 /// on disk until asked for, except views that must be gathered and big-endian data.
 pub fn open(path: &Path) -> Result<Contents, FileError> {
     let crate::io::mapped::Mapped { file, map } = crate::io::mapped::open(path)?;
-    let shown = escape(&path.display().to_string()).into_owned();
+    let shown = path.display().to_string();
     let contents = match layout(&map[..map.len().min(64)]) {
         Some(Layout::Zip) => archive::open(&map, &file, &shown),
         Some(Layout::Legacy) => legacy::open(&map, &file, &shown),
@@ -143,7 +142,7 @@ fn assemble(
                 let backing = storage(&t.storage)?;
                 let tensor =
                     views::tensor(&t, dtype, &backing, limit).map_err(|reason| Error::Tensor {
-                        name: escape(&name).into_owned(),
+                        name: name.clone(),
                         reason,
                     })?;
                 contents.tensors.push((name, tensor));
@@ -163,12 +162,11 @@ fn assemble(
     if let Some(first) = unpickled.dangerous_calls.first()
         && contents.tensors.is_empty()
     {
-        return Err(Error::OnlyDangerous(escape(first).into_owned()));
+        return Err(Error::OnlyDangerous(first.clone()));
     }
     for call in &unpickled.dangerous_calls {
         contents.warnings.push(format!(
-            "{shown}: the pickle calls {}; torch.load(weights_only=False) would run it; paramscope did not",
-            escape(call)
+            "{shown}: the pickle calls {call}; torch.load(weights_only=False) would run it; paramscope did not"
         ));
     }
     Ok(contents)

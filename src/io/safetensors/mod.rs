@@ -77,8 +77,8 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HeaderError {
     /// The file is recognisably of another kind (the sentence says which, and what to do).
-    #[error("{0}")]
-    Foreign(&'static str),
+    #[error(transparent)]
+    Foreign(sniff::Foreign),
     /// The header breaks a rule of the format.
     #[error("not a valid safetensors file: {0}")]
     Invalid(#[from] diagnose::Problem),

@@ -6,8 +6,9 @@ use std::rc::Rc;
 
 use super::Machine;
 use crate::io::pickle::Error;
+use crate::io::pickle::dtype::TorchDtype;
 use crate::io::pickle::globals::Kind;
-use crate::io::pickle::value::{Dict, Object, Opaque, Storage, TensorRef, TorchDtype, Value};
+use crate::io::pickle::value::{Dict, Object, Opaque, Storage, TensorRef, Value};
 
 /// The most dimensions a tensor may have.
 const MAX_DIMS: usize = 64;

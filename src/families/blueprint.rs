@@ -1,0 +1,77 @@
+//! What a family file gives the dispatch: its [`Blueprint`] (the `model_type`s it serves, how it
+//! draws its modules and builds its [`Forward`] through a scope), and the [`Batch`] a forward runs.
+
+use std::fmt::Debug;
+
+use ndarray::ArrayD;
+
+use super::config::Config;
+use super::error::FamilyError;
+use super::record::Recorder;
+use super::scope::Scope;
+
+/// One architecture paramscope runs, as its file declares it.
+#[derive(Debug)]
+pub struct Blueprint {
+    /// Its name in messages (`BERT`).
+    pub name: &'static str,
+    /// The `model_type` values of config.json it serves.
+    pub model_types: &'static [&'static str],
+    /// Whether it predicts the next token (logits and top-k) rather than encoding.
+    pub causal: bool,
+    /// Draws its modules through the scope: the same lines as [`forward`](Self::forward)'s
+    /// modules, without the settings only a run needs (an activation or a RoPE scaling paramscope
+    /// does not run still gets its tree).
+    pub modules: Build<()>,
+    /// Checks the run's settings and builds the forward through the scope.
+    pub forward: Build<Box<dyn Forward>>,
+}
+
+/// A family's code run on a scope: what it makes of the modules it draws.
+pub type Build<T> = fn(&Scope, &Config) -> Result<T, FamilyError>;
+
+/// A family's model ready to run: its weights read, upcast and packed once.
+pub trait Forward: Debug + Send + Sync {
+    /// The model's output for `batch` (the last hidden state of an encoder, the logits of a causal
+    /// LM), recording every module boundary's output on `rec`.
+    fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError>;
+}
+
+/// Token ids of a batch, right-padded to one length, with each sequence's real length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// `batch × len` ids in C order; padding positions hold `pad`.
+    pub ids: Vec<u32>,
+    /// The real length of each sequence.
+    pub lens: Vec<usize>,
+    /// The padded length.
+    pub len: usize,
+}
+
+impl Batch {
+    /// Pads `sequences` on the right with `pad`; refuses an empty batch or an empty sequence.
+    pub fn new(sequences: &[Vec<u32>], pad: u32) -> Result<Self, FamilyError> {
+        if sequences.is_empty() || sequences.iter().any(Vec::is_empty) {
+            return Err(FamilyError::Input(
+                "every sequence needs at least one token".into(),
+            ));
+        }
+        let len = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = Vec::with_capacity(len * sequences.len());
+        for s in sequences {
+            ids.extend_from_slice(s);
+            ids.extend(std::iter::repeat_n(pad, len - s.len()));
+        }
+        Ok(Self {
+            ids,
+            lens: sequences.iter().map(Vec::len).collect(),
+            len,
+        })
+    }
+
+    /// The number of sequences.
+    #[must_use]
+    pub fn size(&self) -> usize {
+        self.lens.len()
+    }
+}
