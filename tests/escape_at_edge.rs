@@ -23,14 +23,11 @@ const EDGES: &[(&str, &str)] = &[
 /// Files outside the edge that still escape: to be moved to the edge. The list may only shrink.
 const KNOWN_EXCEPTIONS: &[&str] = &[
     // to be moved to the edge: the app's status-bar text, view text and errors.
-    "src/app/error.rs",
     "src/app/family_view.rs",
+    // the chain panel's lines, split out of family_view.rs with their escapes.
+    "src/app/forward_view.rs",
     "src/app/layout.rs",
     "src/app/terminal.rs",
-    "src/app/update/compare.rs",
-    "src/app/update/dialogs.rs",
-    "src/app/update/mod.rs",
-    "src/app/update/receive.rs",
 ];
 
 /// The escaping functions of `crate::text`.
