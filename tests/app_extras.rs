@@ -89,3 +89,21 @@ fn a_pickle_that_calls_os_system_is_named_in_a_notice_at_start() {
     let screen = text(&render(&h.app, 80, 24));
     assert!(screen.contains("payload = <posix.system>"), "{screen}");
 }
+
+#[test]
+fn the_filter_finds_a_token_by_its_text_and_esc_keeps_it_selected() {
+    let mut h = open_file(&fixture("gguf/all_types.gguf"));
+    send(&mut h, &[Action::StartFilter]);
+    app_support::type_text(&mut h, "TOK42");
+    assert_eq!(
+        app_support::selected_path(&h),
+        "tokenizer.ggml.tokens[42]",
+        "the token's text is what the row shows"
+    );
+    send(&mut h, &[Action::Cancel]);
+    assert_eq!(h.app.mode, Mode::Browse);
+    assert_eq!(h.app.tree.filter(), "");
+    assert_eq!(app_support::selected_path(&h), "tokenizer.ggml.tokens[42]");
+    let screen = text(&render(&h.app, 100, 40));
+    assert!(screen.contains("[42] \"tok42\""), "{screen}");
+}

@@ -1,5 +1,6 @@
-//! Signals against the real binary in a real terminal (tmux, 80x24): SIGTERM and SIGHUP end the
-//! app with 143 and 129 and the terminal cooked; Ctrl-Z and an external SIGTSTP give the terminal
+//! Signals against the real binary in a real terminal (tmux, 80x24): SIGTERM, SIGHUP, SIGQUIT,
+//! SIGUSR1, SIGALRM and SIGABRT (an allocation failure) end the app with 128 + the signal and the
+//! terminal cooked; Ctrl-Z and an external SIGTSTP give the terminal
 //! back while stopped, and SIGCONT takes it again and repaints.
 
 mod tmux_support;
@@ -7,8 +8,17 @@ mod tmux_support;
 use tmux_support::{Tmux, is_cooked};
 
 #[test]
-fn sigterm_and_sighup_exit_143_and_129_with_the_terminal_restored() {
-    for (signal, code) in [("-TERM", 143), ("-HUP", 129), ("-INT", 130)] {
+fn every_signal_that_ends_the_app_restores_the_terminal_first() {
+    for (signal, code) in [
+        ("-TERM", 143),
+        ("-HUP", 129),
+        ("-INT", 130),
+        ("-QUIT", 131),
+        ("-USR1", 138),
+        ("-ALRM", 142),
+        // An allocation failure aborts: SIGABRT restores the terminal, then the abort goes on.
+        ("-ABRT", 134),
+    ] {
         let Some(tmux) = Tmux::start(&signal[1..], "demo:mlp") else {
             return;
         };

@@ -520,3 +520,57 @@ fn another_model_opens_with_the_values_cursor_at_the_top_left() {
         (0, 0)
     );
 }
+
+#[test]
+fn write_refuses_a_link_planted_beside_the_model_and_keeps_the_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "keep me").unwrap();
+    let mut app = demo("mlp");
+    send(&mut app, &[OpenWrite, Edit(DeleteToStart)]);
+    let link = dir.path().join("mlp.reinit.safetensors");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    type_text(&mut app, &link.display().to_string());
+    send(&mut app, &[Submit]);
+    assert!(
+        matches!(app.mode, Mode::Write(_)),
+        "asked for another name: {:?}",
+        app.mode
+    );
+    assert_eq!(
+        app.message,
+        Some(Message::Error(format!(
+            "{} is a link: give another name",
+            link.display()
+        )))
+    );
+    assert!(app.queued.is_empty(), "nothing is written");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+}
+
+#[test]
+fn a_panic_on_the_worker_is_an_error_in_the_status_bar_and_q_still_quits() {
+    let mut app = demo("mlp");
+    app.hold(OpenWrite);
+    app.hold(Submit);
+    assert_eq!(app.jobs(), ["save"]);
+    app.queued.clear();
+    // The write's job panicked on the worker: its own reply never comes.
+    let fx = paramscope::app::update::receive(
+        &mut app.app,
+        paramscope::app::job::Reply::Panicked("chunk size must be non-zero".into()),
+    );
+    app.take(fx);
+    assert!(app.busy.is_none(), "nothing waits for it any more");
+    assert_eq!(
+        app.message,
+        Some(Message::Error(
+            "a bug stopped the job (please report it): chunk size must be non-zero".into()
+        ))
+    );
+    // Too long for the status bar at 80 columns: said whole in a popup, which Esc closes.
+    let screen = text(&render(&app, 80, 24));
+    assert!(screen.contains("chunk size must be non-zero"), "{screen}");
+    send(&mut app, &[Cancel, Quit]);
+    assert!(app.quit, "q quits");
+}

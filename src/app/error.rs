@@ -37,6 +37,9 @@ pub enum AppError {
     /// The worker thread is gone.
     #[error("the worker thread stopped")]
     WorkerGone,
+    /// A job on the worker panicked; the worker went on with the next.
+    #[error("a bug stopped the job (please report it): {0}")]
+    WorkerPanicked(String),
     /// A tensor's bytes cannot be read as numbers.
     #[error("{0}")]
     Undecodable(#[from] Undecodable),
@@ -52,6 +55,12 @@ pub enum AppError {
     /// A scheme or its arguments are not valid, or do not fit a tensor.
     #[error("{0}")]
     Init(#[from] InitError),
+    /// The re-init dialog's scheme field holds text no scheme's name holds.
+    #[error("no scheme has {0:?} in its name")]
+    NoScheme(String),
+    /// The output path is a symbolic link: writing would replace its target.
+    #[error("{} is a link: give another name", .0.display())]
+    IsLink(PathBuf),
     /// A re-init found nothing to write.
     #[error("no Linear layer under {0}: nothing to initialize")]
     NothingToInit(String),

@@ -27,13 +27,20 @@ pub enum Edit {
     End,
 }
 
-/// A text being typed, with its cursor.
+/// A text being typed, with its cursor, and whether it still holds a default that the first
+/// character typed replaces (as a selected field does), so that typing `0.02` over `1.0` gives
+/// `0.02`, not `1.00.02`.
 #[derive(Debug, Clone, Default)]
-pub struct Field(Input);
+pub struct Field {
+    input: Input,
+    default: bool,
+}
 
 impl PartialEq for Field {
     fn eq(&self, other: &Self) -> bool {
-        self.value() == other.value() && self.cursor() == other.cursor()
+        self.value() == other.value()
+            && self.cursor() == other.cursor()
+            && self.default == other.default
     }
 }
 
@@ -41,23 +48,64 @@ impl Field {
     /// A field holding `text`, the cursor at its end.
     #[must_use]
     pub fn new(text: &str) -> Field {
-        Field(Input::new(text.to_owned()))
+        Field {
+            input: Input::new(text.to_owned()),
+            default: false,
+        }
+    }
+
+    /// A field holding a default `text`: the first character typed replaces it, Backspace or
+    /// Delete clears it, a cursor key keeps it for editing.
+    #[must_use]
+    pub fn with_default(text: &str) -> Field {
+        Field {
+            default: true,
+            ..Field::new(text)
+        }
+    }
+
+    /// Whether the field still holds its default, untouched.
+    #[must_use]
+    pub fn is_default(&self) -> bool {
+        self.default
+    }
+
+    /// The same text, marked as a default again (a remembered value offered in a new dialog).
+    #[must_use]
+    pub fn as_default(&self) -> Field {
+        Field::with_default(self.value())
     }
 
     /// The text.
     #[must_use]
     pub fn value(&self) -> &str {
-        self.0.value()
+        self.input.value()
     }
 
     /// The cursor, in characters from the start.
     #[must_use]
     pub fn cursor(&self) -> usize {
-        self.0.cursor()
+        self.input.cursor()
     }
 
     /// Applies an edit; whether the text changed.
     pub fn edit(&mut self, edit: Edit) -> bool {
+        if std::mem::take(&mut self.default) {
+            let keep = self.value().is_empty();
+            match edit {
+                Edit::Insert(ch) => {
+                    self.set(&ch.to_string());
+                    return true;
+                }
+                Edit::DeleteBack | Edit::DeleteForward | Edit::DeleteWord | Edit::DeleteToStart
+                    if !keep =>
+                {
+                    self.set("");
+                    return true;
+                }
+                _ => {}
+            }
+        }
         let request = match edit {
             Edit::Insert(ch) => InputRequest::InsertChar(ch),
             Edit::DeleteBack => InputRequest::DeletePrevChar,
@@ -69,7 +117,9 @@ impl Field {
             Edit::Start => InputRequest::GoToStart,
             Edit::End => InputRequest::GoToEnd,
         };
-        self.0.handle(request).is_some_and(|changed| changed.value)
+        self.input
+            .handle(request)
+            .is_some_and(|changed| changed.value)
     }
 
     /// Replaces the text, the cursor at its end.
@@ -106,5 +156,26 @@ mod tests {
         f.edit(Edit::End);
         assert!(f.edit(Edit::DeleteToStart));
         assert_eq!(f.value(), "");
+    }
+
+    #[test]
+    fn a_default_is_replaced_by_what_is_typed_and_kept_by_a_cursor_key() {
+        let mut f = Field::with_default("1.0");
+        for ch in "0.02".chars() {
+            f.edit(Edit::Insert(ch));
+        }
+        assert_eq!(f.value(), "0.02", "not 1.00.02");
+        assert!(!f.is_default());
+        let mut f = Field::with_default("1.0");
+        f.edit(Edit::Left);
+        f.edit(Edit::Insert('5'));
+        assert_eq!(
+            f.value(),
+            "1.50",
+            "a cursor key keeps the default to edit it"
+        );
+        let mut f = Field::with_default("1.0");
+        f.edit(Edit::DeleteBack);
+        assert_eq!(f.value(), "", "Backspace clears a default");
     }
 }

@@ -4,7 +4,7 @@
 
 use super::error::AppError;
 use super::field::{Edit, Field};
-use crate::model::init::{InitPlan, InitScheme, NONLINEARITIES};
+use crate::model::init::{InitError, InitPlan, InitScheme, NONLINEARITIES};
 
 /// The values of the Kaiming schemes' `mode`.
 const MODES: [&str; 2] = ["fan_in", "fan_out"];
@@ -123,7 +123,7 @@ impl InitDialog {
             biases: if biases { Biases::Same } else { Biases::Keep },
             // One tensor selected: that one only, whatever the scheme.
             biases_chosen: !(weights && biases),
-            seed: Field::new("0"),
+            seed: Field::with_default("0"),
             field: 0,
             error: None,
         };
@@ -135,8 +135,19 @@ impl InitDialog {
     #[must_use]
     pub fn remembering(mut self, last: &InitDialog) -> InitDialog {
         self.scheme = last.scheme;
-        self.args.clone_from(&last.args);
-        self.seed = last.seed.clone();
+        // Remembered values are this dialog's defaults: typing replaces them.
+        self.args = last
+            .args
+            .iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    ArgValue::Text(field) => ArgValue::Text(field.as_default()),
+                    choice @ ArgValue::Choice { .. } => choice.clone(),
+                };
+                (*name, value)
+            })
+            .collect();
+        self.seed = last.seed.as_default();
         if !self.biases_chosen {
             self.biases = if last.biases_chosen && self.weights {
                 last.biases
@@ -163,10 +174,12 @@ impl InitDialog {
         fields[self.field.min(fields.len() - 1)]
     }
 
-    /// The schemes whose name holds what was typed, in menu order.
+    /// The schemes whose name holds what was typed (before any `:arguments`), in menu order.
     #[must_use]
     pub fn candidates(&self) -> Vec<&'static str> {
-        let query = self.query.value().to_lowercase();
+        let typed = self.query.value();
+        let query = typed.split_once(':').map_or(typed, |(name, _)| name);
+        let query = query.trim().to_lowercase();
         InitScheme::ALL
             .into_iter()
             .filter(|name| name.contains(query.as_str()))
@@ -216,7 +229,7 @@ impl InitDialog {
                         options,
                         index: options.iter().position(|o| *o == text).unwrap_or(0),
                     },
-                    None => ArgValue::Text(Field::new(&text)),
+                    None => ArgValue::Text(Field::with_default(&text)),
                 };
                 (name, value)
             })
@@ -258,12 +271,15 @@ impl InitDialog {
                 let next = at.map_or(0, |i| step(i, list.len()));
                 self.choose(list[next]);
             }
-            InitField::Arg(i) => match &mut self.args[i].1 {
-                ArgValue::Choice { options, index } => *index = step(*index, options.len()),
-                ArgValue::Text(field) => {
-                    field.edit(if forward { Edit::Right } else { Edit::Left });
+            InitField::Arg(i) => {
+                match &mut self.args[i].1 {
+                    ArgValue::Choice { options, index } => *index = step(*index, options.len()),
+                    ArgValue::Text(field) => {
+                        field.edit(if forward { Edit::Right } else { Edit::Left });
+                    }
                 }
-            },
+                self.drop_typed_arguments();
+            }
             InitField::Weights => self.weights ^= true,
             InitField::Biases => {
                 let at = Biases::ALL.iter().position(|b| *b == self.biases);
@@ -282,15 +298,15 @@ impl InitDialog {
     pub fn edit(&mut self, edit: Edit) {
         match self.current() {
             InitField::Scheme => {
-                if self.query.edit(edit)
-                    && let Some(&first) = self.candidates().first()
-                {
-                    self.choose(first);
+                if self.query.edit(edit) {
+                    self.follow_query();
                 }
             }
             InitField::Arg(i) => {
-                if let ArgValue::Text(field) = &mut self.args[i].1 {
-                    field.edit(edit);
+                if let ArgValue::Text(field) = &mut self.args[i].1
+                    && field.edit(edit)
+                {
+                    self.drop_typed_arguments();
                 }
             }
             InitField::Weights | InitField::Biases => {
@@ -307,8 +323,58 @@ impl InitDialog {
         self.error = None;
     }
 
-    /// The plan the dialog describes, or why it is not one.
+    /// The scheme typed with arguments (`normal:std=0.02`), read by the command line's parser;
+    /// `None` when what was typed is only (part of) a name.
+    #[must_use]
+    pub fn typed_scheme(&self) -> Option<Result<InitScheme, InitError>> {
+        let typed = self.query.value();
+        typed.contains(':').then(|| typed.parse::<InitScheme>())
+    }
+
+    /// After the scheme field changed: a scheme typed with arguments sets the scheme and its
+    /// fields to what it says; a name picks the first scheme holding it.
+    fn follow_query(&mut self) {
+        match self.typed_scheme() {
+            Some(Ok(scheme)) => {
+                self.choose(scheme.name());
+                for ((_, value), (_, text)) in self.args.iter_mut().zip(scheme.arguments()) {
+                    match value {
+                        ArgValue::Text(field) => *field = Field::new(&text),
+                        ArgValue::Choice { options, index } => {
+                            *index = options.iter().position(|o| *o == text).unwrap_or(0);
+                        }
+                    }
+                }
+            }
+            // Not yet a valid scheme: the fields stay as they are, and submitting says why.
+            Some(Err(_)) => {}
+            None => {
+                if let Some(&first) = self.candidates().first() {
+                    self.choose(first);
+                }
+            }
+        }
+    }
+
+    /// An argument edited below the scheme field: the arguments typed in the scheme field no
+    /// longer say what will be applied, so only the name stays there.
+    fn drop_typed_arguments(&mut self) {
+        if let Some((name, _)) = self.query.value().split_once(':') {
+            let name = name.to_owned();
+            self.query.set(&name);
+        }
+    }
+
+    /// The plan the dialog describes, or why it is not one: a typed scheme that does not parse,
+    /// or a name no scheme holds, is refused rather than replaced by the scheme shown before.
     pub fn plan(&self) -> Result<InitPlan, AppError> {
+        match self.typed_scheme() {
+            Some(Err(e)) => return Err(e.into()),
+            None if self.candidates().is_empty() => {
+                return Err(AppError::NoScheme(self.query.value().to_owned()));
+            }
+            Some(Ok(_)) | None => {}
+        }
         let mut scheme = InitScheme::with_defaults(self.scheme)?;
         for (key, value) in &self.args {
             scheme.set_argument(key, value.text())?;
@@ -380,6 +446,41 @@ mod tests {
         let plan = d.plan().unwrap();
         assert_eq!(plan.bias.unwrap().name(), "default");
         assert_eq!(plan.weight.unwrap().name(), "kaiming_uniform");
+    }
+
+    #[test]
+    fn a_scheme_typed_with_arguments_is_parsed_as_on_the_command_line() {
+        let mut d = InitDialog::new("0".into(), false, true, true);
+        typed(&mut d, "normal:std=0.02");
+        assert_eq!(d.candidates().first(), Some(&"normal"));
+        assert_eq!(d.scheme, "normal");
+        assert_eq!(d.args[1].1.text(), "0.02", "the field shows the typed std");
+        let plan = d.plan().unwrap();
+        assert_eq!(plan.weight.unwrap().to_string(), "normal:mean=0.0,std=0.02");
+        d.query.set("normal:sd=0.02");
+        let err = d.plan().unwrap_err().to_string();
+        assert!(err.contains("sd"), "{err}");
+        d.query.set("gaussian");
+        let err = d.plan().unwrap_err().to_string();
+        assert!(err.contains("no scheme has \"gaussian\""), "{err}");
+    }
+
+    #[test]
+    fn typing_in_a_number_field_replaces_its_default() {
+        let mut d = InitDialog::new("0".into(), false, true, true);
+        typed(&mut d, "normal");
+        d.field = 2;
+        typed(&mut d, "0.02");
+        assert_eq!(d.args[1].1.text(), "0.02");
+        let next = InitDialog::new("1".into(), true, true, true).remembering(&d);
+        let mut next = next;
+        next.field = 2;
+        typed(&mut next, "0.5");
+        assert_eq!(
+            next.args[1].1.text(),
+            "0.5",
+            "a remembered value is a default too"
+        );
     }
 
     #[test]

@@ -317,4 +317,6 @@ pub enum Reply {
     Compared(u64, Result<Box<Compared>, AppError>),
     /// The B side and Δ of the tensor version asked for.
     Detail(DetailKey, Box<Detail>),
+    /// A job panicked (its message): its own reply never comes.
+    Panicked(String),
 }

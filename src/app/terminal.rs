@@ -1,5 +1,6 @@
 //! The terminal around the app: raw mode, the alternate screen and the mouse, set up and restored
-//! on every way out (a key, a panic, SIGTERM, SIGHUP, SIGINT, SIGBUS), given back to the shell on
+//! on every way out (a key, a panic, every signal that ends the process, SIGBUS, an allocation
+//! failure's abort), given back to the shell on
 //! Ctrl-Z or SIGTSTP and taken again on SIGCONT; and the threads that turn key presses and signals
 //! into events.
 
@@ -16,9 +17,12 @@ use crossterm::execute;
 use crossterm::terminal::{
     Clear, ClearType, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
+use libc::{
+    SIGALRM, SIGCONT, SIGHUP, SIGINT, SIGIO, SIGPROF, SIGPWR, SIGQUIT, SIGTERM, SIGTSTP, SIGUSR1,
+    SIGUSR2, SIGVTALRM, SIGXCPU, c_int,
+};
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
-use signal_hook::consts::{SIGCONT, SIGHUP, SIGINT, SIGTERM, SIGTSTP};
 
 use super::Event;
 use crate::io::fault;
@@ -30,7 +34,7 @@ pub type Term = Terminal<CrosstermBackend<Stdout>>;
 /// The signal that ended the app, 0 for none.
 static QUIT_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-/// The signal (SIGTERM, SIGHUP, SIGINT) that made the app quit, if one did: the process should
+/// The signal (SIGTERM, SIGHUP, SIGINT, SIGQUIT...) that made the app quit, if one did: the process should
 /// then exit with 128 + its number, as a shell reports a killed program.
 #[must_use]
 pub fn quit_signal() -> Option<i32> {
@@ -44,6 +48,10 @@ pub fn quit_signal() -> Option<i32> {
 pub fn enter() -> io::Result<Term> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        // The worker's panics are caught and said in the status bar: the screen stays up.
+        if thread::current().name() == Some(super::work::THREAD_NAME) {
+            return;
+        }
         restore();
         previous(info);
     }));
@@ -171,10 +179,20 @@ fn is_ctrl_z(event: &TermEvent) -> bool {
     )
 }
 
-/// Turns SIGTERM, SIGHUP (a dropped SSH connection) and SIGINT into a clean exit, SIGTSTP into a
-/// suspend and SIGCONT into a repaint.
+/// The signals whose default action ends the process and that can be caught: each one ends the
+/// app cleanly, the terminal restored, with 128 + its number (SIGKILL cannot be caught; SIGBUS
+/// and SIGABRT are handled in `io::fault`; SIGXFSZ is left to make a write fail instead).
+const QUITTING: [c_int; 12] = [
+    SIGTERM, SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU,
+    SIGIO, SIGPWR,
+];
+
+/// Turns every signal that would end the process ([`QUITTING`]: SIGTERM, SIGHUP, SIGINT,
+/// SIGQUIT...) into a clean exit, SIGTSTP into a suspend and SIGCONT into a repaint.
 pub(super) fn listen_for_signals(tx: mpsc::Sender<Event>) {
-    match signal_hook::iterator::Signals::new([SIGTERM, SIGHUP, SIGINT, SIGTSTP, SIGCONT]) {
+    let mut caught = QUITTING.to_vec();
+    caught.extend([SIGTSTP, SIGCONT]);
+    match signal_hook::iterator::Signals::new(caught) {
         Ok(mut signals) => {
             let spawned = thread::Builder::new()
                 .name("paramscope-signals".into())

@@ -290,6 +290,52 @@ mod tests {
     }
 
     #[test]
+    fn a_262k_vocabulary_is_filtered_by_token_text_without_lag() {
+        use crate::app::extras::Extras;
+        use crate::io::gguf::Value;
+        use crate::io::gguf::value::{Array, ValueType};
+        const TOKENS: usize = 262_144;
+        let head = (0..TOKENS)
+            .map(|i| {
+                Value::String(if i == 7042 {
+                    "ĠParis".into()
+                } else {
+                    format!("▁w{i}")
+                })
+            })
+            .collect();
+        let tokens = Array {
+            item: ValueType::String,
+            len: TOKENS as u64,
+            head,
+        };
+        let extras = Extras {
+            gguf: vec![("tokenizer.ggml.tokens".into(), Value::Array(tokens))],
+            values: Vec::new(),
+        };
+        let outline = Outline::new(&demos::build("mlp", 0).unwrap(), &extras);
+        let mut view = TreeView::new(&outline, 20);
+        let mut slowest = std::time::Duration::ZERO;
+        for end in 1..="Paris".len() {
+            let start = std::time::Instant::now();
+            view.set_filter(&outline, &"Paris"[..end], 20);
+            slowest = slowest.max(start.elapsed());
+        }
+        assert_eq!(path(&outline, &view), "tokenizer.ggml.tokens[7042]");
+        eprintln!("slowest key of /Paris over {TOKENS} tokens: {slowest:?}");
+        // The worst case: a key every token holds.
+        view.set_filter(&outline, "", 20);
+        let start = std::time::Instant::now();
+        view.set_filter(&outline, "w", 20);
+        let every = start.elapsed();
+        eprintln!("/w, held by every token: {every:?}");
+        slowest = slowest.max(every);
+        // Debug builds on a shared machine: a generous bound that still catches a per-key
+        // rebuild of every row's text (the release build is several times faster).
+        assert!(slowest.as_millis() < 500, "{slowest:?}");
+    }
+
+    #[test]
     fn moves_report_whether_they_changed_anything() {
         let (outline, mut view) = rgnet();
         assert_eq!(path(&outline, &view), "0.block0.0.weight");

@@ -27,6 +27,12 @@ pub struct Outline {
     /// For each node, the one dtype of every tensor at or under it, if they share one. A re-init
     /// or an undo writes values in a tensor's own dtype, so this holds until the next load.
     one_dtype: Vec<Option<DType>>,
+    /// What the filter searches, lowercased once (not per key on a vocabulary of 262k tokens):
+    /// every node's path, label and, for a row that is not a tensor, its value (a token's text),
+    /// each ended by NUL, which nothing typed holds; one text, so that a key is one scan of it.
+    search_text: String,
+    /// Where each node's part of `search_text` starts, and its end at the last index.
+    search_starts: Vec<usize>,
 }
 
 impl Outline {
@@ -42,6 +48,7 @@ impl Outline {
             }
         }
         extras.push_rows(&mut outline.nodes);
+        (outline.search_text, outline.search_starts) = search_text(&outline.nodes);
         outline.one_dtype = one_dtype_per_node(&outline.nodes, &model.store);
         outline.params_before = std::iter::once(0)
             .chain(outline.nodes.iter().scan(0, |seen, node| {
@@ -127,20 +134,50 @@ impl Outline {
         self.nodes[index].end = self.nodes.len();
     }
 
-    /// Whether node `i`'s path or label holds `filter`, ignoring case: as a substring, or as a glob
-    /// (`*` any run of characters, `?` one) anywhere in it: `layer.*.attention`.
+    /// Whether node `i`'s path, label, or shown value (an array item's text, a metadata value)
+    /// holds `filter`, ignoring case: as a substring, or as a glob (`*` any run of characters,
+    /// `?` one) anywhere in one of them: `layer.*.attention`.
     #[must_use]
     pub fn matches(&self, i: usize, filter: &str) -> bool {
-        let node = &self.nodes[i];
-        let needle = filter.to_lowercase();
-        [&node.path, &node.label].iter().any(|text| {
-            let text = text.to_lowercase();
-            if needle.contains(['*', '?']) {
-                glob_within(&needle, &text)
-            } else {
-                text.contains(&needle)
+        self.matches_lowercase(i, &filter.to_lowercase())
+    }
+
+    fn matches_lowercase(&self, i: usize, needle: &str) -> bool {
+        let (Some(&start), Some(&end)) = (self.search_starts.get(i), self.search_starts.get(i + 1))
+        else {
+            return false;
+        };
+        let hay = &self.search_text[start..end];
+        if needle.contains(['*', '?']) {
+            hay.split('\0').any(|text| glob_within(needle, text))
+        } else {
+            !needle.contains('\0')
+                && memchr::memmem::find(hay.as_bytes(), needle.as_bytes()).is_some()
+        }
+    }
+
+    /// The nodes whose text holds `needle` (lowercase, no wildcard), in order, from one scan of
+    /// the text.
+    fn holding(&self, needle: &str) -> Vec<usize> {
+        let mut hits: Vec<usize> = Vec::new();
+        if needle.contains('\0') {
+            return hits;
+        }
+        // The hits come in order: the node holding each is found by walking on, not searching.
+        let mut node = 0;
+        for at in memchr::memmem::find_iter(self.search_text.as_bytes(), needle.as_bytes()) {
+            while self
+                .search_starts
+                .get(node + 1)
+                .is_some_and(|&next| next <= at)
+            {
+                node += 1;
             }
-        })
+            if hits.last() != Some(&node) && node < self.nodes.len() {
+                hits.push(node);
+            }
+        }
+        hits
     }
 
     /// The rows on screen: open subtrees only, or, with a filter, every node that
@@ -172,15 +209,31 @@ impl Outline {
             }
             return rows;
         }
+        let needle = filter.to_lowercase();
+        let kept_by_only = |i: usize| only.is_none_or(|only| only.get(i).copied().unwrap_or(false));
+        // Only the nodes found and their ancestors are visited: a key on a 262k vocabulary
+        // does not walk every row again.
+        let found: Vec<usize> = if !needle.is_empty() && !needle.contains(['*', '?']) {
+            self.holding(&needle)
+                .into_iter()
+                .filter(|&i| kept_by_only(i))
+                .collect()
+        } else {
+            (0..self.nodes.len())
+                .filter(|&i| {
+                    kept_by_only(i) && (needle.is_empty() || self.matches_lowercase(i, &needle))
+                })
+                .collect()
+        };
         let mut keep = vec![false; self.nodes.len()];
-        for (i, node) in self.nodes.iter().enumerate().rev() {
-            let kept = only.is_none_or(|only| only.get(i).copied().unwrap_or(false))
-                && (filter.is_empty() || self.matches(i, filter));
-            if keep[i] || kept {
-                keep[i] = true;
-                if let Some(parent) = node.parent {
-                    keep[parent] = true;
+        for i in found {
+            let mut node = Some(i);
+            while let Some(n) = node {
+                if keep[n] {
+                    break;
                 }
+                keep[n] = true;
+                node = self.nodes[n].parent;
             }
         }
         (0..self.nodes.len()).filter(|&i| keep[i]).collect()
@@ -203,6 +256,25 @@ impl Outline {
             .map(|all| all.iter().copied().filter(|&i| i != index).collect())
             .unwrap_or_default()
     }
+}
+
+/// The filter's text of every node and where each starts: see [`Outline::search_text`].
+fn search_text(nodes: &[Node]) -> (String, Vec<usize>) {
+    let mut text = String::new();
+    let mut starts = Vec::with_capacity(nodes.len() + 1);
+    for node in nodes {
+        starts.push(text.len());
+        let value = match &node.kind {
+            NodeKind::Info { value } => value.as_str(),
+            NodeKind::Module { .. } | NodeKind::Param { .. } => "",
+        };
+        for part in [node.path.as_str(), &node.label, value] {
+            text.push_str(&part.to_lowercase());
+            text.push('\0');
+        }
+    }
+    starts.push(text.len());
+    (text, starts)
 }
 
 /// Whether `pattern` (`*` and `?` wild) matches some part of `text`: the classic two-pointer

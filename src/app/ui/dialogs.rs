@@ -208,10 +208,11 @@ fn init(app: &App, d: &InitDialog, area: Rect, buf: &mut Buffer) {
     }
     if current == InitField::Scheme {
         let candidates = d.candidates();
-        let text = if candidates.is_empty() {
-            "no scheme has that in its name".to_owned()
-        } else {
-            format!("type to narrow: {}", candidates.join(" "))
+        let text = match d.typed_scheme() {
+            Some(Ok(scheme)) => format!("reads as {}", escape(&scheme.to_string())),
+            Some(Err(e)) => escape(&e.to_string()).into_owned(),
+            None if candidates.is_empty() => "no scheme has that in its name".to_owned(),
+            None => format!("type to narrow: {}", candidates.join(" ")),
         };
         lines.push(Line::styled(text, t.style(Role::Dim)));
     } else if fan_based(d.scheme) && d.biases == crate::app::init_dialog::Biases::Same {

@@ -35,8 +35,11 @@ fn filter_keys(app: &mut App, action: Action, page: usize) {
     match action {
         Action::Submit => app.mode = Mode::Browse,
         Action::Cancel => {
+            // The row found stays selected, its folded ancestors opened.
+            let found = app.tree.selected();
             app.tree.set_filter(&app.doc.outline, "", page);
             app.tree.set_only(&app.doc.outline, None, page);
+            app.tree.reveal(&app.doc.outline, found, page);
             app.mode = Mode::Browse;
         }
         Action::ToggleChanged => compare::toggle_changed(app, page),
@@ -102,6 +105,10 @@ pub(super) fn write(app: &mut App, mut field: Field, action: Action, fx: &mut Ef
             if typed.is_empty() {
                 report(app, &AppError::NoPath);
                 app.mode = Mode::Write(field);
+            } else if is_link(&target) {
+                // Writing through a planted link would replace a file the user never named.
+                report(app, &AppError::IsLink(target));
+                app.mode = Mode::Write(field);
             } else if app.doc.source_path.as_deref() == Some(target.as_path()) {
                 app.mode = Mode::Ask(Question::Overwrite(target));
             } else {
@@ -116,6 +123,11 @@ pub(super) fn write(app: &mut App, mut field: Field, action: Action, fx: &mut Ef
             app.mode = Mode::Write(field);
         }
     }
+}
+
+/// Whether `path` is a symbolic link (a dangling one included).
+fn is_link(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 pub(super) fn save(app: &mut App, path: PathBuf, overwrite: bool, fx: &mut Effects) {
@@ -136,6 +148,11 @@ pub(super) fn save(app: &mut App, path: PathBuf, overwrite: bool, fx: &mut Effec
 pub(super) fn ask(app: &mut App, question: &Question, action: Action, fx: &mut Effects) {
     app.mode = Mode::Browse;
     match (question, action) {
+        // A link may have been put there since the question was asked.
+        (Question::Overwrite(path), Action::Yes) if is_link(path) => {
+            report(app, &AppError::IsLink(path.clone()));
+            app.mode = Mode::Write(Field::new(&path.display().to_string()));
+        }
         (Question::Overwrite(path), Action::Yes) => save(app, path.clone(), true, fx),
         (Question::QuitUnsaved, Action::Yes) if app.busy.is_some() => browse::refuse_quit(app),
         (Question::QuitUnsaved, Action::Yes) => fx.quit = true,

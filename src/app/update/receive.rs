@@ -1,6 +1,7 @@
 //! The worker's replies taken into the state: statistics, forward passes, re-inits, writes, loads.
 
 use super::{Effects, browse, compare, load, report};
+use crate::app::error::AppError;
 use crate::app::job::Reply;
 use crate::app::state::{App, InitRecord, Message, Mode, Question};
 
@@ -87,6 +88,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
             compare::received(app, generation, result, &mut fx);
         }
         Reply::Detail(key, detail) => compare::received_detail(app, key, *detail),
+        Reply::Panicked(message) => panicked(app, message),
         Reply::Loaded(spec, result) => {
             app.busy = None;
             match result {
@@ -100,4 +102,14 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
         }
     }
     fx
+}
+
+/// A job panicked on the worker: nothing waits for it any more, whatever it was.
+fn panicked(app: &mut App, message: String) {
+    app.busy = None;
+    app.cache.pending = None;
+    if app.forward.running.take().is_some() {
+        app.forward.result = Some(Err(AppError::WorkerPanicked(message.clone())));
+    }
+    report(app, &AppError::WorkerPanicked(message));
 }

@@ -3,6 +3,7 @@
 //! Each job reports progress and its result as [`Reply`] messages on the app's event channel.
 //! The state, the update and the screen never import this: they meet it only in `job`.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
@@ -21,11 +22,15 @@ use crate::checkpoint::save;
 use crate::model::Model;
 use crate::model::forward::ForwardPlan;
 
+/// The worker thread's name: the panic hook knows by it that a panic there is reported in the
+/// status bar, not over the screen.
+pub const THREAD_NAME: &str = "paramscope-worker";
+
 /// Starts the worker thread; `reply` carries its messages to the event loop.
 pub fn spawn(reply: impl Fn(Reply) + Send + 'static) -> Sender<Job> {
     let (tx, rx) = mpsc::channel();
     thread::Builder::new()
-        .name("paramscope-worker".into())
+        .name(THREAD_NAME.into())
         .spawn(move || serve(&rx, &reply))
         .expect("the OS can start a thread");
     tx
@@ -37,9 +42,27 @@ fn serve(rx: &Receiver<Job>, reply: &impl Fn(Reply)) {
         let mut jobs = vec![first];
         jobs.extend(rx.try_iter());
         for job in pick(jobs) {
-            worker.execute(job, &mut |r| reply(r));
+            if guarded(|| worker.execute(job, &mut |r| reply(r)), &mut |r| reply(r)) {
+                // What it kept may be half made: start afresh.
+                worker = Worker::default();
+            }
         }
     }
+}
+
+/// Runs `work`; a panic in it becomes a [`Reply::Panicked`] with its message, so that the app
+/// reports it and goes on (the job's own reply never comes). Whether it panicked.
+fn guarded(work: impl FnOnce(), reply: &mut dyn FnMut(Reply)) -> bool {
+    let Err(payload) = catch_unwind(AssertUnwindSafe(work)) else {
+        return false;
+    };
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    reply(Reply::Panicked(message));
+    true
 }
 
 /// What the worker keeps between jobs: the forward plan (Linear weights packed), reused until a
@@ -213,4 +236,24 @@ fn forward(
         next: Vec::new(),
         embedding_norm: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Reply, guarded};
+
+    #[test]
+    fn a_panic_in_a_job_becomes_a_reply() {
+        let mut replies = Vec::new();
+        let panicked = guarded(|| panic!("chunk size must be non-zero"), &mut |r| {
+            replies.push(r);
+        });
+        assert!(panicked);
+        assert!(
+            matches!(&replies[..], [Reply::Panicked(m)] if m == "chunk size must be non-zero"),
+            "one reply, with the panic's message"
+        );
+        assert!(!guarded(|| (), &mut |r| replies.push(r)));
+        assert_eq!(replies.len(), 1);
+    }
 }
