@@ -313,40 +313,77 @@ fn a_plain_url_is_probed_once_for_its_length_and_head() {
     assert_eq!((fake.requests(), fake.cdn_requests()), (1, 1));
 }
 
+/// A repo shaped like Llama-3.1-70B: its 723 tensor names over 30 shards (tiny data), the index naming
+/// each tensor's shard, and a config.
+fn llama_shaped() -> FakeRepo {
+    let mut names = vec!["model.embed_tokens.weight".to_owned()];
+    for layer in 0..80 {
+        for part in [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+            "input_layernorm",
+            "post_attention_layernorm",
+        ] {
+            names.push(format!("model.layers.{layer}.{part}.weight"));
+        }
+    }
+    names.push("model.norm.weight".to_owned());
+    names.push("lm_head.weight".to_owned());
+    assert_eq!(names.len(), 723);
+    let mut weight_map = serde_json::Map::new();
+    let mut files = vec![FakeFile::new(
+        "config.json",
+        br#"{"model_type":"llama"}"#.to_vec(),
+        false,
+    )];
+    for i in 0..30 {
+        let chunk = &names[i * names.len() / 30..(i + 1) * names.len() / 30];
+        let shard = format!("model-{:05}-of-00030.safetensors", i + 1);
+        for name in chunk {
+            weight_map.insert(name.clone(), shard.clone().into());
+        }
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        files.push(FakeFile::new(
+            &shard,
+            safetensors_bytes(&chunk, 4, 0.0),
+            true,
+        ));
+    }
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
+    files.push(FakeFile::new(
+        "model.safetensors.index.json",
+        index.to_string().into_bytes(),
+        false,
+    ));
+    FakeRepo {
+        repo: "org/llama-70b-shaped".into(),
+        sha: SHA.into(),
+        files,
+        gated: false,
+    }
+}
+
 #[test]
 fn thirty_shards_heads_are_read_in_parallel_in_about_one_round_trip() {
     use paramscope::source::fetch::{read_head, read_heads, safetensors_need};
-    let shards: Vec<FakeFile> = (0..30)
-        .map(|i| {
-            let names: Vec<String> = (0..24)
-                .map(|t| format!("model.layers.{i}.w{t}.weight"))
-                .collect();
-            let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            FakeFile::new(
-                &format!("model-{i:05}-of-00030.safetensors"),
-                safetensors_bytes(&names, 4, 0.0),
-                true,
-            )
-        })
-        .collect();
-    let fake = FakeHub::start(
-        vec![FakeRepo {
-            repo: "org/big".into(),
-            sha: SHA.into(),
-            files: shards.clone(),
-            gated: false,
-        }],
-        None,
-    );
+    let repo = llama_shaped();
+    let shards: Vec<FakeFile> = repo.files.iter().filter(|f| f.lfs).cloned().collect();
+    let fake = FakeHub::start(vec![repo], None);
     fake.set_latency(Duration::from_millis(100));
     let s = sources(settings(&fake, None, false, None), None);
     let started = Instant::now();
-    let Opened::Folder(folder) = open(&s, "hf://org/big").unwrap() else {
+    let Opened::Folder(folder) = open(&s, "hf://org/llama-70b-shaped").unwrap() else {
         panic!("a folder")
     };
     let files: Vec<Arc<dyn ByteSource>> = folder
         .files()
         .iter()
+        .filter(|f| f.path.ends_with(".safetensors"))
         .map(|f| folder.open(&f.path).unwrap())
         .collect();
     let heads = read_heads(&files, 256 << 10, 100 << 20, &safetensors_need);
@@ -376,6 +413,18 @@ fn thirty_shards_heads_are_read_in_parallel_in_about_one_round_trip() {
     let n = u64::from_le_bytes(head[..8].try_into().unwrap()) as usize;
     assert!(head.len() >= 8 + n && n > 64);
     assert_eq!(s.http().counters().requests() - before, 2);
+}
+
+/// Serves the Llama-3.1-70B-shaped repo with 100 ms added to every request, for the peer figure
+/// (`tests/fixtures/remote/peer_metadata.py` times `huggingface_hub`'s `get_safetensors_metadata` on it).
+#[test]
+#[ignore = "run by the peer script, not by the suite"]
+fn serve_llama_shaped_with_latency() {
+    let fake = FakeHub::start(vec![llama_shaped()], None);
+    fake.set_latency(Duration::from_millis(100));
+    println!("ENDPOINT {}", fake.endpoint);
+    std::io::Write::flush(&mut std::io::stdout()).unwrap();
+    std::thread::sleep(Duration::from_mins(2));
 }
 
 /// Serves the test repo for `tests/fixtures/remote/check_fake_hub.py`, which asks `huggingface_hub` itself
