@@ -196,6 +196,7 @@ impl Sources {
         Ok(Opened::Folder(Arc::new(S3Folder {
             s3: self.s3.clone(),
             bucket: bucket.to_owned(),
+            prefix: key.to_owned(),
             name: format!("s3://{bucket}/{key}"),
             listed,
             objects,
@@ -236,6 +237,7 @@ impl Folder for HubFolder {
 struct S3Folder {
     s3: Arc<S3>,
     bucket: String,
+    prefix: String,
     name: String,
     listed: Vec<FolderFile>,
     objects: Vec<S3Object>,
@@ -256,13 +258,7 @@ impl Folder for S3Folder {
             None => Err(SourceError::S3 {
                 problem: super::error::S3Problem::NoSuchKey,
                 bucket: self.bucket.clone(),
-                key: format!(
-                    "{}{path}",
-                    self.name
-                        .trim_start_matches("s3://")
-                        .split_once('/')
-                        .map_or("", |(_, k)| k)
-                ),
+                key: format!("{}{path}", self.prefix),
             }),
         }
     }
