@@ -11,6 +11,7 @@
 //! - [`compare`]: the diff of two models, the health findings and spectral figures of one.
 //! - [`checkpoint`]: a `MODEL` argument (demo, checkpoint file or folder, architecture text) made
 //!   into a [`model::Model`], its tree inferred from the tensor names.
+//! - [`source`]: where bytes come from: local files, HTTP(S), the Hugging Face Hub, S3; ranged reads and their cache.
 //! - [`io`]: pure codecs: safetensors, PyTorch, GGUF, `.npy`/`.npz` files, safe small-file reads.
 //! - [`kernel`]: the cache-blocked matrix multiply every forward pass goes through.
 //! - [`math`]: erf and QR, for the formulas.
@@ -25,5 +26,6 @@ pub mod io;
 pub mod kernel;
 pub mod math;
 pub mod model;
+pub mod source;
 pub mod tensor;
 pub mod text;
