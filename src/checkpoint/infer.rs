@@ -73,13 +73,13 @@ pub fn from_checkpoint(
             tree.insert(name, *id);
         }
         let mut root = tree.finish();
-        sort_naturally(&mut root);
+        order_numbered(&mut root);
         root
     };
     // Nearly every file lists its names grouped by module, and then each module is met in one run
     // and found from the name before: no map is needed. The tree is built on that guess first; a
-    // module met in two runs shows as two equal siblings once sorted, and then the names are put
-    // in again through the map.
+    // module met in two runs shows as two siblings of one name, and then the names are put in
+    // again through the map.
     let mut root = build(Lookup::Grouped);
     if has_repeated_siblings(&root) {
         root = build(Lookup::Map);
@@ -131,15 +131,13 @@ enum Lookup {
 }
 
 /// Whether some module has two children of one name: a tree built with [`Lookup::Grouped`] from
-/// names that were not grouped. Children must be sorted, so equal names stand side by side.
+/// names that were not grouped.
 fn has_repeated_siblings(root: &Module) -> bool {
     let mut stack = vec![root];
+    let mut seen: HashSet<&str> = HashSet::new();
     while let Some(module) = stack.pop() {
-        if module
-            .children
-            .windows(2)
-            .any(|pair| pair[0].name == pair[1].name)
-        {
+        seen.clear();
+        if module.children.len() > 1 && !module.children.iter().all(|c| seen.insert(&c.name)) {
             return true;
         }
         stack.extend(&module.children);
@@ -262,20 +260,25 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Orders children naturally (`2` before `10`) and parameters as PyTorch registers them (weight first).
-fn sort_naturally(module: &mut Module) {
-    module
-        .children
-        .sort_by(|a, b| natural_cmp(&a.name, &b.name));
-    module.params.sort_by(|(a, _), (b, _)| {
-        let rank = |n: &str| match n {
-            "weight" => 0,
-            "bias" => 1,
-            _ => 2,
-        };
-        rank(a).cmp(&rank(b)).then_with(|| natural_cmp(a, b))
-    });
-    module.children.iter_mut().for_each(sort_naturally);
+/// Puts numbered children (`layers.0`, `layers.10`, `layers.2`) in index order, as a `ModuleList`
+/// or `Sequential` prints them whatever order a file lists them in (safetensors writes names
+/// sorted as text). Everything else keeps the order in which the file first names it, which is
+/// `print(model)`'s registration order for any file a `state_dict()` wrote.
+fn order_numbered(module: &mut Module) {
+    let mut stack = vec![module];
+    while let Some(module) = stack.pop() {
+        let numbered = module.children.len() > 1
+            && module
+                .children
+                .iter()
+                .all(|c| !c.name.is_empty() && c.name.bytes().all(|b| b.is_ascii_digit()));
+        if numbered {
+            module
+                .children
+                .sort_by(|a, b| natural_cmp(&a.name, &b.name));
+        }
+        stack.extend(module.children.iter_mut());
+    }
 }
 
 /// Compares strings with runs of digits taken as numbers: `layers.2` < `layers.10`.
@@ -455,6 +458,38 @@ mod tests {
         assert_eq!(names_of(a), ["b", "c"]);
         assert_eq!(names_of(&a.children[0]), ["c"]);
         assert_eq!(a.children[0].params.len(), 2);
+    }
+
+    #[test]
+    fn modules_keep_the_files_order_and_numbered_ones_their_index_order() {
+        // facenet's OrderedDict: a PReLU registered between two convolutions.
+        let model = model_of(&[
+            "conv1.weight",
+            "conv1.bias",
+            "prelu1.weight",
+            "conv2.weight",
+            "conv2.bias",
+            "prelu2.weight",
+            "dense.weight",
+        ]);
+        let names: Vec<&str> = model
+            .root
+            .children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["conv1", "prelu1", "conv2", "prelu2", "dense"]);
+        let keys: Vec<String> = model.state_dict().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys[..3], ["conv1.weight", "conv1.bias", "prelu1.weight"]);
+        // safetensors lists names sorted as text; a ModuleList prints by index.
+        let model = model_of(&["h.0.w", "h.1.w", "h.10.w", "h.2.w", "ln_f.weight"]);
+        let h: Vec<&str> = model.root.children[0]
+            .children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(h, ["0", "1", "2", "10"]);
+        assert_eq!(model.root.children[1].name, "ln_f");
     }
 
     #[test]

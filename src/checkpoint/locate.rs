@@ -1,4 +1,12 @@
 //! Which checkpoint file a folder stands for.
+//!
+//! A folder opens whatever format it holds, as `from_pretrained` looks: its shard index, else the
+//! file a Hugging Face folder names (`model.safetensors`, `pytorch_model.bin`), else its one
+//! checkpoint of any format (`.safetensors`, `.bin`, `.pt`, `.pth`, `.ckpt`, `.gguf`, `.npz`,
+//! `.npy`). Re-initialized copies the app writes (`NAME.reinit.safetensors`) and a trainer's own
+//! files (`optimizer.pt`, `training_args.bin`, …) are not the model, so they never make a folder
+//! ambiguous. A checkpoint that is a link leading out of the folder is named, since opening the
+//! folder then reads a file elsewhere.
 
 use std::path::{Path, PathBuf};
 
@@ -18,51 +26,223 @@ pub enum LocateError {
         source: std::io::Error,
     },
     /// No checkpoint in the folder.
-    #[error("{0}: the folder holds no .safetensors file and no model.safetensors.index.json")]
+    #[error(
+        "{0}: the folder holds no checkpoint (.safetensors, .bin, .pt, .pth, .ckpt, .gguf, .npz, .npy) and no *.index.json"
+    )]
     Empty(String),
     /// Several checkpoints and no index to say which.
     #[error(
-        "{folder}: the folder holds {} checkpoints and no model.safetensors.index.json; name one: {}",
+        "{folder}: the folder holds {} checkpoints and no index saying which is the model; name one: {}",
         .names.len(),
         .names.join(", ")
     )]
     Several {
         /// The folder.
         folder: String,
-        /// The checkpoint files' names.
+        /// The checkpoint files' names, sorted: the choices a picker offers.
         names: Vec<String>,
     },
 }
 
-/// The checkpoint a folder holds: its shard index, else its one `.safetensors` file.
-pub fn checkpoint_in(folder: &Path) -> Result<PathBuf, LocateError> {
-    let index = folder.join("model.safetensors.index.json");
-    if index.is_file() {
-        return Ok(index);
-    }
-    let shown = || folder.display().to_string();
+/// The checkpoint a folder stands for, and a note when reaching it leaves the folder.
+#[derive(Debug)]
+pub struct Located {
+    /// The file to open.
+    pub file: PathBuf,
+    /// Set when `file` is a link to a file outside the folder: where it leads.
+    pub outside: Option<PathBuf>,
+}
+
+/// Files a Hugging Face folder names, in `from_pretrained`'s order of preference.
+const PREFERRED: [&str; 4] = [
+    "model.safetensors.index.json",
+    "model.safetensors",
+    "pytorch_model.bin.index.json",
+    "pytorch_model.bin",
+];
+
+/// The extensions of checkpoint files (compared without case).
+const CHECKPOINT_EXTENSIONS: [&str; 8] = [
+    "safetensors",
+    "bin",
+    "pt",
+    "pth",
+    "ckpt",
+    "gguf",
+    "npz",
+    "npy",
+];
+
+/// A trainer's files beside the model, which are pickles but not the model's weights.
+const NOT_THE_MODEL: [&str; 5] = [
+    "training_args.bin",
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state.pth",
+];
+
+/// The suffix of the re-initialized copies the app writes beside a model.
+pub const REINIT_SUFFIX: &str = ".reinit.safetensors";
+
+/// The checkpoint a folder holds: see the module's doc for the order in which it is looked for.
+pub fn checkpoint_in(folder: &Path) -> Result<Located, LocateError> {
+    let preferred = PREFERRED
+        .iter()
+        .map(|n| folder.join(n))
+        .find(|p| p.is_file());
+    let file = if let Some(file) = preferred {
+        file
+    } else {
+        let mut files = choices(folder)?;
+        match files.len() {
+            1 => files.swap_remove(0),
+            0 => return Err(LocateError::Empty(folder.display().to_string())),
+            _ => {
+                return Err(LocateError::Several {
+                    folder: folder.display().to_string(),
+                    names: files.iter().map(|p| file_name(p)).collect(),
+                });
+            }
+        }
+    };
+    let outside = leads_outside(folder, &file);
+    Ok(Located { file, outside })
+}
+
+/// Every checkpoint file of `folder` that could be the model, sorted by name: the choices to offer
+/// when a folder holds several (a shard index stands for its shards, which are left out).
+pub fn choices(folder: &Path) -> Result<Vec<PathBuf>, LocateError> {
     let entries = std::fs::read_dir(folder).map_err(|source| LocateError::Unreadable {
-        folder: shown(),
+        folder: folder.display().to_string(),
         source,
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| {
-            p.is_file() && (is_index(p) || p.extension().is_some_and(|e| e == "safetensors"))
-        })
+        .filter(|p| p.is_file() && could_be_the_model(p))
         .collect();
     files.sort();
-    match files.len() {
-        1 => Ok(files.swap_remove(0)),
-        0 => Err(LocateError::Empty(shown())),
-        _ => Err(LocateError::Several {
-            folder: shown(),
-            names: files
-                .iter()
-                .filter_map(|p| p.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .collect(),
-        }),
+    if files.iter().any(|p| is_index(p)) {
+        files.retain(|p| is_index(p));
+    }
+    Ok(files)
+}
+
+/// Whether the file at `path` is named as a model's checkpoint is: a checkpoint extension or a shard
+/// index, and not a re-initialized copy or a trainer's file.
+fn could_be_the_model(path: &Path) -> bool {
+    let name = file_name(path);
+    if is_index(path) {
+        return true;
+    }
+    let lower = name.to_ascii_lowercase();
+    let extension_fits = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| CHECKPOINT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    extension_fits
+        && !lower.ends_with(REINIT_SUFFIX)
+        && !NOT_THE_MODEL.contains(&lower.as_str())
+        && !lower.starts_with("rng_state")
+}
+
+/// Where `file` (in `folder`) really is, when that is outside the folder; `None` inside it or when
+/// it cannot be resolved (the open then says what is wrong). A Hugging Face cache snapshot's links
+/// into the repository's `blobs/` are the cache's own layout, not a surprise, and are not named.
+fn leads_outside(folder: &Path, file: &Path) -> Option<PathBuf> {
+    let link = std::fs::symlink_metadata(file).ok()?;
+    if !link.file_type().is_symlink() {
+        return None;
+    }
+    let folder = std::fs::canonicalize(folder).ok()?;
+    let target = std::fs::canonicalize(file).ok()?;
+    if target.starts_with(&folder) {
+        return None;
+    }
+    let in_cache = folder
+        .parent()
+        .filter(|snapshots| snapshots.file_name().is_some_and(|n| n == "snapshots"))
+        .and_then(Path::parent)
+        .is_some_and(|repo| target.starts_with(repo.join("blobs")));
+    (!in_cache).then_some(target)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LocateError, checkpoint_in};
+    use std::fs;
+
+    #[test]
+    fn a_folder_of_any_one_format_opens_and_copies_and_trainer_files_are_ignored() {
+        for name in [
+            "pytorch_model.bin",
+            "net.pt",
+            "m.gguf",
+            "arrays.npz",
+            "W.PTH",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join(name), b"x").unwrap();
+            fs::write(dir.path().join("config.json"), b"{}").unwrap();
+            fs::write(dir.path().join("optimizer.pt"), b"x").unwrap();
+            let found = checkpoint_in(dir.path()).unwrap();
+            assert_eq!(found.file, dir.path().join(name));
+            assert!(found.outside.is_none());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("net.safetensors"), b"x").unwrap();
+        fs::write(dir.path().join("net.reinit.safetensors"), b"x").unwrap();
+        let found = checkpoint_in(dir.path()).unwrap();
+        assert_eq!(found.file, dir.path().join("net.safetensors"));
+        fs::write(dir.path().join("model.safetensors"), b"x").unwrap();
+        let found = checkpoint_in(dir.path()).unwrap();
+        assert_eq!(found.file, dir.path().join("model.safetensors"));
+    }
+
+    #[test]
+    fn several_checkpoints_are_named_as_choices() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.gguf", "a.safetensors", "notes.txt"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let err = checkpoint_in(dir.path()).unwrap_err();
+        let LocateError::Several { names, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!(names, &["a.safetensors", "b.gguf"]);
+        assert!(err.to_string().contains("name one: a.safetensors, b.gguf"));
+        let empty = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            checkpoint_in(empty.path()),
+            Err(LocateError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn a_link_out_of_the_folder_is_named() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("elsewhere.safetensors");
+        fs::write(&secret, b"x").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(&secret, dir.path().join("model.safetensors")).unwrap();
+        let found = checkpoint_in(dir.path()).unwrap();
+        assert_eq!(found.outside, Some(fs::canonicalize(&secret).unwrap()));
+
+        // A cache snapshot's link into its blobs is the cache's layout.
+        let cache = tempfile::tempdir().unwrap();
+        let blobs = cache.path().join("blobs");
+        let snapshot = cache.path().join("snapshots").join("abc");
+        fs::create_dir_all(&blobs).unwrap();
+        fs::create_dir_all(&snapshot).unwrap();
+        fs::write(blobs.join("123"), b"x").unwrap();
+        std::os::unix::fs::symlink("../../blobs/123", snapshot.join("model.safetensors")).unwrap();
+        assert!(checkpoint_in(&snapshot).unwrap().outside.is_none());
     }
 }

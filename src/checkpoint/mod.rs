@@ -4,7 +4,8 @@
 //! - [`locate`]: which file a folder or an index stands for;
 //! - [`infer`]: the module tree read from a checkpoint's dotted names, with its ties;
 //! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
-//! - [`save`]: a model written back as safetensors' `save_model` writes it.
+//! - [`save`]: a model written back as safetensors' `save_model` writes it;
+//! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters.
 
 pub mod architecture;
 pub mod family;
@@ -12,6 +13,7 @@ pub mod infer;
 pub mod locate;
 pub mod pytorch;
 pub mod save;
+pub mod training;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,10 +149,11 @@ pub fn open_keyed(
     if !path.exists() {
         return Err(OpenError::NoSuchFile(spec.to_owned()));
     }
-    let file = if path.is_dir() {
-        locate::checkpoint_in(path)?
+    let (file, outside) = if path.is_dir() {
+        let located = locate::checkpoint_in(path)?;
+        (located.file, located.outside)
     } else {
-        path.to_path_buf()
+        (path.to_path_buf(), None)
     };
     let head = small_file::head(&file, sniff::HEAD).map_err(|e| FileError::new(&file, e))?;
     let checkpoint = match sniff::format(&file, &head) {
@@ -179,7 +182,18 @@ pub fn open_keyed(
     };
     // Read once: it says whether the head is tied, and which family the tree is.
     let config = FamilyConfig::beside(&file);
-    from_opened(checkpoint, &file, key, config, options, spec)
+    let mut loaded = from_opened(checkpoint, &file, key, config, options, spec)?;
+    if let Some(target) = outside {
+        loaded.warnings.insert(
+            0,
+            format!(
+                "{} is a link leading out of the folder, to {}",
+                file.display(),
+                target.display()
+            ),
+        );
+    }
+    Ok(loaded)
 }
 
 /// A checkpoint made into a model: the part under `key`, its tree inferred from its names, then
@@ -199,7 +213,9 @@ fn from_opened(
     let ties = matches!(&config, Ok(Some(c)) if c.ties_word_embeddings());
     let mut warnings = std::mem::take(&mut checkpoint.warnings);
     let extras = std::mem::take(&mut checkpoint.extras);
-    let model = from_checkpoint(checkpoint, ties).map_err(|e| FileError::new(file, e))?;
+    let mut model = from_checkpoint(checkpoint, ties).map_err(|e| FileError::new(file, e))?;
+    // `tree` lists these tensors apart from the parameters it counts.
+    training::mark_optimizer_state(std::sync::Arc::make_mut(&mut model.root), &extras.values);
     let arch = arch_for(file, options.arch, &model, &mut warnings);
     let (model, architecture) = architecture::apply(model, arch.as_deref(), spec)?;
     let (model, family) = if architecture == Architecture::Inferred && key.is_none() {

@@ -11,8 +11,21 @@ use crate::tensor::stats::Stats;
 use crate::text::escape;
 
 pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
-    let model = args.model.load()?;
-    let (name, id) = model.find_param(&args.name)?;
+    let loaded = args.model.open()?;
+    let model = &loaded.model;
+    let (name, id) = match model.find_param(&args.name) {
+        Ok(found) => found,
+        // A plain value `tree` lists (`epoch = 7`) is shown as it is there.
+        Err(missing) => {
+            let value = loaded.values.iter().find(|(n, _)| *n == args.name);
+            let (name, value) = value.ok_or(missing)?;
+            return Ok(if args.json {
+                json_text(&json!({ "name": name, "value": value.to_json() }))
+            } else {
+                format!("{} = {}\n", escape(name), escape(&value.to_string()))
+            });
+        }
+    };
     let tensor = model.store.get(id);
     let shared_with: Vec<String> = model
         .paths_of(id)

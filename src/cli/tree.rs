@@ -101,7 +101,12 @@ fn to_text(model: &Model) -> String {
         }
         out.push('\n');
     });
-    let _ = writeln!(out, "total: {} parameters", model.total_params());
+    let _ = write!(out, "total: {} parameters", model.total_params());
+    let apart = model.count_buffers(&model.root);
+    if apart > 0 {
+        let _ = write!(out, " (and {apart} elements of buffers or optimizer state)");
+    }
+    out.push('\n');
     if !model.metadata.is_empty() {
         out.push_str("\nmetadata:\n");
         for (key, value) in &model.metadata {

@@ -82,7 +82,7 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SentenceErr
     if size > MAX_BYTES {
         return Err(fail(format!("{size} bytes is too long")));
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let bytes = crate::io::small_file::read(path, MAX_BYTES).map_err(|e| fail(e.to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| fail(e.to_string()))
 }
 
@@ -90,7 +90,7 @@ impl Pooling {
     /// The pooling `folder`'s `modules.json` describes; `Ok(None)` when there is none.
     pub fn detect(folder: &Path) -> Result<Option<Self>, SentenceError> {
         let modules = folder.join("modules.json");
-        if !modules.is_file() {
+        if !modules.exists() {
             return Ok(None);
         }
         let entries: Vec<ModuleEntry> = read_json(&modules)?;

@@ -43,7 +43,7 @@ impl TextTokenizer {
     /// Loads `tokenizer.json` from `folder`.
     pub fn open(folder: &Path) -> Result<Self, TokenizeError> {
         let path = folder.join("tokenizer.json");
-        if !path.is_file() {
+        if !path.exists() {
             return Err(TokenizeError::Absent(folder.to_owned()));
         }
         let read = |reason: String| TokenizeError::Read {
@@ -58,7 +58,8 @@ impl TextTokenizer {
                 "{size} bytes is too long for a tokenizer.json (at most {MAX_TOKENIZER_BYTES})"
             )));
         }
-        let bytes = std::fs::read(&path).map_err(|e| read(e.to_string()))?;
+        let bytes = crate::io::small_file::read(&path, MAX_TOKENIZER_BYTES)
+            .map_err(|e| read(e.to_string()))?;
         let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| read(e.to_string()))?;
         inner
             .with_truncation(None)

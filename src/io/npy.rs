@@ -121,9 +121,11 @@ fn header_from(dict: &literal::Value) -> Result<NpyHeader, NpyError> {
     let literal::Value::Dict(entries) = dict else {
         return Err(NpyError::Key("dict"));
     };
+    // A key written twice takes its last value, as Python's dict literal (numpy's reader) does.
     let get = |key: &'static str| {
         entries
             .iter()
+            .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v)
             .ok_or(NpyError::Key(key))
@@ -342,6 +344,10 @@ mod tests {
         // Key order, quotes and spacing are free, as in Python.
         let h = header(r#"{"shape":(),"fortran_order":False,"descr":"|b1"}"#).unwrap();
         assert_eq!((h.dtype, h.shape.len()), (DType::BOOL, 0));
+        // A key given twice takes its last value, as numpy's `ast.literal_eval` of the dict does.
+        let h = header("{'descr': '<f8', 'descr': '<i2', 'fortran_order': False, 'shape': (1,)}")
+            .unwrap();
+        assert_eq!(h.dtype, DType::I16);
         // A substring match would take this descr's value from inside the other string.
         let h = header(
             "{'x': \"'descr': '<f8'\", 'descr': '<f4', 'fortran_order': False, 'shape': (5,)}",

@@ -1,6 +1,8 @@
 //! `.npz` archives (`np.savez`, `np.savez_compressed`): a zip of `.npy` members, each a named
 //! array. Stored members are mapped in place; deflated ones are inflated, refusing sizes no
-//! deflate stream of the member's length could produce.
+//! deflate stream of the member's length could produce, and more than [`MAX_INFLATED`] bytes in
+//! all, counted before each member is inflated. A member name given twice is refused: the zip
+//! crate keeps only the last, and numpy's `NpzFile` would show the other.
 
 use std::fs::File;
 use std::io::{Cursor, Read};
@@ -31,6 +33,9 @@ pub enum NpzError {
         /// Why.
         source: ZipError,
     },
+    /// A member name the central directory lists twice.
+    #[error("the member {0} is in the archive twice; refusing to pick one")]
+    Repeated(String),
     /// A member that is not a readable array.
     #[error("member {name}: {problem}")]
     Member {
@@ -64,6 +69,11 @@ pub enum MemberError {
     /// A compression other than stored and deflated.
     #[error("compression {0} is not supported")]
     Compression(CompressionMethod),
+    /// Deflated members that inflate to more than the cap, all together.
+    #[error(
+        "the compressed members inflate to more than {0} bytes in all (the cap on inflated .npz data; np.savez without compression is mapped in place, with no cap)"
+    )]
+    OverCap(u64),
     /// Inflating failed (a bad stream or CRC).
     #[error("{0}")]
     Read(#[from] std::io::Error),
@@ -71,6 +81,11 @@ pub enum MemberError {
     #[error("{0}")]
     Npy(#[from] NpyError),
 }
+
+/// The most bytes the deflated members of one archive may inflate to, all together: inflated
+/// data lives in memory (stored members are mapped instead), and a few kilobytes of deflate can
+/// claim gigabytes.
+pub const MAX_INFLATED: u64 = 4 << 30;
 
 /// Whether the file at `path` is an `.npz`: a zip archive whose members are all `.npy` files
 /// (only the central directory is read).
@@ -90,9 +105,20 @@ pub fn is_npz(path: &Path) -> bool {
 
 /// Opens an `.npz`: one tensor per member, named without the `.npy` suffix, in archive order.
 pub fn open(path: &Path) -> Result<Vec<(String, Tensor)>, FileError> {
+    open_capped(path, MAX_INFLATED)
+}
+
+/// [`open`] with `cap` bytes of inflated data at most.
+fn open_capped(path: &Path, cap: u64) -> Result<Vec<(String, Tensor)>, FileError> {
     let fail = |error: NpzError| FileError::new(path, error);
     let map = super::mapped::open(path)?.map;
     let mut archive = ZipArchive::new(Cursor::new(&map[..])).map_err(|e| fail(NpzError::Zip(e)))?;
+    if let Some(name) = repeated_name(&map) {
+        return Err(fail(NpzError::Repeated(
+            String::from_utf8_lossy(name).into_owned(),
+        )));
+    }
+    let mut inflated: u64 = 0;
     let mut tensors = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let mut entry = archive
@@ -149,6 +175,10 @@ pub fn open(path: &Path) -> Result<Vec<(String, Tensor)>, FileError> {
                         compressed: entry.compressed_size(),
                     }));
                 }
+                inflated = inflated.saturating_add(size);
+                if inflated > cap {
+                    return Err(member(MemberError::OverCap(cap)));
+                }
                 let (header, len) = npy::read_header(&mut entry).map_err(|e| member(e.into()))?;
                 let need = usize::try_from(size)
                     .ok()
@@ -167,4 +197,106 @@ pub fn open(path: &Path) -> Result<Vec<(String, Tensor)>, FileError> {
         tensors.push((name, tensor));
     }
     Ok(tensors)
+}
+
+/// A member name the zip's central directory lists twice, read from the directory itself (the zip
+/// crate's map keeps one entry per name). `None` when every name is listed once, or when the
+/// directory is not where its end record says (the zip crate reads such archives its own way).
+fn repeated_name(zip: &[u8]) -> Option<&[u8]> {
+    let u16_at = |at: usize| Some(u16::from_le_bytes(zip.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(zip.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(zip.get(at..at + 8)?.try_into().ok()?));
+    // The end record is in the last 64 KiB + 22 bytes (its comment is at most 65,535 bytes).
+    let floor = zip.len().saturating_sub(65_557);
+    let end = (floor..zip.len().saturating_sub(21))
+        .rev()
+        .find(|&at| zip[at..].starts_with(b"PK\x05\x06"))?;
+    let (mut count, mut start) = (u64::from(u16_at(end + 10)?), u64::from(u32_at(end + 16)?));
+    if count == 0xFFFF || start == 0xFFFF_FFFF {
+        // Zip64: a locator just before the end record gives the zip64 end record's offset.
+        let locator = end.checked_sub(20)?;
+        if !zip[locator..].starts_with(b"PK\x06\x07") {
+            return None;
+        }
+        let record = usize::try_from(u64_at(locator + 8)?).ok()?;
+        if !zip.get(record..)?.starts_with(b"PK\x06\x06") {
+            return None;
+        }
+        (count, start) = (u64_at(record + 32)?, u64_at(record + 48)?);
+    }
+    let mut at = usize::try_from(start).ok()?;
+    let mut names: Vec<&[u8]> = Vec::new();
+    for _ in 0..count {
+        if !zip.get(at..)?.starts_with(b"PK\x01\x02") {
+            return None;
+        }
+        let name_len = usize::from(u16_at(at + 28)?);
+        let rest = usize::from(u16_at(at + 30)?) + usize::from(u16_at(at + 32)?);
+        names.push(zip.get(at + 46..at + 46 + name_len)?);
+        at += 46 + name_len + rest;
+    }
+    names.sort_unstable();
+    names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{open, open_capped};
+    use std::io::Write as _;
+
+    fn npy(values: &[f32]) -> Vec<u8> {
+        let header = format!(
+            "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+            values.len()
+        );
+        let mut header = header.into_bytes();
+        header.resize(118, b' ');
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
+        bytes.extend_from_slice(&header);
+        for v in values {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes
+    }
+
+    #[test]
+    fn deflated_members_are_counted_against_the_cap_before_inflating() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.npz");
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for name in ["a.npy", "b.npy"] {
+            zip.start_file(name, options).unwrap();
+            zip.write_all(&npy(&[1.0; 100])).unwrap();
+        }
+        zip.finish().unwrap();
+        assert_eq!(open(&path).unwrap().len(), 2);
+        // The second member passes a cap of both members' bytes, and not one byte less.
+        let member = npy(&[1.0; 100]).len() as u64;
+        assert_eq!(open_capped(&path, 2 * member).unwrap().len(), 2);
+        let Err(err) = open_capped(&path, 2 * member - 1) else {
+            panic!("over the cap")
+        };
+        assert!(err.to_string().contains("member b.npy"), "{err}");
+        let said = format!("more than {} bytes in all", 2 * member - 1);
+        assert!(err.to_string().contains(&said), "{err}");
+    }
+
+    #[test]
+    fn a_member_named_twice_is_refused() {
+        // What Python's zipfile writes for two `writestr("w.npy", ...)` (it warns, and keeps both).
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/checkpoint_trust/duplicate_member.npz");
+        let Err(err) = open(&path) else {
+            panic!("a repeated name")
+        };
+        let said = err.to_string();
+        assert!(
+            said.contains("the member w.npy is in the archive twice"),
+            "{said}"
+        );
+    }
 }

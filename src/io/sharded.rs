@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use super::small_file::{self, SmallFileError};
 use super::{Checkpoint, FileError, safetensors};
 
 /// The index's largest accepted size: a weight map of a million names fits in far less.
@@ -13,12 +14,9 @@ const MAX_INDEX_BYTES: u64 = 100 * 1024 * 1024;
 /// Why a shard index was refused (the [`FileError`]'s kind, naming the index). Names are raw.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    /// The index cannot be read.
-    #[error("{0}")]
-    Read(std::io::Error),
-    /// An index larger than any real one.
-    #[error("the index is {0} bytes, over the 100 MB limit")]
-    TooBig(u64),
+    /// The index cannot be read: not a regular file, over the cap, or the system's error.
+    #[error("the index: {0}")]
+    Read(SmallFileError),
     /// Not JSON.
     #[error("the index is not valid JSON: {0}")]
     Json(serde_json::Error),
@@ -88,13 +86,10 @@ pub fn open_with(
     open_shard: &mut dyn FnMut(&Path) -> Result<Checkpoint, FileError>,
 ) -> Result<Sharded, FileError> {
     let fail = |error: IndexError| FileError::new(index_path, error);
-    let size = std::fs::metadata(index_path)
-        .map_err(|e| fail(IndexError::Read(e)))?
-        .len();
-    if size > MAX_INDEX_BYTES {
-        return Err(fail(IndexError::TooBig(size)));
-    }
-    let text = std::fs::read(index_path).map_err(|e| fail(IndexError::Read(e)))?;
+    // Only a regular file, read up to the cap: an index that is a FIFO or a device must not hang
+    // or stream.
+    let text =
+        small_file::read(index_path, MAX_INDEX_BYTES).map_err(|e| fail(IndexError::Read(e)))?;
     let index: serde_json::Value =
         serde_json::from_slice(&text).map_err(|e| fail(IndexError::Json(e)))?;
     let weight_map = index

@@ -367,7 +367,7 @@ fn parse_layer(class: &str, args: &str) -> Result<Layer, LayerError> {
 pub fn instantiate(arch: &Module, seed: u64) -> Result<Model, TooBig> {
     budget::check(
         "the architecture",
-        "parameters",
+        budget::Kind::Parameters,
         budget::bytes_of(parameter_count(arch), 4),
     )?;
     let mut builder = Builder::new(seed);

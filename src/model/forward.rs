@@ -267,7 +267,7 @@ impl ForwardPlan {
         let elements = batch.checked_mul(width);
         budget::check(
             "the random batch",
-            "values",
+            budget::Kind::Values,
             budget::bytes_of(elements.map(|n| n as u64), 4),
         )?;
         let mut values = vec![0f32; batch * width];
@@ -428,7 +428,7 @@ impl ForwardPlan {
         }
         budget::check(
             "the forward pass",
-            "activations",
+            budget::Kind::Activations,
             budget::bytes_of(total, 4),
         )?;
         for shape in &buffers.shapes {

@@ -54,7 +54,7 @@ pub fn detail(a: &Tensor, b: Tensor) -> Detail {
     let needed = budget::bytes_of(Some(a.numel() as u64), 2 * 4);
     let delta = if !comparable {
         Err(NoDelta::Incomparable)
-    } else if budget::check("the Δ", "f32 values", needed).is_err() {
+    } else if budget::check("the Δ", budget::Kind::Values, needed).is_err() {
         Err(NoDelta::TooBig)
     } else {
         Ok(delta(a, &b))

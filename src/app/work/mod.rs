@@ -177,6 +177,12 @@ impl Worker {
                 path,
                 overwrite,
             } => {
+                // A link planted where the proposed name is would redirect the write.
+                if let Err(link) = crate::io::atomic::refuse_link(&path) {
+                    let error = crate::io::FileError::new(&path, link);
+                    reply(Reply::Saved(Err(AppError::from(error))));
+                    return;
+                }
                 if !overwrite && path.exists() {
                     reply(Reply::SaveExists(path));
                     return;

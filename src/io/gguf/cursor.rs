@@ -28,7 +28,7 @@ pub enum GgufError {
         /// Bytes left in the file.
         left: usize,
     },
-    /// A length or count the file cannot hold (or beyond a cap).
+    /// A length or count the file cannot hold.
     #[error("at byte {offset}: a {what} of {len} is more than the file can hold")]
     TooLong {
         /// Where the length is stored.
@@ -37,6 +37,18 @@ pub enum GgufError {
         what: &'static str,
         /// The length read.
         len: u64,
+    },
+    /// A length over paramscope's cap for its kind, though the file might hold it.
+    #[error("at byte {offset}: a {what} of {len} bytes is over paramscope's {} cap on GGUF {what}s", binary_size(*.cap))]
+    OverCap {
+        /// Where the length is stored.
+        offset: usize,
+        /// What it measures.
+        what: &'static str,
+        /// The length read.
+        len: u64,
+        /// The cap, in bytes.
+        cap: u64,
     },
     /// Arrays nested too deep.
     #[error("at byte {offset}: metadata arrays are nested too deep")]
@@ -58,9 +70,16 @@ pub enum GgufError {
     /// A tensor name given twice.
     #[error("tensor {0} is given twice")]
     DuplicateTensor(String),
-    /// `general.alignment` is not a power of two that fits.
-    #[error("general.alignment {0} is not a power of two between 1 and 2^30")]
-    Alignment(String),
+    /// `general.alignment` is not an unsigned integer, or not a power of two that fits.
+    #[error(
+        "general.alignment must be an unsigned integer, a power of two from 1 to 2^30; the file has {value} (of type {ty})"
+    )]
+    Alignment {
+        /// The value found.
+        value: String,
+        /// Its GGUF type.
+        ty: &'static str,
+    },
     /// A tensor whose ggml type paramscope does not know.
     #[error("tensor {name}: ggml type {id} is not supported")]
     TensorType {
@@ -87,6 +106,15 @@ pub enum GgufError {
         /// What is wrong with it.
         why: String,
     },
+}
+
+/// A cap in KiB or MiB, as its constant is written (`64 << 20`).
+fn binary_size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    }
 }
 
 /// A checked reader over the file's bytes.

@@ -61,7 +61,8 @@ pub fn read_header(file: &[u8], keep: usize) -> Result<Header, GgufError> {
     c.take(4, "magic")?;
     let version = c.u32()?;
     if !(2..=3).contains(&version) {
-        return Err(if version.swap_bytes() <= 3 {
+        // A big-endian writer's 2 or 3 reads as 2^25 or 3 * 2^24; 0 and 1 are versions, unsupported.
+        return Err(if (2..=3).contains(&version.swap_bytes()) {
             GgufError::BigEndian
         } else {
             GgufError::Version(version)
@@ -134,11 +135,15 @@ fn alignment(metadata: &[(String, Value)]) -> Result<usize, GgufError> {
     let Some((_, value)) = metadata.iter().find(|(k, _)| k == "general.alignment") else {
         return Ok(DEFAULT_ALIGNMENT);
     };
+    let unsigned = matches!(value, Value::Uint(..));
     value
         .as_u64()
-        .filter(|a| a.is_power_of_two() && *a <= 1 << 30)
+        .filter(|a| unsigned && a.is_power_of_two() && *a <= 1 << 30)
         .map(|a| a as usize)
-        .ok_or_else(|| GgufError::Alignment(value.to_string()))
+        .ok_or_else(|| GgufError::Alignment {
+            value: value.to_string(),
+            ty: value.value_type().name(),
+        })
 }
 
 /// (name, dtype, PyTorch-order shape, offset in the data section) of one tensor info.
@@ -169,13 +174,20 @@ fn read_tensor_info(c: &mut Cursor<'_>) -> Result<RawInfo, GgufError> {
         name: name.clone(),
         id: type_id,
     })?;
-    if let (DType::Ggml(q), Some(&inner)) = (dtype, ne.first())
-        && inner % q.block_size() != 0
-    {
-        return Err(shape_error(format!(
-            "rows of {inner} values are not whole {q} blocks of {}",
-            q.block_size()
-        )));
+    if let DType::Ggml(q) = dtype {
+        // A 0-d tensor is one value: no quantized type stores fewer than a block.
+        let Some(&inner) = ne.first() else {
+            return Err(shape_error(format!(
+                "a 0-d tensor (one value) cannot be {q}, which stores blocks of {} values",
+                q.block_size()
+            )));
+        };
+        if inner % q.block_size() != 0 {
+            return Err(shape_error(format!(
+                "rows of {inner} values are not whole {q} blocks of {}",
+                q.block_size()
+            )));
+        }
     }
     // ggml lists dimensions innermost first; PyTorch (and paramscope) outermost first.
     ne.reverse();

@@ -213,10 +213,11 @@ pub(super) fn read_string(c: &mut Cursor<'_>, cap: u64) -> Result<String, GgufEr
     let at = c.offset();
     let len = c.u64()?;
     if len > cap {
-        return Err(GgufError::TooLong {
+        return Err(GgufError::OverCap {
             offset: at,
             what: "string",
             len,
+            cap,
         });
     }
     let bytes = c.take(len, "string")?;

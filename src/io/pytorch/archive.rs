@@ -62,8 +62,9 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
             b"little" => false,
             b"big" => true,
             other => {
+                // Raw: the message is escaped once, where it is printed.
                 return Err(Error::Layout(format!(
-                    "byteorder says {:?}, not little or big",
+                    "byteorder says \"{}\", not little or big",
                     String::from_utf8_lossy(other)
                 )));
             }
