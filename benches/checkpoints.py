@@ -2,8 +2,8 @@
 implementation (safetensors + PyTorch) in-process, measured in the same run.
 
     cargo build --release
-    python -m venv /tmp/venv && /tmp/venv/bin/pip install torch safetensors numpy
-    /tmp/venv/bin/python benches/checkpoints.py target/release/paramscope [WORKDIR]
+    python -m venv .venv && .venv/bin/pip install -r tests/fixtures/requirements.txt
+    python benches/checkpoints.py target/release/paramscope [WORKDIR]
 
 It writes three checkpoints into WORKDIR (default /tmp/paramscope-bench): 1 GiB and 100 GiB files of
 2,000 F32 tensors each (sparse: `tree` must only read the header, so the data can be holes), and a

@@ -2,7 +2,7 @@
 each timed as a whole process (start, load, compute, print).
 
     cargo build --release
-    /work/venv/bin/python benches/compare.py [--dir DIR] [--binary target/release/paramscope]
+    python benches/compare.py [--dir DIR] [--binary target/release/paramscope]
 
 The two files (64 float32 tensors of 16 MiB each; B moves half of them a little) are written to
 DIR once and reused. Both files are read once before timing, so both contenders start from the

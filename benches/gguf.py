@@ -7,7 +7,7 @@ rows (its whole-tensor dequantize would need 7.6 GB for the output and as much a
 statistics' temporaries), accumulating min, max, sum and sum of squares in float64: the same
 work paramscope does, in numpy's fastest form.
 
-Run: cargo build --release && /work/venv/bin/python benches/gguf.py [--keep]
+Run: cargo build --release && python benches/gguf.py [--keep]
 """
 
 import subprocess

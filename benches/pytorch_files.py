@@ -5,7 +5,7 @@ holding one 1 GiB tensor against torch loading it and printing min/max/mean/std;
 the same run.
 
     cargo build --release
-    /work/venv/bin/python benches/pytorch_files.py target/release/paramscope [WORKDIR]
+    python benches/pytorch_files.py target/release/paramscope [WORKDIR]
 
 The checkpoints (2,000 F32 tensors of 128x1024, 512 KiB each: 1 GiB) are written once into WORKDIR
 (default /tmp/paramscope-bench). Each figure is the best of several runs, page cache warm.
