@@ -3,31 +3,26 @@
 //! goes on (status 134, a core if enabled).
 #![expect(
     unsafe_code,
-    reason = "a SIGABRT handler and the raise it makes have no safe interface"
+    reason = "the raise that ends the SIGABRT handler has no safe interface"
 )]
 
 use std::ffi::c_int;
-use std::ptr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use super::{temps, terminal};
+use super::{signal_safe, temps, terminal};
 
 /// Installs the SIGABRT handler (once; later calls do nothing).
 pub fn install() {
     static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    // SAFETY: `on_abort` has the plain handler signature and calls only async-signal-safe
-    // functions (write, tcsetattr, unlink, raise) on data prepared before the signal.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_abort as *const () as usize;
-        // Once: the default action is back before the handler runs, so raising again aborts.
-        action.sa_flags = libc::SA_RESETHAND;
-        libc::sigemptyset(&raw mut action.sa_mask);
-        libc::sigaction(libc::SIGABRT, &raw const action, ptr::null_mut());
-    }
+    // `on_abort` takes one argument and calls only async-signal-safe functions (write, tcsetattr,
+    // unlink, raise). SA_RESETHAND: the default action is back before it runs, so raising again
+    // aborts.
+    signal_safe::install_once(
+        &DONE,
+        libc::SIGABRT,
+        on_abort as *const () as usize,
+        libc::SA_RESETHAND,
+    );
 }
 
 extern "C" fn on_abort(_signal: c_int) {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
-use super::signal_safe::write_all;
+use super::signal_safe::{self, write_all};
 use super::{temps, terminal};
 
 /// How many maps the handler can name; older ones are forgotten first (their message falls back to
@@ -38,18 +38,14 @@ static NEXT_MAP: AtomicUsize = AtomicUsize::new(0);
 /// Installs the SIGBUS handler (once; later calls do nothing).
 pub fn install() {
     static DONE: AtomicBool = AtomicBool::new(false);
-    if DONE.swap(true, Ordering::SeqCst) {
-        return;
-    }
-    // SAFETY: `on_sigbus` has the signature SA_SIGINFO expects and calls only async-signal-safe
-    // functions (write, tcsetattr, unlink, _exit) on data prepared before the signal.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigbus as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO;
-        libc::sigemptyset(&raw mut action.sa_mask);
-        libc::sigaction(libc::SIGBUS, &raw const action, ptr::null_mut());
-    }
+    // `on_sigbus` has the signature SA_SIGINFO expects and calls only async-signal-safe functions
+    // (write, tcsetattr, unlink, _exit) on data prepared before the signal.
+    signal_safe::install_once(
+        &DONE,
+        libc::SIGBUS,
+        on_sigbus as *const () as usize,
+        libc::SA_SIGINFO,
+    );
 }
 
 /// Remembers that the bytes `start..start + len` map `path`, so that a fault there names it.
