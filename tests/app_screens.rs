@@ -131,6 +131,25 @@ fn module_tables_keep_the_names_that_differ_at_80_columns() {
     insta::assert_snapshot!("long_names", screen(&app));
 }
 
+#[test]
+fn the_heatmap_scale_is_robust_and_says_what_it_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = small_bert(dir.path(), "encoder.layer.1.attention.self.query.weight");
+    send(&mut app, &[CycleView, CycleView]);
+    let shown = screen(&app);
+    // 2048 evenly spread values: the 99th percentile of |x| is below the largest, about 1% beyond.
+    assert!(
+        shown.contains("-2.58e-5 █████████ 2.58e-5 p99, 1.0% clipped"),
+        "{shown}"
+    );
+    send(&mut app, &[ToggleHeatScale]);
+    let shown = screen(&app);
+    assert!(
+        shown.contains("-2.62e-5 █████████ 2.62e-5 absmax"),
+        "{shown}"
+    );
+}
+
 /// The text of screen row `y`.
 fn row(buf: &Buffer, y: u16) -> String {
     text(buf)
