@@ -52,6 +52,7 @@ fn from_keys(action: Action) -> bool {
         | Action::Edit(_)
         | Action::Complete
         | Action::ToggleLog
+        | Action::ToggleHeatScale
         | Action::Submit
         | Action::Cancel
         | Action::Yes
@@ -161,6 +162,7 @@ fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
         Action::Type(' '),
         Action::Complete,
         Action::ToggleLog,
+        Action::ToggleHeatScale,
         Action::Submit,
         Action::Cancel,
         Action::Yes,

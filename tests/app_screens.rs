@@ -83,6 +83,73 @@ fn after_a_reinit_the_pane_shows_before_and_after() {
     insta::assert_snapshot!("reinit_before_after", screen(&app));
 }
 
+/// A checkpoint named as a BERT is (`encoder.layer.N....`) holding values near 1e-5, in `dir`,
+/// opened at `select` in the app.
+fn small_bert(dir: &std::path::Path, select: &str) -> Harness {
+    use paramscope::tensor::Tensor;
+    let names = [
+        "embeddings.word_embeddings.weight",
+        "encoder.layer.0.attention.self.query.weight",
+        "encoder.layer.0.output.LayerNorm.weight",
+        "encoder.layer.1.attention.self.query.weight",
+        "encoder.layer.1.output.LayerNorm.weight",
+    ];
+    let owned: Vec<(String, Tensor)> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let values: Vec<f32> = (0..2048u16)
+                .map(|i| (f32::from(i) - 1000.0 + f32::from(k as u8)) * 2.5e-8)
+                .collect();
+            ((*name).to_owned(), Tensor::from_f32(vec![64, 32], &values))
+        })
+        .collect();
+    let tensors: Vec<(String, &Tensor)> = owned.iter().map(|(n, t)| (n.clone(), t)).collect();
+    let file = dir.join("small.safetensors");
+    paramscope::io::safetensors::save(&file, &tensors, &std::collections::BTreeMap::new()).unwrap();
+    let spec = paramscope::app::job::OpenSpec {
+        model: file.display().to_string(),
+        arch: None,
+        seed: 0,
+    };
+    let opened = paramscope::app::work::open::open(&spec).unwrap();
+    with_model(opened.model, "small.safetensors", Some(select))
+}
+
+#[test]
+fn small_numbers_keep_their_exponent_at_80_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = small_bert(dir.path(), "encoder.layer.1.attention.self.query.weight");
+    insta::assert_snapshot!("small_numbers", screen(&app));
+}
+
+#[test]
+fn module_tables_keep_the_names_that_differ_at_80_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = small_bert(dir.path(), "encoder.layer.1.attention.self.query.weight");
+    send(&mut app, &[Home]);
+    insta::assert_snapshot!("long_names", screen(&app));
+}
+
+#[test]
+fn the_heatmap_scale_is_robust_and_says_what_it_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = small_bert(dir.path(), "encoder.layer.1.attention.self.query.weight");
+    send(&mut app, &[CycleView, CycleView]);
+    let shown = screen(&app);
+    // 2048 evenly spread values: the 99th percentile of |x| is below the largest, about 1% beyond.
+    assert!(
+        shown.contains("-2.58e-5 █████████ 2.58e-5 p99, 1.0% clipped"),
+        "{shown}"
+    );
+    send(&mut app, &[ToggleHeatScale]);
+    let shown = screen(&app);
+    assert!(
+        shown.contains("-2.62e-5 █████████ 2.62e-5 absmax"),
+        "{shown}"
+    );
+}
+
 /// The text of screen row `y`.
 fn row(buf: &Buffer, y: u16) -> String {
     text(buf)

@@ -75,6 +75,8 @@ pub enum Action {
     Complete,
     /// Switch the histogram between counts and log counts.
     ToggleLog,
+    /// Switch the heatmap's scale between the 99th percentile of |x| and ±absmax.
+    ToggleHeatScale,
     /// Confirm the dialog or field (Enter).
     Submit,
     /// Close the dialog or field without acting (Esc).

@@ -40,6 +40,20 @@ pub fn num(v: f64) -> String {
     }
 }
 
+/// A value in three significant digits, its exponent kept: fixed point from 0.01 to 999, else
+/// `2.42e-4`; shorter than [`num`]'s, for the places where several share a line.
+#[must_use]
+pub fn short(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        num(v)
+    } else if (0.01..999.5).contains(&v.abs()) {
+        let digits = 2 - v.abs().log10().floor().clamp(-2.0, 2.0) as i32;
+        format!("{v:.*}", digits.max(0) as usize)
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 /// Bytes as people read them.
 #[must_use]
 pub fn bytes(n: usize) -> String {
@@ -112,7 +126,19 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{counted, middle_ellipsis, wrap};
+    use super::{counted, middle_ellipsis, short, wrap};
+
+    #[test]
+    fn short_values_keep_three_digits_and_their_exponent() {
+        assert_eq!(short(6.51e-5), "6.51e-5");
+        assert_eq!(short(-2.4249e-4), "-2.42e-4");
+        assert_eq!(short(0.0332), "0.0332");
+        assert_eq!(short(-0.3378), "-0.338");
+        assert_eq!(short(999.7), "1.00e3");
+        assert_eq!(short(123_456.0), "1.23e5");
+        assert_eq!(short(0.0), "0");
+        assert_eq!(short(-9.99e-30), "-9.99e-30");
+    }
 
     #[test]
     fn one_is_singular_and_the_rest_plural() {

@@ -134,6 +134,8 @@ pub enum When {
     Undo,
     /// In the histogram view of a tensor.
     Histogram,
+    /// In the heatmap view of a tensor.
+    Heatmap,
     /// While a second model is compared.
     Comparing,
     /// On a family checkpoint (it runs on a text).
@@ -209,6 +211,7 @@ pub const KEYMAP: &[Binding] = &[
     bind_when(X::Browse, &[c('a')], Action::NextAlias, "next path of a shared tensor", "alias", When::Shared),
     bind(X::Browse, &[c('v')], Action::CycleView, "values / histogram / heatmap", Some("view")),
     bind_when(X::Browse, &[c('L')], Action::ToggleLog, "histogram: counts / log counts", "log", When::Histogram),
+    bind_when(X::Browse, &[c('A')], Action::ToggleHeatScale, "heatmap: 99th percentile of |x| / ±absmax", "scale", When::Heatmap),
     bind(X::Browse, &[c('[')], Action::PrevSlice, "previous slice of an N-D tensor", None),
     bind(X::Browse, &[c(']')], Action::NextSlice, "next slice of an N-D tensor", None),
     bind(X::Browse, &[c('f')], Action::Forward, "forward pass (again: hide)", Some("forward")),
@@ -358,10 +361,13 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
             .and_then(|id| app.doc.outline.aliases.get(&id))
             .is_some_and(|paths| paths.len() > 1),
         When::Undo => !app.doc.undo.is_empty(),
-        When::Histogram => {
-            app.tensor.view == View::Histogram
-                && app.selected_param().is_some()
-                && !app.forward.open
+        When::Histogram | When::Heatmap => {
+            let view = if when == When::Histogram {
+                View::Histogram
+            } else {
+                View::Heatmap
+            };
+            app.tensor.view == view && app.selected_param().is_some() && !app.forward.open
         }
         When::Comparing => app.compare.loaded.is_some(),
         When::Family => app.doc.runs.family().is_some(),

@@ -235,6 +235,8 @@ pub struct TensorPane {
     pub grid: Grid,
     /// Whether the histogram's bars are log-scaled counts.
     pub log_counts: bool,
+    /// Whether the heatmap spans ±absmax rather than the 99th percentile of |x|.
+    pub heat_absmax: bool,
     /// The module table's cursor.
     pub module: Scroll,
 }

@@ -11,7 +11,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Widget;
 
-use crate::app::format::num;
+use crate::app::format::{num, short};
 use crate::app::job::Summary;
 use crate::app::layout::grid_dims;
 use crate::app::state::App;
@@ -66,7 +66,7 @@ pub(super) fn render(
         Line::styled("(empty)", t.style(Role::Dim)).render(body, buf);
         return;
     }
-    let scale = scale_of(summary);
+    let scale = scale_of(summary, app.tensor.heat_absmax);
     let mono = t.level == ColorLevel::None;
     let per_cell = if mono { 1 } else { 2 };
     let map = Rect {
@@ -97,7 +97,7 @@ pub(super) fn render(
         cols,
         px_h,
         px_w,
-        scale,
+        scale: scale.end,
         scratch: Vec::with_capacity(1),
     };
     let cursor = (
@@ -151,18 +151,66 @@ pub(super) fn render(
     );
 }
 
-/// The largest magnitude, which maps to the ends of the scale (1 when there is none).
-fn scale_of(summary: &Summary) -> f64 {
-    let scale = summary.stats.min.abs().max(summary.stats.max.abs());
-    if scale > 0.0 && scale.is_finite() {
-        scale
-    } else {
-        1.0
+/// Where the colour scale ends: its magnitude and the share of the finite values beyond it
+/// (clipped to the end colours). By default the 99th percentile of |x|, read from the
+/// histogram, so a few outliers do not turn the rest grey; with `absmax`, the largest
+/// magnitude. 1 when there is none.
+fn scale_of(summary: &Summary, absmax: bool) -> Scale {
+    let largest = summary.stats.min.abs().max(summary.stats.max.abs());
+    let whole = Scale {
+        end: if largest > 0.0 && largest.is_finite() {
+            largest
+        } else {
+            1.0
+        },
+        clipped: 0.0,
+        robust: false,
+    };
+    let h = &summary.histogram;
+    let total: usize = h.counts.iter().sum();
+    let width = (h.hi - h.lo) / h.counts.len().max(1) as f64;
+    if absmax || total == 0 || width.is_nan() || width <= 0.0 {
+        return whole;
     }
+    // Each bin by the largest magnitude it holds, smallest first, until 99% of the values.
+    let mut bins: Vec<(f64, usize)> = h
+        .counts
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let (a, b) = (h.lo + i as f64 * width, h.lo + (i + 1) as f64 * width);
+            (a.abs().max(b.abs()).min(largest), n)
+        })
+        .collect();
+    bins.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut within = 0;
+    for (end, n) in bins {
+        within += n;
+        if within as f64 >= 0.99 * total as f64 {
+            if end <= 0.0 || end >= whole.end {
+                return whole;
+            }
+            return Scale {
+                end,
+                clipped: 1.0 - within as f64 / total as f64,
+                robust: true,
+            };
+        }
+    }
+    whole
+}
+
+/// The heatmap's colour scale: ±`end`, and the share of values beyond it.
+#[derive(Clone, Copy)]
+struct Scale {
+    end: f64,
+    clipped: f64,
+    /// Whether `end` is the 99th percentile of |x| (else the largest magnitude).
+    robust: bool,
 }
 
 /// The value under the cursor, then the scale.
-fn readout(app: &App, index: &str, value: f64, scale: f64, area: Rect, buf: &mut Buffer) {
+fn readout(app: &App, index: &str, value: f64, scale: Scale, area: Rect, buf: &mut Buffer) {
     let t = app.screen.theme;
     let line = Line::from(vec![
         Span::styled(format!("{index} = "), t.style(Role::Dim)),
@@ -240,11 +288,12 @@ fn sample(a: usize, b: usize) -> impl Iterator<Item = usize> {
     (0..n).map(move |k| a + k * (b - a) / n)
 }
 
-/// The colour (or glyph) scale with its ends, so the map can be read as numbers.
-fn legend(app: &App, scale: f64) -> Line<'static> {
+/// The colour (or glyph) scale with its ends, so the map can be read as numbers, and what the
+/// ends are: the 99th percentile of |x| with the share clipped, or the largest magnitude.
+fn legend(app: &App, scale: Scale) -> Line<'static> {
     let t = app.screen.theme;
     let mut spans = vec![Span::styled(
-        format!("{} ", num(-scale)),
+        format!("{} ", short(-scale.end)),
         t.style(Role::Dim),
     )];
     for k in -4..=4 {
@@ -255,13 +304,40 @@ fn legend(app: &App, scale: f64) -> Line<'static> {
         };
         spans.push(span);
     }
-    spans.push(Span::styled(format!(" {}", num(scale)), t.style(Role::Dim)));
+    let what = if scale.robust {
+        format!(
+            " {} p99, {} clipped",
+            short(scale.end),
+            percent(scale.clipped)
+        )
+    } else {
+        format!(" {} absmax", short(scale.end))
+    };
+    spans.push(Span::styled(what, t.style(Role::Dim)));
     Line::from(spans)
+}
+
+/// A share as a percentage in at most two significant digits, `<0.1%` when small but not none.
+fn percent(share: f64) -> String {
+    match share * 100.0 {
+        0.0 => "0%".into(),
+        p if p < 0.1 => "<0.1%".into(),
+        p if p < 10.0 => format!("{p:.1}%"),
+        p => format!("{p:.0}%"),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::glyph;
+    use super::{glyph, percent};
+
+    #[test]
+    fn clipped_shares_read_as_percentages() {
+        assert_eq!(percent(0.0), "0%");
+        assert_eq!(percent(0.000_2), "<0.1%");
+        assert_eq!(percent(0.012_3), "1.2%");
+        assert_eq!(percent(0.25), "25%");
+    }
 
     #[test]
     fn glyphs_tell_the_sign_without_colour() {

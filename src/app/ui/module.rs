@@ -92,25 +92,16 @@ fn table(
             c.remove(2);
         }
     }
-    let numbers = headings.len() - 3;
-    let widest = |i: usize| {
-        cells
-            .iter()
-            .map(|c| Span::raw(c[i].as_str()).width())
-            .chain([headings[i].len()])
-            .max()
-            .unwrap_or(0)
-            .min(14) as u16
-    };
-    let fixed: Vec<u16> = (1..headings.len()).map(widest).collect();
-    let spacing = headings.len() as u16 - 1;
-    let name_room = usize::from(
-        table_area
-            .width
-            .saturating_sub(fixed.iter().sum::<u16>() + spacing),
-    );
+    let name_room = make_room(&mut headings, &mut cells, table_area.width);
+    let numbers = headings
+        .iter()
+        .take_while(|h| **h != "numel" && **h != "mean" && **h != "std")
+        .count();
+    let fixed: Vec<u16> = (1..headings.len())
+        .map(|i| widest(&cells, headings[i], i))
+        .collect();
     for c in &mut cells {
-        c[0] = cut_left(&c[0], name_room);
+        c[0] = shorten(&c[0], name_room);
     }
     let widths: Vec<Constraint> = std::iter::once(Constraint::Fill(1))
         .chain(fixed.iter().map(|&w| Constraint::Length(w)))
@@ -162,18 +153,99 @@ fn table(
     }
 }
 
-/// `text` in at most `room` columns: its end kept (the tensor's own name), its start cut to `…`.
-fn cut_left(text: &str, room: usize) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= room {
-        return text.to_owned();
+/// The columns' width: the widest of its `cells` and its `heading`, at most 14.
+fn widest(cells: &[Vec<String>], heading: &str, i: usize) -> u16 {
+    cells
+        .iter()
+        .map(|c| Span::raw(c[i].as_str()).width())
+        .chain([heading.len()])
+        .max()
+        .unwrap_or(0)
+        .min(14) as u16
+}
+
+/// The room left for the names in `width` columns, after dropping columns until the names get
+/// at least two fifths of it (or all of the longest name, if less): a table of shapes without
+/// names says nothing. Columns give way the least telling first.
+fn make_room(headings: &mut Vec<&str>, cells: &mut [Vec<String>], width: u16) -> usize {
+    let longest = cells
+        .iter()
+        .map(|c| Span::raw(c[0].as_str()).width())
+        .max()
+        .unwrap_or(0);
+    let wanted = longest.min((usize::from(width) * 2 / 5).max(16));
+    loop {
+        let fixed: u16 = (1..headings.len())
+            .map(|i| widest(cells, headings[i], i) + 1)
+            .sum();
+        let room = usize::from(width.saturating_sub(fixed));
+        let Some(drop) = ["dtype", "numel", "std", "mean"]
+            .iter()
+            .find_map(|h| headings.iter().position(|x| x == h))
+            .filter(|_| room < wanted)
+        else {
+            return room;
+        };
+        headings.remove(drop);
+        for c in cells.iter_mut() {
+            c.remove(drop);
+        }
     }
+}
+
+/// A dotted tensor name in at most `room` columns: whole when it fits, else its last part, its
+/// indices (`0` in `layer.0.`) and as many parts before the last as fit, each run left out
+/// shown as `…`; the rows of a table then differ where their names do.
+fn shorten(name: &str, room: usize) -> String {
+    if name.chars().count() <= room {
+        return name.to_owned();
+    }
+    let parts: Vec<&str> = name.split('.').collect();
+    let last = parts.len() - 1;
+    let index = |i: &usize| parts[*i].bytes().all(|b| b.is_ascii_digit());
+    let mut keep = vec![false; parts.len()];
+    keep[last] = true;
+    let indices = (0..last).rev().filter(index);
+    let rest = (0..last).rev().filter(|i| !index(i));
+    for i in indices.chain(rest) {
+        keep[i] = true;
+        if joined(&parts, &keep).chars().count() > room {
+            keep[i] = false;
+        }
+    }
+    let short = joined(&parts, &keep);
+    if short.chars().count() <= room {
+        return short;
+    }
+    // Even the last part is too long: its end, cut at the left.
+    let chars: Vec<char> = short.chars().collect();
     if room == 0 {
         return String::new();
     }
     std::iter::once('…')
         .chain(chars[chars.len() - (room - 1)..].iter().copied())
         .collect()
+}
+
+/// The `keep` parts of a dotted name, joined by `.`, each run of parts left out as one `…`.
+fn joined(parts: &[&str], keep: &[bool]) -> String {
+    let mut out = String::new();
+    let mut gap = false;
+    for (part, &kept) in parts.iter().zip(keep) {
+        if !kept {
+            if !gap {
+                out.push('…');
+            }
+            gap = true;
+            continue;
+        }
+        if !out.is_empty() && !gap {
+            out.push('.');
+        }
+        out.push_str(part);
+        gap = false;
+    }
+    out
 }
 
 /// The table's text: name, shape, dtype, count, mean, std (`·` until computed).
@@ -210,12 +282,18 @@ fn right(text: String) -> Cell<'static> {
 
 #[cfg(test)]
 mod tests {
-    use super::cut_left;
+    use super::shorten;
 
     #[test]
-    fn long_names_keep_their_end() {
-        assert_eq!(cut_left("0.block3.2.weight", 9), "…2.weight");
-        assert_eq!(cut_left("bias", 9), "bias");
-        assert_eq!(cut_left("bias", 0), "");
+    fn long_names_keep_their_end_and_their_indices() {
+        assert_eq!(shorten("bias", 9), "bias");
+        assert_eq!(shorten("0.block3.2.weight", 11), "0…2.weight");
+        assert_eq!(
+            shorten("encoder.layer.11.attention.self.query.weight", 22),
+            "…11…self.query.weight"
+        );
+        assert_eq!(shorten("blk.10.ffn_down.weight", 16), "blk.10…weight");
+        assert_eq!(shorten("embeddings.word_embeddings.weight", 4), "…ght");
+        assert_eq!(shorten("bias", 0), "");
     }
 }

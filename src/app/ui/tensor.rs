@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::tree::SHARED_MARK;
 use super::{compare, has_focus, pane};
 use crate::app::compare::Side;
-use crate::app::format::{bytes, count, gauge, num};
+use crate::app::format::{bytes, count, gauge, num, short};
 use crate::app::job::{QUANTILES, Summary};
 use crate::app::layout::{BORDER, HEADER_ROWS, grid_dims, tensor_split};
 use crate::app::outline::NodeKind;
@@ -37,7 +37,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             pane(app, title, focused).render(area, buf);
             let (header, body) = tensor_split(area.inner(BORDER));
             let shown = shown(app, id);
-            header_lines(app, id, &shown).render(header, buf);
+            header_lines(app, id, &shown, usize::from(header.width)).render(header, buf);
             let (tensor, summary) = match shown {
                 Ok(pair) => pair,
                 Err(why) => {
@@ -79,6 +79,7 @@ fn header_lines(
     app: &App,
     id: ParamId,
     shown: &Result<(&Tensor, Option<&Summary>), &'static str>,
+    width: usize,
 ) -> Paragraph<'static> {
     let t = app.screen.theme;
     let selected = app.tree.selected();
@@ -135,12 +136,14 @@ fn header_lines(
             if let Some(c) = comparing {
                 // The figures of the side shown; the comparison's in place of the quantiles.
                 let s = shown.unwrap_or(s);
-                lines.extend(stat_lines(app, &s.stats, None));
+                lines.extend(stat_lines(app, &s.stats, None, width));
                 lines.extend(compare::figure_lines(app, c, selected));
             } else {
                 let before = app.summary_before(id).map(|b| &b.stats);
-                lines.extend(stat_lines(app, &s.stats, before));
-                lines.extend(quantile_lines(app, s));
+                lines.extend(stat_lines(app, &s.stats, before, width));
+                // The quantiles get the rows left above the tabs.
+                let rows = (usize::from(HEADER_ROWS) - 1).saturating_sub(lines.len());
+                lines.extend(quantile_lines(app, s, width, rows));
             }
         }
         (Some(Err(e)), _) => lines.push(Line::styled(e.to_string(), t.style(Role::Bad))),
@@ -160,15 +163,37 @@ fn header_lines(
     Paragraph::new(lines)
 }
 
-/// min/max, mean/std, zeros/NaN/Inf; with `before`, each as `before → now`. With NaN or Inf
-/// present, the figures say they are over the finite values only.
-fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>) -> Vec<Line<'static>> {
+/// min/max, mean/std, zeros/NaN/Inf; with `before`, each as `before → now` in three significant
+/// digits (the arrow closed up when a line would not fit `width`). With NaN or Inf present, the
+/// figures say they are over the finite values only.
+fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>, width: usize) -> Vec<Line<'static>> {
     let t = app.screen.theme;
-    let value = |f: fn(&Stats) -> f64| match before {
-        Some(b) => format!("{} → {}", num(f(b)), num(f(now))),
-        None => num(f(now)),
-    };
     let label = |text: &'static str| Span::styled(text, t.style(Role::Dim));
+    let pair = |names: [&'static str; 2], f: [fn(&Stats) -> f64; 2]| {
+        let Some(b) = before else {
+            return Line::from(vec![
+                label(names[0]),
+                Span::raw(num(f[0](now))),
+                label(names[1]),
+                Span::raw(num(f[1](now))),
+            ]);
+        };
+        let line = |arrow: &str| {
+            let shown = |f: fn(&Stats) -> f64| format!("{}{arrow}{}", short(f(b)), short(f(now)));
+            Line::from(vec![
+                label(names[0]),
+                Span::raw(shown(f[0])),
+                label(names[1]),
+                Span::raw(shown(f[1])),
+            ])
+        };
+        let spaced = line(" → ");
+        if spaced.width() <= width {
+            spaced
+        } else {
+            line("→")
+        }
+    };
     let bad = |n: usize| {
         if n > 0 {
             t.style(Role::Bad)
@@ -176,9 +201,13 @@ fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>) -> Vec<Line<'stati
             t.style(Role::Text)
         }
     };
+    let zeros = match before {
+        Some(b) => format!("{} → {}", b.zeros, now.zeros),
+        None => now.zeros.to_string(),
+    };
     let mut last = vec![
         label("zeros "),
-        Span::raw(value(|s| s.zeros as f64)),
+        Span::raw(zeros),
         label("  NaN "),
         Span::styled(now.nan.to_string(), bad(now.nan)),
         label("  Inf "),
@@ -188,61 +217,72 @@ fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>) -> Vec<Line<'stati
         last.push(Span::styled("  (over finite values)", t.style(Role::Bad)));
     }
     vec![
-        Line::from(vec![
-            label("min "),
-            Span::raw(value(|s| s.min)),
-            label("  max "),
-            Span::raw(value(|s| s.max)),
-        ]),
-        Line::from(vec![
-            label("mean "),
-            Span::raw(value(|s| s.mean)),
-            label("  std "),
-            Span::raw(value(|s| s.std)),
-        ]),
+        pair(["min ", "  max "], [|s| s.min, |s| s.max]),
+        pair(["mean ", "  std "], [|s| s.mean, |s| s.std]),
         Line::from(last),
     ]
 }
 
-/// The quantiles, on two lines, in three significant digits; read from the fine histogram (a
-/// large tensor), they end with their error bound, one bin's width.
-fn quantile_lines(app: &App, summary: &Summary) -> Vec<Line<'static>> {
+/// The quantiles in three significant digits, exponent kept, packed into at most `rows` lines of
+/// `width` columns: all seven when they fit, else fewer (the median and the tails kept). Read
+/// from the fine histogram (a large tensor), they end with their error bound, one bin's width.
+fn quantile_lines(app: &App, summary: &Summary, width: usize, rows: usize) -> Vec<Line<'static>> {
+    /// The quantiles shown, by index into `QUANTILES`, widest set first.
+    const SETS: [&[usize]; 3] = [&[0, 1, 2, 3, 4, 5, 6], &[0, 2, 3, 4, 6], &[0, 3, 6]];
     let t = app.screen.theme;
     let Some(q) = &summary.quantiles else {
         return Vec::new();
     };
-    let spans = |range: std::ops::Range<usize>| {
-        let mut spans = Vec::new();
-        for i in range {
-            let gap = if spans.is_empty() { "" } else { "  " };
-            spans.push(Span::styled(
-                format!("{gap}{}% ", QUANTILES[i]),
-                t.style(Role::Dim),
-            ));
-            spans.push(Span::raw(short(q.values[i])));
+    let items = |set: &[usize]| {
+        let mut items: Vec<(String, String)> = set
+            .iter()
+            .map(|&i| (format!("{}% ", QUANTILES[i]), short(q.values[i])))
+            .collect();
+        if !q.exact() {
+            items.push(("±".into(), short(q.bound)));
         }
-        Line::from(spans)
+        items
     };
-    let mut second = spans(4..7);
-    if !q.exact() {
-        second.push_span(Span::styled(
-            format!("  ±{}", short(q.bound)),
-            t.style(Role::Dim),
-        ));
+    let mut packed = Vec::new();
+    for set in SETS {
+        packed = pack(&items(set), width);
+        if packed.len() <= rows.max(1) {
+            break;
+        }
     }
-    vec![spans(0..4), second]
+    packed
+        .into_iter()
+        .map(|row| {
+            let mut spans = Vec::new();
+            for (label, value) in row {
+                let gap = if spans.is_empty() { "" } else { "  " };
+                spans.push(Span::styled(format!("{gap}{label}"), t.style(Role::Dim)));
+                spans.push(Span::raw(value));
+            }
+            Line::from(spans)
+        })
+        .collect()
 }
 
-/// A value in three significant digits at most, for the quantiles.
-fn short(v: f64) -> String {
-    if v == 0.0 || !v.is_finite() {
-        num(v)
-    } else if (0.01..1000.0).contains(&v.abs()) {
-        let digits = 2 - v.abs().log10().floor().clamp(-2.0, 2.0) as i32;
-        format!("{v:.*}", digits.max(0) as usize)
-    } else {
-        format!("{v:.2e}")
+/// `items` (label, value) in order, as many on a line as fit `width` with two spaces between;
+/// never an item split.
+fn pack(items: &[(String, String)], width: usize) -> Vec<Vec<(String, String)>> {
+    let mut rows: Vec<Vec<(String, String)>> = Vec::new();
+    let mut used = 0;
+    for item in items {
+        let w = item.0.chars().count() + item.1.chars().count();
+        match rows.last_mut() {
+            Some(row) if used + 2 + w <= width => {
+                row.push(item.clone());
+                used += 2 + w;
+            }
+            _ => {
+                rows.push(vec![item.clone()]);
+                used = w;
+            }
+        }
     }
+    rows
 }
 
 /// The view tabs, and where the cursor is in an N-D tensor.

@@ -52,6 +52,7 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         Action::NextAlias => next_alias(app),
         Action::CycleView => app.tensor.view = app.tensor.view.next(),
         Action::ToggleLog => app.tensor.log_counts ^= true,
+        Action::ToggleHeatScale => app.tensor.heat_absmax ^= true,
         Action::PrevSlice | Action::NextSlice => {
             if let Some((slices, _, _)) = selected_dims(app) {
                 let grid = &mut app.tensor.grid;

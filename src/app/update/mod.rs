@@ -107,6 +107,7 @@ impl App {
                 view: View::Values,
                 grid: Grid::default(),
                 log_counts: false,
+                heat_absmax: false,
                 module: super::scroll::Scroll::default(),
             },
             forward: ForwardPanel {
