@@ -8,19 +8,14 @@ use paramscope::tensor::Tensor;
 use paramscope::tensor::decode::{Scalar, decode_scalars};
 use serde_json::Value;
 
+mod fixture_support;
+
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/npz")
-        .join(name)
+    fixture_support::path("npz", name)
 }
 
 fn expected() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(fixture("expected.json")).unwrap();
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone()
+    fixture_support::expected("npz")
 }
 
 /// Asserts that `tensor` holds numpy's shape and values for `want`.

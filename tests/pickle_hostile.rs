@@ -3,25 +3,20 @@
 //! names is named, nothing runs, nothing panics, memory and time stay bounded; and a TorchScript
 //! archive's tensors match what torch.jit.load reads.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use paramscope::io::pytorch;
 use serde_json::Value;
 
+mod fixture_support;
+
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pickle_hostile")
-        .join(name)
+    fixture_support::path("pickle_hostile", name)
 }
 
 fn expected() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(fixture("expected.json")).unwrap();
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone()
+    fixture_support::expected("pickle_hostile")
 }
 
 /// Runs paramscope in a fresh folder: (exit code, stdout, stderr, whether the payload ran there).

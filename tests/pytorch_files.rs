@@ -7,19 +7,14 @@ use std::path::{Path, PathBuf};
 use paramscope::io::pytorch::{self, Contents};
 use serde_json::Value;
 
+mod fixture_support;
+
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/pytorch_files")
-        .join(name)
+    fixture_support::path("pytorch_files", name)
 }
 
 fn expected() -> serde_json::Map<String, Value> {
-    let text = std::fs::read_to_string(fixture("expected.json")).unwrap();
-    serde_json::from_str::<Value>(&text)
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .clone()
+    fixture_support::expected("pytorch_files")
 }
 
 fn open(name: &str) -> Contents {
