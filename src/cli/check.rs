@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{CheckArgs, CliError, json_number, json_text};
+use super::{CheckArgs, CliError, json_number, json_text, probes};
 use crate::compare::health::{self, Finding};
 use crate::compare::spectral::{self, Spectral};
 use crate::model::Model;
@@ -17,13 +17,20 @@ const SHOWN: usize = 12;
 pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
     let model = args.model.load()?;
     let findings = health::check(&model);
+    let super_weights = if args.super_weights {
+        probes::super_weights(args)?
+    } else {
+        Vec::new()
+    };
     let spectra = if args.spectral {
         Some(spectra(&model))
     } else {
         None
     };
     Ok(if args.json {
-        let mut value = json!({"findings": findings.iter().map(finding_json).collect::<Vec<_>>()});
+        let listed = findings.iter().map(finding_json);
+        let supers = super_weights.iter().map(probes::super_weight_json);
+        let mut value = json!({"findings": listed.chain(supers).collect::<Vec<_>>()});
         if let Some(spectra) = &spectra {
             value["spectral"] = spectra
                 .iter()
@@ -41,7 +48,15 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
         }
         json_text(&value)
     } else {
-        to_text(&model, &findings, spectra.as_deref())
+        let mut text = to_text(&model, &findings, spectra.as_deref());
+        for s in &super_weights {
+            text.push_str(&probes::super_weight_text(s));
+            text.push('\n');
+        }
+        if args.super_weights && super_weights.is_empty() {
+            text.push_str("no super weights (no down_proj output above 50 on the text)\n");
+        }
+        text
     })
 }
 

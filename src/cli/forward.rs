@@ -8,8 +8,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{CliError, ForwardArgs, json_number, json_text};
+use super::{CliError, ForwardArgs, json_number, json_text, probes};
 use crate::checkpoint::Architecture;
+use crate::families::probe::Probe;
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
 use crate::families::{self, Batch, Config, Family, Plan, predict};
@@ -162,8 +163,21 @@ fn run_family(
     };
     let sequences = sequences(args, tokenizer.as_ref())?;
     let batch = Batch::new(&sequences, 0)?;
-    let plan = Plan::new(family, model, config)?;
-    let pass = plan.run(&batch)?;
+    // `--zero`: the run is the edited model's; the unedited one is the baseline.
+    let specs = probes::zero_specs(args)?;
+    let edited = (!specs.is_empty())
+        .then(|| probes::zeroed(model, &specs))
+        .transpose()?;
+    let plan = Plan::new(family, edited.as_ref().unwrap_or(model), config)?;
+    let mut probe = Probe::new(probes::want(args, family));
+    let pass = plan.run_probed(&batch, &mut probe)?;
+    let baseline = if edited.is_some() && plan.is_causal() {
+        let unedited = Plan::new(family, model, config)?;
+        Some(probes::baseline(&unedited, &batch, &pass, args.top_k)?)
+    } else {
+        None
+    };
+    let report = probes::Report::new(args, &plan, probe, baseline)?;
     let time_us = match args.repeat {
         Some(n) => {
             // Each pass writes into the buffers of the one before, as the app's re-runs do.
@@ -239,6 +253,7 @@ fn run_family(
         if let Some(t) = time_us {
             value["time_us"] = json_number((t * 1e3).round() / 1e3);
         }
+        report.json(&mut value, &token_text);
         return Ok(json_text(&value));
     }
     let mut out = String::new();
@@ -263,6 +278,7 @@ fn run_family(
     if let Some(e) = &embedding {
         let _ = writeln!(out, "\nsentence embedding {:?}\n{e:.6}", e.shape());
     }
+    report.text(&mut out, &token_text);
     out.push_str("\nlayer outputs:\n");
     for a in &pass.activations {
         let s = a.stats();

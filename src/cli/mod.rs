@@ -6,6 +6,7 @@ mod error;
 mod export;
 mod forward;
 mod init;
+mod probes;
 mod show;
 mod tree;
 
@@ -180,6 +181,27 @@ pub struct ForwardArgs {
     /// Time N more passes (reusing buffers) and report the median time of one, excluding load.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     repeat: Option<u64>,
+    /// What the pass also looks at.
+    #[command(flatten)]
+    probes: ProbeArgs,
+}
+
+/// `forward`'s probes: the logit lens, attention maps, zero-and-rerun.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The logit lens: the final norm and LM head applied to every layer's output, top-k per position.
+    #[arg(long)]
+    lens: bool,
+    /// Each layer's and head's attention entropy and first-token (sink) share per query, of text 0.
+    #[arg(long)]
+    attention: bool,
+    /// --attention, with the weights themselves ([heads][queries][keys]) in JSON.
+    #[arg(long)]
+    attention_full: bool,
+    /// Set PATH[i,j], PATH[i,:] or PATH[:,j] (indices as stored) to 0 for this run, and report the
+    /// change of the next token against the unedited run; repeatable.
+    #[arg(long, value_name = "PATH[i,j]")]
+    zero: Vec<String>,
 }
 
 /// `paramscope init`.
@@ -245,6 +267,21 @@ pub struct CheckArgs {
     /// Also give each 2-D weight's spectral norm, stable rank and power-law alpha.
     #[arg(long)]
     spectral: bool,
+    /// Also run a text through a Llama-style model and report its super weights (the down_proj
+    /// weights behind outputs above 50).
+    #[arg(long)]
+    super_weights: bool,
+    /// The text --super-weights runs (default: "Apple Inc. is a worldwide tech company.").
+    #[arg(
+        long,
+        value_name = "TEXT",
+        requires = "super_weights",
+        conflicts_with = "tokens"
+    )]
+    text: Option<String>,
+    /// Token ids --super-weights runs instead of the text, comma-separated.
+    #[arg(long, value_name = "IDS", requires = "super_weights")]
+    tokens: Option<String>,
 }
 
 /// What a subcommand prints on stdout, and the exit code it asks for.

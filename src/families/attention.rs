@@ -66,6 +66,10 @@ thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A look at each (sequence, head)'s post-softmax weights, `len × len` with the queries as rows,
+/// from the thread that computed them (a probe's).
+pub type Observer<'a> = &'a (dyn Fn(usize, usize, &[f32]) + Sync);
+
 /// `softmax(QKᵀ·scale + mask)·V` for every sequence and head.
 ///
 /// `q` and `out` are `batch·len × heads·head_dim`, `k` and `v` `batch·len × kv_heads·head_dim`
@@ -86,6 +90,27 @@ pub fn attend(
     len: usize,
     shape: Heads,
     mask: Mask,
+) {
+    attend_observed(q, k, v, out, len, shape, mask, None);
+}
+
+/// [`attend`], showing `observer` each head's weights.
+///
+/// # Panics
+/// When `out` is not `batch·len × heads·head_dim`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "attend's buffers and shape, and the observer"
+)]
+pub fn attend_observed(
+    q: ArrayView2<f32>,
+    k: ArrayView2<f32>,
+    v: ArrayView2<f32>,
+    out: ArrayViewMut2<f32>,
+    len: usize,
+    shape: Heads,
+    mask: Mask,
+    observer: Option<Observer>,
 ) {
     let Heads {
         heads, head_dim, ..
@@ -124,6 +149,9 @@ pub fn attend(
                     .expect("each pair is taken once");
                 let (seq, head) = (unit / heads, unit % heads);
                 attend_one(&q, &k, &v, block, (seq, head), len, shape, mask, scores);
+                if let Some(observe) = observer {
+                    observe(seq, head, scores);
+                }
             }
         });
     });

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask, view, view_mut};
+use super::attention::{Heads, Mask, view, view_mut};
 use super::blueprint::{Batch, Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
@@ -206,7 +206,7 @@ impl Forward for Plan {
             layer.qkv.forward(rec.kept(h), &mut qkv);
             ctx.resize(qkv.len() / 3, 0.0);
             let all = view(&qkv, 3 * h_width);
-            attention::attend(
+            rec.attend(
                 all.slice(s![.., ..h_width]),
                 all.slice(s![.., h_width..2 * h_width]),
                 all.slice(s![.., 2 * h_width..]),

@@ -35,6 +35,13 @@ pub trait Forward: Debug + Send + Sync {
     /// The model's output for `batch` (the last hidden state of an encoder, the logits of a causal
     /// LM), recording every module boundary's output on `rec`.
     fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError>;
+
+    /// The final norm and the LM head applied to rows of the residual stream `h` (normed in
+    /// place), the logits written to `logits`: the logit lens's readout. `false` for a model
+    /// without a head (an encoder, a bare base model).
+    fn head(&self, _h: &mut [f32], _logits: &mut Vec<f32>) -> bool {
+        false
+    }
 }
 
 /// Token ids of a batch, right-padded to one length, with each sequence's real length.

@@ -3,7 +3,7 @@
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask, view, view_mut};
+use super::attention::{Heads, Mask, view, view_mut};
 use super::blueprint::{Batch, Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
@@ -178,6 +178,7 @@ impl Forward for Plan {
         for (r, row) in h.chunks_exact_mut(c).enumerate() {
             m.wpe.add(r % len, row)?;
         }
+        rec.residual(&m.wte_site, &h);
         let mask = Mask {
             lens: &batch.lens,
             causal: true,
@@ -190,7 +191,7 @@ impl Forward for Plan {
             block.c_attn.forward(&x, &mut qkv);
             let fused = view(&qkv, 3 * c);
             ctx.resize(h.len(), 0.0);
-            attention::attend(
+            rec.attend(
                 fused.slice(s![.., ..c]),
                 fused.slice(s![.., c..2 * c]),
                 fused.slice(s![.., 2 * c..]),
@@ -212,6 +213,7 @@ impl Forward for Plan {
             let out = rec.keep(&block.mlp, out);
             add(&mut h, rec.kept(out));
             rec.record(&block.site, &h);
+            rec.residual(&block.site, &h);
             rec.block_done(i + 1, m.blocks.len());
         }
         m.ln_f.apply(&mut h);
@@ -228,5 +230,13 @@ impl Forward for Plan {
             ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), out)
                 .expect("batch·len·width"),
         )
+    }
+
+    fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
+        self.m.ln_f.apply(h);
+        self.m.lm_head.as_ref().is_some_and(|(head, _)| {
+            head.forward(h, logits);
+            true
+        })
     }
 }

@@ -4,7 +4,7 @@
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask, view, view_mut};
+use super::attention::{Heads, Mask, view, view_mut};
 use super::blueprint::{Batch, Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
@@ -216,6 +216,7 @@ impl Forward for Plan {
             m.embed.push(id as usize, &mut h)?;
         }
         rec.record(&m.embed_site, &h);
+        rec.residual(&m.embed_site, &h);
         let (cos, sin) = self.rope.tables(len);
         let mask = Mask {
             lens: &batch.lens,
@@ -240,7 +241,7 @@ impl Forward for Plan {
             rope::apply(&mut qkv, width, k_cols.clone(), head_dim, len, &cos, &sin);
             ctx.resize(qkv.len() / width * q_width, 0.0);
             let all = view(&qkv, width);
-            attention::attend(
+            rec.attend(
                 all.slice(s![.., q_cols]),
                 all.slice(s![.., k_cols]),
                 all.slice(s![.., q_width + kv_width..]),
@@ -261,9 +262,11 @@ impl Forward for Plan {
             gate.iter_mut().zip(&up).for_each(|(g, u)| *g *= u);
             let mut out = rec.buffer();
             layer.down.forward(&gate, &mut out);
+            rec.down_proj(&layer.mlp, &gate, &out);
             let out = rec.keep(&layer.mlp, out);
             add(&mut h, rec.kept(out));
             rec.record(&layer.site, &h);
+            rec.residual(&layer.site, &h);
             rec.block_done(i + 1, m.layers.len());
         }
         m.norm.apply(&mut h);
@@ -283,5 +286,13 @@ impl Forward for Plan {
             ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), out)
                 .expect("batch·len·width"),
         )
+    }
+
+    fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
+        self.m.norm.apply(h);
+        self.m.lm_head.as_ref().is_some_and(|(head, _)| {
+            head.forward(h, logits);
+            true
+        })
     }
 }

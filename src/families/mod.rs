@@ -20,6 +20,7 @@ mod gpt2;
 mod llama;
 pub mod ops;
 pub mod predict;
+pub mod probe;
 mod record;
 pub mod rope;
 pub mod scope;
@@ -176,6 +177,22 @@ impl Plan {
             batch,
             Recorder::reusing(batch.size(), batch.len, &mut progress, spare),
         )
+    }
+
+    /// [`run`](Self::run), also filling `probe` with what it asks for.
+    pub fn run_probed(&self, batch: &Batch, probe: &mut probe::Probe) -> Result<Pass, FamilyError> {
+        let mut progress = |_, _| {};
+        probe.start(&batch.lens, batch.len);
+        self.record(
+            batch,
+            Recorder::new(batch.size(), batch.len, &mut progress).probing(probe),
+        )
+    }
+
+    /// The final norm and LM head applied to residual-stream rows `h` (normed in place), logits
+    /// into `logits`; `false` when the model has no head.
+    pub fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
+        self.forward.head(h, logits)
     }
 
     fn record(&self, batch: &Batch, mut recorder: Recorder) -> Result<Pass, FamilyError> {

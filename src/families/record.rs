@@ -10,8 +10,10 @@
 //! from there ([`Recorder::kept`]): no copy at all, for the sublayers' outputs, which are most of
 //! the ~65 MB (copying them was 4% of a batch's pass).
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 
+use super::attention::{self, Heads, Mask};
+use super::probe::Probe;
 use crate::model::forward::Activation;
 
 /// Where a module's output is recorded: its path in the tree and its repr, as the scope that built
@@ -36,6 +38,8 @@ pub struct Recorder<'p> {
     /// An earlier pass's activations, last first, whose buffers the next records reuse.
     spare: Vec<Activation>,
     progress: &'p mut dyn FnMut(usize, usize),
+    /// What a probe asked to keep beyond the outputs.
+    probe: Option<&'p mut Probe>,
 }
 
 impl<'p> Recorder<'p> {
@@ -47,6 +51,47 @@ impl<'p> Recorder<'p> {
             activations: Vec::new(),
             spare: Vec::new(),
             progress,
+            probe: None,
+        }
+    }
+
+    /// The recorder, also filling `probe`.
+    #[must_use]
+    pub fn probing(mut self, probe: &'p mut Probe) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// The residual stream `h` at a `hidden_states` boundary: the embeddings' output as the first
+    /// block reads it, then each block's output.
+    pub fn residual(&mut self, site: &Site, h: &[f32]) {
+        if let Some(probe) = self.probe.as_deref_mut() {
+            probe.residual(&site.path, h);
+        }
+    }
+
+    /// The input and output (`batch·len` rows each) of the `down_proj` of the MLP at `mlp`.
+    pub fn down_proj(&mut self, mlp: &Site, input: &[f32], output: &[f32]) {
+        if let Some(probe) = self.probe.as_deref_mut() {
+            probe.down_proj(&mlp.path, input, output);
+        }
+    }
+
+    /// [`attention::attend`], showing the weights to the probe.
+    #[expect(clippy::too_many_arguments, reason = "attend's own arguments")]
+    pub fn attend(
+        &mut self,
+        q: ArrayView2<f32>,
+        k: ArrayView2<f32>,
+        v: ArrayView2<f32>,
+        out: ArrayViewMut2<f32>,
+        len: usize,
+        shape: Heads,
+        mask: Mask,
+    ) {
+        match self.probe.as_deref_mut() {
+            Some(probe) => probe.attend(q, k, v, out, len, shape, mask),
+            None => attention::attend(q, k, v, out, len, shape, mask),
         }
     }
 

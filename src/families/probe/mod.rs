@@ -1,0 +1,192 @@
+//! Probes: what a forward pass can be asked to keep beyond its module outputs, for every family
+//! through the same hooks on the [`Recorder`](super::Recorder): the residual stream at each
+//! `hidden_states` boundary, each layer's post-softmax attention (summarized, or whole), and each
+//! MLP's `down_proj` peaks; and what is computed from them: the logit lens, massive activations,
+//! super weights, and the zero-and-rerun edits.
+//!
+//! A family takes part by calling `rec.residual`, `rec.attend` and `rec.down_proj` where its
+//! stream passes, and by giving its final norm and head through [`Forward::head`](super::Forward);
+//! nothing here knows which family ran.
+
+pub mod attention;
+pub mod lens;
+pub mod massive;
+pub mod super_weight;
+pub mod zero;
+
+use thiserror::Error;
+
+pub use attention::{HeadMap, LayerMap};
+
+use crate::model::LookupError;
+use crate::tensor::decode::Undecodable;
+
+/// Which attention weights a probe keeps whole (`[heads, queries, keys]` of text 0), beside the
+/// per-head entropy and sink it always keeps when attention is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weights {
+    /// None: summaries only.
+    #[default]
+    None,
+    /// Every layer's (`--attention-full`).
+    All,
+    /// One layer's: what the app shows, so that a long text holds one layer's weights, not all.
+    Layer(usize),
+}
+
+/// What a probe records on a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Want {
+    /// The residual stream at every `hidden_states` boundary (lens, massive activations).
+    pub residuals: bool,
+    /// Per-head entropy and sink of every layer's attention.
+    pub attention: bool,
+    /// Which layers' attention weights are kept whole.
+    pub weights: Weights,
+    /// Each MLP's `down_proj` input and output peaks (super weights).
+    pub down_proj: bool,
+}
+
+/// The residual stream at one `hidden_states` boundary: the embeddings (l = 0) or a block's
+/// output, before the final norm.
+#[derive(Debug, Clone)]
+pub struct Residual {
+    /// The module whose output it is (`model.embed_tokens`, `model.layers.3`).
+    pub path: String,
+    /// `batch·len × hidden`, C order.
+    pub values: Vec<f32>,
+}
+
+/// The largest `|input|` and `|output|` of one layer's `down_proj` over text 0, with their
+/// coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownPeak {
+    /// The MLP the `down_proj` belongs to (`model.layers.3.mlp`).
+    pub mlp: String,
+    /// The largest `|output|`.
+    pub output: f32,
+    /// Its token position and channel (the weight's row).
+    pub output_at: (usize, usize),
+    /// The largest `|input|`.
+    pub input: f32,
+    /// Its token position and channel (the weight's column).
+    pub input_at: (usize, usize),
+}
+
+/// What to record on a pass, and what the pass recorded.
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// What to record.
+    pub want: Want,
+    /// The sequences and padded length of the last pass.
+    pub(crate) lens: Vec<usize>,
+    pub(crate) len: usize,
+    /// The residual stream at each boundary, embeddings first.
+    pub residuals: Vec<Residual>,
+    /// Each layer's attention over text 0, in layer order.
+    pub attention: Vec<LayerMap>,
+    /// Each layer's `down_proj` peaks, in layer order.
+    pub down: Vec<DownPeak>,
+}
+
+impl Probe {
+    /// A probe that records `want`.
+    #[must_use]
+    pub fn new(want: Want) -> Self {
+        Self {
+            want,
+            ..Self::default()
+        }
+    }
+
+    /// Forgets the last pass's recordings before a pass over sequences of `lens`, padded to `len`.
+    pub(crate) fn start(&mut self, lens: &[usize], len: usize) {
+        self.lens = lens.to_vec();
+        self.len = len;
+        self.residuals.clear();
+        self.attention.clear();
+        self.down.clear();
+    }
+
+    /// The real length of text 0.
+    #[must_use]
+    pub fn first_len(&self) -> usize {
+        self.lens.first().copied().unwrap_or(0)
+    }
+
+    /// Keeps the residual stream `h` (`batch·len × hidden`) at the boundary `path`.
+    pub(crate) fn residual(&mut self, path: &str, h: &[f32]) {
+        if self.want.residuals {
+            self.residuals.push(Residual {
+                path: path.to_owned(),
+                values: h.to_vec(),
+            });
+        }
+    }
+
+    /// Keeps the peaks of one layer's `down_proj` over text 0: `input` is `batch·len × inner`,
+    /// `output` `batch·len × hidden`.
+    pub(crate) fn down_proj(&mut self, mlp: &str, input: &[f32], output: &[f32]) {
+        if !self.want.down_proj {
+            return;
+        }
+        let rows = (self.lens.len() * self.len).max(1);
+        let peak = |values: &[f32]| {
+            let width = values.len() / rows;
+            let first = &values[..self.first_len() * width];
+            let (at, value) = first
+                .iter()
+                .map(|v| v.abs())
+                .enumerate()
+                // The first of equal peaks, as torch's argmax gives.
+                .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
+                    if v > best.1 { (i, v) } else { best }
+                });
+            (value, (at / width.max(1), at % width.max(1)))
+        };
+        let (output, output_at) = peak(output);
+        let (input, input_at) = peak(input);
+        self.down.push(DownPeak {
+            mlp: mlp.to_owned(),
+            output,
+            output_at,
+            input,
+            input_at,
+        });
+    }
+}
+
+/// Why a probe or an edit cannot be done.
+#[derive(Debug, Error)]
+pub enum ProbeError {
+    /// A `--zero` spec that does not parse.
+    #[error("--zero {spec}: {why}")]
+    Spec {
+        /// What was given.
+        spec: String,
+        /// Why it does not parse.
+        why: &'static str,
+    },
+    /// A tensor that is not there.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// An index past the tensor's shape, or a tensor that is not 2-D.
+    #[error("--zero {spec}: the tensor has shape {shape:?}")]
+    Index {
+        /// What was given.
+        spec: String,
+        /// The tensor's shape.
+        shape: Vec<usize>,
+    },
+    /// A tensor whose values cannot be rewritten.
+    #[error("--zero {spec}: {source}")]
+    Unreadable {
+        /// What was given.
+        spec: String,
+        /// Why.
+        source: Undecodable,
+    },
+    /// A probe a model cannot give (no LM head for a lens, no `down_proj` for super weights).
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
