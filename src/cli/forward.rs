@@ -179,13 +179,17 @@ fn run_family(
     };
     let report = probes::Report::new(args, &plan, probe, baseline)?;
     let time_us = match args.repeat {
+        // What a probed run costs: the pass with its probes, and the lens's head products.
+        Some(n) if probes::asked(args) => Some(median_us(n, || {
+            probes::probed_pass(args, family, &plan, &batch)
+        })?),
         Some(n) => {
             // Each pass writes into the buffers of the one before, as the app's re-runs do.
             let mut last = Some(plan.run(&batch)?);
             Some(median_us(n, || {
                 let pass = plan.rerun(&batch, last.take().expect("put back after each pass"))?;
                 last = Some(pass);
-                Ok(())
+                Ok::<_, families::FamilyError>(())
             })?)
         }
         None => None,
@@ -326,14 +330,14 @@ fn sequences(
 }
 
 /// The median wall time of `n` runs of `pass`, in microseconds.
-fn median_us(
+fn median_us<E: Into<CliError>>(
     n: u64,
-    mut pass: impl FnMut() -> Result<(), families::FamilyError>,
+    mut pass: impl FnMut() -> Result<(), E>,
 ) -> Result<f64, CliError> {
     let mut times = Vec::with_capacity(n.min(1 << 20) as usize);
     for _ in 0..n {
         let start = Instant::now();
-        pass()?;
+        pass().map_err(Into::into)?;
         times.push(start.elapsed().as_secs_f64() * 1e6);
     }
     Ok(median(&mut times))

@@ -40,6 +40,28 @@ pub(super) fn want(args: &ForwardArgs, family: Family) -> Want {
     }
 }
 
+/// Whether `--lens`, `--attention` or `--attention-full` asks for more than a plain pass.
+pub(super) fn asked(args: &ForwardArgs) -> bool {
+    let p = &args.probes;
+    p.lens || p.attention || p.attention_full
+}
+
+/// One pass with the probes `args` ask for, the lens included: what `--repeat` times then.
+pub(super) fn probed_pass(
+    args: &ForwardArgs,
+    family: Family,
+    plan: &Plan,
+    batch: &Batch,
+) -> Result<(), CliError> {
+    let mut probe = Probe::new(want(args, family));
+    plan.run_probed(batch, &mut probe)?;
+    if args.probes.lens {
+        std::hint::black_box(lens::lens(plan, &probe, args.top_k)?);
+    }
+    std::hint::black_box(massive::massive(&probe));
+    Ok(())
+}
+
 /// `--zero`'s specs, parsed.
 pub(super) fn zero_specs(args: &ForwardArgs) -> Result<Vec<ZeroSpec>, CliError> {
     Ok(args
