@@ -9,6 +9,7 @@ use ndarray::ArrayD;
 
 use super::error::AppError;
 use super::extras::Extras;
+use super::probe_view::Probes;
 use crate::compare::diff::{Entry, Rename};
 use crate::families::{Config, Family, FamilyError};
 use crate::model::forward::Activation;
@@ -88,6 +89,8 @@ pub struct ForwardResult {
     pub next: Vec<NextToken>,
     /// A sentence-transformers folder's embedding norm.
     pub embedding_norm: Option<f64>,
+    /// A family run's probes: the lens, massive activations, one layer's attention.
+    pub probes: Option<Box<Probes>>,
 }
 
 /// Where the forward pass takes its input.
@@ -250,6 +253,8 @@ pub enum Job {
         checkpoint: Arc<FamilyCheckpoint>,
         /// The text.
         text: String,
+        /// The attention layer whose weights the panel shows.
+        attention_layer: usize,
         /// The panel's run number.
         generation: u64,
     },

@@ -181,11 +181,20 @@ impl Plan {
 
     /// [`run`](Self::run), also filling `probe` with what it asks for.
     pub fn run_probed(&self, batch: &Batch, probe: &mut probe::Probe) -> Result<Pass, FamilyError> {
-        let mut progress = |_, _| {};
+        self.run_probed_with_progress(batch, probe, &mut |_, _| {})
+    }
+
+    /// [`run_probed`](Self::run_probed), telling `progress` after each block.
+    pub fn run_probed_with_progress(
+        &self,
+        batch: &Batch,
+        probe: &mut probe::Probe,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Pass, FamilyError> {
         probe.start(&batch.lens, batch.len);
         self.record(
             batch,
-            Recorder::new(batch.size(), batch.len, &mut progress).probing(probe),
+            Recorder::new(batch.size(), batch.len, progress).probing(probe),
         )
     }
 

@@ -11,6 +11,7 @@ use super::family_view::{FamilyLine, bar, columns, head, row, scale};
 use super::{has_focus, pane};
 use crate::app::job::FamilyCheckpoint;
 use crate::app::layout::BORDER;
+use crate::app::probe_view::ProbeMode;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;
 
@@ -37,6 +38,28 @@ pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: 
             FamilyLine::Heading(text) => Line::styled(text, t.style(Role::Heading)),
         })
         .collect();
+    if let Some(Ok(result)) = &app.forward.result
+        && let Some(probes) = &result.probes
+        && app.forward.probe.mode != ProbeMode::Blocks
+    {
+        // The heading line names the block table's columns: the probe views have their own.
+        lines.pop();
+        let used = u16::try_from(lines.len())
+            .unwrap_or(u16::MAX)
+            .min(body.height);
+        Paragraph::new(lines).render(body, buf);
+        let rest = Rect {
+            y: body.y + used,
+            height: body.height - used,
+            ..body
+        };
+        let cursor = app.forward.probe;
+        match cursor.mode {
+            ProbeMode::Lens => super::lens_view::render(app, probes, cursor, rest, buf),
+            _ => super::attention_view::render(app, probes, cursor, rest, buf),
+        }
+        return;
+    }
     if let Some(Ok(result)) = &app.forward.result {
         let (path, cells) = columns(result, width);
         let top = scale(result);

@@ -8,6 +8,7 @@
 mod browse;
 mod compare;
 mod dialogs;
+mod probe;
 mod receive;
 mod summaries;
 mod text;
@@ -20,6 +21,7 @@ use super::extras::Extras;
 use super::job::{Input, Job, OpenSpec, Opened, Runs};
 use super::layout;
 use super::outline::Outline;
+use super::probe_view::ProbeCursor;
 use super::scroll::Step;
 use super::state::{
     App, Cache, Doc, Focus, ForwardPanel, Grid, Message, Mode, Popup, SAMPLE_TEXT, Screen,
@@ -118,6 +120,7 @@ impl App {
                 running: None,
                 generation: 0,
                 scroll: super::scroll::Scroll::default(),
+                probe: ProbeCursor::default(),
             },
             cache: Cache::default(),
             mode: Mode::Browse,
@@ -270,6 +273,7 @@ fn run_forward(app: &mut App, fx: &mut Effects) {
             load,
             checkpoint: checkpoint.clone(),
             text: app.forward.text.clone(),
+            attention_layer: app.forward.probe.layer,
             generation,
         },
         Runs::Refused(why) => {

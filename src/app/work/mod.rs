@@ -11,6 +11,7 @@ pub mod compare;
 pub mod family;
 mod kept;
 pub mod open;
+pub mod probes;
 
 use family::Kept;
 use kept::keep_or_make;
@@ -135,6 +136,7 @@ impl Worker {
                 load,
                 checkpoint,
                 text,
+                attention_layer,
                 generation,
             } => {
                 let result = self.family.run(
@@ -142,6 +144,7 @@ impl Worker {
                     load,
                     &checkpoint,
                     &text,
+                    attention_layer,
                     &mut |done, all| reply(Reply::ForwardProgress(generation, done, all)),
                     &mut self.plans_built,
                 );
@@ -241,6 +244,7 @@ fn forward(
         layers,
         next: Vec::new(),
         embedding_norm: None,
+        probes: None,
     })
 }
 
