@@ -41,6 +41,7 @@ fn from_keys(action: Action) -> bool {
         | Action::SeedUp
         | Action::SeedDown
         | Action::OpenInit
+        | Action::ZeroCell
         | Action::Undo
         | Action::OpenWrite
         | Action::OpenModels
@@ -155,6 +156,7 @@ fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
         Action::SeedUp,
         Action::SeedDown,
         Action::OpenInit,
+        Action::ZeroCell,
         Action::Undo,
         Action::OpenWrite,
         Action::OpenModels,

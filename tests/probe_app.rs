@@ -103,3 +103,40 @@ fn the_attention_cursor_reads_transformers_weight_and_pages_at_80x24() {
     // No line is wider than the screen, and the grid is not squeezed: keys take two columns each.
     assert!(s.lines().all(|l| l.chars().count() <= 80));
 }
+
+#[test]
+fn z_zeroes_the_super_weight_under_the_cursor_reruns_and_u_undoes() {
+    let path = planted();
+    let mut h = open_file_with(
+        &path,
+        Some("model.layers.1.mlp.down_proj.weight"),
+        ColorLevel::None,
+    );
+    h.work();
+    let next = |h: &Harness| h.forward.result.as_ref().unwrap().as_ref().unwrap().next[0].id;
+    h.focus = Focus::Tensor;
+    // The planted super weight: row 11, column 20, in the values grid.
+    for _ in 0..11 {
+        send(&mut h, &[Down]);
+    }
+    for _ in 0..20 {
+        send(&mut h, &[Right]);
+    }
+    // Run the text, then hide the panel to see the grid again: the result stays.
+    send(&mut h, &[Forward, Submit]);
+    let before = next(&h);
+    send(&mut h, &[Forward]);
+    send(&mut h, &[ZeroCell]);
+    assert!(h.doc.unsaved(), "a zeroed weight is an unsaved edit");
+    let after = next(&h);
+    let zero = &expected()["zero"];
+    assert_eq!(
+        u64::from(before),
+        zero["baseline"][0]["id"].as_u64().unwrap()
+    );
+    assert_eq!(u64::from(after), zero["edited"][0]["id"].as_u64().unwrap());
+    let weight = app_support::values(&h.app, "model.layers.1.mlp.down_proj.weight");
+    assert_eq!(weight[11 * 64 + 20], 0.0);
+    send(&mut h, &[Undo]);
+    assert_eq!(next(&h), before);
+}

@@ -53,6 +53,8 @@ pub enum Action {
     SeedDown,
     /// Open the re-initialize dialog for the selected subtree.
     OpenInit,
+    /// Set the element under the values cursor to 0, as an undoable edit.
+    ZeroCell,
     /// Undo the last re-initialization.
     Undo,
     /// Open the prompt to write the model to a file.

@@ -258,6 +258,17 @@ pub enum Job {
         /// The panel's run number.
         generation: u64,
     },
+    /// One element of a tensor set to 0, the new tensor coming back as a re-init's do.
+    Zero {
+        /// A snapshot of the model as it is now.
+        model: Model,
+        /// The tensor.
+        id: ParamId,
+        /// The element's flat index (C order).
+        flat: usize,
+        /// What is done, for the status line and the undo record.
+        label: String,
+    },
     /// A re-initialization, drawn on a copy of the model whose new tensors come back.
     Init {
         /// What is done, for the status line and the undo record.

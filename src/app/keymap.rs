@@ -216,6 +216,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Browse, &[c(']')], Action::NextSlice, "next slice of an N-D tensor", None),
     bind(X::Browse, &[c('f')], Action::Forward, "forward pass (again: hide)", Some("forward")),
     bind(X::Browse, &[c('i')], Action::OpenInit, "re-initialize the selection", Some("init")),
+    bind(X::Browse, &[c('z')], Action::ZeroCell, "zero the element under the values cursor (u undoes)", None),
     bind_when(X::Browse, &[c('u')], Action::Undo, "undo the last re-init", "undo", When::Undo),
     bind(X::Browse, &[c('w')], Action::OpenWrite, "write the model to a file", Some("write")),
     bind(X::Browse, &[c('o')], Action::OpenModels, "open another model or file", Some("open")),

@@ -85,6 +85,7 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
             change_input(app, action, fx);
         }
         Action::OpenInit => open_init(app),
+        Action::ZeroCell => super::zero::zero_cell(app, fx),
         Action::Undo => undo(app, fx),
         Action::OpenWrite | Action::OpenModels | Action::OpenCompare if refused_while_busy(app) => {
         }

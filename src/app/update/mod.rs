@@ -12,6 +12,7 @@ mod probe;
 mod receive;
 mod summaries;
 mod text;
+mod zero;
 
 use ndarray::ArrayD;
 

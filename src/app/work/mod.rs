@@ -150,6 +150,26 @@ impl Worker {
                 );
                 reply(Reply::Forward(generation, result));
             }
+            Job::Zero {
+                model,
+                id,
+                flat,
+                label,
+            } => {
+                let tensor = model.store.get(id);
+                let result = tensor
+                    .to_f32_vec()
+                    .and_then(|mut values| {
+                        if let Some(v) = values.get_mut(flat) {
+                            *v = 0.0;
+                        }
+                        tensor.with_values(&values)
+                    })
+                    .map(|t| vec![(id, t)])
+                    .map_err(AppError::from);
+                drop(model);
+                reply(Reply::Init(label, result));
+            }
             Job::Init {
                 label,
                 mut model,
