@@ -1,11 +1,14 @@
 //! The worker's reading of a family run's probe for the forward panel: the lens at every layer and
 //! position, the massive activations, and the one attention layer the panel shows (only that
-//! layer's weights are kept, so a long text holds one layer's, not all of them).
+//! layer's weights are kept, so a long text holds one layer's, not all of them); and `z`'s edit.
 
+use crate::app::error::AppError;
 use crate::app::probe_view::{Cell, LensLayer, MassiveRow, Probes};
 use crate::families::Plan;
 use crate::families::probe::{Probe, Want, Weights, lens, massive};
 use crate::families::tokenize::TextTokenizer;
+use crate::model::{Model, ParamId};
+use crate::tensor::Tensor;
 
 /// What the panel asks a pass to record: the residual stream of a causal LM (lens, massive) and
 /// the attention of any family, whole for `layer` only.
@@ -68,4 +71,18 @@ pub fn read(plan: &Plan, probe: Probe, tokenizer: &TextTokenizer, ids: &[u32], k
         layers,
         attention,
     }
+}
+
+/// Tensor `id` of `model` with its element `flat` (C order) set to 0, as a re-init's reply.
+///
+/// The snapshot is dropped before the reply, so that the app writes the new tensor into a store
+/// no one else holds, which copies nothing.
+pub fn zeroed(model: Model, id: ParamId, flat: usize) -> Result<Vec<(ParamId, Tensor)>, AppError> {
+    let tensor = model.store.get(id).clone();
+    drop(model);
+    let mut values = tensor.to_f32_vec()?;
+    if let Some(v) = values.get_mut(flat) {
+        *v = 0.0;
+    }
+    Ok(vec![(id, tensor.with_values(&values)?)])
 }
