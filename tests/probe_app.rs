@@ -135,6 +135,9 @@ fn z_zeroes_the_super_weight_under_the_cursor_reruns_and_u_undoes() {
         zero["baseline"][0]["id"].as_u64().unwrap()
     );
     assert_eq!(u64::from(after), zero["edited"][0]["id"].as_u64().unwrap());
+    send(&mut h, &[Forward, Submit]);
+    let s = screen(&h);
+    assert!(s.contains("zeroed: \"Ć\" 0.5% -> \"*\""), "{s}");
     let weight = app_support::values(&h.app, "model.layers.1.mlp.down_proj.weight");
     assert_eq!(weight[11 * 64 + 20], 0.0);
     send(&mut h, &[Undo]);

@@ -142,6 +142,9 @@ pub struct ForwardPanel {
     pub scroll: Scroll,
     /// The probe view and its cursor.
     pub probe: ProbeCursor,
+    /// The most likely next token before the last `z` edit (raw text, probability), shown
+    /// beside the one after it.
+    pub before: Option<(String, f32)>,
 }
 
 /// A re-initialization that `u` can take back.

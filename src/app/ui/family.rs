@@ -29,7 +29,9 @@ pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: 
             FamilyLine::Running(done, all) => {
                 super::forward::running(app, done, all, format!(" block {done}/{all}"))
             }
-            FamilyLine::Error(text) => Line::styled(text, t.style(Role::Bad)),
+            FamilyLine::Error(text) | FamilyLine::Edited(text) => {
+                Line::styled(text, t.style(Role::Bad))
+            }
             FamilyLine::Next(text) => Line::raw(text),
             FamilyLine::Norm(norm) => Line::from(vec![
                 Span::styled("embedding norm ", dim),

@@ -381,6 +381,7 @@ fn undo(app: &mut App, fx: &mut Effects) {
     for (id, _, _, old) in record.changes {
         app.doc.model.store.set(id, old);
     }
+    app.forward.before = None;
     app.message = Some(Message::Info(format!("undid {}", record.label)));
     after_change(app, fx);
 }

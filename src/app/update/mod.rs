@@ -122,6 +122,7 @@ impl App {
                 generation: 0,
                 scroll: super::scroll::Scroll::default(),
                 probe: ProbeCursor::default(),
+                before: None,
             },
             cache: Cache::default(),
             mode: Mode::Browse,

@@ -35,6 +35,9 @@ pub(super) fn zero_cell(app: &mut App, fx: &mut Effects) {
         _ => format!("[slice {slice}][{row},{col}]"),
     };
     let label = format!("zero {}{index}", app.selected_path());
+    if let Some(Ok(result)) = &app.forward.result {
+        app.forward.before = result.next.first().map(|t| (t.text.clone(), t.prob));
+    }
     app.message = None;
     app.busy = Some(Busy {
         what: label.clone(),
