@@ -7,8 +7,11 @@ use std::sync::{Mutex, PoisonError};
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
+use super::blueprint::Batch;
+use super::error::FamilyError;
 use super::ops::softmax;
 use crate::kernel;
+use crate::model::budget;
 
 /// Which keys each query may see.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +67,27 @@ impl Heads {
 thread_local! {
     /// Each thread's QKᵀ scratch (len × len), kept so that repeated passes allocate nothing.
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Refuses a batch longer than the model's positions (`max_positions`, from the config), or whose
+/// attention scores (one `len × len` buffer per thread) do not fit the memory budget: checked
+/// once per pass, in one place for every family, before anything is allocated.
+pub fn check_len(batch: &Batch, max_positions: Option<usize>) -> Result<(), FamilyError> {
+    let len = batch.len;
+    if let Some(max) = max_positions
+        && len > max
+    {
+        return Err(FamilyError::TooLong { len, max });
+    }
+    let scores = (len as u64)
+        .checked_mul(len as u64)
+        .and_then(|n| n.checked_mul(kernel::max_threads() as u64));
+    budget::check(
+        "attention's scores",
+        budget::Kind::Activations,
+        budget::bytes_of(scores, 4),
+    )?;
+    Ok(())
 }
 
 /// `softmax(QKᵀ·scale + mask)·V` for every sequence and head.
@@ -196,6 +220,28 @@ pub fn view_mut(x: &mut [f32], width: usize) -> ArrayViewMut2<'_, f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_sequences_meet_the_positions_then_the_scores_budget() {
+        let batch = |len: usize| Batch {
+            ids: vec![0; len],
+            lens: vec![len],
+            len,
+        };
+        assert!(matches!(
+            check_len(&batch(17), Some(16)),
+            Err(FamilyError::TooLong { len: 17, max: 16 })
+        ));
+        assert!(check_len(&batch(16), Some(16)).is_ok());
+        // 70,000² f32 scores are 19.6 GB for one thread: over the cap on activations, whatever
+        // the machine holds, and said before any of it is allocated.
+        let err = check_len(&batch(70_000), None).unwrap_err().to_string();
+        assert!(
+            err.starts_with("attention's scores needs ")
+                && err.ends_with("that is over the cap of 17.2 GB on activations"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn causal_first_row_copies_the_first_value_and_groups_share_kv() {

@@ -137,6 +137,8 @@ pub struct Pass {
 pub struct Plan {
     family: Family,
     forward: Arc<dyn Forward>,
+    /// The config's `max_position_embeddings`: no sequence runs longer.
+    max_positions: Option<usize>,
     /// Every tensor read, with its version then: the plan is stale once any changes.
     versions: Vec<(ParamId, u64)>,
 }
@@ -148,6 +150,7 @@ impl Plan {
         Ok(Self {
             family,
             forward: built.value.into(),
+            max_positions: config.max_position_embeddings,
             versions: built.versions,
         })
     }
@@ -179,6 +182,7 @@ impl Plan {
     }
 
     fn record(&self, batch: &Batch, mut recorder: Recorder) -> Result<Pass, FamilyError> {
+        attention::check_len(batch, self.max_positions)?;
         let output = self.forward.run(batch, &mut recorder)?;
         Ok(Pass {
             activations: recorder.into_activations(),
