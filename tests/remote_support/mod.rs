@@ -137,6 +137,11 @@ impl FakeHub {
         }
     }
 
+    /// The second origin (`http://127.0.0.1:PORT`), which serves LFS files by `/{repo}/{sha256}` paths.
+    pub fn cdn(&self) -> &str {
+        &self.shared.cdn
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
     }
@@ -227,12 +232,12 @@ fn serve(stream: TcpStream, origin: Origin, shared: &Shared) -> std::io::Result<
             Origin::Cdn => &shared.stats.cdn_requests,
         };
         counter.fetch_add(1, Ordering::SeqCst);
-        shared
-            .stats
-            .log
-            .lock()
-            .unwrap()
-            .push(format!("{origin:?} {} {}", request.method, request.path));
+        shared.stats.log.lock().unwrap().push(format!(
+            "{origin:?} {} {} {}",
+            request.method,
+            request.path,
+            request.header("range").unwrap_or("-")
+        ));
         if origin == Origin::Cdn && request.header("authorization").is_some() {
             shared
                 .stats
@@ -581,4 +586,59 @@ pub fn safetensors_bytes(names: &[&str], numel: usize, seed: f32) -> Vec<u8> {
         out.extend_from_slice(&(seed + i as f32).to_le_bytes());
     }
     out
+}
+
+/// A repo shaped like Llama-3.1-70B: its 723 tensor names in 30 shards with an index and a config.json,
+/// each tensor `numel` F32 values, at commit `sha`.
+pub fn llama_shaped(sha: &str, numel: usize) -> FakeRepo {
+    let mut names = vec!["model.embed_tokens.weight".to_owned()];
+    for layer in 0..80 {
+        for part in [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+            "input_layernorm",
+            "post_attention_layernorm",
+        ] {
+            names.push(format!("model.layers.{layer}.{part}.weight"));
+        }
+    }
+    names.push("model.norm.weight".to_owned());
+    names.push("lm_head.weight".to_owned());
+    assert_eq!(names.len(), 723);
+    let mut weight_map = serde_json::Map::new();
+    let mut files = vec![FakeFile::new(
+        "config.json",
+        br#"{"model_type":"llama"}"#.to_vec(),
+        false,
+    )];
+    for i in 0..30 {
+        let chunk = &names[i * names.len() / 30..(i + 1) * names.len() / 30];
+        let shard = format!("model-{:05}-of-00030.safetensors", i + 1);
+        for name in chunk {
+            weight_map.insert(name.clone(), shard.clone().into());
+        }
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        files.push(FakeFile::new(
+            &shard,
+            safetensors_bytes(&chunk, numel, i as f32),
+            true,
+        ));
+    }
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
+    files.push(FakeFile::new(
+        "model.safetensors.index.json",
+        index.to_string().into_bytes(),
+        false,
+    ));
+    FakeRepo {
+        repo: "org/llama-70b-shaped".into(),
+        sha: sha.into(),
+        files,
+        gated: false,
+    }
 }
