@@ -21,8 +21,9 @@ use crate::model::Model;
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
 /// MODEL is demo:mlp, demo:rgnet or demo:shared (the nets of d2l's "parameter management" chapter),
-/// a .safetensors checkpoint, a PyTorch .pt/.pth/.bin file (read without running its pickle), or a
-/// text file holding a model as PyTorch's print(model) shows it.
+/// a .safetensors checkpoint, a PyTorch .pt/.pth/.bin file (read without running its pickle), a
+/// text file holding a model as PyTorch's print(model) shows it, or a checkpoint where it lives:
+/// hf://ORG/NAME[@REVISION][/PATH], https://URL, s3://BUCKET/KEY or s3://BUCKET/PREFIX/ (read by ranges).
 #[derive(Debug, Parser)]
 #[command(
     name = "paramscope",
