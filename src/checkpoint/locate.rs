@@ -249,6 +249,33 @@ mod tests {
     }
 
     #[test]
+    fn a_remote_listing_follows_the_local_rules() {
+        use super::checkpoint_among;
+        let index = [
+            "config.json",
+            "model-00001-of-00002.safetensors",
+            "model.safetensors.index.json",
+        ];
+        assert_eq!(
+            checkpoint_among("hf://o/n", &index).unwrap(),
+            "model.safetensors.index.json"
+        );
+        let two = ["b.gguf", "a.safetensors", "optimizer.pt", "README.md"];
+        let err = checkpoint_among("s3://b/p/", &two).unwrap_err();
+        assert!(
+            matches!(&err, LocateError::Several { names, .. } if names == &["a.safetensors", "b.gguf"])
+        );
+        assert_eq!(
+            checkpoint_among("x", &["q4.gguf", "x.reinit.safetensors"]).unwrap(),
+            "q4.gguf"
+        );
+        assert!(matches!(
+            checkpoint_among("x", &["README.md"]),
+            Err(LocateError::Empty(_))
+        ));
+    }
+
+    #[test]
     fn a_link_out_of_the_folder_is_named() {
         let outside = tempfile::tempdir().unwrap();
         let secret = outside.path().join("elsewhere.safetensors");

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+mod s3;
+
 const MAX_CONNECTIONS: usize = 64;
 
 /// A file of a fake repo.
@@ -98,6 +100,8 @@ struct Shared {
     latency: Mutex<Duration>,
     stop: AtomicBool,
     active: AtomicUsize,
+    /// Serve as an S3 store (path-style: `/{bucket}/{key}`, `ListObjectsV2`) instead of as the Hub.
+    s3: bool,
 }
 
 /// The two running origins.
@@ -110,6 +114,16 @@ pub struct FakeHub {
 
 impl FakeHub {
     pub fn start(repos: Vec<FakeRepo>, token: Option<&str>) -> FakeHub {
+        Self::serve(repos, token, false)
+    }
+
+    /// An S3 store on loopback, path-style: each repo is a bucket (`gated` answers AccessDenied), its
+    /// files the objects; listings come in pages of two keys so paging is exercised.
+    pub fn start_s3(buckets: Vec<FakeRepo>) -> FakeHub {
+        Self::serve(buckets, None, true)
+    }
+
+    fn serve(repos: Vec<FakeRepo>, token: Option<&str>, s3: bool) -> FakeHub {
         let hub = TcpListener::bind("127.0.0.1:0").unwrap();
         let cdn = TcpListener::bind("127.0.0.1:0").unwrap();
         let hub_addr = hub.local_addr().unwrap().to_string();
@@ -124,6 +138,7 @@ impl FakeHub {
             latency: Mutex::new(Duration::ZERO),
             stop: AtomicBool::new(false),
             active: AtomicUsize::new(0),
+            s3,
         });
         for (listener, origin) in [(hub, Origin::Hub), (cdn, Origin::Cdn)] {
             let shared = shared.clone();
@@ -312,6 +327,9 @@ fn route(
         }
         Some(Fault::Unavailable) => return respond(out, 503, &[], b"", shared),
         _ => {}
+    }
+    if shared.s3 {
+        return s3::route(request, shared, fault, out);
     }
     let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -517,6 +535,7 @@ fn status_line(status: u16, headers: &[(&str, String)]) -> String {
         206 => "Partial Content",
         302 => "Found",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
