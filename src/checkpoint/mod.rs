@@ -12,6 +12,7 @@ pub mod family;
 pub mod infer;
 pub mod locate;
 pub mod pytorch;
+pub mod remote;
 pub mod save;
 pub mod training;
 
@@ -28,9 +29,11 @@ use crate::io::{Checkpoint, FileError, gguf, npy, npz, safetensors, sharded};
 use crate::model::arch::{self, ArchError};
 use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
+use crate::source::{Location, LocationError, SourceError};
 
 pub use architecture::Architecture;
 pub use infer::{from_checkpoint, natural_cmp};
+pub use remote::{RemoteError, fetch_all, pending};
 
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
@@ -121,6 +124,15 @@ pub enum OpenError {
     /// `--key` given with a demo or an architecture text.
     #[error("--key takes part of a checkpoint file; {0} is not one")]
     KeyWithoutCheckpoint(String),
+    /// An `hf://`, `s3://` or `http(s)://` MODEL that does not parse.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// A remote file or folder that could not be listed or read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A remote checkpoint of a kind read only locally for now.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 /// Loads `spec` as the command line's `MODEL`.
@@ -146,8 +158,12 @@ pub fn open_keyed(
         return open_demo(spec, name, options);
     }
     let path = Path::new(spec);
+    // A local path wins, even one that happens to hold "://".
     if !path.exists() {
-        return Err(OpenError::NoSuchFile(spec.to_owned()));
+        return match Location::parse(spec)? {
+            Location::Local(_) => Err(OpenError::NoSuchFile(spec.to_owned())),
+            remote => remote::open(&remote, options, key, spec),
+        };
     }
     let (file, outside) = if path.is_dir() {
         let located = locate::checkpoint_in(path)?;

@@ -14,6 +14,7 @@ use crate::io::FileError;
 use crate::model::LookupError;
 use crate::model::forward::ForwardError;
 use crate::model::init::InitError;
+use crate::tensor::FetchError;
 use crate::tensor::decode::Undecodable;
 
 /// A subcommand's failure.
@@ -22,6 +23,9 @@ pub enum CliError {
     /// The MODEL could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// A remote tensor's bytes could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     /// A name or path that leads nowhere.
     #[error(transparent)]
     Lookup(#[from] LookupError),

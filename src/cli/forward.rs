@@ -19,7 +19,7 @@ use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, Forward
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
-    let loaded = args.model.open()?;
+    let loaded = args.model.open_fetched()?;
     if let Some((family, config)) = loaded.family {
         let folder = families::folder_of(Path::new(&args.model.model));
         return run_family(args, &loaded.model, family, &config, &folder);

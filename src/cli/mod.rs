@@ -21,8 +21,9 @@ use crate::model::Model;
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
 /// MODEL is demo:mlp, demo:rgnet or demo:shared (the nets of d2l's "parameter management" chapter),
-/// a .safetensors checkpoint, a PyTorch .pt/.pth/.bin file (read without running its pickle), or a
-/// text file holding a model as PyTorch's print(model) shows it.
+/// a .safetensors checkpoint, a PyTorch .pt/.pth/.bin file (read without running its pickle), a
+/// text file holding a model as PyTorch's print(model) shows it, or a checkpoint where it lives:
+/// hf://ORG/NAME[@REVISION][/PATH], https://URL, s3://BUCKET/KEY or s3://BUCKET/PREFIX/ (read by ranges).
 #[derive(Debug, Parser)]
 #[command(
     name = "paramscope",
@@ -103,9 +104,24 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Loads the model these arguments name; warnings go to stderr.
+    /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched);
+    /// warnings go to stderr.
     pub fn load(&self) -> Result<Model, CliError> {
-        self.open().map(|loaded| loaded.model)
+        self.open_fetched().map(|loaded| loaded.model)
+    }
+
+    /// [`ModelArgs::open`], then every tensor of a remote model fetched, after saying how much.
+    pub fn open_fetched(&self) -> Result<checkpoint::Loaded, CliError> {
+        let loaded = self.open()?;
+        let (bytes, tensors) = checkpoint::pending(&loaded.model);
+        if tensors > 0 {
+            eprintln!(
+                "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB)",
+                bytes as f64 / f64::from(1 << 20)
+            );
+        }
+        checkpoint::fetch_all(&loaded.model)?;
+        Ok(loaded)
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from.

@@ -27,6 +27,8 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
         }
     };
     let tensor = model.store.get(id);
+    // A remote tensor: exactly its range is fetched, once.
+    tensor.try_bytes()?;
     let shared_with: Vec<String> = model
         .paths_of(id)
         .into_iter()
@@ -117,7 +119,7 @@ fn to_text(
     line("dtype", tensor.dtype().label());
     line("shape", format!("{:?}", tensor.shape()));
     line("numel", tensor.numel().to_string());
-    line("bytes", tensor.bytes().len().to_string());
+    line("bytes", tensor.byte_len().to_string());
     if !shared_with.is_empty() {
         line(
             "shared",

@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+mod s3;
+
 const MAX_CONNECTIONS: usize = 64;
 
 /// A file of a fake repo.
@@ -98,6 +100,8 @@ struct Shared {
     latency: Mutex<Duration>,
     stop: AtomicBool,
     active: AtomicUsize,
+    /// Serve as an S3 store (path-style: `/{bucket}/{key}`, `ListObjectsV2`) instead of as the Hub.
+    s3: bool,
 }
 
 /// The two running origins.
@@ -110,6 +114,16 @@ pub struct FakeHub {
 
 impl FakeHub {
     pub fn start(repos: Vec<FakeRepo>, token: Option<&str>) -> FakeHub {
+        Self::serve(repos, token, false)
+    }
+
+    /// An S3 store on loopback, path-style: each repo is a bucket (`gated` answers AccessDenied), its
+    /// files the objects; listings come in pages of two keys so paging is exercised.
+    pub fn start_s3(buckets: Vec<FakeRepo>) -> FakeHub {
+        Self::serve(buckets, None, true)
+    }
+
+    fn serve(repos: Vec<FakeRepo>, token: Option<&str>, s3: bool) -> FakeHub {
         let hub = TcpListener::bind("127.0.0.1:0").unwrap();
         let cdn = TcpListener::bind("127.0.0.1:0").unwrap();
         let hub_addr = hub.local_addr().unwrap().to_string();
@@ -124,6 +138,7 @@ impl FakeHub {
             latency: Mutex::new(Duration::ZERO),
             stop: AtomicBool::new(false),
             active: AtomicUsize::new(0),
+            s3,
         });
         for (listener, origin) in [(hub, Origin::Hub), (cdn, Origin::Cdn)] {
             let shared = shared.clone();
@@ -135,6 +150,11 @@ impl FakeHub {
             hub_addr,
             cdn_addr,
         }
+    }
+
+    /// The second origin (`http://127.0.0.1:PORT`), which serves LFS files by `/{repo}/{sha256}` paths.
+    pub fn cdn(&self) -> &str {
+        &self.shared.cdn
     }
 
     pub fn stats(&self) -> &Stats {
@@ -227,12 +247,12 @@ fn serve(stream: TcpStream, origin: Origin, shared: &Shared) -> std::io::Result<
             Origin::Cdn => &shared.stats.cdn_requests,
         };
         counter.fetch_add(1, Ordering::SeqCst);
-        shared
-            .stats
-            .log
-            .lock()
-            .unwrap()
-            .push(format!("{origin:?} {} {}", request.method, request.path));
+        shared.stats.log.lock().unwrap().push(format!(
+            "{origin:?} {} {} {}",
+            request.method,
+            request.path,
+            request.header("range").unwrap_or("-")
+        ));
         if origin == Origin::Cdn && request.header("authorization").is_some() {
             shared
                 .stats
@@ -307,6 +327,9 @@ fn route(
         }
         Some(Fault::Unavailable) => return respond(out, 503, &[], b"", shared),
         _ => {}
+    }
+    if shared.s3 {
+        return s3::route(request, shared, fault, out);
     }
     let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -512,6 +535,7 @@ fn status_line(status: u16, headers: &[(&str, String)]) -> String {
         206 => "Partial Content",
         302 => "Found",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
@@ -581,4 +605,59 @@ pub fn safetensors_bytes(names: &[&str], numel: usize, seed: f32) -> Vec<u8> {
         out.extend_from_slice(&(seed + i as f32).to_le_bytes());
     }
     out
+}
+
+/// A repo shaped like Llama-3.1-70B: its 723 tensor names in 30 shards with an index and a config.json,
+/// each tensor `numel` F32 values, at commit `sha`.
+pub fn llama_shaped(sha: &str, numel: usize) -> FakeRepo {
+    let mut names = vec!["model.embed_tokens.weight".to_owned()];
+    for layer in 0..80 {
+        for part in [
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+            "input_layernorm",
+            "post_attention_layernorm",
+        ] {
+            names.push(format!("model.layers.{layer}.{part}.weight"));
+        }
+    }
+    names.push("model.norm.weight".to_owned());
+    names.push("lm_head.weight".to_owned());
+    assert_eq!(names.len(), 723);
+    let mut weight_map = serde_json::Map::new();
+    let mut files = vec![FakeFile::new(
+        "config.json",
+        br#"{"model_type":"llama"}"#.to_vec(),
+        false,
+    )];
+    for i in 0..30 {
+        let chunk = &names[i * names.len() / 30..(i + 1) * names.len() / 30];
+        let shard = format!("model-{:05}-of-00030.safetensors", i + 1);
+        for name in chunk {
+            weight_map.insert(name.clone(), shard.clone().into());
+        }
+        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        files.push(FakeFile::new(
+            &shard,
+            safetensors_bytes(&chunk, numel, i as f32),
+            true,
+        ));
+    }
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
+    files.push(FakeFile::new(
+        "model.safetensors.index.json",
+        index.to_string().into_bytes(),
+        false,
+    ));
+    FakeRepo {
+        repo: "org/llama-70b-shaped".into(),
+        sha: sha.into(),
+        files,
+        gated: false,
+    }
 }
