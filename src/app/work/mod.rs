@@ -241,6 +241,7 @@ fn forward(
         layers,
         next: Vec::new(),
         embedding_norm: None,
+        said: None,
     })
 }
 
