@@ -88,6 +88,19 @@ pub struct ForwardResult {
     pub next: Vec<NextToken>,
     /// A sentence-transformers folder's embedding norm.
     pub embedding_norm: Option<f64>,
+    /// What a causal LM says after the text (boxed: most results have none, and the reply
+    /// carrying a result stays small).
+    pub said: Option<Box<Said>>,
+}
+
+/// A causal LM's greedy continuation of the text, and a mixture's choices for its last token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Said {
+    /// The continuation (raw; escaped where drawn): what a re-init or an edit does to what the
+    /// model says.
+    pub continuation: String,
+    /// A mixture of experts' choices for the text's last token, per layer (none for a dense one).
+    pub experts: Vec<Vec<u32>>,
 }
 
 /// Where the forward pass takes its input.

@@ -176,6 +176,9 @@ pub struct ForwardArgs {
     /// Token ids for such a checkpoint, comma-separated (1,5,9); repeat for a batch.
     #[arg(long, value_name = "IDS", conflicts_with_all = ["input", "batch"])]
     tokens: Vec<String>,
+    /// Continue the (first) text of a causal LM by N tokens, greedily, printing them as they come.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    generate: Option<u64>,
     /// How many next tokens a causal LM lists.
     #[arg(long, value_name = "K", default_value_t = 10)]
     top_k: usize,

@@ -35,6 +35,8 @@ pub struct Recorder<'p> {
     activations: Vec<Activation>,
     /// An earlier pass's activations, last first, whose buffers the next records reuse.
     spare: Vec<Activation>,
+    /// A mixture of experts' choices: `[layer][token of sequence 0][expert ids]`.
+    experts: Vec<Vec<Vec<u32>>>,
     progress: &'p mut dyn FnMut(usize, usize),
 }
 
@@ -46,6 +48,7 @@ impl<'p> Recorder<'p> {
             len,
             activations: Vec::new(),
             spare: Vec::new(),
+            experts: Vec::new(),
             progress,
         }
     }
@@ -116,6 +119,20 @@ impl<'p> Recorder<'p> {
     /// Tells the caller that `done` of `total` blocks have run.
     pub fn block_done(&mut self, done: usize, total: usize) {
         (self.progress)(done, total);
+    }
+
+    /// Keeps the experts layer `layer`'s router chose for each token of the batch's first
+    /// sequence, best first (none for a dense layer of a mixture).
+    pub fn route(&mut self, layer: usize, chosen: Vec<Vec<u32>>) {
+        if self.experts.len() <= layer {
+            self.experts.resize(layer + 1, Vec::new());
+        }
+        self.experts[layer] = chosen;
+    }
+
+    /// The experts chosen, `[layer][token][expert ids]`: empty for a model without experts.
+    pub fn take_experts(&mut self) -> Vec<Vec<Vec<u32>>> {
+        std::mem::take(&mut self.experts)
     }
 
     /// The activations recorded.

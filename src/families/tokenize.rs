@@ -120,6 +120,13 @@ impl TextTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The text of `ids` as the tokenizer's decoder joins them, special tokens kept (the
+    /// continuation generation prints); `None` when the decoder fails.
+    #[must_use]
+    pub fn decode(&self, ids: &[u32]) -> Option<String> {
+        self.inner.decode(ids, false).ok()
+    }
+
     /// The id of one token, when the vocabulary has it.
     #[must_use]
     pub fn id(&self, token: &str) -> Option<u32> {

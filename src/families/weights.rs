@@ -110,6 +110,30 @@ impl<'m> Weights<'m> {
         })
     }
 
+    /// A 3-D tensor `[count, out, in]` (transformers 5's fused experts: `gate_up_proj`,
+    /// `down_proj`) as `count` Linear layers, each packed on its own.
+    pub fn linear_slices(
+        &mut self,
+        name: &str,
+        count: usize,
+        out_features: usize,
+        in_features: usize,
+    ) -> Result<Vec<Linear>, FamilyError> {
+        let values = self.get(name, &[count, out_features, in_features])?;
+        Ok(values
+            .chunks_exact((out_features * in_features).max(1))
+            .take(count)
+            .map(|w| {
+                let w =
+                    ArrayView2::from_shape((out_features, in_features), w).expect("shape checked");
+                Linear {
+                    weight: Arc::new(PackedWeight::new(w)),
+                    bias: None,
+                }
+            })
+            .collect())
+    }
+
     fn dense(
         &mut self,
         path: &str,
@@ -157,6 +181,12 @@ impl Linear {
             )),
             bias: None,
         }
+    }
+
+    /// The width of the rows it reads.
+    #[must_use]
+    pub fn in_features(&self) -> usize {
+        self.weight.in_features()
     }
 
     /// `y = x·wᵀ + b` for `x` [rows, in], `y` resized to [rows, out].

@@ -236,6 +236,7 @@ fn forward(
         layers,
         next: Vec::new(),
         embedding_norm: None,
+        said: None,
     })
 }
 
