@@ -68,6 +68,13 @@ impl TextTokenizer {
         Ok(Self { inner })
     }
 
+    /// Wraps a tokenizer built elsewhere (from a GGUF file's metadata), which must have neither
+    /// truncation nor padding.
+    #[must_use]
+    pub fn from_tokenizer(inner: Tokenizer) -> Self {
+        Self { inner }
+    }
+
     /// The ids of `text`, with the special tokens the tokenizer adds (`[CLS] … [SEP]`, `<s>`).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
         self.inner
