@@ -166,6 +166,8 @@ pub struct FamilyCheckpoint {
     pub config: Config,
     /// The folder holding `tokenizer.json` (and a sentence-transformers pooling).
     pub folder: PathBuf,
+    /// The GGUF file the model came from, whose metadata holds its tokenizer, when it is one.
+    pub gguf: Option<PathBuf>,
 }
 
 impl Runs {

@@ -172,6 +172,8 @@ pub fn open_keyed(
         (path.to_path_buf(), None)
     };
     let head = small_file::head(&file, sniff::HEAD).map_err(|e| FileError::new(&file, e))?;
+    // A GGUF file's config is its metadata's, whatever config.json lies beside it.
+    let mut gguf_config = None;
     let checkpoint = match sniff::format(&file, &head) {
         Format::ShardIndex => {
             let sharded = sharded::open_with(&file, &mut pytorch::open_shard)?;
@@ -184,7 +186,11 @@ pub fn open_keyed(
         Format::Gguf => {
             let keep = options.array_items.unwrap_or(gguf::value::PREVIEW);
             let gguf = gguf::open(&file, keep)?;
-            let mut checkpoint = Checkpoint::new(gguf.tensors, BTreeMap::new());
+            let mut warnings = Vec::new();
+            let (tensors, config) = family::from_gguf(&gguf.metadata, gguf.tensors, &mut warnings);
+            gguf_config = Some(config);
+            let mut checkpoint = Checkpoint::new(tensors, BTreeMap::new());
+            checkpoint.warnings.extend(warnings);
             checkpoint.extras.gguf = gguf.metadata;
             checkpoint
         }
@@ -197,7 +203,7 @@ pub fn open_keyed(
         Format::ArchitectureText => return open_text(&file, options),
     };
     // Read once: it says whether the head is tied, and which family the tree is.
-    let config = FamilyConfig::beside(&file);
+    let config = gguf_config.map_or_else(|| FamilyConfig::beside(&file), Ok);
     let mut loaded = from_opened(checkpoint, &file, key, config, options, spec)?;
     if let Some(target) = outside {
         loaded.warnings.insert(

@@ -12,10 +12,13 @@ use std::time::Instant;
 
 use super::{CliError, ForwardArgs, json_number, json_text};
 use crate::checkpoint::Architecture;
+use crate::checkpoint::locate;
 use crate::families::sentence::Pooling;
-use crate::families::tokenize::TextTokenizer;
-use crate::families::{self, Batch, Config, Family, Plan, Stop, predict};
-use crate::io::npy;
+use crate::families::tokenize::{TextTokenizer, TokenizeError};
+use crate::families::{
+    self, Batch, Config, Family, Plan, Stop, gguf_config, gguf_tokenizer, predict,
+};
+use crate::io::{gguf, npy};
 use crate::model::Model;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
 use crate::text::escape;
@@ -24,7 +27,11 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
     let loaded = args.model.open_fetched()?;
     if let Some((family, config)) = loaded.family {
         let folder = families::folder_of(Path::new(&args.model.model));
-        return run_family(args, &loaded.model, family, &config, &folder);
+        let source = Source {
+            folder: &folder,
+            gguf: &loaded.gguf,
+        };
+        return run_family(args, &loaded.model, family, &config, &source);
     }
     if !args.text.is_empty() || !args.tokens.is_empty() || args.generate.is_some() {
         return Err(CliError::Arguments(format!(
@@ -139,6 +146,29 @@ fn nested(a: &ArrayD<f32>) -> Value {
     Value::Array(a.outer_iter().map(|sub| nested(&sub.to_owned())).collect())
 }
 
+/// Where a family checkpoint's tokenizer comes from.
+struct Source<'a> {
+    /// The folder of `tokenizer.json` (and a sentence-transformers pooling).
+    folder: &'a Path,
+    /// A GGUF file's metadata (empty for other formats): the tokenizer is the file's own.
+    gguf: &'a [(String, gguf::Value)],
+}
+
+impl Source<'_> {
+    fn tokenizer(&self, spec: &str) -> Result<TextTokenizer, TokenizeError> {
+        if self.gguf.is_empty() {
+            return TextTokenizer::open(self.folder);
+        }
+        let path = Path::new(spec);
+        let file = if path.is_dir() {
+            locate::checkpoint_in(path).map_or_else(|_| path.to_owned(), |l| l.file)
+        } else {
+            path.to_owned()
+        };
+        gguf_tokenizer::open(&file)
+    }
+}
+
 /// `forward` on a family checkpoint: tokens in, every module boundary out.
 #[expect(
     clippy::too_many_lines,
@@ -149,8 +179,9 @@ fn run_family(
     model: &Model,
     family: Family,
     config: &Config,
-    folder: &Path,
+    source: &Source,
 ) -> Result<String, CliError> {
+    let folder = source.folder;
     if args.text.is_empty() && args.tokens.is_empty() {
         return Err(CliError::Arguments(format!(
             "{}: a {family:?} checkpoint runs on text or token ids: give --text \"...\" or --tokens 1,2,3",
@@ -158,9 +189,9 @@ fn run_family(
         )));
     }
     let tokenizer = if args.text.is_empty() {
-        TextTokenizer::open(folder).ok()
+        source.tokenizer(&args.model.model).ok()
     } else {
-        Some(TextTokenizer::open(folder)?)
+        Some(source.tokenizer(&args.model.model)?)
     };
     let sequences = sequences(args, tokenizer.as_ref())?;
     let batch = Batch::new(&sequences, 0)?;
@@ -248,6 +279,14 @@ fn run_family(
                 "text": tokenizer.as_ref().and_then(|t| t.decode(&g.ids)),
                 "stop": stop_name(g.stop),
             });
+        }
+        if !source.gguf.is_empty() {
+            let text = |key| match gguf_config::get(source.gguf, key) {
+                Some(gguf::Value::String(s)) => Value::from(s.as_str()),
+                _ => Value::Null,
+            };
+            value["architecture"] = text("general.architecture");
+            value["tokenizer"] = text("tokenizer.ggml.model");
         }
         if let Some(t) = time_us {
             value["time_us"] = json_number((t * 1e3).round() / 1e3);

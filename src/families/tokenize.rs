@@ -91,11 +91,22 @@ impl TextTokenizer {
         }
         let bytes = crate::io::small_file::read(&path, MAX_TOKENIZER_BYTES)
             .map_err(|e| read(e.to_string()))?;
-        guard::check(&bytes).map_err(|source| TokenizeError::Refused {
+        Self::from_json(&bytes, path)
+    }
+
+    /// Builds a tokenizer from its JSON (a `tokenizer.json`'s bytes, or one made from a GGUF
+    /// file's metadata), checked first and built under a panic guard; `path` names the file the
+    /// JSON came from in messages.
+    pub fn from_json(bytes: &[u8], path: PathBuf) -> Result<Self, TokenizeError> {
+        let read = |reason: String| TokenizeError::Read {
+            path: path.clone(),
+            reason,
+        };
+        guard::check(bytes).map_err(|source| TokenizeError::Refused {
             path: path.clone(),
             source,
         })?;
-        let mut inner = contained(&path, "reading it", || Tokenizer::from_bytes(&bytes))?
+        let mut inner = contained(&path, "reading it", || Tokenizer::from_bytes(bytes))?
             .map_err(|e| read(e.to_string()))?;
         inner
             .with_truncation(None)

@@ -10,7 +10,7 @@ use crate::app::error::AppError;
 use crate::app::job::{FamilyCheckpoint, ForwardResult, LayerStats, NextToken, Said};
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
-use crate::families::{Batch, Plan, Stop, predict};
+use crate::families::{Batch, Plan, Stop, gguf_tokenizer, predict};
 use crate::model::Model;
 use crate::model::forward::Activation;
 
@@ -43,7 +43,10 @@ impl Kept {
     ) -> Result<ForwardResult, AppError> {
         if self.text.as_ref().is_none_or(|(l, ..)| *l != load) {
             self.text = None;
-            let tokenizer = TextTokenizer::open(&checkpoint.folder)?;
+            let tokenizer = match &checkpoint.gguf {
+                Some(file) => gguf_tokenizer::open(file)?,
+                None => TextTokenizer::open(&checkpoint.folder)?,
+            };
             let pooling = if checkpoint.family.is_causal() {
                 None
             } else {

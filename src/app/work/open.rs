@@ -20,7 +20,7 @@ pub fn open(spec: &OpenSpec) -> Result<Opened, AppError> {
     };
     let loaded = checkpoint::open(&spec.model, &options)?;
     Ok(Opened {
-        runs: runs_of(&spec.model, loaded.family),
+        runs: runs_of(&spec.model, loaded.family, !loaded.gguf.is_empty()),
         model: loaded.model,
         notices: loaded.warnings,
         extras: Extras {
@@ -31,8 +31,9 @@ pub fn open(spec: &OpenSpec) -> Result<Opened, AppError> {
 }
 
 /// How the model opened from `source` runs, given the family the loader applied, if any.
-/// Without one, `config.json` is read again only to tell why (an unknown `model_type`).
-fn runs_of(source: &str, applied: Option<(Family, Config)>) -> Runs {
+/// Without one, `config.json` is read again only to tell why (an unknown `model_type`). A GGUF
+/// file's tokenizer is its own.
+fn runs_of(source: &str, applied: Option<(Family, Config)>, gguf: bool) -> Runs {
     if source.starts_with("demo:") {
         return Runs::Chain;
     }
@@ -49,6 +50,10 @@ fn runs_of(source: &str, applied: Option<(Family, Config)>) -> Runs {
             family,
             config,
             folder: families::folder_of(path),
+            gguf: gguf.then(|| match checkpoint::locate::checkpoint_in(path) {
+                Ok(located) if path.is_dir() => located.file,
+                _ => path.to_owned(),
+            }),
         })),
         None => Runs::Chain,
     }
