@@ -8,6 +8,7 @@
 //! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters.
 
 pub mod architecture;
+pub mod dcp;
 pub mod family;
 pub mod infer;
 pub mod locate;
@@ -149,7 +150,10 @@ pub fn open_keyed(
     if !path.exists() {
         return Err(OpenError::NoSuchFile(spec.to_owned()));
     }
-    let (file, outside) = if path.is_dir() {
+    let dcp_folder = dcp::is_folder(path);
+    let (file, outside) = if dcp_folder {
+        (path.join(crate::io::dcp::METADATA), None)
+    } else if path.is_dir() {
         let located = locate::checkpoint_in(path)?;
         (located.file, located.outside)
     } else {
@@ -157,6 +161,7 @@ pub fn open_keyed(
     };
     let head = small_file::head(&file, sniff::HEAD).map_err(|e| FileError::new(&file, e))?;
     let checkpoint = match sniff::format(&file, &head) {
+        _ if dcp_folder => dcp::open(path)?,
         Format::ShardIndex => {
             let sharded = sharded::open_with(&file, &mut pytorch::open_shard)?;
             let mut checkpoint = sharded.checkpoint;

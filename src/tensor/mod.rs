@@ -31,6 +31,14 @@ pub enum Bytes {
         /// One past the last byte.
         end: usize,
     },
+    /// Put together from pieces on first read (a distributed checkpoint's shards).
+    Assembled(Arc<dyn Assemble>),
+}
+
+/// A tensor's bytes kept in pieces until a value is asked for, then put together once.
+pub trait Assemble: Send + Sync {
+    /// The whole tensor's bytes, in C order.
+    fn bytes(&self) -> &[u8];
 }
 
 /// A tensor: little-endian bytes of `dtype`, in C order, of `shape`.
@@ -94,6 +102,7 @@ impl Tensor {
         match &self.bytes {
             Bytes::Owned(b) => b,
             Bytes::Mapped { map, start, end } => &map[*start..*end],
+            Bytes::Assembled(pieces) => pieces.bytes(),
         }
     }
 
