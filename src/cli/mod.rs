@@ -150,6 +150,10 @@ pub struct ShowArgs {
     /// How many values to print, in C order.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     limit: usize,
+    /// Show the optimizer's tensor for this parameter instead of its values: exp_avg,
+    /// exp_avg_sq, momentum_buffer, or update (what step() would subtract with a zero gradient).
+    #[arg(long, value_name = "STATE", value_parser = ["exp_avg", "exp_avg_sq", "momentum_buffer", "update"])]
+    state: Option<String>,
 }
 
 /// `paramscope forward`.
