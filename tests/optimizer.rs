@@ -97,3 +97,29 @@ fn the_moments_are_shown_beside_the_parameter() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("keeps no exp_avg_sq"));
 }
+
+#[test]
+fn check_names_a_nan_second_moment_and_an_outlier_step() {
+    let path = fixture_support::path("optimizer", "mlp_adamw_broken.pt");
+    let got = cli_support::stdout_json(&["check", path.to_str().unwrap(), "--json"]);
+    let nan = got["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["kind"] == "nan" && f["tensor"] == "optimizer.state.0.exp_avg_sq");
+    assert!(nan, "{got}");
+    let outliers: Vec<&str> = got["update_ratio_outliers"]["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tensor"].as_str().unwrap())
+        .collect();
+    assert_eq!(outliers, ["model.0.weight", "model.2.bias"]);
+    // The healthy run has none.
+    let path = fixture_support::path("optimizer", "mlp_adamw.pt");
+    let got = cli_support::stdout_json(&["check", path.to_str().unwrap(), "--json"]);
+    assert_eq!(
+        got["update_ratio_outliers"]["tensors"],
+        serde_json::json!([])
+    );
+}

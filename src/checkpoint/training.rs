@@ -497,6 +497,42 @@ pub fn next_update(param: &Tensor, state: &ParamState) -> Result<Vec<f32>, Undec
     })
 }
 
+/// `||update|| / ||param||`: the parameter's effective step size.
+#[must_use]
+pub fn update_ratio(param: &[f32], update: &[f32]) -> f64 {
+    let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    norm(update) / norm(param)
+}
+
+/// An update ratio over this many times the median of the model's is an outlier.
+pub const UPDATE_OUTLIER: f64 = 10.0;
+
+/// Every parameter holding optimizer state, with its update ratio, and the median of those ratios.
+pub fn update_ratios(
+    model: &Model,
+    values: &[(String, Scalar)],
+) -> Result<(Vec<(String, f64)>, f64), OptimizerError> {
+    let mut ratios = Vec::new();
+    for (name, id) in model.named_parameters() {
+        let param = model.store.get(id);
+        let Some(state) = state_of(model, values, &name)? else {
+            continue;
+        };
+        // An undecodable dtype has no ratio to compare.
+        if let (Ok(values), Ok(update)) = (param.to_f32_vec(), next_update(param, &state)) {
+            ratios.push((name, update_ratio(&values, &update)));
+        }
+    }
+    let mut finite: Vec<f64> = ratios
+        .iter()
+        .map(|r| r.1)
+        .filter(|r| r.is_finite())
+        .collect();
+    finite.sort_unstable_by(f64::total_cmp);
+    let median = finite.get(finite.len() / 2).copied().unwrap_or(f64::NAN);
+    Ok((ratios, median))
+}
+
 /// ATen's `lerp`, in its two halves for accuracy.
 fn lerp(start: f32, end: f32, weight: f32) -> f32 {
     if weight.abs() < 0.5 {

@@ -131,8 +131,7 @@ fn optimizer(
         }
     };
     let update = training::next_update(param, &state)?;
-    let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    let ratio = norm(&update) / norm(&param.to_f32_vec()?);
+    let ratio = training::update_ratio(&param.to_f32_vec()?, &update);
     Ok(Some(Optimizer {
         update: Tensor::from_f32(param.shape().to_vec(), &update),
         state,
