@@ -8,6 +8,7 @@
 //! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters.
 
 pub mod architecture;
+pub mod dcp;
 pub mod family;
 pub mod infer;
 pub mod locate;
@@ -165,7 +166,10 @@ pub fn open_keyed(
             remote => remote::open(&remote, options, key, spec),
         };
     }
-    let (file, outside) = if path.is_dir() {
+    let dcp_folder = dcp::is_folder(path);
+    let (file, outside) = if dcp_folder {
+        (path.join(crate::io::dcp::METADATA), None)
+    } else if path.is_dir() {
         let located = locate::checkpoint_in(path)?;
         (located.file, located.outside)
     } else {
@@ -175,6 +179,7 @@ pub fn open_keyed(
     // A GGUF file's config is its metadata's, whatever config.json lies beside it.
     let mut gguf_config = None;
     let checkpoint = match sniff::format(&file, &head) {
+        _ if dcp_folder => dcp::open(path)?,
         Format::ShardIndex => {
             let sharded = sharded::open_with(&file, &mut pytorch::open_shard)?;
             let mut checkpoint = sharded.checkpoint;

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{CheckArgs, CliError, json_number, json_text};
+use crate::checkpoint::training;
 use crate::compare::health::{self, Finding};
 use crate::compare::spectral::{self, Spectral};
 use crate::model::Model;
@@ -15,8 +16,10 @@ use crate::text::escape;
 const SHOWN: usize = 12;
 
 pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
-    let model = args.model.load()?;
+    let loaded = args.model.open()?;
+    let model = loaded.model;
     let findings = health::check(&model);
+    let steps = outliers(&model, &loaded.values);
     let spectra = if args.spectral {
         Some(spectra(&model))
     } else {
@@ -24,6 +27,15 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
     };
     Ok(if args.json {
         let mut value = json!({"findings": findings.iter().map(finding_json).collect::<Vec<_>>()});
+        if let Some((outliers, median)) = &steps {
+            value["update_ratio_outliers"] = json!({
+                "median": json_number(*median),
+                "tensors": outliers
+                    .iter()
+                    .map(|(n, r)| json!({"tensor": n, "update_ratio": json_number(*r)}))
+                    .collect::<Vec<_>>(),
+            });
+        }
         if let Some(spectra) = &spectra {
             value["spectral"] = spectra
                 .iter()
@@ -41,8 +53,46 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
         }
         json_text(&value)
     } else {
-        to_text(&model, &findings, spectra.as_deref())
+        let mut text = to_text(&model, &findings, spectra.as_deref());
+        if let Some((outliers, median)) = &steps {
+            for (name, ratio) in outliers {
+                let _ = writeln!(
+                    text,
+                    "{:<16} {}  the optimizer's next step moves it {ratio:.3e} of its norm, over {}x the median parameter's ({median:.3e})",
+                    "update_ratio",
+                    escape(name),
+                    training::UPDATE_OUTLIER
+                );
+            }
+        }
+        text
     })
+}
+
+/// The parameters whose next optimizer step (with a zero gradient) is an outlier: a ratio
+/// `||update|| / ||param||` over [`training::UPDATE_OUTLIER`] times the model's median, or not
+/// finite; `None` without optimizer state. A state that cannot be matched is said on stderr.
+fn outliers(
+    model: &Model,
+    values: &[(String, crate::io::pickle::Scalar)],
+) -> Option<(Vec<(String, f64)>, f64)> {
+    match training::update_ratios(model, values) {
+        Ok((ratios, _)) if ratios.is_empty() => None,
+        Ok((ratios, median)) => Some((
+            ratios
+                .into_iter()
+                .filter(|(_, r)| !r.is_finite() || *r > training::UPDATE_OUTLIER * median)
+                .collect(),
+            median,
+        )),
+        Err(e) => {
+            eprintln!(
+                "warning: optimizer state not checked: {}",
+                escape(&e.to_string())
+            );
+            None
+        }
+    }
 }
 
 /// The spectral figures of each 2-D floating-point tensor, in state_dict order (once per tensor).

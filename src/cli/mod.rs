@@ -7,6 +7,7 @@ mod export;
 mod forward;
 mod init;
 mod show;
+mod trajectory;
 mod tree;
 
 use std::path::PathBuf;
@@ -83,6 +84,8 @@ pub enum Command {
     /// Look for broken tensors: NaN/Inf, dead rows or columns, duplicates, outlier columns,
     /// untrained embedding rows, an untied copy of the embedding.
     Check(CheckArgs),
+    /// Follow every tensor across a run's checkpoints: norm, drift, step change, NaN/Inf.
+    Trajectory(TrajectoryArgs),
 }
 
 /// Where the model comes from; shared by every subcommand.
@@ -163,6 +166,10 @@ pub struct ShowArgs {
     /// How many values to print, in C order.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     limit: usize,
+    /// Show the optimizer's tensor for this parameter instead of its values: exp_avg,
+    /// exp_avg_sq, momentum_buffer, or update (what step() would subtract with a zero gradient).
+    #[arg(long, value_name = "STATE", value_parser = ["exp_avg", "exp_avg_sq", "momentum_buffer", "update"])]
+    state: Option<String>,
 }
 
 /// `paramscope forward`.
@@ -266,6 +273,18 @@ pub struct CheckArgs {
     spectral: bool,
 }
 
+/// `paramscope trajectory`.
+#[derive(Debug, Args)]
+pub struct TrajectoryArgs {
+    /// The checkpoints in order (any MODELs, formats may differ), or one folder of checkpoint-N
+    /// or step_N subfolders (sorted by N).
+    #[arg(value_name = "CKPT", required = true)]
+    checkpoints: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 /// What a subcommand prints on stdout, and the exit code it asks for.
 pub struct Output {
     /// The text for stdout.
@@ -284,6 +303,7 @@ pub fn run(command: Command) -> Result<Output, CliError> {
         Command::Init(args) => init::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Trajectory(args) => trajectory::run(&args),
         Command::Diff(args) => return diff::run(&args),
     }?;
     Ok(Output { stdout, code: 0 })

@@ -43,6 +43,17 @@ pub enum Bytes {
         /// The bytes, once fetched.
         fetched: Arc<OnceLock<Arc<[u8]>>>,
     },
+    /// Put together from pieces on first read (a distributed checkpoint's shards).
+    Assembled(Arc<dyn Assemble>),
+}
+
+/// A tensor's bytes kept in pieces until a value is asked for, then put together once.
+pub trait Assemble: Send + Sync {
+    /// The whole tensor's bytes, in C order.
+    fn bytes(&self) -> &[u8];
+
+    /// How many bytes [`bytes`](Self::bytes) gives, known without putting the pieces together.
+    fn byte_len(&self) -> usize;
 }
 
 impl Bytes {
@@ -132,6 +143,7 @@ impl Tensor {
             Bytes::Owned(b) => b,
             Bytes::Mapped { map, start, end } => &map[*start..*end],
             Bytes::Remote { fetched, .. } => fetched.get().map_or(&[], |b| b),
+            Bytes::Assembled(pieces) => pieces.bytes(),
         }
     }
 
@@ -158,6 +170,7 @@ impl Tensor {
     pub fn byte_len(&self) -> u64 {
         match &self.bytes {
             Bytes::Remote { range, .. } => range.end - range.start,
+            Bytes::Assembled(pieces) => pieces.byte_len() as u64,
             _ => self.bytes().len() as u64,
         }
     }
