@@ -5,8 +5,10 @@
 //! - [`infer`]: the module tree read from a checkpoint's dotted names, with its ties;
 //! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
 //! - [`save`]: a model written back as safetensors' `save_model` writes it;
-//! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters.
+//! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters;
+//! - [`adapter`]: a LoRA adapter folder attached to its base.
 
+pub mod adapter;
 pub mod architecture;
 pub mod family;
 pub mod infer;
@@ -58,6 +60,8 @@ pub struct Loaded {
     pub gguf: Vec<(String, gguf::Value)>,
     /// The family config.json names, when paramscope runs it (the tree is then the family's).
     pub family: Option<(Family, FamilyConfig)>,
+    /// The LoRA adapter opened against this model (its base), when the `MODEL` was one.
+    pub adapter: Option<adapter::Attached>,
 }
 
 /// Why a `MODEL` argument could not be opened. Names travel raw; they are escaped where printed.
@@ -121,6 +125,9 @@ pub enum OpenError {
     /// `--key` given with a demo or an architecture text.
     #[error("--key takes part of a checkpoint file; {0} is not one")]
     KeyWithoutCheckpoint(String),
+    /// An adapter that cannot be attached, or `--base` without one.
+    #[error(transparent)]
+    Adapter(#[from] adapter::AdapterError),
 }
 
 /// Loads `spec` as the command line's `MODEL`.
@@ -130,7 +137,36 @@ pub fn load(spec: &str, options: &LoadOptions) -> Result<Model, OpenError> {
 
 /// Loads `spec` as [`load`] does, keeping the warnings.
 pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
-    open_keyed(spec, options, None)
+    open_adapted(spec, options, None, None)
+}
+
+/// Loads `spec` as [`open_keyed`] does, but a LoRA adapter folder opens as its base with the
+/// adapter attached: the base is `base`, else the config's `base_model_name_or_path` when that
+/// is a path here; without either, the adapter's own tensors open, with a warning.
+pub fn open_adapted(
+    spec: &str,
+    options: &LoadOptions,
+    key: Option<&str>,
+    base: Option<&str>,
+) -> Result<Loaded, OpenError> {
+    let Some(found) = adapter::find(Path::new(spec)) else {
+        if base.is_some() {
+            return Err(adapter::AdapterError::NotAnAdapter(spec.to_owned()).into());
+        }
+        return open_keyed(spec, options, key);
+    };
+    let config = adapter::Config::read(&found.config)?;
+    let Some(base) = base.map(str::to_owned).or_else(|| config.local_base()) else {
+        let mut loaded = open_keyed(spec, options, key)?;
+        loaded.warnings.push(format!(
+            "{spec} is a LoRA adapter: pass --base MODEL to see it against its base"
+        ));
+        return Ok(loaded);
+    };
+    let mut loaded = open_keyed(&base, options, key)?;
+    let tensors = safetensors::open(&found.weights)?.tensors;
+    loaded.adapter = Some(adapter::attach(&config, tensors, &loaded.model, &base));
+    Ok(loaded)
 }
 
 /// Loads `spec` as [`open`] does; with `key`, the model is the part of the checkpoint under it.
@@ -230,6 +266,7 @@ fn from_opened(
         values: extras.values,
         gguf: extras.gguf,
         family,
+        adapter: None,
     })
 }
 
@@ -253,6 +290,7 @@ fn open_demo(spec: &str, name: &str, options: &LoadOptions) -> Result<Loaded, Op
         values: Vec::new(),
         gguf: Vec::new(),
         family: None,
+        adapter: None,
     })
 }
 
@@ -282,6 +320,7 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         values: Vec::new(),
         gguf: Vec::new(),
         family: None,
+        adapter: None,
     })
 }
 

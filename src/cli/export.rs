@@ -2,12 +2,41 @@
 
 use super::CliError;
 use super::ExportArgs;
+use crate::checkpoint::adapter;
 use crate::checkpoint::save::save_model;
+use crate::compare::adapter::Finding;
 use crate::model::Model;
 use crate::tensor::{DType, Tensor};
 
 pub(super) fn run(args: &ExportArgs) -> Result<String, CliError> {
-    let mut model = args.model.load()?;
+    let loaded = args.model.open()?;
+    let mut model = loaded.model;
+    match (&loaded.adapter, args.merge) {
+        (Some(adapter), true) => {
+            if let Some(Finding::ShapeMismatch { key, .. }) = adapter
+                .findings
+                .iter()
+                .find(|f| matches!(f, Finding::ShapeMismatch { .. }))
+            {
+                return Err(CliError::Arguments(format!(
+                    "{} does not fit its base weight (check lists why), so the adapter cannot be merged",
+                    crate::text::escape(key)
+                )));
+            }
+            adapter::merge_into(&mut model, adapter)?;
+        }
+        (Some(_), false) => {
+            return Err(CliError::Arguments(
+                "the model is a LoRA adapter on its base: pass --merge to write the base with the adapter merged in".into(),
+            ));
+        }
+        (None, true) => {
+            return Err(CliError::Arguments(
+                "--merge applies to a LoRA adapter opened with its base (--base MODEL)".into(),
+            ));
+        }
+        (None, false) => {}
+    }
     // A file of no tensors is no model: an empty safetensors file with exit 0 would look like success.
     if model.store.is_empty() {
         return Err(CliError::Arguments(
