@@ -63,6 +63,8 @@ pub struct Args {
     pub seed: u64,
     /// A second model to compare with, opened on the worker.
     pub compare: Option<String>,
+    /// The base of a LoRA adapter `model`.
+    pub base: Option<String>,
 }
 
 /// Everything the event loop hears, on one channel.
@@ -84,7 +86,7 @@ pub fn run(args: Args) -> Result<(), AppError> {
         arch: args.arch,
         seed: args.seed,
     };
-    let opened = work::open::open(&spec)?;
+    let opened = work::open::open_with_base(&spec, args.base.as_deref())?;
     let input = match &args.input {
         Some(path) => Some((
             path.display().to_string(),

@@ -40,7 +40,12 @@ fn figures(model: &Model, adapter: &Attached) -> Result<HashMap<ParamId, Figures
     adapter
         .loras
         .iter()
-        .map(|lora| Ok((lora.id, adapter::figures(lora, model.store.get(lora.id))?)))
+        .map(|lora| {
+            Ok((
+                lora.id,
+                adapter::figures(lora, Some(model.store.get(lora.id)))?,
+            ))
+        })
         .collect()
 }
 
@@ -132,14 +137,7 @@ fn to_text(model: &Model, adapted: Option<(&Attached, &HashMap<ParamId, Figures>
             let _ = write!(out, "  shared with {others}");
         }
         if let Some(f) = adapted.and_then(|(_, figures)| figures.get(&id)) {
-            let _ = write!(
-                out,
-                "  lora r={} scaling={} |dW|={:.4e} ({:.3}% of |W|)",
-                f.r,
-                f.scaling,
-                f.delta_norm,
-                100.0 * f.delta_norm / f.base_norm
-            );
+            let _ = write!(out, "  {}", f.label());
         }
         out.push('\n');
     });

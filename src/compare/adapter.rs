@@ -124,10 +124,39 @@ pub struct Figures {
     pub scaling: f64,
     /// ‖dW‖_F.
     pub delta_norm: f64,
-    /// ‖W‖_F of the base weight.
-    pub base_norm: f64,
+    /// ‖W‖_F of the base weight, when it was read.
+    pub base_norm: Option<f64>,
     /// The singular values of dW, largest first (at most r of them).
     pub singular_values: Vec<f64>,
+}
+
+impl Figures {
+    /// One line for a tree row: `lora r=4 scaling=2 |dW|=1.2e0 (3.4% of |W|) σ=[…]`.
+    #[must_use]
+    pub fn label(&self) -> String {
+        let of_base = self
+            .base_norm
+            .map(|w| format!(" ({:.3}% of |W|)", 100.0 * self.delta_norm / w))
+            .unwrap_or_default();
+        let sigma: Vec<String> = self
+            .singular_values
+            .iter()
+            .take(4)
+            .map(|s| format!("{s:.3e}"))
+            .collect();
+        let more = if self.singular_values.len() > 4 {
+            ", …"
+        } else {
+            ""
+        };
+        format!(
+            "lora r={} scaling={} |dW|={:.4e}{of_base} σ=[{}{more}]",
+            self.r,
+            self.scaling,
+            self.delta_norm,
+            sigma.join(", ")
+        )
+    }
 }
 
 /// The findings about one module's own values: NaN/Inf in its tensors, a `lora_B` of zeros.
@@ -169,18 +198,24 @@ fn values(tensor: &Tensor, lora: &Lora, part: &str) -> Result<Vec<f32>, LoraErro
         })
 }
 
-/// The update's norm and singular values against `base`: with `B = Q_B R_B` and `Aᵀ = Q_A R_A`,
+/// The update's norm and singular values, and the norm of `base` when given: with `B = Q_B R_B` and `Aᵀ = Q_A R_A`,
 /// `B·A = Q_B (R_B R_Aᵀ) Q_Aᵀ`, so dW's singular values are those of the small core `R_B R_Aᵀ`
 /// times the scaling; dW itself is never formed.
-pub fn figures(lora: &Lora, base: &Tensor) -> Result<Figures, LoraError> {
+pub fn figures(lora: &Lora, base: Option<&Tensor>) -> Result<Figures, LoraError> {
     let (a, b) = (
         values(&lora.a, lora, "lora_A")?,
         values(&lora.b, lora, "lora_B")?,
     );
-    let w = base.to_f32_vec().map_err(|source| LoraError::Undecodable {
-        key: lora.weight.clone(),
-        source,
-    })?;
+    let base_norm = match base {
+        Some(base) => {
+            let w = base.to_f32_vec().map_err(|source| LoraError::Undecodable {
+                key: lora.weight.clone(),
+                source,
+            })?;
+            Some(w.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt())
+        }
+        None => None,
+    };
     let (out, r, inputs) = (lora.b.shape()[0], lora.b.shape()[1], lora.a.shape()[1]);
     let b = faer::Mat::<f64>::from_fn(out, r, |i, k| f64::from(b[i * r + k]));
     let a_t = faer::Mat::<f64>::from_fn(inputs, r, |j, k| f64::from(a[k * inputs + j]));
@@ -198,7 +233,7 @@ pub fn figures(lora: &Lora, base: &Tensor) -> Result<Figures, LoraError> {
         r: lora.r,
         scaling: lora.scaling,
         delta_norm: singular_values.iter().map(|s| s * s).sum::<f64>().sqrt(),
-        base_norm: w.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt(),
+        base_norm,
         singular_values,
     })
 }
