@@ -169,10 +169,11 @@ pub fn scan(lora: &Lora) -> Vec<Finding> {
         ("lora_magnitude_vector", lora.magnitude.as_ref()),
     ];
     for (part, tensor) in parts {
-        let Some(values) = tensor.and_then(|t| t.to_f32_vec().ok()) else {
+        // The statistics pass (SIMD, on every core) counts NaN, Inf and zeros in one read.
+        let Some(stats) = tensor.and_then(|t| t.stats().ok()) else {
             continue;
         };
-        let count = values.iter().filter(|v| !v.is_finite()).count();
+        let count = stats.nan + stats.inf;
         if count > 0 {
             findings.push(Finding::Nonfinite {
                 path: lora.module.clone(),
@@ -180,7 +181,7 @@ pub fn scan(lora: &Lora) -> Vec<Finding> {
                 count,
             });
         }
-        if part == "lora_B" && values.iter().all(|v| *v == 0.0) {
+        if part == "lora_B" && stats.zeros == stats.total() {
             findings.push(Finding::ZeroLoraB {
                 path: lora.module.clone(),
             });
