@@ -6,7 +6,8 @@
 //! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
 //! - [`save`]: a model written back as safetensors' `save_model` writes it;
 //! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters;
-//! - [`adapter`]: a LoRA adapter folder attached to its base.
+//! - [`adapter`]: a LoRA adapter folder attached to its base;
+//! - [`quantized`]: quantized safetensors' codes and scales grouped into logical weights.
 
 pub mod adapter;
 pub mod architecture;
@@ -14,6 +15,7 @@ pub mod family;
 pub mod infer;
 pub mod locate;
 pub mod pytorch;
+pub mod quantized;
 pub mod save;
 pub mod training;
 
@@ -248,6 +250,7 @@ fn from_opened(
     };
     let ties = matches!(&config, Ok(Some(c)) if c.ties_word_embeddings());
     let mut warnings = std::mem::take(&mut checkpoint.warnings);
+    quantized::group(&mut checkpoint.tensors, &mut warnings);
     let extras = std::mem::take(&mut checkpoint.extras);
     let mut model = from_checkpoint(checkpoint, ties).map_err(|e| FileError::new(file, e))?;
     // `tree` lists these tensors apart from the parameters it counts.

@@ -168,6 +168,9 @@ pub struct ShowArgs {
     /// How many values to print, in C order.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     limit: usize,
+    /// For a quantized weight, the stored codes instead of the dequantized values.
+    #[arg(long)]
+    raw: bool,
 }
 
 /// `paramscope forward`.

@@ -27,6 +27,10 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
         }
     };
     let tensor = model.store.get(id);
+    let tensor = match tensor.quantization() {
+        Some(q) if args.raw => &q.parts()[0].1,
+        _ => tensor,
+    };
     let shared_with: Vec<String> = model
         .paths_of(id)
         .into_iter()

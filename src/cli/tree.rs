@@ -291,6 +291,9 @@ struct ParamJson<'a> {
     /// The update of the adapter on this weight.
     #[serde(skip_serializing_if = "Option::is_none")]
     adapter: Option<&'a Figures>,
+    /// The scheme and stored parts of a quantized weight (its shape and dtype are the dequantized ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantization: Option<serde_json::Value>,
 }
 
 /// Every module by path, each made into its JSON object only as it is written.
@@ -348,6 +351,12 @@ fn to_json<'a>(
                 dtype: tensor.dtype().name(),
                 shared: group_of.get(&id).copied(),
                 adapter: adapted.and_then(|(_, figures)| figures.get(&id)),
+                quantization: tensor.quantization().map(|q| {
+                    serde_json::json!({
+                        "scheme": q.scheme().name(),
+                        "parts": q.parts().iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                    })
+                }),
             }
         })
         .collect();

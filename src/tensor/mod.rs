@@ -7,6 +7,7 @@ pub mod grid;
 pub mod histogram;
 pub mod parallel;
 pub mod quantile;
+pub mod quantized;
 pub(crate) mod simd;
 pub mod stats;
 pub mod summary;
@@ -31,6 +32,8 @@ pub enum Bytes {
         /// One past the last byte.
         end: usize,
     },
+    /// A quantized weight's values, dequantized from its stored parts on the first read.
+    Quantized(Arc<quantized::Quantized>),
 }
 
 /// A tensor: little-endian bytes of `dtype`, in C order, of `shape`.
@@ -94,6 +97,26 @@ impl Tensor {
         match &self.bytes {
             Bytes::Owned(b) => b,
             Bytes::Mapped { map, start, end } => &map[*start..*end],
+            Bytes::Quantized(q) => q.bytes(),
+        }
+    }
+
+    /// A quantized weight made of stored parts: its shape and dtype are the dequantized ones.
+    #[must_use]
+    pub fn from_quantized(weight: quantized::Quantized) -> Self {
+        Tensor::new(
+            weight.shape().to_vec(),
+            weight.dtype(),
+            Bytes::Quantized(Arc::new(weight)),
+        )
+    }
+
+    /// The quantized parts this tensor is dequantized from, if it is.
+    #[must_use]
+    pub fn quantization(&self) -> Option<&quantized::Quantized> {
+        match &self.bytes {
+            Bytes::Quantized(q) => Some(q),
+            _ => None,
         }
     }
 
