@@ -15,11 +15,11 @@ fn fixture(name: &str) -> String {
     )
 }
 
-/// `export NAME.safetensors --dequantize`, each expected weight compared byte for byte.
-fn dequantized_matches(name: &str) -> usize {
+/// `export SOURCE --dequantize`, each weight of NAME.expected.safetensors compared byte for byte.
+fn dequantized_matches(source: &str, name: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
-    let source = fixture(&format!("{name}.safetensors"));
+    let source = fixture(source);
     let refused = paramscope(&["export", &source, "-o", out.to_str().unwrap()]);
     assert_eq!(
         refused.status.code(),
@@ -65,7 +65,27 @@ fn dequantized_matches(name: &str) -> usize {
 
 #[test]
 fn fp8_weights_dequantize_bit_exact_with_torch() {
-    assert_eq!(dequantized_matches("fp8"), 3);
+    assert_eq!(dequantized_matches("fp8.safetensors", "fp8"), 3);
+}
+
+#[test]
+fn gptq_and_awq_weights_dequantize_bit_exact_with_their_reference_formulas() {
+    // 4-bit v1 zeros with act-order g_idx; 8-bit v2 zeros in consecutive groups; AWQ's GEMM order.
+    for name in ["gptq", "gptq_v2", "awq"] {
+        assert_eq!(dequantized_matches(name, name), 1, "{name}");
+    }
+    let tree = stdout_json(&["tree", &fixture("gptq"), "--json"]);
+    let weight = tree["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "model.layers.0.mlp.up_proj.weight")
+        .unwrap()
+        .clone();
+    assert_eq!(weight["shape"], serde_json::json!([48, 64]));
+    assert_eq!(weight["dtype"], "F16");
+    assert_eq!(weight["quantization"]["scheme"], "gptq");
+    assert_eq!(weight["quantization"]["parts"].as_array().unwrap().len(), 4);
 }
 
 #[test]

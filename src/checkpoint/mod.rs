@@ -250,7 +250,12 @@ fn from_opened(
     };
     let ties = matches!(&config, Ok(Some(c)) if c.ties_word_embeddings());
     let mut warnings = std::mem::take(&mut checkpoint.warnings);
-    quantized::group(&mut checkpoint.tensors, &mut warnings);
+    let quantization = quantized::config_beside(file);
+    quantized::group(
+        &mut checkpoint.tensors,
+        quantization.as_ref(),
+        &mut warnings,
+    );
     let extras = std::mem::take(&mut checkpoint.extras);
     let mut model = from_checkpoint(checkpoint, ties).map_err(|e| FileError::new(file, e))?;
     // `tree` lists these tensors apart from the parameters it counts.

@@ -4,7 +4,13 @@
 //!
 //! - FP8 with `weight_scale` (per tensor, or per output channel): `q.float() * scale`;
 //! - DeepSeek-V3's block FP8 with `weight_scale_inv`, one scale per 128 × 128 block:
-//!   `q.float() * s` over each block (its `weight_dequant`).
+//!   `q.float() * s` over each block (its `weight_dequant`);
+//! - GPTQ (`qweight` packed along the input, `qzeros` along the output, `scales`, `g_idx`):
+//!   `scales[g] * (q - z)` in the scales' dtype, `z` the stored zero plus one in the v1 format;
+//! - AWQ's GEMM packing (both packed along the output, in the order 0 2 4 6 1 3 5 7):
+//!   `(q - z) * scales[g]`.
+//!
+//! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in).
 
 use std::sync::OnceLock;
 
@@ -24,6 +30,18 @@ pub enum Scheme {
         /// Columns of a block.
         cols: usize,
     },
+    /// GPTQ's packing, `bits` per code; `v1` zeros are stored one less than they are.
+    Gptq {
+        /// Bits per code.
+        bits: u32,
+        /// The v1 checkpoint format.
+        v1: bool,
+    },
+    /// AWQ's GEMM packing.
+    Awq {
+        /// Bits per code.
+        bits: u32,
+    },
 }
 
 impl Scheme {
@@ -33,6 +51,8 @@ impl Scheme {
         match self {
             Scheme::Fp8 => "fp8",
             Scheme::Fp8Block { .. } => "fp8_block",
+            Scheme::Gptq { .. } => "gptq",
+            Scheme::Awq { .. } => "awq",
         }
     }
 }
@@ -86,6 +106,10 @@ impl std::fmt::Debug for Quantized {
             .finish_non_exhaustive()
     }
 }
+
+/// Where AWQ's GEMM packing puts output `k` of eight within a word (the inverse of its pack order
+/// 0 2 4 6 1 3 5 7, as its `reverse_awq_order` undoes it).
+const AWQ_ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
 
 /// Whether `dtype` is an FP8 the schemes store codes in.
 fn is_fp8(dtype: DType) -> bool {
@@ -144,6 +168,86 @@ impl Quantized {
         })
     }
 
+    /// GPTQ or AWQ (by `scheme`) from `qweight`, `qzeros`, `scales` and GPTQ's optional `g_idx`
+    /// (`None`: groups of consecutive inputs). The bits per code are read from the shapes.
+    pub fn packed(
+        gptq_v1: Option<bool>,
+        qweight: (String, Tensor),
+        qzeros: (String, Tensor),
+        scales: (String, Tensor),
+        g_idx: Option<(String, Tensor)>,
+    ) -> Result<Quantized, QuantError> {
+        let name = if gptq_v1.is_some() { "gptq" } else { "awq" };
+        let shape_error = |part: &(String, Tensor), codes: &Tensor| QuantError::Shape {
+            part: part.0.clone(),
+            shape: part.1.shape().to_vec(),
+            codes: codes.shape().to_vec(),
+            scheme: name,
+        };
+        for part in [&qweight, &qzeros] {
+            if part.1.dtype() != DType::I32 {
+                return Err(QuantError::DType {
+                    part: part.0.clone(),
+                    dtype: part.1.dtype(),
+                    scheme: name,
+                    expected: "I32",
+                });
+            }
+        }
+        let dtype = scales.1.dtype();
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(QuantError::DType {
+                part: scales.0,
+                dtype,
+                scheme: name,
+                expected: "F32, BF16 or F16",
+            });
+        }
+        let (&[qr, qc], &[groups, out], &[zr, zc]) =
+            (qweight.1.shape(), scales.1.shape(), qzeros.1.shape())
+        else {
+            return Err(shape_error(&scales, &qweight.1));
+        };
+        // qzeros packs the output dimension in both schemes: its width gives the bits.
+        let bits = (zc * 32).checked_div(out).unwrap_or(0) as u32;
+        let pack = if matches!(bits, 2 | 4 | 8) {
+            32 / bits as usize
+        } else {
+            0
+        };
+        let inputs = if gptq_v1.is_some() { qr * pack } else { qr };
+        let fits = pack > 0
+            && zr == groups
+            && zc * pack == out
+            && groups > 0
+            && if gptq_v1.is_some() {
+                qc == out
+            } else {
+                qc * pack == out
+            };
+        if !fits {
+            return Err(shape_error(&qzeros, &qweight.1));
+        }
+        if let Some(g) = &g_idx
+            && (g.1.shape() != [inputs] || !matches!(g.1.dtype(), DType::I32 | DType::I64))
+        {
+            return Err(shape_error(g, &qweight.1));
+        }
+        let scheme = match gptq_v1 {
+            Some(v1) => Scheme::Gptq { bits, v1 },
+            None => Scheme::Awq { bits },
+        };
+        let mut parts = vec![qweight, qzeros, scales];
+        parts.extend(g_idx);
+        Ok(Quantized {
+            scheme,
+            parts,
+            shape: vec![out, inputs],
+            dtype,
+            values: OnceLock::new(),
+        })
+    }
+
     /// The scheme.
     #[must_use]
     pub fn scheme(&self) -> Scheme {
@@ -181,6 +285,15 @@ impl Quantized {
 
     /// Every value in f32, C order.
     fn dequantize(&self) -> Vec<f32> {
+        match self.scheme {
+            Scheme::Gptq { bits, .. } | Scheme::Awq { bits } => self.unpack(bits),
+            Scheme::Fp8 => self.scaled(None),
+            Scheme::Fp8Block { rows, cols } => self.scaled(Some((rows, cols))),
+        }
+    }
+
+    /// FP8 codes times their scale (per tensor, per row, or per block), in f32.
+    fn scaled(&self, block: Option<(usize, usize)>) -> Vec<f32> {
         let [(_, codes), (_, scale)] = &self.parts[..] else {
             unreachable!("FP8 weights have two parts")
         };
@@ -188,16 +301,83 @@ impl Quantized {
         let q = codes.to_f32_vec().expect("FP8 decodes");
         let s = scale.to_f32_vec().expect("float scales decode");
         let cols = self.shape.get(1).copied().unwrap_or(1).max(1);
-        match self.scheme {
-            Scheme::Fp8Block { rows, cols: bc } => {
+        match block {
+            Some((rows, bc)) => {
                 let scale_cols = cols.div_ceil(bc);
                 q.iter()
                     .enumerate()
                     .map(|(i, v)| v * s[(i / cols / rows) * scale_cols + (i % cols) / bc])
                     .collect()
             }
-            Scheme::Fp8 if s.len() == 1 => q.iter().map(|v| v * s[0]).collect(),
-            Scheme::Fp8 => q.iter().enumerate().map(|(i, v)| v * s[i / cols]).collect(),
+            None if s.len() == 1 => q.iter().map(|v| v * s[0]).collect(),
+            None => q.iter().enumerate().map(|(i, v)| v * s[i / cols]).collect(),
         }
+    }
+
+    /// GPTQ's or AWQ's codes and zeros unpacked, times the scales, rounded to the scales' dtype
+    /// once per value (the reference multiplies in that dtype, which on the CPU is an f32 product
+    /// rounded), as (out, in).
+    fn unpack(&self, bits: u32) -> Vec<f32> {
+        let (out, inputs) = (self.shape[0], self.shape[1]);
+        let ints = |t: &Tensor| -> Vec<i64> {
+            decode::decode_scalars(t.dtype(), t.bytes(), 0, t.numel())
+                .expect("integer parts decode")
+                .into_iter()
+                .map(|s| match s {
+                    decode::Scalar::Int(v) => v as i64,
+                    _ => 0,
+                })
+                .collect()
+        };
+        let qweight = ints(&self.parts[0].1);
+        let qzeros = ints(&self.parts[1].1);
+        let scales = self.parts[2].1.to_f32_vec().expect("float scales decode");
+        let groups = self.parts[2].1.shape()[0];
+        let pack = 32 / bits as usize;
+        let mask = (1i64 << bits) - 1;
+        let (gptq, v1) = match self.scheme {
+            Scheme::Gptq { v1, .. } => (true, v1),
+            _ => (false, false),
+        };
+        let shift = |j: usize| -> i64 {
+            let k = j % pack;
+            let k = if gptq || pack != 8 { k } else { AWQ_ORDER[k] };
+            (k as i64) * i64::from(bits)
+        };
+        let word_cols = out / pack;
+        let zero = |g: usize, o: usize| {
+            let z = (qzeros[g * word_cols + o / pack] >> shift(o)) & mask;
+            if v1 { z + 1 } else { z }
+        };
+        let g_idx: Vec<usize> = if let Some((_, g)) = self.parts.get(3) {
+            ints(g)
+                .into_iter()
+                .map(|g| usize::try_from(g).unwrap_or(0).min(groups - 1))
+                .collect()
+        } else {
+            let size = inputs.div_ceil(groups).max(1);
+            (0..inputs).map(|i| i / size).collect()
+        };
+        let round = |v: f32| -> f32 {
+            match self.dtype {
+                DType::F16 => half::f16::from_f32(v).to_f32(),
+                DType::BF16 => half::bf16::from_f32(v).to_f32(),
+                _ => v,
+            }
+        };
+        let mut values = vec![0.0f32; out * inputs];
+        for i in 0..inputs {
+            let g = g_idx[i];
+            for o in 0..out {
+                let code = if gptq {
+                    (qweight[(i / pack) * out + o] >> shift(i)) & mask
+                } else {
+                    (qweight[i * word_cols + o / pack] >> shift(o)) & mask
+                };
+                let scale = scales[g * out + o];
+                values[o * inputs + i] = round(scale * (code - zero(g, o)) as f32);
+            }
+        }
+        values
     }
 }
