@@ -69,9 +69,16 @@ fn fp8_weights_dequantize_bit_exact_with_torch() {
 }
 
 #[test]
-fn gptq_and_awq_weights_dequantize_bit_exact_with_their_reference_formulas() {
-    // 4-bit v1 zeros with act-order g_idx; 8-bit v2 zeros in consecutive groups; AWQ's GEMM order.
-    for name in ["gptq", "gptq_v2", "awq"] {
+fn packed_integer_weights_dequantize_bit_exact_with_their_references() {
+    // 4-bit v1 zeros with act-order g_idx; 8-bit v2 zeros in consecutive groups; AWQ's GEMM order;
+    // compressed-tensors' pack-quantized (its own dequantize is the oracle).
+    for name in [
+        "gptq",
+        "gptq_v2",
+        "awq",
+        "compressed_int4",
+        "compressed_int8",
+    ] {
         assert_eq!(dequantized_matches(name, name), 1, "{name}");
     }
     let tree = stdout_json(&["tree", &fixture("gptq"), "--json"]);

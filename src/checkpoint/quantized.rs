@@ -5,7 +5,9 @@
 //! - an FP8 `NAME.weight` with `NAME.weight_scale_inv` (block FP8, 128 × 128 blocks) or
 //!   `NAME.weight_scale` (per tensor or per output channel), under the codes' name;
 //! - `NAME.qweight` + `NAME.qzeros` + `NAME.scales` (+ `NAME.g_idx`), GPTQ or AWQ by the packing
-//!   the shapes show, as a new `NAME.weight`.
+//!   the shapes show, as a new `NAME.weight`;
+//! - compressed-tensors' `NAME.weight_packed` + `NAME.weight_scale` + `NAME.weight_shape`, as a new
+//!   `NAME.weight`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,6 +77,28 @@ pub fn group(
                 g_idx,
             )
             .map(|q| (i, Some(format!("{module}.weight")), q))
+        } else if let Some(module) = name.strip_suffix(".weight_packed") {
+            let Some(scale) = part(&format!("{module}.weight_scale")) else {
+                continue;
+            };
+            let shape = part(&format!("{module}.weight_shape"))
+                .and_then(|(_, t)| t.to_f32_vec().ok())
+                .and_then(|s| match s[..] {
+                    [out, inputs] => Some([out as usize, inputs as usize]),
+                    _ => None,
+                });
+            let Some(shape) = shape else {
+                warnings.push(format!("{name}: no weight_shape beside it; left as stored"));
+                continue;
+            };
+            if part(&format!("{module}.weight_zero_point")).is_some() {
+                warnings.push(format!(
+                    "{name}: asymmetric pack-quantized weights are not dequantized yet; left as stored"
+                ));
+                continue;
+            }
+            Quantized::compressed((name.clone(), tensor.clone()), scale, shape)
+                .map(|q| (i, Some(format!("{module}.weight")), q))
         } else {
             continue;
         };

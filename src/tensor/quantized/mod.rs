@@ -10,6 +10,9 @@
 //! - AWQ's GEMM packing (both packed along the output, in the order 0 2 4 6 1 3 5 7):
 //!   `(q - z) * scales[g]`.
 //!
+//! - compressed-tensors' `pack-quantized` (signed codes offset by 2^(bits-1), packed along the
+//!   input, `weight_scale` per group of inputs, symmetric): `q * scale` in the scales' dtype.
+//!
 //! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in).
 
 use std::sync::OnceLock;
@@ -42,6 +45,11 @@ pub enum Scheme {
         /// Bits per code.
         bits: u32,
     },
+    /// compressed-tensors' `pack-quantized`, symmetric.
+    Compressed {
+        /// Bits per code.
+        bits: u32,
+    },
 }
 
 impl Scheme {
@@ -53,6 +61,8 @@ impl Scheme {
             Scheme::Fp8Block { .. } => "fp8_block",
             Scheme::Gptq { .. } => "gptq",
             Scheme::Awq { .. } => "awq",
+            Scheme::Compressed { bits: 8 } => "compressed_int8",
+            Scheme::Compressed { .. } => "compressed_int4",
         }
     }
 }
@@ -110,6 +120,18 @@ impl std::fmt::Debug for Quantized {
 /// Where AWQ's GEMM packing puts output `k` of eight within a word (the inverse of its pack order
 /// 0 2 4 6 1 3 5 7, as its `reverse_awq_order` undoes it).
 const AWQ_ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+
+/// Every element of an integer tensor.
+fn ints(t: &Tensor) -> Vec<i64> {
+    decode::decode_scalars(t.dtype(), t.bytes(), 0, t.numel())
+        .expect("integer parts decode")
+        .into_iter()
+        .map(|s| match s {
+            decode::Scalar::Int(v) => v as i64,
+            _ => 0,
+        })
+        .collect()
+}
 
 /// Whether `dtype` is an FP8 the schemes store codes in.
 fn is_fp8(dtype: DType) -> bool {
@@ -248,6 +270,62 @@ impl Quantized {
         })
     }
 
+    /// compressed-tensors' `pack-quantized`: `weight_packed` (I32, (out, in·bits/32)) and
+    /// `weight_scale` ((out, groups)), the logical shape `[out, in]` from `weight_shape`.
+    pub fn compressed(
+        packed: (String, Tensor),
+        scale: (String, Tensor),
+        shape: [usize; 2],
+    ) -> Result<Quantized, QuantError> {
+        let name = "compressed_int4";
+        let dtype = scale.1.dtype();
+        if packed.1.dtype() != DType::I32 {
+            return Err(QuantError::DType {
+                part: packed.0,
+                dtype: packed.1.dtype(),
+                scheme: name,
+                expected: "I32",
+            });
+        }
+        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
+            return Err(QuantError::DType {
+                part: scale.0,
+                dtype,
+                scheme: name,
+                expected: "F32, BF16 or F16",
+            });
+        }
+        let [out, inputs] = shape;
+        let (&[pr, pc], &[sr, groups]) = (packed.1.shape(), scale.1.shape()) else {
+            return Err(QuantError::Shape {
+                part: scale.0,
+                shape: scale.1.shape().to_vec(),
+                codes: packed.1.shape().to_vec(),
+                scheme: name,
+            });
+        };
+        // Only widths that divide 32 keep each code inside one word; those are the ones in use.
+        let bits = [4u32, 8]
+            .into_iter()
+            .find(|b| inputs > 0 && (inputs * *b as usize).div_ceil(32) == pc);
+        let fits = pr == out && sr == out && groups > 0 && inputs % groups == 0;
+        let (Some(bits), true) = (bits, fits) else {
+            return Err(QuantError::Shape {
+                part: packed.0,
+                shape: packed.1.shape().to_vec(),
+                codes: shape.to_vec(),
+                scheme: name,
+            });
+        };
+        Ok(Quantized {
+            scheme: Scheme::Compressed { bits },
+            parts: vec![packed, scale],
+            shape: shape.to_vec(),
+            dtype,
+            values: OnceLock::new(),
+        })
+    }
+
     /// The scheme.
     #[must_use]
     pub fn scheme(&self) -> Scheme {
@@ -287,6 +365,7 @@ impl Quantized {
     fn dequantize(&self) -> Vec<f32> {
         match self.scheme {
             Scheme::Gptq { bits, .. } | Scheme::Awq { bits } => self.unpack(bits),
+            Scheme::Compressed { bits } => self.signed(bits),
             Scheme::Fp8 => self.scaled(None),
             Scheme::Fp8Block { rows, cols } => self.scaled(Some((rows, cols))),
         }
@@ -314,21 +393,39 @@ impl Quantized {
         }
     }
 
+    /// compressed-tensors' signed codes times their group's scale, rounded to the scales' dtype.
+    fn signed(&self, bits: u32) -> Vec<f32> {
+        let (out, inputs) = (self.shape[0], self.shape[1]);
+        let words = ints(&self.parts[0].1);
+        let scales = self.parts[1].1.to_f32_vec().expect("float scales decode");
+        let (groups, width) = (self.parts[1].1.shape()[1], self.parts[0].1.shape()[1]);
+        let (pack, mask, offset) = (32 / bits as usize, (1i64 << bits) - 1, 1i64 << (bits - 1));
+        let size = inputs / groups;
+        let mut values = Vec::with_capacity(out * inputs);
+        for o in 0..out {
+            for i in 0..inputs {
+                let word = words[o * width + i / pack];
+                let code = ((word >> ((i % pack) as u32 * bits)) & mask) - offset;
+                values.push(self.round(scales[o * groups + i / size] * code as f32));
+            }
+        }
+        values
+    }
+
+    /// A product rounded to the scales' dtype, as the references multiply in it.
+    fn round(&self, v: f32) -> f32 {
+        match self.dtype {
+            DType::F16 => half::f16::from_f32(v).to_f32(),
+            DType::BF16 => half::bf16::from_f32(v).to_f32(),
+            _ => v,
+        }
+    }
+
     /// GPTQ's or AWQ's codes and zeros unpacked, times the scales, rounded to the scales' dtype
     /// once per value (the reference multiplies in that dtype, which on the CPU is an f32 product
     /// rounded), as (out, in).
     fn unpack(&self, bits: u32) -> Vec<f32> {
         let (out, inputs) = (self.shape[0], self.shape[1]);
-        let ints = |t: &Tensor| -> Vec<i64> {
-            decode::decode_scalars(t.dtype(), t.bytes(), 0, t.numel())
-                .expect("integer parts decode")
-                .into_iter()
-                .map(|s| match s {
-                    decode::Scalar::Int(v) => v as i64,
-                    _ => 0,
-                })
-                .collect()
-        };
         let qweight = ints(&self.parts[0].1);
         let qzeros = ints(&self.parts[1].1);
         let scales = self.parts[2].1.to_f32_vec().expect("float scales decode");
@@ -358,13 +455,6 @@ impl Quantized {
             let size = inputs.div_ceil(groups).max(1);
             (0..inputs).map(|i| i / size).collect()
         };
-        let round = |v: f32| -> f32 {
-            match self.dtype {
-                DType::F16 => half::f16::from_f32(v).to_f32(),
-                DType::BF16 => half::bf16::from_f32(v).to_f32(),
-                _ => v,
-            }
-        };
         let mut values = vec![0.0f32; out * inputs];
         for i in 0..inputs {
             let g = g_idx[i];
@@ -375,7 +465,7 @@ impl Quantized {
                     (qweight[i * word_cols + o / pack] >> shift(o)) & mask
                 };
                 let scale = scales[g * out + o];
-                values[o * inputs + i] = round(scale * (code - zero(g, o)) as f32);
+                values[o * inputs + i] = self.round(scale * (code - zero(g, o)) as f32);
             }
         }
         values
