@@ -78,6 +78,7 @@ fn packed_integer_weights_dequantize_bit_exact_with_their_references() {
         "awq",
         "compressed_int4",
         "compressed_int8",
+        "mxfp4",
     ] {
         assert_eq!(dequantized_matches(name, name), 1, "{name}");
     }
@@ -93,6 +94,18 @@ fn packed_integer_weights_dequantize_bit_exact_with_their_references() {
     assert_eq!(weight["dtype"], "F16");
     assert_eq!(weight["quantization"]["scheme"], "gptq");
     assert_eq!(weight["quantization"]["parts"].as_array().unwrap().len(), 4);
+    // MXFP4 experts as transformers returns them: (experts, G * 32, rows), BF16.
+    let tree = stdout_json(&["tree", &fixture("mxfp4"), "--json"]);
+    let experts = tree["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "model.layers.0.mlp.experts.gate_up_proj")
+        .unwrap()
+        .clone();
+    assert_eq!(experts["shape"], serde_json::json!([2, 96, 12]));
+    assert_eq!(experts["dtype"], "BF16");
+    assert_eq!(experts["quantization"]["scheme"], "mxfp4");
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! - `NAME.qweight` + `NAME.qzeros` + `NAME.scales` (+ `NAME.g_idx`), GPTQ or AWQ by the packing
 //!   the shapes show, as a new `NAME.weight`;
 //! - compressed-tensors' `NAME.weight_packed` + `NAME.weight_scale` + `NAME.weight_shape`, as a new
-//!   `NAME.weight`.
+//!   `NAME.weight`;
+//! - MXFP4's `NAME_blocks` + `NAME_scales` (gpt-oss's experts), as a new `NAME`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -77,6 +78,12 @@ pub fn group(
                 g_idx,
             )
             .map(|q| (i, Some(format!("{module}.weight")), q))
+        } else if let Some(weight) = name.strip_suffix("_blocks") {
+            let Some(scales) = part(&format!("{weight}_scales")) else {
+                continue;
+            };
+            Quantized::mxfp4((name.clone(), tensor.clone()), scales)
+                .map(|q| (i, Some(weight.to_owned()), q))
         } else if let Some(module) = name.strip_suffix(".weight_packed") {
             let Some(scale) = part(&format!("{module}.weight_scale")) else {
                 continue;

@@ -12,6 +12,9 @@
 //!
 //! - compressed-tensors' `pack-quantized` (signed codes offset by 2^(bits-1), packed along the
 //!   input, `weight_scale` per group of inputs, symmetric): `q * scale` in the scales' dtype.
+//! - MXFP4 (gpt-oss's experts): `_blocks` of 32 E2M1 codes and an E8M0 `_scales` byte per block,
+//!   `ldexp(lut[code], scale - 127)` in BF16, laid out (experts, G·32, rows) as transformers'
+//!   `convert_moe_packed_tensors` returns it.
 //!
 //! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in).
 
@@ -50,6 +53,8 @@ pub enum Scheme {
         /// Bits per code.
         bits: u32,
     },
+    /// MXFP4 experts.
+    Mxfp4,
 }
 
 impl Scheme {
@@ -63,6 +68,7 @@ impl Scheme {
             Scheme::Awq { .. } => "awq",
             Scheme::Compressed { bits: 8 } => "compressed_int8",
             Scheme::Compressed { .. } => "compressed_int4",
+            Scheme::Mxfp4 => "mxfp4",
         }
     }
 }
@@ -326,6 +332,46 @@ impl Quantized {
         })
     }
 
+    /// MXFP4 experts: `blocks` (U8, (experts, rows, G, 16)) and `scales` (U8, (experts, rows, G)).
+    pub fn mxfp4(
+        blocks: (String, Tensor),
+        scales: (String, Tensor),
+    ) -> Result<Quantized, QuantError> {
+        for part in [&blocks, &scales] {
+            if part.1.dtype() != DType::U8 {
+                return Err(QuantError::DType {
+                    part: part.0.clone(),
+                    dtype: part.1.dtype(),
+                    scheme: "mxfp4",
+                    expected: "U8",
+                });
+            }
+        }
+        let (&[experts, rows, groups, 16], s) = (blocks.1.shape(), scales.1.shape()) else {
+            return Err(QuantError::Shape {
+                part: blocks.0,
+                shape: blocks.1.shape().to_vec(),
+                codes: blocks.1.shape().to_vec(),
+                scheme: "mxfp4",
+            });
+        };
+        if s != [experts, rows, groups] {
+            return Err(QuantError::Shape {
+                part: scales.0,
+                shape: s.to_vec(),
+                codes: blocks.1.shape().to_vec(),
+                scheme: "mxfp4",
+            });
+        }
+        Ok(Quantized {
+            scheme: Scheme::Mxfp4,
+            parts: vec![blocks, scales],
+            shape: vec![experts, groups * 32, rows],
+            dtype: DType::BF16,
+            values: OnceLock::new(),
+        })
+    }
+
     /// The scheme.
     #[must_use]
     pub fn scheme(&self) -> Scheme {
@@ -366,6 +412,7 @@ impl Quantized {
         match self.scheme {
             Scheme::Gptq { bits, .. } | Scheme::Awq { bits } => self.unpack(bits),
             Scheme::Compressed { bits } => self.signed(bits),
+            Scheme::Mxfp4 => self.mxfp4_values(),
             Scheme::Fp8 => self.scaled(None),
             Scheme::Fp8Block { rows, cols } => self.scaled(Some((rows, cols))),
         }
@@ -407,6 +454,36 @@ impl Quantized {
                 let word = words[o * width + i / pack];
                 let code = ((word >> ((i % pack) as u32 * bits)) & mask) - offset;
                 values.push(self.round(scales[o * groups + i / size] * code as f32));
+            }
+        }
+        values
+    }
+
+    /// MXFP4 codes as transformers' `convert_moe_packed_tensors` makes them: the E2M1 value (low
+    /// nibble first) times 2^(scale - 127) exactly, rounded to BF16, transposed to (experts, G·32, rows).
+    fn mxfp4_values(&self) -> Vec<f32> {
+        const E2M1: [f32; 16] = [
+            0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
+        ];
+        let [experts, columns, rows] = self.shape[..] else {
+            unreachable!("MXFP4 weights are 3-D")
+        };
+        let (blocks, scales) = (self.parts[0].1.bytes(), self.parts[1].1.bytes());
+        let groups = columns / 32;
+        let mut values = vec![0.0f32; experts * columns * rows];
+        for e in 0..experts {
+            for r in 0..rows {
+                for c in 0..columns {
+                    let block = (e * rows + r) * groups + c / 32;
+                    let byte = blocks[block * 16 + (c % 32) / 2];
+                    let code = if c % 2 == 0 { byte & 0x0f } else { byte >> 4 };
+                    // torch.ldexp is exact, then rounded: 0 stays 0 under 2^128, 0.5 · 2^128 is 2^127,
+                    // and only a product past the range is infinite. f64 holds every product.
+                    let power = 2f64.powi(i32::from(scales[block]) - 127);
+                    let exact = f64::from(E2M1[usize::from(code)]) * power;
+                    let v = half::bf16::from_f64(exact).to_f32();
+                    values[(e * columns + c) * rows + r] = v;
+                }
             }
         }
         values
