@@ -85,6 +85,7 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
         input: args.input,
         seed: args.seed,
         compare: args.compare,
+        base: args.base,
     });
     // A write the worker had not finished leaves no temp file behind.
     fault::remove_temps();

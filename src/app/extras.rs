@@ -24,9 +24,29 @@ pub struct Extras {
     pub gguf: Vec<(String, gguf::Value)>,
     /// A PyTorch checkpoint's plain values by dotted name.
     pub values: Vec<(String, Scalar)>,
+    /// Each base weight a LoRA adapter updates, by state_dict key, with what its row adds.
+    pub adapted: Vec<(String, String)>,
 }
 
 impl Extras {
+    /// Appends each adapted weight's mark (`lora r=4 scaling=2 |dW|=…`) to its row's label.
+    pub fn mark_adapted(&self, nodes: &mut [Node]) {
+        if self.adapted.is_empty() {
+            return;
+        }
+        let marks: std::collections::HashMap<&str, &str> = self
+            .adapted
+            .iter()
+            .map(|(key, mark)| (key.as_str(), mark.as_str()))
+            .collect();
+        for node in nodes.iter_mut().filter(|n| n.param().is_some()) {
+            if let Some(mark) = marks.get(node.path.as_str()) {
+                node.label.push_str("  ");
+                node.label.push_str(mark);
+            }
+        }
+    }
+
     /// Appends a `metadata` and a `values` heading, each with its rows, after the model's nodes.
     pub fn push_rows(&self, nodes: &mut Vec<Node>) {
         if !self.gguf.is_empty() {
@@ -136,9 +156,11 @@ fn close(nodes: &mut [Node], index: usize) {
 #[cfg(test)]
 mod tests {
     use super::{ALL_ARRAY_ROWS, ARRAY_ROWS, Extras};
+    use crate::app::outline::Outline;
     use crate::app::outline::node::{Node, NodeKind};
     use crate::io::gguf::Value;
     use crate::io::gguf::value::{Array, ValueType};
+    use crate::model::demos;
 
     #[test]
     fn many_long_arrays_list_their_items_up_to_one_total() {
@@ -154,7 +176,7 @@ mod tests {
         };
         let extras = Extras {
             gguf: (0..5).map(|k| (format!("a{k}"), array())).collect(),
-            values: Vec::new(),
+            ..Extras::default()
         };
         let mut nodes: Vec<Node> = Vec::new();
         extras.push_rows(&mut nodes);
@@ -173,5 +195,21 @@ mod tests {
             Some(nodes.len() - 2),
             "under the fifth array's row"
         );
+    }
+
+    #[test]
+    fn an_adapted_weight_carries_its_mark_and_no_other_row_does() {
+        let extras = Extras {
+            adapted: vec![("0.weight".into(), "lora r=2".into())],
+            ..Extras::default()
+        };
+        let outline = Outline::new(&demos::build("mlp", 0).unwrap(), &extras);
+        let marked: Vec<&str> = outline
+            .nodes
+            .iter()
+            .filter(|n| n.label.ends_with("lora r=2"))
+            .map(|n| n.path.as_str())
+            .collect();
+        assert_eq!(marked, ["0.weight"]);
     }
 }

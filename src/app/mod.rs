@@ -63,6 +63,8 @@ pub struct Args {
     pub seed: u64,
     /// A second model to compare with, opened on the worker.
     pub compare: Option<String>,
+    /// The base of a LoRA adapter `model`.
+    pub base: Option<String>,
 }
 
 /// Everything the event loop hears, on one channel.
@@ -85,12 +87,15 @@ pub fn run(args: Args) -> Result<(), AppError> {
         seed: args.seed,
     };
     // A folder of several checkpoints opens its first, with the picker offering them all.
-    let (opened, several) = match work::open::open(&spec) {
+    let (opened, several) = match work::open::open_with_base(&spec, args.base.as_deref()) {
         Ok(opened) => (opened, None),
         Err(e) => {
             let choices = picker::several(&e).ok_or(e)?;
             spec.model.clone_from(&choices[0]);
-            (work::open::open(&spec)?, Some(choices))
+            (
+                work::open::open_with_base(&spec, args.base.as_deref())?,
+                Some(choices),
+            )
         }
     };
     let input = match &args.input {

@@ -5,14 +5,18 @@
 //! - [`infer`]: the module tree read from a checkpoint's dotted names, with its ties;
 //! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
 //! - [`save`]: a model written back as safetensors' `save_model` writes it;
-//! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters.
+//! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters;
+//! - [`adapter`]: a LoRA adapter folder attached to its base;
+//! - [`quantized`]: quantized safetensors' codes and scales grouped into logical weights.
 
+pub mod adapter;
 pub mod architecture;
 pub mod dcp;
 pub mod family;
 pub mod infer;
 pub mod locate;
 pub mod pytorch;
+pub mod quantized;
 pub mod remote;
 pub mod save;
 pub mod training;
@@ -62,6 +66,8 @@ pub struct Loaded {
     pub gguf: Vec<(String, gguf::Value)>,
     /// The family config.json names, when paramscope runs it (the tree is then the family's).
     pub family: Option<(Family, FamilyConfig)>,
+    /// The LoRA adapter opened against this model (its base), when the `MODEL` was one.
+    pub adapter: Option<adapter::Attached>,
 }
 
 /// Why a `MODEL` argument could not be opened. Names travel raw; they are escaped where printed.
@@ -134,6 +140,9 @@ pub enum OpenError {
     /// A remote checkpoint of a kind read only locally for now.
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    /// An adapter that cannot be attached, or `--base` without one.
+    #[error(transparent)]
+    Adapter(#[from] adapter::AdapterError),
 }
 
 /// Loads `spec` as the command line's `MODEL`.
@@ -143,7 +152,36 @@ pub fn load(spec: &str, options: &LoadOptions) -> Result<Model, OpenError> {
 
 /// Loads `spec` as [`load`] does, keeping the warnings.
 pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
-    open_keyed(spec, options, None)
+    open_adapted(spec, options, None, None)
+}
+
+/// Loads `spec` as [`open_keyed`] does, but a LoRA adapter folder opens as its base with the
+/// adapter attached: the base is `base`, else the config's `base_model_name_or_path` when that
+/// is a path here; without either, the adapter's own tensors open, with a warning.
+pub fn open_adapted(
+    spec: &str,
+    options: &LoadOptions,
+    key: Option<&str>,
+    base: Option<&str>,
+) -> Result<Loaded, OpenError> {
+    let Some(found) = adapter::find(Path::new(spec)) else {
+        if base.is_some() {
+            return Err(adapter::AdapterError::NotAnAdapter(spec.to_owned()).into());
+        }
+        return open_keyed(spec, options, key);
+    };
+    let config = adapter::Config::read(&found.config)?;
+    let Some(base) = base.map(str::to_owned).or_else(|| config.local_base()) else {
+        let mut loaded = open_keyed(spec, options, key)?;
+        loaded.warnings.push(format!(
+            "{spec} is a LoRA adapter: pass --base MODEL to see it against its base"
+        ));
+        return Ok(loaded);
+    };
+    let mut loaded = open_keyed(&base, options, key)?;
+    let tensors = safetensors::open(&found.weights)?.tensors;
+    loaded.adapter = Some(adapter::attach(&config, tensors, &loaded.model, &base));
+    Ok(loaded)
 }
 
 /// Loads `spec` as [`open`] does; with `key`, the model is the part of the checkpoint under it.
@@ -239,6 +277,12 @@ fn from_opened(
     };
     let ties = matches!(&config, Ok(Some(c)) if c.ties_word_embeddings());
     let mut warnings = std::mem::take(&mut checkpoint.warnings);
+    let quantization = quantized::config_beside(file);
+    quantized::group(
+        &mut checkpoint.tensors,
+        quantization.as_ref(),
+        &mut warnings,
+    );
     let extras = std::mem::take(&mut checkpoint.extras);
     let mut model = from_checkpoint(checkpoint, ties).map_err(|e| FileError::new(file, e))?;
     // `tree` lists these tensors apart from the parameters it counts.
@@ -257,6 +301,7 @@ fn from_opened(
         values: extras.values,
         gguf: extras.gguf,
         family,
+        adapter: None,
     })
 }
 
@@ -280,6 +325,7 @@ fn open_demo(spec: &str, name: &str, options: &LoadOptions) -> Result<Loaded, Op
         values: Vec::new(),
         gguf: Vec::new(),
         family: None,
+        adapter: None,
     })
 }
 
@@ -309,6 +355,7 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         values: Vec::new(),
         gguf: Vec::new(),
         family: None,
+        adapter: None,
     })
 }
 

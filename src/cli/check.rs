@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{CheckArgs, CliError, json_number, json_text};
+use crate::checkpoint::adapter::Attached;
 use crate::checkpoint::training;
+use crate::compare::adapter::{self as lora, Finding as LoraFinding};
 use crate::compare::health::{self, Finding};
 use crate::compare::spectral::{self, Spectral};
 use crate::model::Model;
@@ -17,6 +19,9 @@ const SHOWN: usize = 12;
 
 pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
     let loaded = args.model.open()?;
+    if let Some(adapter) = &loaded.adapter {
+        return Ok(coverage(adapter, args.json));
+    }
     let model = loaded.model;
     let findings = health::check(&model);
     let steps = outliers(&model, &loaded.values);
@@ -133,6 +138,104 @@ fn finding_json(f: &Finding) -> Value {
             value["median_row_norm"] = json_number(*median);
         }
         Finding::Duplicate { of, .. } | Finding::UntiedHead { of, .. } => value["of"] = json!(of),
+    }
+    value
+}
+
+/// An adapter's coverage of its base: the findings about its keys, targets, shapes and values, one
+/// line each (or `--json`), and "N of M target modules adapted".
+fn coverage(adapter: &Attached, json: bool) -> String {
+    let mut findings = adapter.findings.clone();
+    findings.extend(adapter.loras.iter().flat_map(lora::scan));
+    if json {
+        return json_text(&json!({
+            "adapter": {
+                "base": adapter.base,
+                "targets": adapter.targets,
+                "adapted": adapter.adapted,
+                "r": adapter.r,
+                "alpha": adapter.alpha,
+                "scaling": adapter.scaling,
+            },
+            "findings": findings.iter().map(lora_json).collect::<Vec<_>>(),
+        }));
+    }
+    let mut out = String::new();
+    for f in &findings {
+        let (subject, what) = match f {
+            LoraFinding::UnmatchedKey { key, suggestion } => (
+                key,
+                suggestion.as_ref().map_or_else(
+                    || "matches no module of the base".to_owned(),
+                    |s| {
+                        format!(
+                            "matches no module of the base; with the prefix {:?} as {:?} it would adapt {}",
+                            escape(&s.from),
+                            escape(&s.to),
+                            escape(&s.module)
+                        )
+                    },
+                ),
+            ),
+            LoraFinding::UntargetedModule { path } => {
+                (path, "named by target_modules, but the adapter has no weights for it".to_owned())
+            }
+            LoraFinding::ZeroLoraB { path } => {
+                (path, "lora_B is all zeros: the update is zero, the module unchanged".to_owned())
+            }
+            LoraFinding::Nonfinite { key, count, .. } => (key, format!("{count} NaN/Inf values")),
+            LoraFinding::ShapeMismatch {
+                key,
+                shape,
+                expected,
+                ..
+            } => (key, format!("shape {shape:?}, but the base weight calls for {expected:?}")),
+        };
+        let _ = writeln!(out, "{:<17} {}  {what}", f.kind(), escape(subject));
+    }
+    let _ = writeln!(
+        out,
+        "{} of {} target modules adapted ({} LoRA weights on {}; r={}, alpha={}, scaling={})",
+        adapter.adapted,
+        adapter.targets,
+        adapter.loras.len(),
+        escape(&adapter.base),
+        adapter.r,
+        adapter.alpha,
+        adapter.scaling
+    );
+    out
+}
+
+fn lora_json(f: &LoraFinding) -> Value {
+    let mut value = json!({"kind": f.kind()});
+    match f {
+        LoraFinding::UnmatchedKey { key, suggestion } => {
+            value["key"] = json!(key);
+            value["suggestion"] = suggestion.as_ref().map_or(
+                Value::Null,
+                |s| json!({"from": s.from, "to": s.to, "module": s.module}),
+            );
+        }
+        LoraFinding::UntargetedModule { path } | LoraFinding::ZeroLoraB { path } => {
+            value["path"] = json!(path);
+        }
+        LoraFinding::Nonfinite { path, key, count } => {
+            value["path"] = json!(path);
+            value["key"] = json!(key);
+            value["count"] = json!(count);
+        }
+        LoraFinding::ShapeMismatch {
+            path,
+            key,
+            shape,
+            expected,
+        } => {
+            value["path"] = json!(path);
+            value["key"] = json!(key);
+            value["shape"] = json!(shape);
+            value["expected"] = json!(expected);
+        }
     }
     value
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::checkpoint::OpenError;
+use crate::compare::adapter::LoraError;
 use crate::compare::diff::DiffError;
 use crate::families::FamilyError;
 use crate::families::sentence::SentenceError;
@@ -65,6 +66,9 @@ pub enum CliError {
     /// Two models that cannot be compared.
     #[error(transparent)]
     Diff(#[from] DiffError),
+    /// A LoRA update that cannot be computed.
+    #[error(transparent)]
+    Lora(#[from] LoraError),
     /// Values that cannot be read as numbers.
     #[error(transparent)]
     Undecodable(#[from] Undecodable),

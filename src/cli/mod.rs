@@ -64,6 +64,10 @@ pub struct AppArgs {
     /// A second model to compare with: each tree row shows how far its tensor moved (rel_l2).
     #[arg(long, value_name = "MODEL")]
     pub compare: Option<String>,
+    /// The base model of a LoRA adapter MODEL (default: the base_model_name_or_path of its
+    /// adapter_config.json, when that is a path here).
+    #[arg(long, value_name = "MODEL")]
+    pub base: Option<String>,
 }
 
 /// The subcommands.
@@ -104,13 +108,23 @@ pub struct ModelArgs {
     /// training checkpoint {"model": ..., "optimizer": ..., "epoch": 7}).
     #[arg(long, value_name = "K")]
     pub key: Option<String>,
+    /// The base model of a LoRA adapter MODEL (a folder holding adapter_config.json and
+    /// adapter_model.safetensors); default: its config's base_model_name_or_path, when that is a
+    /// path here. tree and check show the adapter against it; the other commands use the merged model.
+    #[arg(long, value_name = "MODEL")]
+    pub base: Option<String>,
 }
 
 impl ModelArgs {
-    /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched);
-    /// warnings go to stderr.
+    /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched,
+    /// a LoRA adapter merged into its base); warnings go to stderr.
     pub fn load(&self) -> Result<Model, CliError> {
-        self.open_fetched().map(|loaded| loaded.model)
+        let loaded = self.open_fetched()?;
+        let mut model = loaded.model;
+        if let Some(adapter) = &loaded.adapter {
+            checkpoint::adapter::merge_into(&mut model, adapter)?;
+        }
+        Ok(model)
     }
 
     /// [`ModelArgs::open`], then every tensor of a remote model fetched, after saying how much.
@@ -127,14 +141,20 @@ impl ModelArgs {
         Ok(loaded)
     }
 
-    /// [`ModelArgs::load`], keeping where the architecture came from.
+    /// [`ModelArgs::load`], keeping where the architecture came from, and an adapter apart from
+    /// its base.
     pub fn open(&self) -> Result<checkpoint::Loaded, CliError> {
         let options = LoadOptions {
             arch: self.arch.as_deref(),
             seed: self.seed,
             array_items: None,
         };
-        let loaded = checkpoint::open_keyed(&self.model, &options, self.key.as_deref())?;
+        let loaded = checkpoint::open_adapted(
+            &self.model,
+            &options,
+            self.key.as_deref(),
+            self.base.as_deref(),
+        )?;
         for warning in &loaded.warnings {
             eprintln!("warning: {}", crate::text::escape(warning));
         }
@@ -170,6 +190,9 @@ pub struct ShowArgs {
     /// exp_avg_sq, momentum_buffer, or update (what step() would subtract with a zero gradient).
     #[arg(long, value_name = "STATE", value_parser = ["exp_avg", "exp_avg_sq", "momentum_buffer", "update"])]
     state: Option<String>,
+    /// For a quantized weight, the stored codes instead of the dequantized values.
+    #[arg(long)]
+    raw: bool,
 }
 
 /// `paramscope forward`.
@@ -238,6 +261,9 @@ pub struct ExportArgs {
     /// Write GGUF quantized tensors as F32 (their dequantized values); without it they are refused.
     #[arg(long)]
     dequantize: bool,
+    /// Write a LoRA adapter's base with the adapter merged in, as PEFT's merge_and_unload.
+    #[arg(long)]
+    merge: bool,
 }
 
 /// `paramscope diff`.
@@ -258,6 +284,9 @@ pub struct DiffArgs {
     /// Exit with 3 when the models differ (errors still exit 1).
     #[arg(long)]
     exit_code: bool,
+    /// The base of A and B when they are LoRA adapters: each is compared merged into it.
+    #[arg(long, value_name = "MODEL")]
+    base: Option<String>,
 }
 
 /// `paramscope check`.

@@ -46,6 +46,10 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
             )));
         }
     };
+    let tensor = match tensor.quantization() {
+        Some(q) if args.raw => &q.parts()[0].1,
+        _ => tensor,
+    };
     // A remote tensor: exactly its range is fetched, once.
     tensor.try_bytes()?;
     let shared_with: Vec<String> = model

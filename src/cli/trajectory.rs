@@ -33,6 +33,7 @@ pub(super) fn run(args: &TrajectoryArgs) -> Result<String, CliError> {
                 arch: None,
                 seed: 0,
                 key: None,
+                base: None,
             }
             .load()
         })

@@ -8,6 +8,7 @@ pub mod grid;
 pub mod histogram;
 pub mod parallel;
 pub mod quantile;
+pub mod quantized;
 pub(crate) mod simd;
 pub mod stats;
 pub mod summary;
@@ -45,6 +46,8 @@ pub enum Bytes {
     },
     /// Put together from pieces on first read (a distributed checkpoint's shards).
     Assembled(Arc<dyn Assemble>),
+    /// A quantized weight's values, dequantized from its stored parts on the first read.
+    Quantized(Arc<quantized::Quantized>),
 }
 
 /// A tensor's bytes kept in pieces until a value is asked for, then put together once.
@@ -144,6 +147,26 @@ impl Tensor {
             Bytes::Mapped { map, start, end } => &map[*start..*end],
             Bytes::Remote { fetched, .. } => fetched.get().map_or(&[], |b| b),
             Bytes::Assembled(pieces) => pieces.bytes(),
+            Bytes::Quantized(q) => q.bytes(),
+        }
+    }
+
+    /// A quantized weight made of stored parts: its shape and dtype are the dequantized ones.
+    #[must_use]
+    pub fn from_quantized(weight: quantized::Quantized) -> Self {
+        Tensor::new(
+            weight.shape().to_vec(),
+            weight.dtype(),
+            Bytes::Quantized(Arc::new(weight)),
+        )
+    }
+
+    /// The quantized parts this tensor is dequantized from, if it is.
+    #[must_use]
+    pub fn quantization(&self) -> Option<&quantized::Quantized> {
+        match &self.bytes {
+            Bytes::Quantized(q) => Some(q),
+            _ => None,
         }
     }
 
@@ -171,6 +194,11 @@ impl Tensor {
         match &self.bytes {
             Bytes::Remote { range, .. } => range.end - range.start,
             Bytes::Assembled(pieces) => pieces.byte_len() as u64,
+            // Dequantized on first read: its length is its shape's, without dequantizing it.
+            Bytes::Quantized(q) => {
+                let numel = q.shape().iter().product();
+                q.dtype().byte_len(numel).unwrap_or(usize::MAX) as u64
+            }
             _ => self.bytes().len() as u64,
         }
     }
