@@ -110,6 +110,9 @@ fn tree_of_thirty_shards_reads_each_head_once_and_a_second_run_requests_nothing(
     assert_eq!(total(&fake), before);
     assert_eq!(ok(&run(&fake, home.path(), &["tree", model], &[])), out);
     assert_eq!(total(&fake), before + 1);
+    // The index named as a file opens in its folder, with its shards: the same tree.
+    let index = format!("{at_sha}/model.safetensors.index.json");
+    assert_eq!(ok(&run(&fake, home.path(), &["tree", &index], &[])), out);
 }
 
 #[test]

@@ -15,6 +15,7 @@ use crate::io::sniff::{self, Format};
 use crate::io::{Checkpoint, FileError, gguf, safetensors, sharded};
 use crate::model::{Model, ParamId};
 use crate::source::fetch::{self, MAX_PARALLEL, Need};
+use crate::source::location::HubRef;
 use crate::source::remote::PROBE;
 use crate::source::{ByteSource, Folder, Location, Opened, Sources, TensorSource};
 use crate::tensor::{FetchError, Ranged};
@@ -70,6 +71,20 @@ pub(super) fn open(
             Some(local) => super::open_keyed(local, options, key),
             None => Err(OpenError::NoSuchFile(path.display().to_string())),
         },
+        Opened::File(source) if sniff::is_index(Path::new(source.name())) => {
+            // An index names its shards beside it: open it in its folder.
+            let (parent, index) = parent_of(location).ok_or_else(|| RemoteError::IndexAlone {
+                name: source.name().to_owned(),
+            })?;
+            match sources.open(&parent)? {
+                Opened::Folder(folder) => in_folder(&folder, &index, options, key, spec),
+                Opened::Local(path) => match path.join(&index).to_str() {
+                    Some(local) => super::open_keyed(local, options, key),
+                    None => Err(OpenError::NoSuchFile(path.display().to_string())),
+                },
+                Opened::File(_) => Err(RemoteError::IndexAlone { name: index }.into()),
+            }
+        }
         Opened::File(source) => {
             let checkpoint = open_file(&source, None, options)?;
             finish(checkpoint, source.name(), key, Ok(None), options, spec)
@@ -82,17 +97,60 @@ pub(super) fn open(
                 .filter(|p| !p.contains('/'))
                 .collect();
             let chosen = locate::checkpoint_among(folder.name(), &top)?;
-            let source = folder.open(&chosen)?;
-            // config.json comes in while the checkpoint's heads do.
-            let (config, checkpoint) = std::thread::scope(|scope| {
-                let config = scope.spawn(|| config_in(&*folder));
-                let checkpoint = open_file(&source, Some(&*folder), options);
-                let config = config.join().unwrap_or(Ok(Ok(None)));
-                (config, checkpoint)
-            });
-            let (config, checkpoint) = (config?, checkpoint?);
-            finish(checkpoint, source.name(), key, config, options, spec)
+            in_folder(&folder, &chosen, options, key, spec)
         }
+    }
+}
+
+/// The file `chosen` of `folder` opened, with the folder's `config.json`.
+fn in_folder(
+    folder: &Arc<dyn Folder>,
+    chosen: &str,
+    options: &LoadOptions,
+    key: Option<&str>,
+    spec: &str,
+) -> Result<Loaded, OpenError> {
+    let source = folder.open(chosen)?;
+    // config.json comes in while the checkpoint's heads do.
+    let (config, checkpoint) = std::thread::scope(|scope| {
+        let config = scope.spawn(|| config_in(&**folder));
+        let checkpoint = open_file(&source, Some(&**folder), options);
+        let config = config.join().unwrap_or(Ok(Ok(None)));
+        (config, checkpoint)
+    });
+    let (config, checkpoint) = (config?, checkpoint?);
+    finish(checkpoint, source.name(), key, config, options, spec)
+}
+
+/// The folder holding a Hub file or an S3 object, and the file's name in it.
+fn parent_of(location: &Location) -> Option<(Location, String)> {
+    match location {
+        Location::Hub(at) => {
+            let (folder, name) = at.path.rsplit_once('/').unwrap_or(("", &at.path));
+            let parent = HubRef {
+                path: folder.to_owned(),
+                ..at.clone()
+            };
+            Some((Location::Hub(parent), name.to_owned()))
+        }
+        Location::S3 { bucket, key } => {
+            let (folder, name) = key
+                .rsplit_once('/')
+                .map_or(("", key.as_str()), |(f, n)| (f, n));
+            let prefix = if folder.is_empty() {
+                String::new()
+            } else {
+                format!("{folder}/")
+            };
+            Some((
+                Location::S3 {
+                    bucket: bucket.clone(),
+                    key: prefix,
+                },
+                name.to_owned(),
+            ))
+        }
+        Location::Http(_) | Location::Local(_) => None,
     }
 }
 
