@@ -33,7 +33,7 @@ use crate::source::{Location, LocationError, SourceError};
 
 pub use architecture::Architecture;
 pub use infer::{from_checkpoint, natural_cmp};
-pub use remote::{RemoteError, fetch_all, pending};
+pub use remote::{RemoteError, fetch, fetch_all, pending};
 
 /// How to load a model.
 #[derive(Debug, Clone, Default)]

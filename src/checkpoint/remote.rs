@@ -13,12 +13,13 @@ use super::{LoadOptions, Loaded, OpenError, from_opened, locate};
 use crate::families::{Config as FamilyConfig, ConfigError};
 use crate::io::sniff::{self, Format};
 use crate::io::{Checkpoint, FileError, gguf, safetensors, sharded};
+use crate::model::budget::{self, Kind};
 use crate::model::{Model, ParamId};
 use crate::source::fetch::{self, MAX_PARALLEL, Need};
 use crate::source::location::HubRef;
 use crate::source::remote::PROBE;
 use crate::source::{ByteSource, Folder, Location, Opened, Sources, TensorSource};
-use crate::tensor::{FetchError, Ranged};
+use crate::tensor::{FetchError, Ranged, Tensor};
 
 /// The reference crate's cap on a safetensors header, with its 8 bytes of length.
 const SAFETENSORS_HEAD_CAP: u64 = 100_000_000 + 8;
@@ -326,6 +327,16 @@ fn open_shards(folder: &dyn Folder, shards: &[&str]) -> Result<Vec<Checkpoint>, 
         .collect()
 }
 
+/// Fetches a remote tensor's bytes when they are not in yet, after checking that they fit in memory: a
+/// server's listing and header give the length, and neither is trusted with an allocation unchecked.
+pub fn fetch(tensor: &Tensor) -> Result<(), FetchError> {
+    if tensor.is_pending() {
+        budget::check("a remote tensor", Kind::Values, Some(tensor.byte_len()))
+            .map_err(|e| FetchError(Box::new(e)))?;
+    }
+    tensor.try_bytes().map(|_| ())
+}
+
 /// Fetches the bytes of every tensor of `model` not fetched yet, [`MAX_PARALLEL`] at a time: what
 /// `forward`, `export`, `check` and `diff` need before they read values. Nothing for a local model.
 pub fn fetch_all(model: &Model) -> Result<(), FetchError> {
@@ -339,7 +350,7 @@ pub fn fetch_all(model: &Model) -> Result<(), FetchError> {
         for _ in 0..pending.len().min(MAX_PARALLEL) {
             scope.spawn(|| {
                 while let Some(&id) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(e) = model.store.get(id).try_bytes() {
+                    if let Err(e) = fetch(model.store.get(id)) {
                         if let Ok(mut slot) = failure.lock() {
                             slot.get_or_insert(e);
                         }
