@@ -110,6 +110,9 @@ fn tree_of_thirty_shards_reads_each_head_once_and_a_second_run_requests_nothing(
     assert_eq!(total(&fake), before);
     assert_eq!(ok(&run(&fake, home.path(), &["tree", model], &[])), out);
     assert_eq!(total(&fake), before + 1);
+    // The index named as a file opens in its folder, with its shards: the same tree.
+    let index = format!("{at_sha}/model.safetensors.index.json");
+    assert_eq!(ok(&run(&fake, home.path(), &["tree", &index], &[])), out);
 }
 
 #[test]
@@ -212,6 +215,66 @@ fn a_gguf_is_listed_from_its_head_and_a_url_is_probed_once() {
     let before = fake.cdn_requests();
     assert_eq!(ok(&run(&fake, home.path(), &["tree", &url], &[])), local);
     assert_eq!(fake.cdn_requests(), before + 1);
+}
+
+/// A GGUF whose header is `tokens` strings long (a vocabulary), then one F32 tensor `t` of `numel`.
+fn gguf_with_vocabulary(tokens: usize, numel: usize) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&1u64.to_le_bytes()); // tensors
+    out.extend_from_slice(&1u64.to_le_bytes()); // metadata pairs
+    string(&mut out, "tokenizer.ggml.tokens");
+    out.extend_from_slice(&9u32.to_le_bytes()); // an array
+    out.extend_from_slice(&8u32.to_le_bytes()); // of strings
+    out.extend_from_slice(&(tokens as u64).to_le_bytes());
+    for i in 0..tokens {
+        string(&mut out, &format!("token{i:08}"));
+    }
+    string(&mut out, "t");
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&(numel as u64).to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // F32
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.resize(out.len().next_multiple_of(32), 0);
+    out.extend((0..numel).flat_map(|i| (i as f32).to_le_bytes()));
+    out
+}
+
+#[test]
+fn a_gguf_header_longer_than_the_first_read_grows_by_doubling() {
+    // 200,000 tokens of 21 bytes: a 4.2 MB header, then 4 MiB of data.
+    let gguf = gguf_with_vocabulary(200_000, 1 << 20);
+    let header_end = gguf.len() - (4 << 20);
+    let repo = FakeRepo {
+        repo: "org/vocab".into(),
+        sha: SHA.into(),
+        files: vec![FakeFile::new("big.gguf", gguf, true)],
+        gated: false,
+    };
+    let fake = FakeHub::start(vec![repo], None);
+    let home = tempfile::tempdir().unwrap();
+    let out = ok(&run(&fake, home.path(), &["tree", "hf://org/vocab"], &[]));
+    assert!(out.contains("t  [1048576] F32"), "{out}");
+    // The listing, then 1, 2, 4 and 8 MiB ranges: at most 5 requests, never the whole data.
+    assert!(fake.requests() <= 5, "{:?}", log(&fake));
+    let fetched = fake.stats().bytes.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        fetched < 2 * header_end as u64,
+        "{fetched} bytes for a {header_end}-byte header"
+    );
+    // show fetches the tensor, and its values are right.
+    let shown = ok(&run(
+        &fake,
+        home.path(),
+        &["show", "hf://org/vocab", "t", "--json", "--limit", "3"],
+        &[],
+    ));
+    let json: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(json["values"], serde_json::json!([0.0, 1.0, 2.0]), "{json}");
 }
 
 #[test]

@@ -91,6 +91,13 @@ fn a_prefix_opens_as_a_folder_through_paged_listings_and_an_object_by_ranges() {
     let again = run(&store, home.path(), &["tree", "s3://bkt/run/"]);
     assert_eq!(text(&again).0, stdout);
     assert_eq!(store.requests(), 6 + 2);
+    // The index named as an object opens in its prefix, with its shards.
+    let index = run(
+        &store,
+        home.path(),
+        &["tree", "s3://bkt/run/model.safetensors.index.json"],
+    );
+    assert_eq!(text(&index).0, stdout);
 
     let out = run(
         &store,

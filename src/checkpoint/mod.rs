@@ -34,11 +34,11 @@ use crate::io::{Checkpoint, FileError, gguf, npy, npz, safetensors, sharded};
 use crate::model::arch::{self, ArchError};
 use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
-use crate::source::{Location, LocationError, SourceError};
+use crate::source::{Location, LocationError};
 
 pub use architecture::Architecture;
 pub use infer::{from_checkpoint, natural_cmp};
-pub use remote::{RemoteError, fetch_all, pending};
+pub use remote::{RemoteError, fetch, fetch_all, pending};
 
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
@@ -134,10 +134,7 @@ pub enum OpenError {
     /// An `hf://`, `s3://` or `http(s)://` MODEL that does not parse.
     #[error(transparent)]
     Location(#[from] LocationError),
-    /// A remote file or folder that could not be listed or read.
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    /// A remote checkpoint of a kind read only locally for now.
+    /// A remote file or folder that could not be listed or read, or a format read only locally.
     #[error(transparent)]
     Remote(#[from] RemoteError),
     /// An adapter that cannot be attached, or `--base` without one.
@@ -201,7 +198,7 @@ pub fn open_keyed(
     if !path.exists() {
         return match Location::parse(spec)? {
             Location::Local(_) => Err(OpenError::NoSuchFile(spec.to_owned())),
-            remote => remote::open(&remote, options, key, spec),
+            remote => open_remote(&remote, options, key, spec),
         };
     }
     let dcp_folder = dcp::is_folder(path);
@@ -259,6 +256,31 @@ pub fn open_keyed(
         );
     }
     Ok(loaded)
+}
+
+/// A remote MODEL: the Hugging Face cache's copy by the local route, else the checkpoint the remote
+/// layer read, made into a model as a local one is.
+fn open_remote(
+    location: &Location,
+    options: &LoadOptions,
+    key: Option<&str>,
+    spec: &str,
+) -> Result<Loaded, OpenError> {
+    let keep = options.array_items.unwrap_or(gguf::value::PREVIEW);
+    match remote::open(location, keep)? {
+        remote::Remote::Local(path) => match path.to_str() {
+            Some(local) => open_keyed(local, options, key),
+            None => Err(OpenError::NoSuchFile(path.display().to_string())),
+        },
+        remote::Remote::Read(read) => {
+            let remote::Read {
+                checkpoint,
+                name,
+                config,
+            } = *read;
+            from_opened(checkpoint, Path::new(&name), key, config, options, spec)
+        }
+    }
 }
 
 /// A checkpoint made into a model: the part under `key`, its tree inferred from its names, then

@@ -3,21 +3,23 @@
 //! one ranged GET of its first 256 KiB, every shard at once; a GGUF header by reads that double; an
 //! index and `config.json` whole) and builds the checkpoint over ranges fetched when first read.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use thiserror::Error;
 
-use super::{LoadOptions, Loaded, OpenError, from_opened, locate};
+use super::locate::{self, LocateError};
 use crate::families::{Config as FamilyConfig, ConfigError};
 use crate::io::sniff::{self, Format};
 use crate::io::{Checkpoint, FileError, gguf, safetensors, sharded};
+use crate::model::budget::{self, Kind};
 use crate::model::{Model, ParamId};
 use crate::source::fetch::{self, MAX_PARALLEL, Need};
+use crate::source::location::HubRef;
 use crate::source::remote::PROBE;
-use crate::source::{ByteSource, Folder, Location, Opened, Sources, TensorSource};
-use crate::tensor::{FetchError, Ranged};
+use crate::source::{ByteSource, Folder, Location, Opened, SourceError, Sources, TensorSource};
+use crate::tensor::{FetchError, Ranged, Tensor};
 
 /// The reference crate's cap on a safetensors header, with its 8 bytes of length.
 const SAFETENSORS_HEAD_CAP: u64 = 100_000_000 + 8;
@@ -27,9 +29,18 @@ const GGUF_HEAD_CAP: u64 = 256 << 20;
 /// A `config.json` longer than this is not one (as for a local file).
 const CONFIG_CAP: u64 = 1 << 20;
 
-/// A remote checkpoint paramscope cannot read yet, or reads only in a folder.
+/// Why a remote MODEL could not be opened.
 #[derive(Debug, Error)]
 pub enum RemoteError {
+    /// A file or folder that could not be listed or read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// A file whose format refused it.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// A folder that holds no single checkpoint.
+    #[error(transparent)]
+    Folder(#[from] LocateError),
     /// A format read only from local files for now.
     #[error("{name}: {what} is not supported remotely yet; download it and open the local copy")]
     NotSupported {
@@ -56,24 +67,45 @@ pub enum RemoteError {
     },
 }
 
-/// Opens a remote `location` as [`super::open_keyed`] opens a local path.
-pub(super) fn open(
-    location: &Location,
-    options: &LoadOptions,
-    key: Option<&str>,
-    spec: &str,
-) -> Result<Loaded, OpenError> {
+/// A remote MODEL, opened as far as the source layer and the codecs go.
+pub enum Remote {
+    /// The Hugging Face cache holds it: this local file or folder opens like any other.
+    Local(PathBuf),
+    /// Read from the server.
+    Read(Box<Read>),
+}
+
+/// A remote checkpoint read: its tensors, the name messages give it, its folder's `config.json`.
+pub struct Read {
+    /// The tensors over their remote ranges.
+    pub checkpoint: Checkpoint,
+    /// The file's name (`hf://ORG/NAME@REV/PATH`, `s3://BUCKET/KEY`, the URL).
+    pub name: String,
+    /// The folder's `config.json`: `Ok(None)` when there is none (or the MODEL is one file).
+    pub config: Result<Option<FamilyConfig>, ConfigError>,
+}
+
+/// Opens a remote `location`, keeping `keep` items of each GGUF metadata array.
+pub fn open(location: &Location, keep: usize) -> Result<Remote, RemoteError> {
     let sources = Sources::from_env();
     match sources.open(location)? {
-        // The Hugging Face cache holds it: a local file or folder like any other.
-        Opened::Local(path) => match path.to_str() {
-            Some(local) => super::open_keyed(local, options, key),
-            None => Err(OpenError::NoSuchFile(path.display().to_string())),
-        },
-        Opened::File(source) => {
-            let checkpoint = open_file(&source, None, options)?;
-            finish(checkpoint, source.name(), key, Ok(None), options, spec)
+        Opened::Local(path) => Ok(Remote::Local(path)),
+        Opened::File(source) if sniff::is_index(Path::new(source.name())) => {
+            // An index names its shards beside it: open it in its folder.
+            let (parent, index) = parent_of(location).ok_or_else(|| RemoteError::IndexAlone {
+                name: source.name().to_owned(),
+            })?;
+            match sources.open(&parent)? {
+                Opened::Folder(folder) => in_folder(&folder, &index, keep),
+                Opened::Local(path) => Ok(Remote::Local(path.join(&index))),
+                Opened::File(_) => Err(RemoteError::IndexAlone { name: index }),
+            }
         }
+        Opened::File(source) => Ok(Remote::Read(Box::new(Read {
+            checkpoint: open_file(&source, None, keep)?,
+            name: source.name().to_owned(),
+            config: Ok(None),
+        }))),
         Opened::Folder(folder) => {
             let top: Vec<&str> = folder
                 .files()
@@ -82,33 +114,64 @@ pub(super) fn open(
                 .filter(|p| !p.contains('/'))
                 .collect();
             let chosen = locate::checkpoint_among(folder.name(), &top)?;
-            let source = folder.open(&chosen)?;
-            // config.json comes in while the checkpoint's heads do.
-            let (config, checkpoint) = std::thread::scope(|scope| {
-                let config = scope.spawn(|| config_in(&*folder));
-                let checkpoint = open_file(&source, Some(&*folder), options);
-                let config = config.join().unwrap_or(Ok(Ok(None)));
-                (config, checkpoint)
-            });
-            let (config, checkpoint) = (config?, checkpoint?);
-            finish(checkpoint, source.name(), key, config, options, spec)
+            in_folder(&folder, &chosen, keep)
         }
     }
 }
 
-fn finish(
-    checkpoint: Checkpoint,
-    name: &str,
-    key: Option<&str>,
-    config: Result<Option<FamilyConfig>, ConfigError>,
-    options: &LoadOptions,
-    spec: &str,
-) -> Result<Loaded, OpenError> {
-    from_opened(checkpoint, Path::new(name), key, config, options, spec)
+/// The file `chosen` of `folder` opened, with the folder's `config.json`.
+fn in_folder(folder: &Arc<dyn Folder>, chosen: &str, keep: usize) -> Result<Remote, RemoteError> {
+    let source = folder.open(chosen)?;
+    // config.json comes in while the checkpoint's heads do.
+    let (config, checkpoint) = std::thread::scope(|scope| {
+        let config = scope.spawn(|| config_in(&**folder));
+        let checkpoint = open_file(&source, Some(&**folder), keep);
+        let config = config.join().unwrap_or(Ok(Ok(None)));
+        (config, checkpoint)
+    });
+    Ok(Remote::Read(Box::new(Read {
+        checkpoint: checkpoint?,
+        name: source.name().to_owned(),
+        config: config?,
+    })))
+}
+
+/// The folder holding a Hub file or an S3 object, and the file's name in it.
+fn parent_of(location: &Location) -> Option<(Location, String)> {
+    match location {
+        Location::Hub(at) => {
+            let (folder, name) = at.path.rsplit_once('/').unwrap_or(("", &at.path));
+            let parent = HubRef {
+                path: folder.to_owned(),
+                ..at.clone()
+            };
+            Some((Location::Hub(parent), name.to_owned()))
+        }
+        Location::S3 { bucket, key } => {
+            let (folder, name) = key
+                .rsplit_once('/')
+                .map_or(("", key.as_str()), |(f, n)| (f, n));
+            let prefix = if folder.is_empty() {
+                String::new()
+            } else {
+                format!("{folder}/")
+            };
+            Some((
+                Location::S3 {
+                    bucket: bucket.clone(),
+                    key: prefix,
+                },
+                name.to_owned(),
+            ))
+        }
+        Location::Http(_) | Location::Local(_) => None,
+    }
 }
 
 /// The folder's `config.json`, read whole, when it has one.
-fn config_in(folder: &dyn Folder) -> Result<Result<Option<FamilyConfig>, ConfigError>, OpenError> {
+fn config_in(
+    folder: &dyn Folder,
+) -> Result<Result<Option<FamilyConfig>, ConfigError>, RemoteError> {
     if !folder.files().iter().any(|f| f.path == "config.json") {
         return Ok(Ok(None));
     }
@@ -123,14 +186,13 @@ fn config_in(folder: &dyn Folder) -> Result<Result<Option<FamilyConfig>, ConfigE
 }
 
 /// A small file read whole, refused past `cap` before anything is fetched.
-fn whole(source: &dyn ByteSource, cap: u64) -> Result<Vec<u8>, OpenError> {
+fn whole(source: &dyn ByteSource, cap: u64) -> Result<Vec<u8>, RemoteError> {
     if source.len() > cap {
         return Err(RemoteError::TooLong {
             name: source.name().to_owned(),
             size: source.len(),
             cap,
-        }
-        .into());
+        });
     }
     Ok(crate::source::read_range(source, 0..source.len())?)
 }
@@ -139,8 +201,8 @@ fn whole(source: &dyn ByteSource, cap: u64) -> Result<Vec<u8>, OpenError> {
 fn open_file(
     source: &Arc<dyn ByteSource>,
     folder: Option<&dyn Folder>,
-    options: &LoadOptions,
-) -> Result<Checkpoint, OpenError> {
+    keep: usize,
+) -> Result<Checkpoint, RemoteError> {
     let name = source.name();
     let path = Path::new(name);
     if sniff::is_index(path) {
@@ -154,7 +216,6 @@ fn open_file(
         return Ok(checkpoint);
     }
     let len = source.len();
-    let keep = options.array_items.unwrap_or(gguf::value::PREVIEW);
     let first = if name.to_ascii_lowercase().ends_with(".gguf") {
         GGUF_FIRST
     } else {
@@ -202,7 +263,7 @@ fn open_head(
     source: &Arc<dyn ByteSource>,
     head: &[u8],
     keep: usize,
-) -> Result<Checkpoint, OpenError> {
+) -> Result<Checkpoint, RemoteError> {
     let name = source.name();
     let path = Path::new(name);
     let len = source.len();
@@ -210,8 +271,7 @@ fn open_head(
         Err(RemoteError::NotSupported {
             name: name.to_owned(),
             what,
-        }
-        .into())
+        })
     };
     // A zip is told from an .npz by reading its members, which only a local file allows here.
     if head.starts_with(b"PK\x03\x04") {
@@ -232,13 +292,12 @@ fn open_head(
         Format::ArchitectureText => not_yet("a print(model) text"),
         Format::ShardIndex => Err(RemoteError::IndexAlone {
             name: name.to_owned(),
-        }
-        .into()),
+        }),
     }
 }
 
 /// Every shard's header, fetched at once (one ranged GET each, [`MAX_PARALLEL`] at a time).
-fn open_shards(folder: &dyn Folder, shards: &[&str]) -> Result<Vec<Checkpoint>, OpenError> {
+fn open_shards(folder: &dyn Folder, shards: &[&str]) -> Result<Vec<Checkpoint>, RemoteError> {
     let sources = shards
         .iter()
         .map(|shard| folder.open(shard))
@@ -260,12 +319,21 @@ fn open_shards(folder: &dyn Folder, shards: &[&str]) -> Result<Vec<Checkpoint>, 
                 return Err(RemoteError::NotSupported {
                     name: source.name().to_owned(),
                     what: "a GGUF shard of an index",
-                }
-                .into());
+                });
             }
             open_head(source, &head, 0)
         })
         .collect()
+}
+
+/// Fetches a remote tensor's bytes when they are not in yet, after checking that they fit in memory: a
+/// server's listing and header give the length, and neither is trusted with an allocation unchecked.
+pub fn fetch(tensor: &Tensor) -> Result<(), FetchError> {
+    if tensor.is_pending() {
+        budget::check("a remote tensor", Kind::Values, Some(tensor.byte_len()))
+            .map_err(|e| FetchError(Box::new(e)))?;
+    }
+    tensor.try_bytes().map(|_| ())
 }
 
 /// Fetches the bytes of every tensor of `model` not fetched yet, [`MAX_PARALLEL`] at a time: what
@@ -281,7 +349,7 @@ pub fn fetch_all(model: &Model) -> Result<(), FetchError> {
         for _ in 0..pending.len().min(MAX_PARALLEL) {
             scope.spawn(|| {
                 while let Some(&id) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(e) = model.store.get(id).try_bytes() {
+                    if let Err(e) = fetch(model.store.get(id)) {
                         if let Ok(mut slot) = failure.lock() {
                             slot.get_or_insert(e);
                         }

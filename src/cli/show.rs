@@ -51,7 +51,7 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
         _ => tensor,
     };
     // A remote tensor: exactly its range is fetched, once.
-    tensor.try_bytes()?;
+    crate::checkpoint::fetch(tensor)?;
     let shared_with: Vec<String> = model
         .paths_of(id)
         .into_iter()

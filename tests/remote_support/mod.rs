@@ -5,7 +5,11 @@
 //! `Authorization` header the CDN receives (a test fails on it). It listens on 127.0.0.1 only, serves
 //! each connection on a thread (at most `MAX_CONNECTIONS` at once) and stops when dropped.
 
-#![allow(dead_code, reason = "each test binary uses a part of the fake")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a part of the fake"
+)]
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -16,47 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
+mod repos;
 mod s3;
 
+pub use repos::{FakeFile, FakeRepo, llama_shaped, safetensors_bytes};
+
 const MAX_CONNECTIONS: usize = 64;
-
-/// A file of a fake repo.
-#[derive(Clone)]
-pub struct FakeFile {
-    pub path: String,
-    pub bytes: Arc<Vec<u8>>,
-    /// Stored in LFS (redirected to the CDN), as the Hub does for weights.
-    pub lfs: bool,
-}
-
-impl FakeFile {
-    pub fn new(path: &str, bytes: Vec<u8>, lfs: bool) -> FakeFile {
-        FakeFile {
-            path: path.to_owned(),
-            bytes: Arc::new(bytes),
-            lfs,
-        }
-    }
-
-    pub fn sha256(&self) -> String {
-        hex(&Sha256::digest(&*self.bytes))
-    }
-
-    fn blob_id(&self) -> String {
-        hex(&Sha256::digest(format!("blob {}", self.path)))[..40].to_owned()
-    }
-}
-
-/// A repo: its files at one commit, reachable by the branch `main` and by its sha.
-pub struct FakeRepo {
-    pub repo: String,
-    pub sha: String,
-    pub files: Vec<FakeFile>,
-    /// Resolve answers 401 `GatedRepo` without the right token.
-    pub gated: bool,
-}
 
 /// A one-shot or lasting misbehaviour.
 #[derive(Clone, Debug)]
@@ -329,7 +298,7 @@ fn route(
         _ => {}
     }
     if shared.s3 {
-        return s3::route(request, shared, fault, out);
+        return s3_route(request, shared, fault, out);
     }
     let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -477,6 +446,22 @@ fn resolve(
     send_file(request, f, &f.blob_id(), &[commit], fault, out, shared)
 }
 
+/// `GET /{bucket}/{key}` with Range, or `GET /{bucket}?list-type=2`: S3's answers, path-style.
+fn s3_route(
+    request: &Request,
+    shared: &Shared,
+    fault: Option<Fault>,
+    out: &mut TcpStream,
+) -> std::io::Result<bool> {
+    let xml = [("Content-Type", "application/xml".to_owned())];
+    match s3::answer(&request.path, &shared.repos) {
+        s3::Answer::Object(file) => {
+            send_file(request, file, &file.sha256(), &[], fault, out, shared)
+        }
+        s3::Answer::Xml(status, body) => respond(out, status, &xml, body.as_bytes(), shared),
+    }
+}
+
 fn send_file(
     request: &Request,
     file: &FakeFile,
@@ -577,87 +562,4 @@ fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
             Some(b.parse().ok()?)
         },
     ))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// A safetensors file of F32 tensors named `names`, each of `numel` values counting up from `seed`.
-pub fn safetensors_bytes(names: &[&str], numel: usize, seed: f32) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    for (i, name) in names.iter().enumerate() {
-        header.insert(
-            (*name).to_owned(),
-            serde_json::json!({"dtype": "F32", "shape": [numel], "data_offsets": [i * numel * 4, (i + 1) * numel * 4]}),
-        );
-    }
-    let mut text = serde_json::Value::Object(header).to_string();
-    while !text.len().is_multiple_of(8) {
-        text.push(' ');
-    }
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(text.as_bytes());
-    for i in 0..names.len() * numel {
-        out.extend_from_slice(&(seed + i as f32).to_le_bytes());
-    }
-    out
-}
-
-/// A repo shaped like Llama-3.1-70B: its 723 tensor names in 30 shards with an index and a config.json,
-/// each tensor `numel` F32 values, at commit `sha`.
-pub fn llama_shaped(sha: &str, numel: usize) -> FakeRepo {
-    let mut names = vec!["model.embed_tokens.weight".to_owned()];
-    for layer in 0..80 {
-        for part in [
-            "self_attn.q_proj",
-            "self_attn.k_proj",
-            "self_attn.v_proj",
-            "self_attn.o_proj",
-            "mlp.gate_proj",
-            "mlp.up_proj",
-            "mlp.down_proj",
-            "input_layernorm",
-            "post_attention_layernorm",
-        ] {
-            names.push(format!("model.layers.{layer}.{part}.weight"));
-        }
-    }
-    names.push("model.norm.weight".to_owned());
-    names.push("lm_head.weight".to_owned());
-    assert_eq!(names.len(), 723);
-    let mut weight_map = serde_json::Map::new();
-    let mut files = vec![FakeFile::new(
-        "config.json",
-        br#"{"model_type":"llama"}"#.to_vec(),
-        false,
-    )];
-    for i in 0..30 {
-        let chunk = &names[i * names.len() / 30..(i + 1) * names.len() / 30];
-        let shard = format!("model-{:05}-of-00030.safetensors", i + 1);
-        for name in chunk {
-            weight_map.insert(name.clone(), shard.clone().into());
-        }
-        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        files.push(FakeFile::new(
-            &shard,
-            safetensors_bytes(&chunk, numel, i as f32),
-            true,
-        ));
-    }
-    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
-    files.push(FakeFile::new(
-        "model.safetensors.index.json",
-        index.to_string().into_bytes(),
-        false,
-    ));
-    FakeRepo {
-        repo: "org/llama-70b-shaped".into(),
-        sha: sha.into(),
-        files,
-        gated: false,
-    }
 }

@@ -1,47 +1,45 @@
-//! The fake's S3 side: path-style `GET /{bucket}/{key}` with Range, and `GET /{bucket}?list-type=2`
-//! answered with `ListBucketResult` XML in pages of two keys, errors as S3's XML (`NoSuchBucket`,
-//! `NoSuchKey`, `AccessDenied`). Signatures are not checked: the store is a stand-in for the protocol's
-//! shape, not its authentication.
+//! The fake's S3 side, as answers to a path-style request: the object a `GET /{bucket}/{key}` names, or
+//! the XML of a `ListObjectsV2` page (two keys a page, so paging is exercised) or of an error
+//! (`NoSuchBucket`, `NoSuchKey`, `AccessDenied` for a bucket marked gated). Signatures are not checked:
+//! the store stands in for the protocol's shape, not its authentication.
 
 use std::fmt::Write as _;
-use std::net::TcpStream;
 
-use super::{FakeRepo, Fault, Request, Shared, respond, send_file};
+use super::repos::{FakeFile, FakeRepo};
 
 /// Keys in one listing page.
 const PAGE: usize = 2;
 
-pub(super) fn route(
-    request: &Request,
-    shared: &Shared,
-    fault: Option<Fault>,
-    out: &mut TcpStream,
-) -> std::io::Result<bool> {
-    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+/// What the store answers.
+pub enum Answer<'a> {
+    /// The object's bytes (ranged as asked).
+    Object(&'a FakeFile),
+    /// A status and an XML body.
+    Xml(u16, String),
+}
+
+/// The answer to `GET path` (with its query).
+pub fn answer<'a>(path: &str, buckets: &'a [FakeRepo]) -> Answer<'a> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let path = path.trim_start_matches('/');
     let (bucket, key) = path.split_once('/').unwrap_or((path, ""));
     let key = decode(key);
-    let Some(found) = shared.repos.iter().find(|r| r.repo == bucket) else {
-        return error(out, 404, "NoSuchBucket", shared);
+    let Some(found) = buckets.iter().find(|r| r.repo == bucket) else {
+        return error(404, "NoSuchBucket");
     };
     if found.gated {
-        return error(out, 403, "AccessDenied", shared);
+        return error(403, "AccessDenied");
     }
     if key.is_empty() && query.split('&').any(|p| p == "list-type=2") {
-        return list(found, query, shared, out);
+        return Answer::Xml(200, list(found, query));
     }
     match found.files.iter().find(|f| f.path == key) {
-        Some(file) => send_file(request, file, &file.sha256(), &[], fault, out, shared),
-        None => error(out, 404, "NoSuchKey", shared),
+        Some(file) => Answer::Object(file),
+        None => error(404, "NoSuchKey"),
     }
 }
 
-fn list(
-    bucket: &FakeRepo,
-    query: &str,
-    shared: &Shared,
-    out: &mut TcpStream,
-) -> std::io::Result<bool> {
+fn list(bucket: &FakeRepo, query: &str) -> String {
     let param = |name: &str| {
         query
             .split('&')
@@ -83,16 +81,16 @@ fn list(
         );
     }
     xml.push_str("</ListBucketResult>");
-    let headers = [("Content-Type", "application/xml".to_owned())];
-    respond(out, 200, &headers, xml.as_bytes(), shared)
+    xml
 }
 
-fn error(out: &mut TcpStream, status: u16, code: &str, shared: &Shared) -> std::io::Result<bool> {
-    let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{code}</Message></Error>"
-    );
-    let headers = [("Content-Type", "application/xml".to_owned())];
-    respond(out, status, &headers, xml.as_bytes(), shared)
+fn error(status: u16, code: &str) -> Answer<'static> {
+    Answer::Xml(
+        status,
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{code}</Message></Error>"
+        ),
+    )
 }
 
 /// Percent-decoding of a URL path or query part (the keys here are ASCII).

@@ -117,7 +117,7 @@ fn header_lines(
                 tensor.shape(),
                 tensor.dtype(),
                 count(tensor.numel()),
-                bytes(tensor.bytes().len())
+                bytes(usize::try_from(tensor.byte_len()).unwrap_or(usize::MAX))
             ),
             t.style(Role::Dim),
         ),

@@ -245,7 +245,7 @@ fn forward(
 /// then reads.
 fn summarize_all(tensors: Vec<(SummaryKey, Tensor)>, reply: &mut dyn FnMut(Reply)) {
     for (key, tensor) in tensors {
-        if tensor.try_bytes().is_err() {
+        if crate::checkpoint::fetch(&tensor).is_err() {
             reply(Reply::Summary(key, Err(Undecodable(tensor.dtype()))));
             continue;
         }
