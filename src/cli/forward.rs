@@ -273,11 +273,15 @@ fn run_family(
             value["experts"] = json!(pass.experts);
         }
         if let Some(n) = args.generate {
+            let start = Instant::now();
             let g = plan.generate(&sequences[0], n as usize, &config.eos_ids(), &mut |_| {})?;
+            // The prompt's pass and every step, to the nanosecond.
+            let time_us = (start.elapsed().as_secs_f64() * 1e9).round() / 1e3;
             value["generated"] = json!({
                 "ids": g.ids,
                 "text": tokenizer.as_ref().and_then(|t| t.decode(&g.ids)),
                 "stop": stop_name(g.stop),
+                "time_us": json_number(time_us),
             });
         }
         if !source.gguf.is_empty() {
