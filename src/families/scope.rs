@@ -233,10 +233,14 @@ impl<'m> Scope<'_, 'm> {
             format!("Embedding({count}, {width}{pad})"),
             &["weight"],
         );
-        Ok(Embedding::new(
-            self.values("weight", &[count, width])?,
-            width,
-        ))
+        match self.reading {
+            Reading::TreeOnly => Ok(Embedding::new(Vec::new(), width)),
+            Reading::Values => self.shared.borrow_mut().weights.embedding(
+                &join(&self.path, "weight"),
+                count,
+                width,
+            ),
+        }
     }
 
     /// This module is an `nn.LayerNorm((width,), eps=...)`.
