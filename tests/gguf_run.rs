@@ -73,6 +73,34 @@ fn check(path: &Path, want: &Value, tolerance: f32) {
         .map(|c| c.id)
         .collect();
     assert_eq!(top, ids(&want["top5"]), "{name}: top-5");
+    // The last hidden state is the final norm's output, the boundary before the head.
+    let hidden = &pass.activations[pass.activations.len() - 2].output;
+    let width = hidden.shape()[2];
+    let start = (sequence.len() - 1) * width;
+    for (i, v) in want["hidden_last_first8"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let (got, v) = (
+            hidden.as_slice().unwrap()[start + i],
+            v.as_f64().unwrap() as f32,
+        );
+        assert!(
+            (got - v).abs() <= tolerance * v.abs().max(1.0),
+            "{name}: last hidden state [{i}]: {got} against transformers' {v}"
+        );
+    }
+    if let Some(all) = want["last_logits"].as_array() {
+        assert_eq!(all.len(), last.len());
+        let worst = all
+            .iter()
+            .zip(&last)
+            .map(|(w, g)| (w.as_f64().unwrap() as f32 - g).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= tolerance, "{name}: logits off by up to {worst}");
+    }
     for (id, logit) in top.iter().zip(want["top5_logits"].as_array().unwrap()) {
         let logit = logit.as_f64().unwrap() as f32;
         let got = last[*id as usize];
@@ -149,4 +177,40 @@ fn smollm2_q4_1_runs_as_transformers_runs_it() {
     let text = std::fs::read_to_string(fixture(&format!("real/{name}.json"))).unwrap();
     let want: Value = serde_json::from_str(&text).unwrap();
     check(&path, &want, 1e-3);
+}
+
+/// `diff FILE.gguf ORIGINAL/` pairs the file's tensors with the folder it was converted from under
+/// the Hugging Face names, Q/K rows put back: the F32 file is the folder exactly, and the Q4_0 file
+/// shows what the quantization cost each matrix (its norms, kept F32, unchanged).
+#[test]
+fn diff_pairs_a_gguf_with_its_original_folder() {
+    let original = fixture("llama_original");
+    let diff = |file: &str| -> Value {
+        let out = paramscope(&[
+            "diff",
+            fixture(file).to_str().unwrap(),
+            original.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let exact = diff("llama_f32.gguf");
+    assert_eq!(exact["summary"]["same"], 21, "{}", exact["summary"]);
+    assert_eq!(exact["summary"]["only_a"], 0);
+    let quantized = diff("llama_q4_0.gguf");
+    assert_eq!(quantized["summary"]["only_a"], 0);
+    assert_eq!(quantized["summary"]["only_b"], 0);
+    let tensors = quantized["tensors"].as_array().unwrap();
+    let q = tensors
+        .iter()
+        .find(|t| t["name"] == "model.layers.0.self_attn.q_proj.weight")
+        .expect("q_proj paired by its Hugging Face name");
+    let rel = q["rel_l2"].as_f64().unwrap();
+    assert!((0.01..0.2).contains(&rel), "Q4_0's cost on q_proj: {rel}");
+    assert_eq!(quantized["summary"]["same"], 5, "the norms are F32 in both");
 }

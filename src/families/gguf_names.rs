@@ -151,7 +151,8 @@ pub fn rename(
 /// not split into heads.
 fn unpermute(tensor: &Tensor, heads: usize) -> Option<Tensor> {
     let rows = *tensor.shape().first()?;
-    if heads == 0 || !rows.is_multiple_of(2 * heads) {
+    let pair_rows = heads.checked_mul(2)?;
+    if heads == 0 || !rows.is_multiple_of(pair_rows) {
         return None;
     }
     let bytes = tensor.bytes();

@@ -266,6 +266,9 @@ fn vocab(tokens: &[String]) -> Json {
     Json::Object(map)
 }
 
+/// The longest token (in bytes) whose splits are looked for.
+const MAX_SPLIT: usize = 1024;
+
 /// transformers' `generate_merges(vocab, scores)`: every split of a token into two tokens, each
 /// token's splits ordered by the halves' ids, then all of them by score, best first, then by the
 /// halves' lengths, longest first (a stable sort, so ties keep that order).
@@ -285,7 +288,9 @@ fn merges_from_scores(tokens: &[String], scores: &[f64]) -> Vec<(String, String)
         }
     }
     let mut merges: Vec<(&str, &str, f64)> = Vec::new();
-    for token in order {
+    // Each split hashes both halves: a token longer than any real one (a hostile file's 64 KiB
+    // string) would cost its length squared, so it is not split.
+    for token in order.into_iter().filter(|t| t.len() <= MAX_SPLIT) {
         let mut local: Vec<(&str, &str, f64)> = token
             .char_indices()
             .skip(1)

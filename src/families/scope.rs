@@ -245,10 +245,14 @@ impl<'m> Scope<'_, 'm> {
             format!("{class}({count}, {width}{pad})"),
             &["weight"],
         );
-        Ok(Embedding::new(
-            self.values("weight", &[count, width])?,
-            width,
-        ))
+        match self.reading {
+            Reading::TreeOnly => Ok(Embedding::new(Vec::new(), width)),
+            Reading::Values => self.shared.borrow_mut().weights.embedding(
+                &join(&self.path, "weight"),
+                count,
+                width,
+            ),
+        }
     }
 
     /// This module is an `nn.LayerNorm((width,), eps=...)`.

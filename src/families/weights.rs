@@ -2,6 +2,7 @@
 //! upcast to f32, and Linear weights packed once for the kernel, or, when a GGUF file holds them
 //! in a block-quantized type the kernel multiplies (Q4_0 ... Q6_K), kept as the file holds them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -360,24 +361,69 @@ impl Linear {
     }
 }
 
-/// An embedding table [count, width].
+/// An embedding table [count, width]: f32, or a GGUF file's quantized rows, each dequantized when
+/// a token looks it up (so a model's largest tensor stays the size the file gives it).
 #[derive(Debug, Clone)]
 pub struct Embedding {
-    table: Vec<f32>,
+    table: Table,
     width: usize,
+    count: usize,
+}
+
+#[derive(Clone)]
+enum Table {
+    F32(Vec<f32>),
+    Quant(Tensor, Quant),
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::F32(v) => write!(f, "F32({} values)", v.len()),
+            Self::Quant(_, q) => write!(f, "{q}"),
+        }
+    }
+}
+
+impl Weights<'_> {
+    /// The embedding table `name` [count, width], kept quantized when the file holds it so.
+    pub fn embedding(
+        &mut self,
+        name: &str,
+        count: usize,
+        width: usize,
+    ) -> Result<Embedding, FamilyError> {
+        let id = self.id(name)?;
+        let tensor = self.model.store.get(id);
+        if let DType::Ggml(q) = tensor.dtype()
+            && tensor.shape() == [count, width]
+        {
+            self.versions.push((id, self.model.store.version(id)));
+            return Ok(Embedding {
+                table: Table::Quant(tensor.clone(), q),
+                width,
+                count,
+            });
+        }
+        Ok(Embedding::new(self.get(name, &[count, width])?, width))
+    }
 }
 
 impl Embedding {
     /// A table of rows of `width` values (empty when only the tree is drawn).
     #[must_use]
     pub fn new(table: Vec<f32>, width: usize) -> Self {
-        Self { table, width }
+        Self {
+            count: table.len().checked_div(width).unwrap_or(0),
+            table: Table::F32(table),
+            width,
+        }
     }
 
     /// The number of rows.
     #[must_use]
     pub fn count(&self) -> usize {
-        self.table.len() / self.width
+        self.count
     }
 
     /// Checks that a learned position table has a row for each of `len` tokens.
@@ -391,29 +437,38 @@ impl Embedding {
         Ok(())
     }
 
+    /// Row `id`, or that it is out of range.
+    fn row(&self, id: usize) -> Result<Cow<'_, [f32]>, FamilyError> {
+        let range = FamilyError::TokenRange {
+            id,
+            count: self.count,
+        };
+        if id >= self.count {
+            return Err(range);
+        }
+        match &self.table {
+            Table::F32(t) => t
+                .get(id * self.width..(id + 1) * self.width)
+                .map(Cow::Borrowed)
+                .ok_or(range),
+            Table::Quant(tensor, q) => {
+                let mut row = Vec::with_capacity(self.width);
+                q.dequantize_range(tensor.bytes(), id * self.width, self.width, &mut row);
+                Ok(Cow::Owned(row))
+            }
+        }
+    }
+
     /// Appends row `id` to `out`, or says the id is out of range.
     pub fn push(&self, id: usize, out: &mut Vec<f32>) -> Result<(), FamilyError> {
-        let row = self
-            .table
-            .get(id * self.width..(id + 1) * self.width)
-            .ok_or(FamilyError::TokenRange {
-                id,
-                count: self.count(),
-            })?;
-        out.extend_from_slice(row);
+        out.extend_from_slice(&self.row(id)?);
         Ok(())
     }
 
     /// Adds row `id` to `out` (the same width).
     pub fn add(&self, id: usize, out: &mut [f32]) -> Result<(), FamilyError> {
-        let row = self
-            .table
-            .get(id * self.width..(id + 1) * self.width)
-            .ok_or(FamilyError::TokenRange {
-                id,
-                count: self.count(),
-            })?;
-        out.iter_mut().zip(row).for_each(|(o, r)| *o += r);
+        let row = self.row(id)?;
+        out.iter_mut().zip(row.iter()).for_each(|(o, r)| *o += r);
         Ok(())
     }
 }
