@@ -152,6 +152,45 @@ fn show_gives_dequantized_values_and_raw_gives_the_codes() {
     assert_eq!(codes["dtype"], "F8_E4M3");
     // The outlier at [5, 7] made its block's scale large; no code is past FP8's range.
     let max = |v: &Value| v["stats"]["max"].as_f64().unwrap();
-    assert!((max(&values) - 3.0).abs() < 0.1, "{values}");
+    assert!((max(&values) - 10.0).abs() < 0.3, "{values}");
     assert!(max(&codes) <= 448.0);
+}
+
+#[test]
+fn check_names_the_outlier_block_and_the_infinite_exponent() {
+    let findings = |source: &str| -> Vec<(String, String, u64)> {
+        let check = stdout_json(&["check", &fixture(source), "--json"]);
+        check["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"].as_str().unwrap().ends_with("_scales"))
+            .map(|f| {
+                (
+                    f["kind"].as_str().unwrap().to_owned(),
+                    f["tensor"].as_str().unwrap().to_owned(),
+                    f["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // The 10.0 planted at [5, 7] made its block's scale over 20x the others' median..
+    let fp8 = findings("fp8.safetensors");
+    assert!(
+        fp8.contains(&(
+            "outlier_scales".into(),
+            "model.layers.0.mlp.down_proj.weight".into(),
+            1
+        )),
+        "{fp8:?}"
+    );
+    let mx = findings("mxfp4");
+    assert!(
+        mx.contains(&(
+            "nonfinite_scales".into(),
+            "model.layers.0.mlp.experts.gate_up_proj".into(),
+            1
+        )),
+        "{mx:?}"
+    );
 }

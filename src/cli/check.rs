@@ -25,13 +25,19 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
     let model = loaded.model;
     let findings = health::check(&model);
     let steps = outliers(&model, &loaded.values);
+    let scales = scale_findings(&model);
     let spectra = if args.spectral {
         Some(spectra(&model))
     } else {
         None
     };
     Ok(if args.json {
-        let mut value = json!({"findings": findings.iter().map(finding_json).collect::<Vec<_>>()});
+        let mut listed: Vec<Value> = findings.iter().map(finding_json).collect();
+        listed.extend(scales.iter().map(|(name, kind, count, total)| {
+            json!({"kind": kind, "severity": if *kind == "outlier_scales" { "info" } else { "defect" },
+                   "tensor": name, "count": count, "scales": total})
+        }));
+        let mut value = json!({"findings": listed});
         if let Some((outliers, median)) = &steps {
             value["update_ratio_outliers"] = json!({
                 "median": json_number(*median),
@@ -58,7 +64,15 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
         }
         json_text(&value)
     } else {
-        let mut text = to_text(&model, &findings, spectra.as_deref());
+        let mut text = String::new();
+        for (name, kind, count, total) in &scales {
+            let _ = writeln!(
+                text,
+                "{kind:<16} {}  {count} of {total} scales",
+                escape(name)
+            );
+        }
+        text += &to_text(&model, &findings, spectra.as_deref());
         if let Some((outliers, median)) = &steps {
             for (name, ratio) in outliers {
                 let _ = writeln!(
@@ -98,6 +112,28 @@ fn outliers(
             None
         }
     }
+}
+
+/// `(weight, kind, count, scales)` for each quantized weight with zero, non-finite or outlying
+/// scales (over 20x the median's magnitude: information, where the outliers were).
+fn scale_findings(model: &Model) -> Vec<(String, &'static str, usize, usize)> {
+    let mut found = Vec::new();
+    for (name, id) in model.named_parameters() {
+        let Some(q) = model.store.get(id).quantization() else {
+            continue;
+        };
+        let c = q.check_scales();
+        for (kind, count) in [
+            ("zero_scales", c.zero),
+            ("nonfinite_scales", c.nonfinite),
+            ("outlier_scales", c.outliers),
+        ] {
+            if count > 0 {
+                found.push((name.clone(), kind, count, c.total));
+            }
+        }
+    }
+    found
 }
 
 /// The spectral figures of each 2-D floating-point tensor, in state_dict order (once per tensor).

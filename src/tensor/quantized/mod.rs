@@ -18,6 +18,9 @@
 //!
 //! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in).
 
+mod scales;
+
+pub use scales::{OUTLIER_SCALE, ScaleCheck};
 use std::sync::OnceLock;
 
 use thiserror::Error;
