@@ -1,4 +1,7 @@
-//! Tensors as bytes with a dtype and a shape, wherever the bytes live (memory or a mapped file).
+//! Tensors as bytes with a dtype and a shape, wherever the bytes live (memory or a mapped file);
+//! their decoding ([`decode`], [`ggml`] for quantized blocks) and what is computed from their
+//! values in streaming passes: [`stats`], [`histogram`], [`quantile`], and the app's [`summary`]
+//! of all three (one read for a large F32 tensor, through [`grid`]).
 
 pub mod decode;
 pub mod dtype;
