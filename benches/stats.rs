@@ -142,7 +142,7 @@ fn write_one_tensor(path: &Path, rows: usize, cols: usize) {
         row.clear();
         for c in 0..cols {
             let v = (uniform() + uniform() + uniform() + uniform()) * 0.02;
-            let v = if (r * cols + c) % 1_000_003 == 0 {
+            let v = if (r * cols + c).is_multiple_of(1_000_003) {
                 v * 50.0
             } else {
                 v
