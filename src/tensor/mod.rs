@@ -1,5 +1,9 @@
-//! Tensors as bytes with a dtype and a shape, wherever the bytes live (memory, a mapped file, or a
-//! range of a remote file fetched when first asked for).
+//! Tensors as bytes with a dtype and a shape, wherever the bytes live (memory, a mapped file, a
+//! range of a remote file fetched when first asked for, pieces assembled from many files, or
+//! quantized codes dequantized when first read); their decoding ([`decode`], [`ggml`] for quantized
+//! blocks) and what is computed from their values in streaming passes: [`stats`], [`histogram`],
+//! [`quantile`], and the app's [`summary`] of all three (one read for a large F32 tensor, through
+//! [`grid`]).
 
 pub mod decode;
 pub mod dtype;
