@@ -58,6 +58,12 @@ fn exit_cleanly_on_signals() {
     }
 }
 
+/// Whether `model` names a server's file or folder (and no local file of that name exists).
+fn is_remote(model: &str) -> bool {
+    !std::path::Path::new(model).exists()
+        && paramscope::source::Location::parse(model).is_ok_and(|l| l.is_remote())
+}
+
 /// The interactive app; it needs a terminal on both ends, which a pipe is not.
 fn run_app(args: cli::AppArgs) -> ExitCode {
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
@@ -67,6 +73,11 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // A remote MODEL is opened before the screen is taken: say why the wait (headers only, a few
+    // round trips), while Ctrl-C still works as in any command.
+    if let Some(model) = args.model.as_deref().filter(|m| is_remote(m)) {
+        eprintln!("paramscope: reading the headers of {}", escape(model));
+    }
     let result = app::run(app::Args {
         model: args.model,
         arch: args.arch,
@@ -74,6 +85,7 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
         input: args.input,
         seed: args.seed,
         compare: args.compare,
+        base: args.base,
     });
     // A write the worker had not finished leaves no temp file behind.
     fault::remove_temps();

@@ -341,3 +341,29 @@ fn a_folder_without_a_tokenizer_says_so_in_the_panel() {
     );
     assert_eq!(h.forward.running, None);
 }
+
+#[test]
+fn a_mixture_shows_what_it_says_next_and_its_experts() {
+    let mut h = opened(&folder("mixtral"), None);
+    run_sample(&mut h);
+    let said = result(&h)
+        .said
+        .as_ref()
+        .expect("a causal LM continues the text");
+    // transformers' first 8 greedy ids (make_decoders.py), decoded as the panel decodes them.
+    let json = std::fs::read_to_string(folder("generated.json")).unwrap();
+    let all: std::collections::HashMap<String, Vec<u32>> = serde_json::from_str(&json).unwrap();
+    let tokenizer =
+        paramscope::families::tokenize::TextTokenizer::open(&folder("mixtral")).unwrap();
+    let first = tokenizer.decode(&all["mixtral"]).unwrap();
+    assert!(
+        said.continuation.starts_with(&first),
+        "{:?}",
+        said.continuation
+    );
+    assert_eq!(said.experts.len(), 2, "both layers route");
+    assert!(said.experts.iter().all(|e| e.len() == 2), "top 2 each");
+    let screen = text(&render(&h, 80, 24));
+    assert!(screen.contains("then "), "{screen}");
+    assert!(screen.contains("experts 0:["), "{screen}");
+}

@@ -1,10 +1,11 @@
-//! The command line as scripts meet it: the JSON contract, exit codes, and one clear line per error.
+//! The command line as scripts meet it: `tree` and `show`'s JSON contract, exit codes, and one
+//! clear line per error. `init` and `export` are in cli_write.rs, `forward` in forward_cli.rs.
 
 mod cli_support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use cli_support::{paramscope, stdout_json};
+use cli_support::{fixture, paramscope, stdout_json};
 use serde_json::Value;
 
 /// Runs a command that must fail with exit 1 and one `error:` line containing `needle`.
@@ -23,14 +24,6 @@ fn fails_with(args: &[&str], needle: &str) {
         "{args:?}: {stderr:?} lacks {needle:?}"
     );
     assert!(out.stdout.is_empty());
-}
-
-fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
 }
 
 fn temp_file(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> String {
@@ -122,142 +115,6 @@ fn show_accepts_the_chapters_indexing_and_reports_pytorch_values() {
     assert_eq!(limited["values"].as_array().unwrap().len(), 3);
     let shared = stdout_json(&["show", "demo:shared", "4.bias", "--json"]);
     assert_eq!(shared["shared_with"], serde_json::json!(["2.bias"]));
-}
-
-#[test]
-fn forward_matches_pytorch_and_writes_npy() {
-    let demos: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("demos.json")).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out_path = dir.path().join("y.npy");
-    let out = stdout_json(&[
-        "forward",
-        "demo:rgnet",
-        "--batch",
-        "2",
-        "--seed",
-        "7",
-        "--json",
-        "-o",
-        out_path.to_str().unwrap(),
-    ]);
-    assert_eq!(out["input_shape"], serde_json::json!([2, 4]));
-    assert_eq!(out["output_shape"], serde_json::json!([2, 1]));
-    let want = &demos["rgnet@7"]["output"];
-    for (a, b) in out["output"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(want.as_array().unwrap())
-    {
-        assert!((a[0].as_f64().unwrap() - b[0].as_f64().unwrap()).abs() < 1e-6);
-    }
-    assert_eq!(out["layers"].as_array().unwrap().len(), 17);
-    let saved = paramscope::io::npy::read(&out_path).unwrap();
-    assert_eq!(saved.shape(), [2, 1]);
-    assert!((f64::from(saved[[0, 0]]) - out["output"][0][0].as_f64().unwrap()).abs() < 1e-7);
-
-    let zoo = stdout_json(&[
-        "forward",
-        &fixture("zoo.safetensors"),
-        "--arch",
-        &fixture("zoo_arch.txt"),
-        "--input",
-        &fixture("zoo_input.npy"),
-        "--json",
-    ]);
-    assert_eq!(zoo["output_shape"], serde_json::json!([5, 3]));
-}
-
-#[test]
-fn an_export_runs_forward_alone_and_keeps_its_ties() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("shared.safetensors");
-    let file = file.to_str().unwrap();
-    assert!(
-        paramscope(&["export", "demo:shared", "-o", file])
-            .status
-            .success()
-    );
-    let tree = stdout_json(&["tree", file, "--json"]);
-    assert_eq!(tree["total_params"], 121);
-    assert_eq!(
-        tree["shared"][tree["params"][4]["shared"].as_u64().unwrap() as usize],
-        serde_json::json!(["2.weight", "4.weight"])
-    );
-    let from_file = stdout_json(&["forward", file, "--batch", "3", "--json"]);
-    let from_demo = stdout_json(&["forward", "demo:shared", "--batch", "3", "--json"]);
-    assert_eq!(from_file["output"], from_demo["output"]);
-    // Exporting over the file it reads from goes through a rename, so the mapped source stays intact.
-    assert!(paramscope(&["export", file, "-o", file]).status.success());
-    assert_eq!(
-        stdout_json(&["forward", file, "--batch", "3", "--json"])["output"],
-        from_demo["output"]
-    );
-}
-
-#[test]
-fn init_changes_only_the_subtree_and_every_alias() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out.safetensors");
-    let out = out.to_str().unwrap();
-    let ran = paramscope(&[
-        "init",
-        "demo:rgnet",
-        "--at",
-        "[0][1]",
-        "--weight",
-        "constant:val=0.5",
-        "--bias",
-        "zeros",
-        "-o",
-        out,
-    ]);
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let changed = stdout_json(&["show", out, "0.block1.2.weight", "--json"]);
-    assert!(
-        changed["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v == 0.5)
-    );
-    let bias = stdout_json(&["show", out, "0.block1.0.bias", "--json"]);
-    assert_eq!(bias["stats"]["zeros"], 8);
-    let untouched = stdout_json(&["show", out, "0.block2.0.weight", "--json"]);
-    assert_eq!(
-        untouched["values"],
-        stdout_json(&["show", "demo:rgnet", "0.block2.0.weight", "--json"])["values"]
-    );
-
-    let tied = dir.path().join("tied.safetensors");
-    let tied = tied.to_str().unwrap();
-    assert!(
-        paramscope(&[
-            "init",
-            "demo:shared",
-            "--at",
-            "4",
-            "--weight",
-            "ones",
-            "-o",
-            tied
-        ])
-        .status
-        .success()
-    );
-    let through_2 = stdout_json(&["show", tied, "2.weight", "--json"]);
-    assert!(
-        through_2["values"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|v| v == 1.0)
-    );
 }
 
 #[test]
@@ -458,30 +315,6 @@ fn control_characters_in_names_are_escaped() {
 }
 
 #[test]
-fn committed_demo_models_are_what_export_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    for demo in ["mlp", "rgnet", "shared"] {
-        let fresh = dir.path().join(format!("{demo}.safetensors"));
-        assert!(
-            paramscope(&[
-                "export",
-                &format!("demo:{demo}"),
-                "-o",
-                fresh.to_str().unwrap()
-            ])
-            .status
-            .success()
-        );
-        let committed =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("demo-models/{demo}.safetensors"));
-        assert!(
-            std::fs::read(&fresh).unwrap() == std::fs::read(&committed).unwrap(),
-            "demo-models/{demo}.safetensors is stale: regenerate it with the command in demo-models/README.md"
-        );
-    }
-}
-
-#[test]
 fn a_chain_inferred_from_names_runs_with_a_warning() {
     // Linear layers 0 and 1 and nothing else: the names allow a forward pass, but cannot rule out
     // an activation after the last layer, so the user is told where the architecture came from.
@@ -562,43 +395,6 @@ fn typos_get_a_suggestion() {
         &["show", "demo:mlp", "0.wieght"],
         "did you mean \"0.weight\"?",
     );
-}
-
-#[test]
-fn init_at_a_parameter_writes_only_that_tensor() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("o.safetensors");
-    let out = out.to_str().unwrap();
-    let args = [
-        "init",
-        "demo:mlp",
-        "--at",
-        "[0].weight",
-        "--weight",
-        "zeros",
-        "-o",
-        out,
-    ];
-    let run = paramscope(&args);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let weight = stdout_json(&["show", out, "0.weight", "--json"]);
-    assert_eq!(weight["stats"]["max"], 0.0);
-    assert_eq!(weight["stats"]["min"], 0.0);
-    let before = stdout_json(&["show", "demo:mlp", "0.bias", "--json"]);
-    let bias = stdout_json(&["show", out, "0.bias", "--json"]);
-    assert_eq!(bias["values"], before["values"]);
-}
-
-#[test]
-fn forward_runs_a_batch_of_two_by_default_as_the_app_does() {
-    let default = stdout_json(&["forward", "demo:mlp", "--json"]);
-    let two = stdout_json(&["forward", "demo:mlp", "--batch", "2", "--json"]);
-    assert_eq!(default["output"], two["output"]);
-    assert_eq!(default["input_shape"], serde_json::json!([2, 4]));
 }
 
 #[test]

@@ -1,13 +1,15 @@
-//! `paramscope forward --repeat N`: times N passes and changes nothing else.
+//! `paramscope forward`: PyTorch's outputs, the `.npy` it writes, its default batch, and
+//! `--repeat N`, which times N passes and changes nothing else.
 
 mod cli_support;
 
-use cli_support::paramscope;
+use cli_support::{fixture, paramscope, stdout_json};
+use serde_json::Value;
 
 /// `forward demo:rgnet --batch 2 --json` with `args` after.
 fn forward(args: &[&str]) -> serde_json::Value {
     let all = [&["forward", "demo:rgnet", "--batch", "2", "--json"], args].concat();
-    cli_support::stdout_json(&all)
+    stdout_json(&all)
 }
 
 #[test]
@@ -67,4 +69,57 @@ fn one_thread_and_two_give_the_same_bits() {
         v
     };
     assert_eq!(run("1"), run("2"));
+}
+
+#[test]
+fn forward_matches_pytorch_and_writes_npy() {
+    let demos: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("demos.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("y.npy");
+    let out = stdout_json(&[
+        "forward",
+        "demo:rgnet",
+        "--batch",
+        "2",
+        "--seed",
+        "7",
+        "--json",
+        "-o",
+        out_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out["input_shape"], serde_json::json!([2, 4]));
+    assert_eq!(out["output_shape"], serde_json::json!([2, 1]));
+    let want = &demos["rgnet@7"]["output"];
+    for (a, b) in out["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want.as_array().unwrap())
+    {
+        assert!((a[0].as_f64().unwrap() - b[0].as_f64().unwrap()).abs() < 1e-6);
+    }
+    assert_eq!(out["layers"].as_array().unwrap().len(), 17);
+    let saved = paramscope::io::npy::read(&out_path).unwrap();
+    assert_eq!(saved.shape(), [2, 1]);
+    assert!((f64::from(saved[[0, 0]]) - out["output"][0][0].as_f64().unwrap()).abs() < 1e-7);
+
+    let zoo = stdout_json(&[
+        "forward",
+        &fixture("zoo.safetensors"),
+        "--arch",
+        &fixture("zoo_arch.txt"),
+        "--input",
+        &fixture("zoo_input.npy"),
+        "--json",
+    ]);
+    assert_eq!(zoo["output_shape"], serde_json::json!([5, 3]));
+}
+
+#[test]
+fn forward_runs_a_batch_of_two_by_default_as_the_app_does() {
+    let default = stdout_json(&["forward", "demo:mlp", "--json"]);
+    let two = stdout_json(&["forward", "demo:mlp", "--batch", "2", "--json"]);
+    assert_eq!(default["output"], two["output"]);
+    assert_eq!(default["input_shape"], serde_json::json!([2, 4]));
 }

@@ -12,7 +12,7 @@ use paramscope::source::http::HttpSettings;
 use paramscope::source::hub::HubSettings;
 use paramscope::source::s3::S3Settings;
 use paramscope::source::{ByteSource, Location, Opened, Secret, SourceError, Sources, read_range};
-use remote_support::{FakeFile, FakeHub, FakeRepo, Fault, Origin, safetensors_bytes};
+use remote_support::{FakeFile, FakeHub, FakeRepo, Fault, Origin, llama_shaped, safetensors_bytes};
 
 const SHA: &str = "4f2c0f4ab1b2c3d4e5f60718293a4b5c6d7e8f90";
 const TOKEN: &str = "hf_secret_token_value";
@@ -315,63 +315,10 @@ fn a_plain_url_is_probed_once_for_its_length_and_head() {
 
 /// A repo shaped like Llama-3.1-70B: its 723 tensor names over 30 shards (tiny data), the index naming
 /// each tensor's shard, and a config.
-fn llama_shaped() -> FakeRepo {
-    let mut names = vec!["model.embed_tokens.weight".to_owned()];
-    for layer in 0..80 {
-        for part in [
-            "self_attn.q_proj",
-            "self_attn.k_proj",
-            "self_attn.v_proj",
-            "self_attn.o_proj",
-            "mlp.gate_proj",
-            "mlp.up_proj",
-            "mlp.down_proj",
-            "input_layernorm",
-            "post_attention_layernorm",
-        ] {
-            names.push(format!("model.layers.{layer}.{part}.weight"));
-        }
-    }
-    names.push("model.norm.weight".to_owned());
-    names.push("lm_head.weight".to_owned());
-    assert_eq!(names.len(), 723);
-    let mut weight_map = serde_json::Map::new();
-    let mut files = vec![FakeFile::new(
-        "config.json",
-        br#"{"model_type":"llama"}"#.to_vec(),
-        false,
-    )];
-    for i in 0..30 {
-        let chunk = &names[i * names.len() / 30..(i + 1) * names.len() / 30];
-        let shard = format!("model-{:05}-of-00030.safetensors", i + 1);
-        for name in chunk {
-            weight_map.insert(name.clone(), shard.clone().into());
-        }
-        let chunk: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        files.push(FakeFile::new(
-            &shard,
-            safetensors_bytes(&chunk, 4, 0.0),
-            true,
-        ));
-    }
-    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
-    files.push(FakeFile::new(
-        "model.safetensors.index.json",
-        index.to_string().into_bytes(),
-        false,
-    ));
-    FakeRepo {
-        repo: "org/llama-70b-shaped".into(),
-        sha: SHA.into(),
-        files,
-        gated: false,
-    }
-}
-
 #[test]
 fn thirty_shards_heads_are_read_in_parallel_in_about_one_round_trip() {
     use paramscope::source::fetch::{read_head, read_heads, safetensors_need};
-    let repo = llama_shaped();
+    let repo = llama_shaped(SHA, 4);
     let shards: Vec<FakeFile> = repo.files.iter().filter(|f| f.lfs).cloned().collect();
     let fake = FakeHub::start(vec![repo], None);
     fake.set_latency(Duration::from_millis(100));
@@ -420,7 +367,7 @@ fn thirty_shards_heads_are_read_in_parallel_in_about_one_round_trip() {
 #[test]
 #[ignore = "run by the peer script, not by the suite"]
 fn serve_llama_shaped_with_latency() {
-    let fake = FakeHub::start(vec![llama_shaped()], None);
+    let fake = FakeHub::start(vec![llama_shaped(SHA, 4)], None);
     fake.set_latency(Duration::from_millis(100));
     println!("ENDPOINT {}", fake.endpoint);
     std::io::Write::flush(&mut std::io::stdout()).unwrap();

@@ -14,6 +14,7 @@ use crate::io::FileError;
 use crate::model::LookupError;
 use crate::model::forward::ForwardError;
 use crate::model::init::InitError;
+use crate::tensor::FetchError;
 use crate::tensor::decode::Undecodable;
 
 /// Everything the app can report as failed.
@@ -22,6 +23,9 @@ pub enum AppError {
     /// A model could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// A remote model's tensors could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     /// The `--input` array could not be read (the error names the file).
     #[error("--input {0}")]
     Input(FileError),

@@ -44,13 +44,21 @@ pub fn num(v: f64) -> String {
 /// `2.42e-4`; shorter than [`num`]'s, for the places where several share a line.
 #[must_use]
 pub fn short(v: f64) -> String {
+    significant(v, 3)
+}
+
+/// A value in `digits` significant digits (at least 1), as [`short`] writes three: where a line
+/// of several would not fit, fewer digits rather than a number cut.
+#[must_use]
+pub fn significant(v: f64, digits: usize) -> String {
+    let digits = digits.max(1);
     if v == 0.0 || !v.is_finite() {
         num(v)
     } else if (0.01..999.5).contains(&v.abs()) {
-        let digits = 2 - v.abs().log10().floor().clamp(-2.0, 2.0) as i32;
-        format!("{v:.*}", digits.max(0) as usize)
+        let decimals = (digits as i32 - 1) - v.abs().log10().floor().clamp(-2.0, 2.0) as i32;
+        format!("{v:.*}", decimals.max(0) as usize)
     } else {
-        format!("{v:.2e}")
+        format!("{v:.*e}", digits - 1)
     }
 }
 
@@ -126,7 +134,16 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{counted, middle_ellipsis, short, wrap};
+    use super::{counted, middle_ellipsis, short, significant, wrap};
+
+    #[test]
+    fn fewer_significant_digits_keep_the_exponent() {
+        assert_eq!(significant(-1.234e-10, 2), "-1.2e-10");
+        assert_eq!(significant(0.0332, 2), "0.033");
+        assert_eq!(significant(-0.3378, 2), "-0.34");
+        assert_eq!(significant(6.51e-5, 3), short(6.51e-5));
+        assert_eq!(significant(0.0, 2), "0");
+    }
 
     #[test]
     fn short_values_keep_three_digits_and_their_exponent() {

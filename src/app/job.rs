@@ -91,6 +91,19 @@ pub struct ForwardResult {
     pub embedding_norm: Option<f64>,
     /// A family run's probes: the lens, massive activations, one layer's attention.
     pub probes: Option<Box<Probes>>,
+    /// What a causal LM says after the text (boxed: most results have none, and the reply
+    /// carrying a result stays small).
+    pub said: Option<Box<Said>>,
+}
+
+/// A causal LM's greedy continuation of the text, and a mixture's choices for its last token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Said {
+    /// The continuation (raw; escaped where drawn): what a re-init or an edit does to what the
+    /// model says.
+    pub continuation: String,
+    /// A mixture of experts' choices for the text's last token, per layer (none for a dense one).
+    pub experts: Vec<Vec<u32>>,
 }
 
 /// Where the forward pass takes its input.
@@ -156,6 +169,8 @@ pub struct FamilyCheckpoint {
     pub config: Config,
     /// The folder holding `tokenizer.json` (and a sentence-transformers pooling).
     pub folder: PathBuf,
+    /// The GGUF file the model came from, whose metadata holds its tokenizer, when it is one.
+    pub gguf: Option<PathBuf>,
 }
 
 impl Runs {

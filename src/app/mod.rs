@@ -64,6 +64,8 @@ pub struct Args {
     pub seed: u64,
     /// A second model to compare with, opened on the worker.
     pub compare: Option<String>,
+    /// The base of a LoRA adapter `model`.
+    pub base: Option<String>,
 }
 
 /// Everything the event loop hears, on one channel.
@@ -80,12 +82,23 @@ enum Event {
 
 /// Opens the app, runs it until the user quits, and restores the terminal.
 pub fn run(args: Args) -> Result<(), AppError> {
-    let spec = OpenSpec {
+    let mut spec = OpenSpec {
         model: args.model.unwrap_or_else(|| "demo:mlp".to_owned()),
         arch: args.arch,
         seed: args.seed,
     };
-    let opened = work::open::open(&spec)?;
+    // A folder of several checkpoints opens its first, with the picker offering them all.
+    let (opened, several) = match work::open::open_with_base(&spec, args.base.as_deref()) {
+        Ok(opened) => (opened, None),
+        Err(e) => {
+            let choices = picker::several(&e).ok_or(e)?;
+            spec.model.clone_from(&choices[0]);
+            (
+                work::open::open_with_base(&spec, args.base.as_deref())?,
+                Some(choices),
+            )
+        }
+    };
     let input = match &args.input {
         Some(path) => Some((
             path.display().to_string(),
@@ -107,6 +120,9 @@ pub fn run(args: Args) -> Result<(), AppError> {
             extras: opened.extras,
         },
     )?;
+    if let Some(choices) = several {
+        app.mode = state::Mode::Open(picker::Picker::new(choices, &app.doc.source));
+    }
     if let Some(spec) = args.compare {
         effects.absorb(update::compare_with(&mut app, spec));
     }

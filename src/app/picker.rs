@@ -7,7 +7,10 @@
 
 use std::path::Path;
 
+use super::error::AppError;
 use super::field::{Edit, Field};
+use crate::checkpoint::OpenError;
+use crate::checkpoint::locate::LocateError;
 use crate::model::demos::DEMOS;
 
 /// The most entries read from one folder.
@@ -85,6 +88,22 @@ impl Picker {
             self.index = 0;
         }
     }
+}
+
+/// The checkpoints of a folder that holds several and no index saying which is the model, as
+/// paths to offer in the picker; `None` for any other error.
+#[must_use]
+pub fn several(error: &AppError) -> Option<Vec<String>> {
+    let AppError::Open(OpenError::Folder(LocateError::Several { folder, names })) = error else {
+        return None;
+    };
+    let folder = Path::new(folder);
+    Some(
+        names
+            .iter()
+            .map(|name| folder.join(name).display().to_string())
+            .collect(),
+    )
 }
 
 /// The demos, then the model files of `demo-models/` and of the current folder.

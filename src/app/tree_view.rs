@@ -277,6 +277,7 @@ mod tests {
             head: (0..1000).map(|i| Value::String(format!("t{i}"))).collect(),
         };
         let extras = Extras {
+            adapted: Vec::new(),
             gguf: vec![("tokenizer.ggml.tokens".into(), Value::Array(tokens))],
             values: Vec::new(),
         };
@@ -310,6 +311,7 @@ mod tests {
             head,
         };
         let extras = Extras {
+            adapted: Vec::new(),
             gguf: vec![("tokenizer.ggml.tokens".into(), Value::Array(tokens))],
             values: Vec::new(),
         };

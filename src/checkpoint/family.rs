@@ -1,8 +1,32 @@
 //! The family a `config.json` beside the checkpoint names (BERT, GPT-2, Llama...) gives a tree read
 //! from names its real structure: PyTorch's classes and state_dict order, buffers apart.
 
-use crate::families::{self, Config, ConfigError, Family};
+use crate::families::{self, Config, ConfigError, Family, gguf_config, gguf_names};
+use crate::io::gguf::Value;
 use crate::model::Model;
+use crate::tensor::Tensor;
+
+/// A GGUF file's tensors under their Hugging Face names, with the config its metadata gives, when
+/// the file holds a model of an architecture paramscope maps; its tensors as stored otherwise, and
+/// one warning when its metadata names an architecture that does not fit.
+pub fn from_gguf(
+    metadata: &[(String, Value)],
+    tensors: Vec<(String, Tensor)>,
+    warnings: &mut Vec<String>,
+) -> (Vec<(String, Tensor)>, Option<Config>) {
+    let has = |name: &str| tensors.iter().any(|(n, _)| n == name);
+    match gguf_config::read(metadata, has("token_embd.weight"), has("output.weight")) {
+        Ok(Some(model)) => {
+            let tensors = gguf_names::rename(&model.architecture, &model.config, tensors);
+            (tensors, Some(model.config))
+        }
+        Ok(None) => (tensors, None),
+        Err(e) => {
+            warnings.push(e.to_string());
+            (tensors, None)
+        }
+    }
+}
 
 /// `model` with its family's tree, and the family with its config, when `config` (config.json
 /// beside the checkpoint, read once by the loader) names one paramscope runs. A config that cannot

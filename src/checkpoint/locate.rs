@@ -117,16 +117,39 @@ pub fn choices(folder: &Path) -> Result<Vec<PathBuf>, LocateError> {
         folder: folder.display().to_string(),
         source,
     })?;
-    let mut files: Vec<PathBuf> = entries
+    let files = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| p.is_file() && could_be_the_model(p))
+        .filter(|p| p.is_file())
         .collect();
+    Ok(narrow(files))
+}
+
+/// The files among `files` that could be the model, sorted, a shard index standing for its shards.
+fn narrow(mut files: Vec<PathBuf>) -> Vec<PathBuf> {
+    files.retain(|p| could_be_the_model(p));
     files.sort();
     if files.iter().any(|p| is_index(p)) {
         files.retain(|p| is_index(p));
     }
-    Ok(files)
+    files
+}
+
+/// The checkpoint a remote folder (a Hub repo or subfolder, an S3 prefix) named `folder` stands
+/// for, by the rules a local folder holding the same `files` (its top-level file names) follows.
+pub fn checkpoint_among(folder: &str, files: &[&str]) -> Result<String, LocateError> {
+    if let Some(name) = PREFERRED.iter().find(|n| files.contains(n)) {
+        return Ok((*name).to_owned());
+    }
+    let mut found = narrow(files.iter().map(PathBuf::from).collect());
+    match found.len() {
+        1 => Ok(file_name(&found.swap_remove(0))),
+        0 => Err(LocateError::Empty(folder.to_owned())),
+        _ => Err(LocateError::Several {
+            folder: folder.to_owned(),
+            names: found.iter().map(|p| file_name(p)).collect(),
+        }),
+    }
 }
 
 /// Whether the file at `path` is named as a model's checkpoint is: a checkpoint extension or a shard
@@ -221,6 +244,33 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(
             checkpoint_in(empty.path()),
+            Err(LocateError::Empty(_))
+        ));
+    }
+
+    #[test]
+    fn a_remote_listing_follows_the_local_rules() {
+        use super::checkpoint_among;
+        let index = [
+            "config.json",
+            "model-00001-of-00002.safetensors",
+            "model.safetensors.index.json",
+        ];
+        assert_eq!(
+            checkpoint_among("hf://o/n", &index).unwrap(),
+            "model.safetensors.index.json"
+        );
+        let two = ["b.gguf", "a.safetensors", "optimizer.pt", "README.md"];
+        let err = checkpoint_among("s3://b/p/", &two).unwrap_err();
+        assert!(
+            matches!(&err, LocateError::Several { names, .. } if names == &["a.safetensors", "b.gguf"])
+        );
+        assert_eq!(
+            checkpoint_among("x", &["q4.gguf", "x.reinit.safetensors"]).unwrap(),
+            "q4.gguf"
+        );
+        assert!(matches!(
+            checkpoint_among("x", &["README.md"]),
             Err(LocateError::Empty(_))
         ));
     }

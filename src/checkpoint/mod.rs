@@ -5,13 +5,19 @@
 //! - [`infer`]: the module tree read from a checkpoint's dotted names, with its ties;
 //! - [`architecture`]: binding a checkpoint to an architecture text (`--arch`, or stored in the file);
 //! - [`save`]: a model written back as safetensors' `save_model` writes it;
-//! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters.
+//! - [`training`]: an optimizer's state in a training checkpoint, kept apart from the parameters;
+//! - [`adapter`]: a LoRA adapter folder attached to its base;
+//! - [`quantized`]: quantized safetensors' codes and scales grouped into logical weights.
 
+pub mod adapter;
 pub mod architecture;
+pub mod dcp;
 pub mod family;
 pub mod infer;
 pub mod locate;
 pub mod pytorch;
+pub mod quantized;
+pub mod remote;
 pub mod save;
 pub mod training;
 
@@ -28,9 +34,11 @@ use crate::io::{Checkpoint, FileError, gguf, npy, npz, safetensors, sharded};
 use crate::model::arch::{self, ArchError};
 use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
+use crate::source::{Location, LocationError};
 
 pub use architecture::Architecture;
 pub use infer::{from_checkpoint, natural_cmp};
+pub use remote::{RemoteError, fetch, fetch_all, pending};
 
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +66,8 @@ pub struct Loaded {
     pub gguf: Vec<(String, gguf::Value)>,
     /// The family config.json names, when paramscope runs it (the tree is then the family's).
     pub family: Option<(Family, FamilyConfig)>,
+    /// The LoRA adapter opened against this model (its base), when the `MODEL` was one.
+    pub adapter: Option<adapter::Attached>,
 }
 
 /// Why a `MODEL` argument could not be opened. Names travel raw; they are escaped where printed.
@@ -121,6 +131,15 @@ pub enum OpenError {
     /// `--key` given with a demo or an architecture text.
     #[error("--key takes part of a checkpoint file; {0} is not one")]
     KeyWithoutCheckpoint(String),
+    /// An `hf://`, `s3://` or `http(s)://` MODEL that does not parse.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// A remote file or folder that could not be listed or read, or a format read only locally.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// An adapter that cannot be attached, or `--base` without one.
+    #[error(transparent)]
+    Adapter(#[from] adapter::AdapterError),
 }
 
 /// Loads `spec` as the command line's `MODEL`.
@@ -130,7 +149,36 @@ pub fn load(spec: &str, options: &LoadOptions) -> Result<Model, OpenError> {
 
 /// Loads `spec` as [`load`] does, keeping the warnings.
 pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
-    open_keyed(spec, options, None)
+    open_adapted(spec, options, None, None)
+}
+
+/// Loads `spec` as [`open_keyed`] does, but a LoRA adapter folder opens as its base with the
+/// adapter attached: the base is `base`, else the config's `base_model_name_or_path` when that
+/// is a path here; without either, the adapter's own tensors open, with a warning.
+pub fn open_adapted(
+    spec: &str,
+    options: &LoadOptions,
+    key: Option<&str>,
+    base: Option<&str>,
+) -> Result<Loaded, OpenError> {
+    let Some(found) = adapter::find(Path::new(spec)) else {
+        if base.is_some() {
+            return Err(adapter::AdapterError::NotAnAdapter(spec.to_owned()).into());
+        }
+        return open_keyed(spec, options, key);
+    };
+    let config = adapter::Config::read(&found.config)?;
+    let Some(base) = base.map(str::to_owned).or_else(|| config.local_base()) else {
+        let mut loaded = open_keyed(spec, options, key)?;
+        loaded.warnings.push(format!(
+            "{spec} is a LoRA adapter: pass --base MODEL to see it against its base"
+        ));
+        return Ok(loaded);
+    };
+    let mut loaded = open_keyed(&base, options, key)?;
+    let tensors = safetensors::open(&found.weights)?.tensors;
+    loaded.adapter = Some(adapter::attach(&config, tensors, &loaded.model, &base));
+    Ok(loaded)
 }
 
 /// Loads `spec` as [`open`] does; with `key`, the model is the part of the checkpoint under it.
@@ -146,17 +194,27 @@ pub fn open_keyed(
         return open_demo(spec, name, options);
     }
     let path = Path::new(spec);
+    // A local path wins, even one that happens to hold "://".
     if !path.exists() {
-        return Err(OpenError::NoSuchFile(spec.to_owned()));
+        return match Location::parse(spec)? {
+            Location::Local(_) => Err(OpenError::NoSuchFile(spec.to_owned())),
+            remote => open_remote(&remote, options, key, spec),
+        };
     }
-    let (file, outside) = if path.is_dir() {
+    let dcp_folder = dcp::is_folder(path);
+    let (file, outside) = if dcp_folder {
+        (path.join(crate::io::dcp::METADATA), None)
+    } else if path.is_dir() {
         let located = locate::checkpoint_in(path)?;
         (located.file, located.outside)
     } else {
         (path.to_path_buf(), None)
     };
     let head = small_file::head(&file, sniff::HEAD).map_err(|e| FileError::new(&file, e))?;
+    // A GGUF file's config is its metadata's, whatever config.json lies beside it.
+    let mut gguf_config = None;
     let checkpoint = match sniff::format(&file, &head) {
+        _ if dcp_folder => dcp::open(path)?,
         Format::ShardIndex => {
             let sharded = sharded::open_with(&file, &mut pytorch::open_shard)?;
             let mut checkpoint = sharded.checkpoint;
@@ -168,7 +226,11 @@ pub fn open_keyed(
         Format::Gguf => {
             let keep = options.array_items.unwrap_or(gguf::value::PREVIEW);
             let gguf = gguf::open(&file, keep)?;
-            let mut checkpoint = Checkpoint::new(gguf.tensors, BTreeMap::new());
+            let mut warnings = Vec::new();
+            let (tensors, config) = family::from_gguf(&gguf.metadata, gguf.tensors, &mut warnings);
+            gguf_config = Some(config);
+            let mut checkpoint = Checkpoint::new(tensors, BTreeMap::new());
+            checkpoint.warnings.extend(warnings);
             checkpoint.extras.gguf = gguf.metadata;
             checkpoint
         }
@@ -181,7 +243,7 @@ pub fn open_keyed(
         Format::ArchitectureText => return open_text(&file, options),
     };
     // Read once: it says whether the head is tied, and which family the tree is.
-    let config = FamilyConfig::beside(&file);
+    let config = gguf_config.map_or_else(|| FamilyConfig::beside(&file), Ok);
     let mut loaded = from_opened(checkpoint, &file, key, config, options, spec)?;
     if let Some(target) = outside {
         loaded.warnings.insert(
@@ -194,6 +256,31 @@ pub fn open_keyed(
         );
     }
     Ok(loaded)
+}
+
+/// A remote MODEL: the Hugging Face cache's copy by the local route, else the checkpoint the remote
+/// layer read, made into a model as a local one is.
+fn open_remote(
+    location: &Location,
+    options: &LoadOptions,
+    key: Option<&str>,
+    spec: &str,
+) -> Result<Loaded, OpenError> {
+    let keep = options.array_items.unwrap_or(gguf::value::PREVIEW);
+    match remote::open(location, keep)? {
+        remote::Remote::Local(path) => match path.to_str() {
+            Some(local) => open_keyed(local, options, key),
+            None => Err(OpenError::NoSuchFile(path.display().to_string())),
+        },
+        remote::Remote::Read(read) => {
+            let remote::Read {
+                checkpoint,
+                name,
+                config,
+            } = *read;
+            from_opened(checkpoint, Path::new(&name), key, config, options, spec)
+        }
+    }
 }
 
 /// A checkpoint made into a model: the part under `key`, its tree inferred from its names, then
@@ -212,6 +299,12 @@ fn from_opened(
     };
     let ties = matches!(&config, Ok(Some(c)) if c.ties_word_embeddings());
     let mut warnings = std::mem::take(&mut checkpoint.warnings);
+    let quantization = quantized::config_beside(file);
+    quantized::group(
+        &mut checkpoint.tensors,
+        quantization.as_ref(),
+        &mut warnings,
+    );
     let extras = std::mem::take(&mut checkpoint.extras);
     let mut model = from_checkpoint(checkpoint, ties).map_err(|e| FileError::new(file, e))?;
     // `tree` lists these tensors apart from the parameters it counts.
@@ -230,6 +323,7 @@ fn from_opened(
         values: extras.values,
         gguf: extras.gguf,
         family,
+        adapter: None,
     })
 }
 
@@ -253,6 +347,7 @@ fn open_demo(spec: &str, name: &str, options: &LoadOptions) -> Result<Loaded, Op
         values: Vec::new(),
         gguf: Vec::new(),
         family: None,
+        adapter: None,
     })
 }
 
@@ -282,6 +377,7 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         values: Vec::new(),
         gguf: Vec::new(),
         family: None,
+        adapter: None,
     })
 }
 

@@ -18,6 +18,7 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
             arch: None,
             seed: 0,
             key: None,
+            base: args.base.clone(),
         }
         .load()
     };

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 use crate::checkpoint::OpenError;
+use crate::compare::adapter::LoraError;
 use crate::compare::diff::DiffError;
 use crate::families::FamilyError;
 use crate::families::sentence::SentenceError;
@@ -14,6 +15,7 @@ use crate::io::FileError;
 use crate::model::LookupError;
 use crate::model::forward::ForwardError;
 use crate::model::init::InitError;
+use crate::tensor::FetchError;
 use crate::tensor::decode::Undecodable;
 
 /// A subcommand's failure.
@@ -22,6 +24,9 @@ pub enum CliError {
     /// The MODEL could not be opened.
     #[error(transparent)]
     Open(#[from] OpenError),
+    /// A remote tensor's bytes could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
     /// A name or path that leads nowhere.
     #[error(transparent)]
     Lookup(#[from] LookupError),
@@ -64,6 +69,9 @@ pub enum CliError {
     /// Two models that cannot be compared.
     #[error(transparent)]
     Diff(#[from] DiffError),
+    /// A LoRA update that cannot be computed.
+    #[error(transparent)]
+    Lora(#[from] LoraError),
     /// Values that cannot be read as numbers.
     #[error(transparent)]
     Undecodable(#[from] Undecodable),

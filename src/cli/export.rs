@@ -2,12 +2,41 @@
 
 use super::CliError;
 use super::ExportArgs;
+use crate::checkpoint::adapter;
 use crate::checkpoint::save::save_model;
+use crate::compare::adapter::Finding;
 use crate::model::Model;
 use crate::tensor::{DType, Tensor};
 
 pub(super) fn run(args: &ExportArgs) -> Result<String, CliError> {
-    let mut model = args.model.load()?;
+    let loaded = args.model.open()?;
+    let mut model = loaded.model;
+    match (&loaded.adapter, args.merge) {
+        (Some(adapter), true) => {
+            if let Some(Finding::ShapeMismatch { key, .. }) = adapter
+                .findings
+                .iter()
+                .find(|f| matches!(f, Finding::ShapeMismatch { .. }))
+            {
+                return Err(CliError::Arguments(format!(
+                    "{} does not fit its base weight (check lists why), so the adapter cannot be merged",
+                    crate::text::escape(key)
+                )));
+            }
+            adapter::merge_into(&mut model, adapter)?;
+        }
+        (Some(_), false) => {
+            return Err(CliError::Arguments(
+                "the model is a LoRA adapter on its base: pass --merge to write the base with the adapter merged in".into(),
+            ));
+        }
+        (None, true) => {
+            return Err(CliError::Arguments(
+                "--merge applies to a LoRA adapter opened with its base (--base MODEL)".into(),
+            ));
+        }
+        (None, false) => {}
+    }
     // A file of no tensors is no model: an empty safetensors file with exit 0 would look like success.
     if model.store.is_empty() {
         return Err(CliError::Arguments(
@@ -26,12 +55,16 @@ pub(super) fn run(args: &ExportArgs) -> Result<String, CliError> {
 }
 
 /// GGUF quantized tensors have no safetensors dtype: with `--dequantize` each becomes F32 (ggml's
-/// own dequantized values, exactly); without it they are named and nothing is written.
+/// own dequantized values, exactly); a quantized safetensors weight becomes its dequantized values
+/// in the dtype its reference returns. Without it they are named and nothing is written.
 fn dequantize(model: &mut Model, allowed: bool) -> Result<(), CliError> {
     let quantized: Vec<(String, crate::model::ParamId)> = model
         .named_parameters()
         .into_iter()
-        .filter(|(_, id)| matches!(model.store.get(*id).dtype(), DType::Ggml(_)))
+        .filter(|(_, id)| {
+            let tensor = model.store.get(*id);
+            matches!(tensor.dtype(), DType::Ggml(_)) || tensor.quantization().is_some()
+        })
         .collect();
     if quantized.is_empty() {
         return Ok(());
@@ -41,13 +74,22 @@ fn dequantize(model: &mut Model, allowed: bool) -> Result<(), CliError> {
             .iter()
             .take(5)
             .map(|(n, id)| {
-                format!(
-                    "{} ({})",
-                    crate::text::escape(n),
-                    model.store.get(*id).dtype()
-                )
+                let tensor = model.store.get(*id);
+                let scheme = tensor.quantization().map_or_else(
+                    || tensor.dtype().to_string(),
+                    |q| q.scheme().name().to_owned(),
+                );
+                format!("{} ({scheme})", crate::text::escape(n))
             })
             .collect();
+        let layouts = quantized
+            .iter()
+            .any(|(_, id)| model.store.get(*id).quantization().is_some());
+        let kind = if layouts {
+            "quantized"
+        } else {
+            "ggml-quantized"
+        };
         let more = quantized.len().saturating_sub(names.len());
         let more = if more > 0 {
             format!(" and {more} more")
@@ -55,16 +97,20 @@ fn dequantize(model: &mut Model, allowed: bool) -> Result<(), CliError> {
             String::new()
         };
         return Err(CliError::Arguments(format!(
-            "{} tensors are ggml-quantized, which safetensors cannot hold: {}{more}; pass --dequantize to write them as F32",
+            "{} tensors are {kind}, which safetensors cannot hold as such: {}{more}; pass --dequantize to write their dequantized values",
             quantized.len(),
             names.join(", ")
         )));
     }
     for (_, id) in quantized {
         let tensor = model.store.get(id);
-        let values = tensor.to_f32_vec()?;
-        let f32 = Tensor::from_f32(tensor.shape().to_vec(), &values);
-        model.store.set(id, f32);
+        let plain = if tensor.quantization().is_some() {
+            let bytes = crate::tensor::Bytes::Owned(tensor.bytes().into());
+            Tensor::new(tensor.shape().to_vec(), tensor.dtype(), bytes)
+        } else {
+            Tensor::from_f32(tensor.shape().to_vec(), &tensor.to_f32_vec()?)
+        };
+        model.store.set(id, plain);
     }
     Ok(())
 }

@@ -1,33 +1,39 @@
 //! `paramscope forward`: run the model on an `.npy` input or a random batch, or a family checkpoint
-//! (BERT, GPT-2, Llama...) on text or token ids.
+//! (BERT, GPT-2, Llama, Gemma...) on text or token ids, and continue a causal LM's text greedily
+//! (`--generate N`).
 
 use ndarray::{ArrayD, IxDyn};
 use serde_json::{Value, json};
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{CliError, ForwardArgs, json_number, json_text, probes};
+use super::{CliError, ForwardArgs, Source, json_number, json_text, probes};
 use crate::checkpoint::Architecture;
 use crate::families::probe::Probe;
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
-use crate::families::{self, Batch, Config, Family, Plan, predict};
-use crate::io::npy;
+use crate::families::{self, Batch, Config, Family, Plan, Stop, gguf_config, predict};
+use crate::io::{gguf, npy};
 use crate::model::Model;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
-    let loaded = args.model.open()?;
+    let loaded = args.model.open_fetched()?;
     if let Some((family, config)) = loaded.family {
         let folder = families::folder_of(Path::new(&args.model.model));
-        return run_family(args, &loaded.model, family, &config, &folder);
+        let source = Source {
+            folder: &folder,
+            gguf: &loaded.gguf,
+        };
+        return run_family(args, &loaded.model, family, &config, &source);
     }
-    if !args.text.is_empty() || !args.tokens.is_empty() {
+    if !args.text.is_empty() || !args.tokens.is_empty() || args.generate.is_some() {
         return Err(CliError::Arguments(format!(
-            "{}: --text and --tokens run checkpoints whose config.json names a family paramscope runs ({})",
+            "{}: --text, --tokens and --generate run checkpoints whose config.json names a family paramscope runs ({})",
             args.model.model,
             families::supported()
         )));
@@ -148,8 +154,9 @@ fn run_family(
     model: &Model,
     family: Family,
     config: &Config,
-    folder: &Path,
+    source: &Source,
 ) -> Result<String, CliError> {
+    let folder = source.folder;
     if args.text.is_empty() && args.tokens.is_empty() {
         return Err(CliError::Arguments(format!(
             "{}: a {family:?} checkpoint runs on text or token ids: give --text \"...\" or --tokens 1,2,3",
@@ -157,9 +164,9 @@ fn run_family(
         )));
     }
     let tokenizer = if args.text.is_empty() {
-        TextTokenizer::open(folder).ok()
+        source.tokenizer(&args.model.model).ok()
     } else {
-        Some(TextTokenizer::open(folder)?)
+        Some(source.tokenizer(&args.model.model)?)
     };
     let sequences = sequences(args, tokenizer.as_ref())?;
     let batch = Batch::new(&sequences, 0)?;
@@ -254,6 +261,29 @@ fn run_family(
         if let Some(e) = &embedding {
             value["embedding"] = nested(&e.clone().into_dyn());
         }
+        if !pass.experts.is_empty() {
+            value["experts"] = json!(pass.experts);
+        }
+        if let Some(n) = args.generate {
+            let start = Instant::now();
+            let g = plan.generate(&sequences[0], n as usize, &config.eos_ids(), &mut |_| {})?;
+            // The prompt's pass and every step, to the nanosecond.
+            let time_us = (start.elapsed().as_secs_f64() * 1e9).round() / 1e3;
+            value["generated"] = json!({
+                "ids": g.ids,
+                "text": tokenizer.as_ref().and_then(|t| t.decode(&g.ids)),
+                "stop": stop_name(g.stop),
+                "time_us": json_number(time_us),
+            });
+        }
+        if !source.gguf.is_empty() {
+            let text = |key| match gguf_config::get(source.gguf, key) {
+                Some(gguf::Value::String(s)) => Value::from(s.as_str()),
+                _ => Value::Null,
+            };
+            value["architecture"] = text("general.architecture");
+            value["tokenizer"] = text("tokenizer.ggml.model");
+        }
         if let Some(t) = time_us {
             value["time_us"] = json_number((t * 1e3).round() / 1e3);
         }
@@ -296,10 +326,75 @@ fn run_family(
             a.absmax()
         );
     }
+    for (i, layer) in pass
+        .experts
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+    {
+        let per_token: Vec<String> = layer.iter().map(|t| format!("{t:?}")).collect();
+        let _ = writeln!(
+            out,
+            "  experts of layer {i} per token: {}",
+            per_token.join(" ")
+        );
+    }
     if let (Some(t), Some(n)) = (time_us, args.repeat) {
         let _ = writeln!(out, "\ntime per pass: {t:.3} us (median of {n})");
     }
+    if let Some(n) = args.generate {
+        out.push_str("\ncontinuation of sequence 0: ");
+        // What came before is printed first, so that the continuation shows as it comes.
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(out.as_bytes());
+        let _ = stdout.flush();
+        let mut shown = Shown::default();
+        let g = plan.generate(&sequences[0], n as usize, &config.eos_ids(), &mut |id| {
+            shown.push(tokenizer.as_ref(), id, &mut stdout);
+        })?;
+        out = match g.stop {
+            Stop::Length => "\n".to_owned(),
+            Stop::Eos => "\n(an end-of-sequence token)\n".to_owned(),
+            Stop::Positions(p) => {
+                format!("\n(stopped: the model has {p} positions, max_position_embeddings)\n")
+            }
+        };
+    }
     Ok(out)
+}
+
+/// How a generation stopped, in the JSON.
+fn stop_name(stop: Stop) -> &'static str {
+    match stop {
+        Stop::Length => "length",
+        Stop::Eos => "eos",
+        Stop::Positions(_) => "positions",
+    }
+}
+
+/// The generated text printed so far: each new id decodes the whole continuation again (a
+/// byte-level BPE token may hold half a character) and prints what is new once it is whole.
+#[derive(Default)]
+struct Shown {
+    ids: Vec<u32>,
+    bytes: usize,
+}
+
+impl Shown {
+    fn push(&mut self, tokenizer: Option<&TextTokenizer>, id: u32, to: &mut impl std::io::Write) {
+        self.ids.push(id);
+        let Some(text) = tokenizer.and_then(|t| t.decode(&self.ids)) else {
+            let _ = write!(to, "{id} ");
+            let _ = to.flush();
+            return;
+        };
+        if text.ends_with('\u{fffd}') || !text.is_char_boundary(self.bytes) {
+            return;
+        }
+        let _ = write!(to, "{}", escape(&text[self.bytes..]));
+        let _ = to.flush();
+        self.bytes = text.len();
+    }
 }
 
 /// The batch's id sequences: each `--text` tokenized, or each `--tokens` list parsed.

@@ -8,22 +8,27 @@ mod forward;
 mod init;
 mod probes;
 mod show;
+mod trajectory;
 mod tree;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
 pub use error::CliError;
 
-use crate::checkpoint::{self, LoadOptions};
+use crate::checkpoint::{self, LoadOptions, locate};
+use crate::families::gguf_tokenizer;
+use crate::families::tokenize::{TextTokenizer, TokenizeError};
+use crate::io::gguf;
 use crate::model::Model;
 
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
 /// MODEL is demo:mlp, demo:rgnet or demo:shared (the nets of d2l's "parameter management" chapter),
-/// a .safetensors checkpoint, a PyTorch .pt/.pth/.bin file (read without running its pickle), or a
-/// text file holding a model as PyTorch's print(model) shows it.
+/// a .safetensors checkpoint, a PyTorch .pt/.pth/.bin file (read without running its pickle), a
+/// text file holding a model as PyTorch's print(model) shows it, or a checkpoint where it lives:
+/// hf://ORG/NAME[@REVISION][/PATH], https://URL, s3://BUCKET/KEY or s3://BUCKET/PREFIX/ (read by ranges).
 #[derive(Debug, Parser)]
 #[command(
     name = "paramscope",
@@ -63,6 +68,10 @@ pub struct AppArgs {
     /// A second model to compare with: each tree row shows how far its tensor moved (rel_l2).
     #[arg(long, value_name = "MODEL")]
     pub compare: Option<String>,
+    /// The base model of a LoRA adapter MODEL (default: the base_model_name_or_path of its
+    /// adapter_config.json, when that is a path here).
+    #[arg(long, value_name = "MODEL")]
+    pub base: Option<String>,
 }
 
 /// The subcommands.
@@ -83,6 +92,8 @@ pub enum Command {
     /// Look for broken tensors: NaN/Inf, dead rows or columns, duplicates, outlier columns,
     /// untrained embedding rows, an untied copy of the embedding.
     Check(CheckArgs),
+    /// Follow every tensor across a run's checkpoints: norm, drift, step change, NaN/Inf.
+    Trajectory(TrajectoryArgs),
 }
 
 /// Where the model comes from; shared by every subcommand.
@@ -101,22 +112,53 @@ pub struct ModelArgs {
     /// training checkpoint {"model": ..., "optimizer": ..., "epoch": 7}).
     #[arg(long, value_name = "K")]
     pub key: Option<String>,
+    /// The base model of a LoRA adapter MODEL (a folder holding adapter_config.json and
+    /// adapter_model.safetensors); default: its config's base_model_name_or_path, when that is a
+    /// path here. tree and check show the adapter against it; the other commands use the merged model.
+    #[arg(long, value_name = "MODEL")]
+    pub base: Option<String>,
 }
 
 impl ModelArgs {
-    /// Loads the model these arguments name; warnings go to stderr.
+    /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched,
+    /// a LoRA adapter merged into its base); warnings go to stderr.
     pub fn load(&self) -> Result<Model, CliError> {
-        self.open().map(|loaded| loaded.model)
+        let loaded = self.open_fetched()?;
+        let mut model = loaded.model;
+        if let Some(adapter) = &loaded.adapter {
+            checkpoint::adapter::merge_into(&mut model, adapter)?;
+        }
+        Ok(model)
     }
 
-    /// [`ModelArgs::load`], keeping where the architecture came from.
+    /// [`ModelArgs::open`], then every tensor of a remote model fetched, after saying how much.
+    pub fn open_fetched(&self) -> Result<checkpoint::Loaded, CliError> {
+        let loaded = self.open()?;
+        let (bytes, tensors) = checkpoint::pending(&loaded.model);
+        if tensors > 0 {
+            eprintln!(
+                "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB)",
+                bytes as f64 / f64::from(1 << 20)
+            );
+        }
+        checkpoint::fetch_all(&loaded.model)?;
+        Ok(loaded)
+    }
+
+    /// [`ModelArgs::load`], keeping where the architecture came from, and an adapter apart from
+    /// its base.
     pub fn open(&self) -> Result<checkpoint::Loaded, CliError> {
         let options = LoadOptions {
             arch: self.arch.as_deref(),
             seed: self.seed,
             array_items: None,
         };
-        let loaded = checkpoint::open_keyed(&self.model, &options, self.key.as_deref())?;
+        let loaded = checkpoint::open_adapted(
+            &self.model,
+            &options,
+            self.key.as_deref(),
+            self.base.as_deref(),
+        )?;
         for warning in &loaded.warnings {
             eprintln!("warning: {}", crate::text::escape(warning));
         }
@@ -148,6 +190,13 @@ pub struct ShowArgs {
     /// How many values to print, in C order.
     #[arg(long, default_value_t = 1000, value_name = "N")]
     limit: usize,
+    /// Show the optimizer's tensor for this parameter instead of its values: exp_avg,
+    /// exp_avg_sq, momentum_buffer, or update (what step() would subtract with a zero gradient).
+    #[arg(long, value_name = "STATE", value_parser = ["exp_avg", "exp_avg_sq", "momentum_buffer", "update"])]
+    state: Option<String>,
+    /// For a quantized weight, the stored codes instead of the dequantized values.
+    #[arg(long)]
+    raw: bool,
 }
 
 /// `paramscope forward`.
@@ -161,6 +210,9 @@ pub struct ForwardArgs {
     /// Token ids for such a checkpoint, comma-separated (1,5,9); repeat for a batch.
     #[arg(long, value_name = "IDS", conflicts_with_all = ["input", "batch"])]
     tokens: Vec<String>,
+    /// Continue the (first) text of a causal LM by N tokens, greedily, printing them as they come.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    generate: Option<u64>,
     /// How many next tokens a causal LM lists.
     #[arg(long, value_name = "K", default_value_t = 10)]
     top_k: usize,
@@ -234,6 +286,9 @@ pub struct ExportArgs {
     /// Write GGUF quantized tensors as F32 (their dequantized values); without it they are refused.
     #[arg(long)]
     dequantize: bool,
+    /// Write a LoRA adapter's base with the adapter merged in, as PEFT's merge_and_unload.
+    #[arg(long)]
+    merge: bool,
 }
 
 /// `paramscope diff`.
@@ -254,6 +309,9 @@ pub struct DiffArgs {
     /// Exit with 3 when the models differ (errors still exit 1).
     #[arg(long)]
     exit_code: bool,
+    /// The base of A and B when they are LoRA adapters: each is compared merged into it.
+    #[arg(long, value_name = "MODEL")]
+    base: Option<String>,
 }
 
 /// `paramscope check`.
@@ -284,6 +342,18 @@ pub struct CheckArgs {
     tokens: Option<String>,
 }
 
+/// `paramscope trajectory`.
+#[derive(Debug, Args)]
+pub struct TrajectoryArgs {
+    /// The checkpoints in order (any MODELs, formats may differ), or one folder of checkpoint-N
+    /// or step_N subfolders (sorted by N).
+    #[arg(value_name = "CKPT", required = true)]
+    checkpoints: Vec<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 /// What a subcommand prints on stdout, and the exit code it asks for.
 pub struct Output {
     /// The text for stdout.
@@ -302,9 +372,35 @@ pub fn run(command: Command) -> Result<Output, CliError> {
         Command::Init(args) => init::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Trajectory(args) => trajectory::run(&args),
         Command::Diff(args) => return diff::run(&args),
     }?;
     Ok(Output { stdout, code: 0 })
+}
+
+/// Where a family checkpoint's tokenizer comes from.
+struct Source<'a> {
+    /// The folder of `tokenizer.json` (and a sentence-transformers pooling).
+    folder: &'a Path,
+    /// A GGUF file's metadata (empty for other formats): the tokenizer is the file's own.
+    gguf: &'a [(String, gguf::Value)],
+}
+
+impl Source<'_> {
+    /// The tokenizer of the checkpoint `spec` names: its folder's `tokenizer.json`, or a GGUF
+    /// file's own vocabulary.
+    fn tokenizer(&self, spec: &str) -> Result<TextTokenizer, TokenizeError> {
+        if self.gguf.is_empty() {
+            return TextTokenizer::open(self.folder);
+        }
+        let path = Path::new(spec);
+        let file = if path.is_dir() {
+            locate::checkpoint_in(path).map_or_else(|_| path.to_owned(), |l| l.file)
+        } else {
+            path.to_owned()
+        };
+        gguf_tokenizer::open(&file)
+    }
 }
 
 /// JSON text followed by a newline, with every unsafe character (controls, bidi, format

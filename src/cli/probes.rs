@@ -7,14 +7,14 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{CheckArgs, CliError, ForwardArgs, json_number};
+use super::{CheckArgs, CliError, ForwardArgs, Source, json_number};
+use crate::checkpoint::Loaded;
 use crate::families::predict::{self, Candidate};
 use crate::families::probe::lens::{self, LensRow};
 use crate::families::probe::massive::{self, Massive};
 use crate::families::probe::super_weight::{self, SuperWeight};
 use crate::families::probe::zero::{self, ZeroSpec};
 use crate::families::probe::{LayerMap, Probe, ProbeError, Want, Weights};
-use crate::families::tokenize::TextTokenizer;
 use crate::families::{self, Batch, Family, Pass, Plan};
 use crate::model::Model;
 use crate::text::escape;
@@ -291,9 +291,11 @@ fn mean(v: &[f32]) -> f64 {
 }
 
 /// `check --super-weights`: runs the text (or ids) through the model's family and finds them.
-pub(super) fn super_weights(args: &CheckArgs) -> Result<Vec<SuperWeight>, CliError> {
-    let loaded = args.model.open()?;
-    let Some((family, config)) = loaded.family else {
+pub(super) fn super_weights(
+    args: &CheckArgs,
+    loaded: &Loaded,
+) -> Result<Vec<SuperWeight>, CliError> {
+    let Some((family, config)) = &loaded.family else {
         return Err(CliError::Arguments(format!(
             "{}: --super-weights runs checkpoints whose config.json names a Llama-style family ({})",
             args.model.model,
@@ -310,11 +312,15 @@ pub(super) fn super_weights(args: &CheckArgs) -> Result<Vec<SuperWeight>, CliErr
             .collect::<Result<_, _>>()?
     } else {
         let folder = families::folder_of(Path::new(&args.model.model));
+        let source = Source {
+            folder: &folder,
+            gguf: &loaded.gguf,
+        };
         let text = args.text.as_deref().unwrap_or(SUPER_WEIGHT_TEXT);
-        TextTokenizer::open(&folder)?.encode(text)?
+        source.tokenizer(&args.model.model)?.encode(text)?
     };
     let batch = Batch::new(&[ids], 0)?;
-    let plan = Plan::new(family, &loaded.model, &config)?;
+    let plan = Plan::new(*family, &loaded.model, config)?;
     let mut probe = Probe::new(Want {
         down_proj: true,
         ..Want::default()
@@ -323,9 +329,10 @@ pub(super) fn super_weights(args: &CheckArgs) -> Result<Vec<SuperWeight>, CliErr
     Ok(super_weight::find(&loaded.model, &probe)?)
 }
 
-/// A super weight as one of `check --json`'s findings.
+/// A super weight as one of `check --json`'s findings (`"expert"` only for a stacked experts'
+/// tensor, whose coordinates are `[expert, row, col]`).
 pub(super) fn super_weight_json(s: &SuperWeight) -> Value {
-    json!({
+    let mut finding = json!({
         "kind": "super_weight",
         "path": s.path,
         "layer": s.layer,
@@ -333,13 +340,18 @@ pub(super) fn super_weight_json(s: &SuperWeight) -> Value {
         "col": s.col,
         "value": json_number(f64::from(s.value)),
         "output_magnitude": json_number(f64::from(s.output_magnitude)),
-    })
+    });
+    if let Some(expert) = s.expert {
+        finding["expert"] = json!(expert);
+    }
+    finding
 }
 
 /// A super weight as a line of `check`'s text.
 pub(super) fn super_weight_text(s: &SuperWeight) -> String {
+    let expert = s.expert.map(|e| format!("{e}, ")).unwrap_or_default();
     format!(
-        "super_weight     {}  [{}, {}] = {:.6}: layer {}'s down_proj output reaches {:.2}",
+        "super_weight     {}  [{expert}{}, {}] = {:.6}: layer {}'s down_proj output reaches {:.2}",
         escape(&s.path),
         s.row,
         s.col,

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{CliError, ShowArgs, json_number, json_text};
+use crate::checkpoint::training::{self, ParamState};
 use crate::tensor::Tensor;
 use crate::tensor::decode::{Scalar, decode_scalars};
 use crate::tensor::stats::Stats;
@@ -26,7 +27,31 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
             });
         }
     };
-    let tensor = model.store.get(id);
+    let param = model.store.get(id);
+    let optimizer = optimizer(model, &loaded.values, &name, param, args.state.is_some())?;
+    let tensor = match (&args.state, &optimizer) {
+        (None, _) => param,
+        (Some(state), Some(o)) => o.tensor(state).ok_or_else(|| {
+            CliError::Arguments(format!(
+                "{}: the optimizer keeps no {state} for it ({} keeps {})",
+                escape(&name),
+                o.state.group.kind.name(),
+                o.names().join(", ")
+            ))
+        })?,
+        (Some(_), None) => {
+            return Err(CliError::Arguments(format!(
+                "{}: the checkpoint holds no optimizer state for it",
+                escape(&name)
+            )));
+        }
+    };
+    let tensor = match tensor.quantization() {
+        Some(q) if args.raw => &q.parts()[0].1,
+        _ => tensor,
+    };
+    // A remote tensor: exactly its range is fetched, once.
+    crate::checkpoint::fetch(tensor)?;
     let shared_with: Vec<String> = model
         .paths_of(id)
         .into_iter()
@@ -39,7 +64,7 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
         let values = values
             .as_ref()
             .map(|v| v.iter().map(scalar_json).collect::<Vec<_>>());
-        json_text(&json!({
+        let mut out = json!({
             "name": name,
             "dtype": tensor.dtype().name(),
             "bits_per_weight": tensor.dtype().bits_per_weight(),
@@ -48,16 +73,168 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
             "shared_with": shared_with,
             "stats": stats.map(stats_json),
             "values": values,
-        }))
+        });
+        if let Some(o) = &optimizer {
+            out["optimizer"] = o.to_json();
+        }
+        if let Some(state) = &args.state {
+            out["state"] = json!(state);
+        }
+        json_text(&out)
     } else {
-        to_text(
+        let mut text = to_text(
             &name,
             tensor,
             &shared_with,
             stats.as_ref(),
             values.as_deref(),
-        )
+        );
+        if let Some(o) = &optimizer {
+            text.push_str(&o.to_text(args.state.as_deref()));
+        }
+        text
     })
+}
+
+/// A step count: an integer as JSON has it, when it is one.
+fn step_json(step: f64) -> Value {
+    if step.fract() == 0.0 && step.abs() < 9e15 {
+        #[expect(clippy::cast_possible_truncation, reason = "an integer below 2^53")]
+        let n = step as i64;
+        json!(n)
+    } else {
+        json_number(step)
+    }
+}
+
+/// A parameter's optimizer state with its next update, ready to show.
+struct Optimizer {
+    state: ParamState,
+    update: Tensor,
+    /// `||update|| / ||param||`.
+    ratio: f64,
+}
+
+/// The optimizer state of `name`, when the checkpoint holds one. A state that cannot be matched
+/// to the parameters is an error when `--state` asks for it, else a warning.
+fn optimizer(
+    model: &crate::model::Model,
+    values: &[(String, crate::io::pickle::Scalar)],
+    name: &str,
+    param: &Tensor,
+    asked: bool,
+) -> Result<Option<Optimizer>, CliError> {
+    let state = match training::state_of(model, values, name) {
+        Ok(Some(state)) => state,
+        Ok(None) => return Ok(None),
+        Err(e) if asked => return Err(CliError::Arguments(format!("optimizer state: {e}"))),
+        Err(e) => {
+            eprintln!(
+                "warning: optimizer state not shown: {}",
+                escape(&e.to_string())
+            );
+            return Ok(None);
+        }
+    };
+    let update = training::next_update(param, &state)?;
+    let ratio = training::update_ratio(&param.to_f32_vec()?, &update);
+    Ok(Some(Optimizer {
+        update: Tensor::from_f32(param.shape().to_vec(), &update),
+        state,
+        ratio,
+    }))
+}
+
+impl Optimizer {
+    /// The tensor `--state NAME` shows.
+    fn tensor(&self, name: &str) -> Option<&Tensor> {
+        if name == "update" {
+            return Some(&self.update);
+        }
+        self.state.tensor(name)
+    }
+
+    /// The names `--state` takes for this parameter.
+    fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.state.tensors.iter().map(|(n, _)| *n).collect();
+        names.push("update");
+        names
+    }
+
+    fn to_json(&self) -> Value {
+        let g = &self.state.group;
+        let adam = g.kind != training::OptimizerKind::Sgd;
+        let stats = |t: &Tensor| t.stats().ok().map(stats_json);
+        let state: serde_json::Map<String, Value> = self
+            .state
+            .tensors
+            .iter()
+            .map(|(n, t)| ((*n).to_owned(), json!(stats(t))))
+            .collect();
+        json!({
+            "kind": g.kind.name(),
+            "step": self.state.step.map(step_json),
+            "lr": json_number(g.lr),
+            "betas": adam.then(|| [json_number(g.betas.0), json_number(g.betas.1)]),
+            "eps": adam.then(|| json_number(g.eps)),
+            "weight_decay": json_number(g.weight_decay),
+            "momentum": (!adam).then(|| json_number(g.momentum)),
+            "state": state,
+            "update": stats(&self.update),
+            "update_ratio": json_number(self.ratio),
+        })
+    }
+
+    fn to_text(&self, shown: Option<&str>) -> String {
+        let g = &self.state.group;
+        let mut out = String::new();
+        let settings = match g.kind {
+            training::OptimizerKind::Sgd => format!(
+                "momentum {}  nesterov {}",
+                number_text(g.momentum),
+                g.nesterov
+            ),
+            _ => format!("betas ({}, {})  eps {:e}", g.betas.0, g.betas.1, g.eps),
+        };
+        let step = self
+            .state
+            .step
+            .map_or(String::new(), |s| format!("  step {s}"));
+        let _ = writeln!(
+            out,
+            "optimizer {}{step}  lr {:e}  weight_decay {}  {settings}",
+            g.kind.name(),
+            g.lr,
+            g.weight_decay
+        );
+        let mut line = |label: &str, t: &Tensor| {
+            if let Ok(s) = t.stats() {
+                let _ = writeln!(
+                    out,
+                    "  {label:<15} mean {}  std {}  min {}  max {}  nan {}  inf {}",
+                    number_text(s.mean),
+                    number_text(s.std),
+                    number_text(s.min),
+                    number_text(s.max),
+                    s.nan,
+                    s.inf
+                );
+            }
+        };
+        for (name, t) in &self.state.tensors {
+            line(name, t);
+        }
+        line("update", &self.update);
+        let _ = writeln!(
+            out,
+            "  update ratio    ||update|| / ||param|| = {}",
+            number_text(self.ratio)
+        );
+        if let Some(shown) = shown {
+            let _ = writeln!(out, "(the values above are {shown}'s)");
+        }
+        out
+    }
 }
 
 /// A value as JSON: booleans and integers exactly, floats as the f64 of the stored value (what
@@ -117,7 +294,7 @@ fn to_text(
     line("dtype", tensor.dtype().label());
     line("shape", format!("{:?}", tensor.shape()));
     line("numel", tensor.numel().to_string());
-    line("bytes", tensor.bytes().len().to_string());
+    line("bytes", tensor.byte_len().to_string());
     if !shared_with.is_empty() {
         line(
             "shared",

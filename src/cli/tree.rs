@@ -8,6 +8,8 @@ use serde::Serialize;
 use serde::ser::SerializeMap as _;
 
 use super::{CliError, TreeArgs, json_text};
+use crate::checkpoint::adapter::Attached;
+use crate::compare::adapter::{self, Figures};
 use crate::io::gguf;
 use crate::io::pickle::Scalar;
 use crate::model::arch;
@@ -21,11 +23,43 @@ const METADATA_WIDTH: usize = 100;
 pub(super) fn run(args: &TreeArgs) -> Result<String, CliError> {
     let loaded = args.model.open()?;
     let (model, values) = (&loaded.model, &loaded.values);
+    let adapted = match &loaded.adapter {
+        Some(adapter) => Some((adapter, figures(model, adapter)?)),
+        None => None,
+    };
+    let adapted = adapted.as_ref().map(|(a, f)| (*a, f));
     Ok(if args.json {
-        json_text(&to_json(model, values, &loaded.gguf))
+        json_text(&to_json(model, values, &loaded.gguf, adapted))
     } else {
-        gguf_text(&loaded.gguf) + &to_text(model) + &values_text(values)
+        gguf_text(&loaded.gguf) + &to_text(model, adapted) + &values_text(values)
     })
+}
+
+/// The figures of each adapted base weight.
+fn figures(model: &Model, adapter: &Attached) -> Result<HashMap<ParamId, Figures>, CliError> {
+    adapter
+        .loras
+        .iter()
+        .map(|lora| {
+            Ok((
+                lora.id,
+                adapter::figures(lora, Some(model.store.get(lora.id)))?,
+            ))
+        })
+        .collect()
+}
+
+/// The adapter's summary line, before the parameters.
+fn adapter_text(adapter: &Attached) -> String {
+    format!(
+        "\nLoRA adapter on {}: {} of {} target modules adapted (r={}, alpha={}, scaling={})\n",
+        escape(&adapter.base),
+        adapter.adapted,
+        adapter.targets,
+        adapter.r,
+        adapter.alpha,
+        adapter.scaling
+    )
 }
 
 /// The tensors that several paths share, each with its paths: built once (one pass over the
@@ -61,7 +95,7 @@ fn shared(model: &Model, uses: &[usize]) -> Shared {
 /// `print(model)`, then one line per state_dict entry, escaped (the column widths are those of the
 /// escaped text). Keys are written segment by segment, never built: a million rows cost no
 /// allocation each.
-fn to_text(model: &Model) -> String {
+fn to_text(model: &Model, adapted: Option<(&Attached, &HashMap<ParamId, Figures>)>) -> String {
     let printed = arch::print(&model.root);
     // Copied only when a module name holds something to escape.
     let mut out = match text::escape_lines(&printed) {
@@ -77,6 +111,9 @@ fn to_text(model: &Model) -> String {
     });
     let width = widths.iter().copied().max().unwrap_or(0);
     let Shared { group_of, groups } = shared(model, &uses);
+    if let Some((adapter, _)) = adapted {
+        out.push_str(&adapter_text(adapter));
+    }
     out.push_str("\nparameters (state_dict order):\n");
     // How many paths of each shared tensor are written so far: the first names the others, each
     // other names the first, which keeps the output linear in the group.
@@ -98,6 +135,9 @@ fn to_text(model: &Model) -> String {
             };
             *nth += 1;
             let _ = write!(out, "  shared with {others}");
+        }
+        if let Some(f) = adapted.and_then(|(_, figures)| figures.get(&id)) {
+            let _ = write!(out, "  {}", f.label());
         }
         out.push('\n');
     });
@@ -192,6 +232,9 @@ struct TreeJson<'a> {
     /// A PyTorch checkpoint's plain values (`epoch`, `optimizer.param_groups.0.lr`), by name.
     #[serde(skip_serializing_if = "ValuesJson::is_empty")]
     values: ValuesJson<'a>,
+    /// The LoRA adapter opened against this model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adapter: Option<serde_json::Value>,
 }
 
 /// A file's metadata: safetensors' `__metadata__` strings, or GGUF's typed keys in file order
@@ -245,6 +288,12 @@ struct ParamJson<'a> {
     shape: &'a [usize],
     dtype: &'static str,
     shared: Option<usize>,
+    /// The update of the adapter on this weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adapter: Option<&'a Figures>,
+    /// The scheme and stored parts of a quantized weight (its shape and dtype are the dequantized ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quantization: Option<serde_json::Value>,
 }
 
 /// Every module by path, each made into its JSON object only as it is written.
@@ -284,6 +333,7 @@ fn to_json<'a>(
     model: &'a Model,
     values: &'a [(String, Scalar)],
     gguf: &'a [(String, gguf::Value)],
+    adapted: Option<(&Attached, &'a HashMap<ParamId, Figures>)>,
 ) -> TreeJson<'a> {
     let state_dict = model.state_dict();
     let mut uses = vec![0usize; model.store.len()];
@@ -300,6 +350,13 @@ fn to_json<'a>(
                 shape: tensor.shape(),
                 dtype: tensor.dtype().name(),
                 shared: group_of.get(&id).copied(),
+                adapter: adapted.and_then(|(_, figures)| figures.get(&id)),
+                quantization: tensor.quantization().map(|q| {
+                    serde_json::json!({
+                        "scheme": q.scheme().name(),
+                        "parts": q.parts().iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                    })
+                }),
             }
         })
         .collect();
@@ -315,5 +372,15 @@ fn to_json<'a>(
         shared: groups,
         modules: ModulesJson(counts),
         values: ValuesJson(values),
+        adapter: adapted.map(|(a, _)| {
+            serde_json::json!({
+                "base": a.base,
+                "targets": a.targets,
+                "adapted": a.adapted,
+                "r": a.r,
+                "alpha": a.alpha,
+                "scaling": a.scaling,
+            })
+        }),
     }
 }

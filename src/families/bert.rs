@@ -198,6 +198,7 @@ impl Forward for Plan {
             lens: &batch.lens,
             causal: false,
             window: None,
+            past: 0,
         };
         let [mut qkv, mut ctx] = SCRATCH.take();
         // Each sublayer writes its output into the buffer the recorder keeps, and the next reads

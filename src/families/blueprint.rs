@@ -7,6 +7,7 @@ use ndarray::ArrayD;
 
 use super::config::Config;
 use super::error::FamilyError;
+use super::generate::KvCache;
 use super::record::Recorder;
 use super::scope::Scope;
 
@@ -35,6 +36,21 @@ pub trait Forward: Debug + Send + Sync {
     /// The model's output for `batch` (the last hidden state of an encoder, the logits of a causal
     /// LM), recording every module boundary's output on `rec`.
     fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError>;
+
+    /// An empty cache for generation, when the family generates (a causal LM with a head).
+    fn cache(&self) -> Option<KvCache> {
+        None
+    }
+
+    /// Feeds `ids` (one sequence) at the cache's next positions, adding their keys and values
+    /// to it; gives the logits of the last of them. Only called with a cache from
+    /// [`cache`](Self::cache).
+    fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, FamilyError> {
+        let _ = (ids, cache);
+        Err(FamilyError::Input(
+            "this family does not generate text".into(),
+        ))
+    }
 
     /// The final norm and the LM head applied to rows of the residual stream `h` (normed in
     /// place), the logits written to `logits`: the logit lens's readout. `false` for a model

@@ -56,6 +56,18 @@ pub struct RopeScaling {
     pub original_max_position_embeddings: Option<f64>,
     /// transformers 5 keeps the base here.
     pub rope_theta: Option<f64>,
+    /// longrope (Phi-3): the frequency divisors up to `original_max_position_embeddings`.
+    pub short_factor: Option<Vec<f64>>,
+    /// longrope: the divisors past it.
+    pub long_factor: Option<Vec<f64>>,
+    /// longrope: what cos and sin are multiplied by (else derived from the factor).
+    pub attention_factor: Option<f64>,
+    /// The share of each head RoPE rotates (Phi-3 keeps it here in transformers 5).
+    pub partial_rotary_factor: Option<f64>,
+    /// transformers 5's per-layer-type parameters (Gemma 3): the sliding layers' RoPE.
+    pub sliding_attention: Option<Box<RopeScaling>>,
+    /// transformers 5's per-layer-type parameters (Gemma 3): the global layers' RoPE.
+    pub full_attention: Option<Box<RopeScaling>>,
 }
 
 /// Every field the families read, each optional; [`Config::need`] turns an absent one into an error.
@@ -97,6 +109,26 @@ pub struct Config {
     pub reorder_and_upcast_attn: Option<bool>,
     pub sliding_window: Option<usize>,
     pub use_sliding_window: Option<bool>,
+    pub layer_types: Option<Vec<String>>,
+    pub max_window_layers: Option<usize>,
+    pub sliding_window_pattern: Option<usize>,
+    pub rope_local_base_freq: Option<f64>,
+    pub original_max_position_embeddings: Option<usize>,
+    pub partial_rotary_factor: Option<f64>,
+    pub hidden_activation: Option<String>,
+    pub query_pre_attn_scalar: Option<f64>,
+    pub attn_logit_softcapping: Option<f64>,
+    pub final_logit_softcapping: Option<f64>,
+    pub qkv_bias: Option<bool>,
+    #[serde(alias = "num_local_experts")]
+    pub num_experts: Option<usize>,
+    pub num_experts_per_tok: Option<usize>,
+    pub moe_intermediate_size: Option<usize>,
+    pub shared_expert_intermediate_size: Option<usize>,
+    pub norm_topk_prob: Option<bool>,
+    pub decoder_sparse_step: Option<usize>,
+    pub mlp_only_layers: Option<Vec<usize>>,
+    pub eos_token_id: Option<serde_json::Value>,
 }
 
 /// Sizes past these are not real models: refusing them keeps allocations bounded.
@@ -187,6 +219,27 @@ impl Config {
             kv_heads,
             head_dim,
         })
+    }
+
+    /// Whether layer `i` attends through a sliding window: `layer_types` when the config lists
+    /// them (transformers 5), else `default(i)` (the family's own rule in transformers 4).
+    #[must_use]
+    pub fn is_sliding(&self, i: usize, default: impl Fn(usize) -> bool) -> bool {
+        match &self.layer_types {
+            Some(types) => types.get(i).is_some_and(|t| t == "sliding_attention"),
+            None => default(i),
+        }
+    }
+
+    /// The end-of-sequence ids generation stops at (`eos_token_id`: one id or a list).
+    #[must_use]
+    pub fn eos_ids(&self) -> Vec<u32> {
+        let one = |v: &serde_json::Value| v.as_u64().and_then(|id| u32::try_from(id).ok());
+        match &self.eos_token_id {
+            Some(serde_json::Value::Array(ids)) => ids.iter().filter_map(one).collect(),
+            Some(v) => one(v).into_iter().collect(),
+            None => Vec::new(),
+        }
     }
 
     /// The RoPE settings: transformers 5's `rope_parameters`, else `rope_theta` and `rope_scaling`.

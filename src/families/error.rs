@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use super::config::ConfigError;
+use crate::model::budget::TooBig;
 use crate::tensor::decode::Undecodable;
 
 /// Why a family cannot be built or run.
@@ -53,4 +54,17 @@ pub enum FamilyError {
     /// The batch does not fit the model.
     #[error("{0}")]
     Input(String),
+    /// A sequence longer than the model's positions.
+    #[error(
+        "{len} tokens is more than the model's {max} positions (max_position_embeddings in config.json)"
+    )]
+    TooLong {
+        /// The sequence's length.
+        len: usize,
+        /// The config's `max_position_embeddings`.
+        max: usize,
+    },
+    /// The pass would need more memory than the budget allows.
+    #[error(transparent)]
+    TooBig(#[from] TooBig),
 }

@@ -7,6 +7,7 @@ use super::attention::{Heads, Mask, view, view_mut};
 use super::blueprint::{Batch, Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
+use super::generate::KvCache;
 use super::ops::{Activation, Norm, add, copy};
 use super::record::{Recorder, Site};
 use super::scope::Scope;
@@ -163,26 +164,33 @@ impl Block {
     }
 }
 
-impl Forward for Plan {
-    /// The logits `[batch, len, vocab]` (the last hidden state for a bare `GPT2Model`), recording
-    /// wte, each block, its attention and MLP, ln_f and the head.
-    fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
-        let (len, m) = (batch.len, &self.m);
+impl Plan {
+    /// The final hidden state (after ln_f) of `ids` (sequences of `len`, real lengths `lens`), at
+    /// the cache's next positions when there is one (a batch of one, then).
+    fn pass(
+        &self,
+        ids: &[u32],
+        lens: &[usize],
+        len: usize,
+        mut cache: Option<&mut KvCache>,
+        rec: &mut Recorder,
+    ) -> Result<Vec<f32>, FamilyError> {
+        let m = &self.m;
         let c = m.hidden;
-        m.wpe.check_positions(len)?;
-        let mut h = Vec::new();
-        for &id in &batch.ids {
+        let past = cache.as_ref().map_or(0, |cache| cache.len());
+        m.wpe.check_positions(past + len)?;
+        let mut h = Vec::with_capacity(ids.len() * c);
+        for &id in ids {
             m.wte.push(id as usize, &mut h)?;
         }
         rec.record(&m.wte_site, &h);
         for (r, row) in h.chunks_exact_mut(c).enumerate() {
-            m.wpe.add(r % len, row)?;
+            m.wpe.add(past + r % len, row)?;
         }
         rec.residual(&m.wte_site, &h);
         let mask = Mask {
-            lens: &batch.lens,
-            causal: true,
-            window: None,
+            past,
+            ..Mask::causal(lens, None)
         };
         let [mut x, mut qkv, mut ctx, mut mid]: [Vec<f32>; 4] = Default::default();
         for (i, block) in m.blocks.iter().enumerate() {
@@ -191,15 +199,15 @@ impl Forward for Plan {
             block.c_attn.forward(&x, &mut qkv);
             let fused = view(&qkv, 3 * c);
             ctx.resize(h.len(), 0.0);
-            rec.attend(
-                fused.slice(s![.., ..c]),
-                fused.slice(s![.., c..2 * c]),
-                fused.slice(s![.., 2 * c..]),
-                view_mut(&mut ctx, c),
-                len,
-                block.heads,
-                mask,
-            );
+            let q = fused.slice(s![.., ..c]);
+            let out = view_mut(&mut ctx, c);
+            if let Some(cache) = cache.as_deref_mut() {
+                let (k, v) = cache.extend(i, &qkv, 3 * c, c..2 * c, 2 * c..3 * c);
+                rec.attend(q, k, v, out, len, block.heads, mask);
+            } else {
+                let (k, v) = (fused.slice(s![.., c..2 * c]), fused.slice(s![.., 2 * c..]));
+                rec.attend(q, k, v, out, len, block.heads, mask);
+            }
             let mut a = rec.buffer();
             block.attn_proj.forward(&ctx, &mut a);
             let a = rec.keep(&block.attn, a);
@@ -212,14 +220,25 @@ impl Forward for Plan {
             block.mlp_proj.forward(&mid, &mut out);
             let out = rec.keep(&block.mlp, out);
             add(&mut h, rec.kept(out));
-            rec.record(&block.site, &h);
-            rec.residual(&block.site, &h);
+            rec.record_stream(&block.site, &h);
             rec.block_done(i + 1, m.blocks.len());
+        }
+        if let Some(cache) = cache {
+            cache.advance(len);
         }
         m.ln_f.apply(&mut h);
         rec.record(&m.ln_f_site, &h);
-        let mut out = h;
-        if let Some((head, site)) = &m.lm_head {
+        Ok(h)
+    }
+}
+
+impl Forward for Plan {
+    /// The logits `[batch, len, vocab]` (the last hidden state for a bare `GPT2Model`), recording
+    /// wte, each block, its attention and MLP, ln_f and the head.
+    fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
+        let len = batch.len;
+        let mut out = self.pass(&batch.ids, &batch.lens, len, None, rec)?;
+        if let Some((head, site)) = &self.m.lm_head {
             let mut logits = Vec::new();
             head.forward(&out, &mut logits);
             rec.record(site, &logits);
@@ -230,6 +249,26 @@ impl Forward for Plan {
             ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), out)
                 .expect("batch·len·width"),
         )
+    }
+
+    fn cache(&self) -> Option<KvCache> {
+        self.m.lm_head.as_ref()?;
+        Some(KvCache::new(self.m.blocks.len(), self.m.wpe.count()))
+    }
+
+    fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, FamilyError> {
+        let Some((head, _)) = &self.m.lm_head else {
+            return Err(FamilyError::Input(
+                "the model has no language-model head".into(),
+            ));
+        };
+        cache.check_room(ids.len())?;
+        let mut progress = |_, _| {};
+        let mut rec = Recorder::new(1, ids.len(), &mut progress);
+        let h = self.pass(ids, &[ids.len()], ids.len(), Some(cache), &mut rec)?;
+        let mut logits = Vec::new();
+        head.forward(&h[h.len() - self.m.hidden..], &mut logits);
+        Ok(logits)
     }
 
     fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {

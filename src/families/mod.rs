@@ -1,5 +1,7 @@
-//! Model families run as code: BERT, GPT-2, and Llama (which also serves Mistral and Qwen2), each
-//! one file, chosen by `config.json`'s `model_type` through the table `BLUEPRINTS`.
+//! Model families run as code: BERT, GPT-2, Llama (which also serves Mistral and Qwen2), Qwen3,
+//! Gemma 1-3, Phi-3, Mixtral, Qwen2-MoE and Qwen3-MoE, each one file (the decoders on the shared
+//! `decoder`), chosen by `config.json`'s `model_type` through the table `BLUEPRINTS`; the causal
+//! ones also continue a text greedily over a KV cache ([`Plan::generate`]).
 //!
 //! A family file writes its modules once, through a [`scope::Scope`]: each call finds a weight by
 //! its Hugging Face name and records the module it belongs to. Drawn without reading
@@ -15,12 +17,26 @@ pub mod attention;
 mod bert;
 pub mod blueprint;
 pub mod config;
+mod decoder;
 pub mod error;
+mod gemma;
+mod gemma2;
+mod gemma3;
+pub mod generate;
+pub mod gguf_config;
+pub mod gguf_names;
+pub mod gguf_tokenizer;
 mod gpt2;
 mod llama;
+mod mixtral;
+mod mlp;
 pub mod ops;
+mod phi3;
 pub mod predict;
 pub mod probe;
+mod qwen2_moe;
+mod qwen3;
+mod qwen3_moe;
 mod record;
 pub mod rope;
 pub mod scope;
@@ -38,6 +54,7 @@ use ndarray::ArrayD;
 pub use blueprint::{Batch, Blueprint, Forward};
 pub use config::{Config, ConfigError, folder_of};
 pub use error::FamilyError;
+pub use generate::{Generated, KvCache, Stop};
 pub use record::Recorder;
 pub use tree::Applied;
 
@@ -46,7 +63,19 @@ use crate::model::{Model, ParamId};
 use scope::Reading;
 
 /// The families paramscope runs, in the order messages list them.
-static BLUEPRINTS: &[&Blueprint] = &[&bert::BLUEPRINT, &gpt2::BLUEPRINT, &llama::BLUEPRINT];
+static BLUEPRINTS: &[&Blueprint] = &[
+    &bert::BLUEPRINT,
+    &gpt2::BLUEPRINT,
+    &llama::BLUEPRINT,
+    &qwen3::BLUEPRINT,
+    &gemma::BLUEPRINT,
+    &gemma2::BLUEPRINT,
+    &gemma3::BLUEPRINT,
+    &phi3::BLUEPRINT,
+    &mixtral::BLUEPRINT,
+    &qwen2_moe::BLUEPRINT,
+    &qwen3_moe::BLUEPRINT,
+];
 
 /// The `model_type` values run as code, for messages: `bert, gpt2, llama, ...`.
 #[must_use]
@@ -131,6 +160,9 @@ pub struct Pass {
     /// The model's output: the last hidden state `[batch, len, hidden]` for an encoder, the logits
     /// `[batch, len, vocab]` for a causal LM.
     pub output: ArrayD<f32>,
+    /// A mixture of experts' router choices, `[layer][token of sequence 0][expert ids]`, best
+    /// first; empty for a model without experts.
+    pub experts: Vec<Vec<Vec<u32>>>,
 }
 
 /// A family's model ready to run: its weights read, upcast and packed once.
@@ -138,6 +170,8 @@ pub struct Pass {
 pub struct Plan {
     family: Family,
     forward: Arc<dyn Forward>,
+    /// The config's `max_position_embeddings`: no sequence runs longer.
+    max_positions: Option<usize>,
     /// Every tensor read, with its version then: the plan is stale once any changes.
     versions: Vec<(ParamId, u64)>,
 }
@@ -149,6 +183,7 @@ impl Plan {
         Ok(Self {
             family,
             forward: built.value.into(),
+            max_positions: config.max_position_embeddings,
             versions: built.versions,
         })
     }
@@ -205,11 +240,34 @@ impl Plan {
     }
 
     fn record(&self, batch: &Batch, mut recorder: Recorder) -> Result<Pass, FamilyError> {
+        attention::check_len(batch, self.max_positions)?;
         let output = self.forward.run(batch, &mut recorder)?;
+        let experts = recorder.take_experts();
         Ok(Pass {
             activations: recorder.into_activations(),
             output,
+            experts,
         })
+    }
+
+    /// Continues `prompt` greedily by up to `n` tokens (fewer at an id of `eos` or the model's
+    /// last position), telling `on_token` each id as it comes.
+    pub fn generate(
+        &self,
+        prompt: &[u32],
+        n: usize,
+        eos: &[u32],
+        on_token: &mut dyn FnMut(u32),
+    ) -> Result<Generated, FamilyError> {
+        let mut cache = self.forward.cache().ok_or_else(|| {
+            FamilyError::Input(format!(
+                "a {:?} model does not generate text (it has no language-model head)",
+                self.family
+            ))
+        })?;
+        let forward = &self.forward;
+        let mut step = |ids: &[u32], cache: &mut KvCache| forward.step(ids, cache);
+        generate::greedy(&mut step, &mut cache, prompt, n, eos, on_token)
     }
 
     /// Whether the plan predicts tokens (logits and top-k) rather than encoding.

@@ -81,9 +81,24 @@ impl RmsNorm {
         }
     }
 
+    /// Gemma's RMSNorm, which scales by `1 + weight` (its weights are stored as offsets from 1):
+    /// the sum taken once here, in f32 as transformers takes it.
+    #[must_use]
+    pub fn plus_one(mut self) -> Self {
+        self.weight.iter_mut().for_each(|w| *w += 1.0);
+        self
+    }
+
     /// Normalizes each row of `x` in place.
     pub fn apply(&self, x: &mut [f32]) {
         math::rms_norm(x, &self.weight, self.eps);
+    }
+}
+
+/// Gemma 2's soft capping: each value becomes `cap·tanh(value / cap)`.
+pub fn soft_cap(x: &mut [f32], cap: f32) {
+    for v in x {
+        *v = (*v / cap).tanh() * cap;
     }
 }
 

@@ -13,6 +13,7 @@
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 
 use super::attention::{self, Heads, Mask};
+use super::mlp::{DownRun, Seen};
 use super::probe::Probe;
 use crate::model::forward::Activation;
 
@@ -37,6 +38,8 @@ pub struct Recorder<'p> {
     activations: Vec<Activation>,
     /// An earlier pass's activations, last first, whose buffers the next records reuse.
     spare: Vec<Activation>,
+    /// A mixture of experts' choices: `[layer][token of sequence 0][expert ids]`.
+    experts: Vec<Vec<Vec<u32>>>,
     progress: &'p mut dyn FnMut(usize, usize),
     /// What a probe asked to keep beyond the outputs.
     probe: Option<&'p mut Probe>,
@@ -50,6 +53,7 @@ impl<'p> Recorder<'p> {
             len,
             activations: Vec::new(),
             spare: Vec::new(),
+            experts: Vec::new(),
             progress,
             probe: None,
         }
@@ -70,10 +74,18 @@ impl<'p> Recorder<'p> {
         }
     }
 
-    /// The input and output (`batch·len` rows each) of the `down_proj` of the MLP at `mlp`.
-    pub fn down_proj(&mut self, mlp: &Site, input: &[f32], output: &[f32]) {
-        if let Some(probe) = self.probe.as_deref_mut() {
-            probe.down_proj(&mlp.path, input, output);
+    /// [`record`](Self::record) and [`residual`](Self::residual) at once: a block's output.
+    pub fn record_stream(&mut self, site: &Site, h: &[f32]) {
+        self.record(site, h);
+        self.residual(site, h);
+    }
+
+    /// Runs layer `layer`'s MLP by `run`, which shows the probe (when it asks) each down
+    /// projection through the [`Seen`] it is given.
+    pub fn down_projections<T>(&mut self, layer: usize, run: impl FnOnce(Seen) -> T) -> T {
+        match self.probe.as_deref_mut().filter(|p| p.want.down_proj) {
+            Some(probe) => run(Some(&mut |seen: DownRun<'_>| probe.down_proj(layer, seen))),
+            None => run(None),
         }
     }
 
@@ -161,6 +173,20 @@ impl<'p> Recorder<'p> {
     /// Tells the caller that `done` of `total` blocks have run.
     pub fn block_done(&mut self, done: usize, total: usize) {
         (self.progress)(done, total);
+    }
+
+    /// Keeps the experts layer `layer`'s router chose for each token of the batch's first
+    /// sequence, best first (none for a dense layer of a mixture).
+    pub fn route(&mut self, layer: usize, chosen: Vec<Vec<u32>>) {
+        if self.experts.len() <= layer {
+            self.experts.resize(layer + 1, Vec::new());
+        }
+        self.experts[layer] = chosen;
+    }
+
+    /// The experts chosen, `[layer][token][expert ids]`: empty for a model without experts.
+    pub fn take_experts(&mut self) -> Vec<Vec<Vec<u32>>> {
+        std::mem::take(&mut self.experts)
     }
 
     /// The activations recorded.

@@ -18,9 +18,16 @@ pub struct Rope {
     head_dim: usize,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Scaling {
     None,
+    /// Phi-3's longrope: per-frequency divisors, `long` once the positions pass `original`, and
+    /// cos and sin multiplied by `attention`.
+    Long {
+        long: Vec<f64>,
+        original: usize,
+        attention: f32,
+    },
     /// NTK-aware: past `max_positions`, the base grows with the input's length.
     Dynamic {
         factor: f64,
@@ -70,11 +77,19 @@ impl Rope {
                 llama3(&mut inv_freq, factor()?, scaling)?;
                 Scaling::None
             }
+            "longrope" | "su" => {
+                let (long, original, attention) = longrope(&mut inv_freq, scaling, max_positions)?;
+                Scaling::Long {
+                    long,
+                    original,
+                    attention,
+                }
+            }
             other => {
                 return Err(ConfigError::Field {
                     field: "rope_scaling",
                     why: format!(
-                        "type {other:?} is not supported (default, linear, dynamic, llama3 are)"
+                        "type {other:?} is not supported (default, linear, dynamic, llama3, longrope are)"
                     ),
                 });
             }
@@ -91,29 +106,52 @@ impl Rope {
     /// transformers' `cat((freqs, freqs))`).
     #[must_use]
     pub fn tables(&self, len: usize) -> (Vec<f32>, Vec<f32>) {
-        let inv_freq = match self.scaling {
+        self.tables_at(0, len)
+    }
+
+    /// The tables for positions `start..start + len`: the tokens a cached step adds after
+    /// `start` earlier ones. Scalings that depend on the length see `start + len`, as
+    /// transformers' do (its largest position id plus one), so a step rotates as its own does.
+    #[must_use]
+    pub fn tables_at(&self, start: usize, len: usize) -> (Vec<f32>, Vec<f32>) {
+        let seen = start + len;
+        let mut gain = 1.0;
+        let inv_freq = match &self.scaling {
             Scaling::Dynamic {
                 factor,
                 max_positions,
-            } if len as f64 > max_positions => {
+            } if seen as f64 > *max_positions => {
                 let d = self.head_dim as f64;
                 let base = self.theta
-                    * (factor * len as f64 / max_positions - (factor - 1.0)).powf(d / (d - 2.0));
+                    * (factor * seen as f64 / max_positions - (factor - 1.0)).powf(d / (d - 2.0));
                 frequencies(self.head_dim, base)
+            }
+            Scaling::Long {
+                long,
+                original,
+                attention,
+            } => {
+                gain = *attention;
+                if seen > *original {
+                    long.clone()
+                } else {
+                    self.inv_freq.clone()
+                }
             }
             Scaling::None | Scaling::Dynamic { .. } => self.inv_freq.clone(),
         };
         let half = self.head_dim / 2;
         let mut cos = vec![0.0; len * self.head_dim];
         let mut sin = vec![0.0; len * self.head_dim];
-        for p in 0..len {
+        for r in 0..len {
+            let p = start + r;
             for (i, f) in inv_freq.iter().enumerate() {
                 // transformers multiplies in f32; the angle is rounded to f32 the same way here.
                 let angle = f64::from(p as f32 * *f as f32);
                 let (s, c) = angle.sin_cos();
-                for at in [p * self.head_dim + i, p * self.head_dim + half + i] {
-                    cos[at] = c as f32;
-                    sin[at] = s as f32;
+                for at in [r * self.head_dim + i, r * self.head_dim + half + i] {
+                    cos[at] = c as f32 * gain;
+                    sin[at] = s as f32 * gain;
                 }
             }
         }
@@ -161,6 +199,52 @@ fn llama3(inv_freq: &mut [f64], factor: f64, s: &RopeScaling) -> Result<(), Conf
         }
     }
     Ok(())
+}
+
+/// Phi-3's longrope: `inv_freq` divided by the short factors in place; gives the frequencies
+/// divided by the long ones, the original context and the attention factor.
+fn longrope(
+    inv_freq: &mut [f64],
+    s: &RopeScaling,
+    max_positions: usize,
+) -> Result<(Vec<f64>, usize, f32), ConfigError> {
+    let field = |why: String| ConfigError::Field {
+        field: "rope_scaling",
+        why,
+    };
+    let factors = |name: &str, list: Option<&Vec<f64>>| match list {
+        Some(list) if list.len() == inv_freq.len() && list.iter().all(|f| *f > 0.0) => {
+            Ok(list.clone())
+        }
+        _ => Err(field(format!(
+            "longrope needs {name} with {} positive values",
+            inv_freq.len()
+        ))),
+    };
+    let short = factors("short_factor", s.short_factor.as_ref())?;
+    let long = factors("long_factor", s.long_factor.as_ref())?;
+    let original = s
+        .original_max_position_embeddings
+        .filter(|o| *o >= 1.0)
+        .ok_or_else(|| field("longrope needs original_max_position_embeddings".into()))?;
+    let factor = s.factor.unwrap_or(max_positions as f64 / original);
+    let attention = s.attention_factor.unwrap_or(if factor <= 1.0 {
+        1.0
+    } else {
+        (1.0 + factor.ln() / original.ln()).sqrt()
+    });
+    // As transformers: 1 / (factor · base^(2i/d)), in f32.
+    let divide = |by: &[f64]| -> Vec<f64> {
+        inv_freq
+            .iter()
+            .zip(by)
+            .map(|(f, d)| f64::from((*f as f32) / (*d as f32)))
+            .collect()
+    };
+    let long = divide(&long);
+    let short = divide(&short);
+    inv_freq.copy_from_slice(&short);
+    Ok((long, original as usize, attention as f32))
 }
 
 /// Rotates the heads in columns `cols` of each row of `x` (rows of `width` values, row `r` at
@@ -212,7 +296,7 @@ mod tests {
             low_freq_factor: Some(0.5),
             high_freq_factor: Some(1.0),
             original_max_position_embeddings: Some(8.0),
-            rope_theta: None,
+            ..RopeScaling::default()
         };
         let scaled = Rope::new(4, 10_000.0, &scaling, 128).unwrap();
         // Wavelength 2π (first) is under 8/1: kept; 2π·100 (second) is over 8/0.5: divided by 8.

@@ -227,16 +227,32 @@ impl<'m> Scope<'_, 'm> {
         width: usize,
         padding: Option<u64>,
     ) -> Result<Embedding, FamilyError> {
+        self.embedding_of("Embedding", count, width, padding)
+    }
+
+    /// This module is an `nn.Embedding` subclass `class` (Gemma's scaled embedding), printed as
+    /// the Embedding is.
+    pub fn embedding_of(
+        &self,
+        class: &str,
+        count: usize,
+        width: usize,
+        padding: Option<u64>,
+    ) -> Result<Embedding, FamilyError> {
         let pad = padding.map_or_else(String::new, |p| format!(", padding_idx={p}"));
         self.set_class(
-            "Embedding",
-            format!("Embedding({count}, {width}{pad})"),
+            class,
+            format!("{class}({count}, {width}{pad})"),
             &["weight"],
         );
-        Ok(Embedding::new(
-            self.values("weight", &[count, width])?,
-            width,
-        ))
+        match self.reading {
+            Reading::TreeOnly => Ok(Embedding::new(Vec::new(), width)),
+            Reading::Values => self.shared.borrow_mut().weights.embedding(
+                &join(&self.path, "weight"),
+                count,
+                width,
+            ),
+        }
     }
 
     /// This module is an `nn.LayerNorm((width,), eps=...)`.
@@ -258,6 +274,40 @@ impl<'m> Scope<'_, 'm> {
         let repr = format!("{class}(({width},), eps={})", python_float(eps));
         self.set_class(class, repr, &["weight"]);
         Ok(RmsNorm::new(self.values("weight", &[width])?, eps))
+    }
+
+    /// This module is a router of class `class` holding `weight` [out, in] (transformers 5's
+    /// `*TopKRouter`), read as a Linear without bias.
+    pub fn router(
+        &self,
+        class: &str,
+        in_features: usize,
+        out_features: usize,
+    ) -> Result<Linear, FamilyError> {
+        self.set_class(class, class.to_owned(), &["weight"]);
+        self.read_linear(|w| w.linear(&self.path, in_features, out_features, false))
+    }
+
+    /// This module is transformers 5's fused experts of class `class`: `gate_up_proj`
+    /// [count, 2·inner, hidden] and `down_proj` [count, hidden, inner], read as each expert's
+    /// two Linears (none when only the tree is drawn).
+    pub fn experts(
+        &self,
+        class: &str,
+        count: usize,
+        hidden: usize,
+        inner: usize,
+    ) -> Result<Vec<(Linear, Linear)>, FamilyError> {
+        self.set_class(class, class.to_owned(), &["gate_up_proj", "down_proj"]);
+        if self.reading == Reading::TreeOnly {
+            return Ok(Vec::new());
+        }
+        let mut weights = self.shared.borrow_mut();
+        let w = &mut weights.weights;
+        let gate_up =
+            w.linear_slices(&join(&self.path, "gate_up_proj"), count, 2 * inner, hidden)?;
+        let down = w.linear_slices(&join(&self.path, "down_proj"), count, hidden, inner)?;
+        Ok(gate_up.into_iter().zip(down).collect())
     }
 
     fn set(&self, kind: ModuleKind, params: &[&str]) {

@@ -1,11 +1,22 @@
 //! Text to token ids with a checkpoint folder's `tokenizer.json`, through Hugging Face's
 //! `tokenizers` crate (the reference implementation), as transformers' fast tokenizers call it:
 //! special tokens added, no truncation, no padding (batches are padded by [`super::Batch`]).
+//!
+//! The crate panics, and on some inputs aborts, on malformed data; a file is checked first for
+//! what would abort ([`guard`]), and the crate's construction and encoding run under
+//! `catch_unwind`, so that a panic nothing foresaw becomes an error naming the file.
 
+mod guard;
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 use thiserror::Error;
 use tokenizers::Tokenizer;
+
+pub use guard::{Charsmap, Unsafe};
 
 /// The largest `tokenizer.json` read: real ones are a few MB (Llama 3's is 9 MB).
 const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
@@ -24,6 +35,24 @@ pub enum TokenizeError {
         /// Why.
         reason: String,
     },
+    /// The file holds what the `tokenizers` crate would abort or panic on.
+    #[error("{}: {source}", .path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// What it holds.
+        source: Unsafe,
+    },
+    /// The `tokenizers` crate panicked on the file.
+    #[error("{}: the tokenizers crate failed while {during}: {message}", .path.display())]
+    Panicked {
+        /// The file.
+        path: PathBuf,
+        /// What it was doing: "reading it", "encoding".
+        during: &'static str,
+        /// The panic's message.
+        message: String,
+    },
     /// The text could not be encoded.
     #[error("tokenizing {text}: {reason}")]
     Encode {
@@ -37,6 +66,8 @@ pub enum TokenizeError {
 /// A loaded `tokenizer.json`.
 pub struct TextTokenizer {
     inner: Tokenizer,
+    /// The file, for messages.
+    path: PathBuf,
 }
 
 impl TextTokenizer {
@@ -60,18 +91,33 @@ impl TextTokenizer {
         }
         let bytes = crate::io::small_file::read(&path, MAX_TOKENIZER_BYTES)
             .map_err(|e| read(e.to_string()))?;
-        let mut inner = Tokenizer::from_bytes(&bytes).map_err(|e| read(e.to_string()))?;
+        Self::from_json(&bytes, path)
+    }
+
+    /// Builds a tokenizer from its JSON (a `tokenizer.json`'s bytes, or one made from a GGUF
+    /// file's metadata), checked first and built under a panic guard; `path` names the file the
+    /// JSON came from in messages.
+    pub fn from_json(bytes: &[u8], path: PathBuf) -> Result<Self, TokenizeError> {
+        let read = |reason: String| TokenizeError::Read {
+            path: path.clone(),
+            reason,
+        };
+        guard::check(bytes).map_err(|source| TokenizeError::Refused {
+            path: path.clone(),
+            source,
+        })?;
+        let mut inner = contained(&path, "reading it", || Tokenizer::from_bytes(bytes))?
+            .map_err(|e| read(e.to_string()))?;
         inner
             .with_truncation(None)
             .map_err(|e| read(e.to_string()))?;
         inner.with_padding(None);
-        Ok(Self { inner })
+        Ok(Self { inner, path })
     }
 
     /// The ids of `text`, with the special tokens the tokenizer adds (`[CLS] … [SEP]`, `<s>`).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
-        self.inner
-            .encode(text, true)
+        contained(&self.path, "encoding", || self.inner.encode(text, true))?
             .map(|e| e.get_ids().to_vec())
             .map_err(|e| TokenizeError::Encode {
                 text: text.to_owned(),
@@ -85,9 +131,52 @@ impl TextTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The text of `ids` as the tokenizer's decoder joins them, special tokens kept (the
+    /// continuation generation prints); `None` when the decoder fails.
+    #[must_use]
+    pub fn decode(&self, ids: &[u32]) -> Option<String> {
+        self.inner.decode(ids, false).ok()
+    }
+
     /// The id of one token, when the vocabulary has it.
     #[must_use]
     pub fn id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }
+}
+
+thread_local! {
+    /// Whether a panic on this thread is being caught by [`contained`], and so is not printed.
+    static CONTAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `work`, which calls into the `tokenizers` crate; a panic in it becomes
+/// [`TokenizeError::Panicked`], without the panic hook's lines on stderr (the error is the one
+/// line said).
+fn contained<T>(
+    path: &Path,
+    during: &'static str,
+    work: impl FnOnce() -> T,
+) -> Result<T, TokenizeError> {
+    static QUIET_HOOK: Once = Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !CONTAINING.get() {
+                previous(info);
+            }
+        }));
+    });
+    CONTAINING.set(true);
+    let result = catch_unwind(AssertUnwindSafe(work));
+    CONTAINING.set(false);
+    result.map_err(|payload| TokenizeError::Panicked {
+        path: path.to_owned(),
+        during,
+        message: payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".to_owned()),
+    })
 }

@@ -1,20 +1,25 @@
 //! Tensors looked up by their Hugging Face names, checked against the shapes the config implies,
-//! upcast to f32, and Linear weights packed once for the kernel.
+//! upcast to f32, and Linear weights packed once for the kernel, or, when a GGUF file holds them
+//! in a block-quantized type the kernel multiplies (Q4_0 ... Q6_K), kept as the file holds them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use ndarray::ArrayView2;
 
 use super::error::FamilyError;
+use crate::kernel::quant::{self, Fused, QuantMatrix};
 use crate::kernel::{self, Epilogue, PackedWeight};
 use crate::model::{Model, ParamId};
+use crate::tensor::ggml::Quant;
+use crate::tensor::{Bytes, DType, Tensor};
 
 /// The model's tensors by state_dict name (every path of a tied tensor), with the versions read.
 pub struct Weights<'m> {
     model: &'m Model,
     names: HashMap<String, ParamId>,
-    packed: HashMap<(ParamId, bool), Arc<PackedWeight>>,
+    packed: HashMap<(ParamId, bool), Weight>,
     /// Every tensor read, with its version then: the plan is stale once any changes.
     pub versions: Vec<(ParamId, u64)>,
 }
@@ -95,6 +100,18 @@ impl<'m> Weights<'m> {
         out_features: &[usize],
         with_bias: bool,
     ) -> Result<Linear, FamilyError> {
+        if let Some(weight) = self.quantized_stack(paths, in_features, out_features)? {
+            let mut bias = Vec::new();
+            if with_bias {
+                for (path, &n) in paths.iter().zip(out_features) {
+                    bias.extend(self.get(&format!("{path}.bias"), &[n])?);
+                }
+            }
+            return Ok(Linear {
+                weight: Weight::Quant(Arc::new(weight)),
+                bias: with_bias.then_some(bias),
+            });
+        }
         let (mut weight, mut bias) = (Vec::new(), Vec::new());
         for (path, &n) in paths.iter().zip(out_features) {
             weight.extend(self.get(&format!("{path}.weight"), &[n, in_features])?);
@@ -105,9 +122,67 @@ impl<'m> Weights<'m> {
         let out: usize = out_features.iter().sum();
         let w = ArrayView2::from_shape((out, in_features), &weight).expect("rows checked");
         Ok(Linear {
-            weight: Arc::new(PackedWeight::new(w)),
+            weight: Weight::Packed(Arc::new(PackedWeight::new(w))),
             bias: with_bias.then_some(bias),
         })
+    }
+
+    /// A 3-D tensor `[count, out, in]` (transformers 5's fused experts: `gate_up_proj`,
+    /// `down_proj`) as `count` Linear layers, each packed on its own.
+    pub fn linear_slices(
+        &mut self,
+        name: &str,
+        count: usize,
+        out_features: usize,
+        in_features: usize,
+    ) -> Result<Vec<Linear>, FamilyError> {
+        let values = self.get(name, &[count, out_features, in_features])?;
+        Ok(values
+            .chunks_exact((out_features * in_features).max(1))
+            .take(count)
+            .map(|w| {
+                let w =
+                    ArrayView2::from_shape((out_features, in_features), w).expect("shape checked");
+                Linear {
+                    weight: Weight::Packed(Arc::new(PackedWeight::new(w))),
+                    bias: None,
+                }
+            })
+            .collect())
+    }
+
+    /// The weights at `paths` as one quantized matrix, their rows one after the other, when all
+    /// are of one type the kernel multiplies; `None` otherwise (they are then upcast and packed).
+    fn quantized_stack(
+        &mut self,
+        paths: &[&str],
+        k: usize,
+        out_features: &[usize],
+    ) -> Result<Option<QuantWeight>, FamilyError> {
+        let mut parts = Vec::with_capacity(paths.len());
+        for (path, &n) in paths.iter().zip(out_features) {
+            let name = format!("{path}.weight");
+            let id = self.id(&name)?;
+            let tensor = self.model.store.get(id);
+            if tensor.shape() != [n, k] {
+                return Ok(None);
+            }
+            parts.push((id, tensor.clone()));
+        }
+        let Some(quant) = parts.first().and_then(|(_, t)| kernel_quant(t.dtype())) else {
+            return Ok(None);
+        };
+        if parts.iter().any(|(_, t)| t.dtype() != DType::Ggml(quant)) {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        for (id, tensor) in &parts {
+            self.versions.push((*id, self.model.store.version(*id)));
+            bytes.extend_from_slice(tensor.bytes());
+        }
+        let out: usize = out_features.iter().sum();
+        let tensor = Tensor::new(vec![out, k], DType::Ggml(quant), Bytes::Owned(bytes.into()));
+        Ok(Some(QuantWeight::new(tensor, quant, out, k)))
     }
 
     fn dense(
@@ -122,14 +197,27 @@ impl<'m> Weights<'m> {
         let id = self.id(&name)?;
         let weight = if let Some(packed) = self.packed.get(&(id, stored_in_out)) {
             self.versions.push((id, self.model.store.version(id)));
-            Arc::clone(packed)
+            packed.clone()
         } else {
             let shape = if stored_in_out { [k, n] } else { [n, k] };
-            let values = self.get(&name, &shape)?;
-            let w = ArrayView2::from_shape(shape, &values).expect("shape checked");
-            let packed = Arc::new(PackedWeight::new(if stored_in_out { w.t() } else { w }));
-            self.packed.insert((id, stored_in_out), Arc::clone(&packed));
-            packed
+            let tensor = self.model.store.get(id);
+            let weight = match kernel_quant(tensor.dtype()) {
+                Some(quant) if !stored_in_out && tensor.shape() == shape => {
+                    self.versions.push((id, self.model.store.version(id)));
+                    Weight::Quant(Arc::new(QuantWeight::new(tensor.clone(), quant, n, k)))
+                }
+                _ => {
+                    let values = self.get(&name, &shape)?;
+                    let w = ArrayView2::from_shape(shape, &values).expect("shape checked");
+                    Weight::Packed(Arc::new(PackedWeight::new(if stored_in_out {
+                        w.t()
+                    } else {
+                        w
+                    })))
+                }
+            };
+            self.packed.insert((id, stored_in_out), weight.clone());
+            weight
         };
         let bias = if bias {
             Some(self.get(&format!("{path}.bias"), &[n])?)
@@ -140,10 +228,94 @@ impl<'m> Weights<'m> {
     }
 }
 
-/// A Linear layer ready to run: its weight packed, its bias.
+/// The ggml type of `dtype` when the kernel multiplies it block by block (the others are
+/// dequantized once, at load).
+fn kernel_quant(dtype: DType) -> Option<Quant> {
+    match dtype {
+        DType::Ggml(
+            q @ (Quant::Q4_0
+            | Quant::Q4_1
+            | Quant::Q5_0
+            | Quant::Q5_1
+            | Quant::Q8_0
+            | Quant::Q2_K
+            | Quant::Q3_K
+            | Quant::Q4_K
+            | Quant::Q5_K
+            | Quant::Q6_K),
+        ) => Some(q),
+        _ => None,
+    }
+}
+
+/// The kernel's fused dot for `q`, when it has one (the other types go through their decoder).
+fn fused(q: Quant) -> Option<Fused> {
+    Some(match q {
+        Quant::Q4_0 => Fused::Q4_0,
+        Quant::Q4_1 => Fused::Q4_1,
+        Quant::Q8_0 => Fused::Q8_0,
+        Quant::Q4_K => Fused::Q4_K,
+        Quant::Q6_K => Fused::Q6_K,
+        _ => return None,
+    })
+}
+
+/// A weight [out, in] kept in its block-quantized type: the file's bytes (mapped), read block by
+/// block at each product.
+pub struct QuantWeight {
+    tensor: Tensor,
+    quant: Quant,
+    out_features: usize,
+    in_features: usize,
+}
+
+impl std::fmt::Debug for QuantWeight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "QuantWeight({} {}x{})",
+            self.quant, self.out_features, self.in_features
+        )
+    }
+}
+
+impl QuantWeight {
+    fn new(tensor: Tensor, quant: Quant, out_features: usize, in_features: usize) -> Self {
+        Self {
+            tensor,
+            quant,
+            out_features,
+            in_features,
+        }
+    }
+
+    fn linear(&self, x: &[f32], rows: usize, y: &mut [f32], bias: Option<&[f32]>) {
+        let quant = self.quant;
+        let decode = |bytes: &[u8], out: &mut Vec<f32>| {
+            quant.dequantize_range(bytes, 0, usize::MAX, out);
+        };
+        let matrix = QuantMatrix {
+            bytes: self.tensor.bytes(),
+            out_features: self.out_features,
+            in_features: self.in_features,
+            fused: fused(quant),
+            decode: &decode,
+        };
+        quant::linear(x, rows, &matrix, y, bias);
+    }
+}
+
+/// A Linear layer's weight: packed f32, or kept block-quantized.
+#[derive(Debug, Clone)]
+enum Weight {
+    Packed(Arc<PackedWeight>),
+    Quant(Arc<QuantWeight>),
+}
+
+/// A Linear layer ready to run: its weight packed (or kept quantized), its bias.
 #[derive(Debug, Clone)]
 pub struct Linear {
-    weight: Arc<PackedWeight>,
+    weight: Weight,
     bias: Option<Vec<f32>>,
 }
 
@@ -152,43 +324,106 @@ impl Linear {
     #[must_use]
     pub fn empty() -> Self {
         Self {
-            weight: Arc::new(PackedWeight::new(
+            weight: Weight::Packed(Arc::new(PackedWeight::new(
                 ArrayView2::from_shape((0, 0), &[]).expect("0 × 0"),
-            )),
+            ))),
             bias: None,
+        }
+    }
+
+    /// The width of the rows it reads.
+    #[must_use]
+    pub fn in_features(&self) -> usize {
+        match &self.weight {
+            Weight::Packed(w) => w.in_features(),
+            Weight::Quant(w) => w.in_features,
         }
     }
 
     /// `y = x·wᵀ + b` for `x` [rows, in], `y` resized to [rows, out].
     pub fn forward(&self, x: &[f32], y: &mut Vec<f32>) {
-        let rows = x.len() / self.weight.in_features();
-        y.resize(rows * self.weight.out_features(), 0.0);
-        let epilogue = Epilogue {
-            bias: self.bias.as_deref(),
-            relu: false,
-        };
-        kernel::linear_packed(x, rows, &self.weight, y, epilogue);
+        match &self.weight {
+            Weight::Packed(w) => {
+                let rows = x.len() / w.in_features();
+                y.resize(rows * w.out_features(), 0.0);
+                let epilogue = Epilogue {
+                    bias: self.bias.as_deref(),
+                    relu: false,
+                };
+                kernel::linear_packed(x, rows, w, y, epilogue);
+            }
+            Weight::Quant(w) => {
+                let rows = x.len() / w.in_features;
+                y.resize(rows * w.out_features, 0.0);
+                w.linear(x, rows, y, self.bias.as_deref());
+            }
+        }
     }
 }
 
-/// An embedding table [count, width].
+/// An embedding table [count, width]: f32, or a GGUF file's quantized rows, each dequantized when
+/// a token looks it up (so a model's largest tensor stays the size the file gives it).
 #[derive(Debug, Clone)]
 pub struct Embedding {
-    table: Vec<f32>,
+    table: Table,
     width: usize,
+    count: usize,
+}
+
+#[derive(Clone)]
+enum Table {
+    F32(Vec<f32>),
+    Quant(Tensor, Quant),
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::F32(v) => write!(f, "F32({} values)", v.len()),
+            Self::Quant(_, q) => write!(f, "{q}"),
+        }
+    }
+}
+
+impl Weights<'_> {
+    /// The embedding table `name` [count, width], kept quantized when the file holds it so.
+    pub fn embedding(
+        &mut self,
+        name: &str,
+        count: usize,
+        width: usize,
+    ) -> Result<Embedding, FamilyError> {
+        let id = self.id(name)?;
+        let tensor = self.model.store.get(id);
+        if let DType::Ggml(q) = tensor.dtype()
+            && tensor.shape() == [count, width]
+        {
+            self.versions.push((id, self.model.store.version(id)));
+            return Ok(Embedding {
+                table: Table::Quant(tensor.clone(), q),
+                width,
+                count,
+            });
+        }
+        Ok(Embedding::new(self.get(name, &[count, width])?, width))
+    }
 }
 
 impl Embedding {
     /// A table of rows of `width` values (empty when only the tree is drawn).
     #[must_use]
     pub fn new(table: Vec<f32>, width: usize) -> Self {
-        Self { table, width }
+        Self {
+            count: table.len().checked_div(width).unwrap_or(0),
+            table: Table::F32(table),
+            width,
+        }
     }
 
     /// The number of rows.
     #[must_use]
     pub fn count(&self) -> usize {
-        self.table.len() / self.width
+        self.count
     }
 
     /// Checks that a learned position table has a row for each of `len` tokens.
@@ -202,29 +437,38 @@ impl Embedding {
         Ok(())
     }
 
+    /// Row `id`, or that it is out of range.
+    fn row(&self, id: usize) -> Result<Cow<'_, [f32]>, FamilyError> {
+        let range = FamilyError::TokenRange {
+            id,
+            count: self.count,
+        };
+        if id >= self.count {
+            return Err(range);
+        }
+        match &self.table {
+            Table::F32(t) => t
+                .get(id * self.width..(id + 1) * self.width)
+                .map(Cow::Borrowed)
+                .ok_or(range),
+            Table::Quant(tensor, q) => {
+                let mut row = Vec::with_capacity(self.width);
+                q.dequantize_range(tensor.bytes(), id * self.width, self.width, &mut row);
+                Ok(Cow::Owned(row))
+            }
+        }
+    }
+
     /// Appends row `id` to `out`, or says the id is out of range.
     pub fn push(&self, id: usize, out: &mut Vec<f32>) -> Result<(), FamilyError> {
-        let row = self
-            .table
-            .get(id * self.width..(id + 1) * self.width)
-            .ok_or(FamilyError::TokenRange {
-                id,
-                count: self.count(),
-            })?;
-        out.extend_from_slice(row);
+        out.extend_from_slice(&self.row(id)?);
         Ok(())
     }
 
     /// Adds row `id` to `out` (the same width).
     pub fn add(&self, id: usize, out: &mut [f32]) -> Result<(), FamilyError> {
-        let row = self
-            .table
-            .get(id * self.width..(id + 1) * self.width)
-            .ok_or(FamilyError::TokenRange {
-                id,
-                count: self.count(),
-            })?;
-        out.iter_mut().zip(row).for_each(|(o, r)| *o += r);
+        let row = self.row(id)?;
+        out.iter_mut().zip(row.iter()).for_each(|(o, r)| *o += r);
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod aliases;
 pub mod atomic;
+pub mod dcp;
 pub mod diagnose;
 pub mod fault;
 pub mod gguf;

@@ -9,7 +9,7 @@ use super::small_file::{self, SmallFileError};
 use super::{Checkpoint, FileError, safetensors};
 
 /// The index's largest accepted size: a weight map of a million names fits in far less.
-const MAX_INDEX_BYTES: u64 = 100 * 1024 * 1024;
+pub const MAX_INDEX_BYTES: u64 = 100 * 1024 * 1024;
 
 /// Why a shard index was refused (the [`FileError`]'s kind, naming the index). Names are raw.
 #[derive(Debug, thiserror::Error)]
@@ -85,18 +85,37 @@ pub fn open_with(
     index_path: &Path,
     open_shard: &mut dyn FnMut(&Path) -> Result<Checkpoint, FileError>,
 ) -> Result<Sharded, FileError> {
-    let fail = |error: IndexError| FileError::new(index_path, error);
     // Only a regular file, read up to the cap: an index that is a FIFO or a device must not hang
     // or stream.
-    let text =
-        small_file::read(index_path, MAX_INDEX_BYTES).map_err(|e| fail(IndexError::Read(e)))?;
+    let text = small_file::read(index_path, MAX_INDEX_BYTES)
+        .map_err(|e| FileError::new(index_path, IndexError::Read(e)))?;
+    let folder = index_path.parent().unwrap_or(Path::new("."));
+    assemble(index_path, &text, &mut |shards| {
+        shards
+            .iter()
+            .map(|shard| open_shard(&folder.join(shard)))
+            .collect()
+    })
+}
+
+/// What opens every shard of an index at once: their names in, their checkpoints out in that order.
+pub type OpenShards<'a, E> = dyn FnMut(&[&str]) -> Result<Vec<Checkpoint>, E> + 'a;
+
+/// Opens the shards named by the index `text` (the file `index_path` holds) with `open_shards`,
+/// which is given every shard's name at once (so a remote reader fetches their headers together)
+/// and returns their checkpoints in the same order; then checks the index against them.
+pub fn assemble<E: From<FileError>>(
+    index_path: &Path,
+    text: &[u8],
+    open_shards: &mut OpenShards<'_, E>,
+) -> Result<Sharded, E> {
+    let fail = |error: IndexError| E::from(FileError::new(index_path, error));
     let index: serde_json::Value =
-        serde_json::from_slice(&text).map_err(|e| fail(IndexError::Json(e)))?;
+        serde_json::from_slice(text).map_err(|e| fail(IndexError::Json(e)))?;
     let weight_map = index
         .get("weight_map")
         .and_then(serde_json::Value::as_object)
         .ok_or_else(|| fail(IndexError::NoWeightMap))?;
-    let folder = index_path.parent().unwrap_or(Path::new("."));
     let mut wanted: Vec<(String, String)> = Vec::with_capacity(weight_map.len());
     for (name, shard) in weight_map {
         let shard = shard
@@ -119,8 +138,8 @@ pub fn open_with(
     let mut metadata = BTreeMap::new();
     let mut ties = Vec::new();
     let mut shard_warnings = Vec::new();
-    for shard in &shard_names {
-        let opened = open_shard(&folder.join(shard))?;
+    let opened_shards = open_shards(&shard_names)?;
+    for (shard, opened) in shard_names.iter().zip(opened_shards) {
         for (key, value) in opened.metadata {
             metadata.entry(key).or_insert(value);
         }

@@ -3,7 +3,9 @@
 //! LOOP 5 walks NC columns of B and C; LOOP 4 walks KC of the shared dimension and packs that
 //! KC×NC block of B (unless the weight came prepacked); LOOP 3 walks MC rows of A and packs the
 //! MC×KC block; LOOP 2 and LOOP 1 walk NR and MR register tiles, and the micro-kernel accumulates
-//! one MR×NR tile of C over KC. See blocking.rs for why each block fits the cache it does.
+//! one MR×NR tile of C over KC. Each loop is one method of `Loops`, named by its index as BLIS
+//! names them: `jc`, `pc`, `ic`, `jr`, `ir`. See blocking.rs for why each block fits the cache it
+//! does.
 
 use std::cell::RefCell;
 
@@ -124,111 +126,194 @@ pub(crate) fn gemm_blocked(
         scale(beta, c, epi);
         return;
     }
-    let MicroKernel {
-        mr,
-        nr,
-        run,
-        unpacked,
-        ..
-    } = uk;
-    let in_place = unpacked.filter(|_| uk.reads_in_place(&a));
+    let in_place = uk.unpacked.filter(|_| uk.reads_in_place(&a));
     let blocking = if in_place.is_some() {
-        Blocking::in_place(mr, nr)
+        Blocking::in_place(uk.mr, uk.nr)
     } else {
-        Blocking::new(mr, nr)
+        Blocking::new(uk.mr, uk.nr)
     };
-    let (a00, rsa, csa) = (a.as_ptr(), a.strides()[0], a.strides()[1]);
-    // Prepacked panels were cut with their own KC: follow it.
-    let kc_max = match b {
-        BSource::Panels { kc, .. } => kc,
-        BSource::View(_) => blocking.kc,
+    let loops = Loops {
+        mr: uk.mr,
+        nr: uk.nr,
+        run: uk.run,
+        in_place,
+        // Prepacked panels were cut with their own KC: follow it.
+        kc_max: match b {
+            BSource::Panels { kc, .. } => kc,
+            BSource::View(_) => blocking.kc,
+        },
+        mc: blocking.mc,
+        nc: blocking.nc,
+        alpha,
+        a,
+        b,
+        beta,
+        c00: c.as_mut_ptr(),
+        rsc: c.strides()[0],
+        csc: c.strides()[1],
+        epi,
+        n,
     };
-    let (mc, nc) = (blocking.mc, blocking.nc);
-    let (rsc, csc) = (c.strides()[0], c.strides()[1]);
-    let c00 = c.as_mut_ptr();
+    SCRATCH.with_borrow_mut(|(abuf, bbuf)| loops.jc(abuf, bbuf));
+}
 
-    SCRATCH.with_borrow_mut(|(abuf, bbuf)| {
-        // LOOP 5: NC columns of B and C at a time.
-        for jc in (0..n).step_by(nc) {
-            let nc_len = nc.min(n - jc);
-            // LOOP 4: KC of the shared dimension; pack the KC×NC block of B.
-            for pc in (0..k).step_by(kc_max) {
-                let kc = kc_max.min(k - pc);
-                let bblock: &[f32] = match b {
-                    BSource::View(bv) => {
-                        let dst = bbuf.get_mut(packed_b_len(kc, nc_len, nr));
-                        pack_b(bv.slice(s![pc..pc + kc, jc..jc + nc_len]), nr, dst);
-                        dst
-                    }
-                    BSource::Panels {
-                        data, panels, col0, ..
-                    } => {
-                        // Block pc starts after pc rows of every panel; within it, panel q
-                        // starts after q panels of kc rows.
-                        &data[pc * panels * nr + (col0 + jc) / nr * kc * nr..]
-                    }
-                };
-                // Later KC blocks add to what the first one wrote; the epilogue runs once, last.
-                let beta_now = if pc == 0 { beta } else { 1.0 };
-                let last = pc + kc == k;
-                // LOOP 3: MC rows of A; pack the MC×KC block (unless it is read in place).
-                for ic in (0..m).step_by(mc) {
-                    let mc_len = mc.min(m - ic);
-                    let ablock: &[f32] = if in_place.is_some() {
-                        &[]
-                    } else {
-                        // Sized for a whole MC×KC block at once, so no later batch size allocates.
-                        let most = packed_a_len(mc, kc_max, mr);
-                        let ablock = abuf.get_mut_reserving(packed_a_len(mc_len, kc, mr), most);
-                        pack_a(a.slice(s![ic..ic + mc_len, pc..pc + kc]), mr, ablock);
-                        ablock
-                    };
-                    // LOOP 2: NR columns; this KC×NR micro-panel of B stays in L1.
-                    for jr in (0..nc_len).step_by(nr) {
-                        let bpanel = &bblock[jr / nr * kc * nr..][..kc * nr];
-                        let bias = match epi.bias {
-                            Some(bias) if last => bias[jc + jr..].as_ptr(),
-                            _ => std::ptr::null(),
-                        };
-                        // LOOP 1: MR rows; the micro-kernel keeps MR×NR of C in registers.
-                        for ir in (0..mc_len).step_by(mr) {
-                            let (kernel, apanel) = match in_place {
-                                Some(unpacked) => (
-                                    unpacked,
-                                    a00.wrapping_offset(
-                                        (ic + ir) as isize * rsa + pc as isize * csa,
-                                    ),
-                                ),
-                                None => (run, ablock[ir / mr * kc * mr..][..kc * mr].as_ptr()),
-                            };
-                            let tile = Tile {
-                                c: c00.wrapping_offset(
-                                    (ic + ir) as isize * rsc + (jc + jr) as isize * csc,
-                                ),
-                                rs: rsc,
-                                cs: csc,
-                                rows: mr.min(mc_len - ir),
-                                cols: nr.min(nc_len - jr),
-                                alpha,
-                                beta: beta_now,
-                                bias,
-                                relu: last && epi.relu,
-                                ars: rsa,
-                            };
-                            // SAFETY: the packed panels were sliced to kc·MR and kc·NR floats (B's
-                            // from a 64-byte aligned buffer in whole panels of kc·NR floats); an A
-                            // read in place is the tile's rows ic+ir.. < m of A, columns pc..pc+kc
-                            // <= k, unit column stride, rows `ars` apart. The tile starts at
-                            // C[ic+ir, jc+jr] and spans rows×cols inside C's m×n, and the bias
-                            // (checked to have n values) has cols values from jc+jr. The kernel
-                            // was chosen by a Backend available on this CPU.
-                            unsafe { kernel(kc, apanel, bpanel.as_ptr(), &tile) };
-                        }
-                    }
-                }
-            }
+/// One product as the loop levels see it: the kernel, the block sizes and the operands.
+struct Loops<'a, 'b, 'e> {
+    mr: usize,
+    nr: usize,
+    run: KernelFn,
+    /// The kernel reading A in place, when A is read in place rather than packed.
+    in_place: Option<KernelFn>,
+    kc_max: usize,
+    mc: usize,
+    nc: usize,
+    alpha: f32,
+    a: ArrayView2<'a, f32>,
+    b: BSource<'b>,
+    beta: f32,
+    /// C[0, 0] and C's strides: tiles are addressed from it (see [`Tile`] for why not views).
+    c00: *mut f32,
+    rsc: isize,
+    csc: isize,
+    epi: Epilogue<'e>,
+    /// Columns of B and C.
+    n: usize,
+}
+
+/// The KC×NC block of B that loops 3 to 1 multiply: its place in B and C, and its packed panels.
+struct BlockB<'b> {
+    jc: usize,
+    nc_len: usize,
+    pc: usize,
+    kc: usize,
+    panels: &'b [f32],
+    /// Beta of this KC block: later KC blocks add to what the first one wrote.
+    beta: f32,
+    /// Whether this is the last KC block, the one that runs the epilogue.
+    last: bool,
+}
+
+/// The MC×KC block of A that loops 2 and 1 walk: its first row, its rows, and its packed panels
+/// (empty when A is read in place).
+struct BlockA<'p> {
+    ic: usize,
+    mc_len: usize,
+    panels: &'p [f32],
+}
+
+impl Loops<'_, '_, '_> {
+    /// LOOP 5: NC columns of B and C at a time.
+    fn jc(&self, abuf: &mut AlignedBuf, bbuf: &mut AlignedBuf) {
+        for jc in (0..self.n).step_by(self.nc) {
+            self.pc(jc, self.nc.min(self.n - jc), abuf, bbuf);
         }
-    });
+    }
+
+    /// LOOP 4: KC of the shared dimension; pack the KC×NC block of B (or find it prepacked).
+    fn pc(&self, jc: usize, nc_len: usize, abuf: &mut AlignedBuf, bbuf: &mut AlignedBuf) {
+        let (k, nr) = (self.a.ncols(), self.nr);
+        for pc in (0..k).step_by(self.kc_max) {
+            let kc = self.kc_max.min(k - pc);
+            let panels: &[f32] = match self.b {
+                BSource::View(bv) => {
+                    let dst = bbuf.get_mut(packed_b_len(kc, nc_len, nr));
+                    pack_b(bv.slice(s![pc..pc + kc, jc..jc + nc_len]), nr, dst);
+                    dst
+                }
+                BSource::Panels {
+                    data, panels, col0, ..
+                } => {
+                    // Block pc starts after pc rows of every panel; within it, panel q
+                    // starts after q panels of kc rows.
+                    &data[pc * panels * nr + (col0 + jc) / nr * kc * nr..]
+                }
+            };
+            let block = BlockB {
+                jc,
+                nc_len,
+                pc,
+                kc,
+                panels,
+                // The epilogue runs once, on the last KC block.
+                beta: if pc == 0 { self.beta } else { 1.0 },
+                last: pc + kc == k,
+            };
+            self.ic(&block, abuf);
+        }
+    }
+
+    /// LOOP 3: MC rows of A; pack the MC×KC block (unless it is read in place).
+    fn ic(&self, block: &BlockB, abuf: &mut AlignedBuf) {
+        let (m, mr, kc) = (self.a.nrows(), self.mr, block.kc);
+        for ic in (0..m).step_by(self.mc) {
+            let mc_len = self.mc.min(m - ic);
+            let panels: &[f32] = if self.in_place.is_some() {
+                &[]
+            } else {
+                // Sized for a whole MC×KC block at once, so no later batch size allocates.
+                let most = packed_a_len(self.mc, self.kc_max, mr);
+                let dst = abuf.get_mut_reserving(packed_a_len(mc_len, kc, mr), most);
+                pack_a(
+                    self.a.slice(s![ic..ic + mc_len, block.pc..block.pc + kc]),
+                    mr,
+                    dst,
+                );
+                dst
+            };
+            self.jr(block, &BlockA { ic, mc_len, panels });
+        }
+    }
+
+    /// LOOP 2: NR columns; each KC×NR micro-panel of B stays in L1.
+    fn jr(&self, block: &BlockB, a: &BlockA) {
+        let (nr, kc) = (self.nr, block.kc);
+        for jr in (0..block.nc_len).step_by(nr) {
+            let bpanel = &block.panels[jr / nr * kc * nr..][..kc * nr];
+            let bias = match self.epi.bias {
+                Some(bias) if block.last => bias[block.jc + jr..].as_ptr(),
+                _ => std::ptr::null(),
+            };
+            self.ir(block, a, jr, bpanel, bias);
+        }
+    }
+
+    /// LOOP 1: MR rows; the micro-kernel keeps MR×NR of C in registers over KC.
+    fn ir(&self, block: &BlockB, a: &BlockA, jr: usize, bpanel: &[f32], bias: *const f32) {
+        let (mr, kc, ic, pc) = (self.mr, block.kc, a.ic, block.pc);
+        let (rsa, csa) = (self.a.strides()[0], self.a.strides()[1]);
+        for ir in (0..a.mc_len).step_by(mr) {
+            let (kernel, apanel) = match self.in_place {
+                Some(unpacked) => (
+                    unpacked,
+                    self.a
+                        .as_ptr()
+                        .wrapping_offset((ic + ir) as isize * rsa + pc as isize * csa),
+                ),
+                None => (self.run, a.panels[ir / mr * kc * mr..][..kc * mr].as_ptr()),
+            };
+            let tile = Tile {
+                c: self.c00.wrapping_offset(
+                    (ic + ir) as isize * self.rsc + (block.jc + jr) as isize * self.csc,
+                ),
+                rs: self.rsc,
+                cs: self.csc,
+                rows: mr.min(a.mc_len - ir),
+                cols: self.nr.min(block.nc_len - jr),
+                alpha: self.alpha,
+                beta: block.beta,
+                bias,
+                relu: block.last && self.epi.relu,
+                ars: rsa,
+            };
+            // SAFETY: the packed panels were sliced to kc·MR and kc·NR floats (B's from a
+            // 64-byte aligned buffer in whole panels of kc·NR floats); an A read in place is
+            // the tile's rows ic+ir.. < m of A, columns pc..pc+kc <= k, unit column stride,
+            // rows `ars` apart. The tile starts at C[ic+ir, jc+jr] and spans rows×cols inside
+            // C's m×n, and the bias (checked to have n values) has cols values from jc+jr. The
+            // kernel was chosen by a Backend available on this CPU.
+            unsafe { kernel(kc, apanel, bpanel.as_ptr(), &tile) };
+        }
+    }
 }
 
 /// `C = beta·C`, then the epilogue: the whole product when A·B is empty or alpha is zero.

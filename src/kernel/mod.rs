@@ -31,6 +31,7 @@ mod gemv;
 mod generic;
 mod pack;
 mod packed;
+pub mod quant;
 mod reference;
 mod small;
 mod threads;

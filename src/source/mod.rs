@@ -22,8 +22,11 @@ pub mod s3;
 mod secret;
 
 use std::ops::Range;
+use std::sync::Arc;
 
-pub use error::SourceError;
+use crate::tensor::{FetchError, Ranged};
+
+pub use error::{LocationError, SourceError};
 pub use location::Location;
 pub use open::{Folder, FolderFile, Opened, Sources};
 pub use secret::Secret;
@@ -64,4 +67,13 @@ pub fn read_range(source: &dyn ByteSource, range: Range<u64>) -> Result<Vec<u8>,
     let mut buf = vec![0; size];
     source.read_at(range.start, &mut buf)?;
     Ok(buf)
+}
+
+/// A source as tensors read it (`Bytes::Remote`): a tensor's range is fetched when first read.
+pub struct TensorSource(pub Arc<dyn ByteSource>);
+
+impl Ranged for TensorSource {
+    fn read(&self, range: Range<u64>) -> Result<Vec<u8>, FetchError> {
+        read_range(&*self.0, range).map_err(|e| FetchError(Box::new(e)))
+    }
 }

@@ -208,7 +208,8 @@ fn element_f64(dtype: DType, e: &[u8]) -> f64 {
     }
 }
 
-/// A float of `exp_bits` and `man_bits` with IEEE subnormals, given its sign, exponent and mantissa.
+/// A float with `man_bits` of mantissa and exponent bias `bias`, IEEE subnormals included, from its
+/// sign, biased exponent and mantissa.
 fn compose(negative: bool, exponent: i32, mantissa: u32, man_bits: u32, bias: i32) -> f64 {
     let scale = f64::from(1u32 << man_bits);
     let magnitude = if exponent == 0 {

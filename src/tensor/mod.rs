@@ -1,4 +1,9 @@
-//! Tensors as bytes with a dtype and a shape, wherever the bytes live (memory or a mapped file).
+//! Tensors as bytes with a dtype and a shape, wherever the bytes live (memory, a mapped file, a
+//! range of a remote file fetched when first asked for, pieces assembled from many files, or
+//! quantized codes dequantized when first read); their decoding ([`decode`], [`ggml`] for quantized
+//! blocks) and what is computed from their values in streaming passes: [`stats`], [`histogram`],
+//! [`quantile`], and the app's [`summary`] of all three (one read for a large F32 tensor, through
+//! [`grid`]).
 
 pub mod decode;
 pub mod dtype;
@@ -7,11 +12,13 @@ pub mod grid;
 pub mod histogram;
 pub mod parallel;
 pub mod quantile;
+pub mod quantized;
 pub(crate) mod simd;
 pub mod stats;
 pub mod summary;
 
-use std::sync::Arc;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use memmap2::Mmap;
 
@@ -31,7 +38,54 @@ pub enum Bytes {
         /// One past the last byte.
         end: usize,
     },
+    /// A range of a file read by range (a remote one): fetched on the first [`Tensor::try_bytes`],
+    /// then kept, shared by every clone of the tensor, so a tensor shown twice is fetched once.
+    Remote {
+        /// The file.
+        source: Arc<dyn Ranged>,
+        /// The tensor's bytes within it.
+        range: Range<u64>,
+        /// The bytes, once fetched.
+        fetched: Arc<OnceLock<Arc<[u8]>>>,
+    },
+    /// Put together from pieces on first read (a distributed checkpoint's shards).
+    Assembled(Arc<dyn Assemble>),
+    /// A quantized weight's values, dequantized from its stored parts on the first read.
+    Quantized(Arc<quantized::Quantized>),
 }
+
+/// A tensor's bytes kept in pieces until a value is asked for, then put together once.
+pub trait Assemble: Send + Sync {
+    /// The whole tensor's bytes, in C order.
+    fn bytes(&self) -> &[u8];
+
+    /// How many bytes [`bytes`](Self::bytes) gives, known without putting the pieces together.
+    fn byte_len(&self) -> usize;
+}
+
+impl Bytes {
+    /// The bytes of `range` of `source`, fetched when first read.
+    #[must_use]
+    pub fn remote(source: Arc<dyn Ranged>, range: Range<u64>) -> Bytes {
+        Bytes::Remote {
+            source,
+            range,
+            fetched: Arc::default(),
+        }
+    }
+}
+
+/// A file whose bytes are read by range: what [`Bytes::Remote`] fetches from. The source layer
+/// implements it; this layer knows only that a read can fail.
+pub trait Ranged: Send + Sync {
+    /// The bytes of `range`, all of them, or why not.
+    fn read(&self, range: Range<u64>) -> Result<Vec<u8>, FetchError>;
+}
+
+/// Why a remote tensor's bytes could not be fetched: the source layer's typed error, kept whole.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct FetchError(pub Box<dyn std::error::Error + Send + Sync>);
 
 /// A tensor: little-endian bytes of `dtype`, in C order, of `shape`.
 #[derive(Clone)]
@@ -88,13 +142,75 @@ impl Tensor {
         self.shape.iter().product()
     }
 
-    /// The raw little-endian bytes.
+    /// The raw little-endian bytes. A remote tensor's are there once fetched ([`Tensor::try_bytes`]);
+    /// before, this is empty, so code that reads values from a model that may be remote fetches first.
     #[must_use]
     pub fn bytes(&self) -> &[u8] {
         match &self.bytes {
             Bytes::Owned(b) => b,
             Bytes::Mapped { map, start, end } => &map[*start..*end],
+            Bytes::Remote { fetched, .. } => fetched.get().map_or(&[], |b| b),
+            Bytes::Assembled(pieces) => pieces.bytes(),
+            Bytes::Quantized(q) => q.bytes(),
         }
+    }
+
+    /// A quantized weight made of stored parts: its shape and dtype are the dequantized ones.
+    #[must_use]
+    pub fn from_quantized(weight: quantized::Quantized) -> Self {
+        Tensor::new(
+            weight.shape().to_vec(),
+            weight.dtype(),
+            Bytes::Quantized(Arc::new(weight)),
+        )
+    }
+
+    /// The quantized parts this tensor is dequantized from, if it is.
+    #[must_use]
+    pub fn quantization(&self) -> Option<&quantized::Quantized> {
+        match &self.bytes {
+            Bytes::Quantized(q) => Some(q),
+            _ => None,
+        }
+    }
+
+    /// The raw bytes, fetching a remote tensor's range the first time (no copy for the others).
+    pub fn try_bytes(&self) -> Result<&[u8], FetchError> {
+        match &self.bytes {
+            Bytes::Remote {
+                source,
+                range,
+                fetched,
+            } => {
+                if let Some(bytes) = fetched.get() {
+                    return Ok(bytes);
+                }
+                let bytes = source.read(range.clone())?;
+                Ok(fetched.get_or_init(|| bytes.into()))
+            }
+            _ => Ok(self.bytes()),
+        }
+    }
+
+    /// How many bytes the tensor holds, fetched or not.
+    #[must_use]
+    pub fn byte_len(&self) -> u64 {
+        match &self.bytes {
+            Bytes::Remote { range, .. } => range.end - range.start,
+            Bytes::Assembled(pieces) => pieces.byte_len() as u64,
+            // Dequantized on first read: its length is its shape's, without dequantizing it.
+            Bytes::Quantized(q) => {
+                let numel = q.shape().iter().product();
+                q.dtype().byte_len(numel).unwrap_or(usize::MAX) as u64
+            }
+            _ => self.bytes().len() as u64,
+        }
+    }
+
+    /// Whether the bytes must still be fetched before [`Tensor::bytes`] holds them.
+    #[must_use]
+    pub fn is_pending(&self) -> bool {
+        matches!(&self.bytes, Bytes::Remote { fetched, .. } if fetched.get().is_none())
     }
 
     /// The statistics of every value: one pass, on every core for a large tensor. A mapped tensor's
@@ -109,6 +225,10 @@ impl Tensor {
         &self,
         progress: &mut dyn FnMut(f64),
     ) -> Result<stats::Stats, decode::Undecodable> {
+        // Bytes not fetched yet are no values: the caller fetches first (`try_bytes`).
+        if self.is_pending() {
+            return Err(decode::Undecodable(self.dtype));
+        }
         let fault_in = |range: std::ops::Range<usize>| self.populate(range);
         let total = self.bytes().len().max(1) as f64;
         stats::stats_with(
@@ -136,6 +256,9 @@ impl Tensor {
 
     /// Every value as f32, in C order, or why this dtype cannot be read as numbers.
     pub fn to_f32_vec(&self) -> Result<Vec<f32>, decode::Undecodable> {
+        if self.is_pending() {
+            return Err(decode::Undecodable(self.dtype));
+        }
         decode::to_f32(self.dtype, self.bytes(), self.numel())
     }
 

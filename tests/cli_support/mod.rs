@@ -5,6 +5,7 @@
     reason = "each test file uses a different part of the support"
 )]
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs `paramscope ARGS` and waits for it.
@@ -24,4 +25,13 @@ pub fn stdout_json(args: &[&str]) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+}
+
+/// The path of `tests/fixtures/NAME`, as a command-line argument.
+pub fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
 }

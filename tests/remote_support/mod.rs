@@ -5,7 +5,11 @@
 //! `Authorization` header the CDN receives (a test fails on it). It listens on 127.0.0.1 only, serves
 //! each connection on a thread (at most `MAX_CONNECTIONS` at once) and stops when dropped.
 
-#![allow(dead_code, reason = "each test binary uses a part of the fake")]
+#![allow(
+    dead_code,
+    unused_imports,
+    reason = "each test binary uses a part of the fake"
+)]
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -16,45 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
+mod repos;
+mod s3;
+
+pub use repos::{FakeFile, FakeRepo, llama_shaped, safetensors_bytes};
 
 const MAX_CONNECTIONS: usize = 64;
-
-/// A file of a fake repo.
-#[derive(Clone)]
-pub struct FakeFile {
-    pub path: String,
-    pub bytes: Arc<Vec<u8>>,
-    /// Stored in LFS (redirected to the CDN), as the Hub does for weights.
-    pub lfs: bool,
-}
-
-impl FakeFile {
-    pub fn new(path: &str, bytes: Vec<u8>, lfs: bool) -> FakeFile {
-        FakeFile {
-            path: path.to_owned(),
-            bytes: Arc::new(bytes),
-            lfs,
-        }
-    }
-
-    pub fn sha256(&self) -> String {
-        hex(&Sha256::digest(&*self.bytes))
-    }
-
-    fn blob_id(&self) -> String {
-        hex(&Sha256::digest(format!("blob {}", self.path)))[..40].to_owned()
-    }
-}
-
-/// A repo: its files at one commit, reachable by the branch `main` and by its sha.
-pub struct FakeRepo {
-    pub repo: String,
-    pub sha: String,
-    pub files: Vec<FakeFile>,
-    /// Resolve answers 401 `GatedRepo` without the right token.
-    pub gated: bool,
-}
 
 /// A one-shot or lasting misbehaviour.
 #[derive(Clone, Debug)]
@@ -98,6 +69,8 @@ struct Shared {
     latency: Mutex<Duration>,
     stop: AtomicBool,
     active: AtomicUsize,
+    /// Serve as an S3 store (path-style: `/{bucket}/{key}`, `ListObjectsV2`) instead of as the Hub.
+    s3: bool,
 }
 
 /// The two running origins.
@@ -110,6 +83,16 @@ pub struct FakeHub {
 
 impl FakeHub {
     pub fn start(repos: Vec<FakeRepo>, token: Option<&str>) -> FakeHub {
+        Self::serve(repos, token, false)
+    }
+
+    /// An S3 store on loopback, path-style: each repo is a bucket (`gated` answers AccessDenied), its
+    /// files the objects; listings come in pages of two keys so paging is exercised.
+    pub fn start_s3(buckets: Vec<FakeRepo>) -> FakeHub {
+        Self::serve(buckets, None, true)
+    }
+
+    fn serve(repos: Vec<FakeRepo>, token: Option<&str>, s3: bool) -> FakeHub {
         let hub = TcpListener::bind("127.0.0.1:0").unwrap();
         let cdn = TcpListener::bind("127.0.0.1:0").unwrap();
         let hub_addr = hub.local_addr().unwrap().to_string();
@@ -124,6 +107,7 @@ impl FakeHub {
             latency: Mutex::new(Duration::ZERO),
             stop: AtomicBool::new(false),
             active: AtomicUsize::new(0),
+            s3,
         });
         for (listener, origin) in [(hub, Origin::Hub), (cdn, Origin::Cdn)] {
             let shared = shared.clone();
@@ -135,6 +119,11 @@ impl FakeHub {
             hub_addr,
             cdn_addr,
         }
+    }
+
+    /// The second origin (`http://127.0.0.1:PORT`), which serves LFS files by `/{repo}/{sha256}` paths.
+    pub fn cdn(&self) -> &str {
+        &self.shared.cdn
     }
 
     pub fn stats(&self) -> &Stats {
@@ -227,12 +216,12 @@ fn serve(stream: TcpStream, origin: Origin, shared: &Shared) -> std::io::Result<
             Origin::Cdn => &shared.stats.cdn_requests,
         };
         counter.fetch_add(1, Ordering::SeqCst);
-        shared
-            .stats
-            .log
-            .lock()
-            .unwrap()
-            .push(format!("{origin:?} {} {}", request.method, request.path));
+        shared.stats.log.lock().unwrap().push(format!(
+            "{origin:?} {} {} {}",
+            request.method,
+            request.path,
+            request.header("range").unwrap_or("-")
+        ));
         if origin == Origin::Cdn && request.header("authorization").is_some() {
             shared
                 .stats
@@ -307,6 +296,9 @@ fn route(
         }
         Some(Fault::Unavailable) => return respond(out, 503, &[], b"", shared),
         _ => {}
+    }
+    if shared.s3 {
+        return s3_route(request, shared, fault, out);
     }
     let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -454,6 +446,22 @@ fn resolve(
     send_file(request, f, &f.blob_id(), &[commit], fault, out, shared)
 }
 
+/// `GET /{bucket}/{key}` with Range, or `GET /{bucket}?list-type=2`: S3's answers, path-style.
+fn s3_route(
+    request: &Request,
+    shared: &Shared,
+    fault: Option<Fault>,
+    out: &mut TcpStream,
+) -> std::io::Result<bool> {
+    let xml = [("Content-Type", "application/xml".to_owned())];
+    match s3::answer(&request.path, &shared.repos) {
+        s3::Answer::Object(file) => {
+            send_file(request, file, &file.sha256(), &[], fault, out, shared)
+        }
+        s3::Answer::Xml(status, body) => respond(out, status, &xml, body.as_bytes(), shared),
+    }
+}
+
 fn send_file(
     request: &Request,
     file: &FakeFile,
@@ -512,6 +520,7 @@ fn status_line(status: u16, headers: &[(&str, String)]) -> String {
         206 => "Partial Content",
         302 => "Found",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
@@ -553,32 +562,4 @@ fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
             Some(b.parse().ok()?)
         },
     ))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// A safetensors file of F32 tensors named `names`, each of `numel` values counting up from `seed`.
-pub fn safetensors_bytes(names: &[&str], numel: usize, seed: f32) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    for (i, name) in names.iter().enumerate() {
-        header.insert(
-            (*name).to_owned(),
-            serde_json::json!({"dtype": "F32", "shape": [numel], "data_offsets": [i * numel * 4, (i + 1) * numel * 4]}),
-        );
-    }
-    let mut text = serde_json::Value::Object(header).to_string();
-    while !text.len().is_multiple_of(8) {
-        text.push(' ');
-    }
-    let mut out = (text.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(text.as_bytes());
-    for i in 0..names.len() * numel {
-        out.extend_from_slice(&(seed + i as f32).to_le_bytes());
-    }
-    out
 }

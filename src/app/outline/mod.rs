@@ -47,6 +47,7 @@ impl Outline {
                 outline.aliases.entry(id).or_default().push(i);
             }
         }
+        extras.mark_adapted(&mut outline.nodes);
         extras.push_rows(&mut outline.nodes);
         (outline.search_text, outline.search_starts) = search_text(&outline.nodes);
         outline.one_dtype = one_dtype_per_node(&outline.nodes, &model.store);
@@ -531,6 +532,7 @@ mod tests {
             ],
         };
         let extras = Extras {
+            adapted: Vec::new(),
             gguf: vec![
                 (
                     "general.architecture".into(),

@@ -1,5 +1,6 @@
 //! The forward panel of a family checkpoint: the text, the progress per block, the most likely
-//! next tokens (or the sentence embedding's norm), and each block's activation statistics with a
+//! next tokens and the greedy continuation under them (or the sentence embedding's norm), a
+//! mixture's experts for the last token, and each block's activation statistics with a
 //! bar of its largest magnitude, scaled to the largest of all, so that a spike stands out.
 
 use ratatui::buffer::Buffer;
@@ -25,14 +26,14 @@ pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: 
         .into_iter()
         .map(|line| match line {
             FamilyLine::Text(text) => Line::from(vec![Span::styled("text ", dim), Span::raw(text)]),
-            FamilyLine::About(text) => Line::styled(text, dim),
+            FamilyLine::About(text) | FamilyLine::Experts(text) => Line::styled(text, dim),
             FamilyLine::Running(done, all) => {
                 super::forward::running(app, done, all, format!(" block {done}/{all}"))
             }
             FamilyLine::Error(text) | FamilyLine::Edited(text) => {
                 Line::styled(text, t.style(Role::Bad))
             }
-            FamilyLine::Next(text) => Line::raw(text),
+            FamilyLine::Next(text) | FamilyLine::Then(text) => Line::raw(text),
             FamilyLine::Norm(norm) => Line::from(vec![
                 Span::styled("embedding norm ", dim),
                 Span::raw(format!("{norm:.4}")),

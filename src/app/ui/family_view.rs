@@ -29,6 +29,10 @@ pub enum FamilyLine {
     Next(String),
     /// The most likely next token before the last `z` edit, and after it.
     Edited(String),
+    /// One wrapped line of the greedy continuation.
+    Then(String),
+    /// One wrapped line of the experts the last token went to, per layer.
+    Experts(String),
     /// A sentence embedding's norm.
     Norm(f64),
     /// The table's heading.
@@ -88,6 +92,21 @@ pub fn head(panel: &ForwardPanel, checkpoint: &FamilyCheckpoint, width: usize) -
                         100.0 * now.prob
                     )));
                 }
+            }
+            if let Some(said) = &result.said {
+                let then = format!("then {}", escape(&said.continuation));
+                lines.extend(wrap(&then, width).into_iter().map(FamilyLine::Then));
+            }
+            let experts = result.said.as_ref().map_or(&[][..], |s| &s.experts[..]);
+            if experts.iter().any(|e| !e.is_empty()) {
+                let per_layer: Vec<String> = experts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| !e.is_empty())
+                    .map(|(i, e)| format!("{i}:{e:?}"))
+                    .collect();
+                let joined = format!("experts {}", per_layer.join(" "));
+                lines.extend(wrap(&joined, width).into_iter().map(FamilyLine::Experts));
             }
             if let Some(norm) = result.embedding_norm {
                 lines.push(FamilyLine::Norm(norm));

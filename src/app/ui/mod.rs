@@ -161,3 +161,26 @@ fn field_spans(app: &App, field: &super::field::Field) -> Vec<Span<'static>> {
         Span::raw(escape(&after).into_owned()),
     ]
 }
+
+/// The app on a demo at 80×24 in truecolor, for the panes' own tests.
+#[cfg(test)]
+fn demo_app(name: &str) -> App {
+    use crate::app::job::Runs;
+    use crate::app::theme::{ColorLevel, Theme};
+    use crate::app::update::Options;
+    let options = Options {
+        source: format!("demo:{name}"),
+        select: None,
+        input: None,
+        seed: 0,
+        theme: Theme {
+            level: ColorLevel::TrueColor,
+        },
+        size: (80, 24),
+        notices: Vec::new(),
+        runs: Runs::Chain,
+        extras: crate::app::extras::Extras::default(),
+    };
+    let model = crate::model::demos::build(name, 0).expect("a demo");
+    App::new(model, options).expect("the demo opens").0
+}

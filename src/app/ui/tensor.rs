@@ -9,7 +9,7 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::tree::SHARED_MARK;
 use super::{compare, has_focus, pane};
 use crate::app::compare::Side;
-use crate::app::format::{bytes, count, gauge, num, short};
+use crate::app::format::{bytes, count, gauge, num, short, significant};
 use crate::app::job::{QUANTILES, Summary};
 use crate::app::layout::{BORDER, HEADER_ROWS, grid_dims, tensor_split};
 use crate::app::outline::NodeKind;
@@ -117,7 +117,7 @@ fn header_lines(
                 tensor.shape(),
                 tensor.dtype(),
                 count(tensor.numel()),
-                bytes(tensor.bytes().len())
+                bytes(usize::try_from(tensor.byte_len()).unwrap_or(usize::MAX))
             ),
             t.style(Role::Dim),
         ),
@@ -178,8 +178,14 @@ fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>, width: usize) -> V
                 Span::raw(num(f[1](now))),
             ]);
         };
-        let line = |arrow: &str| {
-            let shown = |f: fn(&Stats) -> f64| format!("{}{arrow}{}", short(f(b)), short(f(now)));
+        let line = |arrow: &str, digits: usize| {
+            let shown = |f: fn(&Stats) -> f64| {
+                format!(
+                    "{}{arrow}{}",
+                    significant(f(b), digits),
+                    significant(f(now), digits)
+                )
+            };
             Line::from(vec![
                 label(names[0]),
                 Span::raw(shown(f[0])),
@@ -187,12 +193,12 @@ fn stat_lines(app: &App, now: &Stats, before: Option<&Stats>, width: usize) -> V
                 Span::raw(shown(f[1])),
             ])
         };
-        let spaced = line(" → ");
-        if spaced.width() <= width {
-            spaced
-        } else {
-            line("→")
-        }
+        // The arrow closed up, then two significant digits: never a number cut.
+        [(" → ", 3), ("→", 3)]
+            .into_iter()
+            .map(|(arrow, digits)| line(arrow, digits))
+            .find(|l| l.width() <= width)
+            .unwrap_or_else(|| line("→", 2))
     };
     let bad = |n: usize| {
         if n > 0 {
@@ -326,4 +332,37 @@ pub(super) fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
         i /= d.max(1);
     }
     index
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stat_lines;
+    use crate::tensor::stats::Stats;
+
+    #[test]
+    fn a_before_after_line_of_nine_character_numbers_fits_45_columns_whole() {
+        let app = super::super::demo_app("mlp");
+        let stats = |scale: f64| Stats {
+            finite: 4,
+            min: -1.234e-10 * scale,
+            max: -1.111e-11 * scale,
+            mean: -1.111e-10 * scale,
+            std: 2.222e-10 * scale,
+            zeros: 0,
+            nan: 0,
+            inf: 0,
+        };
+        let (before, now) = (stats(1.0), stats(3.0));
+        let lines = stat_lines(&app, &now, Some(&before), 45);
+        let text: Vec<String> = lines.iter().map(ToString::to_string).collect();
+        assert!(lines.iter().all(|l| l.width() <= 45), "{text:?}");
+        assert_eq!(text[0], "min -1.2e-10→-3.7e-10  max -1.1e-11→-3.3e-11");
+        assert_eq!(text[1], "mean -1.1e-10→-3.3e-10  std 2.2e-10→6.7e-10");
+        // Where the three digits fit, they stay.
+        let wide = stat_lines(&app, &now, Some(&before), 80);
+        assert_eq!(
+            wide[0].to_string(),
+            "min -1.23e-10 → -3.70e-10  max -1.11e-11 → -3.33e-11"
+        );
+    }
 }

@@ -101,28 +101,32 @@ fn row_line(
         NodeKind::Param { id } => {
             let id = *id;
             spans[1] = Span::raw(escape(&node.label).into_owned());
-            let tensor = app.doc.model.store.get(id);
-            spans.push(Span::styled(
-                format!(" {:?} {}", tensor.shape(), tensor.dtype()),
-                t.style(Role::Dim),
-            ));
             let shared = app
                 .doc
                 .outline
                 .aliases
                 .get(&id)
                 .is_some_and(|a| a.len() > 1);
-            if shared && selected_id == Some(id) && index != app.tree.selected() {
+            let alias = if shared && selected_id == Some(id) && index != app.tree.selected() {
                 spans[1].style = t.style(Role::Alias);
-                spans.push(Span::styled(
-                    format!(" {SHARED_MARK} alias"),
-                    t.style(Role::Alias),
-                ));
-            } else if shared {
-                spans.push(Span::styled(
-                    format!(" {SHARED_MARK}"),
-                    t.style(Role::Alias),
-                ));
+                Some(format!(" {SHARED_MARK} alias"))
+            } else {
+                shared.then(|| format!(" {SHARED_MARK}"))
+            };
+            // The shape says more than the dtype: where both do not fit, the dtype goes first.
+            let tensor = app.doc.model.store.get(id);
+            let room = width.saturating_sub(
+                cols(&indent) + cols(&spans[1].content) + alias.as_deref().map_or(0, cols),
+            );
+            let with_dtype = format!(" {:?} {}", tensor.shape(), tensor.dtype());
+            let tail = if cols(&with_dtype) <= room {
+                with_dtype
+            } else {
+                format!(" {:?}", tensor.shape())
+            };
+            spans.push(Span::styled(tail, t.style(Role::Dim)));
+            if let Some(alias) = alias {
+                spans.push(Span::styled(alias, t.style(Role::Alias)));
             }
         }
         NodeKind::Info { value } => {
@@ -199,7 +203,28 @@ fn fit_label(full: &str, short: &str, room: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fit_label;
+    use super::{fit_label, row_line};
+
+    #[test]
+    fn a_narrow_pane_drops_the_dtype_before_cutting_the_shape() {
+        let app = super::super::demo_app("mlp");
+        let nodes = &app.doc.outline.nodes;
+        let index = (0..nodes.len())
+            .find(|&i| nodes[i].label == "weight")
+            .expect("a weight");
+        let id = nodes[index].param().unwrap();
+        let tensor = app.doc.model.store.get(id);
+        let shape = format!("{:?}", tensor.shape());
+        let whole = row_line(&app, index, None, 200).to_string();
+        let wide = format!("weight {shape} {}", tensor.dtype());
+        assert!(whole.ends_with(&wide), "{whole}");
+        // One column short of the dtype: the shape is whole, the dtype gone.
+        let narrow = row_line(&app, index, None, whole.trim_end().chars().count() - 1);
+        assert!(
+            narrow.to_string().ends_with(&format!("weight {shape}")),
+            "{narrow}"
+        );
+    }
 
     #[test]
     fn labels_shorten_then_cut() {

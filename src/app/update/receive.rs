@@ -2,7 +2,8 @@
 
 use super::{Effects, browse, compare, load, report};
 use crate::app::error::AppError;
-use crate::app::job::Reply;
+use crate::app::job::{Opened, Reply};
+use crate::app::picker::{self, Picker};
 use crate::app::state::{App, InitRecord, Message, Mode, Question};
 
 /// Takes in a message from the worker.
@@ -89,19 +90,31 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
         }
         Reply::Detail(key, detail) => compare::received_detail(app, key, *detail),
         Reply::Panicked(message) => panicked(app, message),
-        Reply::Loaded(spec, result) => {
-            app.busy = None;
-            match result {
-                Ok(opened) => {
-                    let mut opened = *opened;
-                    opened.notices.insert(0, format!("opened {spec}"));
-                    load(app, opened, spec, &mut fx);
-                }
-                Err(e) => report(app, &e),
-            }
-        }
+        Reply::Loaded(spec, result) => loaded(app, spec, result, &mut fx),
     }
     fx
+}
+
+/// A model opened on the worker, or why not: a folder of several checkpoints offers them in the
+/// picker.
+fn loaded(app: &mut App, spec: String, result: Result<Box<Opened>, AppError>, fx: &mut Effects) {
+    app.busy = None;
+    match result {
+        Ok(opened) => {
+            let mut opened = *opened;
+            opened.notices.insert(0, format!("opened {spec}"));
+            load(app, opened, spec, fx);
+        }
+        Err(e) => match picker::several(&e) {
+            Some(choices) if app.mode == Mode::Browse => {
+                let said = format!("the folder holds {} checkpoints: pick one", choices.len());
+                let first = choices[0].clone();
+                app.mode = Mode::Open(Picker::new(choices, &first));
+                app.message = Some(Message::Info(said));
+            }
+            _ => report(app, &e),
+        },
+    }
 }
 
 /// A job panicked on the worker: nothing waits for it any more, whatever it was.

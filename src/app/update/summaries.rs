@@ -63,7 +63,12 @@ fn request_module(app: &mut App, fx: &mut Effects) {
     for id in ids {
         let key = (id, app.doc.model.store.version(id));
         let tensor = app.doc.model.store.get(id);
-        let bytes = tensor.bytes().len();
+        // A remote tensor not fetched yet is never summarized in bulk: only the one selected is.
+        let bytes = if tensor.is_pending() {
+            usize::MAX
+        } else {
+            tensor.bytes().len()
+        };
         if app.cache.summaries.contains_key(&key) || bytes > INLINE_BYTES {
             continue;
         }
@@ -90,7 +95,7 @@ fn summarize_small(
     if app.cache.summaries.contains_key(&key) {
         return None;
     }
-    if tensor.bytes().len() <= INLINE_BYTES {
+    if !tensor.is_pending() && tensor.bytes().len() <= INLINE_BYTES {
         let summary = summarize(&tensor, &mut |_| {});
         app.cache.summaries.insert(key, summary);
         None

@@ -18,6 +18,8 @@ pub fn compare(a: &Model, second: Second) -> Result<Compared, AppError> {
         Second::Open(spec) => (spec.model.clone(), super::open::open(&spec)?.model),
         Second::Model(source, b) => (source, *b),
     };
+    crate::checkpoint::fetch_all(a)?;
+    crate::checkpoint::fetch_all(&b)?;
     let guessed = diff::guess_renames(a, &b);
     // A guessed rename that merges two names is dropped rather than reported: nobody asked for it.
     let (renames, entries) = match diff::diff(a, &b, &guessed) {
@@ -47,6 +49,8 @@ const CHUNK: usize = 4096;
 /// would not fit in the memory available gets none, rather than an abort in the allocator.
 #[must_use]
 pub fn detail(a: &Tensor, b: Tensor) -> Detail {
+    // Remote sides are fetched (once); one that fails reads as undecodable.
+    let _ = (crate::checkpoint::fetch(a), crate::checkpoint::fetch(&b));
     let b_summary = summarize(&b, &mut |_| {});
     let comparable = a.shape() == b.shape()
         && decode::is_decodable(a.dtype())

@@ -1,5 +1,5 @@
-//! The worker's side of a family checkpoint's (BERT, GPT-2, Llama, Mistral, Qwen2) pass on a
-//! text. The family plan (weights upcast and packed)
+//! The worker's side of a family checkpoint's pass on a text, and of a causal LM's greedy
+//! continuation of it. The family plan (weights upcast and packed)
 //! is kept across passes until a re-init, an undo or a load, as the chain's plan is; the
 //! tokenizer until a load.
 
@@ -8,16 +8,19 @@ use ndarray::s;
 use super::kept::keep_or_make;
 use super::probes;
 use crate::app::error::AppError;
-use crate::app::job::{FamilyCheckpoint, ForwardResult, LayerStats, NextToken};
+use crate::app::job::{FamilyCheckpoint, ForwardResult, LayerStats, NextToken, Said};
 use crate::families::probe::Probe;
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
-use crate::families::{Batch, Plan, predict};
+use crate::families::{Batch, Plan, Stop, gguf_tokenizer, predict};
 use crate::model::Model;
 use crate::model::forward::Activation;
 
 /// How many next tokens the panel lists.
 pub const TOP_K: usize = 5;
+
+/// How many tokens the panel's greedy continuation runs to.
+pub const CONTINUATION: usize = 12;
 
 /// What the worker keeps between text passes.
 #[derive(Default)]
@@ -47,7 +50,10 @@ impl Kept {
     ) -> Result<ForwardResult, AppError> {
         if self.text.as_ref().is_none_or(|(l, ..)| *l != load) {
             self.text = None;
-            let tokenizer = TextTokenizer::open(&checkpoint.folder)?;
+            let tokenizer = match &checkpoint.gguf {
+                Some(file) => gguf_tokenizer::open(file)?,
+                None => TextTokenizer::open(&checkpoint.folder)?,
+            };
             let pooling = if checkpoint.family.is_causal() {
                 None
             } else {
@@ -80,6 +86,34 @@ impl Kept {
         } else {
             Vec::new()
         };
+        let said = if next.is_empty() {
+            None
+        } else {
+            let eos = checkpoint.config.eos_ids();
+            // A text already past the model's positions still shows its pass; the panel says
+            // why there is no continuation.
+            let continuation = match plan.generate(&batch.ids, CONTINUATION, &eos, &mut |_| {}) {
+                Ok(g) => {
+                    let text = tokenizer.decode(&g.ids).unwrap_or_default();
+                    match g.stop {
+                        Stop::Positions(p) => {
+                            format!("{text} … (the model's {p} positions end here)")
+                        }
+                        Stop::Length | Stop::Eos => text,
+                    }
+                }
+                Err(e) => format!("({e})"),
+            };
+            let experts = pass
+                .experts
+                .iter()
+                .map(|layer| layer.last().cloned().unwrap_or_default())
+                .collect();
+            Some(Box::new(Said {
+                continuation,
+                experts,
+            }))
+        };
         let embedding_norm = pooling.as_ref().map(|p| {
             let e = p.embed(&pass.output, &batch.lens);
             e.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()
@@ -91,6 +125,7 @@ impl Kept {
             next,
             embedding_norm,
             probes: Some(Box::new(probes::read(plan, probe, tokenizer, &ids, TOP_K))),
+            said,
         })
     }
 }

@@ -17,11 +17,13 @@ use family::Kept;
 use kept::keep_or_make;
 
 use crate::app::error::AppError;
-use crate::app::job::{ForwardResult, Input, Job, LayerStats, Reply};
+use crate::app::job::{ForwardResult, Input, Job, LayerStats, Reply, SummaryKey};
 use crate::app::summary::summarize;
 use crate::checkpoint::save;
 use crate::model::Model;
 use crate::model::forward::ForwardPlan;
+use crate::tensor::Tensor;
+use crate::tensor::decode::Undecodable;
 
 /// The worker thread's name: the panic hook knows by it that a panic there is reported in the
 /// status bar, not over the screen.
@@ -106,30 +108,20 @@ impl Worker {
     #[expect(clippy::too_many_lines, reason = "one short arm per kind of job")]
     pub fn execute(&mut self, job: Job, reply: &mut dyn FnMut(Reply)) {
         match job {
-            Job::Summarize { tensors } => {
-                for (key, tensor) in tensors {
-                    let mut last = -1.0;
-                    let result = summarize(&tensor, &mut |done| {
-                        // One message per percent, however many chunks.
-                        if done - last >= 0.01 {
-                            last = done;
-                            reply(Reply::SummaryProgress(key, done));
-                        }
-                    });
-                    reply(Reply::Summary(key, result));
-                }
-            }
+            Job::Summarize { tensors } => summarize_all(tensors, reply),
             Job::Forward {
                 model,
                 load,
                 input,
                 generation,
             } => {
-                let result = self.plan(&model, load).and_then(|plan| {
-                    forward(plan, &input, &mut |done, all| {
-                        reply(Reply::ForwardProgress(generation, done, all));
-                    })
-                });
+                let result = fetch_all(&model)
+                    .and_then(|()| self.plan(&model, load))
+                    .and_then(|plan| {
+                        forward(plan, &input, &mut |done, all| {
+                            reply(Reply::ForwardProgress(generation, done, all));
+                        })
+                    });
                 reply(Reply::Forward(generation, result));
             }
             Job::Family {
@@ -140,15 +132,17 @@ impl Worker {
                 attention_layer,
                 generation,
             } => {
-                let result = self.family.run(
-                    &model,
-                    load,
-                    &checkpoint,
-                    &text,
-                    attention_layer,
-                    &mut |done, all| reply(Reply::ForwardProgress(generation, done, all)),
-                    &mut self.plans_built,
-                );
+                let result = fetch_all(&model).and_then(|()| {
+                    self.family.run(
+                        &model,
+                        load,
+                        &checkpoint,
+                        &text,
+                        attention_layer,
+                        &mut |done, all| reply(Reply::ForwardProgress(generation, done, all)),
+                        &mut self.plans_built,
+                    )
+                });
                 reply(Reply::Forward(generation, result));
             }
             Job::Zero {
@@ -165,9 +159,8 @@ impl Worker {
                 path,
                 plan,
             } => {
-                let result = plan
-                    .apply(&mut model, &path)
-                    .map_err(AppError::from)
+                let result = fetch_all(&model)
+                    .and_then(|()| plan.apply(&mut model, &path).map_err(AppError::from))
                     .and_then(|report| {
                         if report.written.is_empty() {
                             let under = if path.is_empty() { "the model" } else { &path };
@@ -199,9 +192,11 @@ impl Worker {
                     reply(Reply::SaveExists(path));
                     return;
                 }
-                let result = save::save_model(&model, &path)
-                    .map(|()| path)
-                    .map_err(AppError::from);
+                let result = fetch_all(&model).and_then(|()| {
+                    save::save_model(&model, &path)
+                        .map(|()| path)
+                        .map_err(AppError::from)
+                });
                 reply(Reply::Saved(result));
             }
             Job::Load(spec) => {
@@ -254,7 +249,34 @@ fn forward(
         next: Vec::new(),
         embedding_norm: None,
         probes: None,
+        said: None,
     })
+}
+
+/// Summaries of `tensors`, in order, each with its progress. A remote tensor's range is fetched here,
+/// off the key loop; the clone shares the fetched bytes with the app's copy, which the values grid
+/// then reads.
+fn summarize_all(tensors: Vec<(SummaryKey, Tensor)>, reply: &mut dyn FnMut(Reply)) {
+    for (key, tensor) in tensors {
+        if crate::checkpoint::fetch(&tensor).is_err() {
+            reply(Reply::Summary(key, Err(Undecodable(tensor.dtype()))));
+            continue;
+        }
+        let mut last = -1.0;
+        let result = summarize(&tensor, &mut |done| {
+            // One message per percent, however many chunks.
+            if done - last >= 0.01 {
+                last = done;
+                reply(Reply::SummaryProgress(key, done));
+            }
+        });
+        reply(Reply::Summary(key, result));
+    }
+}
+
+/// Every tensor of a remote model fetched, before a job reads all of its values.
+fn fetch_all(model: &Model) -> Result<(), AppError> {
+    crate::checkpoint::fetch_all(model).map_err(AppError::from)
 }
 
 #[cfg(test)]

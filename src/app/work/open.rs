@@ -9,30 +9,57 @@ use crate::app::error::AppError;
 use crate::app::extras::{ARRAY_ROWS, Extras};
 use crate::app::job::{FamilyCheckpoint, OpenSpec, Opened, Runs};
 use crate::checkpoint::{self, LoadOptions};
+use crate::compare::adapter;
 use crate::families::{self, Config, Family};
 
 /// Opens `spec` as the command line's `MODEL` would be.
 pub fn open(spec: &OpenSpec) -> Result<Opened, AppError> {
+    open_with_base(spec, None)
+}
+
+/// Opens `spec` as [`open`] does; a LoRA adapter opens against `base` (`--base MODEL`).
+pub fn open_with_base(spec: &OpenSpec, base: Option<&str>) -> Result<Opened, AppError> {
     let options = LoadOptions {
         arch: spec.arch.as_deref(),
         seed: spec.seed,
         array_items: Some(ARRAY_ROWS),
     };
-    let loaded = checkpoint::open(&spec.model, &options)?;
+    let loaded = checkpoint::open_adapted(&spec.model, &options, None, base)?;
+    let mut notices = loaded.warnings;
+    let adapted = loaded.adapter.as_ref().map_or_else(Vec::new, |adapter| {
+        notices.push(format!(
+            "LoRA adapter on {}: {} of {} target modules adapted, {} findings (paramscope check lists them)",
+            adapter.base,
+            adapter.adapted,
+            adapter.targets,
+            adapter.findings.len()
+        ));
+        // The base weights are not read here: the marks come from the adapter's r x r cores.
+        adapter
+            .loras
+            .iter()
+            .filter_map(|lora| {
+                let figures = adapter::figures(lora, None).ok()?;
+                Some((lora.weight.clone(), figures.label()))
+            })
+            .collect()
+    });
     Ok(Opened {
-        runs: runs_of(&spec.model, loaded.family),
+        runs: runs_of(&spec.model, loaded.family, !loaded.gguf.is_empty()),
         model: loaded.model,
-        notices: loaded.warnings,
+        notices,
         extras: Extras {
             gguf: loaded.gguf,
             values: loaded.values,
+            adapted,
         },
     })
 }
 
 /// How the model opened from `source` runs, given the family the loader applied, if any.
-/// Without one, `config.json` is read again only to tell why (an unknown `model_type`).
-fn runs_of(source: &str, applied: Option<(Family, Config)>) -> Runs {
+/// Without one, `config.json` is read again only to tell why (an unknown `model_type`). A GGUF
+/// file's tokenizer is its own.
+fn runs_of(source: &str, applied: Option<(Family, Config)>, gguf: bool) -> Runs {
     if source.starts_with("demo:") {
         return Runs::Chain;
     }
@@ -49,6 +76,10 @@ fn runs_of(source: &str, applied: Option<(Family, Config)>) -> Runs {
             family,
             config,
             folder: families::folder_of(path),
+            gguf: gguf.then(|| match checkpoint::locate::checkpoint_in(path) {
+                Ok(located) if path.is_dir() => located.file,
+                _ => path.to_owned(),
+            }),
         })),
         None => Runs::Chain,
     }

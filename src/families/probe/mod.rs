@@ -18,6 +18,7 @@ use thiserror::Error;
 
 pub use attention::{HeadMap, LayerMap};
 
+use super::mlp::{DownRun, DownWeight};
 use crate::model::LookupError;
 use crate::tensor::decode::Undecodable;
 
@@ -57,12 +58,14 @@ pub struct Residual {
     pub values: Vec<f32>,
 }
 
-/// The largest `|input|` and `|output|` of one layer's `down_proj` over text 0, with their
-/// coordinates.
+/// The largest `|output|` of one layer's down projections over text 0 (of all its experts', in a
+/// mixture), with the largest `|input|` of the same projection, and their coordinates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DownPeak {
-    /// The MLP the `down_proj` belongs to (`model.layers.3.mlp`).
-    pub mlp: String,
+    /// The decoder layer.
+    pub layer: usize,
+    /// The projection's weight.
+    pub weight: DownWeight,
     /// The largest `|output|`.
     pub output: f32,
     /// Its token position and channel (the weight's row).
@@ -124,35 +127,52 @@ impl Probe {
         }
     }
 
-    /// Keeps the peaks of one layer's `down_proj` over text 0: `input` is `batch·len × inner`,
-    /// `output` `batch·len × hidden`.
-    pub(crate) fn down_proj(&mut self, mlp: &str, input: &[f32], output: &[f32]) {
-        if !self.want.down_proj {
+    /// Keeps the peaks of one down projection of layer `layer` over text 0, unless one of that
+    /// layer's has a larger output (the first of equal peaks is kept, as torch's argmax keeps).
+    pub(crate) fn down_proj(&mut self, layer: usize, run: DownRun) {
+        let first = self.first_len();
+        // Text 0's rows are the block's first `first`; an expert's rows are the tokens routed to it.
+        let position = |i: usize| match run.rows {
+            None => Some(i).filter(|&i| i < first),
+            Some(rows) => rows.get(i).copied().filter(|&r| r < first),
+        };
+        let count = run.rows.map_or(self.lens.len() * self.len, <[usize]>::len);
+        let peak = |values: &[f32]| {
+            let width = (values.len() / count.max(1)).max(1);
+            values
+                .chunks_exact(width)
+                .enumerate()
+                .filter_map(|(i, row)| Some((position(i)?, row)))
+                .flat_map(|(token, row)| {
+                    row.iter()
+                        .enumerate()
+                        .map(move |(channel, v)| (v.abs(), (token, channel)))
+                })
+                .fold((f32::NEG_INFINITY, (0, 0)), |best, (v, at)| {
+                    if v > best.0 { (v, at) } else { best }
+                })
+        };
+        let (output, output_at) = peak(run.output);
+        if output == f32::NEG_INFINITY {
             return;
         }
-        let rows = (self.lens.len() * self.len).max(1);
-        let peak = |values: &[f32]| {
-            let width = values.len() / rows;
-            let first = &values[..self.first_len() * width];
-            let (at, value) = first
-                .iter()
-                .map(|v| v.abs())
-                .enumerate()
-                // The first of equal peaks, as torch's argmax gives.
-                .fold((0, f32::NEG_INFINITY), |best, (i, v)| {
-                    if v > best.1 { (i, v) } else { best }
-                });
-            (value, (at / width.max(1), at % width.max(1)))
-        };
-        let (output, output_at) = peak(output);
-        let (input, input_at) = peak(input);
-        self.down.push(DownPeak {
-            mlp: mlp.to_owned(),
+        let (input, input_at) = peak(run.input);
+        let found = DownPeak {
+            layer,
+            weight: run.weight.clone(),
             output,
             output_at,
             input,
             input_at,
-        });
+        };
+        match self.down.last_mut() {
+            Some(last) if last.layer == layer => {
+                if found.output > last.output {
+                    *last = found;
+                }
+            }
+            _ => self.down.push(found),
+        }
     }
 }
 

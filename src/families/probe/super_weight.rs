@@ -13,8 +13,11 @@ pub const THRESHOLD: f32 = 50.0;
 pub struct SuperWeight {
     /// The decoder layer.
     pub layer: usize,
-    /// The weight's tensor (`model.layers.2.mlp.down_proj.weight`).
+    /// The weight's tensor (`model.layers.2.mlp.down_proj.weight`, an expert's in a mixture).
     pub path: String,
+    /// The expert's index in the tensor when it stacks a mixture's experts
+    /// (`mlp.experts.down_proj`, `[expert, row, col]`).
+    pub expert: Option<usize>,
     /// Its row: the output channel.
     pub row: usize,
     /// Its column: the input channel.
@@ -35,25 +38,32 @@ pub fn find(model: &Model, probe: &Probe) -> Result<Vec<SuperWeight>, ProbeError
     probe
         .down
         .iter()
-        .enumerate()
-        .filter(|(_, peak)| peak.output > THRESHOLD)
-        .map(|(layer, peak)| {
-            let path = format!("{}.down_proj.weight", peak.mlp);
+        .filter(|peak| peak.output > THRESHOLD)
+        .map(|peak| {
+            let path = peak.weight.name.clone();
+            let expert = peak.weight.expert;
             let (row, col) = (peak.output_at.1, peak.input_at.1);
             let (_, id) = model.find_param(&path)?;
             let tensor = model.store.get(id);
+            let shape = tensor.shape();
+            let (rows, cols) = match shape {
+                [.., rows, cols] => (*rows, *cols),
+                _ => (0, 0),
+            };
+            let at = (expert.unwrap_or(0) * rows + row) * cols + col;
             let value = tensor
                 .to_f32_vec()
                 .map_err(|source| ProbeError::Unreadable {
                     spec: path.clone(),
                     source,
                 })?
-                .get(row * tensor.shape().last().copied().unwrap_or(0) + col)
+                .get(at)
                 .copied()
                 .unwrap_or(f32::NAN);
             Ok(SuperWeight {
-                layer,
+                layer: peak.layer,
                 path,
+                expert,
                 row,
                 col,
                 value,

@@ -10,11 +10,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use cursor::GgufError;
-pub use reader::{Header, TensorInfo, read_header};
+pub use reader::{Header, TensorInfo, read_header, read_header_sized};
 pub use value::{Value, ValueType};
 
 use super::FileError;
-use crate::tensor::{Bytes, Tensor};
+use crate::tensor::{Bytes, Ranged, Tensor};
 
 /// An opened GGUF file: its metadata in file order and its tensors over the map.
 pub struct Gguf {
@@ -37,21 +37,40 @@ pub fn sniff(head: &[u8]) -> bool {
 pub fn open(path: &Path, keep: usize) -> Result<Gguf, FileError> {
     let map = crate::io::mapped::open(path)?.map;
     let header = read_header(&map, keep).map_err(|e| FileError::new(path, e))?;
+    Ok(assemble(header, |range| Bytes::Mapped {
+        map: Arc::clone(&map),
+        start: range.start,
+        end: range.end,
+    }))
+}
+
+/// Opens a file read by range (a remote one) of `len` bytes from `head`, its first bytes (the header
+/// and tensor table whole); each tensor is fetched from `source` when first read.
+pub fn open_ranged(
+    path: &Path,
+    head: &[u8],
+    len: u64,
+    keep: usize,
+    source: &Arc<dyn Ranged>,
+) -> Result<Gguf, FileError> {
+    let header = read_header_sized(head, len, keep).map_err(|e| FileError::new(path, e))?;
+    Ok(assemble(header, |range| {
+        Bytes::remote(Arc::clone(source), range.start as u64..range.end as u64)
+    }))
+}
+
+fn assemble(header: Header, bytes: impl Fn(std::ops::Range<usize>) -> Bytes) -> Gguf {
     let tensors = header
         .tensors
         .into_iter()
         .map(|info| {
-            let bytes = Bytes::Mapped {
-                map: Arc::clone(&map),
-                start: info.range.start,
-                end: info.range.end,
-            };
+            let bytes = bytes(info.range);
             (info.name, Tensor::new(info.shape, info.dtype, bytes))
         })
         .collect();
-    Ok(Gguf {
+    Gguf {
         version: header.version,
         metadata: header.metadata,
         tensors,
-    })
+    }
 }

@@ -54,6 +54,13 @@ const MIN_KV: u64 = 8 + 4 + 1;
 /// metadata array: nothing is allocated that the file's length (and `keep`) does not bound, and
 /// every tensor's bytes lie inside the file.
 pub fn read_header(file: &[u8], keep: usize) -> Result<Header, GgufError> {
+    read_header_sized(file, file.len() as u64, keep)
+}
+
+/// [`read_header`] for a file of `file_len` bytes of which `file` holds the first ones: tensors are
+/// checked against the whole file's length. A head too short to hold the header gives
+/// [`GgufError::Truncated`] or [`GgufError::TooLong`], which a remote reader answers by reading more.
+pub fn read_header_sized(file: &[u8], file_len: u64, keep: usize) -> Result<Header, GgufError> {
     if file.get(..4) != Some(b"GGUF") {
         return Err(GgufError::Magic);
     }
@@ -96,7 +103,7 @@ pub fn read_header(file: &[u8], keep: usize) -> Result<Header, GgufError> {
         .into_iter()
         .map(|(name, dtype, shape, offset)| {
             place(
-                file.len(),
+                usize::try_from(file_len).unwrap_or(usize::MAX),
                 data_start,
                 alignment,
                 name,

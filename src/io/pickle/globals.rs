@@ -117,6 +117,20 @@ fn is_allowed(module: &str, name: &str, kind: Kind) -> bool {
         "builtins" => matches!(name, "bytearray" | "set" | "complex"),
         "torch.storage" => matches!(name, "TypedStorage" | "UntypedStorage"),
         "torch._tensor" => name == "_rebuild_from_type_v2",
+        // A distributed checkpoint's `.metadata`: plain dataclasses (and the enum one of them
+        // stores), kept as records of their fields and never constructed.
+        "torch.distributed.checkpoint.metadata" => matches!(
+            name,
+            "Metadata"
+                | "TensorStorageMetadata"
+                | "BytesStorageMetadata"
+                | "ChunkStorageMetadata"
+                | "TensorProperties"
+                | "MetadataIndex"
+                | "StorageMeta"
+                | "_MEM_FORMAT_ENCODING"
+        ),
+        "torch.distributed.checkpoint.filesystem" => name == "_StorageInfo",
         "torch" => matches!(
             name,
             "Size"
@@ -233,6 +247,8 @@ mod tests {
             ("torch", "LongTensor"),
             ("__builtin__", "set"),
             ("_codecs", "encode"),
+            ("torch.distributed.checkpoint.metadata", "Metadata"),
+            ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
         ] {
             assert!(allowed(m, n), "{m}.{n}");
         }
@@ -252,6 +268,12 @@ mod tests {
             ("builtins", "getattr"),
             ("collections", "defaultdict"),
             ("argparse", "Namespace"),
+            ("torch.distributed.checkpoint.metadata", "os"),
+            (
+                "torch.distributed.checkpoint.filesystem",
+                "FileSystemReader",
+            ),
+            ("pathlib", "PosixPath"),
         ] {
             assert!(!allowed(m, n), "{m}.{n}");
         }

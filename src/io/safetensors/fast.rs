@@ -26,8 +26,9 @@ use crate::tensor::DType;
 /// The reference crate's cap on the header length (its `MAX_HEADER_SIZE`).
 const MAX_HEADER: usize = 100_000_000;
 
-/// The validated header of `file`, or `None` when the file is not a plain, valid one.
-pub(super) fn read(file: &[u8]) -> Option<Header> {
+/// The validated header of a file of `file_len` bytes whose first bytes are `file` (the whole header at
+/// least), or `None` when the file is not a plain, valid one.
+pub(super) fn read(file: &[u8], file_len: u64) -> Option<Header> {
     let length = usize::try_from(u64::from_le_bytes(file.get(..8)?.try_into().ok()?)).ok()?;
     if length > MAX_HEADER {
         return None;
@@ -65,7 +66,7 @@ pub(super) fn read(file: &[u8]) -> Option<Header> {
             return None;
         }
     }
-    if data_start.checked_add(end)? != file.len() {
+    if (data_start.checked_add(end)? as u64) != file_len {
         return None;
     }
     let tensors = entries

@@ -12,7 +12,7 @@ use ::safetensors::tensor::TensorInfo;
 
 use super::atomic::{WriteError, write_atomically};
 use super::{Checkpoint, FileError, diagnose, sniff};
-use crate::tensor::{Bytes, DType, Tensor};
+use crate::tensor::{Bytes, DType, Ranged, Tensor};
 
 /// Why a safetensors file could not be read or written (the [`FileError`]'s kind).
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,32 @@ pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
                 start: header.data_start + entry.offsets.0,
                 end: header.data_start + entry.offsets.1,
             };
+            (entry.name, Tensor::new(entry.shape, entry.dtype, bytes))
+        })
+        .collect();
+    Ok(Checkpoint::new(tensors, header.metadata))
+}
+
+/// Opens a file read by range (a remote one) from `head`, its first bytes (the header whole), and its
+/// length `len`: only the header is parsed; each tensor is fetched from `source` when first read.
+pub fn open_ranged(
+    path: &Path,
+    head: &[u8],
+    len: u64,
+    source: &Arc<dyn Ranged>,
+) -> Result<Checkpoint, FileError> {
+    let fail = |error: Error| FileError::new(path, error);
+    if len == 0 {
+        return Err(fail(Error::Empty));
+    }
+    let header = read_header_sized(head, len).map_err(|e| fail(e.into()))?;
+    let tensors = header
+        .tensors
+        .into_iter()
+        .map(|entry| {
+            let start = (header.data_start + entry.offsets.0) as u64;
+            let end = (header.data_start + entry.offsets.1) as u64;
+            let bytes = Bytes::remote(Arc::clone(source), start..end);
             (entry.name, Tensor::new(entry.shape, entry.dtype, bytes))
         })
         .collect();
@@ -95,7 +121,14 @@ pub enum HeaderError {
 /// Validates the header of a whole safetensors file as the reference crate does, and for duplicate
 /// names, reading nothing past the header. The error says what the file is or what is wrong.
 pub fn read_header(file: &[u8]) -> Result<Header, HeaderError> {
-    if let Some(header) = fast::read(file) {
+    read_header_sized(file, file.len() as u64)
+}
+
+/// [`read_header`] for a file of `file_len` bytes of which `file` holds the first ones (the header
+/// whole): what a remote file's head is checked with. A header of an unusual shape is judged by the
+/// reference crate, which needs the whole file; given only a head, it refuses it as incomplete.
+pub fn read_header_sized(file: &[u8], file_len: u64) -> Result<Header, HeaderError> {
+    if let Some(header) = fast::read(file, file_len) {
         return Ok(header);
     }
     // Not a plain valid header: the reference crate judges it, and the error says why.

@@ -1,0 +1,295 @@
+//! PyTorch Distributed Checkpoint folders (`torch.distributed.checkpoint.save`: FSDP, torchtitan,
+//! torchtune, Accelerate): a `.metadata` pickle saying which byte range of which `__R_N.distcp`
+//! file holds which chunk of which tensor, read into one tensor of full shape per entry. A tensor in
+//! one contiguous chunk stays mapped; one in many chunks is put together on first read. Every
+//! chunk is checked when the folder opens (files present, ranges inside them, archives readable,
+//! chunks covering each tensor exactly once), so a damaged folder fails at once, naming the file
+//! and the tensor.
+
+mod chunk;
+pub mod metadata;
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as Slot;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use super::pickle::{self, Leaf, Scalar};
+use super::{Checkpoint, FileError, Kind};
+use crate::tensor::{Bytes, Tensor};
+pub use metadata::{Entry, Location};
+
+/// The file naming every chunk.
+pub const METADATA: &str = ".metadata";
+
+/// The largest `.metadata` read: 2,000 tensors on 1,000 ranks take some 100 MB.
+const MAX_METADATA: u64 = 1 << 30;
+
+/// What is wrong with a distributed checkpoint (the [`FileError`]'s kind, its path the file at
+/// fault). Names travel raw.
+#[derive(Debug, thiserror::Error)]
+pub enum DcpError {
+    /// The `.metadata` pickle is broken.
+    #[error("damaged .metadata: {0}")]
+    Pickle(#[from] pickle::Error),
+    /// The `.metadata` pickle runs but is not a DCP `Metadata`.
+    #[error("damaged .metadata: {0}")]
+    Layout(String),
+    /// One entry is wrong.
+    #[error("tensor {tensor}: {problem}")]
+    Tensor {
+        /// The entry's fully qualified name.
+        tensor: String,
+        /// What is wrong.
+        problem: Problem,
+    },
+}
+
+/// What is wrong with one entry.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// The metadata's dtype is not one of torch's.
+    #[error("its dtype is not one of torch's")]
+    Dtype,
+    /// No `storage_data` entry for a chunk.
+    #[error("no storage entry for its chunk at offsets {0:?}")]
+    NoStorage(Vec<u64>),
+    /// A chunk reaching outside the tensor.
+    #[error("its chunk at offsets {offsets:?} of sizes {sizes:?} lies outside its size {size:?}")]
+    Outside {
+        /// The chunk's offsets.
+        offsets: Vec<u64>,
+        /// The chunk's sizes.
+        sizes: Vec<u64>,
+        /// The tensor's size.
+        size: Vec<u64>,
+    },
+    /// Two chunks holding the same elements.
+    #[error("its chunks at offsets {0:?} and {1:?} overlap")]
+    Overlap(Vec<u64>, Vec<u64>),
+    /// Chunks leaving elements out.
+    #[error("its chunks cover {covered} of its {total} elements")]
+    Incomplete {
+        /// Elements covered.
+        covered: u64,
+        /// Elements in the tensor.
+        total: u64,
+    },
+    /// Too many chunks.
+    #[error("{0} chunks; no checkpoint has that many for one tensor")]
+    TooManyChunks(usize),
+    /// Sizes beyond any machine.
+    #[error("sizes beyond any real tensor")]
+    Absurd,
+    /// Bytes that went through a stream transform paramscope does not undo.
+    #[error(
+        "its bytes went through {0:?} (a compression or other extension), which paramscope does not read"
+    )]
+    Transform(Vec<String>),
+    /// A storage file named with a directory or `..`.
+    #[error("its storage file {0:?} is not a file name inside the folder")]
+    Escaping(String),
+    /// The storage file cannot be opened.
+    #[error("{0}")]
+    Open(Kind),
+    /// A byte range past the file's end.
+    #[error(
+        "its bytes {offset}..{end} run past the end of the file ({len} bytes; truncated?)",
+        end = offset.saturating_add(*length)
+    )]
+    PastEnd {
+        /// First byte.
+        offset: u64,
+        /// Bytes.
+        length: u64,
+        /// The file's length.
+        len: usize,
+    },
+    /// The chunk's bytes are not a readable tensor.
+    #[error("{0}")]
+    Chunk(String),
+}
+
+/// Whether `folder` is a distributed checkpoint: it holds a `.metadata` file.
+#[must_use]
+pub fn is_dcp(folder: &Path) -> bool {
+    folder.join(METADATA).is_file()
+}
+
+/// Opens the distributed checkpoint in `folder`: every tensor at its full shape, every other
+/// entry as a plain value.
+pub fn open(folder: &Path) -> Result<Checkpoint, FileError> {
+    let meta_path = folder.join(METADATA);
+    let fail = |e: DcpError| FileError::new(&meta_path, e);
+    let bytes = crate::io::small_file::read(&meta_path, MAX_METADATA)
+        .map_err(|e| FileError::new(&meta_path, e))?;
+    let unpickled = pickle::unpickle(&bytes, 0).map_err(|e| fail(e.into()))?;
+    let entries = metadata::entries(&unpickled).map_err(fail)?;
+    let mut checkpoint = Checkpoint::default();
+    // torch's writer stores the checkpoint id as a `pathlib` path; building one runs nothing.
+    for global in unpickled
+        .foreign
+        .iter()
+        .filter(|g| !matches!(g.as_str(), "pathlib.PosixPath" | "pathlib.WindowsPath"))
+    {
+        checkpoint.warnings.push(format!(
+            "{}: the pickle names {global}, outside the classes a distributed checkpoint's metadata holds; paramscope did not run it",
+            meta_path.display()
+        ));
+    }
+    let mut files = Files::new(folder);
+    for (fqn, entry) in entries {
+        let at = |path: &Path, problem| {
+            FileError::new(
+                path,
+                DcpError::Tensor {
+                    tensor: fqn.clone(),
+                    problem,
+                },
+            )
+        };
+        match entry {
+            Entry::Tensor(t) => {
+                let tensor = tensor(&t, &mut files, &at)?;
+                checkpoint.tensors.push((fqn, tensor));
+            }
+            Entry::Bytes(location) => {
+                let (map, range) = files.locate(&location).map_err(|(p, e)| at(&p, e))?;
+                for (name, value) in values(&map[range]) {
+                    let name = if name.is_empty() {
+                        fqn.clone()
+                    } else {
+                        format!("{fqn}.{name}")
+                    };
+                    checkpoint.extras.values.push((name, value));
+                }
+            }
+        }
+    }
+    Ok(checkpoint)
+}
+
+/// One tensor entry made a [`Tensor`]: mapped in place when one contiguous chunk holds it all,
+/// else in pieces put together on first read.
+fn tensor(
+    t: &metadata::TensorEntry,
+    files: &mut Files,
+    at: &dyn Fn(&Path, Problem) -> FileError,
+) -> Result<Tensor, FileError> {
+    let meta = files.folder.join(METADATA);
+    let dtype = t.dtype.dtype().ok_or_else(|| at(&meta, Problem::Dtype))?;
+    let shape: Vec<usize> = t
+        .size
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| at(&meta, Problem::Absurd)))
+        .collect::<Result<_, _>>()?;
+    let elem = t.dtype.size();
+    let len = shape
+        .iter()
+        .try_fold(elem, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| at(&meta, Problem::Absurd))?;
+    let mut pieces = Vec::with_capacity(t.chunks.len());
+    for c in &t.chunks {
+        let (map, range) = files.locate(&c.location).map_err(|(p, e)| at(&p, e))?;
+        let file = files.folder.join(&c.location.file);
+        let piece =
+            chunk::piece(&map, range, t.dtype, &c.sizes, &c.offsets).map_err(|e| at(&file, e))?;
+        pieces.push(piece);
+    }
+    let whole = |p: &chunk::Piece| p.contiguous(elem).filter(|r| r.len() == len);
+    let bytes = match pieces.as_slice() {
+        [one] if whole(one).is_some() => {
+            let range = whole(one).unwrap_or_default();
+            Bytes::Mapped {
+                map: Arc::clone(one.map()),
+                start: range.start,
+                end: range.end,
+            }
+        }
+        _ => Bytes::Assembled(Arc::new(chunk::Pieces::new(
+            shape.clone(),
+            elem,
+            len,
+            pieces,
+        ))),
+    };
+    Ok(Tensor::new(shape, dtype, bytes))
+}
+
+/// A non-tensor entry's `torch.save` archive as plain values (a tensor inside, such as an RNG
+/// state kept in a dict, is named by its dtype and shape).
+fn values(bytes: &[u8]) -> Vec<(String, Scalar)> {
+    let leaves = chunk::Archive::open(bytes)
+        .ok()
+        .and_then(|archive| pickle::flatten(&archive.unpickled).ok());
+    let Some(leaves) = leaves else {
+        return vec![(String::new(), Scalar::Bytes(bytes.len()))];
+    };
+    leaves
+        .into_iter()
+        .map(|(name, leaf)| match leaf {
+            Leaf::Value(v) => (name, v),
+            Leaf::Tensor(t) => (
+                name,
+                Scalar::Object(format!("{} tensor of shape {:?}", t.dtype.name(), t.shape)),
+            ),
+        })
+        .collect()
+}
+
+/// The folder's storage files, each mapped once.
+struct Files {
+    folder: PathBuf,
+    maps: HashMap<String, Arc<Mmap>>,
+}
+
+impl Files {
+    fn new(folder: &Path) -> Self {
+        Files {
+            folder: folder.to_path_buf(),
+            maps: HashMap::new(),
+        }
+    }
+
+    /// The map of `location`'s file and its byte range, checked: a plain file name inside the
+    /// folder, no transform, inside the file.
+    fn locate(
+        &mut self,
+        location: &Location,
+    ) -> Result<(Arc<Mmap>, std::ops::Range<usize>), (PathBuf, Problem)> {
+        let path = self.folder.join(&location.file);
+        let mut parts = Path::new(&location.file).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(Component::Normal(_)), None)
+        ) {
+            let meta = self.folder.join(METADATA);
+            return Err((meta, Problem::Escaping(location.file.clone())));
+        }
+        if !location.transforms.is_empty() {
+            return Err((path, Problem::Transform(location.transforms.clone())));
+        }
+        let map = match self.maps.entry(location.file.clone()) {
+            Slot::Occupied(o) => Arc::clone(o.get()),
+            Slot::Vacant(v) => {
+                let mapped = crate::io::mapped::open(&path)
+                    .map_err(|e| (path.clone(), Problem::Open(e.kind)))?;
+                Arc::clone(v.insert(mapped.map))
+            }
+        };
+        let past = || Problem::PastEnd {
+            offset: location.offset,
+            length: location.length,
+            len: map.len(),
+        };
+        let start = usize::try_from(location.offset).map_err(|_| (path.clone(), past()))?;
+        let end = usize::try_from(location.length)
+            .ok()
+            .and_then(|n| start.checked_add(n))
+            .filter(|&end| end <= map.len())
+            .ok_or_else(|| (path.clone(), past()))?;
+        Ok((map, start..end))
+    }
+}

@@ -1,0 +1,196 @@
+//! Quantized safetensors seen as their logical weights: shape, dtype, scheme and parts in
+//! `tree --json`, the stored codes one flag away, and every dequantized value bit-exact with the
+//! scheme's reference (fixtures made by tests/fixtures/quantized/make.py).
+
+mod cli_support;
+
+use cli_support::{paramscope, stdout_json};
+use safetensors::SafeTensors;
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/quantized/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// `export SOURCE --dequantize`, each weight of NAME.expected.safetensors compared byte for byte.
+fn dequantized_matches(source: &str, name: &str) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let source = fixture(source);
+    let refused = paramscope(&["export", &source, "-o", out.to_str().unwrap()]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "export without --dequantize"
+    );
+    let run = paramscope(&[
+        "export",
+        &source,
+        "--dequantize",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let (ours, oracle) = (
+        std::fs::read(&out).unwrap(),
+        std::fs::read(fixture(&format!("{name}.expected.safetensors"))).unwrap(),
+    );
+    let (ours, oracle) = (
+        SafeTensors::deserialize(&ours).unwrap(),
+        SafeTensors::deserialize(&oracle).unwrap(),
+    );
+    let mut compared = 0;
+    for (key, want) in oracle.tensors() {
+        let got = ours.tensor(&key).unwrap();
+        assert_eq!(
+            (got.dtype(), got.shape()),
+            (want.dtype(), want.shape()),
+            "{key}"
+        );
+        assert!(
+            got.data() == want.data(),
+            "{key}: dequantized values differ from the reference"
+        );
+        compared += 1;
+    }
+    compared
+}
+
+#[test]
+fn fp8_weights_dequantize_bit_exact_with_torch() {
+    assert_eq!(dequantized_matches("fp8.safetensors", "fp8"), 3);
+}
+
+#[test]
+fn packed_integer_weights_dequantize_bit_exact_with_their_references() {
+    // 4-bit v1 zeros with act-order g_idx; 8-bit v2 zeros in consecutive groups; AWQ's GEMM order;
+    // compressed-tensors' pack-quantized (its own dequantize is the oracle).
+    for name in [
+        "gptq",
+        "gptq_v2",
+        "awq",
+        "compressed_int4",
+        "compressed_int8",
+        "mxfp4",
+    ] {
+        assert_eq!(dequantized_matches(name, name), 1, "{name}");
+    }
+    let tree = stdout_json(&["tree", &fixture("gptq"), "--json"]);
+    let weight = tree["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "model.layers.0.mlp.up_proj.weight")
+        .unwrap()
+        .clone();
+    assert_eq!(weight["shape"], serde_json::json!([48, 64]));
+    assert_eq!(weight["dtype"], "F16");
+    assert_eq!(weight["quantization"]["scheme"], "gptq");
+    assert_eq!(weight["quantization"]["parts"].as_array().unwrap().len(), 4);
+    // MXFP4 experts as transformers returns them: (experts, G * 32, rows), BF16.
+    let tree = stdout_json(&["tree", &fixture("mxfp4"), "--json"]);
+    let experts = tree["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "model.layers.0.mlp.experts.gate_up_proj")
+        .unwrap()
+        .clone();
+    assert_eq!(experts["shape"], serde_json::json!([2, 96, 12]));
+    assert_eq!(experts["dtype"], "BF16");
+    assert_eq!(experts["quantization"]["scheme"], "mxfp4");
+}
+
+#[test]
+fn tree_json_lists_the_logical_weight_with_scheme_and_parts() {
+    let tree = stdout_json(&["tree", &fixture("fp8.safetensors"), "--json"]);
+    let params = tree["params"].as_array().unwrap();
+    let param = |name: &str| params.iter().find(|p| p["name"] == name).unwrap().clone();
+    let down = param("model.layers.0.mlp.down_proj.weight");
+    assert_eq!(down["shape"], serde_json::json!([136, 260]));
+    assert_eq!(down["dtype"], "F32");
+    assert_eq!(down["quantization"]["scheme"], "fp8_block");
+    assert_eq!(
+        down["quantization"]["parts"],
+        serde_json::json!([
+            "model.layers.0.mlp.down_proj.weight",
+            "model.layers.0.mlp.down_proj.weight_scale_inv"
+        ])
+    );
+    for name in ["q_proj", "k_proj"] {
+        let p = param(&format!("model.layers.0.self_attn.{name}.weight"));
+        assert_eq!(p["quantization"]["scheme"], "fp8", "{name}");
+    }
+    assert_eq!(
+        param("model.layers.0.input_layernorm.weight").get("quantization"),
+        None
+    );
+}
+
+#[test]
+fn show_gives_dequantized_values_and_raw_gives_the_codes() {
+    let name = "model.layers.0.mlp.down_proj.weight";
+    let show = |raw: bool| {
+        let mut args = vec!["show", "--json", "--limit", "8"];
+        let source = fixture("fp8.safetensors");
+        args.push(&source);
+        args.push(name);
+        if raw {
+            args.push("--raw");
+        }
+        stdout_json(&args.iter().map(|s| &**s).collect::<Vec<_>>())
+    };
+    let (values, codes) = (show(false), show(true));
+    assert_eq!(values["dtype"], "F32");
+    assert_eq!(codes["dtype"], "F8_E4M3");
+    // The outlier at [5, 7] made its block's scale large; no code is past FP8's range.
+    let max = |v: &Value| v["stats"]["max"].as_f64().unwrap();
+    assert!((max(&values) - 10.0).abs() < 0.3, "{values}");
+    assert!(max(&codes) <= 448.0);
+}
+
+#[test]
+fn check_names_the_outlier_block_and_the_infinite_exponent() {
+    let findings = |source: &str| -> Vec<(String, String, u64)> {
+        let check = stdout_json(&["check", &fixture(source), "--json"]);
+        check["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"].as_str().unwrap().ends_with("_scales"))
+            .map(|f| {
+                (
+                    f["kind"].as_str().unwrap().to_owned(),
+                    f["tensor"].as_str().unwrap().to_owned(),
+                    f["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // The 10.0 planted at [5, 7] made its block's scale over 20x the others' median..
+    let fp8 = findings("fp8.safetensors");
+    assert!(
+        fp8.contains(&(
+            "outlier_scales".into(),
+            "model.layers.0.mlp.down_proj.weight".into(),
+            1
+        )),
+        "{fp8:?}"
+    );
+    let mx = findings("mxfp4");
+    assert!(
+        mx.contains(&(
+            "nonfinite_scales".into(),
+            "model.layers.0.mlp.experts.gate_up_proj".into(),
+            1
+        )),
+        "{mx:?}"
+    );
+}
