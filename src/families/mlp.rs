@@ -85,9 +85,10 @@ impl Gated {
 
     /// Phi-3's fused `gate_up_proj` (gate first) and `down_proj`.
     pub fn fused(m: &Scope, hidden: usize, inner: usize) -> Result<Self, FamilyError> {
+        let gate_up = GateUp::Stacked(m.pp("gate_up_proj").linear(hidden, 2 * inner, false)?);
         let down = m.pp("down_proj");
         Ok(Self {
-            gate_up: GateUp::Stacked(m.pp("gate_up_proj").linear(hidden, 2 * inner, false)?),
+            gate_up,
             down: down.linear(inner, hidden, false)?,
             down_weight: DownWeight::of(&down),
             inner,
@@ -231,7 +232,7 @@ impl Moe {
                 let router = block.pp("gate").router(&router_class, hidden, count)?;
                 (router, experts)
             };
-            let name = format!("{}.down_proj", block.pp("experts").path());
+            let name = format!("{}.experts.down_proj", block.path());
             let experts = experts
                 .into_iter()
                 .enumerate()
