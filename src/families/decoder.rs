@@ -9,7 +9,8 @@
 use ndarray::{ArrayD, IxDyn, s};
 
 use super::attention::{Heads, Mask, view, view_mut};
-use super::blueprint::{Batch, Forward};
+use super::batch::Batch;
+use super::blueprint::Forward;
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
