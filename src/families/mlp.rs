@@ -9,6 +9,7 @@
 
 use super::error::FamilyError;
 use super::ops::{Activation, add, softmax};
+use super::probe::down::{DownRun, DownWeight, Seen};
 use super::scope::Scope;
 use super::weights::Linear;
 
@@ -20,41 +21,6 @@ pub struct Gated {
     down_weight: DownWeight,
     inner: usize,
 }
-
-/// The tensor a down projection multiplies by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DownWeight {
-    /// Its state_dict name (`model.layers.3.mlp.down_proj.weight`).
-    pub name: String,
-    /// The expert's index in it, when it is transformers 5's stacked `experts.down_proj`
-    /// `[count, hidden, inner]`.
-    pub expert: Option<usize>,
-}
-
-impl DownWeight {
-    fn of(scope: &Scope) -> Self {
-        Self {
-            name: format!("{}.weight", scope.path()),
-            expert: None,
-        }
-    }
-}
-
-/// One down projection as a block ran it, shown to a probe.
-#[derive(Debug, Clone, Copy)]
-pub struct DownRun<'a> {
-    /// Its weight.
-    pub weight: &'a DownWeight,
-    /// The block's input rows it ran on, in order (an expert's tokens); `None` for all of them.
-    pub rows: Option<&'a [usize]>,
-    /// Its input, `rows × inner`.
-    pub input: &'a [f32],
-    /// Its output, `rows × hidden`.
-    pub output: &'a [f32],
-}
-
-/// What sees each down projection a block runs, when a probe asks.
-pub type Seen<'a, 'b> = Option<&'a mut (dyn FnMut(DownRun<'_>) + 'b)>;
 
 #[derive(Debug)]
 enum GateUp {
@@ -78,7 +44,7 @@ impl Gated {
         Ok(Self {
             gate_up: GateUp::Stacked(gate_up),
             down: down.linear(inner, hidden, bias)?,
-            down_weight: DownWeight::of(&down),
+            down_weight: down_weight(&down),
             inner,
         })
     }
@@ -90,7 +56,7 @@ impl Gated {
         Ok(Self {
             gate_up,
             down: down.linear(inner, hidden, false)?,
-            down_weight: DownWeight::of(&down),
+            down_weight: down_weight(&down),
             inner,
         })
     }
@@ -104,7 +70,7 @@ impl Gated {
         Ok(Self {
             gate_up: GateUp::Pair(gate, up),
             down,
-            down_weight: DownWeight::of(&w2),
+            down_weight: down_weight(&w2),
             inner,
         })
     }
@@ -188,6 +154,14 @@ pub struct MoeSpec {
     /// The per-expert layout's block name (`block_sparse_moe`, `mlp`), its experts' class, and
     /// whether they are Mixtral's `w1`/`w2`/`w3`.
     pub per_expert: (&'static str, &'static str, bool),
+}
+
+/// The weight of the Linear at `scope`.
+fn down_weight(scope: &Scope) -> DownWeight {
+    DownWeight {
+        name: format!("{}.weight", scope.path()),
+        expert: None,
+    }
 }
 
 /// A mixture-of-experts block ready to run.

@@ -13,8 +13,8 @@
 use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 
 use super::attention::{self, Heads, Mask};
-use super::mlp::{DownRun, Seen};
 use super::probe::Probe;
+use super::probe::down::{DownRun, Seen};
 use crate::model::forward::Activation;
 
 /// Where a module's output is recorded: its path in the tree and its repr, as the scope that built

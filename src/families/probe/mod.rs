@@ -4,11 +4,12 @@
 //! MLP's `down_proj` peaks; and what is computed from them: the logit lens, massive activations,
 //! super weights, and the zero-and-rerun edits.
 //!
-//! A family takes part by calling `rec.residual`, `rec.attend` and `rec.down_proj` where its
+//! A family takes part by calling `rec.residual`, `rec.attend` and `rec.down_projections` where its
 //! stream passes, and by giving its final norm and head through [`Forward::head`](super::Forward);
 //! nothing here knows which family ran.
 
 pub mod attention;
+pub mod down;
 pub mod lens;
 pub mod massive;
 pub mod super_weight;
@@ -17,8 +18,8 @@ pub mod zero;
 use thiserror::Error;
 
 pub use attention::{HeadMap, LayerMap};
+pub use down::DownPeak;
 
-use super::mlp::{DownRun, DownWeight};
 use crate::model::LookupError;
 use crate::tensor::decode::Undecodable;
 
@@ -56,24 +57,6 @@ pub struct Residual {
     pub path: String,
     /// `batch·len × hidden`, C order.
     pub values: Vec<f32>,
-}
-
-/// The largest `|output|` of one layer's down projections over text 0 (of all its experts', in a
-/// mixture), with the largest `|input|` of the same projection, and their coordinates.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DownPeak {
-    /// The decoder layer.
-    pub layer: usize,
-    /// The projection's weight.
-    pub weight: DownWeight,
-    /// The largest `|output|`.
-    pub output: f32,
-    /// Its token position and channel (the weight's row).
-    pub output_at: (usize, usize),
-    /// The largest `|input|`.
-    pub input: f32,
-    /// Its token position and channel (the weight's column).
-    pub input_at: (usize, usize),
 }
 
 /// What to record on a pass, and what the pass recorded.
@@ -124,54 +107,6 @@ impl Probe {
                 path: path.to_owned(),
                 values: h.to_vec(),
             });
-        }
-    }
-
-    /// Keeps the peaks of one down projection of layer `layer` over text 0, unless one of that
-    /// layer's has a larger output (the first of equal peaks is kept, as torch's argmax keeps).
-    pub(crate) fn down_proj(&mut self, layer: usize, run: DownRun) {
-        let first = self.first_len();
-        // Text 0's rows are the block's first `first`; an expert's rows are the tokens routed to it.
-        let position = |i: usize| match run.rows {
-            None => Some(i).filter(|&i| i < first),
-            Some(rows) => rows.get(i).copied().filter(|&r| r < first),
-        };
-        let count = run.rows.map_or(self.lens.len() * self.len, <[usize]>::len);
-        let peak = |values: &[f32]| {
-            let width = (values.len() / count.max(1)).max(1);
-            values
-                .chunks_exact(width)
-                .enumerate()
-                .filter_map(|(i, row)| Some((position(i)?, row)))
-                .flat_map(|(token, row)| {
-                    row.iter()
-                        .enumerate()
-                        .map(move |(channel, v)| (v.abs(), (token, channel)))
-                })
-                .fold((f32::NEG_INFINITY, (0, 0)), |best, (v, at)| {
-                    if v > best.0 { (v, at) } else { best }
-                })
-        };
-        let (output, output_at) = peak(run.output);
-        if output == f32::NEG_INFINITY {
-            return;
-        }
-        let (input, input_at) = peak(run.input);
-        let found = DownPeak {
-            layer,
-            weight: run.weight.clone(),
-            output,
-            output_at,
-            input,
-            input_at,
-        };
-        match self.down.last_mut() {
-            Some(last) if last.layer == layer => {
-                if found.output > last.output {
-                    *last = found;
-                }
-            }
-            _ => self.down.push(found),
         }
     }
 }
