@@ -1,7 +1,8 @@
 //! The probes against transformers' eager fp32 forward (tests/fixtures/probes/make.py) on the
-//! family fixtures and a tiny Llama with a planted massive channel and super weight: the logit
-//! lens, attention weights with their entropy and sink, massive activations, zero-and-rerun and
-//! super weights.
+//! family fixtures (every decoder family: Llama, Mistral, Qwen2 and 3, Gemma 1-3, Phi-3, Mixtral,
+//! Qwen2-MoE, Qwen3-MoE; GPT-2; BERT for attention) and a tiny Llama and Qwen2-MoE with a planted
+//! massive channel and super weight: the logit lens, attention weights with their entropy and sink,
+//! massive activations, zero-and-rerun, each layer's down-projection peaks and super weights.
 
 mod cli_support;
 
@@ -13,12 +14,41 @@ use paramscope::families::probe::{Probe, Want, Weights, lens, massive};
 use paramscope::families::{Batch, Plan};
 use serde_json::Value;
 
-const DECODERS: [&str; 5] = ["gpt2", "llama", "mistral", "qwen2", "planted"];
+const DECODERS: [&str; 14] = [
+    "gpt2",
+    "llama",
+    "mistral",
+    "qwen2",
+    "planted",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "phi3",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "planted_moe",
+];
+
+/// The decoders made on the shared decoder after the first probes, each with its down-projection
+/// peaks in the fixture.
+const NEWER: [&str; 9] = [
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3",
+    "phi3",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+    "planted_moe",
+];
 
 fn folder(name: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    if name == "planted" {
-        root.join("probes/planted")
+    if name.starts_with("planted") {
+        root.join("probes").join(name)
     } else {
         root.join("families").join(name)
     }
@@ -100,22 +130,23 @@ fn the_lens_matches_transformers_hidden_states_through_norm_and_head() {
 
 #[test]
 fn the_last_lens_row_is_the_models_own_prediction() {
-    let (plan, probe, expected) = probed(
-        "llama",
-        Want {
-            residuals: true,
-            ..Want::default()
-        },
-    );
-    let batch = Batch::new(&tokens(&expected), 0).unwrap();
-    let pass = plan.run(&batch).unwrap();
-    let last = lens::lens_row(&plan, &probe, probe.residuals.len() - 1, 3).unwrap();
-    let n = batch.lens[0];
-    let row = pass.output.slice(ndarray::s![0, n - 1, ..]).to_vec();
-    assert_eq!(
-        last.positions[n - 1],
-        paramscope::families::predict::top_k(&row, 3)
-    );
+    // Gemma 2's lens goes through its own (1 + w) norm and final soft cap, as its logits do.
+    for name in ["llama", "gemma2", "mixtral"] {
+        let (plan, probe, expected) = probed(
+            name,
+            Want {
+                residuals: true,
+                ..Want::default()
+            },
+        );
+        let batch = Batch::new(&tokens(&expected), 0).unwrap();
+        let pass = plan.run(&batch).unwrap();
+        let last = lens::lens_row(&plan, &probe, probe.residuals.len() - 1, 3).unwrap();
+        let n = batch.lens[0];
+        let row = pass.output.slice(ndarray::s![0, n - 1, ..]).to_vec();
+        let own = paramscope::families::predict::top_k(&row, 3);
+        assert_eq!(last.positions[n - 1], own, "{name}");
+    }
 }
 
 #[test]
@@ -156,7 +187,7 @@ fn massive_activations_match_numpy_and_the_planted_channel_is_flagged() {
 
 #[test]
 fn attention_weights_entropy_and_sink_match_output_attentions() {
-    for name in ["bert", "gpt2", "llama", "mistral", "qwen2"] {
+    for name in std::iter::once("bert").chain(DECODERS) {
         let want = Want {
             attention: true,
             weights: Weights::All,
@@ -215,7 +246,15 @@ fn one_selected_layer_keeps_its_weights_and_no_other() {
 
 #[test]
 fn zeroing_matches_torch_with_the_same_elements_zeroed() {
-    for name in ["gpt2", "llama", "planted"] {
+    for name in [
+        "gpt2",
+        "llama",
+        "planted",
+        "qwen3",
+        "gemma2",
+        "mixtral",
+        "qwen2_moe",
+    ] {
         let expected = expected(name);
         let zero = &expected["zero"];
         let ids: Vec<String> = tokens(&expected)
@@ -255,7 +294,7 @@ fn zeroing_matches_torch_with_the_same_elements_zeroed() {
 
 #[test]
 fn super_weights_are_found_at_the_planted_coordinates() {
-    for name in ["llama", "planted"] {
+    for name in ["llama", "planted", "qwen3", "planted_moe"] {
         let expected = expected(name);
         let path = folder(name);
         let ids: Vec<String> = tokens(&expected)[0].iter().map(u32::to_string).collect();
@@ -276,13 +315,53 @@ fn super_weights_are_found_at_the_planted_coordinates() {
             .collect();
         let theirs = expected["super_weights"].as_array().unwrap();
         assert_eq!(ours.len(), theirs.len(), "{name}");
+        if name.starts_with("planted") {
+            assert_eq!(ours.len(), 1, "{name}: the planted weight");
+        }
         for (o, t) in ours.iter().zip(theirs) {
-            for key in ["path", "layer", "row", "col"] {
+            // `expert` only for a stacked experts' tensor (null = absent otherwise).
+            for key in ["path", "layer", "row", "col", "expert"] {
                 assert_eq!(o[key], t[key], "{name}: {key}");
             }
             assert!((f(&o["value"]) - f(&t["value"])).abs() < 1e-6);
             let err = (f(&o["output_magnitude"]) - f(&t["output_magnitude"])).abs();
             assert!(err < 1e-3, "{name}: output magnitude off by {err}");
+        }
+    }
+}
+
+#[test]
+fn down_projection_peaks_match_transformers_for_dense_and_mixture_layers() {
+    for name in NEWER {
+        let want = Want {
+            down_proj: true,
+            ..Want::default()
+        };
+        let (_, probe, expected) = probed(name, want);
+        let theirs = expected["down"].as_array().unwrap();
+        assert_eq!(probe.down.len(), theirs.len(), "{name}: one per layer");
+        for (ours, t) in probe.down.iter().zip(theirs) {
+            let at = |v: &Value| {
+                let v = v.as_array().unwrap();
+                (
+                    v[0].as_u64().unwrap() as usize,
+                    v[1].as_u64().unwrap() as usize,
+                )
+            };
+            let layer = ours.layer;
+            assert_eq!(layer as u64, t["layer"].as_u64().unwrap(), "{name}");
+            assert_eq!(ours.weight.name, t["weight"].as_str().unwrap(), "{name}");
+            assert_eq!(
+                ours.weight.expert.map(|e| e as u64),
+                t["expert"].as_u64(),
+                "{name}: layer {layer}"
+            );
+            assert_eq!(ours.output_at, at(&t["output_at"]), "{name}: layer {layer}");
+            assert_eq!(ours.input_at, at(&t["input_at"]), "{name}: layer {layer}");
+            for (value, key) in [(ours.output, "output"), (ours.input, "input")] {
+                let err = (f64::from(value) - f(&t[key])).abs() / f(&t[key]).max(1.0);
+                assert!(err < 1e-5, "{name}: layer {layer} {key} off by {err}");
+            }
         }
     }
 }
