@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use cli_support::stdout_json;
 use paramscope::checkpoint::{self, LoadOptions};
-use paramscope::families::probe::{Probe, Want, Weights, lens, massive};
+use paramscope::families::probe::{Probe, Want, Weights, lens, massive, zero};
 use paramscope::families::{Batch, Plan};
 use serde_json::Value;
 
@@ -386,5 +386,55 @@ fn bad_zero_specs_are_one_line_errors() {
         assert!(!out.status.success(), "{spec}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{spec}: {err}");
+    }
+}
+
+#[test]
+fn zeroing_a_quantized_gguf_row_silences_that_channel_and_keeps_the_rest() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf_run/llama_q4_0.gguf");
+    let loaded = checkpoint::open(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
+    let (family, config) = loaded.family.unwrap();
+    let batch = Batch::new(&[vec![1, 267, 286, 274, 268]], 0).unwrap();
+    let mlp = |model: &paramscope::model::Model| {
+        let pass = Plan::new(family, model, &config)
+            .unwrap()
+            .run(&batch)
+            .unwrap();
+        let out = pass.activations.into_iter();
+        out.filter(|a| a.path == "model.layers.1.mlp")
+            .map(|a| a.output)
+            .next()
+            .unwrap()
+    };
+    let name = "model.layers.1.mlp.down_proj.weight";
+    let before = mlp(&loaded.model);
+    let mut edited = loaded.model.clone();
+    let spec: zero::ZeroSpec = format!("{name}[3,:]").parse().unwrap();
+    spec.apply(&mut edited).unwrap();
+    let after = mlp(&edited);
+    assert!(
+        before
+            .slice(ndarray::s![.., .., 3])
+            .iter()
+            .any(|&v| v != 0.0)
+    );
+    assert!(
+        after
+            .slice(ndarray::s![.., .., 3])
+            .iter()
+            .all(|&v| v == 0.0)
+    );
+    // Every other weight keeps its dequantized value.
+    let values = |m: &paramscope::model::Model| {
+        m.store
+            .get(m.find_param(name).unwrap().1)
+            .to_f32_vec()
+            .unwrap()
+    };
+    let (old, new) = (values(&loaded.model), values(&edited));
+    let cols = old.len() / before.shape()[2];
+    for (i, (o, n)) in old.iter().zip(&new).enumerate() {
+        assert_eq!(*n, if i / cols == 3 { 0.0 } else { *o }, "element {i}");
     }
 }

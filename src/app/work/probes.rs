@@ -5,7 +5,7 @@
 use crate::app::error::AppError;
 use crate::app::probe_view::{Cell, LensLayer, MassiveRow, Probes};
 use crate::families::Plan;
-use crate::families::probe::{Probe, Want, Weights, lens, massive};
+use crate::families::probe::{Probe, Want, Weights, lens, massive, zero};
 use crate::families::tokenize::TextTokenizer;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
@@ -80,9 +80,5 @@ pub fn read(plan: &Plan, probe: Probe, tokenizer: &TextTokenizer, ids: &[u32], k
 pub fn zeroed(model: Model, id: ParamId, flat: usize) -> Result<Vec<(ParamId, Tensor)>, AppError> {
     let tensor = model.store.get(id).clone();
     drop(model);
-    let mut values = tensor.to_f32_vec()?;
-    if let Some(v) = values.get_mut(flat) {
-        *v = 0.0;
-    }
-    Ok(vec![(id, tensor.with_values(&values)?)])
+    Ok(vec![(id, zero::zeroed(&tensor, |i| i == flat)?)])
 }

@@ -1,11 +1,14 @@
 //! Zero-and-rerun: `PATH[i,j]`, `PATH[i,:]`, `PATH[:,j]` (indices of the tensor as stored, so
 //! GPT-2's Conv1D weights are [in, out]) set to 0 in a copy of the model, and the change of the
-//! next-token distribution measured as KL(baseline || edited).
+//! next-token distribution measured as KL(baseline || edited). A block-quantized (GGUF) tensor is
+//! held dequantized once edited.
 
 use std::str::FromStr;
 
 use super::ProbeError;
 use crate::model::Model;
+use crate::tensor::decode::Undecodable;
+use crate::tensor::{DType, Tensor};
 
 /// Which elements of which tensor to zero: one index or `:` (all) per dimension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,21 +77,34 @@ impl ZeroSpec {
             spec: self.spec.clone(),
             source,
         };
-        let mut values = tensor.to_f32_vec().map_err(unreadable)?;
-        for (flat, v) in values.iter_mut().enumerate() {
+        let edited = zeroed(tensor, |flat| {
             let mut rest = flat;
             let mut hit = true;
             for (&n, i) in shape.iter().zip(&self.index).rev() {
                 hit &= i.is_none_or(|i| i == rest % n);
                 rest /= n;
             }
-            if hit {
-                *v = 0.0;
-            }
-        }
-        let edited = tensor.with_values(&values).map_err(unreadable)?;
+            hit
+        })
+        .map_err(unreadable)?;
         model.store.set(id, edited);
         Ok(())
+    }
+}
+
+/// `tensor` with the elements `hit` picks (flat C-order indices) set to 0. A block-quantized
+/// (GGUF) tensor cannot be written back in its blocks without changing its neighbours, so the
+/// edited one holds the dequantized values (exact: ggml dequantizes in f32) as F32.
+pub fn zeroed(tensor: &Tensor, hit: impl Fn(usize) -> bool) -> Result<Tensor, Undecodable> {
+    let mut values = tensor.to_f32_vec()?;
+    for (flat, v) in values.iter_mut().enumerate() {
+        if hit(flat) {
+            *v = 0.0;
+        }
+    }
+    match tensor.dtype() {
+        DType::Ggml(_) => Ok(Tensor::from_f32(tensor.shape().to_vec(), &values)),
+        _ => tensor.with_values(&values),
     }
 }
 
