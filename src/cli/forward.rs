@@ -187,9 +187,15 @@ fn run_family(
     let report = probes::Report::new(args, &plan, probe, baseline)?;
     let time_us = match args.repeat {
         // What a probed run costs: the pass with its probes, and the lens's head products.
-        Some(n) if probes::asked(args) => Some(median_us(n, || {
-            probes::probed_pass(args, family, &plan, &batch)
-        })?),
+        Some(n) if probes::asked(args) => {
+            let mut probe = Probe::new(probes::want(args, family));
+            let mut last = Some(plan.run_probed(&batch, &mut probe)?);
+            Some(median_us(n, || {
+                let again = last.take().expect("put back after each pass");
+                last = Some(probes::probed_pass(args, &plan, &batch, &mut probe, again)?);
+                Ok::<_, CliError>(())
+            })?)
+        }
         Some(n) => {
             // Each pass writes into the buffers of the one before, as the app's re-runs do.
             let mut last = Some(plan.run(&batch)?);

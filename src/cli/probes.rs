@@ -46,20 +46,21 @@ pub(super) fn asked(args: &ForwardArgs) -> bool {
     p.lens || p.attention || p.attention_full
 }
 
-/// One pass with the probes `args` ask for, the lens included: what `--repeat` times then.
+/// One pass with the probes `args` ask for, the lens included, written into the buffers of
+/// `last` and `probe`'s as the plain passes reuse theirs: what `--repeat` times then.
 pub(super) fn probed_pass(
     args: &ForwardArgs,
-    family: Family,
     plan: &Plan,
     batch: &Batch,
-) -> Result<(), CliError> {
-    let mut probe = Probe::new(want(args, family));
-    plan.run_probed(batch, &mut probe)?;
+    probe: &mut Probe,
+    last: Pass,
+) -> Result<Pass, CliError> {
+    let pass = plan.rerun_probed(batch, probe, last)?;
     if args.probes.lens {
-        std::hint::black_box(lens::lens(plan, &probe, args.top_k)?);
+        std::hint::black_box(lens::lens(plan, probe, args.top_k)?);
     }
-    std::hint::black_box(massive::massive(&probe));
-    Ok(())
+    std::hint::black_box(massive::massive(probe));
+    Ok(pass)
 }
 
 /// `--zero`'s specs, parsed.

@@ -235,6 +235,20 @@ impl Plan {
         )
     }
 
+    /// [`run_probed`](Self::run_probed), writing into the buffers of `last` (and `probe`'s own of
+    /// its last pass), as [`rerun`](Self::rerun) does.
+    pub fn rerun_probed(
+        &self,
+        batch: &Batch,
+        probe: &mut probe::Probe,
+        last: Pass,
+    ) -> Result<Pass, FamilyError> {
+        let mut progress = |_, _| {};
+        probe.start(&batch.lens, batch.len);
+        let recorder = Recorder::reusing(batch.size(), batch.len, &mut progress, last.activations);
+        self.record(batch, recorder.probing(probe))
+    }
+
     /// The final norm and LM head applied to residual-stream rows `h` (normed in place), logits
     /// into `logits`; `false` when the model has no head.
     pub fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {

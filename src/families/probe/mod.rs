@@ -73,6 +73,8 @@ pub struct Probe {
     pub attention: Vec<LayerMap>,
     /// Each layer's `down_proj` peaks, in layer order.
     pub down: Vec<DownPeak>,
+    /// The last pass's residual buffers, last first, which the next pass's are copied into.
+    spare: Vec<Vec<f32>>,
 }
 
 impl Probe {
@@ -89,7 +91,8 @@ impl Probe {
     pub(crate) fn start(&mut self, lens: &[usize], len: usize) {
         self.lens = lens.to_vec();
         self.len = len;
-        self.residuals.clear();
+        self.spare
+            .extend(self.residuals.drain(..).rev().map(|r| r.values));
         self.attention.clear();
         self.down.clear();
     }
@@ -103,9 +106,12 @@ impl Probe {
     /// Keeps the residual stream `h` (`batch·len × hidden`) at the boundary `path`.
     pub(crate) fn residual(&mut self, path: &str, h: &[f32]) {
         if self.want.residuals {
+            let mut values = self.spare.pop().unwrap_or_default();
+            values.clear();
+            values.extend_from_slice(h);
             self.residuals.push(Residual {
                 path: path.to_owned(),
-                values: h.to_vec(),
+                values,
             });
         }
     }
