@@ -5,7 +5,8 @@ folder and one text, round by round so that each ratio pairs runs minutes apart 
 
 Each figure is paramscope's own median time of one pass (`"time_us"`, load excluded); with flags the
 timed pass is the probed one (residual stream and attention kept, the lens's extra LM-head products
-and top-k included). The overhead is the median over rounds of (probed / plain - 1).
+and top-k included), writing into the buffers of the pass before as the plain passes do. The
+overhead is the median over rounds of (probed / plain - 1).
 """
 
 import argparse
