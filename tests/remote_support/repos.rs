@@ -12,6 +12,8 @@ pub struct FakeFile {
     pub bytes: Arc<Vec<u8>>,
     /// Stored in LFS (redirected to the CDN), as the Hub does for weights.
     pub lfs: bool,
+    /// A size the listing and the redirect claim instead of the true one (a lying server).
+    pub claimed: Option<u64>,
 }
 
 impl FakeFile {
@@ -20,7 +22,19 @@ impl FakeFile {
             path: path.to_owned(),
             bytes: Arc::new(bytes),
             lfs,
+            claimed: None,
         }
+    }
+
+    /// The file, listed as `size` bytes long whatever it holds.
+    pub fn claiming(mut self, size: u64) -> FakeFile {
+        self.claimed = Some(size);
+        self
+    }
+
+    /// The size the listing gives.
+    pub fn listed_size(&self) -> u64 {
+        self.claimed.unwrap_or(self.bytes.len() as u64)
     }
 
     pub fn sha256(&self) -> String {
