@@ -206,6 +206,73 @@ fn a_zip_is_listed_from_its_two_ends_and_a_storage_fetched_with_its_header() {
 }
 
 #[test]
+fn a_central_directory_longer_than_the_tail_costs_one_more_read() {
+    // big.bin's entries, then 4,000 unused ones with long names: a directory of some 470 kB.
+    let big = std::fs::read(format!("{REMOTE}/big.bin")).unwrap();
+    let mut source = zip::ZipArchive::new(Cursor::new(&big)).unwrap();
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for i in 0..source.len() {
+        out.raw_copy_file(source.by_index_raw(i).unwrap()).unwrap();
+    }
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for i in 0..4000 {
+        out.start_file(format!("big/unused/{i:0>60}"), stored)
+            .unwrap();
+    }
+    let bytes = out.finish().unwrap().into_inner();
+    let len = bytes.len() as u64;
+    let directory = zip::ZipArchive::new(Cursor::new(&bytes))
+        .unwrap()
+        .central_directory_start();
+    assert!(len - directory > PROBE, "{directory} of {len}");
+    let fake = FakeHub::start(
+        vec![repo(
+            "org/pt",
+            SHA,
+            vec![FakeFile::new("wide.pt", bytes, true)],
+        )],
+        None,
+    );
+    let home = tempfile::tempdir().unwrap();
+    let shown = ok(&run(
+        &fake,
+        home.path(),
+        &[
+            "show",
+            "hf://org/pt/wide.pt",
+            "m_t",
+            "--json",
+            "--limit",
+            "3",
+        ],
+        &[],
+    ));
+    let json: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    // m is 0..48 in an 8 x 6 matrix; its transpose's first row is m's first column.
+    assert_eq!(
+        json["values"],
+        serde_json::json!([0.0, 6.0, 12.0]),
+        "{json}"
+    );
+    let ranges: Vec<String> = cdn_log(&fake)
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        .collect();
+    // The head, the tail, the rest of the directory before the tail (one read, not one per entry),
+    // then m's storage, with its header, for the transposed view.
+    assert_eq!(ranges.len(), 4, "{ranges:?}");
+    assert_eq!(
+        ranges[..3],
+        [
+            format!("bytes=0-{}", PROBE - 1),
+            format!("bytes={}-{}", len - PROBE, len - 1),
+            format!("bytes={directory}-{}", len - PROBE - 1)
+        ]
+    );
+}
+
+#[test]
 fn a_legacy_head_grows_until_its_pickles_parse() {
     let path = format!("{REMOTE}/big_legacy.bin");
     let len = std::fs::metadata(&path).unwrap().len();

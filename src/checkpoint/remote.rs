@@ -247,9 +247,17 @@ fn open_one(
     } else {
         PROBE
     };
-    let need = |head: &[u8]| head_need(head, len, keep);
+    // A GGUF shard is refused from its first read, not read on until its header parses.
+    let refused = |head: &[u8]| shard && gguf::sniff(head);
+    let need = |head: &[u8]| {
+        if refused(head) {
+            Need::Enough
+        } else {
+            head_need(head, len, keep)
+        }
+    };
     let head = fetch::read_head(&**source, first, HEAD_CAP, &need)?;
-    if shard && gguf::sniff(&head) {
+    if refused(&head) {
         return Err(RemoteError::NotSupported {
             name: name.to_owned(),
             what: "a GGUF shard of an index",
