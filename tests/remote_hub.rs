@@ -96,6 +96,14 @@ fn a_file_is_listed_by_one_request_and_read_by_ranges_through_the_cdn_without_th
     // The redirect counts with the request that got it.
     assert_eq!(s.http().counters().requests(), 2);
     assert_eq!(s.http().counters().redirects(), 1);
+    // The file's next read goes straight to where the first landed: one round trip, not two.
+    assert_eq!(read_range(&*f, 5000..5100).unwrap(), whole[5000..5100]);
+    assert_eq!((fake.requests(), fake.cdn_requests()), (2, 2));
+    // Until the CDN refuses it (a signed URL expired): the Hub is asked again, once.
+    fake.inject(Origin::Cdn, Fault::Refuse(403));
+    assert_eq!(read_range(&*f, 6000..6100).unwrap(), whole[6000..6100]);
+    assert_eq!((fake.requests(), fake.cdn_requests()), (3, 4));
+    assert_eq!(s.http().counters().redirects(), 2);
     // Dropping the fake asserts the CDN never saw an Authorization header.
 }
 

@@ -4,10 +4,11 @@
 //! failures, and a `200` answered to a Range request read only as far as needed. It counts requests and
 //! bytes, for progress lines and tests.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ureq::http::{Response, StatusCode};
@@ -195,6 +196,9 @@ pub struct Http {
     agent: ureq::Agent,
     settings: HttpSettings,
     counters: Counters,
+    /// Where a file's URL last led, through redirects, to another origin (the Hub's CDN): its next
+    /// reads go there at once, one round trip instead of two, until it refuses (a signed URL expired).
+    landed: Mutex<HashMap<String, String>>,
 }
 
 enum Attempt {
@@ -226,6 +230,7 @@ impl Http {
             agent,
             settings,
             counters: Counters::default(),
+            landed: Mutex::default(),
         }
     }
 
@@ -416,7 +421,8 @@ impl Http {
     ) -> Result<Response<ureq::Body>, Attempt> {
         let first = (target.url)();
         let home = origin(&first).ok_or_else(|| bad_reply(target, "an invalid URL"))?;
-        let mut url = first;
+        let mut landed = self.landed.lock().ok().and_then(|m| m.get(&first).cloned());
+        let mut url = landed.clone().unwrap_or_else(|| first.clone());
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.agent.get(&url);
@@ -444,7 +450,24 @@ impl Http {
                 continue;
             }
             if status.is_success() {
+                if origin(&url).as_ref() != Some(&home)
+                    && let Ok(mut places) = self.landed.lock()
+                {
+                    places.insert(first, url);
+                }
                 return Ok(response);
+            }
+            if landed.is_some()
+                && status.is_client_error()
+                && status != StatusCode::RANGE_NOT_SATISFIABLE
+            {
+                // The place remembered refuses now: forget it, and go by the file's own URL.
+                if let Ok(mut places) = self.landed.lock() {
+                    places.remove(&first);
+                }
+                landed = None;
+                url.clone_from(&first);
+                continue;
             }
             let pause = retry_after(&response);
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {

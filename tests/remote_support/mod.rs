@@ -54,6 +54,8 @@ pub enum Fault {
     ShortByOne,
     /// A `Content-Range` giving this as the file's length, whatever the listing said.
     ClaimTotal(u64),
+    /// This status, with no body (403: a signed CDN URL that expired).
+    Refuse(u16),
 }
 
 /// Which of the two origins a fault or count is about.
@@ -267,6 +269,7 @@ fn route(
             return respond(out, 429, &[("Retry-After", secs.to_string())], b"", shared);
         }
         Some(Fault::Unavailable) => return respond(out, 503, &[], b"", shared),
+        Some(Fault::Refuse(status)) => return respond(out, status, &[], b"", shared),
         Some(Fault::RedirectLoop) => {
             let back = [("Location", request.path.clone())];
             return respond(out, 302, &back, b"", shared);

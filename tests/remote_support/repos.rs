@@ -14,12 +14,15 @@ pub struct FakeFile {
     pub lfs: bool,
     /// A size the listing and the redirect claim instead of the true one (a lying server).
     pub claimed: Option<u64>,
+    /// The sha256 of `bytes`, made once: the CDN finds a file by it at every request.
+    digest: String,
 }
 
 impl FakeFile {
     pub fn new(path: &str, bytes: Vec<u8>, lfs: bool) -> FakeFile {
         FakeFile {
             path: path.to_owned(),
+            digest: hex(&Sha256::digest(&bytes)),
             bytes: Arc::new(bytes),
             lfs,
             claimed: None,
@@ -38,7 +41,7 @@ impl FakeFile {
     }
 
     pub fn sha256(&self) -> String {
-        hex(&Sha256::digest(&*self.bytes))
+        self.digest.clone()
     }
 
     pub fn blob_id(&self) -> String {
