@@ -136,7 +136,7 @@ pub fn open(path: &Path) -> Result<Contents, FileError> {
 }
 
 /// Opens a PyTorch file of `len` bytes read by range from `source` (a remote one), whose first bytes
-/// `head` are in: a legacy file's pickles must lie in them (see [`pickles_end`]); a zip's last bytes
+/// `head` are in: a legacy file's pickles must lie in them (see [`has_pickles`]); a zip's last bytes
 /// are fetched in one request for its central directory, then any pickle outside the head. Each
 /// storage is fetched, with its header, when a tensor over it is first read.
 pub fn open_ranged(
