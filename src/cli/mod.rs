@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 pub use error::CliError;
 
 use crate::checkpoint::{self, LoadOptions};
-use crate::model::Model;
+use crate::model::{Model, ParamId};
 
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
@@ -119,26 +119,21 @@ impl ModelArgs {
     /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched,
     /// a LoRA adapter merged into its base); warnings go to stderr.
     pub fn load(&self) -> Result<Model, CliError> {
-        let loaded = self.open_fetched()?;
-        let mut model = loaded.model;
-        if let Some(adapter) = &loaded.adapter {
-            checkpoint::adapter::merge_into(&mut model, adapter)?;
-        }
+        let model = self.load_unfetched()?;
+        fetch_said(&model, &all_ids(&model), "")?;
         Ok(model)
     }
 
-    /// [`ModelArgs::open`], then every tensor of a remote model fetched, after saying how much.
-    pub fn open_fetched(&self) -> Result<checkpoint::Loaded, CliError> {
+    /// [`ModelArgs::load`] without fetching a remote model's tensors (but a LoRA adapter's base,
+    /// whose values its merge reads), for a command that fetches only the tensors it reads.
+    pub fn load_unfetched(&self) -> Result<Model, CliError> {
         let loaded = self.open()?;
-        let (bytes, tensors) = checkpoint::pending(&loaded.model);
-        if tensors > 0 {
-            eprintln!(
-                "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB)",
-                bytes as f64 / f64::from(1 << 20)
-            );
+        let mut model = loaded.model;
+        if let Some(adapter) = &loaded.adapter {
+            fetch_said(&model, &all_ids(&model), "")?;
+            checkpoint::adapter::merge_into(&mut model, adapter)?;
         }
-        checkpoint::fetch_all(&loaded.model)?;
-        Ok(loaded)
+        Ok(model)
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from, and an adapter apart from
@@ -160,6 +155,25 @@ impl ModelArgs {
         }
         Ok(loaded)
     }
+}
+
+/// Every tensor of `model`.
+fn all_ids(model: &Model) -> Vec<ParamId> {
+    (0..model.store.len()).map(ParamId).collect()
+}
+
+/// Fetches the tensors `ids` of a remote `model` that are not in yet, after saying on stderr how many
+/// and how many bytes (with `note` after); nothing is said when nothing is to fetch.
+fn fetch_said(model: &Model, ids: &[ParamId], note: &str) -> Result<(), CliError> {
+    let (bytes, tensors) = checkpoint::pending(model, ids);
+    if tensors > 0 {
+        eprintln!(
+            "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB){note}",
+            bytes as f64 / f64::from(1 << 20)
+        );
+    }
+    checkpoint::fetch_these(model, ids)?;
+    Ok(())
 }
 
 /// `paramscope tree`.
