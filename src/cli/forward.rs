@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{CliError, ForwardArgs, Source, json_number, json_text, probes};
+use super::{CliError, ForwardArgs, Source, all_ids, fetch_said, json_number, json_text, probes};
 use crate::checkpoint::Architecture;
 use crate::families::probe::Probe;
 use crate::families::sentence::Pooling;
@@ -22,12 +22,14 @@ use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, Forward
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
-    let loaded = args.model.open_fetched()?;
+    // A remote model's tensors are fetched once the arguments and the tokenizer are known to be good.
+    let loaded = args.model.open()?;
     if let Some((family, config)) = loaded.family {
         let folder = families::folder_of(Path::new(&args.model.model));
         let source = Source {
             folder: &folder,
             gguf: &loaded.gguf,
+            remote: loaded.remote.as_deref(),
         };
         return run_family(args, &loaded.model, family, &config, &source);
     }
@@ -39,6 +41,7 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
         )));
     }
     let model = loaded.model;
+    fetch_said(&model, &all_ids(&model), "")?;
     let plan = ForwardPlan::new(&model)?;
     if loaded.architecture == Architecture::Inferred {
         eprintln!(
@@ -170,6 +173,7 @@ fn run_family(
     };
     let sequences = sequences(args, tokenizer.as_ref())?;
     let batch = Batch::new(&sequences, 0)?;
+    fetch_said(model, &all_ids(model), "")?;
     // `--zero`: the run is the edited model's; the unedited one is the baseline.
     let specs = probes::zero_specs(args)?;
     let edited = (!specs.is_empty())

@@ -17,11 +17,12 @@ use clap::{Args, Parser, Subcommand};
 
 pub use error::CliError;
 
-use crate::checkpoint::{self, LoadOptions, locate};
+use crate::checkpoint::{self, LoadOptions, OpenError, locate, remote};
 use crate::families::gguf_tokenizer;
-use crate::families::tokenize::{TextTokenizer, TokenizeError};
+use crate::families::tokenize::{self, TextTokenizer, TokenizeError};
 use crate::io::gguf;
-use crate::model::Model;
+use crate::model::{Model, ParamId};
+use crate::source::Folder;
 
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
@@ -123,26 +124,21 @@ impl ModelArgs {
     /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched,
     /// a LoRA adapter merged into its base); warnings go to stderr.
     pub fn load(&self) -> Result<Model, CliError> {
-        let loaded = self.open_fetched()?;
-        let mut model = loaded.model;
-        if let Some(adapter) = &loaded.adapter {
-            checkpoint::adapter::merge_into(&mut model, adapter)?;
-        }
+        let model = self.load_unfetched()?;
+        fetch_said(&model, &all_ids(&model), "")?;
         Ok(model)
     }
 
-    /// [`ModelArgs::open`], then every tensor of a remote model fetched, after saying how much.
-    pub fn open_fetched(&self) -> Result<checkpoint::Loaded, CliError> {
+    /// [`ModelArgs::load`] without fetching a remote model's tensors (but a LoRA adapter's base,
+    /// whose values its merge reads), for a command that fetches only the tensors it reads.
+    pub fn load_unfetched(&self) -> Result<Model, CliError> {
         let loaded = self.open()?;
-        let (bytes, tensors) = checkpoint::pending(&loaded.model);
-        if tensors > 0 {
-            eprintln!(
-                "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB)",
-                bytes as f64 / f64::from(1 << 20)
-            );
+        let mut model = loaded.model;
+        if let Some(adapter) = &loaded.adapter {
+            fetch_said(&model, &all_ids(&model), "")?;
+            checkpoint::adapter::merge_into(&mut model, adapter)?;
         }
-        checkpoint::fetch_all(&loaded.model)?;
-        Ok(loaded)
+        Ok(model)
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from, and an adapter apart from
@@ -164,6 +160,25 @@ impl ModelArgs {
         }
         Ok(loaded)
     }
+}
+
+/// Every tensor of `model`.
+fn all_ids(model: &Model) -> Vec<ParamId> {
+    (0..model.store.len()).map(ParamId).collect()
+}
+
+/// Fetches the tensors `ids` of a remote `model` that are not in yet, after saying on stderr how many
+/// and how many bytes (with `note` after); nothing is said when nothing is to fetch.
+fn fetch_said(model: &Model, ids: &[ParamId], note: &str) -> Result<(), CliError> {
+    let (bytes, tensors) = checkpoint::pending(model, ids);
+    if tensors > 0 {
+        eprintln!(
+            "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB){note}",
+            bytes as f64 / f64::from(1 << 20)
+        );
+    }
+    checkpoint::fetch_these(model, ids)?;
+    Ok(())
 }
 
 /// `paramscope tree`.
@@ -384,14 +399,26 @@ struct Source<'a> {
     folder: &'a Path,
     /// A GGUF file's metadata (empty for other formats): the tokenizer is the file's own.
     gguf: &'a [(String, gguf::Value)],
+    /// The remote folder the checkpoint was read from, whose `tokenizer.json` is fetched whole.
+    remote: Option<&'a dyn Folder>,
 }
 
 impl Source<'_> {
-    /// The tokenizer of the checkpoint `spec` names: its folder's `tokenizer.json`, or a GGUF
-    /// file's own vocabulary.
-    fn tokenizer(&self, spec: &str) -> Result<TextTokenizer, TokenizeError> {
+    /// The tokenizer of the checkpoint `spec` names: its folder's `tokenizer.json` (fetched whole
+    /// from a remote folder), or a GGUF file's own vocabulary.
+    fn tokenizer(&self, spec: &str) -> Result<TextTokenizer, CliError> {
+        if let Some(folder) = self.remote {
+            let name = Path::new(folder.name());
+            let bytes = remote::beside(folder, "tokenizer.json", tokenize::MAX_TOKENIZER_BYTES)
+                .map_err(OpenError::from)?
+                .ok_or_else(|| TokenizeError::Absent(name.to_owned()))?;
+            return Ok(TextTokenizer::from_json(
+                &bytes,
+                name.join("tokenizer.json"),
+            )?);
+        }
         if self.gguf.is_empty() {
-            return TextTokenizer::open(self.folder);
+            return Ok(TextTokenizer::open(self.folder)?);
         }
         let path = Path::new(spec);
         let file = if path.is_dir() {
@@ -399,7 +426,7 @@ impl Source<'_> {
         } else {
             path.to_owned()
         };
-        gguf_tokenizer::open(&file)
+        Ok(gguf_tokenizer::open(&file)?)
     }
 }
 

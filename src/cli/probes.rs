@@ -316,6 +316,7 @@ pub(super) fn super_weights(
         let source = Source {
             folder: &folder,
             gguf: &loaded.gguf,
+            remote: loaded.remote.as_deref(),
         };
         let text = args.text.as_deref().unwrap_or(SUPER_WEIGHT_TEXT);
         source.tokenizer(&args.model.model)?.encode(text)?
