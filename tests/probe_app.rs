@@ -10,6 +10,7 @@ use app_support::{Harness, open_file_with, render, send, text};
 use paramscope::app::action::Action::*;
 use paramscope::app::state::Focus;
 use paramscope::app::theme::ColorLevel;
+use paramscope::text::escape;
 use serde_json::Value;
 
 fn planted() -> PathBuf {
@@ -63,7 +64,7 @@ fn the_lens_grid_shows_each_layers_prediction_and_the_massive_column() {
         "{s}"
     );
     let next = &h.forward.result.as_ref().unwrap().as_ref().unwrap().next[0];
-    assert!(s.contains(&format!("→ '{}'", next.text)), "{s}");
+    assert!(s.contains(&format!("→ '{}'", escape(&next.text))), "{s}");
 }
 
 #[test]
@@ -137,7 +138,8 @@ fn z_zeroes_the_super_weight_under_the_cursor_reruns_and_u_undoes() {
     assert_eq!(u64::from(after), zero["edited"][0]["id"].as_u64().unwrap());
     send(&mut h, &[Forward, Submit]);
     let s = screen(&h);
-    assert!(s.contains("zeroed: \"Ć\" 0.5% -> \"*\""), "{s}");
+    // The byte 0x06, as the next-token line shows it: as it reads, escaped at the edge.
+    assert!(s.contains("zeroed: \"\\x06\" 0.5% -> \"*\""), "{s}");
     let weight = app_support::values(&h.app, "model.layers.1.mlp.down_proj.weight");
     assert_eq!(weight[11 * 64 + 20], 0.0);
     send(&mut h, &[Undo]);

@@ -85,7 +85,7 @@ pub fn head(panel: &ForwardPanel, checkpoint: &FamilyCheckpoint, width: usize) -
                 lines.extend(wrap(&joined, width).into_iter().map(FamilyLine::Next));
                 if let (Some((text, prob)), Some(now)) = (&panel.before, result.next.first()) {
                     lines.push(FamilyLine::Edited(format!(
-                        "zeroed: {:?} {:.1}% -> {:?} {:.1}%",
+                        "zeroed: \"{}\" {:.1}% -> \"{}\" {:.1}%",
                         escape(text),
                         100.0 * prob,
                         escape(&now.text),

@@ -81,10 +81,7 @@ impl Kept {
                     id: c.id,
                     // As the token reads in text (` The`, a newline), not as the vocabulary
                     // spells it (`ĠThe`, `Ċ`); the edge shows a newline as `\n`.
-                    text: tokenizer
-                        .decode(&[c.id])
-                        .or_else(|| tokenizer.token(c.id))
-                        .unwrap_or_default(),
+                    text: tokenizer.reads(c.id).unwrap_or_default(),
                     prob: c.prob,
                 })
                 .collect()

@@ -25,7 +25,8 @@ pub fn want(causal: bool, layer: usize) -> Want {
 /// The panel's figures from `probe` after `plan`'s pass over `ids`, `k` candidates per lens cell.
 #[must_use]
 pub fn read(plan: &Plan, probe: Probe, tokenizer: &TextTokenizer, ids: &[u32], k: usize) -> Probes {
-    let text = |id: u32| tokenizer.token(id).unwrap_or_else(|| id.to_string());
+    // As the next-token line shows them: as each token reads in text.
+    let text = |id: u32| tokenizer.reads(id).unwrap_or_else(|| id.to_string());
     // A model without a head (an encoder) has no lens: the view says so by being empty.
     let lens = lens::lens(plan, &probe, k).unwrap_or_default();
     let lens = lens
