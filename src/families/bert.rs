@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask};
+use super::attention::{Heads, Mask};
 use super::batch::Batch;
 use super::blueprint::{Blueprint, Forward};
 use super::config::Config;
@@ -208,7 +208,7 @@ impl Forward for Plan {
             layer.qkv.forward(rec.kept(h), &mut qkv);
             ctx.resize(qkv.len() / 3, 0.0);
             let all = view(&qkv, 3 * h_width);
-            attention::attend(
+            rec.attend(
                 all.slice(s![.., ..h_width]),
                 all.slice(s![.., h_width..2 * h_width]),
                 all.slice(s![.., 2 * h_width..]),

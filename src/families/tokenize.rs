@@ -131,6 +131,13 @@ impl TextTokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// The text of one id as it reads in text (` The`, a newline), not as the vocabulary spells it
+    /// (`ĠThe`, `Ċ`); the vocabulary's spelling when the decoder gives nothing.
+    #[must_use]
+    pub fn reads(&self, id: u32) -> Option<String> {
+        self.decode(&[id]).or_else(|| self.token(id))
+    }
+
     /// The text of `ids` as the tokenizer's decoder joins them, special tokens kept (the
     /// continuation generation prints); `None` when the decoder fails.
     #[must_use]

@@ -8,9 +8,11 @@
 mod browse;
 mod compare;
 mod dialogs;
+mod probe;
 mod receive;
 mod summaries;
 mod text;
+mod zero;
 
 use ndarray::ArrayD;
 
@@ -20,6 +22,7 @@ use super::extras::Extras;
 use super::job::{Input, Job, OpenSpec, Opened, Runs};
 use super::layout;
 use super::outline::Outline;
+use super::probe_view::ProbeCursor;
 use super::scroll::Step;
 use super::state::{
     App, Cache, Doc, Focus, ForwardPanel, Grid, Message, Mode, Popup, SAMPLE_TEXT, Screen,
@@ -118,6 +121,8 @@ impl App {
                 running: None,
                 generation: 0,
                 scroll: super::scroll::Scroll::default(),
+                probe: ProbeCursor::default(),
+                before: None,
             },
             cache: Cache::default(),
             mode: Mode::Browse,
@@ -270,6 +275,7 @@ fn run_forward(app: &mut App, fx: &mut Effects) {
             load,
             checkpoint: checkpoint.clone(),
             text: app.forward.text.clone(),
+            attention_layer: app.forward.probe.layer,
             generation,
         },
         Runs::Refused(why) => {
