@@ -55,10 +55,13 @@ impl Collect {
         let rows = || weights.chunks_exact(len).take(n).map(|row| &row[..n]);
         let entropy = rows()
             .map(|row| {
-                -row.iter()
+                let sum: f64 = row
+                    .iter()
                     .filter(|&&p| p > 0.0)
                     .map(|&p| f64::from(p) * f64::from(p).ln())
-                    .sum::<f64>() as f32
+                    .sum();
+                // 0 - sum, not -sum: a query that attends to one key has entropy 0, not -0.
+                (0.0 - sum) as f32
             })
             .collect();
         let sink = rows().map(|row| row[0]).collect();
