@@ -160,7 +160,7 @@ fn show_fetches_exactly_the_tensor_range_once() {
 }
 
 #[test]
-fn diff_and_export_fetch_what_they_read_and_match_the_local_file() {
+fn diff_export_and_check_fetch_what_they_read_and_match_the_local_file() {
     let fake = FakeHub::start(vec![tiny(false)], None);
     let home = tempfile::tempdir().unwrap();
     let local = home.path().join("local.safetensors");
@@ -189,6 +189,13 @@ fn diff_and_export_fetch_what_they_read_and_match_the_local_file() {
         export(remote, "from_remote.safetensors"),
         export(local.to_str().unwrap(), "from_local.safetensors")
     );
+    // check reads every value: the remote tensors are fetched first (said on stderr), so it
+    // finds what it finds locally, not what a model of unfetched, empty tensors would give.
+    let check = |model: &str| run(&fake, home.path(), &["check", model, "--json"], &[]);
+    let remote_check = check(remote);
+    let said = String::from_utf8_lossy(&remote_check.stderr);
+    assert!(said.contains("fetching 2 tensor(s)"), "{said}");
+    assert_eq!(ok(&remote_check), ok(&check(local.to_str().unwrap())));
 }
 
 #[test]

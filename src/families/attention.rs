@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
-use super::blueprint::Batch;
+use super::batch::Batch;
 use super::error::FamilyError;
 use super::ops::{soft_cap, softmax};
 use crate::kernel;

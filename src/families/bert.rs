@@ -6,7 +6,8 @@ use std::cell::RefCell;
 use ndarray::{ArrayD, IxDyn, s};
 
 use super::attention::{self, Heads, Mask, view, view_mut};
-use super::blueprint::{Batch, Blueprint, Forward};
+use super::batch::Batch;
+use super::blueprint::{Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
 use super::ops::{Activation, Norm};

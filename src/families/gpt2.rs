@@ -4,7 +4,8 @@
 use ndarray::{ArrayD, IxDyn, s};
 
 use super::attention::{self, Heads, Mask, view, view_mut};
-use super::blueprint::{Batch, Blueprint, Forward};
+use super::batch::Batch;
+use super::blueprint::{Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
