@@ -46,6 +46,7 @@ fn from_keys(action: Action) -> bool {
         | Action::OpenModels
         | Action::OpenCompare
         | Action::CycleSide
+        | Action::CyclePart
         | Action::ToggleChanged
         | Action::EditText
         | Action::Type(_)
@@ -157,6 +158,7 @@ fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
         Action::OpenModels,
         Action::OpenCompare,
         Action::CycleSide,
+        Action::CyclePart,
         Action::ToggleChanged,
         Action::EditText,
         Action::Type(' '),

@@ -11,6 +11,7 @@ mod heatmap;
 mod histogram;
 mod info;
 mod module;
+mod quantized;
 mod tensor;
 mod tree;
 mod values;
