@@ -122,23 +122,52 @@ impl Quantized {
         }
         exponents
     }
+}
 
-    /// MXFP4 values as transformers' `convert_moe_packed_tensors` makes them: the E2M1 value times
-    /// 2^(scale - 127) exactly, rounded to BF16.
-    pub(super) fn mxfp4_values(&self) -> Vec<f32> {
-        let exponents = self.mxfp4_exponents();
-        let group = self.grouping();
-        self.mxfp4_codes()
-            .iter()
-            .enumerate()
-            .map(|(i, &code)| {
-                // torch.ldexp is exact, then rounded: 0 stays 0 under 2^128 (its exponent 0xff,
-                // which transformers does not treat as NaN), 0.5 · 2^128 is 2^127, and only a
-                // product past the range is infinite. f64 holds every product.
-                let power = 2f64.powi(i32::from(exponents[group.index(i)]) - 127);
-                let exact = f64::from(E2M1[usize::from(code)]) * power;
-                half::bf16::from_f64(exact).to_f32()
+/// An MXFP4 value as transformers' `convert_moe_packed_tensors` makes it: the E2M1 value of
+/// `code` times 2^(exponent - 127) exactly, rounded to BF16.
+pub(super) fn mxfp4_value(code: u8, exponent: u8) -> f32 {
+    // torch.ldexp is exact, then rounded: 0 stays 0 under 2^128 (the exponent 0xff, which
+    // transformers does not treat as NaN), 0.5 · 2^128 is 2^127, and only a product past the
+    // range is infinite. f64 holds every product.
+    let exact = f64::from(E2M1[usize::from(code & 0x0f)]) * 2f64.powi(i32::from(exponent) - 127);
+    half::bf16::from_f64(exact).to_f32()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::tensor::{Bytes, DType, Tensor, decode};
+
+    use super::Quantized;
+
+    #[test]
+    fn a_weight_of_millions_of_values_dequantizes_alike_wherever_the_threads_split_it() {
+        let (rows, cols) = (1024, 2048);
+        // Every FP8 code but the two NaNs, in an order no split lines up with.
+        let codes: Vec<u8> = (0..rows * cols)
+            .map(|i| match (i * 7 + i / 3) % 256 {
+                0x7f | 0xff => 0,
+                c => c as u8,
             })
-            .collect()
+            .collect();
+        let scales: Vec<f32> = (0..rows).map(|r| (r + 1) as f32 / 1024.0).collect();
+        let weight = Quantized::fp8(
+            (
+                "w".into(),
+                Tensor::new(
+                    vec![rows, cols],
+                    DType::F8_E4M3,
+                    Bytes::Owned(codes.clone().into()),
+                ),
+            ),
+            ("s".into(), Tensor::from_f32(vec![rows, 1], &scales)),
+            None,
+        )
+        .unwrap();
+        let values = decode::to_f32(DType::F32, weight.bytes(), rows * cols).unwrap();
+        let code_values = decode::to_f32(DType::F8_E4M3, &codes, rows * cols).unwrap();
+        for (i, (&v, &c)) in values.iter().zip(&code_values).enumerate() {
+            assert_eq!(v.to_bits(), (c * scales[i / cols]).to_bits(), "value {i}");
+        }
     }
 }

@@ -180,6 +180,9 @@ impl std::fmt::Debug for Quantized {
     }
 }
 
+/// Below this many values a weight is dequantized on one thread: a spawn costs more.
+const PARALLEL_VALUES: usize = 1 << 20;
+
 /// Every element of an integer tensor (the constructors admit only integer dtypes here).
 fn ints(t: &Tensor) -> Vec<i64> {
     decode::decode_scalars(t.dtype(), t.bytes(), 0, t.numel())
@@ -301,15 +304,17 @@ impl Quantized {
     }
 
     /// Every value in f32, C order: each code combined with its group's scale as the scheme's
-    /// reference combines them.
+    /// reference combines them, on every core for a large weight.
     fn dequantize(&self) -> Vec<f32> {
-        if self.scheme == Scheme::Mxfp4 {
-            return self.mxfp4_values();
-        }
         let codes = self.codes();
-        let scales = self.scale_values();
         let group = self.grouping();
         let zeros = self.zeros();
+        // MXFP4's scales are exponents, combined exactly; the others' are f32 values.
+        let (scales, exponents) = if self.scheme == Scheme::Mxfp4 {
+            (Vec::new(), self.mxfp4_exponents())
+        } else {
+            (self.scale_values(), Vec::new())
+        };
         // The value of each code, for the schemes whose codes are looked up.
         let lut: [f32; 256] = match self.scheme {
             Scheme::Fp8 | Scheme::Fp8Block { .. } => self.fp8_lut(),
@@ -319,25 +324,37 @@ impl Quantized {
             }
             _ => [0.0; 256],
         };
-        let value = |i: usize, code: u8| -> f32 {
-            let g = group.index(i);
-            let s = scales[g];
+        let value = |i: usize| -> f32 {
+            let (code, g) = (codes[i], group.index(i));
             match self.scheme {
-                Scheme::Fp8 | Scheme::Fp8Block { .. } => lut[usize::from(code)] * s,
+                Scheme::Fp8 | Scheme::Fp8Block { .. } => lut[usize::from(code)] * scales[g],
                 Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Compressed { .. } => {
                     let z = zeros.as_ref().map_or(0, |z| z[g]);
-                    round_to(self.dtype, s * (i64::from(code) - z) as f32)
+                    round_to(self.dtype, scales[g] * (i64::from(code) - z) as f32)
                 }
-                Scheme::Bnb4 { .. } => round_to(self.dtype, lut[usize::from(code)] * s),
-                Scheme::BnbInt8 => bnb::int8_value(code, s),
-                Scheme::Mxfp4 => unreachable!("dequantized above"),
+                Scheme::Bnb4 { .. } => round_to(self.dtype, lut[usize::from(code)] * scales[g]),
+                Scheme::BnbInt8 => bnb::int8_value(code, scales[g]),
+                Scheme::Mxfp4 => float::mxfp4_value(code, exponents[g]),
             }
         };
-        codes
-            .iter()
-            .enumerate()
-            .map(|(i, &code)| value(i, code))
-            .collect()
+        let mut values = vec![0.0f32; codes.len()];
+        let threads = if values.len() < PARALLEL_VALUES {
+            1
+        } else {
+            crate::tensor::parallel::max_threads().max(1)
+        };
+        let per_thread = values.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for (k, part) in values.chunks_mut(per_thread).enumerate() {
+                let value = &value;
+                scope.spawn(move || {
+                    for (j, slot) in part.iter_mut().enumerate() {
+                        *slot = value(k * per_thread + j);
+                    }
+                });
+            }
+        });
+        values
     }
 
     /// The codes one byte per value along the weight, as the scheme stores them unpacked: FP8's
