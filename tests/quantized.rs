@@ -4,6 +4,8 @@
 
 mod cli_support;
 
+use std::path::Path;
+
 use cli_support::{paramscope, stdout_json};
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -304,15 +306,16 @@ fn check_says_where_codes_crowd_the_extremes_and_skips_the_parts() {
     }
 }
 
-/// The bitsandbytes fixture with `name` replaced by `data` of `dtype` and `shape`, in a temporary
-/// folder (kept alive by the returned guard).
-fn bnb_with(
+/// Fixture folder `folder`'s model with `name` replaced by `data` of `dtype` and `shape`, in a
+/// temporary folder (kept alive by the returned guard).
+fn fixture_with(
+    folder: &str,
     name: &str,
     dtype: safetensors::Dtype,
     shape: Vec<usize>,
     data: &[u8],
 ) -> tempfile::TempDir {
-    let bytes = std::fs::read(fixture("bnb/model.safetensors")).unwrap();
+    let bytes = std::fs::read(fixture(&format!("{folder}/model.safetensors"))).unwrap();
     let file = SafeTensors::deserialize(&bytes).unwrap();
     let mut views = Vec::new();
     for (key, view) in file.tensors() {
@@ -326,6 +329,52 @@ fn bnb_with(
     let dir = tempfile::tempdir().unwrap();
     safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
     dir
+}
+
+/// `tree --json` of `dir`, which must succeed with a warning holding `said`: the dtype of
+/// `name` as the tree lists it, and whether it is a quantized weight.
+fn tree_warned(dir: &Path, name: &str, said: &str) -> (String, bool) {
+    let out = paramscope(&["tree", dir.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}: {stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("left as stored") && l.contains(said)),
+        "{said}: {stderr}"
+    );
+    let tree: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let param = tree["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap()
+        .clone();
+    (
+        param["dtype"].as_str().unwrap().to_owned(),
+        param.get("quantization").is_some(),
+    )
+}
+
+#[test]
+fn a_lying_weight_shape_is_one_warning() {
+    let shape: Vec<u8> = [24i64, 1 << 62]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    let dir = fixture_with(
+        "compressed_int4",
+        "model.layers.0.mlp.gate_proj.weight_shape",
+        safetensors::Dtype::I64,
+        vec![2],
+        &shape,
+    );
+    let packed = "model.layers.0.mlp.gate_proj.weight_packed";
+    assert_eq!(
+        tree_warned(dir.path(), packed, "does not fit"),
+        ("I32".to_owned(), false)
+    );
 }
 
 #[test]
@@ -369,27 +418,11 @@ fn a_lying_bitsandbytes_state_is_one_warning_and_the_parts_stay_as_stored() {
         } else {
             shape
         };
-        let dir = bnb_with(name, safetensors::Dtype::U8, shape, &data);
-        let out = paramscope(&["tree", dir.path().to_str().unwrap(), "--json"]);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{said}: {stderr}");
-        assert!(
-            stderr
-                .lines()
-                .any(|l| l.contains("left as stored") && l.contains(said)),
-            "{said}: {stderr}"
-        );
-        let tree: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let codes = tree["params"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == "model.layers.0.mlp.down_proj.weight")
-            .unwrap()
-            .clone();
+        let dir = fixture_with("bnb", name, safetensors::Dtype::U8, shape, &data);
+        let codes = "model.layers.0.mlp.down_proj.weight";
         assert_eq!(
-            (codes["dtype"].as_str(), codes.get("quantization")),
-            (Some("U8"), None),
+            tree_warned(dir.path(), codes, said),
+            ("U8".to_owned(), false),
             "{said}"
         );
     }

@@ -117,9 +117,13 @@ impl Quantized {
             return Err(wrong_shape(&scale, packed.1.shape(), name));
         };
         // Only widths that divide 32 keep each code inside one word; those are the ones in use.
-        let bits = [4u32, 8]
-            .into_iter()
-            .find(|b| inputs > 0 && (inputs * *b as usize).div_ceil(32) == pc);
+        // `weight_shape` is the file's word: a width past the words stored fits no width.
+        let bits = [4u32, 8].into_iter().find(|b| {
+            inputs > 0
+                && inputs
+                    .checked_mul(*b as usize)
+                    .is_some_and(|n| n.div_ceil(32) == pc)
+        });
         let fits = pr == out && sr == out && groups > 0 && inputs % groups == 0;
         let (Some(bits), true) = (bits, fits) else {
             return Err(wrong_shape(&packed, &shape, name));
