@@ -20,14 +20,14 @@
 //!   `quant_state.dtype`; LLM.int8: `q * SCB * (1/127)` per row, in f32.
 //!
 //! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in). Every scheme unpacks
-//! its codes once into [`parts`]' one-byte-per-value layout along the weight, and finds each
-//! value's scale through one [`parts::Grouping`]: the dequantization, the app's views of the codes
+//! its codes once into one byte per value along the weight, and finds each value's scale through
+//! one grouping (`parts`): the dequantization, the app's views of the codes
 //! and the scales, and `check`'s saturated codes all read the same unpacking.
 
 mod bnb;
 mod float;
 mod packed;
-pub mod parts;
+mod parts;
 mod scales;
 
 use std::borrow::Cow;
@@ -152,7 +152,50 @@ pub struct Quantized {
     dtype: DType,
     /// What a scheme reads beyond its parts (bitsandbytes' nested offset and dtype).
     extra: Extra,
-    values: OnceLock<Box<[u8]>>,
+    values: OnceLock<Buffer>,
+}
+
+/// Where a weight's dequantized bytes are kept: a large weight's in an anonymous map asked for in
+/// huge pages, because faulting in a gigabyte 4 KiB at a time costs more than dequantizing it.
+enum Buffer {
+    /// A small weight's.
+    Heap(Box<[u8]>),
+    /// A large weight's.
+    Map(memmap2::MmapMut),
+}
+
+impl Buffer {
+    /// `len` zero bytes.
+    fn zeroed(len: usize) -> Buffer {
+        if len >= HUGE_PAGE_BYTES
+            && let Ok(map) = memmap2::MmapMut::map_anon(len)
+        {
+            // Only a hint: where the kernel has no transparent huge pages, 4 KiB pages it is.
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(memmap2::Advice::HugePage);
+            return Buffer::Map(map);
+        }
+        Buffer::Heap(vec![0; len].into_boxed_slice())
+    }
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buffer::Heap(bytes) => bytes,
+            Buffer::Map(map) => map,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buffer::Heap(bytes) => bytes,
+            Buffer::Map(map) => map,
+        }
+    }
 }
 
 /// What a scheme reads beyond its parts.
@@ -182,6 +225,9 @@ impl std::fmt::Debug for Quantized {
 
 /// Below this many values a weight is dequantized on one thread: a spawn costs more.
 const PARALLEL_VALUES: usize = 1 << 20;
+
+/// From this many bytes, dequantized values are kept in huge pages (two of them).
+const HUGE_PAGE_BYTES: usize = 4 << 20;
 
 /// Every element of an integer tensor (the constructors admit only integer dtypes here).
 fn ints(t: &Tensor) -> Vec<i64> {
@@ -295,17 +341,13 @@ impl Quantized {
     /// The dequantized values as little-endian bytes of [`Quantized::dtype`], computed on the first
     /// call.
     pub fn bytes(&self) -> &[u8] {
-        self.values.get_or_init(|| {
-            let values = self.dequantize();
-            decode::encode_as(self.dtype, &values)
-                .expect("the constructors admit only F32, BF16 and F16 results")
-                .into_boxed_slice()
-        })
+        self.values.get_or_init(|| self.dequantize())
     }
 
-    /// Every value in f32, C order: each code combined with its group's scale as the scheme's
-    /// reference combines them, on every core for a large weight.
-    fn dequantize(&self) -> Vec<f32> {
+    /// Every value as little-endian bytes of [`Quantized::dtype`], C order: each code combined
+    /// with its group's scale as the scheme's reference combines them, a run of one scale at a
+    /// time, on every core for a large weight.
+    fn dequantize(&self) -> Buffer {
         let codes = self.codes();
         let group = self.grouping();
         let zeros = self.zeros();
@@ -324,37 +366,71 @@ impl Quantized {
             }
             _ => [0.0; 256],
         };
-        let value = |i: usize| -> f32 {
-            let (code, g) = (codes[i], group.index(i));
+        // The values of codes `run` (one group's), into `out`.
+        let values = |run: std::ops::Range<usize>, g: usize, out: &mut Vec<f32>| {
+            let codes = &codes[run];
+            out.clear();
             match self.scheme {
-                Scheme::Fp8 | Scheme::Fp8Block { .. } => lut[usize::from(code)] * scales[g],
-                Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Compressed { .. } => {
-                    let z = zeros.as_ref().map_or(0, |z| z[g]);
-                    round_to(self.dtype, scales[g] * (i64::from(code) - z) as f32)
+                Scheme::Fp8 | Scheme::Fp8Block { .. } => {
+                    let s = scales[g];
+                    out.extend(codes.iter().map(|&c| lut[usize::from(c)] * s));
                 }
-                Scheme::Bnb4 { .. } => round_to(self.dtype, lut[usize::from(code)] * scales[g]),
-                Scheme::BnbInt8 => bnb::int8_value(code, scales[g]),
-                Scheme::Mxfp4 => float::mxfp4_value(code, exponents[g]),
+                Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Compressed { .. } => {
+                    let (s, z) = (scales[g], zeros.as_ref().map_or(0, |z| z[g]));
+                    out.extend(
+                        codes
+                            .iter()
+                            .map(|&c| round_to(self.dtype, s * (i64::from(c) - z) as f32)),
+                    );
+                }
+                Scheme::Bnb4 { .. } => {
+                    let s = scales[g];
+                    out.extend(
+                        codes
+                            .iter()
+                            .map(|&c| round_to(self.dtype, lut[usize::from(c)] * s)),
+                    );
+                }
+                Scheme::BnbInt8 => {
+                    let s = scales[g];
+                    out.extend(codes.iter().map(|&c| bnb::int8_value(c, s)));
+                }
+                Scheme::Mxfp4 => {
+                    let e = exponents[g];
+                    out.extend(codes.iter().map(|&c| float::mxfp4_value(c, e)));
+                }
             }
         };
-        let mut values = vec![0.0f32; codes.len()];
-        let threads = if values.len() < PARALLEL_VALUES {
+        let width = self.dtype.byte_len(1).expect("F32, BF16 or F16");
+        let mut bytes = Buffer::zeroed(codes.len() * width);
+        let threads = if codes.len() < PARALLEL_VALUES {
             1
         } else {
             crate::tensor::parallel::max_threads().max(1)
         };
-        let per_thread = values.len().div_ceil(threads).max(1);
+        let per_thread = codes.len().div_ceil(threads).max(1);
         std::thread::scope(|scope| {
-            for (k, part) in values.chunks_mut(per_thread).enumerate() {
-                let value = &value;
+            for (k, part) in bytes.chunks_mut(per_thread * width).enumerate() {
+                let values = &values;
+                let group = &group;
                 scope.spawn(move || {
-                    for (j, slot) in part.iter_mut().enumerate() {
-                        *slot = value(k * per_thread + j);
+                    let (first, end) = (k * per_thread, k * per_thread + part.len() / width);
+                    let mut run_values = Vec::new();
+                    let mut at = first;
+                    while at < end {
+                        let (g, run_end) = group.run(at);
+                        let run = at..run_end.min(end);
+                        let out = &mut part[(run.start - first) * width..(run.end - first) * width];
+                        values(run.clone(), g, &mut run_values);
+                        // Each value is already one of the dtype's (rounded where it multiplies).
+                        decode::encode_into(self.dtype, &run_values, out)
+                            .expect("the constructors admit only F32, BF16 and F16 results");
+                        at = run.end;
                     }
                 });
             }
         });
-        values
+        bytes
     }
 
     /// The codes one byte per value along the weight, as the scheme stores them unpacked: FP8's

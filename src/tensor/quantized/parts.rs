@@ -35,6 +35,30 @@ pub(crate) enum Grouping {
 }
 
 impl Grouping {
+    /// The scale of value `i`, and where the run of values from `i` that share it ends (the end
+    /// of its block, tile row or group of inputs; a run never spans two rows).
+    pub(crate) fn run(&self, i: usize) -> (usize, usize) {
+        let g = self.index(i);
+        let end = match self {
+            Grouping::Flat { block } => (i / block.max(&1) + 1) * block.max(&1),
+            Grouping::Tiles { width, cols, .. } => {
+                let (width, cols) = ((*width).max(1), (*cols).max(1));
+                let (row, col) = (i - i % width, i % width);
+                row + width.min((col / cols + 1) * cols)
+            }
+            Grouping::Inputs { of_input, .. } => {
+                let inputs = of_input.len().max(1);
+                let (row, at) = (i - i % inputs, i % inputs);
+                let same = of_input[at..]
+                    .iter()
+                    .take_while(|&&group| group == of_input[at])
+                    .count();
+                row + at + same
+            }
+        };
+        (g, end)
+    }
+
     /// The scale of value `i`.
     pub(crate) fn index(&self, i: usize) -> usize {
         match self {
@@ -52,7 +76,7 @@ impl Grouping {
 }
 
 /// E8M0's scale: 2^(e - 127), and NaN for 0xff (as the OCP MX format defines it).
-pub(crate) fn e8m0(e: u8) -> f64 {
+fn e8m0(e: u8) -> f64 {
     if e == 0xff {
         f64::NAN
     } else {
