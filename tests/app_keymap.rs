@@ -41,6 +41,7 @@ fn from_keys(action: Action) -> bool {
         | Action::SeedUp
         | Action::SeedDown
         | Action::OpenInit
+        | Action::ZeroCell
         | Action::Undo
         | Action::OpenWrite
         | Action::OpenModels
@@ -49,6 +50,9 @@ fn from_keys(action: Action) -> bool {
         | Action::CyclePart
         | Action::ToggleChanged
         | Action::EditText
+        | Action::CycleProbe
+        | Action::ProbeLayer(_)
+        | Action::ProbeHead(_)
         | Action::Type(_)
         | Action::Edit(_)
         | Action::Complete
@@ -153,6 +157,7 @@ fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
         Action::SeedUp,
         Action::SeedDown,
         Action::OpenInit,
+        Action::ZeroCell,
         Action::Undo,
         Action::OpenWrite,
         Action::OpenModels,
@@ -160,6 +165,11 @@ fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
         Action::CycleSide,
         Action::CyclePart,
         Action::ToggleChanged,
+        Action::CycleProbe,
+        Action::ProbeLayer(1),
+        Action::ProbeLayer(-1),
+        Action::ProbeHead(1),
+        Action::ProbeHead(-1),
         Action::EditText,
         Action::Type(' '),
         Action::Complete,

@@ -53,6 +53,8 @@ pub enum Action {
     SeedDown,
     /// Open the re-initialize dialog for the selected subtree.
     OpenInit,
+    /// Set the element under the values cursor to 0, as an undoable edit.
+    ZeroCell,
     /// Undo the last re-initialization.
     Undo,
     /// Open the prompt to write the model to a file.
@@ -69,6 +71,12 @@ pub enum Action {
     ToggleChanged,
     /// Edit the text a family checkpoint runs on.
     EditText,
+    /// Show the block table, the logit lens or the attention map of a family run.
+    CycleProbe,
+    /// Show the attention of the layer this many after (or before) the one shown.
+    ProbeLayer(i8),
+    /// Show the attention head this many after (or before) the one shown.
+    ProbeHead(i8),
     /// Type a character into the field being edited.
     Type(char),
     /// Edit the field being typed in: delete, move the cursor (Backspace, Ctrl-W, Ctrl-U, Home…).

@@ -9,6 +9,7 @@ use ndarray::ArrayD;
 
 use super::error::AppError;
 use super::extras::Extras;
+use super::probe_view::Probes;
 use crate::compare::diff::{Entry, Rename};
 use crate::families::{Config, Family, FamilyError};
 use crate::model::forward::Activation;
@@ -88,6 +89,8 @@ pub struct ForwardResult {
     pub next: Vec<NextToken>,
     /// A sentence-transformers folder's embedding norm.
     pub embedding_norm: Option<f64>,
+    /// A family run's probes: the lens, massive activations, one layer's attention.
+    pub probes: Option<Box<Probes>>,
     /// What a causal LM says after the text (boxed: most results have none, and the reply
     /// carrying a result stays small).
     pub said: Option<Box<Said>>,
@@ -310,8 +313,21 @@ pub enum Job {
         checkpoint: Arc<FamilyCheckpoint>,
         /// The text.
         text: String,
+        /// The attention layer whose weights the panel shows.
+        attention_layer: usize,
         /// The panel's run number.
         generation: u64,
+    },
+    /// One element of a tensor set to 0, the new tensor coming back as a re-init's do.
+    Zero {
+        /// A snapshot of the model as it is now.
+        model: Model,
+        /// The tensor.
+        id: ParamId,
+        /// The element's flat index (C order).
+        flat: usize,
+        /// What is done, for the status line and the undo record.
+        label: String,
     },
     /// A re-initialization, drawn on a copy of the model whose new tensors come back.
     Init {

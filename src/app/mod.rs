@@ -19,6 +19,7 @@ pub mod keymap;
 pub mod layout;
 pub mod outline;
 pub mod picker;
+pub mod probe_view;
 pub mod quantized;
 pub mod scroll;
 pub mod state;

@@ -12,6 +12,7 @@ use super::init_dialog::InitDialog;
 use super::job::{ForwardResult, Input, Part, PartDetail, PartKey, Runs, Summary, SummaryKey};
 use super::outline::{NodeKind, Outline};
 use super::picker::Picker;
+use super::probe_view::ProbeCursor;
 use super::scroll::Scroll;
 use super::theme::Theme;
 use super::tree_view::TreeView;
@@ -141,6 +142,11 @@ pub struct ForwardPanel {
     pub generation: u64,
     /// The layer table's window.
     pub scroll: Scroll,
+    /// The probe view and its cursor.
+    pub probe: ProbeCursor,
+    /// The most likely next token before the last `z` edit (raw text, probability), shown
+    /// beside the one after it.
+    pub before: Option<(String, f32)>,
 }
 
 /// A re-initialization that `u` can take back.

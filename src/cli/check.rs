@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{CheckArgs, CliError, json_number, json_text};
+use super::{CheckArgs, CliError, all_ids, fetch_said, json_number, json_text, probes};
 use crate::checkpoint::adapter::Attached;
 use crate::checkpoint::training;
 use crate::compare::adapter::{self as lora, Finding as LoraFinding};
@@ -19,10 +19,16 @@ use crate::text::escape;
 const SHOWN: usize = 12;
 
 pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
-    let loaded = args.model.open_fetched()?;
+    let loaded = args.model.open()?;
+    fetch_said(&loaded.model, &all_ids(&loaded.model), "")?;
     if let Some(adapter) = &loaded.adapter {
         return Ok(coverage(adapter, args.json));
     }
+    let super_weights = if args.super_weights {
+        probes::super_weights(args, &loaded)?
+    } else {
+        Vec::new()
+    };
     let model = loaded.model;
     let findings = health::check(&model);
     let steps = outliers(&model, &loaded.values);
@@ -42,6 +48,7 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
             }
             value
         }));
+        listed.extend(super_weights.iter().map(probes::super_weight_json));
         let mut value = json!({"findings": listed});
         if let Some((outliers, median)) = &steps {
             value["update_ratio_outliers"] = json!({
@@ -93,6 +100,13 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
                     training::UPDATE_OUTLIER
                 );
             }
+        }
+        for s in &super_weights {
+            text.push_str(&probes::super_weight_text(s));
+            text.push('\n');
+        }
+        if args.super_weights && super_weights.is_empty() {
+            text.push_str("no super weights (no down_proj output above 50 on the text)\n");
         }
         text
     })

@@ -57,6 +57,9 @@ pub enum CliError {
     /// A family's forward pass that cannot run.
     #[error(transparent)]
     Family(#[from] FamilyError),
+    /// A probe or edit that cannot be done.
+    #[error(transparent)]
+    Probe(#[from] crate::families::probe::ProbeError),
     /// Text that cannot be tokenized.
     #[error(transparent)]
     Tokenize(#[from] TokenizeError),

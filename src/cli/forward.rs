@@ -10,26 +10,26 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{CliError, ForwardArgs, json_number, json_text};
+use super::{CliError, ForwardArgs, Source, all_ids, fetch_said, json_number, json_text, probes};
 use crate::checkpoint::Architecture;
-use crate::checkpoint::locate;
+use crate::families::probe::Probe;
 use crate::families::sentence::Pooling;
-use crate::families::tokenize::{TextTokenizer, TokenizeError};
-use crate::families::{
-    self, Batch, Config, Family, Plan, Stop, gguf_config, gguf_tokenizer, predict,
-};
+use crate::families::tokenize::TextTokenizer;
+use crate::families::{self, Batch, Config, Family, Plan, Stop, gguf_config, predict};
 use crate::io::{gguf, npy};
 use crate::model::Model;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
-    let loaded = args.model.open_fetched()?;
+    // A remote model's tensors are fetched once the arguments and the tokenizer are known to be good.
+    let loaded = args.model.open()?;
     if let Some((family, config)) = loaded.family {
         let folder = families::folder_of(Path::new(&args.model.model));
         let source = Source {
             folder: &folder,
             gguf: &loaded.gguf,
+            remote: loaded.remote.as_deref(),
         };
         return run_family(args, &loaded.model, family, &config, &source);
     }
@@ -41,6 +41,7 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
         )));
     }
     let model = loaded.model;
+    fetch_said(&model, &all_ids(&model), "")?;
     let plan = ForwardPlan::new(&model)?;
     if loaded.architecture == Architecture::Inferred {
         eprintln!(
@@ -146,29 +147,6 @@ fn nested(a: &ArrayD<f32>) -> Value {
     Value::Array(a.outer_iter().map(|sub| nested(&sub.to_owned())).collect())
 }
 
-/// Where a family checkpoint's tokenizer comes from.
-struct Source<'a> {
-    /// The folder of `tokenizer.json` (and a sentence-transformers pooling).
-    folder: &'a Path,
-    /// A GGUF file's metadata (empty for other formats): the tokenizer is the file's own.
-    gguf: &'a [(String, gguf::Value)],
-}
-
-impl Source<'_> {
-    fn tokenizer(&self, spec: &str) -> Result<TextTokenizer, TokenizeError> {
-        if self.gguf.is_empty() {
-            return TextTokenizer::open(self.folder);
-        }
-        let path = Path::new(spec);
-        let file = if path.is_dir() {
-            locate::checkpoint_in(path).map_or_else(|_| path.to_owned(), |l| l.file)
-        } else {
-            path.to_owned()
-        };
-        gguf_tokenizer::open(&file)
-    }
-}
-
 /// `forward` on a family checkpoint: tokens in, every module boundary out.
 #[expect(
     clippy::too_many_lines,
@@ -195,16 +173,40 @@ fn run_family(
     };
     let sequences = sequences(args, tokenizer.as_ref())?;
     let batch = Batch::new(&sequences, 0)?;
-    let plan = Plan::new(family, model, config)?;
-    let pass = plan.run(&batch)?;
+    fetch_said(model, &all_ids(model), "")?;
+    // `--zero`: the run is the edited model's; the unedited one is the baseline.
+    let specs = probes::zero_specs(args)?;
+    let edited = (!specs.is_empty())
+        .then(|| probes::zeroed(model, &specs))
+        .transpose()?;
+    let plan = Plan::new(family, edited.as_ref().unwrap_or(model), config)?;
+    let mut probe = Probe::new(probes::want(args, family));
+    let pass = plan.run_probed(&batch, &mut probe)?;
+    let baseline = if edited.is_some() && plan.is_causal() {
+        let unedited = Plan::new(family, model, config)?;
+        Some(probes::baseline(&unedited, &batch, &pass, args.top_k)?)
+    } else {
+        None
+    };
+    let report = probes::Report::new(args, &plan, probe, baseline)?;
     let time_us = match args.repeat {
+        // What a probed run costs: the pass with its probes, and the lens's head products.
+        Some(n) if probes::asked(args) => {
+            let mut probe = Probe::new(probes::want(args, family));
+            let mut last = Some(plan.run_probed(&batch, &mut probe)?);
+            Some(median_us(n, || {
+                let again = last.take().expect("put back after each pass");
+                last = Some(probes::probed_pass(args, &plan, &batch, &mut probe, again)?);
+                Ok::<_, CliError>(())
+            })?)
+        }
         Some(n) => {
             // Each pass writes into the buffers of the one before, as the app's re-runs do.
             let mut last = Some(plan.run(&batch)?);
             Some(median_us(n, || {
                 let pass = plan.rerun(&batch, last.take().expect("put back after each pass"))?;
                 last = Some(pass);
-                Ok(())
+                Ok::<_, families::FamilyError>(())
             })?)
         }
         None => None,
@@ -295,6 +297,7 @@ fn run_family(
         if let Some(t) = time_us {
             value["time_us"] = json_number((t * 1e3).round() / 1e3);
         }
+        report.json(&mut value, &token_text);
         return Ok(json_text(&value));
     }
     let mut out = String::new();
@@ -319,6 +322,7 @@ fn run_family(
     if let Some(e) = &embedding {
         let _ = writeln!(out, "\nsentence embedding {:?}\n{e:.6}", e.shape());
     }
+    report.text(&mut out, &token_text);
     out.push_str("\nlayer outputs:\n");
     for a in &pass.activations {
         let s = a.stats();
@@ -431,14 +435,14 @@ fn sequences(
 }
 
 /// The median wall time of `n` runs of `pass`, in microseconds.
-fn median_us(
+fn median_us<E: Into<CliError>>(
     n: u64,
-    mut pass: impl FnMut() -> Result<(), families::FamilyError>,
+    mut pass: impl FnMut() -> Result<(), E>,
 ) -> Result<f64, CliError> {
     let mut times = Vec::with_capacity(n.min(1 << 20) as usize);
     for _ in 0..n {
         let start = Instant::now();
-        pass()?;
+        pass().map_err(Into::into)?;
         times.push(start.elapsed().as_secs_f64() * 1e6);
     }
     Ok(median(&mut times))

@@ -6,18 +6,23 @@ mod error;
 mod export;
 mod forward;
 mod init;
+mod probes;
 mod show;
 mod trajectory;
 mod tree;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
 pub use error::CliError;
 
-use crate::checkpoint::{self, LoadOptions};
-use crate::model::Model;
+use crate::checkpoint::{self, LoadOptions, OpenError, locate, remote};
+use crate::families::gguf_tokenizer;
+use crate::families::tokenize::{self, TextTokenizer, TokenizeError};
+use crate::io::gguf;
+use crate::model::{Model, ParamId};
+use crate::source::Folder;
 
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
@@ -119,26 +124,21 @@ impl ModelArgs {
     /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched,
     /// a LoRA adapter merged into its base); warnings go to stderr.
     pub fn load(&self) -> Result<Model, CliError> {
-        let loaded = self.open_fetched()?;
-        let mut model = loaded.model;
-        if let Some(adapter) = &loaded.adapter {
-            checkpoint::adapter::merge_into(&mut model, adapter)?;
-        }
+        let model = self.load_unfetched()?;
+        fetch_said(&model, &all_ids(&model), "")?;
         Ok(model)
     }
 
-    /// [`ModelArgs::open`], then every tensor of a remote model fetched, after saying how much.
-    pub fn open_fetched(&self) -> Result<checkpoint::Loaded, CliError> {
+    /// [`ModelArgs::load`] without fetching a remote model's tensors (but a LoRA adapter's base,
+    /// whose values its merge reads), for a command that fetches only the tensors it reads.
+    pub fn load_unfetched(&self) -> Result<Model, CliError> {
         let loaded = self.open()?;
-        let (bytes, tensors) = checkpoint::pending(&loaded.model);
-        if tensors > 0 {
-            eprintln!(
-                "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB)",
-                bytes as f64 / f64::from(1 << 20)
-            );
+        let mut model = loaded.model;
+        if let Some(adapter) = &loaded.adapter {
+            fetch_said(&model, &all_ids(&model), "")?;
+            checkpoint::adapter::merge_into(&mut model, adapter)?;
         }
-        checkpoint::fetch_all(&loaded.model)?;
-        Ok(loaded)
+        Ok(model)
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from, and an adapter apart from
@@ -160,6 +160,25 @@ impl ModelArgs {
         }
         Ok(loaded)
     }
+}
+
+/// Every tensor of `model`.
+fn all_ids(model: &Model) -> Vec<ParamId> {
+    (0..model.store.len()).map(ParamId).collect()
+}
+
+/// Fetches the tensors `ids` of a remote `model` that are not in yet, after saying on stderr how many
+/// and how many bytes (with `note` after); nothing is said when nothing is to fetch.
+fn fetch_said(model: &Model, ids: &[ParamId], note: &str) -> Result<(), CliError> {
+    let (bytes, tensors) = checkpoint::pending(model, ids);
+    if tensors > 0 {
+        eprintln!(
+            "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB){note}",
+            bytes as f64 / f64::from(1 << 20)
+        );
+    }
+    checkpoint::fetch_these(model, ids)?;
+    Ok(())
 }
 
 /// `paramscope tree`.
@@ -229,6 +248,27 @@ pub struct ForwardArgs {
     /// Time N more passes (reusing buffers) and report the median time of one, excluding load.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     repeat: Option<u64>,
+    /// What the pass also looks at.
+    #[command(flatten)]
+    probes: ProbeArgs,
+}
+
+/// `forward`'s probes: the logit lens, attention maps, zero-and-rerun.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The logit lens: the final norm and LM head applied to every layer's output, top-k per position.
+    #[arg(long)]
+    lens: bool,
+    /// Each layer's and head's attention entropy and first-token (sink) share per query, of text 0.
+    #[arg(long)]
+    attention: bool,
+    /// --attention, with the weights themselves ([heads][queries][keys]) in JSON.
+    #[arg(long)]
+    attention_full: bool,
+    /// Set PATH[i,j], PATH[i,:] or PATH[:,j] (indices as stored) to 0 for this run, and report the
+    /// change of the next token against the unedited run; repeatable.
+    #[arg(long, value_name = "PATH[i,j]")]
+    zero: Vec<String>,
 }
 
 /// `paramscope init`.
@@ -300,6 +340,21 @@ pub struct CheckArgs {
     /// Also give each 2-D weight's spectral norm, stable rank and power-law alpha.
     #[arg(long)]
     spectral: bool,
+    /// Also run a text through a Llama-style model and report its super weights (the down_proj
+    /// weights behind outputs above 50).
+    #[arg(long)]
+    super_weights: bool,
+    /// The text --super-weights runs (default: "Apple Inc. is a worldwide tech company.").
+    #[arg(
+        long,
+        value_name = "TEXT",
+        requires = "super_weights",
+        conflicts_with = "tokens"
+    )]
+    text: Option<String>,
+    /// Token ids --super-weights runs instead of the text, comma-separated.
+    #[arg(long, value_name = "IDS", requires = "super_weights")]
+    tokens: Option<String>,
 }
 
 /// `paramscope trajectory`.
@@ -336,6 +391,43 @@ pub fn run(command: Command) -> Result<Output, CliError> {
         Command::Diff(args) => return diff::run(&args),
     }?;
     Ok(Output { stdout, code: 0 })
+}
+
+/// Where a family checkpoint's tokenizer comes from.
+struct Source<'a> {
+    /// The folder of `tokenizer.json` (and a sentence-transformers pooling).
+    folder: &'a Path,
+    /// A GGUF file's metadata (empty for other formats): the tokenizer is the file's own.
+    gguf: &'a [(String, gguf::Value)],
+    /// The remote folder the checkpoint was read from, whose `tokenizer.json` is fetched whole.
+    remote: Option<&'a dyn Folder>,
+}
+
+impl Source<'_> {
+    /// The tokenizer of the checkpoint `spec` names: its folder's `tokenizer.json` (fetched whole
+    /// from a remote folder), or a GGUF file's own vocabulary.
+    fn tokenizer(&self, spec: &str) -> Result<TextTokenizer, CliError> {
+        if let Some(folder) = self.remote {
+            let name = Path::new(folder.name());
+            let bytes = remote::beside(folder, "tokenizer.json", tokenize::MAX_TOKENIZER_BYTES)
+                .map_err(OpenError::from)?
+                .ok_or_else(|| TokenizeError::Absent(name.to_owned()))?;
+            return Ok(TextTokenizer::from_json(
+                &bytes,
+                name.join("tokenizer.json"),
+            )?);
+        }
+        if self.gguf.is_empty() {
+            return Ok(TextTokenizer::open(self.folder)?);
+        }
+        let path = Path::new(spec);
+        let file = if path.is_dir() {
+            locate::checkpoint_in(path).map_or_else(|_| path.to_owned(), |l| l.file)
+        } else {
+            path.to_owned()
+        };
+        Ok(gguf_tokenizer::open(&file)?)
+    }
 }
 
 /// JSON text followed by a newline, with every unsafe character (controls, bidi, format

@@ -88,6 +88,10 @@ thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
+/// A look at each (sequence, head)'s post-softmax weights, `len × len` with the queries as rows,
+/// from the thread that computed them (a probe's).
+pub type Observer<'a> = &'a (dyn Fn(usize, usize, &[f32]) + Sync);
+
 /// Refuses a batch longer than the model's positions (`max_positions`, from the config), or whose
 /// attention scores (one `len × len` buffer per thread) do not fit the memory budget: checked
 /// once per pass, in one place for every family, before anything is allocated.
@@ -129,6 +133,27 @@ pub fn attend(
     len: usize,
     shape: Heads,
     mask: Mask,
+) {
+    attend_observed(q, k, v, out, len, shape, mask, None);
+}
+
+/// [`attend`], showing `observer` each head's weights.
+///
+/// # Panics
+/// When `out` is not `batch·len × heads·head_dim`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "attend's buffers and shape, and the observer"
+)]
+pub fn attend_observed(
+    q: ArrayView2<f32>,
+    k: ArrayView2<f32>,
+    v: ArrayView2<f32>,
+    out: ArrayViewMut2<f32>,
+    len: usize,
+    shape: Heads,
+    mask: Mask,
+    observer: Option<Observer>,
 ) {
     let Heads {
         heads, head_dim, ..
@@ -172,6 +197,9 @@ pub fn attend(
                     .expect("each pair is taken once");
                 let (seq, head) = (unit / heads, unit % heads);
                 attend_one(&q, &k, &v, block, (seq, head), len, shape, mask, scores);
+                if let Some(observe) = observer {
+                    observe(seq, head, scores);
+                }
             }
         });
     });
@@ -230,25 +258,9 @@ fn attend_one(
     kernel::gemm(1.0, a, vh, 0.0, out);
 }
 
-/// C-order views of flat buffers: `rows × width`.
-///
-/// # Panics
-/// When a buffer does not hold `rows·width` values.
-#[must_use]
-pub fn view(x: &[f32], width: usize) -> ArrayView2<'_, f32> {
-    ArrayView2::from_shape((x.len() / width, width), x).expect("a buffer of whole rows")
-}
-
-/// [`view`], mutable.
-///
-/// # Panics
-/// When a buffer does not hold whole rows.
-pub fn view_mut(x: &mut [f32], width: usize) -> ArrayViewMut2<'_, f32> {
-    ArrayViewMut2::from_shape((x.len() / width, width), x).expect("a buffer of whole rows")
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::ops::{view, view_mut};
     use super::*;
 
     #[test]

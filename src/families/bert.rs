@@ -5,12 +5,12 @@ use std::cell::RefCell;
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask, view, view_mut};
+use super::attention::{Heads, Mask};
 use super::batch::Batch;
 use super::blueprint::{Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
-use super::ops::{Activation, Norm};
+use super::ops::{Activation, Norm, view, view_mut};
 use super::record::{Recorder, Site};
 use super::scope::Scope;
 use super::weights::{Embedding, Linear};
@@ -208,7 +208,7 @@ impl Forward for Plan {
             layer.qkv.forward(rec.kept(h), &mut qkv);
             ctx.resize(qkv.len() / 3, 0.0);
             let all = view(&qkv, 3 * h_width);
-            attention::attend(
+            rec.attend(
                 all.slice(s![.., ..h_width]),
                 all.slice(s![.., h_width..2 * h_width]),
                 all.slice(s![.., 2 * h_width..]),

@@ -52,4 +52,11 @@ pub trait Forward: Debug + Send + Sync {
             "this family does not generate text".into(),
         ))
     }
+
+    /// The final norm and the LM head applied to rows of the residual stream `h` (normed in
+    /// place), the logits written to `logits`: the logit lens's readout. `false` for a model
+    /// without a head (an encoder, a bare base model).
+    fn head(&self, _h: &mut [f32], _logits: &mut Vec<f32>) -> bool {
+        false
+    }
 }

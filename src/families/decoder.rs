@@ -3,18 +3,19 @@
 //! gated MLP or a mixture of experts. A family file says what sets it apart in a [`Spec`] (class
 //! names, Gemma's `1 + w` norms and scaled embedding, q/k norms, the four norms of Gemma 2 and 3,
 //! fused projections, soft caps, per-layer windows and RoPE) and its run settings in a [`Run`];
-//! the modules, the forward and the cached generation step are written once, here.
+//! the modules, the forward and the cached generation step are written once, here, and so are
+//! the probes' hooks (the residual stream, attention, the down projections, the lens's head).
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask, view, view_mut};
+use super::attention::{Heads, Mask};
 use super::batch::Batch;
 use super::blueprint::Forward;
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
 use super::mlp::{Gated, Mlp, Moe, MoeSpec};
-use super::ops::{Activation, RmsNorm, add, copy, soft_cap};
+use super::ops::{Activation, RmsNorm, add, copy, soft_cap, view, view_mut};
 use super::record::{Recorder, Site};
 use super::rope::{self, Rope};
 use super::scope::Scope;
@@ -428,7 +429,7 @@ impl Decoder {
                 *v *= scale;
             }
         }
-        rec.record(&m.embed_site, &h);
+        rec.record_stream(&m.embed_site, &h);
         let past = cache.as_ref().map_or(0, |c| c.len());
         let tables: Vec<_> = self
             .run
@@ -467,13 +468,13 @@ impl Decoder {
             let out = view_mut(&mut ctx, qw);
             if let Some(cache) = cache.as_deref_mut() {
                 let (k, v) = cache.extend(i, &qkv, width, k_cols.clone(), v_cols.clone());
-                attention::attend(q, k, v, out, len, m.heads, mask);
+                rec.attend(q, k, v, out, len, m.heads, mask);
             } else {
                 let (k, v) = (
                     all.slice(s![.., k_cols.clone()]),
                     all.slice(s![.., v_cols.clone()]),
                 );
-                attention::attend(q, k, v, out, len, m.heads, mask);
+                rec.attend(q, k, v, out, len, m.heads, mask);
             }
             let mut a = rec.buffer();
             layer.o.forward(&ctx, &mut a);
@@ -491,7 +492,11 @@ impl Decoder {
                 None => layer.post_attn_norm.apply(&mut x),
             }
             let mut out = rec.buffer();
-            let chosen = layer.mlp.forward(&x, self.run.act, &mut out, &mut scratch);
+            let chosen = rec.down_projections(i, |seen| {
+                layer
+                    .mlp
+                    .forward(&x, self.run.act, &mut out, &mut scratch, seen)
+            });
             let out = rec.keep(&layer.mlp_site, out);
             if let Some((_, post)) = &layer.sandwich {
                 copy(&mut x, rec.kept(out));
@@ -505,7 +510,7 @@ impl Decoder {
                 chosen.truncate(lens[0]);
                 rec.route(i, chosen);
             }
-            rec.record(&layer.site, &h);
+            rec.record_stream(&layer.site, &h);
             rec.block_done(i + 1, m.layers.len());
         }
         if let Some(cache) = cache {
@@ -567,5 +572,16 @@ impl Forward for Decoder {
         let mut logits = Vec::new();
         self.logits(head, &h[h.len() - self.m.hidden..], &mut logits);
         Ok(logits)
+    }
+
+    /// The family's own final norm (Gemma's `1 + w`), head and final soft cap, as the forward
+    /// applies them.
+    fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
+        let Some((head, _)) = &self.m.lm_head else {
+            return false;
+        };
+        self.m.norm.apply(h);
+        self.logits(head, h, logits);
+        true
     }
 }

@@ -3,13 +3,13 @@
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask, view, view_mut};
+use super::attention::{Heads, Mask};
 use super::batch::Batch;
 use super::blueprint::{Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
-use super::ops::{Activation, Norm, add, copy};
+use super::ops::{Activation, Norm, add, copy, view, view_mut};
 use super::record::{Recorder, Site};
 use super::scope::Scope;
 use super::weights::{Embedding, Linear};
@@ -188,6 +188,7 @@ impl Plan {
         for (r, row) in h.chunks_exact_mut(c).enumerate() {
             m.wpe.add(past + r % len, row)?;
         }
+        rec.residual(&m.wte_site, &h);
         let mask = Mask {
             past,
             ..Mask::causal(lens, None)
@@ -203,10 +204,10 @@ impl Plan {
             let out = view_mut(&mut ctx, c);
             if let Some(cache) = cache.as_deref_mut() {
                 let (k, v) = cache.extend(i, &qkv, 3 * c, c..2 * c, 2 * c..3 * c);
-                attention::attend(q, k, v, out, len, block.heads, mask);
+                rec.attend(q, k, v, out, len, block.heads, mask);
             } else {
                 let (k, v) = (fused.slice(s![.., c..2 * c]), fused.slice(s![.., 2 * c..]));
-                attention::attend(q, k, v, out, len, block.heads, mask);
+                rec.attend(q, k, v, out, len, block.heads, mask);
             }
             let mut a = rec.buffer();
             block.attn_proj.forward(&ctx, &mut a);
@@ -220,7 +221,7 @@ impl Plan {
             block.mlp_proj.forward(&mid, &mut out);
             let out = rec.keep(&block.mlp, out);
             add(&mut h, rec.kept(out));
-            rec.record(&block.site, &h);
+            rec.record_stream(&block.site, &h);
             rec.block_done(i + 1, m.blocks.len());
         }
         if let Some(cache) = cache {
@@ -269,5 +270,13 @@ impl Forward for Plan {
         let mut logits = Vec::new();
         head.forward(&h[h.len() - self.m.hidden..], &mut logits);
         Ok(logits)
+    }
+
+    fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
+        self.m.ln_f.apply(h);
+        self.m.lm_head.as_ref().is_some_and(|(head, _)| {
+            head.forward(h, logits);
+            true
+        })
     }
 }

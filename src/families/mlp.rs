@@ -3,9 +3,13 @@
 //! mixture of experts (a top-k router over gated experts, with or without renormalised weights,
 //! optionally a shared expert behind a sigmoid gate), from the per-expert layout or from the
 //! fused expert tensors transformers 5 writes.
+//!
+//! Each block can show a probe every down projection it runs ([`DownRun`]): the super-weight
+//! search reads their inputs and outputs, for dense and mixture blocks alike.
 
 use super::error::FamilyError;
 use super::ops::{Activation, add, softmax};
+use super::probe::down::{DownRun, DownWeight, Seen};
 use super::scope::Scope;
 use super::weights::Linear;
 
@@ -14,6 +18,7 @@ use super::weights::Linear;
 pub struct Gated {
     gate_up: GateUp,
     down: Linear,
+    down_weight: DownWeight,
     inner: usize,
 }
 
@@ -35,18 +40,23 @@ impl Gated {
         bias: bool,
     ) -> Result<Self, FamilyError> {
         let gate_up = m.linears(&[(gate, inner), (up, inner)], hidden, bias)?;
+        let down = m.pp(down);
         Ok(Self {
             gate_up: GateUp::Stacked(gate_up),
-            down: m.pp(down).linear(inner, hidden, bias)?,
+            down: down.linear(inner, hidden, bias)?,
+            down_weight: down_weight(&down),
             inner,
         })
     }
 
     /// Phi-3's fused `gate_up_proj` (gate first) and `down_proj`.
     pub fn fused(m: &Scope, hidden: usize, inner: usize) -> Result<Self, FamilyError> {
+        let gate_up = GateUp::Stacked(m.pp("gate_up_proj").linear(hidden, 2 * inner, false)?);
+        let down = m.pp("down_proj");
         Ok(Self {
-            gate_up: GateUp::Stacked(m.pp("gate_up_proj").linear(hidden, 2 * inner, false)?),
-            down: m.pp("down_proj").linear(inner, hidden, false)?,
+            gate_up,
+            down: down.linear(inner, hidden, false)?,
+            down_weight: down_weight(&down),
             inner,
         })
     }
@@ -54,16 +64,41 @@ impl Gated {
     /// Mixtral's expert as transformers 4 registers it: `w1` (gate), `w2` (down), `w3` (up).
     pub fn w123(m: &Scope, hidden: usize, inner: usize) -> Result<Self, FamilyError> {
         let gate = m.pp("w1").linear(hidden, inner, false)?;
-        let down = m.pp("w2").linear(inner, hidden, false)?;
+        let w2 = m.pp("w2");
+        let down = w2.linear(inner, hidden, false)?;
         let up = m.pp("w3").linear(hidden, inner, false)?;
         Ok(Self {
             gate_up: GateUp::Pair(gate, up),
             down,
+            down_weight: down_weight(&w2),
             inner,
         })
     }
 
-    /// `x` [rows, hidden] → `out` [rows, hidden]; `scratch` is reused between calls.
+    /// [`forward`](Self::forward), then shows `seen` the down projection, which ran on the
+    /// block's input rows `rows` (`None`: all).
+    fn forward_seen(
+        &self,
+        x: &[f32],
+        act: Activation,
+        out: &mut Vec<f32>,
+        scratch: &mut [Vec<f32>; 2],
+        (rows, seen): (Option<&[usize]>, &mut Seen),
+    ) {
+        self.forward(x, act, out, scratch);
+        if let Some(seen) = seen.as_deref_mut() {
+            seen(DownRun {
+                weight: &self.down_weight,
+                rows,
+                // `forward` leaves the down projection's input in the first scratch buffer.
+                input: &scratch[0],
+                output: out,
+            });
+        }
+    }
+
+    /// `x` [rows, hidden] → `out` [rows, hidden]; `scratch` is reused between calls, and holds
+    /// the down projection's input in its first buffer afterwards.
     pub fn forward(
         &self,
         x: &[f32],
@@ -121,6 +156,14 @@ pub struct MoeSpec {
     pub per_expert: (&'static str, &'static str, bool),
 }
 
+/// The weight of the Linear at `scope`.
+fn down_weight(scope: &Scope) -> DownWeight {
+    DownWeight {
+        name: format!("{}.weight", scope.path()),
+        expert: None,
+    }
+}
+
 /// A mixture-of-experts block ready to run.
 #[derive(Debug)]
 pub struct Moe {
@@ -163,11 +206,17 @@ impl Moe {
                 let router = block.pp("gate").router(&router_class, hidden, count)?;
                 (router, experts)
             };
+            let name = format!("{}.experts.down_proj", block.path());
             let experts = experts
                 .into_iter()
-                .map(|(gate_up, down)| Gated {
+                .enumerate()
+                .map(|(j, (gate_up, down))| Gated {
                     gate_up: GateUp::Stacked(gate_up),
                     down,
+                    down_weight: DownWeight {
+                        name: name.clone(),
+                        expert: Some(j),
+                    },
                     inner,
                 })
                 .collect();
@@ -222,13 +271,15 @@ impl Moe {
         ))
     }
 
-    /// `x` [rows, hidden] → `out` [rows, hidden]; gives each row's chosen experts, best first.
+    /// `x` [rows, hidden] → `out` [rows, hidden]; gives each row's chosen experts, best first,
+    /// and shows `seen` each expert's down projection.
     pub fn forward(
         &self,
         x: &[f32],
         act: Activation,
         out: &mut Vec<f32>,
         scratch: &mut [Vec<f32>; 2],
+        mut seen: Seen,
     ) -> Vec<Vec<u32>> {
         let hidden = self.router.in_features().max(1);
         let rows = x.len() / hidden;
@@ -257,7 +308,7 @@ impl Moe {
         }
         out.clear();
         out.resize(x.len(), 0.0);
-        let (mut input, mut y) = (Vec::new(), Vec::new());
+        let (mut input, mut y, mut ids) = (Vec::new(), Vec::new(), Vec::new());
         for (expert, rows) in self.experts.iter().zip(&routed) {
             if rows.is_empty() {
                 continue;
@@ -266,14 +317,18 @@ impl Moe {
             for &(r, _) in rows {
                 input.extend_from_slice(&x[r * hidden..(r + 1) * hidden]);
             }
-            expert.forward(&input, act, &mut y, scratch);
+            if seen.is_some() {
+                ids.clear();
+                ids.extend(rows.iter().map(|&(r, _)| r));
+            }
+            expert.forward_seen(&input, act, &mut y, scratch, (Some(&ids), &mut seen));
             for (&(r, w), y) in rows.iter().zip(y.chunks_exact(hidden)) {
                 let o = &mut out[r * hidden..(r + 1) * hidden];
                 o.iter_mut().zip(y).for_each(|(o, y)| *o += y * w);
             }
         }
         if let Some((mlp, gate)) = &self.shared {
-            mlp.forward(x, act, &mut y, scratch);
+            mlp.forward_seen(x, act, &mut y, scratch, (None, &mut seen));
             let mut g = Vec::new();
             gate.forward(x, &mut g);
             for (row, g) in y.chunks_exact_mut(hidden).zip(&g) {
@@ -298,20 +353,22 @@ pub enum Mlp {
 }
 
 impl Mlp {
-    /// Runs the block; gives the experts chosen per row (none for a dense block).
+    /// Runs the block, showing `seen` its down projections; gives the experts chosen per row
+    /// (none for a dense block).
     pub fn forward(
         &self,
         x: &[f32],
         act: Activation,
         out: &mut Vec<f32>,
         scratch: &mut [Vec<f32>; 2],
+        mut seen: Seen,
     ) -> Option<Vec<Vec<u32>>> {
         match self {
             Self::Dense(g) => {
-                g.forward(x, act, out, scratch);
+                g.forward_seen(x, act, out, scratch, (None, &mut seen));
                 None
             }
-            Self::Moe(m) => Some(m.forward(x, act, out, scratch)),
+            Self::Moe(m) => Some(m.forward(x, act, out, scratch, seen)),
         }
     }
 }

@@ -34,6 +34,7 @@ mod mlp;
 pub mod ops;
 mod phi3;
 pub mod predict;
+pub mod probe;
 mod qwen2_moe;
 mod qwen3;
 mod qwen3_moe;
@@ -213,6 +214,45 @@ impl Plan {
             batch,
             Recorder::reusing(batch.size(), batch.len, &mut progress, spare),
         )
+    }
+
+    /// [`run`](Self::run), also filling `probe` with what it asks for.
+    pub fn run_probed(&self, batch: &Batch, probe: &mut probe::Probe) -> Result<Pass, FamilyError> {
+        self.run_probed_with_progress(batch, probe, &mut |_, _| {})
+    }
+
+    /// [`run_probed`](Self::run_probed), telling `progress` after each block.
+    pub fn run_probed_with_progress(
+        &self,
+        batch: &Batch,
+        probe: &mut probe::Probe,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Pass, FamilyError> {
+        probe.start(&batch.lens, batch.len);
+        self.record(
+            batch,
+            Recorder::new(batch.size(), batch.len, progress).probing(probe),
+        )
+    }
+
+    /// [`run_probed`](Self::run_probed), writing into the buffers of `last` (and `probe`'s own of
+    /// its last pass), as [`rerun`](Self::rerun) does.
+    pub fn rerun_probed(
+        &self,
+        batch: &Batch,
+        probe: &mut probe::Probe,
+        last: Pass,
+    ) -> Result<Pass, FamilyError> {
+        let mut progress = |_, _| {};
+        probe.start(&batch.lens, batch.len);
+        let recorder = Recorder::reusing(batch.size(), batch.len, &mut progress, last.activations);
+        self.record(batch, recorder.probing(probe))
+    }
+
+    /// The final norm and LM head applied to residual-stream rows `h` (normed in place), logits
+    /// into `logits`; `false` when the model has no head.
+    pub fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
+        self.forward.head(h, logits)
     }
 
     fn record(&self, batch: &Batch, mut recorder: Recorder) -> Result<Pass, FamilyError> {

@@ -13,31 +13,29 @@ pub struct Candidate {
 }
 
 /// The `k` highest logits of `logits`, highest first (ties by lower id, as a stable sort gives).
+///
+/// One pass keeps the best `k` so far (most logits lose to the k-th at once), rather than ordering
+/// an index of the whole vocabulary: the logit lens asks this of every position at every layer.
 #[must_use]
 pub fn top_k(logits: &[f32], k: usize) -> Vec<Candidate> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f64 = logits.iter().map(|&l| f64::from((l - max).exp())).sum();
-    let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-    let k = k.min(order.len());
-    let by_logit = |a: &u32, b: &u32| {
-        logits[*b as usize]
-            .total_cmp(&logits[*a as usize])
-            .then(a.cmp(b))
-    };
-    if k > 0 && k < order.len() {
-        order.select_nth_unstable_by(k - 1, by_logit);
+    let k = k.min(logits.len());
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    for (id, &logit) in logits.iter().enumerate() {
+        if k == 0 || (best.len() == k && logit.total_cmp(&best[k - 1].0).is_le()) {
+            continue;
+        }
+        // After every equal logit: a lower id stays ahead.
+        let at = best.partition_point(|(l, _)| l.total_cmp(&logit).is_ge());
+        best.insert(at, (logit, id as u32));
+        best.truncate(k);
     }
-    order.truncate(k);
-    order.sort_by(by_logit);
-    order
-        .into_iter()
-        .map(|id| {
-            let logit = logits[id as usize];
-            Candidate {
-                id,
-                logit,
-                prob: (f64::from((logit - max).exp()) / sum) as f32,
-            }
+    best.into_iter()
+        .map(|(logit, id)| Candidate {
+            id,
+            logit,
+            prob: (f64::from((logit - max).exp()) / sum) as f32,
         })
         .collect()
 }
@@ -55,5 +53,12 @@ mod tests {
         let sum = 1.0 + 2.0 * e * e + e;
         assert!((top[0].prob - e * e / sum).abs() < 1e-6);
         assert!(top_k(&[1.0], 5).len() == 1);
+        assert!(top_k(&[1.0, 2.0], 0).is_empty());
+        // Equal logits keep the lower id first, wherever they come.
+        let ties: Vec<u32> = top_k(&[1.0, 3.0, 1.0, 3.0, 0.5, 1.0], 4)
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ties, [1, 3, 0, 2]);
     }
 }

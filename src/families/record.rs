@@ -10,8 +10,11 @@
 //! from there ([`Recorder::kept`]): no copy at all, for the sublayers' outputs, which are most of
 //! the ~65 MB (copying them was 4% of a batch's pass).
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, ArrayView2, ArrayViewMut2, IxDyn};
 
+use super::attention::{self, Heads, Mask};
+use super::probe::Probe;
+use super::probe::down::{DownRun, Seen};
 use crate::model::forward::Activation;
 
 /// Where a module's output is recorded: its path in the tree and its repr, as the scope that built
@@ -38,6 +41,8 @@ pub struct Recorder<'p> {
     /// A mixture of experts' choices: `[layer][token of sequence 0][expert ids]`.
     experts: Vec<Vec<Vec<u32>>>,
     progress: &'p mut dyn FnMut(usize, usize),
+    /// What a probe asked to keep beyond the outputs.
+    probe: Option<&'p mut Probe>,
 }
 
 impl<'p> Recorder<'p> {
@@ -50,6 +55,55 @@ impl<'p> Recorder<'p> {
             spare: Vec::new(),
             experts: Vec::new(),
             progress,
+            probe: None,
+        }
+    }
+
+    /// The recorder, also filling `probe`.
+    #[must_use]
+    pub fn probing(mut self, probe: &'p mut Probe) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// The residual stream `h` at a `hidden_states` boundary: the embeddings' output as the first
+    /// block reads it, then each block's output.
+    pub fn residual(&mut self, site: &Site, h: &[f32]) {
+        if let Some(probe) = self.probe.as_deref_mut() {
+            probe.residual(&site.path, h);
+        }
+    }
+
+    /// [`record`](Self::record) and [`residual`](Self::residual) at once: a block's output.
+    pub fn record_stream(&mut self, site: &Site, h: &[f32]) {
+        self.record(site, h);
+        self.residual(site, h);
+    }
+
+    /// Runs layer `layer`'s MLP by `run`, which shows the probe (when it asks) each down
+    /// projection through the [`Seen`] it is given.
+    pub fn down_projections<T>(&mut self, layer: usize, run: impl FnOnce(Seen) -> T) -> T {
+        match self.probe.as_deref_mut().filter(|p| p.want.down_proj) {
+            Some(probe) => run(Some(&mut |seen: DownRun<'_>| probe.down_proj(layer, seen))),
+            None => run(None),
+        }
+    }
+
+    /// [`attention::attend`], showing the weights to the probe.
+    #[expect(clippy::too_many_arguments, reason = "attend's own arguments")]
+    pub fn attend(
+        &mut self,
+        q: ArrayView2<f32>,
+        k: ArrayView2<f32>,
+        v: ArrayView2<f32>,
+        out: ArrayViewMut2<f32>,
+        len: usize,
+        shape: Heads,
+        mask: Mask,
+    ) {
+        match self.probe.as_deref_mut() {
+            Some(probe) => probe.attend(q, k, v, out, len, shape, mask),
+            None => attention::attend(q, k, v, out, len, shape, mask),
         }
     }
 

@@ -19,7 +19,7 @@ use tokenizers::Tokenizer;
 pub use guard::{Charsmap, Unsafe};
 
 /// The largest `tokenizer.json` read: real ones are a few MB (Llama 3's is 9 MB).
-const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
+pub const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
 
 /// Why text could not be made into ids. Paths and text travel raw; they are escaped where printed.
 #[derive(Debug, Error)]
@@ -129,6 +129,13 @@ impl TextTokenizer {
     #[must_use]
     pub fn token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)
+    }
+
+    /// The text of one id as it reads in text (` The`, a newline), not as the vocabulary spells it
+    /// (`ĠThe`, `Ċ`); the vocabulary's spelling when the decoder gives nothing.
+    #[must_use]
+    pub fn reads(&self, id: u32) -> Option<String> {
+        self.decode(&[id]).or_else(|| self.token(id))
     }
 
     /// The text of `ids` as the tokenizer's decoder joins them, special tokens kept (the

@@ -148,6 +148,7 @@ impl Harness {
                 Job::Summarize { .. } => "summarize",
                 Job::Forward { .. } => "forward",
                 Job::Init { .. } => "init",
+                Job::Zero { .. } => "zero",
                 Job::Save { .. } => "save",
                 Job::Load(_) => "load",
                 Job::Compare { .. } => "compare",

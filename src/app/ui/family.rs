@@ -12,6 +12,7 @@ use super::family_view::{FamilyLine, bar, columns, head, row, scale};
 use super::{has_focus, pane};
 use crate::app::job::FamilyCheckpoint;
 use crate::app::layout::BORDER;
+use crate::app::probe_view::ProbeMode;
 use crate::app::state::{App, Focus};
 use crate::app::theme::Role;
 
@@ -29,7 +30,9 @@ pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: 
             FamilyLine::Running(done, all) => {
                 super::forward::running(app, done, all, format!(" block {done}/{all}"))
             }
-            FamilyLine::Error(text) => Line::styled(text, t.style(Role::Bad)),
+            FamilyLine::Error(text) | FamilyLine::Edited(text) => {
+                Line::styled(text, t.style(Role::Bad))
+            }
             FamilyLine::Next(text) | FamilyLine::Then(text) => Line::raw(text),
             FamilyLine::Norm(norm) => Line::from(vec![
                 Span::styled("embedding norm ", dim),
@@ -38,6 +41,28 @@ pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: 
             FamilyLine::Heading(text) => Line::styled(text, t.style(Role::Heading)),
         })
         .collect();
+    if let Some(Ok(result)) = &app.forward.result
+        && let Some(probes) = &result.probes
+        && app.forward.probe.mode != ProbeMode::Blocks
+    {
+        // The heading line names the block table's columns: the probe views have their own.
+        lines.pop();
+        let used = u16::try_from(lines.len())
+            .unwrap_or(u16::MAX)
+            .min(body.height);
+        Paragraph::new(lines).render(body, buf);
+        let rest = Rect {
+            y: body.y + used,
+            height: body.height - used,
+            ..body
+        };
+        let cursor = app.forward.probe;
+        match cursor.mode {
+            ProbeMode::Lens => super::lens_view::render(app, probes, cursor, rest, buf),
+            _ => super::attention_view::render(app, probes, cursor, rest, buf),
+        }
+        return;
+    }
     if let Some(Ok(result)) = &app.forward.result {
         let (path, cells) = columns(result, width);
         let top = scale(result);

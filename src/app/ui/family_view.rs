@@ -27,6 +27,8 @@ pub enum FamilyLine {
     Error(String),
     /// One wrapped line of the most likely next tokens.
     Next(String),
+    /// The most likely next token before the last `z` edit, and after it.
+    Edited(String),
     /// One wrapped line of the greedy continuation.
     Then(String),
     /// One wrapped line of the experts the last token went to, per layer.
@@ -77,10 +79,19 @@ pub fn head(panel: &ForwardPanel, checkpoint: &FamilyCheckpoint, width: usize) -
                 let next: Vec<String> = result
                     .next
                     .iter()
-                    .map(|t| format!("{:?} {:.1}%", escape(&t.text), 100.0 * t.prob))
+                    .map(|t| format!("\"{}\" {:.1}%", escape(&t.text), 100.0 * t.prob))
                     .collect();
                 let joined = format!("next {}", next.join("  "));
                 lines.extend(wrap(&joined, width).into_iter().map(FamilyLine::Next));
+                if let (Some((text, prob)), Some(now)) = (&panel.before, result.next.first()) {
+                    lines.push(FamilyLine::Edited(format!(
+                        "zeroed: \"{}\" {:.1}% -> \"{}\" {:.1}%",
+                        escape(text),
+                        100.0 * prob,
+                        escape(&now.text),
+                        100.0 * now.prob
+                    )));
+                }
             }
             if let Some(said) = &result.said {
                 let then = format!("then {}", escape(&said.continuation));

@@ -1,6 +1,7 @@
 //! The screen, drawn from the state alone: `impl Widget for &App` lays out the title bar, the tree
 //! pane, the tensor pane (or the forward panel), the status bar, and any dialog on top.
 
+mod attention_view;
 mod compare;
 mod dialogs;
 mod family;
@@ -10,6 +11,7 @@ pub mod forward_view;
 mod heatmap;
 mod histogram;
 mod info;
+mod lens_view;
 mod module;
 mod quantized;
 mod tensor;

@@ -4,7 +4,8 @@
 use ratatui::layout::Position;
 
 use super::{
-    Effects, after_select, compare, parts, refused_while_busy, run_forward, step_of, summaries,
+    Effects, after_select, compare, parts, probe, refused_while_busy, run_forward, step_of,
+    summaries,
 };
 use crate::app::action::Action;
 use crate::app::field::Field;
@@ -19,6 +20,19 @@ use crate::app::state::{App, Focus, Message, Mode, Question, View};
 pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
     let on_tensor = app.focus == Focus::Tensor;
     match action {
+        Action::Up
+        | Action::Down
+        | Action::Left
+        | Action::Right
+        | Action::PageUp
+        | Action::PageDown
+            if on_tensor && probe::grid_shown(app) =>
+        {
+            probe::key(app, action, fx);
+        }
+        Action::CycleProbe | Action::ProbeLayer(_) | Action::ProbeHead(_) => {
+            probe::key(app, action, fx);
+        }
         Action::Quit if app.busy.is_some() => refuse_quit(app),
         Action::Quit if app.doc.unsaved() => app.mode = Mode::Ask(Question::QuitUnsaved),
         Action::Quit => fx.quit = true,
@@ -72,6 +86,7 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
             change_input(app, action, fx);
         }
         Action::OpenInit => open_init(app),
+        Action::ZeroCell => super::zero::zero_cell(app, fx),
         Action::Undo => undo(app, fx),
         Action::OpenWrite | Action::OpenModels | Action::OpenCompare if refused_while_busy(app) => {
         }
@@ -373,6 +388,7 @@ fn undo(app: &mut App, fx: &mut Effects) {
     for (id, _, _, old) in record.changes {
         app.doc.model.store.set(id, old);
     }
+    app.forward.before = None;
     app.message = Some(Message::Info(format!("undid {}", record.label)));
     after_change(app, fx);
 }

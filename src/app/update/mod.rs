@@ -9,9 +9,11 @@ mod browse;
 mod compare;
 mod dialogs;
 mod parts;
+mod probe;
 mod receive;
 mod summaries;
 mod text;
+mod zero;
 
 use ndarray::ArrayD;
 
@@ -21,6 +23,7 @@ use super::extras::Extras;
 use super::job::{Input, Job, OpenSpec, Opened, Runs};
 use super::layout;
 use super::outline::Outline;
+use super::probe_view::ProbeCursor;
 use super::scroll::Step;
 use super::state::{
     App, Cache, Doc, Focus, ForwardPanel, Grid, Message, Mode, Popup, SAMPLE_TEXT, Screen,
@@ -119,6 +122,8 @@ impl App {
                 running: None,
                 generation: 0,
                 scroll: super::scroll::Scroll::default(),
+                probe: ProbeCursor::default(),
+                before: None,
             },
             cache: Cache::default(),
             mode: Mode::Browse,
@@ -275,6 +280,7 @@ fn run_forward(app: &mut App, fx: &mut Effects) {
             load,
             checkpoint: checkpoint.clone(),
             text: app.forward.text.clone(),
+            attention_layer: app.forward.probe.layer,
             generation,
         },
         Runs::Refused(why) => {

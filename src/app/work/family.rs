@@ -6,8 +6,10 @@
 use ndarray::s;
 
 use super::kept::keep_or_make;
+use super::probes;
 use crate::app::error::AppError;
 use crate::app::job::{FamilyCheckpoint, ForwardResult, LayerStats, NextToken, Said};
+use crate::families::probe::Probe;
 use crate::families::sentence::Pooling;
 use crate::families::tokenize::TextTokenizer;
 use crate::families::{Batch, Plan, Stop, gguf_tokenizer, predict};
@@ -30,14 +32,19 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// Runs `checkpoint` on `text` with `model`'s tensors, telling `progress` each block done;
-    /// `built` counts the plans made.
+    /// Runs `checkpoint` on `text` with `model`'s tensors, keeping `attention_layer`'s weights
+    /// whole, telling `progress` each block done; `built` counts the plans made.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the job's fields, the progress callback and the plan count"
+    )]
     pub fn run(
         &mut self,
         model: &Model,
         load: u64,
         checkpoint: &FamilyCheckpoint,
         text: &str,
+        attention_layer: usize,
         progress: &mut dyn FnMut(usize, usize),
         built: &mut usize,
     ) -> Result<ForwardResult, AppError> {
@@ -63,15 +70,18 @@ impl Kept {
         )?;
         let (_, tokenizer, pooling) = self.text.as_ref().expect("just made");
         let ids = tokenizer.encode(text)?;
-        let batch = Batch::new(&[ids], 0)?;
-        let pass = plan.run_with_progress(&batch, progress)?;
+        let batch = Batch::new(std::slice::from_ref(&ids), 0)?;
+        let mut probe = Probe::new(probes::want(plan.is_causal(), attention_layer));
+        let pass = plan.run_probed_with_progress(&batch, &mut probe, progress)?;
         let next = if plan.is_causal() && pass.output.ndim() == 3 {
             let row = pass.output.slice(s![0, batch.len - 1, ..]).to_vec();
             predict::top_k(&row, TOP_K)
                 .into_iter()
                 .map(|c| NextToken {
                     id: c.id,
-                    text: tokenizer.token(c.id).unwrap_or_default(),
+                    // As the token reads in text (` The`, a newline), not as the vocabulary
+                    // spells it (`ĠThe`, `Ċ`); the edge shows a newline as `\n`.
+                    text: tokenizer.reads(c.id).unwrap_or_default(),
                     prob: c.prob,
                 })
                 .collect()
@@ -116,6 +126,7 @@ impl Kept {
             output: pass.output,
             next,
             embedding_norm,
+            probes: Some(Box::new(probes::read(plan, probe, tokenizer, &ids, TOP_K))),
             said,
         })
     }

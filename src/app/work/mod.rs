@@ -12,6 +12,7 @@ pub mod family;
 mod kept;
 pub mod open;
 pub mod parts;
+pub mod probes;
 
 use family::Kept;
 use kept::keep_or_make;
@@ -108,6 +109,7 @@ pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
 
 impl Worker {
     /// Runs one job, sending progress and the result to `reply` (tests call this directly).
+    #[expect(clippy::too_many_lines, reason = "one short arm per kind of job")]
     pub fn execute(&mut self, job: Job, reply: &mut dyn FnMut(Reply)) {
         match job {
             Job::Summarize { tensors } => summarize_all(tensors, reply),
@@ -131,6 +133,7 @@ impl Worker {
                 load,
                 checkpoint,
                 text,
+                attention_layer,
                 generation,
             } => {
                 let result = fetch_all(&model).and_then(|()| {
@@ -139,11 +142,20 @@ impl Worker {
                         load,
                         &checkpoint,
                         &text,
+                        attention_layer,
                         &mut |done, all| reply(Reply::ForwardProgress(generation, done, all)),
                         &mut self.plans_built,
                     )
                 });
                 reply(Reply::Forward(generation, result));
+            }
+            Job::Zero {
+                model,
+                id,
+                flat,
+                label,
+            } => {
+                reply(Reply::Init(label, probes::zeroed(model, id, flat)));
             }
             Job::Init {
                 label,
@@ -243,6 +255,7 @@ fn forward(
         layers,
         next: Vec::new(),
         embedding_norm: None,
+        probes: None,
         said: None,
     })
 }
