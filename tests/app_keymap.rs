@@ -47,6 +47,7 @@ fn from_keys(action: Action) -> bool {
         | Action::OpenModels
         | Action::OpenCompare
         | Action::CycleSide
+        | Action::CyclePart
         | Action::ToggleChanged
         | Action::EditText
         | Action::CycleProbe
@@ -162,6 +163,7 @@ fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
         Action::OpenModels,
         Action::OpenCompare,
         Action::CycleSide,
+        Action::CyclePart,
         Action::ToggleChanged,
         Action::CycleProbe,
         Action::ProbeLayer(1),

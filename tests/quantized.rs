@@ -4,6 +4,8 @@
 
 mod cli_support;
 
+use std::path::Path;
+
 use cli_support::{paramscope, stdout_json};
 use safetensors::SafeTensors;
 use serde_json::Value;
@@ -193,4 +195,235 @@ fn check_names_the_outlier_block_and_the_infinite_exponent() {
         )),
         "{mx:?}"
     );
+}
+
+#[test]
+fn bitsandbytes_weights_dequantize_bit_exact_with_the_library() {
+    // NF4 double-quantized (a tail block, 277 absmax over two nested blocks), FP4 of an odd width,
+    // NF4 in a bf16 quant_storage; LLM.int8 rows with their SCB.
+    assert_eq!(dequantized_matches("bnb", "bnb"), 4);
+    assert_eq!(dequantized_matches("bnb_int8", "bnb_int8"), 2);
+    let tree = stdout_json(&["tree", &fixture("bnb"), "--json"]);
+    let param = |name: &str| {
+        tree["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    for (module, scheme, dtype, shape) in [
+        ("mlp.down_proj", "bnb_nf4", "BF16", [24, 44]),
+        ("self_attn.q_proj", "bnb_fp4", "F16", [20, 33]),
+        ("self_attn.k_proj", "bnb_nf4", "F32", [16, 32]),
+    ] {
+        let p = param(&format!("model.layers.0.{module}.weight"));
+        assert_eq!(p["quantization"]["scheme"], scheme, "{module}");
+        assert_eq!(p["dtype"], dtype, "{module}");
+        assert_eq!(p["shape"], serde_json::json!(shape), "{module}");
+    }
+    let nested = param("model.layers.0.mlp.down_proj.weight");
+    let parts: Vec<&str> = nested["quantization"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            "model.layers.0.mlp.down_proj.weight",
+            "model.layers.0.mlp.down_proj.weight.absmax",
+            "model.layers.0.mlp.down_proj.weight.nested_absmax",
+            "model.layers.0.mlp.down_proj.weight.nested_quant_map",
+            "model.layers.0.mlp.down_proj.weight.quant_map",
+            "model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4",
+        ]
+    );
+    let tree = stdout_json(&["tree", &fixture("bnb_int8"), "--json"]);
+    let int8 = &tree["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "model.layers.0.mlp.down_proj.weight")
+        .unwrap()["quantization"];
+    assert_eq!(int8["scheme"], "bnb_int8");
+    // `--raw` gives the stored int8 codes, the logical weight F32.
+    let show = |raw: bool| {
+        let source = fixture("bnb_int8");
+        let mut args = vec!["show", "--json", "--limit", "4", &source];
+        args.push("model.layers.0.mlp.down_proj.weight");
+        if raw {
+            args.push("--raw");
+        }
+        stdout_json(&args)
+    };
+    assert_eq!(show(false)["dtype"], "F32");
+    assert_eq!(show(true)["dtype"], "I8");
+    assert_eq!(show(true)["stats"]["max"].as_f64(), Some(127.0));
+}
+
+#[test]
+fn asymmetric_compressed_tensors_dequantize_with_their_zero_points() {
+    assert_eq!(dequantized_matches("compressed_asym", "compressed_asym"), 1);
+}
+
+#[test]
+fn check_says_where_codes_crowd_the_extremes_and_skips_the_parts() {
+    let check = stdout_json(&["check", &fixture("fp8_clamped.safetensors"), "--json"]);
+    let saturated = check["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "saturated_codes")
+        .expect("a saturated_codes finding")
+        .clone();
+    assert_eq!(
+        saturated["tensor"],
+        "model.layers.0.self_attn.v_proj.weight"
+    );
+    assert_eq!(
+        (saturated["count"].as_u64(), saturated["scales"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let share = saturated["extreme_code_share"].as_f64().unwrap();
+    assert!(share > 0.25 && share < 1.0, "{share}");
+    // The unclamped fixtures have none; bitsandbytes' code tables, the same in every layer by
+    // design, are not reported as duplicate weights.
+    for source in ["fp8.safetensors", "bnb"] {
+        let check = stdout_json(&["check", &fixture(source), "--json"]);
+        let kinds: Vec<&str> = check["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap())
+            .collect();
+        assert!(
+            !kinds.contains(&"saturated_codes") && !kinds.contains(&"duplicate"),
+            "{source}: {kinds:?}"
+        );
+    }
+}
+
+/// Fixture folder `folder`'s model with `name` replaced by `data` of `dtype` and `shape`, in a
+/// temporary folder (kept alive by the returned guard).
+fn fixture_with(
+    folder: &str,
+    name: &str,
+    dtype: safetensors::Dtype,
+    shape: Vec<usize>,
+    data: &[u8],
+) -> tempfile::TempDir {
+    let bytes = std::fs::read(fixture(&format!("{folder}/model.safetensors"))).unwrap();
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let mut views = Vec::new();
+    for (key, view) in file.tensors() {
+        let view = if key == name {
+            safetensors::tensor::TensorView::new(dtype, shape.clone(), data).unwrap()
+        } else {
+            view
+        };
+        views.push((key, view));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+    dir
+}
+
+/// `tree --json` of `dir`, which must succeed with a warning holding `said`: the dtype of
+/// `name` as the tree lists it, and whether it is a quantized weight.
+fn tree_warned(dir: &Path, name: &str, said: &str) -> (String, bool) {
+    let out = paramscope(&["tree", dir.to_str().unwrap(), "--json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}: {stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("left as stored") && l.contains(said)),
+        "{said}: {stderr}"
+    );
+    let tree: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let param = tree["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap()
+        .clone();
+    (
+        param["dtype"].as_str().unwrap().to_owned(),
+        param.get("quantization").is_some(),
+    )
+}
+
+#[test]
+fn a_lying_weight_shape_is_one_warning() {
+    let shape: Vec<u8> = [24i64, 1 << 62]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    let dir = fixture_with(
+        "compressed_int4",
+        "model.layers.0.mlp.gate_proj.weight_shape",
+        safetensors::Dtype::I64,
+        vec![2],
+        &shape,
+    );
+    let packed = "model.layers.0.mlp.gate_proj.weight_packed";
+    assert_eq!(
+        tree_warned(dir.path(), packed, "does not fit"),
+        ("I32".to_owned(), false)
+    );
+}
+
+#[test]
+fn a_lying_bitsandbytes_state_is_one_warning_and_the_parts_stay_as_stored() {
+    let state = "model.layers.0.mlp.down_proj.weight.quant_state.bitsandbytes__nf4";
+    let absmax = "model.layers.0.mlp.down_proj.weight.absmax";
+    let json = |text: &str| text.as_bytes().to_vec();
+    let cases: Vec<(&str, Vec<usize>, Vec<u8>, &str)> = vec![
+        // A shape whose product overflows, one that does not fit the packed bytes, a block size
+        // of zero, JSON that is not JSON, and an absmax of the wrong length.
+        (
+            state,
+            vec![],
+            json(
+                r#"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [18446744073709551615, 4], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.1}"#,
+            ),
+            "does not fit",
+        ),
+        (
+            state,
+            vec![],
+            json(
+                r#"{"quant_type": "nf4", "blocksize": 64, "dtype": "bfloat16", "shape": [4000, 4000], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.1}"#,
+            ),
+            "does not fit",
+        ),
+        (
+            state,
+            vec![],
+            json(
+                r#"{"quant_type": "nf4", "blocksize": 0, "dtype": "bfloat16", "shape": [24, 44], "nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": 0.1}"#,
+            ),
+            "blocksize 0",
+        ),
+        (state, vec![], json("{not json"), "bitsandbytes__nf4"),
+        (absmax, vec![3], vec![0, 1, 2], "absmax"),
+    ];
+    for (name, shape, data, said) in cases {
+        let shape = if shape.is_empty() {
+            vec![data.len()]
+        } else {
+            shape
+        };
+        let dir = fixture_with("bnb", name, safetensors::Dtype::U8, shape, &data);
+        let codes = "model.layers.0.mlp.down_proj.weight";
+        assert_eq!(
+            tree_warned(dir.path(), codes, said),
+            ("U8".to_owned(), false),
+            "{said}"
+        );
+    }
 }

@@ -4,6 +4,8 @@
 
 mod remote_support;
 
+use std::path::Path;
+
 use remote_support::cli::{cdn_log, failed, log, ok, run, total};
 use remote_support::{FakeFile, FakeHub, FakeRepo, Fault, Origin, llama_shaped, safetensors_bytes};
 
@@ -330,6 +332,71 @@ fn bodies_cut_short_and_whole_answers_to_ranges_still_give_the_right_values() {
         assert_eq!(json["values"][0], 100_000.0, "{fault:?}: {json}");
         assert_eq!(json["stats"]["max"], 199_999.0, "{fault:?}: {json}");
     }
+}
+
+/// An adapter folder naming `base` as its `base_model_name_or_path`: the Llama LoRA fixture's
+/// weights and config, the base renamed.
+fn adapter_naming(base: &str) -> tempfile::TempDir {
+    let fixture = Path::new("tests/fixtures/adapters/llama_lora");
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::fs::read_to_string(fixture.join("adapter_config.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&config).unwrap();
+    config["base_model_name_or_path"] = base.into();
+    std::fs::write(
+        dir.path().join("adapter_config.json"),
+        serde_json::to_string(&config).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(
+        fixture.join("adapter_model.safetensors"),
+        dir.path().join("adapter_model.safetensors"),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn an_adapter_without_base_opens_against_the_hub_repo_its_config_names() {
+    let base = Path::new("tests/fixtures/adapters/llama_base");
+    let files = ["config.json", "model.safetensors"]
+        .map(|f| FakeFile::new(f, std::fs::read(base.join(f)).unwrap(), f != "config.json"));
+    let repo = FakeRepo {
+        repo: "org/llama-base".into(),
+        sha: SHA.into(),
+        files: files.to_vec(),
+        gated: false,
+    };
+    let fake = FakeHub::start(vec![repo], None);
+    let home = tempfile::tempdir().unwrap();
+    let adapter = adapter_naming("org/llama-base");
+    let adapter = adapter.path().to_str().unwrap();
+    let coverage = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&ok(&run(&fake, home.path(), args, &[]))).unwrap()
+    };
+    let from_hub = coverage(&["check", adapter, "--json"]);
+    let local = coverage(&["check", adapter, "--base", base.to_str().unwrap(), "--json"]);
+    assert_eq!(from_hub["adapter"]["base"], "hf://org/llama-base");
+    for key in ["targets", "adapted", "r", "alpha", "scaling"] {
+        assert_eq!(from_hub["adapter"][key], local["adapter"][key], "{key}");
+    }
+    assert!(from_hub["adapter"]["adapted"].as_u64().unwrap() > 0);
+    assert_eq!(from_hub["findings"], local["findings"]);
+
+    // A repo the Hub does not have: the adapter alone, with the one line that says why.
+    let missing = adapter_naming("org/no-such-base");
+    let out = run(
+        &fake,
+        home.path(),
+        &["tree", missing.path().to_str().unwrap()],
+        &[],
+    );
+    let tree = ok(&out);
+    assert!(tree.contains("lora_A"), "{tree}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("hf://org/no-such-base did not open") && stderr.contains("--base"),
+        "{stderr}"
+    );
 }
 
 /// A safetensors file of 300 kB whose header claims one F32 tensor of 2^39 bytes, and the length it

@@ -65,6 +65,8 @@ pub enum Action {
     OpenCompare,
     /// Show A, B or Δ = B − A of a compared tensor.
     CycleSide,
+    /// Show a quantized weight's dequantized values, its stored codes or its scales.
+    CyclePart,
     /// In the filter: keep only the tensors a comparison found changed, or all again.
     ToggleChanged,
     /// Edit the text a family checkpoint runs on.

@@ -239,6 +239,51 @@ impl NoDelta {
     }
 }
 
+/// What the tensor pane shows of a quantized weight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// Its dequantized values.
+    #[default]
+    Values,
+    /// Its stored codes, unpacked along the weight.
+    Codes,
+    /// Its scales, one row per output row where the scheme has rows of them.
+    Scales,
+}
+
+impl Part {
+    /// The part after this one.
+    #[must_use]
+    pub fn next(self) -> Part {
+        match self {
+            Part::Values => Part::Codes,
+            Part::Codes => Part::Scales,
+            Part::Scales => Part::Values,
+        }
+    }
+
+    /// How the pane's title names it.
+    #[must_use]
+    pub fn title(self) -> &'static str {
+        match self {
+            Part::Values => "dequantized",
+            Part::Codes => "codes",
+            Part::Scales => "scales",
+        }
+    }
+}
+
+/// Which part of which weight: the weight's version (a re-init makes it another) and the part.
+pub type PartKey = (SummaryKey, Part);
+
+/// The codes or the scales of a quantized weight, as a tensor, with their summary.
+pub struct PartDetail {
+    /// The part, laid out along the weight.
+    pub tensor: Tensor,
+    /// Its statistics, histogram and quantiles.
+    pub summary: Result<Summary, Undecodable>,
+}
+
 /// Slow work for the worker.
 pub enum Job {
     /// Statistics and histograms of the tensor versions one screen shows (a tensor, and its
@@ -324,6 +369,13 @@ pub enum Job {
         /// B's tensor.
         b: Tensor,
     },
+    /// The codes or the scales of a quantized weight.
+    Part {
+        /// The weight's version and the part.
+        key: PartKey,
+        /// The weight (its stored parts are shared, not copied).
+        weight: Tensor,
+    },
 }
 
 /// What the worker tells the app.
@@ -348,6 +400,8 @@ pub enum Reply {
     Compared(u64, Result<Box<Compared>, AppError>),
     /// The B side and Δ of the tensor version asked for.
     Detail(DetailKey, Box<Detail>),
+    /// The codes or the scales asked for.
+    Part(PartKey, Box<PartDetail>),
     /// A job panicked (its message): its own reply never comes.
     Panicked(String),
 }

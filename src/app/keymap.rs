@@ -142,6 +142,8 @@ pub enum When {
     Family,
     /// On a chain (it runs on a random batch).
     Chain,
+    /// On a quantized weight, in the tensor pane.
+    Quantized,
 }
 
 const fn k(code: KeyCode) -> Key {
@@ -210,6 +212,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Browse, &[c('/')], Action::StartFilter, "filter names", Some("filter")),
     bind_when(X::Browse, &[c('a')], Action::NextAlias, "next path of a shared tensor", "alias", When::Shared),
     bind(X::Browse, &[c('v')], Action::CycleView, "values / histogram / heatmap", Some("view")),
+    bind_when(X::Browse, &[c('p')], Action::CyclePart, "quantized weight: values / codes / scales", "parts", When::Quantized),
     bind_when(X::Browse, &[c('L')], Action::ToggleLog, "histogram: counts / log counts", "log", When::Histogram),
     bind_when(X::Browse, &[c('A')], Action::ToggleHeatScale, "heatmap: 99th percentile of |x| / ±absmax", "scale", When::Heatmap),
     bind(X::Browse, &[c('[')], Action::PrevSlice, "previous slice of an N-D tensor", None),
@@ -378,6 +381,12 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
         When::Comparing => app.compare.loaded.is_some(),
         When::Family => app.doc.runs.family().is_some(),
         When::Chain => app.doc.runs.family().is_none(),
+        When::Quantized => {
+            !app.forward.open
+                && app
+                    .selected_param()
+                    .is_some_and(|id| app.quantized(id).is_some())
+        }
     };
     contexts(app)
         .into_iter()

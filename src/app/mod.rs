@@ -20,6 +20,7 @@ pub mod layout;
 pub mod outline;
 pub mod picker;
 pub mod probe_view;
+pub mod quantized;
 pub mod scroll;
 pub mod state;
 pub mod summary;

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use super::compare::Side;
 use super::error::AppError;
 use super::field::Field;
 use super::init_dialog::InitDialog;
-use super::job::{ForwardResult, Input, Runs, Summary, SummaryKey};
+use super::job::{ForwardResult, Input, Part, PartDetail, PartKey, Runs, Summary, SummaryKey};
 use super::outline::{NodeKind, Outline};
 use super::picker::Picker;
 use super::probe_view::ProbeCursor;
@@ -18,6 +19,7 @@ use super::tree_view::TreeView;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
 use crate::tensor::decode::Undecodable;
+use crate::tensor::quantized::Quantized;
 
 /// The text a family checkpoint's panel starts with.
 pub const SAMPLE_TEXT: &str = "The quick brown fox jumps over the lazy dog.";
@@ -303,6 +305,8 @@ pub struct App {
     pub seed: u64,
     /// A second model compared with this one.
     pub compare: super::compare::Compare,
+    /// The codes or scales of a quantized weight, when the pane shows them.
+    pub parts: super::quantized::Parts,
 }
 
 impl App {
@@ -316,6 +320,33 @@ impl App {
     #[must_use]
     pub fn selected_path(&self) -> &str {
         &self.doc.outline.nodes[self.tree.selected()].path
+    }
+
+    /// The quantized weight `id` is dequantized from, if it is one.
+    #[must_use]
+    pub fn quantized(&self, id: ParamId) -> Option<&Quantized> {
+        self.doc.model.store.get(id).quantization()
+    }
+
+    /// The key of the codes or scales of `id` the pane shows, when it shows them: not when the
+    /// part chosen is the values, the tensor is not quantized, or B or Δ is shown.
+    #[must_use]
+    pub fn part_key(&self, id: ParamId) -> Option<PartKey> {
+        let part = self.parts.shown;
+        let on_a = self
+            .compare
+            .loaded
+            .as_ref()
+            .is_none_or(|c| c.side == Side::A);
+        (part != Part::Values && on_a && self.quantized(id).is_some())
+            .then(|| ((id, self.doc.model.store.version(id)), part))
+    }
+
+    /// The codes or scales of `id` the pane shows, when it shows them (`Err` while the worker
+    /// computes them).
+    #[must_use]
+    pub fn part_shown(&self, id: ParamId) -> Option<Result<&PartDetail, &'static str>> {
+        self.part_key(id).map(|key| self.parts.get(key))
     }
 
     /// The summary of tensor `id` as it is now.

@@ -13,6 +13,7 @@ use thiserror::Error;
 use crate::compare::adapter::{Finding, Lora, LoraError, Rename};
 use crate::io::small_file::{self, SmallFileError};
 use crate::model::{Model, ParamId};
+use crate::source::Location;
 use crate::tensor::Tensor;
 
 /// The config file of an adapter folder.
@@ -169,6 +170,8 @@ pub struct Config {
     pub fan_in_fan_out: bool,
     /// `base_model_name_or_path`.
     pub base: Option<String>,
+    /// The base's Hub revision (`revision`), when it names one.
+    pub revision: Option<String>,
     targets: Modules,
     excluded: Modules,
     /// `(pattern, rank)`, in the file's order: the first match wins, as PEFT's `get_pattern_key`.
@@ -240,6 +243,10 @@ impl Config {
                 .get("base_model_name_or_path")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            revision: json
+                .get("revision")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             targets: Modules::read(json.get("target_modules"), "target_modules")?,
             excluded: Modules::read(json.get("exclude_modules"), "exclude_modules")?,
             rank_pattern: patterns("rank_pattern")?
@@ -253,10 +260,19 @@ impl Config {
         })
     }
 
-    /// The base the config names, when it is a path here.
+    /// The base the config names: a path here, else a Hub repo (`ORG/NAME`, at the config's
+    /// `revision`) as `hf://ORG/NAME[@REVISION]`, as PEFT's `from_pretrained` would fetch it.
     #[must_use]
-    pub fn local_base(&self) -> Option<String> {
-        self.base.clone().filter(|b| Path::new(b).exists())
+    pub fn named_base(&self) -> Option<String> {
+        let base = self.base.as_deref()?;
+        if Path::new(base).exists() {
+            return Some(base.to_owned());
+        }
+        let hub = match &self.revision {
+            Some(revision) => format!("hf://{base}@{revision}"),
+            None => format!("hf://{base}"),
+        };
+        matches!(Location::parse(&hub), Ok(Location::Hub(_))).then_some(hub)
     }
 
     /// `alpha / r`, or `alpha / sqrt(r)` with rsLoRA, as PEFT's `update_layer` computes it.

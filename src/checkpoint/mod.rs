@@ -158,7 +158,8 @@ pub fn open(spec: &str, options: &LoadOptions) -> Result<Loaded, OpenError> {
 
 /// Loads `spec` as [`open_keyed`] does, but a LoRA adapter folder opens as its base with the
 /// adapter attached: the base is `base`, else the config's `base_model_name_or_path` when that
-/// is a path here; without either, the adapter's own tensors open, with a warning.
+/// is a path here or a Hub repo; without either (or with a Hub base that does not open), the
+/// adapter's own tensors open, with a warning.
 pub fn open_adapted(
     spec: &str,
     options: &LoadOptions,
@@ -172,14 +173,29 @@ pub fn open_adapted(
         return open_keyed(spec, options, key);
     };
     let config = adapter::Config::read(&found.config)?;
-    let Some(base) = base.map(str::to_owned).or_else(|| config.local_base()) else {
+    let alone = |why: String| -> Result<Loaded, OpenError> {
         let mut loaded = open_keyed(spec, options, key)?;
         loaded.warnings.push(format!(
-            "{spec} is a LoRA adapter: pass --base MODEL to see it against its base"
+            "{spec} is a LoRA adapter{why}: pass --base MODEL to see it against its base"
         ));
-        return Ok(loaded);
+        Ok(loaded)
     };
-    let mut loaded = open_keyed(&base, options, key)?;
+    let (base, named) = match base {
+        Some(base) => (base.to_owned(), false),
+        None => match config.named_base() {
+            Some(base) => (base, true),
+            None => return alone(String::new()),
+        },
+    };
+    let mut loaded = match open_keyed(&base, options, key) {
+        Ok(loaded) => loaded,
+        // A Hub base the user did not ask for that cannot be had (offline, gated, gone) leaves
+        // the adapter alone, saying why; one asked for is an error.
+        Err(e) if named && base.starts_with("hf://") => {
+            return alone(format!(" whose base {base} did not open ({e})"));
+        }
+        Err(e) => return Err(e),
+    };
     let tensors = safetensors::open(&found.weights)?.tensors;
     loaded.adapter = Some(adapter::attach(&config, tensors, &loaded.model, &base));
     Ok(loaded)

@@ -12,6 +12,7 @@ use crate::compare::adapter::{self as lora, Finding as LoraFinding};
 use crate::compare::health::{self, Finding};
 use crate::compare::spectral::{self, Spectral};
 use crate::model::Model;
+use crate::tensor::quantized::SATURATED_SHARE;
 use crate::text::escape;
 
 /// Indices listed per finding in text; JSON lists them all.
@@ -39,9 +40,13 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
     };
     Ok(if args.json {
         let mut listed: Vec<Value> = findings.iter().map(finding_json).collect();
-        listed.extend(scales.iter().map(|(name, kind, count, total)| {
-            json!({"kind": kind, "severity": if *kind == "outlier_scales" { "info" } else { "defect" },
-                   "tensor": name, "count": count, "scales": total})
+        listed.extend(scales.iter().map(|f| {
+            let mut value = json!({"kind": f.kind, "severity": if f.defect { "defect" } else { "info" },
+                   "tensor": f.tensor, "count": f.count, "scales": f.total});
+            if let Some(share) = f.share {
+                value["extreme_code_share"] = json_number(share);
+            }
+            value
         }));
         listed.extend(super_weights.iter().map(probes::super_weight_json));
         let mut value = json!({"findings": listed});
@@ -72,12 +77,17 @@ pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
         json_text(&value)
     } else {
         let mut text = String::new();
-        for (name, kind, count, total) in &scales {
-            let _ = writeln!(
-                text,
-                "{kind:<16} {}  {count} of {total} scales",
-                escape(name)
-            );
+        for f in &scales {
+            let (kind, name, count, total) = (f.kind, escape(&f.tensor), f.count, f.total);
+            let _ = match f.share {
+                Some(share) => writeln!(
+                    text,
+                    "{kind:<16} {name}  {count} of {total} groups have over {:.0}% of their codes at the extreme codes ({:.1}% of all codes)",
+                    SATURATED_SHARE * 100.0,
+                    share * 100.0
+                ),
+                None => writeln!(text, "{kind:<16} {name}  {count} of {total} scales"),
+            };
         }
         text += &to_text(&model, &findings, spectra.as_deref());
         if let Some((outliers, median)) = &steps {
@@ -128,22 +138,48 @@ fn outliers(
     }
 }
 
-/// `(weight, kind, count, scales)` for each quantized weight with zero, non-finite or outlying
-/// scales (over 20x the median's magnitude: information, where the outliers were).
-fn scale_findings(model: &Model) -> Vec<(String, &'static str, usize, usize)> {
+/// A finding about a quantized weight's scales or codes.
+struct ScaleFinding {
+    /// The logical weight.
+    tensor: String,
+    /// `zero_scales`, `nonfinite_scales`, `outlier_scales` or `saturated_codes`.
+    kind: &'static str,
+    /// Whether the weight is broken (else it is information: where the outliers were).
+    defect: bool,
+    /// The scales (or groups) it concerns.
+    count: usize,
+    /// All of them.
+    total: usize,
+    /// For `saturated_codes`, the share of all codes at an extreme code.
+    share: Option<f64>,
+}
+
+/// For each quantized weight, its zero, non-finite or outlying scales (over 20x the median's
+/// magnitude: information, where the outliers were) and its groups with over a quarter of their
+/// codes at the extreme codes (information: where values were clamped, or the scale is too small).
+fn scale_findings(model: &Model) -> Vec<ScaleFinding> {
     let mut found = Vec::new();
     for (name, id) in model.named_parameters() {
         let Some(q) = model.store.get(id).quantization() else {
             continue;
         };
         let c = q.check_scales();
-        for (kind, count) in [
-            ("zero_scales", c.zero),
-            ("nonfinite_scales", c.nonfinite),
-            ("outlier_scales", c.outliers),
+        let share = c.extreme_codes as f64 / c.codes.max(1) as f64;
+        for (kind, count, defect) in [
+            ("zero_scales", c.zero, true),
+            ("nonfinite_scales", c.nonfinite, true),
+            ("outlier_scales", c.outliers, false),
+            ("saturated_codes", c.saturated, false),
         ] {
             if count > 0 {
-                found.push((name.clone(), kind, count, c.total));
+                found.push(ScaleFinding {
+                    tensor: name.clone(),
+                    kind,
+                    defect,
+                    count,
+                    total: c.total,
+                    share: (kind == "saturated_codes").then_some(share),
+                });
             }
         }
     }

@@ -17,7 +17,7 @@
 //!   included: a padding row that was never trained shows up here).
 //! - `untied_head`: `lm_head.weight` byte-identical to the token embedding but stored apart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::scan::{Scan, scan};
 use crate::model::{Model, ParamId};
@@ -143,7 +143,25 @@ pub const TINY_NORM: f64 = 0.1;
 /// first name).
 #[must_use]
 pub fn check(model: &Model) -> Vec<Finding> {
-    let tensors = model.named_parameters();
+    // A quantized weight is checked by its dequantized values; its stored parts (codes, scales,
+    // bitsandbytes' code tables, identical in every layer by design) are not weights of their own.
+    let parts: HashSet<String> = model
+        .named_parameters()
+        .into_iter()
+        .filter_map(|(name, id)| Some((name, model.store.get(id).quantization()?)))
+        .flat_map(|(name, q)| {
+            q.parts()
+                .iter()
+                .map(|(part, _)| part.clone())
+                .filter(move |part| *part != name)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let tensors: Vec<(String, ParamId)> = model
+        .named_parameters()
+        .into_iter()
+        .filter(|(name, _)| !parts.contains(name))
+        .collect();
     let embedding = tensors
         .iter()
         .find(|(name, id)| is_token_embedding(name) && model.store.get(*id).shape().len() == 2);

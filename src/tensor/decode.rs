@@ -263,20 +263,29 @@ pub fn encode_f32(values: &[f32]) -> Vec<u8> {
 ///
 /// Only the float types a re-init writes are supported: F16, BF16, F32, F64.
 pub fn encode_as(dtype: DType, values: &[f32]) -> Result<Vec<u8>, Undecodable> {
-    Ok(match dtype {
-        DType::F32 => encode_f32(values),
-        DType::F64 => values
-            .iter()
-            .flat_map(|v| f64::from(*v).to_le_bytes())
-            .collect(),
-        DType::F16 => values
-            .iter()
-            .flat_map(|v| f16::from_f32(*v).to_le_bytes())
-            .collect(),
-        DType::BF16 => values
-            .iter()
-            .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
-            .collect(),
+    let width = match dtype {
+        DType::F32 | DType::F64 | DType::F16 | DType::BF16 => dtype.bits() / 8,
         other => return Err(Undecodable(other)),
-    })
+    };
+    let mut out = vec![0; values.len() * width];
+    encode_into(dtype, values, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode_as`] into `out`, which holds `values.len()` elements of `dtype` (a part of a larger
+/// buffer, written by one of several threads).
+pub fn encode_into(dtype: DType, values: &[f32], out: &mut [u8]) -> Result<(), Undecodable> {
+    fn write<const N: usize>(values: &[f32], out: &mut [u8], f: impl Fn(f32) -> [u8; N]) {
+        for (v, o) in values.iter().zip(out.chunks_exact_mut(N)) {
+            o.copy_from_slice(&f(*v));
+        }
+    }
+    match dtype {
+        DType::F32 => write(values, out, f32::to_le_bytes),
+        DType::F64 => write(values, out, |v| f64::from(v).to_le_bytes()),
+        DType::F16 => write(values, out, |v| f16::from_f32(v).to_le_bytes()),
+        DType::BF16 => write(values, out, |v| bf16::from_f32(v).to_le_bytes()),
+        other => return Err(Undecodable(other)),
+    }
+    Ok(())
 }

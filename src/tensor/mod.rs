@@ -194,6 +194,13 @@ impl Tensor {
                 let bytes = source.read(range.clone())?;
                 Ok(fetched.get_or_init(|| bytes.into()))
             }
+            // Its parts are fetched before they are dequantized.
+            Bytes::Quantized(q) => {
+                for (_, part) in q.parts() {
+                    part.try_bytes()?;
+                }
+                Ok(q.bytes())
+            }
             _ => Ok(self.bytes()),
         }
     }
@@ -237,7 +244,11 @@ impl Tensor {
     /// Whether the bytes must still be fetched before [`Tensor::bytes`] holds them.
     #[must_use]
     pub fn is_pending(&self) -> bool {
-        matches!(&self.bytes, Bytes::Remote { fetched, .. } if fetched.get().is_none())
+        match &self.bytes {
+            Bytes::Remote { fetched, .. } => fetched.get().is_none(),
+            Bytes::Quantized(q) => q.parts().iter().any(|(_, part)| part.is_pending()),
+            _ => false,
+        }
     }
 
     /// The statistics of every value: one pass, on every core for a large tensor. A mapped tensor's

@@ -154,6 +154,7 @@ impl Harness {
                 Job::Compare { .. } => "compare",
                 Job::Detail { .. } => "detail",
                 Job::Family { .. } => "family",
+                Job::Part { .. } => "part",
             })
             .collect()
     }

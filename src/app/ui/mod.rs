@@ -13,6 +13,7 @@ mod histogram;
 mod info;
 mod lens_view;
 mod module;
+mod quantized;
 mod tensor;
 mod tree;
 mod values;

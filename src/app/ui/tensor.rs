@@ -7,10 +7,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget};
 
 use super::tree::SHARED_MARK;
-use super::{compare, has_focus, pane};
+use super::{compare, has_focus, pane, quantized};
 use crate::app::compare::Side;
 use crate::app::format::{bytes, count, gauge, num, short, significant};
-use crate::app::job::{QUANTILES, Summary};
+use crate::app::job::{Part, QUANTILES, Summary};
 use crate::app::layout::{BORDER, HEADER_ROWS, grid_dims, tensor_split};
 use crate::app::outline::NodeKind;
 use crate::app::state::{App, Focus, View};
@@ -26,15 +26,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let view = app.tensor.view;
     match &node.kind {
         &NodeKind::Param { id } => {
-            let side = app.compare.loaded.as_ref().map(|c| c.side);
-            let title = if let Some(side) = side {
-                format!(" {} · {} ", view.title(), side.title())
-            } else if app.summary_before(id).is_some() {
-                format!(" {} · before → after re-init ", view.title())
-            } else {
-                format!(" {} ", view.title())
-            };
-            pane(app, title, focused).render(area, buf);
+            pane(app, title(app, id), focused).render(area, buf);
             let (header, body) = tensor_split(area.inner(BORDER));
             let shown = shown(app, id);
             header_lines(app, id, &shown, usize::from(header.width)).render(header, buf);
@@ -62,9 +54,30 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// The tensor the view draws and its summary (A's may still be on its way); for B or Δ not come
-/// yet, why there is nothing to draw.
+/// The pane's title: the view, then what of the tensor it shows (the side compared, a quantized
+/// weight's scheme and part, or the re-init it compares with).
+fn title(app: &App, id: ParamId) -> String {
+    let mut words = vec![app.tensor.view.title().to_owned()];
+    let side = app.compare.loaded.as_ref().map(|c| c.side);
+    if let Some(side) = side {
+        words.push(side.title().to_owned());
+    }
+    if let Some(q) = app.quantized(id) {
+        let part = app.part_key(id).map_or(Part::Values, |(_, part)| part);
+        words.push(quantized::title(q, part));
+    }
+    if side.is_none() && app.summary_before(id).is_some() {
+        words.push("before → after re-init".to_owned());
+    }
+    format!(" {} ", words.join(" · "))
+}
+
+/// The tensor the view draws and its summary (A's may still be on its way); for B, Δ, codes or
+/// scales not come yet, why there is nothing to draw.
 fn shown(app: &App, id: ParamId) -> Result<(&Tensor, Option<&Summary>), &'static str> {
+    if let Some(part) = app.part_shown(id) {
+        return part.map(|p| (&p.tensor, p.summary.as_ref().ok()));
+    }
     let a = (app.doc.model.store.get(id), app.summary(id));
     match &app.compare.loaded {
         Some(c) if c.side != Side::A => {
@@ -109,37 +122,48 @@ fn header_lines(
             t.style(Role::Alias),
         ));
     }
+    let part = app.part_key(id).map(|(_, part)| part);
+    let described = match (app.quantized(id), shown) {
+        (Some(q), Ok((shown, _))) => quantized::shape_line(q, part.unwrap_or(Part::Values), shown),
+        _ => format!(
+            "{:?} {} · numel {} · {}",
+            tensor.shape(),
+            tensor.dtype(),
+            count(tensor.numel()),
+            bytes(usize::try_from(tensor.byte_len()).unwrap_or(usize::MAX))
+        ),
+    };
     let mut lines = vec![
         Line::from(name),
-        Line::styled(
-            format!(
-                "{:?} {} · numel {} · {}",
-                tensor.shape(),
-                tensor.dtype(),
-                count(tensor.numel()),
-                bytes(usize::try_from(tensor.byte_len()).unwrap_or(usize::MAX))
-            ),
-            t.style(Role::Dim),
-        ),
+        Line::styled(described, t.style(Role::Dim)),
     ];
     let now = app
         .cache
         .summaries
         .get(&(id, app.doc.model.store.version(id)));
     let comparing = app.compare.loaded.as_ref();
+    // Codes and scales come with their own summary, and have no "before" of a re-init.
+    let now = match app.part_shown(id) {
+        Some(Ok(shown)) => Some(shown.summary.as_ref()),
+        Some(Err(_)) => None,
+        None => now.map(Result::as_ref),
+    };
     match (now, shown) {
         (_, Err(why)) => lines.push(Line::styled(*why, t.style(Role::Dim))),
         (Some(Ok(_)), _) if tensor.numel() == 0 => {
             lines.push(Line::styled("(empty)", t.style(Role::Dim)));
         }
         (Some(Ok(s)), Ok((_, shown))) => {
-            if let Some(c) = comparing {
+            if let (Some(c), None) = (comparing, part) {
                 // The figures of the side shown; the comparison's in place of the quantiles.
                 let s = shown.unwrap_or(s);
                 lines.extend(stat_lines(app, &s.stats, None, width));
                 lines.extend(compare::figure_lines(app, c, selected));
             } else {
-                let before = app.summary_before(id).map(|b| &b.stats);
+                let before = app
+                    .summary_before(id)
+                    .filter(|_| part.is_none())
+                    .map(|b| &b.stats);
                 lines.extend(stat_lines(app, &s.stats, before, width));
                 // The quantiles get the rows left above the tabs.
                 let rows = (usize::from(HEADER_ROWS) - 1).saturating_sub(lines.len());
@@ -159,7 +183,8 @@ fn header_lines(
     while lines.len() < usize::from(HEADER_ROWS) - 1 {
         lines.push(Line::raw(""));
     }
-    lines.push(tabs(app, tensor.shape()));
+    let shape = shown.as_ref().map_or(tensor.shape(), |(t, _)| t.shape());
+    lines.push(tabs(app, shape));
     Paragraph::new(lines)
 }
 

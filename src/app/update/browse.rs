@@ -4,7 +4,8 @@
 use ratatui::layout::Position;
 
 use super::{
-    Effects, after_select, compare, probe, refused_while_busy, run_forward, step_of, summaries,
+    Effects, after_select, compare, parts, probe, refused_while_busy, run_forward, step_of,
+    summaries,
 };
 use crate::app::action::Action;
 use crate::app::field::Field;
@@ -95,6 +96,7 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         }
         Action::OpenCompare => compare::open_picker(app),
         Action::CycleSide => compare::cycle_side(app, fx),
+        Action::CyclePart => parts::cycle(app, fx),
         Action::Cancel => {
             if app.forward.open {
                 app.forward.open = false;
@@ -227,7 +229,12 @@ pub(super) fn clamp_forward(app: &mut App) {
 /// `(slices, rows, columns)` of the selected tensor's grid.
 fn selected_dims(app: &App) -> Option<(usize, usize, usize)> {
     let id = app.selected_param()?;
-    Some(grid_dims(app.doc.model.store.get(id).shape()))
+    // The codes or scales shown have their own shape (the scales' is not the weight's).
+    let shape = match app.part_shown(id) {
+        Some(Ok(part)) => part.tensor.shape(),
+        _ => app.doc.model.store.get(id).shape(),
+    };
+    Some(grid_dims(shape))
 }
 
 /// Moves the values or heatmap cursor; in the heatmap a vector is a strip, so ←/→ move along it.
@@ -390,6 +397,7 @@ fn undo(app: &mut App, fx: &mut Effects) {
 pub(super) fn after_change(app: &mut App, fx: &mut Effects) {
     summaries::request(app, fx);
     compare::rediff(app, fx);
+    parts::request(app, fx);
     if app.forward.result.is_some() || app.forward.open {
         run_forward(app, fx);
     }

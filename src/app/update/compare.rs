@@ -119,6 +119,8 @@ pub(super) fn cycle_side(app: &mut App, fx: &mut Effects) {
     };
     c.side = c.side.next();
     request_detail(app, fx);
+    // Back on A, a quantized weight's codes or scales show again.
+    super::parts::request(app, fx);
 }
 
 /// Tab in the filter: only the tensors that differ in B (with their modules), or all again.

@@ -8,6 +8,7 @@
 mod browse;
 mod compare;
 mod dialogs;
+mod parts;
 mod probe;
 mod receive;
 mod summaries;
@@ -136,6 +137,7 @@ impl App {
             last_init: None,
             seed: options.seed,
             compare: super::compare::Compare::default(),
+            parts: super::quantized::Parts::default(),
         };
         let mut fx = Effects::default();
         load(
@@ -177,6 +179,8 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
     app.doc.saved_at = None;
     app.doc.load += 1;
     app.cache = Cache::default();
+    // Its keys are tensor ids, which the new model numbers afresh.
+    app.parts.detail = None;
     app.forward.result = None;
     app.forward.scroll = super::scroll::Scroll::default();
     app.tensor.grid = Grid::default();
@@ -256,6 +260,7 @@ fn after_select(app: &mut App, fx: &mut Effects) {
     app.tensor.module = super::scroll::Scroll::default();
     summaries::request(app, fx);
     compare::request_detail(app, fx);
+    parts::request(app, fx);
 }
 
 /// Queues a forward pass of the model as it is now; a newer run makes older replies stale.

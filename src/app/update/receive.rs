@@ -1,6 +1,6 @@
 //! The worker's replies taken into the state: statistics, forward passes, re-inits, writes, loads.
 
-use super::{Effects, browse, compare, load, report};
+use super::{Effects, browse, compare, load, parts, report};
 use crate::app::error::AppError;
 use crate::app::job::{Opened, Reply};
 use crate::app::picker::{self, Picker};
@@ -89,6 +89,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
             compare::received(app, generation, result, &mut fx);
         }
         Reply::Detail(key, detail) => compare::received_detail(app, key, *detail),
+        Reply::Part(key, detail) => parts::received(app, key, *detail),
         Reply::Panicked(message) => panicked(app, message),
         Reply::Loaded(spec, result) => loaded(app, spec, result, &mut fx),
     }

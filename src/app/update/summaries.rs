@@ -64,10 +64,11 @@ fn request_module(app: &mut App, fx: &mut Effects) {
         let key = (id, app.doc.model.store.version(id));
         let tensor = app.doc.model.store.get(id);
         // A remote tensor not fetched yet is never summarized in bulk: only the one selected is.
+        // (Its length, not its bytes: a quantized weight's bytes are its dequantization.)
         let bytes = if tensor.is_pending() {
             usize::MAX
         } else {
-            tensor.bytes().len()
+            usize::try_from(tensor.byte_len()).unwrap_or(usize::MAX)
         };
         if app.cache.summaries.contains_key(&key) || bytes > INLINE_BYTES {
             continue;
@@ -95,7 +96,7 @@ fn summarize_small(
     if app.cache.summaries.contains_key(&key) {
         return None;
     }
-    if !tensor.is_pending() && tensor.bytes().len() <= INLINE_BYTES {
+    if !tensor.is_pending() && tensor.byte_len() <= INLINE_BYTES as u64 {
         let summary = summarize(&tensor, &mut |_| {});
         app.cache.summaries.insert(key, summary);
         None

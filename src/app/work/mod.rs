@@ -11,6 +11,7 @@ pub mod compare;
 pub mod family;
 mod kept;
 pub mod open;
+pub mod parts;
 pub mod probes;
 
 use family::Kept;
@@ -82,7 +83,8 @@ pub struct Worker {
 /// Of the jobs that arrived together, those worth doing, in order: only the newest summary job
 /// matters (the user has moved on from the others, and they are asked for again if the user
 /// comes back; it holds every tensor version its screen shows), and only the newest forward pass
-/// (the app drops the replies of older runs anyway); likewise only the newest Δ of a compared tensor.
+/// (the app drops the replies of older runs anyway); likewise only the newest Δ of a compared tensor
+/// and the newest codes or scales of a quantized weight.
 #[must_use]
 pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
     let newest_summary = jobs
@@ -91,12 +93,14 @@ pub fn pick(jobs: Vec<Job>) -> Vec<Job> {
     let is_forward = |j: &Job| matches!(j, Job::Forward { .. } | Job::Family { .. });
     let newest_forward = jobs.iter().rposition(is_forward);
     let newest_detail = jobs.iter().rposition(|j| matches!(j, Job::Detail { .. }));
+    let newest_part = jobs.iter().rposition(|j| matches!(j, Job::Part { .. }));
     jobs.into_iter()
         .enumerate()
         .filter(|(i, job)| match job {
             Job::Summarize { .. } => Some(*i) == newest_summary,
             Job::Forward { .. } | Job::Family { .. } => Some(*i) == newest_forward,
             Job::Detail { .. } => Some(*i) == newest_detail,
+            Job::Part { .. } => Some(*i) == newest_part,
             _ => true,
         })
         .map(|(_, job)| job)
@@ -209,6 +213,9 @@ impl Worker {
             }
             Job::Detail { key, a, b } => {
                 reply(Reply::Detail(key, Box::new(compare::detail(&a, b))));
+            }
+            Job::Part { key, weight } => {
+                reply(Reply::Part(key, Box::new(parts::part(&weight, key.1))));
             }
         }
     }

@@ -8,21 +8,33 @@
 //! - GPTQ (`qweight` packed along the input, `qzeros` along the output, `scales`, `g_idx`):
 //!   `scales[g] * (q - z)` in the scales' dtype, `z` the stored zero plus one in the v1 format;
 //! - AWQ's GEMM packing (both packed along the output, in the order 0 2 4 6 1 3 5 7):
-//!   `(q - z) * scales[g]`.
-//!
-//! - compressed-tensors' `pack-quantized` (signed codes offset by 2^(bits-1), packed along the
-//!   input, `weight_scale` per group of inputs, symmetric): `q * scale` in the scales' dtype.
+//!   `(q - z) * scales[g]`;
+//! - compressed-tensors' `pack-quantized` (codes offset by 2^(bits-1), packed along the input,
+//!   `weight_scale` per group of inputs, `weight_zero_point` when asymmetric):
+//!   `(q - z) * scale` in the scales' dtype;
 //! - MXFP4 (gpt-oss's experts): `_blocks` of 32 E2M1 codes and an E8M0 `_scales` byte per block,
 //!   `ldexp(lut[code], scale - 127)` in BF16, laid out (experts, G·32, rows) as transformers'
-//!   `convert_moe_packed_tensors` returns it.
+//!   `convert_moe_packed_tensors` returns it;
+//! - bitsandbytes 4-bit (NF4, FP4): two codes a byte, high nibble first, `lut[code] * absmax` per
+//!   flat block in f32, the absmax itself blockwise 8-bit when double-quantized, cast to
+//!   `quant_state.dtype`; LLM.int8: `q * SCB * (1/127)` per row, in f32.
 //!
-//! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in).
+//! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in). Every scheme unpacks
+//! its codes once into one byte per value along the weight, and finds each value's scale through
+//! one grouping (`parts`): the dequantization, the app's views of the codes
+//! and the scales, and `check`'s saturated codes all read the same unpacking.
 
+mod bnb;
+mod float;
+mod packed;
+mod parts;
 mod scales;
 
-pub use scales::{OUTLIER_SCALE, ScaleCheck};
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
+pub use bnb::Bnb4State;
+pub use scales::{OUTLIER_SCALE, SATURATED_SHARE, ScaleCheck};
 use thiserror::Error;
 
 use super::{DType, Tensor, decode};
@@ -51,13 +63,26 @@ pub enum Scheme {
         /// Bits per code.
         bits: u32,
     },
-    /// compressed-tensors' `pack-quantized`, symmetric.
+    /// compressed-tensors' `pack-quantized`.
     Compressed {
         /// Bits per code.
         bits: u32,
+        /// With a `weight_zero_point`.
+        asymmetric: bool,
     },
     /// MXFP4 experts.
     Mxfp4,
+    /// bitsandbytes' 4-bit NF4 or FP4.
+    Bnb4 {
+        /// FP4's code table rather than NF4's.
+        fp4: bool,
+        /// Values per absmax.
+        blocksize: usize,
+        /// The absmax stored 8-bit blockwise itself (double quantization).
+        nested: bool,
+    },
+    /// bitsandbytes' LLM.int8 weights: int8 rows and their absmax (`SCB`).
+    BnbInt8,
 }
 
 impl Scheme {
@@ -69,9 +94,12 @@ impl Scheme {
             Scheme::Fp8Block { .. } => "fp8_block",
             Scheme::Gptq { .. } => "gptq",
             Scheme::Awq { .. } => "awq",
-            Scheme::Compressed { bits: 8 } => "compressed_int8",
+            Scheme::Compressed { bits: 8, .. } => "compressed_int8",
             Scheme::Compressed { .. } => "compressed_int4",
             Scheme::Mxfp4 => "mxfp4",
+            Scheme::Bnb4 { fp4: false, .. } => "bnb_nf4",
+            Scheme::Bnb4 { fp4: true, .. } => "bnb_fp4",
+            Scheme::BnbInt8 => "bnb_int8",
         }
     }
 }
@@ -105,6 +133,14 @@ pub enum QuantError {
         /// The scheme.
         scheme: &'static str,
     },
+    /// A quantization state that cannot be read (bitsandbytes' JSON in a tensor).
+    #[error("{part}: {why}")]
+    State {
+        /// The part.
+        part: String,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// One logical weight made of stored parts; its values are dequantized on the first read.
@@ -114,7 +150,68 @@ pub struct Quantized {
     parts: Vec<(String, Tensor)>,
     shape: Vec<usize>,
     dtype: DType,
-    values: OnceLock<Box<[u8]>>,
+    /// What a scheme reads beyond its parts (bitsandbytes' nested offset and dtype).
+    extra: Extra,
+    values: OnceLock<Buffer>,
+}
+
+/// Where a weight's dequantized bytes are kept: a large weight's in an anonymous map asked for in
+/// huge pages, because faulting in a gigabyte 4 KiB at a time costs more than dequantizing it.
+enum Buffer {
+    /// A small weight's.
+    Heap(Box<[u8]>),
+    /// A large weight's.
+    Map(memmap2::MmapMut),
+}
+
+impl Buffer {
+    /// `len` zero bytes.
+    fn zeroed(len: usize) -> Buffer {
+        if len >= HUGE_PAGE_BYTES
+            && let Ok(map) = memmap2::MmapMut::map_anon(len)
+        {
+            // Only a hint: where the kernel has no transparent huge pages, 4 KiB pages it is.
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(memmap2::Advice::HugePage);
+            return Buffer::Map(map);
+        }
+        Buffer::Heap(vec![0; len].into_boxed_slice())
+    }
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buffer::Heap(bytes) => bytes,
+            Buffer::Map(map) => map,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Buffer {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Buffer::Heap(bytes) => bytes,
+            Buffer::Map(map) => map,
+        }
+    }
+}
+
+/// What a scheme reads beyond its parts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Extra {
+    /// Nothing.
+    None,
+    /// bitsandbytes' double quantization: the absmax's own blocks, dtype and the offset added back.
+    Nested {
+        /// Absmax codes per nested absmax.
+        blocksize: usize,
+        /// The dtype the nested absmax is dequantized in.
+        dtype: DType,
+        /// The mean taken out before it was quantized.
+        offset: f32,
+    },
 }
 
 impl std::fmt::Debug for Quantized {
@@ -126,11 +223,13 @@ impl std::fmt::Debug for Quantized {
     }
 }
 
-/// Where AWQ's GEMM packing puts output `k` of eight within a word (the inverse of its pack order
-/// 0 2 4 6 1 3 5 7, as its `reverse_awq_order` undoes it).
-const AWQ_ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+/// Below this many values a weight is dequantized on one thread: a spawn costs more.
+const PARALLEL_VALUES: usize = 1 << 20;
 
-/// Every element of an integer tensor.
+/// From this many bytes, dequantized values are kept in huge pages (two of them).
+const HUGE_PAGE_BYTES: usize = 4 << 20;
+
+/// Every element of an integer tensor (the constructors admit only integer dtypes here).
 fn ints(t: &Tensor) -> Vec<i64> {
     decode::decode_scalars(t.dtype(), t.bytes(), 0, t.numel())
         .expect("integer parts decode")
@@ -142,237 +241,71 @@ fn ints(t: &Tensor) -> Vec<i64> {
         .collect()
 }
 
-/// Whether `dtype` is an FP8 the schemes store codes in.
-fn is_fp8(dtype: DType) -> bool {
-    matches!(dtype, DType::F8_E4M3 | DType::F8_E5M2)
+/// Code `k` of 4-bit codes packed two a byte: the high nibble first (bitsandbytes) or the low one
+/// (MXFP4).
+fn nibble(bytes: &[u8], k: usize, high_first: bool) -> u8 {
+    let byte = bytes[k / 2];
+    if k.is_multiple_of(2) == high_first {
+        byte >> 4
+    } else {
+        byte & 0x0f
+    }
+}
+
+/// The float dtypes scales are stored in.
+fn is_float_scale(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::BF16 | DType::F16)
+}
+
+/// `v` rounded to `dtype` (round to nearest even), as a product taken in that dtype is.
+fn round_to(dtype: DType, v: f32) -> f32 {
+    match dtype {
+        DType::F16 => half::f16::from_f32(v).to_f32(),
+        DType::BF16 => half::bf16::from_f32(v).to_f32(),
+        _ => v,
+    }
+}
+
+/// The error for `part` when its dtype is not one of `expected`.
+fn wrong_dtype(
+    part: &(String, Tensor),
+    scheme: &'static str,
+    expected: &'static str,
+) -> QuantError {
+    QuantError::DType {
+        part: part.0.clone(),
+        dtype: part.1.dtype(),
+        scheme,
+        expected,
+    }
+}
+
+/// The error for `part` when its shape does not fit codes of shape `codes`.
+fn wrong_shape(part: &(String, Tensor), codes: &[usize], scheme: &'static str) -> QuantError {
+    QuantError::Shape {
+        part: part.0.clone(),
+        shape: part.1.shape().to_vec(),
+        codes: codes.to_vec(),
+        scheme,
+    }
 }
 
 impl Quantized {
-    /// FP8 `codes` with `scale`: a scalar (or one element) per tensor, `[out]` or `[out, 1]` per
-    /// output row, or with `block`, one per block of the 2-D codes (`weight_scale_inv`).
-    pub fn fp8(
-        codes: (String, Tensor),
-        scale: (String, Tensor),
-        block: Option<(usize, usize)>,
-    ) -> Result<Quantized, QuantError> {
-        let scheme = match block {
-            Some((rows, cols)) => Scheme::Fp8Block { rows, cols },
-            None => Scheme::Fp8,
-        };
-        let wrong_dtype = |part: &str, dtype, expected| QuantError::DType {
-            part: part.to_owned(),
-            dtype,
-            scheme: scheme.name(),
-            expected,
-        };
-        if !is_fp8(codes.1.dtype()) {
-            return Err(wrong_dtype(&codes.0, codes.1.dtype(), "F8_E4M3 or F8_E5M2"));
-        }
-        let dtype = scale.1.dtype();
-        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
-            return Err(wrong_dtype(&scale.0, dtype, "F32, BF16 or F16"));
-        }
-        let shape = codes.1.shape().to_vec();
-        let fits = match (scheme, shape.as_slice(), scale.1.shape()) {
-            (Scheme::Fp8Block { rows, cols }, &[r, c], &[sr, sc]) => {
-                rows > 0 && cols > 0 && r.div_ceil(rows) == sr && c.div_ceil(cols) == sc
-            }
-            (Scheme::Fp8, _, s) if s.iter().product::<usize>() == 1 => true,
-            (Scheme::Fp8, &[r, _], &[sr] | &[sr, 1]) => sr == r,
-            _ => false,
-        };
-        if !fits {
-            return Err(QuantError::Shape {
-                part: scale.0,
-                shape: scale.1.shape().to_vec(),
-                codes: shape,
-                scheme: scheme.name(),
-            });
-        }
-        Ok(Quantized {
-            scheme,
-            parts: vec![codes, scale],
-            shape,
-            // The product is taken in f32 and returned in the scales' dtype (F32 for DeepSeek's).
-            dtype,
-            values: OnceLock::new(),
-        })
-    }
-
-    /// GPTQ or AWQ (by `scheme`) from `qweight`, `qzeros`, `scales` and GPTQ's optional `g_idx`
-    /// (`None`: groups of consecutive inputs). The bits per code are read from the shapes.
-    pub fn packed(
-        gptq_v1: Option<bool>,
-        qweight: (String, Tensor),
-        qzeros: (String, Tensor),
-        scales: (String, Tensor),
-        g_idx: Option<(String, Tensor)>,
-    ) -> Result<Quantized, QuantError> {
-        let name = if gptq_v1.is_some() { "gptq" } else { "awq" };
-        let shape_error = |part: &(String, Tensor), codes: &Tensor| QuantError::Shape {
-            part: part.0.clone(),
-            shape: part.1.shape().to_vec(),
-            codes: codes.shape().to_vec(),
-            scheme: name,
-        };
-        for part in [&qweight, &qzeros] {
-            if part.1.dtype() != DType::I32 {
-                return Err(QuantError::DType {
-                    part: part.0.clone(),
-                    dtype: part.1.dtype(),
-                    scheme: name,
-                    expected: "I32",
-                });
-            }
-        }
-        let dtype = scales.1.dtype();
-        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
-            return Err(QuantError::DType {
-                part: scales.0,
-                dtype,
-                scheme: name,
-                expected: "F32, BF16 or F16",
-            });
-        }
-        let (&[qr, qc], &[groups, out], &[zr, zc]) =
-            (qweight.1.shape(), scales.1.shape(), qzeros.1.shape())
-        else {
-            return Err(shape_error(&scales, &qweight.1));
-        };
-        // qzeros packs the output dimension in both schemes: its width gives the bits.
-        let bits = (zc * 32).checked_div(out).unwrap_or(0) as u32;
-        let pack = if matches!(bits, 2 | 4 | 8) {
-            32 / bits as usize
-        } else {
-            0
-        };
-        let inputs = if gptq_v1.is_some() { qr * pack } else { qr };
-        let fits = pack > 0
-            && zr == groups
-            && zc * pack == out
-            && groups > 0
-            && if gptq_v1.is_some() {
-                qc == out
-            } else {
-                qc * pack == out
-            };
-        if !fits {
-            return Err(shape_error(&qzeros, &qweight.1));
-        }
-        if let Some(g) = &g_idx
-            && (g.1.shape() != [inputs] || !matches!(g.1.dtype(), DType::I32 | DType::I64))
-        {
-            return Err(shape_error(g, &qweight.1));
-        }
-        let scheme = match gptq_v1 {
-            Some(v1) => Scheme::Gptq { bits, v1 },
-            None => Scheme::Awq { bits },
-        };
-        let mut parts = vec![qweight, qzeros, scales];
-        parts.extend(g_idx);
-        Ok(Quantized {
+    /// A weight of `scheme` from checked parts.
+    fn made(
+        scheme: Scheme,
+        parts: Vec<(String, Tensor)>,
+        shape: Vec<usize>,
+        dtype: DType,
+    ) -> Quantized {
+        Quantized {
             scheme,
             parts,
-            shape: vec![out, inputs],
+            shape,
             dtype,
+            extra: Extra::None,
             values: OnceLock::new(),
-        })
-    }
-
-    /// compressed-tensors' `pack-quantized`: `weight_packed` (I32, (out, in·bits/32)) and
-    /// `weight_scale` ((out, groups)), the logical shape `[out, in]` from `weight_shape`.
-    pub fn compressed(
-        packed: (String, Tensor),
-        scale: (String, Tensor),
-        shape: [usize; 2],
-    ) -> Result<Quantized, QuantError> {
-        let name = "compressed_int4";
-        let dtype = scale.1.dtype();
-        if packed.1.dtype() != DType::I32 {
-            return Err(QuantError::DType {
-                part: packed.0,
-                dtype: packed.1.dtype(),
-                scheme: name,
-                expected: "I32",
-            });
         }
-        if !matches!(dtype, DType::F32 | DType::BF16 | DType::F16) {
-            return Err(QuantError::DType {
-                part: scale.0,
-                dtype,
-                scheme: name,
-                expected: "F32, BF16 or F16",
-            });
-        }
-        let [out, inputs] = shape;
-        let (&[pr, pc], &[sr, groups]) = (packed.1.shape(), scale.1.shape()) else {
-            return Err(QuantError::Shape {
-                part: scale.0,
-                shape: scale.1.shape().to_vec(),
-                codes: packed.1.shape().to_vec(),
-                scheme: name,
-            });
-        };
-        // Only widths that divide 32 keep each code inside one word; those are the ones in use.
-        let bits = [4u32, 8]
-            .into_iter()
-            .find(|b| inputs > 0 && (inputs * *b as usize).div_ceil(32) == pc);
-        let fits = pr == out && sr == out && groups > 0 && inputs % groups == 0;
-        let (Some(bits), true) = (bits, fits) else {
-            return Err(QuantError::Shape {
-                part: packed.0,
-                shape: packed.1.shape().to_vec(),
-                codes: shape.to_vec(),
-                scheme: name,
-            });
-        };
-        Ok(Quantized {
-            scheme: Scheme::Compressed { bits },
-            parts: vec![packed, scale],
-            shape: shape.to_vec(),
-            dtype,
-            values: OnceLock::new(),
-        })
-    }
-
-    /// MXFP4 experts: `blocks` (U8, (experts, rows, G, 16)) and `scales` (U8, (experts, rows, G)).
-    pub fn mxfp4(
-        blocks: (String, Tensor),
-        scales: (String, Tensor),
-    ) -> Result<Quantized, QuantError> {
-        for part in [&blocks, &scales] {
-            if part.1.dtype() != DType::U8 {
-                return Err(QuantError::DType {
-                    part: part.0.clone(),
-                    dtype: part.1.dtype(),
-                    scheme: "mxfp4",
-                    expected: "U8",
-                });
-            }
-        }
-        let (&[experts, rows, groups, 16], s) = (blocks.1.shape(), scales.1.shape()) else {
-            return Err(QuantError::Shape {
-                part: blocks.0,
-                shape: blocks.1.shape().to_vec(),
-                codes: blocks.1.shape().to_vec(),
-                scheme: "mxfp4",
-            });
-        };
-        if s != [experts, rows, groups] {
-            return Err(QuantError::Shape {
-                part: scales.0,
-                shape: s.to_vec(),
-                codes: blocks.1.shape().to_vec(),
-                scheme: "mxfp4",
-            });
-        }
-        Ok(Quantized {
-            scheme: Scheme::Mxfp4,
-            parts: vec![blocks, scales],
-            shape: vec![experts, groups * 32, rows],
-            dtype: DType::BF16,
-            values: OnceLock::new(),
-        })
     }
 
     /// The scheme.
@@ -393,6 +326,12 @@ impl Quantized {
         &self.shape
     }
 
+    /// The number of values.
+    #[must_use]
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
     /// The dtype the scheme's reference returns.
     #[must_use]
     pub fn dtype(&self) -> DType {
@@ -402,152 +341,110 @@ impl Quantized {
     /// The dequantized values as little-endian bytes of [`Quantized::dtype`], computed on the first
     /// call.
     pub fn bytes(&self) -> &[u8] {
-        self.values.get_or_init(|| {
-            let values = self.dequantize();
-            decode::encode_as(self.dtype, &values)
-                .expect("the constructor admits only F32, BF16 and F16 scales")
-                .into_boxed_slice()
-        })
+        self.values.get_or_init(|| self.dequantize())
     }
 
-    /// Every value in f32, C order.
-    fn dequantize(&self) -> Vec<f32> {
-        match self.scheme {
-            Scheme::Gptq { bits, .. } | Scheme::Awq { bits } => self.unpack(bits),
-            Scheme::Compressed { bits } => self.signed(bits),
-            Scheme::Mxfp4 => self.mxfp4_values(),
-            Scheme::Fp8 => self.scaled(None),
-            Scheme::Fp8Block { rows, cols } => self.scaled(Some((rows, cols))),
-        }
-    }
-
-    /// FP8 codes times their scale (per tensor, per row, or per block), in f32.
-    fn scaled(&self, block: Option<(usize, usize)>) -> Vec<f32> {
-        let [(_, codes), (_, scale)] = &self.parts[..] else {
-            unreachable!("FP8 weights have two parts")
+    /// Every value as little-endian bytes of [`Quantized::dtype`], C order: each code combined
+    /// with its group's scale as the scheme's reference combines them, a run of one scale at a
+    /// time, on every core for a large weight.
+    fn dequantize(&self) -> Buffer {
+        let codes = self.codes();
+        let group = self.grouping();
+        let zeros = self.zeros();
+        // MXFP4's scales are exponents, combined exactly; the others' are f32 values.
+        let (scales, exponents) = if self.scheme == Scheme::Mxfp4 {
+            (Vec::new(), self.mxfp4_exponents())
+        } else {
+            (self.scale_values(), Vec::new())
         };
-        // Both decode exactly: FP8 and the scales' half or single floats are all f32 values.
-        let q = codes.to_f32_vec().expect("FP8 decodes");
-        let s = scale.to_f32_vec().expect("float scales decode");
-        let cols = self.shape.get(1).copied().unwrap_or(1).max(1);
-        match block {
-            Some((rows, bc)) => {
-                let scale_cols = cols.div_ceil(bc);
-                q.iter()
-                    .enumerate()
-                    .map(|(i, v)| v * s[(i / cols / rows) * scale_cols + (i % cols) / bc])
-                    .collect()
+        // The value of each code, for the schemes whose codes are looked up.
+        let lut: [f32; 256] = match self.scheme {
+            Scheme::Fp8 | Scheme::Fp8Block { .. } => self.fp8_lut(),
+            Scheme::Bnb4 { fp4, .. } => {
+                let table = bnb::lut(fp4);
+                std::array::from_fn(|code| table[code % 16])
             }
-            None if s.len() == 1 => q.iter().map(|v| v * s[0]).collect(),
-            None => q.iter().enumerate().map(|(i, v)| v * s[i / cols]).collect(),
-        }
-    }
-
-    /// compressed-tensors' signed codes times their group's scale, rounded to the scales' dtype.
-    fn signed(&self, bits: u32) -> Vec<f32> {
-        let (out, inputs) = (self.shape[0], self.shape[1]);
-        let words = ints(&self.parts[0].1);
-        let scales = self.parts[1].1.to_f32_vec().expect("float scales decode");
-        let (groups, width) = (self.parts[1].1.shape()[1], self.parts[0].1.shape()[1]);
-        let (pack, mask, offset) = (32 / bits as usize, (1i64 << bits) - 1, 1i64 << (bits - 1));
-        let size = inputs / groups;
-        let mut values = Vec::with_capacity(out * inputs);
-        for o in 0..out {
-            for i in 0..inputs {
-                let word = words[o * width + i / pack];
-                let code = ((word >> ((i % pack) as u32 * bits)) & mask) - offset;
-                values.push(self.round(scales[o * groups + i / size] * code as f32));
-            }
-        }
-        values
-    }
-
-    /// MXFP4 codes as transformers' `convert_moe_packed_tensors` makes them: the E2M1 value (low
-    /// nibble first) times 2^(scale - 127) exactly, rounded to BF16, transposed to (experts, G·32, rows).
-    fn mxfp4_values(&self) -> Vec<f32> {
-        const E2M1: [f32; 16] = [
-            0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0,
-        ];
-        let [experts, columns, rows] = self.shape[..] else {
-            unreachable!("MXFP4 weights are 3-D")
+            _ => [0.0; 256],
         };
-        let (blocks, scales) = (self.parts[0].1.bytes(), self.parts[1].1.bytes());
-        let groups = columns / 32;
-        let mut values = vec![0.0f32; experts * columns * rows];
-        for e in 0..experts {
-            for r in 0..rows {
-                for c in 0..columns {
-                    let block = (e * rows + r) * groups + c / 32;
-                    let byte = blocks[block * 16 + (c % 32) / 2];
-                    let code = if c % 2 == 0 { byte & 0x0f } else { byte >> 4 };
-                    // torch.ldexp is exact, then rounded: 0 stays 0 under 2^128, 0.5 · 2^128 is 2^127,
-                    // and only a product past the range is infinite. f64 holds every product.
-                    let power = 2f64.powi(i32::from(scales[block]) - 127);
-                    let exact = f64::from(E2M1[usize::from(code)]) * power;
-                    let v = half::bf16::from_f64(exact).to_f32();
-                    values[(e * columns + c) * rows + r] = v;
+        // The values of codes `run` (one group's), into `out`.
+        let values = |run: std::ops::Range<usize>, g: usize, out: &mut Vec<f32>| {
+            let codes = &codes[run];
+            out.clear();
+            match self.scheme {
+                Scheme::Fp8 | Scheme::Fp8Block { .. } => {
+                    let s = scales[g];
+                    out.extend(codes.iter().map(|&c| lut[usize::from(c)] * s));
+                }
+                Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Compressed { .. } => {
+                    let (s, z) = (scales[g], zeros.as_ref().map_or(0, |z| z[g]));
+                    out.extend(
+                        codes
+                            .iter()
+                            .map(|&c| round_to(self.dtype, s * (i64::from(c) - z) as f32)),
+                    );
+                }
+                Scheme::Bnb4 { .. } => {
+                    let s = scales[g];
+                    out.extend(
+                        codes
+                            .iter()
+                            .map(|&c| round_to(self.dtype, lut[usize::from(c)] * s)),
+                    );
+                }
+                Scheme::BnbInt8 => {
+                    let s = scales[g];
+                    out.extend(codes.iter().map(|&c| bnb::int8_value(c, s)));
+                }
+                Scheme::Mxfp4 => {
+                    let e = exponents[g];
+                    out.extend(codes.iter().map(|&c| float::mxfp4_value(c, e)));
                 }
             }
-        }
-        values
-    }
-
-    /// A product rounded to the scales' dtype, as the references multiply in it.
-    fn round(&self, v: f32) -> f32 {
-        match self.dtype {
-            DType::F16 => half::f16::from_f32(v).to_f32(),
-            DType::BF16 => half::bf16::from_f32(v).to_f32(),
-            _ => v,
-        }
-    }
-
-    /// GPTQ's or AWQ's codes and zeros unpacked, times the scales, rounded to the scales' dtype
-    /// once per value (the reference multiplies in that dtype, which on the CPU is an f32 product
-    /// rounded), as (out, in).
-    fn unpack(&self, bits: u32) -> Vec<f32> {
-        let (out, inputs) = (self.shape[0], self.shape[1]);
-        let qweight = ints(&self.parts[0].1);
-        let qzeros = ints(&self.parts[1].1);
-        let scales = self.parts[2].1.to_f32_vec().expect("float scales decode");
-        let groups = self.parts[2].1.shape()[0];
-        let pack = 32 / bits as usize;
-        let mask = (1i64 << bits) - 1;
-        let (gptq, v1) = match self.scheme {
-            Scheme::Gptq { v1, .. } => (true, v1),
-            _ => (false, false),
         };
-        let shift = |j: usize| -> i64 {
-            let k = j % pack;
-            let k = if gptq || pack != 8 { k } else { AWQ_ORDER[k] };
-            (k as i64) * i64::from(bits)
-        };
-        let word_cols = out / pack;
-        let zero = |g: usize, o: usize| {
-            let z = (qzeros[g * word_cols + o / pack] >> shift(o)) & mask;
-            if v1 { z + 1 } else { z }
-        };
-        let g_idx: Vec<usize> = if let Some((_, g)) = self.parts.get(3) {
-            ints(g)
-                .into_iter()
-                .map(|g| usize::try_from(g).unwrap_or(0).min(groups - 1))
-                .collect()
+        let width = self.dtype.byte_len(1).expect("F32, BF16 or F16");
+        let mut bytes = Buffer::zeroed(codes.len() * width);
+        let threads = if codes.len() < PARALLEL_VALUES {
+            1
         } else {
-            let size = inputs.div_ceil(groups).max(1);
-            (0..inputs).map(|i| i / size).collect()
+            crate::tensor::parallel::max_threads().max(1)
         };
-        let mut values = vec![0.0f32; out * inputs];
-        for i in 0..inputs {
-            let g = g_idx[i];
-            for o in 0..out {
-                let code = if gptq {
-                    (qweight[(i / pack) * out + o] >> shift(i)) & mask
-                } else {
-                    (qweight[i * word_cols + o / pack] >> shift(o)) & mask
-                };
-                let scale = scales[g * out + o];
-                values[o * inputs + i] = self.round(scale * (code - zero(g, o)) as f32);
+        let per_thread = codes.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for (k, part) in bytes.chunks_mut(per_thread * width).enumerate() {
+                let values = &values;
+                let group = &group;
+                scope.spawn(move || {
+                    let (first, end) = (k * per_thread, k * per_thread + part.len() / width);
+                    let mut run_values = Vec::new();
+                    let mut at = first;
+                    while at < end {
+                        let (g, run_end) = group.run(at);
+                        let run = at..run_end.min(end);
+                        let out = &mut part[(run.start - first) * width..(run.end - first) * width];
+                        values(run.clone(), g, &mut run_values);
+                        // Each value is already one of the dtype's (rounded where it multiplies).
+                        decode::encode_into(self.dtype, &run_values, out)
+                            .expect("the constructors admit only F32, BF16 and F16 results");
+                        at = run.end;
+                    }
+                });
             }
+        });
+        bytes
+    }
+
+    /// The codes one byte per value along the weight, as the scheme stores them unpacked: FP8's
+    /// own bytes, an unsigned field of a packed word, an int8's two's complement.
+    pub(crate) fn codes(&self) -> Cow<'_, [u8]> {
+        match self.scheme {
+            Scheme::Fp8 | Scheme::Fp8Block { .. } | Scheme::BnbInt8 => {
+                Cow::Borrowed(self.parts[0].1.bytes())
+            }
+            Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Compressed { .. } => {
+                Cow::Owned(self.packed_codes())
+            }
+            Scheme::Mxfp4 => Cow::Owned(self.mxfp4_codes()),
+            Scheme::Bnb4 { .. } => Cow::Owned(bnb::nibbles(self.parts[0].1.bytes(), self.numel())),
         }
-        values
     }
 }

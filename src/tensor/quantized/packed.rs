@@ -1,0 +1,251 @@
+//! Integer codes packed into int32 words: GPTQ (codes along the input, zeros along the output),
+//! AWQ's GEMM packing (both along the output, in the order 0 2 4 6 1 3 5 7) and compressed-tensors'
+//! `pack-quantized` (codes along the input, zero points along the output). One field reader
+//! unpacks all three, codes and zeros alike.
+
+use super::parts::Grouping;
+use super::{
+    QuantError, Quantized, Scheme, Tensor, ints, is_float_scale, wrong_dtype, wrong_shape,
+};
+use crate::tensor::DType;
+
+/// Where AWQ's GEMM packing puts output `k` of eight within a word (the inverse of its pack order
+/// 0 2 4 6 1 3 5 7, as its `reverse_awq_order` undoes it).
+const AWQ_ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
+
+/// Field `k` of `bits` bits of a row of int32 words packed densely from the lowest bit of the
+/// first word (every width these schemes use divides 32, so no field straddles two words).
+fn field(words: &[i64], k: usize, bits: u32) -> u8 {
+    let per_word = 32 / bits as usize;
+    let word = words[k / per_word];
+    // The mask keeps at most 8 bits: the cast cannot lose any.
+    ((word >> ((k % per_word) as u32 * bits)) & ((1 << bits) - 1)) as u8
+}
+
+/// The word slot AWQ's GEMM packing gives column `k` of a word of `bits`-bit codes.
+fn awq_slot(k: usize, bits: u32) -> usize {
+    let per_word = 32 / bits as usize;
+    let slot = if per_word == 8 {
+        AWQ_ORDER[k % 8]
+    } else {
+        k % per_word
+    };
+    k - k % per_word + slot
+}
+
+impl Quantized {
+    /// GPTQ or AWQ (by `gptq_v1`: `Some(v1)` for GPTQ) from `qweight`, `qzeros`, `scales` and
+    /// GPTQ's optional `g_idx` (`None`: groups of consecutive inputs). The bits per code are read
+    /// from the shapes.
+    pub fn packed(
+        gptq_v1: Option<bool>,
+        qweight: (String, Tensor),
+        qzeros: (String, Tensor),
+        scales: (String, Tensor),
+        g_idx: Option<(String, Tensor)>,
+    ) -> Result<Quantized, QuantError> {
+        let name = if gptq_v1.is_some() { "gptq" } else { "awq" };
+        for part in [&qweight, &qzeros] {
+            if part.1.dtype() != DType::I32 {
+                return Err(wrong_dtype(part, name, "I32"));
+            }
+        }
+        let dtype = scales.1.dtype();
+        if !is_float_scale(dtype) {
+            return Err(wrong_dtype(&scales, name, "F32, BF16 or F16"));
+        }
+        let (&[qr, qc], &[groups, out], &[zr, zc]) =
+            (qweight.1.shape(), scales.1.shape(), qzeros.1.shape())
+        else {
+            return Err(wrong_shape(&scales, qweight.1.shape(), name));
+        };
+        // qzeros packs the output dimension in both schemes: its width gives the bits.
+        let bits = (zc * 32).checked_div(out).unwrap_or(0) as u32;
+        let pack = if matches!(bits, 2 | 4 | 8) {
+            32 / bits as usize
+        } else {
+            0
+        };
+        let inputs = if gptq_v1.is_some() { qr * pack } else { qr };
+        let fits = pack > 0
+            && zr == groups
+            && zc * pack == out
+            && groups > 0
+            && if gptq_v1.is_some() {
+                qc == out
+            } else {
+                qc * pack == out
+            };
+        if !fits {
+            return Err(wrong_shape(&qzeros, qweight.1.shape(), name));
+        }
+        if let Some(g) = &g_idx
+            && (g.1.shape() != [inputs] || !matches!(g.1.dtype(), DType::I32 | DType::I64))
+        {
+            return Err(wrong_shape(g, qweight.1.shape(), name));
+        }
+        let scheme = match gptq_v1 {
+            Some(v1) => Scheme::Gptq { bits, v1 },
+            None => Scheme::Awq { bits },
+        };
+        let mut parts = vec![qweight, qzeros, scales];
+        parts.extend(g_idx);
+        Ok(Quantized::made(scheme, parts, vec![out, inputs], dtype))
+    }
+
+    /// compressed-tensors' `pack-quantized`: `weight_packed` (I32, (out, in·bits/32)),
+    /// `weight_scale` ((out, groups)) and, when asymmetric, `weight_zero_point` (I32, packed along
+    /// the output: (out·bits/32, groups)); the logical shape `[out, in]` from `weight_shape`.
+    pub fn compressed(
+        packed: (String, Tensor),
+        scale: (String, Tensor),
+        zero_point: Option<(String, Tensor)>,
+        shape: [usize; 2],
+    ) -> Result<Quantized, QuantError> {
+        let name = "compressed_int4";
+        let dtype = scale.1.dtype();
+        for part in std::iter::once(&packed).chain(&zero_point) {
+            if part.1.dtype() != DType::I32 {
+                return Err(wrong_dtype(part, name, "I32"));
+            }
+        }
+        if !is_float_scale(dtype) {
+            return Err(wrong_dtype(&scale, name, "F32, BF16 or F16"));
+        }
+        let [out, inputs] = shape;
+        let (&[pr, pc], &[sr, groups]) = (packed.1.shape(), scale.1.shape()) else {
+            return Err(wrong_shape(&scale, packed.1.shape(), name));
+        };
+        // Only widths that divide 32 keep each code inside one word; those are the ones in use.
+        // `weight_shape` is the file's word: a width past the words stored fits no width.
+        let bits = [4u32, 8].into_iter().find(|b| {
+            inputs > 0
+                && inputs
+                    .checked_mul(*b as usize)
+                    .is_some_and(|n| n.div_ceil(32) == pc)
+        });
+        let fits = pr == out && sr == out && groups > 0 && inputs % groups == 0;
+        let (Some(bits), true) = (bits, fits) else {
+            return Err(wrong_shape(&packed, &shape, name));
+        };
+        if let Some(z) = &zero_point
+            && z.1.shape() != [(out * bits as usize).div_ceil(32), groups]
+        {
+            return Err(wrong_shape(z, &shape, name));
+        }
+        let scheme = Scheme::Compressed {
+            bits,
+            asymmetric: zero_point.is_some(),
+        };
+        let mut parts = vec![packed, scale];
+        parts.extend(zero_point);
+        Ok(Quantized::made(scheme, parts, shape.to_vec(), dtype))
+    }
+
+    /// The bits per code of a packed scheme, and whether it is GPTQ's layout.
+    fn packing(&self) -> (u32, bool) {
+        match self.scheme {
+            Scheme::Gptq { bits, .. } => (bits, true),
+            Scheme::Awq { bits } | Scheme::Compressed { bits, .. } => (bits, false),
+            _ => unreachable!("only packed schemes unpack words"),
+        }
+    }
+
+    /// GPTQ's, AWQ's or compressed-tensors' codes unpacked, (out, in).
+    pub(super) fn packed_codes(&self) -> Vec<u8> {
+        let (out, inputs) = (self.shape[0], self.shape[1]);
+        let (bits, gptq) = self.packing();
+        let words = ints(&self.parts[0].1);
+        let mut codes = vec![0u8; out * inputs];
+        if gptq {
+            // qweight is (in·bits/32, out): a column of words per output.
+            let rows = self.parts[0].1.shape()[0];
+            let mut column = vec![0i64; rows];
+            for (o, row) in codes.chunks_exact_mut(inputs).enumerate() {
+                for (r, slot) in column.iter_mut().enumerate() {
+                    *slot = words[r * out + o];
+                }
+                for (i, code) in row.iter_mut().enumerate() {
+                    *code = field(&column, i, bits);
+                }
+            }
+        } else if let Scheme::Awq { .. } = self.scheme {
+            // qweight is (in, out·bits/32): each input's outputs along a row of words.
+            let width = self.parts[0].1.shape()[1];
+            for i in 0..inputs {
+                let row = &words[i * width..(i + 1) * width];
+                for o in 0..out {
+                    codes[o * inputs + i] = field(row, awq_slot(o, bits), bits);
+                }
+            }
+        } else {
+            let width = self.parts[0].1.shape()[1];
+            for (o, row) in codes.chunks_exact_mut(inputs).enumerate() {
+                let packed = &words[o * width..(o + 1) * width];
+                for (i, code) in row.iter_mut().enumerate() {
+                    *code = field(packed, i, bits);
+                }
+            }
+        }
+        codes
+    }
+
+    /// The zero point of each group, (out, groups) as [`Quantized::scale_values`] orders them:
+    /// GPTQ's and AWQ's `qzeros` (GPTQ v1's plus one), compressed-tensors' `weight_zero_point`, or
+    /// its symmetric codes' offset 2^(bits-1). `None` for the schemes without zero points.
+    pub(super) fn zeros(&self) -> Option<Vec<i64>> {
+        let (out, v1, part) = match self.scheme {
+            Scheme::Gptq { v1, .. } => (self.shape[0], v1, 1),
+            Scheme::Awq { .. } => (self.shape[0], false, 1),
+            Scheme::Compressed { bits, asymmetric } => {
+                let (out, groups) = (self.shape[0], self.parts[1].1.shape()[1]);
+                if !asymmetric {
+                    return Some(vec![1 << (bits - 1); out * groups]);
+                }
+                // Packed along the output: each group's column of words holds its outputs.
+                let words = ints(&self.parts[2].1);
+                let rows = self.parts[2].1.shape()[0];
+                let mut zeros = vec![0; out * groups];
+                let mut column = vec![0i64; rows];
+                for g in 0..groups {
+                    for (r, slot) in column.iter_mut().enumerate() {
+                        *slot = words[r * groups + g];
+                    }
+                    for o in 0..out {
+                        zeros[o * groups + g] = i64::from(field(&column, o, bits));
+                    }
+                }
+                return Some(zeros);
+            }
+            _ => return None,
+        };
+        let (bits, gptq) = self.packing();
+        let words = ints(&self.parts[part].1);
+        let (groups, width) = (self.parts[2].1.shape()[0], self.parts[part].1.shape()[1]);
+        let mut zeros = vec![0; out * groups];
+        for g in 0..groups {
+            let row = &words[g * width..(g + 1) * width];
+            for o in 0..out {
+                let k = if gptq { o } else { awq_slot(o, bits) };
+                zeros[o * groups + g] = i64::from(field(row, k, bits)) + i64::from(v1);
+            }
+        }
+        Some(zeros)
+    }
+
+    /// Which group each input of a GPTQ or AWQ weight belongs to: GPTQ's `g_idx` (clamped, as an
+    /// index past the groups has no scale), or consecutive runs of inputs.
+    pub(super) fn packed_grouping(&self) -> Grouping {
+        let (inputs, groups) = (self.shape[1], self.parts[2].1.shape()[0]);
+        let of_input = if let Some((_, g)) = self.parts.get(3) {
+            ints(g)
+                .into_iter()
+                .map(|g| usize::try_from(g).unwrap_or(0).min(groups - 1))
+                .collect()
+        } else {
+            let size = inputs.div_ceil(groups).max(1);
+            (0..inputs).map(|i| i / size).collect()
+        };
+        Grouping::Inputs { of_input, groups }
+    }
+}
