@@ -326,18 +326,25 @@ fn open_shards(folder: &dyn Folder, shards: &[&str]) -> Result<Vec<Checkpoint>, 
         .collect()
 }
 
-/// Fetches a remote tensor's bytes when they are not in yet, after checking that they fit in memory: a
-/// server's listing and header give the length, and neither is trusted with an allocation unchecked.
+/// Fetches a remote tensor's bytes, or puts a distributed checkpoint's sharded tensor together,
+/// when they are not in yet, after checking that they fit in memory: a server's listing and
+/// header, or a `.metadata`, give the length, and none is trusted with an allocation unchecked.
 pub fn fetch(tensor: &Tensor) -> Result<(), FetchError> {
     if tensor.is_pending() {
-        budget::check("a remote tensor", Kind::Values, Some(tensor.byte_len()))
+        let what = if tensor.is_remote() {
+            "a remote tensor"
+        } else {
+            "a sharded tensor"
+        };
+        budget::check(what, Kind::Values, Some(tensor.byte_len()))
             .map_err(|e| FetchError(Box::new(e)))?;
     }
     tensor.try_bytes().map(|_| ())
 }
 
-/// Fetches the bytes of every tensor of `model` not fetched yet, [`MAX_PARALLEL`] at a time: what
-/// `forward`, `export`, `check` and `diff` need before they read values. Nothing for a local model.
+/// Fetches (or puts together) the bytes of every tensor of `model` not read yet, [`MAX_PARALLEL`]
+/// at a time: what `forward`, `export`, `check` and `diff` need before they read values. Nothing
+/// for a model of files read in place.
 pub fn fetch_all(model: &Model) -> Result<(), FetchError> {
     let pending: Vec<ParamId> = (0..model.store.len())
         .map(ParamId)
@@ -366,11 +373,12 @@ pub fn fetch_all(model: &Model) -> Result<(), FetchError> {
     }
 }
 
-/// The bytes `fetch_all` would fetch, and how many tensors: what a command says before it starts.
+/// The bytes `fetch_all` would fetch over the network, and how many tensors: what a command says
+/// before it starts.
 #[must_use]
 pub fn pending(model: &Model) -> (u64, usize) {
     (0..model.store.len())
         .map(|i| model.store.get(ParamId(i)))
-        .filter(|t| t.is_pending())
+        .filter(|t| t.is_pending() && t.is_remote())
         .fold((0, 0), |(bytes, n), t| (bytes + t.byte_len(), n + 1))
 }

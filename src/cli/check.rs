@@ -18,7 +18,7 @@ use crate::text::escape;
 const SHOWN: usize = 12;
 
 pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
-    let loaded = args.model.open()?;
+    let loaded = args.model.open_fetched()?;
     if let Some(adapter) = &loaded.adapter {
         return Ok(coverage(adapter, args.json));
     }

@@ -9,7 +9,7 @@ use crate::model::Model;
 use crate::tensor::{DType, Tensor};
 
 pub(super) fn run(args: &ExportArgs) -> Result<String, CliError> {
-    let loaded = args.model.open()?;
+    let loaded = args.model.open_fetched()?;
     let mut model = loaded.model;
     match (&loaded.adapter, args.merge) {
         (Some(adapter), true) => {

@@ -68,6 +68,11 @@ pub struct AppArgs {
     /// adapter_config.json, when that is a path here).
     #[arg(long, value_name = "MODEL")]
     pub base: Option<String>,
+    /// Follow a run's checkpoints (several MODELs, or one folder of checkpoint-N or step_N
+    /// subfolders): the module table gains each tensor's drift; the app opens the last one
+    /// unless MODEL is given.
+    #[arg(long, value_name = "CKPT", num_args = 1..)]
+    pub trajectory: Vec<String>,
 }
 
 /// The subcommands.
@@ -119,15 +124,21 @@ impl ModelArgs {
     /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched,
     /// a LoRA adapter merged into its base); warnings go to stderr.
     pub fn load(&self) -> Result<Model, CliError> {
-        let loaded = self.open_fetched()?;
-        let mut model = loaded.model;
-        if let Some(adapter) = &loaded.adapter {
-            checkpoint::adapter::merge_into(&mut model, adapter)?;
-        }
-        Ok(model)
+        merged(self.open_fetched()?)
     }
 
-    /// [`ModelArgs::open`], then every tensor of a remote model fetched, after saying how much.
+    /// [`ModelArgs::load`] reading no values up front unless an adapter must be merged: for a
+    /// caller that reads one tensor at a time and reads each itself ([`checkpoint::fetch`]).
+    pub fn load_unread(&self) -> Result<Model, CliError> {
+        let loaded = self.open()?;
+        if loaded.adapter.is_some() {
+            checkpoint::fetch_all(&loaded.model)?;
+        }
+        merged(loaded)
+    }
+
+    /// [`ModelArgs::open`], then every tensor of a remote model fetched (after saying how much) and
+    /// every sharded tensor of a distributed checkpoint put together.
     pub fn open_fetched(&self) -> Result<checkpoint::Loaded, CliError> {
         let loaded = self.open()?;
         let (bytes, tensors) = checkpoint::pending(&loaded.model);
@@ -160,6 +171,15 @@ impl ModelArgs {
         }
         Ok(loaded)
     }
+}
+
+/// The model of `loaded`, with its adapter merged in when it has one.
+fn merged(loaded: checkpoint::Loaded) -> Result<Model, CliError> {
+    let mut model = loaded.model;
+    if let Some(adapter) = &loaded.adapter {
+        checkpoint::adapter::merge_into(&mut model, adapter)?;
+    }
+    Ok(model)
 }
 
 /// `paramscope tree`.

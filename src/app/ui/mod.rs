@@ -11,7 +11,10 @@ mod heatmap;
 mod histogram;
 mod info;
 mod module;
+mod optimizer;
+mod shards;
 mod tensor;
+mod trajectory;
 mod tree;
 mod values;
 

@@ -23,9 +23,9 @@ use crate::text::escape;
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let node = &app.doc.outline.nodes[app.tree.selected()];
     let focused = has_focus(app, Focus::Tensor);
-    let view = app.tensor.view;
     match &node.kind {
         &NodeKind::Param { id } => {
+            let view = app.view_of(id);
             let side = app.compare.loaded.as_ref().map(|c| c.side);
             let title = if let Some(side) = side {
                 format!(" {} · {} ", view.title(), side.title())
@@ -49,6 +49,9 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                 View::Values => super::values::render(app, tensor, body, buf),
                 View::Histogram => super::histogram::render(app, summary, body, buf),
                 View::Heatmap => super::heatmap::render(app, tensor, summary, body, buf),
+                View::Shards => super::shards::render(app, tensor, body, buf),
+                View::Optimizer => super::optimizer::render(app, id, body, buf),
+                View::Trajectory => super::trajectory::render(app, id, body, buf),
             }
         }
         &NodeKind::Module { params } => {
@@ -159,7 +162,7 @@ fn header_lines(
     while lines.len() < usize::from(HEADER_ROWS) - 1 {
         lines.push(Line::raw(""));
     }
-    lines.push(tabs(app, tensor.shape()));
+    lines.push(tabs(app, id, tensor.shape()));
     Paragraph::new(lines)
 }
 
@@ -291,12 +294,13 @@ fn pack(items: &[(String, String)], width: usize) -> Vec<Vec<(String, String)>> 
     rows
 }
 
-/// The view tabs, and where the cursor is in an N-D tensor.
-fn tabs(app: &App, shape: &[usize]) -> Line<'static> {
+/// The view tabs the tensor offers, and where the cursor is in an N-D tensor.
+fn tabs(app: &App, id: ParamId, shape: &[usize]) -> Line<'static> {
     let t = app.screen.theme;
     let mut spans = Vec::new();
-    for view in View::ALL {
-        let style = if view == app.tensor.view {
+    let shown = app.view_of(id);
+    for view in app.views(id) {
+        let style = if view == shown {
             t.style(Role::Selected)
         } else {
             t.style(Role::Dim)

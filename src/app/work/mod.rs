@@ -11,6 +11,7 @@ pub mod compare;
 pub mod family;
 mod kept;
 pub mod open;
+pub mod training;
 
 use family::Kept;
 use kept::keep_or_make;
@@ -198,6 +199,7 @@ impl Worker {
             Job::Detail { key, a, b } => {
                 reply(Reply::Detail(key, Box::new(compare::detail(&a, b))));
             }
+            Job::Training(job) => training::execute(job, reply),
         }
     }
 
