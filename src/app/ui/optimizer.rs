@@ -7,12 +7,13 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Row, Table, Widget, Wrap};
 
-use crate::app::format::{num, short};
+use crate::app::format::{count, num, short};
 use crate::app::job::Optimizer;
 use crate::app::state::{App, OptimizerBlock};
 use crate::app::theme::Role;
 use crate::checkpoint::training::OptimizerKind;
 use crate::model::ParamId;
+use crate::tensor::stats::Stats;
 use crate::text::escape;
 
 pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
@@ -36,7 +37,8 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
     }
 }
 
-/// The settings on two lines, the statistics in a table, the ratio under it.
+/// The settings on two lines, then a column of statistics per state tensor and one for the
+/// update, then the update's ratio to the parameter.
 fn block(app: &App, o: &Optimizer, body: Rect, buf: &mut Buffer) {
     let t = app.screen.theme;
     let (state, g) = (&o.next.state, &o.next.state.group);
@@ -45,70 +47,75 @@ fn block(app: &App, o: &Optimizer, body: Rect, buf: &mut Buffer) {
         .map_or(String::new(), |s| format!(" · step {}", num(s)));
     let settings = match g.kind {
         OptimizerKind::Sgd => format!(
-            "momentum {} · nesterov {} · decay {}",
-            num(g.momentum),
+            "momentum {} · nesterov {} · wd {}",
+            short(g.momentum),
             if g.nesterov { "yes" } else { "no" },
             short(g.weight_decay)
         ),
         _ => format!(
-            "betas {}, {} · eps {} · decay {}",
-            num(g.betas.0),
-            num(g.betas.1),
+            "betas {}, {} · eps {} · wd {}",
+            short(g.betas.0),
+            short(g.betas.1),
             short(g.eps),
             short(g.weight_decay)
         ),
     };
-    let head = vec![
+    let mut lines = vec![
         Line::styled(
             format!("{}{step} · lr {}", g.kind.name(), short(g.lr)),
             t.style(Role::Heading),
         ),
         Line::styled(settings, t.style(Role::Dim)),
     ];
-    Paragraph::new(head).render(body, buf);
-    let headings = ["", "mean", "std", "min", "max"];
-    let mut bad = Vec::new();
-    let rows: Vec<Row> = o
-        .stats
+    let figures: [(&str, fn(&Stats) -> String); 6] = [
+        ("mean", |s| short(s.mean)),
+        ("std", |s| short(s.std)),
+        ("min", |s| short(s.min)),
+        ("max", |s| short(s.max)),
+        ("NaN", |s| count(s.nan)),
+        ("Inf", |s| count(s.inf)),
+    ];
+    let rows: Vec<Row> = figures
         .iter()
-        .map(|(name, stats)| {
-            let cells = match stats {
-                Ok(s) => {
-                    if s.nan + s.inf > 0 {
-                        bad.push(format!("{name}: {} NaN, {} Inf", s.nan, s.inf));
-                    }
-                    [s.mean, s.std, s.min, s.max].map(short)
-                }
-                Err(_) => ["-".to_owned(), String::new(), String::new(), String::new()],
-            };
-            let row = Row::new(std::iter::once((*name).to_owned()).chain(cells));
-            if matches!(stats, Ok(s) if s.nan + s.inf > 0) {
+        .map(|(label, figure)| {
+            let cells = o.stats.iter().map(|(_, stats)| match stats {
+                Ok(s) => figure(s),
+                Err(_) => "-".to_owned(),
+            });
+            let row = Row::new(std::iter::once((*label).to_owned()).chain(cells));
+            // A NaN or Inf in a moment is what a loss spike leaves: said without colour too.
+            let bad = matches!(*label, "NaN" | "Inf")
+                && o.stats
+                    .iter()
+                    .any(|(_, s)| s.as_ref().is_ok_and(|s| s.nan + s.inf > 0));
+            if bad {
                 row.style(t.style(Role::Bad))
             } else {
                 row
             }
         })
         .collect();
-    let widths = [10, 8, 8, 8, 8].map(Constraint::Length);
-    let table_rows = rows.len() as u16 + 1;
+    let headings = std::iter::once("").chain(o.stats.iter().map(|(name, _)| *name));
+    let widths: Vec<Constraint> = std::iter::once(Constraint::Length(4))
+        .chain(o.stats.iter().map(|_| Constraint::Length(10)))
+        .collect();
+    lines.push(Line::raw(""));
+    let top = lines.len() as u16;
+    let table_rows = figures.len() as u16 + 1;
+    Paragraph::new(lines).render(body, buf);
     Table::new(rows, widths)
         .header(Row::new(headings).style(t.style(Role::Heading)))
         .column_spacing(1)
         .render(
             Rect {
-                y: body.y + 3,
-                height: body.height.saturating_sub(3).min(table_rows),
+                y: body.y + top.min(body.height),
+                height: body.height.saturating_sub(top).min(table_rows),
                 ..body
             },
             buf,
         );
-    let mut tail = vec![Line::from(format!(
-        "‖update‖ / ‖param‖ = {}",
-        short(o.next.ratio)
-    ))];
-    tail.extend(bad.into_iter().map(|b| Line::styled(b, t.style(Role::Bad))));
-    let below = 3 + table_rows + 1;
-    Paragraph::new(tail).render(
+    let below = top + table_rows;
+    Line::from(format!("‖update‖ / ‖param‖ = {}", short(o.next.ratio))).render(
         Rect {
             y: body.y + below.min(body.height),
             height: body.height.saturating_sub(below),

@@ -1,7 +1,7 @@
 //! What a followed run adds to the screen: the module table's sparkline of each tensor's drift
 //! across the checkpoints, and the trajectory view of the selected tensor: its drift as a
-//! sparkline, then a row per checkpoint (norm, drift from the first, step change, cosine to the
-//! last, NaN/Inf count), the checkpoints flagged marked in words.
+//! sparkline, which checkpoints the rows are, then a row per checkpoint (norm, drift from the
+//! first, step change, cosine to the last, NaN/Inf count), the checkpoints flagged marked in words.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
@@ -14,6 +14,7 @@ use crate::app::theme::Role;
 use crate::app::trajectory::Trajectory;
 use crate::compare::trajectory::FlagKind;
 use crate::model::ParamId;
+use crate::text::escape;
 
 /// Cells of a sparkline in the module table.
 pub const SPARK_CELLS: usize = 12;
@@ -69,6 +70,28 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
         )),
     ])
     .render(body, buf);
+    // Which checkpoint the first and last rows are: a run's folders differ in their last part.
+    let name = |spec: &str| {
+        let path = std::path::Path::new(spec);
+        let last = path.file_name().map(|n| n.to_string_lossy());
+        escape(&last.map_or_else(|| spec.to_owned(), |n| n.into_owned())).into_owned()
+    };
+    if let (Some(first), Some(last)) = (t.checkpoints.first(), t.checkpoints.last()) {
+        let line = format!(
+            "[0] {} … [{}] {}",
+            name(first),
+            t.checkpoints.len() - 1,
+            name(last)
+        );
+        Line::styled(line, theme.style(Role::Dim)).render(
+            Rect {
+                y: body.y + 1,
+                height: body.height.saturating_sub(1),
+                ..body
+            },
+            buf,
+        );
+    }
     let flags: Vec<_> = t.flags(&series.name).collect();
     let figure = |v: f64| if v.is_finite() { short(v) } else { "-".into() };
     let rows: Vec<Row> = (0..series.norm.len())
@@ -105,8 +128,8 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
         .column_spacing(1)
         .render(
             Rect {
-                y: body.y + 1,
-                height: body.height.saturating_sub(1),
+                y: body.y + 2,
+                height: body.height.saturating_sub(2),
                 ..body
             },
             buf,

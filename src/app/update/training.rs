@@ -4,10 +4,11 @@
 
 use super::{Effects, report, say};
 use crate::app::error::AppError;
+use crate::app::format::counted;
 use crate::app::job::{Job, Optimizer, SummaryKey, TrainingJob};
 use crate::app::state::{App, Message, OptimizerBlock, View};
 use crate::app::trajectory::Trajectory;
-use crate::compare::trajectory::{FlagKind, Run};
+use crate::compare::trajectory::Run;
 
 /// Follows the run of `checkpoints` (at least two) on the worker.
 pub fn follow_run(app: &mut App, checkpoints: Vec<String>) -> Effects {
@@ -41,19 +42,11 @@ pub(super) fn received_run(app: &mut App, result: Result<Box<Run>, AppError>) {
         Ok(run) => *run,
         Err(e) => return report(app, &e),
     };
-    let first = run.flags.first().map(|f| {
-        let what = match f.kind {
-            FlagKind::Nonfinite => "first NaN/Inf",
-            FlagKind::StepJump => "step jump",
-        };
-        format!(" · first: {} {what} at [{}]", f.name, f.checkpoint)
-    });
     let said = format!(
-        "followed {} tensors over {} checkpoints · {} flag(s){}",
+        "followed {} tensors over {} checkpoints · {} (! in the drift column)",
         run.series.len(),
         t.checkpoints.len(),
-        run.flags.len(),
-        first.unwrap_or_default()
+        counted(run.flags.len(), "flag"),
     );
     t.receive(run, &app.doc.model);
     say(app, Message::Info(said));
