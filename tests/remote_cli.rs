@@ -4,9 +4,7 @@
 
 mod remote_support;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
+use remote_support::cli::{cdn_log, failed, log, ok, run, total};
 use remote_support::{FakeFile, FakeHub, FakeRepo, Fault, Origin, llama_shaped, safetensors_bytes};
 
 const SHA: &str = "4f2c0f4ab1b2c3d4e5f60718293a4b5c6d7e8f90";
@@ -26,7 +24,11 @@ fn tiny(gated: bool) -> FakeRepo {
                 safetensors_bytes(&["a", "b"], NUMEL, 0.0),
                 true,
             ),
-            FakeFile::new("pytorch_model.bin", b"PK\x03\x04 not really".to_vec(), true),
+            FakeFile::new(
+                "weights.npz",
+                std::fs::read("tests/fixtures/npz/arrays.npz").unwrap(),
+                true,
+            ),
             FakeFile::new(
                 "q.gguf",
                 std::fs::read("tests/fixtures/gguf/all_types.gguf").unwrap(),
@@ -35,45 +37,6 @@ fn tiny(gated: bool) -> FakeRepo {
         ],
         gated,
     }
-}
-
-/// `paramscope ARGS` with only the environment given: the fake Hub as the endpoint, `home` as HOME (so
-/// both caches start empty there), no proxy, no token unless `env` sets one.
-fn run(fake: &FakeHub, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_paramscope"));
-    command
-        .args(args)
-        .env_clear()
-        .env("HOME", home)
-        .env("HF_ENDPOINT", &fake.endpoint)
-        .env("NO_PROXY", "*")
-        .env("PARAMSCOPE_HTTP_TIMEOUT", "10");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    command.output().expect("the binary runs")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn failed(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    String::from_utf8(out.stderr.clone()).unwrap()
-}
-
-fn log(fake: &FakeHub) -> Vec<String> {
-    fake.stats().log.lock().unwrap().clone()
-}
-
-fn total(fake: &FakeHub) -> u64 {
-    fake.requests() + fake.cdn_requests()
 }
 
 #[test]
@@ -133,10 +96,7 @@ fn show_fetches_exactly_the_tensor_range_once() {
     let bytes = &tiny(false).files[0].bytes;
     let data_start = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap());
     let b = data_start + NUMEL as u64 * 4..data_start + NUMEL as u64 * 8;
-    let cdn: Vec<String> = log(&fake)
-        .into_iter()
-        .filter(|l| l.starts_with("Cdn"))
-        .collect();
+    let cdn = cdn_log(&fake);
     assert_eq!(cdn.len(), 2, "the head, then b: {cdn:?}");
     assert!(
         cdn[1].ends_with(&format!("bytes={}-{}", b.start, b.end - 1)),
@@ -160,7 +120,7 @@ fn show_fetches_exactly_the_tensor_range_once() {
 }
 
 #[test]
-fn diff_and_export_fetch_what_they_read_and_match_the_local_file() {
+fn diff_export_and_check_fetch_what_they_read_and_match_the_local_file() {
     let fake = FakeHub::start(vec![tiny(false)], None);
     let home = tempfile::tempdir().unwrap();
     let local = home.path().join("local.safetensors");
@@ -189,6 +149,13 @@ fn diff_and_export_fetch_what_they_read_and_match_the_local_file() {
         export(remote, "from_remote.safetensors"),
         export(local.to_str().unwrap(), "from_local.safetensors")
     );
+    // check reads every value: the remote tensors are fetched first (said on stderr), so it
+    // finds what it finds locally, not what a model of unfetched, empty tensors would give.
+    let check = |model: &str| run(&fake, home.path(), &["check", model, "--json"], &[]);
+    let remote_check = check(remote);
+    let said = String::from_utf8_lossy(&remote_check.stderr);
+    assert!(said.contains("fetching 2 tensor(s)"), "{said}");
+    assert_eq!(ok(&remote_check), ok(&check(local.to_str().unwrap())));
 }
 
 #[test]
@@ -324,10 +291,9 @@ fn failures_get_one_line_each() {
         fail(&["tree", "hf://org/tiny/nope.safetensors"])
             .contains("no file or folder nope.safetensors")
     );
-    assert!(
-        fail(&["tree", "hf://org/tiny/pytorch_model.bin"]).contains("not supported remotely yet"),
-        "{}",
-        fail(&["tree", "hf://org/tiny/pytorch_model.bin"])
+    assert_eq!(
+        fail(&["tree", "hf://org/tiny/weights.npz"]),
+        "error: hf://org/tiny@main/weights.npz: a NumPy .npz archive is not supported remotely yet; download it and open the local copy\n"
     );
     assert!(fail(&["tree", "hf://datasets/org/x"]).contains("only model repos"));
     assert!(fail(&["tree", "http://example.com/a.safetensors"]).contains("use https://"));
@@ -363,5 +329,111 @@ fn bodies_cut_short_and_whole_answers_to_ranges_still_give_the_right_values() {
         let json: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(json["values"][0], 100_000.0, "{fault:?}: {json}");
         assert_eq!(json["stats"]["max"], 199_999.0, "{fault:?}: {json}");
+    }
+}
+
+/// A safetensors file of 300 kB whose header claims one F32 tensor of 2^39 bytes, and the length it
+/// would have.
+fn huge_header() -> (Vec<u8>, u64) {
+    let header = format!(
+        r#"{{"w":{{"dtype":"F32","shape":[{}],"data_offsets":[0,{}]}}}}"#,
+        1u64 << 37,
+        1u64 << 39
+    );
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    let claimed = out.len() as u64 + (1 << 39);
+    out.resize(300_000, 0);
+    (out, claimed)
+}
+
+#[test]
+fn lying_sizes_are_refused_in_one_line_and_never_size_an_allocation() {
+    // A listing and a Content-Range that both claim 512 GiB, over a header that claims a tensor of as
+    // many: the tree lists it from the first read, and show refuses it before fetching or allocating.
+    let (huge, claimed) = huge_header();
+    let liar = FakeRepo {
+        repo: "org/liar".into(),
+        sha: SHA.into(),
+        files: vec![
+            FakeFile::new("model.safetensors", huge, true).claiming(claimed),
+            FakeFile::new(
+                "small.safetensors",
+                safetensors_bytes(&["a", "b"], NUMEL, 0.0),
+                true,
+            ),
+        ],
+        gated: false,
+    };
+    let fake = FakeHub::start(vec![liar], None);
+    let home = tempfile::tempdir().unwrap();
+    let file = "hf://org/liar/model.safetensors";
+    let tree = ok(&run(&fake, home.path(), &["tree", file], &[]));
+    assert!(tree.contains("w  [137438953472] F32"), "{tree}");
+    let err = failed(&run(&fake, home.path(), &["show", file, "w"], &[]));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: a remote tensor needs 550 GB of values"),
+        "{err}"
+    );
+    assert_eq!(fake.cdn_requests(), 1, "{:?}", log(&fake));
+
+    // A server whose Content-Range contradicts the listing: the first read says so, in one line.
+    let small = "hf://org/liar/small.safetensors";
+    let len = safetensors_bytes(&["a", "b"], NUMEL, 0.0).len() as u64;
+    for claimed in [len + 4096, len - 4096] {
+        fake.always(Origin::Cdn, Some(Fault::ClaimTotal(claimed)));
+        let fresh = tempfile::tempdir().unwrap();
+        assert_eq!(
+            failed(&run(&fake, fresh.path(), &["tree", small], &[])),
+            format!(
+                "error: hf://org/liar@main/small.safetensors: unexpected answer from the server: the server says the file is {claimed} bytes where its listing said {len}\n"
+            )
+        );
+    }
+}
+
+#[test]
+fn a_redirect_loop_ends_in_one_line_after_ten_hops() {
+    let fake = FakeHub::start(vec![tiny(false)], None);
+    fake.always(Origin::Hub, Some(Fault::RedirectLoop));
+    let home = tempfile::tempdir().unwrap();
+    let err = failed(&run(&fake, home.path(), &["tree", "hf://org/tiny"], &[]));
+    assert!(err.contains("too many redirects"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // The first request and ten redirects followed, then no retry: a loop is no transient failure.
+    assert_eq!(fake.requests(), 11, "{:?}", log(&fake));
+    assert_eq!(fake.cdn_requests(), 0);
+}
+
+#[test]
+fn a_stalled_or_short_body_is_resumed_to_the_right_values() {
+    let fake = FakeHub::start(vec![tiny(false)], None);
+    let one_second = [("PARAMSCOPE_HTTP_TIMEOUT", "1")];
+    let faults = [
+        Fault::Stall(std::time::Duration::from_secs(3)),
+        Fault::ShortByOne,
+        Fault::Drip(std::time::Duration::from_millis(20)),
+    ];
+    for fault in faults {
+        let home = tempfile::tempdir().unwrap();
+        // The head's read, then b's, each meet the fault once.
+        fake.inject(Origin::Cdn, fault.clone());
+        fake.inject(Origin::Cdn, fault.clone());
+        let started = std::time::Instant::now();
+        let out = ok(&run(
+            &fake,
+            home.path(),
+            &["show", "hf://org/tiny/model.safetensors", "b", "--json"],
+            &one_second,
+        ));
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["values"][0], 100_000.0, "{fault:?}: {json}");
+        assert_eq!(json["stats"]["max"], 199_999.0, "{fault:?}: {json}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "{fault:?}: {:?}",
+            started.elapsed()
+        );
     }
 }

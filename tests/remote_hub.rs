@@ -96,6 +96,14 @@ fn a_file_is_listed_by_one_request_and_read_by_ranges_through_the_cdn_without_th
     // The redirect counts with the request that got it.
     assert_eq!(s.http().counters().requests(), 2);
     assert_eq!(s.http().counters().redirects(), 1);
+    // The file's next read goes straight to where the first landed: one round trip, not two.
+    assert_eq!(read_range(&*f, 5000..5100).unwrap(), whole[5000..5100]);
+    assert_eq!((fake.requests(), fake.cdn_requests()), (2, 2));
+    // Until the CDN refuses it (a signed URL expired): the Hub is asked again, once.
+    fake.inject(Origin::Cdn, Fault::Refuse(403));
+    assert_eq!(read_range(&*f, 6000..6100).unwrap(), whole[6000..6100]);
+    assert_eq!((fake.requests(), fake.cdn_requests()), (3, 4));
+    assert_eq!(s.http().counters().redirects(), 2);
     // Dropping the fake asserts the CDN never saw an Authorization header.
 }
 
@@ -298,6 +306,55 @@ fn retries_honour_retry_after_and_resume_bodies_cut_short() {
 }
 
 #[test]
+fn servers_that_always_stall_drip_or_cut_short_end_in_an_error_never_wrong_values() {
+    let fake = FakeHub::start(vec![repo(false)], None);
+    let quick = HttpSettings {
+        read_timeout: Duration::from_millis(300),
+        ..fast()
+    };
+    let s3 = S3Settings {
+        endpoint: None,
+        region: "us-east-1".into(),
+        credentials: None,
+    };
+    let s = Sources::new(quick, None, settings(&fake, None, false, None), s3);
+    let f = file(open(&s, "hf://org/tiny/model.safetensors").unwrap());
+    for fault in [
+        Fault::Stall(Duration::from_secs(1)),
+        Fault::Drip(Duration::from_millis(50)),
+        Fault::ShortByOne,
+    ] {
+        fake.always(Origin::Cdn, Some(fault.clone()));
+        let (before, started) = (fake.cdn_requests(), Instant::now());
+        let err = read_range(&*f, 0..6000).unwrap_err();
+        let tries = fake.cdn_requests() - before;
+        // One try and five retries: a stall or a drip is a failure, bytes kept; a body one byte short
+        // makes progress once (all but its last byte), then its last byte never comes.
+        let expected = if matches!(fault, Fault::ShortByOne) {
+            7
+        } else {
+            6
+        };
+        assert_eq!(tries, expected, "{fault:?}: {err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{fault:?}: {:?}",
+            started.elapsed()
+        );
+        assert!(
+            matches!(
+                err,
+                SourceError::Network { .. } | SourceError::CutShort { .. }
+            ),
+            "{fault:?}: {err}"
+        );
+    }
+    fake.always(Origin::Cdn, None);
+    let whole = repo(false).files[1].bytes.clone();
+    assert_eq!(read_range(&*f, 0..6000).unwrap(), whole[..6000]);
+}
+
+#[test]
 fn a_plain_url_is_probed_once_for_its_length_and_head() {
     let fake = FakeHub::start(vec![repo(false)], None);
     let s = sources(settings(&fake, None, false, None), None);
@@ -317,7 +374,7 @@ fn a_plain_url_is_probed_once_for_its_length_and_head() {
 /// each tensor's shard, and a config.
 #[test]
 fn thirty_shards_heads_are_read_in_parallel_in_about_one_round_trip() {
-    use paramscope::source::fetch::{read_head, read_heads, safetensors_need};
+    use paramscope::source::fetch::{read_head, safetensors_need, try_each};
     let repo = llama_shaped(SHA, 4);
     let shards: Vec<FakeFile> = repo.files.iter().filter(|f| f.lfs).cloned().collect();
     let fake = FakeHub::start(vec![repo], None);
@@ -333,7 +390,10 @@ fn thirty_shards_heads_are_read_in_parallel_in_about_one_round_trip() {
         .filter(|f| f.path.ends_with(".safetensors"))
         .map(|f| folder.open(&f.path).unwrap())
         .collect();
-    let heads = read_heads(&files, 256 << 10, 100 << 20, &safetensors_need);
+    let heads = try_each(&files, &|f| {
+        read_head(&**f, 256 << 10, 100 << 20, &safetensors_need)
+    })
+    .unwrap();
     let elapsed = started.elapsed();
     eprintln!(
         "30 shards' heads at 100 ms latency: {elapsed:?}, {} requests, {} bytes",
@@ -341,7 +401,6 @@ fn thirty_shards_heads_are_read_in_parallel_in_about_one_round_trip() {
         s.http().counters().bytes()
     );
     for (head, shard) in heads.iter().zip(&shards) {
-        let head = head.as_ref().unwrap();
         let n = u64::from_le_bytes(head[..8].try_into().unwrap()) as usize;
         assert_eq!(head[..8 + n], shard.bytes[..8 + n]);
     }

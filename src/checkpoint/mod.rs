@@ -23,6 +23,7 @@ pub mod training;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -34,11 +35,11 @@ use crate::io::{Checkpoint, FileError, gguf, npy, npz, safetensors, sharded};
 use crate::model::arch::{self, ArchError};
 use crate::model::budget::TooBig;
 use crate::model::{Model, demos};
-use crate::source::{Location, LocationError};
+use crate::source::{Folder, Location, LocationError};
 
 pub use architecture::Architecture;
 pub use infer::{from_checkpoint, natural_cmp};
-pub use remote::{RemoteError, fetch, fetch_all, pending};
+pub use remote::{RemoteError, fetch, fetch_all, fetch_these, pending};
 
 /// How to load a model.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +69,9 @@ pub struct Loaded {
     pub family: Option<(Family, FamilyConfig)>,
     /// The LoRA adapter opened against this model (its base), when the `MODEL` was one.
     pub adapter: Option<adapter::Attached>,
+    /// The remote folder the checkpoint was read from (a Hub repo, an S3 prefix), for the files beside
+    /// it (`tokenizer.json`); `None` for a local or a lone remote file.
+    pub remote: Option<Arc<dyn Folder>>,
 }
 
 /// Why a `MODEL` argument could not be opened. Names travel raw; they are escaped where printed.
@@ -277,8 +281,11 @@ fn open_remote(
                 checkpoint,
                 name,
                 config,
+                folder,
             } = *read;
-            from_opened(checkpoint, Path::new(&name), key, config, options, spec)
+            let mut loaded = from_opened(checkpoint, Path::new(&name), key, config, options, spec)?;
+            loaded.remote = folder;
+            Ok(loaded)
         }
     }
 }
@@ -324,6 +331,7 @@ fn from_opened(
         gguf: extras.gguf,
         family,
         adapter: None,
+        remote: None,
     })
 }
 
@@ -348,6 +356,7 @@ fn open_demo(spec: &str, name: &str, options: &LoadOptions) -> Result<Loaded, Op
         gguf: Vec::new(),
         family: None,
         adapter: None,
+        remote: None,
     })
 }
 
@@ -378,6 +387,7 @@ fn open_text(file: &Path, options: &LoadOptions) -> Result<Loaded, OpenError> {
         gguf: Vec::new(),
         family: None,
         adapter: None,
+        remote: None,
     })
 }
 

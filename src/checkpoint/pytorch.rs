@@ -21,8 +21,13 @@ pub struct KeyError {
 
 /// Opens the PyTorch file at `path`: its tensors, ties, plain values and warnings.
 pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
-    let contents = pytorch::open(path)?;
-    Ok(Checkpoint {
+    pytorch::open(path).map(checkpoint)
+}
+
+/// What a PyTorch file holds (read from a local or a remote file) as a checkpoint.
+#[must_use]
+pub fn checkpoint(contents: pytorch::Contents) -> Checkpoint {
+    Checkpoint {
         tensors: contents.tensors,
         metadata: BTreeMap::new(),
         ties: contents.ties,
@@ -31,7 +36,7 @@ pub fn open(path: &Path) -> Result<Checkpoint, FileError> {
             values: contents.values,
             gguf: Vec::new(),
         },
-    })
+    }
 }
 
 /// Whether the file starting with `head` is a PyTorch file.

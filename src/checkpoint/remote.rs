@@ -1,21 +1,23 @@
 //! A MODEL that lives on a server (`hf://`, `https://`, `s3://`): the source layer finds the file or
 //! folder; this reads only what each format needs to list its tensors (a safetensors shard's header by
-//! one ranged GET of its first 256 KiB, every shard at once; a GGUF header by reads that double; an
-//! index and `config.json` whole) and builds the checkpoint over ranges fetched when first read.
+//! one ranged GET of its first 256 KiB, every shard at once; a GGUF header by reads that double; a
+//! PyTorch zip's first 256 KiB, which hold its `data.pkl`, and its last, which hold its central
+//! directory; a legacy PyTorch file's pickles by reads that double; an index and `config.json` whole)
+//! and builds the checkpoint over ranges fetched when first read. Files beside the checkpoint
+//! (`tokenizer.json`) are read whole when a command needs them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use thiserror::Error;
 
 use super::locate::{self, LocateError};
 use crate::families::{Config as FamilyConfig, ConfigError};
 use crate::io::sniff::{self, Format};
-use crate::io::{Checkpoint, FileError, gguf, safetensors, sharded};
+use crate::io::{Checkpoint, FileError, gguf, pytorch, safetensors, sharded};
 use crate::model::budget::{self, Kind};
 use crate::model::{Model, ParamId};
-use crate::source::fetch::{self, MAX_PARALLEL, Need};
+use crate::source::fetch::{self, Need};
 use crate::source::location::HubRef;
 use crate::source::remote::PROBE;
 use crate::source::{ByteSource, Folder, Location, Opened, SourceError, Sources, TensorSource};
@@ -23,9 +25,10 @@ use crate::tensor::{FetchError, Ranged, Tensor};
 
 /// The reference crate's cap on a safetensors header, with its 8 bytes of length.
 const SAFETENSORS_HEAD_CAP: u64 = 100_000_000 + 8;
-/// GGUF heads are read from 1 MiB, doubling, up to this (a 256k-token vocabulary takes a few MiB).
+/// GGUF heads are read from 1 MiB, doubling (a 256k-token vocabulary takes a few MiB).
 const GGUF_FIRST: u64 = 1 << 20;
-const GGUF_HEAD_CAP: u64 = 256 << 20;
+/// Heads that double (a GGUF header, a legacy PyTorch file's pickles) stop growing here.
+const HEAD_CAP: u64 = 256 << 20;
 /// A `config.json` longer than this is not one (as for a local file).
 const CONFIG_CAP: u64 = 1 << 20;
 
@@ -83,6 +86,8 @@ pub struct Read {
     pub name: String,
     /// The folder's `config.json`: `Ok(None)` when there is none (or the MODEL is one file).
     pub config: Result<Option<FamilyConfig>, ConfigError>,
+    /// The folder the checkpoint was chosen in, for the files beside it; `None` for a lone file.
+    pub folder: Option<Arc<dyn Folder>>,
 }
 
 /// Opens a remote `location`, keeping `keep` items of each GGUF metadata array.
@@ -105,6 +110,7 @@ pub fn open(location: &Location, keep: usize) -> Result<Remote, RemoteError> {
             checkpoint: open_file(&source, None, keep)?,
             name: source.name().to_owned(),
             config: Ok(None),
+            folder: None,
         }))),
         Opened::Folder(folder) => {
             let top: Vec<&str> = folder
@@ -133,6 +139,7 @@ fn in_folder(folder: &Arc<dyn Folder>, chosen: &str, keep: usize) -> Result<Remo
         checkpoint: checkpoint?,
         name: source.name().to_owned(),
         config: config?,
+        folder: Some(Arc::clone(folder)),
     })))
 }
 
@@ -172,17 +179,25 @@ fn parent_of(location: &Location) -> Option<(Location, String)> {
 fn config_in(
     folder: &dyn Folder,
 ) -> Result<Result<Option<FamilyConfig>, ConfigError>, RemoteError> {
-    if !folder.files().iter().any(|f| f.path == "config.json") {
+    let Some(bytes) = beside(folder, "config.json", CONFIG_CAP)? else {
         return Ok(Ok(None));
-    }
-    let source = folder.open("config.json")?;
-    let bytes = whole(&*source, CONFIG_CAP)?;
+    };
     Ok(serde_json::from_slice(&bytes)
         .map(Some)
         .map_err(|source| ConfigError::Json {
             path: Path::new(folder.name()).join("config.json"),
             source,
         }))
+}
+
+/// The file `name` of `folder` read whole (and so cached whole, by its content), when the folder has
+/// it: `config.json`, `tokenizer.json`. Refused past `cap` bytes before anything is fetched.
+pub fn beside(folder: &dyn Folder, name: &str, cap: u64) -> Result<Option<Vec<u8>>, RemoteError> {
+    if !folder.files().iter().any(|f| f.path == name) {
+        return Ok(None);
+    }
+    let source = folder.open(name)?;
+    whole(&*source, cap).map(Some)
 }
 
 /// A small file read whole, refused past `cap` before anything is fetched.
@@ -205,38 +220,66 @@ fn open_file(
 ) -> Result<Checkpoint, RemoteError> {
     let name = source.name();
     let path = Path::new(name);
-    if sniff::is_index(path) {
-        let folder = folder.ok_or_else(|| RemoteError::IndexAlone {
-            name: name.to_owned(),
-        })?;
-        let text = whole(&**source, sharded::MAX_INDEX_BYTES)?;
-        let opened = sharded::assemble(path, &text, &mut |shards| open_shards(folder, shards))?;
-        let mut checkpoint = opened.checkpoint;
-        checkpoint.warnings.extend(opened.warnings);
-        return Ok(checkpoint);
+    if !sniff::is_index(path) {
+        return open_one(source, keep, false);
     }
+    let folder = folder.ok_or_else(|| RemoteError::IndexAlone {
+        name: name.to_owned(),
+    })?;
+    let text = whole(&**source, sharded::MAX_INDEX_BYTES)?;
+    let opened = sharded::assemble(path, &text, &mut |shards| open_shards(folder, shards))?;
+    let mut checkpoint = opened.checkpoint;
+    checkpoint.warnings.extend(opened.warnings);
+    Ok(checkpoint)
+}
+
+/// One file that is no index, from its head: read from its first bytes as far as its format needs. A
+/// `shard` of an index may not be a GGUF file.
+fn open_one(
+    source: &Arc<dyn ByteSource>,
+    keep: usize,
+    shard: bool,
+) -> Result<Checkpoint, RemoteError> {
+    let name = source.name();
     let len = source.len();
     let first = if name.to_ascii_lowercase().ends_with(".gguf") {
         GGUF_FIRST
     } else {
         PROBE
     };
-    let need = |head: &[u8]| head_need(head, len, keep);
-    let head = fetch::read_head(&**source, first, GGUF_HEAD_CAP, &need)?;
+    // A GGUF shard is refused from its first read, not read on until its header parses.
+    let refused = |head: &[u8]| shard && gguf::sniff(head);
+    let need = |head: &[u8]| {
+        if refused(head) {
+            Need::Enough
+        } else {
+            head_need(head, len, keep)
+        }
+    };
+    let head = fetch::read_head(&**source, first, HEAD_CAP, &need)?;
+    if refused(&head) {
+        return Err(RemoteError::NotSupported {
+            name: name.to_owned(),
+            what: "a GGUF shard of an index",
+        });
+    }
     open_head(source, &head, keep)
 }
 
-/// What a head needs, by its magic: a GGUF header parsed whole, or a safetensors header's length.
+/// What a head needs, by its magic: a GGUF header parsed whole, a legacy PyTorch file's pickles whole,
+/// or a safetensors header's length.
 fn head_need(head: &[u8], len: u64, keep: usize) -> Need {
+    let short = (head.len() as u64) < len;
     if gguf::sniff(head) {
         return match gguf::read_header_sized(head, len, keep) {
-            Err(gguf::GgufError::Truncated { .. } | gguf::GgufError::TooLong { .. })
-                if (head.len() as u64) < len =>
-            {
+            Err(gguf::GgufError::Truncated { .. } | gguf::GgufError::TooLong { .. }) if short => {
                 Need::More
             }
             _ => Need::Enough,
         };
+    }
+    if short && !pytorch::has_pickles(head) {
+        return Need::More;
     }
     safetensors_need(head)
 }
@@ -273,9 +316,10 @@ fn open_head(
             what,
         })
     };
-    // A zip is told from an .npz by reading its members, which only a local file allows here.
-    if head.starts_with(b"PK\x03\x04") {
-        return not_yet("a PyTorch or NumPy zip archive");
+    // An .npz is a zip too, told from a PyTorch one here by its name: its members may be compressed,
+    // which no range read can serve.
+    if head.starts_with(b"PK\x03\x04") && name.to_ascii_lowercase().ends_with(".npz") {
+        return not_yet("a NumPy .npz archive");
     }
     let ranged: Arc<dyn Ranged> = Arc::new(TensorSource(Arc::clone(source)));
     match sniff::format(path, head) {
@@ -286,8 +330,10 @@ fn open_head(
             checkpoint.extras.gguf = gguf.metadata;
             Ok(checkpoint)
         }
+        Format::PytorchZip | Format::PytorchLegacy => Ok(super::pytorch::checkpoint(
+            pytorch::open_ranged(path, head, len, ranged)?,
+        )),
         Format::NotCheckpoint(what) => Err(FileError::new(path, what).into()),
-        Format::PytorchZip | Format::PytorchLegacy => not_yet("a PyTorch pickle"),
         Format::Npz | Format::Npy => not_yet("a NumPy array"),
         Format::ArchitectureText => not_yet("a print(model) text"),
         Format::ShardIndex => Err(RemoteError::IndexAlone {
@@ -296,34 +342,14 @@ fn open_head(
     }
 }
 
-/// Every shard's header, fetched at once (one ranged GET each, [`MAX_PARALLEL`] at a time).
+/// Every shard opened at once (each from its head, and a PyTorch zip's tail too), [`fetch::MAX_PARALLEL`] at a
+/// time.
 fn open_shards(folder: &dyn Folder, shards: &[&str]) -> Result<Vec<Checkpoint>, RemoteError> {
     let sources = shards
         .iter()
         .map(|shard| folder.open(shard))
         .collect::<Result<Vec<_>, _>>()?;
-    let need = |head: &[u8]| {
-        if gguf::sniff(head) {
-            Need::Enough
-        } else {
-            safetensors_need(head)
-        }
-    };
-    let heads = fetch::read_heads(&sources, PROBE, SAFETENSORS_HEAD_CAP, &need);
-    sources
-        .iter()
-        .zip(heads)
-        .map(|(source, head)| {
-            let head = head?;
-            if gguf::sniff(&head) {
-                return Err(RemoteError::NotSupported {
-                    name: source.name().to_owned(),
-                    what: "a GGUF shard of an index",
-                });
-            }
-            open_head(source, &head, 0)
-        })
-        .collect()
+    fetch::try_each(&sources, &|source| open_one(source, 0, true))
 }
 
 /// Fetches a remote tensor's bytes, or puts a distributed checkpoint's sharded tensor together,
@@ -342,43 +368,30 @@ pub fn fetch(tensor: &Tensor) -> Result<(), FetchError> {
     tensor.try_bytes().map(|_| ())
 }
 
-/// Fetches (or puts together) the bytes of every tensor of `model` not read yet, [`MAX_PARALLEL`]
-/// at a time: what `forward`, `export`, `check` and `diff` need before they read values. Nothing
-/// for a model of files read in place.
+/// Fetches (or puts together) the bytes of every tensor of `model` not read yet,
+/// [`fetch::MAX_PARALLEL`] at a time: what `forward`, `export`, `check` and `diff` need before they
+/// read values. Nothing for a model of files read in place.
 pub fn fetch_all(model: &Model) -> Result<(), FetchError> {
-    let pending: Vec<ParamId> = (0..model.store.len())
-        .map(ParamId)
-        .filter(|&id| model.store.get(id).is_pending())
-        .collect();
-    let next = AtomicUsize::new(0);
-    let failure = std::sync::Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..pending.len().min(MAX_PARALLEL) {
-            scope.spawn(|| {
-                while let Some(&id) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if let Err(e) = fetch(model.store.get(id)) {
-                        if let Ok(mut slot) = failure.lock() {
-                            slot.get_or_insert(e);
-                        }
-                        // The first failure ends the run: stop handing out work.
-                        next.store(pending.len(), Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    match failure.into_inner() {
-        Ok(Some(e)) => Err(e),
-        _ => Ok(()),
-    }
+    let all: Vec<ParamId> = (0..model.store.len()).map(ParamId).collect();
+    fetch_these(model, &all)
 }
 
-/// The bytes `fetch_all` would fetch over the network, and how many tensors: what a command says
-/// before it starts.
+/// Fetches the bytes of the tensors `ids` of `model` not fetched yet, [`fetch::MAX_PARALLEL`] at a time.
+pub fn fetch_these(model: &Model, ids: &[ParamId]) -> Result<(), FetchError> {
+    let pending: Vec<ParamId> = ids
+        .iter()
+        .copied()
+        .filter(|&id| model.store.get(id).is_pending())
+        .collect();
+    fetch::try_each(&pending, &|&id| fetch(model.store.get(id))).map(|_| ())
+}
+
+/// The bytes `fetch_these` would fetch over the network for `ids`, and how many tensors: what a
+/// command says before it starts.
 #[must_use]
-pub fn pending(model: &Model) -> (u64, usize) {
-    (0..model.store.len())
-        .map(|i| model.store.get(ParamId(i)))
+pub fn pending(model: &Model, ids: &[ParamId]) -> (u64, usize) {
+    ids.iter()
+        .map(|&id| model.store.get(id))
         .filter(|t| t.is_pending() && t.is_remote())
         .fold((0, 0), |(bytes, n), t| (bytes + t.byte_len(), n + 1))
 }

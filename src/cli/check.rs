@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{CheckArgs, CliError, json_number, json_text};
+use super::{CheckArgs, CliError, all_ids, fetch_said, json_number, json_text};
 use crate::checkpoint::adapter::Attached;
 use crate::checkpoint::training;
 use crate::compare::adapter::{self as lora, Finding as LoraFinding};
@@ -18,7 +18,8 @@ use crate::text::escape;
 const SHOWN: usize = 12;
 
 pub(super) fn run(args: &CheckArgs) -> Result<String, CliError> {
-    let loaded = args.model.open_fetched()?;
+    let loaded = args.model.open()?;
+    fetch_said(&loaded.model, &all_ids(&loaded.model), "")?;
     if let Some(adapter) = &loaded.adapter {
         return Ok(coverage(adapter, args.json));
     }

@@ -1,10 +1,12 @@
-//! `paramscope diff A B`: what changed between two models, tensor by tensor.
+//! `paramscope diff A B`: what changed between two models, tensor by tensor. Of two remote models,
+//! only the tensors the comparison reads are fetched: a tensor in a file whose content hash (LFS
+//! sha256) matches the other side's is the same without its values.
 
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{CliError, DiffArgs, ModelArgs, Output, json_number, json_text};
+use super::{CliError, DiffArgs, ModelArgs, Output, fetch_said, json_number, json_text};
 use crate::compare::diff::{self, Entry, Status};
 use crate::text::escape;
 
@@ -20,9 +22,12 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
             key: None,
             base: args.base.clone(),
         }
-        .load()
+        .load_unfetched()
     };
     let (a, b) = (load(&args.a)?, load(&args.b)?);
+    let (read_a, read_b) = diff::to_read(&a, &b, &args.map)?;
+    fetch_said(&a, &read_a, " of A")?;
+    fetch_said(&b, &read_b, " of B")?;
     let entries = diff::diff(&a, &b, &args.map)?;
     let summary = diff::summary(&entries);
     let differs = summary[0] != entries.len();
@@ -43,7 +48,7 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
 
 fn to_json(entries: &[Entry], [same, changed, only_a, only_b, mismatched]: [usize; 5]) -> Value {
     let tensors: Vec<Value> = entries.iter().map(entry_json).collect();
-    json!({
+    let mut value = json!({
         "summary": {
             "same": same,
             "changed": changed,
@@ -52,7 +57,13 @@ fn to_json(entries: &[Entry], [same, changed, only_a, only_b, mismatched]: [usiz
             "mismatched": mismatched,
         },
         "tensors": tensors,
-    })
+    });
+    // Only remote models' tensors can be told the same by their files' hashes.
+    let by_hash = entries.iter().filter(|e| e.by_hash).count();
+    if by_hash > 0 {
+        value["summary"]["same_by_hash"] = json!(by_hash);
+    }
+    value
 }
 
 /// One tensor: `shape` and `dtype` are A's (B's for `only_b`), with `shape_b` and `dtype_b` where B's differ.
@@ -83,6 +94,10 @@ fn entry_json(e: &Entry) -> Value {
         && a != b
     {
         value["dtype_b"] = json!(b.name());
+    }
+    if e.by_hash {
+        // No figures: the values were not fetched, their files' content hashes being equal.
+        value["same_by_hash"] = json!(true);
     }
     if let Some(f) = e.figures.as_ref().filter(|f| !f.top_rows.is_empty()) {
         value["rows"] = f
@@ -164,6 +179,13 @@ fn to_text(entries: &[Entry], summary: [usize; 5], a: &crate::model::Model) -> S
             .map(|s| s.iter().product::<usize>())
             .sum();
         let _ = writeln!(out, "{} tensors unchanged ({elements} values)", same.len());
+        let by_hash = same.iter().filter(|e| e.by_hash).count();
+        if by_hash > 0 {
+            let _ = writeln!(
+                out,
+                "{by_hash} of them without fetching their values: their files' content hashes (the LFS sha256 on the Hub) match in A and B"
+            );
+        }
     }
     let [same, changed, only_a, only_b, mismatched] = summary;
     let _ = writeln!(

@@ -1,7 +1,6 @@
 //! `paramscope export`: the model as a `.safetensors` file PyTorch's `load_model` reads.
 
-use super::CliError;
-use super::ExportArgs;
+use super::{CliError, ExportArgs, all_ids, fetch_said};
 use crate::checkpoint::adapter;
 use crate::checkpoint::save::save_model;
 use crate::compare::adapter::Finding;
@@ -9,8 +8,9 @@ use crate::model::Model;
 use crate::tensor::{DType, Tensor};
 
 pub(super) fn run(args: &ExportArgs) -> Result<String, CliError> {
-    let loaded = args.model.open_fetched()?;
+    let loaded = args.model.open()?;
     let mut model = loaded.model;
+    fetch_said(&model, &all_ids(&model), "")?;
     match (&loaded.adapter, args.merge) {
         (Some(adapter), true) => {
             if let Some(Finding::ShapeMismatch { key, .. }) = adapter

@@ -10,26 +10,29 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use super::{CliError, ForwardArgs, json_number, json_text};
-use crate::checkpoint::Architecture;
+use super::{CliError, ForwardArgs, all_ids, fetch_said, json_number, json_text};
 use crate::checkpoint::locate;
+use crate::checkpoint::{Architecture, OpenError, remote};
 use crate::families::sentence::Pooling;
-use crate::families::tokenize::{TextTokenizer, TokenizeError};
+use crate::families::tokenize::{self, TextTokenizer, TokenizeError};
 use crate::families::{
     self, Batch, Config, Family, Plan, Stop, gguf_config, gguf_tokenizer, predict,
 };
 use crate::io::{gguf, npy};
 use crate::model::Model;
 use crate::model::forward::{Activation, ActivationStats, ForwardBuffers, ForwardPlan};
+use crate::source::Folder;
 use crate::text::escape;
 
 pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
-    let loaded = args.model.open_fetched()?;
+    // A remote model's tensors are fetched once the arguments and the tokenizer are known to be good.
+    let loaded = args.model.open()?;
     if let Some((family, config)) = loaded.family {
         let folder = families::folder_of(Path::new(&args.model.model));
         let source = Source {
             folder: &folder,
             gguf: &loaded.gguf,
+            remote: loaded.remote.as_deref(),
         };
         return run_family(args, &loaded.model, family, &config, &source);
     }
@@ -41,6 +44,7 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
         )));
     }
     let model = loaded.model;
+    fetch_said(&model, &all_ids(&model), "")?;
     let plan = ForwardPlan::new(&model)?;
     if loaded.architecture == Architecture::Inferred {
         eprintln!(
@@ -152,12 +156,24 @@ struct Source<'a> {
     folder: &'a Path,
     /// A GGUF file's metadata (empty for other formats): the tokenizer is the file's own.
     gguf: &'a [(String, gguf::Value)],
+    /// The remote folder the checkpoint was read from, whose `tokenizer.json` is fetched whole.
+    remote: Option<&'a dyn Folder>,
 }
 
 impl Source<'_> {
-    fn tokenizer(&self, spec: &str) -> Result<TextTokenizer, TokenizeError> {
+    fn tokenizer(&self, spec: &str) -> Result<TextTokenizer, CliError> {
+        if let Some(folder) = self.remote {
+            let name = Path::new(folder.name());
+            let bytes = remote::beside(folder, "tokenizer.json", tokenize::MAX_TOKENIZER_BYTES)
+                .map_err(OpenError::from)?
+                .ok_or_else(|| TokenizeError::Absent(name.to_owned()))?;
+            return Ok(TextTokenizer::from_json(
+                &bytes,
+                name.join("tokenizer.json"),
+            )?);
+        }
         if self.gguf.is_empty() {
-            return TextTokenizer::open(self.folder);
+            return Ok(TextTokenizer::open(self.folder)?);
         }
         let path = Path::new(spec);
         let file = if path.is_dir() {
@@ -165,7 +181,7 @@ impl Source<'_> {
         } else {
             path.to_owned()
         };
-        gguf_tokenizer::open(&file)
+        Ok(gguf_tokenizer::open(&file)?)
     }
 }
 
@@ -195,6 +211,7 @@ fn run_family(
     };
     let sequences = sequences(args, tokenizer.as_ref())?;
     let batch = Batch::new(&sequences, 0)?;
+    fetch_said(model, &all_ids(model), "")?;
     let plan = Plan::new(family, model, config)?;
     let pass = plan.run(&batch)?;
     let time_us = match args.repeat {

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 pub use error::CliError;
 
 use crate::checkpoint::{self, LoadOptions};
-use crate::model::Model;
+use crate::model::{Model, ParamId};
 
 /// Explore, re-initialize and run the parameters of neural networks.
 ///
@@ -124,32 +124,22 @@ impl ModelArgs {
     /// Loads the model these arguments name, every value in reach (a remote model's tensors fetched,
     /// a LoRA adapter merged into its base); warnings go to stderr.
     pub fn load(&self) -> Result<Model, CliError> {
-        merged(self.open_fetched()?)
+        let model = self.load_unfetched()?;
+        fetch_said(&model, &all_ids(&model), "")?;
+        Ok(model)
     }
 
-    /// [`ModelArgs::load`] reading no values up front unless an adapter must be merged: for a
-    /// caller that reads one tensor at a time and reads each itself ([`checkpoint::fetch`]).
-    pub fn load_unread(&self) -> Result<Model, CliError> {
+    /// [`ModelArgs::load`] without fetching a remote model's tensors or putting a distributed
+    /// checkpoint's together (but a LoRA adapter's base, whose values its merge reads), for a
+    /// command that reads only the tensors it needs.
+    pub fn load_unfetched(&self) -> Result<Model, CliError> {
         let loaded = self.open()?;
-        if loaded.adapter.is_some() {
-            checkpoint::fetch_all(&loaded.model)?;
+        let mut model = loaded.model;
+        if let Some(adapter) = &loaded.adapter {
+            fetch_said(&model, &all_ids(&model), "")?;
+            checkpoint::adapter::merge_into(&mut model, adapter)?;
         }
-        merged(loaded)
-    }
-
-    /// [`ModelArgs::open`], then every tensor of a remote model fetched (after saying how much) and
-    /// every sharded tensor of a distributed checkpoint put together.
-    pub fn open_fetched(&self) -> Result<checkpoint::Loaded, CliError> {
-        let loaded = self.open()?;
-        let (bytes, tensors) = checkpoint::pending(&loaded.model);
-        if tensors > 0 {
-            eprintln!(
-                "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB)",
-                bytes as f64 / f64::from(1 << 20)
-            );
-        }
-        checkpoint::fetch_all(&loaded.model)?;
-        Ok(loaded)
+        Ok(model)
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from, and an adapter apart from
@@ -173,13 +163,24 @@ impl ModelArgs {
     }
 }
 
-/// The model of `loaded`, with its adapter merged in when it has one.
-fn merged(loaded: checkpoint::Loaded) -> Result<Model, CliError> {
-    let mut model = loaded.model;
-    if let Some(adapter) = &loaded.adapter {
-        checkpoint::adapter::merge_into(&mut model, adapter)?;
+/// Every tensor of `model`.
+fn all_ids(model: &Model) -> Vec<ParamId> {
+    (0..model.store.len()).map(ParamId).collect()
+}
+
+/// Fetches the tensors `ids` of a remote `model` that are not in yet, after saying on stderr how many
+/// and how many bytes (with `note` after; nothing is said when nothing is to fetch), and puts a
+/// distributed checkpoint's sharded ones together.
+fn fetch_said(model: &Model, ids: &[ParamId], note: &str) -> Result<(), CliError> {
+    let (bytes, tensors) = checkpoint::pending(model, ids);
+    if tensors > 0 {
+        eprintln!(
+            "fetching {tensors} tensor(s), {bytes} bytes ({:.1} MiB){note}",
+            bytes as f64 / f64::from(1 << 20)
+        );
     }
-    Ok(model)
+    checkpoint::fetch_these(model, ids)?;
+    Ok(())
 }
 
 /// `paramscope tree`.

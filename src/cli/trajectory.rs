@@ -30,7 +30,7 @@ pub(super) fn run(args: &TrajectoryArgs) -> Result<String, CliError> {
                 key: None,
                 base: None,
             }
-            .load_unread()
+            .load_unfetched()
         })
         .collect::<Result<Vec<Model>, _>>()?;
     // One tensor at a time: a remote version is fetched, a sharded one put together.

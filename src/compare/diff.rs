@@ -1,5 +1,7 @@
 //! What changed between two models: tensors matched by name, each given a status and, where the
-//! two can be compared, the figures of one paired pass over both.
+//! two can be compared, the figures of one paired pass over both. Two remote tensors known to hold
+//! the same bytes (the same range of files whose content hashes match, as two revisions sharing an
+//! LFS file do) are the same without their values: [`to_read`] leaves them out of what to fetch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -94,6 +96,9 @@ pub struct Entry {
     /// parameters count in a module's or the whole model's figure (an int64 `position_ids`
     /// would swamp ‖A‖).
     pub parameter: bool,
+    /// Whether the status is `same` because both sides are the same range of files whose content
+    /// hashes match, told without fetching their values (so without figures).
+    pub by_hash: bool,
 }
 
 impl Entry {
@@ -187,21 +192,42 @@ fn names(
     Ok(out)
 }
 
+/// A name (after renames) with A's tensor and B's under it, where each has one.
+type Pair = (String, Option<ParamId>, Option<ParamId>);
+
+/// Every name of `a` (after `renames`) in A's state_dict order with its tensor and B's of that name,
+/// then the names only B has.
+fn pairs(a: &Model, b: &Model, renames: &[Rename]) -> Result<Vec<Pair>, DiffError> {
+    let names_a = names(a, renames, "A")?;
+    let names_b = names(b, renames, "B")?;
+    let mut out: Vec<_> = a
+        .state_dict()
+        .into_iter()
+        .map(|(key, _)| {
+            let name = renamed(&key, renames);
+            let (id_a, id_b) = (names_a[&name], names_b.get(&name).copied());
+            (name, Some(id_a), id_b)
+        })
+        .collect();
+    for (key, id_b) in b.state_dict() {
+        let name = renamed(&key, renames);
+        if !names_a.contains_key(&name) {
+            out.push((name, None, Some(id_b)));
+        }
+    }
+    Ok(out)
+}
+
 /// Compares every tensor of `a` with the one of the same name (after `renames`) in `b`, in
 /// A's state_dict order, then the names only B has. A tensor tied under several names is
 /// compared once.
 pub fn diff(a: &Model, b: &Model, renames: &[Rename]) -> Result<Vec<Entry>, DiffError> {
-    let names_a = names(a, renames, "A")?;
-    let names_b = names(b, renames, "B")?;
     let buffers = buffers(a);
     let mut done: HashMap<(ParamId, ParamId), Entry> = HashMap::new();
     let mut out = Vec::new();
-    for (key, _) in a.state_dict() {
-        let name = renamed(&key, renames);
-        let id_a = names_a[&name];
-        let mut entry = match names_b.get(&name) {
-            None => one_side(&name, a.store.get(id_a), Status::OnlyA),
-            Some(&id_b) => {
+    for (name, id_a, id_b) in pairs(a, b, renames)? {
+        let mut entry = match (id_a, id_b) {
+            (Some(id_a), Some(id_b)) => {
                 let entry = done
                     .entry((id_a, id_b))
                     .or_insert_with(|| compare(&name, a.store.get(id_a), b.store.get(id_b)));
@@ -210,17 +236,43 @@ pub fn diff(a: &Model, b: &Model, renames: &[Rename]) -> Result<Vec<Entry>, Diff
                     ..entry.clone()
                 }
             }
+            (Some(id_a), None) => one_side(&name, a.store.get(id_a), Status::OnlyA),
+            (None, Some(id_b)) => one_side(&name, b.store.get(id_b), Status::OnlyB),
+            (None, None) => continue,
         };
-        entry.parameter &= !buffers.contains(&id_a);
+        if let Some(id_a) = id_a {
+            entry.parameter &= !buffers.contains(&id_a);
+        }
         out.push(entry);
     }
-    for (key, id_b) in b.state_dict() {
-        let name = renamed(&key, renames);
-        if !names_a.contains_key(&name) {
-            out.push(one_side(&name, b.store.get(id_b), Status::OnlyB));
+    Ok(out)
+}
+
+/// The tensors of A and of B whose values [`diff`] reads: those paired by name with a tensor of the
+/// same shape, unless both are known to hold the same bytes without reading them.
+pub fn to_read(
+    a: &Model,
+    b: &Model,
+    renames: &[Rename],
+) -> Result<(Vec<ParamId>, Vec<ParamId>), DiffError> {
+    let mut read = (Vec::new(), Vec::new());
+    for (_, id_a, id_b) in pairs(a, b, renames)? {
+        if let (Some(id_a), Some(id_b)) = (id_a, id_b) {
+            let (x, y) = (a.store.get(id_a), b.store.get(id_b));
+            if x.shape() == y.shape() && !same_by_hash(x, y) {
+                read.0.push(id_a);
+                read.1.push(id_b);
+            }
         }
     }
-    Ok(out)
+    Ok(read)
+}
+
+/// Whether two tensors not fetched yet are the same without reading them: one dtype, and the same
+/// range of sources whose content is the same. Tensors whose values are at hand are compared by them,
+/// so that their figures (‖A‖ for a module's aggregate) are there.
+fn same_by_hash(a: &Tensor, b: &Tensor) -> bool {
+    a.dtype() == b.dtype() && (a.is_pending() || b.is_pending()) && a.same_content(b)
 }
 
 /// The tensors `model`'s modules declare as buffers (BatchNorm's running statistics, BERT's
@@ -314,6 +366,7 @@ fn one_side(name: &str, tensor: &Tensor, status: Status) -> Entry {
         dtype,
         figures: None,
         parameter: holds_weights(tensor.dtype()),
+        by_hash: false,
     }
 }
 
@@ -321,18 +374,21 @@ fn one_side(name: &str, tensor: &Tensor, status: Status) -> Entry {
 #[must_use]
 pub fn compare(name: &str, a: &Tensor, b: &Tensor) -> Entry {
     let comparable = a.shape() == b.shape();
+    let by_hash = comparable && same_by_hash(a, b);
     let decodable = decode::is_decodable(a.dtype()) && decode::is_decodable(b.dtype());
-    let figures = (comparable && decodable).then(|| figures(a, b));
+    let figures = (comparable && decodable && !by_hash).then(|| figures(a, b));
     let status = if !comparable {
         Status::Shape
     } else if a.dtype() != b.dtype() {
         Status::Dtype
-    } else if figures.as_ref().map_or_else(
-        || a.bytes() == b.bytes(),
-        // The pass already counted the bit-identical elements: no second look at the bytes, but
-        // for a quantized type, whose identity is of values, the blocks must agree too.
-        |f| f.identical_fraction == 1.0 && (!is_quantized(a.dtype()) || a.bytes() == b.bytes()),
-    ) {
+    } else if by_hash
+        || figures.as_ref().map_or_else(
+            || a.bytes() == b.bytes(),
+            // The pass already counted the bit-identical elements: no second look at the bytes, but
+            // for a quantized type, whose identity is of values, the blocks must agree too.
+            |f| f.identical_fraction == 1.0 && (!is_quantized(a.dtype()) || a.bytes() == b.bytes()),
+        )
+    {
         Status::Same
     } else {
         Status::Changed
@@ -344,6 +400,7 @@ pub fn compare(name: &str, a: &Tensor, b: &Tensor) -> Entry {
         dtype: (Some(a.dtype()), Some(b.dtype())),
         figures,
         parameter: holds_weights(a.dtype()),
+        by_hash,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use crate::tensor::simd::moments;
+use crate::tensor::simd::{moments, pairs};
 use crate::tensor::{DType, Tensor, decode, parallel};
 
 /// The sums of one stretch of element pairs `(a, b)`, with `d = b - a`.
@@ -25,6 +25,20 @@ pub struct Sums {
     pub nan: usize,
     /// Pairs whose elements are bit-identical.
     pub identical: usize,
+}
+
+impl From<pairs::PairSums> for Sums {
+    fn from(p: pairs::PairSums) -> Self {
+        Sums {
+            aa: p.aa,
+            bb: p.bb,
+            ab: p.ab,
+            dd: p.dd,
+            max_abs: p.max_abs,
+            nan: p.nan as usize,
+            identical: p.identical as usize,
+        }
+    }
 }
 
 impl Sums {
@@ -240,22 +254,22 @@ impl<'t> Chunk<'t> {
                 if *same && let Some(sums) = identical_f32(a, scratch) {
                     return sums;
                 }
+                // Whole blocks of 16 pairs in the vector kernel, the rest (a row's end) here.
+                let blocks = range.len() - range.len() % pairs::LANES;
+                let mut sums = Sums::from(pairs::pair_sums(&a[..blocks * 4], &b[..blocks * 4]));
                 let value = |bytes: &[u8], i: usize| {
-                    u32::from_le_bytes([
-                        bytes[4 * i],
-                        bytes[4 * i + 1],
-                        bytes[4 * i + 2],
-                        bytes[4 * i + 3],
-                    ])
+                    let at = 4 * (blocks + i);
+                    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
                 };
-                sums_of(range.len(), |i| {
+                sums.merge(&sums_of(range.len() - blocks, |i| {
                     let (x, y) = (value(a, i), value(b, i));
                     (
                         f64::from(f32::from_bits(x)),
                         f64::from(f32::from_bits(y)),
                         x == y,
                     )
-                })
+                }));
+                sums
             }
             Chunk::Wide { a, b, same, .. } => sums_of(range.len(), |i| {
                 let j = range.start + i;

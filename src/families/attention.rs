@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
-use super::blueprint::Batch;
+use super::batch::Batch;
 use super::error::FamilyError;
 use super::ops::{soft_cap, softmax};
 use crate::kernel;
@@ -230,25 +230,9 @@ fn attend_one(
     kernel::gemm(1.0, a, vh, 0.0, out);
 }
 
-/// C-order views of flat buffers: `rows × width`.
-///
-/// # Panics
-/// When a buffer does not hold `rows·width` values.
-#[must_use]
-pub fn view(x: &[f32], width: usize) -> ArrayView2<'_, f32> {
-    ArrayView2::from_shape((x.len() / width, width), x).expect("a buffer of whole rows")
-}
-
-/// [`view`], mutable.
-///
-/// # Panics
-/// When a buffer does not hold whole rows.
-pub fn view_mut(x: &mut [f32], width: usize) -> ArrayViewMut2<'_, f32> {
-    ArrayViewMut2::from_shape((x.len() / width, width), x).expect("a buffer of whole rows")
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::ops::{view, view_mut};
     use super::*;
 
     #[test]

@@ -7,13 +7,14 @@
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask, view, view_mut};
-use super::blueprint::{Batch, Forward};
+use super::attention::{self, Heads, Mask};
+use super::batch::Batch;
+use super::blueprint::Forward;
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
 use super::mlp::{Gated, Mlp, Moe, MoeSpec};
-use super::ops::{Activation, RmsNorm, add, copy, soft_cap};
+use super::ops::{Activation, RmsNorm, add, copy, soft_cap, view, view_mut};
 use super::record::{Recorder, Site};
 use super::rope::{self, Rope};
 use super::scope::Scope;

@@ -6,8 +6,8 @@ use std::ops::Range;
 
 use ndarray::ArrayView2;
 
-use super::attention::view;
 use super::error::FamilyError;
+use super::ops::view;
 use super::predict;
 
 /// The keys and values every layer has seen, one sequence's, row by row.

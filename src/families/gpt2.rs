@@ -3,12 +3,13 @@
 
 use ndarray::{ArrayD, IxDyn, s};
 
-use super::attention::{self, Heads, Mask, view, view_mut};
-use super::blueprint::{Batch, Blueprint, Forward};
+use super::attention::{self, Heads, Mask};
+use super::batch::Batch;
+use super::blueprint::{Blueprint, Forward};
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
-use super::ops::{Activation, Norm, add, copy};
+use super::ops::{Activation, Norm, add, copy, view, view_mut};
 use super::record::{Recorder, Site};
 use super::scope::Scope;
 use super::weights::{Embedding, Linear};

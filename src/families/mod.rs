@@ -14,6 +14,7 @@
 //! A new family is one file declaring a [`Blueprint`] and one line in `BLUEPRINTS`.
 
 pub mod attention;
+mod batch;
 mod bert;
 pub mod blueprint;
 pub mod config;
@@ -50,7 +51,8 @@ use std::sync::Arc;
 
 use ndarray::ArrayD;
 
-pub use blueprint::{Batch, Blueprint, Forward};
+pub use batch::Batch;
+pub use blueprint::{Blueprint, Forward};
 pub use config::{Config, ConfigError, folder_of};
 pub use error::FamilyError;
 pub use generate::{Generated, KvCache, Stop};

@@ -1,10 +1,12 @@
 //! The element-wise and row-wise pieces the families share: residual adds, copies, LayerNorm,
-//! RMSNorm, the activations, softmax.
+//! RMSNorm, the activations, softmax, and the row views of flat buffers they all take.
 //!
 //! Each works in place on rows of a flat C-order buffer, in f32; the arithmetic is
 //! `tensor::simd::math`'s, vectorized for the CPU it runs on.
 
 use std::sync::{Mutex, PoisonError};
+
+use ndarray::{ArrayView2, ArrayViewMut2};
 
 use super::config::ConfigError;
 use crate::kernel;
@@ -187,6 +189,23 @@ impl Activation {
             Self::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),
         }
     }
+}
+
+/// C-order views of flat buffers: `rows × width`.
+///
+/// # Panics
+/// When a buffer does not hold `rows·width` values.
+#[must_use]
+pub fn view(x: &[f32], width: usize) -> ArrayView2<'_, f32> {
+    ArrayView2::from_shape((x.len() / width, width), x).expect("a buffer of whole rows")
+}
+
+/// [`view`], mutable.
+///
+/// # Panics
+/// When a buffer does not hold whole rows.
+pub fn view_mut(x: &mut [f32], width: usize) -> ArrayViewMut2<'_, f32> {
+    ArrayViewMut2::from_shape((x.len() / width, width), x).expect("a buffer of whole rows")
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use tokenizers::Tokenizer;
 pub use guard::{Charsmap, Unsafe};
 
 /// The largest `tokenizer.json` read: real ones are a few MB (Llama 3's is 9 MB).
-const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
+pub const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
 
 /// Why text could not be made into ids. Paths and text travel raw; they are escaped where printed.
 #[derive(Debug, Error)]

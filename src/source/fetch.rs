@@ -1,17 +1,14 @@
 //! Reading the start of files whose header length is only known once its first bytes are in: one read of a
 //! guess, then one more for the rest (safetensors: 8 bytes of length, then the JSON) or reads that double
-//! (GGUF, whose tensor table ends where parsing says). Many files' heads are read in parallel, at most
-//! [`MAX_PARALLEL`] at a time, so a 30-shard repo costs about one round trip, not thirty.
+//! (GGUF, whose tensor table ends where parsing says). Many files are read in parallel ([`try_each`]), at
+//! most [`MAX_PARALLEL`] at a time, so a 30-shard repo costs about one round trip, not thirty.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use super::{ByteSource, SourceError, read_range};
 
-/// A file's head, or why it could not be read.
-pub type Head = Result<Vec<u8>, SourceError>;
-
-/// Files whose heads are read at once.
+/// Files (or tensors) read at once.
 pub const MAX_PARALLEL: usize = 32;
 
 /// What a parser says about a head it was given.
@@ -66,38 +63,44 @@ pub fn safetensors_need(head: &[u8]) -> Need {
     }
 }
 
-/// `read_head` on every source, `MAX_PARALLEL` at a time; results in the sources' order.
-pub fn read_heads(
-    sources: &[Arc<dyn ByteSource>],
-    first: u64,
-    cap: u64,
-    need: &(dyn Fn(&[u8]) -> Need + Sync),
-) -> Vec<Head> {
+/// `work` on every item, at most [`MAX_PARALLEL`] at a time, the results in the items' order: so that
+/// thirty shards' heads, or a model's tensors, cost about one round trip rather than one each. The
+/// first failure stops handing out items and is returned.
+pub fn try_each<T: Sync, R: Send, E: Send>(
+    items: &[T],
+    work: &(dyn Fn(&T) -> Result<R, E> + Sync),
+) -> Result<Vec<R>, E> {
     let next = AtomicUsize::new(0);
-    let slots: Vec<Mutex<Option<Head>>> = sources.iter().map(|_| Mutex::new(None)).collect();
+    let slots: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+    let failure = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..sources.len().min(MAX_PARALLEL) {
+        for _ in 0..items.len().min(MAX_PARALLEL) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(source) = sources.get(i) else { break };
-                    let result = read_head(&**source, first, cap, need);
-                    if let Ok(mut slot) = slots[i].lock() {
-                        *slot = Some(result);
+                    let Some(item) = items.get(i) else { break };
+                    match work(item) {
+                        Ok(result) => {
+                            if let Ok(mut slot) = slots[i].lock() {
+                                *slot = Some(result);
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut first) = failure.lock() {
+                                first.get_or_insert(e);
+                            }
+                            next.store(items.len(), Ordering::Relaxed);
+                        }
                     }
                 }
             });
         }
     });
-    slots
+    if let Ok(Some(e)) = failure.into_inner() {
+        return Err(e);
+    }
+    Ok(slots
         .into_iter()
-        .map(|slot| {
-            slot.into_inner().ok().flatten().unwrap_or_else(|| {
-                Err(SourceError::BadReply {
-                    name: String::new(),
-                    what: "a reader thread stopped".to_owned(),
-                })
-            })
-        })
-        .collect()
+        .filter_map(|slot| slot.into_inner().ok().flatten())
+        .collect())
 }

@@ -1,17 +1,25 @@
 //! The one HTTP client every remote source goes through: blocking (no async runtime), with timeouts,
 //! retries with backoff and jitter, redirects followed by hand so that a token is sent only to the origin
-//! it belongs to, bodies cut short resumed with a new Range, and a `200` answered to a Range request read
-//! only as far as needed. It counts requests and bytes, for progress lines and tests.
+//! it belongs to, bodies cut short resumed with a new Range, bodies that stall or drip retried as
+//! failures, and a `200` answered to a Range request read only as far as needed. It counts requests and
+//! bytes, for progress lines and tests.
 
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Read;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ureq::http::{Response, StatusCode};
 
 use super::{Secret, SourceError};
+pub use answer::origin;
+use answer::{
+    content_length, header, is_timeout, parse_content_range, retry_after, transport_reason,
+};
+
+mod answer;
 
 /// A file larger than this is never read whole from a server that ignores Range.
 pub const NO_RANGE_LIMIT: u64 = 64 << 20;
@@ -21,6 +29,10 @@ const MAX_REDIRECTS: usize = 10;
 const MAX_RESUMES: u32 = 100;
 /// How much of an error body is kept (enough for an S3 error's XML or the Hub's JSON message).
 const ERROR_BODY_CAP: u64 = 8 << 10;
+/// The slowest body kept reading once the read timeout has passed, in bytes a second: a server that
+/// drips slower is dropped and retried as one that went silent, so that it cannot hold a read forever
+/// by sending a byte just inside each timeout.
+const MIN_RATE: f64 = 1024.0;
 
 /// Timeouts and retry pacing.
 #[derive(Debug, Clone)]
@@ -184,6 +196,9 @@ pub struct Http {
     agent: ureq::Agent,
     settings: HttpSettings,
     counters: Counters,
+    /// Where a file's URL last led, through redirects, to another origin (the Hub's CDN): its next
+    /// reads go there at once, one round trip instead of two, until it refuses (a signed URL expired).
+    landed: Mutex<HashMap<String, String>>,
 }
 
 enum Attempt {
@@ -215,6 +230,7 @@ impl Http {
             agent,
             settings,
             counters: Counters::default(),
+            landed: Mutex::default(),
         }
     }
 
@@ -282,19 +298,29 @@ impl Http {
             let result = self.send(target, Some((from, to))).and_then(|response| {
                 self.read_ranged(target, response, from, &mut out[done..], &mut meta)
             });
-            let (error, pause) = match result {
-                Ok(n) => {
+            let (error, pause, stalled) = match result {
+                Ok((n, stalled)) => {
                     done += n;
                     let ended = meta.total.is_some_and(|t| start + done as u64 >= t);
                     if done == out.len() || ended {
                         continue;
                     }
-                    (cut_short(target, start + done as u64, to), None)
+                    let error = if stalled {
+                        network(
+                            target,
+                            "the answer stalled (silent past the read timeout, or slower than 1 KiB/s)",
+                        )
+                    } else {
+                        cut_short(target, start + done as u64, to)
+                    };
+                    (error, None, stalled)
                 }
                 Err(Attempt::Fail(e)) => return Err(e),
-                Err(Attempt::Retry(e, pause)) => (e, pause),
+                Err(Attempt::Retry(e, pause)) => (e, pause, false),
             };
-            if done > before {
+            // A body cut short after some bytes is resumed at once; one that stalled counts as a
+            // failure, bytes kept, so that a server dripping forever meets the retry limit.
+            if done > before && !stalled {
                 // Progress: resume at once, within a generous bound.
                 failures = 0;
                 resumes += 1;
@@ -313,7 +339,9 @@ impl Http {
         Ok(meta)
     }
 
-    /// Reads one answer to a ranged GET of `from..` into `out`; returns how many bytes arrived.
+    /// Reads one answer to a ranged GET of `from..` into `out`; returns how many bytes arrived, and
+    /// whether the body stalled before its end (silent past the read timeout, or slower than
+    /// [`MIN_RATE`] once that has passed).
     fn read_ranged(
         &self,
         target: &Target,
@@ -321,7 +349,7 @@ impl Http {
         from: u64,
         out: &mut [u8],
         meta: &mut RangeMeta,
-    ) -> Result<usize, Attempt> {
+    ) -> Result<(usize, bool), Attempt> {
         meta.etag = header(&response, "etag").or(meta.etag.take());
         let mut reader = if response.status() == StatusCode::PARTIAL_CONTENT {
             let (first, last, total) = header(&response, "content-range")
@@ -360,15 +388,27 @@ impl Http {
             }
             reader.take(out.len() as u64)
         };
+        let started = Instant::now();
         let mut n = 0;
+        let mut stalled = false;
         while n < out.len() {
             match reader.read(&mut out[n..]) {
-                Ok(0) | Err(_) => break,
+                Ok(0) => break,
+                Err(e) => {
+                    stalled = is_timeout(&e);
+                    break;
+                }
                 Ok(k) => n += k,
+            }
+            let elapsed = started.elapsed();
+            if elapsed > self.settings.read_timeout && (n as f64) < MIN_RATE * elapsed.as_secs_f64()
+            {
+                stalled = true;
+                break;
             }
         }
         self.counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        Ok((n, stalled))
     }
 
     /// Sends one GET (with a Range when given: `from..to`, `to` exclusive), following redirects by hand.
@@ -381,7 +421,8 @@ impl Http {
     ) -> Result<Response<ureq::Body>, Attempt> {
         let first = (target.url)();
         let home = origin(&first).ok_or_else(|| bad_reply(target, "an invalid URL"))?;
-        let mut url = first;
+        let mut landed = self.landed.lock().ok().and_then(|m| m.get(&first).cloned());
+        let mut url = landed.clone().unwrap_or_else(|| first.clone());
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.agent.get(&url);
@@ -409,7 +450,24 @@ impl Http {
                 continue;
             }
             if status.is_success() {
+                if origin(&url).as_ref() != Some(&home)
+                    && let Ok(mut places) = self.landed.lock()
+                {
+                    places.insert(first, url);
+                }
                 return Ok(response);
+            }
+            if landed.is_some()
+                && status.is_client_error()
+                && status != StatusCode::RANGE_NOT_SATISFIABLE
+            {
+                // The place remembered refuses now: forget it, and go by the file's own URL.
+                if let Ok(mut places) = self.landed.lock() {
+                    places.remove(&first);
+                }
+                landed = None;
+                url.clone_from(&first);
+                continue;
             }
             let pause = retry_after(&response);
             if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
@@ -450,66 +508,6 @@ impl Http {
     }
 }
 
-/// `scheme://host:port`, lowercased, with the default port made explicit: what decides where a token goes.
-#[must_use]
-pub fn origin(url: &str) -> Option<String> {
-    let url = url::Url::parse(url).ok()?;
-    Some(format!(
-        "{}://{}:{}",
-        url.scheme(),
-        url.host_str()?.to_ascii_lowercase(),
-        url.port_or_known_default()?
-    ))
-}
-
-fn header(response: &Response<ureq::Body>, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)?
-        .to_str()
-        .ok()
-        .map(str::to_owned)
-}
-
-fn content_length(response: &Response<ureq::Body>) -> Option<u64> {
-    header(response, "content-length")?.trim().parse().ok()
-}
-
-fn retry_after(response: &Response<ureq::Body>) -> Option<Duration> {
-    // Only the seconds form; an HTTP date falls back to the backoff.
-    header(response, "retry-after")?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
-/// `bytes FIRST-LAST/TOTAL` (TOTAL may be `*`).
-fn parse_content_range(value: &str) -> Option<(u64, u64, Option<u64>)> {
-    let rest = value.trim().strip_prefix("bytes ")?;
-    let (span, total) = rest.split_once('/')?;
-    let (first, last) = span.split_once('-')?;
-    let total = match total.trim() {
-        "*" => None,
-        t => Some(t.parse().ok()?),
-    };
-    Some((first.trim().parse().ok()?, last.trim().parse().ok()?, total))
-}
-
-/// A transport error's reason, without the URL (whose query may hold an S3 signature).
-fn transport_reason(error: &ureq::Error) -> String {
-    match error {
-        ureq::Error::Timeout(_) => "timed out".to_owned(),
-        ureq::Error::HostNotFound => "host not found".to_owned(),
-        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
-        ureq::Error::Io(e) => e.kind().to_string(),
-        other => {
-            let text = other.to_string();
-            text.split('?').next().unwrap_or_default().to_owned()
-        }
-    }
-}
-
 fn network(target: &Target, reason: &str) -> SourceError {
     SourceError::Network {
         name: target.name.clone(),
@@ -537,32 +535,4 @@ fn bad_reply(target: &Target, what: &str) -> Attempt {
         name: target.name.clone(),
         what: what.to_owned(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_compare_scheme_host_and_port() {
-        assert_eq!(
-            origin("https://HF.co/a/b?x=1"),
-            Some("https://hf.co:443".to_owned())
-        );
-        assert_ne!(origin("https://hf.co/a"), origin("https://cdn.hf.co/a"));
-        assert_ne!(
-            origin("http://127.0.0.1:1/a"),
-            origin("http://127.0.0.1:2/a")
-        );
-    }
-
-    #[test]
-    fn content_ranges_parse() {
-        assert_eq!(
-            parse_content_range("bytes 0-99/1000"),
-            Some((0, 99, Some(1000)))
-        );
-        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, 9, None)));
-        assert_eq!(parse_content_range("bytes x-9/10"), None);
-    }
 }

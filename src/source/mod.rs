@@ -46,6 +46,12 @@ pub trait ByteSource: Send + Sync {
 
     /// What the file is called in messages (a path, `hf://ORG/NAME/PATH`, `s3://BUCKET/KEY`), raw.
     fn name(&self) -> &str;
+
+    /// What identifies the file's content, when a server said (`sha256:HEX` for an LFS file, a git blob
+    /// id, an ETag with its URL): two files with the same one hold the same bytes.
+    fn content_key(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Reads `range` of `source` into a new buffer, after checking that the range lies inside the file, so
@@ -75,5 +81,9 @@ pub struct TensorSource(pub Arc<dyn ByteSource>);
 impl Ranged for TensorSource {
     fn read(&self, range: Range<u64>) -> Result<Vec<u8>, FetchError> {
         read_range(&*self.0, range).map_err(|e| FetchError(Box::new(e)))
+    }
+
+    fn content(&self) -> Option<String> {
+        self.0.content_key().map(str::to_owned)
     }
 }

@@ -108,12 +108,6 @@ impl RemoteFile {
             ..RemoteFile::known(parts, target, len, key)
         }
     }
-
-    /// The cache key, when the content is known.
-    #[must_use]
-    pub fn key(&self) -> Option<&str> {
-        self.key.as_deref()
-    }
 }
 
 impl ByteSource for RemoteFile {
@@ -151,6 +145,17 @@ impl ByteSource for RemoteFile {
             .http
             .get_range(&self.target, offset, buf)
             .map_err(|e| (self.explain)(e))?;
+        // A server whose file is not the length its listing gave serves other bytes than the listing
+        // (and the header read through it) describe: refused rather than read as if it were.
+        if let Some(total) = meta.total.filter(|&t| t != self.len) {
+            return Err(SourceError::BadReply {
+                name: self.name().to_owned(),
+                what: format!(
+                    "the server says the file is {total} bytes where its listing said {}",
+                    self.len
+                ),
+            });
+        }
         if meta.filled != buf.len() {
             return Err(SourceError::CutShort {
                 name: self.name().to_owned(),
@@ -166,5 +171,9 @@ impl ByteSource for RemoteFile {
 
     fn name(&self) -> &str {
         self.target.name()
+    }
+
+    fn content_key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 }

@@ -101,6 +101,12 @@ impl Bytes {
 pub trait Ranged: Send + Sync {
     /// The bytes of `range`, all of them, or why not.
     fn read(&self, range: Range<u64>) -> Result<Vec<u8>, FetchError>;
+
+    /// What identifies the bytes this reads, when it is known without reading them (a remote file's
+    /// LFS sha256): two sources with the same one give the same bytes for the same range.
+    fn content(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Why a remote tensor's bytes could not be fetched: the source layer's typed error, kept whole.
@@ -237,6 +243,27 @@ impl Tensor {
                 q.dtype().byte_len(numel).unwrap_or(usize::MAX) as u64
             }
             _ => self.bytes().len() as u64,
+        }
+    }
+
+    /// Whether `self` and `other` are known to hold the same bytes without reading them: the same range
+    /// of two sources whose content is the same (two revisions' files with one LFS sha256).
+    #[must_use]
+    pub fn same_content(&self, other: &Tensor) -> bool {
+        match (&self.bytes, &other.bytes) {
+            (
+                Bytes::Remote {
+                    source: a,
+                    range: range_a,
+                    ..
+                },
+                Bytes::Remote {
+                    source: b,
+                    range: range_b,
+                    ..
+                },
+            ) => range_a == range_b && a.content().is_some_and(|key| Some(key) == b.content()),
+            _ => false,
         }
     }
 

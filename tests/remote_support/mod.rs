@@ -3,7 +3,9 @@
 //! files served directly, HEAD with `X-Repo-Commit`/`ETag`/`X-Linked-Size`, Range answered with 206 and
 //! `Content-Range`, and faults injected on demand. It counts requests and bytes, and records any
 //! `Authorization` header the CDN receives (a test fails on it). It listens on 127.0.0.1 only, serves
-//! each connection on a thread (at most `MAX_CONNECTIONS` at once) and stops when dropped.
+//! each connection on a thread (at most `MAX_CONNECTIONS` at once: more than the 32 readers of one run
+//! keep open to both origins, so that no figure pays for a connection it refused) and stops when
+//! dropped.
 
 #![allow(
     dead_code,
@@ -20,12 +22,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
+pub mod cli;
 mod repos;
 mod s3;
+mod wire;
+
+use wire::{Request, parse_range, read_request, respond, status_line};
 
 pub use repos::{FakeFile, FakeRepo, llama_shaped, safetensors_bytes};
 
-const MAX_CONNECTIONS: usize = 64;
+const MAX_CONNECTIONS: usize = 256;
 
 /// A one-shot or lasting misbehaviour.
 #[derive(Clone, Debug)]
@@ -40,6 +46,18 @@ pub enum Fault {
     IgnoreRange,
     /// A 200 claiming this Content-Length to a Range request, then nothing.
     IgnoreRangeHuge(u64),
+    /// A 302 back to the same URL.
+    RedirectLoop,
+    /// Half the body, then silence for this long, then the connection closes.
+    Stall(Duration),
+    /// The body a byte at a time, this long apart.
+    Drip(Duration),
+    /// The whole body but its last byte, then the connection closes (Content-Length promised it).
+    ShortByOne,
+    /// A `Content-Range` giving this as the file's length, whatever the listing said.
+    ClaimTotal(u64),
+    /// This status, with no body (403: a signed CDN URL that expired).
+    Refuse(u16),
 }
 
 /// Which of the two origins a fault or count is about.
@@ -187,21 +205,6 @@ fn accept(listener: TcpListener, origin: Origin, shared: Arc<Shared>) {
     }
 }
 
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 /// Serves requests on one connection until the client closes it (keep-alive, as the Hub does).
 fn serve(stream: TcpStream, origin: Origin, shared: &Shared) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
@@ -255,33 +258,6 @@ fn serve(stream: TcpStream, origin: Origin, shared: &Shared) -> std::io::Result<
     Ok(())
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
-    let mut line = String::new();
-    if reader.read_line(&mut line)? == 0 {
-        return Ok(None);
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut headers = Vec::new();
-    for _ in 0..100 {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((n, v)) = h.split_once(':') {
-            headers.push((n.trim().to_owned(), v.trim().to_owned()));
-        }
-    }
-    Ok(Some(Request {
-        method,
-        path,
-        headers,
-    }))
-}
-
 /// Answers one request; returns whether the connection stays open.
 fn route(
     request: &Request,
@@ -295,6 +271,11 @@ fn route(
             return respond(out, 429, &[("Retry-After", secs.to_string())], b"", shared);
         }
         Some(Fault::Unavailable) => return respond(out, 503, &[], b"", shared),
+        Some(Fault::Refuse(status)) => return respond(out, status, &[], b"", shared),
+        Some(Fault::RedirectLoop) => {
+            let back = [("Location", request.path.clone())];
+            return respond(out, 302, &back, b"", shared);
+        }
         _ => {}
     }
     if shared.s3 {
@@ -328,6 +309,15 @@ fn route(
     respond(out, 404, &[], b"not found", shared)
 }
 
+/// The repo `repo` at `rev`: the one of that name whose commit it is, or the first by `main`.
+fn at_revision<'a>(shared: &'a Shared, repo: &str, rev: &str) -> Option<&'a FakeRepo> {
+    let mut named = shared.repos.iter().filter(|r| r.repo == repo);
+    named
+        .clone()
+        .find(|r| r.sha == rev)
+        .or_else(|| named.next().filter(|_| rev == "main"))
+}
+
 /// `GET /api/models/{org}/{name}/revision/{rev}[?blobs=true]`.
 fn api(
     segments: &[&str],
@@ -337,7 +327,7 @@ fn api(
 ) -> std::io::Result<bool> {
     let repo = format!("{}/{}", segments[2], segments[3]);
     let rev = segments[5..].join("/");
-    let Some(r) = shared.repos.iter().find(|r| r.repo == repo) else {
+    if !shared.repos.iter().any(|r| r.repo == repo) {
         return respond(
             out,
             401,
@@ -345,8 +335,8 @@ fn api(
             b"{\"error\":\"Repository not found\"}",
             shared,
         );
-    };
-    if rev != "main" && rev != r.sha {
+    }
+    let Some(r) = at_revision(shared, &repo, &rev) else {
         return respond(
             out,
             404,
@@ -354,7 +344,7 @@ fn api(
             b"{\"error\":\"Invalid rev id\"}",
             shared,
         );
-    }
+    };
     let blobs = query.contains("blobs=true");
     let siblings: Vec<serde_json::Value> = r
         .files
@@ -362,7 +352,7 @@ fn api(
         .map(|f| {
             let mut s = serde_json::json!({ "rfilename": f.path });
             if blobs {
-                s["size"] = f.bytes.len().into();
+                s["size"] = f.listed_size().into();
                 s["blobId"] = f.blob_id().into();
                 if f.lfs {
                     s["lfs"] = serde_json::json!({"sha256": f.sha256(), "size": f.bytes.len(), "pointerSize": 134});
@@ -391,7 +381,7 @@ fn resolve(
     out: &mut TcpStream,
 ) -> std::io::Result<bool> {
     let repo = format!("{}/{}", segments[0], segments[1]);
-    let Some(r) = shared.repos.iter().find(|r| r.repo == repo) else {
+    let Some(named) = shared.repos.iter().find(|r| r.repo == repo) else {
         return respond(
             out,
             401,
@@ -400,7 +390,7 @@ fn resolve(
             shared,
         );
     };
-    if r.gated {
+    if named.gated {
         let expected = shared.token.as_ref().map(|t| format!("Bearer {t}"));
         if request.header("authorization").map(str::to_owned) != expected || expected.is_none() {
             return respond(
@@ -412,7 +402,7 @@ fn resolve(
             );
         }
     }
-    if segments[3] != "main" && segments[3] != r.sha {
+    let Some(r) = at_revision(shared, &repo, segments[3]) else {
         return respond(
             out,
             404,
@@ -420,7 +410,7 @@ fn resolve(
             b"",
             shared,
         );
-    }
+    };
     let file_path = segments[4..].join("/");
     let Some(f) = r.files.iter().find(|f| f.path == file_path) else {
         return respond(
@@ -438,7 +428,7 @@ fn resolve(
             ("Location", location),
             commit,
             ("ETag", format!("\"{}\"", f.sha256())),
-            ("X-Linked-Size", f.bytes.len().to_string()),
+            ("X-Linked-Size", f.listed_size().to_string()),
             ("X-Linked-Etag", format!("\"{}\"", f.sha256())),
         ];
         return respond(out, 302, &headers, b"", shared);
@@ -472,6 +462,12 @@ fn send_file(
     shared: &Shared,
 ) -> std::io::Result<bool> {
     let len = file.bytes.len() as u64;
+    // What the server says the file's length is: its listing's (a lie, for a claiming file), unless a
+    // fault says otherwise. The bytes served stop at the true end.
+    let total = match fault {
+        Some(Fault::ClaimTotal(total)) => total,
+        _ => file.listed_size(),
+    };
     let mut headers: Vec<(&str, String)> = extra.to_vec();
     headers.push(("ETag", format!("\"{etag}\"")));
     headers.push(("Accept-Ranges", "bytes".into()));
@@ -484,14 +480,17 @@ fn send_file(
     let (status, start, end) = match range {
         Some(_) if matches!(fault, Some(Fault::IgnoreRange)) => (200, 0, len),
         Some((a, _)) if a >= len => {
-            headers.push(("Content-Range", format!("bytes */{len}")));
+            headers.push(("Content-Range", format!("bytes */{total}")));
             return respond(out, 416, &headers, b"", shared);
         }
         Some((a, b)) => (206, a, b.map_or(len, |b| (b + 1).min(len))),
         None => (200, 0, len),
     };
     if status == 206 {
-        headers.push(("Content-Range", format!("bytes {start}-{}/{len}", end - 1)));
+        headers.push((
+            "Content-Range",
+            format!("bytes {start}-{}/{total}", end - 1),
+        ));
     }
     let body = &file.bytes[start as usize..end as usize];
     if request.method == "HEAD" {
@@ -500,66 +499,30 @@ fn send_file(
         out.write_all(head.as_bytes())?;
         return Ok(true);
     }
-    if matches!(fault, Some(Fault::DropMidBody)) {
-        let mut head = status_line(status, &headers);
-        let _ = write!(head, "Content-Length: {}\r\n\r\n", body.len());
-        out.write_all(head.as_bytes())?;
-        out.write_all(&body[..body.len() / 2])?;
-        shared
-            .stats
-            .bytes
-            .fetch_add(body.len() as u64 / 2, Ordering::SeqCst);
-        return Ok(false);
-    }
-    respond(out, status, &headers, body, shared)
-}
-
-fn status_line(status: u16, headers: &[(&str, String)]) -> String {
-    let reason = match status {
-        200 => "OK",
-        206 => "Partial Content",
-        302 => "Found",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        416 => "Range Not Satisfiable",
-        429 => "Too Many Requests",
-        _ => "Service Unavailable",
+    let sent = match fault {
+        Some(Fault::DropMidBody | Fault::Stall(_)) => body.len() / 2,
+        Some(Fault::ShortByOne) => body.len().saturating_sub(1),
+        Some(Fault::Drip(_)) => 0,
+        _ => return respond(out, status, &headers, body, shared),
     };
-    let mut head = format!("HTTP/1.1 {status} {reason}\r\n");
-    for (n, v) in headers {
-        let _ = write!(head, "{n}: {v}\r\n");
-    }
-    head
-}
-
-fn respond(
-    out: &mut TcpStream,
-    status: u16,
-    headers: &[(&str, String)],
-    body: &[u8],
-    shared: &Shared,
-) -> std::io::Result<bool> {
-    let mut head = status_line(status, headers);
+    let mut head = status_line(status, &headers);
     let _ = write!(head, "Content-Length: {}\r\n\r\n", body.len());
     out.write_all(head.as_bytes())?;
-    out.write_all(body)?;
-    shared
-        .stats
-        .bytes
-        .fetch_add(body.len() as u64, Ordering::SeqCst);
-    Ok(true)
-}
-
-/// `bytes=A-B` or `bytes=A-`.
-fn parse_range(value: &str) -> Option<(u64, Option<u64>)> {
-    let (a, b) = value.strip_prefix("bytes=")?.split_once('-')?;
-    Some((
-        a.parse().ok()?,
-        if b.is_empty() {
-            None
-        } else {
-            Some(b.parse().ok()?)
-        },
-    ))
+    out.write_all(&body[..sent])?;
+    shared.stats.bytes.fetch_add(sent as u64, Ordering::SeqCst);
+    match fault {
+        Some(Fault::Stall(silence)) => thread::sleep(silence),
+        // Bounded: a drip test's body is a few hundred bytes at most before the client gives up.
+        Some(Fault::Drip(gap)) => {
+            for byte in body.iter().take(10_000) {
+                thread::sleep(gap);
+                if out.write_all(&[*byte]).is_err() {
+                    break;
+                }
+                shared.stats.bytes.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        _ => {}
+    }
+    Ok(false)
 }

@@ -12,19 +12,36 @@ pub struct FakeFile {
     pub bytes: Arc<Vec<u8>>,
     /// Stored in LFS (redirected to the CDN), as the Hub does for weights.
     pub lfs: bool,
+    /// A size the listing and the redirect claim instead of the true one (a lying server).
+    pub claimed: Option<u64>,
+    /// The sha256 of `bytes`, made once: the CDN finds a file by it at every request.
+    digest: String,
 }
 
 impl FakeFile {
     pub fn new(path: &str, bytes: Vec<u8>, lfs: bool) -> FakeFile {
         FakeFile {
             path: path.to_owned(),
+            digest: hex(&Sha256::digest(&bytes)),
             bytes: Arc::new(bytes),
             lfs,
+            claimed: None,
         }
     }
 
+    /// The file, listed as `size` bytes long whatever it holds.
+    pub fn claiming(mut self, size: u64) -> FakeFile {
+        self.claimed = Some(size);
+        self
+    }
+
+    /// The size the listing gives.
+    pub fn listed_size(&self) -> u64 {
+        self.claimed.unwrap_or(self.bytes.len() as u64)
+    }
+
     pub fn sha256(&self) -> String {
-        hex(&Sha256::digest(&*self.bytes))
+        self.digest.clone()
     }
 
     pub fn blob_id(&self) -> String {

@@ -77,7 +77,7 @@ pub fn head(panel: &ForwardPanel, checkpoint: &FamilyCheckpoint, width: usize) -
                 let next: Vec<String> = result
                     .next
                     .iter()
-                    .map(|t| format!("{:?} {:.1}%", escape(&t.text), 100.0 * t.prob))
+                    .map(|t| format!("\"{}\" {:.1}%", escape(&t.text), 100.0 * t.prob))
                     .collect();
                 let joined = format!("next {}", next.join("  "));
                 lines.extend(wrap(&joined, width).into_iter().map(FamilyLine::Next));

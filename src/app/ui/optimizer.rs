@@ -37,6 +37,9 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
     }
 }
 
+/// A row of the statistics table: its label and how a tensor's statistics give its cell.
+type Figure = (&'static str, fn(&Stats) -> String);
+
 /// The settings on two lines, then a column of statistics per state tensor and one for the
 /// update, then the update's ratio to the parameter.
 fn block(app: &App, o: &Optimizer, body: Rect, buf: &mut Buffer) {
@@ -67,7 +70,7 @@ fn block(app: &App, o: &Optimizer, body: Rect, buf: &mut Buffer) {
         ),
         Line::styled(settings, t.style(Role::Dim)),
     ];
-    let figures: [(&str, fn(&Stats) -> String); 6] = [
+    let figures: [Figure; 6] = [
         ("mean", |s| short(s.mean)),
         ("std", |s| short(s.std)),
         ("min", |s| short(s.min)),

@@ -73,8 +73,10 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
     // Which checkpoint the first and last rows are: a run's folders differ in their last part.
     let name = |spec: &str| {
         let path = std::path::Path::new(spec);
-        let last = path.file_name().map(|n| n.to_string_lossy());
-        escape(&last.map_or_else(|| spec.to_owned(), |n| n.into_owned())).into_owned()
+        let last = path
+            .file_name()
+            .map_or_else(|| spec.into(), |n| n.to_string_lossy());
+        escape(&last).into_owned()
     };
     if let (Some(first), Some(last)) = (t.checkpoints.first(), t.checkpoints.last()) {
         let line = format!(

@@ -71,7 +71,12 @@ impl Kept {
                 .into_iter()
                 .map(|c| NextToken {
                     id: c.id,
-                    text: tokenizer.token(c.id).unwrap_or_default(),
+                    // As the token reads in text (` The`, a newline), not as the vocabulary
+                    // spells it (`ĠThe`, `Ċ`); the edge shows a newline as `\n`.
+                    text: tokenizer
+                        .decode(&[c.id])
+                        .or_else(|| tokenizer.token(c.id))
+                        .unwrap_or_default(),
                     prob: c.prob,
                 })
                 .collect()

@@ -1,25 +1,26 @@
 //! The zip layout: `<name>/data.pkl` (the pickle), `<name>/data/<key>` (each storage, stored
 //! uncompressed), `<name>/byteorder`, `<name>/version`; a TorchScript archive adds `code/` and
-//! `constants.pkl`. The `zip` crate reads the central directory; each entry's bytes are then a range
-//! of the file's map, found from its local header.
+//! `constants.pkl`. The `zip` crate reads the central directory (through the map, or the ranges a
+//! remote file's [`Store`] fetched); each entry's bytes then lie after its local header.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Cursor;
 use std::ops::Range;
-use std::sync::Arc;
 
-use memmap2::Mmap;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::foreign::Foreign;
-use super::{Contents, Error, assemble, read_at};
+use super::record::{Header, Record};
+use super::store::{ReadSeek, Store};
+use super::{Contents, Error, assemble};
 use crate::io::pickle;
 
-/// Opens a zip-layout file mapped as `map`. Every pickle the archive holds is run, for the foreign
+/// The zip archive as the reader holds it.
+type Zip<'a> = ZipArchive<Box<dyn ReadSeek + 'a>>;
+
+/// Opens a zip-layout file from `store`. Every pickle the archive holds is run, for the foreign
 /// globals it names; the tensors come from the `data.pkl` torch would load.
-pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Result<Contents, Error> {
-    let zip = ZipArchive::new(Cursor::new(&map[..]))
+pub(super) fn open(store: &Store, foreign: &mut Foreign) -> Result<Contents, Error> {
+    let zip = ZipArchive::new(store.zip_reader())
         .map_err(|e| Error::Layout(format!("not a readable zip archive (truncated?): {e}")))?;
     if zip.has_duplicate_names() {
         return Err(Error::DuplicateEntry);
@@ -29,7 +30,8 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
         .enumerate()
         .map(|(i, name)| (name, i))
         .collect();
-    let range = |index: usize, what: &str| entry_range(&zip, file, map.len(), index, what);
+    let range = |index: usize, what: &str| store.span(&entry(&zip, index, what)?);
+    let bytes = |span: &Range<u64>| store.read(span.clone());
     let is_pickle = |n: &[u8]| {
         n.strip_suffix(b"/data.pkl")
             .or_else(|| n.strip_suffix(b"/constants.pkl"))
@@ -47,18 +49,18 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
     for &(name, index) in &pickles {
         if name != loaded {
             let span = range(index, &String::from_utf8_lossy(name))?;
-            foreign.unpickle(&map[span.clone()], span.start)?;
+            foreign.unpickle(&bytes(&span)?, span.start as usize)?;
         }
     }
 
     let prefix = &loaded[..loaded.len() - b"data.pkl".len()];
-    let entry = |suffix: &str| -> Option<usize> {
+    let named = |suffix: &str| -> Option<usize> {
         let mut name = prefix.to_vec();
         name.extend_from_slice(suffix.as_bytes());
         names.get(name.as_slice()).copied()
     };
-    let big_endian = match entry("byteorder") {
-        Some(i) => match &map[range(i, "byteorder")?] {
+    let big_endian = match named("byteorder") {
+        Some(i) => match &*bytes(&range(i, "byteorder")?)? {
             b"little" => false,
             b"big" => true,
             other => {
@@ -72,7 +74,7 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
         None => false,
     };
     let pickle_range = range(names[loaded], "data.pkl")?;
-    let unpickled = foreign.unpickle(&map[pickle_range.clone()], pickle_range.start)?;
+    let unpickled = foreign.unpickle(&bytes(&pickle_range)?, pickle_range.start as usize)?;
     let mut code_files: Vec<(usize, String)> = names
         .iter()
         .filter_map(|(n, &i)| {
@@ -82,7 +84,7 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
         })
         .collect();
     code_files.sort_unstable();
-    let torchscript = entry("constants.pkl").is_some() || !code_files.is_empty();
+    let torchscript = named("constants.pkl").is_some() || !code_files.is_empty();
     if torchscript {
         // A TorchScript archive's own classes (`__torch__.…`) are defined by its code files, and
         // `torch.jit._pickle` rebuilds its lists: torch.jit.load runs those, and they are named
@@ -90,18 +92,18 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
         foreign.retain(|g| !g.starts_with("__torch__.") && !g.starts_with("torch.jit._pickle."));
     }
 
-    let mut span = |s: &pickle::Storage| -> Result<Range<usize>, Error> {
+    let mut record = |s: &pickle::Storage| -> Result<Record, Error> {
         let what = format!("storage {}", s.key);
-        let index = entry(&format!("data/{}", s.key)).ok_or_else(|| {
+        let index = named(&format!("data/{}", s.key)).ok_or_else(|| {
             Error::Layout(format!(
                 "{what} is missing: the archive has no {}data/{}",
                 String::from_utf8_lossy(prefix),
                 s.key
             ))
         })?;
-        range(index, &what)
+        entry(&zip, index, &what)
     };
-    let mut contents = assemble(&unpickled, map, &mut span, big_endian)?;
+    let mut contents = assemble(&unpickled, store, &mut record, big_endian)?;
     contents.torchscript = torchscript;
     contents.code_files = code_files.into_iter().map(|(_, name)| name).collect();
     Ok(contents)
@@ -110,7 +112,7 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
 /// The `<name>/data.pkl` torch loads: the one in the folder of the archive's first entry (torch's
 /// reader takes the archive's name from it), else the first by name.
 fn loaded_pickle<'a>(
-    zip: &'a ZipArchive<Cursor<&[u8]>>,
+    zip: &'a Zip<'_>,
     names: &HashMap<&'a [u8], usize>,
 ) -> Result<&'a [u8], Error> {
     let candidates = || {
@@ -144,16 +146,10 @@ fn not_torch<'a>(names: impl Iterator<Item = &'a [u8]>) -> &'static str {
         "a zip archive without <name>/data.pkl: not a torch.save file (a numpy .npz?)"
     }
 }
-/// The bytes of entry `index` within the map: after its local header, which the central directory
-/// points to. Compressed entries are refused: torch stores everything uncompressed, and only a
-/// stored entry can be mapped in place.
-fn entry_range(
-    zip: &ZipArchive<Cursor<&[u8]>>,
-    file: &File,
-    file_len: usize,
-    index: usize,
-    what: &str,
-) -> Result<std::ops::Range<usize>, Error> {
+/// Entry `index` as a record: its local header, which the central directory points to, then its
+/// bytes. Compressed entries are refused: torch stores everything uncompressed, and only a stored
+/// entry can be read in place or by range.
+fn entry(zip: &Zip<'_>, index: usize, what: &str) -> Result<Record, Error> {
     let bad = |why: String| Error::Layout(format!("{what}: {why}"));
     let entry = zip.by_index_data(index).map_err(|e| bad(e.to_string()))?;
     if entry.compression() != CompressionMethod::Stored {
@@ -165,21 +161,12 @@ fn entry_range(
     if entry.encrypted() {
         return Err(bad("the entry is encrypted".into()));
     }
-    let header = usize::try_from(entry.header_start()).map_err(|_| bad("bad offset".into()))?;
-    let local = read_at::<30>(file, header)
-        .filter(|h| h.starts_with(b"PK\x03\x04"))
-        .ok_or_else(|| bad("its local header is missing (a truncated or damaged zip)".into()))?;
-    let name_len = usize::from(u16::from_le_bytes([local[26], local[27]]));
-    let extra_len = usize::from(u16::from_le_bytes([local[28], local[29]]));
-    let size = usize::try_from(entry.size()).map_err(|_| bad("absurd size".into()))?;
-    let start = header + 30 + name_len + extra_len;
-    let end = start
-        .checked_add(size)
-        .filter(|&end| end <= file_len)
-        .ok_or_else(|| {
-            bad(format!(
-                "its {size} bytes at offset {start} run past the end of the file ({file_len} bytes; truncated?)"
-            ))
-        })?;
-    Ok(start..end)
+    Ok(Record {
+        at: entry.header_start(),
+        header: Header::Zip {
+            name_len: entry.name_raw().len() as u64,
+        },
+        len: entry.size(),
+        what: what.to_owned(),
+    })
 }

@@ -4,25 +4,33 @@
 //! count followed by its bytes.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::ops::Range;
 use std::rc::Rc;
-use std::sync::Arc;
-
-use memmap2::Mmap;
 
 use super::foreign::Foreign;
-use super::{Contents, Error, LEGACY_MAGIC, assemble, read_at};
+use super::record::{Header, Record};
+use super::store::Store;
+use super::{Contents, Error, LEGACY_MAGIC, assemble};
 use crate::io::pickle::{self, Storage};
 
 /// The protocol version torch writes after the magic number.
 const PROTOCOL_VERSION: i64 = 1001;
 
-/// Opens a legacy-layout file mapped as `map`. All five pickles are run for the foreign globals
-/// they name: torch.load unpickles each of them, so a call hidden in the magic number's pickle
-/// would run as surely as one in the object's.
-pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Result<Contents, Error> {
-    let mut next = |at: usize| foreign.unpickle(&map[at..], at);
+/// A legacy file's pickles, parsed: what the storages that follow them need.
+pub(super) struct Pickles {
+    /// The object pickle.
+    object: pickle::Unpickled,
+    /// The storage keys, in the order their records follow.
+    keys: Vec<String>,
+    /// Where the first storage's record starts: just past the last pickle.
+    end: usize,
+    big_endian: bool,
+}
+
+/// Runs the five pickles at the start of `prefix` (a file's first bytes). All five are run for the
+/// foreign globals they name: torch.load unpickles each of them, so a call hidden in the magic
+/// number's pickle would run as surely as one in the object's.
+pub(super) fn pickles(prefix: &[u8], foreign: &mut Foreign) -> Result<Pickles, Error> {
+    let mut next = |at: usize| foreign.unpickle(prefix.get(at..).unwrap_or_default(), at);
     let magic = next(0)?;
     if !matches!(&magic.root, pickle::Value::BigInt(b) if **b == LEGACY_MAGIC) {
         return Err(Error::Layout(
@@ -38,10 +46,10 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
     let sys_info = next(protocol.end)?;
     let big_endian = little_endian_flag(&sys_info) == Some(false);
     let object = next(sys_info.end)?;
-    let keys = next(object.end)?;
-    let key_list: Vec<String> = keys
+    let key_list = next(object.end)?;
+    let keys: Vec<String> = key_list
         .heap
-        .sequence(&keys.root)
+        .sequence(&key_list.root)
         .ok_or_else(|| Error::Layout("the storage key list is not a list".into()))?
         .iter()
         .map(|k| match k {
@@ -49,7 +57,24 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
             _ => Err(Error::Layout("a storage key is not a string".into())),
         })
         .collect::<Result<_, _>>()?;
+    Ok(Pickles {
+        object,
+        keys,
+        end: key_list.end,
+        big_endian,
+    })
+}
 
+/// Opens a legacy-layout file from `store`: its pickles from the bytes at hand, then each storage's
+/// record where the ones before it end, each as long as its pickle says (its count checked against
+/// that when its header is read).
+pub(super) fn open(store: &Store, foreign: &mut Foreign) -> Result<Contents, Error> {
+    let Pickles {
+        object,
+        keys,
+        end,
+        big_endian,
+    } = pickles(store.prefix(), foreign)?;
     // Every storage the object pickle names, by key: its dtype gives the size of its elements.
     let mut named: HashMap<&str, &Rc<Storage>> = HashMap::new();
     for o in object.heap.objects() {
@@ -57,50 +82,37 @@ pub(super) fn open(map: &Arc<Mmap>, file: &File, foreign: &mut Foreign) -> Resul
             named.insert(&s.key, s);
         }
     }
-    let mut spans: HashMap<String, Range<usize>> = HashMap::new();
-    let mut at = keys.end;
-    for key in &key_list {
+    let mut records: HashMap<String, Record> = HashMap::new();
+    let mut at = end as u64;
+    for key in &keys {
         let storage = named.get(key.as_str()).ok_or_else(|| {
             Error::Layout(format!(
                 "storage {key} is in the key list but no tensor uses it"
             ))
         })?;
-        let count = read_at::<8>(file, at)
-            .filter(|_| at.checked_add(8).is_some_and(|end| end <= map.len()))
-            .map(|b| {
-                if big_endian {
-                    u64::from_be_bytes(b)
-                } else {
-                    u64::from_le_bytes(b)
-                }
-            })
-            .ok_or_else(|| truncated(key, at, map.len()))?;
-        let start = at + 8;
-        let end = count
-            .checked_mul(storage.dtype.size() as u64)
-            .and_then(|n| usize::try_from(n).ok())
-            .and_then(|n| start.checked_add(n))
-            .filter(|&end| end <= map.len())
-            .ok_or_else(|| truncated(key, start, map.len()))?;
-        spans.insert(key.clone(), start..end);
-        at = end;
+        let record = Record {
+            at,
+            header: Header::Count {
+                numel: storage.numel,
+                big_endian,
+            },
+            len: storage.numel.saturating_mul(storage.dtype.size() as u64),
+            what: format!("storage {key}"),
+        };
+        // Past the file's end, the chain stops here: the storage is refused when a tensor uses it.
+        at = at.saturating_add(8).saturating_add(record.len);
+        records.insert(key.clone(), record);
     }
 
-    let mut span = |s: &Storage| -> Result<Range<usize>, Error> {
-        spans.get(&s.key).cloned().ok_or_else(|| {
+    let mut record = |s: &Storage| -> Result<Record, Error> {
+        records.get(&s.key).cloned().ok_or_else(|| {
             Error::Layout(format!(
                 "storage {} is missing from the file's storage list",
                 s.key
             ))
         })
     };
-    assemble(&object, map, &mut span, big_endian)
-}
-
-fn truncated(key: &str, at: usize, len: usize) -> Error {
-    Error::Layout(format!(
-        "storage {key}: its data at offset {at} runs past the end of the file ({len} bytes; truncated?)"
-    ))
+    assemble(&object, store, &mut record, big_endian)
 }
 
 /// The `little_endian` entry of the system-info dict.

@@ -1,23 +1,24 @@
 //! PyTorch checkpoints (`torch.save`'s `.pt`, `.pth`, `.bin`, `.ckpt`), recognised by their bytes:
-//! the zip layout (torch >= 1.6, and TorchScript archives) and the legacy layout. The pickle is run
-//! by [`crate::io::pickle`], which never calls anything; storages stay in the file's map.
+//! the zip layout (torch >= 1.6, and TorchScript archives) and the legacy layout, each read from a
+//! local file's map or by range from a remote one ([`store`]), by the same parsing. The pickle is run
+//! by [`crate::io::pickle`], which never calls anything; storages stay in the file (mapped, or
+//! fetched when a tensor is first read).
 
 mod archive;
 mod foreign;
 mod legacy;
+mod record;
+mod store;
 mod views;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
-
 use super::FileError;
 use super::pickle::{self, Leaf, Scalar};
-use crate::tensor::Tensor;
+use crate::tensor::{FetchError, Ranged, Tensor};
+use store::Store;
 
 /// What a PyTorch file holds, flattened to dotted names.
 #[derive(Default)]
@@ -80,6 +81,9 @@ pub enum Error {
         "the zip's directory lists one entry name twice (torch reads the first, other readers the last), so what torch loads cannot be told: refused"
     )]
     DuplicateEntry,
+    /// A remote file's bytes could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
 }
 
 /// Which PyTorch layout the first bytes of a file show.
@@ -128,11 +132,51 @@ pub const TAR: &str = "a tar archive: torch.save's oldest layout is one (members
 /// on disk until asked for, except views that must be gathered and big-endian data.
 pub fn open(path: &Path) -> Result<Contents, FileError> {
     let crate::io::mapped::Mapped { file, map } = crate::io::mapped::open(path)?;
+    read(path, Store::Mapped { map, file })
+}
+
+/// Opens a PyTorch file of `len` bytes read by range from `source` (a remote one), whose first bytes
+/// `head` are in: a legacy file's pickles must lie in them (see [`has_pickles`]); a zip's last bytes
+/// are fetched in one request for its central directory, then any pickle outside the head. Each
+/// storage is fetched, with its header, when a tensor over it is first read.
+pub fn open_ranged(
+    path: &Path,
+    head: &[u8],
+    len: u64,
+    source: Arc<dyn Ranged>,
+) -> Result<Contents, FileError> {
+    let mut store = Store::fetched(source, len, head);
+    if layout(head) == Some(Layout::Zip) {
+        store.fetch_tail().map_err(|e| FileError::new(path, e))?;
+    }
+    read(path, store)
+}
+
+/// Whether `head`, the first bytes of a legacy file, holds its five pickles whole: `false` when
+/// parsing them ran out of bytes, so a remote reader fetches more. Any other file needs no more.
+#[must_use]
+pub fn has_pickles(head: &[u8]) -> bool {
+    if layout(head) != Some(Layout::Legacy) {
+        return true;
+    }
+    let mut foreign = foreign::Foreign::default();
+    match legacy::pickles(head, &mut foreign) {
+        Err(Error::Pickle(e)) => !matches!(
+            e.problem,
+            pickle::Problem::Truncated { .. } | pickle::Problem::NoStop
+        ),
+        _ => true,
+    }
+}
+
+/// Reads either layout from `store`, and says what the user should hear about it.
+fn read(path: &Path, store: Store) -> Result<Contents, FileError> {
     let shown = path.display().to_string();
     let mut foreign = foreign::Foreign::default();
-    let contents = match layout(&map[..map.len().min(512)]) {
-        Some(Layout::Zip) => archive::open(&map, &file, &mut foreign),
-        Some(Layout::Legacy) => legacy::open(&map, &file, &mut foreign),
+    let head = store.prefix();
+    let contents = match layout(&head[..head.len().min(512)]) {
+        Some(Layout::Zip) => archive::open(&store, &mut foreign),
+        Some(Layout::Legacy) => legacy::open(&store, &mut foreign),
         Some(Layout::Tar) => Err(Error::Layout(TAR.into())),
         None => Err(Error::Layout(
             "not a PyTorch file (neither a zip nor a legacy torch.save pickle)".into(),
@@ -176,32 +220,20 @@ pub fn open(path: &Path) -> Result<Contents, FileError> {
     Ok(contents)
 }
 
-/// `N` bytes of `file` at `offset`, read by system call rather than through the map: touching a
-/// mapped page maps the pages around it too (fault-around), so reading 2,000 small headers spread
-/// over a 1 GiB file through the map would add some 128 MiB to the resident set.
-fn read_at<const N: usize>(file: &File, offset: usize) -> Option<[u8; N]> {
-    use std::io::{Read as _, Seek as _, SeekFrom};
-    let mut buf = [0u8; N];
-    let mut file = file;
-    file.seek(SeekFrom::Start(offset as u64)).ok()?;
-    file.read_exact(&mut buf).ok()?;
-    Some(buf)
-}
-
 /// Turns an unpickled checkpoint into [`Contents`]: tensors made over their storages (each found
-/// in the map by `span`, swapped once if the file is big-endian), plain values listed. Every byte
-/// made in memory (swapped storages, gathered views) counts against one budget for the file.
+/// in `store` by its `record`, swapped once if the file is big-endian), plain values listed. Every
+/// byte made in memory (swapped storages, gathered views) counts against one budget for the file.
 fn assemble(
     unpickled: &pickle::Unpickled,
-    map: &Arc<Mmap>,
-    span: &mut dyn FnMut(&pickle::Storage) -> Result<Range<usize>, Error>,
+    store: &Store,
+    record: &mut dyn FnMut(&pickle::Storage) -> Result<record::Record, Error>,
     big_endian: bool,
 ) -> Result<Contents, Error> {
     let leaves = pickle::flatten(unpickled)?;
     let mut contents = Contents::default();
     let mut ties = views::Ties::default();
-    let mut budget = views::Budget::for_file(map.len());
-    let mut swapped: HashMap<String, Arc<[u8]>> = HashMap::new();
+    let mut budget = views::Budget::for_file(store.len());
+    let mut backings: HashMap<String, views::Backing> = HashMap::new();
     for (name, leaf) in leaves {
         match leaf {
             Leaf::Tensor(t) => {
@@ -223,19 +255,17 @@ fn assemble(
                     name: name.clone(),
                     reason,
                 };
-                let range = span(&t.storage)?;
-                let backing = if big_endian {
-                    let bytes = if let Some(bytes) = swapped.get(&t.storage.key) {
-                        Arc::clone(bytes)
-                    } else {
-                        let bytes =
-                            views::swapped(&map[range], &t.storage, &mut budget).map_err(at)?;
-                        swapped.insert(t.storage.key.clone(), Arc::clone(&bytes));
-                        bytes
-                    };
-                    views::Backing::Owned(bytes)
+                let backing = if let Some(backing) = backings.get(&t.storage.key) {
+                    backing.clone()
                 } else {
-                    views::Backing::Mapped(Arc::clone(map), range)
+                    let mut backing = store.backing(record(&t.storage)?)?;
+                    if big_endian {
+                        backing = backing
+                            .into_little_endian(&t.storage, &mut budget)
+                            .map_err(at)?;
+                    }
+                    backings.insert(t.storage.key.clone(), backing.clone());
+                    backing
                 };
                 let tensor = views::tensor(&t, dtype, &backing, &mut budget).map_err(at)?;
                 contents.tensors.push((name, tensor));

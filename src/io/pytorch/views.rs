@@ -1,7 +1,8 @@
 //! A tensor from a view of a storage: torch's storage offset and strides honoured. A contiguous
-//! view is a byte range of the mapped file; any other view (transposed, strided) is gathered into
-//! memory, since the rest of paramscope reads tensors in C order. Big-endian storages are swapped
-//! into owned little-endian bytes first.
+//! view is a byte range of the storage (of the mapped file, or of a remote record fetched on first
+//! read); any other view (transposed, strided) is gathered into C order, since the rest of paramscope
+//! reads tensors so: at once from a map, or on fetch from a remote storage. Big-endian storages are
+//! swapped into little-endian bytes first (on fetch, for a remote one).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -9,29 +10,59 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use crate::io::pickle::{Storage, TensorRef};
-use crate::tensor::{Bytes, DType, Tensor};
+use crate::io::pickle::{Storage, TensorRef, TorchDtype};
+use crate::tensor::{Bytes, DType, FetchError, Ranged, Tensor};
 
 /// Where a storage's bytes are.
+#[derive(Clone)]
 pub enum Backing {
     /// A range of the mapped file.
     Mapped(Arc<Mmap>, Range<usize>),
     /// Bytes made in memory (a big-endian storage, swapped).
     Owned(Arc<[u8]>),
+    /// Bytes `0..len` of a source read by range (a remote storage), fetched when first read.
+    Ranged(Arc<dyn Ranged>, u64),
 }
 
 impl Backing {
-    fn bytes(&self) -> &[u8] {
+    fn len(&self) -> u64 {
         match self {
-            Backing::Mapped(map, range) => &map[range.clone()],
-            Backing::Owned(bytes) => bytes,
+            Backing::Mapped(_, range) => range.len() as u64,
+            Backing::Owned(bytes) => bytes.len() as u64,
+            Backing::Ranged(_, len) => *len,
+        }
+    }
+
+    /// The storage in little-endian order, `self` being big-endian: swapped now into memory (counted
+    /// against `budget`), or as each range is fetched.
+    pub fn into_little_endian(
+        self,
+        storage: &Storage,
+        budget: &mut Budget,
+    ) -> Result<Backing, ViewError> {
+        match self {
+            Backing::Mapped(map, range) => {
+                budget.take(range.len() as u64)?;
+                let mut bytes = map[range].to_vec();
+                swap(&mut bytes, storage.dtype);
+                Ok(Backing::Owned(bytes.into()))
+            }
+            Backing::Owned(_) => Ok(self),
+            Backing::Ranged(inner, len) => {
+                let swapped = Swapped {
+                    inner,
+                    dtype: storage.dtype,
+                };
+                Ok(Backing::Ranged(Arc::new(swapped), len))
+            }
         }
     }
 }
 
 /// The bytes one file's tensors may make in memory (swapped storages, gathered views, copies out
-/// of swapped storages), counted in total: twice the file (each storage swapped once, then each
-/// tensor copied out) and 64 MiB for strided views of small files.
+/// of swapped storages, a remote file's views as each is fetched), counted in total: twice the file
+/// (each storage swapped once, then each tensor copied out) and 64 MiB for strided views of small
+/// files.
 pub struct Budget {
     left: u64,
     cap: u64,
@@ -40,8 +71,8 @@ pub struct Budget {
 impl Budget {
     /// The budget of a file of `len` bytes.
     #[must_use]
-    pub fn for_file(len: usize) -> Budget {
-        let cap = (len as u64).saturating_mul(2).saturating_add(64 << 20);
+    pub fn for_file(len: u64) -> Budget {
+        let cap = len.saturating_mul(2).saturating_add(SLACK);
         Budget { left: cap, cap }
     }
 
@@ -54,27 +85,92 @@ impl Budget {
     }
 }
 
-/// The big-endian `bytes` of `storage` as little-endian, each element (or each half of a complex
-/// one) reversed.
-pub fn swapped(
-    bytes: &[u8],
-    storage: &Storage,
-    budget: &mut Budget,
-) -> Result<Arc<[u8]>, ViewError> {
-    budget.take(bytes.len() as u64)?;
-    let size = storage.dtype.size();
-    let unit = if storage.dtype.name().starts_with("complex") {
+/// What strided views of a small file may make in memory; and how far a remote view's storage may
+/// reach past twice its own bytes, since the whole reach is fetched to gather it.
+const SLACK: u64 = 64 << 20;
+
+/// Big-endian elements (each half of a complex one) of `dtype` reversed in place.
+fn swap(bytes: &mut [u8], dtype: TorchDtype) {
+    let size = dtype.size();
+    let unit = if dtype.name().starts_with("complex") {
         size / 2
     } else {
         size
     };
-    let mut bytes = bytes.to_vec();
     if unit > 1 {
         for element in bytes.chunks_exact_mut(unit) {
             element.reverse();
         }
     }
-    Ok(bytes.into())
+}
+
+/// A big-endian remote storage, swapped as each range arrives (ranges start on element boundaries:
+/// every tensor's offset counts whole elements).
+struct Swapped {
+    inner: Arc<dyn Ranged>,
+    dtype: TorchDtype,
+}
+
+impl Ranged for Swapped {
+    fn read(&self, range: Range<u64>) -> Result<Vec<u8>, FetchError> {
+        let mut bytes = self.inner.read(range)?;
+        swap(&mut bytes, self.dtype);
+        Ok(bytes)
+    }
+
+    fn content(&self) -> Option<String> {
+        Some(format!("{}|swapped", self.inner.content()?))
+    }
+}
+
+/// A strided view of a remote storage, gathered into C order when fetched: its bytes `0..nbytes`
+/// come from the storage's bytes `start..start + reach`, the view's first element to its last.
+struct Gathered {
+    storage: Arc<dyn Ranged>,
+    start: u64,
+    reach: u64,
+    size: usize,
+    shape: Vec<usize>,
+    strides: Vec<u64>,
+    nbytes: usize,
+}
+
+impl Gathered {
+    /// The view as a tensor fetched, then gathered, when first read; refused when its elements lie too
+    /// far apart for the whole reach to be worth fetching.
+    fn into_tensor(self, dtype: DType, budget: &mut Budget) -> Result<Tensor, ViewError> {
+        let nbytes = self.nbytes as u64;
+        if self.reach > nbytes.saturating_mul(2).saturating_add(SLACK) {
+            return Err(ViewError::Sparse {
+                nbytes,
+                reach: self.reach,
+            });
+        }
+        budget.take(nbytes)?;
+        let shape = self.shape.clone();
+        Ok(Tensor::new(
+            shape,
+            dtype,
+            Bytes::remote(Arc::new(self), 0..nbytes),
+        ))
+    }
+}
+
+impl Ranged for Gathered {
+    fn read(&self, range: Range<u64>) -> Result<Vec<u8>, FetchError> {
+        let source = self.storage.read(self.start..self.start + self.reach)?;
+        let all = gather(
+            &source,
+            self.size,
+            0,
+            &self.shape,
+            &self.strides,
+            self.nbytes,
+        );
+        all.get(range.start as usize..range.end as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| FetchError(Box::new(ViewError::Overflow("a range of a gathered view"))))
+    }
 }
 
 /// What makes two tensors one: storage key, legacy view, offset, shape, strides, dtype.
@@ -143,13 +239,23 @@ pub enum ViewError {
     },
     /// Bytes to make in memory beyond the file's budget.
     #[error(
-        "its {nbytes} bytes would have to be made in memory (a strided view gathered or big-endian data swapped), past the cap of {cap} bytes for all of the file's tensors (twice the file's size plus 64 MiB)"
+        "its {nbytes} bytes would have to be made in memory (a strided view gathered, big-endian data swapped, or a remote view fetched), past the cap of {cap} bytes for all of the file's tensors (twice the file's size plus 64 MiB)"
     )]
     TooBig {
         /// The bytes asked for.
         nbytes: u64,
         /// The cap.
         cap: u64,
+    },
+    /// A remote strided view whose first and last elements lie too far apart to fetch for its values.
+    #[error(
+        "it is a strided view of {nbytes} bytes spread over {reach} bytes of its remote storage, all of which would be fetched to gather it (at most twice its bytes plus 64 MiB)"
+    )]
+    Sparse {
+        /// The view's bytes.
+        nbytes: u64,
+        /// The storage bytes from its first element to its last.
+        reach: u64,
     },
 }
 
@@ -161,7 +267,7 @@ pub fn tensor(
     budget: &mut Budget,
 ) -> Result<Tensor, ViewError> {
     let size = t.dtype.size() as u64;
-    let storage = backing.bytes();
+    let whole = backing.len();
     // A legacy storage view starts inside its root storage.
     let (base, storage_len) = match &t.storage.view {
         Some((_, offset, length)) => {
@@ -171,15 +277,12 @@ pub fn tensor(
             let len = length
                 .checked_mul(t.storage.dtype.size() as u64)
                 .ok_or(ViewError::Overflow("its storage view's length"))?;
-            if start
-                .checked_add(len)
-                .is_none_or(|end| end > storage.len() as u64)
-            {
-                return Err(ViewError::PastStorage(storage.len()));
+            if start.checked_add(len).is_none_or(|end| end > whole) {
+                return Err(ViewError::PastStorage(whole as usize));
             }
             (start, len)
         }
-        None => (0, storage.len() as u64),
+        None => (0, whole),
     };
     let shape: Vec<usize> = t
         .shape
@@ -227,14 +330,36 @@ pub fn tensor(
                 budget.take(nbytes)?;
                 Bytes::Owned(owned[range].into())
             }
+            // Each remote view is fetched into memory of its own: views that overlap must not
+            // make a small file fill the memory, so they count as copies do.
+            Backing::Ranged(source, _) => {
+                budget.take(nbytes)?;
+                Bytes::remote(Arc::clone(source), range.start as u64..range.end as u64)
+            }
         };
         debug_assert!(end <= storage_len);
         return Ok(Tensor::new(shape, dtype, bytes));
     }
+    let source = match backing {
+        Backing::Mapped(map, span) => &map[span.clone()],
+        Backing::Owned(owned) => &owned[..],
+        Backing::Ranged(storage, _) => {
+            let first = base + t.offset * size;
+            let gathered = Gathered {
+                storage: Arc::clone(storage),
+                start: first,
+                reach: base + end - first,
+                size: size as usize,
+                shape,
+                strides: t.strides.clone(),
+                nbytes: nbytes as usize,
+            };
+            return gathered.into_tensor(dtype, budget);
+        }
+    };
     budget.take(nbytes)?;
-    let source = &storage[base as usize..(base + storage_len) as usize];
     let gathered = gather(
-        source,
+        &source[base as usize..(base + storage_len) as usize],
         size as usize,
         t.offset as usize,
         &shape,

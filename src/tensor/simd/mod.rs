@@ -1,4 +1,4 @@
-//! The SIMD kernels of the statistics and histogram passes and of a forward pass's element-wise
+//! The SIMD kernels of the statistics and histogram passes, of `diff`'s paired pass, and of a forward pass's element-wise
 //! maths, compiled for AVX-512 and AVX2 as well as the baseline and chosen at run time from the
 //! CPU's features, detected once.
 //!
@@ -14,6 +14,7 @@
 pub mod bins;
 pub mod math;
 pub mod moments;
+pub mod pairs;
 
 use std::sync::OnceLock;
 
