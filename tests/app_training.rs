@@ -1,7 +1,8 @@
 //! What training leaves behind, in the app at 80x24 without colour: a distributed checkpoint's
-//! shard layout, an optimizer's state and next update beside a parameter, and a run followed
-//! across its checkpoints (the drift sparklines of the module table, the trajectory view with its
-//! flags), each checked against the fixtures' own figures and kept as a named snapshot.
+//! shard layout (and a damaged chunk said when its tensor is shown), an optimizer's state and next
+//! update beside a parameter, and a run followed across its checkpoints (the drift sparklines of
+//! the module table, the trajectory view with its flags), each checked against the fixtures' own
+//! figures and kept as a named snapshot.
 
 mod app_support;
 mod fixture_support;
@@ -180,5 +181,35 @@ fn the_trajectory_view_lists_every_checkpoint_and_its_flags() {
         // ckpt, norm, drift, step, cos, NaN/Inf, then the flag's word when there is one.
         let cells: Vec<&str> = row.split('│').nth(3).unwrap().split_whitespace().collect();
         assert_eq!(cells.get(6).copied(), flags.first().copied(), "{row}");
+    }
+}
+
+#[test]
+fn a_damaged_chunk_is_said_in_the_status_bar_when_its_tensor_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("dcp/single")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let opened = paramscope::io::dcp::open(dir.path()).unwrap();
+    let (_, weight) = (opened.tensors.iter())
+        .find(|(n, _)| n == "layers.1.weight")
+        .unwrap();
+    let at = weight.shards()[0].bytes.clone();
+    let shard = dir.path().join("__0_0.distcp");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes[at.start as usize..at.end as usize].fill(0);
+    std::fs::write(&shard, bytes).unwrap();
+    let mut h = open_file_with(dir.path(), Some("layers.1.weight"), ColorLevel::None);
+    h.work();
+    let Some(paramscope::app::state::Message::Error(said)) = &h.message else {
+        panic!("an error in the status bar: {:?}", h.message);
+    };
+    for want in [
+        "__0_0.distcp",
+        "layers.1.weight",
+        "neither a torch.save archive",
+    ] {
+        assert!(said.contains(want), "{want}: {said}");
     }
 }

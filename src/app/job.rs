@@ -375,6 +375,8 @@ pub enum Reply {
     TrajectoryProgress(usize, usize),
     /// A trajectory is done, or why it failed.
     Trajectory(Result<Box<Run>, AppError>),
+    /// A tensor's values could not be read (fetched or put together), and why.
+    Unread(AppError),
     /// A job panicked (its message): its own reply never comes.
     Panicked(String),
 }

@@ -89,6 +89,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
             compare::received(app, generation, result, &mut fx);
         }
         Reply::Detail(key, detail) => compare::received_detail(app, key, *detail),
+        Reply::Unread(e) => report(app, &e),
         Reply::Panicked(message) => panicked(app, message),
         Reply::Loaded(spec, result) => loaded(app, spec, result, &mut fx),
         Reply::Optimizer(key, result) => training::received_optimizer(app, key, result),

@@ -247,7 +247,10 @@ fn forward(
 /// then reads.
 fn summarize_all(tensors: Vec<(SummaryKey, Tensor)>, reply: &mut dyn FnMut(Reply)) {
     for (key, tensor) in tensors {
-        if crate::checkpoint::fetch(&tensor).is_err() {
+        if let Err(e) = crate::checkpoint::fetch(&tensor) {
+            // Why the values could not be read (a server's refusal, a damaged chunk naming its
+            // file) goes to the status bar; the pane has no numbers to show.
+            reply(Reply::Unread(AppError::from(e)));
             reply(Reply::Summary(key, Err(Undecodable(tensor.dtype()))));
             continue;
         }
