@@ -12,7 +12,7 @@ use crate::app::format::{count, gauge, short, sparkline};
 use crate::app::state::App;
 use crate::app::theme::Role;
 use crate::app::trajectory::Trajectory;
-use crate::compare::trajectory::FlagKind;
+use crate::compare::trajectory::{FlagKind, Series};
 use crate::model::ParamId;
 use crate::text::escape;
 
@@ -70,7 +70,23 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
         )),
     ])
     .render(body, buf);
-    // Which checkpoint the first and last rows are: a run's folders differ in their last part.
+    // The line naming the first and last gives way to the table's last row when the pane is short.
+    let named = usize::from(body.height) >= series.norm.len() + 3;
+    if named {
+        name_ends(app, t, body, buf);
+    }
+    let above = if named { 2 } else { 1 };
+    let area = Rect {
+        y: body.y + above,
+        height: body.height.saturating_sub(above),
+        ..body
+    };
+    table(app, t, series, area, buf);
+}
+
+/// Which checkpoints the first and last rows are, on the line below the sparkline: a run's
+/// folders differ in their last part.
+fn name_ends(app: &App, t: &Trajectory, body: Rect, buf: &mut Buffer) {
     let name = |spec: &str| {
         let path = std::path::Path::new(spec);
         let last = path
@@ -78,22 +94,29 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
             .map_or_else(|| spec.into(), |n| n.to_string_lossy());
         escape(&last).into_owned()
     };
-    if let (Some(first), Some(last)) = (t.checkpoints.first(), t.checkpoints.last()) {
-        let line = format!(
-            "[0] {} … [{}] {}",
-            name(first),
-            t.checkpoints.len() - 1,
-            name(last)
-        );
-        Line::styled(line, theme.style(Role::Dim)).render(
-            Rect {
-                y: body.y + 1,
-                height: body.height.saturating_sub(1),
-                ..body
-            },
-            buf,
-        );
-    }
+    let (Some(first), Some(last)) = (t.checkpoints.first(), t.checkpoints.last()) else {
+        return;
+    };
+    let line = format!(
+        "[0] {} … [{}] {}",
+        name(first),
+        t.checkpoints.len() - 1,
+        name(last)
+    );
+    Line::styled(line, app.screen.theme.style(Role::Dim)).render(
+        Rect {
+            y: body.y + 1,
+            height: body.height.saturating_sub(1),
+            ..body
+        },
+        buf,
+    );
+}
+
+/// A row per checkpoint of `series` in `area`, a flagged one marked in words (and in the
+/// theme's non-colour style).
+fn table(app: &App, t: &Trajectory, series: &Series, area: Rect, buf: &mut Buffer) {
+    let theme = app.screen.theme;
     let flags: Vec<_> = t.flags(&series.name).collect();
     let figure = |v: f64| if v.is_finite() { short(v) } else { "-".into() };
     let rows: Vec<Row> = (0..series.norm.len())
@@ -128,12 +151,5 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
                 .style(theme.style(Role::Heading)),
         )
         .column_spacing(1)
-        .render(
-            Rect {
-                y: body.y + 2,
-                height: body.height.saturating_sub(2),
-                ..body
-            },
-            buf,
-        );
+        .render(area, buf);
 }
