@@ -86,6 +86,7 @@ fn run_app(args: cli::AppArgs) -> ExitCode {
         seed: args.seed,
         compare: args.compare,
         base: args.base,
+        trajectory: args.trajectory,
     });
     // A write the worker had not finished leaves no temp file behind.
     fault::remove_temps();

@@ -27,7 +27,10 @@ fn tensors_of(
                 n.clone(),
                 t.dtype().to_string(),
                 t.shape().to_vec(),
-                t.bytes().to_vec(),
+                // A sharded tensor's chunks are read (and put together) when first asked for.
+                t.try_bytes()
+                    .unwrap_or_else(|e| panic!("{n}: {e}"))
+                    .to_vec(),
             )
         })
         .collect();
@@ -59,10 +62,20 @@ fn every_folder_opens_as_torch_consolidates_it() {
         for (g, w) in got.iter().zip(&want) {
             assert_eq!(g, w, "{name}: {}", g.0);
         }
-        // The sharded folders really are sharded, as the metadata torch wrote says.
+        // The sharded folders really are sharded, as the metadata torch wrote says, and each
+        // tensor's shards are the chunks torch wrote: offsets and sizes, in its order.
         let chunks = &expected_json(name)["chunks"];
         if name != "single" {
             assert!(chunks["layers.1.weight"].as_array().unwrap().len() >= 2);
+        }
+        for (n, t) in &opened.tensors {
+            let shards: Vec<serde_json::Value> = t
+                .shards()
+                .iter()
+                .map(|s| serde_json::json!([s.offsets, s.sizes]))
+                .collect();
+            assert_eq!(serde_json::Value::from(shards), chunks[n], "{name}: {n}");
+            assert!(t.shards().iter().all(|s| s.file.ends_with(".distcp")));
         }
     }
 }
@@ -189,4 +202,53 @@ fn a_truncated_or_missing_shard_file_is_named() {
     refused(dir.path(), "__0_0.distcp", None, "past the end of the file");
     std::fs::remove_file(&shard).unwrap();
     refused(dir.path(), "__0_0.distcp", None, "tensor ");
+}
+
+#[test]
+fn a_damaged_chunk_is_said_when_its_tensor_is_read() {
+    // Opening reads only `.metadata`: a chunk whose archive is overwritten in place still lists.
+    let dir = damaged(None);
+    let expected = expected_json("single");
+    let chunk = &expected["chunks"]["layers.1.weight"];
+    assert_eq!(chunk.as_array().unwrap().len(), 1);
+    let shard = dir.path().join("__0_0.distcp");
+    let opened = paramscope::io::dcp::open(dir.path()).unwrap();
+    let (_, weight) = opened
+        .tensors
+        .iter()
+        .find(|(n, _)| n == "layers.1.weight")
+        .unwrap();
+    let at = weight.shards()[0].bytes.clone();
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes[at.start as usize..at.end as usize].fill(0x5a);
+    std::fs::write(&shard, bytes).unwrap();
+    let tree = cli_support::paramscope(&["tree", dir.path().to_str().unwrap()]);
+    assert!(
+        tree.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tree.stderr)
+    );
+    for args in [
+        vec!["show", dir.path().to_str().unwrap(), "layers.1.weight"],
+        vec!["check", dir.path().to_str().unwrap()],
+    ] {
+        let run = cli_support::paramscope(&args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        for want in [
+            "__0_0.distcp",
+            "layers.1.weight",
+            "neither a torch.save archive",
+        ] {
+            assert!(stderr.contains(want), "{want}: {stderr}");
+        }
+    }
+    // The other tensors read as before.
+    let show = cli_support::paramscope(&["show", dir.path().to_str().unwrap(), "embed.weight"]);
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
 }

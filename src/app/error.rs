@@ -102,6 +102,14 @@ pub enum AppError {
     /// The forward panel's text was left empty.
     #[error("type a text to run the model on")]
     NoText,
+    /// An optimizer's state cannot be put beside the parameters.
+    #[error("optimizer state: {0}")]
+    Optimizer(#[from] crate::checkpoint::training::OptimizerError),
+    /// `--trajectory` names fewer than two checkpoints.
+    #[error(
+        "a trajectory needs two checkpoints or more; {0} is one (give several MODELs, or a folder of checkpoint-N or step_N subfolders)"
+    )]
+    OneCheckpoint(String),
 }
 
 impl From<TokenizeError> for AppError {

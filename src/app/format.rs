@@ -73,6 +73,48 @@ pub fn bytes(n: usize) -> String {
     }
 }
 
+/// Rising blocks, one to eight eighths high.
+const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// `values` as a sparkline of at most `width` cells, each the largest value of its share of them,
+/// scaled to the largest finite value (all zeros draw flat); a value that is not finite is `×`.
+#[must_use]
+pub fn sparkline(values: &[f64], width: usize) -> String {
+    if values.is_empty() || width == 0 {
+        return String::new();
+    }
+    let cells = values.len().min(width);
+    let cell = |i: usize| {
+        let share = &values[i * values.len() / cells..(i + 1) * values.len() / cells];
+        // NaN wins: a share holding one is marked, not hidden by its neighbours.
+        share.iter().copied().fold(0.0f64, |a, v| {
+            if a.is_nan() || !v.is_finite() {
+                f64::NAN
+            } else {
+                a.max(v)
+            }
+        })
+    };
+    let shown: Vec<f64> = (0..cells).map(cell).collect();
+    let top = shown
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    shown
+        .iter()
+        .map(|&v| {
+            if !v.is_finite() {
+                '×'
+            } else if top > 0.0 {
+                LEVELS[((v.max(0.0) / top) * 7.0).round() as usize]
+            } else {
+                LEVELS[0]
+            }
+        })
+        .collect()
+}
+
 /// A text progress bar of `width` cells.
 #[must_use]
 pub fn gauge(done: f64, width: usize) -> String {
@@ -134,7 +176,17 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{counted, middle_ellipsis, short, significant, wrap};
+    use super::{counted, middle_ellipsis, short, significant, sparkline, wrap};
+
+    #[test]
+    fn a_sparkline_scales_to_its_largest_value_and_marks_nan() {
+        assert_eq!(sparkline(&[0.0, 0.5, 1.0], 10), "▁▅█");
+        assert_eq!(sparkline(&[0.0, 0.0], 10), "▁▁");
+        assert_eq!(sparkline(&[0.0, f64::NAN, 2.0], 10), "▁×█");
+        // Six values in three cells: each the largest of its pair, a NaN kept.
+        assert_eq!(sparkline(&[0.0, 1.0, 4.0, 2.0, f64::NAN, 0.0], 3), "▃█×");
+        assert_eq!(sparkline(&[], 3), "");
+    }
 
     #[test]
     fn fewer_significant_digits_keep_the_exponent() {

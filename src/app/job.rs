@@ -10,13 +10,17 @@ use ndarray::ArrayD;
 use super::error::AppError;
 use super::extras::Extras;
 use super::probe_view::Probes;
+use crate::checkpoint::training::Next;
 use crate::compare::diff::{Entry, Rename};
+use crate::compare::trajectory::Run;
 use crate::families::{Config, Family, FamilyError};
+use crate::io::pickle::Scalar;
 use crate::model::forward::Activation;
 use crate::model::init::InitPlan;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
 use crate::tensor::decode::Undecodable;
+use crate::tensor::stats::Stats;
 
 /// A cache key: a tensor at one version; a re-init bumps the version, so old entries stay valid
 /// (they are the "before" of a re-init).
@@ -284,6 +288,14 @@ pub struct PartDetail {
     pub summary: Result<Summary, Undecodable>,
 }
 
+/// A parameter's optimizer state with its next update, and the statistics the tensor pane shows.
+pub struct Optimizer {
+    /// The state, the update `step()` would make with a zero gradient, and its ratio.
+    pub next: Next,
+    /// Each state tensor's statistics by name (as stored), then the update's.
+    pub stats: Vec<(&'static str, Result<Stats, Undecodable>)>,
+}
+
 /// Slow work for the worker.
 pub enum Job {
     /// Statistics and histograms of the tensor versions one screen shows (a tensor, and its
@@ -376,6 +388,30 @@ pub enum Job {
         /// The weight (its stored parts are shared, not copied).
         weight: Tensor,
     },
+    /// A job about what training left behind.
+    Training(TrainingJob),
+}
+
+/// Slow work about what training left behind.
+pub enum TrainingJob {
+    /// A parameter's optimizer state and next update.
+    Optimizer {
+        /// The parameter's version.
+        key: SummaryKey,
+        /// A snapshot of the model (the state tensors are among its tensors).
+        model: Model,
+        /// The checkpoint's plain values, the optimizer's `param_groups` among them.
+        values: Arc<[(String, Scalar)]>,
+        /// The parameter's state_dict key.
+        name: String,
+    },
+    /// Following every tensor across a run's checkpoints.
+    Trajectory {
+        /// The checkpoints, in order, as the user named them.
+        checkpoints: Vec<String>,
+        /// The seed of a demo or an architecture text among them.
+        seed: u64,
+    },
 }
 
 /// What the worker tells the app.
@@ -402,6 +438,15 @@ pub enum Reply {
     Detail(DetailKey, Box<Detail>),
     /// The codes or the scales asked for.
     Part(PartKey, Box<PartDetail>),
+    /// A parameter's optimizer state (`None`: the optimizer keeps none for it), or why it
+    /// cannot be told.
+    Optimizer(SummaryKey, Result<Option<Box<Optimizer>>, AppError>),
+    /// A trajectory has followed this many tensors of all of them.
+    TrajectoryProgress(usize, usize),
+    /// A trajectory is done, or why it failed.
+    Trajectory(Result<Box<Run>, AppError>),
+    /// A tensor's values could not be read (fetched or put together), and why.
+    Unread(AppError),
     /// A job panicked (its message): its own reply never comes.
     Panicked(String),
 }

@@ -211,7 +211,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Browse, &[k(K::Enter), c(' ')], Action::Toggle, "expand / collapse module", None),
     bind(X::Browse, &[c('/')], Action::StartFilter, "filter names", Some("filter")),
     bind_when(X::Browse, &[c('a')], Action::NextAlias, "next path of a shared tensor", "alias", When::Shared),
-    bind(X::Browse, &[c('v')], Action::CycleView, "values / histogram / heatmap", Some("view")),
+    bind(X::Browse, &[c('v')], Action::CycleView, "next view: values / histogram / heatmap / …", Some("view")),
     bind_when(X::Browse, &[c('p')], Action::CyclePart, "quantized weight: values / codes / scales", "parts", When::Quantized),
     bind_when(X::Browse, &[c('L')], Action::ToggleLog, "histogram: counts / log counts", "log", When::Histogram),
     bind_when(X::Browse, &[c('A')], Action::ToggleHeatScale, "heatmap: 99th percentile of |x| / ±absmax", "scale", When::Heatmap),
@@ -376,7 +376,9 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
             } else {
                 View::Heatmap
             };
-            app.tensor.view == view && app.selected_param().is_some() && !app.forward.open
+            app.selected_param()
+                .is_some_and(|id| app.view_of(id) == view)
+                && !app.forward.open
         }
         When::Comparing => app.compare.loaded.is_some(),
         When::Family => app.doc.runs.family().is_some(),

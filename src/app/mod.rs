@@ -26,6 +26,7 @@ pub mod state;
 pub mod summary;
 pub mod terminal;
 pub mod theme;
+pub mod trajectory;
 pub mod tree_view;
 pub mod ui;
 pub mod update;
@@ -67,6 +68,9 @@ pub struct Args {
     pub compare: Option<String>,
     /// The base of a LoRA adapter `model`.
     pub base: Option<String>,
+    /// A run's checkpoints to follow (or one folder of them); the last opens unless `model` is
+    /// given.
+    pub trajectory: Vec<String>,
 }
 
 /// Everything the event loop hears, on one channel.
@@ -83,8 +87,15 @@ enum Event {
 
 /// Opens the app, runs it until the user quits, and restores the terminal.
 pub fn run(args: Args) -> Result<(), AppError> {
+    let run =
+        (!args.trajectory.is_empty()).then(|| crate::checkpoint::locate::run(&args.trajectory));
+    let last = match run.as_deref() {
+        Some([one]) => return Err(AppError::OneCheckpoint(one.clone())),
+        Some(run) => run.last().cloned(),
+        None => None,
+    };
     let mut spec = OpenSpec {
-        model: args.model.unwrap_or_else(|| "demo:mlp".to_owned()),
+        model: (args.model.or(last)).unwrap_or_else(|| "demo:mlp".to_owned()),
         arch: args.arch,
         seed: args.seed,
     };
@@ -126,6 +137,9 @@ pub fn run(args: Args) -> Result<(), AppError> {
     }
     if let Some(spec) = args.compare {
         effects.absorb(update::compare_with(&mut app, spec));
+    }
+    if let Some(checkpoints) = run {
+        effects.absorb(update::follow_run(&mut app, checkpoints));
     }
     let mut terminal = terminal::enter()?;
     let result = event_loop(&mut app, effects, &mut terminal);

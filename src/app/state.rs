@@ -4,18 +4,23 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::compare::Side;
 use super::error::AppError;
 use super::field::Field;
 use super::init_dialog::InitDialog;
-use super::job::{ForwardResult, Input, Part, PartDetail, PartKey, Runs, Summary, SummaryKey};
+use super::job::{
+    ForwardResult, Input, Optimizer, Part, PartDetail, PartKey, Runs, Summary, SummaryKey,
+};
 use super::outline::{NodeKind, Outline};
 use super::picker::Picker;
 use super::probe_view::ProbeCursor;
 use super::scroll::Scroll;
 use super::theme::Theme;
+use super::trajectory::Trajectory;
 use super::tree_view::TreeView;
+use crate::io::pickle::Scalar;
 use crate::model::{Model, ParamId};
 use crate::tensor::Tensor;
 use crate::tensor::decode::Undecodable;
@@ -42,21 +47,24 @@ pub enum View {
     Histogram,
     /// The matrix as colours (or signed glyphs), with a cursor.
     Heatmap,
+    /// Which file holds which chunk of a distributed checkpoint's tensor.
+    Shards,
+    /// The optimizer's state beside the parameter, and its next update.
+    Optimizer,
+    /// The tensor's figures across a run's checkpoints.
+    Trajectory,
 }
 
 impl View {
-    /// Every view, in the order `v` cycles and the tabs list them.
-    pub const ALL: [View; 3] = [View::Values, View::Histogram, View::Heatmap];
-
-    /// The view after this one.
-    #[must_use]
-    pub fn next(self) -> View {
-        match self {
-            View::Values => View::Histogram,
-            View::Histogram => View::Heatmap,
-            View::Heatmap => View::Values,
-        }
-    }
+    /// Every view, in the order `v` cycles and the tabs list them (those that apply).
+    pub const ALL: [View; 6] = [
+        View::Values,
+        View::Histogram,
+        View::Heatmap,
+        View::Shards,
+        View::Optimizer,
+        View::Trajectory,
+    ];
 
     /// The tab title.
     #[must_use]
@@ -65,8 +73,21 @@ impl View {
             View::Values => "values",
             View::Histogram => "histogram",
             View::Heatmap => "heatmap",
+            View::Shards => "shards",
+            View::Optimizer => "optim",
+            View::Trajectory => "trajectory",
         }
     }
+}
+
+/// A parameter's optimizer block, as far as the worker got.
+pub enum OptimizerBlock {
+    /// Asked for, not come yet.
+    Asked,
+    /// The state cannot be told (a count or a shape that does not fit, a damaged chunk).
+    Failed(AppError),
+    /// The state and next update, or `None`: the optimizer keeps none for this parameter.
+    Ready(Option<Box<Optimizer>>),
 }
 
 /// The cursor of the values grid and the heatmap within the shown slice.
@@ -197,6 +218,9 @@ pub struct Doc {
     pub runs: Runs,
     /// Whether the model came from a GGUF file, whose header lists dimensions innermost first.
     pub from_gguf: bool,
+    /// The checkpoint's plain values when they hold an optimizer's `param_groups`: what the
+    /// optimizer view reads.
+    pub optimizer: Option<Arc<[(String, Scalar)]>>,
 }
 
 impl Doc {
@@ -256,6 +280,8 @@ pub struct Cache {
     pub summaries: HashMap<SummaryKey, Result<Summary, Undecodable>>,
     /// The summary being computed on the worker, and how far it got (0 to 1).
     pub pending: Option<(SummaryKey, f64)>,
+    /// Optimizer blocks by parameter version.
+    pub optimizer: HashMap<SummaryKey, OptimizerBlock>,
 }
 
 impl Cache {
@@ -307,6 +333,8 @@ pub struct App {
     pub compare: super::compare::Compare,
     /// The codes or scales of a quantized weight, when the pane shows them.
     pub parts: super::quantized::Parts,
+    /// A run's checkpoints followed (`--trajectory`).
+    pub trajectory: Option<Trajectory>,
 }
 
 impl App {
@@ -347,6 +375,31 @@ impl App {
     #[must_use]
     pub fn part_shown(&self, id: ParamId) -> Option<Result<&PartDetail, &'static str>> {
         self.part_key(id).map(|key| self.parts.get(key))
+    }
+
+    /// The views the tensor pane offers for tensor `id`: values, histogram and heatmap; its
+    /// chunks when it is in pieces of a distributed checkpoint; its optimizer block when the
+    /// checkpoint holds an optimizer's state; its figures when a run is followed.
+    #[must_use]
+    pub fn views(&self, id: ParamId) -> Vec<View> {
+        let offered = |view: &View| match view {
+            View::Values | View::Histogram | View::Heatmap => true,
+            View::Shards => !self.doc.model.store.get(id).shards().is_empty(),
+            View::Optimizer => self.doc.optimizer.is_some(),
+            View::Trajectory => self.trajectory.is_some(),
+        };
+        View::ALL.into_iter().filter(offered).collect()
+    }
+
+    /// The view the tensor pane shows for `id`: the one chosen when it is offered, else values.
+    #[must_use]
+    pub fn view_of(&self, id: ParamId) -> View {
+        let chosen = self.tensor.view;
+        if self.views(id).contains(&chosen) {
+            chosen
+        } else {
+            View::Values
+        }
     }
 
     /// The summary of tensor `id` as it is now.

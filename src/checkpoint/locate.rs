@@ -197,6 +197,36 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+/// The checkpoints a trajectory follows: one folder of `checkpoint-N` / `step_N` subfolders
+/// stands for them, sorted by N; any other list is taken as given.
+#[must_use]
+pub fn run(checkpoints: &[String]) -> Vec<String> {
+    match checkpoints {
+        [one] => run_folder(Path::new(one)).unwrap_or_else(|| vec![one.clone()]),
+        many => many.to_vec(),
+    }
+}
+
+/// The checkpoints a run folder holds: its `checkpoint-N`, `step_N`, `stepN` or `step-N` entries,
+/// sorted by N; `None` when it holds none.
+fn run_folder(folder: &Path) -> Option<Vec<String>> {
+    let entries = std::fs::read_dir(folder).ok()?;
+    let mut found: Vec<(u64, String)> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            let digits = name
+                .strip_prefix("checkpoint")
+                .or_else(|| name.strip_prefix("step"))?
+                .trim_start_matches(['-', '_']);
+            let number = digits.parse::<u64>().ok()?;
+            Some((number, folder.join(&name).to_str()?.to_owned()))
+        })
+        .collect();
+    found.sort();
+    (!found.is_empty()).then(|| found.into_iter().map(|(_, path)| path).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{LocateError, checkpoint_in};

@@ -352,18 +352,25 @@ fn open_shards(folder: &dyn Folder, shards: &[&str]) -> Result<Vec<Checkpoint>, 
     fetch::try_each(&sources, &|source| open_one(source, 0, true))
 }
 
-/// Fetches a remote tensor's bytes when they are not in yet, after checking that they fit in memory: a
-/// server's listing and header give the length, and neither is trusted with an allocation unchecked.
+/// Fetches a remote tensor's bytes, or puts a distributed checkpoint's sharded tensor together,
+/// when they are not in yet, after checking that they fit in memory: a server's listing and
+/// header, or a `.metadata`, give the length, and none is trusted with an allocation unchecked.
 pub fn fetch(tensor: &Tensor) -> Result<(), FetchError> {
     if tensor.is_pending() {
-        budget::check("a remote tensor", Kind::Values, Some(tensor.byte_len()))
+        let what = if tensor.is_remote() {
+            "a remote tensor"
+        } else {
+            "a sharded tensor"
+        };
+        budget::check(what, Kind::Values, Some(tensor.byte_len()))
             .map_err(|e| FetchError(Box::new(e)))?;
     }
     tensor.try_bytes().map(|_| ())
 }
 
-/// Fetches the bytes of every tensor of `model` not fetched yet, [`fetch::MAX_PARALLEL`] at a time: what
-/// `forward`, `export`, `check` and `diff` need before they read values. Nothing for a local model.
+/// Fetches (or puts together) the bytes of every tensor of `model` not read yet,
+/// [`fetch::MAX_PARALLEL`] at a time: what `forward`, `export`, `check` and `diff` need before they
+/// read values. Nothing for a model of files read in place.
 pub fn fetch_all(model: &Model) -> Result<(), FetchError> {
     let all: Vec<ParamId> = (0..model.store.len()).map(ParamId).collect();
     fetch_these(model, &all)
@@ -379,12 +386,12 @@ pub fn fetch_these(model: &Model, ids: &[ParamId]) -> Result<(), FetchError> {
     fetch::try_each(&pending, &|&id| fetch(model.store.get(id))).map(|_| ())
 }
 
-/// The bytes `fetch_these` would fetch for `ids`, and how many tensors: what a command says before it
-/// starts.
+/// The bytes `fetch_these` would fetch over the network for `ids`, and how many tensors: what a
+/// command says before it starts.
 #[must_use]
 pub fn pending(model: &Model, ids: &[ParamId]) -> (u64, usize) {
     ids.iter()
         .map(|&id| model.store.get(id))
-        .filter(|t| t.is_pending())
+        .filter(|t| t.is_pending() && t.is_remote())
         .fold((0, 0), |(bytes, n), t| (bytes + t.byte_len(), n + 1))
 }

@@ -73,6 +73,11 @@ pub struct AppArgs {
     /// adapter_config.json, when that is a path here).
     #[arg(long, value_name = "MODEL")]
     pub base: Option<String>,
+    /// Follow a run's checkpoints (several MODELs, or one folder of checkpoint-N or step_N
+    /// subfolders): the module table gains each tensor's drift; the app opens the last one
+    /// unless MODEL is given.
+    #[arg(long, value_name = "CKPT", num_args = 1..)]
+    pub trajectory: Vec<String>,
 }
 
 /// The subcommands.
@@ -129,8 +134,9 @@ impl ModelArgs {
         Ok(model)
     }
 
-    /// [`ModelArgs::load`] without fetching a remote model's tensors (but a LoRA adapter's base,
-    /// whose values its merge reads), for a command that fetches only the tensors it reads.
+    /// [`ModelArgs::load`] without fetching a remote model's tensors or putting a distributed
+    /// checkpoint's together (but a LoRA adapter's base, whose values its merge reads), for a
+    /// command that reads only the tensors it needs.
     pub fn load_unfetched(&self) -> Result<Model, CliError> {
         let loaded = self.open()?;
         let mut model = loaded.model;
@@ -168,7 +174,8 @@ fn all_ids(model: &Model) -> Vec<ParamId> {
 }
 
 /// Fetches the tensors `ids` of a remote `model` that are not in yet, after saying on stderr how many
-/// and how many bytes (with `note` after); nothing is said when nothing is to fetch.
+/// and how many bytes (with `note` after; nothing is said when nothing is to fetch), and puts a
+/// distributed checkpoint's sharded ones together.
 fn fetch_said(model: &Model, ids: &[ParamId], note: &str) -> Result<(), CliError> {
     let (bytes, tensors) = checkpoint::pending(model, ids);
     if tensors > 0 {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{CliError, ShowArgs, json_number, json_text};
-use crate::checkpoint::training::{self, ParamState};
+use crate::checkpoint::training::{self, Next};
 use crate::tensor::Tensor;
 use crate::tensor::decode::{Scalar, decode_scalars};
 use crate::tensor::stats::Stats;
@@ -75,7 +75,7 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
             "values": values,
         });
         if let Some(o) = &optimizer {
-            out["optimizer"] = o.to_json();
+            out["optimizer"] = optimizer_json(o);
         }
         if let Some(state) = &args.state {
             out["state"] = json!(state);
@@ -90,7 +90,7 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
             values.as_deref(),
         );
         if let Some(o) = &optimizer {
-            text.push_str(&o.to_text(args.state.as_deref()));
+            text.push_str(&optimizer_text(o, args.state.as_deref()));
         }
         text
     })
@@ -107,23 +107,15 @@ fn step_json(step: f64) -> Value {
     }
 }
 
-/// A parameter's optimizer state with its next update, ready to show.
-struct Optimizer {
-    state: ParamState,
-    update: Tensor,
-    /// `||update|| / ||param||`.
-    ratio: f64,
-}
-
-/// The optimizer state of `name`, when the checkpoint holds one. A state that cannot be matched
-/// to the parameters is an error when `--state` asks for it, else a warning.
+/// The optimizer state of `name` with its next update, when the checkpoint holds one. A state
+/// that cannot be matched to the parameters is an error when `--state` asks for it, else a warning.
 fn optimizer(
     model: &crate::model::Model,
     values: &[(String, crate::io::pickle::Scalar)],
     name: &str,
     param: &Tensor,
     asked: bool,
-) -> Result<Option<Optimizer>, CliError> {
+) -> Result<Option<Next>, CliError> {
     let state = match training::state_of(model, values, name) {
         Ok(Some(state)) => state,
         Ok(None) => return Ok(None),
@@ -136,105 +128,85 @@ fn optimizer(
             return Ok(None);
         }
     };
-    let update = training::next_update(param, &state)?;
-    let ratio = training::update_ratio(&param.to_f32_vec()?, &update);
-    Ok(Some(Optimizer {
-        update: Tensor::from_f32(param.shape().to_vec(), &update),
-        state,
-        ratio,
-    }))
+    training::read(param, &state)?;
+    Ok(Some(training::next_step(param, state)?))
 }
 
-impl Optimizer {
-    /// The tensor `--state NAME` shows.
-    fn tensor(&self, name: &str) -> Option<&Tensor> {
-        if name == "update" {
-            return Some(&self.update);
-        }
-        self.state.tensor(name)
-    }
+/// `show --json`'s `"optimizer"`.
+fn optimizer_json(o: &Next) -> Value {
+    let g = &o.state.group;
+    let adam = g.kind != training::OptimizerKind::Sgd;
+    let stats = |t: &Tensor| t.stats().ok().map(stats_json);
+    let state: serde_json::Map<String, Value> = o
+        .state
+        .tensors
+        .iter()
+        .map(|(n, t)| ((*n).to_owned(), json!(stats(t))))
+        .collect();
+    json!({
+        "kind": g.kind.name(),
+        "step": o.state.step.map(step_json),
+        "lr": json_number(g.lr),
+        "betas": adam.then(|| [json_number(g.betas.0), json_number(g.betas.1)]),
+        "eps": adam.then(|| json_number(g.eps)),
+        "weight_decay": json_number(g.weight_decay),
+        "momentum": (!adam).then(|| json_number(g.momentum)),
+        "state": state,
+        "update": stats(&o.update),
+        "update_ratio": json_number(o.ratio),
+    })
+}
 
-    /// The names `--state` takes for this parameter.
-    fn names(&self) -> Vec<&'static str> {
-        let mut names: Vec<&'static str> = self.state.tensors.iter().map(|(n, _)| *n).collect();
-        names.push("update");
-        names
-    }
-
-    fn to_json(&self) -> Value {
-        let g = &self.state.group;
-        let adam = g.kind != training::OptimizerKind::Sgd;
-        let stats = |t: &Tensor| t.stats().ok().map(stats_json);
-        let state: serde_json::Map<String, Value> = self
-            .state
-            .tensors
-            .iter()
-            .map(|(n, t)| ((*n).to_owned(), json!(stats(t))))
-            .collect();
-        json!({
-            "kind": g.kind.name(),
-            "step": self.state.step.map(step_json),
-            "lr": json_number(g.lr),
-            "betas": adam.then(|| [json_number(g.betas.0), json_number(g.betas.1)]),
-            "eps": adam.then(|| json_number(g.eps)),
-            "weight_decay": json_number(g.weight_decay),
-            "momentum": (!adam).then(|| json_number(g.momentum)),
-            "state": state,
-            "update": stats(&self.update),
-            "update_ratio": json_number(self.ratio),
-        })
-    }
-
-    fn to_text(&self, shown: Option<&str>) -> String {
-        let g = &self.state.group;
-        let mut out = String::new();
-        let settings = match g.kind {
-            training::OptimizerKind::Sgd => format!(
-                "momentum {}  nesterov {}",
-                number_text(g.momentum),
-                g.nesterov
-            ),
-            _ => format!("betas ({}, {})  eps {:e}", g.betas.0, g.betas.1, g.eps),
-        };
-        let step = self
-            .state
-            .step
-            .map_or(String::new(), |s| format!("  step {s}"));
-        let _ = writeln!(
-            out,
-            "optimizer {}{step}  lr {:e}  weight_decay {}  {settings}",
-            g.kind.name(),
-            g.lr,
-            g.weight_decay
-        );
-        let mut line = |label: &str, t: &Tensor| {
-            if let Ok(s) = t.stats() {
-                let _ = writeln!(
-                    out,
-                    "  {label:<15} mean {}  std {}  min {}  max {}  nan {}  inf {}",
-                    number_text(s.mean),
-                    number_text(s.std),
-                    number_text(s.min),
-                    number_text(s.max),
-                    s.nan,
-                    s.inf
-                );
-            }
-        };
-        for (name, t) in &self.state.tensors {
-            line(name, t);
+/// The optimizer lines of `show`; `shown` is the `--state` whose values were printed.
+fn optimizer_text(o: &Next, shown: Option<&str>) -> String {
+    let g = &o.state.group;
+    let mut out = String::new();
+    let settings = match g.kind {
+        training::OptimizerKind::Sgd => format!(
+            "momentum {}  nesterov {}",
+            number_text(g.momentum),
+            g.nesterov
+        ),
+        _ => format!("betas ({}, {})  eps {:e}", g.betas.0, g.betas.1, g.eps),
+    };
+    let step = o
+        .state
+        .step
+        .map_or(String::new(), |s| format!("  step {s}"));
+    let _ = writeln!(
+        out,
+        "optimizer {}{step}  lr {:e}  weight_decay {}  {settings}",
+        g.kind.name(),
+        g.lr,
+        g.weight_decay
+    );
+    let mut line = |label: &str, t: &Tensor| {
+        if let Ok(s) = t.stats() {
+            let _ = writeln!(
+                out,
+                "  {label:<15} mean {}  std {}  min {}  max {}  nan {}  inf {}",
+                number_text(s.mean),
+                number_text(s.std),
+                number_text(s.min),
+                number_text(s.max),
+                s.nan,
+                s.inf
+            );
         }
-        line("update", &self.update);
-        let _ = writeln!(
-            out,
-            "  update ratio    ||update|| / ||param|| = {}",
-            number_text(self.ratio)
-        );
-        if let Some(shown) = shown {
-            let _ = writeln!(out, "(the values above are {shown}'s)");
-        }
-        out
+    };
+    for (name, t) in &o.state.tensors {
+        line(name, t);
     }
+    line("update", &o.update);
+    let _ = writeln!(
+        out,
+        "  update ratio    ||update|| / ||param|| = {}",
+        number_text(o.ratio)
+    );
+    if let Some(shown) = shown {
+        let _ = writeln!(out, "(the values above are {shown}'s)");
+    }
+    out
 }
 
 /// A value as JSON: booleans and integers exactly, floats as the f64 of the stored value (what

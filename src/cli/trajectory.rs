@@ -1,24 +1,19 @@
 //! `paramscope trajectory CKPT...`: a run's checkpoints as a story per tensor (norm, drift from the
 //! first, step change, cosine to the last, NaN/Inf), and the checkpoints worth a look. One folder of
 //! `checkpoint-N` / `step_N` subfolders stands for them, sorted by number. Every model is opened
-//! mapped; values are read one tensor at a time across the checkpoints.
+//! mapped; values are read one tensor at a time across the checkpoints, all versions side by side.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use serde_json::{Value, json};
 
 use super::{CliError, ModelArgs, TrajectoryArgs, json_number, json_text};
 use crate::compare::trajectory::{self, Flag, Series};
 use crate::model::Model;
-use crate::tensor::{Tensor, decode};
 use crate::text::escape;
 
 pub(super) fn run(args: &TrajectoryArgs) -> Result<String, CliError> {
-    let specs = match args.checkpoints.as_slice() {
-        [one] => run_folder(Path::new(one)).unwrap_or_else(|| vec![one.clone()]),
-        many => many.to_vec(),
-    };
+    let specs = crate::checkpoint::locate::run(&args.checkpoints);
     if specs.len() < 2 {
         return Err(CliError::Arguments(format!(
             "a trajectory needs two checkpoints or more; {} is one (give several MODELs, or a folder of checkpoint-N or step_N subfolders)",
@@ -35,62 +30,17 @@ pub(super) fn run(args: &TrajectoryArgs) -> Result<String, CliError> {
                 key: None,
                 base: None,
             }
-            .load()
+            .load_unfetched()
         })
         .collect::<Result<Vec<Model>, _>>()?;
-    let mut all = Vec::new();
-    let mut flags = Vec::new();
-    for (name, versions) in common_tensors(&models) {
-        let series = trajectory::series(&name, &versions);
-        flags.extend(trajectory::flags(&series));
-        all.push(series);
-    }
+    // One tensor at a time: a remote version is fetched, a sharded one put together.
+    let run = trajectory::follow(&models, &crate::checkpoint::fetch, &mut |_, _| {})?;
+    let (all, flags) = (run.series, run.flags);
     Ok(if args.json {
         json_text(&to_json(&specs, &all, &flags))
     } else {
         to_text(&specs, &all, &flags)
     })
-}
-
-/// The checkpoints a run folder holds: its `checkpoint-N`, `step_N`, `stepN` or `step-N` entries,
-/// sorted by N; `None` when it holds none.
-fn run_folder(folder: &Path) -> Option<Vec<String>> {
-    let entries = std::fs::read_dir(folder).ok()?;
-    let mut found: Vec<(u64, String)> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().to_str()?.to_owned();
-            let digits = name
-                .strip_prefix("checkpoint")
-                .or_else(|| name.strip_prefix("step"))?
-                .trim_start_matches(['-', '_']);
-            let number = digits.parse::<u64>().ok()?;
-            Some((number, folder.join(&name).to_str()?.to_owned()))
-        })
-        .collect();
-    found.sort();
-    (!found.is_empty()).then(|| found.into_iter().map(|(_, path)| path).collect())
-}
-
-/// Every tensor of the first model's state dict that every model holds with the same number of
-/// elements, in a decodable dtype: its versions in checkpoint order.
-fn common_tensors(models: &[Model]) -> Vec<(String, Vec<&Tensor>)> {
-    let mut out = Vec::new();
-    for (name, id) in models[0].state_dict() {
-        let first = models[0].store.get(id);
-        let versions: Option<Vec<&Tensor>> = models
-            .iter()
-            .map(|m| {
-                let (_, id) = m.find_param(&name).ok()?;
-                let t = m.store.get(id);
-                (t.numel() == first.numel() && decode::is_decodable(t.dtype())).then_some(t)
-            })
-            .collect();
-        if let Some(versions) = versions {
-            out.push((name, versions));
-        }
-    }
-    out
 }
 
 fn numbers(values: &[f64]) -> Vec<Value> {

@@ -1,11 +1,16 @@
 //! A run's checkpoints as a trajectory: for one tensor across the checkpoints, its norm, its drift
 //! from the first (`||W_t - W_0|| / ||W_0||`), its step change (`||W_t - W_{t-1}|| / ||W_{t-1}||`),
 //! its cosine to the last and its count of NaN/Inf; and the checkpoints worth a look: where a tensor
-//! first holds NaN/Inf, and where its step change jumps past [`JUMP`] times its median. Each figure
-//! comes from [`super::pass::paired`] over the tensors' bytes, so no tensor is copied whole.
+//! first holds NaN/Inf, and where its step change jumps past [`JUMP`] times its median. Every
+//! figure of every checkpoint comes from one pass reading all versions of the tensor side by side,
+//! a chunk at a time: each byte is read once, no tensor is copied whole, and the pages of a mapped
+//! file are given back as soon as the pass is past them, so memory stays a few stretches deep
+//! however many checkpoints there are.
 
-use super::pass::paired;
-use crate::tensor::Tensor;
+use std::ops::Range;
+
+use crate::model::Model;
+use crate::tensor::{DType, Tensor, decode, parallel};
 
 /// A step change over this many times the median of a tensor's step changes is a jump.
 pub const JUMP: f64 = 10.0;
@@ -59,42 +64,222 @@ pub struct Flag {
     pub kind: FlagKind,
 }
 
-/// The figures of `tensors`, one tensor's versions in checkpoint order (at least one; all of one
-/// element count and decodable: the caller checks).
-#[must_use]
-pub fn series(name: &str, tensors: &[&Tensor]) -> Series {
-    let (first, last) = (tensors[0], tensors[tensors.len() - 1]);
-    let mut out = Series {
-        name: name.to_owned(),
-        norm: Vec::with_capacity(tensors.len()),
-        drift: Vec::with_capacity(tensors.len()),
-        step_change: Vec::with_capacity(tensors.len()),
-        cosine_to_last: Vec::with_capacity(tensors.len()),
-        nonfinite: Vec::with_capacity(tensors.len()),
+/// A run followed: every tensor the checkpoints share, and the checkpoints worth a look.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// One series per tensor, in the first checkpoint's state_dict order.
+    pub series: Vec<Series>,
+    /// Every tensor's flags, in the same order.
+    pub flags: Vec<Flag>,
+}
+
+/// Follows every tensor the `models` (at least one, in checkpoint order) share: one tensor at a
+/// time, its versions read by `read` first (a remote one fetched, a sharded one put together),
+/// `progress` told `(tensors done, tensors in all)` after each.
+pub fn follow<E>(
+    models: &[Model],
+    read: &dyn Fn(&Tensor) -> Result<(), E>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Run, E> {
+    let common = common_tensors(models);
+    let mut run = Run {
+        series: Vec::with_capacity(common.len()),
+        flags: Vec::new(),
     };
-    let mut previous_norm = f64::NAN;
-    for (t, &tensor) in tensors.iter().enumerate() {
-        let from_first = paired(first, tensor, 0).total;
-        let norm = from_first.bb.sqrt();
-        out.norm.push(norm);
-        out.drift.push(from_first.dd.sqrt() / from_first.aa.sqrt());
-        out.step_change.push((t > 0).then(|| {
-            let step = paired(tensors[t - 1], tensor, 0).total;
-            step.dd.sqrt() / previous_norm
-        }));
-        let to_last = paired(tensor, last, 0).total;
-        out.cosine_to_last
-            .push(to_last.ab / (to_last.aa.sqrt() * to_last.bb.sqrt()));
-        // A finite sum of squares has no NaN or Inf in it; only otherwise are they counted.
-        let nonfinite = if from_first.bb.is_finite() {
-            0
-        } else {
-            tensor.stats().map_or(tensor.numel(), |s| s.nan + s.inf)
-        };
-        out.nonfinite.push(nonfinite);
-        previous_norm = norm;
+    for (done, (name, versions)) in common.iter().enumerate() {
+        versions.iter().try_for_each(|t| read(t))?;
+        let series = series(name, versions);
+        run.flags.extend(flags(&series));
+        run.series.push(series);
+        progress(done + 1, common.len());
+    }
+    Ok(run)
+}
+
+/// Every tensor of the first model's state dict that every model holds with the same number of
+/// elements, in a decodable dtype: its versions in checkpoint order.
+fn common_tensors(models: &[Model]) -> Vec<(String, Vec<&Tensor>)> {
+    let mut out = Vec::new();
+    for (name, id) in models[0].state_dict() {
+        let first = models[0].store.get(id);
+        let versions: Option<Vec<&Tensor>> = models
+            .iter()
+            .map(|m| {
+                let (_, id) = m.find_param(&name).ok()?;
+                let t = m.store.get(id);
+                (t.numel() == first.numel() && decode::is_decodable(t.dtype())).then_some(t)
+            })
+            .collect();
+        if let Some(versions) = versions {
+            out.push((name, versions));
+        }
     }
     out
+}
+
+/// Elements decoded at a time, per checkpoint.
+const CHUNK: usize = 4096;
+
+/// Elements between two page fault-in hints, and between two releases: 2 MiB of F32.
+const STRETCH: usize = 128 * CHUNK;
+
+/// Lanes of independent accumulators, so that the sums vectorize.
+const LANES: usize = 4;
+
+/// One checkpoint's sums over a stretch of elements (`x` its values, `x0` the first checkpoint's,
+/// `xp` the one before's, `xl` the last's).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    /// Σ x².
+    norm: f64,
+    /// Σ (x - x0)².
+    from_first: f64,
+    /// Σ (x - xp)².
+    step: f64,
+    /// Σ x·xl.
+    to_last: f64,
+}
+
+impl Sums {
+    fn merge(&mut self, other: Sums) {
+        self.norm += other.norm;
+        self.from_first += other.from_first;
+        self.step += other.step;
+        self.to_last += other.to_last;
+    }
+}
+
+/// The figures of `tensors`, one tensor's versions in checkpoint order (at least one; all of one
+/// element count, decodable and read: the caller checks and fetches).
+#[must_use]
+pub fn series(name: &str, tensors: &[&Tensor]) -> Series {
+    let numel = tensors[0].numel();
+    let bytes = tensors.iter().map(|t| t.bytes().len()).sum();
+    let parts = parallel::split(
+        numel,
+        bytes,
+        CHUNK,
+        &|range, _| part(tensors, range),
+        &mut |_| {},
+    );
+    let mut sums = vec![Sums::default(); tensors.len()];
+    for p in parts {
+        for (total, s) in sums.iter_mut().zip(p) {
+            total.merge(s);
+        }
+    }
+    let norms: Vec<f64> = sums.iter().map(|s| s.norm.sqrt()).collect();
+    let last = norms[norms.len() - 1];
+    Series {
+        name: name.to_owned(),
+        drift: sums
+            .iter()
+            .map(|s| s.from_first.sqrt() / norms[0])
+            .collect(),
+        step_change: sums
+            .iter()
+            .enumerate()
+            .map(|(t, s)| (t > 0).then(|| s.step.sqrt() / norms[t - 1]))
+            .collect(),
+        cosine_to_last: sums
+            .iter()
+            .zip(&norms)
+            .map(|(s, n)| s.to_last / (n * last))
+            .collect(),
+        // A finite sum of squares has no NaN or Inf in it; only otherwise are they counted.
+        nonfinite: sums
+            .iter()
+            .zip(tensors)
+            .map(|(s, t)| {
+                if s.norm.is_finite() {
+                    0
+                } else {
+                    t.stats().map_or(t.numel(), |st| st.nan + st.inf)
+                }
+            })
+            .collect(),
+        norm: norms,
+    }
+}
+
+/// The sums of every checkpoint over elements `range`, a chunk at a time.
+fn part(tensors: &[&Tensor], Range { start: first, end }: Range<usize>) -> Vec<Sums> {
+    let mut sums = vec![Sums::default(); tensors.len()];
+    let mut values = vec![Vec::with_capacity(CHUNK); tensors.len()];
+    let byte_at =
+        |t: &Tensor, element: usize| t.dtype().byte_len(element).unwrap_or(t.bytes().len());
+    for at in (first..end).step_by(CHUNK) {
+        if (at - first).is_multiple_of(STRETCH) {
+            let stretch = at..(at + STRETCH).min(end);
+            for t in tensors {
+                // The stretch before is done: its pages go back; this one's come in at once.
+                if at > first {
+                    t.release(byte_at(t, at - STRETCH)..byte_at(t, at));
+                }
+                t.populate(byte_at(t, stretch.start)..byte_at(t, stretch.end));
+            }
+        }
+        let count = CHUNK.min(end - at);
+        for (t, v) in tensors.iter().zip(&mut values) {
+            load(t, at, count, v);
+        }
+        let last = &values[values.len() - 1];
+        for (t, s) in sums.iter_mut().enumerate() {
+            s.merge(chunk_sums(
+                &values[t],
+                &values[0],
+                &values[t.saturating_sub(1)],
+                last,
+            ));
+        }
+    }
+    let stretch_start = first + (end - first).saturating_sub(1) / STRETCH * STRETCH;
+    for t in tensors {
+        t.release(byte_at(t, stretch_start)..byte_at(t, end));
+    }
+    sums
+}
+
+/// Elements `at..at + count` of `t` as f64 into `out`: F32 read in place, any other dtype decoded.
+fn load(t: &Tensor, at: usize, count: usize, out: &mut Vec<f64>) {
+    if t.dtype() == DType::F32 {
+        out.clear();
+        out.extend(
+            t.bytes()[at * 4..(at + count) * 4]
+                .chunks_exact(4)
+                .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+        );
+    } else {
+        decode::decode_f64(t.dtype(), t.bytes(), at, count, out).expect("checked decodable");
+    }
+}
+
+/// One checkpoint's sums over one chunk, in [`LANES`] interleaved accumulators.
+fn chunk_sums(x: &[f64], x0: &[f64], xp: &[f64], xl: &[f64]) -> Sums {
+    let mut acc = [[0f64; LANES]; 4];
+    let whole = x.len() - x.len() % LANES;
+    let mut add = |i: usize, lane: usize| {
+        let v = x[i];
+        acc[0][lane] += v * v;
+        acc[1][lane] += (v - x0[i]) * (v - x0[i]);
+        acc[2][lane] += (v - xp[i]) * (v - xp[i]);
+        acc[3][lane] += v * xl[i];
+    };
+    for i in (0..whole).step_by(LANES) {
+        for lane in 0..LANES {
+            add(i + lane, lane);
+        }
+    }
+    for i in whole..x.len() {
+        add(i, 0);
+    }
+    let total = |a: &[f64; LANES]| a.iter().sum();
+    Sums {
+        norm: total(&acc[0]),
+        from_first: total(&acc[1]),
+        step: total(&acc[2]),
+        to_last: total(&acc[3]),
+    }
 }
 
 /// The flags of one tensor: the first checkpoint holding NaN/Inf, and every step change over

@@ -48,19 +48,40 @@ pub enum Bytes {
         /// The bytes, once fetched.
         fetched: Arc<OnceLock<Arc<[u8]>>>,
     },
-    /// Put together from pieces on first read (a distributed checkpoint's shards).
+    /// Put together from pieces on the first [`Tensor::try_bytes`] (a distributed checkpoint's
+    /// shards), then kept.
     Assembled(Arc<dyn Assemble>),
     /// A quantized weight's values, dequantized from its stored parts on the first read.
     Quantized(Arc<quantized::Quantized>),
 }
 
-/// A tensor's bytes kept in pieces until a value is asked for, then put together once.
+/// A tensor's bytes kept in pieces until a value is asked for, then checked and put together once.
 pub trait Assemble: Send + Sync {
-    /// The whole tensor's bytes, in C order.
-    fn bytes(&self) -> &[u8];
+    /// The whole tensor's bytes in C order, once [`read`](Self::read) has succeeded.
+    fn ready(&self) -> Option<&[u8]>;
 
-    /// How many bytes [`bytes`](Self::bytes) gives, known without putting the pieces together.
+    /// Checks the pieces and puts them together the first time; the same bytes after. A damaged
+    /// piece is an error naming its file and the tensor.
+    fn read(&self) -> Result<&[u8], FetchError>;
+
+    /// How many bytes [`read`](Self::read) gives, known without reading the pieces.
     fn byte_len(&self) -> usize;
+
+    /// Where each piece is, as the checkpoint says.
+    fn shards(&self) -> &[Shard];
+}
+
+/// One piece of an assembled tensor: which file holds it, where in the file, and which elements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shard {
+    /// The file holding it, as the checkpoint names it (raw; shared by its chunks).
+    pub file: Arc<str>,
+    /// Its bytes within the file.
+    pub bytes: Range<u64>,
+    /// Its first element's index in the whole tensor, per dimension.
+    pub offsets: Vec<u64>,
+    /// Its extent per dimension.
+    pub sizes: Vec<u64>,
 }
 
 impl Bytes {
@@ -148,16 +169,26 @@ impl Tensor {
         self.shape.iter().product()
     }
 
-    /// The raw little-endian bytes. A remote tensor's are there once fetched ([`Tensor::try_bytes`]);
-    /// before, this is empty, so code that reads values from a model that may be remote fetches first.
+    /// The raw little-endian bytes. A remote or assembled tensor's are there once read
+    /// ([`Tensor::try_bytes`]); before, this is empty, so code that reads values from a model that
+    /// may hold either reads them first.
     #[must_use]
     pub fn bytes(&self) -> &[u8] {
         match &self.bytes {
             Bytes::Owned(b) => b,
             Bytes::Mapped { map, start, end } => &map[*start..*end],
             Bytes::Remote { fetched, .. } => fetched.get().map_or(&[], |b| b),
-            Bytes::Assembled(pieces) => pieces.bytes(),
+            Bytes::Assembled(pieces) => pieces.ready().unwrap_or(&[]),
             Bytes::Quantized(q) => q.bytes(),
+        }
+    }
+
+    /// Where the pieces of an assembled tensor are; empty for any other.
+    #[must_use]
+    pub fn shards(&self) -> &[Shard] {
+        match &self.bytes {
+            Bytes::Assembled(pieces) => pieces.shards(),
+            _ => &[],
         }
     }
 
@@ -180,7 +211,8 @@ impl Tensor {
         }
     }
 
-    /// The raw bytes, fetching a remote tensor's range the first time (no copy for the others).
+    /// The raw bytes, fetching a remote tensor's range or putting an assembled one together the
+    /// first time (no copy for the others).
     pub fn try_bytes(&self) -> Result<&[u8], FetchError> {
         match &self.bytes {
             Bytes::Remote {
@@ -201,6 +233,7 @@ impl Tensor {
                 }
                 Ok(q.bytes())
             }
+            Bytes::Assembled(pieces) => pieces.read(),
             _ => Ok(self.bytes()),
         }
     }
@@ -241,14 +274,21 @@ impl Tensor {
         }
     }
 
-    /// Whether the bytes must still be fetched before [`Tensor::bytes`] holds them.
+    /// Whether the bytes must still be fetched or put together before [`Tensor::bytes`] holds them.
     #[must_use]
     pub fn is_pending(&self) -> bool {
         match &self.bytes {
             Bytes::Remote { fetched, .. } => fetched.get().is_none(),
             Bytes::Quantized(q) => q.parts().iter().any(|(_, part)| part.is_pending()),
+            Bytes::Assembled(pieces) => pieces.ready().is_none(),
             _ => false,
         }
+    }
+
+    /// Whether the bytes come over the network (fetched or not).
+    #[must_use]
+    pub fn is_remote(&self) -> bool {
+        matches!(&self.bytes, Bytes::Remote { .. })
     }
 
     /// The statistics of every value: one pass, on every core for a large tensor. A mapped tensor's
@@ -289,6 +329,31 @@ impl Tensor {
                 start + range.start,
                 range.len(),
             );
+        }
+    }
+
+    /// Gives back the resident pages of bytes `range` of a mapped tensor once a pass has read them,
+    /// so that a pass over many large files keeps only the stretch it is reading resident (mapped
+    /// pages count in the process's memory until unmapped). Nothing for a tensor in memory.
+    pub fn release(&self, range: Range<usize>) {
+        if let Bytes::Mapped { map, start, end } = &self.bytes {
+            let range = range.start.min(end - start)..range.end.min(end - start);
+            // SAFETY: every map a tensor holds is a read-only, shared map of a file
+            // (`io::mapped::open`). MADV_DONTNEED on it only drops this process's page-table
+            // entries: the pages stay in the page cache and the next read maps the same file bytes
+            // again, so every slice borrowed from the map keeps reading what it read. (A file
+            // changed on disk meanwhile is a hazard of any map, caught by `io::fault`.)
+            #[expect(
+                unsafe_code,
+                reason = "memmap2 marks MADV_DONTNEED unsafe for writable private maps; ours are read-only and shared"
+            )]
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start + range.start,
+                    range.len(),
+                )
+            };
         }
     }
 

@@ -9,7 +9,7 @@
 use paramscope::app::action::Action;
 use paramscope::app::extras::Extras;
 use paramscope::app::job::Runs;
-use paramscope::app::job::{Job, OpenSpec, Opened};
+use paramscope::app::job::{Job, OpenSpec, Opened, TrainingJob};
 use paramscope::app::state::App;
 use paramscope::app::theme::{ColorLevel, Theme};
 use paramscope::app::update::{Effects, Options, receive, update};
@@ -155,6 +155,8 @@ impl Harness {
                 Job::Detail { .. } => "detail",
                 Job::Family { .. } => "family",
                 Job::Part { .. } => "part",
+                Job::Training(TrainingJob::Optimizer { .. }) => "optimizer",
+                Job::Training(TrainingJob::Trajectory { .. }) => "trajectory",
             })
             .collect()
     }

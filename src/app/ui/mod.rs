@@ -13,8 +13,11 @@ mod histogram;
 mod info;
 mod lens_view;
 mod module;
+mod optimizer;
 mod quantized;
+mod shards;
 mod tensor;
+mod trajectory;
 mod tree;
 mod values;
 

@@ -86,6 +86,9 @@ fn table(
         ..table_area
     };
     let mut headings = vec!["tensor", "shape", "dtype", "numel", "mean", "std"];
+    if app.trajectory.is_some() {
+        headings.push("drift");
+    }
     if one_dtype {
         headings.remove(2);
         for c in &mut cells {
@@ -248,7 +251,8 @@ fn joined(parts: &[&str], keep: &[bool]) -> String {
     out
 }
 
-/// The table's text: name, shape, dtype, count, mean, std (`·` until computed).
+/// The table's text: name, shape, dtype, count, mean, std (`·` until computed), and the drift
+/// across a followed run's checkpoints.
 fn cells(app: &App, rows: &[(&str, ParamId)]) -> Vec<Vec<String>> {
     let store = &app.doc.model.store;
     rows.iter()
@@ -263,14 +267,18 @@ fn cells(app: &App, rows: &[(&str, ParamId)]) -> Vec<Vec<String>> {
                         (num(s.stats.mean), num(s.stats.std))
                     }
                 });
-            vec![
+            let mut row = vec![
                 escape(local).into_owned(),
                 format!("{:?}", tensor.shape()),
                 tensor.dtype().to_string(),
                 count(tensor.numel()),
                 mean,
                 std,
-            ]
+            ];
+            if let Some(t) = &app.trajectory {
+                row.push(super::trajectory::drift_cell(t, *id));
+            }
+            row
         })
         .collect()
 }

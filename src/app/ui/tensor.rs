@@ -23,7 +23,6 @@ use crate::text::escape;
 pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
     let node = &app.doc.outline.nodes[app.tree.selected()];
     let focused = has_focus(app, Focus::Tensor);
-    let view = app.tensor.view;
     match &node.kind {
         &NodeKind::Param { id } => {
             pane(app, title(app, id), focused).render(area, buf);
@@ -37,10 +36,13 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
                     return;
                 }
             };
-            match view {
+            match app.view_of(id) {
                 View::Values => super::values::render(app, tensor, body, buf),
                 View::Histogram => super::histogram::render(app, summary, body, buf),
                 View::Heatmap => super::heatmap::render(app, tensor, summary, body, buf),
+                View::Shards => super::shards::render(app, tensor, body, buf),
+                View::Optimizer => super::optimizer::render(app, id, body, buf),
+                View::Trajectory => super::trajectory::render(app, id, body, buf),
             }
         }
         &NodeKind::Module { params } => {
@@ -57,7 +59,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
 /// The pane's title: the view, then what of the tensor it shows (the side compared, a quantized
 /// weight's scheme and part, or the re-init it compares with).
 fn title(app: &App, id: ParamId) -> String {
-    let mut words = vec![app.tensor.view.title().to_owned()];
+    let mut words = vec![app.view_of(id).title().to_owned()];
     let side = app.compare.loaded.as_ref().map(|c| c.side);
     if let Some(side) = side {
         words.push(side.title().to_owned());
@@ -184,7 +186,7 @@ fn header_lines(
         lines.push(Line::raw(""));
     }
     let shape = shown.as_ref().map_or(tensor.shape(), |(t, _)| t.shape());
-    lines.push(tabs(app, shape));
+    lines.push(tabs(app, id, shape));
     Paragraph::new(lines)
 }
 
@@ -316,12 +318,13 @@ fn pack(items: &[(String, String)], width: usize) -> Vec<Vec<(String, String)>> 
     rows
 }
 
-/// The view tabs, and where the cursor is in an N-D tensor.
-fn tabs(app: &App, shape: &[usize]) -> Line<'static> {
+/// The view tabs the tensor offers, and where the cursor is in an N-D tensor.
+fn tabs(app: &App, id: ParamId, shape: &[usize]) -> Line<'static> {
     let t = app.screen.theme;
     let mut spans = Vec::new();
-    for view in View::ALL {
-        let style = if view == app.tensor.view {
+    let shown = app.view_of(id);
+    for view in app.views(id) {
+        let style = if view == shown {
             t.style(Role::Selected)
         } else {
             t.style(Role::Dim)

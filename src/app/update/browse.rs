@@ -5,7 +5,7 @@ use ratatui::layout::Position;
 
 use super::{
     Effects, after_select, compare, parts, probe, refused_while_busy, run_forward, step_of,
-    summaries,
+    summaries, training,
 };
 use crate::app::action::Action;
 use crate::app::field::Field;
@@ -66,7 +66,7 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         | Action::Toggle => move_in_tree(app, action, fx),
         Action::StartFilter => app.mode = Mode::Filter(Field::new(app.tree.filter())),
         Action::NextAlias => next_alias(app),
-        Action::CycleView => app.tensor.view = app.tensor.view.next(),
+        Action::CycleView => training::cycle_view(app, fx),
         Action::ToggleLog => app.tensor.log_counts ^= true,
         Action::ToggleHeatScale => app.tensor.heat_absmax ^= true,
         Action::PrevSlice | Action::NextSlice => {
@@ -248,7 +248,7 @@ fn move_cursor(app: &mut App, action: Action, step: Step) {
     }
     let (_, page_rows, page_cols) =
         layout::tensor_body(app).map_or((0, 1, 1), |b| layout::grid_page(b, rows));
-    let strip = app.tensor.view == View::Heatmap && cols == 1;
+    let strip = app.selected_param().map(|id| app.view_of(id)) == Some(View::Heatmap) && cols == 1;
     let g = &mut app.tensor.grid;
     if matches!(action, Action::Left | Action::Right) && !strip {
         g.cols.step(step, cols, page_cols);

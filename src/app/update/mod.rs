@@ -13,6 +13,7 @@ mod probe;
 mod receive;
 mod summaries;
 mod text;
+mod training;
 mod zero;
 
 use ndarray::ArrayD;
@@ -36,6 +37,7 @@ use crate::model::Model;
 pub use compare::compare_with;
 pub use receive::receive;
 pub use summaries::INLINE_BYTES;
+pub use training::follow_run;
 
 /// What an update asks of the world beyond the state.
 #[derive(Default)]
@@ -105,6 +107,7 @@ impl App {
                 load: 0,
                 runs: Runs::Chain,
                 from_gguf: false,
+                optimizer: None,
             },
             tree: TreeView::default(),
             tensor: TensorPane {
@@ -138,6 +141,7 @@ impl App {
             seed: options.seed,
             compare: super::compare::Compare::default(),
             parts: super::quantized::Parts::default(),
+            trajectory: None,
         };
         let mut fx = Effects::default();
         load(
@@ -172,6 +176,8 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
     app.doc.runs = runs;
     app.doc.outline = Outline::new(&model, &extras);
     app.doc.from_gguf = !extras.gguf.is_empty();
+    app.doc.optimizer =
+        crate::checkpoint::training::holds_optimizer(&extras.values).then(|| extras.values.into());
     app.doc.model = model;
     app.doc.source_path = (!source.starts_with("demo:")).then(|| source.clone().into());
     app.doc.source = source;
@@ -187,6 +193,9 @@ fn load(app: &mut App, opened: Opened, source: String, fx: &mut Effects) {
     app.tensor.module = super::scroll::Scroll::default();
     app.tree = TreeView::new(&app.doc.outline, layout::tree_page(app));
     compare::reload(app, fx);
+    if let Some(t) = &mut app.trajectory {
+        t.lay_over(&app.doc.model);
+    }
     if !notices.is_empty() {
         say(app, Message::Info(notices.join("; ")));
     }
@@ -261,6 +270,7 @@ fn after_select(app: &mut App, fx: &mut Effects) {
     summaries::request(app, fx);
     compare::request_detail(app, fx);
     parts::request(app, fx);
+    training::request_optimizer(app, fx);
 }
 
 /// Queues a forward pass of the model as it is now; a newer run makes older replies stale.

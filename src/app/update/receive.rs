@@ -1,6 +1,6 @@
 //! The worker's replies taken into the state: statistics, forward passes, re-inits, writes, loads.
 
-use super::{Effects, browse, compare, load, parts, report};
+use super::{Effects, browse, compare, load, parts, report, training};
 use crate::app::error::AppError;
 use crate::app::job::{Opened, Reply};
 use crate::app::picker::{self, Picker};
@@ -90,8 +90,12 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
         }
         Reply::Detail(key, detail) => compare::received_detail(app, key, *detail),
         Reply::Part(key, detail) => parts::received(app, key, *detail),
+        Reply::Unread(e) => report(app, &e),
         Reply::Panicked(message) => panicked(app, message),
         Reply::Loaded(spec, result) => loaded(app, spec, result, &mut fx),
+        Reply::Optimizer(key, result) => training::received_optimizer(app, key, result),
+        Reply::TrajectoryProgress(done, all) => training::progress(app, done, all),
+        Reply::Trajectory(result) => training::received_run(app, result),
     }
     fx
 }

@@ -13,6 +13,7 @@ mod kept;
 pub mod open;
 pub mod parts;
 pub mod probes;
+pub mod training;
 
 use family::Kept;
 use kept::keep_or_make;
@@ -217,6 +218,7 @@ impl Worker {
             Job::Part { key, weight } => {
                 reply(Reply::Part(key, Box::new(parts::part(&weight, key.1))));
             }
+            Job::Training(job) => training::execute(job, reply),
         }
     }
 
@@ -265,7 +267,10 @@ fn forward(
 /// then reads.
 fn summarize_all(tensors: Vec<(SummaryKey, Tensor)>, reply: &mut dyn FnMut(Reply)) {
     for (key, tensor) in tensors {
-        if crate::checkpoint::fetch(&tensor).is_err() {
+        if let Err(e) = crate::checkpoint::fetch(&tensor) {
+            // Why the values could not be read (a server's refusal, a damaged chunk naming its
+            // file) goes to the status bar; the pane has no numbers to show.
+            reply(Reply::Unread(AppError::from(e)));
             reply(Reply::Summary(key, Err(Undecodable(tensor.dtype()))));
             continue;
         }

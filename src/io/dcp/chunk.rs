@@ -1,18 +1,17 @@
 //! A chunk's bytes inside a `.distcp` file: a `torch.save` archive of the chunk's tensor (what
 //! `FileSystemWriter` writes by default), or the raw little-endian elements when the byte range is
-//! exactly their size and is no archive. Every chunk is checked when the folder is opened, so that
-//! putting a tensor together later cannot fail; the bytes themselves are read only then.
+//! exactly their size and is no archive. A chunk is read (its archive checked) only when its
+//! tensor's values are first asked for.
 
 use std::io::Cursor;
 use std::ops::Range;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 use zip::{CompressionMethod, ZipArchive};
 
 use super::Problem;
 use crate::io::pickle::{self, Object, TorchDtype, Unpickled};
-use crate::tensor::Assemble;
 
 /// A chunk found in its file: where its element `[0, 0, ...]` is, and how to step through it.
 pub struct Piece {
@@ -40,9 +39,50 @@ impl Piece {
         Some(self.base..self.base + expected * elem)
     }
 
-    /// The mapped file.
-    pub fn map(&self) -> &Arc<Mmap> {
-        &self.map
+    /// Copies the chunk into `out`, the whole tensor of C strides `full`: row by row along the
+    /// last dimension, each row in one go when stored contiguously.
+    pub fn copy_into(&self, out: &mut [u8], full: &[usize], elem: usize) {
+        let dims = self.sizes.len();
+        let (row, inner_stride) = match dims {
+            0 => (1, 1),
+            _ => (self.sizes[dims - 1], self.strides[dims - 1]),
+        };
+        let outer = dims.saturating_sub(1);
+        let mut index = vec![0usize; outer];
+        loop {
+            let mut src = self.base;
+            let mut dst = 0;
+            for d in 0..outer {
+                src += index[d] * self.strides[d] * elem;
+                dst += (self.offsets[d] + index[d]) * full[d];
+            }
+            if dims > 0 {
+                dst += self.offsets[dims - 1];
+            }
+            let dst = dst * elem;
+            if inner_stride == 1 {
+                out[dst..dst + row * elem].copy_from_slice(&self.map[src..src + row * elem]);
+            } else {
+                for k in 0..row {
+                    let s = src + k * inner_stride * elem;
+                    out[dst + k * elem..dst + (k + 1) * elem]
+                        .copy_from_slice(&self.map[s..s + elem]);
+                }
+            }
+            // The next row: an odometer over the outer dimensions.
+            let mut d = outer;
+            loop {
+                if d == 0 {
+                    return;
+                }
+                d -= 1;
+                index[d] += 1;
+                if index[d] < self.sizes[d] {
+                    break;
+                }
+                index[d] = 0;
+            }
+        }
     }
 }
 
@@ -233,99 +273,11 @@ fn entry_range(
     (end <= bytes.len()).then_some(start..end)
 }
 
-fn c_strides(sizes: &[usize]) -> Vec<usize> {
+/// The strides of a C-ordered array of `sizes`.
+pub fn c_strides(sizes: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; sizes.len()];
     for d in (0..sizes.len().saturating_sub(1)).rev() {
         strides[d] = strides[d + 1] * sizes[d + 1];
     }
     strides
-}
-
-/// A tensor in pieces, put together on first read, once (the pieces were all checked when the
-/// folder was opened, so this cannot fail).
-pub struct Pieces {
-    shape: Vec<usize>,
-    elem: usize,
-    len: usize,
-    parts: Vec<Piece>,
-    whole: OnceLock<Box<[u8]>>,
-}
-
-impl Pieces {
-    /// The tensor of `shape` (`len` bytes of `elem`-byte elements) covered exactly by `pieces`.
-    pub fn new(shape: Vec<usize>, elem: usize, len: usize, pieces: Vec<Piece>) -> Self {
-        Pieces {
-            shape,
-            elem,
-            len,
-            parts: pieces,
-            whole: OnceLock::new(),
-        }
-    }
-
-    fn assemble(&self) -> Box<[u8]> {
-        let mut out = vec![0u8; self.len];
-        let full = c_strides(&self.shape);
-        for piece in &self.parts {
-            if !piece.sizes.contains(&0) {
-                copy_piece(&mut out, piece, &full, self.elem);
-            }
-        }
-        out.into_boxed_slice()
-    }
-}
-
-/// Copies `piece` into `out`, the whole tensor of C strides `full`: row by row along the last
-/// dimension, each row in one go when stored contiguously.
-fn copy_piece(out: &mut [u8], piece: &Piece, full: &[usize], elem: usize) {
-    let dims = piece.sizes.len();
-    let (row, inner_stride) = match dims {
-        0 => (1, 1),
-        _ => (piece.sizes[dims - 1], piece.strides[dims - 1]),
-    };
-    let outer = dims.saturating_sub(1);
-    let mut index = vec![0usize; outer];
-    loop {
-        let mut src = piece.base;
-        let mut dst = 0;
-        for d in 0..outer {
-            src += index[d] * piece.strides[d] * elem;
-            dst += (piece.offsets[d] + index[d]) * full[d];
-        }
-        if dims > 0 {
-            dst += piece.offsets[dims - 1];
-        }
-        let dst = dst * elem;
-        if inner_stride == 1 {
-            out[dst..dst + row * elem].copy_from_slice(&piece.map[src..src + row * elem]);
-        } else {
-            for k in 0..row {
-                let s = src + k * inner_stride * elem;
-                out[dst + k * elem..dst + (k + 1) * elem].copy_from_slice(&piece.map[s..s + elem]);
-            }
-        }
-        // The next row: an odometer over the outer dimensions.
-        let mut d = outer;
-        loop {
-            if d == 0 {
-                return;
-            }
-            d -= 1;
-            index[d] += 1;
-            if index[d] < piece.sizes[d] {
-                break;
-            }
-            index[d] = 0;
-        }
-    }
-}
-
-impl Assemble for Pieces {
-    fn bytes(&self) -> &[u8] {
-        self.whole.get_or_init(|| self.assemble())
-    }
-
-    fn byte_len(&self) -> usize {
-        self.len
-    }
 }

@@ -4,6 +4,7 @@
 //! allow-list keeps torch's DCP dataclasses as records of their fields; nothing is constructed.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::{DcpError, Problem};
 use crate::io::pickle::{Heap, Object, TorchDtype, Unpickled, Value};
@@ -11,8 +12,9 @@ use crate::io::pickle::{Heap, Object, TorchDtype, Unpickled, Value};
 /// Where a chunk's (or a non-tensor entry's) bytes are: `_StorageInfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// The file, relative to the folder, as the metadata names it (raw).
-    pub file: String,
+    /// The file, relative to the folder, as the metadata names it (raw; shared with the
+    /// pickle's string, which the metadata names once per file).
+    pub file: Rc<str>,
     /// The first byte within the file.
     pub offset: u64,
     /// How many bytes.
@@ -53,8 +55,17 @@ pub enum Entry {
     Bytes(Location),
 }
 
-/// Each chunk's location by `(tensor, chunk offsets)`; `None` for a non-tensor entry.
-type Storages = HashMap<(String, Option<Vec<u64>>), Location>;
+/// Where an entry's bytes are, by its name: a non-tensor entry's, and each chunk's by its offsets.
+type Storages = HashMap<Rc<str>, Stored>;
+
+/// The `storage_data` entries of one name.
+#[derive(Default)]
+struct Stored {
+    /// A non-tensor entry's (its index has no offset).
+    whole: Option<Location>,
+    /// A tensor's chunks, by offsets.
+    chunks: HashMap<Vec<u64>, Location>,
+}
 
 /// The most chunks one tensor may have: each is compared with its neighbours for overlap.
 const MAX_CHUNKS: usize = 1 << 14;
@@ -79,9 +90,10 @@ pub fn entries(unpickled: &Unpickled) -> Result<Vec<(String, Entry)>, DcpError> 
         let class = record_class(heap, value).unwrap_or_default();
         let entry = if class == format!("{METADATA}BytesStorageMetadata") {
             let location = storage
-                .get(&(fqn.clone(), None))
+                .get(fqn.as_str())
+                .and_then(|s| s.whole.clone())
                 .ok_or_else(|| at(Problem::NoStorage(Vec::new())))?;
-            Entry::Bytes(location.clone())
+            Entry::Bytes(location)
         } else {
             Entry::Tensor(tensor_entry(heap, value, &fqn, &storage)?)
         };
@@ -95,7 +107,7 @@ fn storage_data(heap: &Heap, value: &Value) -> Result<Storages, DcpError> {
     let mut out = HashMap::new();
     for (key, info) in dict(heap, value)? {
         let index = Record::of(heap, key, "MetadataIndex")?;
-        let fqn = string(index.field("fqn")?)?;
+        let fqn = shared(index.field("fqn")?)?;
         let offset = match index.get("offset") {
             None | Some(Value::None) => None,
             Some(v) => Some(ints(heap, v)?),
@@ -115,12 +127,18 @@ fn storage_data(heap: &Heap, value: &Value) -> Result<Storages, DcpError> {
                 .collect::<Result<_, _>>()?,
         };
         let location = Location {
-            file: string(info.field("relative_path")?)?,
+            file: shared(info.field("relative_path")?)?,
             offset: int(info.field("offset")?)?,
             length: int(info.field("length")?)?,
             transforms,
         };
-        out.insert((fqn, offset), location);
+        let stored: &mut Stored = out.entry(fqn).or_default();
+        match offset {
+            Some(offsets) => {
+                stored.chunks.insert(offsets, location);
+            }
+            None => stored.whole = Some(location),
+        }
     }
     Ok(out)
 }
@@ -176,11 +194,12 @@ fn tensor_entry(
         extents.push((offsets, sizes));
     }
     check_cover(&size, &extents).map_err(at)?;
+    let stored = storage.get(fqn);
     let chunks = extents
         .into_iter()
         .map(|(offsets, sizes)| {
-            let location = storage
-                .get(&(fqn.to_owned(), Some(offsets.clone())))
+            let location = stored
+                .and_then(|s| s.chunks.get(offsets.as_slice()))
                 .ok_or_else(|| at(Problem::NoStorage(offsets.clone())))?
                 .clone();
             Ok(Chunk {
@@ -304,6 +323,14 @@ fn dict<'h>(heap: &'h Heap, value: &Value) -> Result<&'h [(Value, Value)], DcpEr
             _ => Err(layout("expected a dict")),
         },
         _ => Err(layout("expected a dict")),
+    }
+}
+
+/// A string of the pickle, shared rather than copied.
+fn shared(value: &Value) -> Result<Rc<str>, DcpError> {
+    match value {
+        Value::Str(s) => Ok(Rc::clone(s)),
+        _ => Err(layout("expected a string")),
     }
 }
 

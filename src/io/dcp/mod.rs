@@ -1,24 +1,26 @@
 //! PyTorch Distributed Checkpoint folders (`torch.distributed.checkpoint.save`: FSDP, torchtitan,
 //! torchtune, Accelerate): a `.metadata` pickle saying which byte range of which `__R_N.distcp`
-//! file holds which chunk of which tensor, read into one tensor of full shape per entry. A tensor in
-//! one contiguous chunk stays mapped; one in many chunks is put together on first read. Every
-//! chunk is checked when the folder opens (files present, ranges inside them, archives readable,
-//! chunks covering each tensor exactly once), so a damaged folder fails at once, naming the file
-//! and the tensor.
+//! file holds which chunk of which tensor, read into one tensor of full shape per entry. Opening
+//! reads only `.metadata` and checks what it says against the folder (files present, ranges
+//! inside them, no stream transform, chunks covering each tensor exactly once), so such damage
+//! fails at once, naming the file and the tensor. A chunk's own bytes (its `torch.save` archive)
+//! are read and checked when its tensor's values are first asked for ([`pieces`]): a tensor in one
+//! contiguous chunk then stays mapped, one in many chunks is put together.
 
 mod chunk;
 pub mod metadata;
+mod pieces;
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as Slot;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use memmap2::Mmap;
 
 use super::pickle::{self, Leaf, Scalar};
 use super::{Checkpoint, FileError, Kind};
-use crate::tensor::{Bytes, Tensor};
+use crate::tensor::{Bytes, Shard, Tensor};
 pub use metadata::{Entry, Location};
 
 /// The file naming every chunk.
@@ -152,11 +154,11 @@ pub fn open(folder: &Path) -> Result<Checkpoint, FileError> {
         };
         match entry {
             Entry::Tensor(t) => {
-                let tensor = tensor(&t, &mut files, &at)?;
+                let tensor = tensor(&fqn, &t, &mut files, &at)?;
                 checkpoint.tensors.push((fqn, tensor));
             }
             Entry::Bytes(location) => {
-                let (map, range) = files.locate(&location).map_err(|(p, e)| at(&p, e))?;
+                let (map, range, _) = files.locate(&location).map_err(|(p, e)| at(&p, e))?;
                 for (name, value) in values(&map[range]) {
                     let name = if name.is_empty() {
                         fqn.clone()
@@ -171,9 +173,9 @@ pub fn open(folder: &Path) -> Result<Checkpoint, FileError> {
     Ok(checkpoint)
 }
 
-/// One tensor entry made a [`Tensor`]: mapped in place when one contiguous chunk holds it all,
-/// else in pieces put together on first read.
+/// One tensor entry made a [`Tensor`] whose chunks are read when its values are first asked for.
 fn tensor(
+    fqn: &str,
     t: &metadata::TensorEntry,
     files: &mut Files,
     at: &dyn Fn(&Path, Problem) -> FileError,
@@ -185,37 +187,34 @@ fn tensor(
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| at(&meta, Problem::Absurd)))
         .collect::<Result<_, _>>()?;
-    let elem = t.dtype.size();
     let len = shape
         .iter()
-        .try_fold(elem, |a, &d| a.checked_mul(d))
+        .try_fold(t.dtype.size(), |a, &d| a.checked_mul(d))
         .ok_or_else(|| at(&meta, Problem::Absurd))?;
-    let mut pieces = Vec::with_capacity(t.chunks.len());
+    let mut parts = Vec::with_capacity(t.chunks.len());
     for c in &t.chunks {
-        let (map, range) = files.locate(&c.location).map_err(|(p, e)| at(&p, e))?;
-        let file = files.folder.join(&c.location.file);
-        let piece =
-            chunk::piece(&map, range, t.dtype, &c.sizes, &c.offsets).map_err(|e| at(&file, e))?;
-        pieces.push(piece);
+        let (map, range, file) = files.locate(&c.location).map_err(|(p, e)| at(&p, e))?;
+        let shard = Shard {
+            file,
+            bytes: range.start as u64..range.end as u64,
+            offsets: c.offsets.clone(),
+            sizes: c.sizes.clone(),
+        };
+        parts.push((map, shard));
     }
-    let whole = |p: &chunk::Piece| p.contiguous(elem).filter(|r| r.len() == len);
-    let bytes = match pieces.as_slice() {
-        [one] if whole(one).is_some() => {
-            let range = whole(one).unwrap_or_default();
-            Bytes::Mapped {
-                map: Arc::clone(one.map()),
-                start: range.start,
-                end: range.end,
-            }
-        }
-        _ => Bytes::Assembled(Arc::new(chunk::Pieces::new(
-            shape.clone(),
-            elem,
-            len,
-            pieces,
-        ))),
-    };
-    Ok(Tensor::new(shape, dtype, bytes))
+    let pieces = pieces::Pieces::new(
+        Arc::clone(&files.folder),
+        fqn.to_owned(),
+        t.dtype,
+        shape.clone(),
+        len,
+        parts,
+    );
+    Ok(Tensor::new(
+        shape,
+        dtype,
+        Bytes::Assembled(Arc::new(pieces)),
+    ))
 }
 
 /// A non-tensor entry's `torch.save` archive as plain values (a tensor inside, such as an RNG
@@ -239,57 +238,62 @@ fn values(bytes: &[u8]) -> Vec<(String, Scalar)> {
         .collect()
 }
 
+/// A chunk found: its file's map, its byte range there, and the file's name.
+type Located = (Arc<Mmap>, std::ops::Range<usize>, Arc<str>);
+
 /// The folder's storage files, each mapped once.
 struct Files {
-    folder: PathBuf,
-    maps: HashMap<String, Arc<Mmap>>,
+    /// Shared with every tensor, to name a chunk's file when it is read.
+    folder: Arc<Path>,
+    /// Each file's map and its name, shared by its chunks.
+    maps: HashMap<Rc<str>, (Arc<Mmap>, Arc<str>)>,
 }
 
 impl Files {
     fn new(folder: &Path) -> Self {
         Files {
-            folder: folder.to_path_buf(),
+            folder: Arc::from(folder),
             maps: HashMap::new(),
         }
     }
 
-    /// The map of `location`'s file and its byte range, checked: a plain file name inside the
-    /// folder, no transform, inside the file.
-    fn locate(
-        &mut self,
-        location: &Location,
-    ) -> Result<(Arc<Mmap>, std::ops::Range<usize>), (PathBuf, Problem)> {
-        let path = self.folder.join(&location.file);
-        let mut parts = Path::new(&location.file).components();
-        if !matches!(
-            (parts.next(), parts.next()),
-            (Some(Component::Normal(_)), None)
-        ) {
-            let meta = self.folder.join(METADATA);
-            return Err((meta, Problem::Escaping(location.file.clone())));
-        }
+    /// The map of `location`'s file, its byte range and the file's name, checked: a plain file
+    /// name inside the folder, no transform, inside the file. A file is checked and mapped the
+    /// first time it is named; every chunk after costs a lookup.
+    fn locate(&mut self, location: &Location) -> Result<Located, (PathBuf, Problem)> {
+        let path = || self.folder.join(&*location.file);
         if !location.transforms.is_empty() {
-            return Err((path, Problem::Transform(location.transforms.clone())));
+            return Err((path(), Problem::Transform(location.transforms.clone())));
         }
-        let map = match self.maps.entry(location.file.clone()) {
-            Slot::Occupied(o) => Arc::clone(o.get()),
-            Slot::Vacant(v) => {
-                let mapped = crate::io::mapped::open(&path)
-                    .map_err(|e| (path.clone(), Problem::Open(e.kind)))?;
-                Arc::clone(v.insert(mapped.map))
+        let (map, name) = if let Some((map, name)) = self.maps.get(&location.file) {
+            (Arc::clone(map), Arc::clone(name))
+        } else {
+            let mut parts = Path::new(&*location.file).components();
+            if !matches!(
+                (parts.next(), parts.next()),
+                (Some(Component::Normal(_)), None)
+            ) {
+                let meta = self.folder.join(METADATA);
+                return Err((meta, Problem::Escaping(location.file.to_string())));
             }
+            let mapped =
+                crate::io::mapped::open(&path()).map_err(|e| (path(), Problem::Open(e.kind)))?;
+            let name: Arc<str> = Arc::from(&*location.file);
+            let kept = (Arc::clone(&mapped.map), Arc::clone(&name));
+            self.maps.insert(Rc::clone(&location.file), kept);
+            (mapped.map, name)
         };
         let past = || Problem::PastEnd {
             offset: location.offset,
             length: location.length,
             len: map.len(),
         };
-        let start = usize::try_from(location.offset).map_err(|_| (path.clone(), past()))?;
+        let start = usize::try_from(location.offset).map_err(|_| (path(), past()))?;
         let end = usize::try_from(location.length)
             .ok()
             .and_then(|n| start.checked_add(n))
             .filter(|&end| end <= map.len())
-            .ok_or_else(|| (path.clone(), past()))?;
-        Ok((map, start..end))
+            .ok_or_else(|| (path(), past()))?;
+        Ok((map, start..end, name))
     }
 }

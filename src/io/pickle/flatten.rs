@@ -158,7 +158,7 @@ pub fn flatten(unpickled: &Unpickled) -> Result<Vec<(String, Leaf)>, FlattenErro
             Value::Obj(id) => {
                 let object = heap.get(*id);
                 if let Object::Tensor(t) = object {
-                    out.push((name, Leaf::Tensor(t.clone())));
+                    out.push((name, Leaf::Tensor((**t).clone())));
                     continue;
                 }
                 let empty = is_empty(heap, &value);

@@ -55,6 +55,17 @@ enum Key {
 }
 
 impl Key {
+    /// Whether `value` is this key, as [`Key::of`] would make it.
+    fn is(&self, value: &Value) -> bool {
+        match (self, value) {
+            (Key::None, Value::None) => true,
+            (Key::Int(i), Value::Int(j)) => i == j,
+            (Key::Int(i), Value::Bool(b)) => *i == i64::from(*b),
+            (Key::Str(a), Value::Str(b)) => a == b,
+            _ => false,
+        }
+    }
+
     fn of(value: &Value) -> Option<Key> {
         match value {
             Value::None => Some(Key::None),
@@ -71,20 +82,47 @@ impl Key {
 pub struct Dict {
     /// `(key, value)` in insertion order.
     pub entries: Vec<(Value, Value)>,
-    index: HashMap<Key, usize>,
+    /// Where each key is, once the dict outgrows [`SCAN`] entries: most dicts of a pickle are an
+    /// object's few fields, found faster by a scan than by hashing (and boxed, so that the
+    /// many small ones stay small).
+    #[expect(
+        clippy::box_collection,
+        reason = "a box is one word where a map is six: every dict of a pickle carries this field"
+    )]
+    index: Option<Box<HashMap<Key, usize>>>,
 }
+
+/// Dicts up to this many entries find a key by scanning.
+const SCAN: usize = 16;
 
 impl Dict {
     /// Sets `key` to `value`.
     pub fn insert(&mut self, key: Value, value: Value) {
         if let Some(k) = Key::of(&key) {
-            if let Some(&i) = self.index.get(&k) {
+            if let Some(i) = self.position(&k) {
                 self.entries[i].1 = value;
                 return;
             }
-            self.index.insert(k, self.entries.len());
+            if let Some(index) = &mut self.index {
+                index.insert(k, self.entries.len());
+            }
         }
         self.entries.push((key, value));
+        if self.entries.len() == SCAN + 1 {
+            self.index = Some(Box::new(
+                (self.entries.iter().enumerate())
+                    .filter_map(|(i, (k, _))| Some((Key::of(k)?, i)))
+                    .collect(),
+            ));
+        }
+    }
+
+    /// The entry holding `key`. Keys that are not [`Key`]s are never merged, as before any index.
+    fn position(&self, key: &Key) -> Option<usize> {
+        if let Some(index) = &self.index {
+            return index.get(key).copied();
+        }
+        self.entries.iter().position(|(k, _)| key.is(k))
     }
 }
 
@@ -144,10 +182,10 @@ pub enum Object {
     Set(Vec<Value>),
     /// A storage.
     Storage(Rc<Storage>),
-    /// A tensor.
-    Tensor(TensorRef),
+    /// A tensor (boxed, as the opaque objects: the heap's many small containers stay small).
+    Tensor(Box<TensorRef>),
     /// An object of a class paramscope does not build.
-    Opaque(Opaque),
+    Opaque(Box<Opaque>),
 }
 
 /// The objects of one pickle.
@@ -157,6 +195,14 @@ pub struct Heap {
 }
 
 impl Heap {
+    /// A heap with room for `n` objects before it first grows.
+    #[must_use]
+    pub fn with_capacity(n: usize) -> Self {
+        Heap {
+            objects: Vec::with_capacity(n),
+        }
+    }
+
     /// Adds `object` and returns its value.
     pub fn add(&mut self, object: Object) -> Value {
         self.objects.push(object);
@@ -203,5 +249,28 @@ impl Heap {
     /// Every object, in creation order.
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
         self.objects.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Dict, SCAN, Value};
+
+    #[test]
+    fn a_key_set_again_replaces_its_value_below_and_above_the_scan_size() {
+        let mut dict = Dict::default();
+        let key = |i: usize| Value::Str(format!("k{i}").into());
+        for i in 0..3 * SCAN {
+            dict.insert(key(i), Value::Int(i as i64));
+        }
+        dict.insert(key(1), Value::Int(-1));
+        dict.insert(key(2 * SCAN), Value::Int(-2));
+        // True is 1 as a key, as in Python.
+        dict.insert(Value::Int(1), Value::Int(7));
+        dict.insert(Value::Bool(true), Value::Int(8));
+        assert_eq!(dict.entries.len(), 3 * SCAN + 1);
+        let value = |i: usize| dict.entries[i].1.as_int();
+        assert_eq!((value(1), value(2 * SCAN)), (Some(-1), Some(-2)));
+        assert_eq!(value(3 * SCAN), Some(8));
     }
 }

@@ -10,7 +10,13 @@ use super::value::{Dict, Heap, Object, Storage, Value};
 use super::{Error, Problem};
 
 mod calls;
+mod containers;
+mod memo;
 
+use memo::Memo;
+
+/// The most objects and memo entries room is reserved for before a run: a million.
+const RESERVE: usize = 1 << 20;
 /// The most values the stack may hold: a state dict of a million tensors needs two million.
 const MAX_STACK: usize = 1 << 22;
 /// The most memo entries.
@@ -42,12 +48,16 @@ pub struct Unpickled {
 
 /// Runs the pickle in `bytes`, which start at file offset `base`.
 pub fn unpickle(bytes: &[u8], base: usize) -> Result<Unpickled, Error> {
+    // Room reserved up front for what a pickle of this size builds at most (an object or a memo
+    // entry takes at least a few opcode bytes), so that the heap and memo do not grow by copying
+    // again and again; pages never written cost no memory.
+    let reserve = (bytes.len() / 4).min(RESERVE);
     let mut vm = Machine {
         r: Reader::new(bytes, base),
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: HashMap::new(),
-        heap: Heap::default(),
+        memo: Memo::with_capacity(reserve),
+        heap: Heap::with_capacity(reserve),
         storages: HashMap::new(),
         foreign: Vec::new(),
         foreign_seen: HashSet::new(),
@@ -73,7 +83,7 @@ struct Machine<'a> {
     r: Reader<'a>,
     stack: Vec<Value>,
     marks: Vec<usize>,
-    memo: HashMap<u32, Value>,
+    memo: Memo,
     heap: Heap,
     storages: HashMap<String, Rc<Storage>>,
     foreign: Vec<String>,
@@ -128,8 +138,23 @@ impl Machine<'_> {
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Value>, Error> {
-        let mark = self.marks.pop().ok_or_else(|| self.fail(Problem::NoMark))?;
+        let mark = self.mark()?;
         Ok(self.stack.split_off(mark))
+    }
+
+    /// Where the values above the last MARK start on the stack, that MARK gone.
+    fn mark(&mut self) -> Result<usize, Error> {
+        self.marks.pop().ok_or_else(|| self.fail(Problem::NoMark))
+    }
+
+    /// Where the top `n` values start on the stack, when they are all above the last MARK.
+    fn top_n(&self, n: usize) -> Result<usize, Error> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        self.stack
+            .len()
+            .checked_sub(n)
+            .filter(|&from| from >= floor)
+            .ok_or_else(|| self.fail(Problem::StackUnderflow))
     }
 
     /// Counts `n` more bytes of what the pickle built against [`MAX_BYTES`].
@@ -168,23 +193,22 @@ impl Machine<'_> {
     }
 
     fn memo_put(&mut self, index: u32) -> Result<(), Error> {
-        // A hash map entry: the key, the value and the table's slack.
-        self.charge(2 * (size_of::<u32>() + size_of::<Value>()))?;
         let value = self.top()?.clone();
-        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&index) {
+        if self.memo.len() >= MAX_MEMO && !self.memo.contains(index) {
             return Err(self.fail(Problem::TooMany {
                 what: "memo entries",
                 limit: MAX_MEMO,
             }));
         }
-        self.memo.insert(index, value);
-        Ok(())
+        // Charged once made: a put grows the memo by at most a few thousand slots.
+        let grown = self.memo.put(index, value);
+        self.charge(grown)
     }
 
     fn memo_get(&mut self, index: u32) -> Result<(), Error> {
         let value = self
             .memo
-            .get(&index)
+            .get(index)
             .cloned()
             .ok_or_else(|| self.fail(Problem::MemoMiss(u64::from(index))))?;
         self.push(value)
@@ -353,22 +377,22 @@ impl Machine<'_> {
                 let v = self.add(object)?;
                 self.push(v)?;
             }
+            // The items are moved from the stack into their container, with no copy between.
             op::APPEND => {
-                let item = self.pop()?;
-                self.extend(vec![item])?;
+                let from = self.top_n(1)?;
+                self.extend(from)?;
             }
             op::APPENDS | op::ADDITEMS => {
-                let items = self.pop_mark()?;
-                self.extend(items)?;
+                let from = self.mark()?;
+                self.extend(from)?;
             }
             op::SETITEM => {
-                let value = self.pop()?;
-                let key = self.pop()?;
-                self.set_items(vec![key, value])?;
+                let from = self.top_n(2)?;
+                self.set_items(from)?;
             }
             op::SETITEMS => {
-                let items = self.pop_mark()?;
-                self.set_items(items)?;
+                let from = self.mark()?;
+                self.set_items(from)?;
             }
             _ => return Ok(false),
         }
@@ -472,60 +496,6 @@ impl Machine<'_> {
             _ => return Ok(false),
         }
         Ok(true)
-    }
-
-    /// key, value, key, value… as a dict.
-    fn pairs(&self, items: Vec<Value>) -> Result<Dict, Error> {
-        if !items.len().is_multiple_of(2) {
-            return Err(self.malformed("a dict from an odd number of values"));
-        }
-        let mut dict = Dict::default();
-        let mut items = items.into_iter();
-        while let (Some(k), Some(v)) = (items.next(), items.next()) {
-            dict.insert(k, v);
-        }
-        Ok(dict)
-    }
-
-    /// APPEND(S) / ADDITEMS into the list, set or opaque object under the mark.
-    fn extend(&mut self, items: Vec<Value>) -> Result<(), Error> {
-        self.charge(items.len() * size_of::<Value>())?;
-        let Value::Obj(id) = *self.top()? else {
-            return Err(self.malformed("APPENDS to something that is not a list"));
-        };
-        match self.heap.get_mut(id) {
-            Object::List(list) | Object::Set(list) => list.extend(items),
-            Object::Opaque(o) => o.elements.extend(items),
-            _ => return Err(self.malformed("APPENDS to something that is not a list")),
-        }
-        Ok(())
-    }
-
-    /// SETITEM(S): `items` are key, value, key, value…
-    fn set_items(&mut self, items: Vec<Value>) -> Result<(), Error> {
-        // Each pair is an entry and an index slot.
-        self.charge(items.len() * size_of::<Value>() * 2)?;
-        if !items.len().is_multiple_of(2) {
-            return Err(self.malformed("SETITEMS with an odd number of values"));
-        }
-        let Value::Obj(id) = *self.top()? else {
-            return Err(self.malformed("SETITEMS on something that is not a dict"));
-        };
-        let mut pairs = items.into_iter();
-        match self.heap.get_mut(id) {
-            Object::Dict(dict) => {
-                while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
-                    dict.insert(k, v);
-                }
-            }
-            Object::Opaque(o) => {
-                while let (Some(k), Some(v)) = (pairs.next(), pairs.next()) {
-                    o.items.push((k, v));
-                }
-            }
-            _ => return Err(self.malformed("SETITEMS on something that is not a dict")),
-        }
-        Ok(())
     }
 }
 

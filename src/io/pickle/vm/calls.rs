@@ -4,6 +4,8 @@
 
 use std::rc::Rc;
 
+use smallvec::SmallVec;
+
 use super::Machine;
 use crate::io::pickle::Error;
 use crate::io::pickle::dtype::TorchDtype;
@@ -27,12 +29,13 @@ impl Machine<'_> {
     }
 
     fn opaque(&mut self, class: Rc<str>) -> Result<Value, Error> {
-        self.add(Object::Opaque(Opaque {
+        self.charge(size_of::<Opaque>())?;
+        self.add(Object::Opaque(Box::new(Opaque {
             class,
             state: None,
             items: Vec::new(),
             elements: Vec::new(),
-        }))
+        })))
     }
 
     /// What calling `callee(*args)` gives, built only for allowed globals. `depth` is 1 inside
@@ -41,7 +44,11 @@ impl Machine<'_> {
         let Value::Global(global) = callee else {
             return self.opaque("<a call of a non-class>".into());
         };
-        let args = self.heap.sequence(args).map(<[Value]>::to_vec);
+        // Calls take a few arguments: copied without an allocation of their own.
+        let args: Option<SmallVec<[Value; 4]>> = self
+            .heap
+            .sequence(args)
+            .map(|a| a.iter().cloned().collect());
         let args = args.ok_or_else(|| self.malformed("call arguments are not a tuple"))?;
         self.count_copies(args.len())?;
         match global.kind {
@@ -135,7 +142,8 @@ impl Machine<'_> {
             shape,
             strides,
         };
-        self.add(Object::Tensor(tensor))
+        self.charge(size_of::<TensorRef>())?;
+        self.add(Object::Tensor(Box::new(tensor)))
     }
 
     /// A tuple of non-negative ints (a shape or strides).

@@ -1,71 +1,14 @@
-//! What of a training checkpoint is not the model: an optimizer's state (Adam's `exp_avg`,
-//! `exp_avg_sq`, `step`) sits beside the weights in `{"model": ..., "optimizer": ...}`, and counting
-//! it made a 12,778-parameter model show 38,340. Such tensors stay in the tree (shown, exported,
-//! listed by `tree`) but are marked as not parameters, so totals and re-inits leave them out.
-//!
-//! Each parameter's own state is then found beside it ([`state_of`]): matched by `param_names`
-//! when the optimizer was built from named parameters, else by the order of the ids across
-//! `param_groups` against the model's `parameters()` order (rebuilding a Trainer's decay /
-//! no-decay split), every shape checked; and the update `step()` would apply with a zero gradient
-//! is computed as torch's single-tensor Adam, AdamW and SGD compute it ([`next_update`]).
+//! A parameter's optimizer state, found beside it: by `param_names` when the optimizer was built
+//! from named parameters, else by the order of the ids across `param_groups` against the model's
+//! `parameters()` order (a Trainer's decay / no-decay split rebuilt), every shape checked.
 
 use thiserror::Error;
 
+use crate::checkpoint::remote::fetch;
 use crate::io::pickle::Scalar;
 use crate::model::Model;
-use crate::model::tree::{Class, Module, ModuleKind, join_all};
+use crate::model::tree::join_all;
 use crate::tensor::Tensor;
-use crate::tensor::decode::Undecodable;
-
-/// The class name an optimizer's state dict is shown with (torch has no module class for it).
-const OPTIMIZER_STATE: &str = "OptimizerState";
-
-/// Marks every optimizer state dict in `root` as holding no parameters, and returns the paths of
-/// the ones found. An optimizer's `state_dict()` is `{"state": {...}, "param_groups": [...]}`,
-/// and its `param_groups` are plain values (`optimizer.param_groups.0.lr`), which is how it is found
-/// wherever it is nested.
-pub fn mark_optimizer_state(root: &mut Module, values: &[(String, Scalar)]) -> Vec<String> {
-    let mut found: Vec<String> = values
-        .iter()
-        .filter_map(|(name, _)| {
-            if name.starts_with("param_groups.") {
-                return Some(String::new());
-            }
-            name.split_once(".param_groups.")
-                .map(|(owner, _)| owner.to_owned())
-        })
-        .collect();
-    found.sort_unstable();
-    found.dedup();
-    found.retain(|path| {
-        let module = path
-            .split('.')
-            .filter(|s| !s.is_empty())
-            .try_fold(&mut *root, |module, segment| {
-                module.children.iter_mut().find(|c| c.name == segment)
-            });
-        module.is_some_and(|module| {
-            mark(module);
-            true
-        })
-    });
-    found
-}
-
-/// Makes every tensor under `module` a non-parameter: each module becomes a class whose own tensors
-/// are all buffers. Iterative: a file's nesting must not set the depth of a recursion.
-fn mark(module: &mut Module) {
-    let mut stack = vec![module];
-    while let Some(module) = stack.pop() {
-        let buffers = module.params.iter().map(|(n, _)| n.to_string()).collect();
-        module.kind = ModuleKind::Class(Box::new(Class {
-            name: OPTIMIZER_STATE.to_owned(),
-            repr: OPTIMIZER_STATE.to_owned(),
-            buffers,
-        }));
-        stack.extend(module.children.iter_mut());
-    }
-}
 
 /// Which `torch.optim` class a state dict comes from (its `param_groups` keys tell).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +117,23 @@ pub enum OptimizerError {
 /// The state tensors each kind keeps.
 const STATES: [&str; 3] = ["exp_avg", "exp_avg_sq", "momentum_buffer"];
 
+/// Whether `values` (a checkpoint's plain values) hold an optimizer's `param_groups`.
+#[must_use]
+pub fn holds_optimizer(values: &[(String, Scalar)]) -> bool {
+    optimizer_prefix(values).is_some()
+}
+
+/// Where the optimizer's state dict is among `values`: `""` at the top, `"optimizer."` nested.
+fn optimizer_prefix(values: &[(String, Scalar)]) -> Option<String> {
+    values.iter().find_map(|(name, _)| {
+        if name.starts_with("param_groups.") {
+            return Some(String::new());
+        }
+        name.split_once(".param_groups.")
+            .map(|(owner, _)| format!("{owner}."))
+    })
+}
+
 /// The optimizer state of parameter `param` (a state_dict key of `model`), if the checkpoint
 /// holds an optimizer; `Ok(None)` when it holds none, or nothing yet for this parameter.
 pub fn state_of(
@@ -181,13 +141,7 @@ pub fn state_of(
     values: &[(String, Scalar)],
     param: &str,
 ) -> Result<Option<ParamState>, OptimizerError> {
-    let Some(prefix) = values.iter().find_map(|(name, _)| {
-        if name.starts_with("param_groups.") {
-            return Some(String::new());
-        }
-        name.split_once(".param_groups.")
-            .map(|(owner, _)| format!("{owner}."))
-    }) else {
+    let Some(prefix) = optimizer_prefix(values) else {
         return Ok(None);
     };
     let value = |key: &str| lookup(values, &format!("{prefix}param_groups.{key}"));
@@ -234,9 +188,10 @@ pub fn state_of(
         };
         let t = model.store.get(tensor);
         if rest == "step" {
-            step = t
-                .to_f32_vec()
+            // A distributed checkpoint's step tensor is read when first asked for.
+            step = fetch(t)
                 .ok()
+                .and_then(|()| t.to_f32_vec().ok())
                 .and_then(|v| v.first().copied())
                 .map(f64::from);
         } else if let Some(&state) = STATES.iter().find(|s| **s == rest) {
@@ -423,159 +378,5 @@ fn group_order(
             }
         }
         _ => Err(OptimizerError::Groups(groups.len())),
-    }
-}
-
-/// What `step()` subtracts from `param` when every gradient is zero (`param_before -
-/// param_after`), computed in f32 as torch's single-tensor (CPU) Adam, AdamW and SGD do, in the same
-/// order of operations.
-pub fn next_update(param: &Tensor, state: &ParamState) -> Result<Vec<f32>, Undecodable> {
-    let p = param.to_f32_vec()?;
-    let read = |name: &str| {
-        state
-            .tensor(name)
-            .map(Tensor::to_f32_vec)
-            .transpose()
-            .map(|v| v.unwrap_or_else(|| vec![0.0; p.len()]))
-    };
-    let g = &state.group;
-    #[expect(
-        clippy::cast_possible_truncation,
-        reason = "torch casts its scalars to the tensor's f32"
-    )]
-    let f = |x: f64| x as f32;
-    Ok(match g.kind {
-        OptimizerKind::Adam | OptimizerKind::AdamW => {
-            let (m, v) = (read("exp_avg")?, read("exp_avg_sq")?);
-            let step = state.step.unwrap_or(0.0) + 1.0;
-            let (b1, b2) = g.betas;
-            let step_size = g.lr / (1.0 - b1.powf(step));
-            let bc2_sqrt = (1.0 - b2.powf(step)).sqrt();
-            let decay = f(1.0 - g.lr * g.weight_decay);
-            p.iter()
-                .zip(m.iter().zip(&v))
-                .map(|(&p0, (&m, &v))| {
-                    let (mut param, mut grad) = (p0, 0.0f32);
-                    // torch skips the decay when it is 0, so that an Inf parameter stays Inf.
-                    match g.kind {
-                        _ if g.weight_decay == 0.0 => {}
-                        OptimizerKind::AdamW => param *= decay,
-                        _ => grad += f(g.weight_decay) * param,
-                    }
-                    let m = lerp(m, grad, f(1.0 - b1));
-                    let v = v * f(b2) + f(1.0 - b2) * grad * grad;
-                    let denom = v.sqrt() / f(bc2_sqrt) + f(g.eps);
-                    let after = param + f(-step_size) * m / denom;
-                    p0 - after
-                })
-                .collect()
-        }
-        OptimizerKind::Sgd => {
-            let buf = read("momentum_buffer")?;
-            p.iter()
-                .zip(&buf)
-                .map(|(&p0, &b)| {
-                    let grad = if g.weight_decay == 0.0 {
-                        0.0f32
-                    } else {
-                        0.0f32 + f(g.weight_decay) * p0
-                    };
-                    let grad = if g.momentum == 0.0 {
-                        grad
-                    } else {
-                        let b = b * f(g.momentum) + f(1.0 - g.dampening) * grad;
-                        if g.nesterov {
-                            grad + f(g.momentum) * b
-                        } else {
-                            b
-                        }
-                    };
-                    p0 - (p0 + f(-g.lr) * grad)
-                })
-                .collect()
-        }
-    })
-}
-
-/// `||update|| / ||param||`: the parameter's effective step size.
-#[must_use]
-pub fn update_ratio(param: &[f32], update: &[f32]) -> f64 {
-    let norm = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    norm(update) / norm(param)
-}
-
-/// An update ratio over this many times the median of the model's is an outlier.
-pub const UPDATE_OUTLIER: f64 = 10.0;
-
-/// Every parameter holding optimizer state, with its update ratio, and the median of those ratios.
-pub fn update_ratios(
-    model: &Model,
-    values: &[(String, Scalar)],
-) -> Result<(Vec<(String, f64)>, f64), OptimizerError> {
-    let mut ratios = Vec::new();
-    for (name, id) in model.named_parameters() {
-        let param = model.store.get(id);
-        let Some(state) = state_of(model, values, &name)? else {
-            continue;
-        };
-        // An undecodable dtype has no ratio to compare.
-        if let (Ok(values), Ok(update)) = (param.to_f32_vec(), next_update(param, &state)) {
-            ratios.push((name, update_ratio(&values, &update)));
-        }
-    }
-    let mut finite: Vec<f64> = ratios
-        .iter()
-        .map(|r| r.1)
-        .filter(|r| r.is_finite())
-        .collect();
-    finite.sort_unstable_by(f64::total_cmp);
-    let median = finite.get(finite.len() / 2).copied().unwrap_or(f64::NAN);
-    Ok((ratios, median))
-}
-
-/// ATen's `lerp`, in its two halves for accuracy.
-fn lerp(start: f32, end: f32, weight: f32) -> f32 {
-    if weight.abs() < 0.5 {
-        start + weight * (end - start)
-    } else {
-        end - (end - start) * (1.0 - weight)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mark_optimizer_state;
-    use crate::io::Checkpoint;
-    use crate::io::pickle::Scalar;
-    use crate::tensor::Tensor;
-
-    #[test]
-    fn an_optimizers_moments_are_not_parameters() {
-        let tensor = |n: usize| Tensor::from_f32(vec![n], &vec![0.0; n]);
-        let tensors = vec![
-            ("model.0.weight".to_owned(), tensor(12)),
-            ("model.0.bias".to_owned(), tensor(3)),
-            ("optimizer.state.0.exp_avg".to_owned(), tensor(12)),
-            ("optimizer.state.0.exp_avg_sq".to_owned(), tensor(12)),
-            ("optimizer.state.0.step".to_owned(), tensor(1)),
-        ];
-        let mut model = crate::checkpoint::from_checkpoint(
-            Checkpoint::new(tensors, std::collections::BTreeMap::new()),
-            false,
-        )
-        .unwrap();
-        assert_eq!(model.total_params(), 40);
-        let values = vec![
-            ("epoch".to_owned(), Scalar::Int(7)),
-            (
-                "optimizer.param_groups.0.lr".to_owned(),
-                Scalar::Float(1e-3),
-            ),
-        ];
-        let found = mark_optimizer_state(std::sync::Arc::make_mut(&mut model.root), &values);
-        assert_eq!(found, ["optimizer"]);
-        assert_eq!(model.total_params(), 15);
-        assert_eq!(model.count_buffers(&model.root), 25);
-        assert_eq!(model.state_dict().len(), 5);
     }
 }
