@@ -123,29 +123,15 @@ pub fn check_len(batch: &Batch, max_positions: Option<usize>) -> Result<(), Fami
 /// (a pool hand-off per product), and the softmax between the two products would otherwise run on
 /// one core while the other waits.
 ///
-/// # Panics
-/// When `out` is not `batch·len × heads·head_dim`.
-pub fn attend(
-    q: ArrayView2<f32>,
-    k: ArrayView2<f32>,
-    v: ArrayView2<f32>,
-    out: ArrayViewMut2<f32>,
-    len: usize,
-    shape: Heads,
-    mask: Mask,
-) {
-    attend_observed(q, k, v, out, len, shape, mask, None);
-}
-
-/// [`attend`], showing `observer` each head's weights.
+/// `observer`, when given, is shown each head's weights (the probes' attention maps).
 ///
 /// # Panics
 /// When `out` is not `batch·len × heads·head_dim`.
 #[expect(
     clippy::too_many_arguments,
-    reason = "attend's buffers and shape, and the observer"
+    reason = "the three inputs, the output, their shape, the mask and the observer"
 )]
-pub fn attend_observed(
+pub fn attend(
     q: ArrayView2<f32>,
     k: ArrayView2<f32>,
     v: ArrayView2<f32>,
@@ -302,6 +288,7 @@ mod tests {
             2,
             shape,
             mask,
+            None,
         );
         assert_eq!(&out[..2], &[10.0, 10.0]);
         // Second row, head 0: scores 3·0.5 and 3·-0.5.

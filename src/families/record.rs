@@ -103,7 +103,7 @@ impl<'p> Recorder<'p> {
     ) {
         match self.probe.as_deref_mut() {
             Some(probe) => probe.attend(q, k, v, out, len, shape, mask),
-            None => attention::attend(q, k, v, out, len, shape, mask),
+            None => attention::attend(q, k, v, out, len, shape, mask, None),
         }
     }
 

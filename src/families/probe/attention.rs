@@ -102,7 +102,7 @@ impl Probe {
         mask: Mask,
     ) {
         if !self.want.attention {
-            attention::attend(q, k, v, out, len, shape, mask);
+            attention::attend(q, k, v, out, len, shape, mask, None);
             return;
         }
         let layer = self.attention.len();
@@ -115,7 +115,7 @@ impl Probe {
         let observer = |seq: usize, head: usize, weights: &[f32]| {
             collect.see(seq, head, weights, len);
         };
-        attention::attend_observed(q, k, v, out, len, shape, mask, Some(&observer));
+        attention::attend(q, k, v, out, len, shape, mask, Some(&observer));
         self.attention.push(collect.finish());
     }
 }
