@@ -174,6 +174,12 @@ impl Tensor {
     /// may hold either reads them first.
     #[must_use]
     pub fn bytes(&self) -> &[u8] {
+        // A read of bytes not read yet gives an empty slice, which a caller would take for a
+        // tensor without values: in test builds that is a bug to be caught where it happens.
+        debug_assert!(
+            !self.is_pending(),
+            "bytes() of a tensor not read yet: fetch or assemble it first (try_bytes)"
+        );
         match &self.bytes {
             Bytes::Owned(b) => b,
             Bytes::Mapped { map, start, end } => &map[*start..*end],
