@@ -1,4 +1,4 @@
-//! Quantized GEMV, 1 x 4096 x 4096 (Q4_0, Q8_0, Q4_K), in GB/s of weight read, next to the
+//! Quantized GEMV, 1 x 4096 x 4096 (Q4_0, Q4_1, Q8_0, Q4_K), in GB/s of weight read, next to the
 //! machine's copy bandwidth and paramscope's own F32 GEMV of the same shape; numpy's F32 GEMV comes
 //! from `benches/quant_numpy.py` in the same run (README, "GGUF", has the command).
 //!
@@ -70,6 +70,7 @@ fn main() {
 
     for (quant, fused, scales) in [
         (Quant::Q4_0, Fused::Q4_0, &[0usize][..]),
+        (Quant::Q4_1, Fused::Q4_1, &[0, 2][..]),
         (Quant::Q8_0, Fused::Q8_0, &[0][..]),
         (Quant::Q4_K, Fused::Q4_K, &[0, 2][..]),
     ] {

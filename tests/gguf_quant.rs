@@ -60,20 +60,12 @@ fn quantized_products_match_dequantize_then_multiply() {
         Quant::Q6_K,
     ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let (n, k) = (37, 512);
-    for q in types {
-        let blocks = n * k / q.block_size();
-        let mut bytes: Vec<u8> = (0..blocks * q.type_size())
-            .map(|_| rng.next() as u8)
-            .collect();
-        for block in bytes.chunks_exact_mut(q.type_size()) {
-            for &at in scale_offsets(q) {
-                let scale = half::f16::from_f32(rng.unit() * 0.05);
-                block[at..at + 2].copy_from_slice(&scale.to_le_bytes());
-            }
-        }
-        let mut w = Vec::new();
-        q.dequantize_range(&bytes, 0, n * k, &mut w);
+    // 37 outputs: one panel, an odd width; 300 × 1024: several panels of decoded rows per thread.
+    for ((n, k), q) in [(37, 512), (300, 1024)]
+        .into_iter()
+        .flat_map(|shape| types.map(|q| (shape, q)))
+    {
+        let (bytes, w) = random_weight(q, n, k, &mut rng);
         assert_eq!(w.len(), n * k);
         let decode = |b: &[u8], out: &mut Vec<f32>| q.dequantize_range(b, 0, usize::MAX, out);
         for with_fused in [false, true] {
@@ -87,7 +79,7 @@ fn quantized_products_match_dequantize_then_multiply() {
                 fused: if with_fused { fused(q) } else { None },
                 decode: &decode,
             };
-            for rows in [1, 3] {
+            for rows in [1, 3, 40] {
                 let x: Vec<f32> = (0..rows * k).map(|_| rng.unit()).collect();
                 let bias: Vec<f32> = (0..n).map(|_| rng.unit()).collect();
                 let mut y = vec![f32::NAN; rows * n];
@@ -109,6 +101,68 @@ fn quantized_products_match_dequantize_then_multiply() {
                         );
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Random blocks with finite scales, `n` rows of `k` values, and their values as the tensor layer
+/// decodes them.
+fn random_weight(q: Quant, n: usize, k: usize, rng: &mut Rng) -> (Vec<u8>, Vec<f32>) {
+    let blocks = n * k / q.block_size();
+    let mut bytes: Vec<u8> = (0..blocks * q.type_size())
+        .map(|_| rng.next() as u8)
+        .collect();
+    for block in bytes.chunks_exact_mut(q.type_size()) {
+        for &at in scale_offsets(q) {
+            let scale = half::f16::from_f32(rng.unit() * 0.05);
+            block[at..at + 2].copy_from_slice(&scale.to_le_bytes());
+        }
+    }
+    let mut w = Vec::new();
+    q.dequantize_range(&bytes, 0, n * k, &mut w);
+    (bytes, w)
+}
+
+#[test]
+fn the_kernels_decoded_values_are_the_tensor_layers_bit_for_bit() {
+    // x = the identity makes y = w exactly (one product by 1, the rest by 0, all values finite),
+    // on the path that decodes panels of rows; a one-hot x reads a column through the row dots.
+    let mut rng = Rng(0x0123_4567_89ab_cdef);
+    let (n, k) = (37, 256);
+    for q in [
+        Quant::Q4_0,
+        Quant::Q4_1,
+        Quant::Q8_0,
+        Quant::Q4_K,
+        Quant::Q6_K,
+    ] {
+        let (bytes, w) = random_weight(q, n, k, &mut rng);
+        let decode = |b: &[u8], out: &mut Vec<f32>| q.dequantize_range(b, 0, usize::MAX, out);
+        let matrix = QuantMatrix {
+            bytes: &bytes,
+            out_features: n,
+            in_features: k,
+            fused: fused(q),
+            decode: &decode,
+        };
+        let identity: Vec<f32> = (0..k * k)
+            .map(|i| if i / k == i % k { 1.0 } else { 0.0 })
+            .collect();
+        let mut y = vec![f32::NAN; k * n];
+        quant::linear(&identity, k, &matrix, &mut y, None);
+        for r in 0..k {
+            for o in 0..n {
+                assert_eq!(y[r * n + o], w[o * k + r], "{q} panel: w[{o}, {r}]");
+            }
+        }
+        for j in [0, 1, 31, 32, 100, k - 1] {
+            let mut x = vec![0f32; k];
+            x[j] = 1.0;
+            let mut y = vec![f32::NAN; n];
+            quant::linear(&x, 1, &matrix, &mut y, None);
+            for o in 0..n {
+                assert_eq!(y[o], w[o * k + j], "{q} row dot: w[{o}, {j}]");
             }
         }
     }

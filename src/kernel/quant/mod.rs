@@ -1,0 +1,195 @@
+//! Products with a weight kept in ggml's block-quantized layout (`y = x·wᵀ + b`, `w` [out, in]):
+//! the weight is never dequantized whole.
+//!
+//! - One activation row (a generated token): each weight row is read once, block by block, each
+//!   block decoded into registers and dotted with the activation, never written out.
+//! - More rows (a prompt, a batch): a few dozen weight rows at a time are decoded into an f32
+//!   buffer that stays in cache, and the F32 micro-kernel multiplies the activations by them, so
+//!   each block is decoded once per call rather than once per activation row.
+//!
+//! The types with a decoder here (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, see blocks.rs) decode in code
+//! compiled for the CPU's SIMD (rows.rs); the others (Q5_0, Q5_1, Q2_K, Q3_K, Q5_K) through the
+//! caller's decoder (ggml's reference, as the tensor layer decodes it). Either way the values are
+//! exactly the dequantized ones, so the result equals dequantize-then-multiply in f32 up to the
+//! order of the sums. The output columns are shared across the kernel's threads.
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod blocks;
+mod rows;
+
+use std::cell::RefCell;
+
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
+
+use super::driver::{self, BSource};
+use super::{Backend, Epilogue, threads};
+use rows::Job;
+
+/// The block types decoded by the kernel's own SIMD loops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(non_camel_case_types, reason = "the names are ggml's own")]
+pub enum Fused {
+    /// 32 values: f16 scale, 4-bit values offset by 8 (18 bytes).
+    Q4_0,
+    /// 32 values: f16 scale and minimum, 4-bit values (20 bytes).
+    Q4_1,
+    /// 32 values: f16 scale, signed bytes (34 bytes).
+    Q8_0,
+    /// 256 values: 8 groups of 32 with 6-bit scales and minimums, 4-bit values (144 bytes).
+    Q4_K,
+    /// 256 values: 16 groups of 16 with 8-bit scales, 6-bit values (210 bytes).
+    Q6_K,
+}
+
+/// Dequantizes whole blocks (`bytes`, a run of them) appending their values to the buffer.
+pub type Decode<'a> = &'a (dyn Fn(&[u8], &mut Vec<f32>) + Sync);
+
+/// A block-quantized weight [out, in], borrowed.
+#[derive(Clone, Copy)]
+pub struct QuantMatrix<'a> {
+    /// The rows, one after the other, each `in / block_values` blocks.
+    pub bytes: &'a [u8],
+    /// Rows (the layer's outputs).
+    pub out_features: usize,
+    /// Values per row (the layer's inputs).
+    pub in_features: usize,
+    /// The kernel's own decoder for this type, when it has one.
+    pub fused: Option<Fused>,
+    /// The decoder of the other types (and the reference the kernel's are tested against).
+    pub decode: Decode<'a>,
+}
+
+/// Multiply-adds' worth a value costs to decode: what the split across threads counts.
+const DECODE_COST: usize = 2;
+/// Output columns a thread's part is cut in multiples of.
+const UNIT: usize = 16;
+/// Decoded values a panel holds at most (256 KiB of f32): it stays in L2 while the micro-kernel
+/// packs it, whatever the layer's width.
+const PANEL_VALUES: usize = 1 << 16;
+
+thread_local! {
+    /// A panel of decoded rows, kept per thread so that a forward pass allocates it once.
+    static PANEL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `y = x·wᵀ (+ bias)` for `x` [rows, in], `y` [rows, out] (C order).
+///
+/// # Panics
+/// When the slices do not have the sizes `w` and `rows` imply.
+pub fn linear(x: &[f32], rows: usize, w: &QuantMatrix<'_>, y: &mut [f32], bias: Option<&[f32]>) {
+    let (n, k) = (w.out_features, w.in_features);
+    assert_eq!(Some(x.len()), rows.checked_mul(k), "x is [rows, in]");
+    assert_eq!(Some(y.len()), rows.checked_mul(n), "y is [rows, out]");
+    assert!(n == 0 || w.bytes.len().is_multiple_of(n), "whole rows");
+    if let Some(bias) = bias {
+        assert_eq!(bias.len(), n, "one bias per output");
+    }
+    if rows == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for row in y.chunks_exact_mut(n) {
+            row.iter_mut()
+                .enumerate()
+                .for_each(|(o, v)| *v = bias.map_or(0.0, |b| b[o]));
+        }
+        return;
+    }
+    let row_bytes = w.bytes.len() / n;
+    let c = ArrayViewMut2::from_shape((rows, n), y).expect("rows × out values");
+    let a = ArrayView2::from_shape((rows, k), x).expect("rows × in values");
+    let parts = threads::parts(n * k * (rows + DECODE_COST), n.div_ceil(UNIT));
+    threads::run_split(c, Axis(1), parts, UNIT, &|start, mut piece| {
+        let width = piece.ncols();
+        let bias = bias.map(|b| &b[start..start + width]);
+        let bytes = &w.bytes[start * row_bytes..(start + width) * row_bytes];
+        if rows == 1 {
+            let out = piece.as_slice_mut().expect("one contiguous row");
+            dot_rows(w, bytes, row_bytes, x, out);
+            if let Some(bias) = bias {
+                out.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+            }
+        } else {
+            panels(w, bytes, row_bytes, a, piece, bias);
+        }
+    });
+}
+
+/// Weight rows per panel for inputs of `k` values: a multiple of [`UNIT`].
+fn panel_rows(k: usize) -> usize {
+    (PANEL_VALUES / k.max(1)).max(UNIT) / UNIT * UNIT
+}
+
+/// Decodes the whole rows in `bytes` into `out`, which ends up holding just their values.
+fn decode(w: &QuantMatrix<'_>, bytes: &[u8], row_bytes: usize, out: &mut Vec<f32>) {
+    let values = bytes.len() / row_bytes * w.in_features;
+    if let Some(fused) = w.fused {
+        // Every value is overwritten: only a longer panel needs new (zeroed) room.
+        out.resize(values, 0.0);
+        rows::run(fused, Job::Decode { bytes, out });
+    } else {
+        out.clear();
+        (w.decode)(bytes, out);
+    }
+    assert_eq!(
+        out.len(),
+        values,
+        "a decoder gives every value of whole rows"
+    );
+}
+
+/// `out[o] = row o · x` for the weight rows in `bytes`.
+fn dot_rows(w: &QuantMatrix<'_>, bytes: &[u8], row_bytes: usize, x: &[f32], out: &mut [f32]) {
+    if let Some(fused) = w.fused {
+        rows::run(
+            fused,
+            Job::Dot {
+                bytes,
+                row_bytes,
+                x,
+                out,
+            },
+        );
+        return;
+    }
+    let count = panel_rows(w.in_features);
+    PANEL.with_borrow_mut(|panel| {
+        for (bytes, out) in bytes.chunks(count * row_bytes).zip(out.chunks_mut(count)) {
+            decode(w, bytes, row_bytes, panel);
+            rows::dot_floats(panel, x, out);
+        }
+    });
+}
+
+/// `c = a·(the rows in bytes)ᵀ + bias`, a panel of rows decoded at a time.
+///
+/// (Turning the product around, the decoded panel as the kernel's A read in place and `aᵀ` as
+/// its B, skips the panel's transpose into NR-column panels but measured slower on a 32-token
+/// prompt through SmolLM2: 103-122 ms against 137-237 ms, the write-out of a transposed C and
+/// the repacking of `aᵀ` per panel costing more than the transpose saved.)
+fn panels(
+    w: &QuantMatrix<'_>,
+    bytes: &[u8],
+    row_bytes: usize,
+    a: ArrayView2<f32>,
+    mut c: ArrayViewMut2<f32>,
+    bias: Option<&[f32]>,
+) {
+    let k = w.in_features;
+    let count = panel_rows(k);
+    let uk = Backend::best().micro_kernel().for_rows(&a);
+    PANEL.with_borrow_mut(|panel| {
+        for (i, bytes) in bytes.chunks(count * row_bytes).enumerate() {
+            decode(w, bytes, row_bytes, panel);
+            let (first, width) = (i * count, panel.len() / k);
+            let rows = ArrayView2::from_shape((width, k), &panel[..]).expect("whole rows");
+            let epilogue = Epilogue {
+                bias: bias.map(|b| &b[first..first + width]),
+                relu: false,
+            };
+            let c = c.slice_mut(s![.., first..first + width]);
+            driver::gemm_blocked(uk, 1.0, a, BSource::View(rows.t()), 0.0, c, epilogue);
+        }
+    });
+}
