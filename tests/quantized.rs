@@ -17,7 +17,9 @@ fn fixture(name: &str) -> String {
     )
 }
 
-/// `export SOURCE --dequantize`, each weight of NAME.expected.safetensors compared byte for byte.
+/// `export SOURCE --dequantize`, each weight of NAME.expected.safetensors compared byte for byte;
+/// and `show --json` of each, whose statistics are computed a chunk at a time from the codes,
+/// giving the same statistics and first values, to the bit, as of the reference's stored values.
 fn dequantized_matches(source: &str, name: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
@@ -59,6 +61,18 @@ fn dequantized_matches(source: &str, name: &str) -> usize {
         assert!(
             got.data() == want.data(),
             "{key}: dequantized values differ from the reference"
+        );
+        let expected = fixture(&format!("{name}.expected.safetensors"));
+        let show = |file: &str| stdout_json(&["show", "--json", "--limit", "100", file, &key]);
+        let (shown, reference) = (show(&source), show(&expected));
+        assert_eq!(
+            (&shown["stats"], &shown["values"], &shown["dtype"]),
+            (
+                &reference["stats"],
+                &reference["values"],
+                &reference["dtype"]
+            ),
+            "{key}: show"
         );
         compared += 1;
     }

@@ -232,15 +232,47 @@ impl Tensor {
                 let bytes = source.read(range.clone())?;
                 Ok(fetched.get_or_init(|| bytes.into()))
             }
-            // Its parts are fetched before they are dequantized.
             Bytes::Quantized(q) => {
-                for (_, part) in q.parts() {
-                    part.try_bytes()?;
-                }
+                self.fetch()?;
                 Ok(q.bytes())
             }
             Bytes::Assembled(pieces) => pieces.read(),
             _ => Ok(self.bytes()),
+        }
+    }
+
+    /// Fetches a remote tensor's range or puts an assembled one together, as
+    /// [`Tensor::try_bytes`] does, but leaves a quantized weight's values to be dequantized when
+    /// read (its parts are fetched): what a command that may read only some values calls first.
+    pub fn fetch(&self) -> Result<(), FetchError> {
+        match &self.bytes {
+            Bytes::Quantized(q) => {
+                for (_, part) in q.parts() {
+                    part.try_bytes()?;
+                }
+                Ok(())
+            }
+            _ => self.try_bytes().map(|_| ()),
+        }
+    }
+
+    /// The `count` values from element `first` as exact scalars (fewer past the end): a quantized
+    /// weight's dequantized alone when the whole weight is not yet.
+    pub fn scalars(
+        &self,
+        first: usize,
+        count: usize,
+    ) -> Result<Vec<decode::Scalar>, decode::Undecodable> {
+        if self.is_pending() {
+            return Err(decode::Undecodable(self.dtype));
+        }
+        match &self.bytes {
+            Bytes::Quantized(q) => Ok(q
+                .range_values(first..first.saturating_add(count))
+                .into_iter()
+                .map(|v| decode::Scalar::Float(f64::from(v)))
+                .collect()),
+            _ => decode::decode_scalars(self.dtype, self.bytes(), first, count),
         }
     }
 
@@ -312,6 +344,20 @@ impl Tensor {
         // Bytes not fetched yet are no values: the caller fetches first (`try_bytes`).
         if self.is_pending() {
             return Err(decode::Undecodable(self.dtype));
+        }
+        // A quantized weight not dequantized yet: a chunk at a time, never held whole.
+        if let Bytes::Quantized(q) = &self.bytes
+            && !q.is_dequantized()
+        {
+            let numel = self.numel();
+            let total = numel.max(1) as f64;
+            let bytes = usize::try_from(self.byte_len()).unwrap_or(usize::MAX);
+            return Ok(stats::stats_made(
+                &q.dequantizer(),
+                numel,
+                bytes,
+                &mut |done| progress(done as f64 / total),
+            ));
         }
         let fault_in = |range: std::ops::Range<usize>| self.populate(range);
         let total = self.bytes().len().max(1) as f64;

@@ -25,6 +25,7 @@
 //! and the scales, and `check`'s saturated codes all read the same unpacking.
 
 mod bnb;
+mod dequant;
 mod float;
 mod packed;
 mod parts;
@@ -344,93 +345,51 @@ impl Quantized {
         self.values.get_or_init(|| self.dequantize())
     }
 
-    /// Every value as little-endian bytes of [`Quantized::dtype`], C order: each code combined
-    /// with its group's scale as the scheme's reference combines them, a run of one scale at a
-    /// time, on every core for a large weight.
+    /// Whether the values have been dequantized whole (by [`Quantized::bytes`]).
+    #[must_use]
+    pub fn is_dequantized(&self) -> bool {
+        self.values.get().is_some()
+    }
+
+    /// Every value as little-endian bytes of [`Quantized::dtype`], C order, on every core for a
+    /// large weight.
     fn dequantize(&self) -> Buffer {
-        let codes = self.codes();
-        let group = self.grouping();
-        let zeros = self.zeros();
-        // MXFP4's scales are exponents, combined exactly; the others' are f32 values.
-        let (scales, exponents) = if self.scheme == Scheme::Mxfp4 {
-            (Vec::new(), self.mxfp4_exponents())
-        } else {
-            (self.scale_values(), Vec::new())
-        };
-        // The value of each code, for the schemes whose codes are looked up.
-        let lut: [f32; 256] = match self.scheme {
-            Scheme::Fp8 | Scheme::Fp8Block { .. } => self.fp8_lut(),
-            Scheme::Bnb4 { fp4, .. } => {
-                let table = bnb::lut(fp4);
-                std::array::from_fn(|code| table[code % 16])
-            }
-            _ => [0.0; 256],
-        };
-        // The values of codes `run` (one group's), into `out`.
-        let values = |run: std::ops::Range<usize>, g: usize, out: &mut Vec<f32>| {
-            let codes = &codes[run];
-            out.clear();
-            match self.scheme {
-                Scheme::Fp8 | Scheme::Fp8Block { .. } => {
-                    let s = scales[g];
-                    out.extend(codes.iter().map(|&c| lut[usize::from(c)] * s));
-                }
-                Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Compressed { .. } => {
-                    let (s, z) = (scales[g], zeros.as_ref().map_or(0, |z| z[g]));
-                    out.extend(
-                        codes
-                            .iter()
-                            .map(|&c| round_to(self.dtype, s * (i64::from(c) - z) as f32)),
-                    );
-                }
-                Scheme::Bnb4 { .. } => {
-                    let s = scales[g];
-                    out.extend(
-                        codes
-                            .iter()
-                            .map(|&c| round_to(self.dtype, lut[usize::from(c)] * s)),
-                    );
-                }
-                Scheme::BnbInt8 => {
-                    let s = scales[g];
-                    out.extend(codes.iter().map(|&c| bnb::int8_value(c, s)));
-                }
-                Scheme::Mxfp4 => {
-                    let e = exponents[g];
-                    out.extend(codes.iter().map(|&c| float::mxfp4_value(c, e)));
-                }
-            }
-        };
+        let dequantizer = self.dequantizer();
+        let numel = self.numel();
         let width = self.dtype.byte_len(1).expect("F32, BF16 or F16");
-        let mut bytes = Buffer::zeroed(codes.len() * width);
-        let threads = if codes.len() < PARALLEL_VALUES {
+        let mut bytes = Buffer::zeroed(numel * width);
+        let threads = if numel < PARALLEL_VALUES {
             1
         } else {
             crate::tensor::parallel::max_threads().max(1)
         };
-        let per_thread = codes.len().div_ceil(threads).max(1);
+        let per_thread = numel.div_ceil(threads).max(1);
         std::thread::scope(|scope| {
             for (k, part) in bytes.chunks_mut(per_thread * width).enumerate() {
-                let values = &values;
-                let group = &group;
+                let dequantizer = &dequantizer;
                 scope.spawn(move || {
-                    let (first, end) = (k * per_thread, k * per_thread + part.len() / width);
-                    let mut run_values = Vec::new();
-                    let mut at = first;
-                    while at < end {
-                        let (g, run_end) = group.run(at);
-                        let run = at..run_end.min(end);
-                        let out = &mut part[(run.start - first) * width..(run.end - first) * width];
-                        values(run.clone(), g, &mut run_values);
-                        // Each value is already one of the dtype's (rounded where it multiplies).
-                        decode::encode_into(self.dtype, &run_values, out)
-                            .expect("the constructors admit only F32, BF16 and F16 results");
-                        at = run.end;
-                    }
+                    let first = k * per_thread;
+                    let range = first..first + part.len() / width;
+                    dequantizer.encode(range, part, &mut Vec::new());
                 });
             }
         });
         bytes
+    }
+
+    /// The values of elements `range` (cut to the weight), without dequantizing the others: the
+    /// whole weight's bytes when they are there already.
+    #[must_use]
+    pub fn range_values(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        let range = range.start.min(self.numel())..range.end.min(self.numel());
+        if let Some(bytes) = self.values.get() {
+            let width = self.dtype.byte_len(1).expect("F32, BF16 or F16");
+            let bytes = &bytes[range.start * width..range.end * width];
+            return decode::to_f32(self.dtype, bytes, range.len()).expect("a float dtype");
+        }
+        let mut out = Vec::with_capacity(range.len());
+        self.dequantizer().fill(range, &mut out);
+        out
     }
 
     /// The codes one byte per value along the weight, as the scheme stores them unpacked: FP8's
