@@ -3,7 +3,7 @@
 //! quantized codes dequantized when first read); their decoding ([`decode`], [`ggml`] for quantized
 //! blocks) and what is computed from their values in streaming passes: [`stats`], [`histogram`],
 //! [`quantile`], and the app's [`summary`] of all three (one read for a large F32 tensor, through
-//! [`grid`]).
+//! [`grid`]); [`specials`] counts NaN, ±Inf and zeros from the bits alone.
 
 pub mod decode;
 pub mod dtype;
@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod quantile;
 pub mod quantized;
 pub(crate) mod simd;
+pub mod specials;
 pub mod stats;
 pub mod summary;
 
@@ -368,6 +369,15 @@ impl Tensor {
             &fault_in,
             &mut |done| progress(done as f64 / total),
         )
+    }
+
+    /// How many values are NaN, infinite or zero, read from the bits where the dtype allows
+    /// (see [`specials::specials`]).
+    pub fn specials(&self) -> Result<specials::Specials, decode::Undecodable> {
+        if self.is_pending() {
+            return Err(decode::Undecodable(self.dtype));
+        }
+        specials::specials(self.dtype, self.bytes(), self.numel())
     }
 
     /// Faults in the pages of bytes `range` of a mapped tensor in one call, ahead of reading

@@ -345,6 +345,20 @@ impl Quantized {
         self.values.get_or_init(|| self.dequantize())
     }
 
+    /// Whether the scheme stores zero points (GPTQ, AWQ, asymmetric compressed-tensors).
+    #[must_use]
+    pub fn has_zeros(&self) -> bool {
+        matches!(
+            self.scheme,
+            Scheme::Gptq { .. }
+                | Scheme::Awq { .. }
+                | Scheme::Compressed {
+                    asymmetric: true,
+                    ..
+                }
+        )
+    }
+
     /// Whether the values have been dequantized whole (by [`Quantized::bytes`]).
     #[must_use]
     pub fn is_dequantized(&self) -> bool {
