@@ -9,7 +9,7 @@
 //!   `scales[g] * (q - z)` in the scales' dtype, `z` the stored zero plus one in the v1 format;
 //! - AWQ's GEMM packing (both packed along the output, in the order 0 2 4 6 1 3 5 7):
 //!   `(q - z) * scales[g]`;
-//! - compressed-tensors' `pack-quantized` (codes offset by 2^(bits-1), packed along the input,
+//! - compressed-tensors' `pack-quantized` (2 to 8-bit codes offset by 2^(bits-1), packed densely along the input,
 //!   `weight_scale` per group of inputs, `weight_zero_point` when asymmetric):
 //!   `(q - z) * scale` in the scales' dtype;
 //! - MXFP4 (gpt-oss's experts): `_blocks` of 32 E2M1 codes and an E8M0 `_scales` byte per block,
@@ -95,8 +95,15 @@ impl Scheme {
             Scheme::Fp8Block { .. } => "fp8_block",
             Scheme::Gptq { .. } => "gptq",
             Scheme::Awq { .. } => "awq",
-            Scheme::Compressed { bits: 8, .. } => "compressed_int8",
-            Scheme::Compressed { .. } => "compressed_int4",
+            Scheme::Compressed { bits, .. } => match bits {
+                2 => "compressed_int2",
+                3 => "compressed_int3",
+                5 => "compressed_int5",
+                6 => "compressed_int6",
+                7 => "compressed_int7",
+                8 => "compressed_int8",
+                _ => "compressed_int4",
+            },
             Scheme::Mxfp4 => "mxfp4",
             Scheme::Bnb4 { fp4: false, .. } => "bnb_nf4",
             Scheme::Bnb4 { fp4: true, .. } => "bnb_fp4",

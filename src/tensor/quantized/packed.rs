@@ -1,6 +1,7 @@
 //! Integer codes packed into int32 words: GPTQ (codes along the input, zeros along the output),
 //! AWQ's GEMM packing (both along the output, in the order 0 2 4 6 1 3 5 7) and compressed-tensors'
-//! `pack-quantized` (codes along the input, zero points along the output). One field reader
+//! `pack-quantized` (codes along the input, zero points along the output, 2 to 8 bits packed
+//! densely, a code straddling two words where the width does not divide 32). One field reader
 //! unpacks all three, codes and zeros alike.
 
 use super::parts::Grouping;
@@ -13,13 +14,21 @@ use crate::tensor::DType;
 /// 0 2 4 6 1 3 5 7, as its `reverse_awq_order` undoes it).
 const AWQ_ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
 
-/// Field `k` of `bits` bits of a row of int32 words packed densely from the lowest bit of the
-/// first word (every width these schemes use divides 32, so no field straddles two words).
+/// Field `k` of `bits` bits (1 to 8) of a row of int32 words packed densely from the lowest bit of
+/// the first word: bits `k·bits..(k+1)·bits` of the row, a field that straddles two words taking
+/// its low bits from the first (compressed-tensors' `unpack_from_int32`; the widths GPTQ and AWQ
+/// use divide 32, so their fields never straddle).
 fn field(words: &[i64], k: usize, bits: u32) -> u8 {
-    let per_word = 32 / bits as usize;
-    let word = words[k / per_word];
+    let start = k * bits as usize;
+    // Each word's 32 bits as stored (an I32 decoded to i64 is sign-extended; the cast undoes it).
+    let word = |w: usize| u64::from(words[w] as u32);
+    let (w, shift) = (start / 32, (start % 32) as u32);
+    let mut bits_read = word(w) >> shift;
+    if shift + bits > 32 {
+        bits_read |= word(w + 1) << (32 - shift);
+    }
     // The mask keeps at most 8 bits: the cast cannot lose any.
-    ((word >> ((k % per_word) as u32 * bits)) & ((1 << bits) - 1)) as u8
+    (bits_read & ((1 << bits) - 1)) as u8
 }
 
 /// The word slot AWQ's GEMM packing gives column `k` of a word of `bits`-bit codes.
@@ -93,16 +102,19 @@ impl Quantized {
         Ok(Quantized::made(scheme, parts, vec![out, inputs], dtype))
     }
 
-    /// compressed-tensors' `pack-quantized`: `weight_packed` (I32, (out, in·bits/32)),
-    /// `weight_scale` ((out, groups)) and, when asymmetric, `weight_zero_point` (I32, packed along
-    /// the output: (out·bits/32, groups)); the logical shape `[out, in]` from `weight_shape`.
+    /// compressed-tensors' `pack-quantized`: `weight_packed` (I32, (out, ⌈in·bits/32⌉), packed
+    /// densely), `weight_scale` ((out, groups)) and, when asymmetric, `weight_zero_point` (I32,
+    /// packed along the output: (⌈out·bits/32⌉, groups)); the logical shape `[out, in]` from
+    /// `weight_shape`; the bits per code from the config (`num_bits`) when it says, else the one
+    /// width of 2 to 8 the packed shape fits.
     pub fn compressed(
         packed: (String, Tensor),
         scale: (String, Tensor),
         zero_point: Option<(String, Tensor)>,
         shape: [usize; 2],
+        bits: Option<u32>,
     ) -> Result<Quantized, QuantError> {
-        let name = "compressed_int4";
+        let name = "compressed";
         let dtype = scale.1.dtype();
         for part in std::iter::once(&packed).chain(&zero_point) {
             if part.1.dtype() != DType::I32 {
@@ -116,16 +128,25 @@ impl Quantized {
         let (&[pr, pc], &[sr, groups]) = (packed.1.shape(), scale.1.shape()) else {
             return Err(wrong_shape(&scale, packed.1.shape(), name));
         };
-        // Only widths that divide 32 keep each code inside one word; those are the ones in use.
         // `weight_shape` is the file's word: a width past the words stored fits no width.
-        let bits = [4u32, 8].into_iter().find(|b| {
+        let fits = |b: &u32| {
             inputs > 0
                 && inputs
                     .checked_mul(*b as usize)
                     .is_some_and(|n| n.div_ceil(32) == pc)
-        });
-        let fits = pr == out && sr == out && groups > 0 && inputs % groups == 0;
-        let (Some(bits), true) = (bits, fits) else {
+        };
+        let mut widths = (2..=8u32).filter(|b| bits.is_none_or(|asked| asked == *b) && fits(b));
+        let (width, other) = (widths.next(), widths.next());
+        if let (Some(a), Some(b)) = (width, other) {
+            return Err(QuantError::State {
+                part: packed.0,
+                why: format!(
+                    "{pc} words a row fit {a} and {b} bits a code, and no num_bits in config.json says which"
+                ),
+            });
+        }
+        let shaped = pr == out && sr == out && groups > 0 && inputs % groups == 0;
+        let (Some(bits), true) = (width, shaped) else {
             return Err(wrong_shape(&packed, &shape, name));
         };
         if let Some(z) = &zero_point
@@ -247,5 +268,52 @@ impl Quantized {
             (0..inputs).map(|i| i / size).collect()
         };
         Grouping::Inputs { of_input, groups }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Bytes;
+
+    #[test]
+    fn a_field_straddling_two_words_takes_its_low_bits_from_the_first() {
+        // 3-bit codes 0..=7 repeated, packed densely as compressed-tensors' pack_to_int32 does.
+        let codes: Vec<u64> = (0..40).map(|k| k % 8).collect();
+        let mut words = vec![0u64; (40 * 3usize).div_ceil(32)];
+        for (k, &c) in codes.iter().enumerate() {
+            let start = k * 3;
+            words[start / 32] |= (c << (start % 32)) & 0xffff_ffff;
+            if start % 32 + 3 > 32 {
+                words[start / 32 + 1] |= c >> (32 - start % 32);
+            }
+        }
+        // As an I32 part decodes: sign-extended.
+        let words: Vec<i64> = words.iter().map(|&w| i64::from(w as u32 as i32)).collect();
+        let unpacked: Vec<u64> = (0..40).map(|k| u64::from(field(&words, k, 3))).collect();
+        assert_eq!(unpacked, codes);
+    }
+
+    #[test]
+    fn a_width_the_packed_shape_cannot_tell_needs_the_config() {
+        // Ten inputs in one word fit 2 and 3 bits a code.
+        let part = |dtype, shape: Vec<usize>, bytes: Vec<u8>| {
+            Tensor::new(shape, dtype, Bytes::Owned(bytes.into()))
+        };
+        let packed = ("p".to_owned(), part(DType::I32, vec![1, 1], vec![0; 4]));
+        let scale = ("s".to_owned(), Tensor::from_f32(vec![1, 1], &[1.0]));
+        let made = |bits| Quantized::compressed(packed.clone(), scale.clone(), None, [1, 10], bits);
+        let Err(QuantError::State { why, .. }) = made(None) else {
+            panic!("an ambiguous width is refused");
+        };
+        assert!(why.contains("fit 2 and 3 bits"), "{why}");
+        assert_eq!(
+            made(Some(3)).map(|q| q.scheme()),
+            Ok(Scheme::Compressed {
+                bits: 3,
+                asymmetric: false
+            })
+        );
+        assert!(made(Some(5)).is_err(), "5 bits need two words");
     }
 }
