@@ -190,7 +190,8 @@ pub fn scan(lora: &Lora) -> Vec<Finding> {
     findings
 }
 
-fn values(tensor: &Tensor, lora: &Lora, part: &str) -> Result<Vec<f32>, LoraError> {
+/// The values of `tensor`, part `part` of `lora`'s module, as f32.
+pub(super) fn values(tensor: &Tensor, lora: &Lora, part: &str) -> Result<Vec<f32>, LoraError> {
     tensor
         .to_f32_vec()
         .map_err(|source| LoraError::Undecodable {
