@@ -8,14 +8,11 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use super::{
-    CliError, DiffArgs, ModelArgs, Output, diff_adapters, fetch_said, json_number, json_text,
-    merged,
+    CliError, DIFFERENT, DiffArgs, ModelArgs, Output, cell, diff_adapters, fetch_said, json_number,
+    json_text, merged,
 };
 use crate::compare::diff::{self, Entry, Status};
 use crate::text::escape;
-
-/// The exit code of `--exit-code` when the models differ (1 is taken by errors, as in git).
-pub(super) const DIFFERENT: u8 = 3;
 
 pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
     let open = |spec: &str| {
@@ -118,15 +115,6 @@ fn entry_json(e: &Entry) -> Value {
             .collect();
     }
     value
-}
-
-/// A figure in a table cell: scientific notation, "-" when undefined.
-pub(super) fn cell(v: f64) -> String {
-    if v.is_nan() {
-        "nan".to_owned()
-    } else {
-        format!("{v:.3e}")
-    }
 }
 
 fn to_text(entries: &[Entry], summary: [usize; 5], a: &crate::model::Model) -> String {

@@ -6,8 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::diff::{DIFFERENT, cell};
-use super::{CliError, Output, json_number, json_text};
+use super::{CliError, DIFFERENT, Output, cell, json_number, json_text};
 use crate::checkpoint::{self, Loaded};
 use crate::compare::diff::Status;
 use crate::compare::lora_diff::{UpdateDiff, UpdateFigures, diff_updates};

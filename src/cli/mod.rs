@@ -174,6 +174,18 @@ fn merged(loaded: checkpoint::Loaded) -> Result<Model, CliError> {
     Ok(model)
 }
 
+/// The exit code of `--exit-code` when the models differ (1 is taken by errors, as in git).
+const DIFFERENT: u8 = 3;
+
+/// A figure in a table cell: scientific notation, "-" when undefined.
+fn cell(v: f64) -> String {
+    if v.is_nan() {
+        "nan".to_owned()
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
 /// Every tensor of `model`.
 fn all_ids(model: &Model) -> Vec<ParamId> {
     (0..model.store.len()).map(ParamId).collect()

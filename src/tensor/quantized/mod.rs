@@ -21,8 +21,9 @@
 //!
 //! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in). Every scheme unpacks
 //! its codes once into one byte per value along the weight, and finds each value's scale through
-//! one grouping (`parts`): the dequantization, the app's views of the codes
-//! and the scales, and `check`'s saturated codes all read the same unpacking.
+//! one grouping (`parts`): the dequantization (`dequant`, of any range of values, so that a
+//! statistics pass takes a chunk at a time), the app's views of the codes, the scales and the zero
+//! points, and `check`'s saturated codes all read the same unpacking.
 
 mod bnb;
 mod dequant;
