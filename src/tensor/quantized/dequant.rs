@@ -15,7 +15,9 @@ use crate::tensor::{DType, decode};
 /// any range.
 pub(crate) struct Dequantizer<'a> {
     weight: &'a Quantized,
-    codes: Cow<'a, [u8]>,
+    /// The codes one a value, where they are stored so or were unpacked whole; `None` for the
+    /// packed integer schemes, whose codes are read from their words a run at a time.
+    codes: Option<Cow<'a, [u8]>>,
     group: Grouping,
     /// The zero point of each group, for the integer schemes.
     zeros: Option<Vec<i64>>,
@@ -46,7 +48,10 @@ impl Quantized {
         };
         Dequantizer {
             weight: self,
-            codes: self.codes(),
+            codes: match self.scheme {
+                Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Compressed { .. } => None,
+                _ => Some(self.codes()),
+            },
             group: self.grouping(),
             zeros: self.zeros(),
             scales,
@@ -92,11 +97,20 @@ impl Dequantizer<'_> {
 
     /// The values of elements `range`, appended to `out`, a run of one group at a time.
     pub(crate) fn fill(&self, range: Range<usize>, out: &mut Vec<f32>) {
+        let mut unpacked = Vec::new();
         let mut at = range.start;
         while at < range.end {
+            // A run never spans two rows, so a packed run is one row's stretch of words.
             let (g, run_end) = self.group.run(at);
             let end = run_end.min(range.end);
-            self.run(&self.codes[at..end], g, out);
+            let codes = if let Some(codes) = &self.codes {
+                &codes[at..end]
+            } else {
+                unpacked.clear();
+                self.weight.packed_codes_in(at..end, &mut unpacked);
+                &unpacked[..]
+            };
+            self.run(codes, g, out);
             at = end;
         }
     }
@@ -141,7 +155,7 @@ impl Chunks for Dequantizer<'_> {
     fn prepare(&self, range: Range<usize>) {
         // The codes' bytes behind the range, where they are stored one a value in a mapped file
         // (FP8, int8): faulted in at once rather than a page at a time.
-        if matches!(self.codes, Cow::Borrowed(_)) {
+        if matches!(self.codes, Some(Cow::Borrowed(_))) {
             self.weight.parts[0].1.populate(range);
         }
     }

@@ -238,16 +238,20 @@ const PARALLEL_VALUES: usize = 1 << 20;
 /// From this many bytes, dequantized values are kept in huge pages (two of them).
 const HUGE_PAGE_BYTES: usize = 4 << 20;
 
-/// Every element of an integer tensor (the constructors admit only integer dtypes here).
+/// Every element of an I32 or I64 tensor (the constructors admit only those here), read straight
+/// from its bytes.
 fn ints(t: &Tensor) -> Vec<i64> {
-    decode::decode_scalars(t.dtype(), t.bytes(), 0, t.numel())
-        .expect("integer parts decode")
-        .into_iter()
-        .map(|s| match s {
-            decode::Scalar::Int(v) => v as i64,
-            _ => 0,
-        })
-        .collect()
+    let bytes = t.bytes();
+    match t.dtype() {
+        DType::I64 => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_le_bytes(c.try_into().expect("4 bytes"))))
+            .collect(),
+    }
 }
 
 /// Code `k` of 4-bit codes packed two a byte: the high nibble first (bitsandbytes) or the low one

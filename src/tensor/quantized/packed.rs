@@ -14,21 +14,26 @@ use crate::tensor::DType;
 /// 0 2 4 6 1 3 5 7, as its `reverse_awq_order` undoes it).
 const AWQ_ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
 
-/// Field `k` of `bits` bits (1 to 8) of a row of int32 words packed densely from the lowest bit of
-/// the first word: bits `k·bits..(k+1)·bits` of the row, a field that straddles two words taking
-/// its low bits from the first (compressed-tensors' `unpack_from_int32`; the widths GPTQ and AWQ
-/// use divide 32, so their fields never straddle).
-fn field(words: &[i64], k: usize, bits: u32) -> u8 {
+/// Field `k` of `bits` bits (1 to 8) of a row of int32 words, word `w` of the row given by
+/// `word(w)`, packed densely from the lowest bit of the first word: bits `k·bits..(k+1)·bits` of
+/// the row, a field that straddles two words taking its low bits from the first
+/// (compressed-tensors' `unpack_from_int32`; the widths GPTQ and AWQ use divide 32, so their
+/// fields never straddle).
+fn field(word: impl Fn(usize) -> u32, k: usize, bits: u32) -> u8 {
     let start = k * bits as usize;
-    // Each word's 32 bits as stored (an I32 decoded to i64 is sign-extended; the cast undoes it).
-    let word = |w: usize| u64::from(words[w] as u32);
     let (w, shift) = (start / 32, (start % 32) as u32);
-    let mut bits_read = word(w) >> shift;
+    let mut read = u64::from(word(w)) >> shift;
     if shift + bits > 32 {
-        bits_read |= word(w + 1) << (32 - shift);
+        read |= u64::from(word(w + 1)) << (32 - shift);
     }
     // The mask keeps at most 8 bits: the cast cannot lose any.
-    (bits_read & ((1 << bits) - 1)) as u8
+    (read & ((1 << bits) - 1)) as u8
+}
+
+/// Word `w` of a row of stored words decoded to i64 (an I32 decoded is sign-extended; the cast
+/// keeps its 32 bits as stored).
+fn stored(words: &[i64]) -> impl Fn(usize) -> u32 + '_ {
+    |w| words[w] as u32
 }
 
 /// The word slot AWQ's GEMM packing gives column `k` of a word of `bits`-bit codes.
@@ -175,40 +180,40 @@ impl Quantized {
     /// GPTQ's, AWQ's or compressed-tensors' codes unpacked, (out, in).
     pub(super) fn packed_codes(&self) -> Vec<u8> {
         let (out, inputs) = (self.shape[0], self.shape[1]);
-        let (bits, gptq) = self.packing();
-        let words = ints(&self.parts[0].1);
-        let mut codes = vec![0u8; out * inputs];
-        if gptq {
-            // qweight is (in·bits/32, out): a column of words per output.
-            let rows = self.parts[0].1.shape()[0];
-            let mut column = vec![0i64; rows];
-            for (o, row) in codes.chunks_exact_mut(inputs).enumerate() {
-                for (r, slot) in column.iter_mut().enumerate() {
-                    *slot = words[r * out + o];
-                }
-                for (i, code) in row.iter_mut().enumerate() {
-                    *code = field(&column, i, bits);
-                }
-            }
-        } else if let Scheme::Awq { .. } = self.scheme {
-            // qweight is (in, out·bits/32): each input's outputs along a row of words.
-            let width = self.parts[0].1.shape()[1];
-            for i in 0..inputs {
-                let row = &words[i * width..(i + 1) * width];
-                for o in 0..out {
-                    codes[o * inputs + i] = field(row, awq_slot(o, bits), bits);
-                }
-            }
-        } else {
-            let width = self.parts[0].1.shape()[1];
-            for (o, row) in codes.chunks_exact_mut(inputs).enumerate() {
-                let packed = &words[o * width..(o + 1) * width];
-                for (i, code) in row.iter_mut().enumerate() {
-                    *code = field(packed, i, bits);
-                }
-            }
+        let mut codes = Vec::with_capacity(out * inputs);
+        for o in 0..out {
+            self.packed_codes_in(o * inputs..(o + 1) * inputs, &mut codes);
         }
         codes
+    }
+
+    /// The codes of values `range` (inside one output row) appended to `out`, read from the
+    /// stored words without unpacking the others: what dequantizes a chunk at a time.
+    pub(super) fn packed_codes_in(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        let (rows, inputs) = (self.shape[0], self.shape[1].max(1));
+        let (bits, gptq) = self.packing();
+        let bytes = self.parts[0].1.bytes();
+        let word = |at: usize| {
+            u32::from_le_bytes([
+                bytes[4 * at],
+                bytes[4 * at + 1],
+                bytes[4 * at + 2],
+                bytes[4 * at + 3],
+            ])
+        };
+        let (o, first) = (range.start / inputs, range.start % inputs);
+        let columns = first..first + range.len();
+        let width = self.parts[0].1.shape()[1];
+        if gptq {
+            // qweight is (in·bits/32, out): output o's words are column o.
+            out.extend(columns.map(|i| field(|w| word(w * rows + o), i, bits)));
+        } else if let Scheme::Awq { .. } = self.scheme {
+            // qweight is (in, out·bits/32): each input's outputs along a row of words.
+            let slot = awq_slot(o, bits);
+            out.extend(columns.map(|i| field(|w| word(i * width + w), slot, bits)));
+        } else {
+            out.extend(columns.map(|i| field(|w| word(o * width + w), i, bits)));
+        }
     }
 
     /// The zero point of each group, (out, groups) as [`Quantized::scale_values`] orders them:
@@ -233,7 +238,7 @@ impl Quantized {
                         *slot = words[r * groups + g];
                     }
                     for o in 0..out {
-                        zeros[o * groups + g] = i64::from(field(&column, o, bits));
+                        zeros[o * groups + g] = i64::from(field(stored(&column), o, bits));
                     }
                 }
                 return Some(zeros);
@@ -248,7 +253,7 @@ impl Quantized {
             let row = &words[g * width..(g + 1) * width];
             for o in 0..out {
                 let k = if gptq { o } else { awq_slot(o, bits) };
-                zeros[o * groups + g] = i64::from(field(row, k, bits)) + i64::from(v1);
+                zeros[o * groups + g] = i64::from(field(stored(row), k, bits)) + i64::from(v1);
             }
         }
         Some(zeros)
@@ -290,7 +295,9 @@ mod tests {
         }
         // As an I32 part decodes: sign-extended.
         let words: Vec<i64> = words.iter().map(|&w| i64::from(w as u32 as i32)).collect();
-        let unpacked: Vec<u64> = (0..40).map(|k| u64::from(field(&words, k, 3))).collect();
+        let unpacked: Vec<u64> = (0..40)
+            .map(|k| u64::from(field(stored(&words), k, 3)))
+            .collect();
         assert_eq!(unpacked, codes);
     }
 
