@@ -19,6 +19,7 @@ const AWQ_ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
 /// the row, a field that straddles two words taking its low bits from the first
 /// (compressed-tensors' `unpack_from_int32`; the widths GPTQ and AWQ use divide 32, so their
 /// fields never straddle).
+#[inline]
 fn field(word: impl Fn(usize) -> u32, k: usize, bits: u32) -> u8 {
     let start = k * bits as usize;
     let (w, shift) = (start / 32, (start % 32) as u32);
@@ -205,8 +206,12 @@ impl Quantized {
         let columns = first..first + range.len();
         let width = self.parts[0].1.shape()[1];
         if gptq {
-            // qweight is (in·bits/32, out): output o's words are column o.
-            out.extend(columns.map(|i| field(|w| word(w * rows + o), i, bits)));
+            // qweight is (in·bits/32, out): output o's words are column o, a row of words apart;
+            // each is read once (one load per 32/bits codes), then its fields.
+            let w0 = first * bits as usize / 32;
+            let w1 = (first + range.len()) * bits as usize;
+            let column: Vec<u32> = (w0..w1.div_ceil(32)).map(|w| word(w * rows + o)).collect();
+            out.extend(columns.map(|i| field(|w| column[w - w0], i, bits)));
         } else if let Scheme::Awq { .. } = self.scheme {
             // qweight is (in, out·bits/32): each input's outputs along a row of words.
             let slot = awq_slot(o, bits);
