@@ -2,8 +2,11 @@
 """A Llama-2-7B-shaped base and a LoRA adapter for it (r=16 on q/k/v/o/gate/up/down of all 32
 layers), written sparse: the headers are real, the data holes of zeros (no disk). For timing
 `paramscope check ADAPTER --base BASE`, which reads the headers and the adapter's small tensors:
-    python benches/adapter_coverage.py /tmp/lora7b"""
-import json, os, struct, sys
+    python benches/adapter_coverage.py /tmp/lora7b [target/release/paramscope]
+Given the binary, it times that command and its peer, the same coverage as a Python process
+(both headers' keys, each LoRA tensor loaded by torch through `safe_open` and checked for NaN/Inf
+and an all-zero lora_B), taking turns, RUNS times each, and prints the medians and their ratio."""
+import json, os, statistics, struct, subprocess, sys, time
 
 HIDDEN, FFN, LAYERS, VOCAB, R = 4096, 11008, 32, 32000, 16
 LINEAR = {
@@ -51,5 +54,55 @@ def main(folder):
         json.dump(config, f)
 
 
+RUNS = 7
+
+PEER = r"""
+import json, os, struct, sys
+import torch
+from safetensors import safe_open
+folder, base = sys.argv[1], sys.argv[2]
+def header(path):
+    with open(path, "rb") as f:
+        return json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+modules = {k[: -len(".weight")] for k in header(base) if k.endswith(".weight")}
+config = json.load(open(os.path.join(folder, "adapter_config.json")))
+adapted, found = set(), 0
+with safe_open(os.path.join(folder, "adapter_model.safetensors"), "pt") as f:
+    for key in f.keys():
+        module = key.removeprefix("base_model.model.").rsplit(".lora_", 1)[0]
+        if module not in modules:
+            print("unmatched_key", key)
+        adapted.add(module)
+        t = f.get_tensor(key)
+        if not torch.isfinite(t).all():
+            print("nonfinite", key)
+        if ".lora_B." in key and not t.any():
+            found += 1
+targets = {m for m in modules if m.rsplit(".", 1)[-1] in config["target_modules"]}
+print(found, "zero lora_B;", len(targets & adapted), "of", len(targets), "target modules adapted")
+"""
+
+
+def timed(args):
+    start = time.perf_counter()
+    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
+
+
+def bench(folder, binary):
+    adapter, base = os.path.join(folder, "adapter"), os.path.join(folder, "base")
+    ours, peer = [], []
+    for _ in range(RUNS):
+        ours.append(timed([binary, "check", adapter, "--base", base]))
+        peer.append(timed([sys.executable, "-c", PEER, adapter,
+                           os.path.join(base, "model.safetensors")]))
+    a, b = statistics.median(ours), statistics.median(peer)
+    print(f"paramscope check: median {a:.3f} s ({min(ours):.3f}-{max(ours):.3f}); "
+          f"peer: median {b:.3f} s ({min(peer):.3f}-{max(peer):.3f}); ratio {a / b:.3f}x; "
+          f"load average {os.getloadavg()[0]:.1f}")
+
+
 if __name__ == "__main__":
     main(sys.argv[1])
+    if len(sys.argv) > 2:
+        bench(sys.argv[1], sys.argv[2])

@@ -215,3 +215,47 @@ fn the_scales_of_a_gptq_weight_as_a_heatmap() {
     assert_eq!(shown(&h).0, [48, 4], "(out, groups)");
     insta::assert_snapshot!("quantized_gptq_scales", screen(&h));
 }
+
+#[test]
+fn p_shows_the_zero_points_after_the_scales_and_they_make_the_values() {
+    for (name, path) in [
+        ("gptq_v2", "model.layers.0.mlp.up_proj.weight"),
+        ("compressed_asym", "model.layers.0.mlp.gate_proj.weight"),
+    ] {
+        let mut h = app(name, path);
+        let (shape, values) = shown(&h);
+        let dtype = h.doc.model.store.get(h.selected_param().unwrap()).dtype();
+        send(&mut h, &[CyclePart]);
+        let codes = shown(&h).1;
+        send(&mut h, &[CyclePart]);
+        let (scale_shape, scales) = shown(&h);
+        send(&mut h, &[CyclePart]);
+        assert_eq!(h.parts.shown, Part::Zeros, "{name}");
+        let (zero_shape, zeros) = shown(&h);
+        assert_eq!(zero_shape, scale_shape, "{name}: a zero point per scale");
+        assert!(screen(&h).contains("zero points"), "{name}");
+        // Consecutive groups of inputs: value = scale · (code − zero), rounded to the dtype.
+        let (inputs, groups) = (shape[1], scale_shape[1]);
+        for (k, (&value, &code)) in values.iter().zip(&codes).enumerate() {
+            let g = (k / inputs) * groups + (k % inputs) / (inputs / groups);
+            let product = scales[g] * (code - zeros[g]);
+            let want = match dtype.name() {
+                "F16" => half::f16::from_f32(product).to_f32(),
+                _ => half::bf16::from_f32(product).to_f32(),
+            };
+            assert_eq!(value.to_bits(), want.to_bits(), "{name} value {k}");
+        }
+        send(&mut h, &[CyclePart]);
+        assert_eq!(h.parts.shown, Part::Values, "{name}: back to the values");
+    }
+}
+
+#[test]
+fn a_weight_without_zero_points_skips_them_and_shows_its_values_when_they_are_chosen() {
+    let mut h = app("fp8.safetensors", "model.layers.0.self_attn.q_proj.weight");
+    send(&mut h, &[CyclePart, CyclePart, CyclePart]);
+    assert_eq!(h.parts.shown, Part::Values, "FP8 has no zero points");
+    h.parts.shown = Part::Zeros;
+    let id = h.selected_param().unwrap();
+    assert_eq!(h.part_shown(id).map(|_| ()), None, "its values instead");
+}

@@ -17,7 +17,9 @@ fn fixture(name: &str) -> String {
     )
 }
 
-/// `export SOURCE --dequantize`, each weight of NAME.expected.safetensors compared byte for byte.
+/// `export SOURCE --dequantize`, each weight of NAME.expected.safetensors compared byte for byte;
+/// and `show --json` of each, whose statistics are computed a chunk at a time from the codes,
+/// giving the same statistics and first values, to the bit, as of the reference's stored values.
 fn dequantized_matches(source: &str, name: &str) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
@@ -60,6 +62,18 @@ fn dequantized_matches(source: &str, name: &str) -> usize {
             got.data() == want.data(),
             "{key}: dequantized values differ from the reference"
         );
+        let expected = fixture(&format!("{name}.expected.safetensors"));
+        let show = |file: &str| stdout_json(&["show", "--json", "--limit", "100", file, &key]);
+        let (shown, reference) = (show(&source), show(&expected));
+        assert_eq!(
+            (&shown["stats"], &shown["values"], &shown["dtype"]),
+            (
+                &reference["stats"],
+                &reference["values"],
+                &reference["dtype"]
+            ),
+            "{key}: show"
+        );
         compared += 1;
     }
     compared
@@ -81,8 +95,34 @@ fn packed_integer_weights_dequantize_bit_exact_with_their_references() {
         "compressed_int4",
         "compressed_int8",
         "mxfp4",
+        // Widths that do not divide 32, codes (and the odd ones' zero points) straddling words.
+        "compressed_int2",
+        "compressed_int3",
+        "compressed_int5",
+        "compressed_int6",
+        "compressed_int7",
     ] {
         assert_eq!(dequantized_matches(name, name), 1, "{name}");
+    }
+    for (name, scheme, parts) in [
+        ("compressed_int3", "compressed_int3", 3),
+        ("compressed_int6", "compressed_int6", 2),
+    ] {
+        let tree = stdout_json(&["tree", &fixture(name), "--json"]);
+        let weight = tree["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "model.layers.0.mlp.gate_proj.weight")
+            .unwrap()
+            .clone();
+        assert_eq!(weight["shape"], serde_json::json!([24, 48]), "{name}");
+        assert_eq!(weight["quantization"]["scheme"], scheme);
+        assert_eq!(
+            weight["quantization"]["parts"].as_array().unwrap().len(),
+            parts,
+            "{name}: the packed codes and the scales, and the zero points when asymmetric"
+        );
     }
     let tree = stdout_json(&["tree", &fixture("gptq"), "--json"]);
     let weight = tree["params"]

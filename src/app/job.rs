@@ -253,16 +253,19 @@ pub enum Part {
     Codes,
     /// Its scales, one row per output row where the scheme has rows of them.
     Scales,
+    /// Its zero points, laid out as its scales (GPTQ, AWQ, asymmetric compressed-tensors).
+    Zeros,
 }
 
 impl Part {
-    /// The part after this one.
+    /// The part after this one, for a weight with zero points (`zeros`) or without.
     #[must_use]
-    pub fn next(self) -> Part {
+    pub fn next(self, zeros: bool) -> Part {
         match self {
             Part::Values => Part::Codes,
             Part::Codes => Part::Scales,
-            Part::Scales => Part::Values,
+            Part::Scales if zeros => Part::Zeros,
+            Part::Scales | Part::Zeros => Part::Values,
         }
     }
 
@@ -273,6 +276,7 @@ impl Part {
             Part::Values => "dequantized",
             Part::Codes => "codes",
             Part::Scales => "scales",
+            Part::Zeros => "zero points",
         }
     }
 }
@@ -280,7 +284,7 @@ impl Part {
 /// Which part of which weight: the weight's version (a re-init makes it another) and the part.
 pub type PartKey = (SummaryKey, Part);
 
-/// The codes or the scales of a quantized weight, as a tensor, with their summary.
+/// The codes, the scales or the zero points of a quantized weight, as a tensor, with their summary.
 pub struct PartDetail {
     /// The part, laid out along the weight.
     pub tensor: Tensor,

@@ -212,7 +212,7 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Browse, &[c('/')], Action::StartFilter, "filter names", Some("filter")),
     bind_when(X::Browse, &[c('a')], Action::NextAlias, "next path of a shared tensor", "alias", When::Shared),
     bind(X::Browse, &[c('v')], Action::CycleView, "next view: values / histogram / heatmap / …", Some("view")),
-    bind_when(X::Browse, &[c('p')], Action::CyclePart, "quantized weight: values / codes / scales", "parts", When::Quantized),
+    bind_when(X::Browse, &[c('p')], Action::CyclePart, "quantized weight: values / codes / scales / zeros", "parts", When::Quantized),
     bind_when(X::Browse, &[c('L')], Action::ToggleLog, "histogram: counts / log counts", "log", When::Histogram),
     bind_when(X::Browse, &[c('A')], Action::ToggleHeatScale, "heatmap: 99th percentile of |x| / ±absmax", "scale", When::Heatmap),
     bind(X::Browse, &[c('[')], Action::PrevSlice, "previous slice of an N-D tensor", None),

@@ -1,11 +1,11 @@
-//! A quantized weight's stored codes and scales, one key away from its dequantized values: which
+//! A quantized weight's stored codes, scales and zero points, one key away from its dequantized values: which
 //! part the tensor pane shows, and the one the worker computed (`work::parts`). The part chosen
 //! stays chosen from weight to weight, as the view does; a tensor stored as it is, and the B or Δ
 //! side of a comparison, show their values whatever it is (`App::part_key`).
 
 use super::job::{Part, PartDetail, PartKey};
 
-/// The part shown, and the codes or scales of the last weight asked for.
+/// The part shown, and the codes, scales or zero points of the last weight asked for.
 #[derive(Default)]
 pub struct Parts {
     /// The part the pane shows of a quantized weight.
@@ -20,6 +20,7 @@ impl Parts {
         match &self.detail {
             Some((asked, Some(detail))) if *asked == key => Ok(detail),
             _ if key.1 == Part::Codes => Err("unpacking the codes…"),
+            _ if key.1 == Part::Zeros => Err("unpacking the zero points…"),
             _ => Err("reading the scales…"),
         }
     }

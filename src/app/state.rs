@@ -356,8 +356,9 @@ impl App {
         self.doc.model.store.get(id).quantization()
     }
 
-    /// The key of the codes or scales of `id` the pane shows, when it shows them: not when the
-    /// part chosen is the values, the tensor is not quantized, or B or Δ is shown.
+    /// The key of the codes, scales or zero points of `id` the pane shows, when it shows them: not
+    /// when the part chosen is the values, the tensor is not quantized (or has no zero points, when
+    /// they are chosen), or B or Δ is shown.
     #[must_use]
     pub fn part_key(&self, id: ParamId) -> Option<PartKey> {
         let part = self.parts.shown;
@@ -366,7 +367,9 @@ impl App {
             .loaded
             .as_ref()
             .is_none_or(|c| c.side == Side::A);
-        (part != Part::Values && on_a && self.quantized(id).is_some())
+        // A weight without zero points shows its values when they are the part chosen.
+        let has = |q: &Quantized| part != Part::Zeros || q.has_zeros();
+        (part != Part::Values && on_a && self.quantized(id).is_some_and(has))
             .then(|| ((id, self.doc.model.store.version(id)), part))
     }
 

@@ -61,7 +61,7 @@ pub fn group(tensors: &mut Vec<Part>, config: Option<&Value>, warnings: &mut Vec
             .or_else(|| fp8_or_int8(name, tensor, &part))
             .or_else(|| gptq_or_awq(name, tensor, &part, config))
             .or_else(|| mxfp4(name, tensor, &part))
-            .or_else(|| compressed(name, tensor, &part, warnings));
+            .or_else(|| compressed(name, tensor, &part, config, warnings));
         match made {
             None => {}
             Some(Ok((new_name, q))) => added.push((i, new_name, q)),
@@ -131,6 +131,7 @@ fn compressed(
     name: &str,
     tensor: &Tensor,
     part: &dyn Fn(&str) -> Option<Part>,
+    config: Option<&Value>,
     warnings: &mut Vec<String>,
 ) -> Made {
     let module = name.strip_suffix(".weight_packed")?;
@@ -148,9 +149,23 @@ fn compressed(
     let zero_point = part(&format!("{module}.weight_zero_point"));
     let packed = (name.to_owned(), tensor.clone());
     Some(
-        Quantized::compressed(packed, scale, zero_point, shape)
+        Quantized::compressed(packed, scale, zero_point, shape, num_bits(config))
             .map(|q| (Some(format!("{module}.weight")), q)),
     )
+}
+
+/// The bits per code compressed-tensors' config gives its weights, when every group says the same
+/// (a config whose groups differ leaves each weight's width to its packed shape).
+fn num_bits(config: Option<&Value>) -> Option<u32> {
+    let groups = config?.get("config_groups")?.as_object()?;
+    let mut bits = groups.values().map(|g| {
+        g.get("weights")?
+            .get("num_bits")?
+            .as_u64()
+            .and_then(|b| u32::try_from(b).ok())
+    });
+    let first = bits.next()??;
+    bits.all(|b| b == Some(first)).then_some(first)
 }
 
 /// bitsandbytes 4-bit codes `name` with the parts its `quant_state` names.

@@ -365,7 +365,7 @@ pub fn fetch(tensor: &Tensor) -> Result<(), FetchError> {
         budget::check(what, Kind::Values, Some(tensor.byte_len()))
             .map_err(|e| FetchError(Box::new(e)))?;
     }
-    tensor.try_bytes().map(|_| ())
+    tensor.fetch()
 }
 
 /// Fetches (or puts together) the bytes of every tensor of `model` not read yet,

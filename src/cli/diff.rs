@@ -1,20 +1,21 @@
 //! `paramscope diff A B`: what changed between two models, tensor by tensor. Of two remote models,
 //! only the tensors the comparison reads are fetched: a tensor in a file whose content hash (LFS
-//! sha256) matches the other side's is the same without its values.
+//! sha256) matches the other side's is the same without its values. Two LoRA adapters are compared
+//! by their updates instead (`diff_adapters`); an adapter against a model, merged into its base.
 
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{CliError, DiffArgs, ModelArgs, Output, fetch_said, json_number, json_text};
+use super::{
+    CliError, DIFFERENT, DiffArgs, ModelArgs, Output, cell, diff_adapters, fetch_said, json_number,
+    json_text, merged,
+};
 use crate::compare::diff::{self, Entry, Status};
 use crate::text::escape;
 
-/// The exit code of `--exit-code` when the models differ (1 is taken by errors, as in git).
-const DIFFERENT: u8 = 3;
-
 pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
-    let load = |spec: &str| {
+    let open = |spec: &str| {
         ModelArgs {
             model: spec.to_owned(),
             arch: None,
@@ -22,9 +23,14 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
             key: None,
             base: args.base.clone(),
         }
-        .load_unfetched()
+        .open()
     };
-    let (a, b) = (load(&args.a)?, load(&args.b)?);
+    let (a, b) = (open(&args.a)?, open(&args.b)?);
+    // Two adapters: their updates, compared through their factors.
+    if a.adapter.is_some() && b.adapter.is_some() {
+        return diff_adapters::run(&a, &b, args.json, args.exit_code);
+    }
+    let (a, b) = (merged(a)?, merged(b)?);
     let (read_a, read_b) = diff::to_read(&a, &b, &args.map)?;
     fetch_said(&a, &read_a, " of A")?;
     fetch_said(&b, &read_b, " of B")?;
@@ -109,15 +115,6 @@ fn entry_json(e: &Entry) -> Value {
             .collect();
     }
     value
-}
-
-/// A figure in a table cell: scientific notation, "-" when undefined.
-fn cell(v: f64) -> String {
-    if v.is_nan() {
-        "nan".to_owned()
-    } else {
-        format!("{v:.3e}")
-    }
 }
 
 fn to_text(entries: &[Entry], summary: [usize; 5], a: &crate::model::Model) -> String {

@@ -2,6 +2,7 @@
 
 mod check;
 mod diff;
+mod diff_adapters;
 mod error;
 mod export;
 mod forward;
@@ -138,13 +139,7 @@ impl ModelArgs {
     /// checkpoint's together (but a LoRA adapter's base, whose values its merge reads), for a
     /// command that reads only the tensors it needs.
     pub fn load_unfetched(&self) -> Result<Model, CliError> {
-        let loaded = self.open()?;
-        let mut model = loaded.model;
-        if let Some(adapter) = &loaded.adapter {
-            fetch_said(&model, &all_ids(&model), "")?;
-            checkpoint::adapter::merge_into(&mut model, adapter)?;
-        }
-        Ok(model)
+        merged(self.open()?)
     }
 
     /// [`ModelArgs::load`], keeping where the architecture came from, and an adapter apart from
@@ -165,6 +160,29 @@ impl ModelArgs {
             eprintln!("warning: {}", crate::text::escape(warning));
         }
         Ok(loaded)
+    }
+}
+
+/// The model `loaded` opened, with its adapter merged in when it was one (its base's tensors
+/// fetched for that); a remote model's other tensors are left to fetch.
+fn merged(loaded: checkpoint::Loaded) -> Result<Model, CliError> {
+    let mut model = loaded.model;
+    if let Some(adapter) = &loaded.adapter {
+        fetch_said(&model, &all_ids(&model), "")?;
+        checkpoint::adapter::merge_into(&mut model, adapter)?;
+    }
+    Ok(model)
+}
+
+/// The exit code of `--exit-code` when the models differ (1 is taken by errors, as in git).
+const DIFFERENT: u8 = 3;
+
+/// A figure in a table cell: scientific notation, "-" when undefined.
+fn cell(v: f64) -> String {
+    if v.is_nan() {
+        "nan".to_owned()
+    } else {
+        format!("{v:.3e}")
     }
 }
 

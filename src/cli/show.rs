@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::{CliError, ShowArgs, json_number, json_text};
 use crate::checkpoint::training::{self, Next};
 use crate::tensor::Tensor;
-use crate::tensor::decode::{Scalar, decode_scalars};
+use crate::tensor::decode::Scalar;
 use crate::tensor::stats::Stats;
 use crate::text::escape;
 
@@ -59,7 +59,7 @@ pub(super) fn run(args: &ShowArgs) -> Result<String, CliError> {
         .collect();
     let stats = tensor.stats().ok();
     let shown = args.limit.min(tensor.numel());
-    let values = decode_scalars(tensor.dtype(), tensor.bytes(), 0, shown).ok();
+    let values = tensor.scalars(0, shown).ok();
     Ok(if args.json {
         let values = values
             .as_ref()

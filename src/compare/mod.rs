@@ -3,11 +3,12 @@
 //! checkpoints as a [`trajectory`]. The passes over
 //! values ([`pass`] for two tensors at once, [`scan`] for one) decode a chunk at a time, so no
 //! tensor is ever copied whole. A LoRA adapter's updates against its base weights are in
-//! [`adapter`].
+//! [`adapter`], two adapters' updates against each other in [`lora_diff`].
 
 pub mod adapter;
 pub mod diff;
 pub mod health;
+pub mod lora_diff;
 pub mod pass;
 pub mod scan;
 pub mod spectral;

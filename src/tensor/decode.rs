@@ -118,36 +118,6 @@ pub fn decode_f64(
     Ok(())
 }
 
-/// A reusable buffer holding one chunk of a quantized tensor as little-endian F32 bytes, so that
-/// the statistics read it with the F32 kernel, a chunk at a time: no whole-tensor copy is made.
-#[derive(Default)]
-pub struct F32Chunk {
-    values: Vec<f32>,
-    bytes: Vec<u8>,
-}
-
-impl F32Chunk {
-    /// The values `first..first + count` of a quantized tensor's `bytes`, dequantized (ggml does it
-    /// in f32, so nothing is rounded); `None` for a dtype that is not quantized.
-    pub fn dequantize(
-        &mut self,
-        dtype: DType,
-        bytes: &[u8],
-        first: usize,
-        count: usize,
-    ) -> Option<&[u8]> {
-        let DType::Ggml(q) = dtype else {
-            return None;
-        };
-        self.values.clear();
-        q.dequantize_range(bytes, first, count, &mut self.values);
-        self.bytes.clear();
-        self.bytes
-            .extend(self.values.iter().flat_map(|v| v.to_le_bytes()));
-        Some(&self.bytes)
-    }
-}
-
 /// The bytes of the `count` elements of `size` bytes from element `first`, cut to what `bytes`
 /// holds: a range past the end yields fewer elements, or none, rather than a panic.
 fn window(bytes: &[u8], size: usize, first: usize, count: usize) -> &[u8] {

@@ -3,7 +3,7 @@
 //! quantized codes dequantized when first read); their decoding ([`decode`], [`ggml`] for quantized
 //! blocks) and what is computed from their values in streaming passes: [`stats`], [`histogram`],
 //! [`quantile`], and the app's [`summary`] of all three (one read for a large F32 tensor, through
-//! [`grid`]).
+//! [`grid`]); [`specials`] counts NaN, ±Inf and zeros from the bits alone.
 
 pub mod decode;
 pub mod dtype;
@@ -14,6 +14,7 @@ pub mod parallel;
 pub mod quantile;
 pub mod quantized;
 pub(crate) mod simd;
+pub mod specials;
 pub mod stats;
 pub mod summary;
 
@@ -232,15 +233,47 @@ impl Tensor {
                 let bytes = source.read(range.clone())?;
                 Ok(fetched.get_or_init(|| bytes.into()))
             }
-            // Its parts are fetched before they are dequantized.
             Bytes::Quantized(q) => {
-                for (_, part) in q.parts() {
-                    part.try_bytes()?;
-                }
+                self.fetch()?;
                 Ok(q.bytes())
             }
             Bytes::Assembled(pieces) => pieces.read(),
             _ => Ok(self.bytes()),
+        }
+    }
+
+    /// Fetches a remote tensor's range or puts an assembled one together, as
+    /// [`Tensor::try_bytes`] does, but leaves a quantized weight's values to be dequantized when
+    /// read (its parts are fetched): what a command that may read only some values calls first.
+    pub fn fetch(&self) -> Result<(), FetchError> {
+        match &self.bytes {
+            Bytes::Quantized(q) => {
+                for (_, part) in q.parts() {
+                    part.try_bytes()?;
+                }
+                Ok(())
+            }
+            _ => self.try_bytes().map(|_| ()),
+        }
+    }
+
+    /// The `count` values from element `first` as exact scalars (fewer past the end): a quantized
+    /// weight's dequantized alone when the whole weight is not yet.
+    pub fn scalars(
+        &self,
+        first: usize,
+        count: usize,
+    ) -> Result<Vec<decode::Scalar>, decode::Undecodable> {
+        if self.is_pending() {
+            return Err(decode::Undecodable(self.dtype));
+        }
+        match &self.bytes {
+            Bytes::Quantized(q) => Ok(q
+                .range_values(first..first.saturating_add(count))
+                .into_iter()
+                .map(|v| decode::Scalar::Float(f64::from(v)))
+                .collect()),
+            _ => decode::decode_scalars(self.dtype, self.bytes(), first, count),
         }
     }
 
@@ -313,6 +346,20 @@ impl Tensor {
         if self.is_pending() {
             return Err(decode::Undecodable(self.dtype));
         }
+        // A quantized weight not dequantized yet: a chunk at a time, never held whole.
+        if let Bytes::Quantized(q) = &self.bytes
+            && !q.is_dequantized()
+        {
+            let numel = self.numel();
+            let total = numel.max(1) as f64;
+            let bytes = usize::try_from(self.byte_len()).unwrap_or(usize::MAX);
+            return Ok(stats::stats_made(
+                &q.dequantizer(),
+                numel,
+                bytes,
+                &mut |done| progress(done as f64 / total),
+            ));
+        }
         let fault_in = |range: std::ops::Range<usize>| self.populate(range);
         let total = self.bytes().len().max(1) as f64;
         stats::stats_with(
@@ -322,6 +369,15 @@ impl Tensor {
             &fault_in,
             &mut |done| progress(done as f64 / total),
         )
+    }
+
+    /// How many values are NaN, infinite or zero, read from the bits where the dtype allows
+    /// (see [`specials::specials`]).
+    pub fn specials(&self) -> Result<specials::Specials, decode::Undecodable> {
+        if self.is_pending() {
+            return Err(decode::Undecodable(self.dtype));
+        }
+        specials::specials(self.dtype, self.bytes(), self.numel())
     }
 
     /// Faults in the pages of bytes `range` of a mapped tensor in one call, ahead of reading

@@ -1,9 +1,11 @@
 //! Summary statistics of a tensor in one streaming, NaN-aware pass, accumulated in f64.
 
+use std::ops::Range;
+
 use super::DType;
 use super::decode::{self, Undecodable};
 use super::parallel::{self, Progress};
-use super::simd::moments;
+use super::simd::moments::{self, F32Lanes, LANES};
 
 /// What `show` reports about a tensor's values. NaN and ±Inf are counted and left out of the rest:
 /// min, max, mean and std are over the finite values ([`Stats::all_finite`] tells whether that is
@@ -92,23 +94,37 @@ impl Moments {
         acc.finish()
     }
 
-    /// The same for little-endian f32 bytes, the common case, using `scratch` (one chunk long):
-    /// whole blocks of 16 go through the SIMD moments micro-kernel, a ragged tail through the
-    /// scalar accumulator. This is what runs at memory speed.
+    /// The same for little-endian f32 bytes, the common case, using `scratch` (one chunk long).
+    /// This is what runs at memory speed.
     pub(super) fn of_f32_bytes(bytes: &[u8], scratch: &mut [f32]) -> Moments {
-        let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        let n = bytes.len() / 4;
-        let shift = bytes
+        let values = bytes
             .chunks_exact(4)
-            .map(value)
-            .find(|v| v.is_finite())
-            .unwrap_or(0.0);
-        let blocks = n - n % 16;
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let blocks = bytes.len() / 4 / LANES * LANES;
+        Moments::of_lanes(&bytes[..blocks * 4], values, scratch)
+    }
+
+    /// The same for f32 values in memory (a chunk just dequantized).
+    fn of_f32(values: &[f32], scratch: &mut [f32]) -> Moments {
+        let blocks = values.len() / LANES * LANES;
+        Moments::of_lanes(&values[..blocks], values.iter().copied(), scratch)
+    }
+
+    /// The moments of `all` values, whose first `whole.count()` (whole blocks of 16) go through the
+    /// SIMD moments micro-kernel and the ragged tail through the scalar accumulator, both about
+    /// the chunk's first finite value.
+    fn of_lanes<I: F32Lanes>(
+        whole: I,
+        all: impl Iterator<Item = f32> + Clone,
+        scratch: &mut [f32],
+    ) -> Moments {
+        let shift = all.clone().find(|v| v.is_finite()).unwrap_or(0.0);
+        let blocks = whole.count();
         let mut rest = Accumulator::new(f64::from(shift));
-        for c in bytes[blocks * 4..].chunks_exact(4) {
-            rest.add(f64::from(value(c)));
+        for v in all.skip(blocks) {
+            rest.add(f64::from(v));
         }
-        let s = moments::chunk_sums(&bytes[..blocks * 4], scratch, shift);
+        let s = moments::chunk_sums(whole, scratch, shift);
         let lanes = Accumulator {
             shift: f64::from(shift),
             count: f64::from(s.finite),
@@ -247,6 +263,61 @@ pub fn stats(dtype: DType, bytes: &[u8], numel: usize) -> Result<Stats, Undecoda
 /// Elements per call of the `prepare` hook of [`stats_with`]: 2 MiB of F32.
 pub(super) const PREPARE_ELEMENTS: usize = 128 * CHUNK;
 
+/// Values made a chunk at a time rather than read as stored (a quantized tensor's, dequantized),
+/// so that a pass over them never holds them all.
+pub trait Chunks: Sync {
+    /// The values of elements `range`, appended to `out`; each is a value of [`Chunks::dtype`].
+    fn values(&self, range: Range<usize>, out: &mut Vec<f32>);
+
+    /// The dtype the values are of: their statistics are those of the same values stored in it,
+    /// to the bit.
+    fn dtype(&self) -> DType;
+
+    /// Called before elements `range` are asked for, from the thread that asks: the stored bytes
+    /// they are made from are faulted in at once where they are mapped.
+    fn prepare(&self, range: Range<usize>);
+}
+
+/// A ggml block-quantized tensor's values, dequantized as ggml does it (in f32).
+struct Ggml<'a> {
+    quant: crate::tensor::ggml::Quant,
+    bytes: &'a [u8],
+    prepare: &'a (dyn Fn(Range<usize>) + Sync),
+}
+
+impl Chunks for Ggml<'_> {
+    fn values(&self, range: Range<usize>, out: &mut Vec<f32>) {
+        self.quant
+            .dequantize_range(self.bytes, range.start, range.len(), out);
+    }
+
+    fn dtype(&self) -> DType {
+        DType::F32
+    }
+
+    fn prepare(&self, range: Range<usize>) {
+        let byte_at = |e| {
+            DType::Ggml(self.quant)
+                .byte_len(e)
+                .unwrap_or(self.bytes.len())
+        };
+        (self.prepare)(byte_at(range.start)..byte_at(range.end));
+    }
+}
+
+/// Where a pass reads its values.
+#[derive(Clone, Copy)]
+enum Values<'a> {
+    /// Stored as `dtype` in `bytes`: `prepare` is told their byte ranges.
+    Stored {
+        dtype: DType,
+        bytes: &'a [u8],
+        prepare: &'a (dyn Fn(Range<usize>) + Sync),
+    },
+    /// Made a chunk at a time.
+    Made(&'a dyn Chunks),
+}
+
 /// [`stats`], calling `prepare(byte_range)` before each stretch of about 2 MiB is read (from the
 /// thread that reads it): a mapped tensor uses it to fault its pages in bulk, which is much
 /// cheaper than one page fault per 4 KiB. `progress(bytes_done)` is called on the calling thread
@@ -258,7 +329,7 @@ pub fn stats_with(
     dtype: DType,
     bytes: &[u8],
     numel: usize,
-    prepare: &(dyn Fn(std::ops::Range<usize>) + Sync),
+    prepare: &(dyn Fn(Range<usize>) + Sync),
     progress: &mut dyn FnMut(usize),
 ) -> Result<Stats, Undecodable> {
     if !decode::is_decodable(dtype) {
@@ -270,50 +341,103 @@ pub fn stats_with(
         "stats: {numel} values of {dtype} do not fill {} bytes",
         bytes.len()
     );
-    let parts = parallel::split(
+    // Quantized types have no whole bytes per element, but chunk ends fall on block ends.
+    let byte_at = |element: usize| dtype.byte_len(element).unwrap_or(bytes.len());
+    let mut progress = |done| progress(byte_at(done));
+    Ok(match dtype {
+        DType::Ggml(quant) => stats_of(
+            Values::Made(&Ggml {
+                quant,
+                bytes,
+                prepare,
+            }),
+            numel,
+            bytes.len(),
+            &mut progress,
+        ),
+        _ => stats_of(
+            Values::Stored {
+                dtype,
+                bytes,
+                prepare,
+            },
+            numel,
+            bytes.len(),
+            &mut progress,
+        ),
+    })
+}
+
+/// The stats of `numel` values made a chunk at a time by `chunks`, never all held at once: one
+/// pass, split across the machine's cores when they would take `bytes` or more stored.
+/// `progress(values_done)` is called on the calling thread, after each of its stretches.
+pub fn stats_made(
+    chunks: &dyn Chunks,
+    numel: usize,
+    bytes: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Stats {
+    stats_of(Values::Made(chunks), numel, bytes, progress)
+}
+
+/// The stats of `numel` values, split across the cores when they take `bytes` or more;
+/// `progress` hears the values done.
+fn stats_of(values: Values, numel: usize, bytes: usize, progress: &mut dyn FnMut(usize)) -> Stats {
+    parallel::split(
         numel,
-        bytes.len(),
+        bytes,
         CHUNK,
-        &|range, done| moments_of(dtype, bytes, range, prepare, done),
+        &|range, done| moments_of(values, range, done),
         progress,
-    );
-    Ok(parts
-        .into_iter()
-        .fold(Moments::EMPTY, Moments::merge)
-        .finish())
+    )
+    .into_iter()
+    .fold(Moments::EMPTY, Moments::merge)
+    .finish()
 }
 
 /// The moments of elements `range`, chunk by chunk, preparing each stretch before reading it and
-/// adding its bytes to `done` after.
-fn moments_of(
-    dtype: DType,
-    bytes: &[u8],
-    range: std::ops::Range<usize>,
-    prepare: &(dyn Fn(std::ops::Range<usize>) + Sync),
-    done: &mut Progress,
-) -> Moments {
-    // Quantized types have no whole bytes per element, but chunk ends fall on block ends.
-    let byte_at = |element: usize| dtype.byte_len(element).unwrap_or(bytes.len());
+/// adding its values to `done` after.
+fn moments_of(values: Values, range: Range<usize>, done: &mut Progress) -> Moments {
     let mut total = Moments::EMPTY;
-    let mut buffer = Vec::with_capacity(CHUNK);
+    let mut wide = Vec::with_capacity(CHUNK);
+    let mut made = Vec::with_capacity(CHUNK);
     let mut scratch = vec![0f32; CHUNK];
-    let mut dequantized = decode::F32Chunk::default();
     for stretch in range.clone().step_by(PREPARE_ELEMENTS) {
         let stretch_end = (stretch + PREPARE_ELEMENTS).min(range.end);
-        prepare(byte_at(stretch)..byte_at(stretch_end));
+        match values {
+            Values::Stored { dtype, prepare, .. } => prepare(
+                dtype.byte_len(stretch).unwrap_or(0)..dtype.byte_len(stretch_end).unwrap_or(0),
+            ),
+            Values::Made(chunks) => chunks.prepare(stretch..stretch_end),
+        }
         for at in (stretch..stretch_end).step_by(CHUNK) {
             let count = CHUNK.min(stretch_end - at);
-            total = total.merge(if dtype == DType::F32 {
-                Moments::of_f32_bytes(&bytes[at * 4..(at + count) * 4], &mut scratch)
-            } else if let Some(f32_bytes) = dequantized.dequantize(dtype, bytes, at, count) {
-                Moments::of_f32_bytes(f32_bytes, &mut scratch)
-            } else {
-                decode::decode_f64(dtype, bytes, at, count, &mut buffer)
-                    .expect("checked decodable");
-                Moments::of_f64(&buffer)
+            total = total.merge(match values {
+                Values::Stored {
+                    dtype: DType::F32,
+                    bytes,
+                    ..
+                } => Moments::of_f32_bytes(&bytes[at * 4..(at + count) * 4], &mut scratch),
+                Values::Stored { dtype, bytes, .. } => {
+                    decode::decode_f64(dtype, bytes, at, count, &mut wide)
+                        .expect("checked decodable");
+                    Moments::of_f64(&wide)
+                }
+                Values::Made(chunks) => {
+                    made.clear();
+                    chunks.values(at..at + count, &mut made);
+                    if chunks.dtype() == DType::F32 {
+                        Moments::of_f32(&made, &mut scratch)
+                    } else {
+                        // As a stored BF16 or F16 tensor's values are summed.
+                        wide.clear();
+                        wide.extend(made.iter().map(|&v| f64::from(v)));
+                        Moments::of_f64(&wide)
+                    }
+                }
             });
         }
-        done.add(byte_at(stretch_end) - byte_at(stretch));
+        done.add(stretch_end - stretch);
     }
     total
 }

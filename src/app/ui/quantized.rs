@@ -1,6 +1,7 @@
 //! What the tensor pane says of a quantized weight: its scheme in the title with the part shown
-//! (dequantized values, codes or scales), and under the name what the shown tensor is: the
-//! values with the bytes stored, the codes' width, or what one scale covers.
+//! (dequantized values, codes, scales or zero points), and under the name what the shown tensor
+//! is: the values with the bytes stored, the codes' width, what one scale covers, or the zero
+//! points.
 
 use crate::app::format::{bytes, count};
 use crate::app::job::Part;
@@ -24,6 +25,7 @@ pub(super) fn shape_line(q: &Quantized, part: Part, shown: &Tensor) -> String {
         }
         Part::Codes => format!("{shape} · {}", codes(q.scheme())),
         Part::Scales => format!("{shape} · {}", scales(q)),
+        Part::Zeros => format!("{shape} · {}", zeros(q)),
     }
 }
 
@@ -37,6 +39,15 @@ fn codes(scheme: Scheme) -> String {
         Scheme::Bnb4 { fp4: false, .. } => "NF4 codes".into(),
         Scheme::Bnb4 { fp4: true, .. } => "FP4 codes".into(),
         Scheme::BnbInt8 => "int8 codes".into(),
+    }
+}
+
+/// What the zero points are: as many as the scales, each subtracted from its group's codes.
+fn zeros(q: &Quantized) -> &'static str {
+    match q.scheme() {
+        Scheme::Gptq { v1: true, .. } => "zero points (stored one less), 1 per scale",
+        Scheme::Compressed { .. } => "signed zero points, 1 per scale",
+        _ => "zero points, 1 per scale",
     }
 }
 

@@ -1,11 +1,12 @@
 //! `p` on a quantized weight: the tensor pane shows its dequantized values, then its stored codes,
-//! then its scales, each with the views of a tensor (values, histogram, heatmap); the codes and the
-//! scales are unpacked on the worker, for the selected weight only.
+//! then its scales, then its zero points where it has them, each with the views of a tensor
+//! (values, histogram, heatmap); the parts are unpacked on the worker, for the selected weight only.
 
 use super::Effects;
 use crate::app::compare::Side;
 use crate::app::job::{Job, PartDetail, PartKey};
 use crate::app::state::{App, Grid, Message};
+use crate::tensor::quantized::Quantized;
 
 /// `p`: the next part of the selected quantized weight.
 pub(super) fn cycle(app: &mut App, fx: &mut Effects) {
@@ -25,7 +26,11 @@ pub(super) fn cycle(app: &mut App, fx: &mut Effects) {
         ));
         return;
     }
-    app.parts.shown = app.parts.shown.next();
+    let zeros = app
+        .selected_param()
+        .and_then(|id| app.quantized(id))
+        .is_some_and(Quantized::has_zeros);
+    app.parts.shown = app.parts.shown.next(zeros);
     // The codes have the weight's shape, the scales their own: the cursor starts over.
     app.tensor.grid = Grid::default();
     request(app, fx);

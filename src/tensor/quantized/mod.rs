@@ -9,7 +9,7 @@
 //!   `scales[g] * (q - z)` in the scales' dtype, `z` the stored zero plus one in the v1 format;
 //! - AWQ's GEMM packing (both packed along the output, in the order 0 2 4 6 1 3 5 7):
 //!   `(q - z) * scales[g]`;
-//! - compressed-tensors' `pack-quantized` (codes offset by 2^(bits-1), packed along the input,
+//! - compressed-tensors' `pack-quantized` (2 to 8-bit codes offset by 2^(bits-1), packed densely along the input,
 //!   `weight_scale` per group of inputs, `weight_zero_point` when asymmetric):
 //!   `(q - z) * scale` in the scales' dtype;
 //! - MXFP4 (gpt-oss's experts): `_blocks` of 32 E2M1 codes and an E8M0 `_scales` byte per block,
@@ -21,10 +21,12 @@
 //!
 //! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in). Every scheme unpacks
 //! its codes once into one byte per value along the weight, and finds each value's scale through
-//! one grouping (`parts`): the dequantization, the app's views of the codes
-//! and the scales, and `check`'s saturated codes all read the same unpacking.
+//! one grouping (`parts`): the dequantization (`dequant`, of any range of values, so that a
+//! statistics pass takes a chunk at a time), the app's views of the codes, the scales and the zero
+//! points, and `check`'s saturated codes all read the same unpacking.
 
 mod bnb;
+mod dequant;
 mod float;
 mod packed;
 mod parts;
@@ -94,8 +96,15 @@ impl Scheme {
             Scheme::Fp8Block { .. } => "fp8_block",
             Scheme::Gptq { .. } => "gptq",
             Scheme::Awq { .. } => "awq",
-            Scheme::Compressed { bits: 8, .. } => "compressed_int8",
-            Scheme::Compressed { .. } => "compressed_int4",
+            Scheme::Compressed { bits, .. } => match bits {
+                2 => "compressed_int2",
+                3 => "compressed_int3",
+                5 => "compressed_int5",
+                6 => "compressed_int6",
+                7 => "compressed_int7",
+                8 => "compressed_int8",
+                _ => "compressed_int4",
+            },
             Scheme::Mxfp4 => "mxfp4",
             Scheme::Bnb4 { fp4: false, .. } => "bnb_nf4",
             Scheme::Bnb4 { fp4: true, .. } => "bnb_fp4",
@@ -229,16 +238,20 @@ const PARALLEL_VALUES: usize = 1 << 20;
 /// From this many bytes, dequantized values are kept in huge pages (two of them).
 const HUGE_PAGE_BYTES: usize = 4 << 20;
 
-/// Every element of an integer tensor (the constructors admit only integer dtypes here).
+/// Every element of an I32 or I64 tensor (the constructors admit only those here), read straight
+/// from its bytes.
 fn ints(t: &Tensor) -> Vec<i64> {
-    decode::decode_scalars(t.dtype(), t.bytes(), 0, t.numel())
-        .expect("integer parts decode")
-        .into_iter()
-        .map(|s| match s {
-            decode::Scalar::Int(v) => v as i64,
-            _ => 0,
-        })
-        .collect()
+    let bytes = t.bytes();
+    match t.dtype() {
+        DType::I64 => bytes
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        _ => bytes
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_le_bytes(c.try_into().expect("4 bytes"))))
+            .collect(),
+    }
 }
 
 /// Code `k` of 4-bit codes packed two a byte: the high nibble first (bitsandbytes) or the low one
@@ -344,93 +357,65 @@ impl Quantized {
         self.values.get_or_init(|| self.dequantize())
     }
 
-    /// Every value as little-endian bytes of [`Quantized::dtype`], C order: each code combined
-    /// with its group's scale as the scheme's reference combines them, a run of one scale at a
-    /// time, on every core for a large weight.
+    /// Whether the scheme stores zero points (GPTQ, AWQ, asymmetric compressed-tensors).
+    #[must_use]
+    pub fn has_zeros(&self) -> bool {
+        matches!(
+            self.scheme,
+            Scheme::Gptq { .. }
+                | Scheme::Awq { .. }
+                | Scheme::Compressed {
+                    asymmetric: true,
+                    ..
+                }
+        )
+    }
+
+    /// Whether the values have been dequantized whole (by [`Quantized::bytes`]).
+    #[must_use]
+    pub fn is_dequantized(&self) -> bool {
+        self.values.get().is_some()
+    }
+
+    /// Every value as little-endian bytes of [`Quantized::dtype`], C order, on every core for a
+    /// large weight.
     fn dequantize(&self) -> Buffer {
-        let codes = self.codes();
-        let group = self.grouping();
-        let zeros = self.zeros();
-        // MXFP4's scales are exponents, combined exactly; the others' are f32 values.
-        let (scales, exponents) = if self.scheme == Scheme::Mxfp4 {
-            (Vec::new(), self.mxfp4_exponents())
-        } else {
-            (self.scale_values(), Vec::new())
-        };
-        // The value of each code, for the schemes whose codes are looked up.
-        let lut: [f32; 256] = match self.scheme {
-            Scheme::Fp8 | Scheme::Fp8Block { .. } => self.fp8_lut(),
-            Scheme::Bnb4 { fp4, .. } => {
-                let table = bnb::lut(fp4);
-                std::array::from_fn(|code| table[code % 16])
-            }
-            _ => [0.0; 256],
-        };
-        // The values of codes `run` (one group's), into `out`.
-        let values = |run: std::ops::Range<usize>, g: usize, out: &mut Vec<f32>| {
-            let codes = &codes[run];
-            out.clear();
-            match self.scheme {
-                Scheme::Fp8 | Scheme::Fp8Block { .. } => {
-                    let s = scales[g];
-                    out.extend(codes.iter().map(|&c| lut[usize::from(c)] * s));
-                }
-                Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Compressed { .. } => {
-                    let (s, z) = (scales[g], zeros.as_ref().map_or(0, |z| z[g]));
-                    out.extend(
-                        codes
-                            .iter()
-                            .map(|&c| round_to(self.dtype, s * (i64::from(c) - z) as f32)),
-                    );
-                }
-                Scheme::Bnb4 { .. } => {
-                    let s = scales[g];
-                    out.extend(
-                        codes
-                            .iter()
-                            .map(|&c| round_to(self.dtype, lut[usize::from(c)] * s)),
-                    );
-                }
-                Scheme::BnbInt8 => {
-                    let s = scales[g];
-                    out.extend(codes.iter().map(|&c| bnb::int8_value(c, s)));
-                }
-                Scheme::Mxfp4 => {
-                    let e = exponents[g];
-                    out.extend(codes.iter().map(|&c| float::mxfp4_value(c, e)));
-                }
-            }
-        };
+        let dequantizer = self.dequantizer();
+        let numel = self.numel();
         let width = self.dtype.byte_len(1).expect("F32, BF16 or F16");
-        let mut bytes = Buffer::zeroed(codes.len() * width);
-        let threads = if codes.len() < PARALLEL_VALUES {
+        let mut bytes = Buffer::zeroed(numel * width);
+        let threads = if numel < PARALLEL_VALUES {
             1
         } else {
             crate::tensor::parallel::max_threads().max(1)
         };
-        let per_thread = codes.len().div_ceil(threads).max(1);
+        let per_thread = numel.div_ceil(threads).max(1);
         std::thread::scope(|scope| {
             for (k, part) in bytes.chunks_mut(per_thread * width).enumerate() {
-                let values = &values;
-                let group = &group;
+                let dequantizer = &dequantizer;
                 scope.spawn(move || {
-                    let (first, end) = (k * per_thread, k * per_thread + part.len() / width);
-                    let mut run_values = Vec::new();
-                    let mut at = first;
-                    while at < end {
-                        let (g, run_end) = group.run(at);
-                        let run = at..run_end.min(end);
-                        let out = &mut part[(run.start - first) * width..(run.end - first) * width];
-                        values(run.clone(), g, &mut run_values);
-                        // Each value is already one of the dtype's (rounded where it multiplies).
-                        decode::encode_into(self.dtype, &run_values, out)
-                            .expect("the constructors admit only F32, BF16 and F16 results");
-                        at = run.end;
-                    }
+                    let first = k * per_thread;
+                    let range = first..first + part.len() / width;
+                    dequantizer.encode(range, part, &mut Vec::new());
                 });
             }
         });
         bytes
+    }
+
+    /// The values of elements `range` (cut to the weight), without dequantizing the others: the
+    /// whole weight's bytes when they are there already.
+    #[must_use]
+    pub fn range_values(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        let range = range.start.min(self.numel())..range.end.min(self.numel());
+        if let Some(bytes) = self.values.get() {
+            let width = self.dtype.byte_len(1).expect("F32, BF16 or F16");
+            let bytes = &bytes[range.start * width..range.end * width];
+            return decode::to_f32(self.dtype, bytes, range.len()).expect("a float dtype");
+        }
+        let mut out = Vec::with_capacity(range.len());
+        self.dequantizer().fill(range, &mut out);
+        out
     }
 
     /// The codes one byte per value along the weight, as the scheme stores them unpacked: FP8's

@@ -1,6 +1,7 @@
 //! Integer codes packed into int32 words: GPTQ (codes along the input, zeros along the output),
 //! AWQ's GEMM packing (both along the output, in the order 0 2 4 6 1 3 5 7) and compressed-tensors'
-//! `pack-quantized` (codes along the input, zero points along the output). One field reader
+//! `pack-quantized` (codes along the input, zero points along the output, 2 to 8 bits packed
+//! densely, a code straddling two words where the width does not divide 32). One field reader
 //! unpacks all three, codes and zeros alike.
 
 use super::parts::Grouping;
@@ -13,13 +14,27 @@ use crate::tensor::DType;
 /// 0 2 4 6 1 3 5 7, as its `reverse_awq_order` undoes it).
 const AWQ_ORDER: [usize; 8] = [0, 4, 1, 5, 2, 6, 3, 7];
 
-/// Field `k` of `bits` bits of a row of int32 words packed densely from the lowest bit of the
-/// first word (every width these schemes use divides 32, so no field straddles two words).
-fn field(words: &[i64], k: usize, bits: u32) -> u8 {
-    let per_word = 32 / bits as usize;
-    let word = words[k / per_word];
+/// Field `k` of `bits` bits (1 to 8) of a row of int32 words, word `w` of the row given by
+/// `word(w)`, packed densely from the lowest bit of the first word: bits `k·bits..(k+1)·bits` of
+/// the row, a field that straddles two words taking its low bits from the first
+/// (compressed-tensors' `unpack_from_int32`; the widths GPTQ and AWQ use divide 32, so their
+/// fields never straddle).
+#[inline]
+fn field(word: impl Fn(usize) -> u32, k: usize, bits: u32) -> u8 {
+    let start = k * bits as usize;
+    let (w, shift) = (start / 32, (start % 32) as u32);
+    let mut read = u64::from(word(w)) >> shift;
+    if shift + bits > 32 {
+        read |= u64::from(word(w + 1)) << (32 - shift);
+    }
     // The mask keeps at most 8 bits: the cast cannot lose any.
-    ((word >> ((k % per_word) as u32 * bits)) & ((1 << bits) - 1)) as u8
+    (read & ((1 << bits) - 1)) as u8
+}
+
+/// Word `w` of a row of stored words decoded to i64 (an I32 decoded is sign-extended; the cast
+/// keeps its 32 bits as stored).
+fn stored(words: &[i64]) -> impl Fn(usize) -> u32 + '_ {
+    |w| words[w] as u32
 }
 
 /// The word slot AWQ's GEMM packing gives column `k` of a word of `bits`-bit codes.
@@ -93,16 +108,19 @@ impl Quantized {
         Ok(Quantized::made(scheme, parts, vec![out, inputs], dtype))
     }
 
-    /// compressed-tensors' `pack-quantized`: `weight_packed` (I32, (out, in·bits/32)),
-    /// `weight_scale` ((out, groups)) and, when asymmetric, `weight_zero_point` (I32, packed along
-    /// the output: (out·bits/32, groups)); the logical shape `[out, in]` from `weight_shape`.
+    /// compressed-tensors' `pack-quantized`: `weight_packed` (I32, (out, ⌈in·bits/32⌉), packed
+    /// densely), `weight_scale` ((out, groups)) and, when asymmetric, `weight_zero_point` (I32,
+    /// packed along the output: (⌈out·bits/32⌉, groups)); the logical shape `[out, in]` from
+    /// `weight_shape`; the bits per code from the config (`num_bits`) when it says, else the one
+    /// width of 2 to 8 the packed shape fits.
     pub fn compressed(
         packed: (String, Tensor),
         scale: (String, Tensor),
         zero_point: Option<(String, Tensor)>,
         shape: [usize; 2],
+        bits: Option<u32>,
     ) -> Result<Quantized, QuantError> {
-        let name = "compressed_int4";
+        let name = "compressed";
         let dtype = scale.1.dtype();
         for part in std::iter::once(&packed).chain(&zero_point) {
             if part.1.dtype() != DType::I32 {
@@ -116,16 +134,25 @@ impl Quantized {
         let (&[pr, pc], &[sr, groups]) = (packed.1.shape(), scale.1.shape()) else {
             return Err(wrong_shape(&scale, packed.1.shape(), name));
         };
-        // Only widths that divide 32 keep each code inside one word; those are the ones in use.
         // `weight_shape` is the file's word: a width past the words stored fits no width.
-        let bits = [4u32, 8].into_iter().find(|b| {
+        let fits = |b: &u32| {
             inputs > 0
                 && inputs
                     .checked_mul(*b as usize)
                     .is_some_and(|n| n.div_ceil(32) == pc)
-        });
-        let fits = pr == out && sr == out && groups > 0 && inputs % groups == 0;
-        let (Some(bits), true) = (bits, fits) else {
+        };
+        let mut widths = (2..=8u32).filter(|b| bits.is_none_or(|asked| asked == *b) && fits(b));
+        let (width, other) = (widths.next(), widths.next());
+        if let (Some(a), Some(b)) = (width, other) {
+            return Err(QuantError::State {
+                part: packed.0,
+                why: format!(
+                    "{pc} words a row fit {a} and {b} bits a code, and no num_bits in config.json says which"
+                ),
+            });
+        }
+        let shaped = pr == out && sr == out && groups > 0 && inputs % groups == 0;
+        let (Some(bits), true) = (width, shaped) else {
             return Err(wrong_shape(&packed, &shape, name));
         };
         if let Some(z) = &zero_point
@@ -154,40 +181,44 @@ impl Quantized {
     /// GPTQ's, AWQ's or compressed-tensors' codes unpacked, (out, in).
     pub(super) fn packed_codes(&self) -> Vec<u8> {
         let (out, inputs) = (self.shape[0], self.shape[1]);
-        let (bits, gptq) = self.packing();
-        let words = ints(&self.parts[0].1);
-        let mut codes = vec![0u8; out * inputs];
-        if gptq {
-            // qweight is (in·bits/32, out): a column of words per output.
-            let rows = self.parts[0].1.shape()[0];
-            let mut column = vec![0i64; rows];
-            for (o, row) in codes.chunks_exact_mut(inputs).enumerate() {
-                for (r, slot) in column.iter_mut().enumerate() {
-                    *slot = words[r * out + o];
-                }
-                for (i, code) in row.iter_mut().enumerate() {
-                    *code = field(&column, i, bits);
-                }
-            }
-        } else if let Scheme::Awq { .. } = self.scheme {
-            // qweight is (in, out·bits/32): each input's outputs along a row of words.
-            let width = self.parts[0].1.shape()[1];
-            for i in 0..inputs {
-                let row = &words[i * width..(i + 1) * width];
-                for o in 0..out {
-                    codes[o * inputs + i] = field(row, awq_slot(o, bits), bits);
-                }
-            }
-        } else {
-            let width = self.parts[0].1.shape()[1];
-            for (o, row) in codes.chunks_exact_mut(inputs).enumerate() {
-                let packed = &words[o * width..(o + 1) * width];
-                for (i, code) in row.iter_mut().enumerate() {
-                    *code = field(packed, i, bits);
-                }
-            }
+        let mut codes = Vec::with_capacity(out * inputs);
+        for o in 0..out {
+            self.packed_codes_in(o * inputs..(o + 1) * inputs, &mut codes);
         }
         codes
+    }
+
+    /// The codes of values `range` (inside one output row) appended to `out`, read from the
+    /// stored words without unpacking the others: what dequantizes a chunk at a time.
+    pub(super) fn packed_codes_in(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        let (rows, inputs) = (self.shape[0], self.shape[1].max(1));
+        let (bits, gptq) = self.packing();
+        let bytes = self.parts[0].1.bytes();
+        let word = |at: usize| {
+            u32::from_le_bytes([
+                bytes[4 * at],
+                bytes[4 * at + 1],
+                bytes[4 * at + 2],
+                bytes[4 * at + 3],
+            ])
+        };
+        let (o, first) = (range.start / inputs, range.start % inputs);
+        let columns = first..first + range.len();
+        let width = self.parts[0].1.shape()[1];
+        if gptq {
+            // qweight is (in·bits/32, out): output o's words are column o, a row of words apart;
+            // each is read once (one load per 32/bits codes), then its fields.
+            let w0 = first * bits as usize / 32;
+            let w1 = (first + range.len()) * bits as usize;
+            let column: Vec<u32> = (w0..w1.div_ceil(32)).map(|w| word(w * rows + o)).collect();
+            out.extend(columns.map(|i| field(|w| column[w - w0], i, bits)));
+        } else if let Scheme::Awq { .. } = self.scheme {
+            // qweight is (in, out·bits/32): each input's outputs along a row of words.
+            let slot = awq_slot(o, bits);
+            out.extend(columns.map(|i| field(|w| word(i * width + w), slot, bits)));
+        } else {
+            out.extend(columns.map(|i| field(|w| word(o * width + w), i, bits)));
+        }
     }
 
     /// The zero point of each group, (out, groups) as [`Quantized::scale_values`] orders them:
@@ -212,7 +243,7 @@ impl Quantized {
                         *slot = words[r * groups + g];
                     }
                     for o in 0..out {
-                        zeros[o * groups + g] = i64::from(field(&column, o, bits));
+                        zeros[o * groups + g] = i64::from(field(stored(&column), o, bits));
                     }
                 }
                 return Some(zeros);
@@ -227,7 +258,7 @@ impl Quantized {
             let row = &words[g * width..(g + 1) * width];
             for o in 0..out {
                 let k = if gptq { o } else { awq_slot(o, bits) };
-                zeros[o * groups + g] = i64::from(field(row, k, bits)) + i64::from(v1);
+                zeros[o * groups + g] = i64::from(field(stored(row), k, bits)) + i64::from(v1);
             }
         }
         Some(zeros)
@@ -247,5 +278,54 @@ impl Quantized {
             (0..inputs).map(|i| i / size).collect()
         };
         Grouping::Inputs { of_input, groups }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tensor::Bytes;
+
+    #[test]
+    fn a_field_straddling_two_words_takes_its_low_bits_from_the_first() {
+        // 3-bit codes 0..=7 repeated, packed densely as compressed-tensors' pack_to_int32 does.
+        let codes: Vec<u64> = (0..40).map(|k| k % 8).collect();
+        let mut words = vec![0u64; (40 * 3usize).div_ceil(32)];
+        for (k, &c) in codes.iter().enumerate() {
+            let start = k * 3;
+            words[start / 32] |= (c << (start % 32)) & 0xffff_ffff;
+            if start % 32 + 3 > 32 {
+                words[start / 32 + 1] |= c >> (32 - start % 32);
+            }
+        }
+        // As an I32 part decodes: sign-extended.
+        let words: Vec<i64> = words.iter().map(|&w| i64::from(w as u32 as i32)).collect();
+        let unpacked: Vec<u64> = (0..40)
+            .map(|k| u64::from(field(stored(&words), k, 3)))
+            .collect();
+        assert_eq!(unpacked, codes);
+    }
+
+    #[test]
+    fn a_width_the_packed_shape_cannot_tell_needs_the_config() {
+        // Ten inputs in one word fit 2 and 3 bits a code.
+        let part = |dtype, shape: Vec<usize>, bytes: Vec<u8>| {
+            Tensor::new(shape, dtype, Bytes::Owned(bytes.into()))
+        };
+        let packed = ("p".to_owned(), part(DType::I32, vec![1, 1], vec![0; 4]));
+        let scale = ("s".to_owned(), Tensor::from_f32(vec![1, 1], &[1.0]));
+        let made = |bits| Quantized::compressed(packed.clone(), scale.clone(), None, [1, 10], bits);
+        let Err(QuantError::State { why, .. }) = made(None) else {
+            panic!("an ambiguous width is refused");
+        };
+        assert!(why.contains("fit 2 and 3 bits"), "{why}");
+        assert_eq!(
+            made(Some(3)).map(|q| q.scheme()),
+            Ok(Scheme::Compressed {
+                bits: 3,
+                asymmetric: false
+            })
+        );
+        assert!(made(Some(5)).is_err(), "5 bits need two words");
     }
 }

@@ -190,6 +190,32 @@ impl Quantized {
         }
     }
 
+    /// The zero points as an I32 tensor laid out as the scales are, `(out, groups)`, when the
+    /// scheme stores them: GPTQ's and AWQ's as they are subtracted (GPTQ v1's stored one less),
+    /// asymmetric compressed-tensors' signed, as its codes are shown. `None` for the others.
+    #[must_use]
+    pub fn zeros_tensor(&self) -> Option<Tensor> {
+        let offset = match self.scheme {
+            Scheme::Gptq { .. } | Scheme::Awq { .. } => 0,
+            Scheme::Compressed {
+                bits,
+                asymmetric: true,
+            } => 1i64 << (bits - 1),
+            _ => return None,
+        };
+        let zeros: Vec<u8> = self
+            .zeros()?
+            .into_iter()
+            // A field of at most 8 bits, plus one: an i32 holds it.
+            .flat_map(|z| ((z - offset) as i32).to_le_bytes())
+            .collect();
+        Some(Tensor::new(
+            self.scale_shape(),
+            DType::I32,
+            Bytes::Owned(zeros.into()),
+        ))
+    }
+
     /// The scales as an F32 tensor of [`Quantized::scale_shape`].
     #[must_use]
     pub fn scales_tensor(&self) -> Tensor {

@@ -1,4 +1,4 @@
-//! The SIMD kernels of the statistics and histogram passes, of `diff`'s paired pass, and of a forward pass's element-wise
+//! The SIMD kernels of the statistics and histogram passes, of the quantized dequantization, of `diff`'s paired pass, and of a forward pass's element-wise
 //! maths, compiled for AVX-512 and AVX2 as well as the baseline and chosen at run time from the
 //! CPU's features, detected once.
 //!
@@ -12,7 +12,10 @@
 )]
 
 pub mod bins;
+// `per_level!`, the wrappers compiled per instruction set, is defined there.
+#[macro_use]
 pub mod math;
+pub mod dequant;
 pub mod moments;
 pub mod pairs;
 

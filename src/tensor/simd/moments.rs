@@ -25,42 +25,78 @@ pub struct ChunkSums {
 /// Independent accumulators per lane: 16 f32 lanes fill one AVX-512 register.
 pub const LANES: usize = 16;
 
-/// Sums over the little-endian f32 values in `bytes` (a whole number of 16-value blocks) about
-/// `shift`, which must be finite. `scratch` (at least as many values) receives the values with each
-/// non-finite one replaced by `shift`: decoding, cleaning and the f32 statistics take one read of
-/// the bytes, and the f64 sums then read the cleaned copy from L1.
+/// f32 values as the kernel reads them, a block of [`LANES`] at a time: stored little-endian bytes
+/// (a mapped F32 tensor) or values already in memory (a chunk just dequantized).
+pub trait F32Lanes: Copy {
+    /// How many values.
+    fn count(self) -> usize;
+    /// Values `LANES * b..LANES * (b + 1)`.
+    fn block(self, b: usize) -> [f32; LANES];
+}
+
+impl F32Lanes for &[u8] {
+    fn count(self) -> usize {
+        self.len() / 4
+    }
+    #[expect(clippy::inline_always, reason = "part of the kernel's body")]
+    #[inline(always)]
+    fn block(self, b: usize) -> [f32; LANES] {
+        let raw = &self[4 * LANES * b..4 * LANES * (b + 1)];
+        std::array::from_fn(|l| {
+            f32::from_le_bytes([raw[4 * l], raw[4 * l + 1], raw[4 * l + 2], raw[4 * l + 3]])
+        })
+    }
+}
+
+impl F32Lanes for &[f32] {
+    fn count(self) -> usize {
+        self.len()
+    }
+    #[expect(clippy::inline_always, reason = "part of the kernel's body")]
+    #[inline(always)]
+    fn block(self, b: usize) -> [f32; LANES] {
+        self[LANES * b..LANES * (b + 1)]
+            .try_into()
+            .expect("a whole block")
+    }
+}
+
+/// Sums over the f32 values of `input` (a whole number of 16-value blocks) about `shift`, which
+/// must be finite. `scratch` (at least as many values) receives the values with each non-finite
+/// one replaced by `shift`: decoding, cleaning and the f32 statistics take one read of the input,
+/// and the f64 sums then read the cleaned copy from L1.
 #[must_use]
-pub fn chunk_sums(bytes: &[u8], scratch: &mut [f32], shift: f32) -> ChunkSums {
+pub fn chunk_sums<I: F32Lanes>(input: I, scratch: &mut [f32], shift: f32) -> ChunkSums {
     assert!(
-        bytes.len().is_multiple_of(4 * LANES),
+        input.count().is_multiple_of(LANES),
         "whole lane blocks only"
     );
-    let x = &mut scratch[..bytes.len() / 4];
+    let x = &mut scratch[..input.count()];
     match level() {
         // SAFETY: the CPU supports AVX-512F (that is what this level means).
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => unsafe { chunk_sums_avx512(bytes, x, shift) },
+        Level::Avx512 => unsafe { chunk_sums_avx512(input, x, shift) },
         // SAFETY: the CPU supports AVX2 (that is what this level means).
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => unsafe { chunk_sums_avx2(bytes, x, shift) },
-        Level::Baseline => chunk_sums_portable(bytes, x, shift),
+        Level::Avx2 => unsafe { chunk_sums_avx2(input, x, shift) },
+        Level::Baseline => chunk_sums_portable(input, x, shift),
         #[cfg(not(target_arch = "x86_64"))]
-        _ => chunk_sums_portable(bytes, x, shift),
+        _ => chunk_sums_portable(input, x, shift),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn chunk_sums_avx512(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
-    let mut sums = clean_and_count(bytes, x, shift);
+fn chunk_sums_avx512<I: F32Lanes>(input: I, x: &mut [f32], shift: f32) -> ChunkSums {
+    let mut sums = clean_and_count(input, x, shift);
     (sums.sum, sums.squares) = shifted_sums_avx512(x, f64::from(shift));
     sums
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn chunk_sums_avx2(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
-    chunk_sums_portable(bytes, x, shift)
+fn chunk_sums_avx2<I: F32Lanes>(input: I, x: &mut [f32], shift: f32) -> ChunkSums {
+    chunk_sums_portable(input, x, shift)
 }
 
 /// Both passes, as the baseline and AVX2 builds run them.
@@ -69,13 +105,13 @@ fn chunk_sums_avx2(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
     reason = "inlining into the target_feature wrappers is what compiles it for AVX2"
 )]
 #[inline(always)]
-fn chunk_sums_portable(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
-    let mut sums = clean_and_count(bytes, x, shift);
+fn chunk_sums_portable<I: F32Lanes>(input: I, x: &mut [f32], shift: f32) -> ChunkSums {
+    let mut sums = clean_and_count(input, x, shift);
     (sums.sum, sums.squares) = shifted_sums(x, f64::from(shift));
     sums
 }
 
-/// Pass one: decodes `bytes` into `x`, replacing each non-finite value by `shift`, and takes the
+/// Pass one: reads `input` into `x`, replacing each non-finite value by `shift`, and takes the
 /// f32 statistics. Written in lanes with selects instead of branches, so that the compiler
 /// vectorizes it for whatever instruction set the caller was compiled for (it is always inlined).
 #[expect(
@@ -83,16 +119,16 @@ fn chunk_sums_portable(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
     reason = "inlining into the target_feature wrappers is what compiles it for AVX-512 and AVX2"
 )]
 #[inline(always)]
-fn clean_and_count(bytes: &[u8], x: &mut [f32], shift: f32) -> ChunkSums {
+fn clean_and_count<I: F32Lanes>(input: I, x: &mut [f32], shift: f32) -> ChunkSums {
     let mut min = [f32::INFINITY; LANES];
     let mut max = [f32::NEG_INFINITY; LANES];
     let mut finite = [0u32; LANES];
     let mut zeros = [0u32; LANES];
     let mut nan = [0u32; LANES];
-    for (block, raw) in x.chunks_exact_mut(LANES).zip(bytes.chunks_exact(4 * LANES)) {
+    for (b, block) in x.chunks_exact_mut(LANES).enumerate() {
+        let values = input.block(b);
         for l in 0..LANES {
-            let c = &raw[4 * l..4 * l + 4];
-            let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let v = values[l];
             let is_finite = v.abs() < f32::INFINITY;
             let low = if is_finite { v } else { f32::INFINITY };
             let high = if is_finite { v } else { f32::NEG_INFINITY };
@@ -192,18 +228,19 @@ mod tests {
         let shift = values[0];
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut scratch = vec![0f32; values.len()];
-        let portable = chunk_sums_portable(&bytes, &mut scratch, shift);
-        assert_eq!(chunk_sums(&bytes, &mut scratch, shift), portable);
+        let portable = chunk_sums_portable(&bytes[..], &mut scratch, shift);
+        assert_eq!(chunk_sums(&bytes[..], &mut scratch, shift), portable);
+        assert_eq!(chunk_sums(&values[..], &mut scratch, shift), portable);
         #[cfg(target_arch = "x86_64")]
         {
             if level() != Level::Baseline {
                 // SAFETY: either x86 level has AVX2 (Rust's AVX-512F implies it).
-                let avx2 = unsafe { chunk_sums_avx2(&bytes, &mut scratch, shift) };
+                let avx2 = unsafe { chunk_sums_avx2(&bytes[..], &mut scratch, shift) };
                 assert_eq!(avx2, portable);
             }
             if level() == Level::Avx512 {
                 // SAFETY: checked just above.
-                let avx512 = unsafe { chunk_sums_avx512(&bytes, &mut scratch, shift) };
+                let avx512 = unsafe { chunk_sums_avx512(&bytes[..], &mut scratch, shift) };
                 assert_eq!(avx512, portable);
             }
         }

@@ -1,0 +1,118 @@
+//! The inner loops of the quantized-safetensors dequantization, one run of codes sharing a scale
+//! at a time, compiled for each instruction set (`per_level!`): FP8 and 4-bit codes looked up and
+//! scaled (a gather under AVX-512), integer codes less their zero point and scaled, and the round
+//! to BF16 a product in that dtype makes. Every level gives the same bits: each lane is one f32
+//! product and one integer rounding, which no instruction set rounds differently.
+
+use super::{Level, level};
+
+/// `out[i] = lut[codes[i]] * scale`, each product in f32.
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn lut_times_body(codes: &[u8], lut: &[f32; 256], scale: f32, out: &mut [f32]) {
+    for (v, &c) in out.iter_mut().zip(codes) {
+        *v = lut[usize::from(c)] * scale;
+    }
+}
+
+/// `out[i] = scale * (codes[i] - zero)`, the difference exact in f32 (codes and zero points have
+/// at most 9 bits), the product in f32.
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn offset_times_body(codes: &[u8], zero: i32, scale: f32, out: &mut [f32]) {
+    for (v, &c) in out.iter_mut().zip(codes) {
+        *v = scale * (i32::from(c) - zero) as f32;
+    }
+}
+
+/// Each value rounded to the nearest BF16, ties to even, NaN kept NaN with its quiet bit set: the
+/// bits `half::bf16::from_f32` gives, without its branches.
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn round_bf16_body(values: &mut [f32]) {
+    for v in values.iter_mut() {
+        let x = v.to_bits();
+        let nan = x & 0x7fff_ffff > 0x7f80_0000;
+        let rounded = x.wrapping_add(0x7fff + ((x >> 16) & 1)) & 0xffff_0000;
+        let quiet = (x | 0x0040_0000) & 0xffff_0000;
+        *v = f32::from_bits(if nan { quiet } else { rounded });
+    }
+}
+
+per_level! {
+    /// `out[i] = lut[codes[i]] * scale` (FP8's and bitsandbytes' 4-bit codes).
+    pub fn lut_times(codes: &[u8], lut: &[f32; 256], scale: f32, out: &mut [f32]) = lut_times_body;
+}
+
+per_level! {
+    /// `out[i] = scale * (codes[i] - zero)` in f32 (GPTQ, AWQ, compressed-tensors).
+    pub fn offset_times(codes: &[u8], zero: i32, scale: f32, out: &mut [f32]) = offset_times_body;
+}
+
+per_level! {
+    /// Each value rounded to BF16 as `half::bf16::from_f32` rounds it.
+    pub fn round_bf16(values: &mut [f32]) = round_bf16_body;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Awkward f32 bit patterns: ties both ways, NaNs signalling and quiet, infinities, the largest
+    /// finite values (which round to infinity), subnormals, and a spread of ordinary values.
+    fn patterns() -> Vec<f32> {
+        let mut bits: Vec<u32> = vec![
+            0x3f80_8000,
+            0x3f81_8000,
+            0x3f80_8001,
+            0x3f80_7fff,
+            0x7f80_0001,
+            0xff80_0001,
+            0x7fc0_0000,
+            0x7f80_0000,
+            0xff80_0000,
+            0x7f7f_ffff,
+            0xff7f_ffff,
+            0x0000_8000,
+            0x0001_8000,
+            0x8000_0000,
+            0,
+        ];
+        bits.extend((0..4099u32).map(|i| i.wrapping_mul(2_654_435_761)));
+        bits.into_iter().map(f32::from_bits).collect()
+    }
+
+    #[test]
+    fn every_level_rounds_to_bf16_as_half_does() {
+        let values = patterns();
+        let mut got = values.clone();
+        round_bf16(&mut got);
+        let mut portable = values.clone();
+        round_bf16_body(&mut portable);
+        for ((v, g), p) in values.iter().zip(&got).zip(&portable) {
+            let want = half::bf16::from_f32(*v).to_f32().to_bits();
+            assert_eq!(
+                (g.to_bits(), p.to_bits()),
+                (want, want),
+                "{:#x}",
+                v.to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn every_level_scales_codes_as_the_plain_loop_does() {
+        let codes: Vec<u8> = (0..4111u32).map(|i| (i * 37 % 256) as u8).collect();
+        let lut: [f32; 256] = std::array::from_fn(|i| f32::from_bits(i as u32 * 16_777_259));
+        let scale = 0.0123_f32;
+        let mut got = vec![f32::NAN; codes.len()];
+        lut_times(&codes, &lut, scale, &mut got);
+        for (g, &c) in got.iter().zip(&codes) {
+            assert_eq!(g.to_bits(), (lut[usize::from(c)] * scale).to_bits());
+        }
+        offset_times(&codes, 8, scale, &mut got);
+        for (g, &c) in got.iter().zip(&codes) {
+            assert_eq!(g.to_bits(), (scale * (f32::from(c) - 8.0)).to_bits());
+        }
+    }
+}
