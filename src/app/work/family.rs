@@ -126,7 +126,9 @@ impl Kept {
             output: pass.output,
             next,
             embedding_norm,
-            probes: Some(Box::new(probes::read(plan, probe, tokenizer, &ids, TOP_K))),
+            probes: Some(Box::new(probes::read(
+                plan, model, probe, tokenizer, &ids, TOP_K,
+            ))),
             said,
         })
     }
