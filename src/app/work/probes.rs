@@ -24,13 +24,13 @@ pub fn want(causal: bool, layer: usize) -> Want {
     }
 }
 
-/// The panel's figures from `probe` after `plan`'s pass over `ids` with `model`'s tensors, `k`
-/// candidates per lens cell.
+/// The panel's figures from `probe` after `plan`'s pass over `ids` with `model`'s tensors (its
+/// `logits`, `[rows, vocab]`), `k` candidates per lens cell.
 #[must_use]
 pub fn read(
     plan: &Plan,
     model: &Model,
-    probe: Probe,
+    (logits, probe): (&[f32], Probe),
     tokenizer: &TextTokenizer,
     ids: &[u32],
     k: usize,
@@ -38,7 +38,7 @@ pub fn read(
     // As the next-token line shows them: as each token reads in text.
     let text = |id: u32| tokenizer.reads(id).unwrap_or_else(|| id.to_string());
     // A model without a head (an encoder) has no lens: the view says so by being empty.
-    let lens = lens::lens(plan, &probe, k).unwrap_or_default();
+    let lens = lens::lens(plan, &probe, logits, k).unwrap_or_default();
     let lens = lens
         .into_iter()
         .map(|row| LensLayer {
