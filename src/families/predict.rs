@@ -41,32 +41,44 @@ pub fn top_k(logits: &[f32], k: usize) -> Vec<Candidate> {
     } else {
         f32::NEG_INFINITY
     };
-    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    let mut best: Vec<(f32, usize)> = Vec::with_capacity(k + 1);
     for (b, block) in logits.chunks(LANES).enumerate() {
         // Most blocks lie wholly under the floor: one branch-free test (it vectorizes) passes
-        // them by. A NaN is not under it, and the total order below places it.
+        // them by. A NaN is not under it, and the total order places it.
         if block.iter().fold(true, |under, &l| under & (l < floor)) {
             continue;
         }
         for (i, &logit) in block.iter().enumerate() {
-            if logit < floor || (best.len() == k && logit.total_cmp(&best[k - 1].0).is_le()) {
-                continue;
+            if logit >= floor || logit.is_nan() {
+                offer(&mut best, k, logit, b * LANES + i);
             }
-            // After every equal logit: a lower id stays ahead.
-            let at = best.partition_point(|(l, _)| l.total_cmp(&logit).is_ge());
-            best.insert(at, (logit, (b * LANES + i) as u32));
-            best.truncate(k);
         }
     }
     let max = best[0].0;
     let sum = sum_exp(logits, max);
     best.into_iter()
         .map(|(logit, id)| Candidate {
-            id,
+            id: id as u32,
             logit,
             prob: (f64::from(logit - max).exp() / sum) as f32,
         })
         .collect()
+}
+
+/// Keeps `(value, index)` in `best`, the `k` largest offered so far in total order, largest first,
+/// if it is one of them; offered in index order, equal values keep the lower index first (as a
+/// stable sort does).
+pub(crate) fn offer(best: &mut Vec<(f32, usize)>, k: usize, value: f32, index: usize) {
+    if best.len() == k
+        && best
+            .last()
+            .is_none_or(|(last, _)| value.total_cmp(last).is_le())
+    {
+        return;
+    }
+    let at = best.partition_point(|(b, _)| b.total_cmp(&value).is_ge());
+    best.insert(at, (value, index));
+    best.truncate(k);
 }
 
 #[cfg(test)]
