@@ -7,10 +7,16 @@ Each figure is paramscope's own median time of one pass (`"time_us"`, load exclu
 timed pass is the probed one (residual stream and attention kept, the lens's extra LM-head products
 and top-k included), writing into the buffers of the pass before as the plain passes do. The
 overhead is the median over rounds of (probed / plain - 1).
+
+The lens cannot cost less than the pass plus one LM-head product per layer (the last boundary's
+logits are the pass's own), so for a Llama-shaped folder (its config.json) the lens's time is also
+given against that floor: the plain pass's time scaled by (pass + L head products) / pass in
+multiply-adds per token, which the issue allows 30% over.
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 
@@ -23,6 +29,25 @@ def time_us(binary, folder, text, repeat, flags):
         check=True, capture_output=True, text=True,
     )
     return json.loads(out.stdout)["time_us"]
+
+
+def floor_factor(folder):
+    """(pass + L head products) / pass, in multiply-adds per token, of a Llama-shaped config; None
+    when the folder has none."""
+    try:
+        with open(os.path.join(folder, "config.json")) as f:
+            c = json.load(f)
+        h, vocab, layers = c["hidden_size"], c["vocab_size"], c["num_hidden_layers"]
+        heads = c["num_attention_heads"]
+        head_dim = c.get("head_dim") or h // heads
+        kv = c.get("num_key_value_heads") or heads
+        inter = c["intermediate_size"]
+    except (OSError, KeyError, ValueError):
+        return None
+    block = 2 * h * heads * head_dim + 2 * h * kv * head_dim + 3 * h * inter
+    head = h * vocab
+    one_pass = layers * block + head
+    return (one_pass + layers * head) / one_pass
 
 
 def main():
@@ -38,6 +63,8 @@ def main():
     if args.lens:
         kinds["lens"] = ["--lens"]
     ratios = {k: [] for k in kinds}
+    factor = floor_factor(args.folder) if args.lens else None
+    floors = []
     for r in range(args.rounds):
         plain = time_us(args.binary, args.folder, args.text, args.repeat, [])
         line = [f"round {r}: plain {plain / 1e3:.2f} ms"]
@@ -45,9 +72,15 @@ def main():
             t = time_us(args.binary, args.folder, args.text, args.repeat, flags)
             ratios[kind].append(t / plain - 1)
             line.append(f"{kind} {t / 1e3:.2f} ms ({100 * (t / plain - 1):+.1f}%)")
+            if kind == "lens" and factor:
+                floors.append(t / (plain * factor) - 1)
+                line.append(f"{100 * floors[-1]:+.1f}% over its floor")
         print(", ".join(line), flush=True)
     for kind, values in ratios.items():
         print(f"{kind}: median overhead {100 * statistics.median(values):+.1f}% over {args.rounds} rounds")
+    if floors:
+        print(f"lens: median {100 * statistics.median(floors):+.1f}% over the pass plus its "
+              f"L head products ({factor:.2f}x the pass's multiply-adds)")
 
 
 if __name__ == "__main__":

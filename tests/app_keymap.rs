@@ -51,6 +51,7 @@ fn from_keys(action: Action) -> bool {
         | Action::ToggleChanged
         | Action::EditText
         | Action::CycleProbe
+        | Action::JumpToSuperWeight
         | Action::ProbeLayer(_)
         | Action::ProbeHead(_)
         | Action::Type(_)
@@ -166,6 +167,7 @@ fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
         Action::CyclePart,
         Action::ToggleChanged,
         Action::CycleProbe,
+        Action::JumpToSuperWeight,
         Action::ProbeLayer(1),
         Action::ProbeLayer(-1),
         Action::ProbeHead(1),

@@ -1,6 +1,7 @@
 //! The forward panel's probe views on the planted tiny Llama (tests/fixtures/probes), at 80x24
 //! without colour: `p` shows the logit lens with its massive column, then the attention map whose
-//! cursor reads transformers' weight; `>` recomputes the next layer.
+//! cursor reads transformers' weight (`>` recomputes the next layer), then the outliers, from
+//! which `J` puts the values cursor on the planted super weight for `z` to zero.
 
 mod app_support;
 
@@ -8,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use app_support::{Harness, open_file_with, render, send, text};
 use paramscope::app::action::Action::*;
-use paramscope::app::state::Focus;
+use paramscope::app::keymap::hints;
+use paramscope::app::state::{Focus, View};
 use paramscope::app::theme::ColorLevel;
 use paramscope::text::escape;
 use serde_json::Value;
@@ -38,23 +40,14 @@ fn screen(h: &Harness) -> String {
 #[test]
 fn the_lens_grid_shows_each_layers_prediction_and_the_massive_column() {
     let mut h = ran();
+    // The lens opens on the last layer at the last position: the model's own next token.
     send(&mut h, &[CycleProbe]);
     let s = screen(&h);
     assert!(s.contains("max|h|"), "{s}");
     // The planted channel: 400 at every boundary, flagged.
     assert!(s.contains("400.00!"), "{s}");
-    assert!(
-        s.contains("layer 0 model.embed_tokens · position 0 'The'"),
-        "{s}"
-    );
-    // The last row at the last position is the model's own next token.
     let rows = 3;
     let n = expected()["tokens"][0].as_array().unwrap().len();
-    send(&mut h, &[Down, Down]);
-    for _ in 0..n {
-        send(&mut h, &[Right]);
-    }
-    let s = screen(&h);
     assert!(
         s.contains(&format!(
             "layer {} model.layers.1 · position {}",
@@ -65,12 +58,40 @@ fn the_lens_grid_shows_each_layers_prediction_and_the_massive_column() {
     );
     let next = &h.forward.result.as_ref().unwrap().as_ref().unwrap().next[0];
     assert!(s.contains(&format!("→ '{}'", escape(&next.text))), "{s}");
+    // Where that token first comes out on top, from transformers' lens (layer, text 0, position).
+    let lens = expected()["lens"].as_array().unwrap().clone();
+    let top = |l: &Value| l[0][n - 1][0]["id"].as_u64().unwrap();
+    let first = lens
+        .iter()
+        .position(|l| top(l) == u64::from(next.id))
+        .unwrap();
+    let line = format!(
+        "'{}' first on top at layer {first} of {}",
+        escape(&next.text),
+        rows - 1
+    );
+    assert!(s.contains(&line), "{line} not in\n{s}");
+    send(&mut h, &[Up, Up, Up]);
+    for _ in 0..n {
+        send(&mut h, &[Left]);
+    }
+    let s = screen(&h);
+    assert!(
+        s.contains("layer 0 model.embed_tokens · position 0 'The'"),
+        "{s}"
+    );
 }
 
 #[test]
 fn the_attention_cursor_reads_transformers_weight_and_pages_at_80x24() {
     let mut h = ran();
-    send(&mut h, &[CycleProbe, CycleProbe, Down, Down, Down, Right]);
+    send(&mut h, &[CycleProbe, CycleProbe]);
+    // The cursor comes from the lens's last cell: back to the top left first.
+    let n = expected()["tokens"][0].as_array().unwrap().len();
+    for _ in 0..n {
+        send(&mut h, &[Up, Left]);
+    }
+    send(&mut h, &[Down, Down, Down, Right]);
     let s = screen(&h);
     let want = &expected()["attention"][0]["weights"][0][3][1];
     let tokens: Vec<String> = h
@@ -144,4 +165,54 @@ fn z_zeroes_the_super_weight_under_the_cursor_reruns_and_u_undoes() {
     assert_eq!(weight[11 * 64 + 20], 0.0);
     send(&mut h, &[Undo]);
     assert_eq!(next(&h), before);
+}
+
+#[test]
+fn the_outliers_list_the_super_weight_and_j_puts_the_values_cursor_on_it() {
+    let mut h = ran();
+    let want = &expected()["super_weights"][0];
+    let (row, col) = (
+        want["row"].as_u64().unwrap() as usize,
+        want["col"].as_u64().unwrap() as usize,
+    );
+    assert!(
+        hints(&h.app).contains(&("J".to_owned(), "super weight")),
+        "J is hinted once a run found a super weight"
+    );
+    send(&mut h, &[CycleProbe, CycleProbe, CycleProbe]);
+    let s = screen(&h);
+    assert!(
+        s.contains("super weights (down_proj |out|>50) · J jumps"),
+        "{s}"
+    );
+    let listed = format!("  {} [{row},{col}]", want["layer"].as_u64().unwrap());
+    assert!(s.contains(&listed), "{listed} not in\n{s}");
+    assert!(s.contains(want["path"].as_str().unwrap()), "{s}");
+    assert!(s.lines().all(|l| l.chars().count() <= 80));
+    let before = h.forward.result.as_ref().unwrap().as_ref().unwrap().next[0].id;
+    send(&mut h, &[JumpToSuperWeight]);
+    assert!(!h.forward.open, "the panel steps aside for the values grid");
+    assert_eq!(h.app.selected_path(), want["path"].as_str().unwrap());
+    assert_eq!(h.tensor.view, View::Values);
+    let grid = h.tensor.grid;
+    assert_eq!((grid.rows.cursor, grid.cols.cursor), (row, col));
+    let s = screen(&h);
+    assert!(s.contains(&format!("[{row}, {col}]")), "{s}");
+    // The same cell in the heatmap, whose cursor is the grid's.
+    send(&mut h, &[CycleView, CycleView]);
+    assert_eq!(h.tensor.view, View::Heatmap);
+    assert_eq!(h.tensor.grid, grid);
+    // z zeroes it and the panel's run shows the next token torch gives with it zeroed.
+    send(&mut h, &[ZeroCell]);
+    let zero = &expected()["zero"];
+    assert_eq!(
+        zero["zero"][0],
+        format!("{}[{row},{col}]", want["path"].as_str().unwrap())
+    );
+    let after = h.forward.result.as_ref().unwrap().as_ref().unwrap().next[0].id;
+    assert_eq!(
+        u64::from(before),
+        zero["baseline"][0]["id"].as_u64().unwrap()
+    );
+    assert_eq!(u64::from(after), zero["edited"][0]["id"].as_u64().unwrap());
 }

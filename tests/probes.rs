@@ -101,7 +101,11 @@ fn the_lens_matches_transformers_hidden_states_through_norm_and_head() {
             ..Want::default()
         };
         let (plan, probe, expected) = probed(name, want);
-        let rows = lens::lens(&plan, &probe, 5).unwrap();
+        // The last row comes from the pass's own logits, the others through the head.
+        let pass = plan
+            .run(&Batch::new(&tokens(&expected), 0).unwrap())
+            .unwrap();
+        let rows = lens::lens(&plan, &probe, pass.output.as_slice().unwrap(), 5).unwrap();
         let theirs = expected["lens"].as_array().unwrap();
         assert_eq!(rows.len(), theirs.len(), "{name}: one row per hidden state");
         for (row, layer) in rows.iter().zip(theirs) {
@@ -146,6 +150,12 @@ fn the_last_lens_row_is_the_models_own_prediction() {
         let row = pass.output.slice(ndarray::s![0, n - 1, ..]).to_vec();
         let own = paramscope::families::predict::top_k(&row, 3);
         assert_eq!(last.positions[n - 1], own, "{name}");
+        // So the lens reads that row from the logits instead of a head product of its own.
+        let rows = lens::lens(&plan, &probe, pass.output.as_slice().unwrap(), 3).unwrap();
+        assert_eq!(rows.last(), Some(&last), "{name}");
+        // Logits of another shape (none) are not taken for it: the head computes it.
+        let rows = lens::lens(&plan, &probe, &[], 3).unwrap();
+        assert_eq!(rows.last(), Some(&last), "{name}");
     }
 }
 

@@ -71,8 +71,10 @@ pub enum Action {
     ToggleChanged,
     /// Edit the text a family checkpoint runs on.
     EditText,
-    /// Show the block table, the logit lens or the attention map of a family run.
+    /// Show the block table, the logit lens, the attention map or the outliers of a family run.
     CycleProbe,
+    /// Select the super weight the outliers view points at, its cell under the values cursor.
+    JumpToSuperWeight,
     /// Show the attention of the layer this many after (or before) the one shown.
     ProbeLayer(i8),
     /// Show the attention head this many after (or before) the one shown.

@@ -144,6 +144,8 @@ pub enum When {
     Chain,
     /// On a quantized weight, in the tensor pane.
     Quantized,
+    /// When the forward panel's run found a super weight.
+    SuperWeight,
 }
 
 const fn k(code: KeyCode) -> Key {
@@ -231,7 +233,8 @@ pub const KEYMAP: &[Binding] = &[
     bind(X::Forward, &[c('-')], Action::BatchDown, "smaller random batch", None),
     bind_when(X::Forward, &[c('s')], Action::SeedUp, "next seed", "seed", When::Chain),
     bind(X::Forward, &[c('S')], Action::SeedDown, "previous seed", None),
-    bind(X::Forward, &[c('p')], Action::CycleProbe, "family: blocks / logit lens / attention map (arrows move)", None),
+    bind_when(X::Forward, &[c('p')], Action::CycleProbe, "family: blocks / logit lens / attention map / outliers (arrows move)", "probes", When::Family),
+    bind_when(X::Forward, &[c('J')], Action::JumpToSuperWeight, "select the super weight (outliers cursor, else the largest) in the values grid", "super weight", When::SuperWeight),
     bind(X::Forward, &[c('>')], Action::ProbeLayer(1), "attention map: next layer", None),
     bind(X::Forward, &[c('<')], Action::ProbeLayer(-1), "attention map: previous layer", None),
     bind(X::Forward, &[c('}')], Action::ProbeHead(1), "attention map: next head", None),
@@ -383,6 +386,11 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
         When::Comparing => app.compare.loaded.is_some(),
         When::Family => app.doc.runs.family().is_some(),
         When::Chain => app.doc.runs.family().is_none(),
+        When::SuperWeight => {
+            app.forward.open
+                && matches!(&app.forward.result, Some(Ok(r))
+                    if r.probes.as_ref().is_some_and(|p| !p.super_weights.is_empty()))
+        }
         When::Quantized => {
             !app.forward.open
                 && app

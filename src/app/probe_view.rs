@@ -1,7 +1,9 @@
 //! The forward panel's probe views of a causal LM's run: what the worker read from the pass (the
-//! logit lens, massive activations, one layer's attention) and the cursor the keys move over it.
+//! logit lens, massive activations, one layer's attention, the super weights) and the cursor the
+//! keys move over it.
 
 use crate::families::probe::LayerMap;
+use crate::families::probe::super_weight::SuperWeight;
 
 /// What the family panel shows below its heading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -13,6 +15,8 @@ pub enum ProbeMode {
     Lens,
     /// One layer's head: queries × keys.
     Attention,
+    /// The super weights (a cursor row each), then each boundary's massive activations.
+    Outliers,
 }
 
 impl ProbeMode {
@@ -22,7 +26,8 @@ impl ProbeMode {
         match self {
             Self::Blocks => Self::Lens,
             Self::Lens => Self::Attention,
-            Self::Attention => Self::Blocks,
+            Self::Attention => Self::Outliers,
+            Self::Outliers => Self::Blocks,
         }
     }
 }
@@ -60,6 +65,8 @@ impl ProbeCursor {
 /// One cell of the lens: a candidate token.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cell {
+    /// Its id.
+    pub id: u32,
     /// Its text (raw; escaped where drawn).
     pub text: String,
     /// Its probability.
@@ -101,6 +108,8 @@ pub struct Probes {
     pub layers: usize,
     /// The layer whose weights were kept, and its heads.
     pub attention: Option<(usize, LayerMap)>,
+    /// The super weights the text shows (Llama-style MLPs), in layer order.
+    pub super_weights: Vec<SuperWeight>,
 }
 
 impl Probes {
@@ -111,7 +120,31 @@ impl Probes {
             ProbeMode::Blocks => (0, 0),
             ProbeMode::Lens => (self.lens.len(), self.tokens.len()),
             ProbeMode::Attention => (self.tokens.len(), self.tokens.len()),
+            ProbeMode::Outliers => (self.super_weights.len() + self.massive.len(), 1),
         }
+    }
+
+    /// The super weight the outliers view's cursor is on, else the one with the largest output:
+    /// what `J` jumps to.
+    #[must_use]
+    pub fn super_weight(&self, cursor: ProbeCursor) -> Option<&SuperWeight> {
+        let on = (cursor.mode == ProbeMode::Outliers)
+            .then(|| self.super_weights.get(cursor.row))
+            .flatten();
+        on.or_else(|| {
+            self.super_weights
+                .iter()
+                .max_by(|a, b| a.output_magnitude.total_cmp(&b.output_magnitude))
+        })
+    }
+
+    /// The first lens layer whose top token at position `p` is the last layer's: where the
+    /// model's own prediction there first comes out on top.
+    #[must_use]
+    pub fn first_layer_predicting(&self, p: usize) -> Option<usize> {
+        let top = |l: &LensLayer| l.positions.get(p).and_then(|c| c.first()).map(|c| c.id);
+        let last = top(self.lens.last()?)?;
+        self.lens.iter().position(|l| top(l) == Some(last))
     }
 
     /// The number of heads of the kept layer.

@@ -188,7 +188,7 @@ fn run_family(
     } else {
         None
     };
-    let report = probes::Report::new(args, &plan, probe, baseline)?;
+    let report = probes::Report::new(args, &plan, (&pass, probe), baseline)?;
     let time_us = match args.repeat {
         // What a probed run costs: the pass with its probes, and the lens's head products.
         Some(n) if probes::asked(args) => {

@@ -57,10 +57,16 @@ pub(super) fn probed_pass(
 ) -> Result<Pass, CliError> {
     let pass = plan.rerun_probed(batch, probe, last)?;
     if args.probes.lens {
-        std::hint::black_box(lens::lens(plan, probe, args.top_k)?);
+        std::hint::black_box(lens::lens(plan, probe, logits(&pass), args.top_k)?);
     }
     std::hint::black_box(massive::massive(probe));
     Ok(pass)
+}
+
+/// A pass's output as the lens reads the model's own logits: `[rows, vocab]`, C order.
+fn logits(pass: &Pass) -> &[f32] {
+    // Its output is made in C order; were it not, the lens computes the last row itself.
+    pass.output.as_slice().unwrap_or_default()
 }
 
 /// `--zero`'s specs, parsed.
@@ -119,11 +125,11 @@ pub(super) struct Report {
 }
 
 impl Report {
-    /// Reads `probe` after `plan`'s pass, with the lens when asked.
+    /// Reads `probe` after `plan`'s `pass`, with the lens when asked.
     pub(super) fn new(
         args: &ForwardArgs,
         plan: &Plan,
-        probe: Probe,
+        (pass, probe): (&Pass, Probe),
         baseline: Option<Baseline>,
     ) -> Result<Self, CliError> {
         if args.probes.lens && !plan.is_causal() {
@@ -133,7 +139,7 @@ impl Report {
             .into());
         }
         let lens = if args.probes.lens {
-            Some(lens::lens(plan, &probe, args.top_k)?)
+            Some(lens::lens(plan, &probe, logits(pass), args.top_k)?)
         } else {
             None
         };

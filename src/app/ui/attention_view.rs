@@ -61,7 +61,7 @@ pub(super) fn render(
     let (n, _) = probes.grid(ProbeMode::Attention);
     let head = cursor.head.min(map.heads.len().saturating_sub(1));
     let cols = (usize::from(area.width).saturating_sub(LABEL) / CELL).max(1);
-    let rows = usize::from(area.height).saturating_sub(3).max(1);
+    let rows = usize::from(area.height).saturating_sub(4).max(1);
     let (r0, c0) = (page(cursor.row, rows), page(cursor.col, cols));
     let keys = c0..(c0 + cols).min(n);
     let mut axis = vec![Span::styled(format!("{:<LABEL$}", "q \\ k"), dim)];
@@ -93,16 +93,18 @@ pub(super) fn render(
     let token = |i: usize| escape(probes.tokens.get(i).map_or("", String::as_str)).into_owned();
     let figures = map.heads.get(head).map_or(String::new(), |h| {
         format!(
-            " · entropy {:.3} nats · sink {:.2}",
+            "entropy {:.3} nats · sink {:.2}",
             h.entropy.get(q).copied().unwrap_or(0.0),
             h.sink.get(q).copied().unwrap_or(0.0)
         )
     });
     lines.push(Line::raw(format!(
-        "query '{}' -> key '{}' {:.2}{figures}",
+        "query '{}' -> key '{}' {:.2}",
         token(q),
         token(k),
         probes.weight(head, q, k).unwrap_or(0.0)
     )));
+    // The query's own figures on a line of their own: at 80 columns they would be cut off.
+    lines.push(Line::styled(figures, dim));
     Paragraph::new(lines).render(area, buf);
 }

@@ -32,13 +32,17 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             boxed(app, " write ", lines, area, buf);
         }
         Mode::Text(field) => {
+            // A GGUF file carries its own tokenizer: naming a tokenizer.json there misleads.
+            let from_gguf = app.doc.runs.family().is_some_and(|c| c.gguf.is_some());
+            let tokenizer = if from_gguf {
+                "(tokenized with the GGUF file's own tokenizer)"
+            } else {
+                "(tokenized with the folder's tokenizer.json)"
+            };
             let lines = vec![
                 Line::raw("Run the model on the text:"),
                 Line::from(field_spans(app, field)),
-                Line::styled(
-                    "(tokenized with the folder's tokenizer.json)",
-                    t.style(Role::Dim),
-                ),
+                Line::styled(tokenizer, t.style(Role::Dim)),
             ];
             boxed(app, " forward text ", lines, area, buf);
         }

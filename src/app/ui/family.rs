@@ -59,6 +59,7 @@ pub(super) fn render(app: &App, checkpoint: &FamilyCheckpoint, area: Rect, buf: 
         let cursor = app.forward.probe;
         match cursor.mode {
             ProbeMode::Lens => super::lens_view::render(app, probes, cursor, rest, buf),
+            ProbeMode::Outliers => super::outliers_view::render(app, probes, cursor, rest, buf),
             _ => super::attention_view::render(app, probes, cursor, rest, buf),
         }
         return;

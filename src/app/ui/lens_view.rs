@@ -1,7 +1,8 @@
 //! The logit lens grid of a family run: a row per `hidden_states` boundary (embeddings first), a
 //! column per position, each cell the token that layer would predict there; the largest
 //! activation of each boundary in the last column (flagged when massive), and the selected
-//! cell's top-k below. A grid wider or taller than the pane pages with the cursor.
+//! cell's top-k below with the first layer at which the model's own token there comes out on top.
+//! A grid wider or taller than the pane pages with the cursor.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
@@ -48,7 +49,7 @@ pub(super) fn render(
     }
     let (layers, positions) = probes.grid(crate::app::probe_view::ProbeMode::Lens);
     let cols = (usize::from(area.width).saturating_sub(LABEL + MASSIVE) / CELL).max(1);
-    let rows = usize::from(area.height).saturating_sub(3).max(1);
+    let rows = usize::from(area.height).saturating_sub(4).max(1);
     let (r0, c0) = (page(cursor.row, rows), page(cursor.col, cols));
     let shown_cols = c0..(c0 + cols).min(positions);
     let mut head = vec![Span::styled(format!("{:<LABEL$}", "l"), heading)];
@@ -97,5 +98,18 @@ pub(super) fn render(
             .collect()
     });
     lines.push(Line::raw(format!("→ {}", top.join("  "))));
+    if let (Some(first), Some(last)) = (
+        probes.first_layer_predicting(p),
+        probes.lens.last().and_then(|l| l.positions.get(p)?.first()),
+    ) {
+        lines.push(Line::styled(
+            format!(
+                "'{}' first on top at layer {first} of {}",
+                escape(&last.text),
+                layers - 1
+            ),
+            dim,
+        ));
+    }
     Paragraph::new(lines).render(area, buf);
 }

@@ -14,6 +14,7 @@ mod info;
 mod lens_view;
 mod module;
 mod optimizer;
+mod outliers_view;
 mod quantized;
 mod shards;
 mod tensor;

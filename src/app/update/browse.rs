@@ -3,6 +3,7 @@
 
 use ratatui::layout::Position;
 
+use super::grid::{move_cursor, selected_dims};
 use super::{
     Effects, after_select, compare, parts, probe, refused_while_busy, run_forward, step_of,
     summaries, training,
@@ -11,11 +12,10 @@ use crate::app::action::Action;
 use crate::app::field::Field;
 use crate::app::init_dialog::InitDialog;
 use crate::app::job::Input;
-use crate::app::layout::{self, grid_dims};
+use crate::app::layout;
 use crate::app::outline::NodeKind;
 use crate::app::picker::{self, Picker};
-use crate::app::scroll::Step;
-use crate::app::state::{App, Focus, Message, Mode, Question, View};
+use crate::app::state::{App, Focus, Message, Mode, Question};
 
 pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
     let on_tensor = app.focus == Focus::Tensor;
@@ -33,6 +33,7 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         Action::CycleProbe | Action::ProbeLayer(_) | Action::ProbeHead(_) => {
             probe::key(app, action, fx);
         }
+        Action::JumpToSuperWeight => probe::jump(app, fx),
         Action::Quit if app.busy.is_some() => refuse_quit(app),
         Action::Quit if app.doc.unsaved() => app.mode = Mode::Ask(Question::QuitUnsaved),
         Action::Quit => fx.quit = true,
@@ -224,48 +225,6 @@ fn forward_len(app: &App) -> usize {
 pub(super) fn clamp_forward(app: &mut App) {
     let (len, page) = (forward_len(app), layout::forward_page(app));
     app.forward.scroll.clamp_window(len, page);
-}
-
-/// `(slices, rows, columns)` of the selected tensor's grid.
-fn selected_dims(app: &App) -> Option<(usize, usize, usize)> {
-    let id = app.selected_param()?;
-    // The codes or scales shown have their own shape (the scales' is not the weight's).
-    let shape = match app.part_shown(id) {
-        Some(Ok(part)) => part.tensor.shape(),
-        _ => app.doc.model.store.get(id).shape(),
-    };
-    Some(grid_dims(shape))
-}
-
-/// Moves the values or heatmap cursor; in the heatmap a vector is a strip, so ←/→ move along it.
-fn move_cursor(app: &mut App, action: Action, step: Step) {
-    let Some((slices, rows, cols)) = selected_dims(app) else {
-        return;
-    };
-    if slices == 0 || rows == 0 || cols == 0 {
-        // An empty tensor has no cell to move to.
-        return;
-    }
-    let (_, page_rows, page_cols) =
-        layout::tensor_body(app).map_or((0, 1, 1), |b| layout::grid_page(b, rows));
-    let strip = app.selected_param().map(|id| app.view_of(id)) == Some(View::Heatmap) && cols == 1;
-    let g = &mut app.tensor.grid;
-    if matches!(action, Action::Left | Action::Right) && !strip {
-        g.cols.step(step, cols, page_cols);
-    } else {
-        g.rows.step(step, rows, page_rows);
-    }
-}
-
-/// Keeps the values cursor on screen after a resize.
-pub(super) fn follow_grid(app: &mut App) {
-    let (Some((_, rows, _)), Some(body)) = (selected_dims(app), layout::tensor_body(app)) else {
-        return;
-    };
-    let (_, page_rows, page_cols) = layout::grid_page(body, rows);
-    let g = &mut app.tensor.grid;
-    g.rows.follow(page_rows);
-    g.cols.follow(page_cols);
 }
 
 fn next_alias(app: &mut App) {

@@ -8,6 +8,7 @@
 mod browse;
 mod compare;
 mod dialogs;
+mod grid;
 mod parts;
 mod probe;
 mod receive;
@@ -229,7 +230,7 @@ pub fn update(app: &mut App, action: Action) -> Effects {
             app.screen.size = (w, h);
             let page = layout::tree_page(app);
             app.tree.follow(page);
-            browse::follow_grid(app);
+            grid::follow_grid(app);
             browse::clamp_forward(app);
             if let Mode::Help(offset) = app.mode {
                 app.mode = Mode::Help(offset.min(layout::help_page(app).1));

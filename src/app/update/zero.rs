@@ -1,4 +1,4 @@
-//! `z` on the values grid: the element under the cursor set to 0 on the worker, applied as an
+//! `z` on the values grid (or the heatmap, whose cursor it shares): the element under the cursor set to 0 on the worker, applied as an
 //! undoable edit like a re-init (marked unsaved, `u` takes it back), after which an open forward
 //! panel runs again so the next token shows the change.
 
@@ -11,9 +11,10 @@ pub(super) fn zero_cell(app: &mut App, fx: &mut Effects) {
     let Some(id) = app.selected_param() else {
         return;
     };
-    if app.tensor.view != View::Values {
+    // The heatmap's cursor is the values grid's: the cell is the same in both.
+    if !matches!(app.tensor.view, View::Values | View::Heatmap) {
         app.message = Some(Message::Info(
-            "z zeroes the element under the values cursor: v shows the values".to_owned(),
+            "z zeroes the element under the values or heatmap cursor: v shows them".to_owned(),
         ));
         return;
     }

@@ -120,13 +120,22 @@ impl Kept {
             let e = p.embed(&pass.output, &batch.lens);
             e.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>().sqrt()
         });
+        let logits = pass.output.as_slice().unwrap_or_default();
+        let probes = Box::new(probes::read(
+            plan,
+            model,
+            (logits, probe),
+            tokenizer,
+            &ids,
+            TOP_K,
+        ));
         Ok(ForwardResult {
             input_shape: vec![1, batch.len],
             layers: outermost(&pass.activations).map(LayerStats::of).collect(),
             output: pass.output,
             next,
             embedding_norm,
-            probes: Some(Box::new(probes::read(plan, probe, tokenizer, &ids, TOP_K))),
+            probes: Some(probes),
             said,
         })
     }

@@ -3,6 +3,7 @@
 //! boundary is flagged where the largest is above [`FLOOR`] and [`RATIO`] times the median.
 
 use super::Probe;
+use crate::families::predict::offer;
 
 /// The magnitude a massive activation exceeds.
 pub const FLOOR: f64 = 100.0;
@@ -49,19 +50,10 @@ pub fn massive(probe: &Probe) -> Vec<Massive> {
         .map(|(layer, r)| {
             let width = (r.values.len() / rows).max(1);
             let mut magnitudes: Vec<f32> = r.values[..n * width].iter().map(|v| v.abs()).collect();
-            let mut order: Vec<usize> = (0..magnitudes.len()).collect();
-            let by_size =
-                |a: &usize, b: &usize| magnitudes[*b].total_cmp(&magnitudes[*a]).then(a.cmp(b));
-            let k = TOP.min(order.len());
-            if k > 0 && k < order.len() {
-                order.select_nth_unstable_by(k - 1, by_size);
-            }
-            order.truncate(k);
-            order.sort_by(by_size);
-            let top: Vec<Peak> = order
-                .iter()
-                .map(|&i| Peak {
-                    value: magnitudes[i],
+            let top: Vec<Peak> = largest(&magnitudes)
+                .into_iter()
+                .map(|(value, i)| Peak {
+                    value,
                     token: i / width,
                     channel: i % width,
                 })
@@ -77,6 +69,16 @@ pub fn massive(probe: &Probe) -> Vec<Massive> {
             }
         })
         .collect()
+}
+
+/// The [`TOP`] largest of `x` with their indices, largest first, equal ones in index order (as
+/// numpy's stable argsort): one pass keeping the best so far, not an ordered index of them all.
+fn largest(x: &[f32]) -> Vec<(f32, usize)> {
+    let mut best = Vec::with_capacity(TOP + 1);
+    for (i, &v) in x.iter().enumerate() {
+        offer(&mut best, TOP, v, i);
+    }
+    best
 }
 
 /// numpy's median: the middle value, or the mean of the middle two (reordering `x`).
@@ -96,7 +98,16 @@ fn median(x: &mut [f32]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::median;
+    use super::{largest, median};
+
+    #[test]
+    fn the_largest_come_first_and_equal_ones_in_index_order() {
+        assert_eq!(
+            largest(&[1.0, 5.0, 3.0, 5.0, 0.5]),
+            [(5.0, 1), (5.0, 3), (3.0, 2)]
+        );
+        assert_eq!(largest(&[2.0]), [(2.0, 0)]);
+    }
 
     #[test]
     fn median_as_numpy() {

@@ -4,6 +4,7 @@
 
 use super::{Probe, ProbeError};
 use crate::model::Model;
+use crate::tensor::decode::{Undecodable, decode_f64};
 
 /// The `down_proj` output magnitude above which a layer holds a super weight.
 pub const THRESHOLD: f32 = 50.0;
@@ -51,15 +52,19 @@ pub fn find(model: &Model, probe: &Probe) -> Result<Vec<SuperWeight>, ProbeError
                 _ => (0, 0),
             };
             let at = (expert.unwrap_or(0) * rows + row) * cols + col;
-            let value = tensor
-                .to_f32_vec()
+            // One element decoded, not the tensor: the app finds these on every run of its panel.
+            let mut value = Vec::new();
+            let undecodable = Undecodable(tensor.dtype());
+            let bytes = (!tensor.is_pending())
+                .then(|| tensor.bytes())
+                .ok_or(undecodable);
+            bytes
+                .and_then(|bytes| decode_f64(tensor.dtype(), bytes, at, 1, &mut value))
                 .map_err(|source| ProbeError::Unreadable {
                     spec: path.clone(),
                     source,
-                })?
-                .get(at)
-                .copied()
-                .unwrap_or(f32::NAN);
+                })?;
+            let value = value.first().map_or(f32::NAN, |&v| v as f32);
             Ok(SuperWeight {
                 layer: peak.layer,
                 path,

@@ -1,5 +1,5 @@
-//! Vectorized element-wise and row-wise maths for a transformer's forward pass: exp, softmax,
-//! GELU (exact and tanh), SiLU, LayerNorm and RMSNorm, in f32.
+//! Vectorized element-wise and row-wise maths for a transformer's forward pass: exp, softmax (and
+//! its denominator alone), GELU (exact and tanh), SiLU, LayerNorm and RMSNorm, in f32.
 //!
 //! Each body is written in lanes, branch-free (selects instead of branches, per-lane accumulators
 //! instead of one running sum), so the compiler vectorizes it for each instruction set it is
@@ -192,6 +192,16 @@ fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 #[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
 #[inline(always)]
 fn lane_max(x: &[f32]) -> f32 {
+    let mut acc = lane_maxima_body(x);
+    // No NaN reaches the accumulators (a comparison with NaN is false), so any order will do.
+    fold_halves(&mut acc, |a, b| if b > a { b } else { a })
+}
+
+/// The largest of the values at each lane position (`x[l]`, `x[l + 16]`, …), -∞ where there are
+/// none; a NaN is passed over.
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn lane_maxima_body(x: &[f32]) -> [f32; LANES] {
     let mut acc = [f32::NEG_INFINITY; LANES];
     let blocks = x.chunks_exact(LANES);
     let tail = blocks.remainder();
@@ -203,8 +213,7 @@ fn lane_max(x: &[f32]) -> f32 {
     for (a, &v) in acc.iter_mut().zip(tail) {
         *a = if v > *a { v } else { *a };
     }
-    // No NaN reaches the accumulators (a comparison with NaN is false), so any order will do.
-    fold_halves(&mut acc, |a, b| if b > a { b } else { a })
+    acc
 }
 
 /// Combines the accumulators pairwise, half onto half, down to one: a few vector operations.
@@ -235,6 +244,22 @@ fn softmax_body(row: &mut [f32]) {
     map(row, |v| exp_lane(v - max));
     let inv = 1.0 / lane_sum(row, |v| v);
     map(row, |v| v * inv);
+}
+
+/// Values summed in f32 lanes before the partial sum is added in f64: a vocabulary-wide sum stays
+/// within a few 1e-7 of the f64 one, and the lanes still vectorize.
+const SUM_BLOCK: usize = 1024;
+
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn sum_exp_body(x: &[f32], shift: f32) -> f64 {
+    // A loop, not `Iterator::sum`: its `fold` would be a call compiled without the level's
+    // instructions, and the exponentials in it would not vectorize.
+    let mut total = 0.0;
+    for block in x.chunks(SUM_BLOCK) {
+        total += f64::from(lane_sum(block, |v| exp_lane(v - shift)));
+    }
+    total
 }
 
 #[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
@@ -293,6 +318,19 @@ per_level! {
 }
 
 per_level! {
+    /// The largest value at each of the 16 lane positions (`x[l]`, `x[l + 16]`, …): 16 values of
+    /// `x` itself (-∞ for a lane with none), so the k-th largest of them is a floor under the k-th
+    /// largest of `x`, found in one vectorized pass (the logit lens's top-k starts from it).
+    pub fn lane_maxima(x: &[f32]) -> [f32; 16] = lane_maxima_body;
+}
+
+per_level! {
+    /// `Σ exp(x - shift)`: a softmax's denominator without writing the exponentials (the logit
+    /// lens needs it at every position of every layer, over the whole vocabulary).
+    pub fn sum_exp(x: &[f32], shift: f32) -> f64 = sum_exp_body;
+}
+
+per_level! {
     /// `RMSNorm(x)` over each row: `x / sqrt(mean(x²) + eps) · weight`, as Llama's, in f32.
     pub fn rms_norm(x: &mut [f32], weight: &[f32], eps: f32) = rms_norm_body;
 }
@@ -319,6 +357,22 @@ mod tests {
         map(&mut edges, exp_lane);
         assert_eq!(edges[..4], [0.0, 0.0, f32::INFINITY, f32::INFINITY]);
         assert!(edges[4].is_nan());
+    }
+
+    #[test]
+    fn sum_exp_is_the_f64_sum_to_a_few_1e_7() {
+        let xs: Vec<f32> = (0..50_000)
+            .map(|i| ((i * 7919) % 4001) as f32 / 200.0 - 10.0)
+            .collect();
+        let want: f64 = xs.iter().map(|&x| (f64::from(x) - 10.0).exp()).sum();
+        let got = sum_exp(&xs, 10.0);
+        assert!((got / want - 1.0).abs() < 5e-7, "{got} against {want}");
+        assert!(sum_exp(&[], 0.0).abs() < f64::MIN_POSITIVE);
+        let m = lane_maxima(&[1.0, f32::NAN, 3.0]);
+        assert_eq!(m[..3], [1.0, f32::NEG_INFINITY, 3.0]);
+        let wide: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        assert_eq!(lane_maxima(&wide)[..2], [32.0, 33.0]);
+        assert_eq!(lane_maxima(&wide)[15], 31.0);
     }
 
     #[test]
