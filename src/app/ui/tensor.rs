@@ -57,7 +57,7 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
 }
 
 /// The pane's title: the view, then what of the tensor it shows (the side compared, a quantized
-/// weight's scheme and part, or the re-init it compares with).
+/// weight's scheme and part, or the edit (re-init or zeroing) it compares with).
 fn title(app: &App, id: ParamId) -> String {
     let mut words = vec![app.view_of(id).title().to_owned()];
     let side = app.compare.loaded.as_ref().map(|c| c.side);
@@ -69,7 +69,7 @@ fn title(app: &App, id: ParamId) -> String {
         words.push(quantized::title(q, part));
     }
     if side.is_none() && app.summary_before(id).is_some() {
-        words.push("before → after re-init".to_owned());
+        words.push("before → after edit".to_owned());
     }
     format!(" {} ", words.join(" · "))
 }
