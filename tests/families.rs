@@ -4,57 +4,20 @@
 //! tokens, the tokenizer's ids, and sentence-transformers' pooled embedding.
 
 mod cli_support;
+mod family_support;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-use cli_support::paramscope;
-use paramscope::checkpoint::{self, LoadOptions};
+use cli_support::{paramscope, stdout_json};
+use family_support::{TEXTS, Tensors, expected, folder, load, relative_error, tokens};
 use paramscope::families::sentence::Pooling;
-use paramscope::families::tokenize::TextTokenizer;
 use paramscope::families::{self, Batch, Family, FamilyError, Plan, predict};
-use paramscope::io::safetensors;
 use paramscope::model::Model;
-use serde_json::Value;
 
-const TEXTS: [&str; 2] = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Hello world",
-];
 const FAMILIES: [&str; 5] = ["bert", "gpt2", "llama", "mistral", "qwen2"];
-
-fn folder(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/families")
-        .join(name)
-}
-
-/// What transformers computed: every tensor of expected.safetensors as (shape, f32 values).
-fn expected(name: &str) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
-    // Beside the folder, not in it: a folder holding two .safetensors files is ambiguous.
-    let path = folder(name).with_extension("expected.safetensors");
-    let file = safetensors::open(&path).unwrap();
-    file.tensors
-        .into_iter()
-        .map(|(n, t)| {
-            let values = t.to_f32_vec().unwrap();
-            (n, (t.shape().to_vec(), values))
-        })
-        .collect()
-}
-
-fn load(name: &str) -> (Model, Family, families::Config) {
-    let path = folder(name);
-    let loaded = checkpoint::open(path.to_str().unwrap(), &LoadOptions::default()).unwrap();
-    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    let (family, config) = loaded.family.expect("config.json names the family");
-    (loaded.model, family, config)
-}
 
 /// A family's fixture ready to run: transformers' figures, the model, its texts as a batch, and a
 /// plan over the model.
 struct Prepared {
-    want: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    want: Tensors,
     model: Model,
     batch: Batch,
     plan: Plan,
@@ -72,48 +35,6 @@ fn prepared(name: &str) -> Prepared {
         batch,
         plan,
     }
-}
-
-/// Max absolute error relative to the reference's largest magnitude.
-fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    let scale = theirs
-        .iter()
-        .fold(0f32, |m, v| m.max(v.abs()))
-        .max(f32::MIN_POSITIVE);
-    let err = ours
-        .iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs())
-        // NaN is the worst error, not one that max() skips.
-        .fold(
-            0f32,
-            |m, e| if e.is_nan() { f32::INFINITY } else { m.max(e) },
-        );
-    err / scale
-}
-
-/// The ids our tokenizer gives each text, checked against transformers' (unpadded).
-fn tokens(name: &str, want: &HashMap<String, (Vec<usize>, Vec<f32>)>) -> Vec<Vec<u32>> {
-    let tokenizer = TextTokenizer::open(&folder(name)).unwrap();
-    let (shape, ids) = &want["input_ids"];
-    let (_, mask) = &want["attention_mask"];
-    TEXTS
-        .iter()
-        .enumerate()
-        .map(|(b, text)| {
-            let ours = tokenizer.encode(text).unwrap();
-            let row = b * shape[1]..(b + 1) * shape[1];
-            let theirs: Vec<u32> = ids[row.clone()]
-                .iter()
-                .zip(&mask[row])
-                .filter(|(_, m)| **m == 1.0)
-                .map(|(id, _)| *id as u32)
-                .collect();
-            assert_eq!(ours, theirs, "{name}: token ids of {text:?}");
-            ours
-        })
-        .collect()
 }
 
 #[test]
@@ -299,7 +220,7 @@ fn bad_ids_and_empty_sequences_are_errors_not_panics() {
 #[test]
 fn forward_json_has_tokens_layers_top_k_and_embedding() {
     let gpt2 = folder("gpt2");
-    let out = paramscope(&[
+    let json = stdout_json(&[
         "forward",
         gpt2.to_str().unwrap(),
         "--text",
@@ -308,12 +229,6 @@ fn forward_json_has_tokens_layers_top_k_and_embedding() {
         "--top-k",
         "5",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let want = expected("gpt2");
     let (_, top5) = &want["top5"];
     let ids: Vec<f32> = json["top_k"]
@@ -340,7 +255,7 @@ fn forward_json_has_tokens_layers_top_k_and_embedding() {
     assert_eq!(json["output_shape"], serde_json::json!([1, 23, 320]));
 
     let bert = folder("bert");
-    let out = paramscope(&[
+    let json = stdout_json(&[
         "forward",
         bert.to_str().unwrap(),
         "--text",
@@ -349,12 +264,6 @@ fn forward_json_has_tokens_layers_top_k_and_embedding() {
         TEXTS[1],
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let (_, theirs) = &want_embedding();
     let ours: Vec<f32> = json["embedding"]
         .as_array()

@@ -6,22 +6,15 @@
 //! the MoE routers' choices, the tree's state_dict order, and identical greedy ids.
 
 mod cli_support;
+mod family_support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
-use cli_support::paramscope;
-use paramscope::checkpoint::{self, LoadOptions};
+use cli_support::{paramscope, stdout_json};
+use family_support::{TEXTS, expected, folder, load, relative_error, tokens};
 use paramscope::families::tokenize::TextTokenizer;
-use paramscope::families::{self, Batch, Family, Plan, Stop, predict};
-use paramscope::io::safetensors;
-use paramscope::model::Model;
-use serde_json::Value;
+use paramscope::families::{self, Batch, Plan, Stop, predict};
 
-const TEXTS: [&str; 2] = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Hello world",
-];
 const FAMILIES: [&str; 8] = [
     "qwen3",
     "gemma",
@@ -32,70 +25,6 @@ const FAMILIES: [&str; 8] = [
     "qwen2_moe",
     "qwen3_moe",
 ];
-
-type Tensors = HashMap<String, (Vec<usize>, Vec<f32>)>;
-
-fn folder(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/families")
-        .join(name)
-}
-
-fn expected(name: &str) -> Tensors {
-    let file = safetensors::open(&folder(name).with_extension("expected.safetensors")).unwrap();
-    file.tensors
-        .into_iter()
-        .map(|(n, t)| {
-            let values = t.to_f32_vec().unwrap();
-            (n, (t.shape().to_vec(), values))
-        })
-        .collect()
-}
-
-fn load(name: &str) -> (Model, Family, families::Config) {
-    let loaded = checkpoint::open(folder(name).to_str().unwrap(), &LoadOptions::default()).unwrap();
-    assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
-    let (family, config) = loaded.family.expect("config.json names the family");
-    (loaded.model, family, config)
-}
-
-/// Max absolute error relative to the reference's largest magnitude (NaN is the worst).
-fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let err = ours
-        .iter()
-        .zip(theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(
-            0f32,
-            |m, e| if e.is_nan() { f32::INFINITY } else { m.max(e) },
-        );
-    err / scale.max(f32::MIN_POSITIVE)
-}
-
-/// Our ids for each text, checked against transformers'.
-fn tokens(name: &str, want: &Tensors) -> Vec<Vec<u32>> {
-    let tokenizer = TextTokenizer::open(&folder(name)).unwrap();
-    let (shape, ids) = &want["input_ids"];
-    let (_, mask) = &want["attention_mask"];
-    TEXTS
-        .iter()
-        .enumerate()
-        .map(|(b, text)| {
-            let ours = tokenizer.encode(text).unwrap();
-            let row = b * shape[1]..(b + 1) * shape[1];
-            let theirs: Vec<u32> = ids[row.clone()]
-                .iter()
-                .zip(&mask[row])
-                .filter(|(_, m)| **m == 1.0)
-                .map(|(id, _)| *id as u32)
-                .collect();
-            assert_eq!(ours, theirs, "{name}: token ids of {text:?}");
-            ours
-        })
-        .collect()
-}
 
 #[test]
 fn every_new_family_matches_transformers() {
@@ -267,7 +196,7 @@ fn generation_stops_at_the_models_positions_with_a_clear_message() {
 #[test]
 fn forward_generate_prints_as_it_comes_and_writes_json() {
     let gemma3 = folder("gemma3");
-    let out = paramscope(&[
+    let json = stdout_json(&[
         "forward",
         gemma3.to_str().unwrap(),
         "--text",
@@ -276,12 +205,6 @@ fn forward_generate_prints_as_it_comes_and_writes_json() {
         "8",
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids: Vec<u32> = json["generated"]["ids"]
         .as_array()
         .unwrap()
@@ -291,19 +214,13 @@ fn forward_generate_prints_as_it_comes_and_writes_json() {
     assert_eq!(ids, generated()["gemma3"]);
     assert!(json["generated"]["text"].is_string());
     let mixtral = folder("mixtral");
-    let out = paramscope(&[
+    let json = stdout_json(&[
         "forward",
         mixtral.to_str().unwrap(),
         "--text",
         TEXTS[0],
         "--json",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let want = expected("mixtral");
     let (_, first) = &want["experts.0"];
     let ours: Vec<f32> = json["experts"][0]

@@ -12,7 +12,7 @@ mod cli_support;
 
 use std::path::{Path, PathBuf};
 
-use cli_support::paramscope;
+use cli_support::{paramscope, stdout_json};
 use paramscope::checkpoint::{self, LoadOptions};
 use paramscope::families::{Batch, Plan, gguf_tokenizer};
 use serde_json::Value;
@@ -143,19 +143,13 @@ fn a_gguf_opens_under_hugging_face_names_with_its_config() {
 fn forward_json_names_the_architecture_and_tokenizer() {
     let path = fixture("qwen2_q8_0.gguf");
     let want = &expected()["qwen2_q8_0.gguf"];
-    let out = paramscope(&[
+    let json = stdout_json(&[
         "forward",
         path.to_str().unwrap(),
         "--json",
         "--text",
         want["text"].as_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["architecture"], "qwen2");
     assert_eq!(json["tokenizer"], "gpt2");
     assert_eq!(ids(&json["tokens"][0]), ids(&want["ids"]));
