@@ -60,8 +60,8 @@ fn quantized_products_match_dequantize_then_multiply() {
         Quant::Q6_K,
     ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // 37 outputs: one panel, an odd width; 300 × 1024: several panels of decoded rows per thread.
-    for ((n, k), q) in [(37, 512), (300, 1024)]
+    // 37 outputs: one panel, an odd width; 300 × 2048: several panels of decoded rows per thread (128 rows each).
+    for ((n, k), q) in [(37, 512), (300, 2048)]
         .into_iter()
         .flat_map(|shape| types.map(|q| (shape, q)))
     {
