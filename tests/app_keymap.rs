@@ -35,6 +35,8 @@ fn from_keys(action: Action) -> bool {
         | Action::CycleView
         | Action::PrevSlice
         | Action::NextSlice
+        | Action::EarlierCheckpoint
+        | Action::LaterCheckpoint
         | Action::Forward
         | Action::BatchUp
         | Action::BatchDown
