@@ -289,6 +289,11 @@ impl<'a> Machine<'a> {
             }
             _ => return Err(self.malformed("items put into something not a container")),
         };
+        // Every container a value can still reach is kept; this one, had it been dropped, is
+        // refused rather than filled.
+        if head >= self.runs.len() {
+            return Err(self.malformed("items put into a container no longer built"));
+        }
         if self.stack.len() == from {
             return Ok(());
         }
@@ -306,6 +311,9 @@ impl<'a> Machine<'a> {
         self.runs[run as usize].start = start;
         self.runs[run as usize].len = len;
         let last = self.runs[head].last as usize;
+        if last >= run as usize {
+            return Err(self.malformed("items put into a container no longer built"));
+        }
         self.runs[last].next = run;
         self.runs[head].last = run;
         // A container made before what is kept may be kept itself: so is what it now holds.

@@ -26,9 +26,13 @@ impl Machine<'_> {
             }
             return Ok(());
         };
-        // What came after the object is its state's, unless something kept can reach it.
-        self.items.truncate(self.kept.0.max(object.mark.0 as usize));
-        self.runs.truncate(self.kept.1.max(object.mark.1 as usize));
+        // What came after the object is its state's, unless something kept can reach it. An
+        // object the memo keeps may come back to the top of the stack over values made after
+        // it: then nothing is dropped.
+        if !object.shared {
+            self.items.truncate(self.kept.0.max(object.mark.0 as usize));
+            self.runs.truncate(self.kept.1.max(object.mark.1 as usize));
+        }
         if self.items.len() + scalars.len() >= MAX_VALUES {
             return Err(self.too_many("values built", MAX_VALUES));
         }
