@@ -144,10 +144,27 @@ impl<'a> Machine<'a> {
 
     /// The field `name` of the dataclass state `state` (the last, if set twice).
     pub fn field(&self, state: V, name: &str) -> Option<V> {
+        let is = |k: V| self.bytes(k) == Some(name.as_bytes());
+        // A dataclass's dict is filled by one SETITEMS: one run, searched from its end.
+        if let V::Dict(run) = state
+            && let Some(r) = self.runs.get(run as usize)
+            && r.next == END
+        {
+            let pairs = self.slice(r.start, r.len).chunks_exact(2);
+            return pairs.rev().find(|p| is(p[0])).map(|p| p[1]);
+        }
         self.pairs(state)?
-            .filter(|&(k, _)| self.bytes(k) == Some(name.as_bytes()))
+            .filter(|&(k, _)| is(k))
             .last()
             .map(|(_, v)| v)
+    }
+
+    /// The items of the tuple `value`.
+    pub fn tuple(&self, value: V) -> Option<&[V]> {
+        match value {
+            V::Tuple(start, len) => Some(self.slice(start, len)),
+            _ => None,
+        }
     }
 
     /// How many items (for a dict, pairs) the container `value` holds.

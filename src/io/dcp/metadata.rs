@@ -307,11 +307,8 @@ impl<'m, 'a> Fields<'m, 'a> {
     }
 
     /// A per-chunk record's scalars, as BUILD left them.
-    fn scalars(&self) -> SmallVec<[V; 16]> {
-        self.m
-            .seq(self.state)
-            .map(Iterator::collect)
-            .unwrap_or_default()
+    fn scalars(&self) -> &'m [V] {
+        self.m.tuple(self.state).unwrap_or_default()
     }
 
     fn field(&self, name: &str) -> Result<V, DcpError> {
