@@ -69,10 +69,12 @@ pub struct Metadata<'a> {
 type Dims = SmallVec<[u64; 4]>;
 
 /// Each entry's `_StorageInfo`, by its name and (for a tensor's chunk) the chunk's offsets.
-type Storages<'a> = HashMap<(&'a str, Option<Dims>), V, foldhash::quality::RandomState>;
+type Storages<'a> = HashMap<&'a str, Stored, foldhash::quality::RandomState>;
 
-/// Finds the location of an entry (a name and, for a chunk, its offsets).
-type Locate<'a, 'f> = dyn Fn(&str, Option<Dims>) -> Result<Location<'a>, DcpError> + 'f;
+/// One name's `_StorageInfo`s by offsets (`None` for a non-tensor entry), sorted: a tensor's name
+/// is looked up once, then each of its chunks by a binary search, which stays in the cache where
+/// 16,000 lookups of name and offsets did not.
+type Stored = Vec<(Option<Dims>, V)>;
 
 /// The most chunks one tensor may have: each is compared with its neighbours for overlap.
 const MAX_CHUNKS: usize = 1 << 14;
@@ -85,12 +87,13 @@ pub fn read(bytes: &[u8]) -> Result<Metadata<'_>, DcpError> {
     let (root, m) = machine::run(bytes)?;
     let root = Fields::of(&m, root, Record::Metadata)?;
     let storage = storage_data(&m, root.field("storage_data")?)?;
-    let locate = |fqn: &str, offsets: Option<Dims>| {
-        let problem = || Problem::NoStorage(offsets.as_deref().unwrap_or_default().to_vec());
-        let info = *storage
-            .get(&(fqn, offsets.clone()))
-            .ok_or_else(|| at(fqn, problem()))?;
-        location(&m, info)
+    let none = Stored::new();
+    let locate = |fqn: &str, stored: &Stored, offsets: Option<Dims>| {
+        let Ok(i) = stored.binary_search_by(|(o, _)| o.cmp(&offsets)) else {
+            let offsets = offsets.as_deref().unwrap_or_default().to_vec();
+            return Err(at(fqn, Problem::NoStorage(offsets)));
+        };
+        location(&m, stored[i].1)
     };
     let listed = m
         .pairs(root.field("state_dict_metadata")?)
@@ -110,9 +113,11 @@ pub fn read(bytes: &[u8]) -> Result<Metadata<'_>, DcpError> {
     }
     let mut entries = Vec::with_capacity(order.len());
     for (fqn, value) in order {
+        let stored = storage.get(fqn).unwrap_or(&none);
         let entry = if record_class(&m, value) == Some(Record::BytesStorage) {
-            Entry::Bytes(locate(fqn, None)?)
+            Entry::Bytes(locate(fqn, stored, None)?)
         } else {
+            let locate = |offsets| locate(fqn, stored, offsets);
             Entry::Tensor(tensor_entry(&m, value, fqn, &locate)?)
         };
         entries.push((fqn.to_owned(), entry));
@@ -135,8 +140,7 @@ fn storage_data<'a>(m: &Machine<'a>, value: V) -> Result<Storages<'a>, DcpError>
     let pairs = m
         .pairs(value)
         .ok_or_else(|| layout("storage_data is not a dict"))?;
-    let mut out =
-        Storages::with_capacity_and_hasher(m.len(value), foldhash::quality::RandomState::default());
+    let mut out = Storages::default();
     for (key, info) in pairs {
         // [fqn, None] or [fqn, n, offsets...]: see `machine::build`.
         let index = Fields::of(m, key, Record::MetadataIndex)?.scalars();
@@ -148,7 +152,14 @@ fn storage_data<'a>(m: &Machine<'a>, value: V) -> Result<Storages<'a>, DcpError>
             _ => Some(offsets.iter().map(|&v| int(v)).collect::<Result<_, _>>()?),
         };
         let fqn = string(m, fqn)?;
-        out.insert((fqn, offsets), info);
+        out.entry(fqn).or_default().push((offsets, info));
+    }
+    // An index set twice keeps its last info, as a Python dict does: reversed, then a stable
+    // sort puts the last first among equals, and `dedup_by` keeps the first.
+    for stored in out.values_mut() {
+        stored.reverse();
+        stored.sort_by(|a, b| a.0.cmp(&b.0));
+        stored.dedup_by(|later, kept| later.0 == kept.0);
     }
     Ok(out)
 }
@@ -171,12 +182,12 @@ fn location<'a>(m: &Machine<'a>, info: V) -> Result<Location<'a>, DcpError> {
 }
 
 /// One `TensorStorageMetadata`, its chunks checked: inside the tensor, not overlapping, covering
-/// it, each found by `locate`.
+/// it, each found by `locate` from its offsets.
 fn tensor_entry<'a>(
     m: &Machine<'a>,
     value: V,
     fqn: &'a str,
-    locate: &Locate<'a, '_>,
+    locate: &dyn Fn(Option<Dims>) -> Result<Location<'a>, DcpError>,
 ) -> Result<TensorEntry<'a>, DcpError> {
     let record = Fields::of(m, value, Record::TensorStorage)?;
     let properties = Fields::of(m, record.field("properties")?, Record::TensorProperties)?;
@@ -230,7 +241,7 @@ fn tensor_entry<'a>(
     let chunks = extents
         .into_iter()
         .map(|(offsets, sizes)| {
-            let location = locate(fqn, Some(offsets.clone()))?;
+            let location = locate(Some(offsets.clone()))?;
             Ok(Chunk {
                 offsets: offsets.into_vec(),
                 sizes: sizes.into_vec(),
