@@ -81,7 +81,7 @@ pub struct Machine<'a> {
     r: Reader<'a>,
     stack: Vec<V>,
     marks: Vec<usize>,
-    memo: Memo,
+    memo: Memo<V>,
     items: Vec<V>,
     runs: Vec<Run>,
     /// The arena's and the runs' lengths when a value the memo keeps was last stored or

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use super::machine::V;
 use crate::io::pickle::reader::{Reader, op};
 use crate::io::pickle::{Error, Problem};
 
@@ -33,8 +32,9 @@ impl Bits {
     }
 }
 
-/// The memo: the values of the indices the pickle reads back.
-pub struct Memo {
+/// The memo: the values (the machine's, any copyable type here) of the indices the pickle reads
+/// back.
+pub struct Memo<V> {
     /// The indices some GET reads.
     read: Bits,
     /// The indices stored so far (MEMOIZE numbers the next one by their count).
@@ -51,10 +51,10 @@ pub enum Put {
     Kept,
 }
 
-impl Memo {
+impl<V: Copy> Memo<V> {
     /// The memo of the pickle `bytes`, knowing which indices it reads. The pass stops at the
     /// first opcode it does not know; the run itself then fails there, naming it.
-    pub fn of(bytes: &[u8]) -> Result<Memo, Error> {
+    pub fn of(bytes: &[u8]) -> Result<Memo<V>, Error> {
         let mut r = Reader::new(bytes, 0);
         let mut read = Bits::default();
         let mut note = |r: &Reader, i: u32| {
