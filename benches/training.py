@@ -2,6 +2,7 @@
 model as one safetensors file, and `trajectory` against numpy reading every checkpoint once.
 
     python benches/training.py PARAMSCOPE [WORKDIR] [--tensors N] [--ranks R] [--mb MB] [--steps S]
+                               [--tree-only]
 
 It writes into WORKDIR (default /tmp/paramscope-bench-training):
 - dcp/: `dcp.save` by R gloo ranks (default 8) of N tensors (default 2,000), each a DTensor
@@ -111,6 +112,7 @@ def main():
     p.add_argument("--ranks", type=int, default=8)
     p.add_argument("--mb", type=int, default=400)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--tree-only", action="store_true", help="measure tree alone (no 4 GB run)")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
 
@@ -120,6 +122,8 @@ def main():
     print(f"tree, DCP folder of {a.ranks} ranks, {a.tensors} tensors: {t_dcp * 1e3:.1f} ms, "
           f"{m_dcp:.1f} MiB; same model as one safetensors file: {t_st * 1e3:.1f} ms, "
           f"{m_st:.1f} MiB; ratio {t_dcp / t_st:.2f}x")
+    if a.tree_only:
+        return
 
     run, paths = make_run(a.work, a.mb, a.steps)
     t_traj, m_traj = best([a.binary, "trajectory", run, "--json"])

@@ -35,6 +35,8 @@ fn from_keys(action: Action) -> bool {
         | Action::CycleView
         | Action::PrevSlice
         | Action::NextSlice
+        | Action::EarlierCheckpoint
+        | Action::LaterCheckpoint
         | Action::Forward
         | Action::BatchUp
         | Action::BatchDown
@@ -152,6 +154,8 @@ fn every_binding_gives_its_action_in_some_mode_and_every_action_has_a_key() {
         Action::CycleView,
         Action::PrevSlice,
         Action::NextSlice,
+        Action::EarlierCheckpoint,
+        Action::LaterCheckpoint,
         Action::Forward,
         Action::BatchUp,
         Action::BatchDown,

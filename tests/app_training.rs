@@ -8,7 +8,7 @@ mod app_support;
 mod fixture_support;
 
 use app_support::{Harness, open_file_with, render, send, text};
-use paramscope::app::action::Action::{CycleView, FocusNext};
+use paramscope::app::action::Action::{CycleView, EarlierCheckpoint, FocusNext, LaterCheckpoint};
 use paramscope::app::format::short;
 use paramscope::app::state::View;
 use paramscope::app::theme::ColorLevel;
@@ -182,6 +182,67 @@ fn the_trajectory_view_lists_every_checkpoint_and_its_flags() {
         let cells: Vec<&str> = row.split('│').nth(3).unwrap().split_whitespace().collect();
         assert_eq!(cells.get(6).copied(), flags.first().copied(), "{row}");
     }
+}
+
+#[test]
+fn the_trajectory_view_plots_drift_and_step_change_without_colour() {
+    let mut h = followed("0.weight");
+    show(&mut h, View::Trajectory);
+    let shown = screen(&h);
+    assert!(
+        shown.contains("drift ⠤⠒ line   step change • dots"),
+        "{shown}"
+    );
+    // The chart sits between the tabs and the table: Braille for the line, dots for the steps.
+    let chart: String = (shown.lines())
+        .skip_while(|l| !l.contains("step change • dots"))
+        .skip(1)
+        .take_while(|l| !l.contains("ckpt"))
+        .collect();
+    let braille = chart
+        .chars()
+        .filter(|c| ('\u{2801}'..='\u{28ff}').contains(c));
+    assert!(braille.count() >= 6, "{chart}");
+    // One dot per finite step change: checkpoints 1 to 4 (the first has none, the last is NaN).
+    assert_eq!(chart.matches('•').count(), 4, "{chart}");
+    assert!(chart.contains("[0] checkpoint-50") && chart.contains("[5] checkpoint-300"));
+}
+
+#[test]
+fn brackets_step_the_values_through_the_checkpoints() {
+    let mut h = followed("0.weight");
+    let expected = fixture_support::expected("trajectory");
+    let series = (expected["tensors"].as_array().unwrap().iter())
+        .find(|t| t["name"] == "0.weight")
+        .unwrap();
+    let nonfinite = |k: usize| series["nonfinite"][k].as_u64().unwrap();
+    assert_eq!((nonfinite(4), nonfinite(5)), (0, 32));
+    assert!(screen(&h).contains(&format!("NaN {}", nonfinite(5))));
+    // `[` from the open (last) checkpoint: the one before, read on the worker.
+    h.hold(EarlierCheckpoint);
+    assert_eq!(h.jobs().last(), Some(&"checkpoint"));
+    assert!(screen(&h).contains("reading this checkpoint's tensor"));
+    h.work();
+    let shown = screen(&h);
+    assert!(shown.contains("values · checkpoint [4]"), "{shown}");
+    assert!(shown.contains(&format!("NaN {}", nonfinite(4))), "{shown}");
+    // The trajectory view marks where the values are.
+    show(&mut h, View::Trajectory);
+    assert!(screen(&h).contains("│[4]< "), "{}", screen(&h));
+    // Stepping stops at either end.
+    for _ in 0..7 {
+        send(&mut h, &[EarlierCheckpoint]);
+        h.work();
+    }
+    assert!(screen(&h).contains("│[0]< "));
+    for _ in 0..7 {
+        send(&mut h, &[LaterCheckpoint]);
+        h.work();
+    }
+    show(&mut h, View::Values);
+    let shown = screen(&h);
+    assert!(shown.contains("values · checkpoint [5]"), "{shown}");
+    assert!(shown.contains(&format!("NaN {}", nonfinite(5))), "{shown}");
 }
 
 #[test]

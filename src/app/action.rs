@@ -41,6 +41,11 @@ pub enum Action {
     PrevSlice,
     /// Show the next slice of an N-D tensor.
     NextSlice,
+    /// With a followed run, show the previous checkpoint's version of the tensor; else the
+    /// previous slice.
+    EarlierCheckpoint,
+    /// With a followed run, show the next checkpoint's version of the tensor; else the next slice.
+    LaterCheckpoint,
     /// Run a forward pass and show its panel, or hide the panel.
     Forward,
     /// Grow the random batch of the forward pass.

@@ -110,6 +110,14 @@ pub enum AppError {
         "a trajectory needs two checkpoints or more; {0} is one (give several MODELs, or a folder of checkpoint-N or step_N subfolders)"
     )]
     OneCheckpoint(String),
+    /// A checkpoint of the followed run does not hold the tensor shown.
+    #[error("{checkpoint} has no tensor {name}")]
+    NotInCheckpoint {
+        /// The tensor's state_dict key (raw).
+        name: String,
+        /// The checkpoint, as the user named it (raw).
+        checkpoint: String,
+    },
 }
 
 impl From<TokenizeError> for AppError {

@@ -284,7 +284,11 @@ impl Part {
 /// Which part of which weight: the weight's version (a re-init makes it another) and the part.
 pub type PartKey = (SummaryKey, Part);
 
-/// The codes, the scales or the zero points of a quantized weight, as a tensor, with their summary.
+/// A tensor by state_dict key, in the checkpoint of this index of a followed run.
+pub type CheckpointKey = (String, usize);
+
+/// A tensor the worker made or read for a view, with its summary: a quantized weight's codes,
+/// scales or zero points, or a tensor as another checkpoint of a followed run holds it.
 pub struct PartDetail {
     /// The part, laid out along the weight.
     pub tensor: Tensor,
@@ -409,6 +413,15 @@ pub enum TrainingJob {
         /// The parameter's state_dict key.
         name: String,
     },
+    /// One tensor as a checkpoint of the followed run holds it.
+    Checkpoint {
+        /// The tensor's state_dict key and the checkpoint's index in the run.
+        key: CheckpointKey,
+        /// The checkpoint, as the user named it.
+        spec: String,
+        /// The seed of a demo or an architecture text.
+        seed: u64,
+    },
     /// Following every tensor across a run's checkpoints.
     Trajectory {
         /// The checkpoints, in order, as the user named them.
@@ -449,6 +462,8 @@ pub enum Reply {
     TrajectoryProgress(usize, usize),
     /// A trajectory is done, or why it failed.
     Trajectory(Result<Box<Run>, AppError>),
+    /// A tensor of a checkpoint of the run, with its summary, or why it cannot be shown.
+    Checkpoint(CheckpointKey, Result<Box<PartDetail>, AppError>),
     /// A tensor's values could not be read (fetched or put together), and why.
     Unread(AppError),
     /// A job panicked (its message): its own reply never comes.

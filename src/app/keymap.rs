@@ -146,6 +146,8 @@ pub enum When {
     Quantized,
     /// When the forward panel's run found a super weight.
     SuperWeight,
+    /// While a run is followed (`--trajectory`).
+    Trajectory,
 }
 
 const fn k(code: KeyCode) -> Key {
@@ -217,8 +219,10 @@ pub const KEYMAP: &[Binding] = &[
     bind_when(X::Browse, &[c('p')], Action::CyclePart, "quantized weight: values / codes / scales / zeros", "parts", When::Quantized),
     bind_when(X::Browse, &[c('L')], Action::ToggleLog, "histogram: counts / log counts", "log", When::Histogram),
     bind_when(X::Browse, &[c('A')], Action::ToggleHeatScale, "heatmap: 99th percentile of |x| / ±absmax", "scale", When::Heatmap),
-    bind(X::Browse, &[c('[')], Action::PrevSlice, "previous slice of an N-D tensor", None),
-    bind(X::Browse, &[c(']')], Action::NextSlice, "next slice of an N-D tensor", None),
+    bind_when(X::Browse, &[c('[')], Action::EarlierCheckpoint, "previous checkpoint of a followed run, else slice", "ckpt", When::Trajectory),
+    bind(X::Browse, &[c(']')], Action::LaterCheckpoint, "next checkpoint of a followed run, else slice", None),
+    bind(X::Browse, &[c('{')], Action::PrevSlice, "previous slice of an N-D tensor", None),
+    bind(X::Browse, &[c('}')], Action::NextSlice, "next slice of an N-D tensor", None),
     bind(X::Browse, &[c('f')], Action::Forward, "forward pass (again: hide)", Some("forward")),
     bind(X::Browse, &[c('i')], Action::OpenInit, "re-initialize the selection", Some("init")),
     bind(X::Browse, &[c('z')], Action::ZeroCell, "zero the element under the values cursor (u undoes)", None),
@@ -397,6 +401,7 @@ pub fn hints(app: &App) -> Vec<(String, &'static str)> {
                     .selected_param()
                     .is_some_and(|id| app.quantized(id).is_some())
         }
+        When::Trajectory => !app.forward.open && app.trajectory.is_some(),
     };
     contexts(app)
         .into_iter()

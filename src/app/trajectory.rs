@@ -1,10 +1,12 @@
 //! A run's checkpoints followed (`--trajectory CKPT...`): each tensor's norm, drift, step change,
 //! cosine to the last and NaN/Inf count per checkpoint, and the checkpoints worth a look, laid
-//! over the open model's tensors by name. The worker follows the run (`work::training`); this is
-//! the state its reply comes back into.
+//! over the open model's tensors by name; and which checkpoint's version of the selected tensor
+//! the values, histogram and heatmap show (`[`/`]`). The worker follows the run and reads those
+//! versions (`work::training`); this is the state its replies come back into.
 
 use std::collections::HashMap;
 
+use super::job::{CheckpointKey, PartDetail};
 use crate::compare::trajectory::{Flag, Run, Series};
 use crate::model::{Model, ParamId};
 
@@ -18,6 +20,12 @@ pub struct Trajectory {
     pub run: Option<Run>,
     /// Each of the open model's tensors' series, by index into the run's.
     by_param: HashMap<ParamId, usize>,
+    /// The checkpoint whose version of the selected tensor the values, histogram and heatmap
+    /// show; `None` for the open model's own.
+    pub at: Option<usize>,
+    /// That version, asked of the worker (`None` until it comes; `Err` when it could not be
+    /// read, which the status bar said).
+    pub version: Option<(CheckpointKey, Option<Result<PartDetail, ()>>)>,
 }
 
 impl Trajectory {
@@ -29,7 +37,39 @@ impl Trajectory {
             progress: Some((0, 0)),
             run: None,
             by_param: HashMap::new(),
+            at: None,
+            version: None,
         }
+    }
+
+    /// One checkpoint earlier or later (from the last, which the app opens unless told
+    /// otherwise), kept within the run.
+    pub fn step(&mut self, later: bool) {
+        let last = self.checkpoints.len().saturating_sub(1);
+        let from = self.at.unwrap_or(last);
+        self.at = Some(if later {
+            (from + 1).min(last)
+        } else {
+            from.saturating_sub(1)
+        });
+    }
+
+    /// The version of tensor `name` the views show instead of the open model's: `None` when they
+    /// show the open model's, `Err` while it is read or when it cannot be.
+    #[must_use]
+    pub fn shown(&self, name: &str) -> Option<Result<&PartDetail, &'static str>> {
+        let at = self.at?;
+        let reading = "reading this checkpoint's tensor …";
+        Some(match &self.version {
+            Some(((n, k), detail)) if n == name && *k == at => match detail {
+                Some(Ok(detail)) => Ok(detail),
+                Some(Err(())) => {
+                    Err("this checkpoint's tensor could not be read (the status bar said why)")
+                }
+                None => Err(reading),
+            },
+            _ => Err(reading),
+        })
     }
 
     /// Takes in the run followed, laid over `model`'s tensors.

@@ -157,6 +157,7 @@ impl Harness {
                 Job::Part { .. } => "part",
                 Job::Training(TrainingJob::Optimizer { .. }) => "optimizer",
                 Job::Training(TrainingJob::Trajectory { .. }) => "trajectory",
+                Job::Training(TrainingJob::Checkpoint { .. }) => "checkpoint",
             })
             .collect()
     }

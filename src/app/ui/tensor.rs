@@ -10,7 +10,7 @@ use super::tree::SHARED_MARK;
 use super::{compare, has_focus, pane, quantized};
 use crate::app::compare::Side;
 use crate::app::format::{bytes, count, gauge, num, short, significant};
-use crate::app::job::{Part, QUANTILES, Summary};
+use crate::app::job::{Part, PartDetail, QUANTILES, Summary};
 use crate::app::layout::{BORDER, HEADER_ROWS, grid_dims, tensor_split};
 use crate::app::outline::NodeKind;
 use crate::app::state::{App, Focus, View};
@@ -68,16 +68,30 @@ fn title(app: &App, id: ParamId) -> String {
         let part = app.part_key(id).map_or(Part::Values, |(_, part)| part);
         words.push(quantized::title(q, part));
     }
+    if let Some(at) = app.trajectory.as_ref().and_then(|t| t.at) {
+        words.push(format!("checkpoint [{at}]"));
+    }
     if side.is_none() && app.summary_before(id).is_some() {
         words.push("before → after edit".to_owned());
     }
     format!(" {} ", words.join(" · "))
 }
 
+/// A tensor the worker made for the view in place of `id`: the version of a checkpoint of the
+/// followed run `[`/`]` stepped to, or a quantized weight's codes or scales (`Err` while the
+/// worker reads or computes it).
+fn made(app: &App, id: ParamId) -> Option<Result<&PartDetail, &'static str>> {
+    let version = app
+        .trajectory
+        .as_ref()
+        .and_then(|t| t.shown(app.selected_path()));
+    version.or_else(|| app.part_shown(id))
+}
+
 /// The tensor the view draws and its summary (A's may still be on its way); for B, Δ, codes or
 /// scales not come yet, why there is nothing to draw.
 fn shown(app: &App, id: ParamId) -> Result<(&Tensor, Option<&Summary>), &'static str> {
-    if let Some(part) = app.part_shown(id) {
+    if let Some(part) = made(app, id) {
         return part.map(|p| (&p.tensor, p.summary.as_ref().ok()));
     }
     let a = (app.doc.model.store.get(id), app.summary(id));
@@ -99,7 +113,10 @@ fn header_lines(
     let t = app.screen.theme;
     let selected = app.tree.selected();
     let node = &app.doc.outline.nodes[selected];
-    let tensor = app.doc.model.store.get(id);
+    let tensor = match (made(app, id), shown) {
+        (Some(_), Ok((made, _))) => made,
+        _ => app.doc.model.store.get(id),
+    };
     let mut name = vec![Span::styled(
         escape(&node.path).into_owned(),
         t.style(Role::Heading),
@@ -144,8 +161,9 @@ fn header_lines(
         .summaries
         .get(&(id, app.doc.model.store.version(id)));
     let comparing = app.compare.loaded.as_ref();
-    // Codes and scales come with their own summary, and have no "before" of a re-init.
-    let now = match app.part_shown(id) {
+    // Codes, scales and other checkpoints' versions come with their own summary, and have no
+    // "before" of a re-init.
+    let now = match made(app, id) {
         Some(Ok(shown)) => Some(shown.summary.as_ref()),
         Some(Err(_)) => None,
         None => now.map(Result::as_ref),

@@ -1,12 +1,15 @@
 //! What a followed run adds to the screen: the module table's sparkline of each tensor's drift
-//! across the checkpoints, and the trajectory view of the selected tensor: its drift as a
-//! sparkline, which checkpoints the rows are, then a row per checkpoint (norm, drift from the
-//! first, step change, cosine to the last, NaN/Inf count), the checkpoints flagged marked in words.
+//! across the checkpoints, and the trajectory view of the selected tensor: its drift and step
+//! change over the checkpoints as a line chart (a Braille line and dots, told apart without
+//! colour; a sparkline when the pane is too short), then a row per checkpoint (norm, drift from
+//! the first, step change, cosine to the last, NaN/Inf count), the checkpoints flagged marked in
+//! words and the one `[`/`]` stepped to marked `<`.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Alignment, Constraint, Rect};
+use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Row, Table, Widget};
+use ratatui::widgets::{Axis, Chart, Dataset, GraphType, Row, Table, Widget};
 
 use crate::app::format::{count, gauge, short, sparkline};
 use crate::app::state::App;
@@ -62,20 +65,46 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
         Line::styled(why, theme.style(Role::Dim)).render(body, buf);
         return;
     };
-    Line::from(vec![
-        Span::styled("drift ", theme.style(Role::Dim)),
-        Span::raw(sparkline(
-            &series.drift,
-            usize::from(body.width).saturating_sub(6),
-        )),
-    ])
-    .render(body, buf);
-    // The line naming the first and last gives way to the table's last row when the pane is short.
-    let named = usize::from(body.height) >= series.norm.len() + 3;
-    if named {
-        name_ends(app, t, body, buf);
-    }
-    let above = if named { 2 } else { 1 };
+    let rows = u16::try_from(series.norm.len() + 1).unwrap_or(u16::MAX);
+    // The chart takes what the table leaves, when that is enough to draw a line on.
+    let chart_rows = body.height.saturating_sub(rows);
+    let above = if chart_rows >= 5 {
+        chart(
+            app,
+            t,
+            series,
+            Rect {
+                height: chart_rows,
+                ..body
+            },
+            buf,
+        );
+        chart_rows
+    } else {
+        Line::from(vec![
+            Span::styled("drift ", theme.style(Role::Dim)),
+            Span::raw(sparkline(
+                &series.drift,
+                usize::from(body.width).saturating_sub(6),
+            )),
+        ])
+        .render(body, buf);
+        // The line naming the first and last gives way to the table's last row when short.
+        let named = body.height > rows + 1;
+        if named {
+            name_ends(
+                app,
+                t,
+                Rect {
+                    y: body.y + 1,
+                    height: 1,
+                    ..body
+                },
+                buf,
+            );
+        }
+        1 + u16::from(named)
+    };
     let area = Rect {
         y: body.y + above,
         height: body.height.saturating_sub(above),
@@ -84,33 +113,78 @@ pub(super) fn render(app: &App, id: ParamId, body: Rect, buf: &mut Buffer) {
     table(app, t, series, area, buf);
 }
 
-/// Which checkpoints the first and last rows are, on the line below the sparkline: a run's
-/// folders differ in their last part.
-fn name_ends(app: &App, t: &Trajectory, body: Rect, buf: &mut Buffer) {
-    let name = |spec: &str| {
-        let path = std::path::Path::new(spec);
-        let last = path
-            .file_name()
-            .map_or_else(|| spec.into(), |n| n.to_string_lossy());
-        escape(&last).into_owned()
+/// Drift (a Braille line) and step change (dots) over the checkpoints in `area`: its first line
+/// says which is which, the x axis names the first and last checkpoints. A figure that is not
+/// finite is left out (the table says `-`).
+fn chart(app: &App, t: &Trajectory, series: &Series, area: Rect, buf: &mut Buffer) {
+    let dim = app.screen.theme.style(Role::Dim);
+    Line::styled("drift ⠤⠒ line   step change • dots", dim).render(area, buf);
+    let points = |values: &mut dyn Iterator<Item = Option<f64>>| -> Vec<(f64, f64)> {
+        (values.enumerate())
+            .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (k as f64, v)))
+            .collect()
     };
-    let (Some(first), Some(last)) = (t.checkpoints.first(), t.checkpoints.last()) else {
-        return;
-    };
+    let drift = points(&mut series.drift.iter().map(|&v| Some(v)));
+    let step = points(&mut series.step_change.iter().copied());
+    let (lo, hi) = (drift.iter().chain(&step))
+        .fold((0.0f64, 0.0f64), |(lo, hi), &(_, v)| (lo.min(v), hi.max(v)));
+    let hi = if hi > lo { hi } else { lo + 1.0 };
+    let last = series.norm.len().saturating_sub(1);
+    let (first_name, last_name) = (checkpoint_name(t, 0), checkpoint_name(t, last));
+    let datasets = vec![
+        Dataset::default()
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .data(&drift),
+        Dataset::default()
+            .marker(Marker::Dot)
+            .graph_type(GraphType::Scatter)
+            .style(app.screen.theme.style(Role::Bar))
+            .data(&step),
+    ];
+    Chart::new(datasets)
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, last.max(1) as f64])
+                .labels([format!("[0] {first_name}"), format!("[{last}] {last_name}")])
+                .labels_alignment(Alignment::Right)
+                .style(dim),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([lo, hi])
+                .labels([short(lo), short(hi)])
+                .style(dim),
+        )
+        .render(
+            Rect {
+                y: area.y + 1,
+                height: area.height.saturating_sub(1),
+                ..area
+            },
+            buf,
+        );
+}
+
+/// The last part of checkpoint `k`'s name, escaped: a run's folders differ in it.
+fn checkpoint_name(t: &Trajectory, k: usize) -> String {
+    let spec = t.checkpoints.get(k).map_or("", String::as_str);
+    let path = std::path::Path::new(spec);
+    let last = path
+        .file_name()
+        .map_or_else(|| spec.into(), |n| n.to_string_lossy());
+    escape(&last).into_owned()
+}
+
+/// Which checkpoints the first and last rows are, in `area` (one line).
+fn name_ends(app: &App, t: &Trajectory, area: Rect, buf: &mut Buffer) {
+    let last = t.checkpoints.len().saturating_sub(1);
     let line = format!(
-        "[0] {} … [{}] {}",
-        name(first),
-        t.checkpoints.len() - 1,
-        name(last)
+        "[0] {} … [{last}] {}",
+        checkpoint_name(t, 0),
+        checkpoint_name(t, last)
     );
-    Line::styled(line, app.screen.theme.style(Role::Dim)).render(
-        Rect {
-            y: body.y + 1,
-            height: body.height.saturating_sub(1),
-            ..body
-        },
-        buf,
-    );
+    Line::styled(line, app.screen.theme.style(Role::Dim)).render(area, buf);
 }
 
 /// A row per checkpoint of `series` in `area`, a flagged one marked in words (and in the
@@ -128,8 +202,10 @@ fn table(app: &App, t: &Trajectory, series: &Series, area: Rect, buf: &mut Buffe
                     FlagKind::Nonfinite => "nan",
                     FlagKind::StepJump => "jump",
                 });
+            // The checkpoint `[`/`]` stepped to, whose tensor the other views show.
+            let here = if t.at == Some(k) { "<" } else { "" };
             let row = Row::new([
-                format!("[{k}]"),
+                format!("[{k}]{here}"),
                 figure(series.norm[k]),
                 figure(series.drift[k]),
                 series.step_change[k].map_or("-".into(), figure),

@@ -70,17 +70,11 @@ pub(super) fn browse(app: &mut App, action: Action, fx: &mut Effects) {
         Action::CycleView => training::cycle_view(app, fx),
         Action::ToggleLog => app.tensor.log_counts ^= true,
         Action::ToggleHeatScale => app.tensor.heat_absmax ^= true,
-        Action::PrevSlice | Action::NextSlice => {
-            if let Some((slices, _, _)) = selected_dims(app) {
-                let grid = &mut app.tensor.grid;
-                // A zero-length leading dimension has no slice at all: stay at 0.
-                grid.slice = if action == Action::NextSlice {
-                    (grid.slice + 1).min(slices.saturating_sub(1))
-                } else {
-                    grid.slice.saturating_sub(1)
-                };
-            }
+        Action::EarlierCheckpoint | Action::LaterCheckpoint if app.trajectory.is_some() => {
+            training::step_checkpoint(app, action == Action::LaterCheckpoint, fx);
         }
+        Action::PrevSlice | Action::EarlierCheckpoint => step_slice(app, false),
+        Action::NextSlice | Action::LaterCheckpoint => step_slice(app, true),
         Action::Forward => toggle_forward(app, fx),
         Action::EditText => edit_text(app),
         Action::BatchUp | Action::BatchDown | Action::SeedUp | Action::SeedDown => {
@@ -359,5 +353,18 @@ pub(super) fn after_change(app: &mut App, fx: &mut Effects) {
     parts::request(app, fx);
     if app.forward.result.is_some() || app.forward.open {
         run_forward(app, fx);
+    }
+}
+
+/// The previous or next slice of an N-D tensor (its leading index).
+fn step_slice(app: &mut App, next: bool) {
+    if let Some((slices, _, _)) = selected_dims(app) {
+        let grid = &mut app.tensor.grid;
+        // A zero-length leading dimension has no slice at all: stay at 0.
+        grid.slice = if next {
+            (grid.slice + 1).min(slices.saturating_sub(1))
+        } else {
+            grid.slice.saturating_sub(1)
+        };
     }
 }

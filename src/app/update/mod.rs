@@ -272,6 +272,7 @@ fn after_select(app: &mut App, fx: &mut Effects) {
     compare::request_detail(app, fx);
     parts::request(app, fx);
     training::request_optimizer(app, fx);
+    training::request_version(app, fx);
 }
 
 /// Queues a forward pass of the model as it is now; a newer run makes older replies stale.

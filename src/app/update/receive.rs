@@ -96,6 +96,7 @@ pub fn receive(app: &mut App, reply: Reply) -> Effects {
         Reply::Optimizer(key, result) => training::received_optimizer(app, key, result),
         Reply::TrajectoryProgress(done, all) => training::progress(app, done, all),
         Reply::Trajectory(result) => training::received_run(app, result),
+        Reply::Checkpoint(key, result) => training::received_version(app, key, result),
     }
     fx
 }

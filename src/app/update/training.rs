@@ -1,11 +1,12 @@
 //! What training left behind, in the tensor pane: the optimizer block of the selected parameter
 //! (asked of the worker when its view shows), and a run followed across its checkpoints
-//! (`--trajectory`), whose figures the worker computes while the app stays usable.
+//! (`--trajectory`), whose figures the worker computes while the app stays usable, and the
+//! selected tensor as each checkpoint of that run holds it (`[`/`]`).
 
 use super::{Effects, report, say};
 use crate::app::error::AppError;
 use crate::app::format::counted;
-use crate::app::job::{Job, Optimizer, SummaryKey, TrainingJob};
+use crate::app::job::{CheckpointKey, Job, Optimizer, PartDetail, SummaryKey, TrainingJob};
 use crate::app::state::{App, Message, OptimizerBlock, View};
 use crate::app::trajectory::Trajectory;
 use crate::compare::trajectory::Run;
@@ -23,6 +24,63 @@ pub fn follow_run(app: &mut App, checkpoints: Vec<String>) -> Effects {
     }));
     app.trajectory = Some(Trajectory::new(checkpoints));
     fx
+}
+
+/// `[`/`]` with a followed run: the selected tensor as the previous or next checkpoint holds it.
+pub(super) fn step_checkpoint(app: &mut App, later: bool, fx: &mut Effects) {
+    let Some(t) = &mut app.trajectory else {
+        return;
+    };
+    t.step(later);
+    // Another checkpoint's tensor may have another shape: the cursor starts over.
+    app.tensor.grid = crate::app::state::Grid::default();
+    request_version(app, fx);
+}
+
+/// Asks the worker for the selected tensor as the checkpoint stepped to holds it, when it is not
+/// there or on its way.
+pub(super) fn request_version(app: &mut App, fx: &mut Effects) {
+    if app.selected_param().is_none() {
+        return;
+    }
+    let name = app.selected_path().to_owned();
+    let Some(t) = &mut app.trajectory else {
+        return;
+    };
+    let Some(at) = t.at else {
+        return;
+    };
+    let key = (name, at);
+    if t.version.as_ref().is_some_and(|(k, _)| *k == key) {
+        return;
+    }
+    t.version = Some((key.clone(), None));
+    fx.jobs.push(Job::Training(TrainingJob::Checkpoint {
+        spec: t.checkpoints[at].clone(),
+        key,
+        seed: app.seed,
+    }));
+}
+
+/// The worker's version of a tensor, kept when it is still the one asked for.
+pub(super) fn received_version(
+    app: &mut App,
+    key: CheckpointKey,
+    result: Result<Box<PartDetail>, AppError>,
+) {
+    let Some((asked, slot)) = app.trajectory.as_mut().and_then(|t| t.version.as_mut()) else {
+        return;
+    };
+    if *asked != key {
+        return;
+    }
+    match result {
+        Ok(detail) => *slot = Some(Ok(*detail)),
+        Err(e) => {
+            *slot = Some(Err(()));
+            report(app, &e);
+        }
+    }
 }
 
 /// How far the worker got.

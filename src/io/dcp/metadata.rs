@@ -1,20 +1,21 @@
 //! A distributed checkpoint's `.metadata` pickle read into plain types: each entry's full shape and
 //! dtype, its chunks (offsets and sizes within the whole tensor) and where each chunk's bytes are
-//! (file, offset, length, stream transforms). The pickle is run by [`crate::io::pickle`], whose
-//! allow-list keeps torch's DCP dataclasses as records of their fields; nothing is constructed.
+//! (file, offset, length, stream transforms). The pickle is run by [`super::machine`], which keeps
+//! torch's DCP dataclasses as records of their fields; nothing is constructed.
 
 use std::collections::HashMap;
-use std::rc::Rc;
 
+use smallvec::SmallVec;
+
+use super::machine::{self, Class, Machine, Record, V};
 use super::{DcpError, Problem};
-use crate::io::pickle::{Heap, Object, TorchDtype, Unpickled, Value};
+use crate::io::pickle::TorchDtype;
 
 /// Where a chunk's (or a non-tensor entry's) bytes are: `_StorageInfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    /// The file, relative to the folder, as the metadata names it (raw; shared with the
-    /// pickle's string, which the metadata names once per file).
-    pub file: Rc<str>,
+pub struct Location<'a> {
+    /// The file, relative to the folder, as the metadata names it (raw, borrowed from it).
+    pub file: &'a str,
     /// The first byte within the file.
     pub offset: u64,
     /// How many bytes.
@@ -26,157 +27,197 @@ pub struct Location {
 
 /// One chunk of a tensor: `ChunkStorageMetadata` and its `_StorageInfo`.
 #[derive(Debug, Clone)]
-pub struct Chunk {
+pub struct Chunk<'a> {
     /// Its first element's index in the whole tensor, per dimension.
     pub offsets: Vec<u64>,
     /// Its extent per dimension.
     pub sizes: Vec<u64>,
     /// Where its bytes are.
-    pub location: Location,
+    pub location: Location<'a>,
 }
 
 /// A tensor entry: `TensorStorageMetadata`.
 #[derive(Debug, Clone)]
-pub struct TensorEntry {
+pub struct TensorEntry<'a> {
     /// Its element type.
     pub dtype: TorchDtype,
     /// The whole tensor's shape.
     pub size: Vec<u64>,
     /// Its chunks, in the metadata's order.
-    pub chunks: Vec<Chunk>,
+    pub chunks: Vec<Chunk<'a>>,
 }
 
 /// What one state-dict key holds.
 #[derive(Debug, Clone)]
-pub enum Entry {
+pub enum Entry<'a> {
     /// A tensor, maybe in many chunks.
-    Tensor(TensorEntry),
+    Tensor(TensorEntry<'a>),
     /// Any other object (`BytesStorageMetadata`): a `torch.save` of it, at this location.
-    Bytes(Location),
+    Bytes(Location<'a>),
 }
 
-/// Where an entry's bytes are, by its name: a non-tensor entry's, and each chunk's by its offsets.
-type Storages = HashMap<Rc<str>, Stored>;
-
-/// The `storage_data` entries of one name.
-#[derive(Default)]
-struct Stored {
-    /// A non-tensor entry's (its index has no offset).
-    whole: Option<Location>,
-    /// A tensor's chunks, by offsets.
-    chunks: HashMap<Vec<u64>, Location>,
+/// A `.metadata` read.
+#[derive(Debug)]
+pub struct Metadata<'a> {
+    /// The entries by fully qualified name, in the metadata's order.
+    pub entries: Vec<(String, Entry<'a>)>,
+    /// Every global outside the DCP classes the pickle names, `module.name`, in order.
+    pub foreign: Vec<String>,
 }
+
+/// Offsets or sizes: a handful of dimensions, kept inline.
+type Dims = SmallVec<[u64; 4]>;
+
+/// Each entry's `_StorageInfo`, by its name and (for a tensor's chunk) the chunk's offsets.
+type Storages<'a> = HashMap<&'a str, Stored, foldhash::quality::RandomState>;
+
+/// One name's `_StorageInfo`s by offsets (`None` for a non-tensor entry), sorted: a tensor's name
+/// is looked up once, then each of its chunks by a binary search, which stays in the cache where
+/// 16,000 lookups of name and offsets did not.
+type Stored = Vec<(Option<Dims>, V)>;
 
 /// The most chunks one tensor may have: each is compared with its neighbours for overlap.
 const MAX_CHUNKS: usize = 1 << 14;
 
-const METADATA: &str = "torch.distributed.checkpoint.metadata.";
+/// The most dimensions a tensor may have.
+const MAX_DIMS: usize = 64;
 
-/// The entries of an unpickled `.metadata`, by fully qualified name, in the metadata's order.
-pub fn entries(unpickled: &Unpickled) -> Result<Vec<(String, Entry)>, DcpError> {
-    let heap = &unpickled.heap;
-    let root = Record::of(heap, &unpickled.root, "Metadata")?;
-    let storage = storage_data(heap, root.field("storage_data")?)?;
-    let mut out = Vec::new();
-    for (key, value) in dict(heap, root.field("state_dict_metadata")?)? {
-        let Value::Str(fqn) = key else {
-            return Err(layout("a state_dict_metadata key is not a string"));
+/// Reads the `.metadata` pickle `bytes`.
+pub fn read(bytes: &[u8]) -> Result<Metadata<'_>, DcpError> {
+    let (root, m) = machine::run(bytes)?;
+    let root = Fields::of(&m, root, Record::Metadata)?;
+    let storage = storage_data(&m, root.field("storage_data")?)?;
+    let none = Stored::new();
+    let locate = |fqn: &str, stored: &Stored, offsets: Option<Dims>| {
+        let Ok(i) = stored.binary_search_by(|(o, _)| o.cmp(&offsets)) else {
+            let offsets = offsets.as_deref().unwrap_or_default().to_vec();
+            return Err(at(fqn, Problem::NoStorage(offsets)));
         };
-        let fqn = fqn.to_string();
-        let at = |problem| DcpError::Tensor {
-            tensor: fqn.clone(),
-            problem,
-        };
-        let class = record_class(heap, value).unwrap_or_default();
-        let entry = if class == format!("{METADATA}BytesStorageMetadata") {
-            let location = storage
-                .get(fqn.as_str())
-                .and_then(|s| s.whole.clone())
-                .ok_or_else(|| at(Problem::NoStorage(Vec::new())))?;
-            Entry::Bytes(location)
+        location(&m, stored[i].1)
+    };
+    let listed = m
+        .pairs(root.field("state_dict_metadata")?)
+        .ok_or_else(|| layout("state_dict_metadata is not a dict"))?;
+    // A name listed twice keeps its first place and its last value, as a Python dict does.
+    let mut place: HashMap<&str, usize> = HashMap::new();
+    let mut order: Vec<(&str, V)> = Vec::new();
+    for (key, value) in listed {
+        let fqn =
+            string(&m, key).map_err(|_| layout("a state_dict_metadata key is not a string"))?;
+        if let Some(&i) = place.get(fqn) {
+            order[i].1 = value;
         } else {
-            Entry::Tensor(tensor_entry(heap, value, &fqn, &storage)?)
-        };
-        out.push((fqn, entry));
-    }
-    Ok(out)
-}
-
-/// `storage_data`: `{MetadataIndex(fqn, offset): _StorageInfo}`.
-fn storage_data(heap: &Heap, value: &Value) -> Result<Storages, DcpError> {
-    let mut out = HashMap::new();
-    for (key, info) in dict(heap, value)? {
-        let index = Record::of(heap, key, "MetadataIndex")?;
-        let fqn = shared(index.field("fqn")?)?;
-        let offset = match index.get("offset") {
-            None | Some(Value::None) => None,
-            Some(v) => Some(ints(heap, v)?),
-        };
-        let info = Record::with_class(
-            heap,
-            info,
-            "torch.distributed.checkpoint.filesystem._StorageInfo",
-        )?;
-        let transforms = match info.get("transform_descriptors") {
-            None | Some(Value::None) => Vec::new(),
-            Some(v) => heap
-                .sequence(v)
-                .ok_or_else(|| layout("transform_descriptors is not a list"))?
-                .iter()
-                .map(string)
-                .collect::<Result<_, _>>()?,
-        };
-        let location = Location {
-            file: shared(info.field("relative_path")?)?,
-            offset: int(info.field("offset")?)?,
-            length: int(info.field("length")?)?,
-            transforms,
-        };
-        let stored: &mut Stored = out.entry(fqn).or_default();
-        match offset {
-            Some(offsets) => {
-                stored.chunks.insert(offsets, location);
-            }
-            None => stored.whole = Some(location),
+            place.insert(fqn, order.len());
+            order.push((fqn, value));
         }
     }
+    let mut entries = Vec::with_capacity(order.len());
+    for (fqn, value) in order {
+        let stored = storage.get(fqn).unwrap_or(&none);
+        let entry = if record_class(&m, value) == Some(Record::BytesStorage) {
+            Entry::Bytes(locate(fqn, stored, None)?)
+        } else {
+            let locate = |offsets| locate(fqn, stored, offsets);
+            Entry::Tensor(tensor_entry(&m, value, fqn, &locate)?)
+        };
+        entries.push((fqn.to_owned(), entry));
+    }
+    Ok(Metadata {
+        entries,
+        foreign: m.foreign,
+    })
+}
+
+fn at(fqn: &str, problem: Problem) -> DcpError {
+    DcpError::Tensor {
+        tensor: fqn.to_owned(),
+        problem,
+    }
+}
+
+/// `storage_data`: `{MetadataIndex(fqn, offset): _StorageInfo}`, the infos read when asked for.
+fn storage_data<'a>(m: &Machine<'a>, value: V) -> Result<Storages<'a>, DcpError> {
+    let pairs = m
+        .pairs(value)
+        .ok_or_else(|| layout("storage_data is not a dict"))?;
+    let mut out = Storages::default();
+    for (key, info) in pairs {
+        // [fqn, None] or [fqn, n, offsets...]: see `machine::build`.
+        let index = Fields::of(m, key, Record::MetadataIndex)?.scalars();
+        let [fqn, count, ref offsets @ ..] = index[..] else {
+            return Err(layout("a MetadataIndex without its fields"));
+        };
+        let offsets = match count {
+            V::None => None,
+            _ => Some(offsets.iter().map(|&v| int(v)).collect::<Result<_, _>>()?),
+        };
+        let fqn = string(m, fqn)?;
+        out.entry(fqn).or_default().push((offsets, info));
+    }
+    // An index set twice keeps its last info, as a Python dict does: reversed, then a stable
+    // sort puts the last first among equals, and `dedup_by` keeps the first.
+    for stored in out.values_mut() {
+        stored.reverse();
+        stored.sort_by(|a, b| a.0.cmp(&b.0));
+        stored.dedup_by(|later, kept| later.0 == kept.0);
+    }
     Ok(out)
 }
 
-/// One `TensorStorageMetadata`, its chunks checked: inside the tensor, not overlapping, covering it.
-fn tensor_entry(
-    heap: &Heap,
-    value: &Value,
-    fqn: &str,
-    storage: &Storages,
-) -> Result<TensorEntry, DcpError> {
-    let at = |problem| DcpError::Tensor {
-        tensor: fqn.to_owned(),
-        problem,
+/// A `_StorageInfo`: [file, offset, length, transforms...] (see `machine::build`).
+fn location<'a>(m: &Machine<'a>, info: V) -> Result<Location<'a>, DcpError> {
+    let info = Fields::of(m, info, Record::StorageInfo)?.scalars();
+    let [file, offset, length, ref transforms @ ..] = info[..] else {
+        return Err(layout("a _StorageInfo without its fields"));
     };
-    let record = Record::of(heap, value, "TensorStorageMetadata")?;
-    let properties = Record::of(heap, record.field("properties")?, "TensorProperties")?;
-    // TensorProperties pickles its fields as a tuple: (dtype, layout, requires_grad, ...).
-    let dtype = match properties.state.first() {
-        Some(Value::Global(g)) => g
-            .path
-            .strip_prefix("torch.")
-            .and_then(TorchDtype::from_torch_name),
-        _ => None,
-    }
-    .ok_or_else(|| at(Problem::Dtype))?;
-    let size = ints(heap, record.field("size")?)?;
-    let items = heap
-        .sequence(record.field("chunks")?)
-        .ok_or_else(|| layout("chunks is not a list"))?;
+    Ok(Location {
+        file: string(m, file)?,
+        offset: int(offset)?,
+        length: int(length)?,
+        transforms: transforms
+            .iter()
+            .map(|&t| string(m, t).map(str::to_owned))
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// One `TensorStorageMetadata`, its chunks checked: inside the tensor, not overlapping, covering
+/// it, each found by `locate` from its offsets.
+fn tensor_entry<'a>(
+    m: &Machine<'a>,
+    value: V,
+    fqn: &'a str,
+    locate: &dyn Fn(Option<Dims>) -> Result<Location<'a>, DcpError>,
+) -> Result<TensorEntry<'a>, DcpError> {
+    let record = Fields::of(m, value, Record::TensorStorage)?;
+    let properties = Fields::of(m, record.field("properties")?, Record::TensorProperties)?;
+    // TensorProperties pickles its fields as a tuple, (dtype, layout, requires_grad, ...).
+    let dtype = match m.seq(properties.state) {
+        Some(mut items) => items.next(),
+        None => properties.get("dtype"),
+    };
+    let Some(V::Class(Class::Dtype(dtype))) = dtype else {
+        return Err(at(fqn, Problem::Dtype));
+    };
+    let size = ints(m, record.field("size")?)?;
+    let items: SmallVec<[V; 16]> = m
+        .seq(record.field("chunks")?)
+        .ok_or_else(|| layout("chunks is not a list"))?
+        .take(MAX_CHUNKS + 1)
+        .collect();
     if items.len() > MAX_CHUNKS {
-        return Err(at(Problem::TooManyChunks(items.len())));
+        return Err(at(fqn, Problem::TooManyChunks(items.len())));
     }
     let mut extents = Vec::with_capacity(items.len());
     for item in items {
-        let chunk = Record::of(heap, item, "ChunkStorageMetadata")?;
-        let offsets = ints(heap, chunk.field("offsets")?)?;
-        let sizes = ints(heap, chunk.field("sizes")?)?;
+        // [n, offsets (n), sizes]: see `machine::build`.
+        let chunk = Fields::of(m, item, Record::ChunkStorage)?.scalars();
+        let Some((&n, dims)) = chunk.split_first() else {
+            return Err(layout("a ChunkStorageMetadata without its fields"));
+        };
+        let (offsets, sizes) = dims.split_at((int(n)? as usize).min(dims.len()));
+        let ints = |v: &[V]| v.iter().map(|&v| int(v)).collect::<Result<Dims, _>>();
+        let (offsets, sizes) = (ints(offsets)?, ints(sizes)?);
         let inside = offsets.len() == size.len()
             && sizes.len() == size.len()
             && (0..size.len()).all(|d| {
@@ -185,40 +226,39 @@ fn tensor_entry(
                     .is_some_and(|e| e <= size[d])
             });
         if !inside {
-            return Err(at(Problem::Outside {
-                offsets,
-                sizes,
-                size: size.clone(),
-            }));
+            return Err(at(
+                fqn,
+                Problem::Outside {
+                    offsets: offsets.to_vec(),
+                    sizes: sizes.to_vec(),
+                    size: size.to_vec(),
+                },
+            ));
         }
         extents.push((offsets, sizes));
     }
-    check_cover(&size, &extents).map_err(at)?;
-    let stored = storage.get(fqn);
+    check_cover(&size, &extents).map_err(|p| at(fqn, p))?;
     let chunks = extents
         .into_iter()
         .map(|(offsets, sizes)| {
-            let location = stored
-                .and_then(|s| s.chunks.get(offsets.as_slice()))
-                .ok_or_else(|| at(Problem::NoStorage(offsets.clone())))?
-                .clone();
+            let location = locate(Some(offsets.clone()))?;
             Ok(Chunk {
-                offsets,
-                sizes,
+                offsets: offsets.into_vec(),
+                sizes: sizes.into_vec(),
                 location,
             })
         })
         .collect::<Result<_, DcpError>>()?;
     Ok(TensorEntry {
         dtype,
-        size,
+        size: size.into_vec(),
         chunks,
     })
 }
 
 /// Chunks (each inside the tensor) that do not overlap and whose volumes add up to the tensor's
 /// cover it exactly.
-fn check_cover(size: &[u64], chunks: &[(Vec<u64>, Vec<u64>)]) -> Result<(), Problem> {
+fn check_cover(size: &[u64], chunks: &[(Dims, Dims)]) -> Result<(), Problem> {
     let volume = |sizes: &[u64]| sizes.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
     let total = volume(size).ok_or(Problem::Absurd)?;
     let mut order: Vec<usize> = (0..chunks.len()).collect();
@@ -240,7 +280,7 @@ fn check_cover(size: &[u64], chunks: &[(Vec<u64>, Vec<u64>)]) -> Result<(), Prob
             });
             let empty = a_sizes.contains(&0) || b_sizes.contains(&0);
             if meet && !empty {
-                return Err(Problem::Overlap(a_offsets.clone(), b_offsets.clone()));
+                return Err(Problem::Overlap(a_offsets.to_vec(), b_offsets.to_vec()));
             }
         }
     }
@@ -254,106 +294,69 @@ fn layout(what: &str) -> DcpError {
     DcpError::Layout(what.to_owned())
 }
 
-/// A record: an object of one of the allowed DCP classes, with its BUILD state.
-struct Record<'h> {
-    class: &'h str,
-    /// A dataclass's `__dict__` as `(name, value)`; for a tuple state, its items as values.
-    fields: &'h [(Value, Value)],
-    state: &'h [Value],
+/// An object of one of the DCP dataclasses, and its BUILD state.
+struct Fields<'m, 'a> {
+    m: &'m Machine<'a>,
+    class: Record,
+    state: V,
 }
 
-impl<'h> Record<'h> {
-    fn of(heap: &'h Heap, value: &Value, class: &str) -> Result<Self, DcpError> {
-        Record::with_class(heap, value, &format!("{METADATA}{class}"))
-    }
-
-    fn with_class(heap: &'h Heap, value: &Value, class: &str) -> Result<Self, DcpError> {
-        let wrong = || DcpError::Layout(format!("expected a {class}"));
-        let Value::Obj(id) = value else {
-            return Err(wrong());
-        };
-        let Object::Opaque(o) = heap.get(*id) else {
-            return Err(wrong());
-        };
-        if &*o.class != class {
-            return Err(wrong());
+impl<'m, 'a> Fields<'m, 'a> {
+    fn of(m: &'m Machine<'a>, value: V, class: Record) -> Result<Self, DcpError> {
+        match value {
+            V::Obj(id) if m.objects[id as usize].class == class => Ok(Fields {
+                m,
+                class,
+                state: m.objects[id as usize].state,
+            }),
+            _ => Err(DcpError::Layout(format!("expected a {}", class.name()))),
         }
-        let (fields, state): (&[(Value, Value)], &[Value]) = match &o.state {
-            Some(Value::Obj(s)) => match heap.get(*s) {
-                Object::Dict(d) => (&d.entries, &[]),
-                Object::Tuple(items) => (&[], items),
-                _ => (&[], &[]),
-            },
-            _ => (&[], &[]),
-        };
-        Ok(Record {
-            class: &o.class,
-            fields,
-            state,
-        })
     }
 
-    fn get(&self, name: &str) -> Option<&'h Value> {
-        self.fields
-            .iter()
-            .find(|(k, _)| matches!(k, Value::Str(s) if &**s == name))
-            .map(|(_, v)| v)
+    fn get(&self, name: &str) -> Option<V> {
+        self.m.field(self.state, name)
     }
 
-    fn field(&self, name: &str) -> Result<&'h Value, DcpError> {
+    /// A per-chunk record's scalars, as BUILD left them.
+    fn scalars(&self) -> &'m [V] {
+        self.m.tuple(self.state).unwrap_or_default()
+    }
+
+    fn field(&self, name: &str) -> Result<V, DcpError> {
         self.get(name)
-            .ok_or_else(|| DcpError::Layout(format!("a {} without {name}", self.class)))
+            .ok_or_else(|| DcpError::Layout(format!("a {} without {name}", self.class.name())))
     }
 }
 
-fn record_class<'h>(heap: &'h Heap, value: &Value) -> Option<&'h str> {
+fn record_class(m: &Machine<'_>, value: V) -> Option<Record> {
     match value {
-        Value::Obj(id) => match heap.get(*id) {
-            Object::Opaque(o) => Some(&o.class),
-            _ => None,
-        },
+        V::Obj(id) => Some(m.objects[id as usize].class),
         _ => None,
     }
 }
 
-fn dict<'h>(heap: &'h Heap, value: &Value) -> Result<&'h [(Value, Value)], DcpError> {
+fn string<'a>(m: &Machine<'a>, value: V) -> Result<&'a str, DcpError> {
+    let bytes = m.bytes(value).ok_or_else(|| layout("expected a string"))?;
+    std::str::from_utf8(bytes).map_err(|_| layout("a string that is not UTF-8"))
+}
+
+fn int(value: V) -> Result<u64, DcpError> {
     match value {
-        Value::Obj(id) => match heap.get(*id) {
-            Object::Dict(d) => Ok(&d.entries),
-            _ => Err(layout("expected a dict")),
-        },
-        _ => Err(layout("expected a dict")),
+        V::Int(i) => u64::try_from(i).map_err(|_| layout("expected a non-negative int")),
+        _ => Err(layout("expected a non-negative int")),
     }
 }
 
-/// A string of the pickle, shared rather than copied.
-fn shared(value: &Value) -> Result<Rc<str>, DcpError> {
-    match value {
-        Value::Str(s) => Ok(Rc::clone(s)),
-        _ => Err(layout("expected a string")),
-    }
-}
-
-fn string(value: &Value) -> Result<String, DcpError> {
-    match value {
-        Value::Str(s) => Ok(s.to_string()),
-        _ => Err(layout("expected a string")),
-    }
-}
-
-fn int(value: &Value) -> Result<u64, DcpError> {
-    value
-        .as_int()
-        .and_then(|i| u64::try_from(i).ok())
-        .ok_or_else(|| layout("expected a non-negative int"))
-}
-
-fn ints(heap: &Heap, value: &Value) -> Result<Vec<u64>, DcpError> {
-    let items = heap
-        .sequence(value)
+fn ints(m: &Machine<'_>, value: V) -> Result<Dims, DcpError> {
+    let items = m
+        .seq(value)
         .ok_or_else(|| layout("expected a torch.Size"))?;
-    if items.len() > 64 {
-        return Err(layout("a shape of more than 64 dimensions"));
+    let mut out = Dims::new();
+    for item in items {
+        if out.len() == MAX_DIMS {
+            return Err(layout("a shape of more than 64 dimensions"));
+        }
+        out.push(int(item)?);
     }
-    items.iter().map(int).collect()
+    Ok(out)
 }

@@ -8,17 +8,22 @@
 //! contiguous chunk then stays mapped, one in many chunks is put together.
 
 mod chunk;
+mod machine;
+mod memo;
 pub mod metadata;
 mod pieces;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use memmap2::Mmap;
 
 use super::pickle::{self, Leaf, Scalar};
+use super::small_file::SmallFileError;
 use super::{Checkpoint, FileError, Kind};
 use crate::tensor::{Bytes, Shard, Tensor};
 pub use metadata::{Entry, Location};
@@ -26,7 +31,8 @@ pub use metadata::{Entry, Location};
 /// The file naming every chunk.
 pub const METADATA: &str = ".metadata";
 
-/// The largest `.metadata` read: 2,000 tensors on 1,000 ranks take some 100 MB.
+/// The largest `.metadata` read (its offsets fit in 32 bits): 2,000 tensors on 1,000 ranks take
+/// some 100 MB.
 const MAX_METADATA: u64 = 1 << 30;
 
 /// What is wrong with a distributed checkpoint (the [`FileError`]'s kind, its path the file at
@@ -125,24 +131,27 @@ pub fn is_dcp(folder: &Path) -> bool {
 pub fn open(folder: &Path) -> Result<Checkpoint, FileError> {
     let meta_path = folder.join(METADATA);
     let fail = |e: DcpError| FileError::new(&meta_path, e);
-    let bytes = crate::io::small_file::read(&meta_path, MAX_METADATA)
-        .map_err(|e| FileError::new(&meta_path, e))?;
-    let unpickled = pickle::unpickle(&bytes, 0).map_err(|e| fail(e.into()))?;
-    let entries = metadata::entries(&unpickled).map_err(fail)?;
+    // Mapped, not read: a copy of a few megabytes costs as much as reading them.
+    let mapped = crate::io::mapped::open(&meta_path)?;
+    let bytes: &[u8] = &mapped.map;
+    if bytes.len() as u64 > MAX_METADATA {
+        let size = bytes.len() as u64;
+        let too_long = SmallFileError::TooLong {
+            size,
+            cap: MAX_METADATA,
+        };
+        return Err(FileError::new(&meta_path, too_long));
+    }
+    let metadata = metadata::read(bytes).map_err(fail)?;
     let mut checkpoint = Checkpoint::default();
-    // torch's writer stores the checkpoint id as a `pathlib` path; building one runs nothing.
-    for global in unpickled
-        .foreign
-        .iter()
-        .filter(|g| !matches!(g.as_str(), "pathlib.PosixPath" | "pathlib.WindowsPath"))
-    {
+    for global in &metadata.foreign {
         checkpoint.warnings.push(format!(
             "{}: the pickle names {global}, outside the classes a distributed checkpoint's metadata holds; paramscope did not run it",
             meta_path.display()
         ));
     }
     let mut files = Files::new(folder);
-    for (fqn, entry) in entries {
+    for (fqn, entry) in metadata.entries {
         let at = |path: &Path, problem| {
             FileError::new(
                 path,
@@ -154,7 +163,7 @@ pub fn open(folder: &Path) -> Result<Checkpoint, FileError> {
         };
         match entry {
             Entry::Tensor(t) => {
-                let tensor = tensor(&fqn, &t, &mut files, &at)?;
+                let tensor = tensor(&fqn, t, &mut files, &at)?;
                 checkpoint.tensors.push((fqn, tensor));
             }
             Entry::Bytes(location) => {
@@ -174,10 +183,10 @@ pub fn open(folder: &Path) -> Result<Checkpoint, FileError> {
 }
 
 /// One tensor entry made a [`Tensor`] whose chunks are read when its values are first asked for.
-fn tensor(
+fn tensor<'a>(
     fqn: &str,
-    t: &metadata::TensorEntry,
-    files: &mut Files,
+    t: metadata::TensorEntry<'a>,
+    files: &mut Files<'a>,
     at: &dyn Fn(&Path, Problem) -> FileError,
 ) -> Result<Tensor, FileError> {
     let meta = files.folder.join(METADATA);
@@ -192,13 +201,13 @@ fn tensor(
         .try_fold(t.dtype.size(), |a, &d| a.checked_mul(d))
         .ok_or_else(|| at(&meta, Problem::Absurd))?;
     let mut parts = Vec::with_capacity(t.chunks.len());
-    for c in &t.chunks {
+    for c in t.chunks {
         let (map, range, file) = files.locate(&c.location).map_err(|(p, e)| at(&p, e))?;
         let shard = Shard {
             file,
             bytes: range.start as u64..range.end as u64,
-            offsets: c.offsets.clone(),
-            sizes: c.sizes.clone(),
+            offsets: c.offsets,
+            sizes: c.sizes,
         };
         parts.push((map, shard));
     }
@@ -242,33 +251,33 @@ fn values(bytes: &[u8]) -> Vec<(String, Scalar)> {
 type Located = (Arc<Mmap>, std::ops::Range<usize>, Arc<str>);
 
 /// The folder's storage files, each mapped once.
-struct Files {
+struct Files<'a> {
     /// Shared with every tensor, to name a chunk's file when it is read.
     folder: Arc<Path>,
-    /// Each file's map and its name, shared by its chunks.
-    maps: HashMap<Rc<str>, (Arc<Mmap>, Arc<str>)>,
+    /// Each file's map and its name, shared by its chunks, by the name the metadata gives.
+    maps: HashMap<&'a str, (Arc<Mmap>, Arc<str>), foldhash::quality::RandomState>,
 }
 
-impl Files {
+impl<'a> Files<'a> {
     fn new(folder: &Path) -> Self {
         Files {
             folder: Arc::from(folder),
-            maps: HashMap::new(),
+            maps: HashMap::default(),
         }
     }
 
     /// The map of `location`'s file, its byte range and the file's name, checked: a plain file
     /// name inside the folder, no transform, inside the file. A file is checked and mapped the
     /// first time it is named; every chunk after costs a lookup.
-    fn locate(&mut self, location: &Location) -> Result<Located, (PathBuf, Problem)> {
-        let path = || self.folder.join(&*location.file);
+    fn locate(&mut self, location: &Location<'a>) -> Result<Located, (PathBuf, Problem)> {
+        let path = || self.folder.join(location.file);
         if !location.transforms.is_empty() {
             return Err((path(), Problem::Transform(location.transforms.clone())));
         }
-        let (map, name) = if let Some((map, name)) = self.maps.get(&location.file) {
+        let (map, name) = if let Some((map, name)) = self.maps.get(location.file) {
             (Arc::clone(map), Arc::clone(name))
         } else {
-            let mut parts = Path::new(&*location.file).components();
+            let mut parts = Path::new(location.file).components();
             if !matches!(
                 (parts.next(), parts.next()),
                 (Some(Component::Normal(_)), None)
@@ -278,9 +287,9 @@ impl Files {
             }
             let mapped =
                 crate::io::mapped::open(&path()).map_err(|e| (path(), Problem::Open(e.kind)))?;
-            let name: Arc<str> = Arc::from(&*location.file);
+            let name: Arc<str> = Arc::from(location.file);
             let kept = (Arc::clone(&mapped.map), Arc::clone(&name));
-            self.maps.insert(Rc::clone(&location.file), kept);
+            self.maps.insert(location.file, kept);
             (mapped.map, name)
         };
         let past = || Problem::PastEnd {

@@ -14,7 +14,7 @@
 
 mod dtype;
 mod globals;
-mod reader;
+pub(crate) mod reader;
 mod value;
 mod vm;
 

@@ -183,3 +183,15 @@ impl<'a> Reader<'a> {
         Ok(line)
     }
 }
+
+/// LONG1/LONG4's little-endian two's complement, when it fits in 64 bits.
+#[must_use]
+pub fn small_long(bytes: &[u8]) -> Option<i64> {
+    if bytes.len() > 8 {
+        return None;
+    }
+    let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
+    let mut buf = if negative { [0xff; 8] } else { [0; 8] };
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Some(i64::from_le_bytes(buf))
+}

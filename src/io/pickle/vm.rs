@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use super::globals::Global;
-use super::reader::{Reader, op};
+use super::reader::{Reader, op, small_long};
 use super::value::{Dict, Heap, Object, Storage, Value};
 use super::{Error, Problem};
 
@@ -501,13 +501,7 @@ impl Machine<'_> {
 
 /// LONG1/LONG4's little-endian two's complement.
 fn long(bytes: &[u8]) -> Value {
-    if bytes.len() > 8 {
-        return Value::BigInt(bytes.into());
-    }
-    let negative = bytes.last().is_some_and(|b| b & 0x80 != 0);
-    let mut buf = if negative { [0xff; 8] } else { [0; 8] };
-    buf[..bytes.len()].copy_from_slice(bytes);
-    Value::Int(i64::from_le_bytes(buf))
+    small_long(bytes).map_or_else(|| Value::BigInt(bytes.into()), Value::Int)
 }
 
 /// A str from the file's bytes (invalid UTF-8 replaced: names are for showing).
