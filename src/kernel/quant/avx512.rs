@@ -22,6 +22,7 @@ use std::arch::x86_64::{
 };
 
 use super::Fused;
+use super::blocks::scale_min;
 
 /// `out[o] = row o · x` for the rows of `row_bytes` bytes in `bytes`.
 ///
@@ -236,20 +237,6 @@ fn q4_k<S: Sink>(b: &[u8], at: usize, sink: &mut S) {
             }
         }
     }
-}
-
-/// The 6-bit scale and minimum of group `j` of Q4_K (`get_scale_min_k4`), as f32.
-#[inline]
-fn scale_min(packed: &[u8], j: usize) -> (f32, f32) {
-    let (s, m) = if j < 4 {
-        (packed[j] & 0x3f, packed[j + 4] & 0x3f)
-    } else {
-        (
-            (packed[j + 4] & 0x0f) | ((packed[j - 4] >> 2) & 0x30),
-            (packed[j + 4] >> 4) | ((packed[j] >> 2) & 0x30),
-        )
-    };
-    (f32::from(s), f32::from(m))
 }
 
 /// Q6_K: value `(d·scale)·(q - 32)` per group of 16, the low 4 bits of value `h·128 + s·32 + l`

@@ -128,7 +128,7 @@ impl Block for Q8_0 {
 
 /// The 6-bit scale and minimum of group `j` (of 8) of Q4_K (`get_scale_min_k4`).
 #[inline(always)]
-fn scale_min(packed: &[u8], j: usize) -> (f32, f32) {
+pub(super) fn scale_min(packed: &[u8], j: usize) -> (f32, f32) {
     let (s, m) = if j < 4 {
         (packed[j] & 0x3f, packed[j + 4] & 0x3f)
     } else {
