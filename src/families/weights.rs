@@ -169,7 +169,7 @@ impl<'m> Weights<'m> {
             }
             parts.push((id, tensor.clone()));
         }
-        let Some(quant) = parts.first().and_then(|(_, t)| kernel_quant(t.dtype())) else {
+        let Some(quant) = parts.first().and_then(|(_, t)| kernel_quant(t.dtype(), k)) else {
             return Ok(None);
         };
         if parts.iter().any(|(_, t)| t.dtype() != DType::Ggml(quant)) {
@@ -201,7 +201,7 @@ impl<'m> Weights<'m> {
         } else {
             let shape = if stored_in_out { [k, n] } else { [n, k] };
             let tensor = self.model.store.get(id);
-            let weight = match kernel_quant(tensor.dtype()) {
+            let weight = match kernel_quant(tensor.dtype(), k) {
                 Some(quant) if !stored_in_out && tensor.shape() == shape => {
                     self.versions.push((id, self.model.store.version(id)));
                     Weight::Quant(Arc::new(QuantWeight::new(tensor.clone(), quant, n, k)))
@@ -228,9 +228,11 @@ impl<'m> Weights<'m> {
     }
 }
 
-/// The ggml type of `dtype` when the kernel multiplies it block by block (the others are
-/// dequantized once, at load).
-fn kernel_quant(dtype: DType) -> Option<Quant> {
+/// The ggml type of `dtype` when the kernel multiplies it block by block: a kept type whose rows
+/// of `k` values hold whole blocks, as ggml requires (a hostile file's rows that split a block
+/// would make the row-by-row kernel read the wrong values; such a weight is dequantized whole, at
+/// load, as the file's block order says).
+fn kernel_quant(dtype: DType, k: usize) -> Option<Quant> {
     match dtype {
         DType::Ggml(
             q @ (Quant::Q4_0
@@ -243,7 +245,7 @@ fn kernel_quant(dtype: DType) -> Option<Quant> {
             | Quant::Q4_K
             | Quant::Q5_K
             | Quant::Q6_K),
-        ) => Some(q),
+        ) if k.is_multiple_of(q.block_size()) => Some(q),
         _ => None,
     }
 }
@@ -470,5 +472,25 @@ impl Embedding {
         let row = self.row(id)?;
         out.iter_mut().zip(row.iter()).for_each(|(o, r)| *o += r);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_rows_of_whole_blocks_stay_quantized() {
+        assert_eq!(
+            kernel_quant(DType::Ggml(Quant::Q4_0), 64),
+            Some(Quant::Q4_0)
+        );
+        assert_eq!(kernel_quant(DType::Ggml(Quant::Q4_0), 48), None);
+        assert_eq!(kernel_quant(DType::Ggml(Quant::Q4_K), 128), None);
+        assert_eq!(
+            kernel_quant(DType::Ggml(Quant::Q6_K), 512),
+            Some(Quant::Q6_K)
+        );
+        assert_eq!(kernel_quant(DType::F32, 64), None);
     }
 }
