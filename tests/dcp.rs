@@ -252,3 +252,36 @@ fn a_damaged_chunk_is_said_when_its_tensor_is_read() {
         String::from_utf8_lossy(&show.stderr)
     );
 }
+
+#[test]
+fn a_trajectory_over_sharded_checkpoints_keeps_none_of_their_tensors_put_together() {
+    // Each tensor is put together for its pass and dropped after it, so memory holds one tensor
+    // of each checkpoint at a time, not every tensor of every checkpoint.
+    let models: Vec<_> = ["two_ranks", "four_ranks"]
+        .iter()
+        .map(|name| {
+            checkpoint::open(folder(name).to_str().unwrap(), &LoadOptions::default())
+                .unwrap()
+                .model
+        })
+        .collect();
+    let run = paramscope::compare::trajectory::follow(&models, &checkpoint::fetch, &mut |_, _| {})
+        .unwrap();
+    assert!(!run.series.is_empty());
+    for series in &run.series {
+        assert!(
+            series.norm.iter().all(|n| n.is_finite() && *n > 0.0),
+            "{}: {:?}",
+            series.name,
+            series.norm
+        );
+    }
+    for model in &models {
+        for (name, id) in model.state_dict() {
+            let tensor = model.store.get(id);
+            if !tensor.shards().is_empty() {
+                assert!(tensor.is_pending(), "{name} was kept put together");
+            }
+        }
+    }
+}

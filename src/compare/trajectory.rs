@@ -74,7 +74,8 @@ pub struct Run {
 }
 
 /// Follows every tensor the `models` (at least one, in checkpoint order) share: one tensor at a
-/// time, its versions read by `read` first (a remote one fetched, a sharded one put together),
+/// time, its versions read by `read` first (a remote one fetched, a sharded one put together, and
+/// dropped once the tensor is done: the models keep none of it),
 /// `progress` told `(tensors done, tensors in all)` after each.
 pub fn follow<E>(
     models: &[Model],
@@ -87,8 +88,12 @@ pub fn follow<E>(
         flags: Vec::new(),
     };
     for (done, (name, versions)) in common.iter().enumerate() {
+        // Read through transient handles, dropped after this tensor: a sharded or remote
+        // checkpoint's tensors are put together (or fetched) one at a time and not kept.
+        let versions: Vec<Tensor> = versions.iter().map(|t| t.transient()).collect();
+        let versions: Vec<&Tensor> = versions.iter().collect();
         versions.iter().try_for_each(|t| read(t))?;
-        let series = series(name, versions);
+        let series = series(name, &versions);
         run.flags.extend(flags(&series));
         run.series.push(series);
         progress(done + 1, common.len());

@@ -70,6 +70,13 @@ pub trait Assemble: Send + Sync {
 
     /// Where each piece is, as the checkpoint says.
     fn shards(&self) -> &[Shard];
+
+    /// The same pieces with nothing put together yet, sharing nothing read with this one.
+    fn unread(&self) -> Arc<dyn Assemble>;
+
+    /// The mapped file and the byte range in it that hold the whole tensor, once read, when one
+    /// contiguous piece holds all of it (read in place, not copied).
+    fn in_place(&self) -> Option<(&Mmap, Range<usize>)>;
 }
 
 /// One piece of an assembled tensor: which file holds it, where in the file, and which elements.
@@ -242,6 +249,31 @@ impl Tensor {
         }
     }
 
+    /// The same tensor, but what a read of it fetches or puts together is kept by the returned
+    /// handle alone (what this one has already read, it shares). A reader that wants each tensor
+    /// once and then drops it, as a trajectory does over many checkpoints, so holds one tensor's
+    /// bytes at a time, where reading through the model's own copies would keep every tensor of
+    /// every checkpoint it has read until the models are dropped.
+    #[must_use]
+    pub fn transient(&self) -> Tensor {
+        let bytes = match &self.bytes {
+            Bytes::Remote {
+                source,
+                range,
+                fetched,
+            } if fetched.get().is_none() => Bytes::Remote {
+                source: Arc::clone(source),
+                range: range.clone(),
+                fetched: Arc::new(OnceLock::new()),
+            },
+            Bytes::Assembled(pieces) if pieces.ready().is_none() => {
+                Bytes::Assembled(pieces.unread())
+            }
+            other => other.clone(),
+        };
+        Tensor::new(self.shape.clone(), self.dtype, bytes)
+    }
+
     /// Fetches a remote tensor's range or puts an assembled one together, as
     /// [`Tensor::try_bytes`] does, but leaves a quantized weight's values to be dequantized when
     /// read (its parts are fetched): what a command that may read only some values calls first.
@@ -380,15 +412,25 @@ impl Tensor {
         specials::specials(self.dtype, self.bytes(), self.numel())
     }
 
+    /// The mapped file and byte range holding this tensor: a mapped one's, or a sharded one's
+    /// read in place.
+    fn mapped(&self) -> Option<(&Mmap, Range<usize>)> {
+        match &self.bytes {
+            Bytes::Mapped { map, start, end } => Some((map, *start..*end)),
+            Bytes::Assembled(pieces) => pieces.in_place(),
+            _ => None,
+        }
+    }
+
     /// Faults in the pages of bytes `range` of a mapped tensor in one call, ahead of reading
     /// them: much cheaper than one page fault per 4 KiB. Nothing for a tensor in memory.
     pub fn populate(&self, range: std::ops::Range<usize>) {
-        if let Bytes::Mapped { map, start, end } = &self.bytes {
-            let range = range.start.min(end - start)..range.end.min(end - start);
+        if let Some((map, within)) = self.mapped() {
+            let range = range.start.min(within.len())..range.end.min(within.len());
             // Only a hint: where the kernel lacks MADV_POPULATE_READ, pages fault in one by one.
             let _ = map.advise_range(
                 memmap2::Advice::PopulateRead,
-                start + range.start,
+                within.start + range.start,
                 range.len(),
             );
         }
@@ -398,13 +440,14 @@ impl Tensor {
     /// so that a pass over many large files keeps only the stretch it is reading resident (mapped
     /// pages count in the process's memory until unmapped). Nothing for a tensor in memory.
     pub fn release(&self, range: Range<usize>) {
-        if let Bytes::Mapped { map, start, end } = &self.bytes {
-            let range = range.start.min(end - start)..range.end.min(end - start);
+        if let Some((map, within)) = self.mapped() {
+            let range = range.start.min(within.len())..range.end.min(within.len());
             // SAFETY: every map a tensor holds is a read-only, shared map of a file
-            // (`io::mapped::open`). MADV_DONTNEED on it only drops this process's page-table
-            // entries: the pages stay in the page cache and the next read maps the same file bytes
-            // again, so every slice borrowed from the map keeps reading what it read. (A file
-            // changed on disk meanwhile is a hazard of any map, caught by `io::fault`.)
+            // (`io::mapped::open`, and a distributed checkpoint's shard files). MADV_DONTNEED on
+            // it only drops this process's page-table entries: the pages stay in the page cache
+            // and the next read maps the same file bytes again, so every slice borrowed from the
+            // map keeps reading what it read. (A file changed on disk meanwhile is a hazard of any
+            // map, caught by `io::fault`.)
             #[expect(
                 unsafe_code,
                 reason = "memmap2 marks MADV_DONTNEED unsafe for writable private maps; ours are read-only and shared"
@@ -412,7 +455,7 @@ impl Tensor {
             let _ = unsafe {
                 map.unchecked_advise_range(
                     memmap2::UncheckedAdvice::DontNeed,
-                    start + range.start,
+                    within.start + range.start,
                     range.len(),
                 )
             };

@@ -129,4 +129,24 @@ impl Assemble for Pieces {
     fn shards(&self) -> &[Shard] {
         &self.shards
     }
+
+    fn in_place(&self) -> Option<(&Mmap, std::ops::Range<usize>)> {
+        match self.whole.get()? {
+            Whole::InPlace(range) => Some((&self.maps[0], range.clone())),
+            Whole::Copied(_) => None,
+        }
+    }
+
+    fn unread(&self) -> Arc<dyn Assemble> {
+        Arc::new(Pieces {
+            folder: Arc::clone(&self.folder),
+            tensor: self.tensor.clone(),
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            len: self.len,
+            shards: self.shards.clone(),
+            maps: self.maps.clone(),
+            whole: OnceLock::new(),
+        })
+    }
 }
