@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     CliError, DIFFERENT, DiffArgs, ModelArgs, Output, cell, diff_adapters, fetch_said, json_number,
-    json_text, merged,
+    json_text, merged, summary_json,
 };
 use crate::compare::diff::{self, Entry, Status};
 use crate::text::escape;
@@ -52,16 +52,10 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
     })
 }
 
-fn to_json(entries: &[Entry], [same, changed, only_a, only_b, mismatched]: [usize; 5]) -> Value {
+fn to_json(entries: &[Entry], summary: [usize; 5]) -> Value {
     let tensors: Vec<Value> = entries.iter().map(entry_json).collect();
     let mut value = json!({
-        "summary": {
-            "same": same,
-            "changed": changed,
-            "only_a": only_a,
-            "only_b": only_b,
-            "mismatched": mismatched,
-        },
+        "summary": summary_json(summary),
         "tensors": tensors,
     });
     // Only remote models' tensors can be told the same by their files' hashes.

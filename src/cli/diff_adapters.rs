@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::{CliError, DIFFERENT, Output, cell, json_number, json_text};
+use super::{CliError, DIFFERENT, Output, cell, json_number, json_text, summary_json};
 use crate::checkpoint::{self, Loaded};
 use crate::compare::diff::Status;
 use crate::compare::lora_diff::{UpdateDiff, UpdateFigures, diff_updates};
@@ -52,10 +52,7 @@ pub(super) fn run(a: &Loaded, b: &Loaded, json: bool, exit_code: bool) -> Result
     })
 }
 
-fn to_json(
-    updates: &[UpdateDiff],
-    [same, changed, only_a, only_b, mismatched]: [usize; 5],
-) -> Value {
+fn to_json(updates: &[UpdateDiff], summary: [usize; 5]) -> Value {
     let updates: Vec<Value> = updates
         .iter()
         .map(|u| {
@@ -73,13 +70,7 @@ fn to_json(
         })
         .collect();
     json!({
-        "summary": {
-            "same": same,
-            "changed": changed,
-            "only_a": only_a,
-            "only_b": only_b,
-            "mismatched": mismatched,
-        },
+        "summary": summary_json(summary),
         "updates": updates,
     })
 }

@@ -186,6 +186,18 @@ fn cell(v: f64) -> String {
     }
 }
 
+/// The `"summary"` object both diffs give: how many entries were the same, changed, only on one
+/// side, or could not be compared.
+fn summary_json([same, changed, only_a, only_b, mismatched]: [usize; 5]) -> serde_json::Value {
+    serde_json::json!({
+        "same": same,
+        "changed": changed,
+        "only_a": only_a,
+        "only_b": only_b,
+        "mismatched": mismatched,
+    })
+}
+
 /// Every tensor of `model`.
 fn all_ids(model: &Model) -> Vec<ParamId> {
     (0..model.store.len()).map(ParamId).collect()
