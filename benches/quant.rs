@@ -87,6 +87,7 @@ fn main() {
             bytes: &bytes,
             out_features: N,
             in_features: K,
+            block_values: quant.block_size(),
             fused: Some(fused),
             decode: &decode,
         };

@@ -76,6 +76,7 @@ fn quantized_products_match_dequantize_then_multiply() {
                 bytes: &bytes,
                 out_features: n,
                 in_features: k,
+                block_values: q.block_size(),
                 fused: if with_fused { fused(q) } else { None },
                 decode: &decode,
             };
@@ -143,6 +144,7 @@ fn the_kernels_decoded_values_are_the_tensor_layers_bit_for_bit() {
             bytes: &bytes,
             out_features: n,
             in_features: k,
+            block_values: q.block_size(),
             fused: fused(q),
             decode: &decode,
         };

@@ -300,6 +300,7 @@ impl QuantWeight {
             bytes: self.tensor.bytes(),
             out_features: self.out_features,
             in_features: self.in_features,
+            block_values: quant.block_size(),
             fused: fused(quant),
             decode: &decode,
         };

@@ -58,6 +58,12 @@ pub(super) unsafe fn decode(fused: Fused, bytes: &[u8], out: &mut [f32]) {
 
 /// Where the values of a run of blocks go, 16 at a time.
 trait Sink {
+    /// Whether the blocks are prefetched [`PREFETCH_AHEAD`] bytes ahead as they are read: a dot
+    /// reads whole rows in order, where a decoder is given a row's segment at a time by a caller
+    /// that prefetches in its own order (batch.rs), and a hint 1 KiB past a segment would only
+    /// take a line fill buffer from the ones that matter.
+    const PREFETCH: bool;
+
     /// Takes the values `at..at + 16` of the run.
     fn put(&mut self, at: usize, w: __m512);
 }
@@ -69,6 +75,8 @@ struct Dot<'a> {
 }
 
 impl Sink for Dot<'_> {
+    const PREFETCH: bool = true;
+
     #[inline(always)]
     fn put(&mut self, at: usize, w: __m512) {
         let xs: &[f32; 16] = self.x[at..at + 16].try_into().expect("16 values");
@@ -86,6 +94,8 @@ struct Store<'a> {
 }
 
 impl Sink for Store<'_> {
+    const PREFETCH: bool = false;
+
     #[inline(always)]
     fn put(&mut self, at: usize, w: __m512) {
         let run: &mut [f32; 16] = (&mut self.out[at..at + 16]).try_into().expect("16 values");
@@ -118,7 +128,9 @@ fn run<const BYTES: usize, const VALUES: usize, S: Sink>(
     for (i, b) in bytes.chunks_exact(BYTES).enumerate() {
         // SAFETY: `run` is only inlined into `blocks`, compiled with the features `block` needs.
         unsafe {
-            prefetch(b);
+            if S::PREFETCH {
+                prefetch(b);
+            }
             block(b, i * VALUES, sink);
         }
     }

@@ -3,9 +3,9 @@
 //!
 //! - One activation row (a generated token): each weight row is read once, block by block, each
 //!   block decoded into registers and dotted with the activation, never written out.
-//! - More rows (a prompt, a batch): a few dozen weight rows at a time are decoded into an f32
-//!   buffer that stays in cache, and the F32 micro-kernel multiplies the activations by them, so
-//!   each block is decoded once per call rather than once per activation row.
+//! - More rows (a prompt, a batch): the activations are packed once as the F32 micro-kernel's B,
+//!   and a tile of weight rows at a time is decoded into L1 and multiplied by all of them as its A
+//!   (batch.rs), so each block is decoded once per call rather than once per activation row.
 //!
 //! The types with a decoder here (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, see blocks.rs) decode in code
 //! compiled for the CPU's SIMD (rows.rs); the others (Q5_0, Q5_1, Q2_K, Q3_K, Q5_K) through the
@@ -15,15 +15,16 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod batch;
 mod blocks;
 mod rows;
 
 use std::cell::RefCell;
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
-use super::driver::{self, BSource};
-use super::{Backend, Epilogue, threads};
+use super::{Backend, threads};
+use batch::Activations;
 use rows::Job;
 
 /// The block types decoded by the kernel's own SIMD loops.
@@ -54,6 +55,8 @@ pub struct QuantMatrix<'a> {
     pub out_features: usize,
     /// Values per row (the layer's inputs).
     pub in_features: usize,
+    /// Values per block (32, or 256 for the K types); `in_features` is a multiple of it.
+    pub block_values: usize,
     /// The kernel's own decoder for this type, when it has one.
     pub fused: Option<Fused>,
     /// The decoder of the other types (and the reference the kernel's are tested against).
@@ -64,9 +67,8 @@ pub struct QuantMatrix<'a> {
 const DECODE_COST: usize = 2;
 /// Output columns a thread's part is cut in multiples of.
 const UNIT: usize = 16;
-/// Decoded values a panel holds at most (1 MiB of f32). Each panel is one blocked product, whose
-/// fixed costs smaller panels pay more often: on a 32-token prompt through SmolLM2 (one thread),
-/// 8 Ki values took 1.9x the time of 64 Ki, and 256 Ki values 0.95x.
+/// Decoded values a panel holds at most (1 MiB of f32), when one activation row is dotted with
+/// the rows of a type without a SIMD decoder here.
 const PANEL_VALUES: usize = 1 << 18;
 
 thread_local! {
@@ -83,6 +85,10 @@ pub fn linear(x: &[f32], rows: usize, w: &QuantMatrix<'_>, y: &mut [f32], bias: 
     assert_eq!(Some(x.len()), rows.checked_mul(k), "x is [rows, in]");
     assert_eq!(Some(y.len()), rows.checked_mul(n), "y is [rows, out]");
     assert!(n == 0 || w.bytes.len().is_multiple_of(n), "whole rows");
+    assert!(
+        w.block_values > 0 && k.is_multiple_of(w.block_values),
+        "whole blocks"
+    );
     if let Some(bias) = bias {
         assert_eq!(bias.len(), n, "one bias per output");
     }
@@ -100,6 +106,9 @@ pub fn linear(x: &[f32], rows: usize, w: &QuantMatrix<'_>, y: &mut [f32], bias: 
     let row_bytes = w.bytes.len() / n;
     let c = ArrayViewMut2::from_shape((rows, n), y).expect("rows × out values");
     let a = ArrayView2::from_shape((rows, k), x).expect("rows × in values");
+    let uk = Backend::best().micro_kernel();
+    // Packed once here, not per thread: every thread multiplies its weight rows by all of them.
+    let acts = (rows > 1).then(|| Activations::pack(a, &uk, batch::depth(w.block_values)));
     let parts = threads::parts(n * k * (rows + DECODE_COST), n.div_ceil(UNIT));
     threads::run_split(c, Axis(1), parts, UNIT, &|start, mut piece| {
         let width = piece.ncols();
@@ -112,7 +121,8 @@ pub fn linear(x: &[f32], rows: usize, w: &QuantMatrix<'_>, y: &mut [f32], bias: 
                 out.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
             }
         } else {
-            panels(w, bytes, row_bytes, a, piece, bias);
+            let acts = acts.as_ref().expect("packed for more than one row");
+            batch::product(&uk, w, bytes, row_bytes, acts, piece, bias);
         }
     });
 }
@@ -122,20 +132,14 @@ fn panel_rows(k: usize) -> usize {
     (PANEL_VALUES / k.max(1)).max(UNIT) / UNIT * UNIT
 }
 
-/// Decodes the whole rows in `bytes` into `out`, which ends up holding just their values.
-fn decode(w: &QuantMatrix<'_>, bytes: &[u8], row_bytes: usize, out: &mut Vec<f32>) {
-    let values = bytes.len() / row_bytes * w.in_features;
-    if let Some(fused) = w.fused {
-        // Every value is overwritten: only a longer panel needs new (zeroed) room.
-        out.resize(values, 0.0);
-        rows::run(fused, Job::Decode { bytes, out });
-    } else {
-        out.clear();
-        (w.decode)(bytes, out);
-    }
+/// Decodes the whole rows in `bytes` through the caller's decoder into `out`, which ends up
+/// holding just their values.
+fn decode_rows(w: &QuantMatrix<'_>, bytes: &[u8], row_bytes: usize, out: &mut Vec<f32>) {
+    out.clear();
+    (w.decode)(bytes, out);
     assert_eq!(
         out.len(),
-        values,
+        bytes.len() / row_bytes * w.in_features,
         "a decoder gives every value of whole rows"
     );
 }
@@ -157,40 +161,8 @@ fn dot_rows(w: &QuantMatrix<'_>, bytes: &[u8], row_bytes: usize, x: &[f32], out:
     let count = panel_rows(w.in_features);
     PANEL.with_borrow_mut(|panel| {
         for (bytes, out) in bytes.chunks(count * row_bytes).zip(out.chunks_mut(count)) {
-            decode(w, bytes, row_bytes, panel);
+            decode_rows(w, bytes, row_bytes, panel);
             rows::dot_floats(panel, x, out);
-        }
-    });
-}
-
-/// `c = a·(the rows in bytes)ᵀ + bias`, a panel of rows decoded at a time.
-///
-/// (Turning the product around, the decoded panel as the kernel's A read in place and `aᵀ` as
-/// its B, skips the panel's transpose into NR-column panels but measured slower on a 32-token
-/// prompt through SmolLM2: 103-122 ms against 137-237 ms, the write-out of a transposed C and
-/// the repacking of `aᵀ` per panel costing more than the transpose saved.)
-fn panels(
-    w: &QuantMatrix<'_>,
-    bytes: &[u8],
-    row_bytes: usize,
-    a: ArrayView2<f32>,
-    mut c: ArrayViewMut2<f32>,
-    bias: Option<&[f32]>,
-) {
-    let k = w.in_features;
-    let count = panel_rows(k);
-    let uk = Backend::best().micro_kernel().for_rows(&a);
-    PANEL.with_borrow_mut(|panel| {
-        for (i, bytes) in bytes.chunks(count * row_bytes).enumerate() {
-            decode(w, bytes, row_bytes, panel);
-            let (first, width) = (i * count, panel.len() / k);
-            let rows = ArrayView2::from_shape((width, k), &panel[..]).expect("whole rows");
-            let epilogue = Epilogue {
-                bias: bias.map(|b| &b[first..first + width]),
-                relu: false,
-            };
-            let c = c.slice_mut(s![.., first..first + width]);
-            driver::gemm_blocked(uk, 1.0, a, BSource::View(rows.t()), 0.0, c, epilogue);
         }
     });
 }
