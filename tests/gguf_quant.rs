@@ -169,3 +169,45 @@ fn the_kernels_decoded_values_are_the_tensor_layers_bit_for_bit() {
         }
     }
 }
+
+/// Weights stacked without their rows being copied together (a layer's query, key and value)
+/// give what the rows copied into one matrix give, bit for bit: each output's sum runs in the
+/// same order whichever part, tile or thread its row falls in. Part sizes straddle tiles (12
+/// rows) and thread parts (16 columns).
+#[test]
+fn stacked_parts_equal_their_rows_copied_together() {
+    let mut rng = Rng(0x5eed_0f_57ac_4ed0);
+    let k = 512;
+    for q in [Quant::Q4_1, Quant::Q5_0, Quant::Q4_K] {
+        let sizes = [37, 19, 64];
+        let parts: Vec<(Vec<u8>, usize)> = sizes
+            .iter()
+            .map(|&n| (random_weight(q, n, k, &mut rng).0, n))
+            .collect();
+        let whole: Vec<u8> = parts.iter().flat_map(|(b, _)| b.iter().copied()).collect();
+        let n: usize = sizes.iter().sum();
+        let decode = |b: &[u8], out: &mut Vec<f32>| q.dequantize_range(b, 0, usize::MAX, out);
+        let matrix = |bytes, out_features| QuantMatrix {
+            bytes,
+            out_features,
+            in_features: k,
+            block_values: q.block_size(),
+            fused: fused(q),
+            decode: &decode,
+        };
+        let stacked: Vec<QuantMatrix<'_>> = parts.iter().map(|(b, n)| matrix(b, *n)).collect();
+        for rows in [1, 3, 40] {
+            let x: Vec<f32> = (0..rows * k).map(|_| rng.unit()).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.unit()).collect();
+            let mut want = vec![f32::NAN; rows * n];
+            quant::linear(&x, rows, &matrix(&whole, n), &mut want, Some(&bias));
+            let mut got = vec![f32::NAN; rows * n];
+            quant::linear_stacked(&x, rows, &stacked, &mut got, Some(&bias));
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{q}, {rows} rows"
+            );
+        }
+    }
+}

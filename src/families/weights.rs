@@ -13,7 +13,7 @@ use crate::kernel::quant::{self, Fused, QuantMatrix};
 use crate::kernel::{self, Epilogue, PackedWeight};
 use crate::model::{Model, ParamId};
 use crate::tensor::ggml::Quant;
-use crate::tensor::{Bytes, DType, Tensor};
+use crate::tensor::{DType, Tensor};
 
 /// The model's tensors by state_dict name (every path of a tied tensor), with the versions read.
 pub struct Weights<'m> {
@@ -175,14 +175,11 @@ impl<'m> Weights<'m> {
         if parts.iter().any(|(_, t)| t.dtype() != DType::Ggml(quant)) {
             return Ok(None);
         }
-        let mut bytes = Vec::new();
-        for (id, tensor) in &parts {
+        for (id, _) in &parts {
             self.versions.push((*id, self.model.store.version(*id)));
-            bytes.extend_from_slice(tensor.bytes());
         }
-        let out: usize = out_features.iter().sum();
-        let tensor = Tensor::new(vec![out, k], DType::Ggml(quant), Bytes::Owned(bytes.into()));
-        Ok(Some(QuantWeight::new(tensor, quant, out, k)))
+        let tensors = parts.into_iter().map(|(_, tensor)| tensor).collect();
+        Ok(Some(QuantWeight::new(tensors, quant, k)))
     }
 
     fn dense(
@@ -204,7 +201,7 @@ impl<'m> Weights<'m> {
             let weight = match kernel_quant(tensor.dtype(), k) {
                 Some(quant) if !stored_in_out && tensor.shape() == shape => {
                     self.versions.push((id, self.model.store.version(id)));
-                    Weight::Quant(Arc::new(QuantWeight::new(tensor.clone(), quant, n, k)))
+                    Weight::Quant(Arc::new(QuantWeight::new(vec![tensor.clone()], quant, k)))
                 }
                 _ => {
                     let values = self.get(&name, &shape)?;
@@ -263,9 +260,10 @@ fn fused(q: Quant) -> Option<Fused> {
 }
 
 /// A weight [out, in] kept in its block-quantized type: the file's bytes (mapped), read block by
-/// block at each product.
+/// block at each product. A stack of weights (query, key and value; gate and up) keeps each part's
+/// bytes where they are, so a model holds no second copy of its rows.
 pub struct QuantWeight {
-    tensor: Tensor,
+    parts: Vec<Tensor>,
     quant: Quant,
     out_features: usize,
     in_features: usize,
@@ -275,18 +273,22 @@ impl std::fmt::Debug for QuantWeight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "QuantWeight({} {}x{})",
-            self.quant, self.out_features, self.in_features
+            "QuantWeight({} {}x{} in {} parts)",
+            self.quant,
+            self.out_features,
+            self.in_features,
+            self.parts.len()
         )
     }
 }
 
 impl QuantWeight {
-    fn new(tensor: Tensor, quant: Quant, out_features: usize, in_features: usize) -> Self {
+    /// `parts`, each [rows, in_features] of type `quant`, stacked.
+    fn new(parts: Vec<Tensor>, quant: Quant, in_features: usize) -> Self {
         Self {
-            tensor,
+            out_features: parts.iter().map(|t| t.shape()[0]).sum(),
+            parts,
             quant,
-            out_features,
             in_features,
         }
     }
@@ -296,15 +298,17 @@ impl QuantWeight {
         let decode = |bytes: &[u8], out: &mut Vec<f32>| {
             quant.dequantize_range(bytes, 0, usize::MAX, out);
         };
-        let matrix = QuantMatrix {
-            bytes: self.tensor.bytes(),
-            out_features: self.out_features,
-            in_features: self.in_features,
-            block_values: quant.block_size(),
-            fused: fused(quant),
-            decode: &decode,
-        };
-        quant::linear(x, rows, &matrix, y, bias);
+        let matrices: Vec<QuantMatrix<'_>> = (self.parts.iter())
+            .map(|tensor| QuantMatrix {
+                bytes: tensor.bytes(),
+                out_features: tensor.shape()[0],
+                in_features: self.in_features,
+                block_values: quant.block_size(),
+                fused: fused(quant),
+                decode: &decode,
+            })
+            .collect();
+        quant::linear_stacked(x, rows, &matrices, y, bias);
     }
 }
 

@@ -21,7 +21,7 @@ mod rows;
 
 use std::cell::RefCell;
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::{Backend, threads};
 use batch::Activations;
@@ -81,10 +81,41 @@ thread_local! {
 /// # Panics
 /// When the slices do not have the sizes `w` and `rows` imply.
 pub fn linear(x: &[f32], rows: usize, w: &QuantMatrix<'_>, y: &mut [f32], bias: Option<&[f32]>) {
-    let (n, k) = (w.out_features, w.in_features);
+    linear_stacked(x, rows, std::slice::from_ref(w), y, bias);
+}
+
+/// [`linear`] with the weights `parts` stacked, their rows one after the other (a layer's query,
+/// key and value, or gate and up): one product, the output columns shared across threads as one,
+/// without the rows being copied together.
+///
+/// # Panics
+/// When the parts differ in their inputs, block type or decoder kind, or the slices do not have
+/// the sizes the parts and `rows` imply.
+pub fn linear_stacked(
+    x: &[f32],
+    rows: usize,
+    parts: &[QuantMatrix<'_>],
+    y: &mut [f32],
+    bias: Option<&[f32]>,
+) {
+    let Some(w) = parts.first() else {
+        assert!(y.is_empty(), "no outputs without weights");
+        return;
+    };
+    let k = w.in_features;
+    let n: usize = parts.iter().map(|p| p.out_features).sum();
+    for p in parts {
+        assert!(
+            p.in_features == k && p.block_values == w.block_values && p.fused == w.fused,
+            "stacked parts are alike"
+        );
+        assert!(
+            p.out_features == 0 || p.bytes.len().is_multiple_of(p.out_features),
+            "whole rows"
+        );
+    }
     assert_eq!(Some(x.len()), rows.checked_mul(k), "x is [rows, in]");
     assert_eq!(Some(y.len()), rows.checked_mul(n), "y is [rows, out]");
-    assert!(n == 0 || w.bytes.len().is_multiple_of(n), "whole rows");
     assert!(
         w.block_values > 0 && k.is_multiple_of(w.block_values),
         "whole blocks"
@@ -103,26 +134,35 @@ pub fn linear(x: &[f32], rows: usize, w: &QuantMatrix<'_>, y: &mut [f32], bias: 
         }
         return;
     }
-    let row_bytes = w.bytes.len() / n;
     let c = ArrayViewMut2::from_shape((rows, n), y).expect("rows × out values");
     let a = ArrayView2::from_shape((rows, k), x).expect("rows × in values");
     let uk = Backend::best().micro_kernel();
     // Packed once here, not per thread: every thread multiplies its weight rows by all of them.
     let acts = (rows > 1).then(|| Activations::pack(a, &uk, batch::depth(w.block_values)));
-    let parts = threads::parts(n * k * (rows + DECODE_COST), n.div_ceil(UNIT));
-    threads::run_split(c, Axis(1), parts, UNIT, &|start, mut piece| {
-        let width = piece.ncols();
-        let bias = bias.map(|b| &b[start..start + width]);
-        let bytes = &w.bytes[start * row_bytes..(start + width) * row_bytes];
-        if rows == 1 {
-            let out = piece.as_slice_mut().expect("one contiguous row");
-            dot_rows(w, bytes, row_bytes, x, out);
-            if let Some(bias) = bias {
-                out.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    let threads = threads::parts(n * k * (rows + DECODE_COST), n.div_ceil(UNIT));
+    threads::run_split(c, Axis(1), threads, UNIT, &|start, mut piece| {
+        let end = start + piece.ncols();
+        let mut first = 0;
+        for w in parts {
+            // This part's outputs are columns first .. first + out_features of y.
+            let (lo, hi) = (start.max(first), end.min(first + w.out_features));
+            if lo < hi {
+                let row_bytes = w.bytes.len() / w.out_features;
+                let bytes = &w.bytes[(lo - first) * row_bytes..(hi - first) * row_bytes];
+                let bias = bias.map(|b| &b[lo..hi]);
+                let mut c = piece.slice_mut(s![.., lo - start..hi - start]);
+                if rows == 1 {
+                    let out = c.as_slice_mut().expect("one contiguous row");
+                    dot_rows(w, bytes, row_bytes, x, out);
+                    if let Some(bias) = bias {
+                        out.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                    }
+                } else {
+                    let acts = acts.as_ref().expect("packed for more than one row");
+                    batch::product(&uk, w, bytes, row_bytes, acts, c, bias);
+                }
             }
-        } else {
-            let acts = acts.as_ref().expect("packed for more than one row");
-            batch::product(&uk, w, bytes, row_bytes, acts, piece, bias);
+            first += w.out_features;
         }
     });
 }
