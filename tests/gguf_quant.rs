@@ -176,7 +176,7 @@ fn the_kernels_decoded_values_are_the_tensor_layers_bit_for_bit() {
 /// rows) and thread parts (16 columns).
 #[test]
 fn stacked_parts_equal_their_rows_copied_together() {
-    let mut rng = Rng(0x5eed_0f_57ac_4ed0);
+    let mut rng = Rng(0x5eed_0f57_ac4e_d0d0);
     let k = 512;
     for q in [Quant::Q4_1, Quant::Q5_0, Quant::Q4_K] {
         let sizes = [37, 19, 64];
