@@ -271,3 +271,15 @@ fn without_a_base_one_line_says_to_give_one() {
         "{err}"
     );
 }
+
+#[test]
+fn the_base_the_model_card_names_opens_without_base() {
+    // The converter writes the PEFT model card's base after the Hub's address; here a path
+    // relative to the repository root, where the tests run.
+    let check = stdout_json(&["check", &fixture("gguf_named_base.gguf"), "--json"]);
+    assert_eq!(
+        check["adapter"]["base"],
+        "tests/fixtures/gguf_run/llama_original"
+    );
+    assert_eq!(check["adapter"]["adapted"], 11);
+}
