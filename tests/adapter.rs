@@ -2,13 +2,13 @@
 //! the update's figures against PEFT's own layers, and coverage findings on broken adapters
 //! (fixtures made by tests/fixtures/adapters/make.py).
 
+mod adapter_support;
 mod cli_support;
 mod fixture_support;
 
 use std::path::Path;
 
 use cli_support::{paramscope, stdout_json};
-use safetensors::SafeTensors;
 use serde_json::Value;
 
 const FOLDER: &str = "adapters";
@@ -17,50 +17,10 @@ fn fixture(name: &str) -> String {
     fixture_support::path(FOLDER, name).display().to_string()
 }
 
-/// `export ADAPTER --base BASE --merge` into a temp dir, then each tensor of PEFT's merged model
-/// beside the written one, as `(name, ours, PEFT's)` raw bytes and dtype.
-fn merged(adapter: &str, base: &str) -> Vec<(String, safetensors::Dtype, Vec<u8>, Vec<u8>)> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("merged.safetensors");
-    let run = paramscope(&[
-        "export",
-        &fixture(adapter),
-        "--base",
-        &fixture(base),
-        "--merge",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let ours = std::fs::read(&out).unwrap();
-    let oracle = std::fs::read(fixture(&format!("{adapter}.merged.safetensors"))).unwrap();
-    let (ours, oracle) = (
-        SafeTensors::deserialize(&ours).unwrap(),
-        SafeTensors::deserialize(&oracle).unwrap(),
-    );
-    let mut pairs: Vec<_> = oracle
-        .tensors()
-        .into_iter()
-        .map(|(name, expected)| {
-            let got = ours
-                .tensor(&name)
-                .unwrap_or_else(|_| panic!("{adapter}: {name} missing from the export"));
-            assert_eq!(got.shape(), expected.shape(), "{adapter}: {name}");
-            assert_eq!(got.dtype(), expected.dtype(), "{adapter}: {name}");
-            (
-                name,
-                got.dtype(),
-                got.data().to_vec(),
-                expected.data().to_vec(),
-            )
-        })
-        .collect();
-    pairs.sort_by(|a, b| a.0.cmp(&b.0));
-    pairs
+/// `export ADAPTER --base BASE --merge` beside PEFT's `ADAPTER.merged.safetensors`.
+fn merged(adapter: &str, base: &str) -> Vec<adapter_support::Merged> {
+    let oracle = fixture(&format!("{adapter}.merged.safetensors"));
+    adapter_support::merged(&fixture(adapter), &fixture(base), &oracle)
 }
 
 #[test]

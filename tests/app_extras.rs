@@ -1,5 +1,6 @@
 //! What the app shows of a checkpoint besides its tensors: a GGUF file's metadata, whose arrays
-//! open into their items, a pickle's plain values, and a pickle's refused calls as a notice.
+//! open into their items, a pickle's plain values, a pickle's refused calls as a notice, and a
+//! LoRA adapter's marks on its base.
 
 mod app_support;
 
@@ -106,4 +107,29 @@ fn the_filter_finds_a_token_by_its_text_and_esc_keeps_it_selected() {
     assert_eq!(app_support::selected_path(&h), "tokenizer.ggml.tokens[42]");
     let screen = text(&render(&h.app, 100, 40));
     assert!(screen.contains("[42] \"tok42\""), "{screen}");
+}
+
+#[test]
+fn a_gguf_adapter_marks_its_base_as_the_peft_folder_it_came_from_does() {
+    use paramscope::app::job::OpenSpec;
+    use paramscope::app::work::open::open_with_base;
+    let opened = |adapter: &str, base: &str| {
+        let spec = OpenSpec {
+            model: fixture(adapter).display().to_string(),
+            arch: None,
+            seed: 0,
+        };
+        open_with_base(&spec, Some(&fixture(base).display().to_string())).unwrap()
+    };
+    let peft = opened("adapters/llama_gguf_lora", "gguf_run/llama_original");
+    let gguf = opened("adapters/llama_gguf_lora.gguf", "gguf_run/llama_f32.gguf");
+    assert_eq!(gguf.extras.adapted.len(), 11);
+    assert_eq!(gguf.extras.adapted, peft.extras.adapted);
+    assert!(
+        gguf.notices
+            .iter()
+            .any(|n| n.contains("11 of 11 target modules adapted, 0 findings")),
+        "{:?}",
+        gguf.notices
+    );
 }

@@ -166,23 +166,24 @@ pub fn open_adapted(
     key: Option<&str>,
     base: Option<&str>,
 ) -> Result<Loaded, OpenError> {
-    let Some(found) = adapter::find(Path::new(spec)) else {
+    let Some(found) = adapter::find(Path::new(spec))? else {
         if base.is_some() {
             return Err(adapter::AdapterError::NotAnAdapter(spec.to_owned()).into());
         }
         return open_keyed(spec, options, key);
     };
-    let config = adapter::Config::read(&found.config)?;
+    let adapter = found.read()?;
     let alone = |why: String| -> Result<Loaded, OpenError> {
         let mut loaded = open_keyed(spec, options, key)?;
         loaded.warnings.push(format!(
-            "{spec} is a LoRA adapter{why}: pass --base MODEL to see it against its base"
+            "{spec} is {}{why}: pass --base MODEL to see it against its base",
+            adapter.kind
         ));
         Ok(loaded)
     };
     let (base, named) = match base {
         Some(base) => (base.to_owned(), false),
-        None => match config.named_base() {
+        None => match adapter.config.named_base() {
             Some(base) => (base, true),
             None => return alone(String::new()),
         },
@@ -196,7 +197,8 @@ pub fn open_adapted(
         }
         Err(e) => return Err(e),
     };
-    let tensors = safetensors::open(&found.weights)?.tensors;
+    let (config, tensors) =
+        adapter.into_parts(loaded.family.as_ref().map(|(_, c)| c), &loaded.gguf)?;
     loaded.adapter = Some(adapter::attach(&config, tensors, &loaded.model, &base));
     Ok(loaded)
 }

@@ -70,8 +70,8 @@ pub struct AppArgs {
     /// A second model to compare with: each tree row shows how far its tensor moved (rel_l2).
     #[arg(long, value_name = "MODEL")]
     pub compare: Option<String>,
-    /// The base model of a LoRA adapter MODEL (default: the base_model_name_or_path of its
-    /// adapter_config.json, when that is a path here).
+    /// The base model of a LoRA adapter MODEL, a PEFT folder or a llama.cpp adapter .gguf
+    /// (default: the base its adapter_config.json or GGUF metadata names, when that opens).
     #[arg(long, value_name = "MODEL")]
     pub base: Option<String>,
     /// Follow a run's checkpoints (several MODELs, or one folder of checkpoint-N or step_N
@@ -120,8 +120,9 @@ pub struct ModelArgs {
     #[arg(long, value_name = "K")]
     pub key: Option<String>,
     /// The base model of a LoRA adapter MODEL (a folder holding adapter_config.json and
-    /// adapter_model.safetensors); default: its config's base_model_name_or_path, when that is a
-    /// path here. tree and check show the adapter against it; the other commands use the merged model.
+    /// adapter_model.safetensors, or a llama.cpp adapter .gguf); default: the base its config or
+    /// GGUF metadata names, when that opens. tree and check show the adapter against it; the other
+    /// commands use the merged model.
     #[arg(long, value_name = "MODEL")]
     pub base: Option<String>,
 }

@@ -4,9 +4,12 @@
 //! `Conv1D` weights transposed back to [in, out], Gemma 2 and 3's norms given back their `1 +`.
 //!
 //! Renamed, a GGUF model is an ordinary checkpoint: the families run it, and `diff` pairs it with
-//! the folder it was converted from, by name.
+//! the folder it was converted from, by name. A llama.cpp LoRA adapter's pairs go back under the
+//! keys PEFT saves them as ([`peft_pair`]), the same changes undone on their factors.
 
 use std::sync::Arc;
+
+use thiserror::Error;
 
 use super::config::Config;
 use crate::tensor::{Bytes, Tensor};
@@ -145,6 +148,79 @@ pub fn rename(
         .collect()
 }
 
+/// Why a llama.cpp LoRA pair cannot be put back as PEFT stored it.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum LoraUndoError {
+    /// Llama's query and key rows were permuted per head, and the base gives no head count.
+    #[error(
+        "{0}: llama.cpp reordered its rows per attention head, and the base names no head count (config.json's num_attention_heads) to put them back"
+    )]
+    NoHeads(String),
+    /// The rows of `lora_b` do not split into the base's heads.
+    #[error("{name}: lora_b's {rows} rows do not split into {heads} heads")]
+    Rows {
+        /// The GGUF name of the base weight.
+        name: String,
+        /// `lora_b`'s rows.
+        rows: usize,
+        /// The heads.
+        heads: usize,
+    },
+    /// A weight llama.cpp stores changed in a way a low-rank pair does not carry over
+    /// (GPT-2's transposed `Conv1D`, Gemma's `1 + w` norms).
+    #[error("{0}: a LoRA pair on this weight is not read (llama.cpp stores the weight changed)")]
+    Unsupported(String),
+}
+
+/// The two PEFT keys and factors of the LoRA pair llama.cpp's `convert_lora_to_gguf.py` stored as
+/// `NAME.lora_a` and `NAME.lora_b` (`NAME` a base weight of a file of `architecture`), with what
+/// the converter did undone: Llama's query and key rows put back in `lora_b` (the converter
+/// permutes the pair as it permutes the weight, which moves B's rows only), the token embedding's
+/// `lora_a` transposed back (stored (vocabulary, r) for llama.cpp's `ggml_get_rows`). A name
+/// transformers does not load keeps its GGUF stem, so it shows as a key matching no base module.
+pub fn peft_pair(
+    architecture: &str,
+    config: &Config,
+    name: &str,
+    a: Tensor,
+    b: Tensor,
+) -> Result<[(String, Tensor); 2], LoraUndoError> {
+    if name == "token_embd.weight" {
+        let a = transpose(&a).ok_or_else(|| LoraUndoError::Unsupported(name.to_owned()))?;
+        let module = hugging_face_name(architecture, name)
+            .and_then(|hf| hf.strip_suffix(".weight").map(str::to_owned))
+            .unwrap_or_else(|| "token_embd".to_owned());
+        return Ok([
+            (format!("{module}.lora_embedding_A"), a),
+            (format!("{module}.lora_embedding_B"), b),
+        ]);
+    }
+    let module = match hugging_face_name(architecture, name) {
+        Some(hf) => hf.strip_suffix(".weight").unwrap_or(&hf).to_owned(),
+        None => name.strip_suffix(".weight").unwrap_or(name).to_owned(),
+    };
+    let b = match undo(architecture, name, config) {
+        Undo::Nothing => b,
+        Undo::Permute { heads } => {
+            if config.num_attention_heads.is_none() {
+                return Err(LoraUndoError::NoHeads(name.to_owned()));
+            }
+            unpermute(&b, heads).ok_or_else(|| LoraUndoError::Rows {
+                name: name.to_owned(),
+                rows: b.shape().first().copied().unwrap_or(0),
+                heads,
+            })?
+        }
+        Undo::Transpose | Undo::MinusOne => {
+            return Err(LoraUndoError::Unsupported(name.to_owned()));
+        }
+    };
+    Ok([
+        (format!("{module}.lora_A.weight"), a),
+        (format!("{module}.lora_B.weight"), b),
+    ])
+}
+
 /// Llama's query or key rows back in Hugging Face's order: llama.cpp stores, within each head of
 /// `2·d` rows, the rows `0, d, 1, d+1, ...` (GGML's RoPE rotates adjacent pairs, Hugging Face's
 /// the two halves). Whole rows move, so a quantized tensor stays quantized. `None` when the rows do
@@ -267,6 +343,56 @@ mod tests {
         let want: Vec<f32> = (0..rows).map(|r| r as f32).collect();
         assert_eq!(back, want);
         assert!(unpermute(&Tensor::from_f32(vec![3, 1], &[0.0; 3]), 2).is_none());
+    }
+
+    #[test]
+    fn lora_pairs_go_back_under_peft_keys() {
+        let config = Config {
+            num_attention_heads: Some(2),
+            num_key_value_heads: Some(1),
+            ..Config::default()
+        };
+        // B (4 rows, rank 1) as llama.cpp stores a key projection of 1 head of 2·2 rows: rows
+        // 0, 2, 1, 3 of Hugging Face's.
+        let a = Tensor::from_f32(vec![1, 3], &[1.0, 2.0, 3.0]);
+        let b = Tensor::from_f32(vec![4, 1], &[0.0, 2.0, 1.0, 3.0]);
+        let [(a_key, a_back), (b_key, b_back)] = peft_pair(
+            "llama",
+            &config,
+            "blk.1.attn_k.weight",
+            a.clone(),
+            b.clone(),
+        )
+        .unwrap();
+        assert_eq!(a_key, "model.layers.1.self_attn.k_proj.lora_A.weight");
+        assert_eq!(b_key, "model.layers.1.self_attn.k_proj.lora_B.weight");
+        assert_eq!(a_back.to_f32_vec().unwrap(), [1.0, 2.0, 3.0]);
+        assert_eq!(b_back.to_f32_vec().unwrap(), [0.0, 1.0, 2.0, 3.0]);
+        // Other architectures keep their rows; the embedding's A comes back (r, vocabulary).
+        let [_, (_, kept)] = peft_pair(
+            "qwen2",
+            &config,
+            "blk.1.attn_k.weight",
+            a.clone(),
+            b.clone(),
+        )
+        .unwrap();
+        assert_eq!(kept.to_f32_vec().unwrap(), [0.0, 2.0, 1.0, 3.0]);
+        let [(embed_key, embed_a), _] =
+            peft_pair("llama", &config, "token_embd.weight", b.clone(), a.clone()).unwrap();
+        assert_eq!(embed_key, "model.embed_tokens.lora_embedding_A");
+        assert_eq!(embed_a.shape(), [1, 4]);
+        // Without head counts the rows cannot be put back; GPT-2's Conv1D pairs are not read.
+        let no_heads = peft_pair(
+            "llama",
+            &Config::default(),
+            "blk.0.attn_q.weight",
+            a.clone(),
+            b.clone(),
+        );
+        assert!(matches!(no_heads, Err(LoraUndoError::NoHeads(_))));
+        let conv = peft_pair("gpt2", &config, "blk.0.attn_qkv.weight", a, b);
+        assert!(matches!(conv, Err(LoraUndoError::Unsupported(_))));
     }
 
     #[test]

@@ -1,19 +1,26 @@
-//! A PEFT LoRA adapter folder (`adapter_config.json` + `adapter_model.safetensors`) attached to its
-//! base model: the config read as PEFT reads it (r, alpha, rsLoRA, `rank_pattern`/`alpha_pattern`,
-//! `target_modules`, `fan_in_fan_out`), each stored key matched to a base weight, a prefix that
-//! would fix a key matching none, and the targeted modules left without an adapter.
+//! A LoRA adapter attached to its base model: a PEFT folder (`adapter_config.json` +
+//! `adapter_model.safetensors`) or a llama.cpp GGUF adapter (`general.type = adapter`), both read
+//! into one [`Config`] and PEFT's keys, then matched to the base the same way: each stored key to a
+//! base weight, a prefix that would fix a key matching none, the targeted modules left without an
+//! adapter.
+//!
+//! - [`config`]: what PEFT's config (or the GGUF's metadata) says of each module's rank and alpha;
+//! - [`gguf`]: a llama.cpp adapter read as llama.cpp reads it, its pairs under PEFT's keys.
+
+mod config;
+pub mod gguf;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
-use serde_json::Value;
 use thiserror::Error;
 
+pub use config::{Config, ConfigError};
+
 use crate::compare::adapter::{Finding, Lora, LoraError, Rename};
-use crate::io::small_file::{self, SmallFileError};
+use crate::families::Config as FamilyConfig;
+use crate::io::{FileError, safetensors};
 use crate::model::{Model, ParamId};
-use crate::source::Location;
 use crate::tensor::Tensor;
 
 /// The config file of an adapter folder.
@@ -22,15 +29,13 @@ pub const CONFIG: &str = "adapter_config.json";
 pub const WEIGHTS: &str = "adapter_model.safetensors";
 /// The prefix PEFT's `save_pretrained` puts before every key (the `PeftModel`'s `base_model.model`).
 const PEFT_PREFIX: &str = "base_model.model.";
-/// The largest `adapter_config.json` read.
-const MAX_CONFIG_BYTES: u64 = 4 << 20;
 
 /// Why an adapter could not be attached. Paths and names travel raw.
 #[derive(Debug, Error)]
 pub enum AdapterError {
     /// `--base` given for something that is not an adapter.
     #[error(
-        "{0}: --base applies to a LoRA adapter (a folder holding adapter_config.json and adapter_model.safetensors)"
+        "{0}: --base applies to a LoRA adapter (a folder holding adapter_config.json and adapter_model.safetensors, or a llama.cpp adapter .gguf)"
     )]
     NotAnAdapter(String),
     /// The config cannot be read.
@@ -41,268 +46,113 @@ pub enum AdapterError {
         /// What is wrong with it.
         why: ConfigError,
     },
-}
-
-/// What is wrong with an `adapter_config.json`.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// Unreadable.
+    /// The adapter's tensors cannot be read.
     #[error(transparent)]
-    File(#[from] SmallFileError),
-    /// Not JSON.
-    #[error("not JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    /// Another PEFT method.
-    #[error("peft_type {0:?}: only LORA adapters open against a base")]
-    NotLora(String),
-    /// A field of the wrong type.
-    #[error("{field} should be {expected}")]
-    Field {
-        /// The field.
-        field: &'static str,
-        /// What it should hold.
-        expected: &'static str,
-    },
-    /// A pattern PEFT would match as a regular expression that is not one here.
-    #[error("{field}: {source}")]
-    Pattern {
-        /// The field holding it.
-        field: &'static str,
-        /// Why it does not compile.
-        source: Box<regex::Error>,
+    File(#[from] FileError),
+    /// A llama.cpp adapter llama.cpp itself would refuse.
+    #[error("{}: {why}", path.display())]
+    Gguf {
+        /// The adapter file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: gguf::GgufAdapterError,
     },
 }
 
-/// An adapter folder's two files.
+/// Where an adapter is.
 #[derive(Debug, Clone)]
-pub struct Found {
-    /// `adapter_config.json`.
-    pub config: PathBuf,
-    /// `adapter_model.safetensors`.
-    pub weights: PathBuf,
+pub enum Found {
+    /// A PEFT folder's two files.
+    Peft {
+        /// `adapter_config.json`.
+        config: PathBuf,
+        /// `adapter_model.safetensors`.
+        weights: PathBuf,
+    },
+    /// A llama.cpp GGUF adapter file.
+    Gguf(PathBuf),
 }
 
-/// The adapter `path` names: a folder holding both files, or either file with the other beside it.
-#[must_use]
-pub fn find(path: &Path) -> Option<Found> {
+/// The adapter `path` names: a folder holding both PEFT files, either file with the other beside
+/// it, or a GGUF file whose `general.type` is `adapter` (a GGUF file that cannot be read is an
+/// error).
+pub fn find(path: &Path) -> Result<Option<Found>, FileError> {
+    if gguf::is_adapter(path)? {
+        return Ok(Some(Found::Gguf(path.to_path_buf())));
+    }
     let folder = if path.is_dir() {
         path
     } else {
-        let name = path.file_name()?.to_str()?;
-        if name != CONFIG && name != WEIGHTS {
-            return None;
+        let name = path.file_name().and_then(|n| n.to_str());
+        if name != Some(CONFIG) && name != Some(WEIGHTS) {
+            return Ok(None);
         }
         path.parent().unwrap_or(Path::new("."))
     };
-    let found = Found {
-        config: folder.join(CONFIG),
-        weights: folder.join(WEIGHTS),
-    };
-    (found.config.is_file() && found.weights.is_file()).then_some(found)
+    let (config, weights) = (folder.join(CONFIG), folder.join(WEIGHTS));
+    Ok((config.is_file() && weights.is_file()).then_some(Found::Peft { config, weights }))
 }
 
-/// Which base modules an adapter targets, as PEFT's `check_target_module_exists` decides.
-#[derive(Debug)]
-enum Modules {
-    /// None named.
-    Nothing,
-    /// A regular expression the whole module path must match.
-    Pattern(Regex),
-    /// Names: a module whose path is one, or ends with `.` and one.
-    Names(Vec<String>),
+/// An adapter read before its base is opened: its config, and its tensors as stored.
+pub struct Adapter {
+    /// What its config (or metadata) says.
+    pub config: Config,
+    /// What the user is told it is, when it opens without a base.
+    pub kind: &'static str,
+    stored: Stored,
 }
 
-impl Modules {
-    fn read(value: Option<&Value>, field: &'static str) -> Result<Modules, ConfigError> {
-        Ok(match value {
-            None | Some(Value::Null) => Modules::Nothing,
-            Some(Value::String(pattern)) => {
-                Modules::Pattern(compile(field, &format!("^(?:{pattern})$"))?)
-            }
-            Some(Value::Array(items)) => Modules::Names(
-                items
-                    .iter()
-                    .map(|v| v.as_str().map(str::to_owned))
-                    .collect::<Option<_>>()
-                    .ok_or(ConfigError::Field {
-                        field,
-                        expected: "a string or a list of strings",
-                    })?,
-            ),
-            Some(_) => {
-                return Err(ConfigError::Field {
-                    field,
-                    expected: "a string or a list of strings",
-                });
+enum Stored {
+    Peft(PathBuf),
+    Gguf(PathBuf, gguf::Pairs),
+}
+
+impl Found {
+    /// Reads the config (a GGUF adapter's metadata and tensor table, checked as llama.cpp checks
+    /// them); the tensors stay where they are.
+    pub fn read(&self) -> Result<Adapter, AdapterError> {
+        Ok(match self {
+            Found::Peft { config, weights } => Adapter {
+                config: Config::read(config).map_err(|why| AdapterError::Config {
+                    path: config.clone(),
+                    why,
+                })?,
+                kind: "a LoRA adapter",
+                stored: Stored::Peft(weights.clone()),
+            },
+            Found::Gguf(path) => {
+                let file = crate::io::gguf::open(path, 0)?;
+                let (config, pairs) = gguf::parse(&file.metadata, file.tensors).map_err(|why| {
+                    AdapterError::Gguf {
+                        path: path.clone(),
+                        why,
+                    }
+                })?;
+                Adapter {
+                    config,
+                    kind: "a llama.cpp LoRA adapter (GGUF)",
+                    stored: Stored::Gguf(path.clone(), pairs),
+                }
             }
         })
     }
-
-    fn names(&self, path: &str) -> bool {
-        match self {
-            Modules::Nothing => false,
-            Modules::Pattern(re) => re.is_match(path),
-            Modules::Names(names) => names.iter().any(|n| {
-                path == n
-                    || (path.ends_with(n.as_str()) && path[..path.len() - n.len()].ends_with('.'))
-            }),
-        }
-    }
 }
 
-fn compile(field: &'static str, pattern: &str) -> Result<Regex, ConfigError> {
-    Regex::new(pattern).map_err(|e| ConfigError::Pattern {
-        field,
-        source: Box::new(e),
-    })
-}
-
-/// An `adapter_config.json`, as far as a LoRA's update depends on it.
-#[derive(Debug)]
-pub struct Config {
-    /// The default rank.
-    pub r: usize,
-    /// The default alpha.
-    pub alpha: f64,
-    /// Scaling by `alpha / sqrt(r)` instead of `alpha / r`.
-    pub use_rslora: bool,
-    /// The base weights are stored (in, out) (GPT-2's Conv1D).
-    pub fan_in_fan_out: bool,
-    /// `base_model_name_or_path`.
-    pub base: Option<String>,
-    /// The base's Hub revision (`revision`), when it names one.
-    pub revision: Option<String>,
-    targets: Modules,
-    excluded: Modules,
-    /// `(pattern, rank)`, in the file's order: the first match wins, as PEFT's `get_pattern_key`.
-    rank_pattern: Vec<(Regex, usize)>,
-    /// `(pattern, alpha)`, likewise.
-    alpha_pattern: Vec<(Regex, f64)>,
-}
-
-impl Config {
-    /// Reads `path`.
-    pub fn read(path: &Path) -> Result<Config, AdapterError> {
-        Config::parse(path).map_err(|why| AdapterError::Config {
-            path: path.to_path_buf(),
-            why,
-        })
-    }
-
-    fn parse(path: &Path) -> Result<Config, ConfigError> {
-        let json: Value = serde_json::from_str(&small_file::read_text(path, MAX_CONFIG_BYTES)?)?;
-        if let Some(kind) = json.get("peft_type").and_then(Value::as_str)
-            && kind != "LORA"
-        {
-            return Err(ConfigError::NotLora(kind.to_owned()));
-        }
-        let flag = |field: &'static str| match json.get(field) {
-            None | Some(Value::Null) => Ok(false),
-            Some(v) => v.as_bool().ok_or(ConfigError::Field {
-                field,
-                expected: "true or false",
-            }),
+impl Adapter {
+    /// The config, and the tensors under the keys PEFT saves them as, for a base whose family
+    /// config is `base_config` and whose GGUF metadata (when it is a GGUF file) is `base_gguf`.
+    pub fn into_parts(
+        self,
+        base_config: Option<&FamilyConfig>,
+        base_gguf: &[(String, crate::io::gguf::Value)],
+    ) -> Result<(Config, Vec<(String, Tensor)>), AdapterError> {
+        let tensors = match self.stored {
+            Stored::Peft(weights) => safetensors::open(&weights)?.tensors,
+            Stored::Gguf(path, pairs) => pairs
+                .peft_tensors(base_config, base_gguf)
+                .map_err(|why| AdapterError::Gguf { path, why })?,
         };
-        let number = |field: &'static str, value: Option<&Value>, default: f64| match value {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v.as_f64().ok_or(ConfigError::Field {
-                field,
-                expected: "a number",
-            }),
-        };
-        let rank = |field: &'static str, value: Option<&Value>| match value {
-            None | Some(Value::Null) => Ok(8),
-            Some(v) => v
-                .as_u64()
-                .and_then(|r| usize::try_from(r).ok())
-                .filter(|r| *r > 0)
-                .ok_or(ConfigError::Field {
-                    field,
-                    expected: "a positive integer",
-                }),
-        };
-        let patterns = |field: &'static str| -> Result<Vec<(Regex, &Value)>, ConfigError> {
-            match json.get(field) {
-                None | Some(Value::Null) => Ok(Vec::new()),
-                Some(Value::Object(map)) => map
-                    .iter()
-                    .map(|(k, v)| Ok((compile(field, &format!(r"^(?:.*\.)?(?:{k})$"))?, v)))
-                    .collect(),
-                Some(_) => Err(ConfigError::Field {
-                    field,
-                    expected: "an object",
-                }),
-            }
-        };
-        Ok(Config {
-            r: rank("r", json.get("r"))?,
-            alpha: number("lora_alpha", json.get("lora_alpha"), 8.0)?,
-            use_rslora: flag("use_rslora")?,
-            fan_in_fan_out: flag("fan_in_fan_out")?,
-            base: json
-                .get("base_model_name_or_path")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            revision: json
-                .get("revision")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            targets: Modules::read(json.get("target_modules"), "target_modules")?,
-            excluded: Modules::read(json.get("exclude_modules"), "exclude_modules")?,
-            rank_pattern: patterns("rank_pattern")?
-                .into_iter()
-                .map(|(re, v)| Ok((re, rank("rank_pattern", Some(v))?)))
-                .collect::<Result<_, ConfigError>>()?,
-            alpha_pattern: patterns("alpha_pattern")?
-                .into_iter()
-                .map(|(re, v)| Ok((re, number("alpha_pattern", Some(v), 0.0)?)))
-                .collect::<Result<_, ConfigError>>()?,
-        })
-    }
-
-    /// The base the config names: a path here, else a Hub repo (`ORG/NAME`, at the config's
-    /// `revision`) as `hf://ORG/NAME[@REVISION]`, as PEFT's `from_pretrained` would fetch it.
-    #[must_use]
-    pub fn named_base(&self) -> Option<String> {
-        let base = self.base.as_deref()?;
-        if Path::new(base).exists() {
-            return Some(base.to_owned());
-        }
-        let hub = match &self.revision {
-            Some(revision) => format!("hf://{base}@{revision}"),
-            None => format!("hf://{base}"),
-        };
-        matches!(Location::parse(&hub), Ok(Location::Hub(_))).then_some(hub)
-    }
-
-    /// `alpha / r`, or `alpha / sqrt(r)` with rsLoRA, as PEFT's `update_layer` computes it.
-    #[must_use]
-    pub fn scaling(&self, r: usize, alpha: f64) -> f64 {
-        if self.use_rslora {
-            alpha / (r as f64).sqrt()
-        } else {
-            alpha / r as f64
-        }
-    }
-
-    /// The rank and alpha of the module at `path`.
-    fn rank_and_alpha(&self, path: &str) -> (usize, f64) {
-        let r = self
-            .rank_pattern
-            .iter()
-            .find(|(re, _)| re.is_match(path))
-            .map_or(self.r, |p| p.1);
-        let alpha = self
-            .alpha_pattern
-            .iter()
-            .find(|(re, _)| re.is_match(path))
-            .map_or(self.alpha, |p| p.1);
-        (r, alpha)
-    }
-
-    /// Whether PEFT would put an adapter on the module at `path`.
-    fn targets(&self, path: &str) -> bool {
-        !self.excluded.names(path) && self.targets.names(path)
+        Ok((self.config, tensors))
     }
 }
 
@@ -480,8 +330,8 @@ fn fit(
     pair: Pair,
     model: &Model,
 ) -> Result<Lora, Finding> {
-    let (r, alpha) = config.rank_and_alpha(module);
     let ((a_key, a), (b_key, b)) = (pair.a.expect("matched"), pair.b.expect("matched"));
+    let (r, alpha) = config.rank_and_alpha(module, b.shape());
     let base = model.store.get(id).shape();
     let mismatch = |key: &str, tensor: &Tensor, expected: Vec<usize>| Finding::ShapeMismatch {
         path: module.to_owned(),
