@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{Map, Value as Json, json};
 
 use super::gguf_config::get;
-use super::tokenize::{TextTokenizer, TokenizeError};
+use super::tokenize::{BpeParts, TextTokenizer, TokenizeError};
 use crate::io::gguf::{self, Value};
 
 /// llama.cpp's token types that matter here.
@@ -23,14 +23,13 @@ pub fn open(path: &Path) -> Result<TextTokenizer, TokenizeError> {
         path: path.to_owned(),
         reason,
     };
-    // The vocabulary and merges are needed whole: the header is read again keeping every item.
-    // The header's items and the JSON built from them are dropped before the tokenizer is parsed
-    // from the text, so the three are never held at once (tens of MB for a 49,152-token vocabulary).
-    let text = {
-        let file = gguf::open(path, usize::MAX).map_err(|e| fail(e.to_string()))?;
-        build(&file.metadata).map_err(fail)?.to_string()
+    // The vocabulary and merges are needed whole: the header is read again keeping every item,
+    // and dropped once the parts are made from it.
+    let parts = {
+        let mut file = gguf::open(path, usize::MAX).map_err(|e| fail(e.to_string()))?;
+        build(&mut file.metadata).map_err(fail)?
     };
-    TextTokenizer::from_json(text.as_bytes(), path.to_owned())
+    TextTokenizer::from_bpe(parts, path.to_owned())
 }
 
 /// The `tokenizer.ggml.model` of `metadata` (`gpt2`, `llama`), when it names one.
@@ -42,15 +41,17 @@ pub fn kind(metadata: &[(String, Value)]) -> Option<&str> {
     }
 }
 
-/// The `tokenizer.json` transformers would build from `metadata`.
-pub fn build(metadata: &[(String, Value)]) -> Result<Json, String> {
-    let model = kind(metadata).ok_or("the file has no tokenizer.ggml.model")?;
+/// The parts of the tokenizer transformers would build from `metadata`.
+pub fn build(metadata: &mut [(String, Value)]) -> Result<BpeParts, String> {
+    let model = kind(metadata)
+        .ok_or("the file has no tokenizer.ggml.model")?
+        .to_owned();
     let tokens: Vec<String> = strings(metadata, "tokenizer.ggml.tokens")?;
     let types = integers(metadata, "tokenizer.ggml.token_type").unwrap_or_default();
     let byte_level = model == "gpt2";
-    let (model_json, pre_tokenizer, decoder, spelled) = match model {
-        "gpt2" => byte_level_bpe(metadata, &tokens)?,
-        "llama" => sentencepiece_bpe(metadata, &tokens)?,
+    let bpe = match model.as_str() {
+        "gpt2" => byte_level_bpe(metadata, tokens)?,
+        "llama" => sentencepiece_bpe(metadata, tokens)?,
         other => {
             return Err(format!(
                 "tokenizer.ggml.model {other:?} is not one paramscope builds (gpt2, llama)"
@@ -61,7 +62,7 @@ pub fn build(metadata: &[(String, Value)]) -> Result<Json, String> {
     let token_of = |key: &str| {
         id(key)
             .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| spelled.get(i).map(|t| (i, t.clone())))
+            .and_then(|i| bpe.vocab.get(i).map(|t| (i, t.clone())))
     };
     // transformers makes the file's special tokens and every control token special added tokens
     // (a byte-level one only when it is spelled in the byte alphabet), user-defined ones plain.
@@ -81,7 +82,7 @@ pub fn build(metadata: &[(String, Value)]) -> Result<Json, String> {
             push(i, &t, true);
         }
     }
-    for (i, (token, ty)) in spelled.iter().zip(&types).enumerate() {
+    for (i, (token, ty)) in bpe.vocab.iter().zip(&types).enumerate() {
         if *ty == CONTROL && (!byte_level || token.chars().all(in_byte_alphabet)) {
             push(i, token, true);
         } else if *ty == USER_DEFINED {
@@ -89,13 +90,6 @@ pub fn build(metadata: &[(String, Value)]) -> Result<Json, String> {
         }
     }
     added.sort_by_key(|(i, ..)| *i);
-    let added_json: Vec<Json> = added
-        .iter()
-        .map(|(i, content, special)| {
-            json!({"id": i, "content": content, "single_word": false, "lstrip": false,
-                   "rstrip": false, "normalized": false, "special": special})
-        })
-        .collect();
     let flag = |key: &str, default: bool| match get(metadata, key) {
         Some(Value::Bool(b)) => *b,
         _ => default,
@@ -105,25 +99,29 @@ pub fn build(metadata: &[(String, Value)]) -> Result<Json, String> {
     let add_eos = flag("tokenizer.ggml.add_eos_token", false);
     let bos = token_of("tokenizer.ggml.bos_token_id").filter(|_| add_bos);
     let eos = token_of("tokenizer.ggml.eos_token_id").filter(|_| add_eos);
-    Ok(json!({
-        "version": "1.0",
-        "truncation": null,
-        "padding": null,
-        "added_tokens": added_json,
-        "normalizer": null,
-        "pre_tokenizer": pre_tokenizer,
-        "post_processor": template(bos.as_ref(), eos.as_ref()),
-        "decoder": decoder,
-        "model": model_json,
-    }))
+    Ok(BpeParts {
+        post_processor: template(bos.as_ref(), eos.as_ref()),
+        vocab: bpe.vocab,
+        merges: bpe.merges,
+        byte_fallback: bpe.byte_fallback,
+        fuse_unk: bpe.byte_fallback,
+        pre_tokenizer: bpe.pre_tokenizer,
+        decoder: bpe.decoder,
+        added,
+    })
 }
 
-/// A metadata array of strings, whole.
-fn strings(metadata: &[(String, Value)], key: &str) -> Result<Vec<String>, String> {
-    whole(metadata, key)?
-        .iter()
+/// A metadata array of strings, whole, taken out of `metadata` (its 49,152 tokens or merges are
+/// moved, not copied, into the tokenizer's parts).
+fn strings(metadata: &mut [(String, Value)], key: &str) -> Result<Vec<String>, String> {
+    whole(metadata, key)?;
+    let Some((_, Value::Array(array))) = metadata.iter_mut().find(|(k, _)| k == key) else {
+        unreachable!("`whole` found the array");
+    };
+    std::mem::take(&mut array.head)
+        .into_iter()
         .map(|v| match v {
-            Value::String(s) => Ok(s.clone()),
+            Value::String(s) => Ok(s),
             other => Err(format!("{key} holds {other}, not strings")),
         })
         .collect()
@@ -183,29 +181,39 @@ fn template(bos: Option<&(usize, String)>, eos: Option<&(usize, String)>) -> Jso
     json!({"type": "TemplateProcessing", "single": single, "pair": pair, "special_tokens": specials})
 }
 
-/// The model, pre-tokenizer and decoder of a tokenizer, and the tokens as its vocabulary spells
-/// them.
-type Parts = (Json, Json, Json, Vec<String>);
+/// A BPE model as transformers builds it from a GGUF file: the tokens as its vocabulary spells
+/// them, its merges, and its pre-tokenizer and decoder (as `tokenizer.json` spells them).
+struct Bpe {
+    vocab: Vec<String>,
+    merges: Vec<(String, String)>,
+    /// SentencePiece-style: unknown bytes become `<0xNN>` tokens, and unknown runs fuse.
+    byte_fallback: bool,
+    pre_tokenizer: Json,
+    decoder: Json,
+}
+
+/// `a b` as the pair it spells.
+fn merge(m: &str) -> (String, String) {
+    let (a, b) = m.split_once(' ').unwrap_or((m, ""));
+    (a.to_owned(), b.to_owned())
+}
 
 /// Byte-level BPE (`GPT2Tokenizer`): tokens not spelled in the byte alphabet respelled in it,
 /// the file's merges, the split `tokenizer.ggml.pre` names (GPT-2's own otherwise).
-fn byte_level_bpe(metadata: &[(String, Value)], tokens: &[String]) -> Result<Parts, String> {
-    let spelled: Vec<String> = tokens
-        .iter()
+fn byte_level_bpe(metadata: &mut [(String, Value)], tokens: Vec<String>) -> Result<Bpe, String> {
+    let vocab: Vec<String> = tokens
+        .into_iter()
         .map(|t| {
             if t.chars().all(in_byte_alphabet) {
-                t.clone()
+                t
             } else {
                 t.bytes().map(byte_char).collect()
             }
         })
         .collect();
-    let merges: Vec<Json> = strings(metadata, "tokenizer.ggml.merges")?
+    let merges = strings(metadata, "tokenizer.ggml.merges")?
         .iter()
-        .map(|m| {
-            let (a, b) = m.split_once(' ').unwrap_or((m, ""));
-            json!([a, b])
-        })
+        .map(|m| merge(m))
         .collect();
     let pre = match get(metadata, "tokenizer.ggml.pre") {
         Some(Value::String(p)) => split_regex(p),
@@ -220,36 +228,28 @@ fn byte_level_bpe(metadata: &[(String, Value)], tokens: &[String]) -> Result<Par
             json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true})
         }
     };
-    let model = json!({
-        "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": "",
-        "end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "ignore_merges": false,
-        "vocab": vocab(&spelled), "merges": merges,
-    });
     let decoder = json!({"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true});
-    Ok((model, pre_tokenizer, decoder, spelled))
+    Ok(Bpe {
+        vocab,
+        merges,
+        byte_fallback: false,
+        pre_tokenizer,
+        decoder,
+    })
 }
 
 /// SentencePiece-style BPE (`LlamaTokenizer`): byte fallback, `▁` for spaces with one prepended,
 /// merges the file's own or (as nearly always) recovered from the pieces' scores.
-fn sentencepiece_bpe(metadata: &[(String, Value)], tokens: &[String]) -> Result<Parts, String> {
+fn sentencepiece_bpe(metadata: &mut [(String, Value)], tokens: Vec<String>) -> Result<Bpe, String> {
     let merges = if get(metadata, "tokenizer.ggml.merges").is_some() {
         strings(metadata, "tokenizer.ggml.merges")?
             .iter()
-            .map(|m| m.split_once(' ').unwrap_or((m, "")))
-            .map(|(a, b)| json!([a, b]))
+            .map(|m| merge(m))
             .collect()
     } else {
         let scores = floats(metadata, "tokenizer.ggml.scores")?;
-        merges_from_scores(tokens, &scores)
-            .into_iter()
-            .map(|(a, b)| json!([a, b]))
-            .collect::<Vec<_>>()
+        merges_from_scores(&tokens, &scores)
     };
-    let model = json!({
-        "type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
-        "end_of_word_suffix": null, "fuse_unk": true, "byte_fallback": true, "ignore_merges": false,
-        "vocab": vocab(tokens), "merges": merges,
-    });
     let pre_tokenizer =
         json!({"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": false});
     let decoder = json!({"type": "Sequence", "decoders": [
@@ -258,16 +258,13 @@ fn sentencepiece_bpe(metadata: &[(String, Value)], tokens: &[String]) -> Result<
         {"type": "Fuse"},
         {"type": "Strip", "content": " ", "start": 1, "stop": 0},
     ]});
-    Ok((model, pre_tokenizer, decoder, tokens.to_vec()))
-}
-
-/// token -> id; a token listed twice keeps its last id, as a Python dict built in order does.
-fn vocab(tokens: &[String]) -> Json {
-    let mut map = Map::new();
-    for (i, t) in tokens.iter().enumerate() {
-        map.insert(t.clone(), json!(i));
-    }
-    Json::Object(map)
+    Ok(Bpe {
+        vocab: tokens,
+        merges,
+        byte_fallback: true,
+        pre_tokenizer,
+        decoder,
+    })
 }
 
 /// The longest token (in bytes) whose splits are looked for.
@@ -374,5 +371,60 @@ mod tests {
         let pairs: Vec<(&str, &str)> = m.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         // ab (-1), bc (-2), then abc's splits (-3): "ab"+"c" (longer left) before "a"+"bc".
         assert_eq!(pairs, [("a", "b"), ("b", "c"), ("ab", "c"), ("a", "bc")]);
+    }
+
+    fn strings_value(items: &[&str]) -> Value {
+        Value::Array(gguf::value::Array {
+            item: gguf::ValueType::String,
+            len: items.len() as u64,
+            head: items
+                .iter()
+                .map(|s| Value::String((*s).to_owned()))
+                .collect(),
+        })
+    }
+
+    /// A file's merge naming a token its vocabulary lacks is one error naming the file, not a
+    /// panic: the crate's builder refuses it, and the parts are built under the panic guard.
+    #[test]
+    fn merges_of_unknown_tokens_are_an_error() {
+        let mut metadata = vec![
+            (
+                "tokenizer.ggml.model".to_owned(),
+                Value::String("gpt2".to_owned()),
+            ),
+            (
+                "tokenizer.ggml.tokens".to_owned(),
+                strings_value(&["a", "b", "ab"]),
+            ),
+            (
+                "tokenizer.ggml.merges".to_owned(),
+                strings_value(&["a b", "a zz"]),
+            ),
+        ];
+        let parts = build(&mut metadata).unwrap();
+        assert_eq!(parts.vocab, ["a", "b", "ab"]);
+        let Err(e) = TextTokenizer::from_bpe(parts, "bad.gguf".into()) else {
+            panic!("a merge of an unknown token was accepted");
+        };
+        let message = e.to_string();
+        assert!(
+            message.starts_with("bad.gguf: ") && message.contains("zz"),
+            "{message}"
+        );
+
+        let mut metadata = vec![
+            (
+                "tokenizer.ggml.model".to_owned(),
+                Value::String("gpt2".to_owned()),
+            ),
+            (
+                "tokenizer.ggml.tokens".to_owned(),
+                strings_value(&["a", "b", "ab"]),
+            ),
+            ("tokenizer.ggml.merges".to_owned(), strings_value(&["a b"])),
+        ];
+        let tokenizer = TextTokenizer::from_bpe(build(&mut metadata).unwrap(), "ok.gguf".into());
+        assert_eq!(tokenizer.unwrap().encode("ab").unwrap(), [2]);
     }
 }

@@ -13,8 +13,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+use serde_json::Value as Json;
 use thiserror::Error;
-use tokenizers::Tokenizer;
+use tokenizers::models::bpe::{BPE, Vocab};
+use tokenizers::{
+    AddedToken, DecoderWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer,
+};
 
 pub use guard::{Charsmap, Unsafe};
 
@@ -61,6 +65,28 @@ pub enum TokenizeError {
         /// What the tokenizer said.
         reason: String,
     },
+}
+
+/// A byte-pair-encoding tokenizer described piece by piece (what a GGUF file's metadata holds),
+/// for [`TextTokenizer::from_bpe`]: the vocabulary and merges as lists, the rest as the JSON a
+/// `tokenizer.json` would hold.
+pub struct BpeParts {
+    /// Token `i` is spelled `vocab[i]`; a token listed twice keeps its last id.
+    pub vocab: Vec<String>,
+    /// The merges, highest priority first.
+    pub merges: Vec<(String, String)>,
+    /// Unknown bytes become `<0xNN>` tokens (SentencePiece-style vocabularies).
+    pub byte_fallback: bool,
+    /// Runs of unknown tokens are fused into one.
+    pub fuse_unk: bool,
+    /// The pre-tokenizer, decoder and post-processor, as `tokenizer.json` spells them.
+    pub pre_tokenizer: Json,
+    /// See [`Self::pre_tokenizer`].
+    pub decoder: Json,
+    /// See [`Self::pre_tokenizer`].
+    pub post_processor: Json,
+    /// Added tokens: id, text, and whether special.
+    pub added: Vec<(usize, String, bool)>,
 }
 
 /// A loaded `tokenizer.json`.
@@ -115,6 +141,57 @@ impl TextTokenizer {
         Ok(Self { inner, path })
     }
 
+    /// Builds a BPE tokenizer from its parts, under the same panic guard as [`Self::from_json`].
+    ///
+    /// Built through the crate's builders rather than a `tokenizer.json` made from the parts:
+    /// the crate's JSON reader buffers a 49,152-token vocabulary and its merges several times over
+    /// (40 MB of a 98 MB model's run); the parts' vocabulary and merges are handed over as they are.
+    pub fn from_bpe(parts: BpeParts, path: PathBuf) -> Result<Self, TokenizeError> {
+        let pre_tokenizer: PreTokenizerWrapper = part("pre-tokenizer", parts.pre_tokenizer, &path)?;
+        let decoder: DecoderWrapper = part("decoder", parts.decoder, &path)?;
+        let post_processor: PostProcessorWrapper =
+            part("post-processor", parts.post_processor, &path)?;
+        let BpeParts {
+            vocab,
+            merges,
+            byte_fallback,
+            fuse_unk,
+            added,
+            ..
+        } = parts;
+        let inner = contained(&path, "reading it", move || {
+            let mut map = Vocab::with_capacity(vocab.len());
+            for (id, token) in (0u32..).zip(vocab) {
+                map.insert(token, id);
+            }
+            let model = BPE::builder()
+                .vocab_and_merges(map, merges)
+                .byte_fallback(byte_fallback)
+                .fuse_unk(fuse_unk)
+                .build()?;
+            let mut tokenizer = Tokenizer::new(model);
+            tokenizer
+                .with_pre_tokenizer(Some(pre_tokenizer))
+                .with_decoder(Some(decoder))
+                .with_post_processor(Some(post_processor));
+            // As the crate's own reader adds a tokenizer.json's added tokens: all at once, each
+            // keeping the id the vocabulary gives its text.
+            tokenizer.add_tokens(added.into_iter().map(|(_, content, special)| {
+                AddedToken::from(content, special)
+                    .single_word(false)
+                    .lstrip(false)
+                    .rstrip(false)
+                    .normalized(false)
+            }))?;
+            Ok::<_, tokenizers::Error>(tokenizer)
+        })?
+        .map_err(|e| TokenizeError::Read {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { inner, path })
+    }
+
     /// The ids of `text`, with the special tokens the tokenizer adds (`[CLS] … [SEP]`, `<s>`).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizeError> {
         contained(&self.path, "encoding", || self.inner.encode(text, true))?
@@ -150,6 +227,18 @@ impl TextTokenizer {
     pub fn id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }
+}
+
+/// One part of a tokenizer (`what`: "decoder", ...) from the JSON `tokenizer.json` would hold.
+fn part<T: serde::de::DeserializeOwned>(
+    what: &str,
+    json: Json,
+    path: &Path,
+) -> Result<T, TokenizeError> {
+    serde_json::from_value(json).map_err(|e| TokenizeError::Read {
+        path: path.to_owned(),
+        reason: format!("the {what} made for it: {e}"),
+    })
 }
 
 thread_local! {
