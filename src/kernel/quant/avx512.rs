@@ -94,7 +94,7 @@ struct Store<'a> {
 }
 
 impl Sink for Store<'_> {
-    const PREFETCH: bool = false;
+    const PREFETCH: bool = true;
 
     #[inline(always)]
     fn put(&mut self, at: usize, w: __m512) {

@@ -74,7 +74,7 @@ pub(super) fn depth(block_values: usize) -> usize {
 
 /// Per-thread buffers, kept so that a forward pass allocates them once.
 struct Scratch {
-    /// An MR×KC tile of decoded weight rows, row-major.
+    /// MR decoded weight rows, [`tile_stride`] apart.
     tile: Vec<f32>,
     /// The tile packed into the micro-kernel's A layout, for kernels that cannot read it in place.
     packed: AlignedBuf,
@@ -110,7 +110,7 @@ pub(super) fn product(
     let ld = acts.panels * acts.nr;
     SCRATCH.with_borrow_mut(|scratch| {
         scratch.out.resize(chunk * ld, 0.0);
-        scratch.tile.resize(uk.mr * acts.kc, 0.0);
+        scratch.tile.resize(uk.mr * tile_stride(w.in_features), 0.0);
         for first in (0..width).step_by(chunk) {
             let rows = chunk.min(width - first);
             let chunk_bytes = &bytes[first * row_bytes..(first + rows) * row_bytes];
@@ -151,10 +151,9 @@ fn write_back(out: &[f32], ld: usize, mut c: ArrayViewMut2<f32>, bias: Option<&[
 
 /// `scratch.out` = the weight rows in `bytes` times the activations, one row per weight row.
 ///
-/// Tile by tile, and within a tile depth by depth, so that the weight's bytes are read in the
-/// order they lie in (a tile's rows are contiguous): the hardware prefetcher follows that, where
-/// walking a depth across all the chunk's tiles first had left the decoder waiting on memory for a
-/// fifth of a prompt's time (the weight is a mapped file, read once per product).
+/// A tile's rows are decoded whole, one after the other, so the weight's bytes are read in the
+/// order they lie in and the decoder's prefetch runs ahead of it (the weight is a mapped file,
+/// read once per product); each depth of the decoded tile is then multiplied in place.
 fn multiply_chunk(
     uk: &MicroKernel,
     w: &QuantMatrix<'_>,
@@ -164,28 +163,26 @@ fn multiply_chunk(
     scratch: &mut Scratch,
 ) {
     let k = w.in_features;
-    let block_bytes = row_bytes / (k / w.block_values);
     let ld = acts.panels * acts.nr;
+    let stride = tile_stride(k);
     for (t, tile_bytes) in bytes.chunks(uk.mr * row_bytes).enumerate() {
         let tile_rows = tile_bytes.len() / row_bytes;
+        let tile = &mut scratch.tile[..tile_rows * stride];
+        for (row, out) in tile_bytes
+            .chunks_exact(row_bytes)
+            .zip(tile.chunks_exact_mut(stride))
+        {
+            decode(w, row, &mut out[..k], &mut scratch.decoded);
+        }
         for pc in (0..k).step_by(acts.kc) {
             let depth = acts.kc.min(k - pc);
-            let segment =
-                pc / w.block_values * block_bytes..(pc + depth) / w.block_values * block_bytes;
-            let tile = &mut scratch.tile[..tile_rows * depth];
-            for (row, out) in tile_bytes
-                .chunks_exact(row_bytes)
-                .zip(tile.chunks_exact_mut(depth))
-            {
-                decode(w, &row[segment.clone()], out, &mut scratch.decoded);
-            }
             let (kernel, a) = if let Some(unpacked) = uk.unpacked {
-                (unpacked, tile.as_ptr())
+                (unpacked, tile[pc..].as_ptr())
             } else {
-                let view = ArrayView2::from_shape((tile_rows, depth), &*tile)
-                    .expect("rows of depth values");
+                let view = ArrayView2::from_shape((tile_rows, stride), &*tile)
+                    .expect("rows of the tile's stride");
                 let packed = scratch.packed.get_mut(packed_a_len(uk.mr, depth, uk.mr));
-                pack_a(view, uk.mr, packed);
+                pack_a(view.slice(s![.., pc..pc + depth]), uk.mr, packed);
                 (uk.run, packed.as_ptr())
             };
             for q in 0..acts.panels {
@@ -200,18 +197,29 @@ fn multiply_chunk(
                     beta: if pc == 0 { 0.0 } else { 1.0 },
                     bias: std::ptr::null(),
                     relu: false,
-                    ars: depth as isize,
+                    ars: stride as isize,
                 };
                 let b = acts.panel(pc, depth, q);
-                // SAFETY: `a` is the tile's `tile_rows` rows of `depth` floats, `depth` apart (or
-                // their packed MR×depth panel); `b` is a 64-byte aligned depth×NR panel (an
-                // AlignedBuf, whose blocks and panels start at multiples of NR floats). The tile
-                // writes rows t·MR .. t·MR + tile_rows of `scratch.out`, which has room for a
-                // chunk's rows, and its columns q·NR .. (q+1)·NR <= ld, with no bias. The kernel
-                // is the best backend's.
+                // SAFETY: `a` is the tile's `tile_rows` rows from column pc, `depth` floats each,
+                // `stride` apart (or their packed MR×depth panel); `b` is a 64-byte aligned
+                // depth×NR panel (an AlignedBuf, whose blocks and panels start at multiples of NR
+                // floats). The tile writes rows t·MR .. t·MR + tile_rows of `scratch.out`, which
+                // has room for a chunk's rows, and its columns q·NR .. (q+1)·NR <= ld, with no
+                // bias. The kernel is the best backend's.
                 unsafe { kernel(depth, a, b.as_ptr(), &target) };
             }
         }
+    }
+}
+
+/// The distance between a decoded tile's rows: `k`, or a little more when `k` floats are a
+/// multiple of 4 KiB, so that the MR rows the micro-kernel reads at once do not all fall in one
+/// L1 set.
+fn tile_stride(k: usize) -> usize {
+    if (k * size_of::<f32>()).is_multiple_of(4096) {
+        k + 16
+    } else {
+        k
     }
 }
 
@@ -251,11 +259,16 @@ mod tests {
     }
 
     /// Every backend's micro-kernel, its A packed or read in place, gives dequantize-then-multiply
-    /// across depth blocks (320 = 256 + 64), chunks (130 rows > 8 tiles of 12), and activation
-    /// panels (40 rows > NR), with a bias.
+    /// across depth blocks (320 = 256 + 64), chunks (130 rows > 8 tiles of 12), activation panels
+    /// (40 rows > NR) and a padded tile stride (1024 values, 4 KiB), with a bias.
     #[test]
     fn products_match_for_every_backend() {
-        let (n, k) = (130, 320);
+        for (n, k) in [(130, 320), (50, 1024)] {
+            products_match(n, k);
+        }
+    }
+
+    fn products_match(n: usize, k: usize) {
         let values: Vec<i8> = (0..n * k).map(|i| ((i * 37 + 11) % 255) as i8).collect();
         let bytes = q8_0(&values);
         let decode = |b: &[u8], out: &mut Vec<f32>| {
