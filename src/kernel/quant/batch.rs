@@ -4,10 +4,9 @@
 //! Why this way round: A is read in place, row-major, which is how a weight row decodes; B has to
 //! be packed into NR-wide panels, and the activations are packed once per product where the
 //! weight's rows would have been packed (transposed) once per panel. So a tile of MR weight rows
-//! is decoded into a few KiB that stay in L1 and multiplied at once by every activation panel:
-//! each value is decoded once per product, written once (to L1), and never transposed. On a
-//! 32-token prompt through SmolLM2 the transpose had taken a fifth of the time, and the decoded
-//! panel's round trip through L2 most of the decoder's share.
+//! is decoded, row after row as they lie in the file, into a buffer that stays in L1 or L2, and
+//! multiplied at once by every activation panel: each value is decoded once per product and never
+//! transposed. On a 32-token prompt through SmolLM2 the transpose had taken a fifth of the time.
 //!
 //! The tiles of C come out transposed ([out rows, activation rows]); each chunk of them is turned
 //! back into `y`'s rows, with the bias, once its sums are whole.
