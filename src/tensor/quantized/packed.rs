@@ -53,6 +53,15 @@ fn spread_nibbles(word: u32) -> u64 {
     (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f
 }
 
+/// Field `k` of `bits` bits, a width that divides 8 (so that no field straddles a byte), of a row
+/// of little-endian words given as its bytes: bits `k·bits..` of the bytes, read without a branch
+/// so that a loop of them vectorizes.
+fn byte_field(row: &[u8], k: usize, bits: u32) -> u8 {
+    let at = k * bits as usize;
+    // The mask keeps at most 8 bits: the cast cannot lose any.
+    (u16::from(row[at / 8] >> (at % 8)) & ((1 << bits) - 1)) as u8
+}
+
 /// Word `w` of a row of stored words decoded to i64 (an I32 decoded is sign-extended; the cast
 /// keeps its 32 bits as stored).
 fn stored(words: &[i64]) -> impl Fn(usize) -> u32 + '_ {
@@ -232,14 +241,8 @@ impl Quantized {
             let slot = awq_slot(o, bits);
             out.extend(columns.map(|i| field(|w| word(i * width + w), slot, bits)));
         } else if 8 % bits == 0 {
-            // Fields that never straddle a byte: field k of the row's little-endian words is
-            // bits k·bits.. of its bytes, read without a branch so that the loop vectorizes.
             let row = &bytes[4 * o * width..4 * (o + 1) * width];
-            let (bits, mask) = (bits as usize, (1u16 << bits) - 1);
-            out.extend(columns.map(|k| {
-                let at = k * bits;
-                (u16::from(row[at / 8] >> (at % 8)) & mask) as u8
-            }));
+            out.extend(columns.map(|k| byte_field(row, k, bits)));
         } else {
             out.extend(columns.map(|i| field(|w| word(o * width + w), i, bits)));
         }
@@ -366,15 +369,16 @@ impl Quantized {
             }
             _ => return None,
         };
+        // GPTQ's and AWQ's widths (2, 4, 8) divide a byte.
         let (bits, gptq) = self.packing();
-        let words = ints(&self.parts[part].1);
+        let bytes = self.parts[part].1.bytes();
         let (groups, width) = (self.parts[2].1.shape()[0], self.parts[part].1.shape()[1]);
         let mut zeros = vec![0; out * groups];
         for g in 0..groups {
-            let row = &words[g * width..(g + 1) * width];
+            let row = &bytes[4 * g * width..4 * (g + 1) * width];
             for o in 0..out {
                 let k = if gptq { o } else { awq_slot(o, bits) };
-                zeros[o * groups + g] = i64::from(field(stored(row), k, bits)) + i64::from(v1);
+                zeros[o * groups + g] = i64::from(byte_field(row, k, bits)) + i64::from(v1);
             }
         }
         Some(zeros)
@@ -384,7 +388,7 @@ impl Quantized {
     /// index past the groups has no scale), or consecutive runs of inputs.
     pub(super) fn packed_grouping(&self) -> Grouping {
         let (inputs, groups) = (self.shape[1], self.parts[2].1.shape()[0]);
-        let of_input = if let Some((_, g)) = self.parts.get(3) {
+        let of_input: Vec<usize> = if let Some((_, g)) = self.parts.get(3) {
             ints(g)
                 .into_iter()
                 .map(|g| usize::try_from(g).unwrap_or(0).min(groups - 1))
@@ -393,7 +397,20 @@ impl Quantized {
             let size = inputs.div_ceil(groups).max(1);
             (0..inputs).map(|i| i / size).collect()
         };
-        Grouping::Inputs { of_input, groups }
+        // Where each input's run of inputs of its group ends, found once from the last input.
+        let mut run_end = vec![inputs; inputs];
+        for i in (0..inputs.saturating_sub(1)).rev() {
+            if of_input[i] == of_input[i + 1] {
+                run_end[i] = run_end[i + 1];
+            } else {
+                run_end[i] = i + 1;
+            }
+        }
+        Grouping::Inputs {
+            of_input,
+            run_end,
+            groups,
+        }
     }
 }
 
