@@ -9,13 +9,13 @@ are written with random codes as tests/fixtures/quantized/make.py lays them out.
     python benches/quantized_stats.py /tmp/qstats [N [target/release/paramscope [KIND ...]]]
 N x N for FP8 and F32 (default 8192; N a multiple of 512). The files are made once. Given the
 binary, `show FILE w.weight --limit 1` of each file (or of the KINDs named, f32 always) is timed as
-a whole process, taking turns, RUNS times each, and the medians printed with their ratios: each
-dequantized pass's speed in values per second against the F32 pass's (issue 25 asks for at least
-0.5x)."""
+a whole process, taking turns, RUNS times each (8, or $RUNS), and the medians printed with their
+ratios: each dequantized pass's speed in values per second against the F32 pass's (issue 25 asks
+for at least 0.5x)."""
 import json, os, statistics, subprocess, sys, time
 
 folder, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 8192
-RUNS = 8
+RUNS = int(os.environ.get("RUNS", 8))
 GROUP = 128
 WORD = (-(2**31), 2**31 - 1)
 
