@@ -165,7 +165,7 @@ impl Dequantizer<'_> {
 const ENCODE_CHUNK: usize = 4096;
 
 /// One thread's way through a weight's values, in order.
-pub(crate) struct Reader<'d, 'a> {
+struct Reader<'d, 'a> {
     dequantizer: &'d Dequantizer<'a>,
     /// One past the last element this reader is asked for: no band reaches past its row.
     end: usize,
@@ -213,7 +213,8 @@ impl<'d, 'a> Reader<'d, 'a> {
         match weight.scheme {
             Scheme::Gptq { .. } | Scheme::Awq { .. } | Scheme::Mxfp4 => {
                 if !self.rows.contains(&row) {
-                    let last = (self.end - 1) / width + 1;
+                    // The band stops at the reader's last row (and holds at least this one).
+                    let last = (self.end.saturating_sub(1) / width + 1).max(row + 1);
                     self.rows = if weight.scheme == Scheme::Mxfp4 {
                         weight.mxfp4_band(row, last, &mut self.band)
                     } else {
