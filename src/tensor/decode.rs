@@ -129,6 +129,22 @@ fn window(bytes: &[u8], size: usize, first: usize, count: usize) -> &[u8] {
     &bytes[start..end.max(start)]
 }
 
+/// F16 or BF16 little-endian `bytes` appended to `out` as f32 (exactly).
+///
+/// # Panics
+/// For any other dtype.
+pub fn append_f32(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
+    let pairs = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]));
+    match dtype {
+        DType::F16 => out.extend(pairs.map(|h| f16::from_bits(h).to_f32())),
+        // A BF16 is the top half of the f32 of the same value.
+        DType::BF16 => out.extend(pairs.map(|h| f32::from_bits(u32::from(h) << 16))),
+        _ => panic!("append_f32: {dtype} is not a 16-bit float"),
+    }
+}
+
 /// Decodes every element to f32 (64-bit integers and F64 are rounded; quantized types are
 /// dequantized, which ggml does in f32, so exactly).
 pub fn to_f32(dtype: DType, bytes: &[u8], numel: usize) -> Result<Vec<f32>, Undecodable> {

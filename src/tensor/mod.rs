@@ -10,6 +10,7 @@ pub mod dtype;
 pub mod ggml;
 pub mod grid;
 pub mod histogram;
+mod moments;
 pub mod parallel;
 pub mod quantile;
 pub mod quantized;

@@ -4,252 +4,9 @@ use std::ops::Range;
 
 use super::DType;
 use super::decode::{self, Undecodable};
+use super::moments::Moments;
+pub use super::moments::Stats;
 use super::parallel::{self, Progress};
-use super::simd::moments::{self, F32Lanes, LANES};
-
-/// What `show` reports about a tensor's values. NaN and ±Inf are counted and left out of the rest:
-/// min, max, mean and std are over the finite values ([`Stats::all_finite`] tells whether that is
-/// all of them).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Stats {
-    /// Finite values seen.
-    pub finite: usize,
-    /// Smallest finite value (NaN when there is none).
-    pub min: f64,
-    /// Largest finite value (NaN when there is none).
-    pub max: f64,
-    /// Mean of the finite values.
-    pub mean: f64,
-    /// Unbiased (n-1) standard deviation of the finite values, as `torch.std` computes by default.
-    pub std: f64,
-    /// Values equal to zero.
-    pub zeros: usize,
-    /// NaN values.
-    pub nan: usize,
-    /// Infinite values of either sign.
-    pub inf: usize,
-}
-
-impl Stats {
-    /// Every value counted: finite, NaN and infinite.
-    #[must_use]
-    pub fn total(&self) -> usize {
-        self.finite + self.nan + self.inf
-    }
-
-    /// Whether every value is finite, so that the statistics are over all of them; otherwise they
-    /// are over the finite values only, and a caller should say so.
-    #[must_use]
-    pub fn all_finite(&self) -> bool {
-        self.nan == 0 && self.inf == 0
-    }
-
-    /// `(min, max)` of the finite values, or `None` when there is none (an empty tensor, or one of
-    /// NaN and ±Inf only): the fields then hold NaN.
-    #[must_use]
-    pub fn range(&self) -> Option<(f64, f64)> {
-        (self.finite > 0).then_some((self.min, self.max))
-    }
-}
-
-/// Running moments of one chunk, merged with Chan's formula so that chunks may come in any order.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Moments {
-    count: usize,
-    mean: f64,
-    m2: f64,
-    /// Smallest finite value (+∞ when none).
-    pub(super) min: f64,
-    /// Largest finite value (−∞ when none).
-    pub(super) max: f64,
-    zeros: usize,
-    nan: usize,
-    inf: usize,
-}
-
-impl Moments {
-    pub(super) const EMPTY: Moments = Moments {
-        count: 0,
-        mean: 0.0,
-        m2: 0.0,
-        min: f64::INFINITY,
-        max: f64::NEG_INFINITY,
-        zeros: 0,
-        nan: 0,
-        inf: 0,
-    };
-
-    /// One pass over a chunk of f64 values, with sums taken about the chunk's first finite value
-    /// (`shift`) so that squaring does not cancel catastrophically when the mean is far from zero.
-    fn of_f64(values: &[f64]) -> Moments {
-        let shift = values
-            .iter()
-            .copied()
-            .find(|v| v.is_finite())
-            .unwrap_or(0.0);
-        let mut acc = Accumulator::new(shift);
-        for &v in values {
-            acc.add(v);
-        }
-        acc.finish()
-    }
-
-    /// The same for little-endian f32 bytes, the common case, using `scratch` (one chunk long).
-    /// This is what runs at memory speed.
-    pub(super) fn of_f32_bytes(bytes: &[u8], scratch: &mut [f32]) -> Moments {
-        let values = bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        let blocks = bytes.len() / 4 / LANES * LANES;
-        Moments::of_lanes(&bytes[..blocks * 4], values, scratch)
-    }
-
-    /// The same for f32 values in memory (a chunk just dequantized).
-    fn of_f32(values: &[f32], scratch: &mut [f32]) -> Moments {
-        let blocks = values.len() / LANES * LANES;
-        Moments::of_lanes(&values[..blocks], values.iter().copied(), scratch)
-    }
-
-    /// The moments of `all` values, whose first `whole.count()` (whole blocks of 16) go through the
-    /// SIMD moments micro-kernel and the ragged tail through the scalar accumulator, both about
-    /// the chunk's first finite value.
-    fn of_lanes<I: F32Lanes>(
-        whole: I,
-        all: impl Iterator<Item = f32> + Clone,
-        scratch: &mut [f32],
-    ) -> Moments {
-        let shift = all.clone().find(|v| v.is_finite()).unwrap_or(0.0);
-        let blocks = whole.count();
-        let mut rest = Accumulator::new(f64::from(shift));
-        for v in all.skip(blocks) {
-            rest.add(f64::from(v));
-        }
-        let s = moments::chunk_sums(whole, scratch, shift);
-        let lanes = Accumulator {
-            shift: f64::from(shift),
-            count: f64::from(s.finite),
-            sum: s.sum,
-            squares: s.squares,
-            min: f64::from(s.min),
-            max: f64::from(s.max),
-            zeros: f64::from(s.zeros),
-            nan: f64::from(s.nan),
-            inf: f64::from(blocks as u32 - s.finite - s.nan),
-        };
-        lanes.finish().merge(rest.finish())
-    }
-
-    pub(super) fn merge(self, other: Moments) -> Moments {
-        let count = self.count + other.count;
-        let (mean, m2) = if count == 0 {
-            (0.0, 0.0)
-        } else {
-            let delta = other.mean - self.mean;
-            let weight = other.count as f64 / count as f64;
-            (
-                self.mean + delta * weight,
-                self.m2 + other.m2 + delta * delta * self.count as f64 * weight,
-            )
-        };
-        Moments {
-            count,
-            mean,
-            m2,
-            min: self.min.min(other.min),
-            max: self.max.max(other.max),
-            zeros: self.zeros + other.zeros,
-            nan: self.nan + other.nan,
-            inf: self.inf + other.inf,
-        }
-    }
-
-    pub(super) fn finish(self) -> Stats {
-        let none = self.count == 0;
-        Stats {
-            finite: self.count,
-            min: if none { f64::NAN } else { self.min },
-            max: if none { f64::NAN } else { self.max },
-            mean: if none { f64::NAN } else { self.mean },
-            std: if self.count < 2 {
-                f64::NAN
-            } else {
-                (self.m2 / (self.count - 1) as f64).sqrt()
-            },
-            zeros: self.zeros,
-            nan: self.nan,
-            inf: self.inf,
-        }
-    }
-}
-
-/// Shifted sums of one lane, updated without branches: a non-finite value adds zero to the sums
-/// and one to its own count.
-#[derive(Debug, Clone, Copy)]
-struct Accumulator {
-    shift: f64,
-    count: f64,
-    sum: f64,
-    squares: f64,
-    min: f64,
-    max: f64,
-    zeros: f64,
-    nan: f64,
-    inf: f64,
-}
-
-impl Accumulator {
-    fn new(shift: f64) -> Self {
-        Accumulator {
-            shift,
-            count: 0.0,
-            sum: 0.0,
-            squares: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-            zeros: 0.0,
-            nan: 0.0,
-            inf: 0.0,
-        }
-    }
-
-    #[inline]
-    fn add(&mut self, v: f64) {
-        let finite = v.is_finite();
-        let d = if finite { v - self.shift } else { 0.0 };
-        self.count += f64::from(u8::from(finite));
-        self.sum += d;
-        self.squares += d * d;
-        self.min = self.min.min(if finite { v } else { f64::INFINITY });
-        self.max = self.max.max(if finite { v } else { f64::NEG_INFINITY });
-        self.zeros += f64::from(u8::from(v == 0.0));
-        self.nan += f64::from(u8::from(v.is_nan()));
-        self.inf += f64::from(u8::from(v.is_infinite()));
-    }
-
-    fn finish(&self) -> Moments {
-        let count = self.count as usize;
-        let (mean, m2) = if count == 0 {
-            (0.0, 0.0)
-        } else {
-            let n = self.count;
-            let shifted_mean = self.sum / n;
-            (
-                self.shift + shifted_mean,
-                (self.squares - self.sum * shifted_mean).max(0.0),
-            )
-        };
-        Moments {
-            count,
-            mean,
-            m2,
-            min: self.min,
-            max: self.max,
-            zeros: self.zeros as usize,
-            nan: self.nan as usize,
-            inf: self.inf as usize,
-        }
-    }
-}
 
 /// Elements per chunk: each chunk's sums are small enough to stay exact, and its shift is local.
 pub(super) const CHUNK: usize = 4096;
@@ -266,19 +23,27 @@ pub(super) const PREPARE_ELEMENTS: usize = 128 * CHUNK;
 /// Values made a chunk at a time rather than read as stored (a quantized tensor's, dequantized),
 /// so that a pass over them never holds them all.
 pub trait Chunks: Sync {
-    /// The values of elements `range`, appended to `out`; each is a value of [`Chunks::dtype`].
-    fn values(&self, range: Range<usize>, out: &mut Vec<f32>);
-
     /// The dtype the values are of: their statistics are those of the same values stored in it,
     /// to the bit.
     fn dtype(&self) -> DType;
 
-    /// Called before elements `range` are asked for, from the thread that asks: the stored bytes
-    /// they are made from are faulted in at once where they are mapped.
-    fn prepare(&self, range: Range<usize>);
+    /// What one thread reads elements `range` through, in order: it may keep what it made for
+    /// one chunk for the next (a band of rows whose codes are stored interleaved).
+    fn reader(&self, range: Range<usize>) -> Box<dyn ChunkReader + '_>;
+}
+
+/// One thread's reader of a [`Chunks`]' values.
+pub trait ChunkReader {
+    /// The values of elements `range`, appended to `out`; each is a value of [`Chunks::dtype`].
+    fn values(&mut self, range: Range<usize>, out: &mut Vec<f32>);
+
+    /// Called before elements `range` are asked for: the stored bytes they are made from are
+    /// faulted in at once where they are mapped.
+    fn prepare(&mut self, range: Range<usize>);
 }
 
 /// A ggml block-quantized tensor's values, dequantized as ggml does it (in f32).
+#[derive(Clone, Copy)]
 struct Ggml<'a> {
     quant: crate::tensor::ggml::Quant,
     bytes: &'a [u8],
@@ -286,16 +51,22 @@ struct Ggml<'a> {
 }
 
 impl Chunks for Ggml<'_> {
-    fn values(&self, range: Range<usize>, out: &mut Vec<f32>) {
-        self.quant
-            .dequantize_range(self.bytes, range.start, range.len(), out);
-    }
-
     fn dtype(&self) -> DType {
         DType::F32
     }
 
-    fn prepare(&self, range: Range<usize>) {
+    fn reader(&self, _: Range<usize>) -> Box<dyn ChunkReader + '_> {
+        Box::new(*self)
+    }
+}
+
+impl ChunkReader for Ggml<'_> {
+    fn values(&mut self, range: Range<usize>, out: &mut Vec<f32>) {
+        self.quant
+            .dequantize_range(self.bytes, range.start, range.len(), out);
+    }
+
+    fn prepare(&mut self, range: Range<usize>) {
         let byte_at = |e| {
             DType::Ggml(self.quant)
                 .byte_len(e)
@@ -402,37 +173,64 @@ fn moments_of(values: Values, range: Range<usize>, done: &mut Progress) -> Momen
     let mut wide = Vec::with_capacity(CHUNK);
     let mut made = Vec::with_capacity(CHUNK);
     let mut scratch = vec![0f32; CHUNK];
+    let mut reader = match values {
+        Values::Made(chunks) => Some(chunks.reader(range.clone())),
+        Values::Stored { .. } => None,
+    };
     for stretch in range.clone().step_by(PREPARE_ELEMENTS) {
         let stretch_end = (stretch + PREPARE_ELEMENTS).min(range.end);
-        match values {
-            Values::Stored { dtype, prepare, .. } => prepare(
+        match (values, &mut reader) {
+            (Values::Stored { dtype, prepare, .. }, _) => prepare(
                 dtype.byte_len(stretch).unwrap_or(0)..dtype.byte_len(stretch_end).unwrap_or(0),
             ),
-            Values::Made(chunks) => chunks.prepare(stretch..stretch_end),
+            (Values::Made(_), reader) => reader
+                .as_mut()
+                .expect("made values have a reader")
+                .prepare(stretch..stretch_end),
         }
         for at in (stretch..stretch_end).step_by(CHUNK) {
             let count = CHUNK.min(stretch_end - at);
-            total = total.merge(match values {
-                Values::Stored {
-                    dtype: DType::F32,
-                    bytes,
-                    ..
-                } => Moments::of_f32_bytes(&bytes[at * 4..(at + count) * 4], &mut scratch),
-                Values::Stored { dtype, bytes, .. } => {
+            total = total.merge(match (values, &mut reader) {
+                (
+                    Values::Stored {
+                        dtype: DType::F32,
+                        bytes,
+                        ..
+                    },
+                    _,
+                ) => Moments::of_f32_bytes(&bytes[at * 4..(at + count) * 4], &mut scratch),
+                (
+                    Values::Stored {
+                        dtype: dtype @ (DType::F16 | DType::BF16),
+                        bytes,
+                        ..
+                    },
+                    _,
+                ) => {
+                    made.clear();
+                    decode::append_f32(dtype, &bytes[at * 2..(at + count) * 2], &mut made);
+                    Moments::of_narrow(&made, dtype, &mut scratch)
+                }
+                (Values::Stored { dtype, bytes, .. }, _) => {
                     decode::decode_f64(dtype, bytes, at, count, &mut wide)
                         .expect("checked decodable");
                     Moments::of_f64(&wide)
                 }
-                Values::Made(chunks) => {
+                (Values::Made(chunks), reader) => {
                     made.clear();
-                    chunks.values(at..at + count, &mut made);
-                    if chunks.dtype() == DType::F32 {
-                        Moments::of_f32(&made, &mut scratch)
-                    } else {
+                    let reader = reader.as_mut().expect("made values have a reader");
+                    reader.values(at..at + count, &mut made);
+                    match chunks.dtype() {
+                        DType::F32 => Moments::of_f32(&made, &mut scratch),
                         // As a stored BF16 or F16 tensor's values are summed.
-                        wide.clear();
-                        wide.extend(made.iter().map(|&v| f64::from(v)));
-                        Moments::of_f64(&wide)
+                        dtype @ (DType::F16 | DType::BF16) => {
+                            Moments::of_narrow(&made, dtype, &mut scratch)
+                        }
+                        _ => {
+                            wide.clear();
+                            wide.extend(made.iter().map(|&v| f64::from(v)));
+                            Moments::of_f64(&wide)
+                        }
                     }
                 }
             });

@@ -7,10 +7,11 @@ use std::ops::Range;
 use super::decode::Undecodable;
 use super::grid::Grid;
 use super::histogram::{self, Histogram};
+use super::moments::Moments;
 use super::parallel::{self, Progress};
 use super::quantile::{self, Quantiles};
 use super::stats::Stats;
-use super::stats::{CHUNK, Moments, PREPARE_ELEMENTS};
+use super::stats::{CHUNK, PREPARE_ELEMENTS};
 use super::{DType, Tensor};
 
 /// Statistics, distribution and quantiles of one tensor.

@@ -2,10 +2,16 @@
 //! block (DeepSeek-V3's `weight_scale_inv`), and MXFP4's E2M1 codes times an E8M0 power of two
 //! per block of 32 (gpt-oss's experts).
 
+use std::ops::Range;
+
 use super::{
-    QuantError, Quantized, Scheme, Tensor, is_float_scale, nibble, wrong_dtype, wrong_shape,
+    QuantError, Quantized, Scheme, Tensor, band_stride, is_float_scale, stage, wrong_dtype,
+    wrong_shape,
 };
 use crate::tensor::{DType, decode};
+
+/// Logical rows of MXFP4 codes unpacked at a time: two blocks' 32 bytes from each stored row.
+const MXFP4_BAND: usize = 64;
 
 /// E2M1's values by code (sign in the top bit).
 const E2M1: [f32; 16] = [
@@ -91,19 +97,57 @@ impl Quantized {
         let [experts, columns, rows] = self.shape[..] else {
             unreachable!("MXFP4 weights are 3-D")
         };
-        let blocks = self.parts[0].1.bytes();
         let mut codes = vec![0u8; experts * columns * rows];
-        for e in 0..experts {
-            for r in 0..rows {
-                // One row's blocks, G of 16 bytes, are 32·G codes in order.
-                let start = (e * rows + r) * columns / 2;
-                let row = &blocks[start..start + columns / 2];
-                for c in 0..columns {
-                    codes[(e * columns + c) * rows + r] = nibble(row, c, false);
-                }
+        for (e, expert) in codes.chunks_exact_mut((columns * rows).max(1)).enumerate() {
+            for c in (0..columns).step_by(MXFP4_BAND) {
+                let end = (c + MXFP4_BAND).min(columns);
+                self.mxfp4_rows(e, c..end, &mut expert[c * rows..], rows);
             }
         }
         codes
+    }
+
+    /// The codes of logical rows `columns` of expert `e` (each `rows` long) into `out`, one row
+    /// every `stride` bytes. The bytes holding them are copied out of each stored row first (the
+    /// stored rows are G·16 bytes apart, and a short copy loop has many of them fetched at once),
+    /// then each logical row written out in order.
+    fn mxfp4_rows(&self, e: usize, columns: Range<usize>, out: &mut [u8], stride: usize) {
+        let [_, width, rows] = self.shape[..] else {
+            unreachable!("MXFP4 weights are 3-D")
+        };
+        let (first, len) = (
+            columns.start / 2,
+            columns.end.div_ceil(2) - columns.start / 2,
+        );
+        let starts = (0..rows).map(|r| (e * rows + r) * width / 2 + first);
+        let mut staged = Vec::new();
+        stage(self.parts[0].1.bytes(), starts, len, &mut staged);
+        for (k, c) in columns.enumerate() {
+            // Two codes a byte, the low nibble first.
+            let (at, shift) = (c / 2 - first, 4 * (c % 2));
+            let row = &mut out[k * stride..][..rows];
+            for (code, bytes) in row.iter_mut().zip(staged.chunks_exact(len)) {
+                *code = (bytes[at] >> shift) & 0x0f;
+            }
+        }
+    }
+
+    /// The codes of logical rows `first..` into `band` (one a value, a row every
+    /// [`band_stride`] bytes), as many as two blocks of 32 hold from `first` and no more than
+    /// `last` or the expert's: returns the rows unpacked.
+    pub(super) fn mxfp4_band(&self, first: usize, last: usize, band: &mut Vec<u8>) -> Range<usize> {
+        let [_, width, rows] = self.shape[..] else {
+            unreachable!("MXFP4 weights are 3-D")
+        };
+        let (e, c) = (first / width, first % width);
+        let end = ((first / MXFP4_BAND + 1) * MXFP4_BAND)
+            .min(last)
+            .min((e + 1) * width);
+        let stride = band_stride(rows);
+        // Each code is written over: what a band before left needs no clearing.
+        band.resize((end - first) * stride, 0);
+        self.mxfp4_rows(e, c..c + end - first, band, stride);
+        first..end
     }
 
     /// MXFP4's E8M0 exponents as the scales are laid out along the weight, (experts, G, rows).

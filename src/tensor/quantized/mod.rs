@@ -20,10 +20,11 @@
 //!   `quant_state.dtype`; LLM.int8: `q * SCB * (1/127)` per row, in f32.
 //!
 //! GPTQ and AWQ weights are returned as `nn.Linear` holds them, (out, in). Every scheme unpacks
-//! its codes once into one byte per value along the weight, and finds each value's scale through
-//! one grouping (`parts`): the dequantization (`dequant`, of any range of values, so that a
-//! statistics pass takes a chunk at a time), the app's views of the codes, the scales and the zero
-//! points, and `check`'s saturated codes all read the same unpacking.
+//! its codes into one byte per value along the weight, and finds each value's scale through one
+//! grouping (`parts`): the dequantization (`dequant`, of any range of values, a row or a band of
+//! rows of codes at a time, so that a statistics pass never holds the weight), the app's views of
+//! the codes, the scales and the zero points, and `check`'s saturated codes all read the same
+//! unpacking.
 
 mod bnb;
 mod dequant;
@@ -254,14 +255,19 @@ fn ints(t: &Tensor) -> Vec<i64> {
     }
 }
 
-/// Code `k` of 4-bit codes packed two a byte: the high nibble first (bitsandbytes) or the low one
-/// (MXFP4).
-fn nibble(bytes: &[u8], k: usize, high_first: bool) -> u8 {
-    let byte = bytes[k / 2];
-    if k.is_multiple_of(2) == high_first {
-        byte >> 4
-    } else {
-        byte & 0x0f
+/// The bytes from one row of a band to the next: its codes and 64 more, so that the band's rows,
+/// written side by side, do not fall in one L1 set when a row is a multiple of 4 KiB long.
+fn band_stride(width: usize) -> usize {
+    width + 64
+}
+
+/// `len` bytes from each of `starts` in `bytes`, side by side in `out` (cleared first): the
+/// stored lines of a band, gathered by a loop short enough that the processor fetches many of
+/// them at once, before they are unpacked.
+fn stage(bytes: &[u8], starts: impl Iterator<Item = usize>, len: usize, out: &mut Vec<u8>) {
+    out.clear();
+    for start in starts {
+        out.extend_from_slice(&bytes[start..start + len]);
     }
 }
 
@@ -396,7 +402,7 @@ impl Quantized {
                 scope.spawn(move || {
                     let first = k * per_thread;
                     let range = first..first + part.len() / width;
-                    dequantizer.encode(range, part, &mut Vec::new());
+                    dequantizer.encode(range, part);
                 });
             }
         });

@@ -4,9 +4,12 @@
 //! densely, a code straddling two words where the width does not divide 32). One field reader
 //! unpacks all three, codes and zeros alike.
 
+use std::ops::Range;
+
 use super::parts::Grouping;
 use super::{
-    QuantError, Quantized, Scheme, Tensor, ints, is_float_scale, wrong_dtype, wrong_shape,
+    QuantError, Quantized, Scheme, Tensor, band_stride, ints, is_float_scale, stage, wrong_dtype,
+    wrong_shape,
 };
 use crate::tensor::DType;
 
@@ -29,6 +32,34 @@ fn field(word: impl Fn(usize) -> u32, k: usize, bits: u32) -> u8 {
     }
     // The mask keeps at most 8 bits: the cast cannot lose any.
     (read & ((1 << bits) - 1)) as u8
+}
+
+/// Stored word `at` (little-endian) of packed `bytes`.
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> u32 {
+    // One slice of four, so that it compiles to one load.
+    u32::from_le_bytes(bytes[4 * at..4 * at + 4].try_into().expect("4 bytes"))
+}
+
+/// Stored rows of a band gathered at a time (GPTQ's rows of words, AWQ's inputs): at most 32 KiB
+/// of their words, which stay in L1 while they are unpacked.
+const TILE: usize = 256;
+
+/// The eight 4-bit fields of `word`, lowest first, one a byte.
+fn spread_nibbles(word: u32) -> u64 {
+    let x = u64::from(word);
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    (x | (x << 4)) & 0x0f0f_0f0f_0f0f_0f0f
+}
+
+/// Field `k` of `bits` bits, a width that divides 8 (so that no field straddles a byte), of a row
+/// of little-endian words given as its bytes: bits `k·bits..` of the bytes, read without a branch
+/// so that a loop of them vectorizes.
+fn byte_field(row: &[u8], k: usize, bits: u32) -> u8 {
+    let at = k * bits as usize;
+    // The mask keeps at most 8 bits: the cast cannot lose any.
+    (u16::from(row[at / 8] >> (at % 8)) & ((1 << bits) - 1)) as u8
 }
 
 /// Word `w` of a row of stored words decoded to i64 (an I32 decoded is sign-extended; the cast
@@ -190,18 +221,11 @@ impl Quantized {
 
     /// The codes of values `range` (inside one output row) appended to `out`, read from the
     /// stored words without unpacking the others: what dequantizes a chunk at a time.
-    pub(super) fn packed_codes_in(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
+    pub(super) fn packed_codes_in(&self, range: Range<usize>, out: &mut Vec<u8>) {
         let (rows, inputs) = (self.shape[0], self.shape[1].max(1));
         let (bits, gptq) = self.packing();
         let bytes = self.parts[0].1.bytes();
-        let word = |at: usize| {
-            u32::from_le_bytes([
-                bytes[4 * at],
-                bytes[4 * at + 1],
-                bytes[4 * at + 2],
-                bytes[4 * at + 3],
-            ])
-        };
+        let word = |at: usize| word_at(bytes, at);
         let (o, first) = (range.start / inputs, range.start % inputs);
         let columns = first..first + range.len();
         let width = self.parts[0].1.shape()[1];
@@ -216,8 +240,103 @@ impl Quantized {
             // qweight is (in, out·bits/32): each input's outputs along a row of words.
             let slot = awq_slot(o, bits);
             out.extend(columns.map(|i| field(|w| word(i * width + w), slot, bits)));
+        } else if 8 % bits == 0 {
+            let row = &bytes[4 * o * width..4 * (o + 1) * width];
+            out.extend(columns.map(|k| byte_field(row, k, bits)));
         } else {
             out.extend(columns.map(|i| field(|w| word(o * width + w), i, bits)));
+        }
+    }
+
+    /// The codes of output rows `first..` of a GPTQ or AWQ weight, whose stored layouts
+    /// interleave the rows, into `band` one a value, row `k` at `k ·` [`band_stride`]: as many rows
+    /// as share a stored line, and none from `last` on. Returns the rows unpacked.
+    pub(super) fn band(&self, first: usize, last: usize, band: &mut Vec<u8>) -> Range<usize> {
+        let (bits, gptq) = self.packing();
+        let per_word = 32 / bits as usize;
+        let inputs = self.shape[1];
+        let stride = band_stride(inputs);
+        // GPTQ: 32 rows' words, two 64-byte lines, from each row of words. AWQ: 16 words, one
+        // line, from each input's row, 16 · 32/bits outputs.
+        let end = if gptq {
+            first + 32
+        } else {
+            first + 16 * per_word
+        };
+        let rows = first..end.min(last);
+        // Each code is written over: what a band before left needs no clearing.
+        band.resize(rows.len() * stride, 0);
+        if gptq {
+            self.gptq_band(rows.clone(), bits, band);
+        } else {
+            self.awq_band(rows.clone(), bits, band);
+        }
+        rows
+    }
+
+    /// [`Quantized::band`] of GPTQ's `(in·bits/32, out)` words: the band's words of a tile of rows
+    /// of words gathered, then unpacked a row of the band at a time.
+    fn gptq_band(&self, rows: Range<usize>, bits: u32, band: &mut [u8]) {
+        let (per_word, mask) = (32 / bits as usize, (1u32 << bits) - 1);
+        let (out, inputs) = (self.shape[0], self.shape[1]);
+        let (bytes, stride) = (self.parts[0].1.bytes(), band_stride(inputs));
+        let words = rows.len();
+        let mut staged = Vec::new();
+        for first in (0..inputs / per_word).step_by(TILE) {
+            let tile = first..(first + TILE).min(inputs / per_word);
+            let starts = tile.clone().map(|w| 4 * (w * out + rows.start));
+            stage(bytes, starts, 4 * words, &mut staged);
+            for k in 0..words {
+                let codes = &mut band[k * stride + first * per_word..][..tile.len() * per_word];
+                let tile_words = staged.chunks_exact(4 * words).map(|row| word_at(row, k));
+                for (codes, word) in codes.chunks_exact_mut(per_word).zip(tile_words) {
+                    if bits == 4 {
+                        codes.copy_from_slice(&spread_nibbles(word).to_le_bytes());
+                    } else {
+                        for (j, c) in codes.iter_mut().enumerate() {
+                            *c = ((word >> (j * bits as usize)) & mask) as u8;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Quantized::band`] of AWQ's `(in, out·bits/32)` words: a tile of inputs' words for the
+    /// band gathered, then unpacked a row of the band at a time.
+    fn awq_band(&self, rows: Range<usize>, bits: u32, band: &mut [u8]) {
+        let (per_word, mask) = (32 / bits as usize, (1u32 << bits) - 1);
+        let inputs = self.shape[1];
+        let (bytes, stride) = (self.parts[0].1.bytes(), band_stride(inputs));
+        let width = self.parts[0].1.shape()[1];
+        // Where each row's code sits: its word along an input's row and the shift in it.
+        let (at, shift): (Vec<usize>, Vec<u32>) = rows
+            .clone()
+            .map(|o| {
+                let slot = awq_slot(o, bits);
+                (slot / per_word, (slot % per_word) as u32 * bits)
+            })
+            .unzip();
+        let w0 = rows.start / per_word;
+        let words = (rows.end - 1) / per_word + 1 - w0;
+        let mut staged = Vec::new();
+        for first in (0..inputs).step_by(TILE) {
+            let tile = first..(first + TILE).min(inputs);
+            stage(
+                bytes,
+                tile.clone().map(|i| 4 * (i * width + w0)),
+                4 * words,
+                &mut staged,
+            );
+            for (k, (&w, &s)) in at.iter().zip(&shift).enumerate() {
+                let codes = &mut band[k * stride + first..][..tile.len()];
+                let tile_words = staged
+                    .chunks_exact(4 * words)
+                    .map(|row| word_at(row, w - w0));
+                for (c, word) in codes.iter_mut().zip(tile_words) {
+                    *c = ((word >> s) & mask) as u8;
+                }
+            }
         }
     }
 
@@ -250,15 +369,16 @@ impl Quantized {
             }
             _ => return None,
         };
+        // GPTQ's and AWQ's widths (2, 4, 8) divide a byte.
         let (bits, gptq) = self.packing();
-        let words = ints(&self.parts[part].1);
+        let bytes = self.parts[part].1.bytes();
         let (groups, width) = (self.parts[2].1.shape()[0], self.parts[part].1.shape()[1]);
         let mut zeros = vec![0; out * groups];
         for g in 0..groups {
-            let row = &words[g * width..(g + 1) * width];
+            let row = &bytes[4 * g * width..4 * (g + 1) * width];
             for o in 0..out {
                 let k = if gptq { o } else { awq_slot(o, bits) };
-                zeros[o * groups + g] = i64::from(field(stored(row), k, bits)) + i64::from(v1);
+                zeros[o * groups + g] = i64::from(byte_field(row, k, bits)) + i64::from(v1);
             }
         }
         Some(zeros)
@@ -268,7 +388,7 @@ impl Quantized {
     /// index past the groups has no scale), or consecutive runs of inputs.
     pub(super) fn packed_grouping(&self) -> Grouping {
         let (inputs, groups) = (self.shape[1], self.parts[2].1.shape()[0]);
-        let of_input = if let Some((_, g)) = self.parts.get(3) {
+        let of_input: Vec<usize> = if let Some((_, g)) = self.parts.get(3) {
             ints(g)
                 .into_iter()
                 .map(|g| usize::try_from(g).unwrap_or(0).min(groups - 1))
@@ -277,7 +397,20 @@ impl Quantized {
             let size = inputs.div_ceil(groups).max(1);
             (0..inputs).map(|i| i / size).collect()
         };
-        Grouping::Inputs { of_input, groups }
+        // Where each input's run of inputs of its group ends, found once from the last input.
+        let mut run_end = vec![inputs; inputs];
+        for i in (0..inputs.saturating_sub(1)).rev() {
+            if of_input[i] == of_input[i + 1] {
+                run_end[i] = run_end[i + 1];
+            } else {
+                run_end[i] = i + 1;
+            }
+        }
+        Grouping::Inputs {
+            of_input,
+            run_end,
+            groups,
+        }
     }
 }
 

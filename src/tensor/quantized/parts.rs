@@ -29,6 +29,8 @@ pub(crate) enum Grouping {
     Inputs {
         /// The group of each input.
         of_input: Vec<usize>,
+        /// Where the run of inputs of one group from each input ends.
+        run_end: Vec<usize>,
         /// Groups per output row.
         groups: usize,
     },
@@ -46,14 +48,9 @@ impl Grouping {
                 let (row, col) = (i - i % width, i % width);
                 row + width.min((col / cols + 1) * cols)
             }
-            Grouping::Inputs { of_input, .. } => {
-                let inputs = of_input.len().max(1);
-                let (row, at) = (i - i % inputs, i % inputs);
-                let same = of_input[at..]
-                    .iter()
-                    .take_while(|&&group| group == of_input[at])
-                    .count();
-                row + at + same
+            Grouping::Inputs { run_end, .. } => {
+                let inputs = run_end.len().max(1);
+                i - i % inputs + run_end[i % inputs]
             }
         };
         (g, end)
@@ -67,7 +64,9 @@ impl Grouping {
                 let (width, rows, cols) = ((*width).max(1), (*rows).max(1), (*cols).max(1));
                 (i / width / rows) * width.div_ceil(cols) + (i % width) / cols
             }
-            Grouping::Inputs { of_input, groups } => {
+            Grouping::Inputs {
+                of_input, groups, ..
+            } => {
                 let inputs = of_input.len().max(1);
                 (i / inputs) * groups + of_input[i % inputs]
             }

@@ -1,7 +1,7 @@
 //! The inner loops of the quantized-safetensors dequantization, one run of codes sharing a scale
 //! at a time, compiled for each instruction set (`per_level!`): FP8 and 4-bit codes looked up and
 //! scaled (a gather under AVX-512), integer codes less their zero point and scaled, and the round
-//! to BF16 a product in that dtype makes. Every level gives the same bits: each lane is one f32
+//! to BF16 or F16 a product in that dtype makes. Every level gives the same bits: each lane is one f32
 //! product and one integer rounding, which no instruction set rounds differently.
 
 use super::{Level, level};
@@ -39,6 +39,42 @@ fn round_bf16_body(values: &mut [f32]) {
     }
 }
 
+/// Each value rounded to the nearest F16, ties to even, and back to f32: the bits
+/// `half::f16::from_f32(v).to_f32()` gives (past 65504 infinity; a NaN quiet, its payload's top
+/// ten bits kept), without its branches. An F16 subnormal's rounding is the f32 addition of 0.5,
+/// whose spacing, 2^-24, is the subnormals'.
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn round_f16_body(values: &mut [f32]) {
+    for v in values.iter_mut() {
+        let x = v.to_bits();
+        let (sign, magnitude) = (x & 0x8000_0000, x & 0x7fff_ffff);
+        let normal = (magnitude + 0xfff + ((magnitude >> 13) & 1)) & 0xffff_e000;
+        let normal = if normal >= 0x4780_0000 {
+            0x7f80_0000
+        } else {
+            normal
+        };
+        let subnormal = ((f32::from_bits(magnitude) + 0.5) - 0.5).to_bits();
+        let rounded = if magnitude < 0x3880_0000 {
+            subnormal
+        } else {
+            normal
+        };
+        let special = if magnitude > 0x7f80_0000 {
+            0x7fc0_0000 | (magnitude & 0x007f_e000)
+        } else {
+            0x7f80_0000
+        };
+        let bits = if magnitude >= 0x7f80_0000 {
+            special
+        } else {
+            rounded
+        };
+        *v = f32::from_bits(sign | bits);
+    }
+}
+
 per_level! {
     /// `out[i] = lut[codes[i]] * scale` (FP8's and bitsandbytes' 4-bit codes).
     pub fn lut_times(codes: &[u8], lut: &[f32; 256], scale: f32, out: &mut [f32]) = lut_times_body;
@@ -52,6 +88,11 @@ per_level! {
 per_level! {
     /// Each value rounded to BF16 as `half::bf16::from_f32` rounds it.
     pub fn round_bf16(values: &mut [f32]) = round_bf16_body;
+}
+
+per_level! {
+    /// Each value rounded to F16 as `half::f16::from_f32` rounds it, in f32.
+    pub fn round_f16(values: &mut [f32]) = round_f16_body;
 }
 
 #[cfg(test)]
@@ -91,6 +132,47 @@ mod tests {
         round_bf16_body(&mut portable);
         for ((v, g), p) in values.iter().zip(&got).zip(&portable) {
             let want = half::bf16::from_f32(*v).to_f32().to_bits();
+            assert_eq!(
+                (g.to_bits(), p.to_bits()),
+                (want, want),
+                "{:#x}",
+                v.to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn every_level_rounds_to_f16_as_half_does() {
+        // Every F16 value, the midpoints either side of it (ties both ways) and their neighbours,
+        // as f32: the normal and subnormal ranges, the overflow to infinity, NaN payloads.
+        let mut values = patterns();
+        for h in 0..=u16::MAX {
+            let v = half::f16::from_bits(h).to_f32();
+            let next = half::f16::from_bits(h.wrapping_add(1)).to_f32();
+            let mid = f64::midpoint(f64::from(v), f64::from(next)) as f32;
+            for m in [v, mid] {
+                values.extend([
+                    m,
+                    f32::from_bits(m.to_bits().wrapping_add(1)),
+                    f32::from_bits(m.to_bits().wrapping_sub(1)),
+                ]);
+            }
+        }
+        values.extend([
+            65504.0,
+            65519.996,
+            65520.0,
+            1e-8,
+            2.98e-8,
+            2.980_232_2e-8,
+            5.96e-8,
+        ]);
+        let mut got = values.clone();
+        round_f16(&mut got);
+        let mut portable = values.clone();
+        round_f16_body(&mut portable);
+        for ((v, g), p) in values.iter().zip(&got).zip(&portable) {
+            let want = half::f16::from_f32(*v).to_f32().to_bits();
             assert_eq!(
                 (g.to_bits(), p.to_bits()),
                 (want, want),

@@ -211,6 +211,36 @@ fn shifted_sums_avx512(x: &[f32], shift: f64) -> (f64, f64) {
     (lanes[0].iter().sum(), lanes[1].iter().sum())
 }
 
+/// The smallest nonzero magnitude among `x` (+∞ when none), none of them NaN: what sets the
+/// spacing the exact F16 and BF16 sums are checked against.
+#[expect(clippy::inline_always, reason = "inlined into the per-level wrappers")]
+#[inline(always)]
+fn tiniest_body(x: &[f32]) -> f32 {
+    let mut least = [f32::INFINITY; LANES];
+    let blocks = x.chunks_exact(LANES);
+    let rest = blocks.remainder();
+    for block in blocks {
+        for l in 0..LANES {
+            let a = block[l].abs();
+            least[l] = if a != 0.0 && a < least[l] {
+                a
+            } else {
+                least[l]
+            };
+        }
+    }
+    rest.iter()
+        .map(|v| v.abs())
+        .filter(|&a| a != 0.0)
+        .chain(least)
+        .fold(f32::INFINITY, f32::min)
+}
+
+per_level! {
+    /// The smallest nonzero magnitude among `x` (+∞ when none); no value may be NaN.
+    pub fn tiniest(x: &[f32]) -> f32 = tiniest_body;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,5 +275,19 @@ mod tests {
             }
         }
         assert_eq!((portable.nan, portable.finite), (41, 4096 - 41 * 3));
+    }
+
+    #[test]
+    fn the_tiniest_magnitude_skips_zeros_on_every_path() {
+        let mut values: Vec<f32> = (0..4099).map(|i| (i as f32 - 2000.5) * 0.25).collect();
+        values[37] = -1e-40;
+        values[100] = 0.0;
+        values[4098] = -0.0;
+        assert_eq!(tiniest(&values), 1e-40);
+        assert_eq!(tiniest_body(&values), 1e-40);
+        values[37] = 3.0;
+        values[4097] = 1e-30;
+        assert_eq!((tiniest(&values), tiniest(&values[..4097])), (1e-30, 0.125));
+        assert_eq!(tiniest(&[0.0, -0.0]), f32::INFINITY);
     }
 }
