@@ -17,6 +17,26 @@ fn fixture(name: &str) -> String {
     )
 }
 
+/// Every `"parts"` name under a `tree --json` value.
+fn collect_parts(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(parts) = map.get("quantization").and_then(|q| q["parts"].as_array()) {
+                // FP8's codes are stored under the weight's own name.
+                let own = map.get("name").and_then(|n| n.as_str());
+                out.extend(
+                    (parts.iter().filter_map(|p| p.as_str()))
+                        .filter(|p| Some(*p) != own)
+                        .map(str::to_owned),
+                );
+            }
+            map.values().for_each(|v| collect_parts(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_parts(v, out)),
+        _ => {}
+    }
+}
+
 /// `export SOURCE --dequantize`, each weight of NAME.expected.safetensors compared byte for byte;
 /// and `show --json` of each, whose statistics are computed a chunk at a time from the codes,
 /// giving the same statistics and first values, to the bit, as of the reference's stored values.
@@ -50,6 +70,21 @@ fn dequantized_matches(source: &str, name: &str) -> usize {
         SafeTensors::deserialize(&ours).unwrap(),
         SafeTensors::deserialize(&oracle).unwrap(),
     );
+    // The packed parts are not written beside the weights they made.
+    let tree = stdout_json(&["tree", "--json", &source]);
+    let mut parts = Vec::new();
+    collect_parts(&tree, &mut parts);
+    assert!(
+        !parts.is_empty(),
+        "{source}: a quantized model lists its parts"
+    );
+    let names = ours.names();
+    for part in &parts {
+        assert!(
+            !names.contains(&part.as_str()),
+            "{part} was written beside its dequantized weight"
+        );
+    }
     let mut compared = 0;
     for (key, want) in oracle.tensors() {
         let got = ours.tensor(&key).unwrap();

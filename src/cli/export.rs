@@ -1,9 +1,12 @@
 //! `paramscope export`: the model as a `.safetensors` file PyTorch's `load_model` reads.
 
+use std::collections::HashSet;
+
 use super::{CliError, ExportArgs, all_ids, fetch_said};
 use crate::checkpoint::adapter;
-use crate::checkpoint::save::save_model;
+use crate::checkpoint::save;
 use crate::compare::adapter::Finding;
+use crate::io::safetensors;
 use crate::model::Model;
 use crate::tensor::{DType, Tensor};
 
@@ -43,21 +46,29 @@ pub(super) fn run(args: &ExportArgs) -> Result<String, CliError> {
             "the model holds no tensors, so there is nothing to export".into(),
         ));
     }
-    dequantize(&mut model, args.dequantize)?;
-    save_model(&model, &args.output)?;
+    let parts = dequantize(&mut model, args.dequantize)?;
+    // A dequantized weight's packed parts are left out: the file is the model with plain
+    // weights, and parts written beside them would be grouped into a second weight on reopening.
+    let (mut tensors, metadata) = save::contents(&model);
+    tensors.retain(|(name, _)| !parts.contains(name));
+    safetensors::save(&args.output, &tensors, &metadata)?;
     eprintln!(
         "wrote {} ({} tensors, {} parameters)",
         crate::text::escape(&args.output.display().to_string()),
-        model.store.len(),
-        model.total_params()
+        tensors.len(),
+        tensors
+            .iter()
+            .map(|(_, t)| t.shape().iter().product::<usize>())
+            .sum::<usize>()
     );
     Ok(String::new())
 }
 
 /// GGUF quantized tensors have no safetensors dtype: with `--dequantize` each becomes F32 (ggml's
 /// own dequantized values, exactly); a quantized safetensors weight becomes its dequantized values
-/// in the dtype its reference returns. Without it they are named and nothing is written.
-fn dequantize(model: &mut Model, allowed: bool) -> Result<(), CliError> {
+/// in the dtype its reference returns. Without it they are named and nothing is written. Returns
+/// the names of the dequantized weights' stored parts.
+fn dequantize(model: &mut Model, allowed: bool) -> Result<HashSet<String>, CliError> {
     let quantized: Vec<(String, crate::model::ParamId)> = model
         .named_parameters()
         .into_iter()
@@ -67,7 +78,7 @@ fn dequantize(model: &mut Model, allowed: bool) -> Result<(), CliError> {
         })
         .collect();
     if quantized.is_empty() {
-        return Ok(());
+        return Ok(HashSet::new());
     }
     if !allowed {
         let names: Vec<String> = quantized
@@ -102,6 +113,16 @@ fn dequantize(model: &mut Model, allowed: bool) -> Result<(), CliError> {
             names.join(", ")
         )));
     }
+    let mut parts = HashSet::new();
+    for (_, id) in &quantized {
+        if let Some(layout) = model.store.get(*id).quantization() {
+            parts.extend(layout.parts().iter().map(|(name, _)| name.clone()));
+        }
+    }
+    // FP8 keeps its codes under the weight's own name, which the dequantized values now hold.
+    for (name, _) in &quantized {
+        parts.remove(name);
+    }
     for (_, id) in quantized {
         let tensor = model.store.get(id);
         let plain = if tensor.quantization().is_some() {
@@ -112,5 +133,5 @@ fn dequantize(model: &mut Model, allowed: bool) -> Result<(), CliError> {
         };
         model.store.set(id, plain);
     }
-    Ok(())
+    Ok(parts)
 }
