@@ -27,7 +27,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 TEXT = (
     "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg "
-    "combined movable metal type with an oil-based ink and a screw press"
+    "combined movable metal type with an oil-based ink and a screw press to print the first books in "
+    "Europe"
 )
 
 
@@ -52,6 +53,7 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
     model.eval()
     ids = tokenizer(TEXT)["input_ids"][:32]
+    assert len(ids) == 32, f"the text is {len(ids)} tokens, not 32"
     x = torch.tensor([ids])
     for threads in (1, 2):
         torch.set_num_threads(threads)
