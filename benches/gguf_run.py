@@ -19,17 +19,15 @@ import subprocess
 import sys
 import time
 
+from prompt_text import TEXT  # before the benches folder leaves the path (see below)
+
 # benches/gguf.py would shadow the gguf package transformers imports to read the file.
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-TEXT = (
-    "The history of the printing press begins in the fifteenth century, when Johannes Gutenberg "
-    "combined movable metal type with an oil-based ink and a screw press to print the first books in "
-    "Europe"
-)
+
 
 
 def ours(binary, gguf, ids, threads, extra):

@@ -1,0 +1,92 @@
+"""paramscope against llama.cpp itself on the same GGUF file: a 32-token prompt and 32 greedy tokens
+after it, one thread and two. llama.cpp is llama-cpp-python's, compiled on this machine for its CPU.
+
+    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON \
+      -DGGML_AVX512_VBMI=ON -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AVX_VNNI=ON" \
+      pip install llama-cpp-python==0.3.36
+    python benches/gguf_llamacpp.py target/release/paramscope SmolLM2-135M-Instruct.Q4_1.gguf
+
+(GGML_NATIVE=ON also builds ggml's AMX kernels on a CPU that reports AMX, and on this VM their
+first product crashes with SIGSEGV in ggml_backend_amx_mul_mat; these flags build every other
+kernel this CPU runs.)
+
+Both get the same token ids (paramscope's tokenizer, the text of benches/prompt_text.py). paramscope
+times its own passes (`--repeat N`'s median, `--generate 32`'s whole generation); llama.cpp is timed
+in process with time.perf_counter, the median of the same number of prompt evaluations after a
+warm-up, and one generation (prompt, then 32 tokens each taken as the argmax of its logits). A
+prompt through llama.cpp computes the logits of its last position only; paramscope's (like
+transformers') computes every position's, 1.8 of the pass's 8.6 GFLOP on SmolLM2.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import time
+
+import numpy as np
+from llama_cpp import Llama
+
+from prompt_text import TEXT
+
+
+def ours(binary, gguf, threads, extra):
+    env = dict(os.environ, PARAMSCOPE_THREADS=str(threads))
+    out = subprocess.run([binary, "forward", gguf, "--json", *extra], check=True,
+                         capture_output=True, text=True, env=env)
+    return json.loads(out.stdout)
+
+
+def theirs(gguf, ids, threads, repeat):
+    """Median prompt time (s), generation time (s) and the generated ids."""
+    llm = Llama(model_path=gguf, n_ctx=256, n_batch=64, n_threads=threads, n_threads_batch=threads,
+                verbose=False)
+    times = []
+    for i in range(repeat + 1):
+        llm.reset()
+        start = time.perf_counter()
+        llm.eval(ids)
+        if i:
+            times.append(time.perf_counter() - start)
+    llm.reset()
+    start = time.perf_counter()
+    llm.eval(ids)
+    generated = []
+    for _ in range(32):
+        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        generated.append(token)
+        llm.eval([token])
+    return statistics.median(times), time.perf_counter() - start, generated
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("binary")
+    parser.add_argument("gguf")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=20)
+    args = parser.parse_args()
+    ids = ours(args.binary, args.gguf, 1, ["--text", TEXT])["tokens"][0][:32]
+    assert len(ids) == 32, f"the text is {len(ids)} tokens, not 32"
+    tokens = ["--tokens", ",".join(map(str, ids))]
+    for threads in (1, 2):
+        prompt, generation = [], []
+        for _ in range(args.rounds):
+            their_prompt, their_gen, their_ids = theirs(args.gguf, ids, threads, args.repeat)
+            mine = ours(args.binary, args.gguf, threads, [*tokens, "--repeat", str(args.repeat)])
+            gen = ours(args.binary, args.gguf, threads, [*tokens, "--generate", "32"])["generated"]
+            prompt.append((mine["time_us"] / 1e6, their_prompt))
+            generation.append((gen["time_us"] / 1e6, their_gen))
+            same = sum(a == b for a, b in zip(gen["ids"], their_ids))
+            print(f"{threads} thread(s): prompt {mine['time_us'] / 1e3:.1f} ms vs {their_prompt * 1e3:.1f} ms, "
+                  f"32 tokens {gen['time_us'] / 1e6:.2f} s vs {their_gen:.2f} s "
+                  f"({same} of 32 generated ids the same)", flush=True)
+        for label, pairs in (("32-token prompt", prompt), ("32 generated tokens", generation)):
+            ratio = statistics.median(t / m for m, t in pairs)
+            print(f"{threads} thread(s), {label}: paramscope {statistics.median(m for m, _ in pairs) * 1e3:.1f} ms, "
+                  f"llama.cpp {statistics.median(t for _, t in pairs) * 1e3:.1f} ms: {ratio:.2f}x its speed")
+
+
+if __name__ == "__main__":
+    main()
