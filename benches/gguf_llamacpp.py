@@ -53,8 +53,12 @@ def theirs(gguf, ids, threads, repeat):
     start = time.perf_counter()
     llm.eval(ids)
     generated = []
+    vocab = llm.n_vocab()
     for _ in range(32):
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        # The last position's logits, straight from the context: llama-cpp-python 0.3.36 keeps
+        # `scores` only with logits_all, which would make llama.cpp compute every position's.
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))  # noqa: SLF001
+        token = int(np.argmax(logits))
         generated.append(token)
         llm.eval([token])
     return statistics.median(times), time.perf_counter() - start, generated
