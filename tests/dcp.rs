@@ -72,7 +72,7 @@ fn every_folder_opens_as_torch_consolidates_it() {
             let shards: Vec<serde_json::Value> = t
                 .shards()
                 .iter()
-                .map(|s| serde_json::json!([s.offsets, s.sizes]))
+                .map(|s| serde_json::json!([s.offsets.as_slice(), s.sizes.as_slice()]))
                 .collect();
             assert_eq!(serde_json::Value::from(shards), chunks[n], "{name}: {n}");
             assert!(t.shards().iter().all(|s| s.file.ends_with(".distcp")));

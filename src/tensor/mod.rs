@@ -88,10 +88,14 @@ pub struct Shard {
     /// Its bytes within the file.
     pub bytes: Range<u64>,
     /// Its first element's index in the whole tensor, per dimension.
-    pub offsets: Vec<u64>,
+    pub offsets: Dims,
     /// Its extent per dimension.
-    pub sizes: Vec<u64>,
+    pub sizes: Dims,
 }
+
+/// A shard's offsets or sizes: a handful of dimensions, kept inline (a checkpoint of 16,000
+/// chunks makes no allocation for them).
+pub type Dims = smallvec::SmallVec<[u64; 4]>;
 
 impl Bytes {
     /// The bytes of `range` of `source`, fetched when first read.

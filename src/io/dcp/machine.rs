@@ -14,7 +14,7 @@ use crate::io::pickle::{Error, Problem};
 mod build;
 mod classes;
 
-use classes::classify;
+pub(super) use classes::classify;
 pub use classes::{Class, Record};
 
 /// The most values on the stack.

@@ -1,15 +1,18 @@
 //! A distributed checkpoint's `.metadata` pickle read into plain types: each entry's full shape and
 //! dtype, its chunks (offsets and sizes within the whole tensor) and where each chunk's bytes are
-//! (file, offset, length, stream transforms). The pickle is run by [`super::machine`], which keeps
-//! torch's DCP dataclasses as records of their fields; nothing is constructed.
+//! (file, offset, length, stream transforms). A pickle laid out as torch's pickler writes it is
+//! read straight through by [`super::fast`]; any other (or any the straight reading doubts) is run
+//! by [`super::machine`], which keeps torch's DCP dataclasses as records of their fields. Both
+//! give the same reading; nothing is constructed.
 
 use std::collections::HashMap;
 
 use smallvec::SmallVec;
 
 use super::machine::{self, Class, Machine, Record, V};
-use super::{DcpError, Problem};
+use super::{DcpError, Problem, fast};
 use crate::io::pickle::TorchDtype;
+pub use crate::tensor::Dims;
 
 /// Where a chunk's (or a non-tensor entry's) bytes are: `_StorageInfo`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,29 +29,29 @@ pub struct Location<'a> {
 }
 
 /// One chunk of a tensor: `ChunkStorageMetadata` and its `_StorageInfo`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk<'a> {
     /// Its first element's index in the whole tensor, per dimension.
-    pub offsets: Vec<u64>,
+    pub offsets: Dims,
     /// Its extent per dimension.
-    pub sizes: Vec<u64>,
+    pub sizes: Dims,
     /// Where its bytes are.
     pub location: Location<'a>,
 }
 
 /// A tensor entry: `TensorStorageMetadata`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorEntry<'a> {
     /// Its element type.
     pub dtype: TorchDtype,
     /// The whole tensor's shape.
-    pub size: Vec<u64>,
+    pub size: Dims,
     /// Its chunks, in the metadata's order.
     pub chunks: Vec<Chunk<'a>>,
 }
 
 /// What one state-dict key holds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry<'a> {
     /// A tensor, maybe in many chunks.
     Tensor(TensorEntry<'a>),
@@ -57,16 +60,13 @@ pub enum Entry<'a> {
 }
 
 /// A `.metadata` read.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Metadata<'a> {
     /// The entries by fully qualified name, in the metadata's order.
     pub entries: Vec<(String, Entry<'a>)>,
     /// Every global outside the DCP classes the pickle names, `module.name`, in order.
     pub foreign: Vec<String>,
 }
-
-/// Offsets or sizes: a handful of dimensions, kept inline.
-type Dims = SmallVec<[u64; 4]>;
 
 /// Each entry's `_StorageInfo`, by its name and (for a tensor's chunk) the chunk's offsets.
 type Storages<'a> = HashMap<&'a str, Stored, foldhash::quality::RandomState>;
@@ -77,13 +77,22 @@ type Storages<'a> = HashMap<&'a str, Stored, foldhash::quality::RandomState>;
 type Stored = Vec<(Option<Dims>, V)>;
 
 /// The most chunks one tensor may have: each is compared with its neighbours for overlap.
-const MAX_CHUNKS: usize = 1 << 14;
+pub(super) const MAX_CHUNKS: usize = 1 << 14;
 
 /// The most dimensions a tensor may have.
-const MAX_DIMS: usize = 64;
+pub(super) const MAX_DIMS: usize = 64;
 
-/// Reads the `.metadata` pickle `bytes`.
+/// Reads the `.metadata` pickle `bytes`: straight through when it is laid out as torch writes it,
+/// else by the machine (which also says what is wrong with a damaged one).
 pub fn read(bytes: &[u8]) -> Result<Metadata<'_>, DcpError> {
+    match fast::read(bytes) {
+        Some(metadata) => Ok(metadata),
+        None => read_by_machine(bytes),
+    }
+}
+
+/// Reads the `.metadata` pickle `bytes` by running it on the machine.
+pub(super) fn read_by_machine(bytes: &[u8]) -> Result<Metadata<'_>, DcpError> {
     let (root, m) = machine::run(bytes)?;
     let root = Fields::of(&m, root, Record::Metadata)?;
     let storage = storage_data(&m, root.field("storage_data")?)?;
@@ -218,55 +227,64 @@ fn tensor_entry<'a>(
         let (offsets, sizes) = dims.split_at((int(n)? as usize).min(dims.len()));
         let ints = |v: &[V]| v.iter().map(|&v| int(v)).collect::<Result<Dims, _>>();
         let (offsets, sizes) = (ints(offsets)?, ints(sizes)?);
-        let inside = offsets.len() == size.len()
-            && sizes.len() == size.len()
-            && (0..size.len()).all(|d| {
-                offsets[d]
-                    .checked_add(sizes[d])
-                    .is_some_and(|e| e <= size[d])
-            });
-        if !inside {
-            return Err(at(
-                fqn,
-                Problem::Outside {
-                    offsets: offsets.to_vec(),
-                    sizes: sizes.to_vec(),
-                    size: size.to_vec(),
-                },
-            ));
-        }
+        inside(&size, &offsets, &sizes).map_err(|p| at(fqn, p))?;
         extents.push((offsets, sizes));
     }
-    check_cover(&size, &extents).map_err(|p| at(fqn, p))?;
+    check_cover(&size, extents.len(), |i| (&extents[i].0, &extents[i].1))
+        .map_err(|p| at(fqn, p))?;
     let chunks = extents
         .into_iter()
         .map(|(offsets, sizes)| {
             let location = locate(Some(offsets.clone()))?;
             Ok(Chunk {
-                offsets: offsets.into_vec(),
-                sizes: sizes.into_vec(),
+                offsets,
+                sizes,
                 location,
             })
         })
         .collect::<Result<_, DcpError>>()?;
     Ok(TensorEntry {
         dtype,
-        size: size.into_vec(),
+        size,
         chunks,
     })
 }
 
-/// Chunks (each inside the tensor) that do not overlap and whose volumes add up to the tensor's
-/// cover it exactly.
-fn check_cover(size: &[u64], chunks: &[(Dims, Dims)]) -> Result<(), Problem> {
+/// A chunk at `offsets` of `sizes`, checked to lie inside a tensor of `size`.
+pub(super) fn inside(size: &[u64], offsets: &[u64], sizes: &[u64]) -> Result<(), Problem> {
+    let inside = offsets.len() == size.len()
+        && sizes.len() == size.len()
+        && (0..size.len()).all(|d| {
+            offsets[d]
+                .checked_add(sizes[d])
+                .is_some_and(|e| e <= size[d])
+        });
+    if inside {
+        return Ok(());
+    }
+    Err(Problem::Outside {
+        offsets: offsets.to_vec(),
+        sizes: sizes.to_vec(),
+        size: size.to_vec(),
+    })
+}
+
+/// The `n` chunks of a tensor of `size`, each `extent(i)` (its offsets and sizes, inside the
+/// tensor), checked: chunks that do not overlap and whose volumes add up to the tensor's cover it
+/// exactly.
+pub(super) fn check_cover<'c>(
+    size: &[u64],
+    n: usize,
+    extent: impl Fn(usize) -> (&'c [u64], &'c [u64]),
+) -> Result<(), Problem> {
     let volume = |sizes: &[u64]| sizes.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
     let total = volume(size).ok_or(Problem::Absurd)?;
-    let mut order: Vec<usize> = (0..chunks.len()).collect();
-    let first = |i: usize| chunks[i].0.first().copied().unwrap_or(0);
+    let mut order: Vec<usize> = (0..n).collect();
+    let first = |i: usize| extent(i).0.first().copied().unwrap_or(0);
     order.sort_unstable_by_key(|&i| first(i));
     let mut covered = 0u64;
     for (k, &i) in order.iter().enumerate() {
-        let (a_offsets, a_sizes) = &chunks[i];
+        let (a_offsets, a_sizes) = extent(i);
         covered = covered
             .checked_add(volume(a_sizes).ok_or(Problem::Absurd)?)
             .ok_or(Problem::Absurd)?;
@@ -274,7 +292,7 @@ fn check_cover(size: &[u64], chunks: &[(Dims, Dims)]) -> Result<(), Problem> {
         // Sorted by the first dimension's offset: only the chunks starting before this one ends
         // can meet it.
         for &j in order[k + 1..].iter().take_while(|&&j| first(j) < end) {
-            let (b_offsets, b_sizes) = &chunks[j];
+            let (b_offsets, b_sizes) = extent(j);
             let meet = (0..size.len()).all(|d| {
                 a_offsets[d] < b_offsets[d] + b_sizes[d] && b_offsets[d] < a_offsets[d] + a_sizes[d]
             });

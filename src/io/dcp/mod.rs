@@ -8,6 +8,7 @@
 //! contiguous chunk then stays mapped, one in many chunks is put together.
 
 mod chunk;
+mod fast;
 mod machine;
 mod memo;
 pub mod metadata;
@@ -189,27 +190,28 @@ fn tensor<'a>(
     files: &mut Files<'a>,
     at: &dyn Fn(&Path, Problem) -> FileError,
 ) -> Result<Tensor, FileError> {
-    let meta = files.folder.join(METADATA);
-    let dtype = t.dtype.dtype().ok_or_else(|| at(&meta, Problem::Dtype))?;
+    let in_meta = |problem| at(&files.folder.join(METADATA), problem);
+    let dtype = t.dtype.dtype().ok_or_else(|| in_meta(Problem::Dtype))?;
     let shape: Vec<usize> = t
         .size
         .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| at(&meta, Problem::Absurd)))
+        .map(|&d| usize::try_from(d).map_err(|_| in_meta(Problem::Absurd)))
         .collect::<Result<_, _>>()?;
     let len = shape
         .iter()
         .try_fold(t.dtype.size(), |a, &d| a.checked_mul(d))
-        .ok_or_else(|| at(&meta, Problem::Absurd))?;
-    let mut parts = Vec::with_capacity(t.chunks.len());
+        .ok_or_else(|| in_meta(Problem::Absurd))?;
+    let mut maps = Vec::with_capacity(t.chunks.len());
+    let mut shards = Vec::with_capacity(t.chunks.len());
     for c in t.chunks {
         let (map, range, file) = files.locate(&c.location).map_err(|(p, e)| at(&p, e))?;
-        let shard = Shard {
+        maps.push(map);
+        shards.push(Shard {
             file,
             bytes: range.start as u64..range.end as u64,
             offsets: c.offsets,
             sizes: c.sizes,
-        };
-        parts.push((map, shard));
+        });
     }
     let pieces = pieces::Pieces::new(
         Arc::clone(&files.folder),
@@ -217,7 +219,8 @@ fn tensor<'a>(
         t.dtype,
         shape.clone(),
         len,
-        parts,
+        maps,
+        shards,
     );
     Ok(Tensor::new(
         shape,
@@ -254,15 +257,22 @@ type Located = (Arc<Mmap>, std::ops::Range<usize>, Arc<str>);
 struct Files<'a> {
     /// Shared with every tensor, to name a chunk's file when it is read.
     folder: Arc<Path>,
-    /// Each file's map and its name, shared by its chunks, by the name the metadata gives.
-    maps: HashMap<&'a str, (Arc<Mmap>, Arc<str>), foldhash::quality::RandomState>,
+    /// Each file's map and its name, shared by its chunks.
+    opened: Vec<(Arc<Mmap>, Arc<str>)>,
+    /// Each file's place in `opened`, by the name the metadata gives, and by the very str it gives
+    /// it with (where the str lies in the metadata and its length): a rank's chunks name their
+    /// file by one memoized str, which is found without hashing the name.
+    by_name: HashMap<&'a str, usize, foldhash::quality::RandomState>,
+    by_str: HashMap<(usize, usize), usize, foldhash::fast::RandomState>,
 }
 
 impl<'a> Files<'a> {
     fn new(folder: &Path) -> Self {
         Files {
             folder: Arc::from(folder),
-            maps: HashMap::default(),
+            opened: Vec::new(),
+            by_name: HashMap::default(),
+            by_str: HashMap::default(),
         }
     }
 
@@ -274,7 +284,21 @@ impl<'a> Files<'a> {
         if !location.transforms.is_empty() {
             return Err((path(), Problem::Transform(location.transforms.clone())));
         }
-        let (map, name) = if let Some((map, name)) = self.maps.get(location.file) {
+        let str_key = (location.file.as_ptr() as usize, location.file.len());
+        let found = if let Some(&i) = self.by_str.get(&str_key) {
+            Some(i)
+        } else {
+            let found = self.by_name.get(location.file).copied();
+            // A metadata naming each chunk's file by a new str would fill this to no use.
+            if let Some(i) = found
+                && self.by_str.len() < 4096
+            {
+                self.by_str.insert(str_key, i);
+            }
+            found
+        };
+        let (map, name) = if let Some(i) = found {
+            let (map, name) = &self.opened[i];
             (Arc::clone(map), Arc::clone(name))
         } else {
             let mut parts = Path::new(location.file).components();
@@ -288,8 +312,10 @@ impl<'a> Files<'a> {
             let mapped =
                 crate::io::mapped::open(&path()).map_err(|e| (path(), Problem::Open(e.kind)))?;
             let name: Arc<str> = Arc::from(location.file);
-            let kept = (Arc::clone(&mapped.map), Arc::clone(&name));
-            self.maps.insert(location.file, kept);
+            self.by_name.insert(location.file, self.opened.len());
+            self.by_str.insert(str_key, self.opened.len());
+            self.opened
+                .push((Arc::clone(&mapped.map), Arc::clone(&name)));
             (mapped.map, name)
         };
         let past = || Problem::PastEnd {

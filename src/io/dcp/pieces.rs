@@ -40,17 +40,17 @@ pub struct Pieces {
 }
 
 impl Pieces {
-    /// The tensor `tensor` of `shape` (`len` bytes of `dtype`) covered exactly by the chunks of
-    /// `parts`, as the metadata says (checked when the folder opened), each with its file mapped.
+    /// The tensor `tensor` of `shape` (`len` bytes of `dtype`) covered exactly by `shards`, as
+    /// the metadata says (checked when the folder opened), each with its file mapped in `maps`.
     pub fn new(
         folder: Arc<Path>,
         tensor: String,
         dtype: TorchDtype,
         shape: Vec<usize>,
         len: usize,
-        parts: Vec<(Arc<Mmap>, Shard)>,
+        maps: Vec<Arc<Mmap>>,
+        shards: Vec<Shard>,
     ) -> Self {
-        let (maps, shards) = parts.into_iter().unzip();
         Pieces {
             folder,
             tensor,

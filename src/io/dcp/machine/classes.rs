@@ -60,7 +60,7 @@ impl Record {
 }
 
 /// What `module.name` is in a `.metadata`.
-pub(super) fn classify(module: &str, name: &str) -> Class {
+pub(in crate::io::dcp) fn classify(module: &str, name: &str) -> Class {
     const METADATA: &str = "torch.distributed.checkpoint.metadata";
     let record = match (module, name) {
         (METADATA, "Metadata") => Record::Metadata,
