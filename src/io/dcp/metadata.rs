@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use smallvec::SmallVec;
 
 use super::machine::{self, Class, Machine, Record, V};
-use super::{DcpError, Problem, fast};
+use super::{DcpError, Problem};
 use crate::io::pickle::TorchDtype;
 pub use crate::tensor::Dims;
 
@@ -81,15 +81,6 @@ pub(super) const MAX_CHUNKS: usize = 1 << 14;
 
 /// The most dimensions a tensor may have.
 pub(super) const MAX_DIMS: usize = 64;
-
-/// Reads the `.metadata` pickle `bytes`: straight through when it is laid out as torch writes it,
-/// else by the machine (which also says what is wrong with a damaged one).
-pub fn read(bytes: &[u8]) -> Result<Metadata<'_>, DcpError> {
-    match fast::read(bytes) {
-        Some(metadata) => Ok(metadata),
-        None => read_by_machine(bytes),
-    }
-}
 
 /// Reads the `.metadata` pickle `bytes` by running it on the machine.
 pub(super) fn read_by_machine(bytes: &[u8]) -> Result<Metadata<'_>, DcpError> {

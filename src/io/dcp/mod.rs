@@ -27,6 +27,7 @@ use super::pickle::{self, Leaf, Scalar};
 use super::small_file::SmallFileError;
 use super::{Checkpoint, FileError, Kind};
 use crate::tensor::{Bytes, Shard, Tensor};
+
 pub use metadata::{Entry, Location};
 
 /// The file naming every chunk.
@@ -127,6 +128,15 @@ pub fn is_dcp(folder: &Path) -> bool {
     folder.join(METADATA).is_file()
 }
 
+/// Reads the `.metadata` pickle `bytes`: straight through (fast.rs) when it is laid out as torch
+/// writes it, else by the machine (metadata.rs), which also says what is wrong with a damaged one.
+fn read_metadata(bytes: &[u8]) -> Result<metadata::Metadata<'_>, DcpError> {
+    match fast::read(bytes) {
+        Some(metadata) => Ok(metadata),
+        None => metadata::read_by_machine(bytes),
+    }
+}
+
 /// Opens the distributed checkpoint in `folder`: every tensor at its full shape, every other
 /// entry as a plain value.
 pub fn open(folder: &Path) -> Result<Checkpoint, FileError> {
@@ -143,7 +153,7 @@ pub fn open(folder: &Path) -> Result<Checkpoint, FileError> {
         };
         return Err(FileError::new(&meta_path, too_long));
     }
-    let metadata = metadata::read(bytes).map_err(fail)?;
+    let metadata = read_metadata(bytes).map_err(fail)?;
     let mut checkpoint = Checkpoint::default();
     for global in &metadata.foreign {
         checkpoint.warnings.push(format!(

@@ -3,7 +3,7 @@
 //! machine's on every fixture and every change made to it, the two the same wherever the straight
 //! one reads.
 
-use super::{fast, metadata};
+use super::{fast, metadata, read_metadata};
 use crate::io::pickle::reader::op;
 
 /// A `.metadata` written by `dcp.save` on four gloo ranks (tests/fixtures/dcp/make.py).
@@ -18,10 +18,10 @@ fn real() -> Vec<u8> {
 #[test]
 fn every_truncation_is_an_error() {
     let bytes = real();
-    let whole = metadata::read(&bytes).unwrap();
+    let whole = read_metadata(&bytes).unwrap();
     assert!(whole.entries.len() >= 3 && whole.foreign.is_empty());
     for n in 0..bytes.len() {
-        assert!(metadata::read(&bytes[..n]).is_err(), "{n} bytes read");
+        assert!(read_metadata(&bytes[..n]).is_err(), "{n} bytes read");
     }
 }
 
@@ -32,7 +32,7 @@ fn every_changed_byte_is_an_error_or_a_reading() {
     for i in 0..bytes.len() {
         for flip in [0x01, 0x80, 0xff] {
             bytes[i] ^= flip;
-            read += usize::from(metadata::read(&bytes).is_ok());
+            read += usize::from(read_metadata(&bytes).is_ok());
             bytes[i] ^= flip;
         }
     }
@@ -107,7 +107,7 @@ fn hand_made(extra: &[u8]) -> Vec<u8> {
 fn a_value_read_back_from_a_dropped_record_is_kept() {
     // The chunk record's state is dropped at its BUILD; the tuple read back must not be.
     let pickle = hand_made(b"");
-    let read = metadata::read(&pickle).unwrap_or_else(|e| panic!("{e}"));
+    let read = read_metadata(&pickle).unwrap_or_else(|e| panic!("{e}"));
     let [(name, metadata::Entry::Tensor(t))] = &read.entries[..] else {
         panic!("{:?}", read.entries);
     };
@@ -126,7 +126,7 @@ fn a_foreign_global_is_named_and_never_called() {
         b"\x85R".to_vec(),
     ];
     let pickle = hand_made(&extra.concat());
-    let read = metadata::read(&pickle).unwrap();
+    let read = read_metadata(&pickle).unwrap();
     assert_eq!(read.foreign, ["os.system"]);
     assert_eq!(read.entries.len(), 1);
 }
