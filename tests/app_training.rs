@@ -243,6 +243,8 @@ fn brackets_step_the_values_through_the_checkpoints() {
     let shown = screen(&h);
     assert!(shown.contains("values · checkpoint [5]"), "{shown}");
     assert!(shown.contains(&format!("NaN {}", nonfinite(5))), "{shown}");
+    // Ten steps, down to [0] and back up to [5]: each of the six checkpoints opened once.
+    assert_eq!(h.worker.checkpoints.count, 6);
 }
 
 #[test]

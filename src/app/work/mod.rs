@@ -79,6 +79,8 @@ pub struct Worker {
     family: Kept,
     /// How many plans were built, for tests that check the reuse.
     pub plans_built: usize,
+    /// The run's checkpoints `[`/`]` stepped to, kept opened.
+    pub checkpoints: training::Opened,
 }
 
 /// Of the jobs that arrived together, those worth doing, in order: only the newest summary job
@@ -218,7 +220,7 @@ impl Worker {
             Job::Part { key, weight } => {
                 reply(Reply::Part(key, Box::new(parts::part(&weight, key.1))));
             }
-            Job::Training(job) => training::execute(job, reply),
+            Job::Training(job) => training::execute(job, &mut self.checkpoints, reply),
         }
     }
 
