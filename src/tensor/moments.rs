@@ -142,18 +142,8 @@ impl Moments {
             .unwrap_or(0.0);
         let blocks = values.len() / LANES * LANES;
         let (whole, tail) = values.split_at(blocks);
-        let s = moments::chunk_sums(whole, scratch, shift);
-        let mut all = Accumulator {
-            shift: f64::from(shift),
-            count: f64::from(s.finite),
-            sum: s.sum,
-            squares: s.squares,
-            min: f64::from(s.min),
-            max: f64::from(s.max),
-            zeros: f64::from(s.zeros),
-            nan: f64::from(s.nan),
-            inf: f64::from(blocks as u32 - s.finite - s.nan),
-        };
+        let mut all =
+            Accumulator::of_lanes(shift, blocks, moments::chunk_sums(whole, scratch, shift));
         for &v in tail {
             all.add(f64::from(v));
         }
@@ -198,18 +188,8 @@ impl Moments {
         for v in all.skip(blocks) {
             rest.add(f64::from(v));
         }
-        let s = moments::chunk_sums(whole, scratch, shift);
-        let lanes = Accumulator {
-            shift: f64::from(shift),
-            count: f64::from(s.finite),
-            sum: s.sum,
-            squares: s.squares,
-            min: f64::from(s.min),
-            max: f64::from(s.max),
-            zeros: f64::from(s.zeros),
-            nan: f64::from(s.nan),
-            inf: f64::from(blocks as u32 - s.finite - s.nan),
-        };
+        let lanes =
+            Accumulator::of_lanes(shift, blocks, moments::chunk_sums(whole, scratch, shift));
         lanes.finish().merge(rest.finish())
     }
 
@@ -288,6 +268,22 @@ struct Accumulator {
 }
 
 impl Accumulator {
+    /// The accumulator the SIMD micro-kernel's sums of `values` whole lane blocks stand for, about
+    /// `shift`.
+    fn of_lanes(shift: f32, values: usize, s: moments::ChunkSums) -> Self {
+        Self {
+            shift: f64::from(shift),
+            count: f64::from(s.finite),
+            sum: s.sum,
+            squares: s.squares,
+            min: f64::from(s.min),
+            max: f64::from(s.max),
+            zeros: f64::from(s.zeros),
+            nan: f64::from(s.nan),
+            inf: f64::from(values as u32 - s.finite - s.nan),
+        }
+    }
+
     fn new(shift: f64) -> Self {
         Accumulator {
             shift,

@@ -126,12 +126,24 @@ mod tests {
     #[test]
     fn every_level_rounds_to_bf16_as_half_does() {
         let values = patterns();
-        let mut got = values.clone();
-        round_bf16(&mut got);
-        let mut portable = values.clone();
-        round_bf16_body(&mut portable);
+        rounds_as(&values, round_bf16, round_bf16_body, |v| {
+            half::bf16::from_f32(v).to_f32()
+        });
+    }
+
+    /// The dispatched rounding and the portable body both give `want`'s bits for every value.
+    fn rounds_as(
+        values: &[f32],
+        fast: fn(&mut [f32]),
+        body: fn(&mut [f32]),
+        want: impl Fn(f32) -> f32,
+    ) {
+        let mut got = values.to_vec();
+        fast(&mut got);
+        let mut portable = values.to_vec();
+        body(&mut portable);
         for ((v, g), p) in values.iter().zip(&got).zip(&portable) {
-            let want = half::bf16::from_f32(*v).to_f32().to_bits();
+            let want = want(*v).to_bits();
             assert_eq!(
                 (g.to_bits(), p.to_bits()),
                 (want, want),
@@ -167,19 +179,9 @@ mod tests {
             2.980_232_2e-8,
             5.96e-8,
         ]);
-        let mut got = values.clone();
-        round_f16(&mut got);
-        let mut portable = values.clone();
-        round_f16_body(&mut portable);
-        for ((v, g), p) in values.iter().zip(&got).zip(&portable) {
-            let want = half::f16::from_f32(*v).to_f32().to_bits();
-            assert_eq!(
-                (g.to_bits(), p.to_bits()),
-                (want, want),
-                "{:#x}",
-                v.to_bits()
-            );
-        }
+        rounds_as(&values, round_f16, round_f16_body, |v| {
+            half::f16::from_f32(v).to_f32()
+        });
     }
 
     #[test]
