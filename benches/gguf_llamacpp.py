@@ -10,7 +10,7 @@ after it, one thread and two. llama.cpp is llama-cpp-python's, compiled on this 
 first product crashes with SIGSEGV in ggml_backend_amx_mul_mat; these flags build every other
 kernel this CPU runs.)
 
-Both get the same token ids (paramscope's tokenizer, the text of benches/prompt_text.py). paramscope
+Both get the same token ids (paramscope's tokenizer, the text of benches/gguf_common.py). paramscope
 times its own passes (`--repeat N`'s median, `--generate 32`'s whole generation); llama.cpp is timed
 in process with time.perf_counter, the median of the same number of prompt evaluations after a
 warm-up, and one generation (prompt, then 32 tokens each taken as the argmax of its logits). A
@@ -19,23 +19,13 @@ transformers') computes every position's, 1.8 of the pass's 8.6 GFLOP on SmolLM2
 """
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import time
 
 import numpy as np
 from llama_cpp import Llama
 
-from prompt_text import TEXT
-
-
-def ours(binary, gguf, threads, extra):
-    env = dict(os.environ, PARAMSCOPE_THREADS=str(threads))
-    out = subprocess.run([binary, "forward", gguf, "--json", *extra], check=True,
-                         capture_output=True, text=True, env=env)
-    return json.loads(out.stdout)
+from gguf_common import TEXT, ours, summary, tokens
 
 
 def theirs(gguf, ids, threads, repeat):
@@ -73,24 +63,19 @@ def main():
     args = parser.parse_args()
     ids = ours(args.binary, args.gguf, 1, ["--text", TEXT])["tokens"][0][:32]
     assert len(ids) == 32, f"the text is {len(ids)} tokens, not 32"
-    tokens = ["--tokens", ",".join(map(str, ids))]
     for threads in (1, 2):
         prompt, generation = [], []
         for _ in range(args.rounds):
             their_prompt, their_gen, their_ids = theirs(args.gguf, ids, threads, args.repeat)
-            mine = ours(args.binary, args.gguf, threads, [*tokens, "--repeat", str(args.repeat)])
-            gen = ours(args.binary, args.gguf, threads, [*tokens, "--generate", "32"])["generated"]
+            mine = ours(args.binary, args.gguf, threads, [*tokens(ids), "--repeat", str(args.repeat)])
+            gen = ours(args.binary, args.gguf, threads, [*tokens(ids), "--generate", "32"])["generated"]
             prompt.append((mine["time_us"] / 1e6, their_prompt))
             generation.append((gen["time_us"] / 1e6, their_gen))
             same = sum(a == b for a, b in zip(gen["ids"], their_ids))
             print(f"{threads} thread(s): prompt {mine['time_us'] / 1e3:.1f} ms vs {their_prompt * 1e3:.1f} ms, "
                   f"32 tokens {gen['time_us'] / 1e6:.2f} s vs {their_gen:.2f} s "
                   f"({same} of 32 generated ids the same)", flush=True)
-        for label, pairs in (("32-token prompt", prompt), ("32 generated tokens", generation)):
-            ratio = statistics.median(t / m for m, t in pairs)
-            print(f"{threads} thread(s), {label}: paramscope {statistics.median(m for m, _ in pairs) * 1e3:.1f} ms, "
-                  f"llama.cpp {statistics.median(t for _, t in pairs) * 1e3:.1f} ms: {ratio:.2f}x its speed")
-
+        summary(threads, "llama.cpp", prompt, generation)
 
 if __name__ == "__main__":
     main()

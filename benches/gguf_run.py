@@ -12,14 +12,12 @@ Each ratio is the median over --rounds rounds of PyTorch's time over paramscope'
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-from prompt_text import TEXT  # before the benches folder leaves the path (see below)
+from gguf_common import TEXT, ours, summary, tokens  # before the benches folder leaves the path
 
 # benches/gguf.py would shadow the gguf package transformers imports to read the file.
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
@@ -28,15 +26,6 @@ import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 
-
-
-def ours(binary, gguf, ids, threads, extra):
-    env = dict(os.environ, PARAMSCOPE_THREADS=str(threads))
-    out = subprocess.run(
-        [binary, "forward", gguf, "--tokens", ",".join(map(str, ids)), "--json", *extra],
-        check=True, capture_output=True, text=True, env=env,
-    )
-    return json.loads(out.stdout)
 
 
 def main():
@@ -68,17 +57,13 @@ def main():
                 model.generate(x, max_new_tokens=32, min_new_tokens=32, do_sample=False)
                 theirs_gen = time.perf_counter() - start
             theirs = statistics.median(times) * 1e6
-            mine = ours(args.binary, args.gguf, ids, threads, ["--repeat", str(args.repeat)])["time_us"]
-            gen = ours(args.binary, args.gguf, ids, threads, ["--generate", "32"])["generated"]["time_us"]
-            prompt.append((mine, theirs))
-            generation.append((gen, theirs_gen * 1e6))
+            mine = ours(args.binary, args.gguf, threads, [*tokens(ids), "--repeat", str(args.repeat)])["time_us"]
+            gen = ours(args.binary, args.gguf, threads, [*tokens(ids), "--generate", "32"])["generated"]["time_us"]
+            prompt.append((mine / 1e6, theirs / 1e6))
+            generation.append((gen / 1e6, theirs_gen))
             print(f"{threads} thread(s): prompt {mine / 1e3:.1f} ms vs {theirs / 1e3:.1f} ms, "
                   f"32 tokens {gen / 1e6:.2f} s vs {theirs_gen:.2f} s", flush=True)
-        for label, pairs in (("32-token prompt", prompt), ("32 generated tokens", generation)):
-            ratio = statistics.median(t / m for m, t in pairs)
-            print(f"{threads} thread(s), {label}: paramscope {statistics.median(m for m, _ in pairs) / 1e3:.1f} ms, "
-                  f"transformers {statistics.median(t for _, t in pairs) / 1e3:.1f} ms: {ratio:.2f}x")
-
+        summary(threads, "transformers", prompt, generation)
 
 if __name__ == "__main__":
     main()
