@@ -12,6 +12,7 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use super::config::Config;
+use crate::tensor::reordered::Rows;
 use crate::tensor::{Bytes, Tensor};
 
 /// The Hugging Face name of GGUF tensor `name` in a file of `architecture`, or `None` when
@@ -221,33 +222,28 @@ pub fn peft_pair(
     ])
 }
 
-/// Llama's query or key rows back in Hugging Face's order: llama.cpp stores, within each head of
+/// Llama's query or key rows shown in Hugging Face's order: llama.cpp stores, within each head of
 /// `2·d` rows, the rows `0, d, 1, d+1, ...` (GGML's RoPE rotates adjacent pairs, Hugging Face's
-/// the two halves). Whole rows move, so a quantized tensor stays quantized. `None` when the rows do
-/// not split into heads.
+/// the two halves). The stored rows stay where they are: a product reads them in place and puts
+/// its outputs in order, and only a reader of the bytes gets them copied in order (so a quantized
+/// tensor stays quantized, and a model run from a mapped file holds no second copy of them).
+/// `None` when the rows do not split into heads.
 fn unpermute(tensor: &Tensor, heads: usize) -> Option<Tensor> {
     let rows = *tensor.shape().first()?;
     let pair_rows = heads.checked_mul(2)?;
-    if heads == 0 || !rows.is_multiple_of(pair_rows) {
+    if heads == 0 || !rows.is_multiple_of(pair_rows) || u32::try_from(rows).is_err() {
         return None;
     }
-    let bytes = tensor.bytes();
-    let row_bytes = bytes.len() / rows;
     let half = rows / heads / 2;
-    let mut out = Vec::with_capacity(bytes.len());
+    let mut order = Vec::with_capacity(rows);
     for h in 0..heads {
         for j in 0..2 {
             for i in 0..half {
-                let from = h * 2 * half + i * 2 + j;
-                out.extend_from_slice(&bytes[from * row_bytes..(from + 1) * row_bytes]);
+                order.push((h * 2 * half + i * 2 + j) as u32);
             }
         }
     }
-    Some(Tensor::new(
-        tensor.shape().to_vec(),
-        tensor.dtype(),
-        Bytes::Owned(Arc::from(out)),
-    ))
+    Some(Tensor::reordered(Rows::new(tensor.clone(), order)?))
 }
 
 /// A matrix transposed: a plain dtype by moving its elements, a quantized one (whose blocks run

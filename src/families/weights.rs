@@ -178,7 +178,7 @@ impl<'m> Weights<'m> {
         for (id, _) in &parts {
             self.versions.push((*id, self.model.store.version(*id)));
         }
-        let tensors = parts.into_iter().map(|(_, tensor)| tensor).collect();
+        let tensors = parts.iter().map(|(_, tensor)| Part::of(tensor)).collect();
         Ok(Some(QuantWeight::new(tensors, quant, k)))
     }
 
@@ -201,7 +201,7 @@ impl<'m> Weights<'m> {
             let weight = match kernel_quant(tensor.dtype(), k) {
                 Some(quant) if !stored_in_out && tensor.shape() == shape => {
                     self.versions.push((id, self.model.store.version(id)));
-                    Weight::Quant(Arc::new(QuantWeight::new(vec![tensor.clone()], quant, k)))
+                    Weight::Quant(Arc::new(QuantWeight::new(vec![Part::of(tensor)], quant, k)))
                 }
                 _ => {
                     let values = self.get(&name, &shape)?;
@@ -261,9 +261,10 @@ fn fused(q: Quant) -> Option<Fused> {
 
 /// A weight [out, in] kept in its block-quantized type: the file's bytes (mapped), read block by
 /// block at each product. A stack of weights (query, key and value; gate and up) keeps each part's
-/// bytes where they are, so a model holds no second copy of its rows.
+/// bytes where they are, so a model holds no second copy of its rows; so does a part whose rows
+/// are shown in another order (llama.cpp's query and key), whose outputs are put in order instead.
 pub struct QuantWeight {
-    parts: Vec<Tensor>,
+    parts: Vec<Part>,
     quant: Quant,
     out_features: usize,
     in_features: usize,
@@ -282,11 +283,38 @@ impl std::fmt::Debug for QuantWeight {
     }
 }
 
+/// One matrix of a stacked quantized weight, as stored.
+struct Part {
+    stored: Tensor,
+    /// For each output row, the stored row it is, when the rows are shown in another order.
+    order: Option<Arc<[u32]>>,
+}
+
+impl Part {
+    /// The stored matrix of `tensor` and the order its rows are shown in.
+    fn of(tensor: &Tensor) -> Self {
+        match tensor.reordered_rows() {
+            Some((stored, order)) => Part {
+                stored: stored.clone(),
+                order: Some(Arc::clone(order)),
+            },
+            None => Part {
+                stored: tensor.clone(),
+                order: None,
+            },
+        }
+    }
+
+    fn rows(&self) -> usize {
+        self.stored.shape()[0]
+    }
+}
+
 impl QuantWeight {
     /// `parts`, each [rows, in_features] of type `quant`, stacked.
-    fn new(parts: Vec<Tensor>, quant: Quant, in_features: usize) -> Self {
+    fn new(parts: Vec<Part>, quant: Quant, in_features: usize) -> Self {
         Self {
-            out_features: parts.iter().map(|t| t.shape()[0]).sum(),
+            out_features: parts.iter().map(Part::rows).sum(),
             parts,
             quant,
             in_features,
@@ -299,16 +327,44 @@ impl QuantWeight {
             quant.dequantize_range(bytes, 0, usize::MAX, out);
         };
         let matrices: Vec<QuantMatrix<'_>> = (self.parts.iter())
-            .map(|tensor| QuantMatrix {
-                bytes: tensor.bytes(),
-                out_features: tensor.shape()[0],
+            .map(|part| QuantMatrix {
+                bytes: part.stored.bytes(),
+                out_features: part.rows(),
                 in_features: self.in_features,
                 block_values: quant.block_size(),
                 fused: fused(quant),
                 decode: &decode,
             })
             .collect();
-        quant::linear_stacked(x, rows, &matrices, y, bias);
+        if self.parts.iter().all(|p| p.order.is_none()) {
+            quant::linear_stacked(x, rows, &matrices, y, bias);
+            return;
+        }
+        // The product of the stored rows, each with the bias of the row it is shown as: the very
+        // sums the rows copied in order would give, which then only move to their places.
+        let stored_bias = bias.map(|b| self.moved(b, |shown, stored| (stored, shown)));
+        quant::linear_stacked(x, rows, &matrices, y, stored_bias.as_deref());
+        for row in y.chunks_exact_mut(self.out_features) {
+            let shown = self.moved(row, |shown, stored| (shown, stored));
+            row.copy_from_slice(&shown);
+        }
+    }
+
+    /// `values` (one per output) with each reordered part's moved: `to` gives, for a row shown and
+    /// the stored row it is, the place written and the place read.
+    fn moved(&self, values: &[f32], to: impl Fn(usize, usize) -> (usize, usize)) -> Vec<f32> {
+        let mut out = values.to_vec();
+        let mut first = 0;
+        for part in &self.parts {
+            if let Some(order) = &part.order {
+                for (shown, &stored) in order.iter().enumerate() {
+                    let (write, read) = to(shown, stored as usize);
+                    out[first + write] = values[first + read];
+                }
+            }
+            first += part.rows();
+        }
+        out
     }
 }
 
@@ -497,5 +553,62 @@ mod tests {
             Some(Quant::Q6_K)
         );
         assert_eq!(kernel_quant(DType::F32, 64), None);
+    }
+
+    /// A Q8_0 matrix of `rows` rows of 64 values, each row's values its own.
+    fn q8_0(rows: usize) -> Tensor {
+        let scale = half::f16::from_f32(0.25).to_le_bytes();
+        let bytes: Vec<u8> = (0..rows * 2)
+            .flat_map(|block| {
+                let values = (0..32).map(move |i| ((block * 7 + i * 3) % 200) as u8);
+                scale.into_iter().chain(values)
+            })
+            .collect();
+        let bytes = crate::tensor::Bytes::Owned(bytes.into());
+        Tensor::new(vec![rows, 64], DType::Ggml(Quant::Q8_0), bytes)
+    }
+
+    /// A stack whose query and key rows are shown in another order (llama.cpp's, put back) gives,
+    /// bit for bit, what the stack of those rows copied in order gives: one activation row and
+    /// several, with a bias and without.
+    #[test]
+    fn reordered_rows_multiply_in_place_as_if_copied() {
+        use crate::tensor::reordered::Rows;
+        let (q, k, v) = (q8_0(8), q8_0(4), q8_0(4));
+        let q_order = vec![0, 2, 4, 6, 1, 3, 5, 7];
+        let k_order = vec![3, 1, 0, 2];
+        let shown = [
+            Tensor::reordered(Rows::new(q, q_order).unwrap()),
+            Tensor::reordered(Rows::new(k, k_order).unwrap()),
+            v,
+        ];
+        let copied: Vec<Tensor> = shown
+            .iter()
+            .map(|t| {
+                let bytes = crate::tensor::Bytes::Owned(t.bytes().into());
+                Tensor::new(t.shape().to_vec(), t.dtype(), bytes)
+            })
+            .collect();
+        let in_place = QuantWeight::new(shown.iter().map(Part::of).collect(), Quant::Q8_0, 64);
+        assert!(in_place.parts.iter().filter(|p| p.order.is_some()).count() == 2);
+        let reference = QuantWeight::new(copied.iter().map(Part::of).collect(), Quant::Q8_0, 64);
+        let bias: Vec<f32> = (0..16).map(|o| o as f32 * 0.375 - 2.0).collect();
+        for rows in [1, 5] {
+            let x: Vec<f32> = (0..rows * 64)
+                .map(|i| ((i % 11) as f32 - 5.0) / 3.0)
+                .collect();
+            for bias in [None, Some(&bias[..])] {
+                let (mut got, mut want) = (vec![0.0; rows * 16], vec![0.0; rows * 16]);
+                in_place.linear(&x, rows, &mut got, bias);
+                reference.linear(&x, rows, &mut want, bias);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "rows {rows}, bias {}",
+                    bias.is_some()
+                );
+            }
+        }
     }
 }

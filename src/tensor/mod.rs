@@ -14,6 +14,7 @@ mod moments;
 pub mod parallel;
 pub mod quantile;
 pub mod quantized;
+pub mod reordered;
 pub(crate) mod simd;
 pub mod specials;
 pub mod stats;
@@ -55,6 +56,8 @@ pub enum Bytes {
     Assembled(Arc<dyn Assemble>),
     /// A quantized weight's values, dequantized from its stored parts on the first read.
     Quantized(Arc<quantized::Quantized>),
+    /// A stored matrix's rows in another order, copied in that order on the first read.
+    Reordered(Arc<reordered::Rows>),
 }
 
 /// A tensor's bytes kept in pieces until a value is asked for, then checked and put together once.
@@ -199,6 +202,7 @@ impl Tensor {
             Bytes::Remote { fetched, .. } => fetched.get().map_or(&[], |b| b),
             Bytes::Assembled(pieces) => pieces.ready().unwrap_or(&[]),
             Bytes::Quantized(q) => q.bytes(),
+            Bytes::Reordered(rows) => rows.bytes(),
         }
     }
 
@@ -219,6 +223,27 @@ impl Tensor {
             weight.dtype(),
             Bytes::Quantized(Arc::new(weight)),
         )
+    }
+
+    /// A stored matrix shown with its rows in another order.
+    #[must_use]
+    pub fn reordered(rows: reordered::Rows) -> Self {
+        let stored = rows.stored();
+        Tensor::new(
+            stored.shape().to_vec(),
+            stored.dtype(),
+            Bytes::Reordered(Arc::new(rows)),
+        )
+    }
+
+    /// The matrix as stored and, for each row shown, the stored row it is, if this tensor shows
+    /// another's rows in another order: what a product reads in place.
+    #[must_use]
+    pub fn reordered_rows(&self) -> Option<(&Tensor, &Arc<[u32]>)> {
+        match &self.bytes {
+            Bytes::Reordered(rows) => Some((rows.stored(), rows.order())),
+            _ => None,
+        }
     }
 
     /// The quantized parts this tensor is dequantized from, if it is.
@@ -250,6 +275,7 @@ impl Tensor {
                 Ok(q.bytes())
             }
             Bytes::Assembled(pieces) => pieces.read(),
+            Bytes::Reordered(rows) => rows.try_bytes(),
             _ => Ok(self.bytes()),
         }
     }
@@ -274,6 +300,9 @@ impl Tensor {
             Bytes::Assembled(pieces) if pieces.ready().is_none() => {
                 Bytes::Assembled(pieces.unread())
             }
+            Bytes::Reordered(rows) if !rows.is_copied() => {
+                Bytes::Reordered(Arc::new(rows.transient()))
+            }
             other => other.clone(),
         };
         Tensor::new(self.shape.clone(), self.dtype, bytes)
@@ -281,7 +310,8 @@ impl Tensor {
 
     /// Fetches a remote tensor's range or puts an assembled one together, as
     /// [`Tensor::try_bytes`] does, but leaves a quantized weight's values to be dequantized when
-    /// read (its parts are fetched): what a command that may read only some values calls first.
+    /// read (its parts are fetched), and reordered rows to be copied when read (the stored ones
+    /// are fetched): what a command that may read only some values calls first.
     pub fn fetch(&self) -> Result<(), FetchError> {
         match &self.bytes {
             Bytes::Quantized(q) => {
@@ -290,6 +320,7 @@ impl Tensor {
                 }
                 Ok(())
             }
+            Bytes::Reordered(rows) => rows.stored().fetch(),
             _ => self.try_bytes().map(|_| ()),
         }
     }
@@ -325,6 +356,7 @@ impl Tensor {
                 let numel = q.shape().iter().product();
                 q.dtype().byte_len(numel).unwrap_or(usize::MAX) as u64
             }
+            Bytes::Reordered(rows) => rows.stored().byte_len(),
             _ => self.bytes().len() as u64,
         }
     }
@@ -357,6 +389,7 @@ impl Tensor {
             Bytes::Remote { fetched, .. } => fetched.get().is_none(),
             Bytes::Quantized(q) => q.parts().iter().any(|(_, part)| part.is_pending()),
             Bytes::Assembled(pieces) => pieces.ready().is_none(),
+            Bytes::Reordered(rows) => rows.stored().is_pending(),
             _ => false,
         }
     }
