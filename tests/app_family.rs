@@ -264,6 +264,27 @@ fn the_text_edits_like_other_fields_and_esc_keeps_the_last_one() {
     assert!(h.queued.is_empty());
 }
 
+/// The text `f` offers is a default: a sentence typed replaces it (not appended to it, which a
+/// new user typing at 80x24 without colour could not tell), and the box says so; a cursor key
+/// keeps it to edit.
+#[test]
+fn typing_over_the_offered_text_replaces_it() {
+    let mut h = opened(&folder("gpt2"), None);
+    send(&mut h, &[Forward]);
+    let screen = text(&render(&h, 80, 24));
+    assert!(screen.contains("typing replaces it"), "{screen}");
+    type_text(&mut h, "Hi");
+    let Mode::Text(field) = &h.mode else {
+        panic!("f asks for the text")
+    };
+    assert_eq!(field.value(), "Hi");
+    assert!(!text(&render(&h, 80, 24)).contains("typing replaces it"));
+    send(&mut h, &[Cancel, EditText, Edit(Edit::End)]);
+    type_text(&mut h, "!");
+    send(&mut h, &[Submit]);
+    assert_eq!(h.forward.text, format!("{SAMPLE_TEXT}!"));
+}
+
 #[test]
 fn an_encoder_shows_its_embedding_norm_and_no_next_tokens() {
     let mut h = opened(&folder("bert"), None);

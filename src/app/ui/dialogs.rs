@@ -39,11 +39,18 @@ pub(super) fn render(app: &App, area: Rect, buf: &mut Buffer) {
             } else {
                 "(tokenized with the folder's tokenizer.json)"
             };
-            let lines = vec![
+            let mut lines = vec![
                 Line::raw("Run the model on the text:"),
                 Line::from(field_spans(app, field)),
                 Line::styled(tokenizer, t.style(Role::Dim)),
             ];
+            if field.is_default() {
+                // Without colour nothing shows that typing replaces the text: say it.
+                lines.push(Line::styled(
+                    "(typing replaces it; a cursor key edits it)",
+                    t.style(Role::Dim),
+                ));
+            }
             boxed(app, " forward text ", lines, area, buf);
         }
         Mode::Ask(question) => {

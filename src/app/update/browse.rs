@@ -130,9 +130,10 @@ fn toggle_forward(app: &mut App, fx: &mut Effects) {
     }
 }
 
-/// Opens the text field on the panel's text.
+/// Opens the text field on the panel's text, offered as a default: typing replaces it (a new user
+/// types a sentence and gets that sentence), a cursor key keeps it to edit.
 fn open_text(app: &mut App) {
-    app.mode = Mode::Text(Field::new(&app.forward.text));
+    app.mode = Mode::Text(Field::with_default(&app.forward.text));
 }
 
 /// `e`: edits the text a family checkpoint runs on.
