@@ -2,7 +2,7 @@
 //! (BERT, GPT-2, Llama, Gemma...) on text or token ids, and continue a causal LM's text greedily
 //! (`--generate N`).
 
-use ndarray::{ArrayD, IxDyn};
+use ndarray::ArrayD;
 use serde_json::{Value, json};
 
 use std::fmt::Write as _;
@@ -10,6 +10,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use super::json_arrays::WithArrays;
 use super::{CliError, ForwardArgs, Source, all_ids, fetch_said, json_number, json_text, probes};
 use crate::checkpoint::Architecture;
 use crate::families::probe::Probe;
@@ -72,14 +73,19 @@ pub(super) fn run(args: &ForwardArgs) -> Result<String, CliError> {
         let mut value = json!({
             "input_shape": x.shape(),
             "output_shape": output.shape(),
-            "output": nested(output),
+            // Written from the array as the JSON is (`WithArrays`).
+            "output": Value::Null,
             "layers": activations.iter().map(layer_json).collect::<Vec<_>>(),
         });
         if let Some(t) = time_us {
             // To the nanosecond: more digits would be noise.
             value["time_us"] = json_number((t * 1e3).round() / 1e3);
         }
-        return Ok(json_text(&value));
+        let arrays = vec![("output", output.view())];
+        return Ok(json_text(&WithArrays {
+            object: &value,
+            arrays,
+        }));
     }
     let mut out = format!(
         "input  {:?}\noutput {:?}\n{output:.6}\n\nlayer outputs:\n",
@@ -134,17 +140,6 @@ fn layer_json(a: &Activation) -> Value {
         "absmax": json_number(f64::from(a.absmax())),
         "zero_fraction": s.zero_fraction,
     })
-}
-
-/// An N-D array as nested JSON lists.
-fn nested(a: &ArrayD<f32>) -> Value {
-    if a.ndim() == 0 {
-        return json_number(f64::from(a[IxDyn(&[])]));
-    }
-    if a.ndim() == 1 {
-        return Value::Array(a.iter().map(|v| json_number(f64::from(*v))).collect());
-    }
-    Value::Array(a.outer_iter().map(|sub| nested(&sub.to_owned())).collect())
 }
 
 /// `forward` on a family checkpoint: tokens in, every module boundary out.
@@ -241,7 +236,8 @@ fn run_family(
         let mut value = json!({
             "tokens": sequences,
             "output_shape": pass.output.shape(),
-            "output": nested(&pass.output),
+            // Written from the array as the JSON is (`WithArrays`).
+            "output": Value::Null,
             "layers": pass.activations.iter().map(layer_json).collect::<Vec<_>>(),
         });
         if !top_k.is_empty() {
@@ -268,8 +264,10 @@ fn run_family(
                 Err(lists) => Value::Array(lists),
             };
         }
+        let mut arrays = vec![("output", pass.output.view())];
         if let Some(e) = &embedding {
-            value["embedding"] = nested(&e.clone().into_dyn());
+            value["embedding"] = Value::Null;
+            arrays.push(("embedding", e.view().into_dyn()));
         }
         if !pass.experts.is_empty() {
             value["experts"] = json!(pass.experts);
@@ -298,7 +296,10 @@ fn run_family(
             value["time_us"] = json_number((t * 1e3).round() / 1e3);
         }
         report.json(&mut value, &token_text);
-        return Ok(json_text(&value));
+        return Ok(json_text(&WithArrays {
+            object: &value,
+            arrays,
+        }));
     }
     let mut out = String::new();
     for (b, s) in sequences.iter().enumerate() {

@@ -7,6 +7,7 @@ mod error;
 mod export;
 mod forward;
 mod init;
+mod json_arrays;
 mod probes;
 mod show;
 mod trajectory;
