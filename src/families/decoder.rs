@@ -6,16 +6,17 @@
 //! the modules, the forward and the cached generation step are written once, here, and so are
 //! the probes' hooks (the residual stream, attention, the down projections, the lens's head).
 
-use ndarray::{ArrayD, IxDyn, s};
+use ndarray::{ArrayD, s};
 
 use super::attention::{Heads, Mask};
 use super::batch::Batch;
 use super::blueprint::Forward;
+use super::causal::{self, Causal};
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
 use super::mlp::{Gated, Mlp, Moe, MoeSpec};
-use super::ops::{Activation, RmsNorm, add, copy, soft_cap, view, view_mut};
+use super::ops::{Activation, RmsNorm, add, copy, view, view_mut};
 use super::record::{Recorder, Site};
 use super::rope::{self, Rope};
 use super::scope::Scope;
@@ -408,7 +409,7 @@ impl Layer {
     }
 }
 
-impl Decoder {
+impl Causal for Decoder {
     /// The final hidden state (normed) of `ids` (sequences of `len`, real lengths `lens`), at the
     /// cache's next positions when there is one (a batch of one, then).
     fn pass(
@@ -521,12 +522,24 @@ impl Decoder {
         Ok(h)
     }
 
-    /// The logits of the rows of `h` (soft-capped when the family caps them).
-    fn logits(&self, head: &Linear, h: &[f32], out: &mut Vec<f32>) {
-        head.forward(h, out);
-        if let Some(cap) = self.m.final_softcap {
-            soft_cap(out, cap);
-        }
+    fn final_norm(&self, h: &mut [f32]) {
+        self.m.norm.apply(h);
+    }
+
+    fn lm_head(&self) -> Option<&(Linear, Site)> {
+        self.m.lm_head.as_ref()
+    }
+
+    fn logit_cap(&self) -> Option<f32> {
+        self.m.final_softcap
+    }
+
+    fn hidden(&self) -> usize {
+        self.m.hidden
+    }
+
+    fn cache_size(&self) -> (usize, usize) {
+        (self.m.layers.len(), self.positions)
     }
 }
 
@@ -534,54 +547,20 @@ impl Forward for Decoder {
     /// The logits `[batch, len, vocab]` (the last hidden state without a head), recording the
     /// embedding, each layer, its attention and MLP, the final norm and the head.
     fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
-        let len = batch.len;
-        let mut out = self.pass(&batch.ids, &batch.lens, len, None, rec)?;
-        if let Some((head, site)) = &self.m.lm_head {
-            let mut logits = Vec::new();
-            head.forward(&out, &mut logits);
-            // transformers' hook sees the head's output; the cap comes after, in the LM's forward.
-            rec.record(site, &logits);
-            if let Some(cap) = self.m.final_softcap {
-                soft_cap(&mut logits, cap);
-            }
-            out = logits;
-        }
-        let width = out.len() / (batch.size() * len);
-        Ok(
-            ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), out)
-                .expect("batch·len·width"),
-        )
+        causal::run(self, batch, rec)
     }
 
     fn cache(&self) -> Option<KvCache> {
-        self.m.lm_head.as_ref()?;
-        Some(KvCache::new(self.m.layers.len(), self.positions))
+        causal::cache(self)
     }
 
     fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, FamilyError> {
-        let Some((head, _)) = &self.m.lm_head else {
-            return Err(FamilyError::Input(
-                "the model has no language-model head".into(),
-            ));
-        };
-        cache.check_room(ids.len())?;
-        let mut progress = |_, _| {};
-        let mut rec = Recorder::new(1, ids.len(), &mut progress);
-        let h = self.pass(ids, &[ids.len()], ids.len(), Some(cache), &mut rec)?;
-        // Only the last position's logits are needed: one row through the head.
-        let mut logits = Vec::new();
-        self.logits(head, &h[h.len() - self.m.hidden..], &mut logits);
-        Ok(logits)
+        causal::step(self, ids, cache)
     }
 
     /// The family's own final norm (Gemma's `1 + w`), head and final soft cap, as the forward
     /// applies them.
     fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
-        let Some((head, _)) = &self.m.lm_head else {
-            return false;
-        };
-        self.m.norm.apply(h);
-        self.logits(head, h, logits);
-        true
+        causal::head(self, h, logits)
     }
 }

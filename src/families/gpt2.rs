@@ -1,11 +1,12 @@
 //! GPT-2 (`model_type: gpt2`): pre-norm blocks, a fused QKV `Conv1D` (weights stored [in, out]),
 //! the tanh GELU, and a final LayerNorm; the LM head is tied to the token embedding unless stored.
 
-use ndarray::{ArrayD, IxDyn, s};
+use ndarray::{ArrayD, s};
 
 use super::attention::{Heads, Mask};
 use super::batch::Batch;
 use super::blueprint::{Blueprint, Forward};
+use super::causal::{self, Causal};
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
@@ -165,7 +166,7 @@ impl Block {
     }
 }
 
-impl Plan {
+impl Causal for Plan {
     /// The final hidden state (after ln_f) of `ids` (sequences of `len`, real lengths `lens`), at
     /// the cache's next positions when there is one (a batch of one, then).
     fn pass(
@@ -231,52 +232,44 @@ impl Plan {
         rec.record(&m.ln_f_site, &h);
         Ok(h)
     }
+
+    fn final_norm(&self, h: &mut [f32]) {
+        self.m.ln_f.apply(h);
+    }
+
+    fn lm_head(&self) -> Option<&(Linear, Site)> {
+        self.m.lm_head.as_ref()
+    }
+
+    fn logit_cap(&self) -> Option<f32> {
+        None
+    }
+
+    fn hidden(&self) -> usize {
+        self.m.hidden
+    }
+
+    fn cache_size(&self) -> (usize, usize) {
+        (self.m.blocks.len(), self.m.wpe.count())
+    }
 }
 
 impl Forward for Plan {
     /// The logits `[batch, len, vocab]` (the last hidden state for a bare `GPT2Model`), recording
     /// wte, each block, its attention and MLP, ln_f and the head.
     fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
-        let len = batch.len;
-        let mut out = self.pass(&batch.ids, &batch.lens, len, None, rec)?;
-        if let Some((head, site)) = &self.m.lm_head {
-            let mut logits = Vec::new();
-            head.forward(&out, &mut logits);
-            rec.record(site, &logits);
-            out = logits;
-        }
-        let width = out.len() / (batch.size() * len);
-        Ok(
-            ArrayD::from_shape_vec(IxDyn(&[batch.size(), len, width]), out)
-                .expect("batch·len·width"),
-        )
+        causal::run(self, batch, rec)
     }
 
     fn cache(&self) -> Option<KvCache> {
-        self.m.lm_head.as_ref()?;
-        Some(KvCache::new(self.m.blocks.len(), self.m.wpe.count()))
+        causal::cache(self)
     }
 
     fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, FamilyError> {
-        let Some((head, _)) = &self.m.lm_head else {
-            return Err(FamilyError::Input(
-                "the model has no language-model head".into(),
-            ));
-        };
-        cache.check_room(ids.len())?;
-        let mut progress = |_, _| {};
-        let mut rec = Recorder::new(1, ids.len(), &mut progress);
-        let h = self.pass(ids, &[ids.len()], ids.len(), Some(cache), &mut rec)?;
-        let mut logits = Vec::new();
-        head.forward(&h[h.len() - self.m.hidden..], &mut logits);
-        Ok(logits)
+        causal::step(self, ids, cache)
     }
 
     fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
-        self.m.ln_f.apply(h);
-        self.m.lm_head.as_ref().is_some_and(|(head, _)| {
-            head.forward(h, logits);
-            true
-        })
+        causal::head(self, h, logits)
     }
 }

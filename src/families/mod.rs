@@ -17,6 +17,7 @@ pub mod attention;
 mod batch;
 mod bert;
 pub mod blueprint;
+mod causal;
 pub mod config;
 mod decoder;
 pub mod error;
