@@ -4,6 +4,7 @@
 //! shown is what PyTorch gets when it loads the file. A ggml quantized type is dequantized block
 //! by block, exactly as ggml computes it in f32.
 
+use half::slice::HalfFloatSliceExt as _;
 use half::{bf16, f16};
 use thiserror::Error;
 
@@ -138,7 +139,21 @@ pub fn append_f32(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
         .chunks_exact(2)
         .map(|c| u16::from_le_bytes([c[0], c[1]]));
     match dtype {
-        DType::F16 => out.extend(pairs.map(|h| f16::from_bits(h).to_f32())),
+        // Through `half`'s slice conversion, eight at a time with F16C where the CPU has it: one
+        // value at a time, it asks whether the CPU has F16C at each, and an F16 tensor's
+        // statistics ran at 0.6x a BF16 one's.
+        DType::F16 => {
+            const BLOCK: usize = 256;
+            let (mut halves, mut floats) = ([f16::ZERO; BLOCK], [0f32; BLOCK]);
+            for block in bytes.chunks(2 * BLOCK) {
+                let n = block.len() / 2;
+                for (h, c) in halves.iter_mut().zip(block.chunks_exact(2)) {
+                    *h = f16::from_le_bytes([c[0], c[1]]);
+                }
+                halves[..n].convert_to_f32_slice(&mut floats[..n]);
+                out.extend_from_slice(&floats[..n]);
+            }
+        }
         // A BF16 is the top half of the f32 of the same value.
         DType::BF16 => out.extend(pairs.map(|h| f32::from_bits(u32::from(h) << 16))),
         _ => panic!("append_f32: {dtype} is not a 16-bit float"),
@@ -274,4 +289,31 @@ pub fn encode_into(dtype: DType, values: &[f32], out: &mut [u8]) -> Result<(), U
         other => return Err(Undecodable(other)),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use half::f16;
+
+    use super::{DType, append_f32};
+
+    /// Every F16 bit pattern, across the conversion's blocks and an odd byte left over, gives the
+    /// value one conversion at a time gives (NaN as NaN).
+    #[test]
+    fn every_f16_converts_as_one_at_a_time() {
+        let bytes: Vec<u8> = (0..=u16::MAX)
+            .flat_map(u16::to_le_bytes)
+            .chain([7])
+            .collect();
+        let mut out = vec![-1.0];
+        append_f32(DType::F16, &bytes, &mut out);
+        assert_eq!(out.len(), 1 + 65536);
+        for (h, got) in (0..=u16::MAX).zip(&out[1..]) {
+            let want = f16::from_bits(h).to_f32();
+            assert!(
+                got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+                "{h:#06x}: {got} against {want}"
+            );
+        }
+    }
 }
