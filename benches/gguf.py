@@ -7,7 +7,8 @@ rows (its whole-tensor dequantize would need 7.6 GB for the output and as much a
 statistics' temporaries), accumulating min, max, sum and sum of squares in float64: the same
 work paramscope does, in numpy's fastest form.
 
-Run: cargo build --release && python benches/gguf.py [--keep]
+Run: cargo build --release && python benches/gguf.py [PARAMSCOPE] [--keep]
+(PARAMSCOPE defaults to target/release/paramscope.)
 """
 
 import subprocess
@@ -22,7 +23,8 @@ import numpy as np
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target" / "release" / "paramscope"
+ARGS = [a for a in sys.argv[1:] if a != "--keep"]
+BINARY = Path(ARGS[0]) if ARGS else ROOT / "target" / "release" / "paramscope"
 ROWS, COLS = 466_033, 4096
 BLOCK_BYTES = 144
 
