@@ -59,10 +59,6 @@ pub fn read(bytes: &[u8]) -> Option<Metadata<'_>> {
         },
         entries: Vec::new(),
         names_read: Vec::new(),
-        // A chunk takes some 60 bytes of the pickle at least: room for all, of which only what is
-        // used is ever touched.
-        offsets: Vec::with_capacity((bytes.len() / 64).min(1 << 20)),
-        placed: Vec::with_capacity((bytes.len() / 64).min(1 << 20)),
         per_tensor: 0,
         names: HashMap::default(),
         state_dict: false,
@@ -94,15 +90,14 @@ enum Body<'a> {
         dtype: TorchDtype,
         size: Dims,
         chunks: Vec<Slot<'a>>,
-        /// Where its chunks' offsets start in [`Fast::offsets`].
-        first: u32,
         /// The chunk the next `storage_data` entry for this tensor most likely names.
         next: u32,
     },
     Bytes(Option<Location<'a>>),
 }
 
-/// A chunk, and its storage once found.
+/// A chunk, and its storage once found (a second `storage_data` entry for it is left to the
+/// machine).
 struct Slot<'a> {
     offsets: Dims,
     sizes: Dims,
@@ -115,11 +110,6 @@ struct Fast<'a> {
     /// Every entry's name, one after another: compared with a `storage_data` entry's name, 60 KB
     /// for 2,000 names stay in the cache, where the names in the pickle are spread over a MB.
     names_read: Vec<u8>,
-    /// Every tensor's chunks' offsets, tensor after tensor, and whether each has its storage
-    /// entry: `storage_data` names the chunks rank after rank, and finds them here in the cache
-    /// (a tensor's chunks are far apart).
-    offsets: Vec<Dims>,
-    placed: Vec<bool>,
     /// How many chunks the last tensor had: the next most likely has as many.
     per_tensor: usize,
     /// Each entry's index by name.

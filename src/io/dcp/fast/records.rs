@@ -52,12 +52,10 @@ impl<'a> Fast<'a> {
             }
             Some(())
         })?;
-        let (first, chunks) = chunks?;
         Some(Body::Tensor {
             dtype: dtype?,
             size: size?,
-            chunks,
-            first,
+            chunks: chunks?,
             next: 0,
         })
     }
@@ -76,18 +74,16 @@ impl<'a> Fast<'a> {
     }
 
     /// A tensor's list of `ChunkStorageMetadata`.
-    /// A tensor's list of `ChunkStorageMetadata`, and where their offsets start in `offsets`.
-    pub(super) fn chunks(&mut self) -> Option<(u32, Vec<Slot<'a>>)> {
+    pub(super) fn chunks(&mut self) -> Option<Vec<Slot<'a>>> {
         self.r.expect(op::EMPTY_LIST)?;
         self.memoize(None)?;
-        let first = self.offsets.len() as u32;
         let mut chunks = Vec::with_capacity(self.per_tensor.min(MAX_CHUNKS));
         self.items(op::APPEND, op::APPENDS, |f| {
             (chunks.len() < MAX_CHUNKS).then_some(())?;
             f.chunk(&mut chunks)
         })?;
         self.per_tensor = chunks.len();
-        Some((first, chunks))
+        Some(chunks)
     }
 
     /// One `ChunkStorageMetadata` (its offsets and sizes), put in `chunks`. Read from the template
@@ -104,8 +100,6 @@ impl<'a> Fast<'a> {
             read
         };
         self.spend(offsets.len() + sizes.len())?;
-        self.offsets.push(offsets.clone());
-        self.placed.push(false);
         chunks.push(Slot {
             offsets,
             sizes,
@@ -302,30 +296,25 @@ impl<'a> Fast<'a> {
             (
                 Body::Tensor {
                     chunks: slots,
-                    first,
                     next,
                     ..
                 },
                 Some(offsets),
             ) => {
-                let chunks = &self.offsets[*first as usize..*first as usize + slots.len()];
+                let at = |s: &Slot| same_dims(&s.offsets, &offsets);
                 // Each rank's chunks of a tensor come in the chunk list's order.
-                let k = if chunks
-                    .get(*next as usize)
-                    .is_some_and(|c| same_dims(c, &offsets))
-                {
+                let k = if slots.get(*next as usize).is_some_and(at) {
                     *next as usize
-                } else if chunks.len() <= 64 {
-                    chunks.iter().position(|c| same_dims(c, &offsets))?
+                } else if slots.len() <= 64 {
+                    slots.iter().position(at)?
                 } else {
                     return None;
                 };
-                let placed = &mut self.placed[*first as usize + k];
-                if *placed {
+                let slot = &mut slots[k].location;
+                if slot.is_some() {
                     return None;
                 }
-                *placed = true;
-                slots[k].location = Some(location);
+                *slot = Some(location);
                 *next = k as u32 + 1;
             }
             _ => return None,
