@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use super::machine::{Class, Record, classify};
 use super::metadata::{
-    Chunk, Dims, Entry, Location, MAX_CHUNKS, MAX_DIMS, Metadata, TensorEntry, check_cover, inside,
+    Chunk, Dims, Entry, Location, MAX_CHUNKS, MAX_DIMS, Metadata, TensorEntry, check_cover, fits,
 };
 use crate::io::pickle::TorchDtype;
 use crate::io::pickle::reader::op;
@@ -189,7 +189,7 @@ impl<'a> Fast<'a> {
                     ..
                 } => {
                     for c in &chunks {
-                        inside(&size, &c.offsets, &c.sizes).ok()?;
+                        fits(&size, &c.offsets, &c.sizes).then_some(())?;
                     }
                     check_cover(&size, chunks.len(), |i| {
                         (&chunks[i].offsets, &chunks[i].sizes)
