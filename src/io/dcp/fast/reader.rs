@@ -154,7 +154,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A str, or a str or global read back, and its MEMOIZE.
-    #[inline]
+    #[inline(always)]
+    #[expect(
+        clippy::inline_always,
+        reason = "two per storage record read from a template: inlined there, opening a 16,000-chunk checkpoint runs 4% fewer instructions with `int`"
+    )]
     pub(super) fn named(&mut self) -> Option<Kept> {
         let kept = match self.op()? {
             op::SHORT_BINUNICODE => {
@@ -193,7 +197,11 @@ impl<'a> Reader<'a> {
     }
 
     /// A non-negative int that fits in 64 bits.
-    #[inline]
+    #[inline(always)]
+    #[expect(
+        clippy::inline_always,
+        reason = "nine per chunk of a 2-D tensor: see `named`"
+    )]
     pub(super) fn int(&mut self) -> Option<u64> {
         Some(match self.op()? {
             op::BININT1 => u64::from(self.u8()?),

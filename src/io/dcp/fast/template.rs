@@ -124,11 +124,14 @@ impl Fast<'_> {
         let mut parts = Vec::with_capacity(2 * holes.len() + 1);
         let (mut at, mut memo) = (start.pos, start.memo);
         for h in holes {
-            parts.push(Part::Run {
-                at: at as u32,
-                len: (h.start - at) as u32,
-                memo: h.memo.0 - memo,
-            });
+            // Nothing between two ints (a chunk's offsets): no run to match.
+            if h.start > at || h.memo.0 > memo {
+                parts.push(Part::Run {
+                    at: at as u32,
+                    len: (h.start - at) as u32,
+                    memo: h.memo.0 - memo,
+                });
+            }
             parts.push(Part::Hole(h.role));
             (at, memo) = (h.end, h.memo.1);
         }
