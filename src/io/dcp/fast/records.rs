@@ -3,7 +3,7 @@
 
 use super::super::machine::{Class, Record};
 use super::reader::{Kept, Span, same, same_dims};
-use super::template::{Role, Which};
+use super::template::Role;
 use super::{Body, Dims, Fast, Location, MAX_CHUNKS, MAX_DIMS, Raw, Slot, TorchDtype};
 use crate::io::pickle::reader::op;
 
@@ -60,8 +60,21 @@ impl<'a> Fast<'a> {
         })
     }
 
-    /// A `TensorProperties`: its state is a tuple, the dtype first.
+    /// A `TensorProperties` (its dtype). Read from the template of the last one when its bytes
+    /// match (every tensor of a dtype is written with the same bytes, the globals read back from
+    /// the memo), else by its opcodes (and learnt).
     pub(super) fn properties(&mut self) -> Option<TorchDtype> {
+        if let Some(dtype) = self.replay(|t| &t.properties) {
+            return Some(dtype);
+        }
+        let start = self.learn();
+        let dtype = self.properties_by_opcodes()?;
+        self.learnt(&start, dtype, true, |t| &mut t.properties);
+        Some(dtype)
+    }
+
+    /// A `TensorProperties` by its opcodes: its state is a tuple, the dtype first.
+    fn properties_by_opcodes(&mut self) -> Option<TorchDtype> {
         self.object(Record::TensorProperties)?;
         self.r.expect(op::MARK)?;
         let Class::Dtype(dtype) = self.class()? else {
@@ -90,13 +103,13 @@ impl<'a> Fast<'a> {
     /// of the last one when its bytes match, else by its opcodes (and learnt).
     #[inline]
     pub(super) fn chunk(&mut self, chunks: &mut Vec<Slot<'a>>) -> Option<()> {
-        let (offsets, sizes) = if self.replay(Which::Chunk).is_some() {
+        let (offsets, sizes) = if self.replay(|t| &t.chunk).is_some() {
             let v = &mut self.values;
             (std::mem::take(&mut v.offsets), std::mem::take(&mut v.sizes))
         } else {
             let start = self.learn();
             let read = self.chunk_by_opcodes()?;
-            self.learnt(&start, Which::Chunk, true);
+            self.learnt(&start, (), true, |t| &mut t.chunk);
             read
         };
         self.spend(offsets.len() + sizes.len())?;
@@ -144,26 +157,25 @@ impl<'a> Fast<'a> {
         self.storage = true;
         self.memoize(Some(Kept::Taken))?;
         self.items(op::SETITEM, op::SETITEMS, |f| {
-            let (fqn, offsets, location) =
-                if let Some(index_offsets) = f.replay(Which::Storage(false)) {
-                    let file = f.file_name(f.values.file)?;
-                    let v = &mut f.values;
-                    let offsets = index_offsets.then(|| std::mem::take(&mut v.index));
-                    let location = Location {
-                        file,
-                        offset: v.offset,
-                        length: v.length,
-                        transforms: Vec::new(),
-                    };
-                    (v.fqn, offsets, location)
-                } else {
-                    let start = f.learn();
-                    let (fqn, offsets) = f.index()?;
-                    let location = f.location()?;
-                    let plain = location.transforms.is_empty();
-                    f.learnt(&start, Which::Storage(offsets.is_some()), plain);
-                    (fqn, offsets, location)
+            let (fqn, offsets, location) = if let Some(index_offsets) = f.replay(|t| &t.storage) {
+                let file = f.file_name(f.values.file)?;
+                let v = &mut f.values;
+                let offsets = index_offsets.then(|| std::mem::take(&mut v.index));
+                let location = Location {
+                    file,
+                    offset: v.offset,
+                    length: v.length,
+                    transforms: Vec::new(),
                 };
+                (v.fqn, offsets, location)
+            } else {
+                let start = f.learn();
+                let (fqn, offsets) = f.index()?;
+                let location = f.location()?;
+                let plain = location.transforms.is_empty();
+                f.learnt(&start, offsets.is_some(), plain, |t| &mut t.storage);
+                (fqn, offsets, location)
+            };
             f.spend(offsets.as_ref().map_or(0, Dims::len))?;
             f.give(fqn, offsets, location)
         })
