@@ -29,7 +29,7 @@ use crate::io::pickle::TorchDtype;
 use crate::io::pickle::reader::op;
 use kinds::Kind;
 use reader::{Kept, Memo, Reader, Span};
-use template::{Hole, Role, Template, Values};
+use template::{Hole, Role, Templates, Values};
 
 /// The most values on the stack of kinds, and the most items in one batch of a container: a
 /// quarter of the machine's stack, so that nothing read here would overflow the machine's.
@@ -69,8 +69,7 @@ pub fn read(bytes: &[u8]) -> Option<Metadata<'_>> {
         role: Role::Key,
         learning: false,
         holes: Vec::new(),
-        chunk_template: None,
-        storage_template: None,
+        templates: Templates::default(),
         values: Values::default(),
     };
     fast.root()?;
@@ -130,11 +129,55 @@ struct Fast<'a> {
     /// strs were.
     learning: bool,
     holes: Vec<Hole>,
-    /// The last `ChunkStorageMetadata`, and `MetadataIndex` with its `_StorageInfo`, as written.
-    chunk_template: Option<Template>,
-    storage_template: Option<Template>,
+    templates: Templates,
     /// What the last record read from a template holds.
     values: Values,
+}
+
+/// One state-dict entry checked as the machine's reading checks it (see [`Fast::finish`]).
+fn entry(raw: Raw<'_>) -> Option<(String, Entry<'_>)> {
+    let entry = match raw.body {
+        Body::Bytes(location) => Entry::Bytes(location?),
+        Body::Tensor {
+            dtype,
+            size,
+            chunks,
+            ..
+        } => {
+            for c in &chunks {
+                fits(&size, &c.offsets, &c.sizes).then_some(())?;
+            }
+            check_cover(&size, chunks.len(), |i| {
+                (&chunks[i].offsets, &chunks[i].sizes)
+            })
+            .ok()?;
+            // Empty chunks may share offsets, and with them a storage entry, which this
+            // reading gives to one of them only.
+            if chunks.iter().any(|c| c.sizes.contains(&0)) {
+                let mut offsets: Vec<&Dims> = chunks.iter().map(|c| &c.offsets).collect();
+                offsets.sort_unstable();
+                if offsets.windows(2).any(|w| w[0] == w[1]) {
+                    return None;
+                }
+            }
+            let chunks = chunks
+                .into_iter()
+                .map(|c| {
+                    Some(Chunk {
+                        offsets: c.offsets,
+                        sizes: c.sizes,
+                        location: c.location?,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Entry::Tensor(TensorEntry {
+                dtype,
+                size,
+                chunks,
+            })
+        }
+    };
+    Some((raw.fqn.to_owned(), entry))
 }
 
 /// A str, or a global read back.
@@ -178,51 +221,12 @@ impl<'a> Fast<'a> {
     /// Every entry checked as the machine's reading checks it (chunks inside their tensor, not
     /// overlapping, covering it, each with its storage), then the reading.
     fn finish(self) -> Option<Metadata<'a>> {
-        let mut entries = Vec::with_capacity(self.entries.len());
-        for raw in self.entries {
-            let entry = match raw.body {
-                Body::Bytes(location) => Entry::Bytes(location?),
-                Body::Tensor {
-                    dtype,
-                    size,
-                    chunks,
-                    ..
-                } => {
-                    for c in &chunks {
-                        fits(&size, &c.offsets, &c.sizes).then_some(())?;
-                    }
-                    check_cover(&size, chunks.len(), |i| {
-                        (&chunks[i].offsets, &chunks[i].sizes)
-                    })
-                    .ok()?;
-                    // Empty chunks may share offsets, and with them a storage entry, which this
-                    // reading gives to one of them only.
-                    if chunks.iter().any(|c| c.sizes.contains(&0)) {
-                        let mut offsets: Vec<&Dims> = chunks.iter().map(|c| &c.offsets).collect();
-                        offsets.sort_unstable();
-                        if offsets.windows(2).any(|w| w[0] == w[1]) {
-                            return None;
-                        }
-                    }
-                    let chunks = chunks
-                        .into_iter()
-                        .map(|c| {
-                            Some(Chunk {
-                                offsets: c.offsets,
-                                sizes: c.sizes,
-                                location: c.location?,
-                            })
-                        })
-                        .collect::<Option<Vec<_>>>()?;
-                    Entry::Tensor(TensorEntry {
-                        dtype,
-                        size,
-                        chunks,
-                    })
-                }
-            };
-            entries.push((raw.fqn.to_owned(), entry));
-        }
+        // Collected in place: each entry takes its raw reading's room, not 200 KB more.
+        let entries = self
+            .entries
+            .into_iter()
+            .map(entry)
+            .collect::<Option<Vec<_>>>()?;
         Some(Metadata {
             entries,
             foreign: Vec::new(),
