@@ -46,7 +46,7 @@ impl<'a> Fast<'a> {
         self.state(|f, key| {
             match key {
                 b"properties" if dtype.is_none() => dtype = Some(f.properties()?),
-                b"size" if size.is_none() => size = Some(f.size()?),
+                b"size" if size.is_none() => size = Some(f.shape()?),
                 b"chunks" if chunks.is_none() => chunks = Some(f.chunks()?),
                 _ => return None,
             }
@@ -84,6 +84,19 @@ impl<'a> Fast<'a> {
         self.memoize(None)?;
         self.r.expect(op::BUILD)?;
         Some(dtype)
+    }
+
+    /// A tensor's `torch.Size`. Read from the template of the last one when its bytes match (as
+    /// many dimensions, each int as wide), else by its opcodes (and learnt).
+    pub(super) fn shape(&mut self) -> Option<Dims> {
+        if self.replay(|t| &t.shape).is_some() {
+            return Some(std::mem::take(&mut self.values.sizes));
+        }
+        let start = self.learn();
+        self.role = Role::Sizes;
+        let size = self.size()?;
+        self.learnt(&start, (), true, |t| &mut t.shape);
+        Some(size)
     }
 
     /// A tensor's list of `ChunkStorageMetadata`.

@@ -14,7 +14,8 @@ use super::{Dims, Fast, TorchDtype};
 pub(super) enum Role {
     /// A field's name, a class, or any value that is not one of the below.
     Key,
-    /// `ChunkStorageMetadata.offsets`, `.sizes`, `MetadataIndex.offset` (ints).
+    /// `ChunkStorageMetadata.offsets`, `.sizes` (and a tensor's size), `MetadataIndex.offset`
+    /// (ints).
     Offsets,
     Sizes,
     IndexOffsets,
@@ -57,6 +58,8 @@ pub(super) struct Templates {
     /// Whether the `MetadataIndex` had offsets (not None).
     pub(super) storage: Option<Template<bool>>,
     pub(super) properties: Option<Template<TorchDtype>>,
+    /// A tensor's `torch.Size`, its ints read as a chunk's sizes.
+    pub(super) shape: Option<Template<()>>,
 }
 
 #[derive(Clone, Copy)]
