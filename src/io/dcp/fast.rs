@@ -22,6 +22,7 @@ mod template;
 use std::collections::HashMap;
 
 use super::machine::{Class, Record, classify};
+use super::memo::Bits;
 use super::metadata::{
     Chunk, Dims, Entry, Location, MAX_CHUNKS, MAX_DIMS, Metadata, TensorEntry, check_cover, fits,
 };
@@ -60,6 +61,8 @@ pub fn read(bytes: &[u8]) -> Option<Metadata<'_>> {
         entries: Vec::new(),
         names_read: Vec::new(),
         per_tensor: 0,
+        chunks: 0,
+        placed: Bits::default(),
         names: HashMap::default(),
         state_dict: false,
         storage: false,
@@ -88,20 +91,24 @@ enum Body<'a> {
     Tensor {
         dtype: TorchDtype,
         size: Dims,
-        chunks: Vec<Slot<'a>>,
+        /// Each chunk as the reading gives it, its location [`UNPLACED`] until its storage is
+        /// found (then its bit in [`Fast::placed`] is set), so that no pass makes them chunks.
+        chunks: Vec<Chunk<'a>>,
+        /// The number of its first chunk, counted over every tensor's.
+        first: u32,
         /// The chunk the next `storage_data` entry for this tensor most likely names.
         next: u32,
     },
     Bytes(Option<Location<'a>>),
 }
 
-/// A chunk, and its storage once found (a second `storage_data` entry for it is left to the
-/// machine).
-struct Slot<'a> {
-    offsets: Dims,
-    sizes: Dims,
-    location: Option<Location<'a>>,
-}
+/// A chunk's location before its storage entry is read.
+const UNPLACED: Location<'static> = Location {
+    file: "",
+    offset: 0,
+    length: 0,
+    transforms: Vec::new(),
+};
 
 struct Fast<'a> {
     r: Reader<'a>,
@@ -111,6 +118,10 @@ struct Fast<'a> {
     names_read: Vec<u8>,
     /// How many chunks the last tensor had: the next most likely has as many.
     per_tensor: usize,
+    /// How many chunks all tensors have so far, and which of them have their storage (a second
+    /// `storage_data` entry for one is left to the machine).
+    chunks: u32,
+    placed: Bits,
     /// Each entry's index by name.
     names: HashMap<&'a str, u32, foldhash::quality::RandomState>,
     /// Whether `state_dict_metadata`, `storage_data` were read.
@@ -134,16 +145,22 @@ struct Fast<'a> {
     values: Values,
 }
 
-/// One state-dict entry checked as the machine's reading checks it (see [`Fast::finish`]).
-fn entry(raw: Raw<'_>) -> Option<(String, Entry<'_>)> {
+/// One state-dict entry checked as the machine's reading checks it (see [`Fast::finish`]), the
+/// chunks in `placed` given their storage.
+fn entry<'a>(raw: Raw<'a>, placed: &Bits) -> Option<(String, Entry<'a>)> {
     let entry = match raw.body {
         Body::Bytes(location) => Entry::Bytes(location?),
         Body::Tensor {
             dtype,
             size,
             chunks,
+            first,
             ..
         } => {
+            let n = chunks.len() as u32;
+            (first..first + n)
+                .all(|i| placed.contains(i))
+                .then_some(())?;
             for c in &chunks {
                 fits(&size, &c.offsets, &c.sizes).then_some(())?;
             }
@@ -160,16 +177,6 @@ fn entry(raw: Raw<'_>) -> Option<(String, Entry<'_>)> {
                     return None;
                 }
             }
-            let chunks = chunks
-                .into_iter()
-                .map(|c| {
-                    Some(Chunk {
-                        offsets: c.offsets,
-                        sizes: c.sizes,
-                        location: c.location?,
-                    })
-                })
-                .collect::<Option<Vec<_>>>()?;
             Entry::Tensor(TensorEntry {
                 dtype,
                 size,
@@ -222,10 +229,9 @@ impl<'a> Fast<'a> {
     /// overlapping, covering it, each with its storage), then the reading.
     fn finish(self) -> Option<Metadata<'a>> {
         // Collected in place: each entry takes its raw reading's room, not 200 KB more.
-        let entries = self
-            .entries
-            .into_iter()
-            .map(entry)
+        let placed = &self.placed;
+        let entries = (self.entries.into_iter())
+            .map(|raw| entry(raw, placed))
             .collect::<Option<Vec<_>>>()?;
         Some(Metadata {
             entries,

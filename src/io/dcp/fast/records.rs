@@ -4,7 +4,7 @@
 use super::super::machine::{Class, Record};
 use super::reader::{Kept, Span, same, same_dims};
 use super::template::Role;
-use super::{Body, Dims, Fast, Location, MAX_CHUNKS, MAX_DIMS, Raw, Slot, TorchDtype};
+use super::{Body, Chunk, Dims, Fast, Location, MAX_CHUNKS, MAX_DIMS, Raw, TorchDtype, UNPLACED};
 use crate::io::pickle::reader::op;
 
 impl<'a> Fast<'a> {
@@ -52,10 +52,12 @@ impl<'a> Fast<'a> {
             }
             Some(())
         })?;
+        let (first, chunks) = chunks?;
         Some(Body::Tensor {
             dtype: dtype?,
             size: size?,
-            chunks: chunks?,
+            chunks,
+            first,
             next: 0,
         })
     }
@@ -99,8 +101,8 @@ impl<'a> Fast<'a> {
         Some(size)
     }
 
-    /// A tensor's list of `ChunkStorageMetadata`.
-    pub(super) fn chunks(&mut self) -> Option<Vec<Slot<'a>>> {
+    /// A tensor's list of `ChunkStorageMetadata`, and the number of its first chunk.
+    pub(super) fn chunks(&mut self) -> Option<(u32, Vec<Chunk<'a>>)> {
         self.r.expect(op::EMPTY_LIST)?;
         self.memoize(None)?;
         let mut chunks = Vec::with_capacity(self.per_tensor.min(MAX_CHUNKS));
@@ -109,13 +111,16 @@ impl<'a> Fast<'a> {
             f.chunk(&mut chunks)
         })?;
         self.per_tensor = chunks.len();
-        Some(chunks)
+        let first = self.chunks;
+        // Each chunk spends 16 of the BUDGET: at most 2^19 in all.
+        self.chunks += chunks.len() as u32;
+        Some((first, chunks))
     }
 
     /// One `ChunkStorageMetadata` (its offsets and sizes), put in `chunks`. Read from the template
     /// of the last one when its bytes match, else by its opcodes (and learnt).
     #[inline]
-    pub(super) fn chunk(&mut self, chunks: &mut Vec<Slot<'a>>) -> Option<()> {
+    pub(super) fn chunk(&mut self, chunks: &mut Vec<Chunk<'a>>) -> Option<()> {
         let (offsets, sizes) = if self.replay(|t| &t.chunk).is_some() {
             let v = &mut self.values;
             (std::mem::take(&mut v.offsets), std::mem::take(&mut v.sizes))
@@ -126,10 +131,10 @@ impl<'a> Fast<'a> {
             read
         };
         self.spend(offsets.len() + sizes.len())?;
-        chunks.push(Slot {
+        chunks.push(Chunk {
             offsets,
             sizes,
-            location: None,
+            location: UNPLACED,
         });
         Some(())
     }
@@ -320,26 +325,26 @@ impl<'a> Fast<'a> {
             (Body::Bytes(slot @ None), None) => *slot = Some(location),
             (
                 Body::Tensor {
-                    chunks: slots,
+                    chunks,
+                    first,
                     next,
                     ..
                 },
                 Some(offsets),
             ) => {
-                let at = |s: &Slot| same_dims(&s.offsets, &offsets);
+                let at = |c: &Chunk| same_dims(&c.offsets, &offsets);
                 // Each rank's chunks of a tensor come in the chunk list's order.
-                let k = if slots.get(*next as usize).is_some_and(at) {
+                let k = if chunks.get(*next as usize).is_some_and(at) {
                     *next as usize
-                } else if slots.len() <= 64 {
-                    slots.iter().position(at)?
+                } else if chunks.len() <= 64 {
+                    chunks.iter().position(at)?
                 } else {
                     return None;
                 };
-                let slot = &mut slots[k].location;
-                if slot.is_some() {
+                if !self.placed.insert(*first + k as u32) {
                     return None;
                 }
-                *slot = Some(location);
+                chunks[k].location = location;
                 *next = k as u32 + 1;
             }
             _ => return None,
