@@ -145,8 +145,7 @@ struct Fast<'a> {
     values: Values,
 }
 
-/// One state-dict entry checked as the machine's reading checks it (see [`Fast::finish`]), the
-/// chunks in `placed` given their storage.
+/// One state-dict entry, every chunk of it in `placed` (given its storage), or `None`.
 fn entry<'a>(raw: Raw<'a>, placed: &Bits) -> Option<(String, Entry<'a>)> {
     let entry = match raw.body {
         Body::Bytes(location) => Entry::Bytes(location?),
@@ -157,26 +156,11 @@ fn entry<'a>(raw: Raw<'a>, placed: &Bits) -> Option<(String, Entry<'a>)> {
             first,
             ..
         } => {
+            // Their layout was checked as the list was read (`laid_out`); here, their storage.
             let n = chunks.len() as u32;
             (first..first + n)
                 .all(|i| placed.contains(i))
                 .then_some(())?;
-            for c in &chunks {
-                fits(&size, &c.offsets, &c.sizes).then_some(())?;
-            }
-            check_cover(&size, chunks.len(), |i| {
-                (&chunks[i].offsets, &chunks[i].sizes)
-            })
-            .ok()?;
-            // Empty chunks may share offsets, and with them a storage entry, which this
-            // reading gives to one of them only.
-            if chunks.iter().any(|c| c.sizes.contains(&0)) {
-                let mut offsets: Vec<&Dims> = chunks.iter().map(|c| &c.offsets).collect();
-                offsets.sort_unstable();
-                if offsets.windows(2).any(|w| w[0] == w[1]) {
-                    return None;
-                }
-            }
             Entry::Tensor(TensorEntry {
                 dtype,
                 size,
@@ -185,6 +169,29 @@ fn entry<'a>(raw: Raw<'a>, placed: &Bits) -> Option<(String, Entry<'a>)> {
         }
     };
     Some((raw.fqn.to_owned(), entry))
+}
+
+/// A tensor's chunks checked as the machine's reading checks them: inside the tensor of `size`,
+/// not overlapping, covering it. Run as soon as its list is read, while the chunks are in the
+/// cache, not in a pass over all of them at the end.
+fn laid_out(size: &[u64], chunks: &[Chunk<'_>]) -> Option<()> {
+    for c in chunks {
+        fits(size, &c.offsets, &c.sizes).then_some(())?;
+    }
+    check_cover(size, chunks.len(), |i| {
+        (&chunks[i].offsets, &chunks[i].sizes)
+    })
+    .ok()?;
+    // Empty chunks may share offsets, and with them a storage entry, which this reading gives to
+    // one of them only.
+    if chunks.iter().any(|c| c.sizes.contains(&0)) {
+        let mut offsets: Vec<&Dims> = chunks.iter().map(|c| &c.offsets).collect();
+        offsets.sort_unstable();
+        if offsets.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+    }
+    Some(())
 }
 
 /// A str, or a global read back.
@@ -225,8 +232,8 @@ impl<'a> Fast<'a> {
         (state_dict == Some(Kind::StateDict) && storage == Some(Kind::Storage)).then_some(())
     }
 
-    /// Every entry checked as the machine's reading checks it (chunks inside their tensor, not
-    /// overlapping, covering it, each with its storage), then the reading.
+    /// Every entry checked as the machine's reading checks it (each chunk with its storage; their
+    /// layout was checked as each list was read), then the reading.
     fn finish(self) -> Option<Metadata<'a>> {
         // Collected in place: each entry takes its raw reading's room, not 200 KB more.
         let placed = &self.placed;

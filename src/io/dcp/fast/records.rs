@@ -4,7 +4,9 @@
 use super::super::machine::{Class, Record};
 use super::reader::{Kept, Span, same, same_dims};
 use super::template::Role;
-use super::{Body, Chunk, Dims, Fast, Location, MAX_CHUNKS, MAX_DIMS, Raw, TorchDtype, UNPLACED};
+use super::{
+    Body, Chunk, Dims, Fast, Location, MAX_CHUNKS, MAX_DIMS, Raw, TorchDtype, UNPLACED, laid_out,
+};
 use crate::io::pickle::reader::op;
 
 impl<'a> Fast<'a> {
@@ -52,10 +54,11 @@ impl<'a> Fast<'a> {
             }
             Some(())
         })?;
-        let (first, chunks) = chunks?;
+        let ((first, chunks), size) = (chunks?, size?);
+        laid_out(&size, &chunks)?;
         Some(Body::Tensor {
             dtype: dtype?,
-            size: size?,
+            size,
             chunks,
             first,
             next: 0,
