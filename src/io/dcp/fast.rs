@@ -91,8 +91,9 @@ enum Body<'a> {
     Tensor {
         dtype: TorchDtype,
         size: Dims,
-        /// Each chunk as the reading gives it, its location [`UNPLACED`] until its storage is
-        /// found (then its bit in [`Fast::placed`] is set), so that no pass makes them chunks.
+        /// Its chunks as the reading gives them, each location [`UNPLACED`] until its storage is
+        /// found (then the chunk's bit in [`Fast::placed`] is set): no pass over them is needed
+        /// to make them the reading's chunks.
         chunks: Vec<Chunk<'a>>,
         /// The number of its first chunk, counted over every tensor's.
         first: u32,
@@ -145,7 +146,8 @@ struct Fast<'a> {
     values: Values,
 }
 
-/// One state-dict entry, every chunk of it in `placed` (given its storage), or `None`.
+/// One state-dict entry as read, or `None` when a chunk of it is not in `placed` (no storage
+/// entry gave it its place).
 fn entry<'a>(raw: Raw<'a>, placed: &Bits) -> Option<(String, Entry<'a>)> {
     let entry = match raw.body {
         Body::Bytes(location) => Entry::Bytes(location?),
