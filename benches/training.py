@@ -2,7 +2,7 @@
 model as one safetensors file, and `trajectory` against numpy reading every checkpoint once.
 
     python benches/training.py PARAMSCOPE [WORKDIR] [--tensors N] [--ranks R] [--mb MB] [--steps S]
-                               [--tree-only]
+                               [--tree-only] [--pairs P]
 
 It writes into WORKDIR (default /tmp/paramscope-bench-training):
 - dcp/: `dcp.save` by R gloo ranks (default 8) of N tensors (default 2,000), each a DTensor
@@ -10,11 +10,15 @@ It writes into WORKDIR (default /tmp/paramscope-bench-training):
 - run/step_K: S checkpoints (default 10) of a model of MB megabytes (default 400) in 20 F32
   tensors, each a little away from the one before.
 Each figure is the best of several whole-process runs with the page cache warm; peak RSS is
-/usr/bin/time's (mapped pages included).
+/usr/bin/time's (mapped pages included). With --pairs P, the two trees then also run in P pairs
+taking turns, each process timed by its own user + system CPU time (what a shared machine's other
+work disturbs least), and the ratio is the median of the pairs' ratios.
 """
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +38,14 @@ def best(args):
         wall = min(wall, time.perf_counter() - start)
         rss = max(rss, int(done.stderr.strip().splitlines()[-1]) / 1024)
     return wall, rss
+
+
+def cpu(args):
+    """User + system CPU time (s) of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(args, stdout=subprocess.DEVNULL, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def dcp_worker(rank, world, folder, tensors):
@@ -113,6 +125,7 @@ def main():
     p.add_argument("--mb", type=int, default=400)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--tree-only", action="store_true", help="measure tree alone (no 4 GB run)")
+    p.add_argument("--pairs", type=int, default=0, help="also time tree in this many pairs")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
 
@@ -122,6 +135,15 @@ def main():
     print(f"tree, DCP folder of {a.ranks} ranks, {a.tensors} tensors: {t_dcp * 1e3:.1f} ms, "
           f"{m_dcp:.1f} MiB; same model as one safetensors file: {t_st * 1e3:.1f} ms, "
           f"{m_st:.1f} MiB; ratio {t_dcp / t_st:.2f}x")
+    if a.pairs:
+        pairs = [(cpu([a.binary, "tree", folder]), cpu([a.binary, "tree", single]))
+                 for _ in range(a.pairs)]
+        ratios = sorted(d / s for d, s in pairs)
+        print(f"tree in {a.pairs} pairs taking turns, CPU time: DCP folder median "
+              f"{statistics.median(d for d, _ in pairs) * 1e3:.2f} ms, safetensors file median "
+              f"{statistics.median(s for _, s in pairs) * 1e3:.2f} ms; ratio median "
+              f"{statistics.median(ratios):.2f}x (quartiles {ratios[len(ratios) // 4]:.2f}x to "
+              f"{ratios[3 * len(ratios) // 4]:.2f}x), load average {os.getloadavg()[0]:.2f}")
     if a.tree_only:
         return
 

@@ -19,11 +19,13 @@ fn main() -> ExitCode {
     exit_cleanly_on_signals();
     match cli::run(command) {
         Ok(output) => {
-            // A closed pipe (`paramscope tree | head`) is the reader's choice, not an error.
-            match std::io::stdout()
+            let written = std::io::stdout()
                 .lock()
-                .write_all(escape_lines(&output.stdout).as_bytes())
-            {
+                .write_all(escape_lines(&output.stdout).as_bytes());
+            // Freed by the end of the process, all at once (see `Output::opened`).
+            std::mem::forget(output.opened);
+            // A closed pipe (`paramscope tree | head`) is the reader's choice, not an error.
+            match written {
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                     eprintln!("error: cannot write to stdout: {e}");
                     ExitCode::FAILURE

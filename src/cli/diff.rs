@@ -49,6 +49,7 @@ pub(super) fn run(args: &DiffArgs) -> Result<Output, CliError> {
         } else {
             0
         },
+        opened: None,
     })
 }
 

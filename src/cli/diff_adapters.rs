@@ -49,6 +49,7 @@ pub(super) fn run(a: &Loaded, b: &Loaded, json: bool, exit_code: bool) -> Result
         } else {
             0
         },
+        opened: None,
     })
 }
 

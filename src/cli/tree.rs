@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 use serde::ser::SerializeMap as _;
 
-use super::{CliError, TreeArgs, json_text};
+use super::{CliError, Output, TreeArgs, json_text};
 use crate::checkpoint::adapter::Attached;
 use crate::compare::adapter::{self, Figures};
 use crate::io::gguf;
@@ -20,7 +20,7 @@ use crate::text::{self, escape};
 /// Characters of a metadata value shown in text (the whole value is in `--json`).
 const METADATA_WIDTH: usize = 100;
 
-pub(super) fn run(args: &TreeArgs) -> Result<String, CliError> {
+pub(super) fn run(args: &TreeArgs) -> Result<Output, CliError> {
     let loaded = args.model.open()?;
     let (model, values) = (&loaded.model, &loaded.values);
     let adapted = match &loaded.adapter {
@@ -28,10 +28,15 @@ pub(super) fn run(args: &TreeArgs) -> Result<String, CliError> {
         None => None,
     };
     let adapted = adapted.as_ref().map(|(a, f)| (*a, f));
-    Ok(if args.json {
+    let stdout = if args.json {
         json_text(&to_json(model, values, &loaded.gguf, adapted))
     } else {
         gguf_text(&loaded.gguf) + &to_text(model, adapted) + &values_text(values)
+    };
+    Ok(Output {
+        stdout,
+        code: 0,
+        opened: Some(loaded),
     })
 }
 

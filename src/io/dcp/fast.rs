@@ -22,14 +22,15 @@ mod template;
 use std::collections::HashMap;
 
 use super::machine::{Class, Record, classify};
+use super::memo::Bits;
 use super::metadata::{
-    Chunk, Dims, Entry, Location, MAX_CHUNKS, MAX_DIMS, Metadata, TensorEntry, check_cover, inside,
+    Chunk, Dims, Entry, Location, MAX_CHUNKS, MAX_DIMS, Metadata, TensorEntry, check_cover, fits,
 };
 use crate::io::pickle::TorchDtype;
 use crate::io::pickle::reader::op;
 use kinds::Kind;
 use reader::{Kept, Memo, Reader, Span};
-use template::{Hole, Role, Template, Values};
+use template::{Hole, Role, Templates, Values};
 
 /// The most values on the stack of kinds, and the most items in one batch of a container: a
 /// quarter of the machine's stack, so that nothing read here would overflow the machine's.
@@ -59,11 +60,9 @@ pub fn read(bytes: &[u8]) -> Option<Metadata<'_>> {
         },
         entries: Vec::new(),
         names_read: Vec::new(),
-        // A chunk takes some 60 bytes of the pickle at least: room for all, of which only what is
-        // used is ever touched.
-        offsets: Vec::with_capacity((bytes.len() / 64).min(1 << 20)),
-        placed: Vec::with_capacity((bytes.len() / 64).min(1 << 20)),
         per_tensor: 0,
+        chunks: 0,
+        placed: Bits::default(),
         names: HashMap::default(),
         state_dict: false,
         storage: false,
@@ -73,8 +72,7 @@ pub fn read(bytes: &[u8]) -> Option<Metadata<'_>> {
         role: Role::Key,
         learning: false,
         holes: Vec::new(),
-        chunk_template: None,
-        storage_template: None,
+        templates: Templates::default(),
         values: Values::default(),
     };
     fast.root()?;
@@ -93,8 +91,11 @@ enum Body<'a> {
     Tensor {
         dtype: TorchDtype,
         size: Dims,
-        chunks: Vec<Slot<'a>>,
-        /// Where its chunks' offsets start in [`Fast::offsets`].
+        /// Its chunks as the reading gives them, each location [`UNPLACED`] until its storage is
+        /// found (then the chunk's bit in [`Fast::placed`] is set): no pass over them is needed
+        /// to make them the reading's chunks.
+        chunks: Vec<Chunk<'a>>,
+        /// The number of its first chunk, counted over every tensor's.
         first: u32,
         /// The chunk the next `storage_data` entry for this tensor most likely names.
         next: u32,
@@ -102,12 +103,13 @@ enum Body<'a> {
     Bytes(Option<Location<'a>>),
 }
 
-/// A chunk, and its storage once found.
-struct Slot<'a> {
-    offsets: Dims,
-    sizes: Dims,
-    location: Option<Location<'a>>,
-}
+/// A chunk's location before its storage entry is read.
+const UNPLACED: Location<'static> = Location {
+    file: "",
+    offset: 0,
+    length: 0,
+    transforms: Vec::new(),
+};
 
 struct Fast<'a> {
     r: Reader<'a>,
@@ -115,13 +117,12 @@ struct Fast<'a> {
     /// Every entry's name, one after another: compared with a `storage_data` entry's name, 60 KB
     /// for 2,000 names stay in the cache, where the names in the pickle are spread over a MB.
     names_read: Vec<u8>,
-    /// Every tensor's chunks' offsets, tensor after tensor, and whether each has its storage
-    /// entry: `storage_data` names the chunks rank after rank, and finds them here in the cache
-    /// (a tensor's chunks are far apart).
-    offsets: Vec<Dims>,
-    placed: Vec<bool>,
     /// How many chunks the last tensor had: the next most likely has as many.
     per_tensor: usize,
+    /// How many chunks all tensors have so far, and which of them have their storage (a second
+    /// `storage_data` entry for one is left to the machine).
+    chunks: u32,
+    placed: Bits,
     /// Each entry's index by name.
     names: HashMap<&'a str, u32, foldhash::quality::RandomState>,
     /// Whether `state_dict_metadata`, `storage_data` were read.
@@ -140,11 +141,59 @@ struct Fast<'a> {
     /// strs were.
     learning: bool,
     holes: Vec<Hole>,
-    /// The last `ChunkStorageMetadata`, and `MetadataIndex` with its `_StorageInfo`, as written.
-    chunk_template: Option<Template>,
-    storage_template: Option<Template>,
+    templates: Templates,
     /// What the last record read from a template holds.
     values: Values,
+}
+
+/// One state-dict entry as read, or `None` when a chunk of it is not in `placed` (no storage
+/// entry gave it its place).
+fn entry<'a>(raw: Raw<'a>, placed: &Bits) -> Option<(String, Entry<'a>)> {
+    let entry = match raw.body {
+        Body::Bytes(location) => Entry::Bytes(location?),
+        Body::Tensor {
+            dtype,
+            size,
+            chunks,
+            first,
+            ..
+        } => {
+            // Their layout was checked as the list was read (`laid_out`); here, their storage.
+            let n = chunks.len() as u32;
+            (first..first + n)
+                .all(|i| placed.contains(i))
+                .then_some(())?;
+            Entry::Tensor(TensorEntry {
+                dtype,
+                size,
+                chunks,
+            })
+        }
+    };
+    Some((raw.fqn.to_owned(), entry))
+}
+
+/// A tensor's chunks checked as the machine's reading checks them: inside the tensor of `size`,
+/// not overlapping, covering it. Run as soon as its list is read, while the chunks are in the
+/// cache, not in a pass over all of them at the end.
+fn laid_out(size: &[u64], chunks: &[Chunk<'_>]) -> Option<()> {
+    for c in chunks {
+        fits(size, &c.offsets, &c.sizes).then_some(())?;
+    }
+    check_cover(size, chunks.len(), |i| {
+        (&chunks[i].offsets, &chunks[i].sizes)
+    })
+    .ok()?;
+    // Empty chunks may share offsets, and with them a storage entry, which this reading gives to
+    // one of them only.
+    if chunks.iter().any(|c| c.sizes.contains(&0)) {
+        let mut offsets: Vec<&Dims> = chunks.iter().map(|c| &c.offsets).collect();
+        offsets.sort_unstable();
+        if offsets.windows(2).any(|w| w[0] == w[1]) {
+            return None;
+        }
+    }
+    Some(())
 }
 
 /// A str, or a global read back.
@@ -185,54 +234,14 @@ impl<'a> Fast<'a> {
         (state_dict == Some(Kind::StateDict) && storage == Some(Kind::Storage)).then_some(())
     }
 
-    /// Every entry checked as the machine's reading checks it (chunks inside their tensor, not
-    /// overlapping, covering it, each with its storage), then the reading.
+    /// Every entry checked as the machine's reading checks it (each chunk with its storage; their
+    /// layout was checked as each list was read), then the reading.
     fn finish(self) -> Option<Metadata<'a>> {
-        let mut entries = Vec::with_capacity(self.entries.len());
-        for raw in self.entries {
-            let entry = match raw.body {
-                Body::Bytes(location) => Entry::Bytes(location?),
-                Body::Tensor {
-                    dtype,
-                    size,
-                    chunks,
-                    ..
-                } => {
-                    for c in &chunks {
-                        inside(&size, &c.offsets, &c.sizes).ok()?;
-                    }
-                    check_cover(&size, chunks.len(), |i| {
-                        (&chunks[i].offsets, &chunks[i].sizes)
-                    })
-                    .ok()?;
-                    // Empty chunks may share offsets, and with them a storage entry, which this
-                    // reading gives to one of them only.
-                    if chunks.iter().any(|c| c.sizes.contains(&0)) {
-                        let mut offsets: Vec<&Dims> = chunks.iter().map(|c| &c.offsets).collect();
-                        offsets.sort_unstable();
-                        if offsets.windows(2).any(|w| w[0] == w[1]) {
-                            return None;
-                        }
-                    }
-                    let chunks = chunks
-                        .into_iter()
-                        .map(|c| {
-                            Some(Chunk {
-                                offsets: c.offsets,
-                                sizes: c.sizes,
-                                location: c.location?,
-                            })
-                        })
-                        .collect::<Option<Vec<_>>>()?;
-                    Entry::Tensor(TensorEntry {
-                        dtype,
-                        size,
-                        chunks,
-                    })
-                }
-            };
-            entries.push((raw.fqn.to_owned(), entry));
-        }
+        // Collected in place: each entry takes its raw reading's room, not 200 KB more.
+        let placed = &self.placed;
+        let entries = (self.entries.into_iter())
+            .map(|raw| entry(raw, placed))
+            .collect::<Option<Vec<_>>>()?;
         Some(Metadata {
             entries,
             foreign: Vec::new(),

@@ -11,17 +11,19 @@ use crate::io::pickle::{Error, Problem};
 /// The most memo entries, and the highest memo index.
 pub const MAX_MEMO: usize = 1 << 22;
 
-/// A set of memo indices below [`MAX_MEMO`], one bit each.
+/// A set of small numbers, one bit each: memo indices below [`MAX_MEMO`], or the straight
+/// reading's chunks.
 #[derive(Default)]
-struct Bits(Vec<u64>);
+pub(super) struct Bits(Vec<u64>);
 
 impl Bits {
-    fn contains(&self, i: u32) -> bool {
+    pub(super) fn contains(&self, i: u32) -> bool {
         (self.0.get(i as usize / 64)).is_some_and(|w| w >> (i % 64) & 1 == 1)
     }
 
-    /// Adds `i`; whether it was new. `i` is below [`MAX_MEMO`], so the set stays under 512 KiB.
-    fn insert(&mut self, i: u32) -> bool {
+    /// Adds `i`; whether it was new. For a memo index, `i` is below [`MAX_MEMO`], so the set
+    /// stays under 512 KiB; a chunk's number is below 2^19.
+    pub(super) fn insert(&mut self, i: u32) -> bool {
         let word = i as usize / 64;
         if word >= self.0.len() {
             self.0.resize(word + 1, 0);

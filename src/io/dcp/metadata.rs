@@ -243,14 +243,7 @@ fn tensor_entry<'a>(
 
 /// A chunk at `offsets` of `sizes`, checked to lie inside a tensor of `size`.
 pub(super) fn inside(size: &[u64], offsets: &[u64], sizes: &[u64]) -> Result<(), Problem> {
-    let inside = offsets.len() == size.len()
-        && sizes.len() == size.len()
-        && (0..size.len()).all(|d| {
-            offsets[d]
-                .checked_add(sizes[d])
-                .is_some_and(|e| e <= size[d])
-        });
-    if inside {
+    if fits(size, offsets, sizes) {
         return Ok(());
     }
     Err(Problem::Outside {
@@ -258,6 +251,18 @@ pub(super) fn inside(size: &[u64], offsets: &[u64], sizes: &[u64]) -> Result<(),
         sizes: sizes.to_vec(),
         size: size.to_vec(),
     })
+}
+
+/// Whether a chunk at `offsets` of `sizes` lies inside a tensor of `size` ([`inside`] without the
+/// error, for the straight reading, which only gives up: no `Problem` made and dropped per chunk).
+pub(super) fn fits(size: &[u64], offsets: &[u64], sizes: &[u64]) -> bool {
+    offsets.len() == size.len()
+        && sizes.len() == size.len()
+        && (0..size.len()).all(|d| {
+            offsets[d]
+                .checked_add(sizes[d])
+                .is_some_and(|e| e <= size[d])
+        })
 }
 
 /// The `n` chunks of a tensor of `size`, each `extent(i)` (its offsets and sizes, inside the
@@ -270,15 +275,18 @@ pub(super) fn check_cover<'c>(
 ) -> Result<(), Problem> {
     let volume = |sizes: &[u64]| sizes.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
     let total = volume(size).ok_or(Problem::Absurd)?;
-    let mut order: Vec<usize> = (0..n).collect();
+    // Inline for a tensor's usual handful of chunks: no allocation per tensor.
+    let mut order: SmallVec<[usize; 16]> = (0..n).collect();
     let first = |i: usize| extent(i).0.first().copied().unwrap_or(0);
     order.sort_unstable_by_key(|&i| first(i));
     let mut covered = 0u64;
     for (k, &i) in order.iter().enumerate() {
         let (a_offsets, a_sizes) = extent(i);
-        covered = covered
-            .checked_add(volume(a_sizes).ok_or(Problem::Absurd)?)
-            .ok_or(Problem::Absurd)?;
+        // No `ok_or(Problem::Absurd)` here: it would make and drop a `Problem` per chunk.
+        let Some(sum) = volume(a_sizes).and_then(|v| covered.checked_add(v)) else {
+            return Err(Problem::Absurd);
+        };
+        covered = sum;
         let end = a_offsets.first().map_or(1, |o| o + a_sizes[0]);
         // Sorted by the first dimension's offset: only the chunks starting before this one ends
         // can meet it.

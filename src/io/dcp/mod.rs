@@ -227,7 +227,7 @@ fn tensor<'a>(
         Arc::clone(&files.folder),
         fqn.to_owned(),
         t.dtype,
-        shape.clone(),
+        shape.iter().copied().collect(),
         len,
         maps,
         shards,

@@ -15,6 +15,9 @@ use crate::io::FileError;
 use crate::io::pickle::TorchDtype;
 use crate::tensor::{Assemble, FetchError, Shard};
 
+/// A tensor's shape, kept inline.
+pub type Shape = smallvec::SmallVec<[usize; 4]>;
+
 /// The tensor's bytes once read.
 enum Whole {
     /// One contiguous chunk holding every element: this range of the first chunk's map.
@@ -30,7 +33,9 @@ pub struct Pieces {
     /// The tensor's name, for errors.
     tensor: String,
     dtype: TorchDtype,
-    shape: Vec<usize>,
+    /// Inline: the [`crate::tensor::Tensor`] keeps its own, and a copy on the heap would cost an
+    /// allocation per tensor.
+    shape: Shape,
     /// Bytes in the whole tensor.
     len: usize,
     /// Each chunk's place, and its file mapped (the range checked to lie inside the file).
@@ -46,7 +51,7 @@ impl Pieces {
         folder: Arc<Path>,
         tensor: String,
         dtype: TorchDtype,
-        shape: Vec<usize>,
+        shape: Shape,
         len: usize,
         maps: Vec<Arc<Mmap>>,
         shards: Vec<Shard>,

@@ -3,8 +3,10 @@
 
 use super::super::machine::{Class, Record};
 use super::reader::{Kept, Span, same, same_dims};
-use super::template::{Role, Which};
-use super::{Body, Dims, Fast, Location, MAX_CHUNKS, MAX_DIMS, Raw, Slot, TorchDtype};
+use super::template::Role;
+use super::{
+    Body, Chunk, Dims, Fast, Location, MAX_CHUNKS, MAX_DIMS, Raw, TorchDtype, UNPLACED, laid_out,
+};
 use crate::io::pickle::reader::op;
 
 impl<'a> Fast<'a> {
@@ -46,24 +48,38 @@ impl<'a> Fast<'a> {
         self.state(|f, key| {
             match key {
                 b"properties" if dtype.is_none() => dtype = Some(f.properties()?),
-                b"size" if size.is_none() => size = Some(f.size()?),
+                b"size" if size.is_none() => size = Some(f.shape()?),
                 b"chunks" if chunks.is_none() => chunks = Some(f.chunks()?),
                 _ => return None,
             }
             Some(())
         })?;
-        let (first, chunks) = chunks?;
+        let ((first, chunks), size) = (chunks?, size?);
+        laid_out(&size, &chunks)?;
         Some(Body::Tensor {
             dtype: dtype?,
-            size: size?,
+            size,
             chunks,
             first,
             next: 0,
         })
     }
 
-    /// A `TensorProperties`: its state is a tuple, the dtype first.
+    /// A `TensorProperties` (its dtype). Read from the template of the last one when its bytes
+    /// match (every tensor of a dtype is written with the same bytes, the globals read back from
+    /// the memo), else by its opcodes (and learnt).
     pub(super) fn properties(&mut self) -> Option<TorchDtype> {
+        if let Some(dtype) = self.replay(|t| &t.properties) {
+            return Some(dtype);
+        }
+        let start = self.learn();
+        let dtype = self.properties_by_opcodes()?;
+        self.learnt(&start, dtype, true, |t| &mut t.properties);
+        Some(dtype)
+    }
+
+    /// A `TensorProperties` by its opcodes: its state is a tuple, the dtype first.
+    fn properties_by_opcodes(&mut self) -> Option<TorchDtype> {
         self.object(Record::TensorProperties)?;
         self.r.expect(op::MARK)?;
         let Class::Dtype(dtype) = self.class()? else {
@@ -75,41 +91,53 @@ impl<'a> Fast<'a> {
         Some(dtype)
     }
 
-    /// A tensor's list of `ChunkStorageMetadata`.
-    /// A tensor's list of `ChunkStorageMetadata`, and where their offsets start in `offsets`.
-    pub(super) fn chunks(&mut self) -> Option<(u32, Vec<Slot<'a>>)> {
+    /// A tensor's `torch.Size`. Read from the template of the last one when its bytes match (as
+    /// many dimensions, each int as wide), else by its opcodes (and learnt).
+    pub(super) fn shape(&mut self) -> Option<Dims> {
+        if self.replay(|t| &t.shape).is_some() {
+            return Some(std::mem::take(&mut self.values.sizes));
+        }
+        let start = self.learn();
+        self.role = Role::Sizes;
+        let size = self.size()?;
+        self.learnt(&start, (), true, |t| &mut t.shape);
+        Some(size)
+    }
+
+    /// A tensor's list of `ChunkStorageMetadata`, and the number of its first chunk.
+    pub(super) fn chunks(&mut self) -> Option<(u32, Vec<Chunk<'a>>)> {
         self.r.expect(op::EMPTY_LIST)?;
         self.memoize(None)?;
-        let first = self.offsets.len() as u32;
         let mut chunks = Vec::with_capacity(self.per_tensor.min(MAX_CHUNKS));
         self.items(op::APPEND, op::APPENDS, |f| {
             (chunks.len() < MAX_CHUNKS).then_some(())?;
             f.chunk(&mut chunks)
         })?;
         self.per_tensor = chunks.len();
+        let first = self.chunks;
+        // Each chunk spends 16 of the BUDGET: at most 2^19 in all.
+        self.chunks += chunks.len() as u32;
         Some((first, chunks))
     }
 
     /// One `ChunkStorageMetadata` (its offsets and sizes), put in `chunks`. Read from the template
     /// of the last one when its bytes match, else by its opcodes (and learnt).
     #[inline]
-    pub(super) fn chunk(&mut self, chunks: &mut Vec<Slot<'a>>) -> Option<()> {
-        let (offsets, sizes) = if self.replay(Which::Chunk).is_some() {
+    pub(super) fn chunk(&mut self, chunks: &mut Vec<Chunk<'a>>) -> Option<()> {
+        let (offsets, sizes) = if self.replay(|t| &t.chunk).is_some() {
             let v = &mut self.values;
             (std::mem::take(&mut v.offsets), std::mem::take(&mut v.sizes))
         } else {
             let start = self.learn();
             let read = self.chunk_by_opcodes()?;
-            self.learnt(&start, Which::Chunk, true);
+            self.learnt(&start, (), true, |t| &mut t.chunk);
             read
         };
         self.spend(offsets.len() + sizes.len())?;
-        self.offsets.push(offsets.clone());
-        self.placed.push(false);
-        chunks.push(Slot {
+        chunks.push(Chunk {
             offsets,
             sizes,
-            location: None,
+            location: UNPLACED,
         });
         Some(())
     }
@@ -150,26 +178,25 @@ impl<'a> Fast<'a> {
         self.storage = true;
         self.memoize(Some(Kept::Taken))?;
         self.items(op::SETITEM, op::SETITEMS, |f| {
-            let (fqn, offsets, location) =
-                if let Some(index_offsets) = f.replay(Which::Storage(false)) {
-                    let file = f.file_name(f.values.file)?;
-                    let v = &mut f.values;
-                    let offsets = index_offsets.then(|| std::mem::take(&mut v.index));
-                    let location = Location {
-                        file,
-                        offset: v.offset,
-                        length: v.length,
-                        transforms: Vec::new(),
-                    };
-                    (v.fqn, offsets, location)
-                } else {
-                    let start = f.learn();
-                    let (fqn, offsets) = f.index()?;
-                    let location = f.location()?;
-                    let plain = location.transforms.is_empty();
-                    f.learnt(&start, Which::Storage(offsets.is_some()), plain);
-                    (fqn, offsets, location)
+            let (fqn, offsets, location) = if let Some(index_offsets) = f.replay(|t| &t.storage) {
+                let file = f.file_name(f.values.file)?;
+                let v = &mut f.values;
+                let offsets = index_offsets.then(|| std::mem::take(&mut v.index));
+                let location = Location {
+                    file,
+                    offset: v.offset,
+                    length: v.length,
+                    transforms: Vec::new(),
                 };
+                (v.fqn, offsets, location)
+            } else {
+                let start = f.learn();
+                let (fqn, offsets) = f.index()?;
+                let location = f.location()?;
+                let plain = location.transforms.is_empty();
+                f.learnt(&start, offsets.is_some(), plain, |t| &mut t.storage);
+                (fqn, offsets, location)
+            };
             f.spend(offsets.as_ref().map_or(0, Dims::len))?;
             f.give(fqn, offsets, location)
         })
@@ -301,31 +328,26 @@ impl<'a> Fast<'a> {
             (Body::Bytes(slot @ None), None) => *slot = Some(location),
             (
                 Body::Tensor {
-                    chunks: slots,
+                    chunks,
                     first,
                     next,
                     ..
                 },
                 Some(offsets),
             ) => {
-                let chunks = &self.offsets[*first as usize..*first as usize + slots.len()];
+                let at = |c: &Chunk| same_dims(&c.offsets, &offsets);
                 // Each rank's chunks of a tensor come in the chunk list's order.
-                let k = if chunks
-                    .get(*next as usize)
-                    .is_some_and(|c| same_dims(c, &offsets))
-                {
+                let k = if chunks.get(*next as usize).is_some_and(at) {
                     *next as usize
                 } else if chunks.len() <= 64 {
-                    chunks.iter().position(|c| same_dims(c, &offsets))?
+                    chunks.iter().position(at)?
                 } else {
                     return None;
                 };
-                let placed = &mut self.placed[*first as usize + k];
-                if *placed {
+                if !self.placed.insert(*first + k as u32) {
                     return None;
                 }
-                *placed = true;
-                slots[k].location = Some(location);
+                chunks[k].location = location;
                 *next = k as u32 + 1;
             }
             _ => return None,

@@ -1,19 +1,21 @@
-//! Records read by template: a chunk's `ChunkStorageMetadata`, or a `MetadataIndex` and its
-//! `_StorageInfo`, is read by its opcodes once and learnt as runs of bytes with holes where its
-//! ints and value strs stand; the next record of its kind whose bytes match the runs is read from
-//! them, its values taken from the holes, without its opcodes being read one by one. A record that
-//! does not match (another rank's file, a frame's end) is read by its opcodes and learnt anew.
+//! Records read by template: a chunk's `ChunkStorageMetadata`, a `MetadataIndex` and its
+//! `_StorageInfo`, or a tensor's `TensorProperties`, is read by its opcodes once and learnt as runs
+//! of bytes with holes where its ints and value strs stand; the next record of its kind whose bytes
+//! match the runs is read from them, its values taken from the holes, without its opcodes being
+//! read one by one. A record that does not match (another rank's file, another dtype, a frame's
+//! end) is read by its opcodes and learnt anew.
 
 use super::super::memo::MAX_MEMO;
 use super::reader::{Kept, Reader, Span, same};
-use super::{Dims, Fast};
+use super::{Dims, Fast, TorchDtype};
 
 /// What a value in a chunk or storage record is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Role {
     /// A field's name, a class, or any value that is not one of the below.
     Key,
-    /// `ChunkStorageMetadata.offsets`, `.sizes`, `MetadataIndex.offset` (ints).
+    /// `ChunkStorageMetadata.offsets`, `.sizes` (and a tensor's size), `MetadataIndex.offset`
+    /// (ints).
     Offsets,
     Sizes,
     IndexOffsets,
@@ -41,11 +43,23 @@ pub(super) struct Hole {
 
 /// A record as a previous one of its kind was written: runs of its bytes, and the places where
 /// an int or a str stood (a record whose bytes match the runs, with any int or str in those
-/// places, is read as that one was, with those values).
-pub(super) struct Template {
+/// places, is read as that one was, with those values). `R` is what it read outside the holes,
+/// the same for every record that matches: whether a `MetadataIndex` had offsets, the dtype of a
+/// `TensorProperties` (a global read back from the memo, whose index the runs hold).
+pub(super) struct Template<R> {
     pub(super) parts: Vec<Part>,
+    pub(super) read: R,
+}
+
+/// The last record of each kind read by its opcodes, as learnt.
+#[derive(Default)]
+pub(super) struct Templates {
+    pub(super) chunk: Option<Template<()>>,
     /// Whether the `MetadataIndex` had offsets (not None).
-    pub(super) index_offsets: bool,
+    pub(super) storage: Option<Template<bool>>,
+    pub(super) properties: Option<Template<TorchDtype>>,
+    /// A tensor's `torch.Size`, its ints read as a chunk's sizes.
+    pub(super) shape: Option<Template<()>>,
 }
 
 #[derive(Clone, Copy)]
@@ -54,14 +68,6 @@ pub(super) enum Part {
     Run { at: u32, len: u32, memo: u32 },
     /// An int or a str.
     Hole(Role),
-}
-
-/// The records read from templates: a `ChunkStorageMetadata`, or a `MetadataIndex` (with offsets
-/// or not) and its `_StorageInfo`.
-#[derive(Clone, Copy)]
-pub(super) enum Which {
-    Chunk,
-    Storage(bool),
 }
 
 /// What a record read from a template holds (its ints and value strs).
@@ -106,10 +112,17 @@ impl Fast<'_> {
         self.r.memo.recent = [(u32::MAX, Kept::Unknown); 64];
     }
 
-    /// The record read by its opcodes since `start` made the template of its kind, when it can be
-    /// one: it lies in one frame, `plain` (nothing read that a template does not give back), every
-    /// hole is an int or value str of its fields, and the memo kept nothing but those strs.
-    pub(super) fn learnt(&mut self, start: &Place, which: Which, plain: bool) {
+    /// The record read by its opcodes since `start` (which read `read` outside its holes) made the
+    /// template of its kind, in `slot`, when it can be one: it lies in one frame, `plain` (nothing
+    /// read that a template does not give back), every hole is an int or value str of its fields,
+    /// and the memo kept nothing but those strs.
+    pub(super) fn learnt<R>(
+        &mut self,
+        start: &Place,
+        read: R,
+        plain: bool,
+        slot: fn(&mut Templates) -> &mut Option<Template<R>>,
+    ) {
         self.learning = false;
         let holes = &self.holes;
         let one_frame = self.r.end == start.end && self.r.framed == start.framed;
@@ -124,11 +137,14 @@ impl Fast<'_> {
         let mut parts = Vec::with_capacity(2 * holes.len() + 1);
         let (mut at, mut memo) = (start.pos, start.memo);
         for h in holes {
-            parts.push(Part::Run {
-                at: at as u32,
-                len: (h.start - at) as u32,
-                memo: h.memo.0 - memo,
-            });
+            // Nothing between two ints (a chunk's offsets): no run to match.
+            if h.start > at || h.memo.0 > memo {
+                parts.push(Part::Run {
+                    at: at as u32,
+                    len: (h.start - at) as u32,
+                    memo: h.memo.0 - memo,
+                });
+            }
             parts.push(Part::Hole(h.role));
             (at, memo) = (h.end, h.memo.1);
         }
@@ -137,28 +153,20 @@ impl Fast<'_> {
             len: (self.r.pos - at) as u32,
             memo: self.r.memo.len - memo,
         });
-        let template = Some(Template {
-            parts,
-            index_offsets: matches!(which, Which::Storage(true)),
-        });
-        match which {
-            Which::Chunk => self.chunk_template = template,
-            Which::Storage(_) => self.storage_template = template,
-        }
+        *slot(&mut self.templates) = Some(Template { parts, read });
     }
 
-    /// The record here read from the template of its kind: its values (and whether its
-    /// `MetadataIndex` had offsets) when its bytes match the template's runs; nothing read
-    /// otherwise.
+    /// The record here read from the template of its kind, in `slot`: what it read outside its
+    /// holes, and its values, when its bytes match the template's runs; nothing read otherwise.
     #[inline]
-    pub(super) fn replay(&mut self, which: Which) -> Option<bool> {
-        let template = match which {
-            Which::Chunk => self.chunk_template.as_ref()?,
-            Which::Storage(_) => self.storage_template.as_ref()?,
-        };
+    pub(super) fn replay<R: Copy>(
+        &mut self,
+        slot: fn(&Templates) -> &Option<Template<R>>,
+    ) -> Option<R> {
+        let template = slot(&self.templates).as_ref()?;
         let start = place(&self.r);
         if replay(&mut self.r, &mut self.values, &template.parts).is_some() {
-            return Some(template.index_offsets);
+            return Some(template.read);
         }
         self.go_back(&start);
         None
