@@ -36,6 +36,7 @@ pub mod ops;
 mod phi3;
 pub mod predict;
 pub mod probe;
+mod quant_weight;
 mod qwen2_moe;
 mod qwen3;
 mod qwen3_moe;
