@@ -8,7 +8,9 @@ mod app_support;
 mod fixture_support;
 
 use app_support::{Harness, open_file_with, render, send, text};
-use paramscope::app::action::Action::{CycleView, EarlierCheckpoint, FocusNext, LaterCheckpoint};
+use paramscope::app::action::Action::{
+    CycleView, EarlierCheckpoint, FocusNext, LaterCheckpoint, Up,
+};
 use paramscope::app::format::short;
 use paramscope::app::state::View;
 use paramscope::app::theme::ColorLevel;
@@ -69,6 +71,27 @@ fn a_distributed_tensor_shows_which_file_holds_which_chunk() {
         let row = format!("{:<8}{}", dims(&chunk[0]), dims(&chunk[1]));
         assert!(shown.contains(&row), "{row} in\n{shown}");
     }
+}
+
+/// A module table of a distributed checkpoint's small sharded tensors shows their mean and std,
+/// put together by the worker, as any other format's do (it showed `·` for each).
+#[test]
+fn a_distributed_module_table_shows_its_tensors_figures() {
+    let mut h = open_file_with(&fixture("dcp/four_ranks"), None, ColorLevel::None);
+    // The first tensor is selected at the start; the root is three rows up.
+    send(&mut h, &[Up, Up, Up]);
+    let rows: Vec<_> = h.module_rows(0).map(|(_, id)| id).collect();
+    assert_eq!(rows.len(), 4, "the root lists the tensors: {}", screen(&h));
+    for id in rows {
+        let tensor = h.doc.model.store.get(id);
+        assert!(!tensor.shards().is_empty(), "a sharded tensor");
+        let summary = h.summary(id).expect("summarized by the worker");
+        let values = tensor.to_f32_vec().unwrap();
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64;
+        assert!((summary.stats.mean - mean).abs() <= 1e-9 * mean.abs().max(1.0));
+    }
+    let shown = screen(&h);
+    assert!(!shown.contains("   ·   ·"), "{shown}");
 }
 
 #[test]

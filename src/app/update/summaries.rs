@@ -63,9 +63,12 @@ fn request_module(app: &mut App, fx: &mut Effects) {
     for id in ids {
         let key = (id, app.doc.model.store.version(id));
         let tensor = app.doc.model.store.get(id);
-        // A remote tensor not fetched yet is never summarized in bulk: only the one selected is.
-        // (Its length, not its bytes: a quantized weight's bytes are its dequantization.)
-        let bytes = if tensor.is_pending() {
+        // A remote tensor not fetched yet is never summarized in bulk (each would be a request):
+        // only the one selected is. A distributed checkpoint's small sharded tensors are, by the
+        // worker, which puts them together from the mapped files (the table showed `·` for every
+        // one of them). (Its length, not its bytes: a quantized weight's bytes are its
+        // dequantization.)
+        let bytes = if tensor.is_pending() && tensor.is_remote() {
             usize::MAX
         } else {
             usize::try_from(tensor.byte_len()).unwrap_or(usize::MAX)
@@ -73,7 +76,7 @@ fn request_module(app: &mut App, fx: &mut Effects) {
         if app.cache.summaries.contains_key(&key) || bytes > INLINE_BYTES {
             continue;
         }
-        if spent + bytes <= INLINE_BYTES {
+        if !tensor.is_pending() && spent + bytes <= INLINE_BYTES {
             spent += bytes;
             summarize_small(app, key, tensor.clone(), false);
         } else {
