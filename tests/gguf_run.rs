@@ -208,3 +208,31 @@ fn diff_pairs_a_gguf_with_its_original_folder() {
     assert!((0.01..0.2).contains(&rel), "Q4_0's cost on q_proj: {rel}");
     assert_eq!(quantized["summary"]["same"], 5, "the norms are F32 in both");
 }
+
+/// A quantized GGUF weight takes a re-init (held as F32: its blocks share a scale and take no
+/// values one by one); saving the model as safetensors is then refused before anything is
+/// written, naming the command that writes the other quantized weights' values (it used to fail
+/// in the re-init, saying the values "cannot be decoded").
+#[test]
+fn a_gguf_reinit_is_refused_only_by_the_safetensors_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.safetensors");
+    let fixture = fixture("llama_q4_0.gguf");
+    let args = [
+        "init",
+        fixture.to_str().unwrap(),
+        "--at",
+        "model.layers.0.self_attn.q_proj",
+        "--weight",
+        "normal:std=0.02",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let run = paramscope(&args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("safetensors cannot hold"), "{stderr}");
+    assert!(stderr.contains("--dequantize"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+}

@@ -44,6 +44,19 @@ pub enum WriteError {
     /// The file written did not read back as valid.
     #[error("the written file does not read back ({0}); the target was left as it was")]
     Invalid(CheckError),
+    /// A tensor's type is one the format cannot hold (a GGUF's block-quantized weight in
+    /// safetensors): refused before anything is written.
+    #[error(
+        "{count} tensors are of types safetensors cannot hold, first {tensor} ({dtype}); nothing was written: `paramscope export MODEL --dequantize -o FILE` writes their values"
+    )]
+    Unstorable {
+        /// How many tensors.
+        count: usize,
+        /// The first one by name.
+        tensor: String,
+        /// Its type.
+        dtype: String,
+    },
     /// Creating, writing, syncing or renaming failed.
     #[error("{0}")]
     Io(#[from] io::Error),

@@ -508,12 +508,19 @@ impl Tensor {
         decode::to_f32(self.dtype, self.bytes(), self.numel())
     }
 
-    /// The same shape and dtype with new values (rounded to the dtype), as a re-init writes them.
+    /// The same shape with new values, as a re-init, an edit or a merge writes them: in the same
+    /// dtype (rounded to it), or as F32 for a block-quantized (ggml) type, whose blocks share a
+    /// scale and cannot take values one by one (a GGUF weight re-initialized, zeroed in places or
+    /// merged with an adapter is then an F32 weight in memory).
     pub fn with_values(&self, values: &[f32]) -> Result<Tensor, decode::Undecodable> {
-        let bytes = decode::encode_as(self.dtype, values)?;
+        let dtype = match self.dtype {
+            DType::Ggml(_) => DType::F32,
+            dtype => dtype,
+        };
+        let bytes = decode::encode_as(dtype, values)?;
         Ok(Tensor::new(
             self.shape.clone(),
-            self.dtype,
+            dtype,
             Bytes::Owned(bytes.into()),
         ))
     }

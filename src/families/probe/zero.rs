@@ -7,8 +7,8 @@ use std::str::FromStr;
 
 use super::ProbeError;
 use crate::model::Model;
+use crate::tensor::Tensor;
 use crate::tensor::decode::Undecodable;
-use crate::tensor::{DType, Tensor};
 
 /// Which elements of which tensor to zero: one index or `:` (all) per dimension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +93,8 @@ impl ZeroSpec {
 }
 
 /// `tensor` with the elements `hit` picks (flat C-order indices) set to 0. A block-quantized
-/// (GGUF) tensor cannot be written back in its blocks without changing its neighbours, so the
-/// edited one holds the dequantized values (exact: ggml dequantizes in f32) as F32.
+/// (GGUF) tensor's edited values are its dequantized ones (exact: ggml dequantizes in f32), held
+/// as F32 ([`Tensor::with_values`]).
 pub fn zeroed(tensor: &Tensor, hit: impl Fn(usize) -> bool) -> Result<Tensor, Undecodable> {
     let mut values = tensor.to_f32_vec()?;
     for (flat, v) in values.iter_mut().enumerate() {
@@ -102,10 +102,7 @@ pub fn zeroed(tensor: &Tensor, hit: impl Fn(usize) -> bool) -> Result<Tensor, Un
             *v = 0.0;
         }
     }
-    match tensor.dtype() {
-        DType::Ggml(_) => Ok(Tensor::from_f32(tensor.shape().to_vec(), &values)),
-        _ => tensor.with_values(&values),
-    }
+    tensor.with_values(&values)
 }
 
 /// KL(p || q) in nats between the softmaxes of two logit rows.

@@ -183,6 +183,18 @@ pub fn save(
     tensors: &[(String, &Tensor)],
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), FileError> {
+    // A block-quantized (ggml) type has no safetensors name: said now, not by the read-back.
+    let unstorable: Vec<_> = (tensors.iter())
+        .filter(|(_, t)| matches!(t.dtype(), crate::tensor::DType::Ggml(_)))
+        .collect();
+    if let Some((name, tensor)) = unstorable.iter().min_by_key(|(name, _)| name) {
+        let refusal = super::atomic::WriteError::Unstorable {
+            count: unstorable.len(),
+            tensor: name.clone(),
+            dtype: tensor.dtype().to_string(),
+        };
+        return Err(FileError::new(path, Error::Write(refusal)));
+    }
     let mut order: Vec<&(String, &Tensor)> = tensors.iter().collect();
     order.sort_by(|(a, ta), (b, tb)| {
         format_order(tb.dtype())
