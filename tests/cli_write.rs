@@ -5,7 +5,7 @@ mod cli_support;
 
 use std::path::Path;
 
-use cli_support::{paramscope, stdout_json};
+use cli_support::{paramscope, stdout_json, succeeded};
 
 #[test]
 fn an_export_runs_forward_alone_and_keeps_its_ties() {
@@ -137,12 +137,7 @@ fn init_at_a_parameter_writes_only_that_tensor() {
         "-o",
         out,
     ];
-    let run = paramscope(&args);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    succeeded(&args);
     let weight = stdout_json(&["show", out, "0.weight", "--json"]);
     assert_eq!(weight["stats"]["max"], 0.0);
     assert_eq!(weight["stats"]["min"], 0.0);

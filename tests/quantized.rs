@@ -6,7 +6,7 @@ mod cli_support;
 
 use std::path::Path;
 
-use cli_support::{paramscope, stdout_json};
+use cli_support::{paramscope, stdout_json, succeeded};
 use safetensors::SafeTensors;
 use serde_json::Value;
 
@@ -50,18 +50,13 @@ fn dequantized_matches(source: &str, name: &str) -> usize {
         Some(1),
         "export without --dequantize"
     );
-    let run = paramscope(&[
+    succeeded(&[
         "export",
         &source,
         "--dequantize",
         "-o",
         out.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     let (ours, oracle) = (
         std::fs::read(&out).unwrap(),
         std::fs::read(fixture(&format!("{name}.expected.safetensors"))).unwrap(),

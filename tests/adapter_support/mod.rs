@@ -2,7 +2,7 @@
 
 use safetensors::SafeTensors;
 
-use crate::cli_support::paramscope;
+use crate::cli_support::succeeded;
 
 /// One tensor of a merged model: `(name, dtype, ours, PEFT's)`, raw bytes.
 pub type Merged = (String, safetensors::Dtype, Vec<u8>, Vec<u8>);
@@ -12,7 +12,7 @@ pub type Merged = (String, safetensors::Dtype, Vec<u8>, Vec<u8>);
 pub fn merged(adapter: &str, base: &str, oracle: &str) -> Vec<Merged> {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("merged.safetensors");
-    let run = paramscope(&[
+    succeeded(&[
         "export",
         adapter,
         "--base",
@@ -21,11 +21,6 @@ pub fn merged(adapter: &str, base: &str, oracle: &str) -> Vec<Merged> {
         "-o",
         out.to_str().unwrap(),
     ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
     let ours = std::fs::read(&out).unwrap();
     let oracle = std::fs::read(oracle).unwrap();
     let (ours, oracle) = (

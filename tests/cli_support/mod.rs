@@ -16,15 +16,20 @@ pub fn paramscope(args: &[&str]) -> Output {
         .expect("the binary runs")
 }
 
-/// What `paramscope ARGS` printed, as JSON, once it has succeeded (else its stderr is the failure).
-pub fn stdout_json(args: &[&str]) -> serde_json::Value {
+/// Runs `paramscope ARGS`, which must succeed (else its stderr is the failure).
+pub fn succeeded(args: &[&str]) -> Output {
     let out = paramscope(args);
     assert!(
         out.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
+    out
+}
+
+/// What `paramscope ARGS` printed, as JSON, once it has succeeded (else its stderr is the failure).
+pub fn stdout_json(args: &[&str]) -> serde_json::Value {
+    serde_json::from_slice(&succeeded(args).stdout).expect("stdout is JSON")
 }
 
 /// The path of `tests/fixtures/NAME`, as a command-line argument.
