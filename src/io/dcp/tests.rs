@@ -198,18 +198,7 @@ fn op_len(bytes: &[u8], at: usize) -> usize {
 /// `bytes` with its frames taken out and new ones put in, each holding `per` opcodes (a last
 /// stretch under four bytes left unframed, as the pickler does).
 fn reframed(bytes: &[u8], per: usize) -> Vec<u8> {
-    let mut ops = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let len = op_len(bytes, at);
-        if bytes[at] != op::FRAME {
-            ops.push(&bytes[at..at + len]);
-        }
-        if bytes[at] == op::STOP {
-            break;
-        }
-        at += len;
-    }
+    let ops = opcodes(bytes);
     let mut out = ops[0].to_vec(); // PROTO
     let groups: Vec<_> = ops[1..].chunks(per).collect();
     for (k, group) in groups.iter().enumerate() {
