@@ -1,6 +1,7 @@
 """What the two GGUF benches share (gguf_run.py against transformers, gguf_llamacpp.py against
 llama.cpp): the text, paramscope's run, and the summary of paired timings."""
 
+import argparse
 import json
 import os
 import statistics
@@ -32,3 +33,13 @@ def summary(threads, peer, prompt, generation):
         ratio = statistics.median(t / m for m, t in pairs)
         print(f"{threads} thread(s), {label}: paramscope {statistics.median(m for m, _ in pairs) * 1e3:.1f} ms, "
               f"{peer} {statistics.median(t for _, t in pairs) * 1e3:.1f} ms: {ratio:.2f}x")
+
+
+def arguments(doc):
+    """The two benches' command line: BINARY GGUF [--rounds R] [--repeat N]."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("binary")
+    parser.add_argument("gguf")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=20)
+    return parser.parse_args()

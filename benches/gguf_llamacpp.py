@@ -18,14 +18,13 @@ prompt through llama.cpp computes the logits of its last position only; paramsco
 transformers') computes every position's, 1.8 of the pass's 8.6 GFLOP on SmolLM2.
 """
 
-import argparse
 import statistics
 import time
 
 import numpy as np
 from llama_cpp import Llama
 
-from gguf_common import TEXT, ours, summary, tokens
+from gguf_common import TEXT, arguments, ours, summary, tokens
 
 
 def theirs(gguf, ids, threads, repeat):
@@ -55,12 +54,7 @@ def theirs(gguf, ids, threads, repeat):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("binary")
-    parser.add_argument("gguf")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     ids = ours(args.binary, args.gguf, 1, ["--text", TEXT])["tokens"][0][:32]
     assert len(ids) == 32, f"the text is {len(ids)} tokens, not 32"
     for threads in (1, 2):

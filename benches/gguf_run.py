@@ -11,13 +11,12 @@ time.perf_counter under torch.no_grad() after a warm-up, the median of the same 
 Each ratio is the median over --rounds rounds of PyTorch's time over paramscope's.
 """
 
-import argparse
 import os
 import statistics
 import sys
 import time
 
-from gguf_common import TEXT, ours, summary, tokens  # before the benches folder leaves the path
+from gguf_common import TEXT, arguments, ours, summary, tokens  # before the benches folder leaves the path
 
 # benches/gguf.py would shadow the gguf package transformers imports to read the file.
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
@@ -26,15 +25,8 @@ import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 
-
-
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("binary")
-    parser.add_argument("gguf")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeat", type=int, default=20)
-    args = parser.parse_args()
+    args = arguments(__doc__)
     folder, name = os.path.split(args.gguf)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, torch_dtype=torch.float32)
