@@ -126,29 +126,39 @@ impl QuantWeight {
         }
         // The product of the stored rows, each with the bias of the row it is shown as: the very
         // sums the rows copied in order would give, which then only move to their places.
-        let stored_bias = bias.map(|b| self.moved(b, |shown, stored| (stored, shown)));
+        let stored_bias = bias.map(|b| {
+            let mut stored = b.to_vec();
+            self.move_values(b, &mut stored, |shown, stored| (stored, shown));
+            stored
+        });
         quant::linear_stacked(x, rows, &matrices, y, stored_bias.as_deref());
+        // One buffer for every row: this runs in each step of a generation.
+        let mut stored = vec![0.0; self.out_features];
         for row in y.chunks_exact_mut(self.out_features) {
-            let shown = self.moved(row, |shown, stored| (shown, stored));
-            row.copy_from_slice(&shown);
+            stored.copy_from_slice(row);
+            self.move_values(&stored, row, |shown, stored| (shown, stored));
         }
     }
 
-    /// `values` (one per output) with each reordered part's moved: `to` gives, for a row shown and
-    /// the stored row it is, the place written and the place read.
-    fn moved(&self, values: &[f32], to: impl Fn(usize, usize) -> (usize, usize)) -> Vec<f32> {
-        let mut out = values.to_vec();
+    /// Each reordered part's values of `from` (one per output) written to `to` (which holds the
+    /// others already): `place` gives, for a row shown and the stored row it is, the place
+    /// written and the place read.
+    fn move_values(
+        &self,
+        from: &[f32],
+        to: &mut [f32],
+        place: impl Fn(usize, usize) -> (usize, usize),
+    ) {
         let mut first = 0;
         for part in &self.parts {
             if let Some(order) = &part.order {
                 for (shown, &stored) in order.iter().enumerate() {
-                    let (write, read) = to(shown, stored as usize);
-                    out[first + write] = values[first + read];
+                    let (write, read) = place(shown, stored as usize);
+                    to[first + write] = from[first + read];
                 }
             }
             first += part.rows();
         }
-        out
     }
 }
 

@@ -135,9 +135,6 @@ fn window(bytes: &[u8], size: usize, first: usize, count: usize) -> &[u8] {
 /// # Panics
 /// For any other dtype.
 pub fn append_f32(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
-    let pairs = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]));
     match dtype {
         // Through `half`'s slice conversion, eight at a time with F16C where the CPU has it: one
         // value at a time, it asks whether the CPU has F16C at each, and an F16 tensor's
@@ -155,7 +152,9 @@ pub fn append_f32(dtype: DType, bytes: &[u8], out: &mut Vec<f32>) {
             }
         }
         // A BF16 is the top half of the f32 of the same value.
-        DType::BF16 => out.extend(pairs.map(|h| f32::from_bits(u32::from(h) << 16))),
+        DType::BF16 => out.extend(
+            (bytes.chunks_exact(2)).map(|c| f32::from_bits(u32::from_le_bytes([0, 0, c[0], c[1]]))),
+        ),
         _ => panic!("append_f32: {dtype} is not a 16-bit float"),
     }
 }
