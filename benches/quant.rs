@@ -14,6 +14,8 @@ use paramscope::tensor::ggml::Quant;
 
 const N: usize = 4096;
 const K: usize = 4096;
+/// Activation rows of the prompt product: a 32-token prompt.
+const PROMPT: usize = 32;
 
 /// The median seconds of `f` over `runs` runs, after two warm-ups.
 fn median(runs: usize, mut f: impl FnMut()) -> f64 {
@@ -99,6 +101,19 @@ fn main() {
             "{quant} GEMV (paramscope): {:8.3} ms  {:6.1} GB/s of weight",
             t * 1e3,
             bytes.len() as f64 / t / 1e9
+        );
+        let xs: Vec<f32> = (0..PROMPT * K)
+            .map(|i| x[i % K] * (1.0 + (i / K) as f32 / 64.0))
+            .collect();
+        let mut ys = vec![0f32; PROMPT * N];
+        let t = median(10, || {
+            quant::linear(&xs, PROMPT, &matrix, &mut ys, None);
+            black_box(&ys);
+        });
+        println!(
+            "{quant} {PROMPT} rows (paramscope): {:8.3} ms  {:6.1} GFLOP/s",
+            t * 1e3,
+            (2 * PROMPT * N * K) as f64 / t / 1e9
         );
     }
 }

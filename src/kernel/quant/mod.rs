@@ -6,6 +6,9 @@
 //! - More rows (a prompt, a batch): the activations are packed once as the F32 micro-kernel's B,
 //!   and a tile of weight rows at a time is decoded into L1 and multiplied by all of them as its A
 //!   (batch.rs), so each block is decoded once per call rather than once per activation row.
+//! - More rows on a CPU with AMX, for Q4_0, Q4_1, Q8_0 and Q4_K: the same product on the tile
+//!   unit (amx/), the weight's integers against the activations split into exact bf16 parts, each
+//!   run of 32 values scaled in f32 (see amx/mod.rs for why that is exact).
 //!
 //! The types with a decoder here (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, see blocks.rs) decode in code
 //! compiled for the CPU's SIMD (rows.rs); the others (Q5_0, Q5_1, Q2_K, Q3_K, Q5_K) through the
@@ -13,6 +16,8 @@
 //! exactly the dequantized ones, so the result equals dequantize-then-multiply in f32 up to the
 //! order of the sums. The output columns are shared across the kernel's threads.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod batch;
@@ -138,7 +143,7 @@ pub fn linear_stacked(
     let a = ArrayView2::from_shape((rows, k), x).expect("rows × in values");
     let uk = Backend::best().micro_kernel();
     // Packed once here, not per thread: every thread multiplies its weight rows by all of them.
-    let acts = (rows > 1).then(|| Activations::pack(a, &uk, batch::depth(w.block_values)));
+    let acts = (rows > 1).then(|| Packed::new(a, w, &uk));
     let threads = threads::parts(n * k * (rows + DECODE_COST), n.div_ceil(UNIT));
     threads::run_split(c, Axis(1), threads, UNIT, &|start, mut piece| {
         let end = start + piece.ncols();
@@ -158,13 +163,39 @@ pub fn linear_stacked(
                         out.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
                     }
                 } else {
-                    let acts = acts.as_ref().expect("packed for more than one row");
-                    batch::product(&uk, w, bytes, row_bytes, acts, c, bias);
+                    match acts.as_ref().expect("packed for more than one row") {
+                        Packed::Panels(acts) => {
+                            batch::product(&uk, w, bytes, row_bytes, acts, c, bias);
+                        }
+                        #[cfg(target_arch = "x86_64")]
+                        Packed::Tiles(acts, fused) => {
+                            amx::product(*fused, bytes, row_bytes, acts, c, bias);
+                        }
+                    }
                 }
             }
             first += w.out_features;
         }
     });
+}
+
+/// Activation rows laid out once per product for the path that multiplies them.
+enum Packed {
+    /// As the f32 micro-kernel's B panels (batch.rs).
+    Panels(Activations),
+    /// As the tile unit's bf16 parts (amx.rs), for weights of this type.
+    #[cfg(target_arch = "x86_64")]
+    Tiles(amx::Activations, Fused),
+}
+
+impl Packed {
+    fn new(x: ArrayView2<f32>, w: &QuantMatrix<'_>, uk: &super::driver::MicroKernel) -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(fused) = w.fused.filter(|&f| amx::takes(Some(f))) {
+            return Self::Tiles(amx::Activations::pack(x), fused);
+        }
+        Self::Panels(Activations::pack(x, uk, batch::depth(w.block_values)))
+    }
 }
 
 /// Weight rows per panel for inputs of `k` values: a multiple of [`UNIT`].
