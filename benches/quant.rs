@@ -1,6 +1,7 @@
 //! Quantized GEMV, 1 x 4096 x 4096 (Q4_0, Q4_1, Q8_0, Q4_K), in GB/s of weight read, next to the
 //! machine's copy bandwidth and paramscope's own F32 GEMV of the same shape; numpy's F32 GEMV comes
-//! from `benches/quant_numpy.py` in the same run (README, "GGUF", has the command).
+//! from `benches/quant_numpy.py` in the same run (README, "GGUF", has the command). Then the same
+//! weights against 32 activation rows (a prompt), F32 and each type, in GFLOP/s.
 //!
 //! Threads come from `PARAMSCOPE_THREADS`, as for every product.
 
@@ -69,6 +70,19 @@ fn main() {
         t * 1e3,
         bytes / t / 1e9
     );
+    let xs: Vec<f32> = (0..PROMPT * K)
+        .map(|i| x[i % K] * (1.0 + (i / K) as f32 / 64.0))
+        .collect();
+    let mut ys = vec![0f32; PROMPT * N];
+    let t = median(10, || {
+        linear_packed(&xs, PROMPT, &packed, &mut ys, Epilogue::default());
+        black_box(&ys);
+    });
+    println!(
+        "F32 {PROMPT} rows (paramscope): {:8.3} ms  {:6.1} GFLOP/s",
+        t * 1e3,
+        (2 * PROMPT * N * K) as f64 / t / 1e9
+    );
 
     for (quant, fused, scales) in [
         (Quant::Q4_0, Fused::Q4_0, &[0usize][..]),
@@ -102,10 +116,6 @@ fn main() {
             t * 1e3,
             bytes.len() as f64 / t / 1e9
         );
-        let xs: Vec<f32> = (0..PROMPT * K)
-            .map(|i| x[i % K] * (1.0 + (i / K) as f32 / 64.0))
-            .collect();
-        let mut ys = vec![0f32; PROMPT * N];
         let t = median(10, || {
             quant::linear(&xs, PROMPT, &matrix, &mut ys, None);
             black_box(&ys);
