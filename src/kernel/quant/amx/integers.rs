@@ -72,10 +72,27 @@ pub(super) struct RowOut<'a> {
 
 /// Takes apart the whole blocks in `row` into `out`.
 ///
+/// The loops write through pointers checked once against the buffers' lengths: as zipped
+/// iterators over strided chunks they spent two scalar instructions for each vector one.
+///
 /// # Safety
 /// The CPU must have AVX-512F, AVX-512BW and F16C; `fused` must be [`supported`].
+///
+/// # Panics
+/// If `out`'s buffers cannot hold every run of `row`.
 #[target_feature(enable = "avx512f,avx512bw,f16c")]
 pub(super) unsafe fn decode_row(fused: Fused, row: &[u8], out: RowOut<'_>) {
+    let (bytes, runs_per_block) = match fused {
+        Fused::Q4_0 => (18, 1),
+        Fused::Q4_1 => (20, 1),
+        Fused::Q8_0 => (34, 1),
+        Fused::Q4_K => (144, 8),
+        Fused::Q6_K => unreachable!("Q6_K is not supported on the tile path"),
+    };
+    let runs = row.len() / bytes * runs_per_block;
+    if runs == 0 {
+        return;
+    }
     let RowOut {
         q,
         run_stride,
@@ -83,45 +100,57 @@ pub(super) unsafe fn decode_row(fused: Fused, row: &[u8], out: RowOut<'_>) {
         offsets,
         scale_stride,
     } = out;
-    let runs = q
-        .chunks_mut(run_stride)
-        .zip(scales.iter_mut().step_by(scale_stride))
-        .zip(offsets.iter_mut().step_by(scale_stride));
-    match fused {
-        Fused::Q4_0 => {
-            for (b, ((q, scale), offset)) in row.chunks_exact(18).zip(runs) {
-                (*scale, *offset) = (half(b, 0), 0.0);
-                nibbles16(&OFFSET_BY_8, b, 2, q);
-            }
-        }
-        Fused::Q4_1 => {
-            for (b, ((q, scale), offset)) in row.chunks_exact(20).zip(runs) {
-                (*scale, *offset) = halves(b);
-                nibbles16(&UNSIGNED, b, 4, q);
-            }
-        }
-        Fused::Q8_0 => {
-            for (b, ((q, scale), offset)) in row.chunks_exact(34).zip(runs) {
-                (*scale, *offset) = (half(b, 0), 0.0);
-                bytes_signed(b, 2, q);
-                bytes_signed(b, 18, &mut q[16..]);
-            }
-        }
-        Fused::Q4_K => {
-            let mut runs = runs;
-            for b in row.chunks_exact(144) {
-                let (d, dmin) = halves(b);
-                for j in 0..8 {
-                    let Some(((q, scale), offset)) = runs.next() else {
-                        return;
-                    };
-                    let (sc, m) = scale_min(&b[4..16], j);
-                    (*scale, *offset) = (d * sc, -(dmin * m));
-                    nibbles32(b, 16 + (j / 2) * 32, j % 2 == 1, q);
+    assert!(
+        q.len() >= (runs - 1) * run_stride + RUN,
+        "room for every run's integers"
+    );
+    assert!(
+        scales.len() > (runs - 1) * scale_stride,
+        "room for every run's scale"
+    );
+    assert!(
+        offsets.len() > (runs - 1) * scale_stride,
+        "room for every run's offset"
+    );
+    let (q, scales, offsets) = (q.as_mut_ptr(), scales.as_mut_ptr(), offsets.as_mut_ptr());
+    // SAFETY (every write below): run i < runs writes q[i·run_stride..][..32], scales[i·
+    // scale_stride] and offsets[i·scale_stride], within the lengths asserted above.
+    unsafe {
+        let put = |i: usize, (scale, offset): (f32, f32)| {
+            *scales.add(i * scale_stride) = scale;
+            *offsets.add(i * scale_stride) = offset;
+            q.add(i * run_stride)
+        };
+        match fused {
+            Fused::Q4_0 => {
+                for (i, b) in row.chunks_exact(18).enumerate() {
+                    nibbles16(&OFFSET_BY_8, b, 2, put(i, (half(b, 0), 0.0)));
                 }
             }
+            Fused::Q4_1 => {
+                for (i, b) in row.chunks_exact(20).enumerate() {
+                    nibbles16(&UNSIGNED, b, 4, put(i, halves(b)));
+                }
+            }
+            Fused::Q8_0 => {
+                for (i, b) in row.chunks_exact(34).enumerate() {
+                    let q = put(i, (half(b, 0), 0.0));
+                    bytes_signed(b, 2, q);
+                    bytes_signed(b, 18, q.add(16));
+                }
+            }
+            Fused::Q4_K => {
+                for (i, b) in row.chunks_exact(144).enumerate() {
+                    let (d, dmin) = halves(b);
+                    for j in 0..8 {
+                        let (sc, m) = scale_min(&b[4..16], j);
+                        let q = put(i * 8 + j, (d * sc, -(dmin * m)));
+                        nibbles32(b, 16 + (j / 2) * 32, j % 2 == 1, q);
+                    }
+                }
+            }
+            Fused::Q6_K => unreachable!("Q6_K is not supported on the tile path"),
         }
-        Fused::Q6_K => unreachable!("Q6_K is not supported on the tile path"),
     }
 }
 
@@ -144,27 +173,31 @@ fn half(b: &[u8], at: usize) -> f32 {
 
 /// The 32 nibbles of `b[at..at + 16]` (low nibbles are values 0-15, high ones 16-31) looked up
 /// in `table` into `q[..32]`.
+///
+/// # Safety
+/// `q` must be valid for 32 writes; the CPU must have AVX-512BW.
 #[inline(always)]
-fn nibbles16(table: &[u16; 32], b: &[u8], at: usize, q: &mut [u16]) {
+unsafe fn nibbles16(table: &[u16; 32], b: &[u8], at: usize, q: *mut u16) {
     let bytes: &[u8; 16] = b[at..at + 16].try_into().expect("16 bytes");
-    let out: &mut [u16; 32] = (&mut q[..32]).try_into().expect("32 values");
-    // SAFETY: the loads and the store stay within `bytes`, `table` and `out`; the features are
-    // those of `decode_row`, the only caller.
+    // SAFETY: the loads stay within `bytes` and `table`, the store within the caller's 32
+    // values; the features are those of `decode_row`, the only caller.
     unsafe {
         let packed = _mm_loadu_si128(bytes.as_ptr().cast());
         let mask = _mm_set1_epi8(0x0f);
         let low = _mm_and_si128(packed, mask);
         let high = _mm_and_si128(_mm_srli_epi16(packed, 4), mask);
         let both = _mm256_inserti128_si256(_mm256_castsi128_si256(low), high, 1);
-        store_looked_up(table, both, out);
+        store_looked_up(table, both, q);
     }
 }
 
 /// Q4_K's group: the low (or, if `high`, high) nibbles of `b[at..at + 32]` into `q[..32]`.
+///
+/// # Safety
+/// As for [`nibbles16`].
 #[inline(always)]
-fn nibbles32(b: &[u8], at: usize, high: bool, q: &mut [u16]) {
+unsafe fn nibbles32(b: &[u8], at: usize, high: bool, q: *mut u16) {
     let bytes: &[u8; 32] = b[at..at + 32].try_into().expect("32 bytes");
-    let out: &mut [u16; 32] = (&mut q[..32]).try_into().expect("32 values");
     // SAFETY: as in `nibbles16`.
     unsafe {
         let packed = _mm256_loadu_si256(bytes.as_ptr().cast());
@@ -176,34 +209,39 @@ fn nibbles32(b: &[u8], at: usize, high: bool, q: &mut [u16]) {
         store_looked_up(
             &UNSIGNED,
             _mm256_and_si256(packed, _mm256_set1_epi8(0x0f)),
-            out,
+            q,
         );
     }
 }
 
 /// `out[j] = table[nibbles[j]]` for the 32 bytes of `nibbles` (each below 16).
+///
+/// # Safety
+/// `out` must be valid for 32 writes; the CPU must have AVX-512BW.
 #[inline(always)]
-unsafe fn store_looked_up(table: &[u16; 32], nibbles: __m256i, out: &mut [u16; 32]) {
-    // SAFETY: the load and store stay within `table` and `out`; AVX-512BW as the caller.
+unsafe fn store_looked_up(table: &[u16; 32], nibbles: __m256i, out: *mut u16) {
+    // SAFETY: the load stays within `table`, the store within the caller's 32 values.
     unsafe {
         let lookup: __m512i = _mm512_loadu_si512(table.as_ptr().cast());
         let values = _mm512_permutexvar_epi16(_mm512_cvtepu8_epi16(nibbles), lookup);
-        _mm512_storeu_si512(out.as_mut_ptr().cast(), values);
+        _mm512_storeu_si512(out.cast(), values);
     }
 }
 
 /// The 16 signed bytes `b[at..at + 16]` as bf16 into `q[..16]`: widened to f32, whose top half
 /// is then the exact bf16.
+///
+/// # Safety
+/// `q` must be valid for 16 writes; the CPU must have AVX-512F.
 #[inline(always)]
-fn bytes_signed(b: &[u8], at: usize, q: &mut [u16]) {
+unsafe fn bytes_signed(b: &[u8], at: usize, q: *mut u16) {
     let bytes: &[u8; 16] = b[at..at + 16].try_into().expect("16 bytes");
-    let out: &mut [u16; 16] = (&mut q[..16]).try_into().expect("16 values");
     // SAFETY: as in `nibbles16`.
     unsafe {
         let floats =
             _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(bytes.as_ptr().cast())));
         let top = _mm512_srli_epi32(_mm512_castps_si512(floats), 16);
-        _mm256_storeu_si256(out.as_mut_ptr().cast(), _mm512_cvtepi32_epi16(top));
+        _mm256_storeu_si256(q.cast(), _mm512_cvtepi32_epi16(top));
     }
 }
 
