@@ -394,10 +394,18 @@ impl Tensor {
         }
     }
 
-    /// Whether the bytes come over the network (fetched or not).
+    /// Whether the bytes come over the network (fetched or not): its own, or those of the tensors
+    /// it is made of (a quantized weight's parts, the stored rows it reorders), as
+    /// [`Tensor::is_pending`] looks through them. Looking only at the outer bytes had the app's
+    /// bulk summaries fetch a remote quantized checkpoint's small weights one request each.
     #[must_use]
     pub fn is_remote(&self) -> bool {
-        matches!(&self.bytes, Bytes::Remote { .. })
+        match &self.bytes {
+            Bytes::Remote { .. } => true,
+            Bytes::Quantized(q) => q.parts().iter().any(|(_, part)| part.is_remote()),
+            Bytes::Reordered(rows) => rows.stored().is_remote(),
+            _ => false,
+        }
     }
 
     /// The statistics of every value: one pass, on every core for a large tensor. A mapped tensor's

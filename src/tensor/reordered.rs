@@ -117,6 +117,27 @@ mod tests {
         assert!(std::ptr::eq(shown.bytes(), shown.bytes()));
     }
 
+    /// Rows reordered from a remote tensor are remote, and pending until it is fetched.
+    #[test]
+    fn reordered_remote_rows_are_remote() {
+        struct Zeros;
+        impl crate::tensor::Ranged for Zeros {
+            fn read(
+                &self,
+                range: std::ops::Range<u64>,
+            ) -> Result<Vec<u8>, crate::tensor::FetchError> {
+                Ok(vec![0; usize::try_from(range.end - range.start).unwrap()])
+            }
+        }
+        let bytes = crate::tensor::Bytes::remote(std::sync::Arc::new(Zeros), 0..24);
+        let stored = Tensor::new(vec![3, 2], crate::tensor::DType::F32, bytes);
+        let shown = Tensor::reordered(Rows::new(stored, vec![2, 0, 1]).unwrap());
+        assert!(shown.is_remote() && shown.is_pending());
+        shown.fetch().unwrap();
+        assert!(shown.is_remote() && !shown.is_pending());
+        assert!(!Tensor::from_f32(vec![1], &[1.0]).is_remote());
+    }
+
     #[test]
     fn an_order_that_is_not_a_permutation_is_refused() {
         let stored = Tensor::from_f32(vec![2, 1], &[0.0, 1.0]);
