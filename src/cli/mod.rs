@@ -408,7 +408,8 @@ pub struct TrajectoryArgs {
     json: bool,
 }
 
-/// What a subcommand prints on stdout, and the exit code it asks for.
+/// What a subcommand prints on stdout, the exit code it asks for, and (for `tree`) the model it
+/// opened, for the binary to leave unfreed.
 pub struct Output {
     /// The text for stdout.
     pub stdout: String,

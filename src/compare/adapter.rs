@@ -271,7 +271,8 @@ fn delta(lora: &Lora, a: &[f32], b: &[f32]) -> Vec<f32> {
 }
 
 /// The base weight with the update merged in as `merge_and_unload` merges it: `W + dW` in f32,
-/// rounded once to the base's dtype; with DoRA, each output row then scaled by its magnitude over
+/// rounded once to the base's dtype (kept in f32 when the base is block-quantized, whose values
+/// cannot be written one by one: `Tensor::with_values`); with DoRA, each output row then scaled by its magnitude over
 /// the norm of that row of `W + dW`.
 pub fn merge(lora: &Lora, base: &Tensor) -> Result<Tensor, LoraError> {
     let (a, b) = (

@@ -47,7 +47,7 @@ pub enum WriteError {
     /// A tensor's type is one the format cannot hold (a GGUF's block-quantized weight in
     /// safetensors): refused before anything is written.
     #[error(
-        "{count} tensors are of types safetensors cannot hold, first {tensor} ({dtype}); nothing was written: `paramscope export MODEL --dequantize -o FILE` writes their values"
+        "{count} tensors are of types safetensors cannot hold, first {tensor} ({dtype}); nothing was written (`paramscope export MODEL --dequantize -o FILE` writes the file's own values as F32, without an edit made since it was opened)"
     )]
     Unstorable {
         /// How many tensors.

@@ -147,7 +147,7 @@ struct Fast<'a> {
 }
 
 /// One state-dict entry as read, or `None` when a chunk of it is not in `placed` (no storage
-/// entry gave it its place).
+/// entry gave it its place) or a bytes entry has no storage location.
 fn entry<'a>(raw: Raw<'a>, placed: &Bits) -> Option<(String, Entry<'a>)> {
     let entry = match raw.body {
         Body::Bytes(location) => Entry::Bytes(location?),

@@ -168,8 +168,9 @@ pub fn linear_stacked(
                             batch::product(&uk, w, bytes, row_bytes, acts, c, bias);
                         }
                         #[cfg(target_arch = "x86_64")]
-                        Packed::Tiles(acts, fused) => {
-                            amx::product(*fused, bytes, row_bytes, acts, c, bias);
+                        Packed::Tiles(acts) => {
+                            let fused = w.fused.expect("the tile path takes fused types");
+                            amx::product(fused, bytes, row_bytes, acts, c, bias);
                         }
                     }
                 }
@@ -183,16 +184,16 @@ pub fn linear_stacked(
 enum Packed {
     /// As the f32 micro-kernel's B panels (batch.rs).
     Panels(Activations),
-    /// As the tile unit's bf16 parts (amx.rs), for weights of this type.
+    /// As the tile unit's bf16 parts (amx/), for weights of a type it takes.
     #[cfg(target_arch = "x86_64")]
-    Tiles(amx::Activations, Fused),
+    Tiles(amx::Activations),
 }
 
 impl Packed {
     fn new(x: ArrayView2<f32>, w: &QuantMatrix<'_>, uk: &super::driver::MicroKernel) -> Self {
         #[cfg(target_arch = "x86_64")]
-        if let Some(fused) = w.fused.filter(|&f| amx::takes(Some(f))) {
-            return Self::Tiles(amx::Activations::pack(x), fused);
+        if w.fused.is_some_and(amx::takes) {
+            return Self::Tiles(amx::Activations::pack(x));
         }
         Self::Panels(Activations::pack(x, uk, batch::depth(w.block_values)))
     }

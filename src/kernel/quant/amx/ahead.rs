@@ -5,10 +5,10 @@ use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
 /// The next tile's weight bytes, fetched into cache a line or two per part of each step of this
 /// tile's product (in bursts of ten per step, the prefetches waited for fill buffers).
 ///
-/// Why: the weight is read once per product, from a mapped file that is mostly not in cache, and
-/// at the memory's pace (9 GB/s here) a prompt's weights take longer to arrive than to multiply.
-/// The next tile's bytes have the whole of this tile's product to arrive in; a tile's rows are
-/// read segment by segment, an order the hardware prefetcher does not follow.
+/// Why: a tile's rows are read segment by segment, 32 rows apart, an order the hardware
+/// prefetcher does not follow, so without this each segment's first bytes were waited for.
+/// Measured on SmolLM2's 32-token prompt, taking turns in one run: the pass was 5-9% slower with
+/// these prefetches switched off.
 pub(super) struct Ahead<'a> {
     bytes: &'a [u8],
     /// The next line to ask for, in bytes.

@@ -1,4 +1,4 @@
-//! A quantized weight row taken apart for the tile unit (amx.rs): its small integers as bf16, and
+//! A quantized weight row taken apart for the tile unit (amx/mod.rs): its small integers as bf16, and
 //! for each run of 32 values the scale and offset that make them the dequantized values
 //! (`value = scale·q + offset`).
 //!

@@ -133,8 +133,8 @@ thread_local! {
 
 /// Whether the tile path can take this product: the CPU's tile unit is granted and the type's
 /// integers are exact in bf16.
-pub(super) fn takes(fused: Option<Fused>) -> bool {
-    fused.is_some_and(integers::supported) && tiles::available()
+pub(super) fn takes(fused: Fused) -> bool {
+    integers::supported(fused) && tiles::available()
 }
 
 /// `c = x·(the rows in bytes)ᵀ + bias`, with `x` split in `acts`; `c` is [x rows, weight rows].
@@ -149,7 +149,7 @@ pub(super) fn product(
     mut c: ArrayViewMut2<f32>,
     bias: Option<&[f32]>,
 ) {
-    assert!(takes(Some(fused)), "the tile path takes {fused:?} here");
+    assert!(takes(fused), "the tile path takes {fused:?} here");
     let width = bytes.len() / row_bytes;
     let ld = acts.groups * GROUP;
     SCRATCH.with_borrow_mut(|scratch| {

@@ -1,4 +1,4 @@
-//! A 16×16 block of 32-bit values transposed in AVX-512 registers: how the tile path (amx.rs)
+//! A 16×16 block of 32-bit values transposed in AVX-512 registers: how the tile path (amx/mod.rs)
 //! lays activation rows out as B tiles' columns, and turns its transposed outputs back into rows.
 //! Element by element, those two moves had taken a sixth of a prompt's time.
 
