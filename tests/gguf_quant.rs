@@ -60,10 +60,14 @@ fn quantized_products_match_dequantize_then_multiply() {
         Quant::Q6_K,
     ];
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    // 37 outputs: one panel, an odd width; 300 × 2048: several panels of decoded rows per thread (128 rows each).
-    for ((n, k), q) in [(37, 512), (300, 2048)]
+    // 37 outputs: one panel, an odd width; 300 × 2048: several panels of decoded rows per thread
+    // (128 rows each); rows of an odd count of 32-value blocks (96 values: a pair and one more), and
+    // of 17 K-blocks (4352 values: a batch of 16 blocks and one more), for the single-row dots'
+    // tails.
+    for ((n, k), q) in [(37, 512), (300, 2048), (5, 96), (3, 4352_usize)]
         .into_iter()
         .flat_map(|shape| types.map(|q| (shape, q)))
+        .filter(|&((_, k), q)| k.is_multiple_of(q.block_size()))
     {
         let (bytes, w) = random_weight(q, n, k, &mut rng);
         assert_eq!(w.len(), n * k);

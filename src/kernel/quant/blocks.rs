@@ -11,6 +11,19 @@
     reason = "a decoder must inline into the #[target_feature] loop that calls it to get its SIMD"
 )]
 
+use super::Fused;
+
+/// Bytes and values per block of `fused`.
+pub(super) fn shape(fused: Fused) -> (usize, usize) {
+    match fused {
+        Fused::Q4_0 => (Q4_0::BYTES, Q4_0::VALUES),
+        Fused::Q4_1 => (Q4_1::BYTES, Q4_1::VALUES),
+        Fused::Q8_0 => (Q8_0::BYTES, Q8_0::VALUES),
+        Fused::Q4_K => (Q4_K::BYTES, Q4_K::VALUES),
+        Fused::Q6_K => (Q6_K::BYTES, Q6_K::VALUES),
+    }
+}
+
 /// A block type: its size in bytes and values, and its decoder.
 pub(super) trait Block {
     /// Bytes per block.

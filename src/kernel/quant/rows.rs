@@ -211,13 +211,7 @@ mod tests {
 
     /// Random blocks of `fused` (scales random too: NaN and Inf included), `count` of them.
     fn random_blocks(fused: Fused, count: usize, seed: u64) -> (Vec<u8>, usize) {
-        let (bytes, values) = match fused {
-            Fused::Q4_0 => (Q4_0::BYTES, Q4_0::VALUES),
-            Fused::Q4_1 => (Q4_1::BYTES, Q4_1::VALUES),
-            Fused::Q8_0 => (Q8_0::BYTES, Q8_0::VALUES),
-            Fused::Q4_K => (Q4_K::BYTES, Q4_K::VALUES),
-            Fused::Q6_K => (Q6_K::BYTES, Q6_K::VALUES),
-        };
+        let (bytes, values) = super::super::blocks::shape(fused);
         let mut state = seed;
         let data = (0..bytes * count)
             .map(|_| {
