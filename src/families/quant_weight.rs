@@ -104,8 +104,25 @@ impl QuantWeight {
         }
     }
 
-    /// `y = x·wᵀ + bias` for `x` [rows, in], `y` [rows, out].
-    pub(super) fn linear(&self, x: &[f32], rows: usize, y: &mut [f32], bias: Option<&[f32]>) {
+    /// `bias` (one value per output, as shown) put in the stored rows' order, as `linear` takes
+    /// it: done once, when the layer is built, since a generation multiplies in every step.
+    pub(super) fn stored_bias(&self, bias: Vec<f32>) -> Vec<f32> {
+        if self.parts.iter().all(|p| p.order.is_none()) {
+            return bias;
+        }
+        let mut stored = bias.clone();
+        self.move_values(&bias, &mut stored, |shown, stored| (stored, shown));
+        stored
+    }
+
+    /// `y = x·wᵀ + bias` for `x` [rows, in], `y` [rows, out], `stored_bias` from `stored_bias`.
+    pub(super) fn linear(
+        &self,
+        x: &[f32],
+        rows: usize,
+        y: &mut [f32],
+        stored_bias: Option<&[f32]>,
+    ) {
         let quant = self.quant;
         let decode = |bytes: &[u8], out: &mut Vec<f32>| {
             quant.dequantize_range(bytes, 0, usize::MAX, out);
@@ -120,18 +137,12 @@ impl QuantWeight {
                 decode: &decode,
             })
             .collect();
-        if self.parts.iter().all(|p| p.order.is_none()) {
-            quant::linear_stacked(x, rows, &matrices, y, bias);
-            return;
-        }
         // The product of the stored rows, each with the bias of the row it is shown as: the very
         // sums the rows copied in order would give, which then only move to their places.
-        let stored_bias = bias.map(|b| {
-            let mut stored = b.to_vec();
-            self.move_values(b, &mut stored, |shown, stored| (stored, shown));
-            stored
-        });
-        quant::linear_stacked(x, rows, &matrices, y, stored_bias.as_deref());
+        quant::linear_stacked(x, rows, &matrices, y, stored_bias);
+        if self.parts.iter().all(|p| p.order.is_none()) {
+            return;
+        }
         // One buffer for every row: this runs in each step of a generation.
         let mut stored = vec![0.0; self.out_features];
         for row in y.chunks_exact_mut(self.out_features) {
@@ -219,14 +230,22 @@ mod tests {
         assert!(in_place.parts.iter().filter(|p| p.order.is_some()).count() == 2);
         let reference = QuantWeight::new(copied.iter().map(Part::of).collect(), Quant::Q8_0, 64);
         let bias: Vec<f32> = (0..16).map(|o| o as f32 * 0.375 - 2.0).collect();
+        // Only the reordered parts' bias moves: the query's and key's, not the value's.
+        let moved = in_place.stored_bias(bias.clone());
+        assert_eq!(moved[..4], [bias[0], bias[4], bias[1], bias[5]]);
+        assert_eq!(moved[8..12], [bias[10], bias[9], bias[11], bias[8]]);
+        assert_eq!(moved[12..], bias[12..]);
+        assert_eq!(reference.stored_bias(bias.clone()), bias);
         for rows in [1, 5] {
             let x: Vec<f32> = (0..rows * 64)
                 .map(|i| ((i % 11) as f32 - 5.0) / 3.0)
                 .collect();
-            for bias in [None, Some(&bias[..])] {
+            for bias in [None, Some(&bias)] {
+                let got_bias = bias.map(|b| in_place.stored_bias(b.clone()));
+                let want_bias = bias.map(|b| reference.stored_bias(b.clone()));
                 let (mut got, mut want) = (vec![0.0; rows * 16], vec![0.0; rows * 16]);
-                in_place.linear(&x, rows, &mut got, bias);
-                reference.linear(&x, rows, &mut want, bias);
+                in_place.linear(&x, rows, &mut got, got_bias.as_deref());
+                reference.linear(&x, rows, &mut want, want_bias.as_deref());
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(
                     bits(&got),

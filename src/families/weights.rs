@@ -107,10 +107,10 @@ impl<'m> Weights<'m> {
                     bias.extend(self.get(&format!("{path}.bias"), &[n])?);
                 }
             }
-            return Ok(Linear {
-                weight: Weight::Quant(Arc::new(weight)),
-                bias: with_bias.then_some(bias),
-            });
+            return Ok(Linear::new(
+                Weight::Quant(Arc::new(weight)),
+                with_bias.then_some(bias),
+            ));
         }
         let (mut weight, mut bias) = (Vec::new(), Vec::new());
         for (path, &n) in paths.iter().zip(out_features) {
@@ -221,7 +221,7 @@ impl<'m> Weights<'m> {
         } else {
             None
         };
-        Ok(Linear { weight, bias })
+        Ok(Linear::new(weight, bias))
     }
 }
 
@@ -236,10 +236,20 @@ enum Weight {
 #[derive(Debug, Clone)]
 pub struct Linear {
     weight: Weight,
+    /// One value per output; for a quantized weight, in the order its rows are stored.
     bias: Option<Vec<f32>>,
 }
 
 impl Linear {
+    /// `weight` with `bias` (as shown), which a quantized weight's stored order takes once here.
+    fn new(weight: Weight, bias: Option<Vec<f32>>) -> Self {
+        let bias = match &weight {
+            Weight::Quant(w) => bias.map(|b| w.stored_bias(b)),
+            Weight::Packed(_) => bias,
+        };
+        Self { weight, bias }
+    }
+
     /// A layer of no weights: what a build that only draws the tree gets.
     #[must_use]
     pub fn empty() -> Self {
