@@ -6,12 +6,11 @@
 //! the modules, the forward and the cached generation step are written once, here, and so are
 //! the probes' hooks (the residual stream, attention, the down projections, the lens's head).
 
-use ndarray::{ArrayD, s};
+use ndarray::s;
 
 use super::attention::{Heads, Mask};
-use super::batch::Batch;
 use super::blueprint::Forward;
-use super::causal::{self, Causal};
+use super::causal::Causal;
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
@@ -540,27 +539,5 @@ impl Causal for Decoder {
 
     fn cache_size(&self) -> (usize, usize) {
         (self.m.layers.len(), self.positions)
-    }
-}
-
-impl Forward for Decoder {
-    /// The logits `[batch, len, vocab]` (the last hidden state without a head), recording the
-    /// embedding, each layer, its attention and MLP, the final norm and the head.
-    fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
-        causal::run(self, batch, rec)
-    }
-
-    fn cache(&self) -> Option<KvCache> {
-        causal::cache(self)
-    }
-
-    fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, FamilyError> {
-        causal::step(self, ids, cache)
-    }
-
-    /// The family's own final norm (Gemma's `1 + w`), head and final soft cap, as the forward
-    /// applies them.
-    fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
-        causal::head(self, h, logits)
     }
 }

@@ -1,12 +1,11 @@
 //! GPT-2 (`model_type: gpt2`): pre-norm blocks, a fused QKV `Conv1D` (weights stored [in, out]),
 //! the tanh GELU, and a final LayerNorm; the LM head is tied to the token embedding unless stored.
 
-use ndarray::{ArrayD, s};
+use ndarray::s;
 
 use super::attention::{Heads, Mask};
-use super::batch::Batch;
-use super::blueprint::{Blueprint, Forward};
-use super::causal::{self, Causal};
+use super::blueprint::Blueprint;
+use super::causal::Causal;
 use super::config::Config;
 use super::error::FamilyError;
 use super::generate::KvCache;
@@ -251,25 +250,5 @@ impl Causal for Plan {
 
     fn cache_size(&self) -> (usize, usize) {
         (self.m.blocks.len(), self.m.wpe.count())
-    }
-}
-
-impl Forward for Plan {
-    /// The logits `[batch, len, vocab]` (the last hidden state for a bare `GPT2Model`), recording
-    /// wte, each block, its attention and MLP, ln_f and the head.
-    fn run(&self, batch: &Batch, rec: &mut Recorder) -> Result<ArrayD<f32>, FamilyError> {
-        causal::run(self, batch, rec)
-    }
-
-    fn cache(&self) -> Option<KvCache> {
-        causal::cache(self)
-    }
-
-    fn step(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, FamilyError> {
-        causal::step(self, ids, cache)
-    }
-
-    fn head(&self, h: &mut [f32], logits: &mut Vec<f32>) -> bool {
-        causal::head(self, h, logits)
     }
 }
