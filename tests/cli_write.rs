@@ -5,18 +5,14 @@ mod cli_support;
 
 use std::path::Path;
 
-use cli_support::{paramscope, stdout_json, succeeded};
+use cli_support::{stdout_json, succeeded};
 
 #[test]
 fn an_export_runs_forward_alone_and_keeps_its_ties() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("shared.safetensors");
     let file = file.to_str().unwrap();
-    assert!(
-        paramscope(&["export", "demo:shared", "-o", file])
-            .status
-            .success()
-    );
+    succeeded(&["export", "demo:shared", "-o", file]);
     let tree = stdout_json(&["tree", file, "--json"]);
     assert_eq!(tree["total_params"], 121);
     assert_eq!(
@@ -27,7 +23,7 @@ fn an_export_runs_forward_alone_and_keeps_its_ties() {
     let from_demo = stdout_json(&["forward", "demo:shared", "--batch", "3", "--json"]);
     assert_eq!(from_file["output"], from_demo["output"]);
     // Exporting over the file it reads from goes through a rename, so the mapped source stays intact.
-    assert!(paramscope(&["export", file, "-o", file]).status.success());
+    succeeded(&["export", file, "-o", file]);
     assert_eq!(
         stdout_json(&["forward", file, "--batch", "3", "--json"])["output"],
         from_demo["output"]
@@ -39,7 +35,7 @@ fn init_changes_only_the_subtree_and_every_alias() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.safetensors");
     let out = out.to_str().unwrap();
-    let ran = paramscope(&[
+    succeeded(&[
         "init",
         "demo:rgnet",
         "--at",
@@ -51,11 +47,6 @@ fn init_changes_only_the_subtree_and_every_alias() {
         "-o",
         out,
     ]);
-    assert!(
-        ran.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ran.stderr)
-    );
     let changed = stdout_json(&["show", out, "0.block1.2.weight", "--json"]);
     assert!(
         changed["values"]
@@ -74,20 +65,16 @@ fn init_changes_only_the_subtree_and_every_alias() {
 
     let tied = dir.path().join("tied.safetensors");
     let tied = tied.to_str().unwrap();
-    assert!(
-        paramscope(&[
-            "init",
-            "demo:shared",
-            "--at",
-            "4",
-            "--weight",
-            "ones",
-            "-o",
-            tied
-        ])
-        .status
-        .success()
-    );
+    succeeded(&[
+        "init",
+        "demo:shared",
+        "--at",
+        "4",
+        "--weight",
+        "ones",
+        "-o",
+        tied,
+    ]);
     let through_2 = stdout_json(&["show", tied, "2.weight", "--json"]);
     assert!(
         through_2["values"]
@@ -103,16 +90,12 @@ fn committed_demo_models_are_what_export_writes() {
     let dir = tempfile::tempdir().unwrap();
     for demo in ["mlp", "rgnet", "shared"] {
         let fresh = dir.path().join(format!("{demo}.safetensors"));
-        assert!(
-            paramscope(&[
-                "export",
-                &format!("demo:{demo}"),
-                "-o",
-                fresh.to_str().unwrap()
-            ])
-            .status
-            .success()
-        );
+        succeeded(&[
+            "export",
+            &format!("demo:{demo}"),
+            "-o",
+            fresh.to_str().unwrap(),
+        ]);
         let committed =
             Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("demo-models/{demo}.safetensors"));
         assert!(
