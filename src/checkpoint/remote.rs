@@ -387,11 +387,66 @@ pub fn fetch_these(model: &Model, ids: &[ParamId]) -> Result<(), FetchError> {
 }
 
 /// The bytes `fetch_these` would fetch over the network for `ids`, and how many tensors: what a
-/// command says before it starts.
+/// command says before it starts. A quantized weight's or reordered rows' bytes are those of the
+/// remote parts they are made of, not the values they give.
 #[must_use]
 pub fn pending(model: &Model, ids: &[ParamId]) -> (u64, usize) {
     ids.iter()
         .map(|&id| model.store.get(id))
         .filter(|t| t.is_pending() && t.is_remote())
-        .fold((0, 0), |(bytes, n), t| (bytes + t.byte_len(), n + 1))
+        .fold((0, 0), |(bytes, n), t| {
+            (bytes + t.pending_download(), n + 1)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::ops::Range;
+
+    use super::*;
+    use crate::model::{Module, ModuleKind, ParamStore};
+    use crate::tensor::quantized::Quantized;
+    use crate::tensor::reordered::Rows;
+    use crate::tensor::{Bytes, DType};
+
+    /// A server whose every byte is zero.
+    struct Zeros;
+
+    impl Ranged for Zeros {
+        fn read(&self, range: Range<u64>) -> Result<Vec<u8>, FetchError> {
+            Ok(vec![0; usize::try_from(range.end - range.start).unwrap()])
+        }
+    }
+
+    fn remote(shape: Vec<usize>, dtype: DType, range: Range<u64>) -> Tensor {
+        Tensor::new(shape, dtype, Bytes::remote(Arc::new(Zeros), range))
+    }
+
+    /// A quantized weight over remote parts counts the parts' bytes still to come, not its
+    /// dequantized length (128 bytes of F32 here, against 32 + 16 to download); reordered rows
+    /// count their stored rows; a local tensor counts nothing.
+    #[test]
+    fn pending_counts_the_remote_parts_bytes() {
+        let codes = remote(vec![4, 8], DType::F8_E4M3, 0..32);
+        let scale = remote(vec![4, 1], DType::F32, 32..48);
+        let fp8 = Quantized::fp8(("w".into(), codes.clone()), ("s".into(), scale), None).unwrap();
+        let fp8 = Tensor::from_quantized(fp8);
+        assert_eq!(fp8.byte_len(), 128);
+        let rows = Rows::new(remote(vec![3, 2], DType::F32, 48..72), vec![2, 0, 1]).unwrap();
+        let mut store = ParamStore::default();
+        let ids = [
+            store.insert(fp8),
+            store.insert(Tensor::reordered(rows)),
+            store.insert(Tensor::from_f32(vec![2], &[1.0, 2.0])),
+        ];
+        let model = Model {
+            root: Module::new("", ModuleKind::Unknown).into(),
+            store,
+            metadata: BTreeMap::new(),
+        };
+        assert_eq!(pending(&model, &ids), (48 + 24, 2));
+        codes.fetch().unwrap();
+        assert_eq!(pending(&model, &ids), (16 + 24, 2));
+    }
 }

@@ -408,6 +408,22 @@ impl Tensor {
         }
     }
 
+    /// How many bytes must still come over the network before the tensor reads: its own range
+    /// when not fetched, or the ranges of the tensors it is made of not fetched yet, looked
+    /// through as [`Tensor::is_remote`] does. Not [`Tensor::byte_len`], which for a quantized
+    /// weight is its dequantized length (four times an FP8 weight's download, in F32).
+    #[must_use]
+    pub fn pending_download(&self) -> u64 {
+        match &self.bytes {
+            Bytes::Remote { fetched, range, .. } if fetched.get().is_none() => {
+                range.end - range.start
+            }
+            Bytes::Quantized(q) => q.parts().iter().map(|(_, p)| p.pending_download()).sum(),
+            Bytes::Reordered(rows) => rows.stored().pending_download(),
+            _ => 0,
+        }
+    }
+
     /// The statistics of every value: one pass, on every core for a large tensor. A mapped tensor's
     /// pages are faulted in ahead of the reading, 2 MiB at a time.
     pub fn stats(&self) -> Result<stats::Stats, decode::Undecodable> {
