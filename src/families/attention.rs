@@ -8,6 +8,7 @@ use std::sync::{Mutex, PoisonError};
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, s};
 
 use super::batch::Batch;
+use super::config::Origin;
 use super::error::FamilyError;
 use super::ops::{soft_cap, softmax};
 use crate::kernel;
@@ -92,15 +93,19 @@ thread_local! {
 /// from the thread that computed them (a probe's).
 pub type Observer<'a> = &'a (dyn Fn(usize, usize, &[f32]) + Sync);
 
-/// Refuses a batch longer than the model's positions (`max_positions`, from the config), or whose
-/// attention scores (one `len × len` buffer per thread) do not fit the memory budget: checked
-/// once per pass, in one place for every family, before anything is allocated.
-pub fn check_len(batch: &Batch, max_positions: Option<usize>) -> Result<(), FamilyError> {
+/// Refuses a batch longer than the model's positions (`max_positions`, from the config read from
+/// `origin`), or whose attention scores (one `len × len` buffer per thread) do not fit the memory
+/// budget: checked once per pass, in one place for every family, before anything is allocated.
+pub fn check_len(
+    batch: &Batch,
+    max_positions: Option<usize>,
+    origin: Origin,
+) -> Result<(), FamilyError> {
     let len = batch.len;
     if let Some(max) = max_positions
         && len > max
     {
-        return Err(FamilyError::TooLong { len, max });
+        return Err(FamilyError::TooLong { origin, len, max });
     }
     let scores = (len as u64)
         .checked_mul(len as u64)
@@ -257,13 +262,24 @@ mod tests {
             len,
         };
         assert!(matches!(
-            check_len(&batch(17), Some(16)),
-            Err(FamilyError::TooLong { len: 17, max: 16 })
+            check_len(&batch(17), Some(16), Origin::ConfigJson),
+            Err(FamilyError::TooLong {
+                len: 17,
+                max: 16,
+                ..
+            })
         ));
-        assert!(check_len(&batch(16), Some(16)).is_ok());
+        let gguf = check_len(&batch(17), Some(16), Origin::Gguf).unwrap_err();
+        assert_eq!(
+            gguf.to_string(),
+            "17 tokens is more than the model's 16 positions (context_length in GGUF metadata)"
+        );
+        assert!(check_len(&batch(16), Some(16), Origin::ConfigJson).is_ok());
         // 70,000² f32 scores are 19.6 GB for one thread: over the cap on activations, whatever
         // the machine holds, and said before any of it is allocated.
-        let err = check_len(&batch(70_000), None).unwrap_err().to_string();
+        let err = check_len(&batch(70_000), None, Origin::ConfigJson)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("attention's scores needs ")
                 && err.ends_with("that is over the cap of 17.2 GB on activations"),

@@ -30,14 +30,45 @@ pub enum ConfigError {
         /// What serde said.
         source: serde_json::Error,
     },
-    /// A field the family needs is absent or out of range.
-    #[error("config.json: {field} {why}")]
+    /// A field the family needs is absent or out of range; [`FamilyError`](super::FamilyError)
+    /// says where the fields were read.
+    #[error("{field} {why}")]
     Field {
         /// The field's name.
         field: &'static str,
         /// What is wrong with it.
         why: String,
     },
+}
+
+/// Where a config's fields were read, named in messages about them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// A Hugging Face checkpoint's `config.json`.
+    #[default]
+    ConfigJson,
+    /// A GGUF file's metadata, its keys renamed to `config.json`'s fields.
+    Gguf,
+}
+
+impl Origin {
+    /// The field the model's positions were read from.
+    #[must_use]
+    pub fn positions_field(self) -> &'static str {
+        match self {
+            Self::ConfigJson => "max_position_embeddings",
+            Self::Gguf => "context_length",
+        }
+    }
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::ConfigJson => "config.json",
+            Self::Gguf => "GGUF metadata",
+        })
+    }
 }
 
 /// RoPE's frequency scaling (`rope_scaling`, or the scaling part of `rope_parameters`).
@@ -129,6 +160,9 @@ pub struct Config {
     pub decoder_sparse_step: Option<usize>,
     pub mlp_only_layers: Option<Vec<usize>>,
     pub eos_token_id: Option<serde_json::Value>,
+    /// Where the fields were read: not a field of the file.
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 /// Sizes past these are not real models: refusing them keeps allocations bounded.

@@ -4,7 +4,7 @@
 
 use thiserror::Error;
 
-use super::config::Config;
+use super::config::{Config, Origin};
 use crate::io::gguf::Value;
 
 /// Why a GGUF file's metadata does not make a config. Keys travel raw; they are escaped where
@@ -74,6 +74,7 @@ pub fn read(
         layer_norm_eps: keys.float("attention.layer_norm_epsilon"),
         sliding_window: keys.optional_size("attention.sliding_window")?,
         tie_word_embeddings: Some(!has_output),
+        origin: Origin::Gguf,
         vocab_size: keys
             .optional_size("vocab_size")?
             .or_else(|| array_len(metadata, "tokenizer.ggml.tokens")),
@@ -192,10 +193,10 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn llama_keys_become_config_fields() {
+    /// A small Llama's metadata.
+    fn llama() -> Vec<(String, Value)> {
         let u = |v| Value::Uint(ValueType::U32, v);
-        let m = metadata(&[
+        metadata(&[
             ("general.architecture", Value::String("llama".into())),
             ("llama.block_count", u(2)),
             ("llama.embedding_length", u(64)),
@@ -203,7 +204,12 @@ mod tests {
             ("llama.attention.head_count_kv", u(2)),
             ("llama.feed_forward_length", u(128)),
             ("llama.rope.freq_base", Value::Float(ValueType::F32, 5e5)),
-        ]);
+        ])
+    }
+
+    #[test]
+    fn llama_keys_become_config_fields() {
+        let m = llama();
         let model = read(&m, true, false).unwrap().unwrap();
         let c = model.config;
         assert_eq!(c.model_type.as_deref(), Some("llama"));
@@ -221,5 +227,53 @@ mod tests {
             read(&other, true, false),
             Err(GgufConfigError::Unsupported(_))
         ));
+    }
+
+    /// Every architecture mapped names a `model_type` a family runs: so a GGUF never meets the
+    /// "config.json: model_type ... is not a family" message, which its metadata did not give.
+    #[test]
+    fn every_mapped_architecture_is_a_family() {
+        let u = |v| Value::Uint(ValueType::U32, v);
+        for architecture in SUPPORTED.split(", ") {
+            let m = metadata(&[
+                ("general.architecture", Value::String(architecture.into())),
+                (&format!("{architecture}.block_count"), u(2)),
+                (&format!("{architecture}.embedding_length"), u(64)),
+                (&format!("{architecture}.attention.head_count"), u(4)),
+            ]);
+            let config = read(&m, true, false).unwrap().unwrap().config;
+            assert!(
+                matches!(super::super::named(Some(config)), Ok(Some(_))),
+                "{architecture}"
+            );
+        }
+    }
+
+    /// A field the family needs and the metadata lacks is said as the metadata's, not
+    /// config.json's; the same config read from a config.json says config.json.
+    #[test]
+    fn a_missing_field_names_the_gguf_metadata() {
+        let mut m = llama();
+        m.retain(|(k, _)| k != "llama.feed_forward_length");
+        let config = read(&m, true, false).unwrap().unwrap().config;
+        let model = crate::model::Model {
+            root: crate::model::Module::new("", crate::model::ModuleKind::Unknown).into(),
+            store: crate::model::ParamStore::default(),
+            metadata: std::collections::BTreeMap::new(),
+        };
+        let (family, config) = super::super::named(Some(config)).unwrap().unwrap();
+        let error = |config: &Config| match super::super::apply(family, config, &model) {
+            Ok(_) => "built".to_owned(),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(
+            error(&config),
+            "GGUF metadata: intermediate_size is missing"
+        );
+        let json = Config {
+            origin: Origin::ConfigJson,
+            ..config
+        };
+        assert_eq!(error(&json), "config.json: intermediate_size is missing");
     }
 }

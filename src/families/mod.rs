@@ -56,7 +56,7 @@ use ndarray::ArrayD;
 
 pub use batch::Batch;
 pub use blueprint::{Blueprint, Forward};
-pub use config::{Config, ConfigError, folder_of};
+pub use config::{Config, ConfigError, Origin, folder_of};
 pub use error::FamilyError;
 pub use generate::{Generated, KvCache, Stop};
 pub use record::Recorder;
@@ -152,7 +152,8 @@ pub fn named(config: Option<Config>) -> Result<Option<(Family, Config)>, FamilyE
 /// whose tensors the checkpoint holds are left out; tensors the family does not know are kept at
 /// the root, whole.
 pub fn apply(family: Family, config: &Config, model: &Model) -> Result<Applied, FamilyError> {
-    let built = scope::build(model, Reading::TreeOnly, |s| (family.0.modules)(s, config))?;
+    let built = scope::build(model, Reading::TreeOnly, |s| (family.0.modules)(s, config))
+        .map_err(|e| e.read_from(config.origin))?;
     Ok(built.tree.bind(model))
 }
 
@@ -176,6 +177,8 @@ pub struct Plan {
     forward: Arc<dyn Forward>,
     /// The config's `max_position_embeddings`: no sequence runs longer.
     max_positions: Option<usize>,
+    /// Where the config was read, for the message when a batch is longer.
+    origin: Origin,
     /// Every tensor read, with its version then: the plan is stale once any changes.
     versions: Vec<(ParamId, u64)>,
 }
@@ -183,11 +186,13 @@ pub struct Plan {
 impl Plan {
     /// Reads the weights `config` implies from `model`.
     pub fn new(family: Family, model: &Model, config: &Config) -> Result<Self, FamilyError> {
-        let built = scope::build(model, Reading::Values, |s| (family.0.forward)(s, config))?;
+        let built = scope::build(model, Reading::Values, |s| (family.0.forward)(s, config))
+            .map_err(|e| e.read_from(config.origin))?;
         Ok(Self {
             family,
             forward: built.value.into(),
             max_positions: config.max_position_embeddings,
+            origin: config.origin,
             versions: built.versions,
         })
     }
@@ -258,7 +263,7 @@ impl Plan {
     }
 
     fn record(&self, batch: &Batch, mut recorder: Recorder) -> Result<Pass, FamilyError> {
-        attention::check_len(batch, self.max_positions)?;
+        attention::check_len(batch, self.max_positions, self.origin)?;
         let output = self.forward.run(batch, &mut recorder)?;
         let experts = recorder.take_experts();
         Ok(Pass {

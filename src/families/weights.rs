@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ndarray::ArrayView2;
 
+use super::config::Origin;
 use super::error::FamilyError;
 use super::quant_weight::{Part, QuantWeight, kernel_quant};
 use crate::kernel::{self, Epilogue, PackedWeight};
@@ -54,7 +55,9 @@ impl<'m> Weights<'m> {
         let id = self.id(name)?;
         let tensor = self.model.store.get(id);
         if tensor.shape() != shape {
+            // The entry point that knows where the config was read says so (`read_from`).
             return Err(FamilyError::Shape {
+                origin: Origin::ConfigJson,
                 name: name.to_owned(),
                 expected: shape.to_vec(),
                 found: tensor.shape().to_vec(),
