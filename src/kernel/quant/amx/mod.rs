@@ -243,17 +243,6 @@ mod tests {
     use super::super::rows::{self, Job};
     use super::*;
 
-    /// Bytes per block of each type on the tile path, and values per block.
-    fn layout(fused: Fused) -> (usize, usize) {
-        match fused {
-            Fused::Q4_0 => (18, 32),
-            Fused::Q4_1 => (20, 32),
-            Fused::Q8_0 => (34, 32),
-            Fused::Q4_K => (144, 256),
-            Fused::Q6_K => (210, 256),
-        }
-    }
-
     /// A xorshift stream.
     struct Stream(u64);
 
@@ -274,7 +263,7 @@ mod tests {
     /// `n` rows of `k` values of `fused`: random integers, scales in [1/128, 1/16), minimums of
     /// magnitude below 0.1 (Q4_1) or 0.07 (Q4_K's 6-bit minimums times a dmin below 1/1024).
     fn weight(fused: Fused, n: usize, k: usize, s: &mut Stream) -> Vec<u8> {
-        let (bytes, values) = layout(fused);
+        let (bytes, values) = super::super::blocks::shape(fused);
         let mut w: Vec<u8> = (0..n * k / values * bytes)
             .map(|_| s.next() as u8)
             .collect();
