@@ -29,7 +29,10 @@ pub enum GgufError {
         left: usize,
     },
     /// A length or count the file cannot hold.
-    #[error("at byte {offset}: a {what} of {len} is more than the file can hold")]
+    #[error(
+        "at byte {offset}: {} {what} of {len} is more than the file can hold",
+        article(what)
+    )]
     TooLong {
         /// Where the length is stored.
         offset: usize,
@@ -108,6 +111,15 @@ pub enum GgufError {
     },
 }
 
+/// "an" before a vowel, else "a": the messages name what they count ("an array of 48900").
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 /// A cap in KiB or MiB, as its constant is written (`64 << 20`).
 fn binary_size(bytes: u64) -> String {
     if bytes >= 1 << 20 {
@@ -165,5 +177,27 @@ impl<'a> Cursor<'a> {
 
     pub(super) fn u64(&mut self) -> Result<u64, GgufError> {
         Ok(u64::from_le_bytes(self.bytes()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GgufError;
+
+    #[test]
+    fn a_count_too_long_reads_as_english() {
+        let too_long = |what| GgufError::TooLong {
+            offset: 7,
+            what,
+            len: 3,
+        };
+        assert_eq!(
+            too_long("array").to_string(),
+            "at byte 7: an array of 3 is more than the file can hold"
+        );
+        assert_eq!(
+            too_long("tensor count").to_string(),
+            "at byte 7: a tensor count of 3 is more than the file can hold"
+        );
     }
 }
